@@ -1,0 +1,202 @@
+/* store.h - durable state of Parley behind one asynchronous interface.
+ *
+ * The loop thread never touches the database. It fills a `struct store_req`, submits it, and
+ * gets its callback on the loop thread once the request's transaction has committed (or failed).
+ * One store thread executes requests from a queue: it drains everything queued into one
+ * transaction (group commit, a SAVEPOINT per request so one failing request does not undo the
+ * others), commits, and posts the completions back with uv_async. A message is therefore
+ * acknowledged, and fanned out, only after it is durable.
+ *
+ * Backends (SQLite now, PostgreSQL later) implement `struct store_backend_ops`, a synchronous
+ * method table called only from the store thread. Completions are delivered in submission order.
+ *
+ * Authorization that must be atomic with the change (membership, cap, idempotency) is checked
+ * inside the transaction, using the pure rules in core/acl.h.
+ */
+#ifndef PARLEY_STORE_STORE_H
+#define PARLEY_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/acl.h"
+
+#define STORE_USERNAME_MAX 32     /* bytes, without the NUL */
+#define STORE_DISPLAY_NAME_MAX 64 /* bytes of UTF-8, without the NUL */
+#define STORE_SLUG_MAX 64
+#define STORE_CLIENT_MSG_ID_MAX 64
+#define STORE_TOKEN_HASH_LEN 32   /* SHA-256 / BLAKE2b-256 of a session token */
+
+enum store_durability {
+  STORE_DURABILITY_NORMAL = 0, /* WAL + synchronous=NORMAL: survives a killed process */
+  STORE_DURABILITY_FSYNC = 1   /* synchronous=FULL: survives power loss */
+};
+
+struct store_user {
+  int64_t id;
+  char username[STORE_USERNAME_MAX + 1];
+  char display_name[STORE_DISPLAY_NAME_MAX + 1];
+  int64_t created_at; /* Unix ms */
+};
+
+struct store_chat {
+  int64_t id;
+  char slug[STORE_SLUG_MAX + 1];
+  char *title;            /* owned by the enclosing request */
+  int is_public;
+  int max_participants;   /* 0 = no cap */
+  int64_t owner_id;
+  int64_t created_at;
+  int64_t last_activity;
+  int64_t last_seq;       /* seq of the newest message, 0 if none */
+  int participant_count;
+  enum chat_role my_role; /* role of the requesting user, CHAT_ROLE_NONE if not a participant */
+};
+
+struct store_msg {
+  int64_t seq;            /* per-chat, gap-free, starting at 1 */
+  int64_t chat_id;
+  struct store_user author;
+  char *body;             /* owned by the enclosing request; UTF-8 */
+  char client_msg_id[STORE_CLIENT_MSG_ID_MAX + 1]; /* "" when the client gave none */
+  int64_t created_at;
+};
+
+enum store_op {
+  STORE_USER_CREATE,    /* in: user (username, display_name), pwhash, now.
+                           out: user. PARLEY_ECONFLICT if the username is taken. */
+  STORE_USER_BY_NAME,   /* in: username. out: user, pwhash. PARLEY_ENOT_FOUND. */
+  STORE_SESSION_CREATE, /* in: user_id, token_hash, now, expires_at. */
+  STORE_SESSION_GET,    /* in: token_hash, now. out: user, expires_at.
+                           PARLEY_EUNAUTHORIZED if unknown or expired. */
+  STORE_SESSION_DELETE, /* in: token_hash. Deleting an unknown session is not an error. */
+  STORE_CHAT_CREATE,    /* in: user_id (becomes owner), title, is_public, max_participants,
+                           slug ("" = derive from title; a taken slug gets a suffix), now.
+                           out: chat (my_role = owner). */
+  STORE_CHAT_GET,       /* in: user_id, slug. out: chat (with my_role and participant_count).
+                           PARLEY_ENOT_FOUND, or PARLEY_EFORBIDDEN per ACL_CHAT_VIEW. */
+  STORE_CHAT_LIST,      /* in: user_id. out: chats/n_chats (chats the user participates in,
+                           newest lastActivity first), and for each the last message in
+                           last_msgs[i] (seq 0 if none) and unread[i]. */
+  STORE_CHAT_JOIN,      /* in: user_id, slug, now. out: chat, joined (1 if newly added).
+                           ACL_CHAT_JOIN; PARLEY_ECHAT_FULL at the cap. */
+  STORE_MSG_APPEND,     /* in: user_id, slug, body, client_msg_id, now.
+                           out: chat (slug, id, last_seq), msg, duplicate (1 if client_msg_id was
+                           already used by this user in this chat: msg is the original).
+                           ACL_MSG_SEND. */
+  STORE_MSG_HISTORY,    /* in: user_id, slug, before (0 = newest), limit.
+                           out: chat, msgs/n_msgs oldest first (seq < before), has_more.
+                           ACL_CHAT_READ. */
+  STORE_MSG_SINCE,      /* in: user_id, slug, since, limit.
+                           out: chat (last_seq), msgs/n_msgs (seq > since, oldest first), reset.
+                           If more than `limit` messages follow `since`, reset = 1 and msgs is
+                           the newest `limit` messages. ACL_CHAT_READ. */
+  STORE_READ_SET,       /* in: user_id, slug, seq. Moves the user's read marker forward (never
+                           back). out: chat. ACL_CHAT_READ. */
+  STORE_OP__COUNT
+};
+
+struct store_req;
+typedef void (*store_cb)(struct store_req *req);
+
+struct store_req {
+  enum store_op op;
+  int status;    /* set before the callback: 0 or a PARLEY_E* code */
+  store_cb cb;   /* called on the loop thread */
+  void *data;    /* caller's */
+
+  struct {       /* inputs: filled by the caller; strings are owned by the request */
+    int64_t now; /* Unix ms, from the caller's clock */
+    int64_t user_id;
+    struct store_user user;
+    char *pwhash;
+    uint8_t token_hash[STORE_TOKEN_HASH_LEN];
+    int64_t expires_at;
+    char slug[STORE_SLUG_MAX + 1];
+    char *title;
+    int is_public;
+    int max_participants;
+    char *body;
+    char client_msg_id[STORE_CLIENT_MSG_ID_MAX + 1];
+    int64_t before, since, seq;
+    int limit;
+  } in;
+
+  struct {       /* outputs: filled by the store thread; freed by store_req_free() */
+    struct store_user user;
+    char *pwhash;
+    int64_t expires_at;
+    struct store_chat chat;
+    struct store_msg msg;
+    int duplicate;
+    int joined;
+    struct store_msg *msgs;
+    size_t n_msgs;
+    int has_more;
+    int reset;
+    struct store_chat *chats;
+    struct store_msg *last_msgs;
+    int64_t *unread;
+    size_t n_chats;
+  } out;
+
+  struct store_req *next; /* queue link, private to the store */
+};
+
+struct store; /* opaque: queue, thread, backend */
+
+/* Synchronous backend method table; every function runs on the store thread only.
+ * `be` is the backend's own state from open(). */
+struct store_backend_ops {
+  const char *name;
+  /* Opens (creating and migrating as needed) the database at `uri` (borrowed). */
+  int (*open)(void **be, const char *uri, enum store_durability durability);
+  void (*close)(void *be);
+  int (*begin)(void *be);
+  int (*commit)(void *be);
+  int (*rollback)(void *be);
+  int (*savepoint)(void *be);         /* before each request of a batch */
+  int (*release)(void *be, int undo); /* after it: undo != 0 rolls the request back */
+  /* Executes one request inside the open transaction; returns 0 or PARLEY_E*. */
+  int (*exec)(void *be, struct store_req *req);
+};
+
+extern const struct store_backend_ops store_sqlite_ops;
+
+/* Allocates a zeroed request for `op`. Returns NULL on out-of-memory. */
+struct store_req *store_req_new(enum store_op op);
+
+/* Frees a request and every input and output it owns. NULL is fine. */
+void store_req_free(struct store_req *req);
+
+/* Frees the heap parts of one message (not `m` itself). */
+void store_msg_dispose(struct store_msg *m);
+
+/* Opens the store for `uri` (a file path for SQLite; borrowed), starts its thread, and hooks its
+ * completion handle into `loop`. Returns 0 and sets *out, or a PARLEY_E* code. */
+int store_open(struct store **out, uv_loop_t *loop, const char *uri,
+               enum store_durability durability);
+
+/* Queues `req` (ownership passes to the store until cb, then to cb). cb runs on the loop thread
+ * after the request's transaction committed or failed. Never calls cb synchronously.
+ * Returns 0, or PARLEY_EUNAVAILABLE after store_close() began (cb is then never called). */
+int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data);
+
+/* Number of requests queued or executing (for /metrics and back-pressure). */
+size_t store_pending(const struct store *s);
+
+/* Finishes every queued request (their callbacks still run on the next loop turns), stops the
+ * thread, closes the database and frees `s`. Call from the loop thread; the loop must keep
+ * running until `done` is called (NULL allowed). */
+void store_close(struct store *s, void (*done)(void *arg), void *arg);
+
+/* Commit timing for /metrics: the last batch sizes and commit latencies are folded into these. */
+struct store_stats {
+  uint64_t batches;
+  uint64_t requests;
+  uint64_t commit_us_total;
+};
+void store_get_stats(const struct store *s, struct store_stats *out);
+
+#endif
