@@ -1,0 +1,175 @@
+/* loadgen.h - shared state of the Parley load generator.
+ *
+ * The load generator is one process with one libuv loop. loadgen.c owns the run: options, the
+ * set-up phases (sign up, connect, create/join chats, subscribe), pacing of sends, measurement and
+ * the report. ws.c is a minimal WebSocket client (libuv TCP, RFC 6455 handshake checked with
+ * OpenSSL, wslay framing) that hands every text message back to loadgen.c. signup.c creates the
+ * accounts over plain HTTP/1.1 with bounded concurrency. hist.c keeps latency histograms.
+ */
+#ifndef BENCH_LOADGEN_H
+#define BENCH_LOADGEN_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <uv.h>
+#include <wslay/wslay.h>
+
+#include "hist.h"
+
+/* A growable byte buffer with a hard cap. */
+struct buf {
+  char *base;
+  size_t len;
+  size_t cap;
+};
+
+/* Appends; returns 0, or -1 if `limit` would be passed or memory ran out. */
+int buf_append(struct buf *b, const void *p, size_t n, size_t limit);
+void buf_dispose(struct buf *b);
+
+struct user {
+  char name[33];
+  char *token; /* session token from signup (or the users file); owned */
+};
+
+struct group {
+  char slug[80]; /* from the chat.create reply */
+  int first;     /* index of the first member (the creator) */
+  int size;
+};
+
+/* What a pending request was, so its reply can be routed. */
+enum req_kind { REQ_NONE = 0, REQ_AUTH, REQ_CREATE, REQ_JOIN, REQ_SUB, REQ_SEND };
+
+struct pending {
+  uint64_t id;     /* request id; 0 = free slot */
+  uint64_t t_send; /* uv_hrtime() when queued */
+  uint8_t kind;    /* enum req_kind */
+  uint8_t measured; /* sent inside the measured window */
+};
+
+enum conn_state { CONN_IDLE = 0, CONN_CONNECTING, CONN_HANDSHAKE, CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
+
+struct conn {
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  uv_write_t wreq;
+  struct lg *lg;
+  int idx;                 /* user index */
+  int group;
+  enum conn_state state;
+  int busy;                /* a set-up step is in flight for this connection */
+  int closed_by_us;
+  wslay_event_context_ptr ws;
+  char key[32];            /* Sec-WebSocket-Key sent in the handshake */
+  struct buf hs;           /* handshake response so far */
+  const uint8_t *in;       /* bytes of the current read not yet given to wslay */
+  size_t in_len;
+  struct buf out;          /* frames waiting to be written */
+  struct buf wbuf;         /* frames in the uv_write in flight */
+  int writing;
+  uint64_t next_id;
+  struct pending *ring;    /* outstanding requests, indexed by id & ring_mask */
+  uint32_t ring_mask;
+  uint32_t outstanding;
+  int64_t expect_seq;      /* next msg seq expected on the subscribed chat; -1 unknown */
+  uint64_t nsent;          /* msg.send requests sent, for clientMsgId */
+};
+
+enum scenario { SCEN_CHAT = 0, SCEN_BROADCAST };
+
+enum phase {
+  PH_SIGNUP = 0, PH_CONNECT, PH_CREATE, PH_JOIN, PH_SUB, PH_RUN, PH_DRAIN, PH_CLOSE, PH_DONE
+};
+
+struct counters {
+  uint64_t sends;          /* msg.send requests sent */
+  uint64_t acks;           /* ok replies to msg.send */
+  uint64_t deliveries;     /* msg events received */
+  uint64_t err_replies;    /* error replies other than rate_limited */
+  uint64_t rate_limited;
+  uint64_t skipped;        /* sends not made: window full or connection down */
+};
+
+struct lg {
+  uv_loop_t *loop;
+  /* options */
+  enum scenario scen;
+  char host[64];
+  int port;
+  char path[128];
+  struct sockaddr_storage addr;
+  int n_users, chat_size;
+  double rate;             /* msgs/s across all users; 0 = window mode (broadcast) */
+  int window;
+  double duration, warmup, drain, setup_timeout;
+  int body_size;
+  int server_pid;
+  const char *csv, *users_file, *label;
+  int signup_conc, connect_conc, setup_conc;
+  int strict, quiet;
+  char runid[16];
+
+  struct user *users;
+  struct conn *conns;
+  struct group *groups;
+  int n_groups;
+  int *order;              /* send order: interleaves groups so consecutive sends hit different chats */
+  char *pad;               /* body padding */
+
+  /* phase driver */
+  enum phase phase;
+  int *work;               /* indexes for the current set-up phase */
+  int work_n, work_pos, work_inflight, work_done, work_failed;
+  uv_timer_t tick;         /* 1 ms: pacing, phase changes, progress */
+  uv_timer_t deadline;     /* set-up and close time limits */
+  uint64_t t_phase;
+
+  /* run */
+  uint64_t t_load, t_meas0, t_meas1, t_drain_end, t_last_progress;
+  uint64_t paced;          /* sends due so far by the rate */
+  uint64_t rr;             /* round-robin position in order[] */
+  uint64_t now_recv;       /* uv_hrtime() of the read being processed */
+  struct counters tot, win; /* whole run, and the measured window only */
+  uint64_t expected;       /* deliveries owed for every acked send */
+  uint64_t closes, seq_gaps, seq_dups, proto_errs, null_id, slow_parse;
+  uint64_t errors_printed;
+  struct hist lat;         /* send-to-receive, sends in the measured window */
+  struct hist ack;         /* send-to-ack, sends in the measured window */
+  /* resource samples at the window's edges */
+  unsigned long long srv_ticks0, srv_ticks1;
+  long srv_rss_kb, srv_hwm_kb;
+  double lg_cpu0, lg_cpu1;
+  int exit_code;
+};
+
+/* Fast pseudo-random numbers for masks and keys (xorshift64*); not for secrets. */
+uint64_t lg_rand(void);
+
+/* ws.c */
+/* Connects c (already zeroed except idx/group/lg) to lg->addr and runs the handshake; when the
+ * socket is open, calls lg_on_ws_open(c); on any failure or close, lg_on_ws_down(c) once. */
+void ws_conn_start(struct conn *c);
+/* Queues one text message and tries to write it at once. Returns 0 or -1 (connection gone). */
+int ws_conn_send_text(struct conn *c, const char *p, size_t n);
+/* Starts a clean close (1000); the socket is closed for good after `grace_ms` at most. */
+void ws_conn_close(struct conn *c);
+/* Closes the TCP handle now. */
+void ws_conn_abort(struct conn *c);
+
+/* loadgen.c, called by ws.c */
+void lg_on_ws_open(struct conn *c);
+void lg_on_ws_text(struct conn *c, const uint8_t *p, size_t n);
+void lg_on_ws_close_frame(struct conn *c, unsigned code);
+void lg_on_ws_down(struct conn *c, const char *why);
+
+/* signup.c: signs up users[idx] for every idx in todo[0..n) with at most `conc` requests in
+ * flight; calls done(lg, idx, ok) once per user, then finished(lg) once. */
+void signup_run(struct lg *lg, const int *todo, int n, int conc,
+                void (*done)(struct lg *lg, int idx, int ok),
+                void (*finished)(struct lg *lg));
+
+#endif

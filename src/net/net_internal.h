@@ -1,0 +1,85 @@
+/* net_internal.h - state shared by the files of net/ (server.c, http.c, ws.c); not exported. */
+#ifndef PARLEY_NET_INTERNAL_H
+#define PARLEY_NET_INTERNAL_H
+
+#include <llhttp.h>
+#include <utlist.h>
+#include <wslay/wslay.h>
+
+#include "net/net.h"
+
+#define NET__MAX_IOV 64 /* chunks handed to one write */
+
+struct net__http; /* parser state, only while the connection speaks HTTP */
+
+struct net_conn {
+  uv_tcp_t tcp;
+  struct net_server *srv;
+  void *app_data;
+  struct net__http *http;         /* NULL once upgraded */
+  wslay_event_context_ptr ws;     /* NULL until upgraded */
+  const uint8_t *rbuf;            /* bytes of the current read, for wslay's recv callback */
+  size_t rlen, rpos;
+  struct outq q;
+  uv_write_t wreq;
+  uint32_t inflight;              /* queue entries owned by wreq */
+  unsigned closing : 1;           /* uv_close called or pending */
+  unsigned close_after_flush : 1; /* close once the queue is written */
+  unsigned dirty : 1;             /* linked in srv->dirty */
+  unsigned reading : 1;
+  unsigned ws_close_sent : 1;
+  uint64_t last_rx_ms;            /* loop time of the last byte received */
+  uint64_t last_ping_ms;
+  uint64_t close_deadline_ms;     /* hard close after a close that lingers; 0 = none */
+  struct net_conn *prev, *next;   /* srv->conns */
+  struct net_conn *dprev, *dnext; /* srv->dirty */
+};
+
+struct net_server {
+  uv_loop_t *loop;
+  struct net_config cfg;
+  struct net_callbacks cb;
+  uv_tcp_t listener;
+  uv_prepare_t flusher;
+  uv_timer_t ticker;
+  char host[64];
+  int listening;
+  int listener_closed;
+  int port;
+  int handles_open;        /* counted down as handles close in net_server_free */
+  size_t n_conns;
+  struct net_conn *conns;  /* every open connection */
+  struct net_conn *dirty;  /* connections with output to write */
+  wslay_frame_context_ptr encoder; /* frames outbound messages into encode_target */
+  struct outq_chunk *encode_target;
+  size_t encode_pos;
+  struct net_stats stats;
+  char rbuf[65536];        /* one read buffer for all connections: reads are handled at once */
+  int rbuf_busy;
+};
+
+/* server.c */
+void net__conn_mark_dirty(struct net_conn *c);
+int net__conn_push(struct net_conn *c, struct outq_chunk *chunk);
+int net__conn_push_copy(struct net_conn *c, const void *data, size_t len);
+void net__conn_close(struct net_conn *c);
+void net__conn_read_start(struct net_conn *c);
+void net__conn_read_stop(struct net_conn *c);
+
+/* http.c */
+int net__http_new(struct net_conn *c);
+void net__http_free(struct net_conn *c);
+void net__http_on_data(struct net_conn *c, const char *data, size_t len);
+/* The request being answered. */
+struct http_request *net__http_request(struct net_conn *c);
+/* Returns and detaches the bytes received after the request being upgraded. */
+void net__http_take_leftover(struct net_conn *c, struct buf *out);
+
+/* ws.c */
+int net__ws_encoder_init(struct net_server *s);
+void net__ws_encoder_free(struct net_server *s);
+void net__ws_on_data(struct net_conn *c, const char *data, size_t len);
+void net__ws_tick(struct net_conn *c, uint64_t now);
+void net__ws_free(struct net_conn *c);
+
+#endif

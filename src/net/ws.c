@@ -1,0 +1,291 @@
+/* ws.c - WebSocket connections on wslay.
+ *
+ * Inbound, wslay's event API does the protocol work: unmasking, reassembling fragments, the
+ * 64 KiB cap (close 1009), answering pings and the close handshake. We add what wslay leaves to
+ * the application: text only (binary closes with 1003) and UTF-8 validation (close 1007).
+ *
+ * Outbound data frames bypass wslay's event queue, which would copy every message per
+ * connection. net_ws_frame_text() encodes a frame once with wslay's frame API into a refcounted
+ * chunk that any number of connections queue. Control frames that wslay itself produces (pong,
+ * close) reach our queue through its send callback, so their order with data frames is kept.
+ */
+#include <openssl/evp.h>
+#include <openssl/sha.h> /* SHA_DIGEST_LENGTH */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistr.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "net/net_internal.h"
+
+#define WS__GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS__CLOSE_LINGER_MS 5000 /* how long a close handshake may take before we hang up */
+
+/* --- the shared encoder: frames into s->encode_target --------------------------------------- */
+
+static ssize_t ws__encoder_send(const uint8_t *data, size_t len, int flags, void *user_data) {
+  struct net_server *s = user_data;
+  struct outq_chunk *t = s->encode_target;
+  if (s->encode_pos + len > t->len)
+    return -1;
+  memcpy(t->data + s->encode_pos, data, len);
+  s->encode_pos += len;
+  return (ssize_t)len;
+}
+
+static struct net_server *ws__encoder_owner; /* the loop thread's server; see below */
+
+int net__ws_encoder_init(struct net_server *s) {
+  static const struct wslay_frame_callbacks cbs = {ws__encoder_send, NULL, NULL};
+  if (wslay_frame_context_init(&s->encoder, &cbs, s) != 0)
+    return PARLEY_EINTERNAL;
+  /* net_ws_frame_text() has no server argument (frames do not depend on one), so it uses the
+   * encoder of the one server that runs on the loop thread. */
+  ws__encoder_owner = s;
+  return 0;
+}
+
+void net__ws_encoder_free(struct net_server *s) {
+  wslay_frame_context_free(s->encoder);
+  if (ws__encoder_owner == s)
+    ws__encoder_owner = NULL;
+}
+
+static struct outq_chunk *ws__frame(int opcode, const char *data, size_t len) {
+  struct net_server *s = ws__encoder_owner;
+  struct wslay_frame_iocb iocb;
+  size_t header = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  struct outq_chunk *c;
+  ssize_t r;
+
+  if (s == NULL)
+    return NULL;
+  c = outq_chunk_new(header + len);
+  if (c == NULL)
+    return NULL;
+  memset(&iocb, 0, sizeof iocb);
+  iocb.fin = 1;
+  iocb.opcode = (uint8_t)opcode;
+  iocb.payload_length = len;
+  iocb.data = (const uint8_t *)data;
+  iocb.data_length = len;
+  s->encode_target = c;
+  s->encode_pos = 0;
+  r = wslay_frame_send(s->encoder, &iocb);
+  s->encode_target = NULL;
+  if (r != (ssize_t)len || s->encode_pos != c->len) {
+    outq_chunk_unref(c);
+    return NULL;
+  }
+  return c;
+}
+
+struct outq_chunk *net_ws_frame_text(const char *data, size_t len) {
+  return ws__frame(WSLAY_TEXT_FRAME, data, len);
+}
+
+/* --- per-connection wslay context ----------------------------------------------------------- */
+
+static ssize_t ws__recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                           void *user_data) {
+  struct net_conn *c = user_data;
+  size_t n = c->rlen - c->rpos;
+  if (n == 0) {
+    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+    return -1;
+  }
+  if (n > len)
+    n = len;
+  memcpy(buf, c->rbuf + c->rpos, n);
+  c->rpos += n;
+  return (ssize_t)n;
+}
+
+static ssize_t ws__send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+                           int flags, void *user_data) {
+  struct net_conn *c = user_data;
+  /* Only control frames come this way (pong, close, ping): small, so a copy is fine. */
+  if (net__conn_push_copy(c, data, len) != 0) {
+    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+  }
+  return (ssize_t)len;
+}
+
+static void ws__on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
+                       void *user_data) {
+  struct net_conn *c = user_data;
+
+  if (c->ws_close_sent || c->closing)
+    return; /* closing: late messages are not processed */
+  switch (a->opcode) {
+  case WSLAY_TEXT_FRAME:
+    if (u8_check(a->msg, a->msg_length) != NULL) {
+      net_ws_close(c, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8");
+      return;
+    }
+    c->srv->cb.on_ws_text(c->srv->cb.ud, c, (const char *)a->msg, a->msg_length);
+    break;
+  case WSLAY_BINARY_FRAME:
+    net_ws_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary messages are not accepted");
+    break;
+  default:
+    break; /* ping, pong and close are handled by wslay */
+  }
+}
+
+static const struct wslay_event_callbacks ws__callbacks = {
+    ws__recv_cb, ws__send_cb, NULL, NULL, NULL, NULL, ws__on_msg,
+};
+
+/* Writes what wslay queued (pongs, close) and closes the socket once both sides said goodbye. */
+static void ws__pump(struct net_conn *c) {
+  if (c->closing)
+    return;
+  if (wslay_event_send(c->ws) != 0) {
+    net__conn_close(c);
+    return;
+  }
+  if (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)) {
+    /* The close handshake is complete (or wslay gave up on a protocol error): the server
+     * closes the TCP connection first, once the close frame is written (RFC 6455 7.1.1). */
+    c->close_after_flush = 1;
+    if (!c->close_deadline_ms)
+      c->close_deadline_ms = uv_now(c->srv->loop) + WS__CLOSE_LINGER_MS;
+    net__conn_mark_dirty(c);
+  }
+}
+
+void net__ws_on_data(struct net_conn *c, const char *data, size_t len) {
+  int r;
+  c->rbuf = (const uint8_t *)data;
+  c->rlen = len;
+  c->rpos = 0;
+  r = wslay_event_recv(c->ws);
+  c->rbuf = NULL;
+  c->rlen = c->rpos = 0;
+  if (c->closing)
+    return;
+  if (r != 0) {
+    net__conn_close(c);
+    return;
+  }
+  ws__pump(c);
+}
+
+void net__ws_tick(struct net_conn *c, uint64_t now) {
+  uint64_t interval = c->srv->cfg.ping_interval_ms;
+  if (now - c->last_rx_ms >= 2 * interval) {
+    /* Two intervals without a byte, not even a pong: the peer is gone. No close frame, there
+     * is nobody to read it. */
+    c->srv->stats.dead_closes++;
+    net__conn_close(c);
+    return;
+  }
+  if (now - c->last_rx_ms >= interval && now - c->last_ping_ms >= interval &&
+      !c->ws_close_sent) {
+    struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+    c->last_ping_ms = now;
+    if (wslay_event_queue_msg(c->ws, &ping) == 0)
+      ws__pump(c);
+  }
+}
+
+void net__ws_free(struct net_conn *c) {
+  if (c->ws) {
+    wslay_event_context_free(c->ws);
+    c->ws = NULL;
+  }
+}
+
+int net_ws_accept(struct net_conn *c) {
+  static const char magic[] = WS__GUID;
+  struct http_request *r;
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  unsigned char accept[64];
+  char headers[200];
+  struct buf leftover;
+
+  if (c->closing || c->http == NULL)
+    return PARLEY_EBAD_REQUEST;
+  r = net__http_request(c);
+  if (!r->wants_upgrade || r->sec_ws_key == NULL || strlen(r->sec_ws_key) > 64 ||
+      r->sec_ws_version == NULL || strcmp(r->sec_ws_version, "13") != 0) {
+    net_http_error(c, PARLEY_EBAD_REQUEST, "not a WebSocket version 13 upgrade");
+    return PARLEY_EBAD_REQUEST;
+  }
+  {
+    char keyed[64 + sizeof magic];
+    size_t klen = strlen(r->sec_ws_key);
+    memcpy(keyed, r->sec_ws_key, klen);
+    memcpy(keyed + klen, magic, sizeof magic - 1);
+    if (EVP_Digest(keyed, klen + sizeof magic - 1, digest, NULL, EVP_sha1(), NULL) != 1) {
+      net_http_error(c, PARLEY_EINTERNAL, NULL);
+      return PARLEY_EINTERNAL;
+    }
+  }
+  EVP_EncodeBlock(accept, digest, SHA_DIGEST_LENGTH);
+  snprintf(headers, sizeof headers,
+           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+           accept);
+  if (wslay_event_context_server_init(&c->ws, &ws__callbacks, c) != 0) {
+    c->ws = NULL;
+    net_http_error(c, PARLEY_EINTERNAL, NULL);
+    return PARLEY_EINTERNAL;
+  }
+  wslay_event_config_set_max_recv_msg_length(c->ws, c->srv->cfg.ws_max_msg);
+  net__conn_push_copy(c, headers, strlen(headers));
+  /* Frames the client sent right behind its upgrade request belong to the WebSocket now. */
+  net__http_take_leftover(c, &leftover);
+  net__http_free(c);
+  c->last_rx_ms = c->last_ping_ms = uv_now(c->srv->loop);
+  if (leftover.len)
+    net__ws_on_data(c, leftover.data, leftover.len);
+  buf_dispose(&leftover);
+  net__conn_read_start(c);
+  return 0;
+}
+
+int net_ws_send_frame(struct net_conn *c, struct outq_chunk *frame) {
+  int err;
+  if (c->closing || c->ws == NULL || c->ws_close_sent)
+    return PARLEY_EUNAVAILABLE;
+  err = net__conn_push(c, frame);
+  if (err)
+    return err;
+  c->srv->stats.frames_out++;
+  if (c->q.bytes > c->srv->cfg.outq_max) {
+    /* A client that does not read must not make the server hold unbounded memory or slow
+     * anyone else: drop what it has not started receiving and tell it to resume later. */
+    c->srv->stats.slow_closes++;
+    uint32_t keep = c->inflight;
+    if (keep == 0 && c->q.count > 0 && outq_at(&c->q, 0)->off > 0)
+      keep = 1; /* a frame half written must be finished, or the stream is corrupt */
+    outq_truncate(&c->q, keep);
+    net_ws_close(c, NET_CLOSE_SLOW, "too slow: reconnect and resume");
+    return PARLEY_EUNAVAILABLE;
+  }
+  return 0;
+}
+
+int net_ws_send_text(struct net_conn *c, const char *data, size_t len) {
+  struct outq_chunk *f = net_ws_frame_text(data, len);
+  int err;
+  if (f == NULL)
+    return PARLEY_EINTERNAL;
+  err = net_ws_send_frame(c, f);
+  outq_chunk_unref(f);
+  return err;
+}
+
+void net_ws_close(struct net_conn *c, uint16_t code, const char *reason) {
+  if (c->closing || c->ws == NULL || c->ws_close_sent)
+    return;
+  c->ws_close_sent = 1;
+  wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+  c->close_deadline_ms = uv_now(c->srv->loop) + WS__CLOSE_LINGER_MS;
+  ws__pump(c);
+}

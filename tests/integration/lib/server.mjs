@@ -1,0 +1,275 @@
+// Starts and stops the real Parley binary for the integration tests.
+//
+// Each ParleyServer owns a free loopback port, a fresh temporary data directory (the SQLite file
+// lives there) and a temporary web directory holding a small index.html, so every test file runs
+// against its own server and leaves nothing behind. The server's stdout and stderr are collected:
+// a failing test prints what the server logged while it ran, and a sanitizer report (ASan, LSan,
+// UBSan) anywhere in the log fails the suite when the server is disposed.
+//
+// useServer() registers the node:test hooks (start in before, dispose in after, log dump in
+// afterEach on failure) so a test file only writes `const srv = useServer();`.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, afterEach, before, beforeEach } from 'node:test';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+// Marker put in the test web directory's index.html, so tests can tell it was served.
+export const INDEX_MARKER = 'parley-integration-index';
+
+const SANITIZER_RE =
+  /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (?:Address|Undefined|Leak)Sanitizer/;
+
+// Every server process still running, so an exiting test process never leaves one behind.
+const live = new Set();
+process.on('exit', () => {
+  for (const p of live) {
+    try {
+      p.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+export function binPath() {
+  return path.resolve(ROOT, process.env.PARLEY_BIN || 'build/parley-asan');
+}
+
+// A port that was free a moment ago: listen on port 0, read it, close.
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export class ParleyServer {
+  // opts.env: extra environment (merged over the defaults below).
+  // opts.webDir: serve this directory instead of a generated one.
+  constructor(opts = {}) {
+    this.opts = opts;
+    this.port = opts.port ?? null;
+    this.host = '127.0.0.1';
+    this.tmpRoot = null; // parent of dataDir and webDir, removed on dispose
+    this.dataDir = null;
+    this.webDir = opts.webDir ?? null;
+    this.proc = null;
+    this.exited = null; // promise of {code, signal} for the current process
+    this.log = ''; // stdout + stderr of every process this object started
+    this.starts = 0;
+  }
+
+  get url() {
+    return `http://${this.host}:${this.port}`;
+  }
+  get wsUrl() {
+    return `ws://${this.host}:${this.port}/ws`;
+  }
+  // The origin a browser loading the app from this server would send.
+  get origin() {
+    return this.url;
+  }
+  get running() {
+    return this.proc !== null;
+  }
+
+  async start() {
+    if (this.proc) throw new Error('server already running');
+    if (this.port === null) this.port = await freePort();
+    if (this.tmpRoot === null) {
+      this.tmpRoot = await fs.mkdtemp(path.join(os.tmpdir(), 'parley-it-'));
+      this.dataDir = path.join(this.tmpRoot, 'data');
+      await fs.mkdir(this.dataDir);
+      if (this.webDir === null) {
+        this.webDir = path.join(this.tmpRoot, 'web');
+        await fs.mkdir(path.join(this.webDir, 'assets'), { recursive: true });
+        await fs.writeFile(
+          path.join(this.webDir, 'index.html'),
+          `<!doctype html>\n<html><head><title>Parley</title></head>` +
+            `<body><div id="root">${INDEX_MARKER}</div></body></html>\n`,
+        );
+        await fs.writeFile(path.join(this.webDir, 'assets', 'app.js'), 'console.log("parley");\n');
+        // A file outside the web root: path traversal must never reach it.
+        await fs.writeFile(path.join(this.tmpRoot, 'secret.txt'), 'TOP-SECRET-OUTSIDE-WEBROOT\n');
+      }
+    }
+    const env = {
+      ...process.env,
+      PARLEY_LISTEN: `${this.host}:${this.port}`,
+      PARLEY_DATA: this.dataDir,
+      PARLEY_WEB_DIR: this.webDir,
+      PARLEY_RATE_LIMITS: '0',
+      UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1',
+      ...(this.opts.env || {}),
+    };
+    const bin = binPath();
+    this.starts += 1;
+    this.log += `\n----- start #${this.starts}: ${bin} on ${this.host}:${this.port} -----\n`;
+    const proc = spawn(bin, this.opts.args || [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    live.add(proc);
+    proc.stdout.setEncoding('utf8');
+    proc.stderr.setEncoding('utf8');
+    proc.stdout.on('data', (d) => (this.log += d));
+    proc.stderr.on('data', (d) => (this.log += d));
+    this.exited = new Promise((resolve) => {
+      proc.on('error', (err) => {
+        this.log += `spawn error: ${err.message}\n`;
+      });
+      proc.on('close', (code, signal) => {
+        live.delete(proc);
+        if (this.proc === proc) this.proc = null;
+        this.log += `----- exited: code=${code} signal=${signal} -----\n`;
+        resolve({ code, signal });
+      });
+    });
+    await this.waitHealthy();
+    return this;
+  }
+
+  // Polls GET /healthz until it answers 200; fails at once if the process exits.
+  async waitHealthy(timeoutMs = 20000) {
+    const deadline = Date.now() + timeoutMs;
+    let exited = null;
+    this.exited.then((e) => (exited = e));
+    for (;;) {
+      if (exited) {
+        throw new Error(
+          `server exited during start-up (code=${exited.code} signal=${exited.signal})\n` +
+            this.tail(60),
+        );
+      }
+      try {
+        const res = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) });
+        await res.arrayBuffer();
+        if (res.status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`server not healthy after ${timeoutMs} ms\n` + this.tail(60));
+      }
+      await delay(25);
+    }
+  }
+
+  // Graceful stop: SIGTERM, wait for the exit. Returns {code, signal}. Kills with SIGKILL and
+  // throws if the process does not exit in time.
+  async stop(timeoutMs = 15000) {
+    if (!this.proc) return { code: null, signal: null, notRunning: true };
+    const proc = this.proc;
+    const exited = this.exited;
+    proc.kill('SIGTERM');
+    let timer;
+    const res = await Promise.race([
+      exited,
+      new Promise((r) => (timer = setTimeout(() => r(null), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (res === null) {
+      proc.kill('SIGKILL');
+      await exited;
+      throw new Error(`server did not exit within ${timeoutMs} ms of SIGTERM\n` + this.tail(40));
+    }
+    return res;
+  }
+
+  // Crash: SIGKILL, wait for the exit.
+  async kill9() {
+    if (!this.proc) throw new Error('server not running');
+    const exited = this.exited;
+    this.proc.kill('SIGKILL');
+    return exited;
+  }
+
+  // Same port, same data directory: a graceful stop (unless already stopped) then a start.
+  async restart() {
+    if (this.proc) await this.stop();
+    await this.start();
+    return this;
+  }
+
+  mark() {
+    return this.log.length;
+  }
+  since(mark) {
+    return this.log.slice(mark);
+  }
+  tail(lines = 80, text = this.log) {
+    const all = text.split('\n');
+    return all.slice(-lines).join('\n');
+  }
+
+  sanitizerReport() {
+    const m = SANITIZER_RE.exec(this.log);
+    if (!m) return null;
+    return this.log.slice(Math.max(0, m.index - 200), m.index + 6000);
+  }
+
+  // Stops the server (SIGTERM, then SIGKILL if it hangs), removes the temp directories, and
+  // throws if a sanitizer reported anything during the server's whole life.
+  async dispose() {
+    let stopErr = null;
+    try {
+      if (this.proc) await this.stop();
+    } catch (err) {
+      stopErr = err;
+    }
+    if (this.tmpRoot && !process.env.PARLEY_KEEP_TMP) {
+      await fs.rm(this.tmpRoot, { recursive: true, force: true });
+    }
+    const report = this.sanitizerReport();
+    if (report) throw new Error(`sanitizer report in the server log:\n${report}`);
+    if (stopErr) throw stopErr;
+  }
+}
+
+export async function startServer(opts = {}) {
+  const s = new ParleyServer(opts);
+  try {
+    await s.start();
+  } catch (err) {
+    await s.dispose().catch(() => {});
+    throw err;
+  }
+  return s;
+}
+
+// Registers hooks on the current suite (file or describe): the server starts in `before` and is
+// disposed in `after`; when a test fails, what the server logged during it is printed. Returns
+// the ParleyServer at once (its port is known once `before` ran).
+export function useServer(opts = {}) {
+  const s = new ParleyServer(opts);
+  let mark = 0;
+  before(async () => {
+    await s.start();
+  });
+  beforeEach(() => {
+    mark = s.mark();
+  });
+  afterEach((t) => {
+    if (t.passed) return;
+    const text = s.since(mark);
+    console.error(
+      `\n===== server log during failed test "${t.name}" (last 150 lines) =====\n` +
+        `${s.tail(150, text)}\n===== end of server log =====`,
+    );
+  });
+  after(async () => {
+    await s.dispose();
+  });
+  return s;
+}
