@@ -63,6 +63,9 @@ struct conn {
   enum conn_state state;
   int busy;                /* a set-up step is in flight for this connection */
   int closed_by_us;
+  int down_counted;        /* an unexpected close was already counted */
+  int in_recv;             /* inside wslay_event_recv: sends are queued, pushed afterwards */
+  int was_open;            /* counted in lg->live_conns */
   wslay_event_context_ptr ws;
   char key[32];            /* Sec-WebSocket-Key sent in the handshake */
   struct buf hs;           /* handshake response so far */
@@ -118,6 +121,7 @@ struct lg {
   struct group *groups;
   int n_groups;
   int *order;              /* send order: interleaves groups so consecutive sends hit different chats */
+  int n_order;
   char *pad;               /* body padding */
 
   /* phase driver */
@@ -133,6 +137,10 @@ struct lg {
   uint64_t paced;          /* sends due so far by the rate */
   uint64_t rr;             /* round-robin position in order[] */
   uint64_t now_recv;       /* uv_hrtime() of the read being processed */
+  int meas_started;        /* the window-start resource sample was taken */
+  int live_conns;          /* handshaken sockets not yet down */
+  int64_t send_inflight;   /* msg.send requests awaiting a reply */
+  uint64_t unacked;        /* msg.send requests lost with their socket */
   struct counters tot, win; /* whole run, and the measured window only */
   uint64_t expected;       /* deliveries owed for every acked send */
   uint64_t closes, seq_gaps, seq_dups, proto_errs, null_id, slow_parse;

@@ -27,6 +27,8 @@
 #define STORE_SLUG_MAX 64
 #define STORE_CLIENT_MSG_ID_MAX 64
 #define STORE_TOKEN_HASH_LEN 32   /* SHA-256 / BLAKE2b-256 of a session token */
+#define STORE_LIMIT_MAX 1000      /* largest in.limit of MSG_HISTORY / MSG_SINCE (bounds memory) */
+#define STORE_SLUG_DERIVED_MAX 48 /* a slug derived from a title, before any "-N" suffix */
 
 enum store_durability {
   STORE_DURABILITY_NORMAL = 0, /* WAL + synchronous=NORMAL: survives a killed process */
@@ -93,7 +95,8 @@ enum store_op {
                            If more than `limit` messages follow `since`, reset = 1 and msgs is
                            the newest `limit` messages. ACL_CHAT_READ. */
   STORE_READ_SET,       /* in: user_id, slug, seq. Moves the user's read marker forward (never
-                           back). out: chat. ACL_CHAT_READ. */
+                           back; clamped to the chat's last_seq). out: chat, read_seq (the marker
+                           after the call). ACL_CHAT_READ. */
   STORE_OP__COUNT
 };
 
@@ -105,6 +108,7 @@ struct store_req {
   int status;    /* set before the callback: 0 or a PARLEY_E* code */
   store_cb cb;   /* called on the loop thread */
   void *data;    /* caller's */
+  void *ctx;     /* caller's second pointer (app/ keeps the op's reply context here) */
 
   struct {       /* inputs: filled by the caller; strings are owned by the request */
     int64_t now; /* Unix ms, from the caller's clock */
@@ -139,6 +143,7 @@ struct store_req {
     struct store_msg *last_msgs;
     int64_t *unread;
     size_t n_chats;
+    int64_t read_seq; /* STORE_READ_SET: the read marker after the call */
   } out;
 
   struct store_req *next; /* queue link, private to the store */
@@ -178,6 +183,12 @@ void store_msg_dispose(struct store_msg *m);
 int store_open(struct store **out, uv_loop_t *loop, const char *uri,
                enum store_durability durability);
 
+/* Like store_open() with an explicit backend (`ops`: static storage, borrowed for the life of the
+ * store; `uri` borrowed, copied). store_open() picks the backend from the uri and calls this;
+ * tests call it to wrap a backend with fault injection. */
+int store_open_backend(struct store **out, uv_loop_t *loop, const struct store_backend_ops *ops,
+                       const char *uri, enum store_durability durability);
+
 /* Queues `req` (ownership passes to the store until cb, then to cb). cb runs on the loop thread
  * after the request's transaction committed or failed. Never calls cb synchronously.
  * Returns 0, or PARLEY_EUNAVAILABLE after store_close() began (cb is then never called). */
@@ -198,5 +209,15 @@ struct store_stats {
   uint64_t commit_us_total;
 };
 void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* Derives a URL-safe slug from `title` (borrowed UTF-8; NULL is treated as ""): ASCII letters
+ * lower-cased and digits kept, every other run of bytes becomes one '-', trimmed of '-', cut to
+ * STORE_SLUG_DERIVED_MAX bytes, "chat" if nothing is left. Writes the NUL-terminated result to
+ * `out` (caller's buffer of STORE_SLUG_MAX + 1 bytes). */
+void store_slug_derive(const char *title, char out[STORE_SLUG_MAX + 1]);
+
+/* Returns 1 if `slug` (borrowed) is a valid explicit slug: 1..STORE_SLUG_MAX bytes of [a-z0-9-],
+ * starting and ending with a letter or digit; else 0. */
+int store_slug_valid(const char *slug);
 
 #endif

@@ -107,12 +107,12 @@ export class Client {
     this.nullReplies = []; // replies with "id": null
     this.pending = new Map(); // id -> {resolve, reject, timer, op}
     this.waiters = new Set(); // {pred, resolve, reject, timer, list, what}
-    this.pings = 0; // WebSocket pings received from the server
+    this.pingLog = []; // arrival times of WebSocket pings from the server
     this.user = null;
     this.closeInfo = null; // {code, reason} once closed
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
-        this.closeInfo = { code, reason: reason.toString() };
+        this.closeInfo = { code, reason: reason.toString(), at: Date.now() };
         const err = new Error(`socket closed (code ${code} ${reason})`);
         for (const p of this.pending.values()) {
           clearTimeout(p.timer);
@@ -131,8 +131,8 @@ export class Client {
       this.lastError = err;
     });
     ws.on('ping', () => {
-      this.pings += 1;
-      this.#check(this.pingWaiters ?? []);
+      this.pingLog.push(Date.now());
+      this.#check();
     });
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
   }
@@ -215,12 +215,7 @@ export class Client {
 
   // Resolves when at least n WebSocket pings have been received from the server.
   waitPings(n, opts = {}) {
-    return this.#wait(
-      () => Array.from({ length: this.pings }),
-      (_, i) => true,
-      `${n} server pings`,
-      { ...opts, from: n - 1 },
-    );
+    return this.#wait(() => this.pingLog, () => true, `${n} server pings`, { ...opts, from: n - 1 });
   }
 
   // Resolves once a `msg` event for chat with seq >= seq has arrived.
@@ -250,6 +245,17 @@ export class Client {
       }, timeout);
       this.pending.set(reqId, { resolve, reject, timer, op });
       this.ws.send(JSON.stringify({ id: reqId, op, ...args }));
+    });
+  }
+
+  // Resolves with the reply carrying `id`, for a request sent by hand (sendRaw, sendJson).
+  expectReply(id, { timeout = TIMEOUT_MS, what = `the reply with id ${id}` } = {}) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(timeoutError(what, timeout));
+      }, timeout);
+      this.pending.set(id, { resolve, reject, timer, op: what });
     });
   }
 
@@ -327,6 +333,7 @@ export function open(server, opts = {}) {
         err.body = body;
         err.headers = res.headers;
         reject(err);
+        ws.terminate();
       });
       res.on('error', () => {});
     };

@@ -1,0 +1,1115 @@
+/* loadgen.c - load generator for Parley: options, set-up, pacing, measurement and report.
+ *
+ * A run goes through fixed phases, each bounded in time: sign up the users (or reuse them from a
+ * users file), open one WebSocket per user and authenticate it, create one public chat per group
+ * (the group's first user), join it (everyone else), subscribe everyone, then send for
+ * --warmup + --duration seconds, drain for at most --drain seconds, and close.
+ *
+ * Every message body starts with "lgt=<CLOCK_MONOTONIC ns>" taken just before the frame is
+ * queued, so any receiver computes send-to-receive latency from its `msg` event. Only the
+ * messages sent inside the measured window are sampled; deliveries/s counts `msg` events that
+ * arrive inside it. `msg` events are recognised and read by a byte scan (the server's replies and
+ * other events go through jansson); --strict parses every frame with jansson instead.
+ *
+ * Scenarios:
+ *   chat       N users in chats of K; R msgs/s in total, spread evenly over the users.
+ *   broadcast  one chat with all N users; user 0 sends, keeping --window sends unacknowledged
+ *              (or at --rate msgs/s), and the others count deliveries.
+ */
+#include "loadgen.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NS 1000000000ull
+#define RING_DEFAULT 64u       /* outstanding requests per connection */
+#define MAX_PRINTED_ERRORS 10  /* error replies and closes echoed to stderr */
+
+/* ------------------------------------------------------------------------------------------ */
+/* small helpers */
+
+int buf_append(struct buf *b, const void *p, size_t n, size_t limit) {
+  if (b->len + n > limit)
+    return -1;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + n)
+      cap *= 2;
+    char *nb = realloc(b->base, cap);
+    if (!nb)
+      return -1;
+    b->base = nb;
+    b->cap = cap;
+  }
+  memcpy(b->base + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+void buf_dispose(struct buf *b) {
+  free(b->base);
+  b->base = NULL;
+  b->len = b->cap = 0;
+}
+
+static uint64_t rand_state = 0x9E3779B97F4A7C15ull;
+
+uint64_t lg_rand(void) {
+  uint64_t x = rand_state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rand_state = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+static double cpu_seconds_self(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of a process, in clock ticks; 0 if it cannot be read. */
+static unsigned long long proc_cpu_ticks(int pid) {
+  char path[64], buf[2048];
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+  unsigned long long ut = 0, st = 0;
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+    return 0;
+  return ut + st;
+}
+
+/* A "Vm...:" line of /proc/pid/status in kB, or -1. */
+static long proc_status_kb(int pid, const char *field) {
+  char path[64], line[256];
+  snprintf(path, sizeof(path), "/proc/%d/status", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  long v = -1;
+  size_t fl = strlen(field);
+  while (fgets(line, sizeof(line), f)) {
+    if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+      v = strtol(line + fl + 1, NULL, 10);
+      break;
+    }
+  }
+  fclose(f);
+  return v;
+}
+
+static const char *phase_name(enum phase ph) {
+  static const char *names[] = {"signup", "connect+auth", "chat.create", "chat.join", "sub",
+                                "run", "drain", "close", "done"};
+  return names[ph];
+}
+
+static void lg_log(struct lg *lg, const char *fmt, ...) {
+  if (lg->quiet)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* requests */
+
+/* Reserves a ring slot for a new request. Returns its id, or 0 if the ring is full. */
+static uint64_t req_take(struct conn *c, enum req_kind kind, uint64_t t, int measured) {
+  uint64_t id = ++c->next_id;
+  struct pending *p = &c->ring[id & c->ring_mask];
+  if (p->id != 0) {
+    c->next_id--;
+    return 0;
+  }
+  p->id = id;
+  p->t_send = t;
+  p->kind = (uint8_t)kind;
+  p->measured = (uint8_t)measured;
+  c->outstanding++;
+  return id;
+}
+
+static void req_release(struct conn *c, uint64_t id) {
+  struct pending *p = &c->ring[id & c->ring_mask];
+  if (p->id == id) {
+    p->id = 0;
+    c->outstanding--;
+  }
+}
+
+/* Sends {"id":<id>,"op":<op>,<rest>}. Returns 0 or -1 (ring full or connection down). */
+static int req_send(struct conn *c, enum req_kind kind, const char *op, const char *rest) {
+  uint64_t id = req_take(c, kind, uv_hrtime(), 0);
+  if (!id)
+    return -1;
+  char msg[1024];
+  int n = snprintf(msg, sizeof(msg), "{\"id\":%llu,\"op\":\"%s\"%s%s}", (unsigned long long)id, op,
+                   rest[0] ? "," : "", rest);
+  if (n <= 0 || (size_t)n >= sizeof(msg) || ws_conn_send_text(c, msg, (size_t)n) != 0) {
+    req_release(c, id);
+    return -1;
+  }
+  return 0;
+}
+
+/* One msg.send from c, timestamped in its body. */
+static void send_one(struct lg *lg, struct conn *c) {
+  if (c->state != CONN_OPEN) {
+    lg->tot.skipped++;
+    return;
+  }
+  uint64_t t = uv_hrtime();
+  int measured = t >= lg->t_meas0 && t < lg->t_meas1;
+  uint64_t id = req_take(c, REQ_SEND, t, measured);
+  if (!id) {
+    lg->tot.skipped++;
+    if (measured)
+      lg->win.skipped++;
+    return;
+  }
+  char msg[1024 + 17000];
+  int n = snprintf(msg, sizeof(msg),
+                   "{\"id\":%llu,\"op\":\"msg.send\",\"chat\":\"%s\",\"body\":\"lgt=%llu u%d%s\","
+                   "\"clientMsgId\":\"%s.%d.%llu\"}",
+                   (unsigned long long)id, lg->groups[c->group].slug, (unsigned long long)t,
+                   c->idx, lg->pad, lg->runid, c->idx, (unsigned long long)++c->nsent);
+  if (n <= 0 || (size_t)n >= sizeof(msg) || ws_conn_send_text(c, msg, (size_t)n) != 0) {
+    req_release(c, id);
+    lg->tot.skipped++;
+    return;
+  }
+  lg->tot.sends++;
+  if (measured)
+    lg->win.sends++;
+  lg->send_inflight++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* phases */
+
+static void phase_begin(struct lg *lg, enum phase ph);
+static void run_finish(struct lg *lg);
+
+static void lg_abort(struct lg *lg, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "loadgen: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  lg->exit_code = 1;
+  /* Nothing is measured after a failed set-up: leave the loop now; the process exits and the
+   * kernel closes the sockets. */
+  uv_stop(lg->loop);
+}
+
+static int step_start(struct lg *lg, int idx) {
+  struct conn *c = &lg->conns[idx];
+  struct group *g = &lg->groups[c->group];
+  char rest[512];
+  c->busy = 1;
+  switch (lg->phase) {
+  case PH_CONNECT:
+    ws_conn_start(c); /* completes in the auth reply or lg_on_ws_down */
+    return c->state == CONN_CLOSED ? -1 : 0;
+  case PH_CREATE:
+    snprintf(rest, sizeof(rest), "\"title\":\"bench %s group %d\",\"isPublic\":true", lg->runid,
+             c->group);
+    return req_send(c, REQ_CREATE, "chat.create", rest);
+  case PH_JOIN:
+    snprintf(rest, sizeof(rest), "\"chat\":\"%s\"", g->slug);
+    return req_send(c, REQ_JOIN, "chat.join", rest);
+  case PH_SUB:
+    snprintf(rest, sizeof(rest), "\"chat\":\"%s\"", g->slug);
+    return req_send(c, REQ_SUB, "sub", rest);
+  default:
+    return -1;
+  }
+}
+
+/* Starts set-up steps up to the phase's concurrency; moves on when all are done. */
+static void work_pump(struct lg *lg) {
+  enum phase ph = lg->phase;
+  int cap = ph == PH_CONNECT ? lg->connect_conc : lg->setup_conc;
+  while (lg->work_inflight < cap && lg->work_pos < lg->work_n) {
+    int idx = lg->work[lg->work_pos++];
+    lg->work_inflight++;
+    int r = step_start(lg, idx);
+    if (lg->phase != ph)
+      return; /* a synchronous failure finished the phase through step_done */
+    if (r != 0) {
+      if (lg->conns[idx].busy) { /* not yet counted by lg_on_ws_down */
+        lg->conns[idx].busy = 0;
+        lg->work_inflight--;
+        lg->work_done++;
+        lg->work_failed++;
+      }
+    }
+  }
+  if (lg->phase == ph && lg->work_done == lg->work_n) {
+    if (lg->work_failed > 0) {
+      lg_abort(lg, "%s: %d of %d failed (see messages above)", phase_name(ph), lg->work_failed,
+               lg->work_n);
+      return;
+    }
+    lg_log(lg, "  %-13s %6d done in %.2f s\n", phase_name(ph), lg->work_n,
+           (double)(uv_hrtime() - lg->t_phase) / 1e9);
+    phase_begin(lg, (enum phase)(ph + 1));
+  }
+}
+
+static void step_done(struct lg *lg, struct conn *c, int ok) {
+  if (!c->busy)
+    return;
+  c->busy = 0;
+  lg->work_inflight--;
+  lg->work_done++;
+  if (!ok)
+    lg->work_failed++;
+  work_pump(lg);
+}
+
+static void on_signup_done(struct lg *lg, int idx, int ok) {
+  lg->work_done++;
+  if (!ok) {
+    lg->work_failed++;
+    return;
+  }
+  if (lg->users_file) {
+    FILE *f = fopen(lg->users_file, "a");
+    if (f) {
+      fprintf(f, "%s %s\n", lg->users[idx].name, lg->users[idx].token);
+      fclose(f);
+    }
+  }
+  if (!lg->quiet && lg->work_done % 100 == 0)
+    fprintf(stderr, "  signup        %6d/%d\n", lg->work_done, lg->work_n);
+}
+
+static void on_signup_finished(struct lg *lg) {
+  if (lg->work_failed > 0) {
+    lg_abort(lg, "signup: %d of %d failed", lg->work_failed, lg->work_n);
+    return;
+  }
+  lg_log(lg, "  %-13s %6d done in %.2f s\n", "signup", lg->work_n,
+         (double)(uv_hrtime() - lg->t_phase) / 1e9);
+  phase_begin(lg, PH_CONNECT);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  struct lg *lg = t->data;
+  if (lg->phase == PH_CLOSE) {
+    /* Connections that did not finish the close handshake in time are cut. */
+    for (int i = 0; i < lg->n_users; i++)
+      if (lg->conns[i].state != CONN_CLOSED && lg->conns[i].state != CONN_IDLE) {
+        ws_conn_abort(&lg->conns[i]);
+        lg_on_ws_down(&lg->conns[i], "close timeout");
+      }
+    run_finish(lg);
+    return;
+  }
+  lg_abort(lg, "%s timed out after %.0f s: %d of %d done", phase_name(lg->phase),
+           lg->setup_timeout, lg->work_done, lg->work_n);
+}
+
+static void sample_window_start(struct lg *lg) {
+  if (lg->server_pid > 0)
+    lg->srv_ticks0 = proc_cpu_ticks(lg->server_pid);
+  lg->lg_cpu0 = cpu_seconds_self();
+}
+
+static void sample_window_end(struct lg *lg) {
+  if (lg->server_pid > 0) {
+    lg->srv_ticks1 = proc_cpu_ticks(lg->server_pid);
+    lg->srv_rss_kb = proc_status_kb(lg->server_pid, "VmRSS");
+    lg->srv_hwm_kb = proc_status_kb(lg->server_pid, "VmHWM");
+  }
+  lg->lg_cpu1 = cpu_seconds_self();
+}
+
+static void progress(struct lg *lg, uint64_t now) {
+  if (lg->quiet || now - lg->t_last_progress < NS)
+    return;
+  static struct counters last;
+  double dt = (double)(now - lg->t_last_progress) / 1e9;
+  if (lg->t_last_progress == 0)
+    dt = 0;
+  lg->t_last_progress = now;
+  const char *what = now < lg->t_meas0 ? "warmup" : lg->phase == PH_RUN ? "measure" : "drain";
+  if (dt > 0)
+    fprintf(stderr,
+            "  %-7s %5.1fs  sends/s %8.0f  acks/s %8.0f  deliveries/s %9.0f  errors %llu  "
+            "closes %llu\n",
+            what, (double)(now - lg->t_load) / 1e9, (double)(lg->tot.sends - last.sends) / dt,
+            (double)(lg->tot.acks - last.acks) / dt,
+            (double)(lg->tot.deliveries - last.deliveries) / dt,
+            (unsigned long long)(lg->tot.err_replies + lg->tot.rate_limited),
+            (unsigned long long)lg->closes);
+  last = lg->tot;
+}
+
+static void on_tick(uv_timer_t *t) {
+  struct lg *lg = t->data;
+  uint64_t now = uv_hrtime();
+  if (lg->phase == PH_RUN) {
+    if (!lg->meas_started && now >= lg->t_meas0) {
+      lg->meas_started = 1;
+      sample_window_start(lg);
+    }
+    if (now >= lg->t_meas1) {
+      sample_window_end(lg);
+      lg->phase = PH_DRAIN;
+      lg->t_drain_end = now + (uint64_t)(lg->drain * 1e9);
+    } else if (lg->rate > 0 && lg->n_order > 0) {
+      uint64_t due = (uint64_t)((double)(now - lg->t_load) * lg->rate / 1e9);
+      /* If the loop stalled, do not fire the whole backlog at once: more than 100 ms of sends is
+       * counted as skipped, so a stall shows in the report instead of as a burst. */
+      uint64_t cap = (uint64_t)(lg->rate / 10.0) + 1;
+      if (due > lg->paced + cap) {
+        lg->tot.skipped += due - lg->paced - cap;
+        lg->paced = due - cap;
+      }
+      while (lg->paced < due) {
+        lg->paced++;
+        send_one(lg, &lg->conns[lg->order[lg->rr++ % (uint64_t)lg->n_order]]);
+      }
+    }
+  }
+  if (lg->phase == PH_DRAIN) {
+    int settled = lg->send_inflight == 0 && lg->tot.deliveries >= lg->expected;
+    if (settled || now >= lg->t_drain_end)
+      phase_begin(lg, PH_CLOSE);
+  }
+  if (lg->phase == PH_RUN || lg->phase == PH_DRAIN)
+    progress(lg, now);
+}
+
+static void timers_closed(uv_handle_t *h) { (void)h; }
+
+static void run_finish(struct lg *lg) {
+  if (lg->phase == PH_DONE)
+    return;
+  lg->phase = PH_DONE;
+  uv_close((uv_handle_t *)&lg->tick, timers_closed);
+  uv_close((uv_handle_t *)&lg->deadline, timers_closed);
+}
+
+static void phase_begin(struct lg *lg, enum phase ph) {
+  lg->phase = ph;
+  lg->t_phase = uv_hrtime();
+  lg->work_n = lg->work_pos = lg->work_inflight = lg->work_done = lg->work_failed = 0;
+  if (ph <= PH_SUB)
+    uv_timer_start(&lg->deadline, on_deadline, (uint64_t)(lg->setup_timeout * 1000), 0);
+  switch (ph) {
+  case PH_SIGNUP:
+    for (int i = 0; i < lg->n_users; i++)
+      if (!lg->users[i].token)
+        lg->work[lg->work_n++] = i;
+    if (lg->work_n == 0) {
+      phase_begin(lg, PH_CONNECT);
+      return;
+    }
+    lg_log(lg, "  signing up %d users (%d in flight)\n", lg->work_n, lg->signup_conc);
+    signup_run(lg, lg->work, lg->work_n, lg->signup_conc, on_signup_done, on_signup_finished);
+    return;
+  case PH_CONNECT:
+  case PH_SUB:
+    for (int i = 0; i < lg->n_users; i++)
+      lg->work[lg->work_n++] = i;
+    break;
+  case PH_CREATE:
+    for (int g = 0; g < lg->n_groups; g++)
+      lg->work[lg->work_n++] = lg->groups[g].first;
+    break;
+  case PH_JOIN:
+    for (int g = 0; g < lg->n_groups; g++)
+      for (int j = 1; j < lg->groups[g].size; j++)
+        lg->work[lg->work_n++] = lg->groups[g].first + j;
+    break;
+  case PH_RUN: {
+    uv_timer_stop(&lg->deadline);
+    uint64_t now = uv_hrtime();
+    lg->t_load = now;
+    lg->t_meas0 = now + (uint64_t)(lg->warmup * 1e9);
+    lg->t_meas1 = lg->t_meas0 + (uint64_t)(lg->duration * 1e9);
+    lg->t_last_progress = now;
+    lg_log(lg, "  load: %.1f s warm-up, %.1f s measured\n", lg->warmup, lg->duration);
+    if (lg->rate <= 0) /* window mode: user 0 keeps `window` sends outstanding */
+      for (int i = 0; i < lg->window; i++)
+        send_one(lg, &lg->conns[0]);
+    uv_timer_start(&lg->tick, on_tick, 1, 1);
+    return;
+  }
+  case PH_CLOSE:
+    uv_timer_stop(&lg->tick);
+    uv_timer_start(&lg->deadline, on_deadline, 2000, 0);
+    for (int i = 0; i < lg->n_users; i++)
+      ws_conn_close(&lg->conns[i]);
+    if (lg->live_conns == 0)
+      run_finish(lg);
+    return;
+  default:
+    return;
+  }
+  work_pump(lg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* receiving */
+
+void lg_on_ws_open(struct conn *c) {
+  struct lg *lg = c->lg;
+  lg->live_conns++;
+  c->was_open = 1;
+  char rest[400];
+  snprintf(rest, sizeof(rest), "\"token\":\"%s\"", lg->users[c->idx].token);
+  if (req_send(c, REQ_AUTH, "auth", rest) != 0) {
+    ws_conn_abort(c);
+    lg_on_ws_down(c, "could not send auth");
+  }
+}
+
+void lg_on_ws_close_frame(struct conn *c, unsigned code) {
+  struct lg *lg = c->lg;
+  if (c->closed_by_us || c->down_counted)
+    return;
+  c->down_counted = 1;
+  lg->closes++;
+  if (lg->errors_printed++ < MAX_PRINTED_ERRORS)
+    fprintf(stderr, "loadgen: server closed %s's WebSocket with code %u during %s\n",
+            lg->users[c->idx].name, code, phase_name(lg->phase));
+}
+
+void lg_on_ws_down(struct conn *c, const char *why) {
+  struct lg *lg = c->lg;
+  if (c->was_open) {
+    c->was_open = 0;
+    lg->live_conns--;
+  }
+  /* Sends still waiting for a reply on this socket will never get one. */
+  for (uint32_t i = 0; i <= c->ring_mask; i++) {
+    struct pending *p = &c->ring[i];
+    if (p->id != 0 && p->kind == REQ_SEND) {
+      lg->send_inflight--;
+      lg->unacked++;
+    }
+    p->id = 0;
+  }
+  c->outstanding = 0;
+  if (!c->closed_by_us && !c->down_counted) {
+    c->down_counted = 1;
+    lg->closes++;
+    if (lg->errors_printed++ < MAX_PRINTED_ERRORS)
+      fprintf(stderr, "loadgen: %s's WebSocket went down during %s: %s\n", lg->users[c->idx].name,
+              phase_name(lg->phase), why);
+  }
+  if (c->busy)
+    step_done(lg, c, 0);
+  if (lg->phase == PH_CLOSE && lg->live_conns == 0)
+    run_finish(lg);
+}
+
+static void on_msg_event(struct lg *lg, struct conn *c, int64_t seq, uint64_t ts) {
+  uint64_t now = lg->now_recv;
+  lg->tot.deliveries++;
+  if (now >= lg->t_meas0 && now < lg->t_meas1)
+    lg->win.deliveries++;
+  if (ts && ts >= lg->t_meas0 && ts < lg->t_meas1)
+    hist_record(&lg->lat, now > ts ? now - ts : 0);
+  if (c->expect_seq >= 0 && seq >= 0) {
+    if (seq == c->expect_seq) {
+      c->expect_seq++;
+    } else if (seq > c->expect_seq) {
+      lg->seq_gaps += (uint64_t)(seq - c->expect_seq);
+      c->expect_seq = seq + 1;
+    } else {
+      lg->seq_dups++;
+    }
+  }
+}
+
+static uint64_t parse_u64(const char *p, const char *end) {
+  uint64_t v = 0;
+  while (p < end && *p >= '0' && *p <= '9')
+    v = v * 10 + (uint64_t)(*p++ - '0');
+  return v;
+}
+
+/* The body's send timestamp, or 0. */
+static uint64_t body_ts(const char *p, size_t n) {
+  const char *m = memmem(p, n, "lgt=", 4);
+  return m ? parse_u64(m + 4, p + n) : 0;
+}
+
+static const char *skip_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  return p;
+}
+
+/* Byte scan of a frame. Returns 1 for a msg event (seq and ts filled), 0 for another event, -1
+ * for anything else (a reply). Sound for this generator's traffic: the only strings we send are
+ * usernames, slugs and bodies without quotes, so a quoted "ev" or "seq" can only be a key; a
+ * msg event has exactly one "seq" key (msg.seq; the chat object's is "lastSeq"). */
+static int scan_event(const char *p, size_t n, int64_t *seq, uint64_t *ts) {
+  const char *end = p + n;
+  const char *k = memmem(p, n, "\"ev\"", 4);
+  if (!k)
+    return -1;
+  const char *v = skip_ws(k + 4, end);
+  if (v >= end || *v != ':')
+    return -1;
+  v = skip_ws(v + 1, end);
+  if (end - v < 5 || memcmp(v, "\"msg\"", 5) != 0)
+    return 0;
+  *seq = -1;
+  const char *s = memmem(p, n, "\"seq\"", 5);
+  if (s) {
+    s = skip_ws(s + 5, end);
+    if (s < end && *s == ':') {
+      s = skip_ws(s + 1, end);
+      if (s < end && *s >= '0' && *s <= '9')
+        *seq = (int64_t)parse_u64(s, end);
+    }
+  }
+  *ts = body_ts(p, n);
+  return 1;
+}
+
+static void handle_reply(struct lg *lg, struct conn *c, json_t *root) {
+  json_t *jid = json_object_get(root, "id");
+  json_t *jerr = json_object_get(root, "error");
+  int ok = json_is_true(json_object_get(root, "ok"));
+  const char *code = json_string_value(json_object_get(jerr, "code"));
+  const char *emsg = json_string_value(json_object_get(jerr, "message"));
+  if (!json_is_integer(jid)) {
+    lg->null_id++;
+    if (lg->errors_printed++ < MAX_PRINTED_ERRORS)
+      fprintf(stderr, "loadgen: reply without id on %s: %s: %s\n", lg->users[c->idx].name,
+              code ? code : "?", emsg ? emsg : "");
+    return;
+  }
+  uint64_t id = (uint64_t)json_integer_value(jid);
+  struct pending *slot = &c->ring[id & c->ring_mask];
+  if (slot->id != id) {
+    lg->proto_errs++; /* a reply to nothing we are waiting for */
+    return;
+  }
+  struct pending pe = *slot;
+  req_release(c, id);
+  if (!ok && pe.kind != REQ_SEND && lg->errors_printed++ < MAX_PRINTED_ERRORS)
+    fprintf(stderr, "loadgen: %s for %s failed: %s: %s\n", phase_name(lg->phase),
+            lg->users[c->idx].name, code ? code : "?", emsg ? emsg : "");
+  switch ((enum req_kind)pe.kind) {
+  case REQ_AUTH:
+    step_done(lg, c, ok);
+    break;
+  case REQ_CREATE: {
+    const char *slug = json_string_value(json_object_get(json_object_get(root, "chat"), "slug"));
+    int good = ok && slug && strlen(slug) < sizeof(lg->groups[0].slug) &&
+               strpbrk(slug, "\"\\") == NULL;
+    if (good)
+      strcpy(lg->groups[c->group].slug, slug);
+    else if (ok && lg->errors_printed++ < MAX_PRINTED_ERRORS)
+      fprintf(stderr, "loadgen: chat.create reply has no usable chat.slug\n");
+    step_done(lg, c, good);
+    break;
+  }
+  case REQ_JOIN:
+    step_done(lg, c, ok);
+    break;
+  case REQ_SUB: {
+    json_t *ls = json_object_get(root, "lastSeq");
+    if (ok && json_is_integer(ls))
+      c->expect_seq = (int64_t)json_integer_value(ls) + 1;
+    step_done(lg, c, ok);
+    break;
+  }
+  case REQ_SEND:
+    lg->send_inflight--;
+    if (ok) {
+      lg->tot.acks++;
+      lg->expected += (uint64_t)lg->groups[c->group].size;
+      if (pe.measured) {
+        lg->win.acks++;
+        hist_record(&lg->ack, lg->now_recv - pe.t_send);
+      }
+    } else if (code && strcmp(code, "rate_limited") == 0) {
+      lg->tot.rate_limited++;
+      if (pe.measured)
+        lg->win.rate_limited++;
+    } else {
+      lg->tot.err_replies++;
+      if (pe.measured)
+        lg->win.err_replies++;
+      if (lg->errors_printed++ < MAX_PRINTED_ERRORS)
+        fprintf(stderr, "loadgen: msg.send by %s failed: %s: %s\n", lg->users[c->idx].name,
+                code ? code : "?", emsg ? emsg : "");
+    }
+    if (lg->rate <= 0 && lg->phase == PH_RUN && uv_hrtime() < lg->t_meas1)
+      send_one(lg, c); /* window mode: one reply, one new send */
+    break;
+  default:
+    break;
+  }
+}
+
+void lg_on_ws_text(struct conn *c, const uint8_t *data, size_t n) {
+  struct lg *lg = c->lg;
+  const char *p = (const char *)data;
+  int64_t seq;
+  uint64_t ts;
+  if (!lg->strict) {
+    int r = scan_event(p, n, &seq, &ts);
+    if (r == 1) {
+      on_msg_event(lg, c, seq, ts);
+      return;
+    }
+    if (r == 0)
+      return; /* hello, presence, typing...: not measured */
+  }
+  json_error_t err;
+  json_t *root = json_loadb(p, n, 0, &err);
+  if (!json_is_object(root)) {
+    lg->proto_errs++;
+    if (lg->errors_printed++ < MAX_PRINTED_ERRORS)
+      fprintf(stderr, "loadgen: unparsable frame from server (%s): %.*s\n", err.text,
+              (int)(n > 200 ? 200 : n), p);
+    json_decref(root);
+    return;
+  }
+  json_t *ev = json_object_get(root, "ev");
+  if (ev) {
+    if (json_is_string(ev) && strcmp(json_string_value(ev), "msg") == 0) {
+      json_t *msg = json_object_get(root, "msg");
+      json_t *jseq = json_object_get(msg, "seq");
+      const char *body = json_string_value(json_object_get(msg, "body"));
+      seq = json_is_integer(jseq) ? (int64_t)json_integer_value(jseq) : -1;
+      ts = body && strncmp(body, "lgt=", 4) == 0 ? body_ts(body, strlen(body)) : 0;
+      on_msg_event(lg, c, seq, ts);
+    }
+  } else {
+    handle_reply(lg, c, root);
+  }
+  json_decref(root);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* report */
+
+static double ms(uint64_t ns) { return (double)ns / 1e6; }
+
+static void report(struct lg *lg) {
+  double secs = lg->duration;
+  double srv_cpu = -1, srv_rss = -1, srv_hwm = -1;
+  if (lg->server_pid > 0 && lg->srv_ticks1 >= lg->srv_ticks0 && lg->srv_ticks1 > 0) {
+    srv_cpu = (double)(lg->srv_ticks1 - lg->srv_ticks0) / (double)sysconf(_SC_CLK_TCK) / secs * 100;
+    srv_rss = lg->srv_rss_kb / 1024.0;
+    srv_hwm = lg->srv_hwm_kb / 1024.0;
+  }
+  double lg_cpu = (lg->lg_cpu1 - lg->lg_cpu0) / secs * 100;
+  uint64_t missing = lg->expected > lg->tot.deliveries ? lg->expected - lg->tot.deliveries : 0;
+  char offered[32];
+  if (lg->rate > 0)
+    snprintf(offered, sizeof(offered), "%.0f/s", lg->rate);
+  else
+    snprintf(offered, sizeof(offered), "win %d", lg->window);
+  const char *scen = lg->scen == SCEN_CHAT ? "chat" : "broadcast";
+  int csize = lg->scen == SCEN_CHAT ? lg->chat_size : lg->n_users;
+  uint64_t errors = lg->win.err_replies + lg->win.rate_limited;
+  char cpu_s[16] = "-", rss_s[16] = "-";
+  if (srv_cpu >= 0) {
+    snprintf(cpu_s, sizeof(cpu_s), "%.1f", srv_cpu);
+    snprintf(rss_s, sizeof(rss_s), "%.1f", srv_rss);
+  }
+
+  printf("\n%-9s %6s %5s %9s %9s %10s %8s %8s %8s %8s %6s %6s %7s %7s %6s\n", "scenario", "users",
+         "chat", "offered", "sends/s", "deliv/s", "p50ms", "p99ms", "p999ms", "maxms", "errors",
+         "closes", "srvCPU%", "srvRSSMB", "lgCPU%");
+  printf("%-9s %6d %5d %9s %9.1f %10.1f %8.3f %8.3f %8.3f %8.3f %6llu %6llu %7s %8s %6.1f\n",
+         scen, lg->n_users, csize, offered, (double)lg->win.sends / secs,
+         (double)lg->win.deliveries / secs, ms(hist_quantile(&lg->lat, 0.50)),
+         ms(hist_quantile(&lg->lat, 0.99)), ms(hist_quantile(&lg->lat, 0.999)),
+         ms(lg->lat.max), (unsigned long long)errors, (unsigned long long)lg->closes, cpu_s,
+         rss_s, lg_cpu);
+  printf("  window %.1f s (after %.1f s warm-up); latency samples %llu; acks/s %.1f, ack "
+         "p50/p99/max %.3f/%.3f/%.3f ms\n",
+         secs, lg->warmup, (unsigned long long)lg->lat.count, (double)lg->win.acks / secs,
+         ms(hist_quantile(&lg->ack, 0.5)), ms(hist_quantile(&lg->ack, 0.99)), ms(lg->ack.max));
+  printf("  errors: error replies %llu, rate_limited %llu, closes %llu, replies without id %llu, "
+         "bad frames %llu; skipped sends %llu\n",
+         (unsigned long long)lg->tot.err_replies, (unsigned long long)lg->tot.rate_limited,
+         (unsigned long long)lg->closes, (unsigned long long)lg->null_id,
+         (unsigned long long)lg->proto_errs, (unsigned long long)lg->tot.skipped);
+  printf("  integrity (whole run): sends %llu, acked %llu, unacked %llu, deliveries %llu of %llu "
+         "owed (missing %llu), seq gaps %llu, seq duplicates %llu\n",
+         (unsigned long long)lg->tot.sends, (unsigned long long)lg->tot.acks,
+         (unsigned long long)(lg->unacked + lg->send_inflight),
+         (unsigned long long)lg->tot.deliveries, (unsigned long long)lg->expected,
+         (unsigned long long)missing, (unsigned long long)lg->seq_gaps,
+         (unsigned long long)lg->seq_dups);
+  if (srv_cpu >= 0)
+    printf("  server pid %d: CPU %.1f%% of one core over the window, RSS %.1f MB (peak %.1f MB)\n",
+           lg->server_pid, srv_cpu, srv_rss, srv_hwm);
+  printf("  loadgen: CPU %.1f%% of one core over the window%s\n", lg_cpu,
+         lg_cpu > 85 ? " -- WARNING: the load generator may be the bottleneck" : "");
+  fflush(stdout);
+
+  if (lg->csv) {
+    struct stat st;
+    int fresh = stat(lg->csv, &st) != 0 || st.st_size == 0;
+    FILE *f = fopen(lg->csv, "a");
+    if (!f) {
+      fprintf(stderr, "loadgen: cannot append to %s: %s\n", lg->csv, strerror(errno));
+      return;
+    }
+    if (fresh)
+      fprintf(f, "time,label,scenario,users,chat_size,offered,duration_s,sends_per_s,acks_per_s,"
+                 "deliveries_per_s,p50_ms,p99_ms,p999_ms,max_ms,ack_p50_ms,ack_p99_ms,errors,"
+                 "rate_limited,closes,seq_gaps,missing,server_cpu_pct,server_rss_mb,"
+                 "server_peak_rss_mb,loadgen_cpu_pct\n");
+    char when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", localtime(&now));
+    fprintf(f,
+            "%s,%s,%s,%d,%d,%s,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%llu,%llu,%llu,"
+            "%llu,%llu,%.1f,%.1f,%.1f,%.1f\n",
+            when, lg->label ? lg->label : "", scen, lg->n_users, csize, offered, secs,
+            (double)lg->win.sends / secs, (double)lg->win.acks / secs,
+            (double)lg->win.deliveries / secs, ms(hist_quantile(&lg->lat, 0.50)),
+            ms(hist_quantile(&lg->lat, 0.99)), ms(hist_quantile(&lg->lat, 0.999)),
+            ms(lg->lat.max), ms(hist_quantile(&lg->ack, 0.5)), ms(hist_quantile(&lg->ack, 0.99)),
+            (unsigned long long)lg->tot.err_replies, (unsigned long long)lg->tot.rate_limited,
+            (unsigned long long)lg->closes, (unsigned long long)lg->seq_gaps,
+            (unsigned long long)missing, srv_cpu, srv_rss, srv_hwm, lg_cpu);
+    fclose(f);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* options and start-up */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: loadgen [options]\n"
+          "  --url ws://127.0.0.1:8080[/ws]  server (loopback only)\n"
+          "  --scenario chat|broadcast       (chat)\n"
+          "  --users N                       users, one WebSocket each (1000)\n"
+          "  --chat-size K                   users per chat, chat scenario (10)\n"
+          "  --rate R                        msgs/s over all users (chat: 2000; broadcast: 0 =\n"
+          "                                  window mode)\n"
+          "  --window W                      broadcast: unacknowledged sends in flight (64)\n"
+          "  --duration T                    measured seconds (20)\n"
+          "  --warmup S                      seconds of load before measuring (3)\n"
+          "  --drain S                       max seconds to wait for stragglers (3)\n"
+          "  --body-size B                   message body bytes (64)\n"
+          "  --server-pid PID                sample server CPU and RSS from /proc\n"
+          "  --csv FILE                      append a result row\n"
+          "  --label TEXT                    label column for the CSV\n"
+          "  --users-file FILE               reuse \"username token\" lines; new signups appended\n"
+          "  --signup-concurrency N          signups in flight (8)\n"
+          "  --connect-concurrency N         handshakes+auths in flight (100)\n"
+          "  --setup-concurrency N           create/join/sub requests in flight (256)\n"
+          "  --setup-timeout S               limit for each set-up phase (600)\n"
+          "  --runid ID                      username prefix part (default: from time and pid)\n"
+          "  --strict                        parse every frame with jansson\n"
+          "  --quiet                         no progress on stderr\n");
+}
+
+static int parse_url(struct lg *lg, const char *url) {
+  const char *p = url;
+  if (strncmp(p, "ws://", 5) == 0)
+    p += 5;
+  else if (strstr(p, "://")) {
+    fprintf(stderr, "loadgen: only ws:// URLs (TLS belongs to the proxy)\n");
+    return -1;
+  }
+  const char *hs = p, *he;
+  if (*p == '[') {
+    hs = p + 1;
+    he = strchr(hs, ']');
+    if (!he)
+      return -1;
+    p = he + 1;
+  } else {
+    he = p + strcspn(p, ":/");
+    p = he;
+  }
+  if ((size_t)(he - hs) >= sizeof(lg->host))
+    return -1;
+  memcpy(lg->host, hs, (size_t)(he - hs));
+  lg->host[he - hs] = 0;
+  lg->port = 80;
+  if (*p == ':') {
+    lg->port = atoi(p + 1);
+    p += 1 + strspn(p + 1, "0123456789");
+  }
+  snprintf(lg->path, sizeof(lg->path), "%s", *p == '/' ? p : "/ws");
+  if (strcmp(lg->path, "/") == 0)
+    strcpy(lg->path, "/ws");
+  if (strcmp(lg->host, "localhost") == 0)
+    strcpy(lg->host, "127.0.0.1");
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&lg->addr;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&lg->addr;
+  if (uv_ip4_addr(lg->host, lg->port, a4) == 0) {
+    if ((ntohl(a4->sin_addr.s_addr) >> 24) != 127) {
+      fprintf(stderr, "loadgen: %s is not a loopback address; refusing\n", lg->host);
+      return -1;
+    }
+  } else if (uv_ip6_addr(lg->host, lg->port, a6) == 0) {
+    if (!IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr)) {
+      fprintf(stderr, "loadgen: %s is not a loopback address; refusing\n", lg->host);
+      return -1;
+    }
+  } else {
+    fprintf(stderr, "loadgen: host must be a loopback IP address or localhost\n");
+    return -1;
+  }
+  if (lg->port <= 0 || lg->port > 65535)
+    return -1;
+  return 0;
+}
+
+static void load_users_file(struct lg *lg) {
+  FILE *f = fopen(lg->users_file, "r");
+  if (!f)
+    return;
+  char line[600], name[64], tok[512];
+  int i = 0;
+  while (i < lg->n_users && fgets(line, sizeof(line), f)) {
+    if (sscanf(line, "%63s %511s", name, tok) != 2 || strlen(name) > 32)
+      continue;
+    snprintf(lg->users[i].name, sizeof(lg->users[i].name), "%s", name);
+    lg->users[i].token = strdup(tok);
+    i++;
+  }
+  fclose(f);
+  lg_log(lg, "  reusing %d users from %s\n", i, lg->users_file);
+}
+
+static void make_runid(struct lg *lg) {
+  static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  uint64_t v = ((uint64_t)time(NULL) * 1000u + (uint64_t)getpid() % 1000u) % 78364164096ull;
+  char tmp[16];
+  int n = 0;
+  do {
+    tmp[n++] = digits[v % 36];
+    v /= 36;
+  } while (v && n < 7);
+  for (int i = 0; i < n; i++)
+    lg->runid[i] = tmp[n - 1 - i];
+  lg->runid[n] = 0;
+}
+
+enum {
+  OPT_URL = 256, OPT_SCEN, OPT_USERS, OPT_CHATSIZE, OPT_RATE, OPT_WINDOW, OPT_DURATION,
+  OPT_WARMUP, OPT_DRAIN, OPT_BODY, OPT_PID, OPT_CSV, OPT_LABEL, OPT_USERSFILE, OPT_SIGNUPC,
+  OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_STRICT, OPT_QUIET, OPT_HELP
+};
+
+static int parse_args(struct lg *lg, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"url", 1, 0, OPT_URL}, {"scenario", 1, 0, OPT_SCEN}, {"users", 1, 0, OPT_USERS},
+      {"chat-size", 1, 0, OPT_CHATSIZE}, {"rate", 1, 0, OPT_RATE}, {"window", 1, 0, OPT_WINDOW},
+      {"duration", 1, 0, OPT_DURATION}, {"warmup", 1, 0, OPT_WARMUP}, {"drain", 1, 0, OPT_DRAIN},
+      {"body-size", 1, 0, OPT_BODY}, {"server-pid", 1, 0, OPT_PID}, {"csv", 1, 0, OPT_CSV},
+      {"label", 1, 0, OPT_LABEL}, {"users-file", 1, 0, OPT_USERSFILE},
+      {"signup-concurrency", 1, 0, OPT_SIGNUPC}, {"connect-concurrency", 1, 0, OPT_CONNC},
+      {"setup-concurrency", 1, 0, OPT_SETUPC}, {"setup-timeout", 1, 0, OPT_SETUPT},
+      {"runid", 1, 0, OPT_RUNID}, {"strict", 0, 0, OPT_STRICT}, {"quiet", 0, 0, OPT_QUIET},
+      {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0}};
+  const char *url = "ws://127.0.0.1:8080";
+  int rate_set = 0;
+  int o;
+  while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (o) {
+    case OPT_URL: url = optarg; break;
+    case OPT_SCEN:
+      if (strcmp(optarg, "chat") == 0)
+        lg->scen = SCEN_CHAT;
+      else if (strcmp(optarg, "broadcast") == 0)
+        lg->scen = SCEN_BROADCAST;
+      else {
+        fprintf(stderr, "loadgen: unknown scenario %s\n", optarg);
+        return -1;
+      }
+      break;
+    case OPT_USERS: lg->n_users = atoi(optarg); break;
+    case OPT_CHATSIZE: lg->chat_size = atoi(optarg); break;
+    case OPT_RATE: lg->rate = atof(optarg); rate_set = 1; break;
+    case OPT_WINDOW: lg->window = atoi(optarg); break;
+    case OPT_DURATION: lg->duration = atof(optarg); break;
+    case OPT_WARMUP: lg->warmup = atof(optarg); break;
+    case OPT_DRAIN: lg->drain = atof(optarg); break;
+    case OPT_BODY: lg->body_size = atoi(optarg); break;
+    case OPT_PID: lg->server_pid = atoi(optarg); break;
+    case OPT_CSV: lg->csv = optarg; break;
+    case OPT_LABEL: lg->label = optarg; break;
+    case OPT_USERSFILE: lg->users_file = optarg; break;
+    case OPT_SIGNUPC: lg->signup_conc = atoi(optarg); break;
+    case OPT_CONNC: lg->connect_conc = atoi(optarg); break;
+    case OPT_SETUPC: lg->setup_conc = atoi(optarg); break;
+    case OPT_SETUPT: lg->setup_timeout = atof(optarg); break;
+    case OPT_RUNID: snprintf(lg->runid, sizeof(lg->runid), "%s", optarg); break;
+    case OPT_STRICT: lg->strict = 1; break;
+    case OPT_QUIET: lg->quiet = 1; break;
+    case OPT_HELP: usage(stdout); exit(0);
+    default: usage(stderr); return -1;
+    }
+  }
+  if (optind < argc) {
+    usage(stderr);
+    return -1;
+  }
+  if (!rate_set)
+    lg->rate = lg->scen == SCEN_CHAT ? 2000 : 0;
+  if (parse_url(lg, url) != 0) {
+    fprintf(stderr, "loadgen: bad --url %s\n", url);
+    return -1;
+  }
+  /* Bounds keep every run finite and every buffer sized. */
+  if (lg->n_users < 1 || lg->n_users > 100000 || lg->chat_size < 1 || lg->rate < 0 ||
+      lg->rate > 1e7 || lg->window < 1 || lg->window > 4096 || lg->duration <= 0 ||
+      lg->duration > 3600 || lg->warmup < 0 || lg->warmup > 600 || lg->drain < 0 ||
+      lg->drain > 60 || lg->body_size < 0 || lg->body_size > 16000 || lg->signup_conc < 1 ||
+      lg->connect_conc < 1 || lg->setup_conc < 1 || lg->setup_timeout <= 0 ||
+      lg->setup_timeout > 3600 || strspn(lg->runid, "abcdefghijklmnopqrstuvwxyz0123456789") !=
+                                      strlen(lg->runid) || strlen(lg->runid) > 12) {
+    fprintf(stderr, "loadgen: an option is out of range (see --help)\n");
+    return -1;
+  }
+  if (lg->scen == SCEN_CHAT && lg->rate <= 0) {
+    fprintf(stderr, "loadgen: the chat scenario needs --rate > 0\n");
+    return -1;
+  }
+  return 0;
+}
+
+static void raise_fd_limit(int need) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < (rlim_t)need)
+    fprintf(stderr, "loadgen: warning: open-file limit %llu is below the %d sockets needed\n",
+            (unsigned long long)rl.rlim_cur, need);
+}
+
+int main(int argc, char **argv) {
+  struct lg *lg = calloc(1, sizeof(*lg));
+  if (!lg)
+    return 1;
+  lg->n_users = 1000;
+  lg->chat_size = 10;
+  lg->window = 64;
+  lg->duration = 20;
+  lg->warmup = 3;
+  lg->drain = 3;
+  lg->body_size = 64;
+  lg->signup_conc = 8;
+  lg->connect_conc = 100;
+  lg->setup_conc = 256;
+  lg->setup_timeout = 600;
+  lg->t_meas0 = lg->t_meas1 = UINT64_MAX;
+  if (parse_args(lg, argc, argv) != 0)
+    return 2;
+  if (!lg->runid[0])
+    make_runid(lg);
+  rand_state ^= uv_hrtime() ^ ((uint64_t)getpid() << 32);
+  if (rand_state == 0)
+    rand_state = 1;
+  raise_fd_limit(lg->n_users + 64);
+  signal(SIGPIPE, SIG_IGN);
+
+  int n = lg->n_users;
+  int k = lg->scen == SCEN_CHAT ? (lg->chat_size < n ? lg->chat_size : n) : n;
+  lg->n_groups = (n + k - 1) / k;
+  lg->users = calloc((size_t)n, sizeof(*lg->users));
+  lg->conns = calloc((size_t)n, sizeof(*lg->conns));
+  lg->groups = calloc((size_t)lg->n_groups, sizeof(*lg->groups));
+  lg->order = calloc((size_t)n, sizeof(int));
+  lg->work = calloc((size_t)n, sizeof(int));
+  lg->pad = calloc((size_t)lg->body_size + 2, 1);
+  if (!lg->users || !lg->conns || !lg->groups || !lg->order || !lg->work || !lg->pad)
+    return 1;
+  /* "lgt=" + up to 20 digits + " u" + index make about 30 bytes; the rest is padding. */
+  if (lg->body_size > 32) {
+    lg->pad[0] = ' ';
+    memset(lg->pad + 1, 'x', (size_t)lg->body_size - 32);
+  }
+  for (int g = 0; g < lg->n_groups; g++) {
+    lg->groups[g].first = g * k;
+    lg->groups[g].size = (g + 1) * k <= n ? k : n - g * k;
+  }
+  /* Round-robin order that visits chat 0, 1, 2... before a chat's second member, so the total
+   * rate reaches every chat evenly instead of in bursts. */
+  if (lg->scen == SCEN_CHAT) {
+    for (int j = 0; j < k; j++)
+      for (int g = 0; g < lg->n_groups; g++)
+        if (j < lg->groups[g].size)
+          lg->order[lg->n_order++] = lg->groups[g].first + j;
+  } else {
+    lg->order[lg->n_order++] = 0;
+  }
+  for (int i = 0; i < n; i++) {
+    struct conn *c = &lg->conns[i];
+    c->lg = lg;
+    c->idx = i;
+    c->group = lg->scen == SCEN_CHAT ? i / k : 0;
+    c->expect_seq = -1;
+    uint32_t ring = RING_DEFAULT;
+    if (i == 0 && lg->scen == SCEN_BROADCAST)
+      while (ring < (uint32_t)lg->window * 2)
+        ring *= 2;
+    c->ring = calloc(ring, sizeof(struct pending));
+    c->ring_mask = ring - 1;
+    if (!c->ring)
+      return 1;
+  }
+  if (lg->users_file)
+    load_users_file(lg);
+  for (int i = 0; i < n; i++)
+    if (!lg->users[i].token)
+      snprintf(lg->users[i].name, sizeof(lg->users[i].name), "b%su%d", lg->runid, i);
+  hist_init(&lg->lat);
+  hist_init(&lg->ack);
+
+  lg->loop = uv_default_loop();
+  uv_timer_init(lg->loop, &lg->tick);
+  uv_timer_init(lg->loop, &lg->deadline);
+  lg->tick.data = lg->deadline.data = lg;
+  fprintf(stderr, "loadgen: %s scenario, %d users, %s, run id %s, server %s:%d%s\n",
+          lg->scen == SCEN_CHAT ? "chat" : "broadcast", n,
+          lg->scen == SCEN_CHAT ? "chats of K" : "one chat", lg->runid, lg->host, lg->port,
+          lg->path);
+  phase_begin(lg, PH_SIGNUP);
+  uv_run(lg->loop, UV_RUN_DEFAULT);
+  if (lg->exit_code != 0)
+    return lg->exit_code;
+  report(lg);
+  return 0;
+}

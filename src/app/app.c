@@ -1,0 +1,411 @@
+/* app.c - configuration, start-up, client lifetime, housekeeping and graceful shutdown. */
+#include "app/app.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <utlist.h>
+
+#include "auth/auth.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+
+/* --- configuration ------------------------------------------------------------------------ */
+
+static int env_u64(const char *name, uint64_t *out, uint64_t min, uint64_t max) {
+  const char *v = getenv(name);
+  char *end;
+  unsigned long long n;
+  if (v == NULL || *v == '\0')
+    return 0;
+  errno = 0;
+  n = strtoull(v, &end, 10);
+  if (errno || *end || n < min || n > max) {
+    log_error("config: %s must be a whole number from %llu to %llu", name,
+              (unsigned long long)min, (unsigned long long)max);
+    return PARLEY_EBAD_REQUEST;
+  }
+  *out = n;
+  return 0;
+}
+
+static int env_double(const char *name, double *out) {
+  const char *v = getenv(name);
+  char *end;
+  double d;
+  if (v == NULL || *v == '\0')
+    return 0;
+  d = strtod(v, &end);
+  if (*end || d <= 0) {
+    log_error("config: %s must be a positive number", name);
+    return PARLEY_EBAD_REQUEST;
+  }
+  *out = d;
+  return 0;
+}
+
+static int env_size(const char *name, size_t *out, uint64_t min, uint64_t max) {
+  uint64_t v = *out;
+  int err = env_u64(name, &v, min, max);
+  *out = (size_t)v;
+  return err;
+}
+
+int app_config_load(struct app_config *cfg) {
+  const char *v;
+  uint64_t u;
+  int err = 0;
+
+  memset(cfg, 0, sizeof *cfg);
+  snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
+  cfg->port = 8080;
+  snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
+  snprintf(cfg->web_dir, sizeof cfg->web_dir, "web/dist");
+  cfg->durability = STORE_DURABILITY_NORMAL;
+  cfg->max_body = 64 * 1024;
+  cfg->max_header = 8 * 1024;
+  cfg->ws_max_msg = 64 * 1024;
+  cfg->outq_max = 1024 * 1024;
+  cfg->ping_interval_ms = 25000;
+  cfg->auth_timeout_ms = 10000;
+  cfg->session_ttl_ms = INT64_C(30) * 24 * 3600 * 1000;
+  cfg->rate_limits = 1;
+  cfg->send_rate = 10;
+  cfg->send_burst = 30;
+  cfg->op_rate = 50;
+  cfg->op_burst = 200;
+  cfg->login_rate = 1.0 / 6; /* ten a minute */
+  cfg->login_burst = 10;
+  cfg->max_conns_per_user = 20;
+
+  if ((v = getenv("PARLEY_LISTEN")) && *v) {
+    const char *colon = strrchr(v, ':');
+    char *end;
+    long port;
+    if (colon == NULL || (size_t)(colon - v) >= sizeof cfg->host) {
+      log_error("config: PARLEY_LISTEN must be host:port");
+      return PARLEY_EBAD_REQUEST;
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535) {
+      log_error("config: PARLEY_LISTEN has a bad port");
+      return PARLEY_EBAD_REQUEST;
+    }
+    snprintf(cfg->host, sizeof cfg->host, "%.*s", (int)(colon - v), v);
+    cfg->port = (int)port;
+  }
+  if ((v = getenv("PARLEY_DATA")) && *v)
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", v);
+  if ((v = getenv("PARLEY_WEB_DIR")) && *v)
+    snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s", v);
+  if ((v = getenv("PARLEY_ORIGINS")))
+    snprintf(cfg->origins, sizeof cfg->origins, "%s", v);
+  if ((v = getenv("PARLEY_DURABILITY")) && *v) {
+    if (strcmp(v, "fsync") == 0)
+      cfg->durability = STORE_DURABILITY_FSYNC;
+    else if (strcmp(v, "normal") != 0) {
+      log_error("config: PARLEY_DURABILITY must be normal or fsync");
+      return PARLEY_EBAD_REQUEST;
+    }
+  }
+  if ((v = getenv("PARLEY_RATE_LIMITS")) && *v)
+    cfg->rate_limits = strcmp(v, "0") != 0;
+  if ((v = getenv("PARLEY_COOKIE_SECURE")) && *v)
+    cfg->cookie_secure = strcmp(v, "0") != 0;
+  if ((v = getenv("PARLEY_LOG_LEVEL")) && *v) {
+    int level = log_level_parse(v);
+    if (level < 0) {
+      log_error("config: PARLEY_LOG_LEVEL must be debug, info, warn or error");
+      return PARLEY_EBAD_REQUEST;
+    }
+    log_set_level((enum log_level)level);
+  }
+  err |= env_size("PARLEY_MAX_BODY", &cfg->max_body, 1024, 16u << 20);
+  err |= env_size("PARLEY_MAX_HEADER", &cfg->max_header, 1024, 1u << 20);
+  err |= env_size("PARLEY_WS_MAX_MSG", &cfg->ws_max_msg, 1024, 16u << 20);
+  err |= env_size("PARLEY_OUTQ_MAX", &cfg->outq_max, 4096, 1u << 30);
+  err |= env_u64("PARLEY_PING_INTERVAL_MS", &cfg->ping_interval_ms, 50, 3600000);
+  err |= env_u64("PARLEY_AUTH_TIMEOUT_MS", &cfg->auth_timeout_ms, 50, 3600000);
+  u = (uint64_t)cfg->session_ttl_ms / 1000;
+  err |= env_u64("PARLEY_SESSION_TTL_S", &u, 1, UINT64_C(10) * 365 * 86400);
+  cfg->session_ttl_ms = (int64_t)u * 1000;
+  u = (uint64_t)cfg->max_conns_per_user;
+  err |= env_u64("PARLEY_MAX_CONNS_PER_USER", &u, 1, 100000);
+  cfg->max_conns_per_user = (int)u;
+  err |= env_double("PARLEY_SEND_RATE", &cfg->send_rate);
+  err |= env_double("PARLEY_SEND_BURST", &cfg->send_burst);
+  err |= env_double("PARLEY_OP_RATE", &cfg->op_rate);
+  err |= env_double("PARLEY_OP_BURST", &cfg->op_burst);
+  err |= env_double("PARLEY_LOGIN_RATE", &cfg->login_rate);
+  err |= env_double("PARLEY_LOGIN_BURST", &cfg->login_burst);
+  return err ? PARLEY_EBAD_REQUEST : 0;
+}
+
+/* --- helpers shared by the app files ------------------------------------------------------ */
+
+int64_t app__now(const struct app *a) { return clock_wall_ms(); }
+
+struct client *app__client_ref(struct client *cl) {
+  cl->refs++;
+  return cl;
+}
+
+void app__client_unref(struct client *cl) {
+  if (--cl->refs == 0)
+    free(cl);
+}
+
+static int origin_matches(const char *list, const char *origin) {
+  size_t olen = strlen(origin);
+  const char *p = list;
+  while (*p) {
+    size_t n = strcspn(p, ",");
+    while (n && *p == ' ') {
+      p++;
+      n--;
+    }
+    if (n == olen && strncmp(p, origin, n) == 0)
+      return 1;
+    p += n;
+    if (*p == ',')
+      p++;
+  }
+  return 0;
+}
+
+int app__origin_allowed(const struct app *a, const char *origin) {
+  char own[160];
+  if (origin == NULL)
+    return 1; /* not a browser: it has to authenticate with a token, so there is no CSRF */
+  if (a->cfg.origins[0])
+    return origin_matches(a->cfg.origins, origin);
+  /* By default only the server's own origin, under the names a local user would type. */
+  snprintf(own, sizeof own, "http://%s:%d", a->cfg.host, net_server_port(a->net));
+  if (strcmp(origin, own) == 0)
+    return 1;
+  snprintf(own, sizeof own, "http://localhost:%d", net_server_port(a->net));
+  if (strcmp(origin, own) == 0)
+    return 1;
+  snprintf(own, sizeof own, "http://127.0.0.1:%d", net_server_port(a->net));
+  return strcmp(origin, own) == 0;
+}
+
+int app__submit(struct app *a, struct client *cl, struct store_req *req, store_cb cb) {
+  int err;
+  if (cl)
+    app__client_ref(cl);
+  req->in.now = app__now(a);
+  err = store_submit(a->store, req, cb, cl);
+  if (err) {
+    if (cl)
+      app__client_unref(cl);
+    store_req_free(req);
+  }
+  return err;
+}
+
+int app__user_attach(struct app *a, struct client *cl, const struct store_user *u,
+                     const uint8_t *session_hash, int64_t expires_at) {
+  struct app_user *au;
+  HASH_FIND(hh, a->users, &u->id, sizeof u->id, au);
+  if (au && au->n_clients >= a->cfg.max_conns_per_user)
+    return PARLEY_ERATE_LIMITED;
+  if (au == NULL) {
+    au = calloc(1, sizeof *au);
+    if (au == NULL)
+      return PARLEY_EINTERNAL;
+    au->id = u->id;
+    HASH_ADD(hh, a->users, id, sizeof au->id, au);
+  }
+  if (cl->is_ws && !cl->authed)
+    DL_DELETE2(a->unauthed, cl, uprev, unext);
+  DL_APPEND2(au->clients, cl, uprev, unext);
+  au->n_clients++;
+  cl->authed = 1;
+  cl->user = *u;
+  memcpy(cl->session_hash, session_hash, STORE_TOKEN_HASH_LEN);
+  cl->session_expires_at = expires_at;
+  return 0;
+}
+
+static void user_detach(struct app *a, struct client *cl) {
+  struct app_user *au;
+  if (!cl->authed) {
+    if (cl->is_ws)
+      DL_DELETE2(a->unauthed, cl, uprev, unext);
+    return;
+  }
+  HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
+  if (au == NULL)
+    return;
+  DL_DELETE2(au->clients, cl, uprev, unext);
+  /* The user entry keeps the send bucket; it goes with the last connection, which is fine:
+   * reconnecting to refill a bucket costs more than waiting. */
+  if (--au->n_clients == 0) {
+    HASH_DEL(a->users, au);
+    free(au);
+  }
+  cl->authed = 0;
+}
+
+/* --- net callbacks ------------------------------------------------------------------------ */
+
+static void on_close(void *ud, struct net_conn *c) {
+  struct app *a = ud;
+  struct client *cl = net_conn_get_data(c);
+  if (cl == NULL)
+    return;
+  app__client_drop_subs(cl);
+  user_detach(a, cl);
+  cl->conn = NULL;
+  app__client_unref(cl);
+}
+
+/* --- housekeeping ------------------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t) {
+  struct app *a = t->data;
+  uint64_t loop_now = uv_now(a->loop);
+  int64_t now = app__now(a);
+  struct app_user *au, *tmp;
+  struct app_throttle *th, *ttmp;
+  struct client *cl, *ctmp;
+
+  DL_FOREACH_SAFE2(a->unauthed, cl, ctmp, unext) {
+    if (cl->conn && loop_now - cl->opened_ms >= a->cfg.auth_timeout_ms)
+      net_ws_close(cl->conn, NET_CLOSE_UNAUTHORIZED, "not authenticated in time");
+  }
+
+  /* Sessions expire on live sockets too, not only at the next connect. */
+  HASH_ITER(hh, a->users, au, tmp) {
+    DL_FOREACH_SAFE2(au->clients, cl, ctmp, unext) {
+      if (cl->conn && cl->session_expires_at && cl->session_expires_at <= now)
+        net_ws_close(cl->conn, NET_CLOSE_UNAUTHORIZED, "session expired");
+    }
+  }
+  /* A throttle bucket that has refilled completely carries no information: drop it. */
+  HASH_ITER(hh, a->throttles, th, ttmp) {
+    if ((double)(now - th->rl.last_ms) * a->cfg.login_rate / 1000.0 >= a->cfg.login_burst) {
+      HASH_DEL(a->throttles, th);
+      free(th);
+    }
+  }
+}
+
+/* --- start and stop ----------------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *h, int signum) {
+  struct app *a = h->data;
+  log_info("signal %d: shutting down", signum);
+  app_shutdown(a);
+}
+
+int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
+  struct net_config ncfg;
+  struct net_callbacks ncb;
+  char dbpath[1100];
+  int err;
+
+  memset(a, 0, sizeof *a);
+  a->loop = loop;
+  a->cfg = *cfg;
+  if (auth_init() != 0) {
+    log_error("libsodium failed to initialize");
+    return PARLEY_EINTERNAL;
+  }
+  if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+    log_error("cannot create data folder %s: %s", cfg->data_dir, strerror(errno));
+    return PARLEY_EUNAVAILABLE;
+  }
+  snprintf(dbpath, sizeof dbpath, "%s/parley.db", cfg->data_dir);
+  err = store_open(&a->store, loop, dbpath, cfg->durability);
+  if (err) {
+    log_error("cannot open the store at %s: %s", dbpath, parley_strerror(err));
+    return err;
+  }
+
+  memset(&ncfg, 0, sizeof ncfg);
+  ncfg.host = cfg->host;
+  ncfg.port = cfg->port;
+  ncfg.backlog = 4096;
+  ncfg.max_header = cfg->max_header;
+  ncfg.max_body = cfg->max_body;
+  ncfg.ws_max_msg = cfg->ws_max_msg;
+  ncfg.outq_max = cfg->outq_max;
+  ncfg.ping_interval_ms = cfg->ping_interval_ms;
+  ncfg.http_idle_ms = 60000;
+  ncb.ud = a;
+  ncb.on_request = app__on_request;
+  ncb.on_ws_text = app__on_ws_text;
+  ncb.on_close = on_close;
+  err = net_server_new(&a->net, loop, &ncfg, &ncb);
+  if (err == 0)
+    err = net_server_listen(a->net);
+  if (err)
+    return err;
+
+  uv_timer_init(loop, &a->ticker);
+  a->ticker.data = a;
+  {
+    uint64_t tick = cfg->auth_timeout_ms / 4 < 1000 ? cfg->auth_timeout_ms / 4 : 1000;
+    uv_timer_start(&a->ticker, on_tick, tick, tick);
+  }
+  uv_signal_init(loop, &a->sigterm);
+  a->sigterm.data = a;
+  uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+  uv_signal_init(loop, &a->sigint);
+  a->sigint.data = a;
+  uv_signal_start(&a->sigint, on_signal, SIGINT);
+  log_info("listening on %s:%d (data %s, web %s)", cfg->host, net_server_port(a->net),
+           cfg->data_dir, cfg->web_dir);
+  return 0;
+}
+
+static void on_store_closed(void *arg) {
+  struct app *a = arg;
+  struct app_user *au, *tmp;
+  struct app_throttle *th, *ttmp;
+  struct room *r, *rtmp;
+
+  a->store = NULL;
+  HASH_ITER(hh, a->users, au, tmp) {
+    HASH_DEL(a->users, au);
+    free(au);
+  }
+  HASH_ITER(hh, a->throttles, th, ttmp) {
+    HASH_DEL(a->throttles, th);
+    free(th);
+  }
+  HASH_ITER(hh, a->rooms, r, rtmp) {
+    HASH_DEL(a->rooms, r);
+    free(r);
+  }
+  net_server_free(a->net);
+  a->net = NULL;
+  log_info("shutdown complete");
+}
+
+static void shutdown_wait(uv_timer_t *t) {
+  struct app *a = t->data;
+  /* Wait until every socket has finished its close handshake (or was cut after the linger
+   * time), so acknowledged replies are on the wire before the process exits. */
+  if (net_server_conn_count(a->net) > 0)
+    return;
+  uv_close((uv_handle_t *)&a->ticker, NULL);
+  store_close(a->store, on_store_closed, a);
+}
+
+void app_shutdown(struct app *a) {
+  if (a->shutting_down)
+    return;
+  a->shutting_down = 1;
+  uv_close((uv_handle_t *)&a->sigterm, NULL);
+  uv_close((uv_handle_t *)&a->sigint, NULL);
+  net_server_stop_accepting(a->net);
+  net_server_close_all(a->net, 1001, "server shutting down");
+  uv_timer_stop(&a->ticker);
+  uv_timer_start(&a->ticker, shutdown_wait, 0, 20);
+}

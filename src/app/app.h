@@ -1,0 +1,156 @@
+/* app.h - the server: wires net (connections), proto (wire format), core (rules), store
+ * (durability) and auth together. One function per protocol op lives in app_ws.c, the REST
+ * endpoints in app_http.c; this header holds the state they share.
+ *
+ * All of it runs on the loop thread. Store requests carry a reference to the client that made
+ * them, so a client that disconnects while its request is in flight is freed only after the
+ * request's callback ran (and found it gone).
+ */
+#ifndef PARLEY_APP_APP_H
+#define PARLEY_APP_APP_H
+
+#include <stdint.h>
+#include <uthash.h>
+#include <uv.h>
+
+#include "core/ratelimit.h"
+#include "net/net.h"
+#include "proto/proto.h"
+#include "store/store.h"
+
+struct app_config {
+  char host[64];
+  int port;
+  char data_dir[1024];
+  char web_dir[1024];
+  char origins[2048];          /* comma-separated allowlist; "" = the server's own origin */
+  enum store_durability durability;
+  size_t max_body, max_header, ws_max_msg, outq_max;
+  uint64_t ping_interval_ms;
+  uint64_t auth_timeout_ms;
+  int64_t session_ttl_ms;
+  int rate_limits;             /* 0 disables the per-user and per-IP rate limits */
+  double send_rate, send_burst;     /* msg.send per user */
+  double op_rate, op_burst;         /* any op per connection */
+  double login_rate, login_burst;   /* login attempts per username and per IP */
+  int max_conns_per_user;
+  int cookie_secure;
+};
+
+/* Fills cfg with defaults, then applies PARLEY_* environment variables. Returns 0 or
+ * PARLEY_EBAD_REQUEST (with a message logged) for a malformed value. */
+int app_config_load(struct app_config *cfg);
+
+struct app;
+struct client;
+struct room;
+
+/* A socket's subscription to a chat. Live messages are delivered when live; while the replay
+ * read is in flight they wait in `held`, and the seam is closed by seq (no gap, no duplicate). */
+struct sub {
+  struct room *room;
+  struct client *client;
+  uint32_t gen;                /* bumped by each (re)sub: stale replies are ignored */
+  int live;
+  int64_t next_seq;            /* the next seq this socket should receive */
+  struct held_frame {
+    int64_t seq;
+    struct outq_chunk *frame;
+  } *held;
+  size_t n_held, cap_held;
+  struct sub *rprev, *rnext;   /* room->subs */
+  struct sub *cprev, *cnext;   /* client->subs */
+};
+
+struct room {
+  char slug[STORE_SLUG_MAX + 1];
+  struct sub *subs;
+  size_t n_subs;
+  UT_hash_handle hh;           /* app->rooms by slug */
+};
+
+struct client {
+  struct app *app;
+  struct net_conn *conn;       /* NULL once the connection closed */
+  int refs;                    /* the connection's and each request's in flight */
+  int is_ws;
+  int authed;
+  struct store_user user;
+  uint8_t session_hash[STORE_TOKEN_HASH_LEN];
+  int64_t session_expires_at;
+  uint64_t opened_ms;          /* loop time of the upgrade */
+  char peer[64];
+  void *http_op;               /* state of the HTTP request being answered (app_http.c) */
+  struct ratelimit op_rl;
+  struct sub *subs;
+  struct client *uprev, *unext; /* app_user->clients */
+};
+
+struct app_user {
+  int64_t id;
+  struct client *clients;
+  int n_clients;
+  struct ratelimit send_rl;
+  UT_hash_handle hh;           /* app->users by id */
+};
+
+/* A login throttle bucket, by "u:<name>" or "ip:<addr>". */
+struct app_throttle {
+  char key[80];
+  struct ratelimit rl;
+  UT_hash_handle hh;
+};
+
+struct app_metrics {
+  uint64_t msgs_sent;
+  uint64_t deliveries;
+  uint64_t rejected_rate;
+  uint64_t ws_opened;
+  uint64_t http_requests;
+};
+
+struct app {
+  uv_loop_t *loop;
+  struct app_config cfg;
+  struct net_server *net;
+  struct store *store;
+  struct room *rooms;
+  struct app_user *users;
+  struct app_throttle *throttles;
+  struct client *unauthed;      /* WebSockets waiting for their auth op (linked by unext) */
+  uv_timer_t ticker;            /* auth deadlines, session expiry, throttle sweep */
+  uv_signal_t sigterm, sigint;
+  int shutting_down;
+  struct app_metrics metrics;
+};
+
+/* Opens the store, binds the listener and starts serving. Returns 0 or a PARLEY_E* code. */
+int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg);
+
+/* Graceful shutdown: stop accepting, close WebSockets with 1001, let the store finish its queue,
+ * then release everything so uv_run returns. */
+void app_shutdown(struct app *a);
+
+/* app.c, shared with app_http.c and app_ws.c */
+struct client *app__client_ref(struct client *cl);
+void app__client_unref(struct client *cl);
+int app__origin_allowed(const struct app *a, const char *origin);
+int64_t app__now(const struct app *a);
+/* Submits a store request on behalf of cl (a reference is held until cb). */
+int app__submit(struct app *a, struct client *cl, struct store_req *req, store_cb cb);
+/* Registers an authenticated socket; PARLEY_ERATE_LIMITED at the per-user connection cap. */
+int app__user_attach(struct app *a, struct client *cl, const struct store_user *u,
+                     const uint8_t *session_hash, int64_t expires_at);
+
+/* app_http.c */
+void app__on_request(void *ud, struct net_conn *c, struct http_request *req);
+
+/* app_ws.c */
+void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len);
+void app__ws_hello(struct client *cl);
+void app__client_drop_subs(struct client *cl);
+/* Closes every socket of the session with that hash (logout). */
+void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t code,
+                        const char *reason);
+
+#endif

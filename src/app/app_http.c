@@ -1,0 +1,554 @@
+/* app_http.c - the REST endpoints (signup, login, logout, me, health, metrics), the WebSocket
+ * upgrade with its Origin check and cookie authentication, and the static web app.
+ *
+ * Each endpoint is a short chain of asynchronous steps (hash on the thread pool, then a store
+ * request, then a response). The connection answers one request at a time, so the chain's state
+ * hangs off the client as `http_op`.
+ */
+#include <jansson.h>
+#include <llhttp.h> /* HTTP_GET, ... for http_request.method */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "app/app.h"
+#include "auth/auth.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "net/static.h"
+
+struct http_op {
+  char token[AUTH_TOKEN_LEN + 1];
+  uint8_t token_hash[STORE_TOKEN_HASH_LEN];
+  char username[STORE_USERNAME_MAX + 1];
+  char display_name[STORE_DISPLAY_NAME_MAX + 1];
+  char *password;
+  struct store_user user;
+  int status_ok; /* 201 for signup, 200 for login */
+};
+
+static void op_free(struct client *cl) {
+  struct http_op *op = cl->http_op;
+  if (op == NULL)
+    return;
+  if (op->password) {
+    memset(op->password, 0, strlen(op->password));
+    free(op->password);
+  }
+  free(op);
+  cl->http_op = NULL;
+}
+
+static void respond_json(struct client *cl, int status, json_t *body, const char *headers) {
+  char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+  char h[512];
+  snprintf(h, sizeof h, "Cache-Control: no-store\r\n%s", headers ? headers : "");
+  json_decref(body);
+  if (cl->conn)
+    net_http_respond(cl->conn, status, s ? "application/json" : NULL, h, s, s ? strlen(s) : 0);
+  free(s);
+  op_free(cl);
+}
+
+static void respond_err(struct client *cl, int err, const char *msg, const char *headers) {
+  respond_json(cl, parley_err_http_status(err),
+               json_pack("{s:{s:s, s:s}}", "error", "code", parley_err_name(err), "message",
+                         msg ? msg : parley_strerror(err)),
+               headers);
+}
+
+static void session_cookie(const struct app *a, const char *token, char *out, size_t len) {
+  snprintf(out, len,
+           "Set-Cookie: " AUTH_COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld%s"
+           "\r\n",
+           token, (long long)(a->cfg.session_ttl_ms / 1000), a->cfg.cookie_secure ? "; Secure" : "");
+}
+
+/* The token a request carries: the cookie (browsers) or a bearer header (other clients). */
+static int request_token(const struct http_request *req, char *token) {
+  if (auth_bearer_token(req->authorization, token) == 0)
+    return 0;
+  return auth_cookie_token(req->cookie, token);
+}
+
+/* --- signup and login: both end by creating a session ------------------------------------- */
+
+static void on_session_created(struct store_req *req) {
+  struct client *cl = req->data;
+  struct app *a = cl->app;
+  struct http_op *op = cl->http_op;
+  char cookie[256];
+
+  if (cl->conn == NULL || op == NULL)
+    goto done;
+  if (req->status) {
+    respond_err(cl, req->status, NULL, NULL);
+    goto done;
+  }
+  session_cookie(a, op->token, cookie, sizeof cookie);
+  respond_json(cl, op->status_ok,
+               json_pack("{s:o, s:s}", "user", proto_user_json(&op->user), "token", op->token),
+               cookie);
+done:
+  store_req_free(req);
+  app__client_unref(cl);
+}
+
+static void session_create(struct client *cl) {
+  struct app *a = cl->app;
+  struct http_op *op = cl->http_op;
+  struct store_req *req = store_req_new(STORE_SESSION_CREATE);
+  if (req == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
+  }
+  auth_token_new(op->token, op->token_hash);
+  req->in.user_id = op->user.id;
+  memcpy(req->in.token_hash, op->token_hash, STORE_TOKEN_HASH_LEN);
+  req->in.expires_at = app__now(a) + a->cfg.session_ttl_ms;
+  if (app__submit(a, cl, req, on_session_created) != 0)
+    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+}
+
+static void on_user_created(struct store_req *req) {
+  struct client *cl = req->data;
+  if (cl->conn == NULL || cl->http_op == NULL)
+    goto done;
+  if (req->status) {
+    respond_err(cl, req->status,
+                req->status == PARLEY_ECONFLICT ? "that username is taken" : NULL, NULL);
+    goto done;
+  }
+  ((struct http_op *)cl->http_op)->user = req->out.user;
+  session_create(cl);
+done:
+  store_req_free(req);
+  app__client_unref(cl);
+}
+
+static void on_signup_hashed(struct auth_work *w) {
+  struct client *cl = w->data;
+  struct http_op *op = cl->http_op;
+  struct store_req *req;
+
+  if (cl->conn == NULL || op == NULL)
+    goto done;
+  if (w->status) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    goto done;
+  }
+  req = store_req_new(STORE_USER_CREATE);
+  if (req == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    goto done;
+  }
+  snprintf(req->in.user.username, sizeof req->in.user.username, "%s", op->username);
+  snprintf(req->in.user.display_name, sizeof req->in.user.display_name, "%s",
+           op->display_name);
+  req->in.pwhash = w->hash;
+  w->hash = NULL;
+  if (app__submit(cl->app, cl, req, on_user_created) != 0)
+    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+done:
+  auth_work_free(w);
+  app__client_unref(cl);
+}
+
+/* Reads {"username", "password", "displayName"?} into a new http_op. Returns 0 or answers. */
+static int parse_credentials(struct client *cl, struct http_request *req, int signup) {
+  json_error_t jerr;
+  json_t *body = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, &jerr);
+  const char *username, *password, *display = NULL;
+  struct http_op *op;
+
+  if (!json_is_object(body)) {
+    json_decref(body);
+    respond_err(cl, PARLEY_EBAD_REQUEST, "the body must be a JSON object", NULL);
+    return -1;
+  }
+  username = json_string_value(json_object_get(body, "username"));
+  password = json_string_value(json_object_get(body, "password"));
+  if (signup && json_object_get(body, "displayName") &&
+      !json_is_null(json_object_get(body, "displayName")))
+    display = json_string_value(json_object_get(body, "displayName"));
+  op = calloc(1, sizeof *op);
+  if (op == NULL) {
+    json_decref(body);
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return -1;
+  }
+  cl->http_op = op;
+  if (auth_username_normalize(username, op->username) != 0) {
+    json_decref(body);
+    /* A login with an impossible username is simply wrong credentials. */
+    respond_err(cl, signup ? PARLEY_EBAD_REQUEST : PARLEY_EUNAUTHORIZED,
+                signup ? "username: 3-32 characters of a-z, 0-9, _ . -"
+                       : "wrong username or password",
+                NULL);
+    return -1;
+  }
+  if (password == NULL || strlen(password) < (signup ? AUTH_PASSWORD_MIN : 1) ||
+      strlen(password) > AUTH_PASSWORD_MAX) {
+    json_decref(body);
+    respond_err(cl, signup ? PARLEY_EBAD_REQUEST : PARLEY_EUNAUTHORIZED,
+                signup ? "password: 8-256 bytes" : "wrong username or password", NULL);
+    return -1;
+  }
+  if (signup && json_object_get(body, "displayName") &&
+      !json_is_null(json_object_get(body, "displayName")) &&
+      (display == NULL || auth_display_name_valid(display) != 0)) {
+    json_decref(body);
+    respond_err(cl, PARLEY_EBAD_REQUEST,
+                "displayName: 1-64 bytes of text without control characters", NULL);
+    return -1;
+  }
+  snprintf(op->display_name, sizeof op->display_name, "%s", display ? display : op->username);
+  op->password = strdup(password);
+  json_decref(body);
+  if (op->password == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return -1;
+  }
+  return 0;
+}
+
+static void handle_signup(struct client *cl, struct http_request *req) {
+  struct http_op *op;
+  if (parse_credentials(cl, req, 1) != 0)
+    return;
+  op = cl->http_op;
+  op->status_ok = 201;
+  if (auth_hash_async(cl->app->loop, op->password, on_signup_hashed, app__client_ref(cl)) != 0) {
+    app__client_unref(cl);
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+  }
+}
+
+static void on_login_verified(struct auth_work *w) {
+  struct client *cl = w->data;
+  if (cl->conn == NULL || cl->http_op == NULL)
+    goto done;
+  if (w->status)
+    respond_err(cl, PARLEY_EUNAUTHORIZED, "wrong username or password", NULL);
+  else
+    session_create(cl);
+done:
+  auth_work_free(w);
+  app__client_unref(cl);
+}
+
+static void on_login_user(struct store_req *req) {
+  struct client *cl = req->data;
+  struct http_op *op = cl->http_op;
+  if (cl->conn == NULL || op == NULL)
+    goto done;
+  if (req->status && req->status != PARLEY_ENOT_FOUND) {
+    respond_err(cl, req->status, NULL, NULL);
+    goto done;
+  }
+  /* An unknown user is verified against a dummy hash: the answer takes as long either way. */
+  if (req->status == 0)
+    op->user = req->out.user;
+  if (auth_verify_async(cl->app->loop, req->status == 0 ? req->out.pwhash : NULL, op->password,
+                        on_login_verified, app__client_ref(cl)) != 0) {
+    app__client_unref(cl);
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+  }
+done:
+  store_req_free(req);
+  app__client_unref(cl);
+}
+
+/* Takes a token from the login bucket of `key`; returns 0 or the milliseconds to wait. */
+static int64_t throttle(struct app *a, const char *key) {
+  struct app_throttle *t;
+  HASH_FIND_STR(a->throttles, key, t);
+  if (t == NULL) {
+    t = calloc(1, sizeof *t);
+    if (t == NULL)
+      return 0;
+    snprintf(t->key, sizeof t->key, "%s", key);
+    HASH_ADD_STR(a->throttles, key, t);
+  }
+  return ratelimit_take(&t->rl, a->cfg.login_rate, a->cfg.login_burst, app__now(a));
+}
+
+static void handle_login(struct client *cl, struct http_request *req) {
+  struct app *a = cl->app;
+  struct http_op *op;
+  struct store_req *sreq;
+  char key[96];
+  int64_t wait = 0, w2;
+
+  if (parse_credentials(cl, req, 0) != 0)
+    return;
+  op = cl->http_op;
+  op->status_ok = 200;
+  if (a->cfg.rate_limits) {
+    snprintf(key, sizeof key, "u:%s", op->username);
+    wait = throttle(a, key);
+    snprintf(key, sizeof key, "ip:%s", cl->peer);
+    w2 = throttle(a, key);
+    if (w2 > wait)
+      wait = w2;
+  }
+  if (wait > 0) {
+    char h[64];
+    snprintf(h, sizeof h, "Retry-After: %lld\r\n", (long long)(wait + 999) / 1000);
+    a->metrics.rejected_rate++;
+    respond_err(cl, PARLEY_ERATE_LIMITED, "too many login attempts; try again later", h);
+    return;
+  }
+  sreq = store_req_new(STORE_USER_BY_NAME);
+  if (sreq == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
+  }
+  snprintf(sreq->in.user.username, sizeof sreq->in.user.username, "%s", op->username);
+  if (app__submit(a, cl, sreq, on_login_user) != 0)
+    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+}
+
+/* --- logout and me ------------------------------------------------------------------------ */
+
+static void on_logout(struct store_req *req) {
+  struct client *cl = req->data;
+  struct app *a = cl->app;
+  char h[200];
+  if (req->status == 0)
+    app__close_session(a, req->in.token_hash, NET_CLOSE_UNAUTHORIZED, "signed out");
+  if (cl->conn == NULL)
+    goto done;
+  if (req->status) {
+    respond_err(cl, req->status, NULL, NULL);
+    goto done;
+  }
+  snprintf(h, sizeof h,
+           "Set-Cookie: " AUTH_COOKIE_NAME "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0%s\r\n",
+           a->cfg.cookie_secure ? "; Secure" : "");
+  respond_json(cl, 204, NULL, h);
+done:
+  store_req_free(req);
+  app__client_unref(cl);
+}
+
+static void handle_logout(struct client *cl, struct http_request *req) {
+  char token[AUTH_TOKEN_LEN + 1];
+  struct store_req *sreq;
+  if (request_token(req, token) != 0) {
+    respond_err(cl, PARLEY_EUNAUTHORIZED, "not signed in", NULL);
+    return;
+  }
+  sreq = store_req_new(STORE_SESSION_DELETE);
+  if (sreq == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
+  }
+  auth_token_hash(token, sreq->in.token_hash);
+  if (app__submit(cl->app, cl, sreq, on_logout) != 0)
+    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+}
+
+static void on_me(struct store_req *req) {
+  struct client *cl = req->data;
+  if (cl->conn == NULL)
+    goto done;
+  if (req->status)
+    respond_err(cl, req->status, req->status == PARLEY_EUNAUTHORIZED ? "not signed in" : NULL,
+                NULL);
+  else
+    respond_json(cl, 200, json_pack("{s:o}", "user", proto_user_json(&req->out.user)), NULL);
+done:
+  store_req_free(req);
+  app__client_unref(cl);
+}
+
+/* Looks up the session of a request's token; cb gets the result. Answers 401 if none. */
+static void session_lookup(struct client *cl, struct http_request *req, store_cb cb) {
+  char token[AUTH_TOKEN_LEN + 1];
+  struct store_req *sreq;
+  if (request_token(req, token) != 0) {
+    respond_err(cl, PARLEY_EUNAUTHORIZED, "not signed in", NULL);
+    return;
+  }
+  sreq = store_req_new(STORE_SESSION_GET);
+  if (sreq == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
+  }
+  auth_token_hash(token, sreq->in.token_hash);
+  if (app__submit(cl->app, cl, sreq, cb) != 0)
+    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+}
+
+/* --- WebSocket upgrade -------------------------------------------------------------------- */
+
+static void ws_opened(struct client *cl) {
+  struct app *a = cl->app;
+  cl->is_ws = 1;
+  cl->opened_ms = uv_now(a->loop);
+  a->metrics.ws_opened++;
+  DL_APPEND2(a->unauthed, cl, uprev, unext);
+}
+
+static void on_upgrade_session(struct store_req *req) {
+  struct client *cl = req->data;
+  struct app *a = cl->app;
+  if (cl->conn == NULL)
+    goto done;
+  if (net_ws_accept(cl->conn) != 0)
+    goto done;
+  ws_opened(cl);
+  if (req->status == 0) {
+    if (app__user_attach(a, cl, &req->out.user, req->in.token_hash, req->out.expires_at) != 0)
+      net_ws_close(cl->conn, NET_CLOSE_TOO_MANY, "too many connections for this user");
+    else
+      app__ws_hello(cl);
+  }
+  /* A stale cookie is no error here: the socket may still authenticate with a token. */
+done:
+  store_req_free(req);
+  app__client_unref(cl);
+}
+
+static void handle_upgrade(struct client *cl, struct http_request *req) {
+  char token[AUTH_TOKEN_LEN + 1];
+  struct store_req *sreq;
+
+  if (!app__origin_allowed(cl->app, req->origin)) {
+    log_info("ws upgrade refused: origin not allowed");
+    respond_err(cl, PARLEY_EFORBIDDEN, "origin not allowed", NULL);
+    return;
+  }
+  if (auth_cookie_token(req->cookie, token) != 0) {
+    if (net_ws_accept(cl->conn) == 0)
+      ws_opened(cl);
+    return;
+  }
+  sreq = store_req_new(STORE_SESSION_GET);
+  if (sreq == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
+  }
+  auth_token_hash(token, sreq->in.token_hash);
+  if (app__submit(cl->app, cl, sreq, on_upgrade_session) != 0)
+    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+}
+
+/* --- health and metrics ------------------------------------------------------------------- */
+
+static void handle_metrics(struct client *cl) {
+  struct app *a = cl->app;
+  struct net_stats ns;
+  struct store_stats ss;
+  struct buf b;
+
+  net_server_get_stats(a->net, &ns);
+  store_get_stats(a->store, &ss);
+  buf_init(&b, 1 << 20);
+  buf_printf(&b,
+             "# TYPE parley_connections gauge\nparley_connections %zu\n"
+             "# TYPE parley_connections_accepted_total counter\n"
+             "parley_connections_accepted_total %llu\n"
+             "# TYPE parley_ws_opened_total counter\nparley_ws_opened_total %llu\n"
+             "# TYPE parley_messages_sent_total counter\nparley_messages_sent_total %llu\n"
+             "# TYPE parley_deliveries_total counter\nparley_deliveries_total %llu\n"
+             "# TYPE parley_frames_out_total counter\nparley_frames_out_total %llu\n"
+             "# TYPE parley_bytes_out_total counter\nparley_bytes_out_total %llu\n"
+             "# TYPE parley_slow_consumer_closes_total counter\n"
+             "parley_slow_consumer_closes_total %llu\n"
+             "# TYPE parley_dead_peer_closes_total counter\nparley_dead_peer_closes_total %llu\n"
+             "# TYPE parley_rate_limited_total counter\nparley_rate_limited_total %llu\n"
+             "# TYPE parley_store_batches_total counter\nparley_store_batches_total %llu\n"
+             "# TYPE parley_store_requests_total counter\nparley_store_requests_total %llu\n"
+             "# TYPE parley_store_commit_seconds_total counter\n"
+             "parley_store_commit_seconds_total %.6f\n"
+             "# TYPE parley_store_pending gauge\nparley_store_pending %zu\n",
+             net_server_conn_count(a->net), (unsigned long long)ns.accepted,
+             (unsigned long long)a->metrics.ws_opened, (unsigned long long)a->metrics.msgs_sent,
+             (unsigned long long)a->metrics.deliveries, (unsigned long long)ns.frames_out,
+             (unsigned long long)ns.bytes_out, (unsigned long long)ns.slow_closes,
+             (unsigned long long)ns.dead_closes, (unsigned long long)a->metrics.rejected_rate,
+             (unsigned long long)ss.batches, (unsigned long long)ss.requests,
+             (double)ss.commit_us_total / 1e6, store_pending(a->store));
+  net_http_respond(cl->conn, 200, "text/plain; version=0.0.4", "Cache-Control: no-store\r\n",
+                   b.data, b.len);
+  buf_dispose(&b);
+}
+
+/* --- routing ------------------------------------------------------------------------------ */
+
+void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
+  struct app *a = ud;
+  struct client *cl = net_conn_get_data(c);
+  int is_get = req->method == HTTP_GET || req->method == HTTP_HEAD;
+  int is_post = req->method == HTTP_POST;
+  const char *p = req->path;
+
+  if (cl == NULL) {
+    cl = calloc(1, sizeof *cl);
+    if (cl == NULL) {
+      net_conn_abort(c);
+      return;
+    }
+    cl->app = a;
+    cl->conn = c;
+    cl->refs = 1; /* the connection's, dropped in on_close */
+    net_conn_peer(c, cl->peer, sizeof cl->peer);
+    net_conn_set_data(c, cl);
+  }
+  a->metrics.http_requests++;
+  if (a->shutting_down) {
+    respond_err(cl, PARLEY_EUNAVAILABLE, "shutting down", "Retry-After: 1\r\n");
+    return;
+  }
+  if (strcmp(p, "/ws") == 0) {
+    if (!is_get || !req->wants_upgrade)
+      respond_err(cl, PARLEY_EBAD_REQUEST, "this endpoint takes WebSocket upgrades only",
+                  "Upgrade: websocket\r\n");
+    else
+      handle_upgrade(cl, req);
+    return;
+  }
+  if (strncmp(p, "/api/", 5) == 0) {
+    /* A cross-site page must not be able to act with the user's cookie (CSRF). */
+    if (is_post && !app__origin_allowed(a, req->origin)) {
+      respond_err(cl, PARLEY_EFORBIDDEN, "origin not allowed", NULL);
+      return;
+    }
+    if (strcmp(p, "/api/signup") == 0 && is_post)
+      handle_signup(cl, req);
+    else if (strcmp(p, "/api/login") == 0 && is_post)
+      handle_login(cl, req);
+    else if (strcmp(p, "/api/logout") == 0 && is_post)
+      handle_logout(cl, req);
+    else if (strcmp(p, "/api/me") == 0 && is_get)
+      session_lookup(cl, req, on_me);
+    else if (strcmp(p, "/api/signup") == 0 || strcmp(p, "/api/login") == 0 ||
+             strcmp(p, "/api/logout") == 0 || strcmp(p, "/api/me") == 0)
+      respond_json(cl, 405,
+                   json_pack("{s:{s:s, s:s}}", "error", "code", "bad_request", "message",
+                             "method not allowed"),
+                   NULL);
+    else
+      respond_err(cl, PARLEY_ENOT_FOUND, "no such endpoint", NULL);
+    return;
+  }
+  if (strcmp(p, "/healthz") == 0 && is_get) {
+    respond_json(cl, 200, json_pack("{s:b}", "ok", 1), NULL);
+    return;
+  }
+  if (strcmp(p, "/metrics") == 0 && is_get) {
+    handle_metrics(cl);
+    return;
+  }
+  if (!is_get) {
+    respond_json(cl, 405,
+                 json_pack("{s:{s:s, s:s}}", "error", "code", "bad_request", "message",
+                           "method not allowed"),
+                 NULL);
+    return;
+  }
+  static_serve(c, a->cfg.web_dir, p, req->method == HTTP_HEAD);
+}

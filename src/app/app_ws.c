@@ -1,0 +1,566 @@
+/* app_ws.c - protocol v1 over WebSocket: one handler per op, subscriptions and fan-out.
+ *
+ * A message is fanned out from the callback of its store request, i.e. after it committed.
+ * The event is encoded once (JSON, then the frame) and every subscriber's queue takes a
+ * reference to the same chunk.
+ *
+ * Resume without gap or duplicate: `sub` registers the subscription at once, held (not live),
+ * then asks the store for what follows `since`. Messages committed meanwhile are held back with
+ * their seq. When the replay arrives (it covers everything up to lastSeq), the reply goes out,
+ * then the held messages with seq > lastSeq, then the subscription is live. Every delivery
+ * checks seq against the subscription's next_seq, so nothing is sent twice.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "app/app.h"
+#include "auth/auth.h"
+#include "common/error.h"
+#include "common/log.h"
+
+/* --- sending to one socket ---------------------------------------------------------------- */
+
+static void send_str(struct client *cl, char *s, size_t len) {
+  if (s && cl->conn)
+    net_ws_send_text(cl->conn, s, len);
+  free(s);
+}
+
+static void reply_ok(struct client *cl, const struct proto_req *req, json_t *result) {
+  size_t len;
+  char *s = proto_reply_ok(req, result, &len);
+  send_str(cl, s, len);
+}
+
+static void reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg) {
+  size_t len;
+  char *s = proto_reply_err(req, err, msg, &len);
+  send_str(cl, s, len);
+}
+
+/* The store replies later: keep what the reply needs (id) in a copy of the request envelope. */
+struct op_ctx {
+  struct proto_req env;   /* only has_id and id are used; root is NULL */
+  uint32_t gen;           /* sub: generation of the subscription this reply is for */
+};
+
+static struct proto_req envelope(const struct proto_req *req) {
+  struct proto_req e;
+  memset(&e, 0, sizeof e);
+  e.has_id = req->has_id;
+  e.id = req->id;
+  e.op = req->op;
+  return e;
+}
+
+void app__ws_hello(struct client *cl) {
+  size_t len;
+  char *s = proto_event("hello", json_pack("{s:o}", "user", proto_user_json(&cl->user)), &len);
+  send_str(cl, s, len);
+}
+
+/* --- rooms and subscriptions -------------------------------------------------------------- */
+
+static struct room *room_get(struct app *a, const char *slug, int create) {
+  struct room *r;
+  HASH_FIND_STR(a->rooms, slug, r);
+  if (r || !create)
+    return r;
+  r = calloc(1, sizeof *r);
+  if (r == NULL)
+    return NULL;
+  snprintf(r->slug, sizeof r->slug, "%s", slug);
+  HASH_ADD_STR(a->rooms, slug, r);
+  return r;
+}
+
+static struct sub *sub_find(struct client *cl, const char *slug) {
+  struct sub *s;
+  DL_FOREACH2(cl->subs, s, cnext) {
+    if (strcmp(s->room->slug, slug) == 0)
+      return s;
+  }
+  return NULL;
+}
+
+static void sub_drop_held(struct sub *s) {
+  for (size_t i = 0; i < s->n_held; i++)
+    outq_chunk_unref(s->held[i].frame);
+  free(s->held);
+  s->held = NULL;
+  s->n_held = s->cap_held = 0;
+}
+
+static void sub_free(struct app *a, struct sub *s) {
+  struct room *r = s->room;
+  DL_DELETE2(r->subs, s, rprev, rnext);
+  DL_DELETE2(s->client->subs, s, cprev, cnext);
+  r->n_subs--;
+  sub_drop_held(s);
+  free(s);
+  if (r->n_subs == 0) {
+    HASH_DEL(a->rooms, r);
+    free(r);
+  }
+}
+
+void app__client_drop_subs(struct client *cl) {
+  while (cl->subs)
+    sub_free(cl->app, cl->subs);
+}
+
+/* Delivers message `seq` (its frame shared) to one subscription, in order, at most once. */
+static void sub_deliver(struct app *a, struct sub *s, int64_t seq, struct outq_chunk *frame) {
+  if (!s->live) {
+    if (s->n_held == s->cap_held) {
+      size_t ncap = s->cap_held ? s->cap_held * 2 : 8;
+      struct held_frame *n = realloc(s->held, ncap * sizeof *n);
+      if (n == NULL)
+        return;
+      s->held = n;
+      s->cap_held = ncap;
+    }
+    s->held[s->n_held++] = (struct held_frame){seq, outq_chunk_ref(frame)};
+    return;
+  }
+  if (seq < s->next_seq)
+    return; /* already delivered, by the replay or before */
+  if (s->client->conn && net_ws_send_frame(s->client->conn, frame) == 0)
+    a->metrics.deliveries++;
+  s->next_seq = seq + 1;
+}
+
+/* Fans a committed message out to everyone subscribed to its chat. */
+static void fanout_msg(struct app *a, const char *slug, const struct store_msg *m) {
+  struct room *r = room_get(a, slug, 0);
+  struct outq_chunk *frame;
+  struct sub *s, *tmp;
+  size_t len;
+  char *json;
+
+  if (r == NULL)
+    return;
+  json = proto_event("msg", json_pack("{s:s, s:o}", "chat", slug, "msg", proto_msg_json(m, slug)),
+                     &len);
+  if (json == NULL)
+    return;
+  frame = net_ws_frame_text(json, len);
+  free(json);
+  if (frame == NULL)
+    return;
+  DL_FOREACH_SAFE2(r->subs, s, tmp, rnext) { sub_deliver(a, s, m->seq, frame); }
+  outq_chunk_unref(frame);
+}
+
+/* --- store round trips -------------------------------------------------------------------- */
+
+/* Starts a store request for an op; cb produces the reply from the op context. */
+static void submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
+                   store_cb cb, uint32_t gen) {
+  struct op_ctx *ctx = calloc(1, sizeof *ctx);
+  int err;
+  if (ctx == NULL) {
+    store_req_free(sreq);
+    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  ctx->env = envelope(req);
+  ctx->gen = gen;
+  sreq->in.user_id = cl->user.id;
+  sreq->ctx = ctx;
+  err = app__submit(cl->app, cl, sreq, cb);
+  if (err) {
+    /* app__submit freed sreq; the context is still ours. */
+    reply_err(cl, &ctx->env, err, "the database is not available; retry later");
+    free(ctx);
+  }
+}
+
+/* Ends a store round trip: frees the request and context, drops the client reference. */
+static void finish(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  free(sreq->ctx);
+  store_req_free(sreq);
+  app__client_unref(cl);
+}
+
+static json_t *msgs_json(const struct store_msg *msgs, size_t n, const char *slug) {
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(arr, proto_msg_json(&msgs[i], slug));
+  return arr;
+}
+
+/* --- ops ---------------------------------------------------------------------------------- */
+
+static void on_auth(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  int err;
+  if (cl->conn == NULL)
+    goto done;
+  if (sreq->status) {
+    reply_err(cl, &ctx->env, PARLEY_EUNAUTHORIZED, "invalid or expired token");
+    goto done;
+  }
+  if (cl->authed) { /* two auth ops raced: the first one won */
+    reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
+    goto done;
+  }
+  err = app__user_attach(cl->app, cl, &sreq->out.user, sreq->in.token_hash,
+                         sreq->out.expires_at);
+  if (err) {
+    reply_err(cl, &ctx->env, err, "too many connections for this user");
+    net_ws_close(cl->conn, NET_CLOSE_TOO_MANY, "too many connections for this user");
+    goto done;
+  }
+  reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
+  app__ws_hello(cl);
+done:
+  finish(sreq);
+}
+
+static void op_auth(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq;
+  if (cl->authed) {
+    reply_ok(cl, req, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
+    return;
+  }
+  sreq = store_req_new(STORE_SESSION_GET);
+  if (sreq == NULL) {
+    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  auth_token_hash(req->token, sreq->in.token_hash);
+  submit(cl, req, sreq, on_auth, 0);
+}
+
+static void op_ping(struct client *cl, const struct proto_req *req) {
+  reply_ok(cl, req, json_pack("{s:I}", "now", (json_int_t)app__now(cl->app)));
+}
+
+/* Replies {chat} for the ops whose result is one chat. */
+static void on_chat_reply(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  if (cl->conn == NULL)
+    goto done;
+  if (sreq->status)
+    reply_err(cl, &ctx->env, sreq->status, NULL);
+  else
+    reply_ok(cl, &ctx->env, json_pack("{s:o}", "chat", proto_chat_json(&sreq->out.chat)));
+done:
+  finish(sreq);
+}
+
+static void op_chat_create(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = store_req_new(STORE_CHAT_CREATE);
+  if (sreq == NULL || (sreq->in.title = strdup(req->title)) == NULL) {
+    store_req_free(sreq);
+    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  sreq->in.is_public = PROTO_HAS(req, PROTO_F_IS_PUBLIC) ? req->is_public : 0;
+  sreq->in.max_participants =
+      PROTO_HAS(req, PROTO_F_MAX_PARTICIPANTS) ? (int)req->max_participants : 0;
+  if (PROTO_HAS(req, PROTO_F_SLUG))
+    snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->slug);
+  submit(cl, req, sreq, on_chat_reply, 0);
+}
+
+static void op_chat_by_slug(struct client *cl, const struct proto_req *req, enum store_op op) {
+  struct store_req *sreq = store_req_new(op);
+  if (sreq == NULL) {
+    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  submit(cl, req, sreq, on_chat_reply, 0);
+}
+
+static void on_chat_list(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  json_t *chats;
+  if (cl->conn == NULL)
+    goto done;
+  if (sreq->status) {
+    reply_err(cl, &ctx->env, sreq->status, NULL);
+    goto done;
+  }
+  chats = json_array();
+  for (size_t i = 0; i < sreq->out.n_chats; i++) {
+    const struct store_chat *c = &sreq->out.chats[i];
+    json_t *o = proto_chat_json(c);
+    json_object_set_new(o, "unread", json_integer(sreq->out.unread ? sreq->out.unread[i] : 0));
+    json_object_set_new(o, "lastMessage",
+                        sreq->out.last_msgs && sreq->out.last_msgs[i].seq > 0
+                            ? proto_msg_json(&sreq->out.last_msgs[i], c->slug)
+                            : json_null());
+    json_array_append_new(chats, o);
+  }
+  reply_ok(cl, &ctx->env, json_pack("{s:o}", "chats", chats));
+done:
+  finish(sreq);
+}
+
+static void op_chat_list(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = store_req_new(STORE_CHAT_LIST);
+  if (sreq == NULL) {
+    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  submit(cl, req, sreq, on_chat_list, 0);
+}
+
+static void on_msg_send(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  struct app *a = cl->app;
+
+  /* Fan out even if the sender is gone: the message is committed and others must see it. */
+  if (sreq->status == 0 && !sreq->out.duplicate) {
+    a->metrics.msgs_sent++;
+    fanout_msg(a, sreq->out.chat.slug, &sreq->out.msg);
+  }
+  if (cl->conn == NULL)
+    goto done;
+  if (sreq->status)
+    reply_err(cl, &ctx->env, sreq->status,
+              sreq->status == PARLEY_EUNAVAILABLE ? "not stored: the database is not "
+                                                    "available; retry with the same clientMsgId"
+                                                  : NULL);
+  else
+    reply_ok(cl, &ctx->env,
+             json_pack("{s:o, s:b}", "msg", proto_msg_json(&sreq->out.msg, sreq->out.chat.slug),
+                       "duplicate", sreq->out.duplicate));
+done:
+  finish(sreq);
+}
+
+static void op_msg_send(struct client *cl, const struct proto_req *req) {
+  struct app *a = cl->app;
+  struct store_req *sreq;
+  struct app_user *au;
+
+  HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
+  if (a->cfg.rate_limits && au) {
+    int64_t wait = ratelimit_take(&au->send_rl, a->cfg.send_rate, a->cfg.send_burst,
+                                  app__now(a));
+    if (wait > 0) {
+      size_t len;
+      json_t *o;
+      char *s;
+      a->metrics.rejected_rate++;
+      o = json_pack("{s:o, s:b, s:{s:s, s:s}, s:I}", "id",
+                    req->has_id ? json_integer(req->id) : json_null(), "ok", 0, "error", "code",
+                    "rate_limited", "message", "sending too fast", "retryAfter",
+                    (json_int_t)wait);
+      s = json_dumps(o, JSON_COMPACT);
+      json_decref(o);
+      send_str(cl, s, s ? strlen(s) : 0);
+      (void)len;
+      return;
+    }
+  }
+  sreq = store_req_new(STORE_MSG_APPEND);
+  if (sreq == NULL || (sreq->in.body = strdup(req->body)) == NULL) {
+    store_req_free(sreq);
+    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  if (PROTO_HAS(req, PROTO_F_CLIENT_MSG_ID))
+    snprintf(sreq->in.client_msg_id, sizeof sreq->in.client_msg_id, "%s", req->client_msg_id);
+  submit(cl, req, sreq, on_msg_send, 0);
+}
+
+static void on_msg_history(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  if (cl->conn == NULL)
+    goto done;
+  if (sreq->status)
+    reply_err(cl, &ctx->env, sreq->status, NULL);
+  else
+    reply_ok(cl, &ctx->env,
+             json_pack("{s:o, s:b}", "msgs",
+                       msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "hasMore",
+                       sreq->out.has_more));
+done:
+  finish(sreq);
+}
+
+static void op_msg_history(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = store_req_new(STORE_MSG_HISTORY);
+  if (sreq == NULL) {
+    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  sreq->in.before = PROTO_HAS(req, PROTO_F_BEFORE) ? req->before : 0;
+  sreq->in.limit = PROTO_HAS(req, PROTO_F_LIMIT) ? (int)req->limit : PROTO_HISTORY_DEFAULT;
+  submit(cl, req, sreq, on_msg_history, 0);
+}
+
+static void on_sub(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  struct sub *s;
+  json_t *chat;
+
+  if (cl->conn == NULL)
+    goto done;
+  s = sub_find(cl, sreq->in.slug);
+  if (s == NULL || s->gen != ctx->gen)
+    goto done; /* unsubscribed, or subscribed again, while the replay was read */
+  if (sreq->status) {
+    sub_free(cl->app, s);
+    reply_err(cl, &ctx->env, sreq->status, NULL);
+    goto done;
+  }
+  chat = proto_chat_json(&sreq->out.chat);
+  reply_ok(cl, &ctx->env,
+           json_pack("{s:s, s:o, s:o, s:I, s:b, s:[], s:[], s:[]}", "chat", sreq->in.slug,
+                     "chatInfo", chat, "msgs",
+                     msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "lastSeq",
+                     (json_int_t)sreq->out.chat.last_seq, "reset", sreq->out.reset, "presence",
+                     "typing", "activeUsers"));
+  /* The replay covered everything up to lastSeq; what was held back beyond it goes next. */
+  s->live = 1;
+  s->next_seq = sreq->out.chat.last_seq + 1;
+  for (size_t i = 0; i < s->n_held; i++)
+    sub_deliver(cl->app, s, s->held[i].seq, s->held[i].frame);
+  sub_drop_held(s);
+done:
+  finish(sreq);
+}
+
+static void op_sub(struct client *cl, const struct proto_req *req) {
+  struct app *a = cl->app;
+  struct store_req *sreq;
+  struct sub *s = sub_find(cl, req->chat);
+
+  if (s == NULL) {
+    struct room *r = room_get(a, req->chat, 1);
+    s = r ? calloc(1, sizeof *s) : NULL;
+    if (s == NULL) {
+      reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+      return;
+    }
+    s->room = r;
+    s->client = cl;
+    DL_APPEND2(r->subs, s, rprev, rnext);
+    DL_APPEND2(cl->subs, s, cprev, cnext);
+    r->n_subs++;
+  }
+  /* (Re)subscribing restarts the seam: hold live messages until the replay is in. */
+  s->gen++;
+  s->live = 0;
+  sub_drop_held(s);
+  sreq = store_req_new(STORE_MSG_SINCE);
+  if (sreq == NULL) {
+    sub_free(a, s);
+    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  /* Without `since` the socket goes live from now: ask for nothing after "infinity". */
+  sreq->in.since = PROTO_HAS(req, PROTO_F_SINCE) ? req->since : (INT64_C(1) << 53);
+  sreq->in.limit = PROTO_HISTORY_MAX;
+  submit(cl, req, sreq, on_sub, s->gen);
+}
+
+static void op_unsub(struct client *cl, const struct proto_req *req) {
+  struct sub *s = sub_find(cl, req->chat);
+  if (s)
+    sub_free(cl->app, s);
+  reply_ok(cl, req, json_pack("{s:s}", "chat", req->chat));
+}
+
+static void on_read(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  if (cl->conn == NULL)
+    goto done;
+  if (sreq->status)
+    reply_err(cl, &ctx->env, sreq->status, NULL);
+  else
+    reply_ok(cl, &ctx->env,
+             json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq", (json_int_t)sreq->in.seq));
+done:
+  finish(sreq);
+}
+
+static void op_read(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = store_req_new(STORE_READ_SET);
+  if (sreq == NULL) {
+    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  sreq->in.seq = req->seq;
+  submit(cl, req, sreq, on_read, 0);
+}
+
+/* --- dispatch ----------------------------------------------------------------------------- */
+
+void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len) {
+  struct app *a = ud;
+  struct client *cl = net_conn_get_data(c);
+  struct proto_req req;
+  char err[160];
+  int rc;
+
+  if (cl == NULL)
+    return;
+  rc = proto_decode(data, len, &req, err, sizeof err);
+  if (rc) {
+    reply_err(cl, &req, rc, err);
+    goto done;
+  }
+  if (a->cfg.rate_limits && ratelimit_take(&cl->op_rl, a->cfg.op_rate, a->cfg.op_burst,
+                                           app__now(a)) > 0) {
+    a->metrics.rejected_rate++;
+    reply_err(cl, &req, PARLEY_ERATE_LIMITED, "too many requests on this connection");
+    goto done;
+  }
+  if (!cl->authed && !proto_op_is_public(req.op)) {
+    reply_err(cl, &req, PARLEY_EUNAUTHORIZED, "authenticate first with the auth op");
+    goto done;
+  }
+  if (a->shutting_down && req.op != PROTO_OP_PING) {
+    reply_err(cl, &req, PARLEY_EUNAVAILABLE, "server shutting down");
+    goto done;
+  }
+  switch (req.op) {
+  case PROTO_OP_AUTH: op_auth(cl, &req); break;
+  case PROTO_OP_PING: op_ping(cl, &req); break;
+  case PROTO_OP_CHAT_CREATE: op_chat_create(cl, &req); break;
+  case PROTO_OP_CHAT_GET: op_chat_by_slug(cl, &req, STORE_CHAT_GET); break;
+  case PROTO_OP_CHAT_LIST: op_chat_list(cl, &req); break;
+  case PROTO_OP_CHAT_JOIN: op_chat_by_slug(cl, &req, STORE_CHAT_JOIN); break;
+  case PROTO_OP_MSG_SEND: op_msg_send(cl, &req); break;
+  case PROTO_OP_MSG_HISTORY: op_msg_history(cl, &req); break;
+  case PROTO_OP_SUB: op_sub(cl, &req); break;
+  case PROTO_OP_UNSUB: op_unsub(cl, &req); break;
+  case PROTO_OP_READ: op_read(cl, &req); break;
+  case PROTO_OP__COUNT: break;
+  }
+done:
+  proto_req_dispose(&req);
+}
+
+void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t code,
+                        const char *reason) {
+  struct app_user *au, *tmp;
+  HASH_ITER(hh, a->users, au, tmp) {
+    struct client *cl, *ctmp;
+    DL_FOREACH_SAFE2(au->clients, cl, ctmp, unext) {
+      if (cl->conn && memcmp(cl->session_hash, session_hash, STORE_TOKEN_HASH_LEN) == 0)
+        net_ws_close(cl->conn, code, reason);
+    }
+  }
+}

@@ -1,0 +1,19 @@
+/* ratelimit.c - token buckets (ratelimit.h). */
+#include "core/ratelimit.h"
+
+int64_t ratelimit_take(struct ratelimit *rl, double rate, double burst, int64_t now_ms) {
+  if (rl->last_ms == 0) {
+    rl->tokens = burst;
+    rl->last_ms = now_ms;
+  } else if (now_ms > rl->last_ms) {
+    rl->tokens += (double)(now_ms - rl->last_ms) * rate / 1000.0;
+    if (rl->tokens > burst)
+      rl->tokens = burst;
+    rl->last_ms = now_ms;
+  }
+  if (rl->tokens >= 1.0) {
+    rl->tokens -= 1.0;
+    return 0;
+  }
+  return (int64_t)((1.0 - rl->tokens) * 1000.0 / rate) + 1;
+}

@@ -1,0 +1,16 @@
+/* ratelimit.h - token buckets, pure: the caller passes the time. */
+#ifndef PARLEY_CORE_RATELIMIT_H
+#define PARLEY_CORE_RATELIMIT_H
+
+#include <stdint.h>
+
+struct ratelimit {
+  double tokens;
+  int64_t last_ms; /* 0 = never used: the bucket starts full */
+};
+
+/* Takes one token from a bucket that refills at `rate` tokens a second up to `burst`.
+ * Returns 0 if a token was taken, else the milliseconds until one will be available. */
+int64_t ratelimit_take(struct ratelimit *rl, double rate, double burst, int64_t now_ms);
+
+#endif

@@ -1,0 +1,54 @@
+/* main.c - start-up: configuration from the environment, the loop, graceful exit.
+ *
+ * Every setting is a PARLEY_* environment variable (docs/operations.md lists them); the few
+ * flags below are shorthands for the common ones.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "app/app.h"
+#include "common/log.h"
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: parley [--listen HOST:PORT] [--data DIR] [--web DIR] [--durability normal|fsync]\n"
+          "Every setting is also a PARLEY_* environment variable (see docs/operations.md).\n");
+}
+
+int main(int argc, char **argv) {
+  struct app_config cfg;
+  struct app app;
+  uv_loop_t *loop = uv_default_loop();
+  int rc;
+
+  for (int i = 1; i < argc; i++) {
+    const char *env = NULL;
+    if (strcmp(argv[i], "--listen") == 0)
+      env = "PARLEY_LISTEN";
+    else if (strcmp(argv[i], "--data") == 0)
+      env = "PARLEY_DATA";
+    else if (strcmp(argv[i], "--web") == 0)
+      env = "PARLEY_WEB_DIR";
+    else if (strcmp(argv[i], "--durability") == 0)
+      env = "PARLEY_DURABILITY";
+    if (env == NULL || i + 1 >= argc) {
+      usage();
+      return 2;
+    }
+    setenv(env, argv[++i], 1);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (app_config_load(&cfg) != 0)
+    return 2;
+  rc = app_start(&app, loop, &cfg);
+  if (rc != 0) {
+    log_error("start-up failed");
+    return 1;
+  }
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  return 0;
+}

@@ -1,0 +1,270 @@
+/* proto.c - the request schema table and the encoders declared in proto.h. */
+#include "proto/proto.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistr.h>
+
+#include "common/error.h"
+
+enum field_type { FT_STRING, FT_INT, FT_BOOL };
+enum charset { CS_ANY, CS_NONBLANK, CS_SLUG, CS_CLIENT_ID };
+
+struct field_desc {
+  const char *name;
+  enum field_type type;
+  enum charset cs;
+  int64_t min, max; /* string: length in bytes (title: characters); int: value */
+  size_t off;       /* where the value goes in struct proto_req */
+};
+
+#define OFF(m) offsetof(struct proto_req, m)
+static const struct field_desc fields[PROTO_F__COUNT] = {
+    [PROTO_F_TOKEN] = {"token", FT_STRING, CS_ANY, 1, 256, OFF(token)},
+    [PROTO_F_CHAT] = {"chat", FT_STRING, CS_SLUG, 1, STORE_SLUG_MAX, OFF(chat)},
+    [PROTO_F_TITLE] = {"title", FT_STRING, CS_NONBLANK, 1, PROTO_TITLE_MAX, OFF(title)},
+    [PROTO_F_IS_PUBLIC] = {"isPublic", FT_BOOL, CS_ANY, 0, 1, OFF(is_public)},
+    [PROTO_F_MAX_PARTICIPANTS] = {"maxParticipants", FT_INT, CS_ANY, 2, 10000,
+                                  OFF(max_participants)},
+    [PROTO_F_SLUG] = {"slug", FT_STRING, CS_SLUG, 1, 48, OFF(slug)},
+    [PROTO_F_BODY] = {"body", FT_STRING, CS_NONBLANK, 1, PROTO_BODY_MAX, OFF(body)},
+    [PROTO_F_CLIENT_MSG_ID] = {"clientMsgId", FT_STRING, CS_CLIENT_ID, 1,
+                               STORE_CLIENT_MSG_ID_MAX, OFF(client_msg_id)},
+    [PROTO_F_BEFORE] = {"before", FT_INT, CS_ANY, 1, INT64_C(1) << 53, OFF(before)},
+    [PROTO_F_SINCE] = {"since", FT_INT, CS_ANY, 0, INT64_C(1) << 53, OFF(since)},
+    [PROTO_F_SEQ] = {"seq", FT_INT, CS_ANY, 0, INT64_C(1) << 53, OFF(seq)},
+    [PROTO_F_LIMIT] = {"limit", FT_INT, CS_ANY, 1, PROTO_HISTORY_MAX, OFF(limit)},
+};
+#undef OFF
+
+#define REQ(f) (1u << (f))
+struct op_desc {
+  const char *name;
+  int is_public;     /* allowed before authentication */
+  uint32_t required; /* fields that must be present */
+  uint32_t optional; /* fields that may be present */
+};
+
+static const struct op_desc ops[PROTO_OP__COUNT] = {
+    [PROTO_OP_AUTH] = {"auth", 1, REQ(PROTO_F_TOKEN), 0},
+    [PROTO_OP_PING] = {"ping", 1, 0, 0},
+    [PROTO_OP_CHAT_CREATE] = {"chat.create", 0, REQ(PROTO_F_TITLE),
+                              REQ(PROTO_F_IS_PUBLIC) | REQ(PROTO_F_MAX_PARTICIPANTS) |
+                                  REQ(PROTO_F_SLUG)},
+    [PROTO_OP_CHAT_GET] = {"chat.get", 0, REQ(PROTO_F_CHAT), 0},
+    [PROTO_OP_CHAT_LIST] = {"chat.list", 0, 0, 0},
+    [PROTO_OP_CHAT_JOIN] = {"chat.join", 0, REQ(PROTO_F_CHAT), 0},
+    [PROTO_OP_MSG_SEND] = {"msg.send", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_BODY),
+                           REQ(PROTO_F_CLIENT_MSG_ID)},
+    [PROTO_OP_MSG_HISTORY] = {"msg.history", 0, REQ(PROTO_F_CHAT),
+                              REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
+    [PROTO_OP_SUB] = {"sub", 0, REQ(PROTO_F_CHAT), REQ(PROTO_F_SINCE)},
+    [PROTO_OP_UNSUB] = {"unsub", 0, REQ(PROTO_F_CHAT), 0},
+    [PROTO_OP_READ] = {"read", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ), 0},
+};
+
+const char *proto_op_name(enum proto_op op) { return ops[op].name; }
+
+int proto_op_is_public(enum proto_op op) { return ops[op].is_public; }
+
+static int charset_ok(enum charset cs, const char *s, size_t n) {
+  switch (cs) {
+  case CS_ANY:
+    return 1;
+  case CS_NONBLANK:
+    for (size_t i = 0; i < n; i++)
+      if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+        return 1;
+    return 0;
+  case CS_SLUG:
+    for (size_t i = 0; i < n; i++)
+      if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+        return 0;
+    return 1;
+  case CS_CLIENT_ID:
+    for (size_t i = 0; i < n; i++)
+      if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+            (s[i] >= '0' && s[i] <= '9') || strchr("_.:-", s[i])))
+        return 0;
+    return 1;
+  }
+  return 0;
+}
+
+static const char *charset_desc(enum charset cs) {
+  switch (cs) {
+  case CS_NONBLANK: return " and not only white space";
+  case CS_SLUG: return " of [a-z0-9-]";
+  case CS_CLIENT_ID: return " of [A-Za-z0-9_.:-]";
+  default: return "";
+  }
+}
+
+static int decode_field(struct proto_req *req, enum proto_field f, json_t *v, char *err,
+                        size_t errlen) {
+  const struct field_desc *d = &fields[f];
+  char *slot = (char *)req + d->off;
+
+  switch (d->type) {
+  case FT_STRING: {
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    size_t n = s ? json_string_length(v) : 0;
+    /* Titles are limited in characters, as users count them; everything else in bytes. */
+    size_t count = (s && f == PROTO_F_TITLE) ? u8_mbsnlen((const uint8_t *)s, n) : n;
+    if (s == NULL || strlen(s) != n || (int64_t)count < d->min || (int64_t)count > d->max ||
+        !charset_ok(d->cs, s, n)) {
+      snprintf(err, errlen, "%s: must be a string of %lld-%lld %s%s", d->name,
+               (long long)d->min, (long long)d->max,
+               f == PROTO_F_TITLE ? "characters" : "bytes", charset_desc(d->cs));
+      return (s && (int64_t)count > d->max) ? PARLEY_ETOO_LARGE : PARLEY_EBAD_REQUEST;
+    }
+    *(const char **)slot = s;
+    return 0;
+  }
+  case FT_INT: {
+    json_int_t i;
+    if (!json_is_integer(v) || (i = json_integer_value(v)) < d->min || i > d->max) {
+      snprintf(err, errlen, "%s: must be an integer from %lld to %lld", d->name,
+               (long long)d->min, (long long)d->max);
+      return PARLEY_EBAD_REQUEST;
+    }
+    *(int64_t *)slot = i;
+    return 0;
+  }
+  case FT_BOOL:
+    if (!json_is_boolean(v)) {
+      snprintf(err, errlen, "%s: must be true or false", d->name);
+      return PARLEY_EBAD_REQUEST;
+    }
+    *(int *)slot = json_is_true(v);
+    return 0;
+  }
+  return PARLEY_EINTERNAL;
+}
+
+int proto_decode(const char *data, size_t len, struct proto_req *req, char *err, size_t errlen) {
+  json_error_t jerr;
+  json_t *id, *op;
+  const char *name;
+  int i;
+
+  memset(req, 0, sizeof *req);
+  req->root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (req->root == NULL) {
+    snprintf(err, errlen, "invalid JSON: %s", jerr.text);
+    return PARLEY_EBAD_REQUEST;
+  }
+  if (!json_is_object(req->root)) {
+    snprintf(err, errlen, "a request must be a JSON object");
+    return PARLEY_EBAD_REQUEST;
+  }
+  id = json_object_get(req->root, "id");
+  if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+      json_integer_value(id) >= (INT64_C(1) << 53)) {
+    snprintf(err, errlen, "id: must be an integer from 0 to 2^53-1");
+    return PARLEY_EBAD_REQUEST;
+  }
+  req->id = json_integer_value(id);
+  req->has_id = 1;
+  op = json_object_get(req->root, "op");
+  if (!json_is_string(op)) {
+    snprintf(err, errlen, "op: must be a string");
+    return PARLEY_EBAD_REQUEST;
+  }
+  name = json_string_value(op);
+  for (i = 0; i < PROTO_OP__COUNT; i++)
+    if (strcmp(ops[i].name, name) == 0)
+      break;
+  if (i == PROTO_OP__COUNT) {
+    snprintf(err, errlen, "op: unknown op \"%.40s\"", name);
+    return PARLEY_EBAD_REQUEST;
+  }
+  req->op = (enum proto_op)i;
+  for (int f = 0; f < PROTO_F__COUNT; f++) {
+    uint32_t bit = 1u << f;
+    json_t *v;
+    int rc;
+    if (!((ops[i].required | ops[i].optional) & bit))
+      continue; /* fields an op does not take are ignored: clients may add fields freely */
+    v = json_object_get(req->root, fields[f].name);
+    if (v == NULL || (json_is_null(v) && !(ops[i].required & bit))) {
+      if (ops[i].required & bit) {
+        snprintf(err, errlen, "%s: required", fields[f].name);
+        return PARLEY_EBAD_REQUEST;
+      }
+      continue;
+    }
+    rc = decode_field(req, (enum proto_field)f, v, err, errlen);
+    if (rc)
+      return rc;
+    req->present |= bit;
+  }
+  return 0;
+}
+
+void proto_req_dispose(struct proto_req *req) {
+  json_decref(req->root);
+  req->root = NULL;
+}
+
+json_t *proto_user_json(const struct store_user *u) {
+  return json_pack("{s:I, s:s, s:s}", "id", (json_int_t)u->id, "username", u->username,
+                   "displayName", u->display_name);
+}
+
+json_t *proto_chat_json(const struct store_chat *c) {
+  const char *role = chat_role_name(c->my_role);
+  return json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:i, s:o, s:[]}", "slug", c->slug,
+                   "title", c->title ? c->title : "", "isPublic", c->is_public,
+                   "maxParticipants",
+                   c->max_participants > 0 ? json_integer(c->max_participants) : json_null(),
+                   "createdAt", (json_int_t)c->created_at, "lastActivity",
+                   (json_int_t)c->last_activity, "lastSeq", (json_int_t)c->last_seq,
+                   "participantCount", c->participant_count, "role",
+                   role ? json_string(role) : json_null(), "activeUsers");
+}
+
+json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug) {
+  return json_pack("{s:I, s:s, s:o, s:s, s:o, s:I}", "seq", (json_int_t)m->seq, "chat",
+                   chat_slug, "author", proto_user_json(&m->author), "body",
+                   m->body ? m->body : "", "clientMsgId",
+                   m->client_msg_id[0] ? json_string(m->client_msg_id) : json_null(),
+                   "createdAt", (json_int_t)m->created_at);
+}
+
+static char *dump(json_t *o, size_t *len) {
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  if (s && len)
+    *len = strlen(s);
+  return s;
+}
+
+static json_t *reply_id(const struct proto_req *req) {
+  return req && req->has_id ? json_integer(req->id) : json_null();
+}
+
+char *proto_reply_ok(const struct proto_req *req, json_t *result, size_t *len) {
+  json_t *o = json_pack("{s:o, s:b}", "id", reply_id(req), "ok", 1);
+  if (result) {
+    json_object_update(o, result);
+    json_decref(result);
+  }
+  return dump(o, len);
+}
+
+char *proto_reply_err(const struct proto_req *req, int err, const char *msg, size_t *len) {
+  json_t *o = json_pack("{s:o, s:b, s:{s:s, s:s}}", "id", reply_id(req), "ok", 0, "error",
+                        "code", parley_err_name(err), "message",
+                        msg ? msg : parley_strerror(err));
+  return dump(o, len);
+}
+
+char *proto_event(const char *name, json_t *fields_obj, size_t *len) {
+  json_t *o = json_pack("{s:s}", "ev", name);
+  if (fields_obj) {
+    json_object_update(o, fields_obj);
+    json_decref(fields_obj);
+  }
+  return dump(o, len);
+}

@@ -1,0 +1,97 @@
+/* proto.h - protocol v1: JSON text <-> typed requests, replies and events.
+ *
+ * Decoding checks a request against its op's schema (proto.c has one table row per op and per
+ * field), so app/ handlers receive typed, range-checked arguments and never look at JSON. Every
+ * failure names the problem ("body: must be a string of 1-16384 bytes"). Encoders turn store
+ * objects into the wire shapes of docs/protocol.md.
+ */
+#ifndef PARLEY_PROTO_PROTO_H
+#define PARLEY_PROTO_PROTO_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define PROTO_BODY_MAX 16384
+#define PROTO_TITLE_MAX 100 /* characters */
+#define PROTO_HISTORY_MAX 200
+#define PROTO_HISTORY_DEFAULT 50
+
+enum proto_op {
+  PROTO_OP_AUTH,
+  PROTO_OP_PING,
+  PROTO_OP_CHAT_CREATE,
+  PROTO_OP_CHAT_GET,
+  PROTO_OP_CHAT_LIST,
+  PROTO_OP_CHAT_JOIN,
+  PROTO_OP_MSG_SEND,
+  PROTO_OP_MSG_HISTORY,
+  PROTO_OP_SUB,
+  PROTO_OP_UNSUB,
+  PROTO_OP_READ,
+  PROTO_OP__COUNT
+};
+
+enum proto_field {
+  PROTO_F_TOKEN,
+  PROTO_F_CHAT,
+  PROTO_F_TITLE,
+  PROTO_F_IS_PUBLIC,
+  PROTO_F_MAX_PARTICIPANTS,
+  PROTO_F_SLUG,
+  PROTO_F_BODY,
+  PROTO_F_CLIENT_MSG_ID,
+  PROTO_F_BEFORE,
+  PROTO_F_SINCE,
+  PROTO_F_SEQ,
+  PROTO_F_LIMIT,
+  PROTO_F__COUNT
+};
+
+/* A decoded request. Strings point into `root` and live as long as the request. */
+struct proto_req {
+  json_t *root;     /* owned */
+  int64_t id;
+  int has_id;       /* 0: the reply must carry "id": null */
+  enum proto_op op;
+  uint32_t present; /* bit (1 << PROTO_F_x) for each argument given */
+  const char *token, *chat, *title, *slug, *body, *client_msg_id;
+  int is_public;
+  int64_t max_participants, before, since, seq, limit;
+};
+
+#define PROTO_HAS(r, f) (((r)->present >> (f)) & 1u)
+
+/* Decodes one text message (borrowed) into *req. Returns 0, or PARLEY_EBAD_REQUEST with a
+ * message naming the problem written to err (errlen bytes). On failure req->has_id and req->id
+ * still tell what to reply to. Always call proto_req_dispose afterwards. */
+int proto_decode(const char *data, size_t len, struct proto_req *req, char *err, size_t errlen);
+
+/* Releases the JSON behind req. */
+void proto_req_dispose(struct proto_req *req);
+
+/* Wire name of an op ("msg.send"). Static string. */
+const char *proto_op_name(enum proto_op op);
+
+/* Whether an op may be used before authentication (auth, ping). */
+int proto_op_is_public(enum proto_op op);
+
+/* Encoders: each returns a new JSON object (the caller owns one reference). */
+json_t *proto_user_json(const struct store_user *u);
+json_t *proto_chat_json(const struct store_chat *c);
+json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug);
+
+/* Serializes a reply {"id", "ok": true, ...fields of `result`} (result may be NULL; its
+ * reference is stolen). Returns a malloc'ed string (caller frees) and its length in *len. */
+char *proto_reply_ok(const struct proto_req *req, json_t *result, size_t *len);
+
+/* Serializes {"id", "ok": false, "error": {"code", "message"}} for a PARLEY_E* code; msg
+ * (borrowed) may be NULL for the default. Caller frees the result. */
+char *proto_reply_err(const struct proto_req *req, int err, const char *msg, size_t *len);
+
+/* Serializes an event {"ev": name, ...fields} (fields' reference is stolen). Caller frees. */
+char *proto_event(const char *name, json_t *fields, size_t *len);
+
+#endif

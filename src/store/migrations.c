@@ -1,0 +1,219 @@
+/* migrations.c - the SQLite schema of Parley as ordered migrations, and the code that applies them.
+ *
+ * Migration 1 holds what the current protocol needs: users, sessions, chats, participants (with
+ * role and joined_at already, because roles and removal are next), messages and read markers. The
+ * coming issues add columns (chats.invite_policy, chats.archived, users.last_seen) and tables
+ * (invitations) as new migrations; every table here was shaped so those are plain
+ * `ALTER TABLE ... ADD COLUMN` / `CREATE TABLE` steps that never rewrite messages.
+ *
+ * Times are Unix milliseconds in INTEGER columns. Every query the backend runs has an index; the
+ * comments next to each index name the query it serves.
+ */
+#include "store/migrations.h"
+
+#include <assert.h>
+#include <stdio.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+const struct store__migration store__sqlite_migrations[] = {
+    {1, "users, sessions, chats, participants, messages, read markers",
+     /* Usernames are compared byte for byte: the auth layer case-folds before it asks, so the
+      * UNIQUE index is the one that decides a signup race. */
+     "CREATE TABLE users ("
+     "  id INTEGER PRIMARY KEY,"
+     "  username TEXT NOT NULL UNIQUE CHECK (length(username) BETWEEN 1 AND 32),"
+     "  display_name TEXT NOT NULL,"
+     "  pwhash TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     /* Only a hash of the token is stored, so a leaked database does not hand out sessions. The
+      * hash is the primary key: session lookup is the hottest read of the HTTP side. */
+     "CREATE TABLE sessions ("
+     "  token_hash BLOB PRIMARY KEY CHECK (length(token_hash) = 32),"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL"
+     ") WITHOUT ROWID;"
+     /* Cascading deletes of a user's sessions (and a future 'log out everywhere'). */
+     "CREATE INDEX sessions_by_user ON sessions(user_id);"
+     /* last_seq is the per-chat sequence counter: appending a message increments it in the same
+      * transaction as the insert, which is what makes seq gap-free. participant_count is kept by
+      * the triggers below so that the cap check and chat.list never count rows. */
+     "CREATE TABLE chats ("
+     "  id INTEGER PRIMARY KEY,"
+     "  slug TEXT NOT NULL UNIQUE CHECK (length(slug) BETWEEN 1 AND 64),"
+     "  title TEXT NOT NULL,"
+     "  is_public INTEGER NOT NULL DEFAULT 0 CHECK (is_public IN (0, 1)),"
+     "  max_participants INTEGER NOT NULL DEFAULT 0 CHECK (max_participants >= 0),"
+     "  owner_id INTEGER NOT NULL REFERENCES users(id),"
+     "  created_at INTEGER NOT NULL,"
+     "  last_activity INTEGER NOT NULL,"
+     "  last_seq INTEGER NOT NULL DEFAULT 0 CHECK (last_seq >= 0),"
+     "  participant_count INTEGER NOT NULL DEFAULT 0"
+     ");"
+     /* Primary key (chat_id, user_id) answers 'is this user in this chat, with which role'. */
+     "CREATE TABLE participants ("
+     "  chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member')),"
+     "  joined_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (chat_id, user_id)"
+     ") WITHOUT ROWID;"
+     /* chat.list: the chats of one user. */
+     "CREATE INDEX participants_by_user ON participants(user_id, chat_id);"
+     "CREATE TRIGGER participants_count_insert AFTER INSERT ON participants BEGIN"
+     "  UPDATE chats SET participant_count = participant_count + 1 WHERE id = NEW.chat_id;"
+     "END;"
+     "CREATE TRIGGER participants_count_delete AFTER DELETE ON participants BEGIN"
+     "  UPDATE chats SET participant_count = participant_count - 1 WHERE id = OLD.chat_id;"
+     "END;"
+     /* Clustered by (chat_id, seq): history pages, resume-since and the last message of a chat
+      * are range reads over adjacent rows. Most chat messages are far smaller than a page, which
+      * is where WITHOUT ROWID pays off; long bodies simply use overflow pages. client_msg_id is
+      * NULL when the client gave none, so the partial UNIQUE index only constrains real ids. */
+     "CREATE TABLE messages ("
+     "  chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,"
+     "  seq INTEGER NOT NULL CHECK (seq > 0),"
+     "  author_id INTEGER NOT NULL REFERENCES users(id),"
+     "  body TEXT NOT NULL,"
+     "  client_msg_id TEXT CHECK (client_msg_id IS NULL OR length(client_msg_id) BETWEEN 1 AND 64),"
+     "  created_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (chat_id, seq)"
+     ") WITHOUT ROWID;"
+     /* Idempotent msg.send: one row per (chat, author, clientMsgId), and the lookup of the
+      * original on a retry. */
+     "CREATE UNIQUE INDEX messages_by_client_id ON messages(chat_id, author_id, client_msg_id)"
+     "  WHERE client_msg_id IS NOT NULL;"
+     /* One marker per (chat, user); unread = chats.last_seq - seq because seq is gap-free. */
+     "CREATE TABLE read_markers ("
+     "  chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  seq INTEGER NOT NULL CHECK (seq >= 0),"
+     "  updated_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (chat_id, user_id)"
+     ") WITHOUT ROWID;"},
+};
+
+const size_t store__sqlite_migrations_count =
+    sizeof(store__sqlite_migrations) / sizeof(store__sqlite_migrations[0]);
+
+/* Maps the SQLite result of a schema step: a database we cannot write is an operational problem
+ * (retry later), anything else means the schema and this binary disagree. */
+static int migrate__err(sqlite3 *db, int rc, const char *what) {
+  int primary = rc & 0xff;
+  log_error("store: migration: %s: %s", what, sqlite3_errmsg(db));
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_FULL ||
+      primary == SQLITE_IOERR || primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN ||
+      primary == SQLITE_NOMEM)
+    return PARLEY_EUNAVAILABLE;
+  return PARLEY_EINTERNAL;
+}
+
+static int migrate__current(sqlite3 *db, int *version) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &st,
+                              NULL);
+  int err = 0;
+  if (rc != SQLITE_OK) {
+    err = migrate__err(db, rc, "read schema_version");
+    goto cleanup;
+  }
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    err = migrate__err(db, rc, "read schema_version");
+    goto cleanup;
+  }
+  *version = sqlite3_column_int(st, 0);
+cleanup:
+  sqlite3_finalize(st);
+  return err;
+}
+
+static int migrate__record(sqlite3 *db, const struct store__migration *m, long long now_ms) {
+  sqlite3_stmt *st = NULL;
+  int err = 0;
+  int rc = sqlite3_prepare_v2(
+      db, "INSERT INTO schema_version(version, description, applied_at) VALUES (?, ?, ?)", -1, &st,
+      NULL);
+  if (rc != SQLITE_OK) {
+    err = migrate__err(db, rc, "record version");
+    goto cleanup;
+  }
+  sqlite3_bind_int(st, 1, m->version);
+  sqlite3_bind_text(st, 2, m->description, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, now_ms);
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE)
+    err = migrate__err(db, rc, "record version");
+cleanup:
+  sqlite3_finalize(st);
+  return err;
+}
+
+int store__sqlite_migrate(sqlite3 *db, long long now_ms, int *version) {
+  int err = 0;
+  int current = 0;
+  int in_tx = 0;
+  char what[96];
+  const int newest = store__sqlite_migrations[store__sqlite_migrations_count - 1].version;
+  int rc;
+
+  /* IMMEDIATE takes the write lock first, so two processes opening the same fresh file cannot
+   * both decide to apply migration 1. */
+  rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    err = migrate__err(db, rc, "begin");
+    goto cleanup;
+  }
+  in_tx = 1;
+  rc = sqlite3_exec(db,
+                    "CREATE TABLE IF NOT EXISTS schema_version ("
+                    "  version INTEGER PRIMARY KEY,"
+                    "  description TEXT NOT NULL,"
+                    "  applied_at INTEGER NOT NULL)",
+                    NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    err = migrate__err(db, rc, "create schema_version");
+    goto cleanup;
+  }
+  err = migrate__current(db, &current);
+  if (err)
+    goto cleanup;
+  if (current > newest) {
+    /* An older binary must not write into a schema it does not know. */
+    log_error("store: database schema version %d is newer than this binary (%d)", current, newest);
+    err = PARLEY_EINTERNAL;
+    goto cleanup;
+  }
+  for (size_t i = 0; i < store__sqlite_migrations_count; i++) {
+    const struct store__migration *m = &store__sqlite_migrations[i];
+    assert(i == 0 || m->version == store__sqlite_migrations[i - 1].version + 1);
+    if (m->version <= current)
+      continue;
+    rc = sqlite3_exec(db, m->sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+      snprintf(what, sizeof what, "apply %d (%s)", m->version, m->description);
+      err = migrate__err(db, rc, what);
+      goto cleanup;
+    }
+    err = migrate__record(db, m, now_ms);
+    if (err)
+      goto cleanup;
+    log_info("store: applied schema migration %d: %s", m->version, m->description);
+    current = m->version;
+  }
+  rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    err = migrate__err(db, rc, "commit");
+    goto cleanup;
+  }
+  in_tx = 0;
+  if (version)
+    *version = current;
+cleanup:
+  if (in_tx && !sqlite3_get_autocommit(db))
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return err;
+}
