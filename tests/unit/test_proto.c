@@ -1,0 +1,146 @@
+/* test_proto.c - decoding, validation and encoding of protocol v1 (src/proto). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "common/error.h"
+#include "proto/proto.h"
+
+static int decode(const char *text, struct proto_req *req, char *err) {
+  return proto_decode(text, strlen(text), req, err, 160);
+}
+
+static void test_valid_send(void **state) {
+  struct proto_req r;
+  char err[160];
+  assert_int_equal(decode("{\"id\":7,\"op\":\"msg.send\",\"chat\":\"design-review\","
+                          "\"body\":\"hello\",\"clientMsgId\":\"c-1\",\"extra\":1}",
+                          &r, err),
+                   0);
+  assert_int_equal(r.op, PROTO_OP_MSG_SEND);
+  assert_int_equal(r.id, 7);
+  assert_string_equal(r.chat, "design-review");
+  assert_string_equal(r.body, "hello");
+  assert_string_equal(r.client_msg_id, "c-1");
+  assert_true(PROTO_HAS(&r, PROTO_F_CLIENT_MSG_ID));
+  assert_false(PROTO_HAS(&r, PROTO_F_LIMIT));
+  proto_req_dispose(&r);
+}
+
+static void test_errors_name_the_problem(void **state) {
+  static const struct {
+    const char *text;
+    int code;
+    int has_id;
+    const char *needle;
+  } cases[] = {
+      {"not json", PARLEY_EBAD_REQUEST, 0, "invalid JSON"},
+      {"[1,2]", PARLEY_EBAD_REQUEST, 0, "JSON object"},
+      {"{\"op\":\"ping\"}", PARLEY_EBAD_REQUEST, 0, "id"},
+      {"{\"id\":\"x\",\"op\":\"ping\"}", PARLEY_EBAD_REQUEST, 0, "id"},
+      {"{\"id\":-1,\"op\":\"ping\"}", PARLEY_EBAD_REQUEST, 0, "id"},
+      {"{\"id\":1}", PARLEY_EBAD_REQUEST, 1, "op"},
+      {"{\"id\":1,\"op\":\"nope\"}", PARLEY_EBAD_REQUEST, 1, "unknown op \"nope\""},
+      {"{\"id\":1,\"op\":\"msg.send\",\"chat\":\"a\"}", PARLEY_EBAD_REQUEST, 1, "body: required"},
+      {"{\"id\":1,\"op\":\"msg.send\",\"chat\":\"a\",\"body\":5}", PARLEY_EBAD_REQUEST, 1,
+       "body: must be a string"},
+      {"{\"id\":1,\"op\":\"msg.send\",\"chat\":\"a\",\"body\":\"   \"}", PARLEY_EBAD_REQUEST, 1,
+       "white space"},
+      {"{\"id\":1,\"op\":\"msg.send\",\"chat\":\"A B\",\"body\":\"x\"}", PARLEY_EBAD_REQUEST, 1,
+       "chat:"},
+      {"{\"id\":1,\"op\":\"msg.send\",\"chat\":\"a\",\"body\":\"x\",\"clientMsgId\":\"a b\"}",
+       PARLEY_EBAD_REQUEST, 1, "clientMsgId"},
+      {"{\"id\":1,\"op\":\"msg.history\",\"chat\":\"a\",\"limit\":201}", PARLEY_EBAD_REQUEST, 1,
+       "limit"},
+      {"{\"id\":1,\"op\":\"chat.create\",\"title\":\"t\",\"isPublic\":\"yes\"}",
+       PARLEY_EBAD_REQUEST, 1, "isPublic"},
+      {"{\"id\":1,\"op\":\"ping\",\"id\":2}", PARLEY_EBAD_REQUEST, 0, "duplicate"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct proto_req r;
+    char err[160] = "";
+    int rc = decode(cases[i].text, &r, err);
+    if (rc != cases[i].code || r.has_id != cases[i].has_id || !strstr(err, cases[i].needle))
+      fail_msg("case %zu (%s): rc=%d has_id=%d err=%s", i, cases[i].text, rc, r.has_id, err);
+    proto_req_dispose(&r);
+  }
+}
+
+static void test_body_too_large(void **state) {
+  size_t n = PROTO_BODY_MAX + 1;
+  char *text = malloc(n + 100);
+  struct proto_req r;
+  char err[160];
+  int len = sprintf(text, "{\"id\":1,\"op\":\"msg.send\",\"chat\":\"a\",\"body\":\"");
+  memset(text + len, 'x', n);
+  strcpy(text + len + n, "\"}");
+  assert_int_equal(decode(text, &r, err), PARLEY_ETOO_LARGE);
+  proto_req_dispose(&r);
+  free(text);
+}
+
+static void test_title_counts_characters(void **state) {
+  /* 100 two-byte characters are a valid title even though they are 200 bytes. */
+  char text[600];
+  int len = sprintf(text, "{\"id\":1,\"op\":\"chat.create\",\"title\":\"");
+  struct proto_req r;
+  char err[160];
+  for (int i = 0; i < 100; i++) {
+    text[len++] = (char)0xc3;
+    text[len++] = (char)0xa9;
+  }
+  strcpy(text + len, "\"}");
+  assert_int_equal(decode(text, &r, err), 0);
+  proto_req_dispose(&r);
+}
+
+static void test_public_ops(void **state) {
+  assert_true(proto_op_is_public(PROTO_OP_AUTH));
+  assert_true(proto_op_is_public(PROTO_OP_PING));
+  assert_false(proto_op_is_public(PROTO_OP_MSG_SEND));
+  assert_string_equal(proto_op_name(PROTO_OP_MSG_HISTORY), "msg.history");
+}
+
+static void test_encode_reply_and_msg(void **state) {
+  struct proto_req r;
+  char err[160];
+  struct store_msg m;
+  size_t len;
+  char *s;
+
+  assert_int_equal(decode("{\"id\":42,\"op\":\"ping\"}", &r, err), 0);
+  memset(&m, 0, sizeof m);
+  m.seq = 3;
+  m.author.id = 9;
+  strcpy(m.author.username, "ana");
+  strcpy(m.author.display_name, "Ana \"A\"");
+  m.body = "hi";
+  m.created_at = 1000;
+  s = proto_reply_ok(&r, json_pack("{s:o}", "msg", proto_msg_json(&m, "room")), &len);
+  assert_string_equal(s, "{\"id\":42,\"ok\":true,\"msg\":{\"seq\":3,\"chat\":\"room\",\"author\":"
+                         "{\"id\":9,\"username\":\"ana\",\"displayName\":\"Ana \\\"A\\\"\"},"
+                         "\"body\":\"hi\",\"clientMsgId\":null,\"createdAt\":1000}}");
+  assert_int_equal(len, strlen(s));
+  free(s);
+  s = proto_reply_err(&r, PARLEY_EFORBIDDEN, NULL, &len);
+  assert_string_equal(s, "{\"id\":42,\"ok\":false,\"error\":{\"code\":\"forbidden\",\"message\":"
+                         "\"not allowed\"}}");
+  free(s);
+  proto_req_dispose(&r);
+  r.has_id = 0;
+  s = proto_reply_err(&r, PARLEY_EBAD_REQUEST, "x", &len);
+  assert_non_null(strstr(s, "\"id\":null"));
+  free(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_valid_send),          cmocka_unit_test(test_errors_name_the_problem),
+      cmocka_unit_test(test_body_too_large),      cmocka_unit_test(test_title_counts_characters),
+      cmocka_unit_test(test_public_ops),          cmocka_unit_test(test_encode_reply_and_msg),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
