@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# bench/run.sh - runs Parley's benchmark scenarios against a freshly started release server.
+#
+# For each scenario it starts build/parley on a free loopback port with PARLEY_RATE_LIMITS=0 and a
+# temporary data directory (the same one for every scenario, so the users signed up for the first
+# scenario are reused by the next: signup is deliberately slow, argon2id), runs bench/build/loadgen
+# with --server-pid, and stops the server with SIGTERM. The server is restarted between scenarios
+# so each one's CPU and RSS figures are its own. At the end it prints one table of every scenario
+# and appends the rows to bench/build/results.csv.
+#
+# Usage: bench/run.sh [--quick] [--scenarios "chat broadcast"] [--users N] [--chat-size K]
+#                     [--rate R] [--duration T] [--warmup S] [--window W] [--bcast-users N]
+#                     [--csv FILE] [--keep] [-- extra loadgen options]
+# The same settings can come from the environment: BENCH_SCENARIOS, BENCH_USERS, BENCH_CHAT_SIZE,
+# BENCH_RATE, BENCH_DURATION, BENCH_WARMUP, BENCH_WINDOW, BENCH_BCAST_USERS, BENCH_BCAST_RATE,
+# BENCH_CSV, PARLEY_BIN, LOADGEN.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+PARLEY_BIN=${PARLEY_BIN:-$root/build/parley}
+LOADGEN=${LOADGEN:-$here/build/loadgen}
+scenarios=${BENCH_SCENARIOS:-chat broadcast}
+users=${BENCH_USERS:-1000}
+chat_size=${BENCH_CHAT_SIZE:-10}
+rate=${BENCH_RATE:-2000}
+duration=${BENCH_DURATION:-20}
+warmup=${BENCH_WARMUP:-3}
+window=${BENCH_WINDOW:-64}
+bcast_users=${BENCH_BCAST_USERS:-}
+bcast_rate=${BENCH_BCAST_RATE:-0}
+csv=${BENCH_CSV:-$here/build/results.csv}
+keep=0
+extra=()
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) users=100; rate=200; duration=5; warmup=1 ;;
+    --scenarios) scenarios=$2; shift ;;
+    --users) users=$2; shift ;;
+    --chat-size) chat_size=$2; shift ;;
+    --rate) rate=$2; shift ;;
+    --duration) duration=$2; shift ;;
+    --warmup) warmup=$2; shift ;;
+    --window) window=$2; shift ;;
+    --bcast-users) bcast_users=$2; shift ;;
+    --bcast-rate) bcast_rate=$2; shift ;;
+    --csv) csv=$2; shift ;;
+    --keep) keep=1 ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+bcast_users=${bcast_users:-$users}
+
+[ -x "$PARLEY_BIN" ] || make -C "$root" build/parley
+[ -x "$LOADGEN" ] || make -C "$here"
+
+# Both processes hold one socket per user.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-bench.XXXXXX")
+server_pid=""
+port=""
+
+stop_server() {
+  [ -n "$server_pid" ] || return 0
+  if kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$server_pid" 2>/dev/null; then
+      echo "run.sh: server $server_pid ignored SIGTERM for 10 s; killing it" >&2
+      kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+cleanup() {
+  stop_server
+  if [ "$keep" = 1 ]; then echo "run.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A port nobody listens on, below the ephemeral range the load generator's sockets use.
+pick_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+start_server() {
+  port=$(pick_port) || { echo "run.sh: no free port found" >&2; exit 1; }
+  mkdir -p "$tmp/data"
+  PARLEY_LISTEN="127.0.0.1:$port" PARLEY_DATA="$tmp/data" PARLEY_RATE_LIMITS=0 \
+    "$PARLEY_BIN" >>"$tmp/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      echo "run.sh: the server exited at start-up; its log:" >&2
+      tail -n 30 "$tmp/server.log" >&2
+      exit 1
+    fi
+    if curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"; then return 0; fi
+    sleep 0.1
+  done
+  echo "run.sh: the server did not answer /healthz within 10 s; its log:" >&2
+  tail -n 30 "$tmp/server.log" >&2
+  exit 1
+}
+
+echo "Parley benchmark: scenarios [$scenarios], server $PARLEY_BIN, $(nproc) CPUs"
+status=0
+for scen in $scenarios; do
+  start_server
+  echo
+  echo "== $scen (server pid $server_pid on 127.0.0.1:$port) =="
+  case $scen in
+    chat)
+      args=(--scenario chat --users "$users" --chat-size "$chat_size" --rate "$rate") ;;
+    broadcast)
+      args=(--scenario broadcast --users "$bcast_users" --window "$window" --rate "$bcast_rate") ;;
+    *) echo "run.sh: unknown scenario $scen" >&2; exit 2 ;;
+  esac
+  if ! "$LOADGEN" --url "ws://127.0.0.1:$port" "${args[@]}" --duration "$duration" \
+      --warmup "$warmup" --server-pid "$server_pid" --users-file "$tmp/users.txt" \
+      --csv "$tmp/results.csv" --label "$scen" ${extra[@]+"${extra[@]}"}; then
+    echo "run.sh: the $scen scenario failed; last lines of the server log:" >&2
+    tail -n 20 "$tmp/server.log" >&2
+    status=1
+  fi
+  stop_server
+done
+
+if [ -s "$tmp/results.csv" ]; then
+  echo
+  echo "== summary (latency in ms, server CPU in % of one core, RSS in MB) =="
+  # scenario users chat offered sends/s deliveries/s p50 p99 p999 max errors closes srvCPU srvRSS lgCPU
+  awk -F, 'NR == 1 { print "scenario users chat offered sends/s deliv/s p50 p99 p999 max errors closes srvCPU% srvRSS lgCPU%"; next }
+           { printf "%s %s %s %s %s %s %s %s %s %s %d %s %s %s %s\n", $3, $4, $5, $6, $8, $10,
+             $11, $12, $13, $14, $17 + $18, $19, $22, $23, $25 }' "$tmp/results.csv" | column -t
+  mkdir -p "$(dirname "$csv")"
+  if [ -s "$csv" ]; then tail -n +2 "$tmp/results.csv" >>"$csv"; else cp "$tmp/results.csv" "$csv"; fi
+  echo "(rows appended to $csv)"
+fi
+if grep -qiE "asan|sanitizer|segfault|assert" "$tmp/server.log" 2>/dev/null; then
+  echo "run.sh: the server log mentions a crash or assertion; see $tmp/server.log (--keep)" >&2
+fi
+exit $status
