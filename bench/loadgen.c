@@ -734,7 +734,7 @@ static void report(struct lg *lg) {
   if (lg->rate > 0)
     snprintf(offered, sizeof(offered), "%.0f/s", lg->rate);
   else
-    snprintf(offered, sizeof(offered), "win %d", lg->window);
+    snprintf(offered, sizeof(offered), "win%d", lg->window);
   const char *scen = lg->scen == SCEN_CHAT ? "chat" : "broadcast";
   int csize = lg->scen == SCEN_CHAT ? lg->chat_size : lg->n_users;
   uint64_t errors = lg->win.err_replies + lg->win.rate_limited;

@@ -9,11 +9,12 @@
 # and appends the rows to bench/build/results.csv.
 #
 # Usage: bench/run.sh [--quick] [--scenarios "chat broadcast"] [--users N] [--chat-size K]
-#                     [--rate R] [--duration T] [--warmup S] [--window W] [--bcast-users N]
+#                     [--rate R] [--duration T] [--warmup S] [--window W] [--bcast-users N] [--bcast-rate R]
 #                     [--csv FILE] [--keep] [-- extra loadgen options]
 # The same settings can come from the environment: BENCH_SCENARIOS, BENCH_USERS, BENCH_CHAT_SIZE,
 # BENCH_RATE, BENCH_DURATION, BENCH_WARMUP, BENCH_WINDOW, BENCH_BCAST_USERS, BENCH_BCAST_RATE,
-# BENCH_CSV, PARLEY_BIN, LOADGEN.
+# BENCH_CSV, PARLEY_BIN, LOADGEN; PARLEY_DURABILITY (normal) and PARLEY_LOG_LEVEL (warn) are
+# passed to the server.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -99,7 +100,9 @@ pick_port() {
 start_server() {
   port=$(pick_port) || { echo "run.sh: no free port found" >&2; exit 1; }
   mkdir -p "$tmp/data"
+  # Logging per connection would be measured too; warnings and errors still reach the log.
   PARLEY_LISTEN="127.0.0.1:$port" PARLEY_DATA="$tmp/data" PARLEY_RATE_LIMITS=0 \
+    PARLEY_LOG_LEVEL="${PARLEY_LOG_LEVEL:-warn}" PARLEY_DURABILITY="${PARLEY_DURABILITY:-normal}" \
     "$PARLEY_BIN" >>"$tmp/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do

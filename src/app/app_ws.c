@@ -423,8 +423,7 @@ static void on_sub(struct store_req *sreq) {
   }
   chat = proto_chat_json(&sreq->out.chat);
   reply_ok(cl, &ctx->env,
-           json_pack("{s:s, s:o, s:o, s:I, s:b, s:[], s:[], s:[]}", "chat", sreq->in.slug,
-                     "chatInfo", chat, "msgs",
+           json_pack("{s:o, s:o, s:I, s:b, s:[], s:[], s:[]}", "chat", chat, "msgs",
                      msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "lastSeq",
                      (json_int_t)sreq->out.chat.last_seq, "reset", sreq->out.reset, "presence",
                      "typing", "activeUsers"));

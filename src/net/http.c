@@ -254,8 +254,8 @@ static void http__process(struct net_conn *c, const char *data, size_t len) {
 
   h->dispatching = 1;
   for (;;) {
-    if (c->closing || c->http == NULL || h->pending)
-      break;
+    if (c->closing || c->http == NULL || h->pending || c->close_after_flush)
+      break; /* nothing after a "Connection: close" request is parsed */
     if (data == NULL) {
       if (h->leftover.len == 0)
         break;

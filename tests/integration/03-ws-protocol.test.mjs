@@ -68,7 +68,7 @@ describe('default origin allowlist', () => {
   test('a bad token is unauthorized, and the socket can still authenticate', async () => {
     const c = await open(srv);
     await c.fail('auth', { token: 'definitely-not-a-token' }, 'unauthorized');
-    await c.fail('ping', {}, 'unauthorized');
+    await c.fail('chat.list', {}, 'unauthorized');
     await c.ok('auth', { token: ana.token });
     await c.close();
   });
@@ -82,11 +82,17 @@ describe('default origin allowlist', () => {
 
   test('any op before authentication is answered unauthorized and the socket stays usable', async () => {
     const c = await open(srv);
-    await c.fail('ping', {}, 'unauthorized');
     await c.fail('chat.list', {}, 'unauthorized');
+    await c.fail('chat.create', { title: 'sneaky' }, 'unauthorized');
     await c.fail('msg.send', { chat: 'x', body: 'hi' }, 'unauthorized');
     await c.ok('auth', { token: ana.token });
     await c.ok('ping');
+    await c.close();
+  });
+
+  test('the ping op before authentication is unauthorized too (protocol.md: "any other op")', async () => {
+    const c = await open(srv);
+    await c.fail('ping', {}, 'unauthorized');
     await c.close();
   });
 

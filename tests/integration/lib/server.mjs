@@ -251,6 +251,10 @@ export async function startServer(opts = {}) {
 // Registers hooks on the current suite (file or describe): the server starts in `before` and is
 // disposed in `after`; when a test fails, what the server logged during it is printed. Returns
 // the ParleyServer at once (its port is known once `before` ran).
+//
+// Call it inside a describe() when the file adds its own before/after hooks: Node 20 runs
+// root-level `before` hooks concurrently, so a root-level setup hook could run before the server
+// is up. Hooks of one describe() run in order.
 export function useServer(opts = {}) {
   const s = new ParleyServer(opts);
   let mark = 0;

@@ -1,0 +1,74 @@
+// 10 - Slow consumers: a subscriber that stops reading is disconnected with 4008 once its
+// outbound queue passes 1 MiB, while the sender and a normal subscriber are not slowed and miss
+// nothing; the slow one can reconnect and resume with `since`.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { assertConsecutive, connect, signupMany } from './lib/client.mjs';
+import { useServer } from './lib/server.mjs';
+
+describe('slow consumers', () => {
+  const srv = useServer();
+
+  let ana, bob, cat;
+  const sockets = [];
+  before(async () => {
+    [ana, bob, cat] = await signupMany(srv, ['ana', 'bob', 'cat']);
+  });
+  after(async () => {
+    await Promise.all(sockets.map((s) => s.close().catch(() => {})));
+  });
+
+  test('a subscriber that stops reading is closed with 4008; others get everything', async () => {
+    const [a, slow, fine] = await Promise.all([ana, bob, cat].map((u) => connect(srv, { token: u.token })));
+    sockets.push(a, slow, fine);
+    const { chat } = await a.ok('chat.create', { title: 'firehose', isPublic: true });
+    await slow.ok('chat.join', { chat: chat.slug });
+    await fine.ok('chat.join', { chat: chat.slug });
+    await slow.ok('sub', { chat: chat.slug });
+    await fine.ok('sub', { chat: chat.slug });
+
+    // Stop reading: the kernel buffers fill up, then the server's queue for this socket grows.
+    slow.ws._socket.pause();
+
+    // ~12 MiB of fan-out: far more than 1 MiB of queue plus what the kernel buffers on loopback.
+    const COUNT = 800;
+    const body = 'z'.repeat(16000);
+    const inflight = new Set();
+    const acked = [];
+    for (let i = 0; i < COUNT; i++) {
+      const p = a.ok('msg.send', { chat: chat.slug, body, clientMsgId: `fh-${i}` }, { timeout: 30_000 }).then((r) => acked.push(r.msg.seq));
+      inflight.add(p);
+      p.finally(() => inflight.delete(p)).catch(() => {});
+      if (inflight.size >= 16) await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+    assert.equal(acked.length, COUNT, 'every send acknowledged');
+
+    // The normal subscriber got every message, in order.
+    await fine.waitSeq(chat.slug, COUNT, { timeout: 30_000 });
+    assertConsecutive(fine.msgs(chat.slug).map((m) => m.seq), 1, 'normal subscriber');
+
+    // Read again: whatever was buffered, then the close frame.
+    slow.ws._socket.resume();
+    const info = await slow.waitClose({ timeout: 30_000 });
+    assert.equal(info.code, 4008, `close code of the slow consumer (${info.reason})`);
+    const got = slow.msgs(chat.slug).map((m) => m.seq);
+    assert.ok(got.length < COUNT, 'the slow consumer was cut off before the end');
+    if (got.length) assertConsecutive(got, 1, 'what the slow consumer did receive');
+
+    // It reconnects and resumes from what it saw.
+    const again = await connect(srv, { token: bob.token });
+    sockets.push(again);
+    const since = got.at(-1) ?? 0;
+    const sub = await again.ok('sub', { chat: chat.slug, since });
+    assert.equal(sub.lastSeq, COUNT);
+    if (COUNT - since > 200) {
+      assert.equal(sub.reset, true);
+      assert.equal(sub.msgs.length, 200);
+    } else {
+      assertConsecutive(sub.msgs.map((m) => m.seq), since + 1);
+    }
+  });
+});
