@@ -359,14 +359,16 @@ static void progress(struct lg *lg, uint64_t now) {
   const char *what = now < lg->t_meas0 ? "warmup" : lg->phase == PH_RUN ? "measure" : "drain";
   if (dt > 0)
     fprintf(stderr,
-            "  %-7s %5.1fs  sends/s %8.0f  acks/s %8.0f  deliveries/s %9.0f  errors %llu  "
-            "closes %llu\n",
+            "  %-7s %5.1fs  sends/s %7.0f  acks/s %7.0f  deliveries/s %8.0f  p99/max ms %7.2f %7.2f  "
+            "errors %llu  closes %llu\n",
             what, (double)(now - lg->t_load) / 1e9, (double)(lg->tot.sends - last.sends) / dt,
             (double)(lg->tot.acks - last.acks) / dt,
             (double)(lg->tot.deliveries - last.deliveries) / dt,
+            (double)hist_quantile(&lg->lat_sec, 0.99) / 1e6, (double)lg->lat_sec.max / 1e6,
             (unsigned long long)(lg->tot.err_replies + lg->tot.rate_limited),
             (unsigned long long)lg->closes);
   last = lg->tot;
+  hist_init(&lg->lat_sec);
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -535,8 +537,13 @@ static void on_msg_event(struct lg *lg, struct conn *c, int64_t seq, uint64_t ts
   lg->tot.deliveries++;
   if (now >= lg->t_meas0 && now < lg->t_meas1)
     lg->win.deliveries++;
-  if (ts && ts >= lg->t_meas0 && ts < lg->t_meas1)
-    hist_record(&lg->lat, now > ts ? now - ts : 0);
+  if (ts) {
+    uint64_t d = now > ts ? now - ts : 0;
+    if (ts >= lg->t_meas0 && ts < lg->t_meas1)
+      hist_record(&lg->lat, d);
+    if (!lg->quiet)
+      hist_record(&lg->lat_sec, d);
+  }
   if (c->expect_seq >= 0 && seq >= 0) {
     if (seq == c->expect_seq) {
       c->expect_seq++;
@@ -1097,6 +1104,7 @@ int main(int argc, char **argv) {
       snprintf(lg->users[i].name, sizeof(lg->users[i].name), "b%su%d", lg->runid, i);
   hist_init(&lg->lat);
   hist_init(&lg->ack);
+  hist_init(&lg->lat_sec);
 
   lg->loop = uv_default_loop();
   uv_timer_init(lg->loop, &lg->tick);

@@ -3,7 +3,7 @@
  * The load generator is one process with one libuv loop. loadgen.c owns the run: options, the
  * set-up phases (sign up, connect, create/join chats, subscribe), pacing of sends, measurement and
  * the report. ws.c is a minimal WebSocket client (libuv TCP, RFC 6455 handshake checked with
- * OpenSSL, wslay framing) that hands every text message back to loadgen.c. signup.c creates the
+ * OpenSSL, wslay's frame layer) that hands every text message back to loadgen.c. signup.c creates the
  * accounts over plain HTTP/1.1 with bounded concurrency. hist.c keeps latency histograms.
  */
 #ifndef BENCH_LOADGEN_H
@@ -64,13 +64,19 @@ struct conn {
   int busy;                /* a set-up step is in flight for this connection */
   int closed_by_us;
   int down_counted;        /* an unexpected close was already counted */
-  int in_recv;             /* inside wslay_event_recv: sends are queued, pushed afterwards */
+  int in_recv;             /* inside the frame loop: writes are pushed when it ends */
   int was_open;            /* counted in lg->live_conns */
-  wslay_event_context_ptr ws;
+  wslay_frame_context_ptr fr; /* set once the handshake succeeded */
   char key[32];            /* Sec-WebSocket-Key sent in the handshake */
   struct buf hs;           /* handshake response so far */
   const uint8_t *in;       /* bytes of the current read not yet given to wslay */
   size_t in_len;
+  uint64_t frame_off;      /* payload bytes of the current frame seen so far */
+  struct buf msg;          /* a data message spread over several chunks or frames */
+  uint8_t msg_op;          /* its opcode; 0 when no message is open */
+  uint8_t ctl[125];        /* payload of the current control frame */
+  uint8_t ctl_len;
+  int close_sent;
   struct buf out;          /* frames waiting to be written */
   struct buf wbuf;         /* frames in the uv_write in flight */
   int writing;
@@ -147,6 +153,7 @@ struct lg {
   uint64_t errors_printed;
   struct hist lat;         /* send-to-receive, sends in the measured window */
   struct hist ack;         /* send-to-ack, sends in the measured window */
+  struct hist lat_sec;     /* send-to-receive over the last second, for the progress lines */
   /* resource samples at the window's edges */
   unsigned long long srv_ticks0, srv_ticks1;
   long srv_rss_kb, srv_hwm_kb;

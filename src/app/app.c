@@ -80,6 +80,8 @@ int app_config_load(struct app_config *cfg) {
   cfg->login_rate = 1.0 / 6; /* ten a minute */
   cfg->login_burst = 10;
   cfg->max_conns_per_user = 20;
+  cfg->search_rate = 5;
+  cfg->search_burst = 20;
 
   if ((v = getenv("PARLEY_LISTEN")) && *v) {
     const char *colon = strrchr(v, ':');
@@ -141,6 +143,8 @@ int app_config_load(struct app_config *cfg) {
   err |= env_double("PARLEY_OP_BURST", &cfg->op_burst);
   err |= env_double("PARLEY_LOGIN_RATE", &cfg->login_rate);
   err |= env_double("PARLEY_LOGIN_BURST", &cfg->login_burst);
+  err |= env_double("PARLEY_SEARCH_RATE", &cfg->search_rate);
+  err |= env_double("PARLEY_SEARCH_BURST", &cfg->search_burst);
   return err ? PARLEY_EBAD_REQUEST : 0;
 }
 
@@ -286,6 +290,7 @@ static void on_tick(uv_timer_t *t) {
         net_ws_close(cl->conn, NET_CLOSE_UNAUTHORIZED, "session expired");
     }
   }
+  app__invite_sweep(a);
   /* A throttle bucket that has refilled completely carries no information: drop it. */
   HASH_ITER(hh, a->throttles, th, ttmp) {
     if ((double)(now - th->rl.last_ms) * a->cfg.login_rate / 1000.0 >= a->cfg.login_burst) {

@@ -33,6 +33,7 @@ struct app_config {
   double send_rate, send_burst;     /* msg.send per user */
   double op_rate, op_burst;         /* any op per connection */
   double login_rate, login_burst;   /* login attempts per username and per IP */
+  double search_rate, search_burst; /* users.search per user */
   int max_conns_per_user;
   int cookie_secure;
 };
@@ -91,6 +92,7 @@ struct app_user {
   struct client *clients;
   int n_clients;
   struct ratelimit send_rl;
+  struct ratelimit search_rl;
   UT_hash_handle hh;           /* app->users by id */
 };
 
@@ -121,6 +123,7 @@ struct app {
   uv_timer_t ticker;            /* auth deadlines, session expiry, throttle sweep */
   uv_signal_t sigterm, sigint;
   int shutting_down;
+  int sweeping;                 /* an invitation expiry sweep is in flight */
   struct app_metrics metrics;
 };
 
@@ -142,10 +145,33 @@ int app__submit(struct app *a, struct client *cl, struct store_req *req, store_c
 int app__user_attach(struct app *a, struct client *cl, const struct store_user *u,
                      const uint8_t *session_hash, int64_t expires_at);
 
+/* app_members.c: chat.update, leave, remove, setRole, users.search, invitations */
+void app__members_dispatch(struct client *cl, const struct proto_req *req);
+void app__invite_sweep(struct app *a);
+
 /* app_http.c */
 void app__on_request(void *ud, struct net_conn *c, struct http_request *req);
 
 /* app_ws.c */
+/* A store request made for an op keeps what its reply needs in one of these (store_req.ctx). */
+struct op_ctx {
+  struct proto_req env; /* only has_id and id are used; root is NULL */
+  uint32_t gen;         /* sub: generation of the subscription this reply is for */
+};
+void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result);
+void app__reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg);
+/* Submits sreq for the op req of cl; cb must end with app__op_finish(sreq). */
+void app__op_submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
+                    store_cb cb, uint32_t gen);
+void app__op_finish(struct store_req *sreq);
+/* Encodes an event once and sends it to every socket of each user in ids (borrowed). The event
+ * fields' reference is stolen. */
+void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,
+                       json_t *fields);
+/* Ends every subscription of user_id's sockets to the chat `slug`. */
+void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug);
+/* Sends participant.joined to the chat's members (after a join or an accepted invitation). */
+void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u);
 void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len);
 void app__ws_hello(struct client *cl);
 void app__client_drop_subs(struct client *cl);

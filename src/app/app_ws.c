@@ -28,23 +28,17 @@ static void send_str(struct client *cl, char *s, size_t len) {
   free(s);
 }
 
-static void reply_ok(struct client *cl, const struct proto_req *req, json_t *result) {
+void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result) {
   size_t len;
-  char *s = proto_reply_ok(req, result, &len);
+  char *s = proto_app__reply_ok(req, result, &len);
   send_str(cl, s, len);
 }
 
-static void reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg) {
+void app__reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg) {
   size_t len;
-  char *s = proto_reply_err(req, err, msg, &len);
+  char *s = proto_app__reply_err(req, err, msg, &len);
   send_str(cl, s, len);
 }
-
-/* The store replies later: keep what the reply needs (id) in a copy of the request envelope. */
-struct op_ctx {
-  struct proto_req env;   /* only has_id and id are used; root is NULL */
-  uint32_t gen;           /* sub: generation of the subscription this reply is for */
-};
 
 static struct proto_req envelope(const struct proto_req *req) {
   struct proto_req e;
@@ -154,16 +148,67 @@ static void fanout_msg(struct app *a, const char *slug, const struct store_msg *
   outq_chunk_unref(frame);
 }
 
+void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,
+                       json_t *fields) {
+  struct outq_chunk *frame;
+  size_t len;
+  char *json = proto_event(ev, fields, &len);
+
+  if (json == NULL)
+    return;
+  frame = net_ws_frame_text(json, len);
+  free(json);
+  if (frame == NULL)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    struct app_user *au;
+    struct client *cl;
+    /* The same id twice (say, inviter and invitee lists overlapping) gets one event. */
+    int seen = 0;
+    for (size_t j = 0; j < i; j++)
+      seen |= ids[j] == ids[i];
+    if (seen)
+      continue;
+    HASH_FIND(hh, a->users, &ids[i], sizeof ids[i], au);
+    if (au == NULL)
+      continue;
+    DL_FOREACH2(au->clients, cl, unext) {
+      if (cl->conn)
+        net_ws_send_frame(cl->conn, frame);
+    }
+  }
+  outq_chunk_unref(frame);
+}
+
+void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug) {
+  struct app_user *au;
+  struct client *cl;
+  HASH_FIND(hh, a->users, &user_id, sizeof user_id, au);
+  if (au == NULL)
+    return;
+  DL_FOREACH2(au->clients, cl, unext) {
+    struct sub *s = sub_find(cl, slug);
+    if (s)
+      sub_free(a, s);
+  }
+}
+
+void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u) {
+  app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.joined",
+                    json_pack("{s:s, s:o, s:s, s:i}", "chat", sreq->out.chat.slug, "user",
+                              proto_user_json(u), "role", "member", "participantCount",
+                              sreq->out.chat.participant_count));
+}
+
 /* --- store round trips -------------------------------------------------------------------- */
 
-/* Starts a store request for an op; cb produces the reply from the op context. */
-static void submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
-                   store_cb cb, uint32_t gen) {
+void app__op_submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
+                    store_cb cb, uint32_t gen) {
   struct op_ctx *ctx = calloc(1, sizeof *ctx);
   int err;
   if (ctx == NULL) {
     store_req_free(sreq);
-    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
   ctx->env = envelope(req);
@@ -173,13 +218,12 @@ static void submit(struct client *cl, const struct proto_req *req, struct store_
   err = app__submit(cl->app, cl, sreq, cb);
   if (err) {
     /* app__submit freed sreq; the context is still ours. */
-    reply_err(cl, &ctx->env, err, "the database is not available; retry later");
+    app__reply_err(cl, &ctx->env, err, "the database is not available; retry later");
     free(ctx);
   }
 }
 
-/* Ends a store round trip: frees the request and context, drops the client reference. */
-static void finish(struct store_req *sreq) {
+void app__op_finish(struct store_req *sreq) {
   struct client *cl = sreq->data;
   free(sreq->ctx);
   store_req_free(sreq);
@@ -202,43 +246,43 @@ static void on_auth(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status) {
-    reply_err(cl, &ctx->env, PARLEY_EUNAUTHORIZED, "invalid or expired token");
+    app__reply_err(cl, &ctx->env, PARLEY_EUNAUTHORIZED, "invalid or expired token");
     goto done;
   }
   if (cl->authed) { /* two auth ops raced: the first one won */
-    reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
+    app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
     goto done;
   }
   err = app__user_attach(cl->app, cl, &sreq->out.user, sreq->in.token_hash,
                          sreq->out.expires_at);
   if (err) {
-    reply_err(cl, &ctx->env, err, "too many connections for this user");
+    app__reply_err(cl, &ctx->env, err, "too many connections for this user");
     net_ws_close(cl->conn, NET_CLOSE_TOO_MANY, "too many connections for this user");
     goto done;
   }
-  reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
+  app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
   app__ws_hello(cl);
 done:
-  finish(sreq);
+  app__op_finish(sreq);
 }
 
 static void op_auth(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq;
   if (cl->authed) {
-    reply_ok(cl, req, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
+    app__reply_ok(cl, req, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
     return;
   }
   sreq = store_req_new(STORE_SESSION_GET);
   if (sreq == NULL) {
-    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
   auth_token_hash(req->token, sreq->in.token_hash);
-  submit(cl, req, sreq, on_auth, 0);
+  app__op_submit(cl, req, sreq, on_auth, 0);
 }
 
 static void op_ping(struct client *cl, const struct proto_req *req) {
-  reply_ok(cl, req, json_pack("{s:I}", "now", (json_int_t)app__now(cl->app)));
+  app__reply_ok(cl, req, json_pack("{s:I}", "now", (json_int_t)app__now(cl->app)));
 }
 
 /* Replies {chat} for the ops whose result is one chat. */
@@ -248,18 +292,45 @@ static void on_chat_reply(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status)
-    reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, NULL);
   else
-    reply_ok(cl, &ctx->env, json_pack("{s:o}", "chat", proto_chat_json(&sreq->out.chat)));
+    app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "chat", proto_chat_json(&sreq->out.chat)));
 done:
-  finish(sreq);
+  app__op_finish(sreq);
+}
+
+static void on_chat_join(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  if (sreq->status == 0 && sreq->out.joined)
+    app__announce_join(cl->app, sreq, &cl->user);
+  on_chat_reply(sreq);
+}
+
+static void on_chat_get(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  json_t *members;
+  if (cl->conn == NULL)
+    goto done;
+  if (sreq->status) {
+    app__reply_err(cl, &ctx->env, sreq->status, NULL);
+    goto done;
+  }
+  members = json_array();
+  for (size_t i = 0; i < sreq->out.n_members; i++)
+    json_array_append_new(members, proto_member_json(&sreq->out.members[i]));
+  app__reply_ok(cl, &ctx->env,
+                json_pack("{s:o, s:o}", "chat", proto_chat_json(&sreq->out.chat),
+                          "participants", members));
+done:
+  app__op_finish(sreq);
 }
 
 static void op_chat_create(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq = store_req_new(STORE_CHAT_CREATE);
   if (sreq == NULL || (sreq->in.title = strdup(req->title)) == NULL) {
     store_req_free(sreq);
-    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
   sreq->in.is_public = PROTO_HAS(req, PROTO_F_IS_PUBLIC) ? req->is_public : 0;
@@ -267,17 +338,19 @@ static void op_chat_create(struct client *cl, const struct proto_req *req) {
       PROTO_HAS(req, PROTO_F_MAX_PARTICIPANTS) ? (int)req->max_participants : 0;
   if (PROTO_HAS(req, PROTO_F_SLUG))
     snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->slug);
-  submit(cl, req, sreq, on_chat_reply, 0);
+  app__op_submit(cl, req, sreq, on_chat_reply, 0);
 }
 
-static void op_chat_by_slug(struct client *cl, const struct proto_req *req, enum store_op op) {
+static void op_chat_by_slug(struct client *cl, const struct proto_req *req, enum store_op op,
+                            store_cb cb) {
   struct store_req *sreq = store_req_new(op);
   if (sreq == NULL) {
-    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
   snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
-  submit(cl, req, sreq, on_chat_reply, 0);
+  sreq->in.now = app__now(cl->app);
+  app__op_submit(cl, req, sreq, cb, 0);
 }
 
 static void on_chat_list(struct store_req *sreq) {
@@ -287,7 +360,7 @@ static void on_chat_list(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status) {
-    reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, NULL);
     goto done;
   }
   chats = json_array();
@@ -301,18 +374,23 @@ static void on_chat_list(struct store_req *sreq) {
                             : json_null());
     json_array_append_new(chats, o);
   }
-  reply_ok(cl, &ctx->env, json_pack("{s:o}", "chats", chats));
+  {
+    json_t *invs = json_array();
+    for (size_t i = 0; i < sreq->out.n_invites; i++)
+      json_array_append_new(invs, proto_invite_json(&sreq->out.invites[i]));
+    app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "chats", chats, "invitations", invs));
+  }
 done:
-  finish(sreq);
+  app__op_finish(sreq);
 }
 
 static void op_chat_list(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq = store_req_new(STORE_CHAT_LIST);
   if (sreq == NULL) {
-    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
-  submit(cl, req, sreq, on_chat_list, 0);
+  app__op_submit(cl, req, sreq, on_chat_list, 0);
 }
 
 static void on_msg_send(struct store_req *sreq) {
@@ -328,16 +406,16 @@ static void on_msg_send(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status)
-    reply_err(cl, &ctx->env, sreq->status,
+    app__reply_err(cl, &ctx->env, sreq->status,
               sreq->status == PARLEY_EUNAVAILABLE ? "not stored: the database is not "
                                                     "available; retry with the same clientMsgId"
                                                   : NULL);
   else
-    reply_ok(cl, &ctx->env,
+    app__reply_ok(cl, &ctx->env,
              json_pack("{s:o, s:b}", "msg", proto_msg_json(&sreq->out.msg, sreq->out.chat.slug),
                        "duplicate", sreq->out.duplicate));
 done:
-  finish(sreq);
+  app__op_finish(sreq);
 }
 
 static void op_msg_send(struct client *cl, const struct proto_req *req) {
@@ -368,13 +446,13 @@ static void op_msg_send(struct client *cl, const struct proto_req *req) {
   sreq = store_req_new(STORE_MSG_APPEND);
   if (sreq == NULL || (sreq->in.body = strdup(req->body)) == NULL) {
     store_req_free(sreq);
-    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
   snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
   if (PROTO_HAS(req, PROTO_F_CLIENT_MSG_ID))
     snprintf(sreq->in.client_msg_id, sizeof sreq->in.client_msg_id, "%s", req->client_msg_id);
-  submit(cl, req, sreq, on_msg_send, 0);
+  app__op_submit(cl, req, sreq, on_msg_send, 0);
 }
 
 static void on_msg_history(struct store_req *sreq) {
@@ -383,26 +461,26 @@ static void on_msg_history(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status)
-    reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, NULL);
   else
-    reply_ok(cl, &ctx->env,
+    app__reply_ok(cl, &ctx->env,
              json_pack("{s:o, s:b}", "msgs",
                        msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "hasMore",
                        sreq->out.has_more));
 done:
-  finish(sreq);
+  app__op_finish(sreq);
 }
 
 static void op_msg_history(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq = store_req_new(STORE_MSG_HISTORY);
   if (sreq == NULL) {
-    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
   snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
   sreq->in.before = PROTO_HAS(req, PROTO_F_BEFORE) ? req->before : 0;
   sreq->in.limit = PROTO_HAS(req, PROTO_F_LIMIT) ? (int)req->limit : PROTO_HISTORY_DEFAULT;
-  submit(cl, req, sreq, on_msg_history, 0);
+  app__op_submit(cl, req, sreq, on_msg_history, 0);
 }
 
 static void on_sub(struct store_req *sreq) {
@@ -418,11 +496,11 @@ static void on_sub(struct store_req *sreq) {
     goto done; /* unsubscribed, or subscribed again, while the replay was read */
   if (sreq->status) {
     sub_free(cl->app, s);
-    reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, NULL);
     goto done;
   }
   chat = proto_chat_json(&sreq->out.chat);
-  reply_ok(cl, &ctx->env,
+  app__reply_ok(cl, &ctx->env,
            json_pack("{s:o, s:o, s:I, s:b, s:[], s:[], s:[]}", "chat", chat, "msgs",
                      msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "lastSeq",
                      (json_int_t)sreq->out.chat.last_seq, "reset", sreq->out.reset, "presence",
@@ -434,7 +512,7 @@ static void on_sub(struct store_req *sreq) {
     sub_deliver(cl->app, s, s->held[i].seq, s->held[i].frame);
   sub_drop_held(s);
 done:
-  finish(sreq);
+  app__op_finish(sreq);
 }
 
 static void op_sub(struct client *cl, const struct proto_req *req) {
@@ -446,7 +524,7 @@ static void op_sub(struct client *cl, const struct proto_req *req) {
     struct room *r = room_get(a, req->chat, 1);
     s = r ? calloc(1, sizeof *s) : NULL;
     if (s == NULL) {
-      reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+      app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
       return;
     }
     s->room = r;
@@ -462,21 +540,21 @@ static void op_sub(struct client *cl, const struct proto_req *req) {
   sreq = store_req_new(STORE_MSG_SINCE);
   if (sreq == NULL) {
     sub_free(a, s);
-    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
   snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
   /* Without `since` the socket goes live from now: ask for nothing after "infinity". */
   sreq->in.since = PROTO_HAS(req, PROTO_F_SINCE) ? req->since : (INT64_C(1) << 53);
   sreq->in.limit = PROTO_HISTORY_MAX;
-  submit(cl, req, sreq, on_sub, s->gen);
+  app__op_submit(cl, req, sreq, on_sub, s->gen);
 }
 
 static void op_unsub(struct client *cl, const struct proto_req *req) {
   struct sub *s = sub_find(cl, req->chat);
   if (s)
     sub_free(cl->app, s);
-  reply_ok(cl, req, json_pack("{s:s}", "chat", req->chat));
+  app__reply_ok(cl, req, json_pack("{s:s}", "chat", req->chat));
 }
 
 static void on_read(struct store_req *sreq) {
@@ -485,23 +563,23 @@ static void on_read(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status)
-    reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, NULL);
   else
-    reply_ok(cl, &ctx->env,
+    app__reply_ok(cl, &ctx->env,
              json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq", (json_int_t)sreq->in.seq));
 done:
-  finish(sreq);
+  app__op_finish(sreq);
 }
 
 static void op_read(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq = store_req_new(STORE_READ_SET);
   if (sreq == NULL) {
-    reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
   snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
   sreq->in.seq = req->seq;
-  submit(cl, req, sreq, on_read, 0);
+  app__op_submit(cl, req, sreq, on_read, 0);
 }
 
 /* --- dispatch ----------------------------------------------------------------------------- */
@@ -517,36 +595,36 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
     return;
   rc = proto_decode(data, len, &req, err, sizeof err);
   if (rc) {
-    reply_err(cl, &req, rc, err);
+    app__reply_err(cl, &req, rc, err);
     goto done;
   }
   if (a->cfg.rate_limits && ratelimit_take(&cl->op_rl, a->cfg.op_rate, a->cfg.op_burst,
                                            app__now(a)) > 0) {
     a->metrics.rejected_rate++;
-    reply_err(cl, &req, PARLEY_ERATE_LIMITED, "too many requests on this connection");
+    app__reply_err(cl, &req, PARLEY_ERATE_LIMITED, "too many requests on this connection");
     goto done;
   }
   if (!cl->authed && !proto_op_is_public(req.op)) {
-    reply_err(cl, &req, PARLEY_EUNAUTHORIZED, "authenticate first with the auth op");
+    app__reply_err(cl, &req, PARLEY_EUNAUTHORIZED, "authenticate first with the auth op");
     goto done;
   }
   if (a->shutting_down && req.op != PROTO_OP_PING) {
-    reply_err(cl, &req, PARLEY_EUNAVAILABLE, "server shutting down");
+    app__reply_err(cl, &req, PARLEY_EUNAVAILABLE, "server shutting down");
     goto done;
   }
   switch (req.op) {
   case PROTO_OP_AUTH: op_auth(cl, &req); break;
   case PROTO_OP_PING: op_ping(cl, &req); break;
   case PROTO_OP_CHAT_CREATE: op_chat_create(cl, &req); break;
-  case PROTO_OP_CHAT_GET: op_chat_by_slug(cl, &req, STORE_CHAT_GET); break;
+  case PROTO_OP_CHAT_GET: op_chat_by_slug(cl, &req, STORE_CHAT_MEMBERS, on_chat_get); break;
   case PROTO_OP_CHAT_LIST: op_chat_list(cl, &req); break;
-  case PROTO_OP_CHAT_JOIN: op_chat_by_slug(cl, &req, STORE_CHAT_JOIN); break;
+  case PROTO_OP_CHAT_JOIN: op_chat_by_slug(cl, &req, STORE_CHAT_JOIN, on_chat_join); break;
   case PROTO_OP_MSG_SEND: op_msg_send(cl, &req); break;
   case PROTO_OP_MSG_HISTORY: op_msg_history(cl, &req); break;
   case PROTO_OP_SUB: op_sub(cl, &req); break;
   case PROTO_OP_UNSUB: op_unsub(cl, &req); break;
   case PROTO_OP_READ: op_read(cl, &req); break;
-  case PROTO_OP__COUNT: break;
+  default: app__members_dispatch(cl, &req); break;
   }
 done:
   proto_req_dispose(&req);

@@ -8,7 +8,7 @@
 #include "common/error.h"
 
 enum field_type { FT_STRING, FT_INT, FT_BOOL };
-enum charset { CS_ANY, CS_NONBLANK, CS_SLUG, CS_CLIENT_ID };
+enum charset { CS_ANY, CS_NONBLANK, CS_SLUG, CS_CLIENT_ID, CS_USERNAME };
 
 struct field_desc {
   const char *name;
@@ -16,6 +16,7 @@ struct field_desc {
   enum charset cs;
   int64_t min, max; /* string: length in bytes (title: characters); int: value */
   size_t off;       /* where the value goes in struct proto_req */
+  int nullable;     /* null is a value (present, 0), not an absent field */
 };
 
 #define OFF(m) offsetof(struct proto_req, m)
@@ -25,7 +26,7 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_TITLE] = {"title", FT_STRING, CS_NONBLANK, 1, PROTO_TITLE_MAX, OFF(title)},
     [PROTO_F_IS_PUBLIC] = {"isPublic", FT_BOOL, CS_ANY, 0, 1, OFF(is_public)},
     [PROTO_F_MAX_PARTICIPANTS] = {"maxParticipants", FT_INT, CS_ANY, 2, 10000,
-                                  OFF(max_participants)},
+                                  OFF(max_participants), 1},
     [PROTO_F_SLUG] = {"slug", FT_STRING, CS_SLUG, 1, 48, OFF(slug)},
     [PROTO_F_BODY] = {"body", FT_STRING, CS_NONBLANK, 1, PROTO_BODY_MAX, OFF(body)},
     [PROTO_F_CLIENT_MSG_ID] = {"clientMsgId", FT_STRING, CS_CLIENT_ID, 1,
@@ -34,6 +35,12 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_SINCE] = {"since", FT_INT, CS_ANY, 0, INT64_C(1) << 53, OFF(since)},
     [PROTO_F_SEQ] = {"seq", FT_INT, CS_ANY, 0, INT64_C(1) << 53, OFF(seq)},
     [PROTO_F_LIMIT] = {"limit", FT_INT, CS_ANY, 1, PROTO_HISTORY_MAX, OFF(limit)},
+    [PROTO_F_USER] = {"user", FT_STRING, CS_USERNAME, 3, STORE_USERNAME_MAX, OFF(user)},
+    [PROTO_F_ROLE] = {"role", FT_STRING, CS_SLUG, 1, 16, OFF(role)},
+    [PROTO_F_INVITE_POLICY] = {"invitePolicy", FT_STRING, CS_SLUG, 1, 16, OFF(invite_policy)},
+    [PROTO_F_Q] = {"q", FT_STRING, CS_NONBLANK, 1, 64, OFF(q)},
+    [PROTO_F_TTL] = {"ttl", FT_INT, CS_ANY, 1, 30 * 24 * 3600, OFF(ttl)},
+    [PROTO_F_INVITATION] = {"invitation", FT_INT, CS_ANY, 1, INT64_C(1) << 53, OFF(invitation)},
 };
 #undef OFF
 
@@ -61,6 +68,20 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_SUB] = {"sub", 0, REQ(PROTO_F_CHAT), REQ(PROTO_F_SINCE)},
     [PROTO_OP_UNSUB] = {"unsub", 0, REQ(PROTO_F_CHAT), 0},
     [PROTO_OP_READ] = {"read", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ), 0},
+    [PROTO_OP_CHAT_UPDATE] = {"chat.update", 0, REQ(PROTO_F_CHAT),
+                              REQ(PROTO_F_TITLE) | REQ(PROTO_F_IS_PUBLIC) |
+                                  REQ(PROTO_F_MAX_PARTICIPANTS) | REQ(PROTO_F_INVITE_POLICY)},
+    [PROTO_OP_CHAT_LEAVE] = {"chat.leave", 0, REQ(PROTO_F_CHAT), 0},
+    [PROTO_OP_CHAT_REMOVE] = {"chat.remove", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_USER), 0},
+    [PROTO_OP_CHAT_SET_ROLE] = {"chat.setRole", 0,
+                                REQ(PROTO_F_CHAT) | REQ(PROTO_F_USER) | REQ(PROTO_F_ROLE), 0},
+    [PROTO_OP_USERS_SEARCH] = {"users.search", 0, REQ(PROTO_F_Q), REQ(PROTO_F_CHAT)},
+    [PROTO_OP_INVITE_CREATE] = {"invite.create", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_USER),
+                                REQ(PROTO_F_TTL)},
+    [PROTO_OP_INVITE_ACCEPT] = {"invite.accept", 0, REQ(PROTO_F_INVITATION), 0},
+    [PROTO_OP_INVITE_DECLINE] = {"invite.decline", 0, REQ(PROTO_F_INVITATION), 0},
+    [PROTO_OP_INVITE_REVOKE] = {"invite.revoke", 0, REQ(PROTO_F_INVITATION), 0},
+    [PROTO_OP_INVITE_LIST] = {"invite.list", 0, 0, 0},
 };
 
 const char *proto_op_name(enum proto_op op) { return ops[op].name; }
@@ -82,9 +103,10 @@ static int charset_ok(enum charset cs, const char *s, size_t n) {
         return 0;
     return 1;
   case CS_CLIENT_ID:
+  case CS_USERNAME:
     for (size_t i = 0; i < n; i++)
       if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-            (s[i] >= '0' && s[i] <= '9') || strchr("_.:-", s[i])))
+            (s[i] >= '0' && s[i] <= '9') || strchr(cs == CS_USERNAME ? "_.-" : "_.:-", s[i])))
         return 0;
     return 1;
   }
@@ -96,6 +118,7 @@ static const char *charset_desc(enum charset cs) {
   case CS_NONBLANK: return " and not only white space";
   case CS_SLUG: return " of [a-z0-9-]";
   case CS_CLIENT_ID: return " of [A-Za-z0-9_.:-]";
+  case CS_USERNAME: return " of [a-z0-9_.-]";
   default: return "";
   }
 }
@@ -187,6 +210,10 @@ int proto_decode(const char *data, size_t len, struct proto_req *req, char *err,
     if (!((ops[i].required | ops[i].optional) & bit))
       continue; /* fields an op does not take are ignored: clients may add fields freely */
     v = json_object_get(req->root, fields[f].name);
+    if (v && json_is_null(v) && fields[f].nullable) {
+      req->present |= bit; /* e.g. maxParticipants: null removes the cap */
+      continue;
+    }
     if (v == NULL || (json_is_null(v) && !(ops[i].required & bit))) {
       if (ops[i].required & bit) {
         snprintf(err, errlen, "%s: required", fields[f].name);
@@ -212,12 +239,29 @@ json_t *proto_user_json(const struct store_user *u) {
                    "displayName", u->display_name);
 }
 
+json_t *proto_member_json(const struct store_member *m) {
+  json_t *o = proto_user_json(&m->user);
+  json_object_set_new(o, "role", json_string(chat_role_name(m->role)));
+  json_object_set_new(o, "joinedAt", json_integer(m->joined_at));
+  return o;
+}
+
+json_t *proto_invite_json(const struct store_invite *inv) {
+  return json_pack("{s:I, s:s, s:s, s:o, s:o, s:s, s:I, s:I}", "id", (json_int_t)inv->id, "chat",
+                   inv->chat_slug, "chatTitle", inv->chat_title ? inv->chat_title : "", "from",
+                   proto_user_json(&inv->from), "to", proto_user_json(&inv->to), "status",
+                   invite_status_name(inv->status), "createdAt", (json_int_t)inv->created_at,
+                   "expiresAt", (json_int_t)inv->expires_at);
+}
+
 json_t *proto_chat_json(const struct store_chat *c) {
   const char *role = chat_role_name(c->my_role);
-  return json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:i, s:o, s:[]}", "slug", c->slug,
+  return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b, s:I, s:I, s:I, s:i, s:o, s:[]}", "slug",
+                   c->slug,
                    "title", c->title ? c->title : "", "isPublic", c->is_public,
                    "maxParticipants",
                    c->max_participants > 0 ? json_integer(c->max_participants) : json_null(),
+                   "invitePolicy", invite_policy_name(c->invite_policy), "archived", c->archived,
                    "createdAt", (json_int_t)c->created_at, "lastActivity",
                    (json_int_t)c->last_activity, "lastSeq", (json_int_t)c->last_seq,
                    "participantCount", c->participant_count, "role",

@@ -31,6 +31,16 @@ enum proto_op {
   PROTO_OP_SUB,
   PROTO_OP_UNSUB,
   PROTO_OP_READ,
+  PROTO_OP_CHAT_UPDATE,
+  PROTO_OP_CHAT_LEAVE,
+  PROTO_OP_CHAT_REMOVE,
+  PROTO_OP_CHAT_SET_ROLE,
+  PROTO_OP_USERS_SEARCH,
+  PROTO_OP_INVITE_CREATE,
+  PROTO_OP_INVITE_ACCEPT,
+  PROTO_OP_INVITE_DECLINE,
+  PROTO_OP_INVITE_REVOKE,
+  PROTO_OP_INVITE_LIST,
   PROTO_OP__COUNT
 };
 
@@ -47,6 +57,12 @@ enum proto_field {
   PROTO_F_SINCE,
   PROTO_F_SEQ,
   PROTO_F_LIMIT,
+  PROTO_F_USER,
+  PROTO_F_ROLE,
+  PROTO_F_INVITE_POLICY,
+  PROTO_F_Q,
+  PROTO_F_TTL,
+  PROTO_F_INVITATION,
   PROTO_F__COUNT
 };
 
@@ -57,9 +73,10 @@ struct proto_req {
   int has_id;       /* 0: the reply must carry "id": null */
   enum proto_op op;
   uint32_t present; /* bit (1 << PROTO_F_x) for each argument given */
-  const char *token, *chat, *title, *slug, *body, *client_msg_id;
+  const char *token, *chat, *title, *slug, *body, *client_msg_id, *user, *role, *invite_policy,
+      *q;
   int is_public;
-  int64_t max_participants, before, since, seq, limit;
+  int64_t max_participants, before, since, seq, limit, ttl, invitation;
 };
 
 #define PROTO_HAS(r, f) (((r)->present >> (f)) & 1u)
@@ -82,6 +99,8 @@ int proto_op_is_public(enum proto_op op);
 json_t *proto_user_json(const struct store_user *u);
 json_t *proto_chat_json(const struct store_chat *c);
 json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug);
+json_t *proto_member_json(const struct store_member *m);
+json_t *proto_invite_json(const struct store_invite *inv);
 
 /* Serializes a reply {"id", "ok": true, ...fields of `result`} (result may be NULL; its
  * reference is stolen). Returns a malloc'ed string (caller frees) and its length in *len. */

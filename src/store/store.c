@@ -163,6 +163,8 @@ static uint64_t store__run_batch(struct store *s, struct store_req *batch) {
   err = s->ops->begin(s->be);
   if (err) {
     /* Nothing ran, so nothing can be reported as done: the callers retry. */
+    log_warn("store: cannot begin a transaction (%s); %s", parley_err_name(err),
+             "every request of the batch fails as unavailable");
     store__fail_batch(batch, PARLEY_EUNAVAILABLE);
     return 0;
   }
@@ -171,10 +173,9 @@ static uint64_t store__run_batch(struct store *s, struct store_req *batch) {
     if (err)
       break;
     r->status = s->ops->exec(s->be, r);
-    if (r->status > 0) {
-      assert(!"backend returned a positive status");
+    assert(r->status <= 0 && "a backend returns 0 or a PARLEY_E* code");
+    if (r->status > 0)
       r->status = PARLEY_EINTERNAL;
-    }
     /* A release that fails means the transaction itself is in doubt (SQLite may already have
      * rolled all of it back after an I/O error), so nothing in it may be acknowledged. */
     err = s->ops->release(s->be, r->status != 0);
@@ -309,37 +310,47 @@ static void store__on_async(uv_async_t *h) {
   }
 }
 
+/* Allocates a store with its queue and synchronisation set up, or returns NULL. */
+static struct store *store__new(const char *uri) {
+  struct store *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  s->uri = strdup(uri);
+  if (s->uri == NULL)
+    goto fail_uri;
+  if (uv_mutex_init(&s->mu) != 0)
+    goto fail_mutex;
+  if (uv_cond_init(&s->work) != 0)
+    goto fail_work;
+  if (uv_cond_init(&s->opened) != 0)
+    goto fail_opened;
+  return s;
+  /* Unwinding in reverse order of construction, the one place that needs more than one label. */
+fail_opened:
+  uv_cond_destroy(&s->work);
+fail_work:
+  uv_mutex_destroy(&s->mu);
+fail_mutex:
+  free(s->uri);
+fail_uri:
+  free(s);
+  return NULL;
+}
+
 int store_open_backend(struct store **out, uv_loop_t *loop, const struct store_backend_ops *ops,
                        const char *uri, enum store_durability durability) {
   struct store *s = NULL;
   int err = 0;
-  int sync_ok = 0, thread_ok = 0;
+  int thread_ok = 0;
 
   assert(out && loop && ops && uri);
   *out = NULL;
-  s = calloc(1, sizeof *s);
+  s = store__new(uri);
   if (s == NULL)
     return PARLEY_EUNAVAILABLE;
   s->loop = loop;
   s->ops = ops;
   s->durability = durability;
-  s->uri = strdup(uri);
-  if (s->uri == NULL) {
-    free(s);
-    return PARLEY_EUNAVAILABLE;
-  }
-  if (uv_mutex_init(&s->mu) != 0) {
-    free(s->uri);
-    free(s);
-    return PARLEY_EUNAVAILABLE;
-  }
-  if (uv_cond_init(&s->work) != 0)
-    goto cleanup;
-  if (uv_cond_init(&s->opened) != 0) {
-    uv_cond_destroy(&s->work);
-    goto cleanup;
-  }
-  sync_ok = 1;
 
   /* The backend is opened on the store thread, because the backend contract says its functions
    * run there only (a PostgreSQL connection, for one, must not hop threads). */
@@ -378,15 +389,7 @@ int store_open_backend(struct store **out, uv_loop_t *loop, const struct store_b
 cleanup:
   if (thread_ok)
     uv_thread_join(&s->thread);
-  if (sync_ok) {
-    store__destroy(s);
-  } else {
-    uv_mutex_destroy(&s->mu);
-    free(s->uri);
-    free(s);
-    if (err == 0)
-      err = PARLEY_EUNAVAILABLE;
-  }
+  store__destroy(s);
   return err;
 }
 

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "core/acl.h"
+#include "core/invite.h"
 
 #define STORE_USERNAME_MAX 32     /* bytes, without the NUL */
 #define STORE_DISPLAY_NAME_MAX 64 /* bytes of UTF-8, without the NUL */
@@ -54,7 +55,37 @@ struct store_chat {
   int64_t last_seq;       /* seq of the newest message, 0 if none */
   int participant_count;
   enum chat_role my_role; /* role of the requesting user, CHAT_ROLE_NONE if not a participant */
+  enum invite_policy invite_policy;
+  int archived;           /* the last participant left: nobody can join or be invited */
 };
+
+struct store_member {
+  struct store_user user;
+  enum chat_role role;
+  int64_t joined_at;
+};
+
+struct store_invite {
+  int64_t id;
+  char chat_slug[STORE_SLUG_MAX + 1];
+  char *chat_title;       /* owned by the enclosing request */
+  struct store_user from, to;
+  enum invite_status status;
+  int64_t created_at;
+  int64_t expires_at;
+};
+
+struct store_user_hit {
+  struct store_user user;
+  int participant;        /* already in the chat named by in.slug */
+  int invited;            /* has a pending, unexpired invitation to it */
+};
+
+/* in.update_mask bits for STORE_CHAT_UPDATE */
+#define STORE_UPD_TITLE 1u
+#define STORE_UPD_PUBLIC 2u
+#define STORE_UPD_CAP 4u
+#define STORE_UPD_POLICY 8u
 
 struct store_msg {
   int64_t seq;            /* per-chat, gap-free, starting at 1 */
@@ -125,6 +156,12 @@ struct store_req {
     char client_msg_id[STORE_CLIENT_MSG_ID_MAX + 1];
     int64_t before, since, seq;
     int limit;
+    char target[STORE_USERNAME_MAX + 1]; /* a username */
+    enum chat_role role;
+    enum invite_policy invite_policy;
+    unsigned update_mask;
+    char *query;
+    int64_t invite_id;
   } in;
 
   struct {       /* outputs: filled by the store thread; freed by store_req_free() */

@@ -699,21 +699,16 @@ static int sq_msg_history(struct sq *be, struct store_req *req) {
 }
 
 static int sq_msg_since(struct sq *be, struct store_req *req) {
-  int64_t since = req->in.since;
-  int future;
   int err;
-  if (sq__check_limit(req->in.limit) || since < 0)
+  if (sq__check_limit(req->in.limit) || req->in.since < 0)
     return PARLEY_EBAD_REQUEST;
   err = sq__chat_access(be, req, ACL_CHAT_READ);
   if (err)
     return err;
-  /* A client that claims to have seen past the newest seq holds a history this database never
-   * had (a restore from backup, another deployment): it must drop its cache, as on a reset. */
-  future = since > req->out.chat.last_seq;
-  err = sq__msgs_range(be, req, req->out.chat.id, future ? 0 : since, INT64_MAX, req->in.limit,
-                       &req->out.reset);
-  req->out.reset |= future;
-  return err;
+  /* A since beyond last_seq finds nothing and is no reset: app/ passes a huge since to mean
+   * "from now on", and it can compare since with out.chat.last_seq itself. */
+  return sq__msgs_range(be, req, req->out.chat.id, req->in.since, INT64_MAX, req->in.limit,
+                        &req->out.reset);
 }
 
 static int sq_read_set(struct sq *be, struct store_req *req) {

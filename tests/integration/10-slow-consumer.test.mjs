@@ -20,7 +20,7 @@ describe('slow consumers', () => {
     await Promise.all(sockets.map((s) => s.close().catch(() => {})));
   });
 
-  test('a subscriber that stops reading is closed with 4008; others get everything', async () => {
+  test('a subscriber that stops reading is closed with 4008; others get everything', async (t) => {
     const [a, slow, fine] = await Promise.all([ana, bob, cat].map((u) => connect(srv, { token: u.token })));
     sockets.push(a, slow, fine);
     const { chat } = await a.ok('chat.create', { title: 'firehose', isPublic: true });
@@ -55,6 +55,7 @@ describe('slow consumers', () => {
     const info = await slow.waitClose({ timeout: 30_000 });
     assert.equal(info.code, 4008, `close code of the slow consumer (${info.reason})`);
     const got = slow.msgs(chat.slug).map((m) => m.seq);
+    t.diagnostic(`the slow consumer received ${got.length} of ${COUNT} messages before 4008`);
     assert.ok(got.length < COUNT, 'the slow consumer was cut off before the end');
     if (got.length) assertConsecutive(got, 1, 'what the slow consumer did receive');
 
@@ -70,5 +71,40 @@ describe('slow consumers', () => {
     } else {
       assertConsecutive(sub.msgs.map((m) => m.seq), since + 1);
     }
+  });
+
+  test('a normally reading client gets a full page of 200 maximum-size messages without being cut off', async () => {
+    // 200 bodies of 16384 bytes make one ~3.3 MB reply, more than the 1 MiB queue cap: a client
+    // that reads as fast as it can must still get it (else resuming after a reset can never work).
+    const [a, b] = await Promise.all([ana, bob].map((u) => connect(srv, { token: u.token })));
+    sockets.push(a, b);
+    const { chat } = await a.ok('chat.create', { title: 'big pages', isPublic: true });
+    await b.ok('chat.join', { chat: chat.slug });
+    const body = 'q'.repeat(16384);
+    for (let i = 0; i < 200; i += 5) {
+      // A few at a time: this test is about the page, not about bursts of replies.
+      await Promise.all([0, 1, 2, 3, 4].map((k) => a.ok('msg.send', { chat: chat.slug, body, clientMsgId: `bp-${i + k}` })));
+    }
+    const hist = await b.request('msg.history', { chat: chat.slug, limit: 200 }, { timeout: 30_000 });
+    assert.equal(hist.ok, true);
+    assert.equal(hist.msgs.length, 200);
+    const sub = await b.request('sub', { chat: chat.slug, since: 0 }, { timeout: 30_000 });
+    assert.equal(sub.ok, true);
+    assert.equal(sub.msgs.length, 200);
+    assert.ok(b.isOpen);
+  });
+
+  test('a client pipelining 200 maximum-size sends is not cut off by the burst of its own replies', async () => {
+    // As an SDK does when it flushes its pending sends after a reconnect. The replies echo the
+    // bodies (~3.3 MB in all) and the client reads them as fast as it can.
+    const a = await connect(srv, { token: cat.token });
+    sockets.push(a);
+    const { chat } = await a.ok('chat.create', { title: 'burst' });
+    const body = 'b'.repeat(16384);
+    const replies = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => a.request('msg.send', { chat: chat.slug, body, clientMsgId: `burst-${i}` }, { timeout: 30_000 })),
+    );
+    assert.ok(replies.every((r) => r.ok));
+    assert.ok(a.isOpen);
   });
 });
