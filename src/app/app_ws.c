@@ -566,7 +566,7 @@ static void on_read(struct store_req *sreq) {
     app__reply_err(cl, &ctx->env, sreq->status, NULL);
   else
     app__reply_ok(cl, &ctx->env,
-             json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq", (json_int_t)sreq->in.seq));
+             json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq", (json_int_t)sreq->out.read_seq));
 done:
   app__op_finish(sreq);
 }
