@@ -52,6 +52,8 @@ uint64_t hist_quantile(const struct hist *h, double q) {
   for (unsigned i = 0; i < HIST_N; i++) {
     seen += h->buckets[i];
     if (seen >= rank) {
+      if (i == HIST_N - 1)
+        return h->max; /* the overflow bucket has no upper edge */
       uint64_t v = hist_upper(i);
       return v > h->max ? h->max : v;
     }

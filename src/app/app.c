@@ -69,6 +69,7 @@ int app_config_load(struct app_config *cfg) {
   cfg->max_header = 8 * 1024;
   cfg->ws_max_msg = 64 * 1024;
   cfg->outq_max = 1024 * 1024;
+  cfg->outq_hard_max = 16 * 1024 * 1024;
   cfg->ping_interval_ms = 25000;
   cfg->auth_timeout_ms = 10000;
   cfg->session_ttl_ms = INT64_C(30) * 24 * 3600 * 1000;
@@ -129,6 +130,7 @@ int app_config_load(struct app_config *cfg) {
   err |= env_size("PARLEY_MAX_HEADER", &cfg->max_header, 1024, 1u << 20);
   err |= env_size("PARLEY_WS_MAX_MSG", &cfg->ws_max_msg, 1024, 16u << 20);
   err |= env_size("PARLEY_OUTQ_MAX", &cfg->outq_max, 4096, 1u << 30);
+  err |= env_size("PARLEY_OUTQ_HARD_MAX", &cfg->outq_hard_max, 4096, 1u << 30);
   err |= env_u64("PARLEY_PING_INTERVAL_MS", &cfg->ping_interval_ms, 50, 3600000);
   err |= env_u64("PARLEY_AUTH_TIMEOUT_MS", &cfg->auth_timeout_ms, 50, 3600000);
   u = (uint64_t)cfg->session_ttl_ms / 1000;
@@ -340,6 +342,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
   ncfg.max_body = cfg->max_body;
   ncfg.ws_max_msg = cfg->ws_max_msg;
   ncfg.outq_max = cfg->outq_max;
+  ncfg.outq_hard_max = cfg->outq_hard_max > cfg->outq_max ? cfg->outq_hard_max : cfg->outq_max;
   ncfg.ping_interval_ms = cfg->ping_interval_ms;
   ncfg.http_idle_ms = 60000;
   ncb.ud = a;

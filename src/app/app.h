@@ -25,7 +25,7 @@ struct app_config {
   char web_dir[1024];
   char origins[2048];          /* comma-separated allowlist; "" = the server's own origin */
   enum store_durability durability;
-  size_t max_body, max_header, ws_max_msg, outq_max;
+  size_t max_body, max_header, ws_max_msg, outq_max, outq_hard_max;
   uint64_t ping_interval_ms;
   uint64_t auth_timeout_ms;
   int64_t session_ttl_ms;

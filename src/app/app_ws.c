@@ -30,13 +30,13 @@ static void send_str(struct client *cl, char *s, size_t len) {
 
 void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result) {
   size_t len;
-  char *s = proto_app__reply_ok(req, result, &len);
+  char *s = proto_reply_ok(req, result, &len);
   send_str(cl, s, len);
 }
 
 void app__reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg) {
   size_t len;
-  char *s = proto_app__reply_err(req, err, msg, &len);
+  char *s = proto_reply_err(req, err, msg, &len);
   send_str(cl, s, len);
 }
 

@@ -43,7 +43,8 @@ struct net_config {
   size_t max_header;       /* bytes of request line + headers; over it: 431 */
   size_t max_body;         /* bytes of request body; over it: 413 */
   size_t ws_max_msg;       /* bytes of one reassembled message; over it: close 1009 */
-  size_t outq_max;         /* unwritten bytes per connection; over it: close 4008 */
+  size_t outq_max;         /* unwritten bytes of pushed events per connection; over: 4008 */
+  size_t outq_hard_max;    /* unwritten bytes of anything per connection; over: 4008 */
   uint64_t ping_interval_ms;
   uint64_t http_idle_ms;   /* keep-alive idle and header-read timeout */
 };
@@ -101,11 +102,16 @@ int net_ws_accept(struct net_conn *c);
  * shared by any number of net_ws_send_frame calls. Returns NULL on OOM. */
 struct outq_chunk *net_ws_frame_text(const char *data, size_t len);
 
-/* Queues a pre-encoded frame (the queue takes its own reference). If the connection's queue
- * passes outq_max it is closed with 4008. Returns 0, or PARLEY_EUNAVAILABLE if c is closing. */
+/* Queues a pre-encoded event frame that the server pushes (the queue takes its own reference).
+ * A client that does not keep up with what is pushed to it is closed with 4008 once more than
+ * outq_max bytes of events wait unwritten. Returns 0, or PARLEY_EUNAVAILABLE if c is closing
+ * (or was just closed for being slow). */
 int net_ws_send_frame(struct net_conn *c, struct outq_chunk *frame);
 
-/* Convenience: frames and queues one text message (data borrowed). */
+/* Frames and queues one reply (data borrowed). Replies are what the client asked for: their
+ * size is bounded by the request and their number by the op rate limit, so they do not count
+ * against outq_max (a client reading a 3 MB history page as fast as it can is not slow); only
+ * outq_hard_max bounds them. Returns as net_ws_send_frame. */
 int net_ws_send_text(struct net_conn *c, const char *data, size_t len);
 
 /* Starts the close handshake with `code` and `reason` (borrowed, <= 123 bytes). Idempotent. */

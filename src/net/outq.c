@@ -28,7 +28,7 @@ void outq_dispose(struct outq *q) {
   memset(q, 0, sizeof *q);
 }
 
-int outq_push(struct outq *q, struct outq_chunk *c) {
+int outq_push(struct outq *q, struct outq_chunk *c, int pull) {
   if (q->count == q->cap) {
     uint32_t ncap = q->cap ? q->cap * 2 : 8;
     struct outq_ent *n = malloc(ncap * sizeof *n);
@@ -42,9 +42,12 @@ int outq_push(struct outq *q, struct outq_chunk *c) {
     q->cap = ncap;
     q->head = 0;
   }
-  q->ents[(q->head + q->count) & (q->cap - 1)] = (struct outq_ent){outq_chunk_ref(c), 0};
+  q->ents[(q->head + q->count) & (q->cap - 1)] =
+      (struct outq_ent){outq_chunk_ref(c), 0, pull ? 1u : 0u};
   q->count++;
   q->bytes += c->len;
+  if (pull)
+    q->pull_bytes += c->len;
   return 0;
 }
 
@@ -55,10 +58,14 @@ void outq_advance(struct outq *q, size_t n) {
     if (n < left) {
       e->off += (uint32_t)n;
       q->bytes -= n;
+      if (e->pull)
+        q->pull_bytes -= n;
       return;
     }
     n -= left;
     q->bytes -= left;
+    if (e->pull)
+      q->pull_bytes -= left;
     outq_chunk_unref(e->chunk);
     q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
@@ -69,6 +76,8 @@ void outq_truncate(struct outq *q, uint32_t from) {
   while (q->count > from) {
     struct outq_ent *e = outq_at(q, q->count - 1);
     q->bytes -= e->chunk->len - e->off;
+    if (e->pull)
+      q->pull_bytes -= e->chunk->len - e->off;
     outq_chunk_unref(e->chunk);
     q->count--;
   }

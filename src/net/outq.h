@@ -31,16 +31,19 @@ void outq_chunk_unref(struct outq_chunk *c);
 
 struct outq_ent {
   struct outq_chunk *chunk; /* one reference held by the queue */
-  uint32_t off;             /* bytes of the chunk already written */
+  uint32_t off : 31;        /* bytes of the chunk already written */
+  uint32_t pull : 1;        /* a reply the client asked for (1), or a pushed event (0) */
 };
 
-/* A FIFO ring of chunk references. `bytes` counts what is still unwritten. */
+/* A FIFO ring of chunk references. `bytes` counts what is still unwritten, `pull_bytes` the
+ * part of it that belongs to replies (see net_ws_send_frame for why the two are told apart). */
 struct outq {
   struct outq_ent *ents; /* owned; allocated on first push */
   uint32_t head;
   uint32_t count;
   uint32_t cap;          /* power of two, 0 before the first push */
   size_t bytes;
+  size_t pull_bytes;
 };
 
 void outq_init(struct outq *q);
@@ -48,9 +51,9 @@ void outq_init(struct outq *q);
 /* Drops every reference and frees the ring. */
 void outq_dispose(struct outq *q);
 
-/* Appends a reference to c (the queue takes its own reference; the caller keeps theirs).
- * Returns 0 or PARLEY_EINTERNAL on OOM. */
-int outq_push(struct outq *q, struct outq_chunk *c);
+/* Appends a reference to c (the queue takes its own reference; the caller keeps theirs);
+ * `pull` marks a reply. Returns 0 or PARLEY_EINTERNAL on OOM. */
+int outq_push(struct outq *q, struct outq_chunk *c, int pull);
 
 /* The i-th entry from the head (i < count). */
 static inline struct outq_ent *outq_at(struct outq *q, uint32_t i) {

@@ -30,10 +30,10 @@ static void net__conn_unmark_dirty(struct net_conn *c) {
   DL_DELETE2(c->srv->dirty, c, dprev, dnext);
 }
 
-int net__conn_push(struct net_conn *c, struct outq_chunk *chunk) {
+int net__conn_push(struct net_conn *c, struct outq_chunk *chunk, int pull) {
   if (c->closing)
     return PARLEY_EUNAVAILABLE;
-  if (outq_push(&c->q, chunk) != 0)
+  if (outq_push(&c->q, chunk, pull) != 0)
     return PARLEY_EINTERNAL;
   c->srv->stats.bytes_out += chunk->len;
   net__conn_mark_dirty(c);
@@ -46,7 +46,7 @@ int net__conn_push_copy(struct net_conn *c, const void *data, size_t len) {
   if (chunk == NULL)
     return PARLEY_EINTERNAL;
   memcpy(chunk->data, data, len);
-  err = net__conn_push(c, chunk);
+  err = net__conn_push(c, chunk, 1); /* HTTP responses and control frames */
   outq_chunk_unref(chunk);
   return err;
 }

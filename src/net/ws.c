@@ -249,19 +249,21 @@ int net_ws_accept(struct net_conn *c) {
   return 0;
 }
 
-int net_ws_send_frame(struct net_conn *c, struct outq_chunk *frame) {
+/* Queues a frame; closes c with 4008 if it is too far behind. */
+static int ws__send(struct net_conn *c, struct outq_chunk *frame, int pull) {
+  struct net_server *s = c->srv;
   int err;
   if (c->closing || c->ws == NULL || c->ws_close_sent)
     return PARLEY_EUNAVAILABLE;
-  err = net__conn_push(c, frame);
+  err = net__conn_push(c, frame, pull);
   if (err)
     return err;
-  c->srv->stats.frames_out++;
-  if (c->q.bytes > c->srv->cfg.outq_max) {
+  s->stats.frames_out++;
+  if (c->q.bytes - c->q.pull_bytes > s->cfg.outq_max || c->q.bytes > s->cfg.outq_hard_max) {
     /* A client that does not read must not make the server hold unbounded memory or slow
      * anyone else: drop what it has not started receiving and tell it to resume later. */
-    c->srv->stats.slow_closes++;
     uint32_t keep = c->inflight;
+    s->stats.slow_closes++;
     if (keep == 0 && c->q.count > 0 && outq_at(&c->q, 0)->off > 0)
       keep = 1; /* a frame half written must be finished, or the stream is corrupt */
     outq_truncate(&c->q, keep);
@@ -271,12 +273,16 @@ int net_ws_send_frame(struct net_conn *c, struct outq_chunk *frame) {
   return 0;
 }
 
+int net_ws_send_frame(struct net_conn *c, struct outq_chunk *frame) {
+  return ws__send(c, frame, 0);
+}
+
 int net_ws_send_text(struct net_conn *c, const char *data, size_t len) {
   struct outq_chunk *f = net_ws_frame_text(data, len);
   int err;
   if (f == NULL)
     return PARLEY_EINTERNAL;
-  err = net_ws_send_frame(c, f);
+  err = ws__send(c, f, 1);
   outq_chunk_unref(f);
   return err;
 }

@@ -128,6 +128,45 @@ enum store_op {
   STORE_READ_SET,       /* in: user_id, slug, seq. Moves the user's read marker forward (never
                            back; clamped to the chat's last_seq). out: chat, read_seq (the marker
                            after the call). ACL_CHAT_READ. */
+
+  /* --- membership and invitations (issue 3). Every op that changes who is in a chat returns
+   * out.member_ids: the participants after the change, so app/ can tell them live. --- */
+  STORE_CHAT_UPDATE,    /* in: user_id, slug, update_mask and the fields it names (title,
+                           is_public, max_participants (0 removes the cap), invite_policy).
+                           out: chat, member_ids. ACL_CHAT_UPDATE; a cap below the current
+                           participant count is PARLEY_ECONFLICT with out.errmsg. */
+  STORE_CHAT_LEAVE,     /* in: user_id, slug, now. out: chat (after), member_ids (those left),
+                           new_owner (id 0 if ownership did not move: acl_successor picks),
+                           archived (1 if the last participant left). ACL_CHAT_LEAVE. */
+  STORE_CHAT_REMOVE,    /* in: user_id (actor), slug, target (username), now. out: chat, user
+                           (the removed), member_ids (remaining). acl_can_remove; a target who is
+                           not a participant is PARLEY_ENOT_FOUND; removing oneself is
+                           PARLEY_EBAD_REQUEST (use leave). */
+  STORE_CHAT_SET_ROLE,  /* in: user_id (actor), slug, target, role, now. out: chat, user
+                           (target), role, member_ids; role == owner transfers ownership and the
+                           actor becomes admin (out.new_owner = target). acl_can_set_role. */
+  STORE_CHAT_MEMBERS,   /* in: user_id, slug. out: chat, members/n_members (oldest first).
+                           ACL_CHAT_VIEW. */
+  STORE_USERS_SEARCH,   /* in: user_id, query (prefix, case-insensitive, on username and display
+                           name), slug ("" = none), limit (<= 20). out: hits/n_hits ordered by
+                           username, the caller excluded; participant/invited marks refer to
+                           the chat in.slug when the caller is a participant of it. */
+  STORE_INVITE_CREATE,  /* in: user_id (inviter), slug, target, expires_at, now. out: invite,
+                           created (0: an unexpired pending invitation existed and is returned),
+                           chat. Not found: chat (or archived) or target. acl_can_invite with
+                           the chat's policy; target already a participant: PARLEY_ECONFLICT. */
+  STORE_INVITE_ACCEPT,  /* in: user_id (invitee), invite_id, now. out: invite, chat (after the
+                           join), joined, member_ids. Someone else's invitation:
+                           PARLEY_ENOT_FOUND; invite_transition decides (PARLEY_EEXPIRED,
+                           PARLEY_ECONFLICT); the cap is checked now (PARLEY_ECHAT_FULL, the
+                           invitation stays pending). */
+  STORE_INVITE_DECLINE, /* in: user_id (invitee), invite_id, now. out: invite. */
+  STORE_INVITE_REVOKE,  /* in: user_id, invite_id, now. out: invite. acl_can_revoke. */
+  STORE_INVITE_LIST,    /* in: user_id, now. out: invites/n_invites: the user's incoming pending
+                           unexpired invitations, then the pending ones of chats where the user
+                           is owner or admin, or that the user sent (outgoing). */
+  STORE_INVITE_SWEEP,   /* in: now, limit. Marks pending invitations whose expires_at passed as
+                           expired. out: invites/n_invites (those just expired). */
   STORE_OP__COUNT
 };
 
@@ -181,6 +220,20 @@ struct store_req {
     int64_t *unread;
     size_t n_chats;
     int64_t read_seq; /* STORE_READ_SET: the read marker after the call */
+    struct store_member *members;
+    size_t n_members;
+    struct store_user_hit *hits;
+    size_t n_hits;
+    struct store_invite invite;
+    struct store_invite *invites;   /* CHAT_LIST also fills this: incoming pending invitations */
+    size_t n_invites;
+    int created;
+    int64_t *member_ids;            /* CHAT_JOIN and the membership ops: participants after */
+    size_t n_member_ids;
+    struct store_user new_owner;
+    int archived;
+    enum chat_role role;
+    char errmsg[128];               /* detail for the client when status says not enough */
   } out;
 
   struct store_req *next; /* queue link, private to the store */
