@@ -1,10 +1,9 @@
 /* migrations.c - the SQLite schema of Parley as ordered migrations, and the code that applies them.
  *
- * Migration 1 holds what the current protocol needs: users, sessions, chats, participants (with
- * role and joined_at already, because roles and removal are next), messages and read markers. The
- * coming issues add columns (chats.invite_policy, chats.archived, users.last_seen) and tables
- * (invitations) as new migrations; every table here was shaped so those are plain
- * `ALTER TABLE ... ADD COLUMN` / `CREATE TABLE` steps that never rewrite messages.
+ * Migration 1 holds what the first protocol needed: users, sessions, chats, participants (with
+ * role and joined_at), messages and read markers. Migration 2 (issue 3) adds invitations, the
+ * chat columns invite_policy and archived, users.last_seen and the user search indexes, as plain
+ * `ALTER TABLE ... ADD COLUMN` / `CREATE` steps that never rewrite messages.
  *
  * Times are Unix milliseconds in INTEGER columns. Every query the backend runs has an index; the
  * comments next to each index name the query it serves.
@@ -94,6 +93,43 @@ const struct store__migration store__sqlite_migrations[] = {
      "  updated_at INTEGER NOT NULL,"
      "  PRIMARY KEY (chat_id, user_id)"
      ") WITHOUT ROWID;"},
+    {2, "invitations, chat invite policy and archiving, users.last_seen, user search indexes",
+     /* status is the enum invite_status of core/invite.h (0 pending ... 4 expired): a small
+      * integer keeps the partial indexes below short and their WHERE clauses exact. A row is
+      * never deleted, so both sides can always be told what became of an invitation. */
+     "CREATE TABLE invitations ("
+     "  id INTEGER PRIMARY KEY,"
+     "  chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,"
+     "  from_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  to_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  status INTEGER NOT NULL DEFAULT 0 CHECK (status BETWEEN 0 AND 4),"
+     "  created_at INTEGER NOT NULL,"
+     "  expires_at INTEGER NOT NULL CHECK (expires_at > created_at),"
+     "  updated_at INTEGER NOT NULL"
+     ");"
+     /* One pending invitation per (chat, invitee): a second invite.create finds this one, and
+      * the index is what decides if two inviters race. Settled rows are history and may repeat. */
+     "CREATE UNIQUE INDEX invitations_pending_one ON invitations(chat_id, to_id)"
+     "  WHERE status = 0;"
+     /* chat.list and invite.list: the pending invitations of one invitee. */
+     "CREATE INDEX invitations_by_invitee ON invitations(to_id, status);"
+     /* invite.list (outgoing, per managed chat), the revocation when a chat is archived, and the
+      * cascade from chats. */
+     "CREATE INDEX invitations_by_chat ON invitations(chat_id, status);"
+     /* The expiry sweep: only pending rows are in it, so it stays as small as the backlog. */
+     "CREATE INDEX invitations_expiry ON invitations(expires_at) WHERE status = 0;"
+     /* 1 = INVITE_POLICY_ADMINS, the default of acl.h; archived is set when the last
+      * participant leaves (the chat and its messages are kept, nobody can enter it again). */
+     "ALTER TABLE chats ADD COLUMN invite_policy INTEGER NOT NULL DEFAULT 1"
+     "  CHECK (invite_policy IN (0, 1, 2));"
+     "ALTER TABLE chats ADD COLUMN archived INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1));"
+     /* Unix ms of the user's last connection ending (presence); NULL = never seen. */
+     "ALTER TABLE users ADD COLUMN last_seen INTEGER;"
+     /* users.search: prefix ranges over lower(...) (SQLite's lower() folds ASCII only, and the
+      * backend folds the query the same way). Usernames are stored lower case by auth/, but the
+      * store does not rely on it. */
+     "CREATE INDEX users_by_lower_username ON users(lower(username));"
+     "CREATE INDEX users_by_lower_display_name ON users(lower(display_name));"},
 };
 
 const size_t store__sqlite_migrations_count =

@@ -63,9 +63,19 @@ void store_msg_dispose(struct store_msg *m) {
   m->body = NULL;
 }
 
+static void store__invite_dispose(struct store_invite *inv) {
+  free(inv->chat_title);
+  inv->chat_title = NULL;
+}
+
 /* Frees every output of `req` and zeroes them, so a failed request never carries half a result
- * that a callback could mistake for success. Shared with nothing: backends leave outputs to us. */
-static void store__req_clear_out(struct store_req *req) {
+ * that a callback could mistake for success. Shared with nothing: backends leave outputs to us.
+ * With keep_errmsg, out.errmsg survives: it is the explanation of the failure, for the client. */
+static void store__req_clear_out(struct store_req *req, int keep_errmsg) {
+  char errmsg[sizeof req->out.errmsg];
+
+  if (keep_errmsg)
+    memcpy(errmsg, req->out.errmsg, sizeof errmsg);
   free(req->out.pwhash);
   free(req->out.chat.title);
   store_msg_dispose(&req->out.msg);
@@ -81,7 +91,18 @@ static void store__req_clear_out(struct store_req *req) {
   free(req->out.chats);
   free(req->out.last_msgs);
   free(req->out.unread);
+  free(req->out.members);
+  free(req->out.hits);
+  store__invite_dispose(&req->out.invite);
+  for (size_t i = 0; req->out.invites && i < req->out.n_invites; i++)
+    store__invite_dispose(&req->out.invites[i]);
+  free(req->out.invites);
+  free(req->out.member_ids);
   memset(&req->out, 0, sizeof req->out);
+  if (keep_errmsg) {
+    memcpy(req->out.errmsg, errmsg, sizeof errmsg);
+    req->out.errmsg[sizeof req->out.errmsg - 1] = '\0';
+  }
 }
 
 void store_req_free(struct store_req *req) {
@@ -90,7 +111,8 @@ void store_req_free(struct store_req *req) {
   free(req->in.pwhash);
   free(req->in.title);
   free(req->in.body);
-  store__req_clear_out(req);
+  free(req->in.query);
+  store__req_clear_out(req, 0);
   free(req);
 }
 
@@ -150,7 +172,7 @@ int store_slug_valid(const char *slug) {
 static void store__fail_batch(struct store_req *batch, int status) {
   for (struct store_req *r = batch; r != NULL; r = r->next) {
     r->status = status;
-    store__req_clear_out(r);
+    store__req_clear_out(r, 0); /* whatever a request explained no longer applies */
   }
 }
 
@@ -180,7 +202,7 @@ static uint64_t store__run_batch(struct store *s, struct store_req *batch) {
      * rolled all of it back after an I/O error), so nothing in it may be acknowledged. */
     err = s->ops->release(s->be, r->status != 0);
     if (r->status != 0)
-      store__req_clear_out(r);
+      store__req_clear_out(r, 1);
   }
   if (err == 0) {
     t0 = uv_hrtime();
