@@ -251,6 +251,8 @@ static int step_start(struct lg *lg, int idx) {
 /* Starts set-up steps up to the phase's concurrency; moves on when all are done. */
 static void work_pump(struct lg *lg) {
   enum phase ph = lg->phase;
+  if (lg->exit_code != 0 || ph < PH_CONNECT || ph > PH_SUB)
+    return; /* aborted: callbacks of this loop turn still arrive, and start nothing */
   int cap = ph == PH_CONNECT ? lg->connect_conc : lg->setup_conc;
   while (lg->work_inflight < cap && lg->work_pos < lg->work_n) {
     int idx = lg->work[lg->work_pos++];
@@ -771,7 +773,7 @@ static void report(struct lg *lg) {
   else
     snprintf(offered, sizeof(offered), "win%d", lg->window);
   const char *scen = lg->scen == SCEN_CHAT ? "chat" : "broadcast";
-  int csize = lg->scen == SCEN_CHAT ? lg->chat_size : lg->n_users;
+  int csize = lg->scen == SCEN_CHAT && lg->chat_size < lg->n_users ? lg->chat_size : lg->n_users;
   uint64_t errors = lg->win.err_replies + lg->win.rate_limited;
   char cpu_s[16] = "-", rss_s[16] = "-";
   if (srv_cpu >= 0) {

@@ -83,6 +83,10 @@ int app_config_load(struct app_config *cfg) {
   cfg->max_conns_per_user = 20;
   cfg->search_rate = 5;
   cfg->search_burst = 20;
+  cfg->typing_rate = 5;
+  cfg->typing_burst = 10;
+  cfg->presence_grace_ms = 10000;
+  cfg->typing_ttl_ms = 6000;
 
   if ((v = getenv("PARLEY_LISTEN")) && *v) {
     const char *colon = strrchr(v, ':');
@@ -147,6 +151,14 @@ int app_config_load(struct app_config *cfg) {
   err |= env_double("PARLEY_LOGIN_BURST", &cfg->login_burst);
   err |= env_double("PARLEY_SEARCH_RATE", &cfg->search_rate);
   err |= env_double("PARLEY_SEARCH_BURST", &cfg->search_burst);
+  err |= env_double("PARLEY_TYPING_RATE", &cfg->typing_rate);
+  err |= env_double("PARLEY_TYPING_BURST", &cfg->typing_burst);
+  u = (uint64_t)cfg->presence_grace_ms;
+  err |= env_u64("PARLEY_PRESENCE_GRACE_MS", &u, 0, 3600000);
+  cfg->presence_grace_ms = (int64_t)u;
+  u = (uint64_t)cfg->typing_ttl_ms;
+  err |= env_u64("PARLEY_TYPING_TTL_MS", &u, 100, 600000);
+  cfg->typing_ttl_ms = (int64_t)u;
   return err ? PARLEY_EBAD_REQUEST : 0;
 }
 
@@ -226,6 +238,7 @@ int app__user_attach(struct app *a, struct client *cl, const struct store_user *
     au->id = u->id;
     HASH_ADD(hh, a->users, id, sizeof au->id, au);
   }
+  au->user = *u;
   if (cl->is_ws && !cl->authed)
     DL_DELETE2(a->unauthed, cl, uprev, unext);
   DL_APPEND2(au->clients, cl, uprev, unext);
@@ -234,6 +247,8 @@ int app__user_attach(struct app *a, struct client *cl, const struct store_user *
   cl->user = *u;
   memcpy(cl->session_hash, session_hash, STORE_TOKEN_HASH_LEN);
   cl->session_expires_at = expires_at;
+  cl->active = 1;
+  app__presence_attached(a, au);
   return 0;
 }
 
@@ -248,12 +263,10 @@ static void user_detach(struct app *a, struct client *cl) {
   if (au == NULL)
     return;
   DL_DELETE2(au->clients, cl, uprev, unext);
-  /* The user entry keeps the send bucket; it goes with the last connection, which is fine:
-   * reconnecting to refill a bucket costs more than waiting. */
-  if (--au->n_clients == 0) {
-    HASH_DEL(a->users, au);
-    free(au);
-  }
+  au->n_clients--;
+  /* The entry outlives its last socket for the presence grace (app__presence_tick frees it),
+   * which also keeps its rate-limit buckets across a quick reconnect. */
+  app__presence_detached(a, au, cl);
   cl->authed = 0;
 }
 
@@ -293,6 +306,8 @@ static void on_tick(uv_timer_t *t) {
     }
   }
   app__invite_sweep(a);
+  app__presence_tick(a);
+  app__rooms_tick(a);
   /* A throttle bucket that has refilled completely carries no information: drop it. */
   HASH_ITER(hh, a->throttles, th, ttmp) {
     if ((double)(now - th->rl.last_ms) * a->cfg.login_rate / 1000.0 >= a->cfg.login_burst) {
@@ -301,6 +316,8 @@ static void on_tick(uv_timer_t *t) {
     }
   }
 }
+
+static void on_prepare(uv_prepare_t *h) { app__rooms_flush(h->data); }
 
 /* --- start and stop ----------------------------------------------------------------------- */
 
@@ -333,6 +350,11 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
     log_error("cannot open the store at %s: %s", dbpath, parley_strerror(err));
     return err;
   }
+
+  /* Started before net's flusher so that the events it produces are written in the same turn. */
+  uv_prepare_init(loop, &a->flusher);
+  a->flusher.data = a;
+  uv_prepare_start(&a->flusher, on_prepare);
 
   memset(&ncfg, 0, sizeof ncfg);
   ncfg.host = cfg->host;
@@ -389,8 +411,17 @@ static void on_store_closed(void *arg) {
   }
   HASH_ITER(hh, a->rooms, r, rtmp) {
     HASH_DEL(a->rooms, r);
-    free(r);
+    app__room_free(r);
   }
+  {
+    struct app_watch *w, *wtmp;
+    HASH_ITER(hh, a->watches, w, wtmp) {
+      HASH_DEL(a->watches, w);
+      free(w->watchers);
+      free(w);
+    }
+  }
+  a->dirty_rooms = NULL;
   net_server_free(a->net);
   a->net = NULL;
   log_info("shutdown complete");
@@ -403,6 +434,8 @@ static void shutdown_wait(uv_timer_t *t) {
   if (net_server_conn_count(a->net) > 0)
     return;
   uv_close((uv_handle_t *)&a->ticker, NULL);
+  uv_close((uv_handle_t *)&a->flusher, NULL);
+  app__presence_persist_all(a); /* everyone's lastSeen is now */
   store_close(a->store, on_store_closed, a);
 }
 

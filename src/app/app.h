@@ -13,7 +13,9 @@
 #include <uthash.h>
 #include <uv.h>
 
+#include "core/presence.h"
 #include "core/ratelimit.h"
+#include "core/typing.h"
 #include "net/net.h"
 #include "proto/proto.h"
 #include "store/store.h"
@@ -34,6 +36,9 @@ struct app_config {
   double op_rate, op_burst;         /* any op per connection */
   double login_rate, login_burst;   /* login attempts per username and per IP */
   double search_rate, search_burst; /* users.search per user */
+  double typing_rate, typing_burst; /* typing per user */
+  int64_t presence_grace_ms;
+  int64_t typing_ttl_ms;
   int max_conns_per_user;
   int cookie_secure;
 };
@@ -54,6 +59,7 @@ struct sub {
   uint32_t gen;                /* bumped by each (re)sub: stale replies are ignored */
   int live;
   int64_t next_seq;            /* the next seq this socket should receive */
+  json_t *presence;            /* participants' presence, read just before the replay */
   struct held_frame {
     int64_t seq;
     struct outq_chunk *frame;
@@ -63,10 +69,24 @@ struct sub {
   struct sub *cprev, *cnext;   /* client->subs */
 };
 
+/* A user with the chat open, and on how many sockets. */
+struct room_active {
+  int64_t user_id;
+  int subs;
+};
+
+#define ROOM_DIRTY_TYPING 1u
+#define ROOM_DIRTY_ACTIVE 2u
+
 struct room {
   char slug[STORE_SLUG_MAX + 1];
   struct sub *subs;
   size_t n_subs;
+  struct typing_set typing;    /* who types here now (core/typing.h) */
+  struct room_active *active;  /* activeUsers, in the order they opened the chat */
+  size_t n_active, cap_active;
+  unsigned dirty;              /* ROOM_DIRTY_*: events to send before the loop sleeps */
+  struct room *dnext;          /* app->dirty_rooms */
   UT_hash_handle hh;           /* app->rooms by slug */
 };
 
@@ -80,6 +100,7 @@ struct client {
   uint8_t session_hash[STORE_TOKEN_HASH_LEN];
   int64_t session_expires_at;
   uint64_t opened_ms;          /* loop time of the upgrade */
+  int active;                  /* this socket's last presence report: active (1) or idle/hidden */
   char peer[64];
   void *http_op;               /* state of the HTTP request being answered (app_http.c) */
   struct ratelimit op_rl;
@@ -87,13 +108,27 @@ struct client {
   struct client *uprev, *unext; /* app_user->clients */
 };
 
+/* A user with sockets here, or whose last socket closed less than the presence grace ago. */
 struct app_user {
   int64_t id;
+  struct store_user user;      /* names, for events */
   struct client *clients;
   int n_clients;
+  struct presence_user pres;   /* core/presence.h */
   struct ratelimit send_rl;
   struct ratelimit search_rl;
+  struct ratelimit typing_rl;
+  int64_t watching[32];        /* users found by this user's searches: their presence is shown */
+  int n_watching;
   UT_hash_handle hh;           /* app->users by id */
+};
+
+/* Reverse index of app_user.watching: who watches a user's presence through search. */
+struct app_watch {
+  int64_t id;
+  int64_t *watchers;
+  size_t n, cap;
+  UT_hash_handle hh;
 };
 
 /* A login throttle bucket, by "u:<name>" or "ip:<addr>". */
@@ -120,6 +155,9 @@ struct app {
   struct app_user *users;
   struct app_throttle *throttles;
   struct client *unauthed;      /* WebSockets waiting for their auth op (linked by unext) */
+  struct app_watch *watches;
+  struct room *dirty_rooms;     /* rooms with typing/activeUsers events to send */
+  uv_prepare_t flusher;         /* sends them before net's flusher writes the sockets */
   uv_timer_t ticker;            /* auth deadlines, session expiry, throttle sweep */
   uv_signal_t sigterm, sigint;
   int shutting_down;
@@ -144,6 +182,25 @@ int app__submit(struct app *a, struct client *cl, struct store_req *req, store_c
 /* Registers an authenticated socket; PARLEY_ERATE_LIMITED at the per-user connection cap. */
 int app__user_attach(struct app *a, struct client *cl, const struct store_user *u,
                      const uint8_t *session_hash, int64_t expires_at);
+
+/* app_presence.c */
+void app__presence_attached(struct app *a, struct app_user *au);
+void app__presence_detached(struct app *a, struct app_user *au, struct client *cl);
+void app__presence_tick(struct app *a);
+void app__presence_persist_all(struct app *a);
+void app__presence_watch(struct app *a, struct app_user *au, int64_t watched);
+json_t *app__presence_json(struct app *a, const struct store_user *u);
+void app__room_sub_added(struct app *a, struct room *r, int64_t user_id);
+void app__room_sub_removed(struct app *a, struct room *r, int64_t user_id);
+void app__room_mark(struct app *a, struct room *r, unsigned what);
+void app__room_free(struct room *r);
+json_t *app__room_typing_json(struct app *a, struct room *r, json_t **others);
+json_t *app__room_active_json(struct app *a, const struct room *r);
+void app__rooms_flush(struct app *a);
+void app__rooms_tick(struct app *a);
+void app__op_typing(struct client *cl, const struct proto_req *req);
+void app__op_presence(struct client *cl, const struct proto_req *req);
+struct room *app__room_find(struct app *a, const char *slug);
 
 /* app_members.c: chat.update, leave, remove, setRole, users.search, invitations */
 void app__members_dispatch(struct client *cl, const struct proto_req *req);

@@ -217,6 +217,15 @@ static void on_search(struct store_req *sreq) {
   users = json_array();
   for (size_t i = 0; i < sreq->out.n_hits; i++) {
     json_t *u = proto_user_json(&sreq->out.hits[i].user);
+    json_t *p = app__presence_json(cl->app, &sreq->out.hits[i].user);
+    struct app_user *au;
+    /* Finding someone shows their presence, and keeps showing it while it changes. */
+    json_object_set(u, "state", json_object_get(p, "state"));
+    json_object_set(u, "lastSeen", json_object_get(p, "lastSeen"));
+    json_decref(p);
+    HASH_FIND(hh, cl->app->users, &cl->user.id, sizeof cl->user.id, au);
+    if (au)
+      app__presence_watch(cl->app, au, sreq->out.hits[i].user.id);
     json_object_set_new(u, "participant", json_boolean(sreq->out.hits[i].participant));
     json_object_set_new(u, "invited", json_boolean(sreq->out.hits[i].invited));
     json_array_append_new(users, u);

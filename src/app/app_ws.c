@@ -57,6 +57,12 @@ void app__ws_hello(struct client *cl) {
 
 /* --- rooms and subscriptions -------------------------------------------------------------- */
 
+struct room *app__room_find(struct app *a, const char *slug) {
+  struct room *r;
+  HASH_FIND_STR(a->rooms, slug, r);
+  return r;
+}
+
 static struct room *room_get(struct app *a, const char *slug, int create) {
   struct room *r;
   HASH_FIND_STR(a->rooms, slug, r);
@@ -92,11 +98,21 @@ static void sub_free(struct app *a, struct sub *s) {
   DL_DELETE2(r->subs, s, rprev, rnext);
   DL_DELETE2(s->client->subs, s, cprev, cnext);
   r->n_subs--;
+  app__room_sub_removed(a, r, s->client->user.id);
   sub_drop_held(s);
+  json_decref(s->presence);
   free(s);
   if (r->n_subs == 0) {
+    /* Nobody is left to tell: forget pending events with the room. */
+    if (r->dirty) {
+      struct room **pp = &a->dirty_rooms;
+      while (*pp && *pp != r)
+        pp = &(*pp)->dnext;
+      if (*pp)
+        *pp = r->dnext;
+    }
     HASH_DEL(a->rooms, r);
-    free(r);
+    app__room_free(r);
   }
 }
 
@@ -317,11 +333,20 @@ static void on_chat_get(struct store_req *sreq) {
     goto done;
   }
   members = json_array();
-  for (size_t i = 0; i < sreq->out.n_members; i++)
-    json_array_append_new(members, proto_member_json(&sreq->out.members[i]));
-  app__reply_ok(cl, &ctx->env,
-                json_pack("{s:o, s:o}", "chat", proto_chat_json(&sreq->out.chat),
-                          "participants", members));
+  for (size_t i = 0; i < sreq->out.n_members; i++) {
+    json_t *m = proto_member_json(&sreq->out.members[i]);
+    json_t *p = app__presence_json(cl->app, &sreq->out.members[i].user);
+    json_object_set(m, "state", json_object_get(p, "state"));
+    json_object_set(m, "lastSeen", json_object_get(p, "lastSeen"));
+    json_decref(p);
+    json_array_append_new(members, m);
+  }
+  {
+    json_t *chat = proto_chat_json(&sreq->out.chat);
+    json_object_set_new(chat, "activeUsers",
+                        app__room_active_json(cl->app, app__room_find(cl->app, sreq->in.slug)));
+    app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "chat", chat, "participants", members));
+  }
 done:
   app__op_finish(sreq);
 }
@@ -400,7 +425,11 @@ static void on_msg_send(struct store_req *sreq) {
 
   /* Fan out even if the sender is gone: the message is committed and others must see it. */
   if (sreq->status == 0 && !sreq->out.duplicate) {
+    struct room *r = app__room_find(a, sreq->out.chat.slug);
     a->metrics.msgs_sent++;
+    /* Sending ends typing, in the same turn as the message, so the two never disagree. */
+    if (r && typing_off(&r->typing, sreq->out.msg.author.id) == 1)
+      app__room_mark(a, r, ROOM_DIRTY_TYPING);
     fanout_msg(a, sreq->out.chat.slug, &sreq->out.msg);
   }
   if (cl->conn == NULL)
@@ -500,17 +529,44 @@ static void on_sub(struct store_req *sreq) {
     goto done;
   }
   chat = proto_chat_json(&sreq->out.chat);
-  app__reply_ok(cl, &ctx->env,
-           json_pack("{s:o, s:o, s:I, s:b, s:[], s:[], s:[]}", "chat", chat, "msgs",
-                     msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "lastSeq",
-                     (json_int_t)sreq->out.chat.last_seq, "reset", sreq->out.reset, "presence",
-                     "typing", "activeUsers"));
+  {
+    json_t *others, *typing = app__room_typing_json(cl->app, s->room, &others);
+    json_t *active = app__room_active_json(cl->app, s->room);
+    json_object_set(chat, "activeUsers", active);
+    app__reply_ok(cl, &ctx->env,
+                  json_pack("{s:o, s:o, s:I, s:b, s:o, s:o, s:o, s:o}", "chat", chat, "msgs",
+                            msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug),
+                            "lastSeq", (json_int_t)sreq->out.chat.last_seq, "reset",
+                            sreq->out.reset, "presence",
+                            s->presence ? json_incref(s->presence) : json_array(), "typing",
+                            typing, "typingOthers", others, "activeUsers", active));
+    json_decref(s->presence);
+    s->presence = NULL;
+  }
   /* The replay covered everything up to lastSeq; what was held back beyond it goes next. */
   s->live = 1;
   s->next_seq = sreq->out.chat.last_seq + 1;
   for (size_t i = 0; i < s->n_held; i++)
     sub_deliver(cl->app, s, s->held[i].seq, s->held[i].frame);
   sub_drop_held(s);
+done:
+  app__op_finish(sreq);
+}
+
+/* The participants' presence for the sub reply; runs just before the replay's callback. */
+static void on_sub_members(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  struct sub *s;
+  if (cl->conn == NULL || sreq->status)
+    goto done; /* the replay request reports the error */
+  s = sub_find(cl, sreq->in.slug);
+  if (s == NULL || s->gen != ctx->gen)
+    goto done;
+  json_decref(s->presence);
+  s->presence = json_array();
+  for (size_t i = 0; i < sreq->out.n_members; i++)
+    json_array_append_new(s->presence, app__presence_json(cl->app, &sreq->out.members[i].user));
 done:
   app__op_finish(sreq);
 }
@@ -532,11 +588,19 @@ static void op_sub(struct client *cl, const struct proto_req *req) {
     DL_APPEND2(r->subs, s, rprev, rnext);
     DL_APPEND2(cl->subs, s, cprev, cnext);
     r->n_subs++;
+    app__room_sub_added(a, r, cl->user.id);
   }
   /* (Re)subscribing restarts the seam: hold live messages until the replay is in. */
   s->gen++;
   s->live = 0;
   sub_drop_held(s);
+  /* Completions come back in submission order: the members (for the presence snapshot)
+   * arrive just before the replay that answers the sub. */
+  sreq = store_req_new(STORE_CHAT_MEMBERS);
+  if (sreq) {
+    snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+    app__op_submit(cl, req, sreq, on_sub_members, s->gen);
+  }
   sreq = store_req_new(STORE_MSG_SINCE);
   if (sreq == NULL) {
     sub_free(a, s);
@@ -624,6 +688,8 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
   case PROTO_OP_SUB: op_sub(cl, &req); break;
   case PROTO_OP_UNSUB: op_unsub(cl, &req); break;
   case PROTO_OP_READ: op_read(cl, &req); break;
+  case PROTO_OP_TYPING: app__op_typing(cl, &req); break;
+  case PROTO_OP_PRESENCE: app__op_presence(cl, &req); break;
   default: app__members_dispatch(cl, &req); break;
   }
 done:

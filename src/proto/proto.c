@@ -41,6 +41,8 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_Q] = {"q", FT_STRING, CS_NONBLANK, 1, 64, OFF(q)},
     [PROTO_F_TTL] = {"ttl", FT_INT, CS_ANY, 1, 30 * 24 * 3600, OFF(ttl)},
     [PROTO_F_INVITATION] = {"invitation", FT_INT, CS_ANY, 1, INT64_C(1) << 53, OFF(invitation)},
+    [PROTO_F_ON] = {"on", FT_BOOL, CS_ANY, 0, 1, OFF(on)},
+    [PROTO_F_STATE] = {"state", FT_STRING, CS_SLUG, 1, 16, OFF(state)},
 };
 #undef OFF
 
@@ -82,6 +84,8 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_INVITE_DECLINE] = {"invite.decline", 0, REQ(PROTO_F_INVITATION), 0},
     [PROTO_OP_INVITE_REVOKE] = {"invite.revoke", 0, REQ(PROTO_F_INVITATION), 0},
     [PROTO_OP_INVITE_LIST] = {"invite.list", 0, 0, 0},
+    [PROTO_OP_TYPING] = {"typing", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_ON), 0},
+    [PROTO_OP_PRESENCE] = {"presence", 0, REQ(PROTO_F_STATE), 0},
 };
 
 const char *proto_op_name(enum proto_op op) { return ops[op].name; }

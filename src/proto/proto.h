@@ -41,6 +41,8 @@ enum proto_op {
   PROTO_OP_INVITE_DECLINE,
   PROTO_OP_INVITE_REVOKE,
   PROTO_OP_INVITE_LIST,
+  PROTO_OP_TYPING,
+  PROTO_OP_PRESENCE,
   PROTO_OP__COUNT
 };
 
@@ -63,6 +65,8 @@ enum proto_field {
   PROTO_F_Q,
   PROTO_F_TTL,
   PROTO_F_INVITATION,
+  PROTO_F_ON,
+  PROTO_F_STATE,
   PROTO_F__COUNT
 };
 
@@ -74,8 +78,8 @@ struct proto_req {
   enum proto_op op;
   uint32_t present; /* bit (1 << PROTO_F_x) for each argument given */
   const char *token, *chat, *title, *slug, *body, *client_msg_id, *user, *role, *invite_policy,
-      *q;
-  int is_public;
+      *q, *state;
+  int is_public, on;
   int64_t max_participants, before, since, seq, limit, ttl, invitation;
 };
 

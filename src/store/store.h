@@ -30,6 +30,7 @@
 #define STORE_TOKEN_HASH_LEN 32   /* SHA-256 / BLAKE2b-256 of a session token */
 #define STORE_LIMIT_MAX 1000      /* largest in.limit of MSG_HISTORY / MSG_SINCE (bounds memory) */
 #define STORE_SLUG_DERIVED_MAX 48 /* a slug derived from a title, before any "-N" suffix */
+#define STORE_SEARCH_MAX 20       /* most hits of USERS_SEARCH (an in.limit of 0 or more means this) */
 
 enum store_durability {
   STORE_DURABILITY_NORMAL = 0, /* WAL + synchronous=NORMAL: survives a killed process */
@@ -41,6 +42,7 @@ struct store_user {
   char username[STORE_USERNAME_MAX + 1];
   char display_name[STORE_DISPLAY_NAME_MAX + 1];
   int64_t created_at; /* Unix ms */
+  int64_t last_seen;  /* Unix ms, 0 = never; filled by CHAT_MEMBERS and USERS_SEARCH */
 };
 
 struct store_chat {
@@ -167,6 +169,11 @@ enum store_op {
                            is owner or admin, or that the user sent (outgoing). */
   STORE_INVITE_SWEEP,   /* in: now, limit. Marks pending invitations whose expires_at passed as
                            expired. out: invites/n_invites (those just expired). */
+
+  /* --- presence (issue 4) --- */
+  STORE_PRESENCE_AUDIENCE, /* in: user_id. out: member_ids: every user sharing a chat (not
+                              archived) with user_id, user_id excluded. */
+  STORE_USER_SEEN,      /* in: user_id, seq (the lastSeen time, Unix ms). Stores it. */
   STORE_OP__COUNT
 };
 

@@ -11,6 +11,7 @@
  * in the same transaction as the message insert, so a rolled-back send never leaves a hole.
  */
 #include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "core/acl.h"
+#include "core/invite.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -28,11 +30,20 @@
 #define SQ_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes */
 #define SQ_SLUG_RANDOM_TRIES 8
 
-/* Columns of a chat row (c) plus the caller's role (p.role): 11 columns. */
+/* Columns of a chat row (c) plus the caller's role (p.role): 13 columns. */
 #define SQ_CHAT_COLS                                                                              \
   "c.id, c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"            \
-  " c.last_activity, c.last_seq, c.participant_count, p.role"
-#define SQ_CHAT_NCOLS 11
+  " c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived"
+#define SQ_CHAT_NCOLS 13
+/* Columns of an invitation (i) with its chat (c), inviter (f) and invitee (t): 16 columns, read
+ * by sq__read_invite(). SQ_INV_FROM is the join they come from. */
+#define SQ_INV_COLS                                                                               \
+  "i.id, i.status, i.created_at, i.expires_at, i.chat_id, c.slug, c.title, c.archived,"          \
+  " f.id, f.username, f.display_name, f.created_at, t.id, t.username, t.display_name,"           \
+  " t.created_at"
+#define SQ_INV_FROM                                                                               \
+  " FROM invitations i JOIN chats c ON c.id = i.chat_id JOIN users f ON f.id = i.from_id"         \
+  " JOIN users t ON t.id = i.to_id"
 /* Columns of a message (m) with its author (u): 9 columns. */
 #define SQ_MSG_COLS                                                                               \
   "m.seq, m.chat_id, m.body, m.client_msg_id, m.created_at, u.id, u.username, u.display_name,"   \
@@ -83,7 +94,60 @@
   X(READ_UPSERT, "INSERT INTO read_markers(chat_id, user_id, seq, updated_at)"                    \
                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(chat_id, user_id) DO UPDATE SET"          \
                  " seq = max(seq, excluded.seq), updated_at = excluded.updated_at"                \
-                 " RETURNING seq")
+                 " RETURNING seq")                                                                \
+  /* ---- membership (issue 3) ---- */                                                           \
+  X(USER_BY_USERNAME, "SELECT id, username, display_name, created_at FROM users"                  \
+                      " WHERE username = ?1")                                                     \
+  X(PARTICIPANT_ROLE, "SELECT role FROM participants WHERE chat_id = ?1 AND user_id = ?2")        \
+  X(PARTICIPANTS, "SELECT user_id, role, joined_at FROM participants WHERE chat_id = ?1")         \
+  X(MEMBERS, "SELECT u.id, u.username, u.display_name, u.created_at, p.role, p.joined_at,"        \
+             " coalesce(u.last_seen, 0) FROM participants p JOIN users u ON u.id = p.user_id WHERE p.chat_id = ?1"         \
+             " ORDER BY p.joined_at, p.user_id")                                                  \
+  X(PARTICIPANT_DELETE, "DELETE FROM participants WHERE chat_id = ?1 AND user_id = ?2")           \
+  X(PARTICIPANT_SET_ROLE, "UPDATE participants SET role = ?3 WHERE chat_id = ?1 AND user_id = ?2") \
+  X(CHAT_SET_OWNER, "UPDATE chats SET owner_id = ?2 WHERE id = ?1")                               \
+  X(CHAT_ARCHIVE, "UPDATE chats SET archived = 1 WHERE id = ?1")                                  \
+  /* A NULL parameter leaves its column as it is: one statement serves every update mask. */     \
+  X(CHAT_UPDATE, "UPDATE chats SET title = coalesce(?2, title),"                                  \
+                 " is_public = coalesce(?3, is_public),"                                          \
+                 " max_participants = coalesce(?4, max_participants),"                            \
+                 " invite_policy = coalesce(?5, invite_policy) WHERE id = ?1")                    \
+  /* Prefix ranges lower(x) >= ?1 AND lower(x) < ?2 use the lower() indexes of migration 2 (one  \
+   * range scan per index, OR-ed); a LIKE would scan the table. ?4 is the chat whose marks are   \
+   * asked for, 0 for none (no chat has id 0). */                                                 \
+  X(USERS_SEARCH, "SELECT u.id, u.username, u.display_name, u.created_at,"                        \
+                  " EXISTS (SELECT 1 FROM participants p WHERE p.chat_id = ?4"                    \
+                  "   AND p.user_id = u.id),"                                                     \
+                  " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = ?4 AND i.to_id = u.id"  \
+                  "   AND i.status = 0 AND i.expires_at > ?5),"                                   \
+                  " coalesce(u.last_seen, 0) FROM users u WHERE u.id <> ?3 AND"                                            \
+                  " ((lower(u.username) >= ?1 AND lower(u.username) < ?2) OR"                     \
+                  "  (lower(u.display_name) >= ?1 AND lower(u.display_name) < ?2))"               \
+                  " ORDER BY u.username LIMIT ?6")                                                \
+  /* ---- invitations (issue 3); status is enum invite_status ---- */                            \
+  X(INV_BY_ID, "SELECT " SQ_INV_COLS SQ_INV_FROM " WHERE i.id = ?1")                              \
+  X(INV_PENDING_FOR, "SELECT " SQ_INV_COLS SQ_INV_FROM                                            \
+                     " WHERE i.chat_id = ?1 AND i.to_id = ?2 AND i.status = 0")                   \
+  X(INV_PENDING_OF_CHAT, "SELECT " SQ_INV_COLS SQ_INV_FROM                                        \
+                         " WHERE i.chat_id = ?1 AND i.status = 0 ORDER BY i.id")                  \
+  X(INV_INSERT, "INSERT INTO invitations(chat_id, from_id, to_id, status, created_at,"            \
+                " expires_at, updated_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?4)")                    \
+  X(INV_SET_STATUS, "UPDATE invitations SET status = ?2, updated_at = ?3"                         \
+                    " WHERE id = ?1 AND status = 0")                                              \
+  X(INV_INCOMING, "SELECT " SQ_INV_COLS SQ_INV_FROM " WHERE i.to_id = ?1 AND i.status = 0"        \
+                  " AND i.expires_at > ?2 ORDER BY i.created_at DESC, i.id DESC LIMIT ?3")        \
+  /* Incoming (to the caller), then outgoing: pending invitations of the chats the caller manages \
+   * (owner, admin) or that the caller sent while still a participant. */                         \
+  X(INV_LIST, "SELECT " SQ_INV_COLS SQ_INV_FROM " WHERE i.id IN ("                                \
+              "  SELECT id FROM invitations WHERE to_id = ?1 AND status = 0 AND expires_at > ?2"  \
+              "  UNION ALL"                                                                       \
+              "  SELECT j.id FROM participants p JOIN invitations j"                              \
+              "    ON j.chat_id = p.chat_id AND j.status = 0"                                     \
+              "  WHERE p.user_id = ?1 AND j.expires_at > ?2"                                      \
+              "    AND (p.role IN ('owner', 'admin') OR j.from_id = ?1))"                         \
+              " ORDER BY i.to_id = ?1 DESC, i.created_at DESC, i.id DESC LIMIT ?3")               \
+  X(INV_DUE, "SELECT " SQ_INV_COLS SQ_INV_FROM " WHERE i.status = 0 AND i.expires_at <= ?1"       \
+             " ORDER BY i.expires_at, i.id LIMIT ?2")
 
 enum sq_stmt {
 #define SQ__ENUM(name, sql) SQ_##name,
@@ -210,6 +274,29 @@ static int sq__read_chat(sqlite3_stmt *st, struct store_chat *c) {
   c->last_seq = sqlite3_column_int64(st, 8);
   c->participant_count = sqlite3_column_int(st, 9);
   c->my_role = chat_role_parse((const char *)sqlite3_column_text(st, 10));
+  c->invite_policy = (enum invite_policy)sqlite3_column_int(st, 11);
+  c->archived = sqlite3_column_int(st, 12) != 0;
+  return 0;
+}
+
+/* Reads SQ_INV_COLS starting at column 0 into inv (its previous chat_title is freed), and the
+ * invitation's chat id and archived flag into the optional out-parameters. */
+static int sq__read_invite(sqlite3_stmt *st, struct store_invite *inv, int64_t *chat_id,
+                           int *archived) {
+  int err = sq__dup(&inv->chat_title, st, 6);
+  if (err)
+    return err;
+  inv->id = sqlite3_column_int64(st, 0);
+  inv->status = (enum invite_status)sqlite3_column_int(st, 1);
+  inv->created_at = sqlite3_column_int64(st, 2);
+  inv->expires_at = sqlite3_column_int64(st, 3);
+  if (chat_id)
+    *chat_id = sqlite3_column_int64(st, 4);
+  sq__copy(inv->chat_slug, sizeof inv->chat_slug, st, 5);
+  if (archived)
+    *archived = sqlite3_column_int(st, 7) != 0;
+  sq__read_user(st, 8, &inv->from);
+  sq__read_user(st, 12, &inv->to);
   return 0;
 }
 
@@ -258,15 +345,255 @@ static int sq__chat_load(struct sq *be, const char *slug, int64_t user_id, struc
   return err;
 }
 
-/* Loads the chat from the request's slug and checks `op` for the requesting user. */
-static int sq__chat_access(struct sq *be, struct store_req *req, enum acl_op op) {
+/* Loads the chat named by the request's slug into out.chat, as the requesting user sees it. An
+ * archived chat is not found: nobody is in it, and nobody can enter it again. */
+static int sq__chat_find(struct sq *be, struct store_req *req) {
   int err;
   if (!SQ_TERMINATED(req->in.slug) || req->in.slug[0] == '\0')
     return PARLEY_EBAD_REQUEST;
   err = sq__chat_load(be, req->in.slug, req->in.user_id, &req->out.chat);
   if (err)
     return err;
+  return req->out.chat.archived ? PARLEY_ENOT_FOUND : 0;
+}
+
+/* Loads the chat from the request's slug and checks `op` for the requesting user. */
+static int sq__chat_access(struct sq *be, struct store_req *req, enum acl_op op) {
+  int err = sq__chat_find(be, req);
+  if (err)
+    return err;
   return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
+}
+
+/* Writes the sentence that explains a failure to the client (app/ sends it as error.message).
+ * Returns `err`, so a failing path reads `return sq__fail(req, PARLEY_E..., "...")`. */
+static int sq__fail(struct store_req *req, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int sq__fail(struct store_req *req, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(req->out.errmsg, sizeof req->out.errmsg, fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+/* Moves the chat's last_activity to `now` (never back): every membership change is activity. */
+static int sq__chat_touch(struct sq *be, int64_t chat_id, int64_t now) {
+  sqlite3_stmt *st = be->st[SQ_CHAT_TOUCH];
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, now);
+  return sq__run(be, SQ_CHAT_TOUCH);
+}
+
+/* Looks up a user by username into *u. Returns 0, PARLEY_ENOT_FOUND (with errmsg), or an SQLite
+ * failure. */
+static int sq__user_by_username(struct sq *be, struct store_req *req, const char *username,
+                                struct store_user *u) {
+  sqlite3_stmt *st = be->st[SQ_USER_BY_USERNAME];
+  int rc;
+  sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    sq__read_user(st, 0, u);
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW)
+    return 0;
+  if (rc == SQLITE_DONE)
+    return sq__fail(req, PARLEY_ENOT_FOUND, "there is no user named %s", username);
+  return sq__err(be, rc, "user by username");
+}
+
+static int sq__user_by_id(struct sq *be, int64_t id, struct store_user *u) {
+  sqlite3_stmt *st = be->st[SQ_USER_BY_ID];
+  int rc;
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    sq__read_user(st, 0, u);
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW)
+    return 0;
+  return rc == SQLITE_DONE ? PARLEY_ENOT_FOUND : sq__err(be, rc, "user by id");
+}
+
+/* The role of user_id in chat_id into *role (CHAT_ROLE_NONE if not a participant). */
+static int sq__role_of(struct sq *be, int64_t chat_id, int64_t user_id, enum chat_role *role) {
+  sqlite3_stmt *st = be->st[SQ_PARTICIPANT_ROLE];
+  int rc;
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, user_id);
+  rc = sqlite3_step(st);
+  *role = rc == SQLITE_ROW ? chat_role_parse((const char *)sqlite3_column_text(st, 0))
+                           : CHAT_ROLE_NONE;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq__err(be, rc, "participant role");
+}
+
+static int sq__set_role(struct sq *be, int64_t chat_id, int64_t user_id, enum chat_role role) {
+  sqlite3_stmt *st = be->st[SQ_PARTICIPANT_SET_ROLE];
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, user_id);
+  sqlite3_bind_text(st, 3, chat_role_name(role), -1, SQLITE_STATIC);
+  return sq__run(be, SQ_PARTICIPANT_SET_ROLE);
+}
+
+static int sq__set_owner(struct sq *be, int64_t chat_id, int64_t owner_id) {
+  sqlite3_stmt *st = be->st[SQ_CHAT_SET_OWNER];
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, owner_id);
+  return sq__run(be, SQ_CHAT_SET_OWNER);
+}
+
+static int sq__participant_add(struct sq *be, int64_t chat_id, int64_t user_id,
+                               enum chat_role role, int64_t now) {
+  sqlite3_stmt *st = be->st[SQ_PARTICIPANT_INSERT];
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, user_id);
+  sqlite3_bind_text(st, 3, chat_role_name(role), -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, now);
+  return sq__run(be, SQ_PARTICIPANT_INSERT);
+}
+
+/* Reads every participant of chat_id into a heap array *out (caller frees; NULL when *n is 0). */
+static int sq__participants(struct sq *be, int64_t chat_id, struct acl_member **out, size_t *n) {
+  sqlite3_stmt *st = be->st[SQ_PARTICIPANTS];
+  struct acl_member *m = NULL;
+  size_t len = 0, cap = 0;
+  int err = 0;
+  int rc;
+
+  *out = NULL;
+  *n = 0;
+  sqlite3_bind_int64(st, 1, chat_id);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (len == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      struct acl_member *nm = realloc(m, ncap * sizeof *nm);
+      if (nm == NULL) {
+        err = PARLEY_EUNAVAILABLE;
+        goto cleanup;
+      }
+      m = nm;
+      cap = ncap;
+    }
+    m[len].user_id = sqlite3_column_int64(st, 0);
+    m[len].role = chat_role_parse((const char *)sqlite3_column_text(st, 1));
+    m[len].joined_at = sqlite3_column_int64(st, 2);
+    len++;
+  }
+  if (rc != SQLITE_DONE)
+    err = sq__err(be, rc, "participants");
+cleanup:
+  sqlite3_reset(st);
+  if (err) {
+    free(m);
+    return err;
+  }
+  *out = m;
+  *n = len;
+  return 0;
+}
+
+/* Fills out.member_ids from a participant array. */
+static int sq__set_member_ids(struct store_req *req, const struct acl_member *m, size_t n) {
+  int64_t *ids = NULL;
+  free(req->out.member_ids);
+  req->out.member_ids = NULL;
+  req->out.n_member_ids = 0;
+  if (n == 0)
+    return 0;
+  ids = malloc(n * sizeof *ids);
+  if (ids == NULL)
+    return PARLEY_EUNAVAILABLE;
+  for (size_t i = 0; i < n; i++)
+    ids[i] = m[i].user_id;
+  req->out.member_ids = ids;
+  req->out.n_member_ids = n;
+  return 0;
+}
+
+/* Fills out.member_ids with the participants of chat_id as they are now. */
+static int sq__member_ids(struct sq *be, struct store_req *req, int64_t chat_id) {
+  struct acl_member *m = NULL;
+  size_t n = 0;
+  int err = sq__participants(be, chat_id, &m, &n);
+  if (err == 0)
+    err = sq__set_member_ids(req, m, n);
+  free(m);
+  return err;
+}
+
+/* Steps the bound statement `id` and appends up to `limit` invitations to out.invites. *more (may
+ * be NULL) is set when a row beyond `limit` exists. Resets the statement. */
+static int sq__invites_read(struct sq *be, struct store_req *req, enum sq_stmt id, size_t limit,
+                            int *more) {
+  sqlite3_stmt *st = be->st[id];
+  size_t cap = req->out.n_invites;
+  int err = 0;
+  int rc;
+
+  if (more)
+    *more = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    size_t i = req->out.n_invites;
+    if (i >= limit) {
+      if (more)
+        *more = 1;
+      break;
+    }
+    if (i == cap) {
+      size_t ncap = cap ? cap * 2 : 8;
+      struct store_invite *inv = realloc(req->out.invites, ncap * sizeof *inv);
+      if (inv == NULL) {
+        err = PARLEY_EUNAVAILABLE;
+        goto cleanup;
+      }
+      req->out.invites = inv;
+      cap = ncap;
+    }
+    memset(&req->out.invites[i], 0, sizeof req->out.invites[i]);
+    req->out.n_invites = i + 1; /* counted before filling so that a failure frees what was read */
+    err = sq__read_invite(st, &req->out.invites[i], NULL, NULL);
+    if (err)
+      goto cleanup;
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    err = sq__err(be, rc, sq_sql[id]);
+cleanup:
+  sqlite3_reset(st);
+  return err;
+}
+
+/* Loads invitation `id` into *inv with its chat's id and archived flag. */
+static int sq__invite_load(struct sq *be, int64_t id, struct store_invite *inv, int64_t *chat_id,
+                           int *archived) {
+  sqlite3_stmt *st = be->st[SQ_INV_BY_ID];
+  int err = 0;
+  int rc;
+  sqlite3_bind_int64(st, 1, id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    err = sq__read_invite(st, inv, chat_id, archived);
+  else if (rc == SQLITE_DONE)
+    err = PARLEY_ENOT_FOUND;
+  else
+    err = sq__err(be, rc, "invitation by id");
+  sqlite3_reset(st);
+  return err;
+}
+
+static int sq__invite_set_status(struct sq *be, int64_t id, enum invite_status status,
+                                 int64_t now) {
+  sqlite3_stmt *st = be->st[SQ_INV_SET_STATUS];
+  int err;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int(st, 2, (int)status);
+  sqlite3_bind_int64(st, 3, now);
+  err = sq__run(be, SQ_INV_SET_STATUS);
+  if (err)
+    return err;
+  /* The caller read the row as pending in this transaction: anything else is a bug. */
+  return sqlite3_changes(be->db) == 1 ? 0 : PARLEY_EINTERNAL;
 }
 
 static int sq__slug_taken(struct sq *be, const char *slug, int *taken) {
@@ -566,40 +893,47 @@ static int sq_chat_list(struct sq *be, struct store_req *req) {
     err = sq__err(be, rc, "list chats");
 cleanup:
   sqlite3_reset(st);
-  return err;
+  if (err)
+    return err;
+  /* The invitations waiting for the user, so a client needs one round trip to draw its list. */
+  st = be->st[SQ_INV_INCOMING];
+  sqlite3_bind_int64(st, 1, req->in.user_id);
+  sqlite3_bind_int64(st, 2, req->in.now);
+  sqlite3_bind_int(st, 3, STORE_LIMIT_MAX);
+  return sq__invites_read(be, req, SQ_INV_INCOMING, STORE_LIMIT_MAX, NULL);
+}
+
+/* The refusal of a join at the cap, shared by chat.join and invite.accept. */
+static int sq__chat_full(struct store_req *req, const struct store_chat *c) {
+  return sq__fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
+                  c->max_participants);
 }
 
 static int sq_chat_join(struct sq *be, struct store_req *req) {
   struct store_chat *c = &req->out.chat;
-  sqlite3_stmt *st;
   int err = sq__chat_access(be, req, ACL_CHAT_JOIN);
   if (err)
     return err;
   if (c->my_role != CHAT_ROLE_NONE) {
     req->out.joined = 0;
-    return 0;
+    return sq__member_ids(be, req, c->id);
   }
   /* The cap counts the owner too, and is read in the transaction that adds the row, so two joins
    * racing for the last seat cannot both win. */
   if (c->max_participants > 0 && c->participant_count >= c->max_participants)
-    return PARLEY_ECHAT_FULL;
+    return sq__chat_full(req, c);
 
-  st = be->st[SQ_PARTICIPANT_INSERT];
-  sqlite3_bind_int64(st, 1, c->id);
-  sqlite3_bind_int64(st, 2, req->in.user_id);
-  sqlite3_bind_text(st, 3, chat_role_name(CHAT_ROLE_MEMBER), -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, req->in.now);
-  err = sq__run(be, SQ_PARTICIPANT_INSERT);
+  err = sq__participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
   if (err)
     return err;
-  st = be->st[SQ_CHAT_TOUCH];
-  sqlite3_bind_int64(st, 1, c->id);
-  sqlite3_bind_int64(st, 2, req->in.now);
-  err = sq__run(be, SQ_CHAT_TOUCH);
+  err = sq__chat_touch(be, c->id, req->in.now);
   if (err)
     return err;
   req->out.joined = 1;
-  return sq__chat_load(be, req->in.slug, req->in.user_id, c);
+  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  return sq__member_ids(be, req, c->id);
 }
 
 static int sq_msg_append(struct sq *be, struct store_req *req) {
@@ -670,6 +1004,15 @@ static int sq_msg_append(struct sq *be, struct store_req *req) {
   err = sq__run(be, SQ_MSG_INSERT);
   if (err)
     return err;
+  /* A user's own messages are never unread: the author has read up to what they wrote. */
+  st = be->st[SQ_READ_UPSERT];
+  sqlite3_bind_int64(st, 1, c->id);
+  sqlite3_bind_int64(st, 2, req->in.user_id);
+  sqlite3_bind_int64(st, 3, seq);
+  sqlite3_bind_int64(st, 4, req->in.now);
+  err = sq__run(be, SQ_READ_UPSERT);
+  if (err)
+    return err;
 
   err = sq__dup_str(&m->body, req->in.body);
   if (err)
@@ -731,6 +1074,533 @@ static int sq_read_set(struct sq *be, struct store_req *req) {
     req->out.read_seq = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : sq__err(be, rc, "set read marker");
+}
+
+/* ---- membership (issue 3) ---- */
+
+static int sq_chat_members(struct sq *be, struct store_req *req) {
+  sqlite3_stmt *st = be->st[SQ_MEMBERS];
+  size_t cap = 0;
+  int err = sq__chat_access(be, req, ACL_CHAT_VIEW);
+  int rc;
+  if (err)
+    return err;
+  sqlite3_bind_int64(st, 1, req->out.chat.id);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    struct store_member *m;
+    if (req->out.n_members == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      m = realloc(req->out.members, ncap * sizeof *m);
+      if (m == NULL) {
+        err = PARLEY_EUNAVAILABLE;
+        goto cleanup;
+      }
+      req->out.members = m;
+      cap = ncap;
+    }
+    m = &req->out.members[req->out.n_members++];
+    memset(m, 0, sizeof *m);
+    sq__read_user(st, 0, &m->user);
+    m->role = chat_role_parse((const char *)sqlite3_column_text(st, 4));
+    m->joined_at = sqlite3_column_int64(st, 5);
+    m->user.last_seen = sqlite3_column_int64(st, 6);
+  }
+  if (rc != SQLITE_DONE)
+    err = sq__err(be, rc, "chat members");
+cleanup:
+  sqlite3_reset(st);
+  return err;
+}
+
+static int sq_chat_update(struct sq *be, struct store_req *req) {
+  const unsigned all = STORE_UPD_TITLE | STORE_UPD_PUBLIC | STORE_UPD_CAP | STORE_UPD_POLICY;
+  const unsigned mask = req->in.update_mask;
+  struct store_chat *c = &req->out.chat;
+  sqlite3_stmt *st = be->st[SQ_CHAT_UPDATE];
+  int err;
+
+  if (mask == 0 || (mask & ~all) != 0)
+    return PARLEY_EBAD_REQUEST;
+  if ((mask & STORE_UPD_TITLE) && (req->in.title == NULL || req->in.title[0] == '\0'))
+    return sq__fail(req, PARLEY_EBAD_REQUEST, "title: must not be empty");
+  if ((mask & STORE_UPD_CAP) && req->in.max_participants < 0)
+    return sq__fail(req, PARLEY_EBAD_REQUEST, "maxParticipants: must not be negative");
+  if ((mask & STORE_UPD_POLICY) && (req->in.invite_policy < INVITE_POLICY_OWNER ||
+                                    req->in.invite_policy > INVITE_POLICY_MEMBERS))
+    return PARLEY_EBAD_REQUEST;
+  err = sq__chat_access(be, req, ACL_CHAT_UPDATE);
+  if (err)
+    return err;
+  /* Read in the transaction that writes the cap, so a join cannot slip in between. */
+  if ((mask & STORE_UPD_CAP) && req->in.max_participants > 0 &&
+      req->in.max_participants < c->participant_count)
+    return sq__fail(req, PARLEY_ECONFLICT,
+                    "maxParticipants (%d) is below the current participant count (%d)",
+                    req->in.max_participants, c->participant_count);
+
+  sqlite3_bind_int64(st, 1, c->id);
+  if (mask & STORE_UPD_TITLE)
+    sqlite3_bind_text(st, 2, req->in.title, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 2);
+  if (mask & STORE_UPD_PUBLIC)
+    sqlite3_bind_int(st, 3, req->in.is_public != 0);
+  else
+    sqlite3_bind_null(st, 3);
+  if (mask & STORE_UPD_CAP)
+    sqlite3_bind_int(st, 4, req->in.max_participants);
+  else
+    sqlite3_bind_null(st, 4);
+  if (mask & STORE_UPD_POLICY)
+    sqlite3_bind_int(st, 5, (int)req->in.invite_policy);
+  else
+    sqlite3_bind_null(st, 5);
+  err = sq__run(be, SQ_CHAT_UPDATE);
+  if (err)
+    return err;
+  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  return sq__member_ids(be, req, c->id);
+}
+
+/* Archives a chat nobody is in any more and revokes its pending invitations, which are returned in
+ * out.invites so that their invitees can be told. */
+static int sq__chat_archive(struct sq *be, struct store_req *req, int64_t chat_id) {
+  sqlite3_stmt *st = be->st[SQ_CHAT_ARCHIVE];
+  int err;
+  sqlite3_bind_int64(st, 1, chat_id);
+  err = sq__run(be, SQ_CHAT_ARCHIVE);
+  if (err)
+    return err;
+  sqlite3_bind_int64(be->st[SQ_INV_PENDING_OF_CHAT], 1, chat_id);
+  err = sq__invites_read(be, req, SQ_INV_PENDING_OF_CHAT, SIZE_MAX, NULL);
+  for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
+    err = sq__invite_set_status(be, req->out.invites[i].id, INVITE_REVOKED, req->in.now);
+    req->out.invites[i].status = INVITE_REVOKED;
+  }
+  return err;
+}
+
+static int sq_chat_leave(struct sq *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct acl_member *rest = NULL;
+  size_t n = 0;
+  int was_owner;
+  sqlite3_stmt *st;
+  int err = sq__chat_access(be, req, ACL_CHAT_LEAVE);
+  if (err)
+    return err;
+  was_owner = c->my_role == CHAT_ROLE_OWNER;
+
+  st = be->st[SQ_PARTICIPANT_DELETE];
+  sqlite3_bind_int64(st, 1, c->id);
+  sqlite3_bind_int64(st, 2, req->in.user_id);
+  err = sq__run(be, SQ_PARTICIPANT_DELETE);
+  if (err)
+    goto cleanup;
+  err = sq__participants(be, c->id, &rest, &n);
+  if (err)
+    goto cleanup;
+  if (n == 0) {
+    /* Kept, not deleted: the messages stay for the record and the slug stays taken. */
+    err = sq__chat_archive(be, req, c->id);
+    if (err)
+      goto cleanup;
+    req->out.archived = 1;
+  } else if (was_owner) {
+    int next = acl_successor(rest, (int)n);
+    if (next >= 0) {
+      err = sq__set_role(be, c->id, rest[next].user_id, CHAT_ROLE_OWNER);
+      if (err == 0)
+        err = sq__set_owner(be, c->id, rest[next].user_id);
+      if (err == 0)
+        err = sq__user_by_id(be, rest[next].user_id, &req->out.new_owner);
+      if (err)
+        goto cleanup;
+      rest[next].role = CHAT_ROLE_OWNER;
+    }
+  }
+  err = sq__chat_touch(be, c->id, req->in.now);
+  if (err)
+    goto cleanup;
+  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    goto cleanup;
+  err = sq__set_member_ids(req, rest, n);
+cleanup:
+  free(rest);
+  return err;
+}
+
+/* The common start of chat.remove and chat.setRole: the chat (the caller must be in it), the
+ * target user (who must exist and not be the caller) and the target's role. */
+static int sq__chat_target(struct sq *be, struct store_req *req, struct store_user *target,
+                           enum chat_role *target_role) {
+  int err;
+  if (!SQ_TERMINATED(req->in.target) || req->in.target[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  err = sq__chat_find(be, req);
+  if (err)
+    return err;
+  if (req->out.chat.my_role == CHAT_ROLE_NONE)
+    return PARLEY_EFORBIDDEN;
+  err = sq__user_by_username(be, req, req->in.target, target);
+  if (err)
+    return err;
+  return sq__role_of(be, req->out.chat.id, target->id, target_role);
+}
+
+static int sq_chat_remove(struct sq *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_user target = {0};
+  enum chat_role target_role = CHAT_ROLE_NONE;
+  sqlite3_stmt *st;
+  int err = sq__chat_target(be, req, &target, &target_role);
+  if (err)
+    return err;
+  if (target.id == req->in.user_id)
+    return sq__fail(req, PARLEY_EBAD_REQUEST, "to leave a chat, use chat.leave");
+  if (c->my_role < CHAT_ROLE_ADMIN)
+    return sq__fail(req, PARLEY_EFORBIDDEN, "only the owner and admins can remove participants");
+  if (target_role == CHAT_ROLE_NONE)
+    return sq__fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
+                    target.username);
+  if (acl_can_remove(c->my_role, target_role) != 0)
+    return sq__fail(req, PARLEY_EFORBIDDEN, "%s",
+                    target_role == CHAT_ROLE_OWNER
+                        ? "the owner cannot be removed"
+                        : "admins can remove members only");
+
+  st = be->st[SQ_PARTICIPANT_DELETE];
+  sqlite3_bind_int64(st, 1, c->id);
+  sqlite3_bind_int64(st, 2, target.id);
+  err = sq__run(be, SQ_PARTICIPANT_DELETE);
+  if (err)
+    return err;
+  err = sq__chat_touch(be, c->id, req->in.now);
+  if (err)
+    return err;
+  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  req->out.user = target;
+  return sq__member_ids(be, req, c->id);
+}
+
+static int sq_chat_set_role(struct sq *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_user target = {0};
+  enum chat_role target_role = CHAT_ROLE_NONE;
+  enum chat_role role = req->in.role;
+  int err;
+
+  if (role != CHAT_ROLE_MEMBER && role != CHAT_ROLE_ADMIN && role != CHAT_ROLE_OWNER)
+    return PARLEY_EBAD_REQUEST;
+  err = sq__chat_target(be, req, &target, &target_role);
+  if (err)
+    return err;
+  if (c->my_role != CHAT_ROLE_OWNER)
+    return sq__fail(req, PARLEY_EFORBIDDEN, "only the owner can change roles");
+  if (target.id == req->in.user_id)
+    return sq__fail(req, PARLEY_EFORBIDDEN,
+                    "the owner's role changes only by making someone else the owner");
+  if (target_role == CHAT_ROLE_NONE)
+    return sq__fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
+                    target.username);
+  err = acl_can_set_role(c->my_role, target_role, role);
+  if (err)
+    return err;
+
+  err = sq__set_role(be, c->id, target.id, role);
+  if (err)
+    return err;
+  if (role == CHAT_ROLE_OWNER) {
+    /* One owner at a time: the old one steps down to admin in the same transaction. */
+    err = sq__set_role(be, c->id, req->in.user_id, CHAT_ROLE_ADMIN);
+    if (err == 0)
+      err = sq__set_owner(be, c->id, target.id);
+    if (err)
+      return err;
+    req->out.new_owner = target;
+  }
+  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  req->out.user = target;
+  req->out.role = role;
+  return sq__member_ids(be, req, c->id);
+}
+
+static int sq_users_search(struct sq *be, struct store_req *req) {
+  sqlite3_stmt *st = be->st[SQ_USERS_SEARCH];
+  char lo[STORE_DISPLAY_NAME_MAX + 1], hi[STORE_DISPLAY_NAME_MAX + 1];
+  int64_t mark_chat = 0; /* no chat has id 0: no marks */
+  size_t len;
+  int limit = req->in.limit;
+  int err = 0;
+  int rc;
+
+  if (req->in.query == NULL || !SQ_TERMINATED(req->in.slug) || limit < 0)
+    return PARLEY_EBAD_REQUEST;
+  len = strlen(req->in.query);
+  if (len == 0 || len > STORE_DISPLAY_NAME_MAX)
+    return PARLEY_EBAD_REQUEST;
+  if (limit == 0 || limit > STORE_SEARCH_MAX)
+    limit = STORE_SEARCH_MAX;
+  /* Folded as SQLite's lower() folds (ASCII only), so both sides of the range compare alike.
+   * The range [lo, hi) is every string that starts with lo: hi is lo with its last byte one
+   * higher. No wildcard exists in a range, so '%' and '_' in a query are plain characters. */
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)req->in.query[i];
+    if (ch == 0xff) /* never in UTF-8, and it could not be incremented */
+      return PARLEY_EBAD_REQUEST;
+    lo[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  }
+  lo[len] = '\0';
+  memcpy(hi, lo, len + 1);
+  hi[len - 1] = (char)((unsigned char)hi[len - 1] + 1);
+
+  if (req->in.slug[0] != '\0') {
+    /* Marks only for a chat the caller is in: they would tell outsiders who is invited. */
+    err = sq__chat_find(be, req);
+    if (err == 0 && req->out.chat.my_role != CHAT_ROLE_NONE)
+      mark_chat = req->out.chat.id;
+    else if (err != 0 && err != PARLEY_ENOT_FOUND)
+      return err;
+    err = 0;
+    free(req->out.chat.title);
+    memset(&req->out.chat, 0, sizeof req->out.chat);
+  }
+
+  req->out.hits = calloc((size_t)limit, sizeof *req->out.hits);
+  if (req->out.hits == NULL)
+    return PARLEY_EUNAVAILABLE;
+  sqlite3_bind_text(st, 1, lo, (int)len, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, hi, (int)len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, req->in.user_id);
+  sqlite3_bind_int64(st, 4, mark_chat);
+  sqlite3_bind_int64(st, 5, req->in.now);
+  sqlite3_bind_int(st, 6, limit);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && req->out.n_hits < (size_t)limit) {
+    struct store_user_hit *h = &req->out.hits[req->out.n_hits++];
+    sq__read_user(st, 0, &h->user);
+    h->participant = sqlite3_column_int(st, 4) != 0;
+    h->invited = sqlite3_column_int(st, 5) != 0;
+    h->user.last_seen = sqlite3_column_int64(st, 6);
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    err = sq__err(be, rc, "search users");
+  sqlite3_reset(st);
+  return err;
+}
+
+/* ---- invitations (issue 3) ---- */
+
+static int sq_invite_create(struct sq *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_user target = {0};
+  enum chat_role target_role = CHAT_ROLE_NONE;
+  struct store_invite *inv = &req->out.invite;
+  sqlite3_stmt *st;
+  int found = 0;
+  int err, rc;
+
+  if (!SQ_TERMINATED(req->in.target) || req->in.target[0] == '\0' ||
+      req->in.expires_at <= req->in.now)
+    return PARLEY_EBAD_REQUEST;
+  err = sq__chat_find(be, req);
+  if (err)
+    return err;
+  if (c->my_role == CHAT_ROLE_NONE)
+    return PARLEY_EFORBIDDEN;
+  if (acl_can_invite(c->my_role, c->invite_policy) != 0)
+    return sq__fail(req, PARLEY_EFORBIDDEN, "%s",
+                    c->invite_policy == INVITE_POLICY_OWNER
+                        ? "only the owner can invite to this chat"
+                        : "only the owner and admins can invite to this chat");
+  err = sq__user_by_username(be, req, req->in.target, &target);
+  if (err)
+    return err;
+  err = sq__role_of(be, c->id, target.id, &target_role);
+  if (err)
+    return err;
+  if (target_role != CHAT_ROLE_NONE)
+    return sq__fail(req, PARLEY_ECONFLICT, "%s is already a participant of this chat",
+                    target.username);
+
+  /* At most one pending invitation per (chat, invitee); the partial UNIQUE index enforces it. */
+  st = be->st[SQ_INV_PENDING_FOR];
+  sqlite3_bind_int64(st, 1, c->id);
+  sqlite3_bind_int64(st, 2, target.id);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    found = 1;
+    err = sq__read_invite(st, inv, NULL, NULL);
+  } else if (rc != SQLITE_DONE) {
+    err = sq__err(be, rc, "pending invitation");
+  }
+  sqlite3_reset(st);
+  if (err)
+    return err;
+  if (found) {
+    if (inv->expires_at > req->in.now) {
+      req->out.created = 0; /* re-inviting returns the one that is still valid */
+      return 0;
+    }
+    /* Past its time but not swept yet: settle it, then issue a fresh one. */
+    err = sq__invite_set_status(be, inv->id, INVITE_EXPIRED, req->in.now);
+    if (err)
+      return err;
+  }
+
+  st = be->st[SQ_INV_INSERT];
+  sqlite3_bind_int64(st, 1, c->id);
+  sqlite3_bind_int64(st, 2, req->in.user_id);
+  sqlite3_bind_int64(st, 3, target.id);
+  sqlite3_bind_int64(st, 4, req->in.now);
+  sqlite3_bind_int64(st, 5, req->in.expires_at);
+  err = sq__run(be, SQ_INV_INSERT);
+  if (err)
+    return err;
+  err = sq__invite_load(be, sqlite3_last_insert_rowid(be->db), inv, NULL, NULL);
+  if (err)
+    return err;
+  req->out.created = 1;
+  return 0;
+}
+
+/* Loads the invitation of in.invite_id for its invitee (the caller); anyone else is told it does
+ * not exist, so invitation ids cannot be probed. Then applies `action` with invite_transition(). */
+static int sq__invite_for_invitee(struct sq *be, struct store_req *req, enum invite_action action,
+                                  int64_t *chat_id, enum invite_status *next) {
+  struct store_invite *inv = &req->out.invite;
+  int archived = 0;
+  int err;
+
+  if (req->in.invite_id <= 0)
+    return PARLEY_ENOT_FOUND;
+  err = sq__invite_load(be, req->in.invite_id, inv, chat_id, &archived);
+  if (err)
+    return err;
+  if (inv->to.id != req->in.user_id || archived)
+    return PARLEY_ENOT_FOUND;
+  err = invite_transition(inv->status, action, req->in.now, inv->expires_at, next);
+  if (err == PARLEY_ECONFLICT)
+    return sq__fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
+  if (err == PARLEY_EEXPIRED)
+    /* Not stored here: a failed request is rolled back. The sweep marks it and tells both. */
+    return sq__fail(req, err, "the invitation expired");
+  return err;
+}
+
+static int sq_invite_accept(struct sq *be, struct store_req *req) {
+  struct store_invite *inv = &req->out.invite;
+  struct store_chat *c = &req->out.chat;
+  enum invite_status next;
+  int64_t chat_id = 0;
+  int err = sq__invite_for_invitee(be, req, INVITE_ACCEPT, &chat_id, &next);
+  if (err)
+    return err;
+  err = sq__chat_load(be, inv->chat_slug, req->in.user_id, c);
+  if (err)
+    return err;
+  if (c->my_role == CHAT_ROLE_NONE) {
+    /* The cap is checked now, not when the invitation was made; a refusal leaves it pending
+     * (this request is rolled back), to be accepted once a seat frees up. */
+    if (c->max_participants > 0 && c->participant_count >= c->max_participants)
+      return sq__chat_full(req, c);
+    err = sq__participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
+    if (err == 0)
+      err = sq__chat_touch(be, chat_id, req->in.now);
+    if (err == 0)
+      err = sq__chat_load(be, inv->chat_slug, req->in.user_id, c);
+    if (err)
+      return err;
+    req->out.joined = 1;
+  }
+  err = sq__invite_set_status(be, inv->id, next, req->in.now);
+  if (err)
+    return err;
+  inv->status = next;
+  return sq__member_ids(be, req, chat_id);
+}
+
+static int sq_invite_decline(struct sq *be, struct store_req *req) {
+  enum invite_status next;
+  int err = sq__invite_for_invitee(be, req, INVITE_DECLINE, NULL, &next);
+  if (err)
+    return err;
+  err = sq__invite_set_status(be, req->out.invite.id, next, req->in.now);
+  if (err == 0)
+    req->out.invite.status = next;
+  return err;
+}
+
+static int sq_invite_revoke(struct sq *be, struct store_req *req) {
+  struct store_invite *inv = &req->out.invite;
+  enum chat_role role = CHAT_ROLE_NONE;
+  enum invite_status next;
+  int64_t chat_id = 0;
+  int archived = 0;
+  int is_inviter;
+  int err;
+
+  if (req->in.invite_id <= 0)
+    return PARLEY_ENOT_FOUND;
+  err = sq__invite_load(be, req->in.invite_id, inv, &chat_id, &archived);
+  if (err)
+    return err;
+  if (archived)
+    return PARLEY_ENOT_FOUND;
+  err = sq__role_of(be, chat_id, req->in.user_id, &role);
+  if (err)
+    return err;
+  is_inviter = inv->from.id == req->in.user_id;
+  if (inv->to.id == req->in.user_id)
+    return sq__fail(req, PARLEY_EFORBIDDEN, "an invitation to you is declined, not revoked");
+  /* Someone with no tie to the chat or the invitation learns nothing about it. */
+  if (role == CHAT_ROLE_NONE && !is_inviter)
+    return PARLEY_ENOT_FOUND;
+  if (acl_can_revoke(role, is_inviter) != 0)
+    return sq__fail(req, PARLEY_EFORBIDDEN, "%s",
+                    is_inviter ? "you are no longer a participant of this chat"
+                               : "only its inviter, the owner and admins can revoke it");
+  err = invite_transition(inv->status, INVITE_REVOKE, req->in.now, inv->expires_at, &next);
+  if (err)
+    return sq__fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
+  err = sq__invite_set_status(be, inv->id, next, req->in.now);
+  if (err == 0)
+    inv->status = next;
+  return err;
+}
+
+static int sq_invite_list(struct sq *be, struct store_req *req) {
+  sqlite3_stmt *st = be->st[SQ_INV_LIST];
+  sqlite3_bind_int64(st, 1, req->in.user_id);
+  sqlite3_bind_int64(st, 2, req->in.now);
+  sqlite3_bind_int(st, 3, STORE_LIMIT_MAX);
+  return sq__invites_read(be, req, SQ_INV_LIST, STORE_LIMIT_MAX, NULL);
+}
+
+static int sq_invite_sweep(struct sq *be, struct store_req *req) {
+  sqlite3_stmt *st = be->st[SQ_INV_DUE];
+  int err;
+  if (req->in.limit < 1 || req->in.limit > STORE_LIMIT_MAX)
+    return PARLEY_EBAD_REQUEST;
+  sqlite3_bind_int64(st, 1, req->in.now);
+  sqlite3_bind_int(st, 2, req->in.limit + 1); /* one more tells whether more are due */
+  err = sq__invites_read(be, req, SQ_INV_DUE, (size_t)req->in.limit, &req->out.has_more);
+  for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
+    enum invite_status next;
+    struct store_invite *inv = &req->out.invites[i];
+    err = invite_transition(inv->status, INVITE_EXPIRE, req->in.now, inv->expires_at, &next);
+    if (err == 0)
+      err = sq__invite_set_status(be, inv->id, next, req->in.now);
+    if (err == 0)
+      inv->status = next;
+  }
+  return err;
 }
 
 /* ---- the method table ---- */
@@ -887,6 +1757,30 @@ static int sq_exec(void *arg, struct store_req *req) {
     return sq_msg_since(be, req);
   case STORE_READ_SET:
     return sq_read_set(be, req);
+  case STORE_CHAT_UPDATE:
+    return sq_chat_update(be, req);
+  case STORE_CHAT_LEAVE:
+    return sq_chat_leave(be, req);
+  case STORE_CHAT_REMOVE:
+    return sq_chat_remove(be, req);
+  case STORE_CHAT_SET_ROLE:
+    return sq_chat_set_role(be, req);
+  case STORE_CHAT_MEMBERS:
+    return sq_chat_members(be, req);
+  case STORE_USERS_SEARCH:
+    return sq_users_search(be, req);
+  case STORE_INVITE_CREATE:
+    return sq_invite_create(be, req);
+  case STORE_INVITE_ACCEPT:
+    return sq_invite_accept(be, req);
+  case STORE_INVITE_DECLINE:
+    return sq_invite_decline(be, req);
+  case STORE_INVITE_REVOKE:
+    return sq_invite_revoke(be, req);
+  case STORE_INVITE_LIST:
+    return sq_invite_list(be, req);
+  case STORE_INVITE_SWEEP:
+    return sq_invite_sweep(be, req);
   case STORE_OP__COUNT:
     break;
   }
