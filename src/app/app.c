@@ -278,6 +278,7 @@ static void on_close(void *ud, struct net_conn *c) {
   if (cl == NULL)
     return;
   app__client_drop_subs(cl);
+  app__client_drop_held(cl);
   user_detach(a, cl);
   cl->conn = NULL;
   app__client_unref(cl);

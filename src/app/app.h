@@ -101,6 +101,10 @@ struct client {
   int64_t session_expires_at;
   uint64_t opened_ms;          /* loop time of the upgrade */
   int active;                  /* this socket's last presence report: active (1) or idle/hidden */
+  int authing;                 /* an auth op is in flight: later messages wait in `held_in` */
+  struct held_text *held_in;   /* FIFO of messages received while authing (bounded) */
+  struct held_text **held_tail;
+  size_t held_bytes;
   char peer[64];
   void *http_op;               /* state of the HTTP request being answered (app_http.c) */
   struct ratelimit op_rl;
@@ -109,6 +113,13 @@ struct client {
 };
 
 /* A user with sockets here, or whose last socket closed less than the presence grace ago. */
+/* A message that arrived while its socket's auth was in flight. */
+struct held_text {
+  struct held_text *next;
+  size_t len;
+  char data[];
+};
+
 struct app_user {
   int64_t id;
   struct store_user user;      /* names, for events */
@@ -232,6 +243,7 @@ void app__announce_join(struct app *a, const struct store_req *sreq, const struc
 void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len);
 void app__ws_hello(struct client *cl);
 void app__client_drop_subs(struct client *cl);
+void app__client_drop_held(struct client *cl);
 /* Closes every socket of the session with that hash (logout). */
 void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t code,
                         const char *reason);

@@ -255,10 +255,50 @@ static json_t *msgs_json(const struct store_msg *msgs, size_t n, const char *slu
 
 /* --- ops ---------------------------------------------------------------------------------- */
 
+#define HELD_IN_MAX (256 * 1024) /* bytes a socket may send while its auth is in flight */
+
+void app__client_drop_held(struct client *cl) {
+  while (cl->held_in) {
+    struct held_text *h = cl->held_in;
+    cl->held_in = h->next;
+    free(h);
+  }
+  cl->held_tail = NULL;
+  cl->held_bytes = 0;
+}
+
+/* Runs the messages that waited for the auth reply, in the order they came. */
+static void replay_held(struct client *cl) {
+  struct held_text *h = cl->held_in;
+  cl->held_in = NULL;
+  cl->held_tail = NULL;
+  cl->held_bytes = 0;
+  while (h) {
+    struct held_text *next = h->next;
+    if (cl->conn && !cl->authing)
+      app__on_ws_text(cl->app, cl->conn, h->data, h->len);
+    else if (cl->conn) {
+      /* A second auth op among them: the rest waits for that one. */
+      h->next = NULL;
+      if (cl->held_tail)
+        *cl->held_tail = h;
+      else
+        cl->held_in = h;
+      cl->held_tail = &h->next;
+      cl->held_bytes += h->len;
+      h = next;
+      continue;
+    }
+    free(h);
+    h = next;
+  }
+}
+
 static void on_auth(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   int err;
+  cl->authing = 0;
   if (cl->conn == NULL)
     goto done;
   if (sreq->status) {
@@ -279,6 +319,8 @@ static void on_auth(struct store_req *sreq) {
   app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
   app__ws_hello(cl);
 done:
+  if (cl->conn)
+    replay_held(cl); /* after the reply: a client may pipeline requests behind its auth */
   app__op_finish(sreq);
 }
 
@@ -294,6 +336,7 @@ static void op_auth(struct client *cl, const struct proto_req *req) {
     return;
   }
   auth_token_hash(req->token, sreq->in.token_hash);
+  cl->authing = 1;
   app__op_submit(cl, req, sreq, on_auth, 0);
 }
 
@@ -657,6 +700,26 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
 
   if (cl == NULL)
     return;
+  if (cl->authing) {
+    struct held_text *h;
+    if (cl->held_bytes + len > HELD_IN_MAX) {
+      net_ws_close(c, 1008, "too much sent before authentication finished");
+      return;
+    }
+    h = malloc(sizeof *h + len);
+    if (h == NULL)
+      return;
+    h->next = NULL;
+    h->len = len;
+    memcpy(h->data, data, len);
+    if (cl->held_tail)
+      *cl->held_tail = h;
+    else
+      cl->held_in = h;
+    cl->held_tail = &h->next;
+    cl->held_bytes += len;
+    return;
+  }
   rc = proto_decode(data, len, &req, err, sizeof err);
   if (rc) {
     app__reply_err(cl, &req, rc, err);

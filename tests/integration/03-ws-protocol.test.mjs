@@ -98,6 +98,25 @@ describe('default origin allowlist', () => {
     await c.close();
   });
 
+  test('requests pipelined right behind auth wait for it and run in order', async () => {
+    const c = await open(srv);
+    // Sent in one go, before the auth reply can have arrived.
+    const replies = [c.expectReply(1), c.expectReply(2), c.expectReply(3)];
+    c.sendJson({ id: 1, op: 'auth', token: ana.token });
+    c.sendJson({ id: 2, op: 'chat.list' });
+    c.sendJson({ id: 3, op: 'ping' });
+    const [auth, list, ping] = await Promise.all(replies);
+    assert.equal(auth.ok, true);
+    assert.equal(list.ok, true, `chat.list behind auth: ${JSON.stringify(list)}`);
+    assert.ok(Array.isArray(list.chats));
+    assert.equal(ping.ok, true);
+    // Nothing behind auth ran before it: the auth reply is the first reply on the socket.
+    // (Other replies may overtake each other: protocol.md, clients match them by id.)
+    const order = c.frames.filter((f) => f.id != null).map((f) => f.id);
+    assert.equal(order[0], 1);
+    await c.close();
+  });
+
   test('the ping op replies with the server time', async () => {
     const c = await connect(srv, { token: ana.token });
     const before = Date.now();

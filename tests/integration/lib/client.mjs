@@ -389,3 +389,57 @@ export function assertConsecutive(seqs, from, what = 'seqs') {
   const expected = Array.from({ length: seqs.length }, (_, i) => from + i);
   assert.deepEqual(seqs, expected, `${what}: expected a gap-free run from ${from}`);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for membership and invitations (issue 3)
+
+// Resolves once every frame the server had queued for each client before this call has arrived.
+// `ping` touches no database, so its reply is queued at once behind whatever that socket's
+// outbound queue already holds, and one socket's frames arrive in order. After the reply to an
+// op has come back (on any socket), `await barrier(x)` guarantees that every event the op sent to
+// x is in x.events: use it to assert that an event did NOT come.
+export async function barrier(...clients) {
+  await Promise.all(clients.map((c) => c.ok('ping')));
+}
+
+// Events named `ev` received by client from index `from` of client.events on, that satisfy pred.
+export function eventsNamed(client, ev, from = 0, pred = () => true) {
+  return client.events.slice(from).filter((e) => e.ev === ev && pred(e));
+}
+
+// The slug a chat-related event is about: `chat` is a slug, or a chat object in chat.updated.
+export function eventChat(e) {
+  return e && typeof e.chat === 'object' && e.chat !== null ? e.chat.slug : e?.chat;
+}
+
+// Creates a chat owned by `owner` (a Client) and fills it. `join`: sockets that join one after
+// another, in that order (so their joinedAt follows the list); `admins`: sockets promoted to
+// admin with chat.setRole (they join first, after `join`, if not already in it). The chat is
+// created public so that chat.join can fill it; when isPublic is false it is made private at the
+// end with chat.update. invitePolicy and maxParticipants are set when given. Returns the slug.
+export async function makeChat(
+  owner,
+  { title = 'room', isPublic = true, join = [], admins = [], maxParticipants, invitePolicy } = {},
+) {
+  const args = { title, isPublic: true };
+  if (maxParticipants !== undefined) args.maxParticipants = maxParticipants;
+  const { chat } = await owner.ok('chat.create', args);
+  const slug = chat.slug;
+  for (const s of [...join, ...admins.filter((x) => !join.includes(x))]) {
+    await s.ok('chat.join', { chat: slug });
+  }
+  for (const s of admins) {
+    await owner.ok('chat.setRole', { chat: slug, user: s.user.username, role: 'admin' });
+  }
+  const update = {};
+  if (!isPublic) update.isPublic = false;
+  if (invitePolicy !== undefined) update.invitePolicy = invitePolicy;
+  if (Object.keys(update).length) await owner.ok('chat.update', { chat: slug, ...update });
+  return slug;
+}
+
+// `inviter` invites `invitee` (a Client) to chat and the invitee accepts. Returns the accept reply.
+export async function inviteAndAccept(inviter, invitee, chat, args = {}) {
+  const { invitation } = await inviter.ok('invite.create', { chat, user: invitee.user.username, ...args });
+  return invitee.ok('invite.accept', { invitation: invitation.id });
+}
