@@ -30,6 +30,8 @@ PORT ?= 8080
 export PARLEY_LISTEN ?= 127.0.0.1:$(PORT)
 
 .PHONY: all deps build run test unit integration bench clean format
+# Keep test objects: make would delete them as intermediates and rebuild every run.
+.SECONDARY:
 all: build
 
 deps:
