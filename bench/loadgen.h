@@ -42,7 +42,12 @@ struct group {
 };
 
 /* What a pending request was, so its reply can be routed. */
-enum req_kind { REQ_NONE = 0, REQ_AUTH, REQ_CREATE, REQ_JOIN, REQ_SUB, REQ_SEND };
+enum req_kind {
+  REQ_NONE = 0, REQ_AUTH, REQ_CREATE, REQ_JOIN, REQ_SUB, REQ_SEND, REQ_TYPING_ON, REQ_TYPING_OFF
+};
+
+/* Typers a connection remembers from the last `typing` event of its chat (the server lists 5). */
+#define TYP_TRACK 16
 
 struct pending {
   uint64_t id;     /* request id; 0 = free slot */
@@ -86,14 +91,23 @@ struct conn {
   uint32_t outstanding;
   int64_t expect_seq;      /* next msg seq expected on the subscribed chat; -1 unknown */
   uint64_t nsent;          /* msg.send requests sent, for clientMsgId */
+  int64_t user_id;         /* the server's id for this user, from the auth reply */
+  /* typing scenario */
+  uint64_t typ_t0;         /* uv_hrtime() just before this user's latest on:true was queued */
+  int typ_on;              /* an on:true was sent and its on:false not yet */
+  uint8_t typ_prev_n;      /* typers listed in the last typing event this socket got */
+  uint8_t typ_prev_partial; /* ... and that event did not name every typer ("others" > 0) */
+  int64_t typ_prev[TYP_TRACK]; /* their user ids */
 };
 
-enum scenario { SCEN_CHAT = 0, SCEN_BROADCAST };
+enum scenario { SCEN_CHAT = 0, SCEN_BROADCAST, SCEN_TYPING };
 
 enum phase {
   PH_SIGNUP = 0, PH_CONNECT, PH_CREATE, PH_JOIN, PH_SUB, PH_RUN, PH_DRAIN, PH_CLOSE, PH_DONE
 };
 
+/* In the typing scenario sends and acks count typing on:true requests, deliveries `typing`
+ * events (every copy, the typer's own and the stops' included). */
 struct counters {
   uint64_t sends;          /* msg.send requests sent */
   uint64_t acks;           /* ok replies to msg.send */
@@ -114,6 +128,7 @@ struct lg {
   int n_users, chat_size;
   double rate;             /* msgs/s across all users; 0 = window mode (broadcast) */
   int window;
+  double typing_hold;      /* typing: seconds from on:true to on:false; 0 = a fifth of a user's period */
   double duration, warmup, drain, setup_timeout;
   int body_size;
   int server_pid;
@@ -129,6 +144,16 @@ struct lg {
   int *order;              /* send order: interleaves groups so consecutive sends hit different chats */
   int n_order;
   char *pad;               /* body padding */
+  /* typing scenario */
+  struct typ_stop { int idx; uint64_t due; } *stops; /* on:false due, FIFO (the hold is constant) */
+  int stops_head, stops_n;
+  struct id_map { int64_t id; int idx; } *idmap; /* user id -> index, sorted by id */
+  int n_idmap;
+  uint64_t typ_stops_sent;  /* on:false requests sent */
+  uint64_t typ_expected;    /* appearances owed: (chat size - 1) per acknowledged on:true */
+  uint64_t typ_seen;        /* a receiver saw a typer newly listed (the typer's own socket excluded) */
+  uint64_t typ_hidden;      /* ... could not tell: the previous event left typers unnamed */
+  uint64_t typ_unexpected;  /* a typer newly listed that never sent on:true */
 
   /* phase driver */
   enum phase phase;

@@ -30,7 +30,7 @@
 #define STORE_TOKEN_HASH_LEN 32   /* SHA-256 / BLAKE2b-256 of a session token */
 #define STORE_LIMIT_MAX 1000      /* largest in.limit of MSG_HISTORY / MSG_SINCE (bounds memory) */
 #define STORE_SLUG_DERIVED_MAX 48 /* a slug derived from a title, before any "-N" suffix */
-#define STORE_SEARCH_MAX 20       /* most hits of USERS_SEARCH (an in.limit of 0 or more means this) */
+#define STORE_SEARCH_MAX 20       /* most hits of USERS_SEARCH (in.limit 0 or above: this) */
 
 enum store_durability {
   STORE_DURABILITY_NORMAL = 0, /* WAL + synchronous=NORMAL: survives a killed process */
@@ -113,13 +113,17 @@ enum store_op {
                            PARLEY_ENOT_FOUND, or PARLEY_EFORBIDDEN per ACL_CHAT_VIEW. */
   STORE_CHAT_LIST,      /* in: user_id. out: chats/n_chats (chats the user participates in,
                            newest lastActivity first), and for each the last message in
-                           last_msgs[i] (seq 0 if none) and unread[i]. */
-  STORE_CHAT_JOIN,      /* in: user_id, slug, now. out: chat, joined (1 if newly added).
+                           last_msgs[i] (seq 0 if none) and unread[i]. Also in: now; out:
+                           invites/n_invites, the user's pending invitations unexpired at `now`
+                           (newest first). */
+  STORE_CHAT_JOIN,      /* in: user_id, slug, now. out: chat, joined (1 if newly added),
+                           member_ids (participants after the join, also when joined = 0).
                            ACL_CHAT_JOIN; PARLEY_ECHAT_FULL at the cap. */
   STORE_MSG_APPEND,     /* in: user_id, slug, body, client_msg_id, now.
                            out: chat (slug, id, last_seq), msg, duplicate (1 if client_msg_id was
                            already used by this user in this chat: msg is the original).
-                           ACL_MSG_SEND. */
+                           ACL_MSG_SEND. Moves the author's read marker to the new seq: one's
+                           own messages are never unread. */
   STORE_MSG_HISTORY,    /* in: user_id, slug, before (0 = newest), limit.
                            out: chat, msgs/n_msgs oldest first (seq < before), has_more.
                            ACL_CHAT_READ. */
@@ -132,43 +136,69 @@ enum store_op {
                            after the call). ACL_CHAT_READ. */
 
   /* --- membership and invitations (issue 3). Every op that changes who is in a chat returns
-   * out.member_ids: the participants after the change, so app/ can tell them live. --- */
+   * out.member_ids: the participants after the change, so app/ can tell them live. ---
+   * Every chat returned carries invite_policy and archived; an archived chat (its last
+   * participant left) is PARLEY_ENOT_FOUND to every op that names it. JOIN, LEAVE, REMOVE and an
+   * ACCEPT that adds someone move chats.last_activity to `now`; UPDATE and SET_ROLE do not (they
+   * change settings, not membership). out.errmsg, when set, explains a failure in one sentence
+   * for the client, and is kept when the other outputs are zeroed. */
   STORE_CHAT_UPDATE,    /* in: user_id, slug, update_mask and the fields it names (title,
                            is_public, max_participants (0 removes the cap), invite_policy).
                            out: chat, member_ids. ACL_CHAT_UPDATE; a cap below the current
                            participant count is PARLEY_ECONFLICT with out.errmsg. */
   STORE_CHAT_LEAVE,     /* in: user_id, slug, now. out: chat (after), member_ids (those left),
                            new_owner (id 0 if ownership did not move: acl_successor picks),
-                           archived (1 if the last participant left). ACL_CHAT_LEAVE. */
+                           archived (1 if the last participant left). ACL_CHAT_LEAVE.
+                           Archiving keeps the chat's data and revokes its pending invitations,
+                           which come back in invites/n_invites (status revoked) to be announced. */
   STORE_CHAT_REMOVE,    /* in: user_id (actor), slug, target (username), now. out: chat, user
                            (the removed), member_ids (remaining). acl_can_remove; a target who is
                            not a participant is PARLEY_ENOT_FOUND; removing oneself is
                            PARLEY_EBAD_REQUEST (use leave). */
   STORE_CHAT_SET_ROLE,  /* in: user_id (actor), slug, target, role, now. out: chat, user
                            (target), role, member_ids; role == owner transfers ownership and the
-                           actor becomes admin (out.new_owner = target). acl_can_set_role. */
-  STORE_CHAT_MEMBERS,   /* in: user_id, slug. out: chat, members/n_members (oldest first).
-                           ACL_CHAT_VIEW. */
+                           actor becomes admin (out.new_owner = target). acl_can_set_role; not a
+                           participant, or the owner naming themselves: PARLEY_EFORBIDDEN; target
+                           unknown or not in the chat: PARLEY_ENOT_FOUND. */
+  STORE_CHAT_MEMBERS,   /* in: user_id, slug. out: chat, members/n_members (oldest first, ties
+                           by user id). ACL_CHAT_VIEW. */
   STORE_USERS_SEARCH,   /* in: user_id, query (prefix, case-insensitive, on username and display
                            name), slug ("" = none), limit (<= 20). out: hits/n_hits ordered by
                            username, the caller excluded; participant/invited marks refer to
-                           the chat in.slug when the caller is a participant of it. */
+                           the chat in.slug when the caller is a participant of it (else they are
+                           0; an unknown slug is no error). Case folding is ASCII only, as
+                           SQLite's lower(); '%' and '_' are plain characters. A limit of 0 or
+                           over STORE_SEARCH_MAX means STORE_SEARCH_MAX; query is 1 to
+                           STORE_DISPLAY_NAME_MAX bytes. `now` decides which invitations count. */
   STORE_INVITE_CREATE,  /* in: user_id (inviter), slug, target, expires_at, now. out: invite,
                            created (0: an unexpired pending invitation existed and is returned),
                            chat. Not found: chat (or archived) or target. acl_can_invite with
-                           the chat's policy; target already a participant: PARLEY_ECONFLICT. */
+                           the chat's policy; target already a participant: PARLEY_ECONFLICT.
+                           The caller not in the chat: PARLEY_EFORBIDDEN. expires_at must be
+                           after now. A pending one already past its expiry is marked expired
+                           and a new one is created. */
   STORE_INVITE_ACCEPT,  /* in: user_id (invitee), invite_id, now. out: invite, chat (after the
                            join), joined, member_ids. Someone else's invitation:
                            PARLEY_ENOT_FOUND; invite_transition decides (PARLEY_EEXPIRED,
                            PARLEY_ECONFLICT); the cap is checked now (PARLEY_ECHAT_FULL, the
-                           invitation stays pending). */
-  STORE_INVITE_DECLINE, /* in: user_id (invitee), invite_id, now. out: invite. */
-  STORE_INVITE_REVOKE,  /* in: user_id, invite_id, now. out: invite. acl_can_revoke. */
+                           invitation stays pending). An expired one is refused but left for
+                           STORE_INVITE_SWEEP to mark and announce (a failed request writes
+                           nothing). Already a participant: accepted, joined = 0. */
+  STORE_INVITE_DECLINE, /* in: user_id (invitee), invite_id, now. out: invite. Someone else's:
+                           PARLEY_ENOT_FOUND; no longer pending: PARLEY_ECONFLICT. */
+  STORE_INVITE_REVOKE,  /* in: user_id, invite_id, now. out: invite. acl_can_revoke (the
+                           inviter while a participant, owners, admins): else PARLEY_EFORBIDDEN,
+                           but PARLEY_ENOT_FOUND to someone neither in the chat nor the inviter.
+                           No longer pending: PARLEY_ECONFLICT. */
   STORE_INVITE_LIST,    /* in: user_id, now. out: invites/n_invites: the user's incoming pending
                            unexpired invitations, then the pending ones of chats where the user
-                           is owner or admin, or that the user sent (outgoing). */
+                           is owner or admin, or that the user sent (outgoing; only while still
+                           in the chat, as revoking needs that). Newest first within each part,
+                           at most STORE_LIMIT_MAX in all. */
   STORE_INVITE_SWEEP,   /* in: now, limit. Marks pending invitations whose expires_at passed as
-                           expired. out: invites/n_invites (those just expired). */
+                           expired. out: invites/n_invites (those just expired). limit is
+                           1..STORE_LIMIT_MAX (the oldest due first); has_more = 1 when more
+                           are due. */
 
   /* --- presence (issue 4) --- */
   STORE_PRESENCE_AUDIENCE, /* in: user_id. out: member_ids: every user sharing a chat (not

@@ -101,7 +101,8 @@
   X(PARTICIPANT_ROLE, "SELECT role FROM participants WHERE chat_id = ?1 AND user_id = ?2")        \
   X(PARTICIPANTS, "SELECT user_id, role, joined_at FROM participants WHERE chat_id = ?1")         \
   X(MEMBERS, "SELECT u.id, u.username, u.display_name, u.created_at, p.role, p.joined_at,"        \
-             " coalesce(u.last_seen, 0) FROM participants p JOIN users u ON u.id = p.user_id WHERE p.chat_id = ?1"         \
+             " coalesce(u.last_seen, 0) FROM participants p JOIN users u ON u.id = p.user_id"     \
+             " WHERE p.chat_id = ?1"                                                              \
              " ORDER BY p.joined_at, p.user_id")                                                  \
   X(PARTICIPANT_DELETE, "DELETE FROM participants WHERE chat_id = ?1 AND user_id = ?2")           \
   X(PARTICIPANT_SET_ROLE, "UPDATE participants SET role = ?3 WHERE chat_id = ?1 AND user_id = ?2") \
@@ -120,7 +121,7 @@
                   "   AND p.user_id = u.id),"                                                     \
                   " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = ?4 AND i.to_id = u.id"  \
                   "   AND i.status = 0 AND i.expires_at > ?5),"                                   \
-                  " coalesce(u.last_seen, 0) FROM users u WHERE u.id <> ?3 AND"                                            \
+                  " coalesce(u.last_seen, 0) FROM users u WHERE u.id <> ?3 AND"                   \
                   " ((lower(u.username) >= ?1 AND lower(u.username) < ?2) OR"                     \
                   "  (lower(u.display_name) >= ?1 AND lower(u.display_name) < ?2))"               \
                   " ORDER BY u.username LIMIT ?6")                                                \
@@ -912,6 +913,8 @@ static int sq__chat_full(struct store_req *req, const struct store_chat *c) {
 static int sq_chat_join(struct sq *be, struct store_req *req) {
   struct store_chat *c = &req->out.chat;
   int err = sq__chat_access(be, req, ACL_CHAT_JOIN);
+  if (err == PARLEY_EFORBIDDEN)
+    return sq__fail(req, err, "this chat is private: it is entered by invitation only");
   if (err)
     return err;
   if (c->my_role != CHAT_ROLE_NONE) {

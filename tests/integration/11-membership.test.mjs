@@ -38,7 +38,12 @@ describe('membership', () => {
 
   const room = (opts = {}) => makeChat(a, opts);
   const name = (s) => s.user.username;
-  const marks = (...socks) => new Map(socks.map((s) => [s, s.events.length]));
+  // Where each socket's events stand now, once every event of earlier requests has arrived (so
+  // that an event of the set-up is never taken for one of the step under test).
+  const marks = async (...socks) => {
+    await barrier(...socks);
+    return new Map(socks.map((s) => [s, s.events.length]));
+  };
   // The participants of a chat as "username:role", sorted, as its owner (or `by`) sees them.
   async function roster(slug, by = a) {
     const { participants } = await by.ok('chat.get', { chat: slug });
@@ -48,7 +53,7 @@ describe('membership', () => {
   describe('chat.update', () => {
     test('the owner renames: the reply, and chat.updated (without role) to every participant only', async () => {
       const slug = await room({ title: 'Before', admins: [b], join: [c] });
-      const from = marks(a, b, c, e);
+      const from = await marks(a, b, c, e);
       const { chat } = await a.ok('chat.update', { chat: slug, title: 'Renamed by owner' });
       assert.equal(chat.slug, slug);
       assert.equal(chat.title, 'Renamed by owner');
@@ -72,7 +77,7 @@ describe('membership', () => {
 
     test('an admin changes isPublic, maxParticipants and invitePolicy at once', async () => {
       const slug = await room({ admins: [b], join: [c], invitePolicy: 'admins' });
-      const from = marks(c);
+      const from = await marks(c);
       const { chat } = await b.ok('chat.update', {
         chat: slug,
         isPublic: false,
@@ -97,7 +102,7 @@ describe('membership', () => {
     test('a member and an outsider are refused with forbidden, and nothing changes', async () => {
       const slug = await room({ title: 'Stable', join: [c] });
       const before = (await a.ok('chat.get', { chat: slug })).chat;
-      const from = marks(a, c);
+      const from = await marks(a, c);
       await c.fail('chat.update', { chat: slug, title: 'Hijacked' }, 'forbidden');
       await c.fail('chat.update', { chat: slug, isPublic: false }, 'forbidden');
       await c.fail('chat.update', { chat: slug, invitePolicy: 'members' }, 'forbidden');
@@ -173,7 +178,7 @@ describe('membership', () => {
       open.push(c2);
       await a.ok('sub', { chat: slug });
       await c.ok('sub', { chat: slug });
-      const from = marks(a, c, c2, d);
+      const from = await marks(a, c, c2, d);
       const r = await c.ok('chat.leave', { chat: slug });
       assert.equal(r.chat?.slug ?? r.chat, slug);
       assert.equal(r.archived, false);
@@ -216,7 +221,7 @@ describe('membership', () => {
       const cyP = participants.find((p) => p.username === cy.user.username);
       assert.ok(cyP.joinedAt <= heir.joinedAt, 'the member joined no later than the admins');
 
-      const from = marks(b, c, d);
+      const from = await marks(b, c, d);
       const r = await a.ok('chat.leave', { chat: slug });
       assert.equal(r.archived, false);
       for (const s of [b, c, d]) {
@@ -243,7 +248,7 @@ describe('membership', () => {
       const heir = participants
         .filter((p) => p.role === 'member')
         .sort((x, y) => x.joinedAt - y.joinedAt || x.id - y.id)[0];
-      const from = marks(c, d);
+      const from = await marks(c, d);
       await a.ok('chat.leave', { chat: slug });
       for (const s of [c, d]) {
         const ev = await s.waitFor((x) => x.ev === 'participant.left' && x.chat === slug, { from: from.get(s) });
@@ -286,7 +291,7 @@ describe('membership', () => {
       const slug = await room({ admins: [b], join: [c, d] });
       const c2 = await connect(srv, { token: cy.token });
       open.push(c2);
-      const from = marks(a, b, c, c2, d);
+      const from = await marks(a, b, c, c2, d);
       const r = await a.ok('chat.remove', { chat: slug, user: cy.user.username });
       assert.equal(r.chat?.slug ?? r.chat, slug);
       assert.equal(r.user.username, cy.user.username);
@@ -367,7 +372,7 @@ describe('membership', () => {
       const c2 = await connect(srv, { token: cy.token });
       open.push(c2);
       for (const s of [b, c, c2, d]) await s.ok('sub', { chat: slug });
-      const from = marks(b, c, c2, d);
+      const from = await marks(b, c, c2, d);
 
       // bob streams messages back to back. Sends issued after the removal's reply was received
       // were committed after the removal: their seqs must never reach cy.
@@ -437,7 +442,7 @@ describe('membership', () => {
   describe('chat.setRole', () => {
     test('the owner promotes a member to admin: participant.updated to everyone; the admin may then update the chat', async () => {
       const slug = await room({ join: [c, d] });
-      const from = marks(a, c, d);
+      const from = await marks(a, c, d);
       const r = await a.ok('chat.setRole', { chat: slug, user: cy.user.username, role: 'admin' });
       assert.equal(r.chat?.slug ?? r.chat, slug);
       assert.equal(r.user.username, cy.user.username);
@@ -454,7 +459,7 @@ describe('membership', () => {
 
     test('the owner demotes an admin, who may then no longer update the chat', async () => {
       const slug = await room({ admins: [b] });
-      const from = marks(b);
+      const from = await marks(b);
       const r = await a.ok('chat.setRole', { chat: slug, user: bob.user.username, role: 'member' });
       assert.equal(r.role, 'member');
       const ev = await b.waitFor((x) => x.ev === 'participant.updated' && x.chat === slug, { from: from.get(b) });
@@ -465,7 +470,7 @@ describe('membership', () => {
 
     test('transferring ownership: the new owner is owner, the old one an admin, two participant.updated events', async () => {
       const slug = await room({ admins: [b], join: [c] });
-      const from = marks(a, b, c);
+      const from = await marks(a, b, c);
       const r = await a.ok('chat.setRole', { chat: slug, user: cy.user.username, role: 'owner' });
       assert.equal(r.role, 'owner');
       for (const s of [a, b, c]) {

@@ -430,12 +430,12 @@ static void test_chat_update(void **state) {
       int cap;
       int policy;
     } bad[] = {
-        {0, NULL, 0, 1},                  /* nothing to change */
-        {16, NULL, 0, 1},                 /* unknown bit */
-        {STORE_UPD_TITLE, NULL, 0, 1},    /* no title */
-        {STORE_UPD_TITLE, "", 0, 1},      /* empty title */
-        {STORE_UPD_CAP, NULL, -1, 1},     /* negative cap */
-        {STORE_UPD_POLICY, NULL, 0, 7},   /* no such policy */
+        {0, NULL, 0, 1},                /* nothing to change */
+        {16, NULL, 0, 1},               /* unknown bit */
+        {STORE_UPD_TITLE, NULL, 0, 1},  /* no title */
+        {STORE_UPD_TITLE, "", 0, 1},    /* empty title */
+        {STORE_UPD_CAP, NULL, -1, 1},   /* negative cap */
+        {STORE_UPD_POLICY, NULL, 0, 7}, /* no such policy */
         {STORE_UPD_POLICY, NULL, 0, -1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -496,6 +496,10 @@ static void test_join_members_and_cap(void **state) {
   assert_int_equal(r->out.members[1].role, CHAT_ROLE_ADMIN);
   store_req_free(r);
   mk_chat(f, ana, "secret", 0, 0);
+  r = new_req(STORE_CHAT_JOIN, cy, "secret");
+  assert_int_equal(run(f, r), PARLEY_EFORBIDDEN);
+  assert_string_equal(r->out.errmsg, "this chat is private: it is entered by invitation only");
+  store_req_free(r);
   r = new_req(STORE_CHAT_MEMBERS, cy, "secret");
   assert_int_equal(run(f, r), PARLEY_EFORBIDDEN);
   assert_null(r->out.members);
@@ -626,15 +630,15 @@ static void test_remove_matrix(void **state) {
     int actor, target, want;
     const char *errmsg; /* NULL: not checked */
   } cases[] = {
-      {0, 1, 0, NULL},                      /* owner removes an admin */
-      {0, 3, 0, NULL},                      /* owner removes a member */
-      {1, 3, 0, NULL},                      /* admin removes a member */
+      {0, 1, 0, NULL}, /* owner removes an admin */
+      {0, 3, 0, NULL}, /* owner removes a member */
+      {1, 3, 0, NULL}, /* admin removes a member */
       {1, 2, PARLEY_EFORBIDDEN, "admins can remove members only"},
       {1, 0, PARLEY_EFORBIDDEN, "the owner cannot be removed"},
       {3, 4, PARLEY_EFORBIDDEN, "only the owner and admins can remove participants"},
       {3, 1, PARLEY_EFORBIDDEN, NULL},
       {3, 0, PARLEY_EFORBIDDEN, NULL},
-      {5, 3, PARLEY_EFORBIDDEN, NULL},      /* an outsider */
+      {5, 3, PARLEY_EFORBIDDEN, NULL}, /* an outsider */
       {0, 0, PARLEY_EBAD_REQUEST, "to leave a chat, use chat.leave"},
       {1, 1, PARLEY_EBAD_REQUEST, "to leave a chat, use chat.leave"},
       {3, 3, PARLEY_EBAD_REQUEST, NULL},
@@ -853,11 +857,11 @@ static void test_users_search_marks(void **state) {
   mk_user(f, "bix");
 
   mk_chat(f, ana, "team", 0, 0);
-  assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, bob, invite(f, ana, "team", "bob", NOW, DAY),
-                              NOW),
-                   0); /* bob is in */
-  invite(f, ana, "team", "bea", NOW, DAY);      /* bea is invited */
-  invite(f, ana, "team", "bix", NOW, 1000);     /* bix was invited, but it has expired */
+  assert_int_equal(
+      invite_act(f, STORE_INVITE_ACCEPT, bob, invite(f, ana, "team", "bob", NOW, DAY), NOW),
+      0);                                   /* bob is in */
+  invite(f, ana, "team", "bea", NOW, DAY);  /* bea is invited */
+  invite(f, ana, "team", "bix", NOW, 1000); /* bix was invited, but it has expired */
 
   r = search(f, ana, "b", "team", 0, NOW + 2000);
   assert_hits(r, "bea,ben,bix,bob");
@@ -867,8 +871,8 @@ static void test_users_search_marks(void **state) {
   assert_int_equal(r->out.hits[1].participant, 0);
   assert_int_equal(r->out.hits[2].invited, 0); /* expired is not invited */
   assert_int_equal(r->out.hits[3].participant, 1);
-  assert_int_equal(r->out.hits[3].invited, 0);   /* accepted */
-  assert_null(r->out.chat.title);               /* the chat is not an output of search */
+  assert_int_equal(r->out.hits[3].invited, 0); /* accepted */
+  assert_null(r->out.chat.title);              /* the chat is not an output of search */
   store_req_free(r);
 
   /* No marks for someone outside the chat, nor for an unknown chat (which is no error). */

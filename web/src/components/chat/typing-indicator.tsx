@@ -1,0 +1,24 @@
+// "Ana is typing…" under the message list, with three dots that bounce gently. The server sends
+// the whole set of typers in every event, so this only renders what it is given. It keeps its
+// height when nobody types so the composer does not jump, and announces changes politely to
+// screen readers.
+import { typingText } from '../../lib/format';
+import type { User } from '../../lib/types';
+
+export function TypingIndicator({ users, others = 0 }: { users: User[]; others?: number }) {
+  const text = typingText(users, others);
+  return (
+    <div className={`typing-indicator${text ? ' typing-indicator--on' : ''}`} aria-live="polite" data-testid="typing">
+      {text && (
+        <>
+          <span className="typing-dots" aria-hidden="true">
+            <span />
+            <span />
+            <span />
+          </span>
+          <span className="typing-indicator__text">{text}</span>
+        </>
+      )}
+    </div>
+  );
+}

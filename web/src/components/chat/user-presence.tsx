@@ -1,0 +1,95 @@
+// Who is in a chat and whether they are here: a green dot for online, amber for away, grey for
+// offline with "last seen 5 min ago". People with the chat open right now are marked "here".
+// The list re-renders every 30 s so relative times stay true.
+import { useEffect, useState } from 'react';
+import { Avatar } from '../ui/avatar';
+import { displayName, lastSeenText } from '../../lib/format';
+import type { Presence, PresenceState, Role, User } from '../../lib/types';
+
+export interface PresenceEntry {
+  user: User;
+  role?: Role;
+  presence?: Presence;
+}
+
+const ORDER: Record<PresenceState, number> = { online: 0, away: 1, offline: 2 };
+
+export function presenceLabel(p: Presence | undefined, now: number): string {
+  if (!p) return 'offline';
+  if (p.state === 'online') return 'online';
+  if (p.state === 'away') return 'away';
+  return lastSeenText(p.lastSeen, now);
+}
+
+function useNow(intervalMs: number) {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), intervalMs);
+    return () => clearInterval(t);
+  }, [intervalMs]);
+  return now;
+}
+
+// One dot with an accessible label, for use next to a name anywhere.
+export function PresenceDot({ state, label }: { state: PresenceState; label?: string }) {
+  return (
+    <span
+      className={`presence-dot presence-dot--${state}`}
+      role="img"
+      aria-label={label ?? state}
+      data-presence={state}
+    />
+  );
+}
+
+export function UserPresence({
+  entries,
+  activeUserIds,
+  selfId,
+  title = 'People',
+}: {
+  entries: PresenceEntry[];
+  activeUserIds?: Set<number>;
+  selfId?: number;
+  title?: string;
+}) {
+  const now = useNow(30_000);
+  const sorted = [...entries].sort((a, b) => {
+    const sa = ORDER[a.presence?.state ?? 'offline'];
+    const sb = ORDER[b.presence?.state ?? 'offline'];
+    if (sa !== sb) return sa - sb;
+    return displayName(a.user).localeCompare(displayName(b.user));
+  });
+  const online = entries.filter((e) => e.presence?.state && e.presence.state !== 'offline').length;
+  return (
+    <section className="presence-list" aria-label={title}>
+      <h2 className="presence-list__title">
+        {title} <span className="muted">· {online} online</span>
+      </h2>
+      <ul>
+        {sorted.map(({ user, role, presence }) => {
+          const state = presence?.state ?? 'offline';
+          const label = presenceLabel(presence, now);
+          const here = activeUserIds?.has(user.id);
+          return (
+            <li key={user.id} className="presence-item" data-user={user.username} data-presence={state}>
+              <Avatar user={user} size={32} presence={state} />
+              <div className="presence-item__text">
+                <span className="presence-item__name">
+                  {displayName(user)}
+                  {user.id === selfId && <span className="muted"> (you)</span>}
+                  {role && role !== 'member' && <span className={`role-badge role-badge--${role}`}>{role}</span>}
+                </span>
+                <span className="presence-item__status">
+                  <span className="visually-hidden">{displayName(user)} is </span>
+                  <span className="presence-item__state">{label}</span>
+                  {here && state !== 'offline' && <span className="here-badge"> · in this chat</span>}
+                </span>
+              </div>
+            </li>
+          );
+        })}
+      </ul>
+    </section>
+  );
+}

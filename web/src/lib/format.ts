@@ -1,0 +1,135 @@
+// Text the UI shows for times, typers and presence. Pure functions, so they are easy to test.
+import type { User } from './types';
+
+export function displayName(u: { displayName?: string; username: string }) {
+  return u.displayName || u.username;
+}
+
+// "Ana is typing…", "Ana and Ben are typing…", "Ana, Ben and Cy are typing…",
+// "Ana, Ben and 3 others are typing…". `others` counts typers the server did not list.
+export function typingText(users: Pick<User, 'username' | 'displayName'>[], others = 0): string {
+  const names = users.map(displayName);
+  const total = names.length + Math.max(0, others);
+  if (total === 0) return '';
+  if (total === 1) return `${names[0] ?? 'Someone'} is typing…`;
+  if (total === 2 && names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  if (total === 3 && names.length === 3) return `${names[0]}, ${names[1]} and ${names[2]} are typing…`;
+  if (names.length === 0) return `${total} people are typing…`;
+  if (names.length === 1) {
+    const rest = total - 1;
+    return `${names[0]} and ${rest} ${rest === 1 ? 'other' : 'others'} are typing…`;
+  }
+  const rest = total - 2;
+  return `${names[0]}, ${names[1]} and ${rest} ${rest === 1 ? 'other' : 'others'} are typing…`;
+}
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+
+// "just now", "5 min ago", "3 h ago", "yesterday", "Mar 4".
+export function relativeTime(ts: number, now = Date.now()): string {
+  const d = Math.max(0, now - ts);
+  if (d < MIN) return 'just now';
+  if (d < HOUR) return `${Math.floor(d / MIN)} min ago`;
+  if (d < DAY) return `${Math.floor(d / HOUR)} h ago`;
+  if (d < 2 * DAY) return 'yesterday';
+  if (d < 7 * DAY) return `${Math.floor(d / DAY)} days ago`;
+  return new Date(ts).toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+}
+
+export function lastSeenText(ts: number | null | undefined, now = Date.now()): string {
+  if (!ts) return 'offline';
+  return `last seen ${relativeTime(ts, now)}`;
+}
+
+export function clockTime(ts: number): string {
+  return new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+}
+
+// Local midnight of a timestamp: messages with the same key share a day separator.
+export function dayKey(ts: number): number {
+  const d = new Date(ts);
+  return new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+}
+
+export function dayLabel(ts: number, now = Date.now()): string {
+  const diff = Math.round((dayKey(now) - dayKey(ts)) / DAY);
+  if (diff === 0) return 'Today';
+  if (diff === 1) return 'Yesterday';
+  const d = new Date(ts);
+  if (diff < 7) return d.toLocaleDateString(undefined, { weekday: 'long' });
+  const sameYear = d.getFullYear() === new Date(now).getFullYear();
+  return d.toLocaleDateString(undefined, {
+    weekday: 'short',
+    month: 'long',
+    day: 'numeric',
+    ...(sameYear ? {} : { year: 'numeric' }),
+  });
+}
+
+// Short time for chat list rows: "14:05" today, "Yesterday", "Mon", "Mar 4".
+export function listTime(ts: number, now = Date.now()): string {
+  const diff = Math.round((dayKey(now) - dayKey(ts)) / DAY);
+  if (diff === 0) return clockTime(ts);
+  if (diff === 1) return 'Yesterday';
+  if (diff < 7) return new Date(ts).toLocaleDateString(undefined, { weekday: 'short' });
+  return new Date(ts).toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+}
+
+export function expiresText(ts: number, now = Date.now()): string {
+  const d = ts - now;
+  if (d <= 0) return 'expired';
+  if (d < HOUR) return `expires in ${Math.max(1, Math.round(d / MIN))} min`;
+  if (d < DAY) return `expires in ${Math.round(d / HOUR)} h`;
+  const days = Math.round(d / DAY);
+  return `expires in ${days} ${days === 1 ? 'day' : 'days'}`;
+}
+
+// Friendly text for protocol error codes, shown where the action happened.
+export function errorText(err: unknown): string {
+  const e = err as { code?: string; message?: string } | null;
+  switch (e?.code) {
+    case 'chat_full':
+      return 'This chat is full: it has reached its participant limit.';
+    case 'expired':
+      return 'This invitation has expired.';
+    case 'forbidden':
+      return "You don't have permission to do that.";
+    case 'not_found':
+      return 'Not found: it may have been removed.';
+    case 'unauthorized':
+      return 'Your session has ended. Please log in again.';
+    case 'rate_limited':
+      return 'Slow down a little: too many requests. Try again in a moment.';
+    case 'too_large':
+      return 'That is too long.';
+    case 'unavailable':
+      return 'The server is busy or unreachable. Try again shortly.';
+    case 'conflict':
+      return e.message ? capitalize(e.message) : 'That conflicts with the current state.';
+    case 'bad_request':
+      return e.message ? capitalize(e.message) : 'Invalid request.';
+    default:
+      return e?.message ? capitalize(e.message) : 'Something went wrong.';
+  }
+}
+
+function capitalize(s: string) {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+// A stable, calm colour per user for avatars.
+const HUES = [12, 32, 145, 170, 195, 215, 245, 270, 295, 330];
+export function userHue(username: string): number {
+  let h = 0;
+  for (let i = 0; i < username.length; i++) h = (h * 31 + username.charCodeAt(i)) >>> 0;
+  return HUES[h % HUES.length];
+}
+
+export function initials(name: string): string {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  if (parts.length === 0) return '?';
+  if (parts.length === 1) return parts[0].slice(0, 2).toUpperCase();
+  return (parts[0][0] + parts[parts.length - 1][0]).toUpperCase();
+}
