@@ -15,6 +15,10 @@
  *   chat       N users in chats of K; R msgs/s in total, spread evenly over the users.
  *   broadcast  one chat with all N users; user 0 sends, keeping --window sends unacknowledged
  *              (or at --rate msgs/s), and the others count deliveries.
+ *   typing     the chat population; R typing starts/s in total, spread evenly: each start is a
+ *              `typing` on:true, followed by on:false --typing-hold later. The latency is from
+ *              the on:true to the `typing` event in which another member of the chat first sees
+ *              the typer listed (typing events are byte-scanned too).
  */
 #include "loadgen.h"
 
@@ -203,6 +207,68 @@ static void send_one(struct lg *lg, struct conn *c) {
   if (measured)
     lg->win.sends++;
   lg->send_inflight++;
+}
+
+/* One `typing` request from c. An on:true is timestamped (c->typ_t0, taken just before the frame
+ * is queued) and schedules c's on:false --typing-hold later. Returns 0, or -1 if not sent. */
+static int typing_send(struct lg *lg, struct conn *c, int on) {
+  uint64_t t = uv_hrtime();
+  int measured = on && t >= lg->t_meas0 && t < lg->t_meas1;
+  uint64_t id = 0;
+  if (c->state == CONN_OPEN)
+    id = req_take(c, on ? REQ_TYPING_ON : REQ_TYPING_OFF, t, measured);
+  if (!id) {
+    if (on) {
+      lg->tot.skipped++;
+      if (measured)
+        lg->win.skipped++;
+    }
+    return -1;
+  }
+  char msg[256];
+  int n = snprintf(msg, sizeof(msg), "{\"id\":%llu,\"op\":\"typing\",\"chat\":\"%s\",\"on\":%s}",
+                   (unsigned long long)id, lg->groups[c->group].slug, on ? "true" : "false");
+  if (on)
+    c->typ_t0 = t;
+  if (n <= 0 || (size_t)n >= sizeof(msg) || ws_conn_send_text(c, msg, (size_t)n) != 0) {
+    req_release(c, id);
+    if (on)
+      lg->tot.skipped++;
+    return -1;
+  }
+  lg->send_inflight++;
+  if (!on) {
+    lg->typ_stops_sent++;
+    return 0;
+  }
+  lg->tot.sends++;
+  if (measured)
+    lg->win.sends++;
+  c->typ_on = 1;
+  struct typ_stop *st = &lg->stops[(lg->stops_head + lg->stops_n) % lg->n_users];
+  st->idx = c->idx;
+  st->due = t + (uint64_t)(lg->typing_hold * 1e9);
+  lg->stops_n++; /* never more than n_users: a user is queued only while typ_on */
+  return 0;
+}
+
+/* Sends the on:false requests that are due (all of them when `all`). */
+static void typing_stops_due(struct lg *lg, uint64_t now, int all) {
+  while (lg->stops_n > 0 && (all || lg->stops[lg->stops_head].due <= now)) {
+    struct conn *c = &lg->conns[lg->stops[lg->stops_head].idx];
+    lg->stops_head = (lg->stops_head + 1) % lg->n_users;
+    lg->stops_n--;
+    c->typ_on = 0;
+    typing_send(lg, c, 0);
+  }
+}
+
+static void typing_start(struct lg *lg, struct conn *c) {
+  if (c->typ_on) { /* still typing from its previous turn: the hold is too long for the pacing */
+    lg->tot.skipped++;
+    return;
+  }
+  typing_send(lg, c, 1);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -398,16 +464,33 @@ static void on_tick(uv_timer_t *t) {
         lg->tot.skipped += due - lg->paced - cap;
         lg->paced = due - cap;
       }
+      if (lg->scen == SCEN_TYPING)
+        typing_stops_due(lg, now, 0); /* stops first: a chat's typers are then at their fewest */
       while (lg->paced < due) {
         lg->paced++;
-        send_one(lg, &lg->conns[lg->order[lg->rr++ % (uint64_t)lg->n_order]]);
+        struct conn *c = &lg->conns[lg->order[lg->rr++ % (uint64_t)lg->n_order]];
+        if (lg->scen == SCEN_TYPING)
+          typing_start(lg, c);
+        else
+          send_one(lg, c);
       }
     }
   }
   if (lg->phase == PH_DRAIN) {
-    int settled = lg->send_inflight == 0 && lg->tot.deliveries >= lg->expected;
-    if (settled || now >= lg->t_drain_end)
+    int settled;
+    if (lg->scen == SCEN_TYPING) {
+      /* Everyone stops typing (a typer's on:false still comes after its hold). */
+      typing_stops_due(lg, now, 0);
+      settled = lg->stops_n == 0 && lg->send_inflight == 0 &&
+                lg->typ_seen + lg->typ_hidden >= lg->typ_expected;
+    } else {
+      settled = lg->send_inflight == 0 && lg->tot.deliveries >= lg->expected;
+    }
+    if (settled || now >= lg->t_drain_end) {
+      if (lg->scen == SCEN_TYPING)
+        typing_stops_due(lg, now, 1);
       phase_begin(lg, PH_CLOSE);
+    }
   }
   if (lg->phase == PH_RUN || lg->phase == PH_DRAIN)
     progress(lg, now);
@@ -421,6 +504,32 @@ static void run_finish(struct lg *lg) {
   lg->phase = PH_DONE;
   uv_close((uv_handle_t *)&lg->tick, timers_closed);
   uv_close((uv_handle_t *)&lg->deadline, timers_closed);
+}
+
+static int idmap_cmp(const void *a, const void *b) {
+  const struct id_map *x = a, *y = b;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* User id -> index, for the typers named in `typing` events. */
+static void idmap_build(struct lg *lg) {
+  lg->n_idmap = 0;
+  for (int i = 0; i < lg->n_users; i++)
+    if (lg->conns[i].user_id > 0)
+      lg->idmap[lg->n_idmap++] = (struct id_map){lg->conns[i].user_id, i};
+  qsort(lg->idmap, (size_t)lg->n_idmap, sizeof(*lg->idmap), idmap_cmp);
+}
+
+static int idmap_find(const struct lg *lg, int64_t id) {
+  int lo = 0, hi = lg->n_idmap;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (lg->idmap[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < lg->n_idmap && lg->idmap[lo].id == id ? lg->idmap[lo].idx : -1;
 }
 
 static void phase_begin(struct lg *lg, enum phase ph) {
@@ -457,6 +566,8 @@ static void phase_begin(struct lg *lg, enum phase ph) {
     break;
   case PH_RUN: {
     uv_timer_stop(&lg->deadline);
+    if (lg->scen == SCEN_TYPING)
+      idmap_build(lg);
     uint64_t now = uv_hrtime();
     lg->t_load = now;
     lg->t_meas0 = now + (uint64_t)(lg->warmup * 1e9);
@@ -518,7 +629,8 @@ void lg_on_ws_down(struct conn *c, const char *why) {
   /* Sends still waiting for a reply on this socket will never get one. */
   for (uint32_t i = 0; i <= c->ring_mask; i++) {
     struct pending *p = &c->ring[i];
-    if (p->id != 0 && p->kind == REQ_SEND) {
+    if (p->id != 0 &&
+        (p->kind == REQ_SEND || p->kind == REQ_TYPING_ON || p->kind == REQ_TYPING_OFF)) {
       lg->send_inflight--;
       lg->unacked++;
     }
@@ -596,25 +708,34 @@ static const char *skip_ws(const char *p, const char *end) {
   return p;
 }
 
-/* Byte scan of a frame. Returns 1 for a msg event (seq and ts filled), 0 for another event, -1
- * for anything else (a reply). Sound for this generator's traffic: the only strings we send are
- * usernames, slugs and bodies without quotes, so a quoted "ev" or "seq" can only be a key; a
- * msg event has exactly one "seq" key (msg.seq; the chat object's is "lastSeq"). */
+enum { EV_REPLY = -1, EV_OTHER = 0, EV_MSG = 1, EV_TYPING = 2 };
+
+/* Byte scan of a frame. Returns EV_MSG for a msg event (seq and ts filled), EV_TYPING for a typing
+ * event (read by scan_typing), EV_OTHER for another event, EV_REPLY for anything else. Sound for
+ * this generator's traffic: the only strings we send are usernames, slugs and bodies without
+ * quotes, so a quoted "ev" or "seq" can only be a key; a msg event has exactly one "seq" key
+ * (msg.seq; the chat object's is "lastSeq"). */
 static int scan_event(const char *p, size_t n, int64_t *seq, uint64_t *ts) {
   static const char msg_prefix[] = "{\"ev\":\"msg\"";
+  static const char typing_prefix[] = "{\"ev\":\"typing\"";
   const char *end = p + n, *v;
   if (n > sizeof(msg_prefix) - 1 && memcmp(p, msg_prefix, sizeof(msg_prefix) - 1) == 0) {
     v = p + sizeof(msg_prefix) - 1; /* the server's own layout: no need to search */
+  } else if (n > sizeof(typing_prefix) - 1 &&
+             memcmp(p, typing_prefix, sizeof(typing_prefix) - 1) == 0) {
+    return EV_TYPING;
   } else {
     const char *k = find4(p, end, "\"ev\"");
     if (!k)
-      return -1;
+      return EV_REPLY;
     v = skip_ws(k + 4, end);
     if (v >= end || *v != ':')
-      return -1;
+      return EV_REPLY;
     v = skip_ws(v + 1, end);
+    if (end - v >= 8 && memcmp(v, "\"typing\"", 8) == 0)
+      return EV_TYPING;
     if (end - v < 5 || memcmp(v, "\"msg\"", 5) != 0)
-      return 0;
+      return EV_OTHER;
     v = p; /* keys may come in any order: search everything */
   }
   *seq = -1;
@@ -631,7 +752,251 @@ static int scan_event(const char *p, size_t n, int64_t *seq, uint64_t *ts) {
   }
   const char *t = find4(v, end, "lgt=");
   *ts = t ? parse_u64(t + 4, end) : 0;
-  return 1;
+  return EV_MSG;
+}
+
+/* A `typing` event: the chat, the ids of the typers it names, and whether it names them all. */
+struct typ_ev {
+  const char *chat;
+  size_t chat_len;
+  int n;
+  int partial;           /* "others" > 0, or more typers named than TYP_TRACK */
+  int64_t ids[TYP_TRACK];
+};
+
+/* Past the string whose opening quote is at p, or NULL. */
+static const char *skip_str(const char *p, const char *end) {
+  for (p++; p < end; p++) {
+    if (*p == '\\')
+      p++;
+    else if (*p == '"')
+      return p + 1;
+  }
+  return NULL;
+}
+
+/* Past a number, true, false or null. */
+static const char *skip_scalar(const char *p, const char *end) {
+  while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n')
+    p++;
+  return p;
+}
+
+/* Reads one object key at p (at its opening quote) and the colon after it; returns the value's
+ * first byte, or NULL. */
+static const char *scan_key(const char *p, const char *end, const char **k, size_t *kl) {
+  const char *q = skip_str(p, end);
+  if (!q)
+    return NULL;
+  *k = p + 1;
+  *kl = (size_t)(q - 1 - (p + 1));
+  q = skip_ws(q, end);
+  if (q >= end || *q != ':')
+    return NULL;
+  return skip_ws(q + 1, end);
+}
+
+/* One user object of "users" at p ('{'): its "id" goes to t. Returns the byte after it, or NULL. */
+static const char *scan_typer(const char *p, const char *end, struct typ_ev *t) {
+  int64_t id = -1;
+  for (p++;;) {
+    p = skip_ws(p, end);
+    if (p >= end)
+      return NULL;
+    if (*p == '}')
+      break;
+    if (*p == ',') {
+      p++;
+      continue;
+    }
+    const char *k;
+    size_t kl;
+    if (*p != '"' || !(p = scan_key(p, end, &k, &kl)) || p >= end)
+      return NULL;
+    if (kl == 2 && k[0] == 'i' && k[1] == 'd' && *p >= '0' && *p <= '9') {
+      id = (int64_t)parse_u64(p, end);
+      p = skip_scalar(p, end);
+    } else if (*p == '"') {
+      if (!(p = skip_str(p, end)))
+        return NULL;
+    } else if (*p == '{' || *p == '[') {
+      return NULL; /* not the shape we know: jansson reads it */
+    } else {
+      p = skip_scalar(p, end);
+    }
+  }
+  if (id < 0)
+    return NULL;
+  if (t->n < TYP_TRACK)
+    t->ids[t->n++] = id;
+  else
+    t->partial = 1;
+  return p + 1;
+}
+
+/* Byte scan of a typing event, {"ev":"typing","chat":S,"users":[{"id":N,...},...],"others":N}
+ * with its keys in any order. Returns 0, or -1 if the frame has another shape (jansson then reads
+ * it). Cheap: one pass over the bytes, no allocation. */
+static int scan_typing(const char *p, size_t n, struct typ_ev *t) {
+  const char *end = p + n;
+  int have_users = 0;
+  t->chat = NULL;
+  t->chat_len = 0;
+  t->n = 0;
+  t->partial = 0;
+  p = skip_ws(p, end);
+  if (p >= end || *p != '{')
+    return -1;
+  for (p++;;) {
+    p = skip_ws(p, end);
+    if (p >= end)
+      return -1;
+    if (*p == '}')
+      break;
+    if (*p == ',') {
+      p++;
+      continue;
+    }
+    const char *k;
+    size_t kl;
+    if (*p != '"' || !(p = scan_key(p, end, &k, &kl)) || p >= end)
+      return -1;
+    if (kl == 4 && memcmp(k, "chat", 4) == 0 && *p == '"') {
+      const char *q = skip_str(p, end);
+      if (!q)
+        return -1;
+      t->chat = p + 1;
+      t->chat_len = (size_t)(q - 1 - (p + 1));
+      p = q;
+    } else if (kl == 5 && memcmp(k, "users", 5) == 0 && *p == '[') {
+      for (p++;;) {
+        p = skip_ws(p, end);
+        if (p >= end)
+          return -1;
+        if (*p == ']') {
+          p++;
+          break;
+        }
+        if (*p == ',') {
+          p++;
+          continue;
+        }
+        if (*p != '{' || !(p = scan_typer(p, end, t)))
+          return -1;
+      }
+      have_users = 1;
+    } else if (kl == 6 && memcmp(k, "others", 6) == 0 && *p >= '0' && *p <= '9') {
+      if (parse_u64(p, end) > 0)
+        t->partial = 1;
+      p = skip_scalar(p, end);
+    } else if (*p == '"') {
+      if (!(p = skip_str(p, end)))
+        return -1;
+    } else if (*p == '{' || *p == '[') {
+      return -1;
+    } else {
+      p = skip_scalar(p, end);
+    }
+  }
+  return t->chat && have_users ? 0 : -1;
+}
+
+/* A typing event reached c. Every typer it names that the previous event on this socket did not
+ * name has just started: sample now - the typer's on:true time, unless the typer is c's own user,
+ * or the previous event left some typers unnamed ("others" > 0: the typer may have been one). */
+static void on_typing_event(struct lg *lg, struct conn *c, const struct typ_ev *t) {
+  uint64_t now = lg->now_recv;
+  lg->tot.deliveries++;
+  if (now >= lg->t_meas0 && now < lg->t_meas1)
+    lg->win.deliveries++;
+  if (lg->scen != SCEN_TYPING)
+    return;
+  const struct group *g = &lg->groups[c->group];
+  if (t->chat_len != strlen(g->slug) || memcmp(t->chat, g->slug, t->chat_len) != 0) {
+    lg->typ_unexpected++; /* each socket subscribes to its own chat only */
+    return;
+  }
+  if (t->partial)
+    lg->typ_partial++;
+  for (int i = 0; i < t->n; i++) {
+    int64_t id = t->ids[i];
+    int known = 0;
+    for (int j = 0; j < c->typ_prev_n && !known; j++)
+      known = c->typ_prev[j] == id;
+    if (known)
+      continue;
+    int x = idmap_find(lg, id);
+    if (x == c->idx)
+      continue; /* the typer's own copy */
+    if (x < 0 || lg->conns[x].group != c->group || lg->conns[x].typ_t0 == 0) {
+      lg->typ_unexpected++;
+      continue;
+    }
+    if (c->typ_prev_partial) {
+      lg->typ_hidden++;
+      continue;
+    }
+    lg->typ_seen++;
+    uint64_t t0 = lg->conns[x].typ_t0;
+    uint64_t d = now > t0 ? now - t0 : 0;
+    if (t0 >= lg->t_meas0 && t0 < lg->t_meas1)
+      hist_record(&lg->lat, d);
+    if (!lg->quiet)
+      hist_record(&lg->lat_sec, d);
+  }
+  memcpy(c->typ_prev, t->ids, (size_t)t->n * sizeof(t->ids[0]));
+  c->typ_prev_n = (uint8_t)t->n;
+  c->typ_prev_partial = (uint8_t)t->partial;
+}
+
+/* A bare success reply, {"id":N,"ok":true} (what `typing` gets). Returns its id, or 0. */
+static uint64_t scan_bare_ok(const char *p, size_t n) {
+  static const char pre[] = "{\"id\":", post[] = ",\"ok\":true}";
+  const char *end = p + n;
+  if (n < sizeof(pre) + sizeof(post) - 1 || memcmp(p, pre, sizeof(pre) - 1) != 0 ||
+      memcmp(end - (sizeof(post) - 1), post, sizeof(post) - 1) != 0)
+    return 0;
+  const char *q = p + sizeof(pre) - 1, *e = end - (sizeof(post) - 1);
+  if (q == e || (size_t)(e - q) > 19)
+    return 0;
+  for (const char *r = q; r < e; r++)
+    if (*r < '0' || *r > '9')
+      return 0;
+  return parse_u64(q, e);
+}
+
+/* The reply to a typing request (its ring slot already released). */
+static void typing_reply(struct lg *lg, struct conn *c, const struct pending *pe, int ok,
+                         const char *code, const char *emsg) {
+  lg->send_inflight--;
+  if (pe->kind == REQ_TYPING_OFF) {
+    if (!ok) {
+      lg->typ_errors++;
+      if (lg->errors_printed++ < MAX_PRINTED_ERRORS)
+        fprintf(stderr, "loadgen: typing on:false by %s failed: %s: %s\n",
+                lg->users[c->idx].name, code ? code : "?", emsg ? emsg : "");
+    }
+    return;
+  }
+  if (ok) {
+    lg->tot.acks++;
+    lg->typ_expected += (uint64_t)(lg->groups[c->group].size - 1);
+    if (pe->measured) {
+      lg->win.acks++;
+      hist_record(&lg->ack, lg->now_recv - pe->t_send);
+    }
+  } else if (code && strcmp(code, "rate_limited") == 0) {
+    lg->tot.rate_limited++;
+    if (pe->measured)
+      lg->win.rate_limited++;
+  } else {
+    lg->tot.err_replies++;
+    if (pe->measured)
+      lg->win.err_replies++;
+    if (lg->errors_printed++ < MAX_PRINTED_ERRORS)
+      fprintf(stderr, "loadgen: typing on:true by %s failed: %s: %s\n", lg->users[c->idx].name,
+              code ? code : "?", emsg ? emsg : "");
+  }
 }
 
 static void handle_reply(struct lg *lg, struct conn *c, json_t *root) {
@@ -659,8 +1024,16 @@ static void handle_reply(struct lg *lg, struct conn *c, json_t *root) {
     fprintf(stderr, "loadgen: %s for %s failed: %s: %s\n", phase_name(lg->phase),
             lg->users[c->idx].name, code ? code : "?", emsg ? emsg : "");
   switch ((enum req_kind)pe.kind) {
-  case REQ_AUTH:
+  case REQ_AUTH: {
+    json_t *uid = json_object_get(json_object_get(root, "user"), "id");
+    if (ok && json_is_integer(uid))
+      c->user_id = (int64_t)json_integer_value(uid);
     step_done(lg, c, ok);
+    break;
+  }
+  case REQ_TYPING_ON:
+  case REQ_TYPING_OFF:
+    typing_reply(lg, c, &pe, ok, code, emsg);
     break;
   case REQ_CREATE: {
     const char *slug = json_string_value(json_object_get(json_object_get(root, "chat"), "slug"));
@@ -719,12 +1092,30 @@ void lg_on_ws_text(struct conn *c, const uint8_t *data, size_t n) {
   uint64_t ts;
   if (!lg->strict) {
     int r = scan_event(p, n, &seq, &ts);
-    if (r == 1) {
+    if (r == EV_MSG) {
       on_msg_event(lg, c, seq, ts);
       return;
     }
-    if (r == 0)
-      return; /* hello, presence, typing...: not measured */
+    if (r == EV_TYPING) {
+      struct typ_ev t;
+      if (scan_typing(p, n, &t) == 0) {
+        on_typing_event(lg, c, &t);
+        return;
+      }
+      lg->slow_parse++; /* another layout: jansson below */
+    } else if (r == EV_OTHER) {
+      return; /* hello, presence, chat.active...: not measured */
+    } else {
+      uint64_t id = scan_bare_ok(p, n);
+      struct pending *slot = &c->ring[id & c->ring_mask];
+      if (id && slot->id == id &&
+          (slot->kind == REQ_TYPING_ON || slot->kind == REQ_TYPING_OFF)) {
+        struct pending pe = *slot;
+        req_release(c, id);
+        typing_reply(lg, c, &pe, 1, NULL, NULL);
+        return;
+      }
+    }
   }
   json_error_t err;
   json_t *root = json_loadb(p, n, 0, &err);
@@ -745,6 +1136,27 @@ void lg_on_ws_text(struct conn *c, const uint8_t *data, size_t n) {
       seq = json_is_integer(jseq) ? (int64_t)json_integer_value(jseq) : -1;
       ts = body && strncmp(body, "lgt=", 4) == 0 ? body_ts(body, strlen(body)) : 0;
       on_msg_event(lg, c, seq, ts);
+    } else if (json_is_string(ev) && strcmp(json_string_value(ev), "typing") == 0) {
+      struct typ_ev t = {0};
+      json_t *users = json_object_get(root, "users"), *u;
+      json_t *others = json_object_get(root, "others");
+      size_t i;
+      t.chat = json_string_value(json_object_get(root, "chat"));
+      t.chat_len = t.chat ? strlen(t.chat) : 0;
+      t.partial = json_is_integer(others) && json_integer_value(others) > 0;
+      json_array_foreach(users, i, u) {
+        json_t *id = json_object_get(u, "id");
+        if (!json_is_integer(id))
+          continue;
+        if (t.n < TYP_TRACK)
+          t.ids[t.n++] = (int64_t)json_integer_value(id);
+        else
+          t.partial = 1;
+      }
+      if (t.chat && json_is_array(users))
+        on_typing_event(lg, c, &t);
+      else
+        lg->proto_errs++;
     }
   } else {
     handle_reply(lg, c, root);
@@ -772,8 +1184,15 @@ static void report(struct lg *lg) {
     snprintf(offered, sizeof(offered), "%.0f/s", lg->rate);
   else
     snprintf(offered, sizeof(offered), "win%d", lg->window);
-  const char *scen = lg->scen == SCEN_CHAT ? "chat" : "broadcast";
-  int csize = lg->scen == SCEN_CHAT && lg->chat_size < lg->n_users ? lg->chat_size : lg->n_users;
+  const char *scen = lg->scen == SCEN_CHAT ? "chat" : lg->scen == SCEN_TYPING ? "typing" : "broadcast";
+  int csize = lg->scen != SCEN_BROADCAST && lg->chat_size < lg->n_users ? lg->chat_size : lg->n_users;
+  int typing = lg->scen == SCEN_TYPING;
+  /* Typing: appearances owed but never seen (only meaningful while every event named every typer). */
+  uint64_t typ_missing = lg->typ_expected > lg->typ_seen + lg->typ_hidden
+                             ? lg->typ_expected - lg->typ_seen - lg->typ_hidden
+                             : 0;
+  if (typing)
+    missing = typ_missing;
   uint64_t errors = lg->win.err_replies + lg->win.rate_limited;
   char cpu_s[16] = "-", rss_s[16] = "-";
   if (srv_cpu >= 0) {
@@ -790,6 +1209,11 @@ static void report(struct lg *lg) {
          ms(hist_quantile(&lg->lat, 0.99)), ms(hist_quantile(&lg->lat, 0.999)),
          ms(lg->lat.max), (unsigned long long)errors, (unsigned long long)lg->closes, cpu_s,
          rss_s, lg_cpu);
+  if (typing)
+    printf("  typing: sends/s = on:true requests, deliv/s = typing events received (the typer's "
+           "own and the stops' included); latency = on:true to another member seeing the typer "
+           "listed; hold %.0f ms\n",
+           lg->typing_hold * 1e3);
   printf("  window %.1f s (after %.1f s warm-up); latency samples %llu; acks/s %.1f, ack "
          "p50/p99/max %.3f/%.3f/%.3f ms\n",
          secs, lg->warmup, (unsigned long long)lg->lat.count, (double)lg->win.acks / secs,
@@ -799,13 +1223,26 @@ static void report(struct lg *lg) {
          (unsigned long long)lg->tot.err_replies, (unsigned long long)lg->tot.rate_limited,
          (unsigned long long)lg->closes, (unsigned long long)lg->null_id,
          (unsigned long long)lg->proto_errs, (unsigned long long)lg->tot.skipped);
-  printf("  integrity (whole run): sends %llu, acked %llu, unacked %llu, deliveries %llu of %llu "
-         "owed (missing %llu), seq gaps %llu, seq duplicates %llu\n",
-         (unsigned long long)lg->tot.sends, (unsigned long long)lg->tot.acks,
-         (unsigned long long)(lg->unacked + lg->send_inflight),
-         (unsigned long long)lg->tot.deliveries, (unsigned long long)lg->expected,
-         (unsigned long long)missing, (unsigned long long)lg->seq_gaps,
-         (unsigned long long)lg->seq_dups);
+  if (typing)
+    printf("  integrity (whole run): on:true %llu, acked %llu, on:false %llu (errors %llu), "
+           "unacked %llu; typing events %llu; typers seen newly listed %llu of %llu owed "
+           "(missing %llu), hidden behind \"others\" %llu, events with \"others\" > 0 %llu, "
+           "unexpected %llu, parsed by jansson %llu\n",
+           (unsigned long long)lg->tot.sends, (unsigned long long)lg->tot.acks,
+           (unsigned long long)lg->typ_stops_sent, (unsigned long long)lg->typ_errors,
+           (unsigned long long)(lg->unacked + lg->send_inflight),
+           (unsigned long long)lg->tot.deliveries, (unsigned long long)lg->typ_seen,
+           (unsigned long long)lg->typ_expected, (unsigned long long)typ_missing,
+           (unsigned long long)lg->typ_hidden, (unsigned long long)lg->typ_partial,
+           (unsigned long long)lg->typ_unexpected, (unsigned long long)lg->slow_parse);
+  else
+    printf("  integrity (whole run): sends %llu, acked %llu, unacked %llu, deliveries %llu of %llu "
+           "owed (missing %llu), seq gaps %llu, seq duplicates %llu\n",
+           (unsigned long long)lg->tot.sends, (unsigned long long)lg->tot.acks,
+           (unsigned long long)(lg->unacked + lg->send_inflight),
+           (unsigned long long)lg->tot.deliveries, (unsigned long long)lg->expected,
+           (unsigned long long)missing, (unsigned long long)lg->seq_gaps,
+           (unsigned long long)lg->seq_dups);
   if (srv_cpu >= 0)
     printf("  server pid %d: CPU %.1f%% of one core over the window, RSS %.1f MB (peak %.1f MB)\n",
            lg->server_pid, srv_cpu, srv_rss, srv_hwm);
@@ -851,11 +1288,13 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: loadgen [options]\n"
           "  --url ws://127.0.0.1:8080[/ws]  server (loopback only)\n"
-          "  --scenario chat|broadcast       (chat)\n"
+          "  --scenario chat|broadcast|typing (chat)\n"
           "  --users N                       users, one WebSocket each (1000)\n"
-          "  --chat-size K                   users per chat, chat scenario (10)\n"
+          "  --chat-size K                   users per chat, chat and typing scenarios (10)\n"
           "  --rate R                        msgs/s over all users (chat: 2000; broadcast: 0 =\n"
-          "                                  window mode)\n"
+          "                                  window mode); typing: starts/s over all users (2000)\n"
+          "  --typing-hold MS                typing: on:true to on:false (a fifth of a user's\n"
+          "                                  period N/R: 100 ms by default)\n"
           "  --window W                      broadcast: unacknowledged sends in flight (64)\n"
           "  --duration T                    measured seconds (20)\n"
           "  --warmup S                      seconds of load before measuring (3)\n"
@@ -962,7 +1401,7 @@ static void make_runid(struct lg *lg) {
 enum {
   OPT_URL = 256, OPT_SCEN, OPT_USERS, OPT_CHATSIZE, OPT_RATE, OPT_WINDOW, OPT_DURATION,
   OPT_WARMUP, OPT_DRAIN, OPT_BODY, OPT_PID, OPT_CSV, OPT_LABEL, OPT_USERSFILE, OPT_SIGNUPC,
-  OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_STRICT, OPT_QUIET, OPT_HELP
+  OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_STRICT, OPT_QUIET, OPT_HELP, OPT_HOLD
 };
 
 static int parse_args(struct lg *lg, int argc, char **argv) {
@@ -975,7 +1414,7 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       {"signup-concurrency", 1, 0, OPT_SIGNUPC}, {"connect-concurrency", 1, 0, OPT_CONNC},
       {"setup-concurrency", 1, 0, OPT_SETUPC}, {"setup-timeout", 1, 0, OPT_SETUPT},
       {"runid", 1, 0, OPT_RUNID}, {"strict", 0, 0, OPT_STRICT}, {"quiet", 0, 0, OPT_QUIET},
-      {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0}};
+      {"typing-hold", 1, 0, OPT_HOLD}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0}};
   const char *url = "ws://127.0.0.1:8080";
   int rate_set = 0;
   int o;
@@ -987,6 +1426,8 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
         lg->scen = SCEN_CHAT;
       else if (strcmp(optarg, "broadcast") == 0)
         lg->scen = SCEN_BROADCAST;
+      else if (strcmp(optarg, "typing") == 0)
+        lg->scen = SCEN_TYPING;
       else {
         fprintf(stderr, "loadgen: unknown scenario %s\n", optarg);
         return -1;
@@ -996,6 +1437,7 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
     case OPT_CHATSIZE: lg->chat_size = atoi(optarg); break;
     case OPT_RATE: lg->rate = atof(optarg); rate_set = 1; break;
     case OPT_WINDOW: lg->window = atoi(optarg); break;
+    case OPT_HOLD: lg->typing_hold = atof(optarg) / 1e3; break;
     case OPT_DURATION: lg->duration = atof(optarg); break;
     case OPT_WARMUP: lg->warmup = atof(optarg); break;
     case OPT_DRAIN: lg->drain = atof(optarg); break;
@@ -1020,7 +1462,7 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
     return -1;
   }
   if (!rate_set)
-    lg->rate = lg->scen == SCEN_CHAT ? 2000 : 0;
+    lg->rate = lg->scen == SCEN_BROADCAST ? 0 : 2000;
   if (parse_url(lg, url) != 0) {
     fprintf(stderr, "loadgen: bad --url %s\n", url);
     return -1;
@@ -1036,9 +1478,22 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
     fprintf(stderr, "loadgen: an option is out of range (see --help)\n");
     return -1;
   }
-  if (lg->scen == SCEN_CHAT && lg->rate <= 0) {
-    fprintf(stderr, "loadgen: the chat scenario needs --rate > 0\n");
+  if (lg->scen != SCEN_BROADCAST && lg->rate <= 0) {
+    fprintf(stderr, "loadgen: the %s scenario needs --rate > 0\n",
+            lg->scen == SCEN_CHAT ? "chat" : "typing");
     return -1;
+  }
+  if (lg->scen == SCEN_TYPING) {
+    /* Each user starts typing once per period N/R; it must have stopped before its next turn. */
+    double period = lg->n_users / lg->rate;
+    if (lg->typing_hold == 0)
+      lg->typing_hold = period / 5;
+    if (lg->typing_hold < 0.001 || lg->typing_hold > 0.9 * period) {
+      fprintf(stderr, "loadgen: --typing-hold must be 1 ms to 90%% of a user's period (%.0f ms "
+                      "at %d users and %.0f starts/s)\n",
+              period * 1e3, lg->n_users, lg->rate);
+      return -1;
+    }
   }
   return 0;
 }
@@ -1083,7 +1538,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   int n = lg->n_users;
-  int k = lg->scen == SCEN_CHAT ? (lg->chat_size < n ? lg->chat_size : n) : n;
+  int k = lg->scen != SCEN_BROADCAST ? (lg->chat_size < n ? lg->chat_size : n) : n;
   lg->n_groups = (n + k - 1) / k;
   lg->users = calloc((size_t)n, sizeof(*lg->users));
   lg->conns = calloc((size_t)n, sizeof(*lg->conns));
@@ -1091,7 +1546,10 @@ int main(int argc, char **argv) {
   lg->order = calloc((size_t)n, sizeof(int));
   lg->work = calloc((size_t)n, sizeof(int));
   lg->pad = calloc((size_t)lg->body_size + 2, 1);
-  if (!lg->users || !lg->conns || !lg->groups || !lg->order || !lg->work || !lg->pad)
+  lg->stops = calloc((size_t)n, sizeof(*lg->stops));
+  lg->idmap = calloc((size_t)n, sizeof(*lg->idmap));
+  if (!lg->users || !lg->conns || !lg->groups || !lg->order || !lg->work || !lg->pad ||
+      !lg->stops || !lg->idmap)
     return 1;
   /* "lgt=" + up to 20 digits + " u" + index make about 30 bytes; the rest is padding. */
   if (lg->body_size > 32) {
@@ -1104,7 +1562,7 @@ int main(int argc, char **argv) {
   }
   /* Round-robin order that visits chat 0, 1, 2... before a chat's second member, so the total
    * rate reaches every chat evenly instead of in bursts. */
-  if (lg->scen == SCEN_CHAT) {
+  if (lg->scen != SCEN_BROADCAST) {
     for (int j = 0; j < k; j++)
       for (int g = 0; g < lg->n_groups; g++)
         if (j < lg->groups[g].size)
@@ -1116,7 +1574,7 @@ int main(int argc, char **argv) {
     struct conn *c = &lg->conns[i];
     c->lg = lg;
     c->idx = i;
-    c->group = lg->scen == SCEN_CHAT ? i / k : 0;
+    c->group = lg->scen != SCEN_BROADCAST ? i / k : 0;
     c->expect_seq = -1;
     uint32_t ring = RING_DEFAULT;
     if (i == 0 && lg->scen == SCEN_BROADCAST)
@@ -1141,8 +1599,8 @@ int main(int argc, char **argv) {
   uv_timer_init(lg->loop, &lg->deadline);
   lg->tick.data = lg->deadline.data = lg;
   fprintf(stderr, "loadgen: %s scenario, %d users, %s, run id %s, server %s:%d%s\n",
-          lg->scen == SCEN_CHAT ? "chat" : "broadcast", n,
-          lg->scen == SCEN_CHAT ? "chats of K" : "one chat", lg->runid, lg->host, lg->port,
+          lg->scen == SCEN_CHAT ? "chat" : lg->scen == SCEN_TYPING ? "typing" : "broadcast", n,
+          lg->scen != SCEN_BROADCAST ? "chats of K" : "one chat", lg->runid, lg->host, lg->port,
           lg->path);
   phase_begin(lg, PH_SIGNUP);
   uv_run(lg->loop, UV_RUN_DEFAULT);
@@ -1151,7 +1609,13 @@ int main(int argc, char **argv) {
   report(lg);
   /* A run that lost, duplicated or reordered messages, or was cut off, is not a result. */
   uint64_t missing = lg->expected > lg->tot.deliveries ? lg->expected - lg->tot.deliveries : 0;
-  if (missing || lg->seq_gaps || lg->seq_dups || lg->closes || lg->proto_errs || lg->null_id) {
+  /* Typing: an acknowledged start that some member never saw listed is lost, unless an event
+   * named fewer than all typers (then a typer can start and stop unseen). */
+  if (lg->scen == SCEN_TYPING && lg->typ_partial == 0 &&
+      lg->typ_expected > lg->typ_seen + lg->typ_hidden)
+    missing = lg->typ_expected - lg->typ_seen - lg->typ_hidden;
+  if (missing || lg->seq_gaps || lg->seq_dups || lg->closes || lg->proto_errs || lg->null_id ||
+      lg->typ_unexpected) {
     fprintf(stderr, "loadgen: integrity problems (see the report above)\n");
     return 3;
   }

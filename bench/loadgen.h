@@ -154,6 +154,8 @@ struct lg {
   uint64_t typ_seen;        /* a receiver saw a typer newly listed (the typer's own socket excluded) */
   uint64_t typ_hidden;      /* ... could not tell: the previous event left typers unnamed */
   uint64_t typ_unexpected;  /* a typer newly listed that never sent on:true */
+  uint64_t typ_partial;     /* typing events that named fewer than all typers ("others" > 0) */
+  uint64_t typ_errors;      /* error replies to on:false (on:true errors are in tot/win) */
 
   /* phase driver */
   enum phase phase;

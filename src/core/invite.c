@@ -8,6 +8,10 @@ int invite_transition(enum invite_status cur, enum invite_action action, int64_t
   int due = now >= expires_at;
 
   *next = cur;
+  /* Accepting one that the sweep already marked is the same mistake as accepting one whose
+   * time just ran out: say `expired`, not that something else happened to it. */
+  if (cur == INVITE_EXPIRED && action == INVITE_ACCEPT)
+    return PARLEY_EEXPIRED;
   if (cur != INVITE_PENDING)
     return PARLEY_ECONFLICT;
   if (action == INVITE_EXPIRE) {

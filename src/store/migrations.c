@@ -130,6 +130,17 @@ const struct store__migration store__sqlite_migrations[] = {
       * store does not rely on it. */
      "CREATE INDEX users_by_lower_username ON users(lower(username));"
      "CREATE INDEX users_by_lower_display_name ON users(lower(display_name));"},
+    {3, "removals: a removed user cannot rejoin a public chat by themselves",
+     /* Kept until an invitation to the same chat is accepted: removal is a decision of the
+      * chat's managers, and only they can undo it, by inviting the user again. The primary key
+      * answers chat.join's question, "was this user removed from this chat". */
+     "CREATE TABLE removals ("
+     "  chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  removed_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+     "  removed_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (chat_id, user_id)"
+     ") WITHOUT ROWID;"},
 };
 
 const size_t store__sqlite_migrations_count =

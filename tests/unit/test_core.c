@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "core/acl.h"
+#include "core/invite.h"
 #include "core/ratelimit.h"
 
 /* Every op x role x visibility cell, spelled out: 1 = allowed. */
@@ -61,12 +62,98 @@ static void test_ratelimit_clock_backwards(void **state) {
   assert_true(ratelimit_take(&rl, 1.0, 1.0, 1000) > 0);
 }
 
+/* The invitation state machine, every status x action, with the clock on both sides of expiry. */
+static void test_invite_transitions(void **state) {
+  const int64_t exp = 10000;
+  enum invite_status next;
+  /* Pending, in time. */
+  assert_int_equal(invite_transition(INVITE_PENDING, INVITE_ACCEPT, exp - 1, exp, &next), 0);
+  assert_int_equal(next, INVITE_ACCEPTED);
+  assert_int_equal(invite_transition(INVITE_PENDING, INVITE_DECLINE, exp - 1, exp, &next), 0);
+  assert_int_equal(next, INVITE_DECLINED);
+  assert_int_equal(invite_transition(INVITE_PENDING, INVITE_REVOKE, exp - 1, exp, &next), 0);
+  assert_int_equal(next, INVITE_REVOKED);
+  assert_int_equal(invite_transition(INVITE_PENDING, INVITE_EXPIRE, exp - 1, exp, &next),
+                   PARLEY_ECONFLICT); /* not due yet */
+  /* Pending, time up: accept is refused as expired; the sweep expires it. */
+  assert_int_equal(invite_transition(INVITE_PENDING, INVITE_ACCEPT, exp, exp, &next),
+                   PARLEY_EEXPIRED);
+  assert_int_equal(next, INVITE_EXPIRED);
+  assert_int_equal(invite_transition(INVITE_PENDING, INVITE_EXPIRE, exp, exp, &next), 0);
+  assert_int_equal(next, INVITE_EXPIRED);
+  /* Settled ones move no more; accepting an expired one still says expired. */
+  for (int s = INVITE_ACCEPTED; s <= INVITE_EXPIRED; s++)
+    for (int act = INVITE_ACCEPT; act <= INVITE_EXPIRE; act++) {
+      int want = (s == INVITE_EXPIRED && act == INVITE_ACCEPT) ? PARLEY_EEXPIRED : PARLEY_ECONFLICT;
+      assert_int_equal(invite_transition((enum invite_status)s, (enum invite_action)act, 0, exp,
+                                         &next),
+                       want);
+      assert_int_equal(next, s);
+    }
+  /* Expiry from a ttl: default 7 days, at most 30, never negative. */
+  int64_t at;
+  assert_int_equal(invite_expiry(1000, 0, &at), 0);
+  assert_int_equal(at, 1000 + INVITE_TTL_DEFAULT_S * INT64_C(1000));
+  assert_int_equal(invite_expiry(1000, 1, &at), 0);
+  assert_int_equal(at, 2000);
+  assert_int_equal(invite_expiry(1000, INVITE_TTL_MAX_S + 1, &at), PARLEY_EBAD_REQUEST);
+  assert_int_equal(invite_expiry(1000, -1, &at), PARLEY_EBAD_REQUEST);
+}
+
+/* Who may invite, remove, change roles and revoke: every role pair. */
+static void test_membership_rules(void **state) {
+  enum chat_role N = CHAT_ROLE_NONE, M = CHAT_ROLE_MEMBER, A = CHAT_ROLE_ADMIN, O = CHAT_ROLE_OWNER;
+  enum chat_role roles[] = {N, M, A, O};
+  /* [policy][actor] */
+  static const int invite[3][4] = {{0, 0, 0, 1}, {0, 0, 1, 1}, {0, 1, 1, 1}};
+  /* [actor][target] */
+  static const int remove[4][4] = {
+      {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 1, 0, 0}, {0, 1, 1, 0}};
+  for (int p = 0; p < 3; p++)
+    for (int r = 0; r < 4; r++)
+      assert_int_equal(acl_can_invite(roles[r], (enum invite_policy)p) == 0, invite[p][r]);
+  for (int a = 0; a < 4; a++)
+    for (int t = 0; t < 4; t++) {
+      assert_int_equal(acl_can_remove(roles[a], roles[t]) == 0, remove[a][t]);
+      /* Only the owner changes roles, of anyone but themselves. */
+      assert_int_equal(acl_can_set_role(roles[a], roles[t], A) == 0,
+                       roles[a] == O && (roles[t] == M || roles[t] == A));
+    }
+  assert_int_equal(acl_can_set_role(O, M, N), PARLEY_EBAD_REQUEST);
+  assert_int_equal(acl_can_revoke(M, 1), 0);
+  assert_int_equal(acl_can_revoke(M, 0), PARLEY_EFORBIDDEN);
+  assert_int_equal(acl_can_revoke(N, 1), PARLEY_EFORBIDDEN); /* an inviter who left */
+  assert_int_equal(acl_can_revoke(A, 0), 0);
+  for (int op = ACL_CHAT_UPDATE; op <= ACL_INVITES_MANAGE; op++)
+    for (int r = 0; r < 4; r++) {
+      int want = op == ACL_CHAT_LEAVE ? roles[r] != N : roles[r] >= A;
+      assert_int_equal(acl_check((enum acl_op)op, roles[r], 1) == 0, want);
+    }
+}
+
+/* Ownership passes to the longest-standing admin, else member. */
+static void test_successor(void **state) {
+  struct acl_member m[] = {
+      {10, CHAT_ROLE_MEMBER, 100}, {11, CHAT_ROLE_ADMIN, 300}, {12, CHAT_ROLE_ADMIN, 200},
+      {13, CHAT_ROLE_MEMBER, 50},
+  };
+  assert_int_equal(acl_successor(m, 4), 2); /* the older admin, though members are older still */
+  m[1].role = m[2].role = CHAT_ROLE_MEMBER;
+  assert_int_equal(acl_successor(m, 4), 3); /* no admin: the oldest member */
+  assert_int_equal(acl_successor(m, 0), -1);
+  struct acl_member tie[] = {{21, CHAT_ROLE_ADMIN, 5}, {20, CHAT_ROLE_ADMIN, 5}};
+  assert_int_equal(acl_successor(tie, 2), 1); /* a tie goes to the lower id */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_acl_matrix),
       cmocka_unit_test(test_roles_round_trip),
       cmocka_unit_test(test_ratelimit_burst_then_refill),
       cmocka_unit_test(test_ratelimit_clock_backwards),
+      cmocka_unit_test(test_invite_transitions),
+      cmocka_unit_test(test_membership_rules),
+      cmocka_unit_test(test_successor),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

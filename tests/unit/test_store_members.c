@@ -305,7 +305,9 @@ static void test_migration_2_upgrades_a_v1_database(void **state) {
   sqlite3_close(db);
 
   assert_int_equal(store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL), 0);
-  assert_int_equal(db_int(f, "SELECT max(version) FROM schema_version"), 2);
+  /* Every later migration runs too. */
+  assert_int_equal(db_int(f, "SELECT max(version) FROM schema_version"),
+                   (int)store__sqlite_migrations_count);
   r = chat_get(f, 1, "old");
   assert_int_equal(r->status, 0);
   assert_int_equal(r->out.chat.invite_policy, INVITE_POLICY_ADMINS);
@@ -1185,7 +1187,8 @@ static void test_reinvite_after_decline_and_expiry(void **state) {
   assert_int_equal(invite_status_of(f, first), INVITE_DECLINED);
   assert_int_equal(invite_status_of(f, second), INVITE_EXPIRED);
   assert_int_equal(invite_status_of(f, third), INVITE_PENDING);
-  assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, bob, second, NOW + 3000), PARLEY_ECONFLICT);
+  /* The expired one says so, even after the sweep marked it. */
+  assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, bob, second, NOW + 3000), PARLEY_EEXPIRED);
   assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, bob, third, NOW + 3000), 0);
 }
 

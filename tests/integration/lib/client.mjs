@@ -443,3 +443,47 @@ export async function inviteAndAccept(inviter, invitee, chat, args = {}) {
   const { invitation } = await inviter.ok('invite.create', { chat, user: invitee.user.username, ...args });
   return invitee.ok('invite.accept', { invitation: invitation.id });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for presence, typing and activeUsers (issue 4)
+
+// `presence` events about `username` received by client, from index `from` of client.events.
+export function presenceEvents(client, username, from = 0) {
+  return eventsNamed(client, 'presence', from, (e) => e.user?.username === username);
+}
+
+// Resolves with the first `presence` event about `username` in `state` (index >= opts.from).
+export function waitPresence(client, username, state, opts = {}) {
+  return client.waitFor((e) => e.ev === 'presence' && e.user?.username === username && e.state === state, {
+    what: `presence ${username} ${state}`,
+    ...opts,
+  });
+}
+
+// Sorted usernames of a list of user objects (typing users, activeUsers).
+export function usernames(users) {
+  return (users || []).map((u) => u.username).sort();
+}
+
+// Resolves with the first `typing` event for chat whose listed users are exactly `names` (any
+// order) and, when opts.others is given, whose `others` equals it (index >= opts.from).
+export function waitTyping(client, chat, names, opts = {}) {
+  const want = [...names].sort();
+  return client.waitFor(
+    (e) =>
+      e.ev === 'typing' &&
+      e.chat === chat &&
+      JSON.stringify(usernames(e.users)) === JSON.stringify(want) &&
+      (opts.others === undefined || e.others === opts.others),
+    { what: `typing ${chat} [${want.join(', ')}]`, ...opts },
+  );
+}
+
+// Resolves with the first `chat.active` event for chat whose activeUsers are exactly `names`.
+export function waitActive(client, chat, names, opts = {}) {
+  const want = [...names].sort();
+  return client.waitFor(
+    (e) => e.ev === 'chat.active' && e.chat === chat && JSON.stringify(usernames(e.activeUsers)) === JSON.stringify(want),
+    { what: `chat.active ${chat} [${want.join(', ')}]`, ...opts },
+  );
+}
