@@ -8,23 +8,27 @@
 # so each one's CPU and RSS figures are its own. At the end it prints one table of every scenario
 # and appends the rows to bench/build/results.csv.
 #
-# Usage: bench/run.sh [--quick] [--scenarios "chat broadcast"] [--users N] [--chat-size K]
-#                     [--rate R] [--duration T] [--warmup S] [--window W] [--bcast-users N] [--bcast-rate R]
-#                     [--csv FILE] [--keep] [-- extra loadgen options]
+# Usage: bench/run.sh [--quick] [--scenarios "chat typing broadcast"] [--users N] [--chat-size K]
+#                     [--rate R] [--typing-rate R] [--typing-hold MS] [--duration T] [--warmup S]
+#                     [--window W] [--bcast-users N] [--bcast-rate R] [--csv FILE] [--keep]
+#                     [-- extra loadgen options]
 # The same settings can come from the environment: BENCH_SCENARIOS, BENCH_USERS, BENCH_CHAT_SIZE,
-# BENCH_RATE, BENCH_DURATION, BENCH_WARMUP, BENCH_WINDOW, BENCH_BCAST_USERS, BENCH_BCAST_RATE,
-# BENCH_CSV, PARLEY_BIN, LOADGEN; PARLEY_DURABILITY (normal) and PARLEY_LOG_LEVEL (warn) are
-# passed to the server.
+# BENCH_RATE, BENCH_TYPING_RATE (default: the chat rate), BENCH_TYPING_HOLD (ms; default: the
+# load generator's), BENCH_DURATION, BENCH_WARMUP, BENCH_WINDOW, BENCH_BCAST_USERS,
+# BENCH_BCAST_RATE, BENCH_CSV, PARLEY_BIN, LOADGEN; PARLEY_DURABILITY (normal) and
+# PARLEY_LOG_LEVEL (warn) are passed to the server.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 PARLEY_BIN=${PARLEY_BIN:-$root/build/parley}
 LOADGEN=${LOADGEN:-$here/build/loadgen}
-scenarios=${BENCH_SCENARIOS:-chat broadcast}
+scenarios=${BENCH_SCENARIOS:-chat typing broadcast}
 users=${BENCH_USERS:-1000}
 chat_size=${BENCH_CHAT_SIZE:-10}
 rate=${BENCH_RATE:-2000}
+typing_rate=${BENCH_TYPING_RATE:-}
+typing_hold=${BENCH_TYPING_HOLD:-}
 duration=${BENCH_DURATION:-20}
 warmup=${BENCH_WARMUP:-3}
 window=${BENCH_WINDOW:-64}
@@ -41,6 +45,8 @@ while [ $# -gt 0 ]; do
     --users) users=$2; shift ;;
     --chat-size) chat_size=$2; shift ;;
     --rate) rate=$2; shift ;;
+    --typing-rate) typing_rate=$2; shift ;;
+    --typing-hold) typing_hold=$2; shift ;;
     --duration) duration=$2; shift ;;
     --warmup) warmup=$2; shift ;;
     --window) window=$2; shift ;;
@@ -49,12 +55,13 @@ while [ $# -gt 0 ]; do
     --csv) csv=$2; shift ;;
     --keep) keep=1 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 bcast_users=${bcast_users:-$users}
+typing_rate=${typing_rate:-$rate}
 
 [ -x "$PARLEY_BIN" ] || make -C "$root" build/parley
 [ -x "$LOADGEN" ] || make -C "$here"
@@ -128,6 +135,9 @@ for scen in $scenarios; do
   case $scen in
     chat)
       args=(--scenario chat --users "$users" --chat-size "$chat_size" --rate "$rate") ;;
+    typing)
+      args=(--scenario typing --users "$users" --chat-size "$chat_size" --rate "$typing_rate")
+      [ -z "$typing_hold" ] || args+=(--typing-hold "$typing_hold") ;;
     broadcast)
       args=(--scenario broadcast --users "$bcast_users" --window "$window" --rate "$bcast_rate") ;;
     *) echo "run.sh: unknown scenario $scen" >&2; exit 2 ;;

@@ -220,6 +220,9 @@ void app__invite_sweep(struct app *a);
 /* app_http.c */
 void app__on_request(void *ud, struct net_conn *c, struct http_request *req);
 
+/* The store's explanation of a failure, or NULL for the error table's default. */
+#define STORE_ERRMSG(sreq) ((sreq)->out.errmsg[0] ? (sreq)->out.errmsg : NULL)
+
 /* app_ws.c */
 /* A store request made for an op keeps what its reply needs in one of these (store_req.ctx). */
 struct op_ctx {

@@ -351,7 +351,7 @@ static void on_chat_reply(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status)
-    app__reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
   else
     app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "chat", proto_chat_json(&sreq->out.chat)));
 done:
@@ -372,7 +372,7 @@ static void on_chat_get(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status) {
-    app__reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
     goto done;
   }
   members = json_array();
@@ -428,7 +428,7 @@ static void on_chat_list(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status) {
-    app__reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
     goto done;
   }
   chats = json_array();
@@ -533,7 +533,7 @@ static void on_msg_history(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status)
-    app__reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
   else
     app__reply_ok(cl, &ctx->env,
              json_pack("{s:o, s:b}", "msgs",
@@ -568,7 +568,7 @@ static void on_sub(struct store_req *sreq) {
     goto done; /* unsubscribed, or subscribed again, while the replay was read */
   if (sreq->status) {
     sub_free(cl->app, s);
-    app__reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
     goto done;
   }
   chat = proto_chat_json(&sreq->out.chat);
@@ -670,7 +670,7 @@ static void on_read(struct store_req *sreq) {
   if (cl->conn == NULL)
     goto done;
   if (sreq->status)
-    app__reply_err(cl, &ctx->env, sreq->status, NULL);
+    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
   else
     app__reply_ok(cl, &ctx->env,
              json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq", (json_int_t)sreq->out.read_seq));

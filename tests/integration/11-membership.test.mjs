@@ -12,6 +12,7 @@ import {
   connect,
   eventChat,
   eventsNamed,
+  inviteAndAccept,
   makeChat,
   signupMany,
 } from './lib/client.mjs';
@@ -314,6 +315,21 @@ describe('membership', () => {
         await roster(slug),
         [`${ana.user.username}:owner`, `${bob.user.username}:admin`, `${dee.user.username}:member`].sort(),
       );
+    });
+
+    test('a user removed from a public chat cannot rejoin it by themselves; an invitation lets them back', async () => {
+      const slug = await room({ join: [c] }); // public
+      await a.ok('chat.remove', { chat: slug, user: cy.user.username });
+      const err = await c.fail('chat.join', { chat: slug }, 'forbidden');
+      assert.match(err.message, /removed/);
+      const { chat } = await c.ok('chat.get', { chat: slug }); // a public chat stays visible
+      assert.equal(chat.role, null);
+      await c.fail('sub', { chat: slug }, 'forbidden');
+      // The owner invites them back: accepting lifts the removal.
+      await inviteAndAccept(a, c, slug);
+      await c.ok('sub', { chat: slug });
+      await c.ok('chat.leave', { chat: slug });
+      await c.ok('chat.join', { chat: slug }); // left by choice: free to come back
     });
 
     test('the owner removes an admin', async () => {

@@ -1,0 +1,416 @@
+// Types for every object, request, reply and event of Parley protocol v1 (docs/protocol.md).
+// Times are Unix milliseconds; durations in requests (`ttl`) are seconds. Fields may be added by
+// the server at any time, never renamed: these interfaces list what the protocol promises.
+
+/** A user as the server sends it everywhere (`hello`, `msg.author`, participants...). */
+export interface User {
+  id: number;
+  username: string;
+  displayName: string;
+}
+
+/** The short user reference inside a `presence` object. */
+export interface UserRef {
+  id: number;
+  username: string;
+}
+
+export type Role = 'owner' | 'admin' | 'member';
+export type InvitePolicy = 'owner' | 'admins' | 'members';
+
+/** A chat. `role` is the caller's role (absent in `chat.updated` events). */
+export interface Chat {
+  slug: string;
+  title: string;
+  isPublic: boolean;
+  /** null = no cap. Counts every participant, the owner included. */
+  maxParticipants: number | null;
+  invitePolicy: InvitePolicy;
+  archived: boolean;
+  createdAt: number;
+  lastActivity: number;
+  lastSeq: number;
+  participantCount: number;
+  role?: Role | null;
+  /** Users with the chat open now. */
+  activeUsers: User[];
+}
+
+/** A chat in `chat.list`: with the unread count and the last message. */
+export interface ChatListItem extends Chat {
+  /** Messages after the read marker (your own messages are never unread). */
+  unread: number;
+  lastMessage: Msg | null;
+}
+
+/** A participant in `chat.get`. */
+export interface Participant extends User {
+  role: Role;
+  joinedAt: number;
+}
+
+/** A message. `seq` is per chat, starting at 1, gap-free. */
+export interface Msg {
+  seq: number;
+  chat: string;
+  author: User;
+  body: string;
+  clientMsgId: string | null;
+  createdAt: number;
+}
+
+/** A user's aggregate presence, as others see it. */
+export type PresenceState = 'online' | 'away' | 'offline';
+
+/** What one socket reports about its page with the `presence` op. */
+export type ClientPresenceState = 'active' | 'idle' | 'hidden';
+
+export interface Presence {
+  user: UserRef;
+  state: PresenceState;
+  /** When the user was last connected; null if never. */
+  lastSeen: number | null;
+}
+
+export type InvitationStatus = 'pending' | 'accepted' | 'declined' | 'revoked' | 'expired';
+
+export interface Invitation {
+  id: number;
+  /** The chat's slug. */
+  chat: string;
+  chatTitle: string;
+  from: User;
+  to: User;
+  status: InvitationStatus;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** A `users.search` hit. `participant` and `invited` are about the `chat` searched for. */
+export interface SearchUser extends User {
+  participant?: boolean;
+  invited?: boolean;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Errors
+
+export type ServerErrorCode =
+  | 'bad_request'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'chat_full'
+  | 'expired'
+  | 'rate_limited'
+  | 'too_large'
+  | 'unavailable'
+  | 'internal';
+
+/** The `error` object of a failed reply. */
+export interface ErrorBody {
+  code: ServerErrorCode | string;
+  message: string;
+  /** With `rate_limited`: milliseconds until a retry may succeed. */
+  retryAfter?: number;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Requests: the arguments of every op (without the `id`/`op` envelope)
+
+export interface ChatCreateArgs {
+  /** 1-100 characters. */
+  title: string;
+  isPublic?: boolean;
+  /** 2-10000; no cap by default. */
+  maxParticipants?: number;
+  slug?: string;
+}
+
+export interface ChatUpdateArgs {
+  chat: string;
+  title?: string;
+  isPublic?: boolean;
+  /** null removes the cap. */
+  maxParticipants?: number | null;
+  invitePolicy?: InvitePolicy;
+}
+
+export interface MsgSendArgs {
+  chat: string;
+  /** 1-16384 bytes, not only white space. */
+  body: string;
+  /** 1-64 of [A-Za-z0-9_.:-]. */
+  clientMsgId?: string;
+}
+
+export interface MsgHistoryArgs {
+  chat: string;
+  /** A seq: messages before it. Newest when absent. */
+  before?: number;
+  /** 1-200, default 50. */
+  limit?: number;
+}
+
+export interface SubArgs {
+  chat: string;
+  /** Replay every message with seq > since. */
+  since?: number;
+}
+
+export interface InviteCreateArgs {
+  chat: string;
+  /** username */
+  user: string;
+  /** seconds, 1 s to 30 days, default 7 days */
+  ttl?: number;
+}
+
+/** Arguments of each op. */
+export interface OpArgs {
+  auth: { token: string };
+  ping: Record<string, never>;
+  'chat.create': ChatCreateArgs;
+  'chat.get': { chat: string };
+  'chat.list': Record<string, never>;
+  'chat.join': { chat: string };
+  'chat.update': ChatUpdateArgs;
+  'chat.leave': { chat: string };
+  'chat.remove': { chat: string; user: string };
+  'chat.setRole': { chat: string; user: string; role: Role };
+  'msg.send': MsgSendArgs;
+  'msg.history': MsgHistoryArgs;
+  sub: SubArgs;
+  unsub: { chat: string };
+  read: { chat: string; seq: number };
+  typing: { chat: string; on: boolean };
+  presence: { state: ClientPresenceState };
+  'users.search': { q: string; chat?: string };
+  'invite.create': InviteCreateArgs;
+  'invite.accept': { invitation: number };
+  'invite.decline': { invitation: number };
+  'invite.revoke': { invitation: number };
+  'invite.list': Record<string, never>;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Replies: the result of every op (without `id` and `ok`)
+
+export interface AuthResult {
+  user: User;
+}
+export interface PingResult {
+  now: number;
+}
+export interface ChatResult {
+  chat: Chat;
+}
+export interface ChatGetResult {
+  chat: Chat;
+  participants: Participant[];
+}
+export interface ChatListResult {
+  chats: ChatListItem[];
+  /** Your pending incoming invitations. */
+  invitations: Invitation[];
+}
+export interface ChatLeaveResult {
+  chat: string;
+  /** True when the last participant left. */
+  archived: boolean;
+}
+export interface ChatRemoveResult {
+  chat: string;
+  user: User;
+}
+export interface ChatSetRoleResult {
+  chat: string;
+  user: User;
+  role: Role;
+}
+export interface MsgSendResult {
+  msg: Msg;
+  /** True when the clientMsgId had been stored before: nothing new was stored. */
+  duplicate: boolean;
+}
+export interface MsgHistoryResult {
+  /** Oldest first. */
+  msgs: Msg[];
+  hasMore: boolean;
+}
+export interface SubResult {
+  chat: Chat;
+  /** With `since`: every message after it, oldest first (only the newest 200 with `reset`). */
+  msgs: Msg[];
+  lastSeq: number;
+  /** True when more than 200 messages were missed: drop the cache and page back with history. */
+  reset: boolean;
+  /** A presence for each participant. */
+  presence: Presence[];
+  /** Users typing now. */
+  typing: User[];
+  /** How many more are typing beyond `typing`. */
+  typingOthers?: number;
+  /** Users with the chat open now. */
+  activeUsers: User[];
+}
+export interface UnsubResult {
+  chat: string;
+}
+export interface ReadResult {
+  chat: string;
+  /** The read marker after the call. */
+  seq: number;
+}
+export type TypingResult = Record<string, never>;
+export interface PresenceResult {
+  /** The user's aggregate presence after the change. */
+  state: PresenceState;
+}
+export interface UsersSearchResult {
+  users: SearchUser[];
+}
+export interface InviteCreateResult {
+  invitation: Invitation;
+  /** False when a pending invitation existed and is returned. */
+  created: boolean;
+}
+export interface InviteAcceptResult {
+  invitation: Invitation;
+  chat: Chat;
+}
+export interface InvitationResult {
+  invitation: Invitation;
+}
+export interface InviteListResult {
+  incoming: Invitation[];
+  outgoing: Invitation[];
+}
+
+/** Result of each op. */
+export interface OpResults {
+  auth: AuthResult;
+  ping: PingResult;
+  'chat.create': ChatResult;
+  'chat.get': ChatGetResult;
+  'chat.list': ChatListResult;
+  'chat.join': ChatResult;
+  'chat.update': ChatResult;
+  'chat.leave': ChatLeaveResult;
+  'chat.remove': ChatRemoveResult;
+  'chat.setRole': ChatSetRoleResult;
+  'msg.send': MsgSendResult;
+  'msg.history': MsgHistoryResult;
+  sub: SubResult;
+  unsub: UnsubResult;
+  read: ReadResult;
+  typing: TypingResult;
+  presence: PresenceResult;
+  'users.search': UsersSearchResult;
+  'invite.create': InviteCreateResult;
+  'invite.accept': InviteAcceptResult;
+  'invite.decline': InvitationResult;
+  'invite.revoke': InvitationResult;
+  'invite.list': InviteListResult;
+}
+
+export type Op = keyof OpArgs;
+
+// ------------------------------------------------------------------------------------------------
+// Server events (frames with `ev`)
+
+export interface HelloEvent {
+  user: User;
+}
+export interface MsgEvent {
+  chat: string;
+  msg: Msg;
+}
+export interface ChatUpdatedEvent {
+  /** The chat object, without `role`. */
+  chat: Chat;
+}
+export interface ParticipantJoinedEvent {
+  chat: string;
+  user: User;
+  role: Role;
+  participantCount: number;
+}
+export interface ParticipantLeftEvent {
+  chat: string;
+  user: User;
+  participantCount: number;
+  /** When ownership moved. */
+  newOwner?: User;
+}
+export interface ParticipantRemovedEvent {
+  chat: string;
+  user: User;
+  by: User;
+  participantCount: number;
+}
+export interface ParticipantUpdatedEvent {
+  chat: string;
+  user: User;
+  role: Role;
+}
+export interface RemovedEvent {
+  chat: string;
+  by: User;
+}
+export type InviteAction = 'received' | 'accepted' | 'declined' | 'revoked' | 'expired';
+export interface InviteEvent {
+  action: InviteAction;
+  invitation: Invitation;
+}
+export interface TypingEvent {
+  chat: string;
+  /** The whole current set of typers (at most 5 listed). */
+  users: User[];
+  /** How many more are typing. */
+  others: number;
+}
+export type PresenceEvent = Presence;
+export interface ChatActiveEvent {
+  chat: string;
+  activeUsers: User[];
+}
+
+/** Payload of each server event, by its `ev` name. */
+export interface ServerEvents {
+  hello: HelloEvent;
+  msg: MsgEvent;
+  'chat.updated': ChatUpdatedEvent;
+  'participant.joined': ParticipantJoinedEvent;
+  'participant.left': ParticipantLeftEvent;
+  'participant.removed': ParticipantRemovedEvent;
+  'participant.updated': ParticipantUpdatedEvent;
+  removed: RemovedEvent;
+  invite: InviteEvent;
+  typing: TypingEvent;
+  presence: PresenceEvent;
+  'chat.active': ChatActiveEvent;
+}
+
+export type ServerEventName = keyof ServerEvents;
+
+/** A raw frame with `ev`, as received. */
+export type RawEvent = { ev: string } & Record<string, unknown>;
+
+// ------------------------------------------------------------------------------------------------
+// WebSocket close codes (docs/protocol.md)
+
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  UNSUPPORTED_DATA: 1003,
+  ABNORMAL: 1006,
+  INVALID_PAYLOAD: 1007,
+  TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  UNAUTHORIZED: 4001,
+  TOO_SLOW: 4008,
+  TOO_MANY_CONNECTIONS: 4029,
+} as const;

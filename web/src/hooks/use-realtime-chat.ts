@@ -1,0 +1,380 @@
+// useRealtimeChat(slug): everything the chat room shows, kept live.
+//
+// It subscribes to the chat through the realtime client (which resumes from the last seq after a
+// reconnect, so nothing is missed and nothing repeats), loads the newest page of history, and
+// listens to the chat's events: messages, typing (the server sends the whole set of typers each
+// time), presence, who has the chat open (activeUsers), membership changes and removal. Our own
+// sends show at once as pending and turn into normal messages when the server confirms them by
+// seq; failed ones can be retried with the same clientMsgId, so a retry never duplicates.
+import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
+import { useRealtime, useSession } from '../lib/session';
+import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
+import type { Chat, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
+import { useConnectionState } from './use-connection-state';
+
+const PAGE = 50;
+
+export type RoomStatus = 'loading' | 'ready' | 'error' | 'removed';
+
+interface State {
+  slug: string;
+  status: RoomStatus;
+  error: ProtoError | null;
+  chat: Chat | null;
+  participants: Participant[];
+  msgs: Msg[]; // confirmed, ascending seq, no duplicates
+  hasMore: boolean;
+  historyLoaded: boolean; // the first page arrived
+  loadingOlder: boolean;
+  presence: Record<number, Presence>; // by user id
+  typing: { users: User[]; others: number };
+  activeUsers: User[];
+  pending: PendingSend[];
+  removedBy: User | null;
+}
+
+type Action =
+  | { type: 'reset'; slug: string }
+  | { type: 'subscribed'; reply: SubReply; resumed: boolean }
+  | { type: 'msgs'; msgs: Msg[] }
+  | { type: 'history'; msgs: Msg[]; hasMore: boolean; initial: boolean }
+  | { type: 'loadingOlder'; on: boolean }
+  | { type: 'chat'; chat: Partial<Chat> }
+  | { type: 'participants'; chat: Chat }
+  | { type: 'presence'; p: Presence }
+  | { type: 'typing'; users: User[]; others: number }
+  | { type: 'active'; users: User[] }
+  | { type: 'pending'; pending: PendingSend[] }
+  | { type: 'error'; error: ProtoError }
+  | { type: 'removed'; by: User | null };
+
+function initial(slug: string): State {
+  return {
+    slug,
+    status: 'loading',
+    error: null,
+    chat: null,
+    participants: [],
+    msgs: [],
+    hasMore: true,
+    historyLoaded: false,
+    loadingOlder: false,
+    presence: {},
+    typing: { users: [], others: 0 },
+    activeUsers: [],
+    pending: [],
+    removedBy: null,
+  };
+}
+
+// Merges messages into an ascending, duplicate-free list. The common cases (append one newer
+// message, prepend an older page) avoid a full sort.
+export function mergeMsgs(list: Msg[], add: Msg[]): Msg[] {
+  if (add.length === 0) return list;
+  const last = list.length ? list[list.length - 1].seq : 0;
+  const sortedAdd = add.length > 1 ? [...add].sort((a, b) => a.seq - b.seq) : add;
+  if (sortedAdd[0].seq > last) return list.concat(dedupe(sortedAdd));
+  const first = list.length ? list[0].seq : Infinity;
+  if (sortedAdd[sortedAdd.length - 1].seq < first) return dedupe(sortedAdd).concat(list);
+  const bySeq = new Map<number, Msg>();
+  for (const m of list) bySeq.set(m.seq, m);
+  for (const m of add) bySeq.set(m.seq, m);
+  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+}
+
+function dedupe(sorted: Msg[]): Msg[] {
+  const out: Msg[] = [];
+  for (const m of sorted) if (!out.length || out[out.length - 1].seq !== m.seq) out.push(m);
+  return out;
+}
+
+function presenceMap(list: Presence[] | undefined, prev: Record<number, Presence>) {
+  if (!list) return prev;
+  const next = { ...prev };
+  for (const p of list) if (p?.user) next[p.user.id] = p;
+  return next;
+}
+
+function reducer(s: State, a: Action): State {
+  if (a.type === 'reset') return initial(a.slug);
+  switch (a.type) {
+    case 'subscribed': {
+      const r = a.reply;
+      const msgs = r.reset ? mergeMsgs([], r.msgs || []) : mergeMsgs(s.msgs, r.msgs || []);
+      return {
+        ...s,
+        status: s.status === 'removed' ? s.status : 'ready',
+        error: null,
+        chat: r.chat ? { ...(s.chat || {}), ...r.chat } : s.chat,
+        msgs,
+        hasMore: r.reset ? true : s.hasMore,
+        presence: presenceMap(r.presence, s.presence),
+        typing: { users: r.typing || [], others: 0 },
+        activeUsers: r.activeUsers || s.activeUsers,
+      };
+    }
+    case 'msgs':
+      return { ...s, msgs: mergeMsgs(s.msgs, a.msgs) };
+    case 'history':
+      return {
+        ...s,
+        msgs: mergeMsgs(s.msgs, a.msgs),
+        hasMore: a.hasMore,
+        historyLoaded: s.historyLoaded || a.initial,
+        loadingOlder: false,
+      };
+    case 'loadingOlder':
+      return { ...s, loadingOlder: a.on };
+    case 'chat':
+      return { ...s, chat: s.chat ? { ...s.chat, ...a.chat } : (a.chat as Chat) };
+    case 'participants':
+      return {
+        ...s,
+        chat: { ...(s.chat || {}), ...a.chat, participants: undefined } as Chat,
+        participants: a.chat.participants || s.participants,
+      };
+    case 'presence':
+      return { ...s, presence: { ...s.presence, [a.p.user.id]: a.p } };
+    case 'typing':
+      return { ...s, typing: { users: a.users, others: a.others } };
+    case 'active':
+      return { ...s, activeUsers: a.users };
+    case 'pending':
+      return { ...s, pending: a.pending };
+    case 'error':
+      return { ...s, status: s.status === 'ready' ? s.status : 'error', error: a.error, loadingOlder: false };
+    case 'removed':
+      return { ...s, status: 'removed', removedBy: a.by, typing: { users: [], others: 0 } };
+  }
+}
+
+export interface RealtimeChat {
+  status: RoomStatus;
+  error: ProtoError | null;
+  chat: Chat | null;
+  participants: Participant[];
+  messages: UiMsg[];
+  presence: Record<number, Presence>;
+  typingUsers: User[];
+  typingOthers: number;
+  activeUsers: User[];
+  connectionState: ConnState;
+  hasMore: boolean;
+  historyLoaded: boolean;
+  loadingOlder: boolean;
+  removedBy: User | null;
+  send(body: string): void;
+  retry(clientMsgId: string): void;
+  discard(clientMsgId: string): void;
+  setTyping(on: boolean): void;
+  loadOlder(): Promise<void>;
+  refresh(): void;
+}
+
+export function useRealtimeChat(slug: string): RealtimeChat {
+  const rt = useRealtime();
+  const { user: me } = useSession();
+  const connectionState = useConnectionState();
+  const [s, dispatch] = useReducer(reducer, slug, initial);
+  const sRef = useRef(s);
+  sRef.current = s;
+
+  if (s.slug !== slug) dispatch({ type: 'reset', slug });
+
+  const loadParticipants = useCallback(() => {
+    rt.request<{ chat: Chat }>('chat.get', { chat: slug }).then(
+      (r) => {
+        if (sRef.current.slug === slug) dispatch({ type: 'participants', chat: r.chat });
+      },
+      (err: ProtoError) => {
+        if (sRef.current.slug === slug) dispatch({ type: 'error', error: err });
+      },
+    );
+  }, [rt, slug]);
+
+  const loadInitialHistory = useCallback(() => {
+    rt.request<{ msgs: Msg[]; hasMore: boolean }>('msg.history', { chat: slug, limit: PAGE }).then(
+      (r) => {
+        if (sRef.current.slug === slug) dispatch({ type: 'history', msgs: r.msgs, hasMore: r.hasMore, initial: true });
+      },
+      (err: ProtoError) => {
+        if (sRef.current.slug === slug) dispatch({ type: 'error', error: err });
+      },
+    );
+  }, [rt, slug]);
+
+  // Subscription, first page and participants. The SDK re-subscribes with `since` after a
+  // reconnect; a reset (too much missed) reloads the newest page.
+  useEffect(() => {
+    let first = true;
+    const unsub = rt.subscribe(slug, {
+      onSubscribed(reply, resumed) {
+        dispatch({ type: 'subscribed', reply, resumed });
+        if (first) {
+          first = false;
+          loadInitialHistory();
+        } else {
+          // Membership or titles may have changed while we were away.
+          loadParticipants();
+        }
+      },
+      onMsg(msg) {
+        dispatch({ type: 'msgs', msgs: [msg] });
+      },
+      onError(err) {
+        dispatch({ type: 'error', error: err });
+      },
+    });
+    loadParticipants();
+    return unsub;
+  }, [rt, slug, loadInitialHistory, loadParticipants]);
+
+  // Chat events.
+  useEffect(() => {
+    const offs = [
+      rt.on('typing', (e) => {
+        if (e.chat !== slug) return;
+        const users = (e.users || []).filter((u: User) => u.id !== me?.id);
+        dispatch({ type: 'typing', users, others: e.others || 0 });
+      }),
+      rt.on('presence', (e) => {
+        if (e?.user) dispatch({ type: 'presence', p: e });
+      }),
+      rt.on('chat.active', (e) => {
+        if (e.chat === slug) dispatch({ type: 'active', users: e.activeUsers || [] });
+      }),
+      rt.on('chat.updated', (e) => {
+        if (e.chat?.slug === slug) {
+          const { role: _role, ...rest } = e.chat;
+          dispatch({ type: 'chat', chat: rest });
+        }
+      }),
+      rt.on('participant.joined', (e) => e.chat === slug && loadParticipants()),
+      rt.on('participant.left', (e) => e.chat === slug && loadParticipants()),
+      rt.on('participant.removed', (e) => e.chat === slug && loadParticipants()),
+      rt.on('participant.updated', (e) => e.chat === slug && loadParticipants()),
+      rt.on('removed', (e) => {
+        if (e.chat === slug) dispatch({ type: 'removed', by: e.by || null });
+      }),
+    ];
+    return () => offs.forEach((f) => f());
+  }, [rt, slug, me?.id, loadParticipants]);
+
+  // Our own pending and failed sends.
+  useEffect(() => {
+    dispatch({ type: 'pending', pending: rt.pending(slug) });
+    return rt.onPending(slug, (p) => dispatch({ type: 'pending', pending: p }));
+  }, [rt, slug]);
+
+  // Read marker: while the page is visible, mark the newest message read (throttled).
+  const lastSeq = s.msgs.length ? s.msgs[s.msgs.length - 1].seq : 0;
+  const readSent = useRef(0);
+  useEffect(() => {
+    if (!lastSeq || s.status !== 'ready') return;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const mark = () => {
+      if (document.visibilityState !== 'visible' || lastSeq <= readSent.current) return;
+      readSent.current = lastSeq;
+      rt.request('read', { chat: slug, seq: lastSeq }).catch(() => {
+        readSent.current = 0;
+      });
+    };
+    timer = setTimeout(mark, 300);
+    document.addEventListener('visibilitychange', mark);
+    return () => {
+      if (timer) clearTimeout(timer);
+      document.removeEventListener('visibilitychange', mark);
+    };
+  }, [rt, slug, lastSeq, s.status]);
+  useEffect(() => {
+    readSent.current = 0;
+  }, [slug]);
+
+  const messages = useMemo<UiMsg[]>(() => {
+    const confirmedIds = new Set<string>();
+    const out: UiMsg[] = s.msgs.map((m) => {
+      if (m.clientMsgId && m.author.id === me?.id) confirmedIds.add(m.clientMsgId);
+      return {
+        key: m.clientMsgId && m.author.id === me?.id ? m.clientMsgId : `s${m.seq}`,
+        seq: m.seq,
+        author: m.author,
+        body: m.body,
+        createdAt: m.createdAt,
+        clientMsgId: m.clientMsgId,
+        status: 'sent',
+      };
+    });
+    if (me) {
+      for (const p of s.pending) {
+        if (confirmedIds.has(p.clientMsgId)) continue;
+        out.push({
+          key: p.clientMsgId,
+          seq: null,
+          author: me,
+          body: p.body,
+          createdAt: p.createdAt,
+          clientMsgId: p.clientMsgId,
+          status: p.status,
+          error: p.error?.message ? `${p.error.code}: ${p.error.message}` : p.error?.code,
+        });
+      }
+    }
+    return out;
+  }, [s.msgs, s.pending, me]);
+
+  const loadOlder = useCallback(async () => {
+    const cur = sRef.current;
+    if (cur.loadingOlder || !cur.hasMore || !cur.historyLoaded) return;
+    const before = cur.msgs.length ? cur.msgs[0].seq : undefined;
+    if (before === 1) {
+      dispatch({ type: 'history', msgs: [], hasMore: false, initial: false });
+      return;
+    }
+    dispatch({ type: 'loadingOlder', on: true });
+    try {
+      const r = await rt.request<{ msgs: Msg[]; hasMore: boolean }>('msg.history', {
+        chat: slug,
+        limit: PAGE,
+        ...(before ? { before } : {}),
+      });
+      if (sRef.current.slug === slug) dispatch({ type: 'history', msgs: r.msgs, hasMore: r.hasMore, initial: false });
+    } catch (err) {
+      if (sRef.current.slug === slug) dispatch({ type: 'loadingOlder', on: false });
+      throw err;
+    }
+  }, [rt, slug]);
+
+  const send = useCallback(
+    (body: string) => {
+      if (!body.trim()) return;
+      rt.send(slug, body);
+    },
+    [rt, slug],
+  );
+  const retry = useCallback((id: string) => rt.retry(slug, id), [rt, slug]);
+  const discard = useCallback((id: string) => rt.discard(slug, id), [rt, slug]);
+  const setTyping = useCallback((on: boolean) => rt.typing(slug, on), [rt, slug]);
+
+  return {
+    status: s.status,
+    error: s.error,
+    chat: s.chat,
+    participants: s.participants,
+    messages,
+    presence: s.presence,
+    typingUsers: s.typing.users,
+    typingOthers: s.typing.others,
+    activeUsers: s.activeUsers,
+    connectionState,
+    hasMore: s.hasMore,
+    historyLoaded: s.historyLoaded,
+    loadingOlder: s.loadingOlder,
+    removedBy: s.removedBy,
+    send,
+    retry,
+    discard,
+    setTyping,
+    loadOlder,
+    refresh: loadParticipants,
+  };
+}
