@@ -56,6 +56,8 @@ static int reply_if_failed(struct client *cl, struct store_req *sreq) {
   return -1;
 }
 
+static void invite_event(struct app *a, const struct store_invite *inv, const char *action);
+
 /* --- chat.update ---------------------------------------------------------------------------- */
 
 static void on_update(struct store_req *sreq) {
@@ -120,6 +122,9 @@ static void on_leave(struct store_req *sreq) {
     app__drop_user_subs(a, self, slug);
     app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.left",
                       json_incref(ev));
+    /* The last one out archived the chat: its pending invitations were revoked with it. */
+    for (size_t i = 0; i < sreq->out.n_invites; i++)
+      invite_event(a, &sreq->out.invites[i], "revoked");
     /* The leaver's other tabs learn it too, so they drop the chat from their list. */
     app__notify_users(a, &self, 1, "participant.left", ev);
   }

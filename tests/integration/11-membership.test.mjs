@@ -278,6 +278,23 @@ describe('membership', () => {
       assert.ok(!chats.some((x) => x.slug === slug));
     });
 
+    test('archiving revokes the pending invitations, and the invitee is told', async () => {
+      const slug = await room();
+      const { invitation } = await a.ok('invite.create', { chat: slug, user: dee.user.username });
+      const from = await marks(d);
+      const r = await a.ok('chat.leave', { chat: slug });
+      assert.equal(r.archived, true);
+      const ev = await d.waitFor((x) => x.ev === 'invite' && x.invitation?.id === invitation.id, {
+        from: from.get(d),
+        what: 'invite revoked to the invitee',
+      });
+      assert.equal(ev.action, 'revoked');
+      assert.equal(ev.invitation.status, 'revoked');
+      await d.fail('invite.accept', { invitation: invitation.id }, 'not_found');
+      const { incoming } = await d.ok('invite.list');
+      assert.ok(!incoming.some((x) => x.id === invitation.id));
+    });
+
     test('leaving a chat one is not in is forbidden; an unknown chat is not_found', async () => {
       const slug = await room({ join: [c] });
       await e.fail('chat.leave', { chat: slug }, 'forbidden');

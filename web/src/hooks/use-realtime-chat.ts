@@ -35,12 +35,12 @@ interface State {
 
 type Action =
   | { type: 'reset'; slug: string }
-  | { type: 'subscribed'; reply: SubReply; resumed: boolean }
+  | { type: 'subscribed'; reply: SubReply; resumed: boolean; selfId?: number }
   | { type: 'msgs'; msgs: Msg[] }
   | { type: 'history'; msgs: Msg[]; hasMore: boolean; initial: boolean }
   | { type: 'loadingOlder'; on: boolean }
   | { type: 'chat'; chat: Partial<Chat> }
-  | { type: 'participants'; chat: Chat }
+  | { type: 'participants'; chat: Chat; participants: Participant[] }
   | { type: 'presence'; p: Presence }
   | { type: 'typing'; users: User[]; others: number }
   | { type: 'active'; users: User[] }
@@ -109,7 +109,7 @@ function reducer(s: State, a: Action): State {
         msgs,
         hasMore: r.reset ? true : s.hasMore,
         presence: presenceMap(r.presence, s.presence),
-        typing: { users: r.typing || [], others: 0 },
+        typing: { users: (r.typing || []).filter((u) => u.id !== a.selfId), others: r.typingOthers || 0 },
         activeUsers: r.activeUsers || s.activeUsers,
       };
     }
@@ -131,7 +131,7 @@ function reducer(s: State, a: Action): State {
       return {
         ...s,
         chat: { ...(s.chat || {}), ...a.chat, participants: undefined } as Chat,
-        participants: a.chat.participants || s.participants,
+        participants: a.participants,
       };
     case 'presence':
       return { ...s, presence: { ...s.presence, [a.p.user.id]: a.p } };
@@ -178,13 +178,16 @@ export function useRealtimeChat(slug: string): RealtimeChat {
   const [s, dispatch] = useReducer(reducer, slug, initial);
   const sRef = useRef(s);
   sRef.current = s;
+  const meId = useRef(me?.id);
+  meId.current = me?.id;
 
   if (s.slug !== slug) dispatch({ type: 'reset', slug });
 
   const loadParticipants = useCallback(() => {
-    rt.request<{ chat: Chat }>('chat.get', { chat: slug }).then(
+    rt.request<{ chat: Chat; participants?: Participant[] }>('chat.get', { chat: slug }).then(
       (r) => {
-        if (sRef.current.slug === slug) dispatch({ type: 'participants', chat: r.chat });
+        const participants = r.participants || r.chat.participants || [];
+        if (sRef.current.slug === slug) dispatch({ type: 'participants', chat: r.chat, participants });
       },
       (err: ProtoError) => {
         if (sRef.current.slug === slug) dispatch({ type: 'error', error: err });
@@ -209,7 +212,7 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     let first = true;
     const unsub = rt.subscribe(slug, {
       onSubscribed(reply, resumed) {
-        dispatch({ type: 'subscribed', reply, resumed });
+        dispatch({ type: 'subscribed', reply, resumed, selfId: meId.current });
         if (first) {
           first = false;
           loadInitialHistory();

@@ -29,6 +29,7 @@ export interface SubReply {
   reset?: boolean;
   presence?: any[];
   typing?: User[];
+  typingOthers?: number;
   activeUsers?: User[];
 }
 

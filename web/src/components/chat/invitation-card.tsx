@@ -1,0 +1,64 @@
+// A pending invitation to the signed-in user, with Accept and Decline. Errors (expired, chat full,
+// revoked meanwhile) show on the card itself.
+import { useState } from 'react';
+import { useRealtime } from '../../lib/session';
+import { navigate } from '../../lib/router';
+import { displayName, errorText, expiresText } from '../../lib/format';
+import type { Chat, Invitation } from '../../lib/types';
+
+export function InvitationCard({ invitation, onDone }: { invitation: Invitation; onDone: () => void }) {
+  const rt = useRealtime();
+  const [busy, setBusy] = useState<'accept' | 'decline' | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  async function act(kind: 'accept' | 'decline') {
+    setBusy(kind);
+    setError(null);
+    try {
+      const r = await rt.request<{ chat?: Chat }>(`invite.${kind}`, { invitation: invitation.id });
+      onDone();
+      if (kind === 'accept') navigate(`/chat/${encodeURIComponent(r.chat?.slug || invitation.chat)}`);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      setError(
+        code === 'conflict' ? 'This invitation is no longer pending (it was revoked or already answered).' : errorText(err),
+      );
+      setBusy(null);
+      if (code === 'expired' || code === 'conflict' || code === 'not_found') setTimeout(onDone, 4000);
+    }
+  }
+
+  return (
+    <div className="invite-card" data-testid="invitation" data-chat={invitation.chat}>
+      <p className="invite-card__text">
+        <strong>{displayName(invitation.from)}</strong> invited you to <strong>{invitation.chatTitle || invitation.chat}</strong>
+      </p>
+      <p className="invite-card__meta">{expiresText(invitation.expiresAt)}</p>
+      <div className="invite-card__actions">
+        <button
+          type="button"
+          className="btn btn--primary btn--small"
+          onClick={() => act('accept')}
+          disabled={busy !== null}
+          aria-label={`Accept invitation to ${invitation.chatTitle}`}
+        >
+          {busy === 'accept' ? 'Joining…' : 'Accept'}
+        </button>
+        <button
+          type="button"
+          className="btn btn--small"
+          onClick={() => act('decline')}
+          disabled={busy !== null}
+          aria-label={`Decline invitation to ${invitation.chatTitle}`}
+        >
+          Decline
+        </button>
+      </div>
+      {error && (
+        <p className="inline-error" role="alert">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,64 @@
+// Who is signed in, and the one realtime connection of this tab. The connection is made when a
+// user is known (after /api/me, login or signup: the session cookie authenticates the WebSocket)
+// and closed on logout. A 4001 close (session ended elsewhere) sends the user back to log in.
+import { createContext, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
+import * as api from './api';
+import { createRealtime } from './realtime';
+import type { Realtime } from './realtime-types';
+import type { User } from './types';
+
+interface Session {
+  user: User | null;
+  rt: Realtime | null;
+  setUser(u: User | null): void;
+  logout(): Promise<void>;
+}
+
+const SessionContext = createContext<Session | null>(null);
+
+export function SessionProvider({ initialUser, children }: { initialUser: User | null; children: ReactNode }) {
+  const [user, setUser] = useState<User | null>(initialUser);
+  const [rt, setRt] = useState<Realtime | null>(null);
+
+  useEffect(() => {
+    if (!user) {
+      setRt(null);
+      return;
+    }
+    const conn = createRealtime({
+      onSessionEnded: () => setUser(null),
+    });
+    setRt(conn);
+    return () => conn.close();
+  }, [user?.id]);
+
+  const value = useMemo<Session>(
+    () => ({
+      user,
+      rt: rt,
+      setUser,
+      async logout() {
+        try {
+          await api.logout();
+        } finally {
+          setUser(null);
+        }
+      },
+    }),
+    [user, rt],
+  );
+  return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
+}
+
+export function useSession(): Session {
+  const s = useContext(SessionContext);
+  if (!s) throw new Error('useSession outside SessionProvider');
+  return s;
+}
+
+// The realtime connection; only call under a signed-in part of the tree (see AuthedApp).
+export function useRealtime(): Realtime {
+  const { rt } = useSession();
+  if (!rt) throw new Error('useRealtime without a connection');
+  return rt;
+}

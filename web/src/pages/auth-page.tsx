@@ -1,0 +1,130 @@
+// Sign up and log in. Errors from the server appear above the form (taken username, wrong
+// password, too many attempts); field rules are checked before sending.
+import { useState, type FormEvent } from 'react';
+import * as api from '../lib/api';
+import { Link, navigate } from '../lib/router';
+import { useSession } from '../lib/session';
+import { IconChat } from '../components/ui/icons';
+
+const USERNAME_RE = /^[a-z0-9_.-]{3,32}$/;
+
+export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
+  const { setUser } = useSession();
+  const [username, setUsername] = useState('');
+  const [displayName, setDisplayName] = useState('');
+  const [password, setPassword] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const signup = mode === 'signup';
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setError(null);
+    const uname = username.trim().toLowerCase();
+    if (signup && !USERNAME_RE.test(uname)) {
+      setError('Usernames are 3-32 characters: lower-case letters, digits, "_", "." or "-".');
+      return;
+    }
+    if (signup && password.length < 8) {
+      setError('Passwords need at least 8 characters.');
+      return;
+    }
+    setBusy(true);
+    try {
+      const r = signup ? await api.signup(uname, password, displayName.trim() || undefined) : await api.login(uname, password);
+      setUser(r.user);
+      navigate('/chat', { replace: true });
+    } catch (err) {
+      const e2 = err as api.ApiError;
+      if (e2.code === 'conflict') setError('That username is taken. Try another one.');
+      else if (e2.code === 'unauthorized') setError('Wrong username or password.');
+      else if (e2.code === 'rate_limited')
+        setError(`Too many attempts. Try again in ${e2.retryAfter ?? 'a few'} seconds.`);
+      else setError(e2.message || 'Something went wrong.');
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <main className="auth-page">
+      <div className="auth-card">
+        <div className="brand">
+          <span className="brand__mark">
+            <IconChat />
+          </span>
+          Parley
+        </div>
+        <h1>{signup ? 'Create your account' : 'Welcome back'}</h1>
+        <p className="lead">{signup ? 'Start chatting in real time in under a minute.' : 'Log in to pick up where you left off.'}</p>
+        <form onSubmit={submit} noValidate>
+          {error && (
+            <div className="alert alert--error" role="alert">
+              {error}
+            </div>
+          )}
+          <div className="field">
+            <label htmlFor="auth-username">Username</label>
+            <input
+              id="auth-username"
+              className="input"
+              name="username"
+              autoComplete="username"
+              autoCapitalize="none"
+              spellCheck={false}
+              required
+              value={username}
+              onChange={(e) => setUsername(e.target.value)}
+              autoFocus
+            />
+            {signup && <span className="field__hint">3-32 characters: a-z, 0-9, _ . -</span>}
+          </div>
+          {signup && (
+            <div className="field">
+              <label htmlFor="auth-display">Display name</label>
+              <input
+                id="auth-display"
+                className="input"
+                name="displayName"
+                autoComplete="name"
+                maxLength={64}
+                value={displayName}
+                onChange={(e) => setDisplayName(e.target.value)}
+                placeholder="Optional: how others see you"
+              />
+            </div>
+          )}
+          <div className="field">
+            <label htmlFor="auth-password">Password</label>
+            <input
+              id="auth-password"
+              className="input"
+              type="password"
+              name="password"
+              autoComplete={signup ? 'new-password' : 'current-password'}
+              required
+              minLength={signup ? 8 : undefined}
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+            />
+            {signup && <span className="field__hint">At least 8 characters.</span>}
+          </div>
+          <button className="btn btn--primary btn--block" type="submit" disabled={busy}>
+            {busy ? (signup ? 'Creating account…' : 'Logging in…') : signup ? 'Sign up' : 'Log in'}
+          </button>
+        </form>
+        <p className="auth-switch">
+          {signup ? (
+            <>
+              Already have an account? <Link to="/login">Log in</Link>
+            </>
+          ) : (
+            <>
+              New to Parley? <Link to="/signup">Create an account</Link>
+            </>
+          )}
+        </p>
+      </div>
+    </main>
+  );
+}

@@ -1,0 +1,133 @@
+// The sidebar (and, on phones, the whole /chat page): pending invitations with accept and
+// decline, the user's chats with participant count, unread count and last message, and "New
+// chat". The list updates live from events.
+import { useState } from 'react';
+import { Link } from '../lib/router';
+import { useSession } from '../lib/session';
+import { useChatList } from '../hooks/use-chat-list';
+import { displayName, listTime, userHue } from '../lib/format';
+import { Avatar } from '../components/ui/avatar';
+import { IconChat, IconGlobe, IconLogout, IconPlus, IconUsers } from '../components/ui/icons';
+import { CreateChatModal } from '../components/chat/create-chat-modal';
+import { InvitationCard } from '../components/chat/invitation-card';
+import type { Chat } from '../lib/types';
+import type { ConnState } from '../lib/realtime-types';
+
+export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; connection: ConnState }) {
+  const { user, logout } = useSession();
+  const { chats, invitations, loaded, error, reload } = useChatList();
+  const [creating, setCreating] = useState(false);
+
+  return (
+    <nav className="sidebar" aria-label="Chats">
+      <div className="sidebar__head">
+        <Link to="/chat" className="brand" aria-label="Parley home">
+          <span className="brand__mark">
+            <IconChat />
+          </span>
+          Parley
+        </Link>
+        <button type="button" className="btn btn--primary btn--small" onClick={() => setCreating(true)}>
+          <IconPlus /> New chat
+        </button>
+      </div>
+      <div className="sidebar__body">
+        {invitations.length > 0 && (
+          <section aria-labelledby="invites-title">
+            <h2 className="section-title" id="invites-title">
+              Invitations <span className="count-pill">{invitations.length}</span>
+            </h2>
+            {invitations.map((inv) => (
+              <InvitationCard key={inv.id} invitation={inv} onDone={reload} />
+            ))}
+          </section>
+        )}
+        <section aria-labelledby="chats-title">
+          <h2 className="section-title" id="chats-title">
+            Chats
+          </h2>
+          {error && (
+            <div className="alert alert--error" role="alert">
+              Could not load your chats: {error.message}
+            </div>
+          )}
+          {loaded && chats.length === 0 && (
+            <p className="muted" style={{ padding: '4px 10px', fontSize: 14 }}>
+              No chats yet. Create one, or accept an invitation.
+            </p>
+          )}
+          {!loaded && !error && <p className="muted" style={{ padding: '4px 10px', fontSize: 14 }}>Loading…</p>}
+          <ul className="chat-list" data-testid="chat-list">
+            {chats.map((c) => (
+              <ChatRow key={c.slug} chat={c} active={c.slug === activeSlug} selfId={user?.id} />
+            ))}
+          </ul>
+        </section>
+      </div>
+      {user && (
+        <div className="sidebar__foot">
+          <Avatar user={user} size={34} presence={connection === 'online' ? 'online' : 'offline'} />
+          <div className="sidebar__me">
+            <strong>{displayName(user)}</strong>
+            <span className="muted">@{user.username}</span>
+          </div>
+          <button type="button" className="btn btn--ghost btn--icon" onClick={logout} aria-label="Log out" title="Log out">
+            <IconLogout />
+          </button>
+        </div>
+      )}
+      {creating && <CreateChatModal onClose={() => setCreating(false)} />}
+    </nav>
+  );
+}
+
+function ChatRow({ chat, active, selfId }: { chat: Chat; active: boolean; selfId?: number }) {
+  const hue = userHue(chat.slug);
+  const last = chat.lastMessage;
+  const unread = active ? 0 : chat.unread || 0;
+  const lastText = last
+    ? `${last.author.id === selfId ? 'You' : displayName(last.author)}: ${last.body.replace(/\s+/g, ' ')}`
+    : 'No messages yet';
+  return (
+    <li>
+      <Link
+        to={`/chat/${encodeURIComponent(chat.slug)}`}
+        className={`chat-row${unread ? ' chat-row--unread' : ''}`}
+        aria-current={active ? 'page' : undefined}
+        data-slug={chat.slug}
+        aria-label={`${chat.title}, ${chat.participantCount} participants${unread ? `, ${unread} unread` : ''}`}
+      >
+        <span className="chat-row__icon" style={{ background: `hsl(${hue} 70% 93%)`, color: `hsl(${hue} 45% 35%)` }} aria-hidden="true">
+          {chat.title.trim().charAt(0).toUpperCase() || '#'}
+        </span>
+        <span className="chat-row__body">
+          <span className="chat-row__top">
+            <span className="chat-row__title">{chat.title}</span>
+            <span className="chat-row__time">{listTime(last?.createdAt || chat.lastActivity || chat.createdAt)}</span>
+          </span>
+          <span className="chat-row__bottom">
+            <span className="chat-row__last" data-testid="last-message">
+              {lastText}
+            </span>
+            <span className="chat-row__meta">
+              {chat.isPublic && (
+                <span title="Public chat" aria-hidden="true" style={{ display: 'inline-flex' }}>
+                  <IconGlobe />
+                </span>
+              )}
+              <span className="participants-chip" title={`${chat.participantCount} participants`} data-testid="participant-count">
+                <IconUsers />
+                {chat.participantCount}
+              </span>
+              {unread > 0 && (
+                <span className="unread-badge" data-testid="unread">
+                  {unread > 99 ? '99+' : unread}
+                </span>
+              )}
+            </span>
+          </span>
+        </span>
+      </Link>
+    </li>
+  );
+}
