@@ -318,7 +318,8 @@ static void on_tick(uv_timer_t *t) {
   }
 }
 
-static void on_prepare(uv_prepare_t *h) { app__rooms_flush(h->data); }
+/* Typing and activeUsers events batched during the turn, sent just before net writes. */
+static void on_before_flush(void *ud) { app__rooms_flush(ud); }
 
 /* --- start and stop ----------------------------------------------------------------------- */
 
@@ -352,11 +353,6 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
     return err;
   }
 
-  /* Started before net's flusher so that the events it produces are written in the same turn. */
-  uv_prepare_init(loop, &a->flusher);
-  a->flusher.data = a;
-  uv_prepare_start(&a->flusher, on_prepare);
-
   memset(&ncfg, 0, sizeof ncfg);
   ncfg.host = cfg->host;
   ncfg.port = cfg->port;
@@ -372,6 +368,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
   ncb.on_request = app__on_request;
   ncb.on_ws_text = app__on_ws_text;
   ncb.on_close = on_close;
+  ncb.on_before_flush = on_before_flush;
   err = net_server_new(&a->net, loop, &ncfg, &ncb);
   if (err == 0)
     err = net_server_listen(a->net);
@@ -435,7 +432,6 @@ static void shutdown_wait(uv_timer_t *t) {
   if (net_server_conn_count(a->net) > 0)
     return;
   uv_close((uv_handle_t *)&a->ticker, NULL);
-  uv_close((uv_handle_t *)&a->flusher, NULL);
   app__presence_persist_all(a); /* everyone's lastSeen is now */
   store_close(a->store, on_store_closed, a);
 }

@@ -57,7 +57,8 @@ struct sub {
   struct room *room;
   struct client *client;
   uint32_t gen;                /* bumped by each (re)sub: stale replies are ignored */
-  int live;
+  int live;                    /* authorized by the store and receiving messages */
+  int counted;                 /* counted in the room's activeUsers (only once authorized) */
   int64_t next_seq;            /* the next seq this socket should receive */
   json_t *presence;            /* participants' presence, read just before the replay */
   struct held_frame {
@@ -167,8 +168,8 @@ struct app {
   struct app_throttle *throttles;
   struct client *unauthed;      /* WebSockets waiting for their auth op (linked by unext) */
   struct app_watch *watches;
-  struct room *dirty_rooms;     /* rooms with typing/activeUsers events to send */
-  uv_prepare_t flusher;         /* sends them before net's flusher writes the sockets */
+  struct room *dirty_rooms;     /* rooms with typing/activeUsers events to send (net's
+                                   on_before_flush sends them in the same loop turn) */
   uv_timer_t ticker;            /* auth deadlines, session expiry, throttle sweep */
   uv_signal_t sigterm, sigint;
   int shutting_down;
@@ -219,6 +220,9 @@ void app__invite_sweep(struct app *a);
 
 /* app_http.c */
 void app__on_request(void *ud, struct net_conn *c, struct http_request *req);
+
+/* A chat object for the wire with the live activeUsers of its room filled in. */
+json_t *app__chat_json(struct app *a, const struct store_chat *c);
 
 /* The store's explanation of a failure, or NULL for the error table's default. */
 #define STORE_ERRMSG(sreq) ((sreq)->out.errmsg[0] ? (sreq)->out.errmsg : NULL)

@@ -19,8 +19,8 @@
 #include "common/log.h"
 
 /* A chat object for an event: the receivers' roles differ, so the sender's is left out. */
-static json_t *chat_event_json(const struct store_chat *c) {
-  json_t *o = proto_chat_json(c);
+static json_t *chat_event_json(struct app *a, const struct store_chat *c) {
+  json_t *o = app__chat_json(a, c);
   json_object_del(o, "role");
   return o;
 }
@@ -65,9 +65,9 @@ static void on_update(struct store_req *sreq) {
   struct op_ctx *ctx = sreq->ctx;
   if (sreq->status == 0)
     app__notify_users(cl->app, sreq->out.member_ids, sreq->out.n_member_ids, "chat.updated",
-                      json_pack("{s:o}", "chat", chat_event_json(&sreq->out.chat)));
+                      json_pack("{s:o}", "chat", chat_event_json(cl->app, &sreq->out.chat)));
   if (cl->conn && reply_if_failed(cl, sreq) == 0)
-    app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "chat", proto_chat_json(&sreq->out.chat)));
+    app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
   app__op_finish(sreq);
 }
 
@@ -297,7 +297,7 @@ static void on_invite_change(struct store_req *sreq) {
   if (cl->conn && reply_if_failed(cl, sreq) == 0) {
     json_t *r = json_pack("{s:o}", "invitation", proto_invite_json(&sreq->out.invite));
     if (sreq->op == STORE_INVITE_ACCEPT)
-      json_object_set_new(r, "chat", proto_chat_json(&sreq->out.chat));
+      json_object_set_new(r, "chat", app__chat_json(cl->app, &sreq->out.chat));
     app__reply_ok(cl, &ctx->env, r);
   }
   app__op_finish(sreq);

@@ -2,8 +2,9 @@
  *
  * The rules are core's (core/presence.h, core/typing.h); this file keeps the state per user and
  * per room and sends the events. Typing and activeUsers changes mark their room dirty, and one
- * event per room goes out just before net writes the sockets (our uv_prepare runs before net's),
- * so a burst of changes in one loop turn costs one event and adds no latency.
+ * event per room goes out just before net writes the sockets (net calls on_before_flush at the
+ * start of its flusher), so a burst of changes in one loop turn costs one event and adds no
+ * latency.
  *
  * Presence goes only to those allowed to see it: users who share a chat with the user (asked
  * from the store at each change, which is rare) and users who found them with users.search.
@@ -266,6 +267,12 @@ json_t *app__room_typing_json(struct app *a, struct room *r, json_t **others) {
   return users;
 }
 
+json_t *app__chat_json(struct app *a, const struct store_chat *c) {
+  json_t *o = proto_chat_json(c);
+  json_object_set_new(o, "activeUsers", app__room_active_json(a, app__room_find(a, c->slug)));
+  return o;
+}
+
 json_t *app__room_active_json(struct app *a, const struct room *r) {
   json_t *users = json_array();
   for (size_t i = 0; r && i < r->n_active; i++) {
@@ -369,12 +376,13 @@ void app__op_typing(struct client *cl, const struct proto_req *req) {
 
   if (r)
     DL_FOREACH2(r->subs, s, rnext) {
-      if (s->client == cl)
+      if (s->client == cl && s->live)
         break;
     }
   if (s == NULL) {
-    /* Subscribing checked that the user may read the chat, and removal ends subscriptions, so
-     * a subscription is the proof of membership that keeps typing off the database. */
+    /* A live subscription is the proof of membership that keeps typing off the database: the
+     * store authorized it, and removal ends it. One still waiting for that answer proves
+     * nothing yet. */
     app__reply_err(cl, req, PARLEY_EBAD_REQUEST, "typing: subscribe to the chat first");
     return;
   }

@@ -98,7 +98,8 @@ static void sub_free(struct app *a, struct sub *s) {
   DL_DELETE2(r->subs, s, rprev, rnext);
   DL_DELETE2(s->client->subs, s, cprev, cnext);
   r->n_subs--;
-  app__room_sub_removed(a, r, s->client->user.id);
+  if (s->counted)
+    app__room_sub_removed(a, r, s->client->user.id);
   sub_drop_held(s);
   json_decref(s->presence);
   free(s);
@@ -353,7 +354,8 @@ static void on_chat_reply(struct store_req *sreq) {
   if (sreq->status)
     app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
   else
-    app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "chat", proto_chat_json(&sreq->out.chat)));
+    app__reply_ok(cl, &ctx->env,
+                  json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
 done:
   app__op_finish(sreq);
 }
@@ -385,9 +387,7 @@ static void on_chat_get(struct store_req *sreq) {
     json_array_append_new(members, m);
   }
   {
-    json_t *chat = proto_chat_json(&sreq->out.chat);
-    json_object_set_new(chat, "activeUsers",
-                        app__room_active_json(cl->app, app__room_find(cl->app, sreq->in.slug)));
+    json_t *chat = app__chat_json(cl->app, &sreq->out.chat);
     app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "chat", chat, "participants", members));
   }
 done:
@@ -434,7 +434,7 @@ static void on_chat_list(struct store_req *sreq) {
   chats = json_array();
   for (size_t i = 0; i < sreq->out.n_chats; i++) {
     const struct store_chat *c = &sreq->out.chats[i];
-    json_t *o = proto_chat_json(c);
+    json_t *o = app__chat_json(cl->app, c);
     json_object_set_new(o, "unread", json_integer(sreq->out.unread ? sreq->out.unread[i] : 0));
     json_object_set_new(o, "lastMessage",
                         sreq->out.last_msgs && sreq->out.last_msgs[i].seq > 0
@@ -571,6 +571,11 @@ static void on_sub(struct store_req *sreq) {
     app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
     goto done;
   }
+  /* Authorized: only now does the user count as having the chat open. */
+  if (!s->counted) {
+    s->counted = 1;
+    app__room_sub_added(cl->app, s->room, cl->user.id);
+  }
   chat = proto_chat_json(&sreq->out.chat);
   {
     json_t *others, *typing = app__room_typing_json(cl->app, s->room, &others);
@@ -631,7 +636,6 @@ static void op_sub(struct client *cl, const struct proto_req *req) {
     DL_APPEND2(r->subs, s, rprev, rnext);
     DL_APPEND2(cl->subs, s, cprev, cnext);
     r->n_subs++;
-    app__room_sub_added(a, r, cl->user.id);
   }
   /* (Re)subscribing restarts the seam: hold live messages until the replay is in. */
   s->gen++;

@@ -59,6 +59,9 @@ struct net_callbacks {
   void (*on_ws_text)(void *ud, struct net_conn *c, const char *data, size_t len);
   /* The connection is going away; the app must drop every pointer to it now. */
   void (*on_close)(void *ud, struct net_conn *c);
+  /* Called once per loop turn just before the queued output is written (NULL allowed): the
+   * place to send what was batched during the turn, so it goes out in the same turn. */
+  void (*on_before_flush)(void *ud);
 };
 
 /* Creates a server on `loop`; cb is copied. Returns 0 and sets *out, or a PARLEY_E* code. */

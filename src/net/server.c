@@ -192,6 +192,8 @@ static void net__flush(struct net_conn *c) {
 
 static void net__on_prepare(uv_prepare_t *h) {
   struct net_server *s = h->data;
+  if (s->cb.on_before_flush)
+    s->cb.on_before_flush(s->cb.ud);
   while (s->dirty) {
     struct net_conn *c = s->dirty;
     net__conn_unmark_dirty(c);

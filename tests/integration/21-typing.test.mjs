@@ -5,15 +5,29 @@
 // chat; typing without a subscription is bad_request; the sub reply carries the current typers;
 // typing is never persisted.
 //
-// The server runs with a 1500 ms typing TTL (swept about once a second).
+// The server runs with a 1500 ms typing TTL (swept about once a second). Every event that follows
+// a change at once is awaited with a 500 ms timeout.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { barrier, connect, eventsNamed, makeChat, signupMany, usernames, waitTyping } from './lib/client.mjs';
+import {
+  barrier,
+  connect,
+  eventsNamed,
+  makeChat,
+  pipelined,
+  signupMany,
+  usernames,
+  waitTyping,
+} from './lib/client.mjs';
 import { useServer } from './lib/server.mjs';
 
 const TTL = 1500;
+// A typing event is pushed in the loop turn of the change: allow far less than the once-a-second
+// sweep, so an event left waiting for the next timer fails here instead of passing late.
+const PROMPT = 500;
+const typed = (client, chat, names, opts = {}) => waitTyping(client, chat, names, { timeout: PROMPT, ...opts });
 
 describe('typing', () => {
   const srv = useServer({ env: { PARLEY_TYPING_TTL_MS: String(TTL) } });
@@ -48,10 +62,10 @@ describe('typing', () => {
     const fromC = c.events.length;
     const r = await b.ok('typing', { chat, on: true });
     assert.equal(r.ok, true);
-    const ev = await waitTyping(o, chat, [names[1]], { from });
+    const ev = await typed(o, chat, [names[1]], { from });
     assert.deepEqual(ev.users, [users[1].user], 'the typer as {id, username, displayName}');
     assert.equal(ev.others, 0);
-    await waitTyping(c, chat, [names[1]], { from: fromC });
+    await typed(c, chat, [names[1]], { from: fromC });
 
     // A refresh (on:true again) changes nothing: no new event.
     await b.ok('typing', { chat, on: true });
@@ -61,14 +75,29 @@ describe('typing', () => {
     const mark = o.events.length;
     const markC = c.events.length;
     await b.ok('typing', { chat, on: false });
-    const cleared = await waitTyping(o, chat, [], { from: mark });
+    const cleared = await typed(o, chat, [], { from: mark });
     assert.equal(cleared.others, 0);
-    await waitTyping(c, chat, [], { from: markC });
+    await typed(c, chat, [], { from: markC });
     // Off twice is harmless and silent.
     const mark2 = o.events.length;
     await b.ok('typing', { chat, on: false });
     await barrier(o);
     assert.deepEqual(typingEvents(o, chat, mark2), []);
+  });
+
+  test('typing events are pushed at once, not at the next sweep', async () => {
+    const { chat, socks, names } = await room(['own', 'bob']);
+    const [o, b] = socks;
+    const lat = [];
+    for (let i = 0; i < 6; i++) {
+      const on = i % 2 === 0;
+      const from = o.events.length;
+      const t0 = Date.now();
+      await b.ok('typing', { chat, on });
+      await typed(o, chat, on ? [names[1]] : [], { from, timeout: 3000 });
+      lat.push(Date.now() - t0);
+    }
+    assert.ok(Math.max(...lat) < 200, `typing op to event latencies (ms): ${lat.join(', ')}`);
   });
 
   test('a participant who is not subscribed gets no typing events', async () => {
@@ -79,7 +108,7 @@ describe('typing', () => {
     const fromC = c.events.length;
     const from = o.events.length;
     await b.ok('typing', { chat, on: true });
-    await waitTyping(o, chat, [names[1]], { from });
+    await typed(o, chat, [names[1]], { from });
     await barrier(c);
     assert.deepEqual(typingEvents(c, chat, fromC), []);
   });
@@ -114,10 +143,10 @@ describe('typing', () => {
     const [o, b] = socks;
     let from = o.events.length;
     await b.ok('typing', { chat, on: true });
-    await waitTyping(o, chat, [names[1]], { from });
+    await typed(o, chat, [names[1]], { from });
     from = o.events.length;
     const sent = await b.ok('msg.send', { chat, body: 'done typing', clientMsgId: 'ty-1' });
-    const [cleared] = await Promise.all([waitTyping(o, chat, [], { from }), o.waitSeq(chat, sent.msg.seq, { from })]);
+    const [cleared] = await Promise.all([typed(o, chat, [], { from }), o.waitSeq(chat, sent.msg.seq, { from })]);
     const tail = o.events.slice(from).filter((e) => e.chat === chat && (e.ev === 'msg' || e.ev === 'typing'));
     const msgAt = tail.findIndex((e) => e.ev === 'msg');
     const clearAt = tail.indexOf(cleared);
@@ -137,8 +166,8 @@ describe('typing', () => {
     const from = o.events.length;
     const t0 = Date.now();
     await b.ok('typing', { chat, on: true });
-    await waitTyping(o, chat, [names[1]], { from });
-    const cleared = await waitTyping(o, chat, [], { from, timeout: TTL + 5000 });
+    await typed(o, chat, [names[1]], { from });
+    const cleared = await typed(o, chat, [], { from, timeout: TTL + 5000 });
     const dt = Date.now() - t0;
     assert.ok(dt >= TTL - 100, `cleared after ${dt} ms, before the ${TTL} ms TTL`);
     assert.ok(dt < TTL + 3000, `cleared only after ${dt} ms`);
@@ -147,7 +176,7 @@ describe('typing', () => {
     // Typing again after the expiry is announced again.
     const mark = o.events.length;
     await b.ok('typing', { chat, on: true });
-    await waitTyping(o, chat, [names[1]], { from: mark });
+    await typed(o, chat, [names[1]], { from: mark });
     await b.ok('typing', { chat, on: false });
   });
 
@@ -156,10 +185,10 @@ describe('typing', () => {
     const [o, b] = socks;
     let from = o.events.length;
     await b.ok('typing', { chat, on: true });
-    await waitTyping(o, chat, [names[1]], { from });
+    await typed(o, chat, [names[1]], { from });
     from = o.events.length;
     await b.close();
-    await waitTyping(o, chat, [], { from, timeout: 2000 });
+    await typed(o, chat, [], { from });
   });
 
   test('a dropped connection (no close frame) clears the typer', async () => {
@@ -167,11 +196,11 @@ describe('typing', () => {
     const [o, b] = socks;
     let from = o.events.length;
     await b.ok('typing', { chat, on: true });
-    await waitTyping(o, chat, [names[1]], { from });
+    await typed(o, chat, [names[1]], { from });
     from = o.events.length;
     await b.terminate();
     // Well before the TTL: the server saw the TCP connection end.
-    await waitTyping(o, chat, [], { from, timeout: 1000 });
+    await typed(o, chat, [], { from });
   });
 
   test('unsub clears the typer', async () => {
@@ -179,10 +208,10 @@ describe('typing', () => {
     const [o, b] = socks;
     let from = o.events.length;
     await b.ok('typing', { chat, on: true });
-    await waitTyping(o, chat, [names[1]], { from });
+    await typed(o, chat, [names[1]], { from });
     from = o.events.length;
     await b.ok('unsub', { chat });
-    await waitTyping(o, chat, [], { from, timeout: 1000 });
+    await typed(o, chat, [], { from });
     await b.fail('typing', { chat, on: true }, 'bad_request');
   });
 
@@ -191,10 +220,10 @@ describe('typing', () => {
     const [o, b, c] = socks;
     let from = c.events.length;
     await b.ok('typing', { chat, on: true });
-    await waitTyping(c, chat, [names[1]], { from });
+    await typed(c, chat, [names[1]], { from });
     from = c.events.length;
     await o.ok('chat.remove', { chat, user: names[1] });
-    await waitTyping(c, chat, [], { from, timeout: 1000 });
+    await typed(c, chat, [], { from });
     await b.waitFor((e) => e.ev === 'removed' && e.chat === chat, { what: 'removed' });
     const r = await b.request('typing', { chat, on: true });
     assert.equal(r.ok, false, `a removed user typed: ${JSON.stringify(r)}`);
@@ -212,15 +241,15 @@ describe('typing', () => {
     const from = o.events.length;
     await b.ok('typing', { chat, on: true });
     await c.ok('typing', { chat, on: true });
-    await waitTyping(o, chat, [names[1], names[2]], { from });
+    await typed(o, chat, [names[1], names[2]], { from });
     let mark = o.events.length;
     await b.ok('typing', { chat, on: false });
-    const ev = await waitTyping(o, chat, [names[2]], { from: mark });
+    const ev = await typed(o, chat, [names[2]], { from: mark });
     assert.equal(ev.users.length, 1);
     assert.equal(ev.others, 0);
     mark = o.events.length;
     await c.ok('typing', { chat, on: false });
-    await waitTyping(o, chat, [], { from: mark });
+    await typed(o, chat, [], { from: mark });
   });
 
   test('more than 5 typers: 5 are named and others counts the rest; sub reply carries them', async () => {
@@ -258,7 +287,7 @@ describe('typing', () => {
     assert.equal(four.others, 0);
     assert.deepEqual(usernames(four.users), typerNames.slice(3).sort());
     await Promise.all(typers.slice(3).map((t) => t.ok('typing', { chat, on: false })));
-    await waitTyping(o, chat, [], { from: mark, others: 0 });
+    await typed(o, chat, [], { from: mark, others: 0 });
   });
 
   test('the sub reply carries the current typers (one typer)', async () => {
@@ -272,7 +301,7 @@ describe('typing', () => {
     assert.deepEqual(sub.typing, [users[1].user]);
     assert.equal(sub.typingOthers ?? 0, 0);
     await b.ok('typing', { chat, on: false });
-    await waitTyping(c, chat, []);
+    await typed(c, chat, []);
     sub = await c.ok('sub', { chat }); // re-subscribing gives the fresh snapshot
     assert.deepEqual(sub.typing, []);
   });
@@ -284,8 +313,11 @@ describe('typing', () => {
     const [mal] = await signupMany(srv, ['mal']);
     const m = await conn(mal);
     const from = o.events.length;
-    // Both sent at once: the typing op arrives while the sub is still being checked.
-    const [subReply, typingReply] = await Promise.all([m.request('sub', { chat }), m.request('typing', { chat, on: true })]);
+    // Both in one TCP write: the typing op is read while the sub is still being checked.
+    const [subReply, typingReply] = await pipelined(m, [
+      ['sub', { chat }],
+      ['typing', { chat, on: true }],
+    ]);
     assert.equal(subReply.ok, false, JSON.stringify(subReply));
     assert.equal(subReply.error.code, 'forbidden');
     assert.equal(typingReply.ok, false, `typing by a non-participant was accepted: ${JSON.stringify(typingReply)}`);
@@ -303,7 +335,7 @@ describe('typing', () => {
     const [o, b] = socks;
     const from = o.events.length;
     await b.ok('typing', { chat, on: true });
-    await waitTyping(o, chat, [names[1]], { from });
+    await typed(o, chat, [names[1]], { from });
     await srv.restart(); // closes every socket of this file
     const o2 = await conn(users[0]);
     const sub = await o2.ok('sub', { chat });

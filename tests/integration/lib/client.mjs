@@ -487,3 +487,15 @@ export function waitActive(client, chat, names, opts = {}) {
     { what: `chat.active ${chat} [${want.join(', ')}]`, ...opts },
   );
 }
+
+// Sends several requests in one TCP write (the socket is corked while they are queued), so the
+// server reads them together, before it can answer the first; resolves with the replies in order.
+export function pipelined(client, requests) {
+  const sock = client.ws._socket;
+  sock.cork();
+  try {
+    return Promise.all(requests.map(([op, args]) => client.request(op, args)));
+  } finally {
+    sock.uncork();
+  }
+}
