@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 PORT ?= 8080
 export PARLEY_LISTEN ?= 127.0.0.1:$(PORT)
 
-.PHONY: all deps build run test unit integration bench clean format
+.PHONY: all deps build run test unit integration e2e bench clean format
 # Keep test objects: make would delete them as intermediates and rebuild every run.
 .SECONDARY:
 all: build
@@ -66,7 +66,10 @@ build/asan/tests/%: build/asan/tests/unit/%.o $(ASAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
-web/dist/index.html:
+# The web app is rebuilt when its sources or the SDK it imports change.
+WEB_SRCS := $(shell find web/src clients/js/src -type f 2>/dev/null) web/index.html \
+            web/package.json web/package-lock.json web/vite.config.ts
+web/dist/index.html: $(WEB_SRCS)
 	@scripts/build-web.sh
 
 run: build web/dist/index.html
@@ -83,7 +86,12 @@ node_modules/.package-lock.json: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: unit integration
+# Browser tests: Debian's chromium driven by playwright-core against the real server serving the
+# built app (tests/e2e/run.sh installs chromium and the npm packages when missing).
+e2e: deps build/parley-asan node_modules/.package-lock.json
+	PARLEY_BIN=build/parley-asan tests/e2e/run.sh
+
+test: unit integration e2e
 
 bench: build bench/build/loadgen
 	@bench/run.sh

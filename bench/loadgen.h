@@ -150,11 +150,13 @@ struct lg {
   struct id_map { int64_t id; int idx; } *idmap; /* user id -> index, sorted by id */
   int n_idmap;
   uint64_t typ_stops_sent;  /* on:false requests sent */
-  uint64_t typ_expected;    /* appearances owed: (chat size - 1) per acknowledged on:true */
+  uint64_t typ_listed;      /* starts the typer's own socket saw listed (the others are owed them) */
+  uint64_t typ_expected;    /* sightings owed: (chat size - 1) per start in typ_listed */
   uint64_t typ_seen;        /* a receiver saw a typer newly listed (the typer's own socket excluded) */
   uint64_t typ_hidden;      /* ... could not tell: the previous event left typers unnamed */
   uint64_t typ_unexpected;  /* a typer newly listed that never sent on:true */
   uint64_t typ_partial;     /* typing events that named fewer than all typers ("others" > 0) */
+  int typ_nonempty;         /* sockets whose last typing event listed someone */
   uint64_t typ_errors;      /* error replies to on:false (on:true errors are in tot/win) */
 
   /* phase driver */

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the web app into web/dist, which the server serves. Until the React client exists
-# (web/package.json), the placeholder page is installed instead.
+# Builds the web app (web/: React + TypeScript + Vite) into web/dist, which the server serves
+# (PARLEY_WEB_DIR). npm packages are installed from web/package-lock.json when missing or stale.
+# The app imports the project's SDK from clients/js/src directly (Vite compiles its TypeScript),
+# so clients/js needs no build of its own here.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ -f web/package.json ]; then
-  (cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run build)
-else
-  mkdir -p web/dist
-  cp web/placeholder/index.html web/dist/index.html
+cd "$(dirname "$0")/../web"
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
 fi
+npm run --silent build

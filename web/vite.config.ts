@@ -9,7 +9,8 @@ export default defineConfig({
   // React 19's automatic JSX runtime, without @vitejs/plugin-react (no Fast Refresh needed).
   oxc: { jsx: { runtime: 'automatic' } },
   server: {
-    fs: { allow: ['..', '../../clients/js'] },
+    // The app imports the SDK's sources from ../clients/js/src.
+    fs: { allow: ['..'] },
     proxy: {
       '/api': backend,
       '/healthz': backend,

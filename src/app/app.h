@@ -239,6 +239,12 @@ void app__reply_err(struct client *cl, const struct proto_req *req, int err, con
 void app__op_submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
                     store_cb cb, uint32_t gen);
 void app__op_finish(struct store_req *sreq);
+/* For an op's store callback: returns 1 if there is nothing more to do because the socket is
+ * gone or the request failed (the error reply, with the store's explanation, is then sent). */
+int app__op_failed(struct store_req *sreq);
+/* Encodes an event once into a frame any number of sockets can share (fields' reference is
+ * stolen). Returns a chunk with one reference, or NULL. */
+struct outq_chunk *app__event_frame(const char *ev, json_t *fields);
 /* Encodes an event once and sends it to every socket of each user in ids (borrowed). The event
  * fields' reference is stolen. */
 void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,

@@ -62,7 +62,8 @@ static void session_cookie(const struct app *a, const char *token, char *out, si
   snprintf(out, len,
            "Set-Cookie: " AUTH_COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%lld%s"
            "\r\n",
-           token, (long long)(a->cfg.session_ttl_ms / 1000), a->cfg.cookie_secure ? "; Secure" : "");
+           token, (long long)(a->cfg.session_ttl_ms / 1000),
+           a->cfg.cookie_secure ? "; Secure" : "");
 }
 
 /* The token a request carries: the cookie (browsers) or a bearer header (other clients). */
@@ -116,8 +117,8 @@ static void on_user_created(struct store_req *req) {
   if (cl->conn == NULL || cl->http_op == NULL)
     goto done;
   if (req->status) {
-    respond_err(cl, req->status,
-                req->status == PARLEY_ECONFLICT ? "that username is taken" : NULL, NULL);
+    respond_err(cl, req->status, req->status == PARLEY_ECONFLICT ? "that username is taken" : NULL,
+                NULL);
     goto done;
   }
   ((struct http_op *)cl->http_op)->user = req->out.user;
@@ -144,8 +145,7 @@ static void on_signup_hashed(struct auth_work *w) {
     goto done;
   }
   snprintf(req->in.user.username, sizeof req->in.user.username, "%s", op->username);
-  snprintf(req->in.user.display_name, sizeof req->in.user.display_name, "%s",
-           op->display_name);
+  snprintf(req->in.user.display_name, sizeof req->in.user.display_name, "%s", op->display_name);
   req->in.pwhash = w->hash;
   w->hash = NULL;
   if (app__submit(cl->app, cl, req, on_user_created) != 0)
@@ -312,6 +312,26 @@ static void handle_login(struct client *cl, struct http_request *req) {
 
 /* --- logout and me ------------------------------------------------------------------------ */
 
+/* Submits a store request of `op` for the session token the request carries (cookie or bearer);
+ * cb gets the result. Answers 401 at once if there is no token. */
+static void submit_for_token(struct client *cl, struct http_request *req, enum store_op op,
+                             store_cb cb) {
+  char token[AUTH_TOKEN_LEN + 1];
+  struct store_req *sreq;
+  if (request_token(req, token) != 0) {
+    respond_err(cl, PARLEY_EUNAUTHORIZED, "not signed in", NULL);
+    return;
+  }
+  sreq = store_req_new(op);
+  if (sreq == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
+  }
+  auth_token_hash(token, sreq->in.token_hash);
+  if (app__submit(cl->app, cl, sreq, cb) != 0)
+    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+}
+
 static void on_logout(struct store_req *req) {
   struct client *cl = req->data;
   struct app *a = cl->app;
@@ -334,20 +354,7 @@ done:
 }
 
 static void handle_logout(struct client *cl, struct http_request *req) {
-  char token[AUTH_TOKEN_LEN + 1];
-  struct store_req *sreq;
-  if (request_token(req, token) != 0) {
-    respond_err(cl, PARLEY_EUNAUTHORIZED, "not signed in", NULL);
-    return;
-  }
-  sreq = store_req_new(STORE_SESSION_DELETE);
-  if (sreq == NULL) {
-    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
-    return;
-  }
-  auth_token_hash(token, sreq->in.token_hash);
-  if (app__submit(cl->app, cl, sreq, on_logout) != 0)
-    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+  submit_for_token(cl, req, STORE_SESSION_DELETE, on_logout);
 }
 
 static void on_me(struct store_req *req) {
@@ -362,24 +369,6 @@ static void on_me(struct store_req *req) {
 done:
   store_req_free(req);
   app__client_unref(cl);
-}
-
-/* Looks up the session of a request's token; cb gets the result. Answers 401 if none. */
-static void session_lookup(struct client *cl, struct http_request *req, store_cb cb) {
-  char token[AUTH_TOKEN_LEN + 1];
-  struct store_req *sreq;
-  if (request_token(req, token) != 0) {
-    respond_err(cl, PARLEY_EUNAUTHORIZED, "not signed in", NULL);
-    return;
-  }
-  sreq = store_req_new(STORE_SESSION_GET);
-  if (sreq == NULL) {
-    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
-    return;
-  }
-  auth_token_hash(token, sreq->in.token_hash);
-  if (app__submit(cl->app, cl, sreq, cb) != 0)
-    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
 }
 
 /* --- WebSocket upgrade -------------------------------------------------------------------- */
@@ -524,7 +513,7 @@ void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
     else if (strcmp(p, "/api/logout") == 0 && is_post)
       handle_logout(cl, req);
     else if (strcmp(p, "/api/me") == 0 && is_get)
-      session_lookup(cl, req, on_me);
+      submit_for_token(cl, req, STORE_SESSION_GET, on_me);
     else if (strcmp(p, "/api/signup") == 0 || strcmp(p, "/api/login") == 0 ||
              strcmp(p, "/api/logout") == 0 || strcmp(p, "/api/me") == 0)
       respond_json(cl, 405,

@@ -34,8 +34,7 @@ static int target_user(struct client *cl, const struct proto_req *req, struct st
   return 0;
 }
 
-static struct store_req *new_req(struct client *cl, const struct proto_req *req,
-                                 enum store_op op) {
+static struct store_req *new_req(struct client *cl, const struct proto_req *req, enum store_op op) {
   struct store_req *sreq = store_req_new(op);
   if (sreq == NULL) {
     app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
@@ -45,15 +44,6 @@ static struct store_req *new_req(struct client *cl, const struct proto_req *req,
     snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
   sreq->in.now = app__now(cl->app);
   return sreq;
-}
-
-/* Replies with the store's error, using its detail when it has one. */
-static int reply_if_failed(struct client *cl, struct store_req *sreq) {
-  struct op_ctx *ctx = sreq->ctx;
-  if (sreq->status == 0)
-    return 0;
-  app__reply_err(cl, &ctx->env, sreq->status, sreq->out.errmsg[0] ? sreq->out.errmsg : NULL);
-  return -1;
 }
 
 static void invite_event(struct app *a, const struct store_invite *inv, const char *action);
@@ -66,8 +56,9 @@ static void on_update(struct store_req *sreq) {
   if (sreq->status == 0)
     app__notify_users(cl->app, sreq->out.member_ids, sreq->out.n_member_ids, "chat.updated",
                       json_pack("{s:o}", "chat", chat_event_json(cl->app, &sreq->out.chat)));
-  if (cl->conn && reply_if_failed(cl, sreq) == 0)
-    app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
+  if (!app__op_failed(sreq))
+    app__reply_ok(cl, &ctx->env,
+                  json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
   app__op_finish(sreq);
 }
 
@@ -128,7 +119,7 @@ static void on_leave(struct store_req *sreq) {
     /* The leaver's other tabs learn it too, so they drop the chat from their list. */
     app__notify_users(a, &self, 1, "participant.left", ev);
   }
-  if (cl->conn && reply_if_failed(cl, sreq) == 0)
+  if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:s, s:b}", "chat", slug, "archived", sreq->out.archived));
   app__op_finish(sreq);
@@ -148,11 +139,10 @@ static void on_remove(struct store_req *sreq) {
                       json_pack("{s:s, s:o}", "chat", slug, "by", proto_user_json(&cl->user)));
     app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.removed",
                       json_pack("{s:s, s:o, s:o, s:i}", "chat", slug, "user",
-                                proto_user_json(&sreq->out.user), "by",
-                                proto_user_json(&cl->user), "participantCount",
-                                sreq->out.chat.participant_count));
+                                proto_user_json(&sreq->out.user), "by", proto_user_json(&cl->user),
+                                "participantCount", sreq->out.chat.participant_count));
   }
-  if (cl->conn && reply_if_failed(cl, sreq) == 0)
+  if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:s, s:o}", "chat", slug, "user", proto_user_json(&sreq->out.user)));
   app__op_finish(sreq);
@@ -174,7 +164,7 @@ static void on_set_role(struct store_req *sreq) {
                         json_pack("{s:s, s:o, s:s}", "chat", slug, "user",
                                   proto_user_json(&cl->user), "role", "admin"));
   }
-  if (cl->conn && reply_if_failed(cl, sreq) == 0)
+  if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:s, s:o, s:s}", "chat", slug, "user",
                             proto_user_json(&sreq->out.user), "role",
@@ -217,7 +207,7 @@ static void on_search(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   json_t *users;
-  if (cl->conn == NULL || reply_if_failed(cl, sreq) != 0)
+  if (app__op_failed(sreq))
     goto done;
   users = json_array();
   for (size_t i = 0; i < sreq->out.n_hits; i++) {
@@ -260,14 +250,15 @@ static void op_search(struct client *cl, const struct proto_req *req) {
   app__op_submit(cl, req, sreq, on_search, 0);
 }
 
-/* --- invitations -------------------------------------------------------------------------------- */
+/* --- invitations --------------------------------------------------------------------------------
+ */
 
 /* Tells both sides of an invitation what happened to it. */
 static void invite_event(struct app *a, const struct store_invite *inv, const char *action) {
   int64_t ids[2] = {inv->to.id, inv->from.id};
-  app__notify_users(a, ids, 2, "invite",
-                    json_pack("{s:s, s:o}", "action", action, "invitation",
-                              proto_invite_json(inv)));
+  app__notify_users(
+      a, ids, 2, "invite",
+      json_pack("{s:s, s:o}", "action", action, "invitation", proto_invite_json(inv)));
 }
 
 static void on_invite_create(struct store_req *sreq) {
@@ -275,7 +266,7 @@ static void on_invite_create(struct store_req *sreq) {
   struct op_ctx *ctx = sreq->ctx;
   if (sreq->status == 0 && sreq->out.created)
     invite_event(cl->app, &sreq->out.invite, "received");
-  if (cl->conn && reply_if_failed(cl, sreq) == 0)
+  if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:o, s:b}", "invitation", proto_invite_json(&sreq->out.invite),
                             "created", sreq->out.created));
@@ -286,7 +277,7 @@ static void on_invite_change(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct app *a = cl->app;
   struct op_ctx *ctx = sreq->ctx;
-  const char *action = sreq->in.role == CHAT_ROLE_MEMBER   ? "accepted"
+  const char *action = sreq->in.role == CHAT_ROLE_MEMBER  ? "accepted"
                        : sreq->in.role == CHAT_ROLE_ADMIN ? "declined"
                                                           : "revoked";
   if (sreq->status == 0) {
@@ -294,7 +285,7 @@ static void on_invite_change(struct store_req *sreq) {
     if (sreq->op == STORE_INVITE_ACCEPT && sreq->out.joined)
       app__announce_join(a, sreq, &cl->user);
   }
-  if (cl->conn && reply_if_failed(cl, sreq) == 0) {
+  if (!app__op_failed(sreq)) {
     json_t *r = json_pack("{s:o}", "invitation", proto_invite_json(&sreq->out.invite));
     if (sreq->op == STORE_INVITE_ACCEPT)
       json_object_set_new(r, "chat", app__chat_json(cl->app, &sreq->out.chat));
@@ -332,17 +323,15 @@ static void on_invite_list(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   json_t *incoming, *outgoing;
-  if (cl->conn == NULL || reply_if_failed(cl, sreq) != 0)
+  if (app__op_failed(sreq))
     goto done;
   incoming = json_array();
   outgoing = json_array();
   for (size_t i = 0; i < sreq->out.n_invites; i++) {
     const struct store_invite *inv = &sreq->out.invites[i];
-    json_array_append_new(inv->to.id == cl->user.id ? incoming : outgoing,
-                          proto_invite_json(inv));
+    json_array_append_new(inv->to.id == cl->user.id ? incoming : outgoing, proto_invite_json(inv));
   }
-  app__reply_ok(cl, &ctx->env,
-                json_pack("{s:o, s:o}", "incoming", incoming, "outgoing", outgoing));
+  app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "incoming", incoming, "outgoing", outgoing));
 done:
   app__op_finish(sreq);
 }
@@ -383,7 +372,8 @@ void app__members_dispatch(struct client *cl, const struct proto_req *req) {
   }
 }
 
-/* --- the expiry sweep ---------------------------------------------------------------------------- */
+/* --- the expiry sweep ----------------------------------------------------------------------------
+ */
 
 static void on_sweep(struct store_req *sreq) {
   struct app *a = sreq->ctx;

@@ -320,14 +320,8 @@ void app__room_sub_removed(struct app *a, struct room *r, int64_t user_id) {
 
 /* Sends one event (encoded once) to the room's live subscribers. */
 static void room_broadcast(struct room *r, const char *ev, json_t *fields) {
-  struct outq_chunk *frame;
+  struct outq_chunk *frame = app__event_frame(ev, fields);
   struct sub *s;
-  size_t len;
-  char *json = proto_event(ev, fields, &len);
-  if (json == NULL)
-    return;
-  frame = net_ws_frame_text(json, len);
-  free(json);
   if (frame == NULL)
     return;
   DL_FOREACH2(r->subs, s, rnext) {
@@ -347,14 +341,14 @@ void app__rooms_flush(struct app *a) {
     if (what & ROOM_DIRTY_TYPING) {
       json_t *others;
       json_t *users = app__room_typing_json(a, r, &others);
-      room_broadcast(r, "typing",
-                     json_pack("{s:s, s:o, s:o}", "chat", r->slug, "users", users, "others",
-                               others));
+      room_broadcast(
+          r, "typing",
+          json_pack("{s:s, s:o, s:o}", "chat", r->slug, "users", users, "others", others));
     }
     if (what & ROOM_DIRTY_ACTIVE)
-      room_broadcast(r, "chat.active",
-                     json_pack("{s:s, s:o}", "chat", r->slug, "activeUsers",
-                               app__room_active_json(a, r)));
+      room_broadcast(
+          r, "chat.active",
+          json_pack("{s:s, s:o}", "chat", r->slug, "activeUsers", app__room_active_json(a, r)));
   }
 }
 

@@ -148,33 +148,33 @@ static void fanout_msg(struct app *a, const char *slug, const struct store_msg *
   struct room *r = room_get(a, slug, 0);
   struct outq_chunk *frame;
   struct sub *s, *tmp;
-  size_t len;
-  char *json;
 
   if (r == NULL)
     return;
-  json = proto_event("msg", json_pack("{s:s, s:o}", "chat", slug, "msg", proto_msg_json(m, slug)),
-                     &len);
-  if (json == NULL)
-    return;
-  frame = net_ws_frame_text(json, len);
-  free(json);
+  frame = app__event_frame("msg",
+                           json_pack("{s:s, s:o}", "chat", slug, "msg", proto_msg_json(m, slug)));
   if (frame == NULL)
     return;
-  DL_FOREACH_SAFE2(r->subs, s, tmp, rnext) { sub_deliver(a, s, m->seq, frame); }
+  DL_FOREACH_SAFE2(r->subs, s, tmp, rnext) {
+    sub_deliver(a, s, m->seq, frame);
+  }
   outq_chunk_unref(frame);
+}
+
+struct outq_chunk *app__event_frame(const char *ev, json_t *fields) {
+  struct outq_chunk *frame;
+  size_t len;
+  char *json = proto_event(ev, fields, &len);
+  if (json == NULL)
+    return NULL;
+  frame = net_ws_frame_text(json, len);
+  free(json);
+  return frame;
 }
 
 void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,
                        json_t *fields) {
-  struct outq_chunk *frame;
-  size_t len;
-  char *json = proto_event(ev, fields, &len);
-
-  if (json == NULL)
-    return;
-  frame = net_ws_frame_text(json, len);
-  free(json);
+  struct outq_chunk *frame = app__event_frame(ev, fields);
   if (frame == NULL)
     return;
   for (size_t i = 0; i < n; i++) {
@@ -211,10 +211,12 @@ void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug) {
 }
 
 void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u) {
+  /* The joiner's presence rides along: the others share a chat with them from now on. */
   app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.joined",
-                    json_pack("{s:s, s:o, s:s, s:i}", "chat", sreq->out.chat.slug, "user",
+                    json_pack("{s:s, s:o, s:s, s:i, s:o}", "chat", sreq->out.chat.slug, "user",
                               proto_user_json(u), "role", "member", "participantCount",
-                              sreq->out.chat.participant_count));
+                              sreq->out.chat.participant_count, "presence",
+                              app__presence_json(a, u)));
 }
 
 /* --- store round trips -------------------------------------------------------------------- */
@@ -238,6 +240,17 @@ void app__op_submit(struct client *cl, const struct proto_req *req, struct store
     app__reply_err(cl, &ctx->env, err, "the database is not available; retry later");
     free(ctx);
   }
+}
+
+int app__op_failed(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  if (cl->conn == NULL)
+    return 1;
+  if (sreq->status == 0)
+    return 0;
+  app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
+  return 1;
 }
 
 void app__op_finish(struct store_req *sreq) {
@@ -310,8 +323,7 @@ static void on_auth(struct store_req *sreq) {
     app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
     goto done;
   }
-  err = app__user_attach(cl->app, cl, &sreq->out.user, sreq->in.token_hash,
-                         sreq->out.expires_at);
+  err = app__user_attach(cl->app, cl, &sreq->out.user, sreq->in.token_hash, sreq->out.expires_at);
   if (err) {
     app__reply_err(cl, &ctx->env, err, "too many connections for this user");
     net_ws_close(cl->conn, NET_CLOSE_TOO_MANY, "too many connections for this user");
@@ -349,13 +361,10 @@ static void op_ping(struct client *cl, const struct proto_req *req) {
 static void on_chat_reply(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
-  if (cl->conn == NULL)
+  if (app__op_failed(sreq))
     goto done;
-  if (sreq->status)
-    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
-  else
-    app__reply_ok(cl, &ctx->env,
-                  json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
+  app__reply_ok(cl, &ctx->env,
+                json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
 done:
   app__op_finish(sreq);
 }
@@ -371,12 +380,8 @@ static void on_chat_get(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   json_t *members;
-  if (cl->conn == NULL)
+  if (app__op_failed(sreq))
     goto done;
-  if (sreq->status) {
-    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
-    goto done;
-  }
   members = json_array();
   for (size_t i = 0; i < sreq->out.n_members; i++) {
     json_t *m = proto_member_json(&sreq->out.members[i]);
@@ -394,6 +399,15 @@ done:
   app__op_finish(sreq);
 }
 
+static void on_chat_create(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  if (sreq->status == 0)
+    /* The creator's other tabs add the chat to their lists. */
+    app__notify_users(cl->app, &cl->user.id, 1, "chat.created",
+                      json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
+  on_chat_reply(sreq);
+}
+
 static void op_chat_create(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq = store_req_new(STORE_CHAT_CREATE);
   if (sreq == NULL || (sreq->in.title = strdup(req->title)) == NULL) {
@@ -406,7 +420,7 @@ static void op_chat_create(struct client *cl, const struct proto_req *req) {
       PROTO_HAS(req, PROTO_F_MAX_PARTICIPANTS) ? (int)req->max_participants : 0;
   if (PROTO_HAS(req, PROTO_F_SLUG))
     snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->slug);
-  app__op_submit(cl, req, sreq, on_chat_reply, 0);
+  app__op_submit(cl, req, sreq, on_chat_create, 0);
 }
 
 static void op_chat_by_slug(struct client *cl, const struct proto_req *req, enum store_op op,
@@ -425,12 +439,8 @@ static void on_chat_list(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   json_t *chats;
-  if (cl->conn == NULL)
+  if (app__op_failed(sreq))
     goto done;
-  if (sreq->status) {
-    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
-    goto done;
-  }
   chats = json_array();
   for (size_t i = 0; i < sreq->out.n_chats; i++) {
     const struct store_chat *c = &sreq->out.chats[i];
@@ -479,13 +489,15 @@ static void on_msg_send(struct store_req *sreq) {
     goto done;
   if (sreq->status)
     app__reply_err(cl, &ctx->env, sreq->status,
-              sreq->status == PARLEY_EUNAVAILABLE ? "not stored: the database is not "
-                                                    "available; retry with the same clientMsgId"
-                                                  : NULL);
+                   sreq->status == PARLEY_EUNAVAILABLE
+                       ? "not stored: the database is not "
+                         "available; retry with the same clientMsgId"
+                       : NULL);
   else
     app__reply_ok(cl, &ctx->env,
-             json_pack("{s:o, s:b}", "msg", proto_msg_json(&sreq->out.msg, sreq->out.chat.slug),
-                       "duplicate", sreq->out.duplicate));
+                  json_pack("{s:o, s:b}", "msg",
+                            proto_msg_json(&sreq->out.msg, sreq->out.chat.slug), "duplicate",
+                            sreq->out.duplicate));
 done:
   app__op_finish(sreq);
 }
@@ -497,8 +509,7 @@ static void op_msg_send(struct client *cl, const struct proto_req *req) {
 
   HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
   if (a->cfg.rate_limits && au) {
-    int64_t wait = ratelimit_take(&au->send_rl, a->cfg.send_rate, a->cfg.send_burst,
-                                  app__now(a));
+    int64_t wait = ratelimit_take(&au->send_rl, a->cfg.send_rate, a->cfg.send_burst, app__now(a));
     if (wait > 0) {
       size_t len;
       json_t *o;
@@ -506,8 +517,7 @@ static void op_msg_send(struct client *cl, const struct proto_req *req) {
       a->metrics.rejected_rate++;
       o = json_pack("{s:o, s:b, s:{s:s, s:s}, s:I}", "id",
                     req->has_id ? json_integer(req->id) : json_null(), "ok", 0, "error", "code",
-                    "rate_limited", "message", "sending too fast", "retryAfter",
-                    (json_int_t)wait);
+                    "rate_limited", "message", "sending too fast", "retryAfter", (json_int_t)wait);
       s = json_dumps(o, JSON_COMPACT);
       json_decref(o);
       send_str(cl, s, s ? strlen(s) : 0);
@@ -530,15 +540,12 @@ static void op_msg_send(struct client *cl, const struct proto_req *req) {
 static void on_msg_history(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
-  if (cl->conn == NULL)
+  if (app__op_failed(sreq))
     goto done;
-  if (sreq->status)
-    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
-  else
-    app__reply_ok(cl, &ctx->env,
-             json_pack("{s:o, s:b}", "msgs",
-                       msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "hasMore",
-                       sreq->out.has_more));
+  app__reply_ok(cl, &ctx->env,
+                json_pack("{s:o, s:b}", "msgs",
+                          msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "hasMore",
+                          sreq->out.has_more));
 done:
   app__op_finish(sreq);
 }
@@ -583,11 +590,10 @@ static void on_sub(struct store_req *sreq) {
     json_object_set(chat, "activeUsers", active);
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:o, s:o, s:I, s:b, s:o, s:o, s:o, s:o}", "chat", chat, "msgs",
-                            msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug),
-                            "lastSeq", (json_int_t)sreq->out.chat.last_seq, "reset",
-                            sreq->out.reset, "presence",
-                            s->presence ? json_incref(s->presence) : json_array(), "typing",
-                            typing, "typingOthers", others, "activeUsers", active));
+                            msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "lastSeq",
+                            (json_int_t)sreq->out.chat.last_seq, "reset", sreq->out.reset,
+                            "presence", s->presence ? json_incref(s->presence) : json_array(),
+                            "typing", typing, "typingOthers", others, "activeUsers", active));
     json_decref(s->presence);
     s->presence = NULL;
   }
@@ -671,13 +677,17 @@ static void op_unsub(struct client *cl, const struct proto_req *req) {
 static void on_read(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
-  if (cl->conn == NULL)
+  if (sreq->status == 0)
+    /* The reader's other tabs and devices clear their unread counts too. Read markers are the
+     * user's own business: nobody else is told. */
+    app__notify_users(cl->app, &cl->user.id, 1, "read",
+                      json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq",
+                                (json_int_t)sreq->out.read_seq));
+  if (app__op_failed(sreq))
     goto done;
-  if (sreq->status)
-    app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
-  else
-    app__reply_ok(cl, &ctx->env,
-             json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq", (json_int_t)sreq->out.read_seq));
+  app__reply_ok(
+      cl, &ctx->env,
+      json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq", (json_int_t)sreq->out.read_seq));
 done:
   app__op_finish(sreq);
 }
@@ -729,8 +739,8 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
     app__reply_err(cl, &req, rc, err);
     goto done;
   }
-  if (a->cfg.rate_limits && ratelimit_take(&cl->op_rl, a->cfg.op_rate, a->cfg.op_burst,
-                                           app__now(a)) > 0) {
+  if (a->cfg.rate_limits &&
+      ratelimit_take(&cl->op_rl, a->cfg.op_rate, a->cfg.op_burst, app__now(a)) > 0) {
     a->metrics.rejected_rate++;
     app__reply_err(cl, &req, PARLEY_ERATE_LIMITED, "too many requests on this connection");
     goto done;
@@ -744,20 +754,48 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
     goto done;
   }
   switch (req.op) {
-  case PROTO_OP_AUTH: op_auth(cl, &req); break;
-  case PROTO_OP_PING: op_ping(cl, &req); break;
-  case PROTO_OP_CHAT_CREATE: op_chat_create(cl, &req); break;
-  case PROTO_OP_CHAT_GET: op_chat_by_slug(cl, &req, STORE_CHAT_MEMBERS, on_chat_get); break;
-  case PROTO_OP_CHAT_LIST: op_chat_list(cl, &req); break;
-  case PROTO_OP_CHAT_JOIN: op_chat_by_slug(cl, &req, STORE_CHAT_JOIN, on_chat_join); break;
-  case PROTO_OP_MSG_SEND: op_msg_send(cl, &req); break;
-  case PROTO_OP_MSG_HISTORY: op_msg_history(cl, &req); break;
-  case PROTO_OP_SUB: op_sub(cl, &req); break;
-  case PROTO_OP_UNSUB: op_unsub(cl, &req); break;
-  case PROTO_OP_READ: op_read(cl, &req); break;
-  case PROTO_OP_TYPING: app__op_typing(cl, &req); break;
-  case PROTO_OP_PRESENCE: app__op_presence(cl, &req); break;
-  default: app__members_dispatch(cl, &req); break;
+  case PROTO_OP_AUTH:
+    op_auth(cl, &req);
+    break;
+  case PROTO_OP_PING:
+    op_ping(cl, &req);
+    break;
+  case PROTO_OP_CHAT_CREATE:
+    op_chat_create(cl, &req);
+    break;
+  case PROTO_OP_CHAT_GET:
+    op_chat_by_slug(cl, &req, STORE_CHAT_MEMBERS, on_chat_get);
+    break;
+  case PROTO_OP_CHAT_LIST:
+    op_chat_list(cl, &req);
+    break;
+  case PROTO_OP_CHAT_JOIN:
+    op_chat_by_slug(cl, &req, STORE_CHAT_JOIN, on_chat_join);
+    break;
+  case PROTO_OP_MSG_SEND:
+    op_msg_send(cl, &req);
+    break;
+  case PROTO_OP_MSG_HISTORY:
+    op_msg_history(cl, &req);
+    break;
+  case PROTO_OP_SUB:
+    op_sub(cl, &req);
+    break;
+  case PROTO_OP_UNSUB:
+    op_unsub(cl, &req);
+    break;
+  case PROTO_OP_READ:
+    op_read(cl, &req);
+    break;
+  case PROTO_OP_TYPING:
+    app__op_typing(cl, &req);
+    break;
+  case PROTO_OP_PRESENCE:
+    app__op_presence(cl, &req);
+    break;
+  default:
+    app__members_dispatch(cl, &req);
+    break;
   }
 done:
   proto_req_dispose(&req);

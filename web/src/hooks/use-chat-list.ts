@@ -3,6 +3,7 @@
 // a debounced reload of chat.list, and so does every reconnection.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useRealtime } from '../lib/session';
+import { onChatsChanged } from '../lib/local-events';
 import type { ProtoError } from '../lib/realtime-types';
 import type { Chat, Invitation } from '../lib/types';
 
@@ -69,7 +70,7 @@ export function useChatList(): ChatList {
   useEffect(() => {
     load();
     const offs = EVENTS.map((ev) => rt.on(ev, schedule));
-    offs.push(rt.onReconnect(schedule));
+    offs.push(rt.onReconnect(schedule), onChatsChanged(schedule));
     return () => {
       offs.forEach((f) => f());
       if (timer.current) clearTimeout(timer.current);

@@ -11,6 +11,7 @@ import { useRealtime, useSession } from '../lib/session';
 import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
 import type { Chat, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
 import { useConnectionState } from './use-connection-state';
+import { chatsChanged } from '../lib/local-events';
 
 const PAGE = 50;
 
@@ -46,6 +47,7 @@ type Action =
   | { type: 'active'; users: User[] }
   | { type: 'pending'; pending: PendingSend[] }
   | { type: 'error'; error: ProtoError }
+  | { type: 'subError'; error: ProtoError }
   | { type: 'removed'; by: User | null };
 
 function initial(slug: string): State {
@@ -143,6 +145,9 @@ function reducer(s: State, a: Action): State {
       return { ...s, pending: a.pending };
     case 'error':
       return { ...s, status: s.status === 'ready' ? s.status : 'error', error: a.error, loadingOlder: false };
+    case 'subError':
+      // The subscription was refused (not a participant, no such chat): the room is closed.
+      return { ...s, status: s.status === 'removed' ? s.status : 'error', error: a.error, loadingOlder: false };
     case 'removed':
       return { ...s, status: 'removed', removedBy: a.by, typing: { users: [], others: 0 } };
   }
@@ -206,6 +211,23 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     );
   }, [rt, slug]);
 
+  // The server pushes presence changes, but a newcomer's presence is only in a `sub` reply: ask
+  // again (re-subscribing from our newest seq is harmless: no gap, no duplicate) when someone
+  // joins, so their dot is right without waiting for them to change state.
+  const resyncPresence = useCallback(() => {
+    const cur = sRef.current;
+    const since = cur.msgs.length ? cur.msgs[cur.msgs.length - 1].seq : undefined;
+    rt.request<SubReply>('sub', { chat: slug, ...(since !== undefined ? { since } : {}) }).then(
+      (reply) => {
+        if (sRef.current.slug !== slug) return;
+        for (const p of reply.presence || []) dispatch({ type: 'presence', p });
+        if (reply.activeUsers) dispatch({ type: 'active', users: reply.activeUsers });
+        if (reply.msgs?.length) dispatch({ type: 'msgs', msgs: reply.msgs });
+      },
+      () => {},
+    );
+  }, [rt, slug]);
+
   // Subscription, first page and participants. The SDK re-subscribes with `since` after a
   // reconnect; a reset (too much missed) reloads the newest page.
   useEffect(() => {
@@ -225,7 +247,7 @@ export function useRealtimeChat(slug: string): RealtimeChat {
         dispatch({ type: 'msgs', msgs: [msg] });
       },
       onError(err) {
-        dispatch({ type: 'error', error: err });
+        dispatch({ type: 'subError', error: err });
       },
     });
     loadParticipants();
@@ -252,7 +274,11 @@ export function useRealtimeChat(slug: string): RealtimeChat {
           dispatch({ type: 'chat', chat: rest });
         }
       }),
-      rt.on('participant.joined', (e) => e.chat === slug && loadParticipants()),
+      rt.on('participant.joined', (e) => {
+        if (e.chat !== slug) return;
+        loadParticipants();
+        resyncPresence();
+      }),
       rt.on('participant.left', (e) => e.chat === slug && loadParticipants()),
       rt.on('participant.removed', (e) => e.chat === slug && loadParticipants()),
       rt.on('participant.updated', (e) => e.chat === slug && loadParticipants()),
@@ -261,7 +287,7 @@ export function useRealtimeChat(slug: string): RealtimeChat {
       }),
     ];
     return () => offs.forEach((f) => f());
-  }, [rt, slug, me?.id, loadParticipants]);
+  }, [rt, slug, me?.id, loadParticipants, resyncPresence]);
 
   // Our own pending and failed sends.
   useEffect(() => {
@@ -278,7 +304,7 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     const mark = () => {
       if (document.visibilityState !== 'visible' || lastSeq <= readSent.current) return;
       readSent.current = lastSeq;
-      rt.request('read', { chat: slug, seq: lastSeq }).catch(() => {
+      rt.request('read', { chat: slug, seq: lastSeq }).then(chatsChanged, () => {
         readSent.current = 0;
       });
     };

@@ -1,7 +1,7 @@
 // A very small client-side router: the app has five routes, so history.pushState and a
 // popstate listener are all it needs (no router library in the bundle). The server answers any
 // unknown path without a dot with index.html, so deep links and reloads work.
-import { createContext, useContext, useEffect, useState, type AnchorHTMLAttributes, type ReactNode } from 'react';
+import { createContext, useContext, useSyncExternalStore, type AnchorHTMLAttributes, type ReactNode } from 'react';
 
 const RouteContext = createContext<string>('/');
 
@@ -14,17 +14,19 @@ export function navigate(to: string, opts: { replace?: boolean } = {}) {
   for (const l of listeners) l();
 }
 
+function subscribe(cb: () => void) {
+  listeners.add(cb);
+  window.addEventListener('popstate', cb);
+  return () => {
+    listeners.delete(cb);
+    window.removeEventListener('popstate', cb);
+  };
+}
+
+// The path is read from location on every render (useSyncExternalStore), so a navigate() made in
+// a child's effect, before this provider's own effects ran, is never missed.
 export function RouterProvider({ children }: { children: ReactNode }) {
-  const [path, setPath] = useState(location.pathname);
-  useEffect(() => {
-    const update = () => setPath(location.pathname);
-    listeners.add(update);
-    window.addEventListener('popstate', update);
-    return () => {
-      listeners.delete(update);
-      window.removeEventListener('popstate', update);
-    };
-  }, []);
+  const path = useSyncExternalStore(subscribe, () => location.pathname);
   return <RouteContext.Provider value={path}>{children}</RouteContext.Provider>;
 }
 

@@ -1,7 +1,7 @@
 // The sidebar (and, on phones, the whole /chat page): pending invitations with accept and
 // decline, the user's chats with participant count, unread count and last message, and "New
 // chat". The list updates live from events.
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
 import { useChatList } from '../hooks/use-chat-list';
@@ -17,6 +17,15 @@ export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; c
   const { user, logout } = useSession();
   const { chats, invitations, loaded, error, reload } = useChatList();
   const [creating, setCreating] = useState(false);
+  const lookedFor = useRef(new Set<string>());
+
+  // A chat just created or joined may not be in the list yet (creating one sends no event to
+  // its creator): reload once when the open chat is missing.
+  useEffect(() => {
+    if (!loaded || !activeSlug || chats.some((c) => c.slug === activeSlug) || lookedFor.current.has(activeSlug)) return;
+    lookedFor.current.add(activeSlug);
+    reload();
+  }, [loaded, activeSlug, chats, reload]);
 
   return (
     <nav className="sidebar" aria-label="Chats">

@@ -4,6 +4,7 @@ import { Modal } from '../ui/modal';
 import { navigate } from '../../lib/router';
 import { useRealtime } from '../../lib/session';
 import { errorText } from '../../lib/format';
+import { chatsChanged } from '../../lib/local-events';
 import type { Chat } from '../../lib/types';
 
 export function CreateChatModal({ onClose }: { onClose: () => void }) {
@@ -35,6 +36,7 @@ export function CreateChatModal({ onClose }: { onClose: () => void }) {
         ...(max !== undefined ? { maxParticipants: max } : {}),
       });
       onClose();
+      chatsChanged();
       navigate(`/chat/${encodeURIComponent(r.chat.slug)}`);
     } catch (err) {
       setError(errorText(err));

@@ -1,0 +1,106 @@
+// The HTTP side of the protocol: sign up, log in, log out, who am I. In a browser the server's
+// session cookie (HttpOnly) is set by these responses and then rides on the WebSocket upgrade;
+// other clients keep the returned token and pass it to ParleyClient.
+
+import { ParleyError } from './errors.js';
+import type { ErrorBody, User } from './types.js';
+
+export interface HttpOptions {
+  /** Server origin, e.g. `http://127.0.0.1:8080`. Default '' (same origin, browsers only). */
+  baseUrl?: string;
+  /** Bearer token (non-browser clients); browsers send the cookie instead. */
+  token?: string;
+  /** fetch implementation (default globalThis.fetch). */
+  fetch?: typeof globalThis.fetch;
+  signal?: AbortSignal;
+}
+
+export interface SessionResult {
+  user: User;
+  /** For non-browser clients; browsers get the HttpOnly cookie too. */
+  token: string;
+}
+
+async function call<T>(method: string, path: string, body: unknown, opts: HttpOptions): Promise<{ status: number; json: T | null }> {
+  const f = opts.fetch ?? globalThis.fetch;
+  if (typeof f !== 'function') throw new TypeError('no fetch implementation (pass options.fetch)');
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const init: RequestInit = { method, headers, credentials: 'same-origin' };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  if (opts.signal) init.signal = opts.signal;
+  let res: Response;
+  try {
+    res = await f(`${opts.baseUrl ?? ''}${path}`, init);
+  } catch (err) {
+    throw new ParleyError('unavailable', `network error: ${(err as Error)?.message ?? err}`, { op: `${method} ${path}` });
+  }
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  if (!res.ok && !(res.status === 401 && path === '/api/me')) {
+    const error = (json as { error?: ErrorBody } | null)?.error;
+    const retry = res.headers.get('retry-after');
+    const body: ErrorBody = error ?? { code: httpCode(res.status), message: `HTTP ${res.status}` };
+    if (retry !== null && body.retryAfter === undefined && /^\d+$/.test(retry)) body.retryAfter = Number(retry) * 1000;
+    throw ParleyError.fromBody(body, `${method} ${path}`);
+  }
+  return { status: res.status, json: json as T | null };
+}
+
+function httpCode(status: number): string {
+  switch (status) {
+    case 400:
+      return 'bad_request';
+    case 401:
+      return 'unauthorized';
+    case 403:
+      return 'forbidden';
+    case 404:
+      return 'not_found';
+    case 409:
+      return 'conflict';
+    case 413:
+      return 'too_large';
+    case 429:
+      return 'rate_limited';
+    case 503:
+      return 'unavailable';
+    default:
+      return 'internal';
+  }
+}
+
+/** `POST /api/signup`. Rejects with ParleyError (`conflict` when the username is taken). */
+export async function signup(
+  args: { username: string; password: string; displayName?: string },
+  opts: HttpOptions = {},
+): Promise<SessionResult> {
+  return (await call<SessionResult>('POST', '/api/signup', args, opts)).json!;
+}
+
+/** `POST /api/login`. Rejects with ParleyError (`unauthorized`, `rate_limited` with retryAfter). */
+export async function login(args: { username: string; password: string }, opts: HttpOptions = {}): Promise<SessionResult> {
+  return (await call<SessionResult>('POST', '/api/login', args, opts)).json!;
+}
+
+/** `POST /api/logout`: ends the session; its WebSockets are closed with 4001. */
+export async function logout(opts: HttpOptions = {}): Promise<void> {
+  await call('POST', '/api/logout', undefined, opts);
+}
+
+/** `GET /api/me`: the signed-in user, or null when not signed in. */
+export async function me(opts: HttpOptions = {}): Promise<User | null> {
+  const { status, json } = await call<{ user: User }>('GET', '/api/me', undefined, opts);
+  return status === 200 && json ? json.user : null;
+}
+
+/** The WebSocket URL of the server that served this page (`wss:` under https). */
+export function wsUrlFor(loc: { protocol: string; host: string } = (globalThis as unknown as { location: Location }).location): string {
+  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+}

@@ -1,0 +1,34 @@
+// Parley TypeScript SDK: see ../README.md.
+export {
+  ParleyClient,
+  randomClientMsgId,
+  type ConnectionState,
+  type OutgoingMessage,
+  type OutgoingStatus,
+  type ParleyClientEvents,
+  type ParleyClientOptions,
+  type RequestOptions,
+  type Timers,
+  type TokenSource,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './client.js';
+export { ParleyError, NON_RETRYABLE_SEND_ERRORS, type ClientErrorCode, type ParleyErrorCode } from './errors.js';
+export { Emitter } from './emitter.js';
+export {
+  backoffCap,
+  backoffDelay,
+  DEFAULT_BACKOFF_BASE_MS,
+  DEFAULT_BACKOFF_MAX_MS,
+  type BackoffOptions,
+} from './backoff.js';
+export { TypingController, type TypingHost, type TypingOptions } from './typing.js';
+export {
+  attachVisibility,
+  DEFAULT_INPUT_EVENTS,
+  type DocumentLike,
+  type VisibilityOptions,
+  type WindowLike,
+} from './visibility.js';
+export { login, logout, me, signup, wsUrlFor, type HttpOptions, type SessionResult } from './http.js';
+export * from './types.js';

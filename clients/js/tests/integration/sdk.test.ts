@@ -1,0 +1,461 @@
+// The SDK against the real server binary: connect and authenticate (token and cookie), chats,
+// send/receive, and the whole reconnect story: a server restart or crash, and a client whose
+// connection dies while others keep talking. Resume must lose nothing and duplicate nothing.
+//
+// The binary is build/parley (build it with `make build/parley` in the project root), or
+// $PARLEY_BIN. The server is started with tests/integration/lib/server.mjs: its own free port,
+// a temporary PARLEY_DATA, PARLEY_RATE_LIMITS=0.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import WS from 'ws';
+import {
+  login,
+  logout,
+  me,
+  ParleyClient,
+  ParleyError,
+  signup as sdkSignup,
+  type Msg,
+  type OutgoingMessage,
+  type ParleyClientEvents,
+  type User,
+  type WebSocketLike,
+} from '../../src/index.js';
+
+const TIMEOUT_MS = Number(process.env.PARLEY_TEST_TIMEOUT_MS || 20000);
+
+// ------------------------------------------------------------------------------------------------
+// The server
+
+function findRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'tests/integration/lib/server.mjs')) && fs.existsSync(path.join(dir, 'Makefile'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('project root (with tests/integration/lib/server.mjs) not found');
+    dir = up;
+  }
+}
+const ROOT = findRoot();
+process.env.PARLEY_BIN ??= 'build/parley';
+
+interface ParleyServer {
+  url: string;
+  wsUrl: string;
+  origin: string;
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+  kill9(): Promise<unknown>;
+  restart(): Promise<unknown>;
+  dispose(): Promise<void>;
+  tail(lines?: number): string;
+}
+
+async function startServer(): Promise<ParleyServer> {
+  const bin = path.resolve(ROOT, process.env.PARLEY_BIN!);
+  if (!fs.existsSync(bin)) throw new Error(`no server binary at ${bin}: run \`make build/parley\` in ${ROOT}`);
+  const lib = (await import(pathToFileURL(path.join(ROOT, 'tests/integration/lib/server.mjs')).href)) as {
+    startServer(opts?: object): Promise<ParleyServer>;
+  };
+  return lib.startServer();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Helpers
+
+let counter = 0;
+function uname(prefix: string): string {
+  return `${prefix}_${process.pid.toString(36)}${(counter++).toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 32);
+}
+
+interface Session {
+  user: User;
+  token: string;
+  cookie: string;
+}
+
+async function signup(srv: ParleyServer, username: string): Promise<Session> {
+  const res = await fetch(`${srv.url}/api/signup`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: 'correct horse battery' }),
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  const json = (await res.json()) as { user: User; token: string };
+  assert.equal(res.status, 201, JSON.stringify(json));
+  const cookie = res.headers
+    .getSetCookie()
+    .find((c) => c.startsWith('parley_session='))!
+    .split(';')[0]!;
+  return { user: json.user, token: json.token, cookie };
+}
+
+/** A client plus everything it emitted, and the raw ws sockets it opened. */
+class Probe {
+  readonly client: ParleyClient;
+  readonly sockets: WS[] = [];
+  readonly msgs = new Map<string, Msg[]>();
+  readonly log: { name: string; payload: unknown }[] = [];
+
+  constructor(srv: ParleyServer, auth: { token?: string; cookie?: string; origin?: string }) {
+    this.client = new ParleyClient({
+      url: srv.wsUrl,
+      token: auth.token,
+      requestTimeoutMs: TIMEOUT_MS,
+      createWebSocket: (url) => {
+        const headers: Record<string, string> = {};
+        if (auth.cookie) headers.cookie = auth.cookie;
+        const opts: WS.ClientOptions = { headers, perMessageDeflate: false };
+        if (auth.origin) opts.origin = auth.origin;
+        const ws = new WS(url, opts);
+        this.sockets.push(ws);
+        return ws as unknown as WebSocketLike;
+      },
+    });
+    this.client.on('msg', ({ chat, msg }) => {
+      if (!this.msgs.has(chat)) this.msgs.set(chat, []);
+      this.msgs.get(chat)!.push(msg);
+    });
+    for (const name of ['state', 'close', 'unauthorized', 'outgoing', 'subscribed', 'reset', 'protocolError'] as const) {
+      this.client.on(name, (payload) => this.log.push({ name, payload }));
+    }
+  }
+
+  seqs(chat: string): number[] {
+    return (this.msgs.get(chat) ?? []).map((m) => m.seq);
+  }
+  bodies(chat: string): string[] {
+    return (this.msgs.get(chat) ?? []).map((m) => m.body);
+  }
+  get socket(): WS {
+    return this.sockets[this.sockets.length - 1]!;
+  }
+
+  /** Resolves with the first payload of `name` satisfying pred, among those emitted after the call. */
+  next<K extends keyof ParleyClientEvents>(
+    name: K,
+    pred: (p: ParleyClientEvents[K]) => boolean = () => true,
+    what = String(name),
+  ): Promise<ParleyClientEvents[K]> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`timed out after ${TIMEOUT_MS} ms waiting for ${what}; log: ${JSON.stringify(this.log.slice(-20))}`));
+      }, TIMEOUT_MS);
+      const off = this.client.on(name, (p) => {
+        if (!pred(p)) return;
+        clearTimeout(timer);
+        off();
+        resolve(p);
+      });
+    });
+  }
+
+  /** Resolves once a msg event for chat satisfying pred has been applied (also if already). */
+  msg(chat: string, pred: (m: Msg) => boolean, what = 'a msg'): Promise<Msg> {
+    const have = (this.msgs.get(chat) ?? []).find(pred);
+    if (have) return Promise.resolve(have);
+    return this.next('msg', (e) => e.chat === chat && pred(e.msg), what).then((e) => e.msg);
+  }
+
+  /** Resolves with the `sent` outgoing of clientMsgId (also if already sent). */
+  sent(clientMsgId: string): Promise<OutgoingMessage> {
+    const done = this.log.find(
+      (e) => e.name === 'outgoing' && (e.payload as OutgoingMessage).clientMsgId === clientMsgId && (e.payload as OutgoingMessage).status !== 'pending',
+    );
+    if (done) return Promise.resolve(done.payload as OutgoingMessage);
+    return this.next('outgoing', (o) => o.clientMsgId === clientMsgId && o.status !== 'pending', `outgoing ${clientMsgId}`);
+  }
+
+  state(state: string): Promise<unknown> {
+    if (this.client.state === state) return Promise.resolve();
+    return this.next('state', (s) => s.state === state, `state ${state}`);
+  }
+}
+
+class FakeTarget {
+  listeners = new Map<string, Set<(ev: unknown) => void>>();
+  addEventListener(type: string, fn: (ev: unknown) => void): void {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type)!.add(fn);
+  }
+  removeEventListener(type: string, fn: (ev: unknown) => void): void {
+    this.listeners.get(type)?.delete(fn);
+  }
+}
+
+class FakeDocument extends FakeTarget {
+  visibilityState = 'visible';
+  setVisible(v: boolean): void {
+    this.visibilityState = v ? 'visible' : 'hidden';
+    for (const fn of this.listeners.get('visibilitychange') ?? []) fn({});
+  }
+}
+
+/** Asserts seqs is exactly from, from+1, ... (no gap, no duplicate). */
+function assertRun(seqs: number[], from: number, count: number, what: string): void {
+  assert.deepEqual(seqs, Array.from({ length: count }, (_, i) => from + i), `${what}: ${JSON.stringify(seqs)}`);
+}
+
+// ------------------------------------------------------------------------------------------------
+
+describe('SDK against the real server', { timeout: 180000 }, () => {
+  let srv: ParleyServer;
+  let ana: Session;
+  let ben: Session;
+  const probes: Probe[] = [];
+  const probe = (auth: ConstructorParameters<typeof Probe>[1]) => {
+    const p = new Probe(srv, auth);
+    probes.push(p);
+    return p;
+  };
+
+  before(async () => {
+    srv = await startServer();
+    [ana, ben] = await Promise.all([signup(srv, uname('ana')), signup(srv, uname('ben'))]);
+  });
+
+  after(async () => {
+    for (const p of probes) p.client.close();
+    if (srv) await srv.dispose();
+  });
+
+  it('connects with a token, creates a chat, subscribes, sends and receives', async () => {
+    const a = probe({ token: ana.token });
+    const b = probe({ token: ben.token });
+    const [ua, ub] = await Promise.all([a.client.connect(), b.client.connect()]);
+    assert.equal(ua.username, ana.user.username);
+    assert.equal(ub.id, ben.user.id);
+    assert.equal(a.client.state, 'online');
+
+    const { chat } = await a.client.createChat({ title: 'SDK basics', isPublic: true });
+    assert.equal(chat.role, 'owner');
+    await b.client.joinChat(chat.slug);
+    const [sa, sb] = await Promise.all([a.client.subscribe(chat.slug), b.client.subscribe(chat.slug)]);
+    assert.equal(sa.lastSeq, 0);
+    assert.equal(sb.chat.slug, chat.slug);
+
+    const out = a.client.send(chat.slug, 'hello ben');
+    assert.equal(out.status, 'pending');
+    const [sent, got] = await Promise.all([a.sent(out.clientMsgId), b.msg(chat.slug, (m) => m.body === 'hello ben')]);
+    assert.equal(sent.status, 'sent');
+    assert.equal(sent.seq, 1);
+    assert.equal(got.seq, 1);
+    assert.equal(got.clientMsgId, out.clientMsgId);
+    assert.equal(got.author.username, ana.user.username);
+
+    const reply = await b.client.sendAndWait(chat.slug, 'hi ana');
+    assert.equal(reply.seq, 2);
+    await a.msg(chat.slug, (m) => m.seq === 2);
+    assertRun(a.seqs(chat.slug), 1, 2, 'ana');
+    assertRun(b.seqs(chat.slug), 1, 2, 'ben');
+
+    const hist = await b.client.history(chat.slug, { limit: 10 });
+    assert.deepEqual(
+      hist.msgs.map((m) => m.body),
+      ['hello ben', 'hi ana'],
+    );
+    const list = await a.client.listChats();
+    assert.ok(list.chats.some((c) => c.slug === chat.slug));
+    const ping = await a.client.ping();
+    assert.equal(typeof ping.now, 'number');
+  });
+
+  it('server errors reject with a ParleyError; a refused send is failed and retry/discard work', async () => {
+    const a = probe({ token: ana.token });
+    const b = probe({ token: ben.token });
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const { chat } = await a.client.createChat({ title: 'Private', isPublic: false });
+    await assert.rejects(b.client.joinChat(chat.slug), (err: { code: string; message: string }) => {
+      assert.equal(err.code, 'forbidden');
+      assert.equal(typeof err.message, 'string');
+      return true;
+    });
+    await assert.rejects(b.client.getChat('no-such-chat-' + Date.now().toString(36)), (err: { code: string }) => err.code === 'not_found');
+    await assert.rejects(b.client.subscribe(chat.slug), (err: { code: string }) => err.code === 'forbidden');
+
+    const out = b.client.send(chat.slug, 'let me in');
+    const failed = await b.sent(out.clientMsgId);
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.error?.code, 'forbidden');
+    // Invited and accepted, the same message goes through on retry, with the same clientMsgId.
+    const { invitation } = await a.client.createInvite(chat.slug, ben.user.username);
+    await b.client.acceptInvite(invitation.id);
+    const confirmed = b.next('outgoing', (o) => o.clientMsgId === out.clientMsgId && o.status === 'sent');
+    assert.equal(b.client.retry(out.clientMsgId), true);
+    const ok = await confirmed;
+    assert.equal(ok.msg?.clientMsgId, out.clientMsgId);
+    assert.equal(ok.seq, 1);
+    assert.equal(b.client.discard(out.clientMsgId), false, 'nothing left to discard');
+  });
+
+  it('cookie auth: online on hello; a stale cookie is unauthorized without reconnecting', async () => {
+    const c = probe({ cookie: ben.cookie, origin: srv.origin });
+    const user = await c.client.connect();
+    assert.equal(user.username, ben.user.username);
+    const { chats } = await c.client.listChats();
+    assert.ok(Array.isArray(chats));
+
+    const bad = probe({ cookie: 'parley_session=' + 'x'.repeat(43), origin: srv.origin });
+    const unauthorized = bad.next('unauthorized');
+    await assert.rejects(bad.client.connect(), (err: { code: string }) => err.code === 'unauthorized');
+    await unauthorized;
+    assert.equal(bad.client.state, 'offline');
+    assert.equal(bad.sockets.length, 1, 'no reconnect');
+  });
+
+  it('a dropped connection resumes from the last seq: missed messages arrive once, in order, and a send made while down is delivered once', async () => {
+    const a = probe({ token: ana.token });
+    const b = probe({ token: ben.token });
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const { chat } = await a.client.createChat({ title: 'Resume', isPublic: true });
+    await b.client.joinChat(chat.slug);
+    await Promise.all([a.client.subscribe(chat.slug), b.client.subscribe(chat.slug)]);
+    for (let i = 1; i <= 3; i++) await b.client.sendAndWait(chat.slug, `before ${i}`);
+    await a.msg(chat.slug, (m) => m.seq === 3);
+
+    // Ana's network dies (no close handshake): the SDK notices, reconnects by itself.
+    const reconnecting = a.state('reconnecting');
+    a.socket.terminate();
+    await reconnecting;
+    const offline = a.client.send(chat.slug, 'sent while down');
+    assert.equal(offline.status, 'pending');
+    // Ben keeps talking meanwhile (the SDK may already be back: it does not matter).
+    for (let i = 1; i <= 5; i++) await b.client.sendAndWait(chat.slug, `during ${i}`);
+
+    await a.state('online');
+    const sent = await a.sent(offline.clientMsgId);
+    assert.equal(sent.status, 'sent');
+    await a.msg(chat.slug, (m) => m.clientMsgId === offline.clientMsgId);
+    await b.msg(chat.slug, (m) => m.clientMsgId === offline.clientMsgId);
+    await b.client.sendAndWait(chat.slug, 'after');
+    const total = 3 + 5 + 1 + 1;
+    await a.msg(chat.slug, (m) => m.seq === total);
+    await b.msg(chat.slug, (m) => m.seq === total);
+    assertRun(a.seqs(chat.slug), 1, total, 'ana (resumed)');
+    assertRun(b.seqs(chat.slug), 1, total, 'ben');
+    assert.equal(a.bodies(chat.slug).filter((x) => x === 'sent while down').length, 1);
+    const hist = await a.client.history(chat.slug, { limit: 50 });
+    assertRun(
+      hist.msgs.map((m) => m.seq),
+      1,
+      total,
+      'history',
+    );
+    assert.equal(hist.msgs.filter((m) => m.clientMsgId === offline.clientMsgId).length, 1);
+    assert.ok(a.sockets.length >= 2, 'a new socket was opened');
+  });
+
+  for (const how of ['restart', 'kill9'] as const) {
+    it(`server ${how === 'restart' ? 'restart (SIGTERM)' : 'crash (SIGKILL)'}: both clients reconnect by themselves, resume, and pending sends are delivered exactly once`, async () => {
+      const a = probe({ token: ana.token });
+      const b = probe({ token: ben.token });
+      await Promise.all([a.client.connect(), b.client.connect()]);
+      const { chat } = await a.client.createChat({ title: `Restart ${how}`, isPublic: true });
+      await b.client.joinChat(chat.slug);
+      await Promise.all([a.client.subscribe(chat.slug), b.client.subscribe(chat.slug)]);
+      await a.client.sendAndWait(chat.slug, 'one');
+      await b.msg(chat.slug, (m) => m.seq === 1);
+
+      const downA = a.state('reconnecting');
+      const downB = b.state('reconnecting');
+      // A send on its way while the server goes down: it may or may not be stored.
+      const inflight = a.client.send(chat.slug, 'in flight');
+      if (how === 'restart') await srv.stop();
+      else await srv.kill9();
+      await Promise.all([downA, downB]);
+      const whileDown = a.client.send(chat.slug, 'while down');
+      const fromBen = b.client.send(chat.slug, 'ben while down');
+      assert.equal(a.client.state, 'reconnecting');
+
+      await srv.start(); // same port, same data directory
+      await Promise.all([a.state('online'), b.state('online')]);
+      const confirmed = await Promise.all([a.sent(inflight.clientMsgId), a.sent(whileDown.clientMsgId), b.sent(fromBen.clientMsgId)]);
+      for (const o of confirmed) assert.equal(o.status, 'sent', JSON.stringify(o));
+      const total = 4;
+      await a.msg(chat.slug, (m) => m.seq === total);
+      await b.msg(chat.slug, (m) => m.seq === total);
+      // One more round trip on the fresh connections, then nothing must have been doubled.
+      await b.client.sendAndWait(chat.slug, 'after');
+      await a.msg(chat.slug, (m) => m.seq === total + 1);
+      assertRun(a.seqs(chat.slug), 1, total + 1, 'ana');
+      assertRun(b.seqs(chat.slug), 1, total + 1, 'ben');
+      const hist = await a.client.history(chat.slug, { limit: 50 });
+      const bodies = hist.msgs.map((m) => m.body).sort();
+      assert.deepEqual(bodies, ['after', 'ben while down', 'in flight', 'one', 'while down'].sort());
+      assert.deepEqual(a.client.outgoing(), []);
+      assert.deepEqual(b.client.outgoing(), []);
+    });
+  }
+
+  it('typing and presence reported by the SDK reach the other side', async () => {
+    // Fresh users: presence is the aggregate of all of a user's sockets.
+    const [u1, u2] = await Promise.all([signup(srv, uname('ty')), signup(srv, uname('pr'))]);
+    const a = probe({ token: u1.token });
+    const b = probe({ token: u2.token });
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const { chat } = await a.client.createChat({ title: 'Typing', isPublic: true });
+    await b.client.joinChat(chat.slug);
+    await Promise.all([a.client.subscribe(chat.slug), b.client.subscribe(chat.slug)]);
+
+    const typer = b.client.typingController(chat.slug);
+    const shown = a.next('typing', (e) => e.chat === chat.slug && e.users.some((u) => u.id === u2.user.id), 'ben typing');
+    typer.keystroke();
+    await shown;
+    const gone = a.next('typing', (e) => e.chat === chat.slug && e.users.length === 0, 'typing cleared');
+    typer.cleared();
+    await gone;
+
+    const doc = new FakeDocument();
+    const win = new FakeTarget();
+    const away = a.next('presence', (p) => p.user.id === u2.user.id && p.state === 'away', 'ben away');
+    b.client.attachVisibility(doc, win);
+    doc.setVisible(false);
+    await away;
+    const back = a.next('presence', (p) => p.user.id === u2.user.id && p.state === 'online', 'ben online');
+    doc.setVisible(true);
+    await back;
+  });
+
+  it('HTTP helpers: signup, login, me, logout, with errors as ParleyError', async () => {
+    const opts = { baseUrl: srv.url };
+    const username = uname('dee');
+    const created = await sdkSignup({ username, password: 'correct horse battery', displayName: 'Dee' }, opts);
+    assert.equal(created.user.displayName, 'Dee');
+    await assert.rejects(sdkSignup({ username, password: 'correct horse battery' }, opts), (err: ParleyError) => err.code === 'conflict');
+    await assert.rejects(login({ username, password: 'wrong password!' }, opts), (err: ParleyError) => err.code === 'unauthorized');
+    const session = await login({ username, password: 'correct horse battery' }, opts);
+    assert.equal((await me({ ...opts, token: session.token }))?.username, username);
+    const c = probe({ token: session.token });
+    assert.equal((await c.client.connect()).username, username);
+    const unauthorized = c.next('unauthorized');
+    await logout({ ...opts, token: session.token });
+    assert.equal(await me({ ...opts, token: session.token }), null);
+    await unauthorized;
+  });
+
+  it('logout ends the session: close 4001, unauthorized, no reconnect', async () => {
+    const fresh = await signup(srv, uname('cy'));
+    const c = probe({ token: fresh.token });
+    await c.client.connect();
+    const unauthorized = c.next('unauthorized');
+    const res = await fetch(`${srv.url}/api/logout`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${fresh.token}` },
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    assert.equal(res.status, 204);
+    const ev = await unauthorized;
+    assert.equal(ev.code, 4001);
+    assert.equal(c.client.state, 'offline');
+    const closes = c.log.filter((e) => e.name === 'close').map((e) => e.payload as ParleyClientEvents['close']);
+    assert.equal(closes.length, 1);
+    assert.equal(closes[0]!.code, 4001);
+    assert.equal(closes[0]!.reconnectInMs, null, 'no reconnect scheduled');
+    assert.equal(c.sockets.length, 1, 'no reconnect after 4001');
+  });
+});

@@ -1,0 +1,80 @@
+// The web app's text helpers (web/src/lib/format.ts): typing lines, "last seen", day labels.
+// The TypeScript module is compiled with the web app's own Vite (transformWithOxc) and imported
+// here, so these run in Node without a browser.
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { before, describe, test } from 'node:test';
+import { ROOT } from './lib/server.mjs';
+
+let f;
+
+before(async () => {
+  const require = createRequire(path.join(ROOT, 'web/package.json'));
+  const vite = await import(pathToFileURL(require.resolve('vite')).href);
+  const file = path.join(ROOT, 'web/src/lib/format.ts');
+  const { code } = await vite.transformWithOxc(await fs.readFile(file, 'utf8'), file, { lang: 'ts' });
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'parley-format-'));
+  const out = path.join(dir, 'format.mjs');
+  await fs.writeFile(out, code);
+  f = await import(pathToFileURL(out).href);
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+const u = (displayName) => ({ username: displayName.toLowerCase(), displayName });
+
+describe('typingText', () => {
+  test('nobody, one, two, three typers', () => {
+    assert.equal(f.typingText([]), '');
+    assert.equal(f.typingText([u('Ana')]), 'Ana is typing…');
+    assert.equal(f.typingText([u('Ana'), u('Ben')]), 'Ana and Ben are typing…');
+    assert.equal(f.typingText([u('Ana'), u('Ben'), u('Cy')]), 'Ana, Ben and Cy are typing…');
+  });
+  test('many typers name two and count the rest, including the ones the server did not list', () => {
+    const five = ['Ana', 'Ben', 'Cy', 'Dee', 'Eli'].map(u);
+    assert.equal(f.typingText(five.slice(0, 4)), 'Ana, Ben and 2 others are typing…');
+    assert.equal(f.typingText(five), 'Ana, Ben and 3 others are typing…');
+    assert.equal(f.typingText(five, 4), 'Ana, Ben and 7 others are typing…');
+    assert.equal(f.typingText([u('Ana')], 1), 'Ana and 1 other are typing…');
+    assert.equal(f.typingText([], 3), '3 people are typing…');
+  });
+  test('falls back to the username without a display name', () => {
+    assert.equal(f.typingText([{ username: 'ana', displayName: '' }]), 'ana is typing…');
+  });
+});
+
+describe('times', () => {
+  const now = new Date(2026, 2, 18, 15, 30).getTime(); // a Wednesday, local time
+  test('lastSeenText', () => {
+    assert.equal(f.lastSeenText(now - 20_000, now), 'last seen just now');
+    assert.equal(f.lastSeenText(now - 5 * 60_000, now), 'last seen 5 min ago');
+    assert.equal(f.lastSeenText(now - 3 * 3600_000, now), 'last seen 3 h ago');
+    assert.equal(f.lastSeenText(now - 30 * 3600_000, now), 'last seen yesterday');
+    assert.equal(f.lastSeenText(now - 3 * 86400_000, now), 'last seen 3 days ago');
+    assert.equal(f.lastSeenText(null, now), 'offline');
+  });
+  test('dayLabel and dayKey for day separators', () => {
+    assert.equal(f.dayLabel(now - 60_000, now), 'Today');
+    assert.equal(f.dayLabel(new Date(2026, 2, 17, 23, 59).getTime(), now), 'Yesterday');
+    assert.equal(f.dayLabel(new Date(2026, 2, 15, 9).getTime(), now), new Date(2026, 2, 15).toLocaleDateString(undefined, { weekday: 'long' }));
+    assert.notEqual(f.dayKey(new Date(2026, 2, 17, 23, 59).getTime()), f.dayKey(new Date(2026, 2, 18, 0, 1).getTime()));
+    assert.equal(f.dayKey(new Date(2026, 2, 18, 0, 1).getTime()), f.dayKey(now));
+  });
+  test('expiresText', () => {
+    assert.equal(f.expiresText(now + 7 * 86400_000, now), 'expires in 7 days');
+    assert.equal(f.expiresText(now + 90 * 60_000, now), 'expires in 2 h');
+    assert.equal(f.expiresText(now - 1, now), 'expired');
+  });
+});
+
+describe('errorText', () => {
+  test('server codes read as sentences', () => {
+    assert.match(f.errorText({ code: 'chat_full' }), /full/);
+    assert.match(f.errorText({ code: 'expired' }), /expired/);
+    assert.match(f.errorText({ code: 'forbidden' }), /permission/);
+    assert.equal(f.errorText({ code: 'conflict', message: 'slug taken' }), 'Slug taken');
+  });
+});

@@ -1,0 +1,201 @@
+// The Realtime surface of the app on top of the project's SDK (clients/js ParleyClient). The SDK
+// does the hard parts: reconnect with jittered backoff, resume of every subscribed chat from its
+// last seq (gap-free, duplicate-free), pending sends retried with the same clientMsgId, typing
+// refresh, visibility/idle presence. This adapter adds what a React tree needs on top:
+// - reference-counted subscriptions (several components, or StrictMode's double mount, may
+//   subscribe to one chat), with a short linger before `unsub` so a quick remount or navigation
+//   back does not race an unsub against a new sub;
+// - per-chat views of the outgoing queue;
+// - listeners for events the SDK passes through only as raw frames (`read`).
+import { ParleyClient } from '../../../clients/js/src/client.js';
+import type { OutgoingMessage } from '../../../clients/js/src/client.js';
+import type { ConnState, PendingSend, Realtime, SubHandlers, SubReply } from './realtime-types';
+
+const UNSUB_LINGER_MS = 1500;
+
+// Events the SDK emits by name; anything else is read from its raw `event` stream.
+const NAMED = new Set([
+  'hello',
+  'msg',
+  'chat.updated',
+  'participant.joined',
+  'participant.left',
+  'participant.removed',
+  'participant.updated',
+  'removed',
+  'invite',
+  'typing',
+  'presence',
+  'chat.active',
+]);
+
+interface ChatSub {
+  handlers: Set<SubHandlers>;
+  last: SubReply | null;
+  lingerTimer: ReturnType<typeof setTimeout> | null;
+}
+
+export interface RealtimeOptions {
+  url?: string;
+  onSessionEnded?: () => void;
+}
+
+function toPending(o: OutgoingMessage): PendingSend {
+  return {
+    clientMsgId: o.clientMsgId,
+    chat: o.chat,
+    body: o.body,
+    createdAt: o.createdAt,
+    status: o.status === 'failed' ? 'failed' : 'pending',
+    error: o.error ? { code: String(o.error.code), message: o.error.message } : undefined,
+  };
+}
+
+export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
+  const url = opts.url ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  const client = new ParleyClient({ url });
+  const subs = new Map<string, ChatSub>();
+  let everOnline = false;
+  let closed = false;
+
+  // Subscription plumbing: one SDK listener set, dispatched to this adapter's handlers.
+  const offs: (() => void)[] = [];
+  offs.push(
+    client.on('subscribed', ({ chat, result, resumed }) => {
+      const s = subs.get(chat);
+      if (!s) return;
+      s.last = result as SubReply;
+      for (const h of [...s.handlers]) h.onSubscribed(result as SubReply, resumed);
+    }),
+    client.on('msg', ({ chat, msg }) => {
+      const s = subs.get(chat);
+      if (s) for (const h of [...s.handlers]) h.onMsg(msg);
+    }),
+    client.on('subscriptionError', ({ chat, error }) => {
+      const s = subs.get(chat);
+      if (!s) return;
+      // The SDK dropped the subscription; forget ours so a later subscribe() asks again.
+      subs.delete(chat);
+      for (const h of [...s.handlers]) h.onError({ code: String(error.code), message: error.message });
+    }),
+    client.on('removed', ({ chat }) => {
+      // The SDK ends the subscription of a removed participant; so do we.
+      const s = subs.get(chat);
+      if (s?.lingerTimer) clearTimeout(s.lingerTimer);
+      subs.delete(chat);
+    }),
+    client.on('unauthorized', () => {
+      if (!closed) opts.onSessionEnded?.();
+    }),
+    client.on('state', ({ state }) => {
+      if (state === 'online') everOnline = true;
+    }),
+  );
+
+  // Presence: hidden / idle / active from the page, re-sent by the SDK after reconnects.
+  offs.push(client.attachVisibility(document, window));
+
+  // The browser knows when the network is back: try at once instead of waiting for the backoff.
+  const onOnline = () => client.reconnectNow();
+  window.addEventListener('online', onOnline);
+  offs.push(() => window.removeEventListener('online', onOnline));
+
+  client.connect().catch(() => {
+    // unauthorized or closed: reported through the events above
+  });
+
+  const api: Realtime = {
+    get state() {
+      // Before the first connection the SDK says "connecting"; afterwards "reconnecting".
+      return client.state as ConnState;
+    },
+    get user() {
+      return client.user;
+    },
+    onState(cb) {
+      return client.on('state', ({ state }) => cb(state as ConnState));
+    },
+    request<T>(op: string, args: Record<string, unknown> = {}) {
+      // Leaving through the SDK also ends its subscription, so it is not resumed after a reconnect.
+      if (op === 'chat.leave') return client.leaveChat(String(args.chat)) as Promise<T>;
+      return client.request(op as never, args as never) as Promise<T>;
+    },
+    on(ev, cb) {
+      if (NAMED.has(ev)) return client.on(ev as never, cb as never);
+      return client.on('event', (f) => {
+        if (f.ev === ev) {
+          const { ev: _ev, ...payload } = f;
+          cb(payload);
+        }
+      });
+    },
+    onReconnect(cb) {
+      return client.on('state', ({ state, prev }) => {
+        if (state === 'online' && prev !== 'online' && everOnline) cb();
+      });
+    },
+    subscribe(chat, h) {
+      let s = subs.get(chat);
+      if (!s) {
+        s = { handlers: new Set(), last: null, lingerTimer: null };
+        subs.set(chat, s);
+        s.handlers.add(h);
+        client.subscribe(chat).catch(() => {
+          // refusals arrive as subscriptionError
+        });
+      } else {
+        if (s.lingerTimer) {
+          clearTimeout(s.lingerTimer);
+          s.lingerTimer = null;
+        }
+        s.handlers.add(h);
+        // Already live: tell the newcomer where things stand.
+        if (s.last) h.onSubscribed(s.last, false);
+      }
+      const mine = s;
+      return () => {
+        mine.handlers.delete(h);
+        if (mine.handlers.size > 0 || subs.get(chat) !== mine) return;
+        mine.lingerTimer = setTimeout(() => {
+          if (subs.get(chat) !== mine || mine.handlers.size > 0) return;
+          subs.delete(chat);
+          client.typingController(chat).dispose();
+          client.unsubscribe(chat).catch(() => {});
+        }, UNSUB_LINGER_MS);
+      };
+    },
+    send(chat, body) {
+      return client.send(chat, body).clientMsgId;
+    },
+    retry(_chat, clientMsgId) {
+      client.retry(clientMsgId);
+    },
+    discard(_chat, clientMsgId) {
+      client.discard(clientMsgId);
+    },
+    pending(chat) {
+      return client
+        .outgoing(chat)
+        .filter((o) => o.status === 'pending' || o.status === 'failed')
+        .map(toPending);
+    },
+    onPending(chat, cb) {
+      return client.on('outgoing', (o) => {
+        if (o.chat === chat) cb(api.pending(chat));
+      });
+    },
+    typing(chat, on) {
+      const t = client.typingController(chat);
+      if (on) t.keystroke();
+      else t.cleared();
+    },
+    close() {
+      closed = true;
+      for (const s of subs.values()) if (s.lingerTimer) clearTimeout(s.lingerTimer);
+      subs.clear();
+      for (const off of offs) off();
+      client.close();
+    },
+  };
+  return api;
+}

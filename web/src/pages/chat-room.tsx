@@ -1,0 +1,201 @@
+// /chat/:slug: the conversation. Header (title, who is here, invite, people, settings), the
+// reconnecting banner, the message list, who is typing, the composer, and beside it (or in a
+// drawer on narrower screens) who is in the chat and their presence.
+import { useEffect, useMemo, useState } from 'react';
+import { useRealtimeChat } from '../hooks/use-realtime-chat';
+import { useRealtime, useSession } from '../lib/session';
+import { chatsChanged } from '../lib/local-events';
+import { Link } from '../lib/router';
+import { displayName, errorText } from '../lib/format';
+import { MessageList } from '../components/chat/message-list';
+import { Composer } from '../components/chat/composer';
+import { TypingIndicator } from '../components/chat/typing-indicator';
+import { UserPresence, type PresenceEntry } from '../components/chat/user-presence';
+import { ConnectionBanner } from '../components/chat/connection-banner';
+import { InviteUserModal } from '../components/chat/invite-user-modal';
+import { IconBack, IconSettings, IconUserPlus, IconUsers } from '../components/ui/icons';
+import type { Chat, Role } from '../lib/types';
+
+export function canInvite(chat: Chat | null): boolean {
+  if (!chat?.role) return false;
+  if (chat.role === 'owner') return true;
+  if (chat.invitePolicy === 'members') return true;
+  return chat.invitePolicy === 'admins' && chat.role === 'admin';
+}
+
+export function ChatRoom({ slug }: { slug: string }) {
+  // Joining a public chat from its link remounts the room, which then subscribes as a participant.
+  const [joins, setJoins] = useState(0);
+  return <Room key={joins} slug={slug} onJoined={() => setJoins((n) => n + 1)} />;
+}
+
+// Shown to a visitor of a chat they are not in: public chats can be joined from here.
+function JoinPublicChat({ slug, onJoined }: { slug: string; onJoined: () => void }) {
+  const rt = useRealtime();
+  const [chat, setChat] = useState<Chat | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    rt.request<{ chat: Chat }>('chat.get', { chat: slug }).then((r) => setChat(r.chat), () => setChat(null));
+  }, [rt, slug]);
+  if (!chat?.isPublic) return null;
+  return (
+    <>
+      <p>
+        <strong>{chat.title}</strong> is a public chat with {chat.participantCount}{' '}
+        {chat.participantCount === 1 ? 'participant' : 'participants'}.
+      </p>
+      {error && (
+        <p className="inline-error" role="alert">
+          {error}
+        </p>
+      )}
+      <button
+        type="button"
+        className="btn btn--primary"
+        disabled={busy}
+        onClick={async () => {
+          setBusy(true);
+          setError(null);
+          try {
+            await rt.request('chat.join', { chat: slug });
+            chatsChanged();
+            onJoined();
+          } catch (err) {
+            setError(errorText(err));
+            setBusy(false);
+          }
+        }}
+      >
+        {busy ? 'Joining…' : 'Join this chat'}
+      </button>
+    </>
+  );
+}
+
+function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
+  const { user } = useSession();
+  const rc = useRealtimeChat(slug);
+  const [inviting, setInviting] = useState(false);
+  const [peopleOpen, setPeopleOpen] = useState(false);
+
+  const role: Role | null = useMemo(() => {
+    const me = rc.participants.find((p) => p.id === user?.id);
+    return me?.role ?? rc.chat?.role ?? null;
+  }, [rc.participants, rc.chat?.role, user?.id]);
+  const chat = rc.chat ? { ...rc.chat, role } : null;
+  const activeIds = useMemo(() => new Set(rc.activeUsers.map((u) => u.id)), [rc.activeUsers]);
+  const entries: PresenceEntry[] = rc.participants.map((p) => ({
+    user: p,
+    role: p.role,
+    presence: p.id === user?.id && rc.connectionState === 'online' ? { user: p, state: 'online', lastSeen: null } : rc.presence[p.id],
+  }));
+  const onlineCount = entries.filter((e) => e.presence && e.presence.state !== 'offline').length;
+  const hereOthers = rc.activeUsers.filter((u) => u.id !== user?.id);
+
+  const blocked = rc.status === 'error';
+  useEffect(() => {
+    document.title = `${rc.chat?.title || slug} · Parley`;
+  }, [rc.chat?.title, slug]);
+  const title = rc.chat?.title || (blocked ? 'Chat unavailable' : slug);
+
+  return (
+    <div className={`room${peopleOpen ? ' room--people-open' : ''}`}>
+      <section className="room__main" aria-label={`Chat: ${title}`}>
+        <header className="room-header">
+          <Link to="/chat" className="btn btn--ghost btn--icon room-header__back" aria-label="Back to chats">
+            <IconBack />
+          </Link>
+          <div className="room-header__title">
+            <h1 data-testid="room-title">{title}</h1>
+            <div className="room-header__sub">
+              {rc.chat ? (
+                <>
+                  <span data-testid="room-participants">
+                    {rc.chat.participantCount} {rc.chat.participantCount === 1 ? 'participant' : 'participants'}
+                  </span>
+                  {' · '}
+                  {onlineCount} online
+                  {hereOthers.length > 0 && (
+                    <span data-testid="room-here">
+                      {' · '}
+                      {hereOthers.length === 1 ? `${displayName(hereOthers[0])} is here` : `${hereOthers.length} others here`}
+                    </span>
+                  )}
+                </>
+              ) : (
+                ' '
+              )}
+            </div>
+          </div>
+          <div className="room-header__actions">
+            {canInvite(chat) && rc.status === 'ready' && (
+              <button type="button" className="btn btn--ghost btn--icon" onClick={() => setInviting(true)} aria-label="Invite people" title="Invite people">
+                <IconUserPlus />
+              </button>
+            )}
+            <button
+              type="button"
+              className="btn btn--ghost btn--icon people-toggle"
+              onClick={() => setPeopleOpen((o) => !o)}
+              aria-expanded={peopleOpen}
+              aria-controls="room-people"
+              aria-label="People in this chat"
+              title="People"
+            >
+              <IconUsers />
+            </button>
+            {rc.status !== 'removed' && !blocked && (
+              <Link to={`/chat/${encodeURIComponent(slug)}/settings`} className="btn btn--ghost btn--icon" aria-label="Chat settings" title="Settings">
+                <IconSettings />
+              </Link>
+            )}
+          </div>
+        </header>
+        <ConnectionBanner state={rc.connectionState} />
+        {rc.status === 'removed' && (
+          <div className="banner banner--error" role="alert" data-testid="removed-banner">
+            You were removed from this chat{rc.removedBy ? ` by ${displayName(rc.removedBy)}` : ''}.
+          </div>
+        )}
+        {blocked ? (
+          <div className="empty-state" role="alert" data-testid="room-error">
+            <h2>{rc.error?.code === 'forbidden' ? "You're not in this chat" : rc.error?.code === 'not_found' ? 'No such chat' : 'Could not open this chat'}</h2>
+            <p>{errorText(rc.error)}</p>
+            {rc.error?.code === 'forbidden' && <JoinPublicChat slug={slug} onJoined={onJoined} />}
+            <Link to="/chat" className="btn">
+              Back to your chats
+            </Link>
+          </div>
+        ) : (
+          <>
+            <MessageList
+              messages={rc.messages}
+              selfId={user?.id}
+              hasMore={rc.hasMore}
+              historyLoaded={rc.historyLoaded}
+              loadingOlder={rc.loadingOlder}
+              loadOlder={rc.loadOlder}
+              onRetry={rc.retry}
+              onDiscard={rc.discard}
+            />
+            <TypingIndicator users={rc.typingUsers} others={rc.typingOthers} />
+            {rc.status === 'removed' ? (
+              <div className="room-gone">
+                <Link to="/chat" className="btn">
+                  Back to your chats
+                </Link>
+              </div>
+            ) : (
+              <Composer onSend={rc.send} onTyping={rc.setTyping} disabled={rc.status !== 'ready'} />
+            )}
+          </>
+        )}
+      </section>
+      <aside className="room__aside" id="room-people" aria-label="People">
+        <UserPresence entries={entries} activeUserIds={activeIds} selfId={user?.id} />
+      </aside>
+      {inviting && rc.chat && <InviteUserModal chat={slug} chatTitle={rc.chat.title} onClose={() => setInviting(false)} />}
+    </div>
+  );
+}

@@ -1,0 +1,450 @@
+// /chat/:slug/settings: the chat's title, public toggle, participant cap and invite policy
+// (owner and admins edit, others read); participants with roles, where the owner changes roles
+// and removes anyone and admins remove members; pending invitations with revoke; leave chat.
+// Every server error shows next to what caused it.
+import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import { useRealtime, useSession } from '../lib/session';
+import { Link, navigate } from '../lib/router';
+import { displayName, errorText, expiresText, relativeTime } from '../lib/format';
+import { Avatar } from '../components/ui/avatar';
+import { chatsChanged } from '../lib/local-events';
+import { IconBack, IconUserPlus } from '../components/ui/icons';
+import { InviteUserModal } from '../components/chat/invite-user-modal';
+import { canInvite } from './chat-room';
+import type { Chat, Invitation, InvitePolicy, Participant, Role } from '../lib/types';
+
+export function ChatSettings({ slug }: { slug: string }) {
+  const rt = useRealtime();
+  const { user } = useSession();
+  const [chat, setChat] = useState<Chat | null>(null);
+  const [participants, setParticipants] = useState<Participant[]>([]);
+  const [invites, setInvites] = useState<Invitation[]>([]);
+  const [loadError, setLoadError] = useState<{ code: string; message: string } | null>(null);
+  const [inviting, setInviting] = useState(false);
+
+  const load = useCallback(() => {
+    rt.request<{ chat: Chat; participants?: Participant[] }>('chat.get', { chat: slug }).then(
+      (r) => {
+        setChat(r.chat);
+        setParticipants(r.participants || r.chat.participants || []);
+        setLoadError(null);
+      },
+      (err) => setLoadError(err),
+    );
+    rt.request<{ outgoing: Invitation[] }>('invite.list').then(
+      (r) => setInvites((r.outgoing || []).filter((i) => i.chat === slug && i.status === 'pending')),
+      () => setInvites([]),
+    );
+  }, [rt, slug]);
+
+  useEffect(() => {
+    load();
+    const evs = ['chat.updated', 'participant.joined', 'participant.left', 'participant.removed', 'participant.updated', 'invite'];
+    const offs = evs.map((ev) =>
+      rt.on(ev, (e) => {
+        const c = typeof e.chat === 'string' ? e.chat : e.chat?.slug ?? e.invitation?.chat;
+        if (c === slug) load();
+      }),
+    );
+    offs.push(
+      rt.on('removed', (e) => {
+        if (e.chat === slug) setLoadError({ code: 'forbidden', message: 'You were removed from this chat.' });
+      }),
+    );
+    offs.push(rt.onReconnect(load));
+    return () => offs.forEach((f) => f());
+  }, [rt, slug, load]);
+
+  useEffect(() => {
+    document.title = `Settings · ${chat?.title || slug} · Parley`;
+  }, [chat?.title, slug]);
+
+  const me = participants.find((p) => p.id === user?.id);
+  const role: Role | null = me?.role ?? chat?.role ?? null;
+  const manage = role === 'owner' || role === 'admin';
+
+  return (
+    <div className="room__main" style={{ height: '100%' }}>
+      <header className="room-header">
+        <Link to={`/chat/${encodeURIComponent(slug)}`} className="btn btn--ghost btn--icon" aria-label="Back to the chat">
+          <IconBack />
+        </Link>
+        <div className="room-header__title">
+          <h1>Settings</h1>
+          <div className="room-header__sub">{chat?.title ?? slug}</div>
+        </div>
+      </header>
+      <div className="settings">
+        <div className="settings__inner">
+          {loadError && (
+            <div className="card" role="alert" data-testid="settings-error">
+              <p style={{ margin: '0 0 12px' }}>{loadError.code === 'forbidden' ? "You're not a participant of this chat." : errorText(loadError)}</p>
+              <Link to="/chat" className="btn">
+                Back to your chats
+              </Link>
+            </div>
+          )}
+          {chat && !loadError && (
+            <>
+              <GeneralForm chat={chat} editable={manage} onSaved={setChat} />
+              <section className="card" aria-labelledby="participants-title">
+                <div className="card__head">
+                  <h2 id="participants-title">
+                    Participants <span className="muted">({participants.length}{chat.maxParticipants ? ` of ${chat.maxParticipants}` : ''})</span>
+                  </h2>
+                  {canInvite({ ...chat, role }) && (
+                    <button type="button" className="btn btn--small" onClick={() => setInviting(true)}>
+                      <IconUserPlus /> Invite
+                    </button>
+                  )}
+                </div>
+                <ul className="member-list" data-testid="participants">
+                  {participants.map((p) => (
+                    <MemberRow key={p.id} slug={slug} p={p} myRole={role} selfId={user?.id} onChanged={load} />
+                  ))}
+                </ul>
+              </section>
+              {manage || invites.length > 0 ? (
+                <section className="card" aria-labelledby="pending-title">
+                  <h2 id="pending-title">Pending invitations</h2>
+                  {invites.length === 0 ? (
+                    <p className="muted" style={{ margin: 0 }}>
+                      No pending invitations.
+                    </p>
+                  ) : (
+                    <ul className="member-list" data-testid="pending-invitations">
+                      {invites.map((inv) => (
+                        <PendingRow key={inv.id} inv={inv} onChanged={load} />
+                      ))}
+                    </ul>
+                  )}
+                </section>
+              ) : null}
+              <LeaveCard slug={slug} chat={chat} role={role} />
+            </>
+          )}
+          {!chat && !loadError && <p className="muted" style={{ marginTop: 24 }}>Loading…</p>}
+        </div>
+      </div>
+      {inviting && chat && <InviteUserModal chat={slug} chatTitle={chat.title} onClose={() => { setInviting(false); load(); }} />}
+    </div>
+  );
+}
+
+function GeneralForm({ chat, editable, onSaved }: { chat: Chat; editable: boolean; onSaved: (c: Chat) => void }) {
+  const rt = useRealtime();
+  const [title, setTitle] = useState(chat.title);
+  const [isPublic, setIsPublic] = useState(chat.isPublic);
+  const [cap, setCap] = useState(chat.maxParticipants ? String(chat.maxParticipants) : '');
+  const [policy, setPolicy] = useState<InvitePolicy>(chat.invitePolicy);
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  // Follow changes made elsewhere while the form is untouched.
+  useEffect(() => {
+    setTitle(chat.title);
+    setIsPublic(chat.isPublic);
+    setCap(chat.maxParticipants ? String(chat.maxParticipants) : '');
+    setPolicy(chat.invitePolicy);
+  }, [chat.title, chat.isPublic, chat.maxParticipants, chat.invitePolicy]);
+
+  // Editing again clears the last outcome.
+  function edit<T>(set: (v: T) => void) {
+    return (v: T) => {
+      set(v);
+      setError(null);
+      setSaved(false);
+    };
+  }
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setError(null);
+    setSaved(false);
+    const args: Record<string, unknown> = { chat: chat.slug };
+    const t = title.trim();
+    if (!t) return setError('The title cannot be empty.');
+    if (t !== chat.title) args.title = t;
+    if (isPublic !== chat.isPublic) args.isPublic = isPublic;
+    const max = cap.trim() === '' ? null : Number(cap);
+    if (max !== null && (!Number.isInteger(max) || max < 2 || max > 10000)) {
+      return setError('The participant limit is a whole number from 2 to 10000, or empty for none.');
+    }
+    if (max !== chat.maxParticipants) args.maxParticipants = max;
+    if (policy !== chat.invitePolicy) args.invitePolicy = policy;
+    if (Object.keys(args).length === 1) {
+      setSaved(true);
+      return;
+    }
+    setBusy(true);
+    try {
+      const r = await rt.request<{ chat: Chat }>('chat.update', args);
+      onSaved({ ...chat, ...r.chat });
+      setSaved(true);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      setError(code === 'conflict' && 'maxParticipants' in args ? `The limit cannot be below the current number of participants (${chat.participantCount}).` : errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form className="card" onSubmit={submit} aria-labelledby="general-title" noValidate>
+      <h2 id="general-title">General</h2>
+      {error && (
+        <div className="alert alert--error" role="alert">
+          {error}
+        </div>
+      )}
+      {saved && !error && (
+        <div className="alert alert--ok" role="status">
+          Saved.
+        </div>
+      )}
+      {!editable && (
+        <p className="field__hint" style={{ marginTop: -6 }}>
+          Only the owner and admins can change these.
+        </p>
+      )}
+      <div className="field">
+        <label htmlFor="set-title">Title</label>
+        <input id="set-title" className="input" value={title} maxLength={100} disabled={!editable} onChange={(e) => edit(setTitle)(e.target.value)} />
+      </div>
+      <div className="form-row">
+        <div className="field">
+          <label htmlFor="set-cap">Participant limit</label>
+          <input
+            id="set-cap"
+            className="input"
+            type="number"
+            inputMode="numeric"
+            min={2}
+            max={10000}
+            placeholder="No limit"
+            value={cap}
+            disabled={!editable}
+            onChange={(e) => edit(setCap)(e.target.value)}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="set-policy">Who can invite</label>
+          <select id="set-policy" className="select" value={policy} disabled={!editable} onChange={(e) => edit(setPolicy)(e.target.value as InvitePolicy)}>
+            <option value="owner">Only the owner</option>
+            <option value="admins">Owner and admins</option>
+            <option value="members">Every participant</option>
+          </select>
+        </div>
+      </div>
+      <label className="check">
+        <input type="checkbox" checked={isPublic} disabled={!editable} onChange={(e) => edit(setIsPublic)(e.target.checked)} />
+        <span>
+          Public chat
+          <br />
+          <span className="field__hint">Anyone with the link can join without an invitation.</span>
+        </span>
+      </label>
+      {editable && (
+        <div className="form-actions">
+          <button type="submit" className="btn btn--primary" disabled={busy}>
+            {busy ? 'Saving…' : 'Save changes'}
+          </button>
+        </div>
+      )}
+    </form>
+  );
+}
+
+function MemberRow({
+  slug,
+  p,
+  myRole,
+  selfId,
+  onChanged,
+}: {
+  slug: string;
+  p: Participant;
+  myRole: Role | null;
+  selfId?: number;
+  onChanged: () => void;
+}) {
+  const rt = useRealtime();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const self = p.id === selfId;
+  const canRemove = !self && (myRole === 'owner' || (myRole === 'admin' && p.role === 'member'));
+  const canSetRole = !self && myRole === 'owner';
+
+  async function run(op: string, args: Record<string, unknown>) {
+    setBusy(true);
+    setError(null);
+    try {
+      await rt.request(op, { chat: slug, user: p.username, ...args });
+      onChanged();
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <li className="member" data-user={p.username}>
+      <Avatar user={p} size={36} />
+      <div className="member__text">
+        <strong>
+          {displayName(p)}
+          {self && <span className="muted"> (you)</span>}
+          <span className={`role-badge role-badge--${p.role}`} data-testid="role">
+            {p.role}
+          </span>
+        </strong>
+        <span>
+          @{p.username} · joined {relativeTime(p.joinedAt)}
+        </span>
+        {error && (
+          <span className="inline-error" role="alert">
+            {error}
+          </span>
+        )}
+      </div>
+      {(canSetRole || canRemove) && (
+        <div className="member__actions">
+          {canSetRole && (
+            <>
+              <label className="visually-hidden" htmlFor={`role-${p.id}`}>
+                Role of {displayName(p)}
+              </label>
+              <select
+                id={`role-${p.id}`}
+                className="select"
+                value={p.role}
+                disabled={busy}
+                onChange={(e) => {
+                  const role = e.target.value as Role;
+                  if (role === 'owner' && !confirm(`Make ${displayName(p)} the owner? You will become an admin.`)) return;
+                  run('chat.setRole', { role });
+                }}
+              >
+                <option value="member">Member</option>
+                <option value="admin">Admin</option>
+                <option value="owner">Owner</option>
+              </select>
+            </>
+          )}
+          {canRemove && (
+            <button
+              type="button"
+              className="btn btn--danger btn--small"
+              disabled={busy}
+              onClick={() => run('chat.remove', {})}
+              aria-label={`Remove ${displayName(p)}`}
+            >
+              Remove
+            </button>
+          )}
+        </div>
+      )}
+    </li>
+  );
+}
+
+function PendingRow({ inv, onChanged }: { inv: Invitation; onChanged: () => void }) {
+  const rt = useRealtime();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <li className="member" data-user={inv.to.username}>
+      <Avatar user={inv.to} size={36} />
+      <div className="member__text">
+        <strong>{displayName(inv.to)}</strong>
+        <span>
+          invited by {displayName(inv.from)} · {expiresText(inv.expiresAt)}
+        </span>
+        {error && (
+          <span className="inline-error" role="alert">
+            {error}
+          </span>
+        )}
+      </div>
+      <div className="member__actions">
+        <button
+          type="button"
+          className="btn btn--small"
+          disabled={busy}
+          aria-label={`Revoke invitation for ${displayName(inv.to)}`}
+          onClick={async () => {
+            setBusy(true);
+            setError(null);
+            try {
+              await rt.request('invite.revoke', { invitation: inv.id });
+              onChanged();
+            } catch (err) {
+              setError(errorText(err));
+              setBusy(false);
+            }
+          }}
+        >
+          Revoke
+        </button>
+      </div>
+    </li>
+  );
+}
+
+function LeaveCard({ slug, chat, role }: { slug: string; chat: Chat; role: Role | null }) {
+  const rt = useRealtime();
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const last = chat.participantCount <= 1;
+  return (
+    <section className="card danger-zone" aria-labelledby="leave-title">
+      <h2 id="leave-title">Leave chat</h2>
+      <p>
+        {last
+          ? 'You are the last participant: leaving archives this chat.'
+          : role === 'owner'
+            ? 'Ownership passes to the longest-standing admin, or else member.'
+            : 'You will stop receiving messages and need a new invitation to come back.'}
+      </p>
+      {error && (
+        <div className="alert alert--error" role="alert">
+          {error}
+        </div>
+      )}
+      {!confirming ? (
+        <button type="button" className="btn btn--danger" onClick={() => setConfirming(true)}>
+          Leave chat
+        </button>
+      ) : (
+        <div className="form-actions">
+          <button
+            type="button"
+            className="btn btn--danger"
+            disabled={busy}
+            autoFocus
+            onClick={async () => {
+              setBusy(true);
+              setError(null);
+              try {
+                await rt.request('chat.leave', { chat: slug });
+                chatsChanged();
+                navigate('/chat', { replace: true });
+              } catch (err) {
+                setError(errorText(err));
+                setBusy(false);
+              }
+            }}
+          >
+            {busy ? 'Leaving…' : 'Yes, leave'}
+          </button>
+          <button type="button" className="btn" onClick={() => setConfirming(false)}>
+            Cancel
+          </button>
+        </div>
+      )}
+    </section>
+  );
+}
