@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 PORT ?= 8080
 export PARLEY_LISTEN ?= 127.0.0.1:$(PORT)
 
-.PHONY: all deps build run test unit integration e2e bench clean format
+.PHONY: all deps build run test unit integration sdk e2e bench clean format
 # Keep test objects: make would delete them as intermediates and rebuild every run.
 .SECONDARY:
 all: build
@@ -91,7 +91,14 @@ node_modules/.package-lock.json: package.json
 e2e: deps build/parley-asan node_modules/.package-lock.json
 	PARLEY_BIN=build/parley-asan tests/e2e/run.sh
 
-test: unit integration e2e
+# The TypeScript SDK: unit tests with a fake socket and clock, integration tests against the
+# real server.
+sdk: deps build/parley-asan node_modules/.package-lock.json
+	cd clients/js && { [ -f node_modules/.package-lock.json ] && \
+	  [ node_modules/.package-lock.json -nt package-lock.json ] || \
+	  npm ci --no-audit --no-fund --loglevel=error; } && PARLEY_BIN=build/parley-asan npm test
+
+test: unit integration sdk e2e
 
 bench: build bench/build/loadgen
 	@bench/run.sh
