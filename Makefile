@@ -113,3 +113,56 @@ format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h tests/unit/*.c bench/*.c)
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# libFuzzer targets (tests/fuzz/): clang with ASan+UBSan. Each runs for FUZZ_SECONDS on a copy of
+# its seed corpus (new inputs go to build/fuzz/corpus/, never into the tree), after replaying the
+# reproducers of bugs found before (tests/fuzz/crashes/<target>/). A crash, leak or sanitizer
+# report fails the target and leaves the reproducer as build/fuzz/<target>-crash-*.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := fuzz_proto fuzz_http fuzz_ws
+FUZZ_CFLAGS  := $(CSTD) -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined $(INC) -Itests/fuzz
+FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
+FUZZ_PROTO_OBJS := build/fuzz/src/proto/proto.o build/fuzz/src/core/acl.o \
+                   build/fuzz/src/core/invite.o build/fuzz/src/common/error.o
+FUZZ_NET_OBJS := build/fuzz/src/net/http.o build/fuzz/src/net/ws.o build/fuzz/src/net/outq.o \
+                 build/fuzz/src/common/buf.o build/fuzz/src/common/error.o \
+                 build/fuzz/src/common/log.o build/fuzz/tests/fuzz/fake_server.o \
+                 build/fuzz/llhttp/api.o build/fuzz/llhttp/http.o build/fuzz/llhttp/llhttp.o
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_TARGETS:%=build/fuzz/%)
+
+fuzz: deps fuzz-build
+	@fail=""; for t in $(FUZZ_TARGETS); do \
+	  if ls tests/fuzz/crashes/$$t/* >/dev/null 2>&1; then \
+	    echo "fuzz: $$t: replaying tests/fuzz/crashes/$$t/"; \
+	    build/fuzz/$$t tests/fuzz/crashes/$$t/* >build/fuzz/$$t-replay.log 2>&1 || \
+	      { grep -E 'Assertion|ERROR|runtime error' build/fuzz/$$t-replay.log | head -n 3; \
+	        fail="$$fail $$t(replay)"; }; \
+	  fi; \
+	  mkdir -p build/fuzz/corpus/$$t; cp tests/fuzz/corpus/$$t/* build/fuzz/corpus/$$t/; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  if build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=70000 -timeout=10 \
+	      -rss_limit_mb=2048 -print_final_stats=1 -dict=tests/fuzz/$$t.dict \
+	      -artifact_prefix=build/fuzz/$$t- build/fuzz/corpus/$$t >build/fuzz/$$t.log 2>&1; then \
+	    grep -E '(DONE|stat::average_exec_per_sec)' build/fuzz/$$t.log; \
+	  else \
+	    grep -E 'Assertion|ERROR|runtime error|Test unit written' build/fuzz/$$t.log | head -n 4; \
+	    fail="$$fail $$t"; \
+	  fi; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: FAILED:$$fail (logs in build/fuzz/)"; exit 1; fi
+
+build/fuzz/fuzz_proto: build/fuzz/tests/fuzz/fuzz_proto.o $(FUZZ_PROTO_OBJS)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -ljansson -lunistring
+build/fuzz/fuzz_http build/fuzz/fuzz_ws: build/fuzz/%: build/fuzz/tests/fuzz/%.o $(FUZZ_NET_OBJS)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -luv -lwslay -lcrypto -lunistring
+
+build/fuzz/%.o: %.c $(wildcard src/*/*.h tests/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -Wno-missing-field-initializers -c -o $@ $<
+build/fuzz/llhttp/%.o: $(LLHTTP)/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -I$(LLHTTP_INC) -w -c -o $@ $<

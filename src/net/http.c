@@ -148,6 +148,8 @@ static int http__on_headers_complete(llhttp_t *p) {
     http__header_done(h);
   r->method = llhttp_get_method(p);
   r->keep_alive = llhttp_should_keep_alive(p);
+  r->http_major = llhttp_get_http_major(p);
+  r->http_minor = llhttp_get_http_minor(p);
   r->path = strdup(h->url.data ? h->url.data : "/");
   if (r->path == NULL)
     return -1;
@@ -295,6 +297,12 @@ static void http__process(struct net_conn *c, const char *data, size_t len) {
                                      : "malformed HTTP request");
       break;
     }
+    if (h->req.path == NULL) {
+      /* llhttp paused without a complete request (a state no valid input reaches now that
+       * refused upgrades close the connection); never hand the app an empty one. */
+      net__conn_close(c);
+      return;
+    }
     h->pending = 1;
     net__conn_read_stop(c);
     c->srv->cb.on_request(c->srv->cb.ud, c, &h->req);
@@ -319,7 +327,8 @@ void net__http_on_data(struct net_conn *c, const char *data, size_t len) {
 
 /* Builds and queues the status line, headers and body, and moves on to the next request. */
 static void http__send(struct net_conn *c, int status, const char *content_type,
-                       const char *extra_headers, const void *body, size_t len, int close) {
+                       const char *extra_headers, const void *body, size_t len, int close,
+                       int head) {
   struct buf out;
   buf_init(&out, (size_t)-1 / 2);
   buf_printf(&out,
@@ -331,7 +340,7 @@ static void http__send(struct net_conn *c, int status, const char *content_type,
              status, http__reason(status), len, content_type ? "Content-Type: " : "",
              content_type ? content_type : "", content_type ? "\r\n" : "",
              extra_headers ? extra_headers : "", close ? "close" : "keep-alive");
-  if (len)
+  if (len && !head)
     buf_append(&out, body, len);
   net__conn_push_copy(c, out.data, out.len);
   buf_dispose(&out);
@@ -344,8 +353,12 @@ void net_http_respond(struct net_conn *c, int status, const char *content_type,
 
   if (c->closing || h == NULL || !h->pending)
     return;
-  close = !h->req.keep_alive || c->close_after_flush || h->error_status != 0;
-  http__send(c, status, content_type, extra_headers, body, len, close);
+  /* A request that asked to switch protocols and is answered here instead (refused upgrade)
+   * leaves llhttp in its upgrade state: nothing after it can be parsed as HTTP, so close. */
+  close = !h->req.keep_alive || c->close_after_flush || h->error_status != 0 ||
+          h->parser.upgrade;
+  http__send(c, status, content_type, extra_headers, body, len, close,
+             h->req.method == HTTP_HEAD);
   h->pending = 0;
   if (close) {
     c->close_after_flush = 1;

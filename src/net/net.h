@@ -34,6 +34,7 @@ struct http_request {
   struct buf body;
   int keep_alive;
   int wants_upgrade;     /* Connection: Upgrade + Upgrade: websocket */
+  int http_major, http_minor;
 };
 
 struct net_config {
@@ -89,8 +90,9 @@ size_t net_server_conn_count(const struct net_server *s);
 void net_server_free(struct net_server *s);
 
 /* Sends a complete HTTP response to the current request of c. `extra_headers` is zero or more
- * "Name: value\r\n" lines (borrowed); body is copied. Finishes the request: the next pipelined
- * request, if any, is parsed. */
+ * "Name: value\r\n" lines (borrowed); body is copied (for a HEAD request only its length is
+ * sent, as RFC 9110 9.3.2 asks). Finishes the request: the next pipelined request, if any, is
+ * parsed. */
 void net_http_respond(struct net_conn *c, int status, const char *content_type,
                       const char *extra_headers, const void *body, size_t len);
 

@@ -103,6 +103,7 @@ void static_serve(struct net_conn *c, const char *root, const char *path, int he
   snprintf(headers, sizeof headers, "%sCache-Control: %s\r\n", security,
            strncmp(served, "/assets/", 8) == 0 ? "public, max-age=31536000, immutable"
                                                 : "no-cache");
-  net_http_respond(c, 200, static__type(served), headers, head ? NULL : data, head ? 0 : len);
+  (void)head; /* net_http_respond sends only the headers of a HEAD response */
+  net_http_respond(c, 200, static__type(served), headers, data, len);
   free(data);
 }

@@ -136,8 +136,18 @@ static void ws__on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_
   }
 }
 
+/* wslay reads a close frame with a one-byte payload as "no status code"; RFC 6455 5.5.1 makes
+ * it a protocol error. Queuing our close first also stops wslay from echoing an empty one. */
+static void ws__on_frame_start(wslay_event_context_ptr ctx,
+                               const struct wslay_event_on_frame_recv_start_arg *a,
+                               void *user_data) {
+  struct net_conn *c = user_data;
+  if (a->opcode == WSLAY_CONNECTION_CLOSE && a->payload_length == 1)
+    net_ws_close(c, WSLAY_CODE_PROTOCOL_ERROR, "close payload of one byte");
+}
+
 static const struct wslay_event_callbacks ws__callbacks = {
-    ws__recv_cb, ws__send_cb, NULL, NULL, NULL, NULL, ws__on_msg,
+    ws__recv_cb, ws__send_cb, NULL, ws__on_frame_start, NULL, NULL, ws__on_msg,
 };
 
 /* Writes what wslay queued (pongs, close) and closes the socket once both sides said goodbye. */
@@ -169,7 +179,18 @@ void net__ws_on_data(struct net_conn *c, const char *data, size_t len) {
   if (c->closing)
     return;
   if (r != 0) {
-    net__conn_close(c);
+    /* wslay's frame parser gave up (an oversized or fragmented control frame, a length with the
+     * top bit set, ...) without answering. RFC 6455 7.1.7: fail the connection with 1002 first.
+     * The close frame is written by hand because wslay's context is no longer usable. */
+    static const unsigned char close_1002[] = {0x88, 0x02, 0x03, 0xea};
+    if (!c->ws_close_sent) {
+      c->ws_close_sent = 1;
+      net__conn_push_copy(c, close_1002, sizeof close_1002);
+    }
+    c->close_after_flush = 1;
+    c->close_deadline_ms = uv_now(c->srv->loop) + WS__CLOSE_LINGER_MS;
+    net__conn_read_stop(c);
+    net__conn_mark_dirty(c);
     return;
   }
   ws__pump(c);
@@ -200,6 +221,19 @@ void net__ws_free(struct net_conn *c) {
   }
 }
 
+/* RFC 6455 4.2.1: the key is the base64 of 16 bytes, 24 characters ending in "==". */
+static int ws__key_valid(const char *key) {
+  unsigned char raw[24];
+  if (key == NULL || strlen(key) != 24 || key[22] != '=' || key[23] != '=')
+    return 0;
+  for (int i = 0; i < 22; i++)
+    if (!((key[i] >= 'A' && key[i] <= 'Z') || (key[i] >= 'a' && key[i] <= 'z') ||
+          (key[i] >= '0' && key[i] <= '9') || key[i] == '+' || key[i] == '/'))
+      return 0;
+  /* EVP_DecodeBlock counts the padding as data: 18 = 16 bytes of key + 2. */
+  return EVP_DecodeBlock(raw, (const unsigned char *)key, 24) == 18;
+}
+
 int net_ws_accept(struct net_conn *c) {
   static const char magic[] = WS__GUID;
   struct http_request *r;
@@ -211,9 +245,17 @@ int net_ws_accept(struct net_conn *c) {
   if (c->closing || c->http == NULL)
     return PARLEY_EBAD_REQUEST;
   r = net__http_request(c);
-  if (!r->wants_upgrade || r->sec_ws_key == NULL || strlen(r->sec_ws_key) > 64 ||
-      r->sec_ws_version == NULL || strcmp(r->sec_ws_version, "13") != 0) {
-    net_http_error(c, PARLEY_EBAD_REQUEST, "not a WebSocket version 13 upgrade");
+  if (r->sec_ws_version == NULL || strcmp(r->sec_ws_version, "13") != 0) {
+    /* RFC 6455 4.4: the refusal names the version we speak. */
+    static const char body[] =
+        "{\"error\":{\"code\":\"bad_request\",\"message\":\"WebSocket version 13 only\"}}";
+    net_http_respond(c, 400, "application/json", "Sec-WebSocket-Version: 13\r\n", body,
+                     sizeof body - 1);
+    return PARLEY_EBAD_REQUEST;
+  }
+  if (!r->wants_upgrade || !ws__key_valid(r->sec_ws_key) || r->http_major < 1 ||
+      (r->http_major == 1 && r->http_minor < 1)) {
+    net_http_error(c, PARLEY_EBAD_REQUEST, "not a valid WebSocket upgrade (RFC 6455 4.1)");
     return PARLEY_EBAD_REQUEST;
   }
   {

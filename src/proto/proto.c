@@ -29,8 +29,8 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
                                   OFF(max_participants), 1},
     [PROTO_F_SLUG] = {"slug", FT_STRING, CS_SLUG, 1, 48, OFF(slug)},
     [PROTO_F_BODY] = {"body", FT_STRING, CS_NONBLANK, 1, PROTO_BODY_MAX, OFF(body)},
-    [PROTO_F_CLIENT_MSG_ID] = {"clientMsgId", FT_STRING, CS_CLIENT_ID, 1,
-                               STORE_CLIENT_MSG_ID_MAX, OFF(client_msg_id)},
+    [PROTO_F_CLIENT_MSG_ID] = {"clientMsgId", FT_STRING, CS_CLIENT_ID, 1, STORE_CLIENT_MSG_ID_MAX,
+                               OFF(client_msg_id)},
     [PROTO_F_BEFORE] = {"before", FT_INT, CS_ANY, 1, INT64_C(1) << 53, OFF(before)},
     [PROTO_F_SINCE] = {"since", FT_INT, CS_ANY, 0, INT64_C(1) << 53, OFF(since)},
     [PROTO_F_SEQ] = {"seq", FT_INT, CS_ANY, 0, INT64_C(1) << 53, OFF(seq)},
@@ -88,9 +88,13 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_PRESENCE] = {"presence", 0, REQ(PROTO_F_STATE), 0},
 };
 
-const char *proto_op_name(enum proto_op op) { return ops[op].name; }
+const char *proto_op_name(enum proto_op op) {
+  return ops[op].name;
+}
 
-int proto_op_is_public(enum proto_op op) { return ops[op].is_public; }
+int proto_op_is_public(enum proto_op op) {
+  return ops[op].is_public;
+}
 
 static int charset_ok(enum charset cs, const char *s, size_t n) {
   switch (cs) {
@@ -119,11 +123,16 @@ static int charset_ok(enum charset cs, const char *s, size_t n) {
 
 static const char *charset_desc(enum charset cs) {
   switch (cs) {
-  case CS_NONBLANK: return " and not only white space";
-  case CS_SLUG: return " of [a-z0-9-]";
-  case CS_CLIENT_ID: return " of [A-Za-z0-9_.:-]";
-  case CS_USERNAME: return " of [a-z0-9_.-]";
-  default: return "";
+  case CS_NONBLANK:
+    return " and not only white space";
+  case CS_SLUG:
+    return " of [a-z0-9-]";
+  case CS_CLIENT_ID:
+    return " of [A-Za-z0-9_.:-]";
+  case CS_USERNAME:
+    return " of [a-z0-9_.-]";
+  default:
+    return "";
   }
 }
 
@@ -140,9 +149,8 @@ static int decode_field(struct proto_req *req, enum proto_field f, json_t *v, ch
     size_t count = (s && f == PROTO_F_TITLE) ? u8_mbsnlen((const uint8_t *)s, n) : n;
     if (s == NULL || strlen(s) != n || (int64_t)count < d->min || (int64_t)count > d->max ||
         !charset_ok(d->cs, s, n)) {
-      snprintf(err, errlen, "%s: must be a string of %lld-%lld %s%s", d->name,
-               (long long)d->min, (long long)d->max,
-               f == PROTO_F_TITLE ? "characters" : "bytes", charset_desc(d->cs));
+      snprintf(err, errlen, "%s: must be a string of %lld-%lld %s%s", d->name, (long long)d->min,
+               (long long)d->max, f == PROTO_F_TITLE ? "characters" : "bytes", charset_desc(d->cs));
       return (s && (int64_t)count > d->max) ? PARLEY_ETOO_LARGE : PARLEY_EBAD_REQUEST;
     }
     *(const char **)slot = s;
@@ -151,8 +159,8 @@ static int decode_field(struct proto_req *req, enum proto_field f, json_t *v, ch
   case FT_INT: {
     json_int_t i;
     if (!json_is_integer(v) || (i = json_integer_value(v)) < d->min || i > d->max) {
-      snprintf(err, errlen, "%s: must be an integer from %lld to %lld", d->name,
-               (long long)d->min, (long long)d->max);
+      snprintf(err, errlen, "%s: must be an integer from %lld to %lld", d->name, (long long)d->min,
+               (long long)d->max);
       return PARLEY_EBAD_REQUEST;
     }
     *(int64_t *)slot = i;
@@ -260,10 +268,8 @@ json_t *proto_invite_json(const struct store_invite *inv) {
 
 json_t *proto_chat_json(const struct store_chat *c) {
   const char *role = chat_role_name(c->my_role);
-  return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b, s:I, s:I, s:I, s:i, s:o, s:[]}", "slug",
-                   c->slug,
-                   "title", c->title ? c->title : "", "isPublic", c->is_public,
-                   "maxParticipants",
+  return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b, s:I, s:I, s:I, s:i, s:o, s:[]}", "slug", c->slug,
+                   "title", c->title ? c->title : "", "isPublic", c->is_public, "maxParticipants",
                    c->max_participants > 0 ? json_integer(c->max_participants) : json_null(),
                    "invitePolicy", invite_policy_name(c->invite_policy), "archived", c->archived,
                    "createdAt", (json_int_t)c->created_at, "lastActivity",
@@ -273,10 +279,9 @@ json_t *proto_chat_json(const struct store_chat *c) {
 }
 
 json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug) {
-  return json_pack("{s:I, s:s, s:o, s:s, s:o, s:I}", "seq", (json_int_t)m->seq, "chat",
-                   chat_slug, "author", proto_user_json(&m->author), "body",
-                   m->body ? m->body : "", "clientMsgId",
-                   m->client_msg_id[0] ? json_string(m->client_msg_id) : json_null(),
+  return json_pack("{s:I, s:s, s:o, s:s, s:o, s:I}", "seq", (json_int_t)m->seq, "chat", chat_slug,
+                   "author", proto_user_json(&m->author), "body", m->body ? m->body : "",
+                   "clientMsgId", m->client_msg_id[0] ? json_string(m->client_msg_id) : json_null(),
                    "createdAt", (json_int_t)m->created_at);
 }
 
@@ -302,9 +307,21 @@ char *proto_reply_ok(const struct proto_req *req, json_t *result, size_t *len) {
 }
 
 char *proto_reply_err(const struct proto_req *req, int err, const char *msg, size_t *len) {
-  json_t *o = json_pack("{s:o, s:b, s:{s:s, s:s}}", "id", reply_id(req), "ok", 0, "error",
-                        "code", parley_err_name(err), "message",
-                        msg ? msg : parley_strerror(err));
+  char safe[256];
+  const uint8_t *bad;
+  json_t *o;
+  /* Messages may quote client text cut at a byte count (jansson's "near '...'", an unknown op
+   * name): a cut inside a UTF-8 character must not cost the client its reply, so the message
+   * ends at the last whole character. */
+  if (msg) {
+    snprintf(safe, sizeof safe, "%s", msg);
+    bad = u8_check((const uint8_t *)safe, strlen(safe));
+    if (bad)
+      safe[bad - (const uint8_t *)safe] = '\0';
+    msg = safe;
+  }
+  o = json_pack("{s:o, s:b, s:{s:s, s:s}}", "id", reply_id(req), "ok", 0, "error", "code",
+                parley_err_name(err), "message", msg ? msg : parley_strerror(err));
   return dump(o, len);
 }
 

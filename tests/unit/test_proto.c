@@ -136,11 +136,32 @@ static void test_encode_reply_and_msg(void **state) {
   free(s);
 }
 
+/* Regression (found by fuzz_proto): an error message quoting client text cut inside a UTF-8
+ * character must still produce a reply, cut at the last whole character. */
+static void test_error_reply_with_split_utf8(void **state) {
+  struct proto_req r;
+  char err[160];
+  char text[128];
+  size_t len;
+  char *s;
+  /* 39 x then a 2-byte character: "%.40s" in the unknown-op message cuts it in half. */
+  snprintf(text, sizeof text, "{\"id\":42,\"op\":\"%s\xc3\xa9\"}",
+           "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+  assert_int_equal(decode(text, &r, err), PARLEY_EBAD_REQUEST);
+  s = proto_reply_err(&r, PARLEY_EBAD_REQUEST, err, &len);
+  assert_non_null(s);
+  assert_non_null(strstr(s, "\"id\":42"));
+  assert_non_null(strstr(s, "unknown op"));
+  free(s);
+  proto_req_dispose(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_send),          cmocka_unit_test(test_errors_name_the_problem),
       cmocka_unit_test(test_body_too_large),      cmocka_unit_test(test_title_counts_characters),
       cmocka_unit_test(test_public_ops),          cmocka_unit_test(test_encode_reply_and_msg),
+      cmocka_unit_test(test_error_reply_with_split_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

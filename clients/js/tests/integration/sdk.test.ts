@@ -413,12 +413,16 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     const doc = new FakeDocument();
     const win = new FakeTarget();
     const away = a.next('presence', (p) => p.user.id === u2.user.id && p.state === 'away', 'ben away');
-    b.client.attachVisibility(doc, win);
-    doc.setVisible(false);
-    await away;
-    const back = a.next('presence', (p) => p.user.id === u2.user.id && p.state === 'online', 'ben online');
-    doc.setVisible(true);
-    await back;
+    const detach = b.client.attachVisibility(doc, win);
+    try {
+      doc.setVisible(false);
+      await away;
+      const back = a.next('presence', (p) => p.user.id === u2.user.id && p.state === 'online', 'ben online');
+      doc.setVisible(true);
+      await back;
+    } finally {
+      detach(); // its 5-minute idle timer would keep the test process alive
+    }
   });
 
   it('HTTP helpers: signup, login, me, logout, with errors as ParleyError', async () => {
