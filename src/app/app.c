@@ -71,6 +71,7 @@ int app_config_load(struct app_config *cfg) {
   cfg->outq_max = 1024 * 1024;
   cfg->outq_hard_max = 16 * 1024 * 1024;
   cfg->ping_interval_ms = 25000;
+  cfg->http_idle_ms = 30000;
   cfg->auth_timeout_ms = 10000;
   cfg->session_ttl_ms = INT64_C(30) * 24 * 3600 * 1000;
   cfg->rate_limits = 1;
@@ -136,6 +137,7 @@ int app_config_load(struct app_config *cfg) {
   err |= env_size("PARLEY_OUTQ_MAX", &cfg->outq_max, 4096, 1u << 30);
   err |= env_size("PARLEY_OUTQ_HARD_MAX", &cfg->outq_hard_max, 4096, 1u << 30);
   err |= env_u64("PARLEY_PING_INTERVAL_MS", &cfg->ping_interval_ms, 50, 3600000);
+  err |= env_u64("PARLEY_HTTP_IDLE_MS", &cfg->http_idle_ms, 100, 3600000);
   err |= env_u64("PARLEY_AUTH_TIMEOUT_MS", &cfg->auth_timeout_ms, 50, 3600000);
   u = (uint64_t)cfg->session_ttl_ms / 1000;
   err |= env_u64("PARLEY_SESSION_TTL_S", &u, 1, UINT64_C(10) * 365 * 86400);
@@ -363,7 +365,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
   ncfg.outq_max = cfg->outq_max;
   ncfg.outq_hard_max = cfg->outq_hard_max > cfg->outq_max ? cfg->outq_hard_max : cfg->outq_max;
   ncfg.ping_interval_ms = cfg->ping_interval_ms;
-  ncfg.http_idle_ms = 60000;
+  ncfg.http_idle_ms = cfg->http_idle_ms;
   ncb.ud = a;
   ncb.on_request = app__on_request;
   ncb.on_ws_text = app__on_ws_text;

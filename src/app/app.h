@@ -29,6 +29,7 @@ struct app_config {
   enum store_durability durability;
   size_t max_body, max_header, ws_max_msg, outq_max, outq_hard_max;
   uint64_t ping_interval_ms;
+  uint64_t http_idle_ms;       /* keep-alive idle and header-read timeout (slowloris) */
   uint64_t auth_timeout_ms;
   int64_t session_ttl_ms;
   int rate_limits;             /* 0 disables the per-user and per-IP rate limits */
