@@ -25,6 +25,7 @@ struct net__http {
   int pending;          /* a request was handed to the app and is not answered yet */
   int dispatching;      /* inside net__http_process: answers do not recurse */
   int error_status;     /* status to answer a parse failure with */
+  uint64_t started_ms;  /* loop time of the first byte of the request being read; 0 = none */
 };
 
 static void http__request_reset(struct http_request *r) {
@@ -314,8 +315,16 @@ static void http__process(struct net_conn *c, const char *data, size_t len) {
     net__conn_read_start(c);
 }
 
+uint64_t net__http_started_ms(const struct net_conn *c) {
+  return c->http ? c->http->started_ms : 0;
+}
+
 void net__http_on_data(struct net_conn *c, const char *data, size_t len) {
   struct net__http *h = c->http;
+  /* The deadline for a request runs from its first byte: trickling bytes (slowloris) does not
+   * extend it. */
+  if (h->started_ms == 0)
+    h->started_ms = uv_now(c->srv->loop);
   if (h->pending) {
     /* Not expected (reading stops while a request is answered), but never lose bytes. */
     if (buf_append(&h->leftover, data, len) != 0)
@@ -360,6 +369,7 @@ void net_http_respond(struct net_conn *c, int status, const char *content_type,
   http__send(c, status, content_type, extra_headers, body, len, close,
              h->req.method == HTTP_HEAD);
   h->pending = 0;
+  h->started_ms = h->leftover.len ? uv_now(c->srv->loop) : 0;
   if (close) {
     c->close_after_flush = 1;
     return;

@@ -70,6 +70,8 @@ void net__conn_read_stop(struct net_conn *c);
 int net__http_new(struct net_conn *c);
 void net__http_free(struct net_conn *c);
 void net__http_on_data(struct net_conn *c, const char *data, size_t len);
+/* Loop time of the first byte of the request being read (0 when none is in progress). */
+uint64_t net__http_started_ms(const struct net_conn *c);
 /* The request being answered. */
 struct http_request *net__http_request(struct net_conn *c);
 /* Returns and detaches the bytes received after the request being upgraded. */

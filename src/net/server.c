@@ -213,9 +213,13 @@ static void net__on_tick(uv_timer_t *t) {
     }
     if (c->ws) {
       net__ws_tick(c, now);
-    } else if (c->http && c->reading && now - c->last_rx_ms >= s->cfg.http_idle_ms) {
-      /* Idle keep-alive, or a client that never finishes its headers (slowloris). */
-      net__conn_close(c);
+    } else if (c->http && c->reading) {
+      uint64_t started = net__http_started_ms(c);
+      /* Idle keep-alive, or a request not complete within the timeout of its first byte
+       * (slowloris: trickling a byte now and then does not buy more time). */
+      if (now - c->last_rx_ms >= s->cfg.http_idle_ms ||
+          (started && now - started >= s->cfg.http_idle_ms))
+        net__conn_close(c);
     }
   }
 }
