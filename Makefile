@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 PORT ?= 8080
 export PARLEY_LISTEN ?= 127.0.0.1:$(PORT)
 
-.PHONY: all deps build run test unit integration sdk e2e bench clean format
+.PHONY: all deps build run test unit integration sdk e2e fuzz-ci bench clean format
 # Keep test objects: make would delete them as intermediates and rebuild every run.
 .SECONDARY:
 all: build
@@ -98,7 +98,12 @@ sdk: deps build/parley-asan node_modules/.package-lock.json
 	  [ node_modules/.package-lock.json -nt package-lock.json ] || \
 	  npm ci --no-audit --no-fund --loglevel=error; } && PARLEY_BIN=build/parley-asan npm test
 
-test: unit integration sdk e2e
+# Every fuzz target for a bounded time (replaying every crash found so far first); `make fuzz`
+# with a larger FUZZ_SECONDS for real fuzzing sessions.
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=20
+
+test: unit fuzz-ci integration sdk e2e
 
 bench: build bench/build/loadgen
 	@bench/run.sh
