@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 PORT ?= 8080
 export PARLEY_LISTEN ?= 127.0.0.1:$(PORT)
 
-.PHONY: all deps build run test unit integration sdk e2e fuzz-ci bench clean format
+.PHONY: all deps build run test unit integration sdk e2e fuzz-ci valgrind bench clean format
 # Keep test objects: make would delete them as intermediates and rebuild every run.
 .SECONDARY:
 all: build
@@ -103,7 +103,15 @@ sdk: deps build/parley-asan node_modules/.package-lock.json
 fuzz-ci:
 	$(MAKE) fuzz FUZZ_SECONDS=20
 
-test: unit fuzz-ci integration sdk e2e
+# The release binary under valgrind's memcheck (scripts/valgrind-parley.sh) through the parts of
+# the integration suite that exercise every module; any error or definite leak fails the file.
+VALGRIND_TESTS := 02-auth 04-chat 05-messages 06-resume 07-durability 11-membership \
+                  12-invitations 15-events 21-typing 30-ws-conformance
+valgrind: deps build/parley web/dist/index.html node_modules/.package-lock.json
+	PARLEY_BIN=scripts/valgrind-parley.sh PARLEY_TEST_TIMEOUT_MS=30000 node --test \
+	  --test-concurrency=1 $(VALGRIND_TESTS:%=tests/integration/%.test.mjs)
+
+test: unit fuzz-ci valgrind integration sdk e2e
 
 bench: build bench/build/loadgen
 	@bench/run.sh

@@ -22,8 +22,9 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 // Marker put in the test web directory's index.html, so tests can tell it was served.
 export const INDEX_MARKER = 'parley-integration-index';
 
+// valgrind runs with --quiet (scripts/valgrind-parley.sh), so any "==pid==" line is a report.
 const SANITIZER_RE =
-  /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (?:Address|Undefined|Leak)Sanitizer/;
+  /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (?:Address|Undefined|Leak)Sanitizer|^==\d+== \S/m;
 
 // Every server process still running, so an exiting test process never leaves one behind.
 const live = new Set();
