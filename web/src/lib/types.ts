@@ -1,68 +1,30 @@
-// Shapes of the protocol objects the app uses (docs/protocol.md). Fields may be added by the
-// server; the app reads only these.
-import type { User } from './api';
-export type { User };
+// Shapes of the protocol objects the app uses (docs/protocol.md). The wire types are the SDK's
+// (clients/js/src/types.ts), so the app and the SDK cannot drift apart; only the room's view of
+// a message is the app's own.
+import type {
+  Chat as WireChat,
+  Msg,
+  Participant,
+  User,
+} from '../../../clients/js/src/types.js';
+export type {
+  Invitation,
+  InvitationStatus,
+  InvitePolicy,
+  Msg,
+  Participant,
+  Presence,
+  PresenceState,
+  Role,
+  SearchUser,
+  User,
+} from '../../../clients/js/src/types.js';
 
-export type Role = 'owner' | 'admin' | 'member';
-export type InvitePolicy = 'owner' | 'admins' | 'members';
-export type PresenceState = 'online' | 'away' | 'offline';
-
-export interface Msg {
-  seq: number;
-  chat: string;
-  author: User;
-  body: string;
-  clientMsgId: string | null;
-  createdAt: number;
-}
-
-export interface Chat {
-  slug: string;
-  title: string;
-  isPublic: boolean;
-  maxParticipants: number | null;
-  invitePolicy: InvitePolicy;
-  archived: boolean;
-  createdAt: number;
-  lastActivity: number;
-  lastSeq: number;
-  participantCount: number;
-  role: Role | null;
-  activeUsers: User[];
-  // chat.list only
+// A chat as the app keeps it: chat.list adds unread and lastMessage, chat.get participants.
+export interface Chat extends WireChat {
   unread?: number;
   lastMessage?: Msg | null;
-  // chat.get only
   participants?: Participant[];
-}
-
-export interface Participant extends User {
-  role: Role;
-  joinedAt: number;
-}
-
-export interface Presence {
-  user: { id: number; username: string };
-  state: PresenceState;
-  lastSeen: number | null;
-}
-
-export type InvitationStatus = 'pending' | 'accepted' | 'declined' | 'revoked' | 'expired';
-
-export interface Invitation {
-  id: number;
-  chat: string;
-  chatTitle: string;
-  from: User;
-  to: User;
-  status: InvitationStatus;
-  createdAt: number;
-  expiresAt: number;
-}
-
-export interface SearchUser extends User {
-  participant?: boolean;
-  invited?: boolean;
 }
 
 // A message as the room shows it: confirmed ones carry a seq; our own unconfirmed sends are
