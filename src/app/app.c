@@ -86,6 +86,8 @@ int app_config_load(struct app_config *cfg) {
   cfg->search_burst = 20;
   cfg->typing_rate = 5;
   cfg->typing_burst = 10;
+  cfg->presence_rate = 2;
+  cfg->presence_burst = 10;
   cfg->presence_grace_ms = 10000;
   cfg->typing_ttl_ms = 6000;
 
@@ -155,6 +157,8 @@ int app_config_load(struct app_config *cfg) {
   err |= env_double("PARLEY_SEARCH_BURST", &cfg->search_burst);
   err |= env_double("PARLEY_TYPING_RATE", &cfg->typing_rate);
   err |= env_double("PARLEY_TYPING_BURST", &cfg->typing_burst);
+  err |= env_double("PARLEY_PRESENCE_RATE", &cfg->presence_rate);
+  err |= env_double("PARLEY_PRESENCE_BURST", &cfg->presence_burst);
   u = (uint64_t)cfg->presence_grace_ms;
   err |= env_u64("PARLEY_PRESENCE_GRACE_MS", &u, 0, 3600000);
   cfg->presence_grace_ms = (int64_t)u;

@@ -38,6 +38,7 @@ struct app_config {
   double login_rate, login_burst;   /* login attempts per username and per IP */
   double search_rate, search_burst; /* users.search per user */
   double typing_rate, typing_burst; /* typing per user */
+  double presence_rate, presence_burst; /* presence reports per user */
   int64_t presence_grace_ms;
   int64_t typing_ttl_ms;
   int max_conns_per_user;
@@ -131,6 +132,7 @@ struct app_user {
   struct ratelimit send_rl;
   struct ratelimit search_rl;
   struct ratelimit typing_rl;
+  struct ratelimit presence_rl;
   int64_t watching[32];        /* users found by this user's searches: their presence is shown */
   int n_watching;
   UT_hash_handle hh;           /* app->users by id */
@@ -236,6 +238,9 @@ struct op_ctx {
 };
 void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result);
 void app__reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg);
+/* Replies rate_limited with error.retryAfter = wait_ms, and counts it in /metrics. */
+void app__reply_rate_limited(struct client *cl, const struct proto_req *req, int64_t wait_ms,
+                             const char *msg);
 /* Submits sreq for the op req of cl; cb must end with app__op_finish(sreq). */
 void app__op_submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
                     store_cb cb, uint32_t gen);

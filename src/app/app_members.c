@@ -236,11 +236,13 @@ static void op_search(struct client *cl, const struct proto_req *req) {
   struct app_user *au;
 
   HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
-  if (a->cfg.rate_limits && au &&
-      ratelimit_take(&au->search_rl, a->cfg.search_rate, a->cfg.search_burst, app__now(a)) > 0) {
-    a->metrics.rejected_rate++;
-    app__reply_err(cl, req, PARLEY_ERATE_LIMITED, "searching too fast");
-    return;
+  if (a->cfg.rate_limits && au) {
+    int64_t wait =
+        ratelimit_take(&au->search_rl, a->cfg.search_rate, a->cfg.search_burst, app__now(a));
+    if (wait > 0) {
+      app__reply_rate_limited(cl, req, wait, "searching too fast");
+      return;
+    }
   }
   sreq = new_req(cl, req, STORE_USERS_SEARCH);
   if (sreq == NULL)

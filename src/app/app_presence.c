@@ -134,6 +134,15 @@ void app__op_presence(struct client *cl, const struct proto_req *req) {
     app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
+  if (a->cfg.rate_limits) {
+    /* Each change is a store query and an event to everyone who can see the user. */
+    int64_t wait =
+        ratelimit_take(&au->presence_rl, a->cfg.presence_rate, a->cfg.presence_burst, app__now(a));
+    if (wait > 0) {
+      app__reply_rate_limited(cl, req, wait, "presence updates too fast");
+      return;
+    }
+  }
   if (presence_activity(&au->pres, cl->active, active, app__now(a)))
     presence_publish(a, au);
   cl->active = active;
@@ -381,11 +390,13 @@ void app__op_typing(struct client *cl, const struct proto_req *req) {
     return;
   }
   HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
-  if (a->cfg.rate_limits && au &&
-      ratelimit_take(&au->typing_rl, a->cfg.typing_rate, a->cfg.typing_burst, app__now(a)) > 0) {
-    a->metrics.rejected_rate++;
-    app__reply_err(cl, req, PARLEY_ERATE_LIMITED, "typing updates too fast");
-    return;
+  if (a->cfg.rate_limits && au) {
+    int64_t wait =
+        ratelimit_take(&au->typing_rl, a->cfg.typing_rate, a->cfg.typing_burst, app__now(a));
+    if (wait > 0) {
+      app__reply_rate_limited(cl, req, wait, "typing updates too fast");
+      return;
+    }
   }
   if (req->on)
     changed = typing_on(&r->typing, cl->user.id, app__now(a), a->cfg.typing_ttl_ms);

@@ -49,6 +49,18 @@ static struct proto_req envelope(const struct proto_req *req) {
   return e;
 }
 
+void app__reply_rate_limited(struct client *cl, const struct proto_req *req, int64_t wait_ms,
+                             const char *msg) {
+  json_t *o = json_pack("{s:o, s:b, s:{s:s, s:s, s:I}}", "id",
+                        req->has_id ? json_integer(req->id) : json_null(), "ok", 0, "error",
+                        "code", "rate_limited", "message", msg, "retryAfter",
+                        (json_int_t)(wait_ms > 0 ? wait_ms : 1));
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  cl->app->metrics.rejected_rate++;
+  send_str(cl, s, s ? strlen(s) : 0);
+}
+
 void app__ws_hello(struct client *cl) {
   size_t len;
   char *s = proto_event("hello", json_pack("{s:o}", "user", proto_user_json(&cl->user)), &len);
@@ -511,17 +523,7 @@ static void op_msg_send(struct client *cl, const struct proto_req *req) {
   if (a->cfg.rate_limits && au) {
     int64_t wait = ratelimit_take(&au->send_rl, a->cfg.send_rate, a->cfg.send_burst, app__now(a));
     if (wait > 0) {
-      size_t len;
-      json_t *o;
-      char *s;
-      a->metrics.rejected_rate++;
-      o = json_pack("{s:o, s:b, s:{s:s, s:s}, s:I}", "id",
-                    req->has_id ? json_integer(req->id) : json_null(), "ok", 0, "error", "code",
-                    "rate_limited", "message", "sending too fast", "retryAfter", (json_int_t)wait);
-      s = json_dumps(o, JSON_COMPACT);
-      json_decref(o);
-      send_str(cl, s, s ? strlen(s) : 0);
-      (void)len;
+      app__reply_rate_limited(cl, req, wait, "sending too fast");
       return;
     }
   }
@@ -739,11 +741,12 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
     app__reply_err(cl, &req, rc, err);
     goto done;
   }
-  if (a->cfg.rate_limits &&
-      ratelimit_take(&cl->op_rl, a->cfg.op_rate, a->cfg.op_burst, app__now(a)) > 0) {
-    a->metrics.rejected_rate++;
-    app__reply_err(cl, &req, PARLEY_ERATE_LIMITED, "too many requests on this connection");
-    goto done;
+  if (a->cfg.rate_limits) {
+    int64_t wait = ratelimit_take(&cl->op_rl, a->cfg.op_rate, a->cfg.op_burst, app__now(a));
+    if (wait > 0) {
+      app__reply_rate_limited(cl, &req, wait, "too many requests on this connection");
+      goto done;
+    }
   }
   if (!cl->authed && !proto_op_is_public(req.op)) {
     app__reply_err(cl, &req, PARLEY_EUNAUTHORIZED, "authenticate first with the auth op");

@@ -274,6 +274,8 @@ int net_server_new(struct net_server **out, uv_loop_t *loop, const struct net_co
   s->ticker.data = s;
   /* Tick often enough to notice a missed pong within a fraction of the ping interval. */
   tick = cfg->ping_interval_ms / 4;
+  if (cfg->http_idle_ms / 4 < tick)
+    tick = cfg->http_idle_ms / 4; /* and to close slow HTTP clients close to their deadline */
   if (tick > 1000)
     tick = 1000;
   if (tick < 10)
