@@ -317,7 +317,9 @@ static void on_tick(uv_timer_t *t) {
   app__rooms_tick(a);
   /* A throttle bucket that has refilled completely carries no information: drop it. */
   HASH_ITER(hh, a->throttles, th, ttmp) {
-    if ((double)(now - th->rl.last_ms) * a->cfg.login_rate / 1000.0 >= a->cfg.login_burst) {
+    /* Failures are remembered for a day: the lockout must outlive the bucket refilling. */
+    if ((double)(now - th->rl.last_ms) * a->cfg.login_rate / 1000.0 >= a->cfg.login_burst &&
+        th->locked_until <= now && (th->failures == 0 || now - th->last_failure > 86400000)) {
       HASH_DEL(a->throttles, th);
       free(th);
     }

@@ -150,6 +150,9 @@ struct app_watch {
 struct app_throttle {
   char key[80];
   struct ratelimit rl;
+  int failures;           /* consecutive failed logins ("u:" keys) */
+  int64_t locked_until;   /* progressive delay: no login attempt before this (Unix ms) */
+  int64_t last_failure;
   UT_hash_handle hh;
 };
 

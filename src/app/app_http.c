@@ -225,8 +225,38 @@ static void handle_signup(struct client *cl, struct http_request *req) {
   }
 }
 
+#define LOGIN_FREE_FAILURES 3
+#define LOGIN_MAX_DELAY_MS (15 * 60 * 1000)
+
+static struct app_throttle *throttle_get(struct app *a, const char *key);
+
+/* Records the outcome of a login for its username: failures in a row lock the username out
+ * for longer and longer (1 s, 2 s, 4 s, ... 15 min after the third), a success forgets them. */
+static void login_outcome(struct app *a, const char *username, int ok) {
+  char key[96];
+  struct app_throttle *t;
+  int64_t now = app__now(a);
+  if (!a->cfg.rate_limits)
+    return;
+  snprintf(key, sizeof key, "u:%s", username);
+  t = throttle_get(a, key);
+  if (t == NULL)
+    return;
+  if (ok) {
+    t->failures = 0;
+    t->locked_until = 0;
+    return;
+  }
+  t->failures++;
+  t->last_failure = now;
+  t->locked_until =
+      now + ratelimit_backoff_ms(t->failures, LOGIN_FREE_FAILURES, LOGIN_MAX_DELAY_MS);
+}
+
 static void on_login_verified(struct auth_work *w) {
   struct client *cl = w->data;
+  if (cl->http_op)
+    login_outcome(cl->app, ((struct http_op *)cl->http_op)->username, w->status == 0);
   if (cl->conn == NULL || cl->http_op == NULL)
     goto done;
   if (w->status)
@@ -260,18 +290,29 @@ done:
   app__client_unref(cl);
 }
 
-/* Takes a token from the login bucket of `key`; returns 0 or the milliseconds to wait. */
-static int64_t throttle(struct app *a, const char *key) {
+static struct app_throttle *throttle_get(struct app *a, const char *key) {
   struct app_throttle *t;
   HASH_FIND_STR(a->throttles, key, t);
   if (t == NULL) {
     t = calloc(1, sizeof *t);
     if (t == NULL)
-      return 0;
+      return NULL;
     snprintf(t->key, sizeof t->key, "%s", key);
     HASH_ADD_STR(a->throttles, key, t);
   }
-  return ratelimit_take(&t->rl, a->cfg.login_rate, a->cfg.login_burst, app__now(a));
+  return t;
+}
+
+/* Takes a token from the login bucket of `key` and honours its lockout; returns 0 or the
+ * milliseconds to wait. */
+static int64_t throttle(struct app *a, const char *key) {
+  struct app_throttle *t = throttle_get(a, key);
+  int64_t now = app__now(a);
+  if (t == NULL)
+    return 0;
+  if (t->locked_until > now)
+    return t->locked_until - now;
+  return ratelimit_take(&t->rl, a->cfg.login_rate, a->cfg.login_burst, now);
 }
 
 static void handle_login(struct client *cl, struct http_request *req) {

@@ -17,3 +17,12 @@ int64_t ratelimit_take(struct ratelimit *rl, double rate, double burst, int64_t 
   }
   return (int64_t)((1.0 - rl->tokens) * 1000.0 / rate) + 1;
 }
+
+int64_t ratelimit_backoff_ms(int failures, int free_failures, int64_t max_ms) {
+  int64_t ms = 1000;
+  if (failures <= free_failures)
+    return 0;
+  for (int i = free_failures + 1; i < failures && ms < max_ms; i++)
+    ms *= 2;
+  return ms < max_ms ? ms : max_ms;
+}

@@ -13,4 +13,8 @@ struct ratelimit {
  * Returns 0 if a token was taken, else the milliseconds until one will be available. */
 int64_t ratelimit_take(struct ratelimit *rl, double rate, double burst, int64_t now_ms);
 
+/* Lockout after repeated failures (logins): none for the first `free_failures`, then 1 s,
+ * doubling with each further failure, capped at max_ms. Returns milliseconds. */
+int64_t ratelimit_backoff_ms(int failures, int free_failures, int64_t max_ms);
+
 #endif

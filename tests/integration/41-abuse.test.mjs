@@ -294,6 +294,56 @@ describe('login throttling', () => {
   });
 });
 
+describe('progressive login delay', () => {
+  // Buckets far larger than the test, so only the per-username lockout can refuse.
+  const srv = useServer({ env: { PARLEY_RATE_LIMITS: '1', PARLEY_LOGIN_RATE: '100', PARLEY_LOGIN_BURST: '100' } });
+
+  test('after 3 failures each further one locks the username out longer (1 s, then 2 s); a success resets it', async () => {
+    const { user } = await signup(srv, uname('guess'));
+    const name = user.username;
+    for (let i = 1; i <= 4; i++) {
+      const r = await loginFrom(srv, '127.0.0.31', name, `wrong ${i}`);
+      assert.equal(r.status, 401, `failure ${i}: ${r.text}`);
+    }
+    // Four failures: locked for 1 s, even with the right password, from any address.
+    const locked = await loginFrom(srv, '127.0.0.32', name);
+    assert429(locked, 1, 'locked after the 4th failure');
+    // Waiting out the lockout is what this test is about: a single wait of Retry-After.
+    await new Promise((resolve) => setTimeout(resolve, 1000 * Number(locked.headers['retry-after']) + 50));
+    assert.equal((await loginFrom(srv, '127.0.0.31', name, 'wrong 5')).status, 401);
+    const locked2 = await loginFrom(srv, '127.0.0.31', name);
+    assert429(locked2, 2, 'locked after the 5th failure');
+    assert.equal(locked2.headers['retry-after'], '2', 'the lockout doubled');
+    await new Promise((resolve) => setTimeout(resolve, 2050));
+    const ok = await loginFrom(srv, '127.0.0.31', name);
+    assert.equal(ok.status, 200, ok.text);
+    // The success forgot the failures: one wrong password is just a 401 again.
+    assert.equal((await loginFrom(srv, '127.0.0.31', name, 'wrong again')).status, 401);
+    assert.equal((await loginFrom(srv, '127.0.0.31', name)).status, 200);
+  });
+});
+
+describe('presence rate limit', () => {
+  const srv = useServer({ env: { PARLEY_RATE_LIMITS: '1', PARLEY_PRESENCE_RATE: '0.5', PARLEY_PRESENCE_BURST: '2' } });
+  const socks = socketPool();
+
+  test('the 3rd presence report in a burst is rate_limited with retryAfter; the socket keeps working', async () => {
+    const [a] = await signupMany(srv, ['pres']);
+    const sa = await connect(srv, { token: a.token });
+    socks.push(sa);
+    const r = await pipelined(sa, [
+      ['presence', { state: 'hidden' }],
+      ['presence', { state: 'active' }],
+      ['presence', { state: 'hidden' }],
+    ]);
+    assert.equal(r[0].ok, true, JSON.stringify(r[0]));
+    assert.equal(r[1].ok, true, JSON.stringify(r[1]));
+    assertRateLimited(r[2], 'presence #3');
+    assertRetryAfter(r[2], 2001, 'presence #3');
+    await sa.ok('ping');
+  });
+});
+
 describe('per-user connection cap', () => {
   const srv = useServer({ env: { PARLEY_MAX_CONNS_PER_USER: '3' } });
   const socks = socketPool();

@@ -62,6 +62,17 @@ static void test_ratelimit_clock_backwards(void **state) {
   assert_true(ratelimit_take(&rl, 1.0, 1.0, 1000) > 0);
 }
 
+/* Progressive login delay: free failures, then doubling from 1 s, capped. */
+static void test_backoff(void **state) {
+  assert_int_equal(ratelimit_backoff_ms(0, 3, 900000), 0);
+  assert_int_equal(ratelimit_backoff_ms(3, 3, 900000), 0);
+  assert_int_equal(ratelimit_backoff_ms(4, 3, 900000), 1000);
+  assert_int_equal(ratelimit_backoff_ms(5, 3, 900000), 2000);
+  assert_int_equal(ratelimit_backoff_ms(8, 3, 900000), 16000);
+  assert_int_equal(ratelimit_backoff_ms(40, 3, 900000), 900000);
+  assert_int_equal(ratelimit_backoff_ms(1000, 3, 900000), 900000);
+}
+
 /* The invitation state machine, every status x action, with the clock on both sides of expiry. */
 static void test_invite_transitions(void **state) {
   const int64_t exp = 10000;
@@ -152,6 +163,7 @@ int main(void) {
       cmocka_unit_test(test_ratelimit_burst_then_refill),
       cmocka_unit_test(test_ratelimit_clock_backwards),
       cmocka_unit_test(test_invite_transitions),
+      cmocka_unit_test(test_backoff),
       cmocka_unit_test(test_membership_rules),
       cmocka_unit_test(test_successor),
   };
