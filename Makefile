@@ -133,7 +133,7 @@ format:
 # report fails the target and leaves the reproducer as build/fuzz/<target>-crash-*.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := fuzz_proto fuzz_http fuzz_ws
+FUZZ_TARGETS := fuzz_proto fuzz_http fuzz_ws fuzz_store
 FUZZ_CFLAGS  := $(CSTD) -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=undefined $(INC) -Itests/fuzz
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
@@ -170,6 +170,11 @@ fuzz: deps fuzz-build
 
 build/fuzz/fuzz_proto: build/fuzz/tests/fuzz/fuzz_proto.o $(FUZZ_PROTO_OBJS)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -ljansson -lunistring
+build/fuzz/fuzz_store: build/fuzz/tests/fuzz/fuzz_store.o $(FUZZ_PROTO_OBJS) \
+                      build/fuzz/src/store/store.o build/fuzz/src/store/store_sqlite.o \
+                      build/fuzz/src/store/migrations.o build/fuzz/src/common/log.o \
+                      build/fuzz/src/common/clock.o
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -ljansson -lsqlite3 -luv -lunistring -lpthread
 build/fuzz/fuzz_http build/fuzz/fuzz_ws: build/fuzz/%: build/fuzz/tests/fuzz/%.o $(FUZZ_NET_OBJS)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -luv -lwslay -lcrypto -lunistring
 
