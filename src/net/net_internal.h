@@ -58,10 +58,13 @@ struct net_server {
   int rbuf_busy;
 };
 
-/* server.c */
+/* conn_queue.c */
 void net__conn_mark_dirty(struct net_conn *c);
+void net__conn_unmark_dirty(struct net_conn *c);
 int net__conn_push(struct net_conn *c, struct outq_chunk *chunk, int pull);
 int net__conn_push_copy(struct net_conn *c, const void *data, size_t len);
+
+/* server.c */
 void net__conn_close(struct net_conn *c);
 void net__conn_read_start(struct net_conn *c);
 void net__conn_read_stop(struct net_conn *c);

@@ -47,47 +47,13 @@ struct net_conn *fake_conn_new(struct net_server *s) {
   return c;
 }
 
-void net__conn_mark_dirty(struct net_conn *c) {
-  if (c->dirty || c->closing)
-    return;
-  c->dirty = 1;
-  DL_APPEND2(c->srv->dirty, c, dprev, dnext);
-}
-
-static void fake_unmark_dirty(struct net_conn *c) {
-  if (!c->dirty)
-    return;
-  c->dirty = 0;
-  DL_DELETE2(c->srv->dirty, c, dprev, dnext);
-}
-
-int net__conn_push(struct net_conn *c, struct outq_chunk *chunk, int pull) {
-  if (c->closing)
-    return PARLEY_EUNAVAILABLE;
-  if (outq_push(&c->q, chunk, pull) != 0)
-    return PARLEY_EINTERNAL;
-  c->srv->stats.bytes_out += chunk->len;
-  net__conn_mark_dirty(c);
-  return 0;
-}
-
-int net__conn_push_copy(struct net_conn *c, const void *data, size_t len) {
-  struct outq_chunk *chunk = outq_chunk_new(len);
-  int err;
-  if (chunk == NULL)
-    return PARLEY_EINTERNAL;
-  memcpy(chunk->data, data, len);
-  err = net__conn_push(c, chunk, 1);
-  outq_chunk_unref(chunk);
-  return err;
-}
 
 void net__conn_close(struct net_conn *c) {
   struct net_server *s = c->srv;
   if (c->closing)
     return;
   c->closing = 1;
-  fake_unmark_dirty(c);
+  net__conn_unmark_dirty(c);
   DL_DELETE(s->conns, c);
   s->n_conns--;
   if (s->cb.on_close)
@@ -130,7 +96,7 @@ int fake_conn_feed(struct net_conn *c, const uint8_t *data, size_t len) {
 }
 
 void fake_conn_flush(struct net_conn *c) {
-  fake_unmark_dirty(c);
+  net__conn_unmark_dirty(c);
   if (c->closing)
     return;
   outq_advance(&c->q, c->q.bytes);
