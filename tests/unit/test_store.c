@@ -24,17 +24,10 @@
 #include "common/log.h"
 #include "store/migrations.h"
 #include "store/store.h"
+#include "store_fixture.h"
 
 #define NOW INT64_C(1700000000000)
 #define FAIL_AFTER_WRITE "FAIL-AFTER-WRITE" /* body that makes the wrapper fail after exec */
-
-struct fx {
-  char dir[64];
-  char path[128];
-  uv_loop_t loop;
-  struct store *s;
-  int faulty; /* opened through fault_ops */
-};
 
 /* ---- a fault-injecting wrapper around the SQLite backend ---- */
 
@@ -95,47 +88,6 @@ static const struct store_backend_ops fault_ops = {
     .exec = fault_exec,
 };
 
-/* ---- loop helpers ---- */
-
-/* Runs the loop until *flag is set, failing the test after 10 s instead of hanging. */
-static void pump(struct fx *f, const int *flag) {
-  uint64_t deadline = uv_hrtime() + UINT64_C(10000000000);
-  while (!*flag) {
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    if (*flag)
-      break;
-    if (uv_hrtime() > deadline)
-      fail_msg("timed out waiting for a store callback");
-    uv_sleep(1);
-  }
-}
-
-static void on_flag(struct store_req *req) {
-  *(int *)req->data = 1;
-}
-
-/* Submits req, checks the callback is not called synchronously, waits for it. */
-static int run(struct fx *f, struct store_req *req) {
-  int done = 0;
-  assert_int_equal(store_submit(f->s, req, on_flag, &done), 0);
-  assert_int_equal(done, 0);
-  pump(f, &done);
-  return req->status;
-}
-
-static void on_closed(void *arg) {
-  *(int *)arg = 1;
-}
-
-static void store_close_wait(struct fx *f) {
-  int done = 0;
-  if (f->s == NULL)
-    return;
-  store_close(f->s, on_closed, &done);
-  pump(f, &done);
-  f->s = NULL;
-}
-
 static int store_reopen(struct fx *f) {
   store_close_wait(f);
   if (f->faulty)
@@ -146,14 +98,8 @@ static int store_reopen(struct fx *f) {
 /* ---- fixtures ---- */
 
 static int fx_setup_common(void **state, int faulty) {
-  struct fx *f = calloc(1, sizeof *f);
+  struct fx *f = fx_new("parley-store");
   if (f == NULL)
-    return -1;
-  snprintf(f->dir, sizeof f->dir, "/tmp/parley-store-XXXXXX");
-  if (mkdtemp(f->dir) == NULL)
-    return -1;
-  snprintf(f->path, sizeof f->path, "%s/parley.db", f->dir);
-  if (uv_loop_init(&f->loop) != 0)
     return -1;
   f->faulty = faulty;
   atomic_store(&g_gate_armed, 0);
@@ -173,21 +119,7 @@ static int fx_setup_faulty(void **state) {
   return fx_setup_common(state, 1);
 }
 
-static int fx_teardown(void **state) {
-  struct fx *f = *state;
-  char p[160];
-  store_close_wait(f);
-  if (uv_loop_close(&f->loop) != 0)
-    return -1;
-  static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-  for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-    snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
-    unlink(p);
-  }
-  rmdir(f->dir);
-  free(f);
-  return 0;
-}
+static int fx_teardown(void **state) { return fx_free(*state); }
 
 /* ---- request builders ---- */
 

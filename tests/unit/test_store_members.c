@@ -23,67 +23,14 @@
 #include "common/log.h"
 #include "store/migrations.h"
 #include "store/store.h"
+#include "store_fixture.h"
 
 #define NOW INT64_C(1700000000000)
 #define DAY INT64_C(86400000)
 
-struct fx {
-  char dir[64];
-  char path[128];
-  uv_loop_t loop;
-  struct store *s;
-};
-
-/* ---- loop and fixture ---- */
-
-static void pump(struct fx *f, const int *flag) {
-  uint64_t deadline = uv_hrtime() + UINT64_C(10000000000);
-  while (!*flag) {
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    if (*flag)
-      break;
-    if (uv_hrtime() > deadline)
-      fail_msg("timed out waiting for a store callback");
-    uv_sleep(1);
-  }
-}
-
-static void on_flag(struct store_req *req) {
-  *(int *)req->data = 1;
-}
-
-static int run(struct fx *f, struct store_req *req) {
-  int done = 0;
-  assert_int_equal(store_submit(f->s, req, on_flag, &done), 0);
-  pump(f, &done);
-  return req->status;
-}
-
-static void on_closed(void *arg) {
-  *(int *)arg = 1;
-}
-
-static void store_close_wait(struct fx *f) {
-  int done = 0;
-  if (f->s == NULL)
-    return;
-  store_close(f->s, on_closed, &done);
-  pump(f, &done);
-  f->s = NULL;
-}
-
 static int fx_setup_closed(void **state) {
-  struct fx *f = calloc(1, sizeof *f);
-  if (f == NULL)
-    return -1;
-  snprintf(f->dir, sizeof f->dir, "/tmp/parley-members-XXXXXX");
-  if (mkdtemp(f->dir) == NULL)
-    return -1;
-  snprintf(f->path, sizeof f->path, "%s/parley.db", f->dir);
-  if (uv_loop_init(&f->loop) != 0)
-    return -1;
-  *state = f;
-  return 0;
+  *state = fx_new("parley-members");
+  return *state ? 0 : -1;
 }
 
 static int fx_setup(void **state) {
@@ -94,21 +41,7 @@ static int fx_setup(void **state) {
   return store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL);
 }
 
-static int fx_teardown(void **state) {
-  struct fx *f = *state;
-  static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-  char p[160];
-  store_close_wait(f);
-  if (uv_loop_close(&f->loop) != 0)
-    return -1;
-  for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-    snprintf(p, sizeof p, "%s%s", f->path, suffixes[i]);
-    unlink(p);
-  }
-  rmdir(f->dir);
-  free(f);
-  return 0;
-}
+static int fx_teardown(void **state) { return fx_free(*state); }
 
 /* Runs one SQL query on a second connection and returns its first column (committed state: the
  * store's connection is idle between requests, and WAL lets this reader in). */
