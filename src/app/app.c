@@ -329,6 +329,33 @@ static void on_tick(uv_timer_t *t) {
 /* Typing and activeUsers events batched during the turn, sent just before net writes. */
 static void on_before_flush(void *ud) { app__rooms_flush(ud); }
 
+/* Every message fanned out this turn has now been handed to the kernel for its local
+ * subscribers (or queued behind a full socket): that is its delivery latency. */
+static void on_after_flush(void *ud) {
+  struct app *a = ud;
+  struct app_metrics *m = &a->metrics;
+  uint64_t now;
+  if (m->turn_n == 0)
+    return;
+  now = clock_mono_ns();
+  for (size_t i = 0; i < m->turn_n; i++)
+    hist_window_record(&m->delivery_lat, now, now - m->turn_recv[i]);
+  m->turn_n = 0;
+}
+
+void app__metrics_fanned_out(struct app *a, uint64_t recv_ns) {
+  struct app_metrics *m = &a->metrics;
+  if (m->turn_n == m->turn_cap) {
+    size_t cap = m->turn_cap ? m->turn_cap * 2 : 256;
+    uint64_t *p = realloc(m->turn_recv, cap * sizeof *p);
+    if (p == NULL)
+      return; /* a sample less; the message itself is unaffected */
+    m->turn_recv = p;
+    m->turn_cap = cap;
+  }
+  m->turn_recv[m->turn_n++] = recv_ns;
+}
+
 /* --- start and stop ----------------------------------------------------------------------- */
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -377,6 +404,8 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
   ncb.on_ws_text = app__on_ws_text;
   ncb.on_close = on_close;
   ncb.on_before_flush = on_before_flush;
+  ncb.on_after_flush = on_after_flush;
+  hist_window_init(&a->metrics.delivery_lat, clock_mono_ns(), APP_LAT_PERIOD_NS);
   err = net_server_new(&a->net, loop, &ncfg, &ncb);
   if (err == 0)
     err = net_server_listen(a->net);
@@ -430,6 +459,9 @@ static void on_store_closed(void *arg) {
   a->dirty_rooms = NULL;
   net_server_free(a->net);
   a->net = NULL;
+  free(a->metrics.turn_recv);
+  a->metrics.turn_recv = NULL;
+  a->metrics.turn_n = a->metrics.turn_cap = 0;
   log_info("shutdown complete");
 }
 

@@ -13,6 +13,7 @@
 #include <uthash.h>
 #include <uv.h>
 
+#include "common/hist.h"
 #include "core/presence.h"
 #include "core/ratelimit.h"
 #include "core/typing.h"
@@ -162,6 +163,12 @@ struct app_metrics {
   uint64_t rejected_rate;
   uint64_t ws_opened;
   uint64_t http_requests;
+  /* Delivery latency, ns: from reading a msg.send off the socket to the end of the flush that
+   * handed its event to the kernel for every local subscriber. One value per message. */
+  struct hist_window delivery_lat;
+  uint64_t recv_ns;            /* when the WebSocket message being handled was read */
+  uint64_t *turn_recv;         /* recv_ns of the messages fanned out this loop turn */
+  size_t turn_n, turn_cap;
 };
 
 struct app {
@@ -190,7 +197,13 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg);
  * then release everything so uv_run returns. */
 void app_shutdown(struct app *a);
 
+/* Latency figures on /metrics cover the last one to two of these periods. */
+#define APP_LAT_PERIOD_NS (60ull * 1000000000ull)
+
 /* app.c, shared with app_http.c and app_ws.c */
+/* Counts a message fanned out this loop turn that was read at recv_ns (its delivery latency is
+ * taken when the turn's output has been written). */
+void app__metrics_fanned_out(struct app *a, uint64_t recv_ns);
 struct client *app__client_ref(struct client *cl);
 void app__client_unref(struct client *cl);
 int app__origin_allowed(const struct app *a, const char *origin);
@@ -238,6 +251,7 @@ json_t *app__chat_json(struct app *a, const struct store_chat *c);
 struct op_ctx {
   struct proto_req env; /* only has_id and id are used; root is NULL */
   uint32_t gen;         /* sub: generation of the subscription this reply is for */
+  uint64_t recv_ns;     /* when the op's message was read (app_metrics.recv_ns) */
 };
 void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result);
 void app__reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg);

@@ -17,6 +17,7 @@
 
 #include "app/app.h"
 #include "auth/auth.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -244,6 +245,7 @@ void app__op_submit(struct client *cl, const struct proto_req *req, struct store
   }
   ctx->env = envelope(req);
   ctx->gen = gen;
+  ctx->recv_ns = cl->app->metrics.recv_ns;
   sreq->in.user_id = cl->user.id;
   sreq->ctx = ctx;
   err = app__submit(cl->app, cl, sreq, cb);
@@ -496,6 +498,7 @@ static void on_msg_send(struct store_req *sreq) {
     if (r && typing_off(&r->typing, sreq->out.msg.author.id) == 1)
       app__room_mark(a, r, ROOM_DIRTY_TYPING);
     fanout_msg(a, sreq->out.chat.slug, &sreq->out.msg);
+    app__metrics_fanned_out(a, ctx->recv_ns);
   }
   if (cl->conn == NULL)
     goto done;
@@ -716,6 +719,7 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
 
   if (cl == NULL)
     return;
+  a->metrics.recv_ns = clock_mono_ns();
   if (cl->authing) {
     struct held_text *h;
     if (cl->held_bytes + len > HELD_IN_MAX) {

@@ -63,6 +63,9 @@ struct net_callbacks {
   /* Called once per loop turn just before the queued output is written (NULL allowed): the
    * place to send what was batched during the turn, so it goes out in the same turn. */
   void (*on_before_flush)(void *ud);
+  /* Called once per loop turn just after the queued output was handed to the kernel (NULL
+   * allowed): the place to measure how long what arrived this turn took to go out. */
+  void (*on_after_flush)(void *ud);
 };
 
 /* Creates a server on `loop`; cb is copied. Returns 0 and sets *out, or a PARLEY_E* code. */

@@ -164,6 +164,8 @@ static void net__on_prepare(uv_prepare_t *h) {
     net__conn_unmark_dirty(c);
     net__flush(c);
   }
+  if (s->cb.on_after_flush)
+    s->cb.on_after_flush(s->cb.ud);
 }
 
 static void net__on_tick(uv_timer_t *t) {

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/error.h"
+#include "common/hist.h"
 #include "common/log.h"
 
 struct store {
@@ -44,7 +46,11 @@ struct store {
   void *close_arg;
 
   struct store_stats stats;
+  struct hist_window commit_lat; /* ns per batch commit; recorded by the thread under mu */
+  struct hist_window req_lat;    /* ns per request, submit to callback; loop thread only */
 };
+
+#define STORE__LAT_PERIOD_NS (60ull * 1000000000ull)
 
 struct store_req *store_req_new(enum store_op op) {
   struct store_req *req;
@@ -176,10 +182,11 @@ static void store__fail_batch(struct store_req *batch, int status) {
   }
 }
 
-/* Runs one batch as one transaction. Returns the commit time in microseconds (0 if the batch
- * never reached commit). */
-static uint64_t store__run_batch(struct store *s, struct store_req *batch) {
-  uint64_t t0, commit_us = 0;
+/* Runs one batch as one transaction. Returns the commit time in nanoseconds, or -1 if the batch
+ * never reached commit. */
+static int64_t store__run_batch(struct store *s, struct store_req *batch) {
+  uint64_t t0;
+  int64_t commit_ns = -1;
   int err;
 
   err = s->ops->begin(s->be);
@@ -188,7 +195,7 @@ static uint64_t store__run_batch(struct store *s, struct store_req *batch) {
     log_warn("store: cannot begin a transaction (%s); %s", parley_err_name(err),
              "every request of the batch fails as unavailable");
     store__fail_batch(batch, PARLEY_EUNAVAILABLE);
-    return 0;
+    return -1;
   }
   for (struct store_req *r = batch; r != NULL && err == 0; r = r->next) {
     err = s->ops->savepoint(s->be);
@@ -205,9 +212,9 @@ static uint64_t store__run_batch(struct store *s, struct store_req *batch) {
       store__req_clear_out(r, 1);
   }
   if (err == 0) {
-    t0 = uv_hrtime();
+    t0 = clock_mono_ns();
     err = s->ops->commit(s->be);
-    commit_us = (uv_hrtime() - t0) / 1000;
+    commit_ns = (int64_t)(clock_mono_ns() - t0);
   }
   if (err) {
     log_warn("store: batch aborted (%s); every request in it fails as unavailable",
@@ -217,7 +224,7 @@ static uint64_t store__run_batch(struct store *s, struct store_req *batch) {
      * in a transaction that no longer exists, and a retry gives it again if it still holds. */
     store__fail_batch(batch, PARLEY_EUNAVAILABLE);
   }
-  return commit_us;
+  return commit_ns;
 }
 
 static void store__thread_main(void *arg) {
@@ -235,7 +242,7 @@ static void store__thread_main(void *arg) {
   for (;;) {
     struct store_req *batch, *tail;
     size_t n;
-    uint64_t commit_us;
+    int64_t commit_ns;
     int async_ready;
 
     uv_mutex_lock(&s->mu);
@@ -254,7 +261,7 @@ static void store__thread_main(void *arg) {
     s->executing = n;
     uv_mutex_unlock(&s->mu);
 
-    commit_us = store__run_batch(s, batch);
+    commit_ns = store__run_batch(s, batch);
 
     uv_mutex_lock(&s->mu);
     if (s->done_tail)
@@ -265,7 +272,10 @@ static void store__thread_main(void *arg) {
     s->executing = 0;
     s->stats.batches++;
     s->stats.requests += n;
-    s->stats.commit_us_total += commit_us;
+    if (commit_ns >= 0) {
+      s->stats.commit_us_total += (uint64_t)commit_ns / 1000;
+      hist_window_record(&s->commit_lat, clock_mono_ns(), (uint64_t)commit_ns);
+    }
     async_ready = s->async_ready;
     uv_mutex_unlock(&s->mu);
     if (async_ready)
@@ -318,8 +328,10 @@ static void store__on_async(uv_async_t *h) {
   uv_mutex_unlock(&s->mu);
 
   for (; list != NULL; list = next) {
+    uint64_t now = clock_mono_ns();
     next = list->next;
     list->next = NULL;
+    hist_window_record(&s->req_lat, now, now - list->t_submit_ns);
     list->cb(list); /* ownership of the request passes to the callback */
   }
 
@@ -340,6 +352,8 @@ static struct store *store__new(const char *uri) {
   s->uri = strdup(uri);
   if (s->uri == NULL)
     goto fail_uri;
+  hist_window_init(&s->commit_lat, clock_mono_ns(), STORE__LAT_PERIOD_NS);
+  hist_window_init(&s->req_lat, clock_mono_ns(), STORE__LAT_PERIOD_NS);
   if (uv_mutex_init(&s->mu) != 0)
     goto fail_mutex;
   if (uv_cond_init(&s->work) != 0)
@@ -442,6 +456,7 @@ int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data
   req->data = data;
   req->status = 0;
   req->next = NULL;
+  req->t_submit_ns = clock_mono_ns();
   if (s->q_tail)
     s->q_tail->next = req;
   else
@@ -467,7 +482,23 @@ void store_get_stats(const struct store *s, struct store_stats *out) {
   struct store *m = (struct store *)s;
   uv_mutex_lock(&m->mu);
   *out = m->stats;
+  out->commits = m->commit_lat.total_count;
+  out->commit_ns_total = m->commit_lat.total_sum;
   uv_mutex_unlock(&m->mu);
+  out->request_ns_total = m->req_lat.total_sum; /* loop thread's own, like the caller */
+  out->requests_done = m->req_lat.total_count;
+}
+
+void store_get_latency(const struct store *s, uint64_t now_ns, struct hist *commit,
+                       struct hist *request) {
+  struct store *m = (struct store *)s;
+  if (commit) {
+    uv_mutex_lock(&m->mu);
+    hist_window_recent(&m->commit_lat, now_ns, commit);
+    uv_mutex_unlock(&m->mu);
+  }
+  if (request)
+    hist_window_recent(&s->req_lat, now_ns, request);
 }
 
 void store_close(struct store *s, void (*done)(void *arg), void *arg) {

@@ -215,6 +215,7 @@ struct store_req {
   int status;    /* set before the callback: 0 or a PARLEY_E* code */
   store_cb cb;   /* called on the loop thread */
   void *data;    /* caller's */
+  uint64_t t_submit_ns; /* set by store_submit(): the request's latency is measured from here */
   void *ctx;     /* caller's second pointer (app/ keeps the op's reply context here) */
 
   struct {       /* inputs: filled by the caller; strings are owned by the request */
@@ -334,8 +335,20 @@ struct store_stats {
   uint64_t batches;
   uint64_t requests;
   uint64_t commit_us_total;
+  uint64_t commits;           /* batches that reached COMMIT */
+  uint64_t commit_ns_total;   /* their COMMIT time, summed */
+  uint64_t request_ns_total;  /* submit to callback, summed over every completed request */
+  uint64_t requests_done;     /* completed requests (callbacks run) */
 };
 void store_get_stats(const struct store *s, struct store_stats *out);
+
+struct hist;
+/* Latency of the last one to two minutes, in nanoseconds, into caller's histograms (either may
+ * be NULL): `commit` has one value per batch (the COMMIT alone, on the store thread), `request`
+ * one per request (store_submit() to the start of its callback: queueing, execution and commit).
+ * `now_ns` is clock_mono_ns(). */
+void store_get_latency(const struct store *s, uint64_t now_ns, struct hist *commit,
+                       struct hist *request);
 
 /* Derives a URL-safe slug from `title` (borrowed UTF-8; NULL is treated as ""): ASCII letters
  * lower-cased and digits kept, every other run of bytes becomes one '-', trimmed of '-', cut to
