@@ -435,10 +435,8 @@ int store_open(struct store **out, uv_loop_t *loop, const char *uri,
 
   assert(uri);
   /* The scheme picks the backend; a plain path (or an SQLite "file:" URI) is SQLite. */
-  if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0) {
-    log_error("store: PostgreSQL is not built into this binary yet");
-    return PARLEY_EBAD_REQUEST;
-  }
+  if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0)
+    return store_open_backend(out, loop, &store_pg_ops, uri, durability);
   if (strncmp(uri, sqlite_scheme, sizeof sqlite_scheme - 1) == 0)
     uri += sizeof sqlite_scheme - 1;
   return store_open_backend(out, loop, &store_sqlite_ops, uri, durability);

@@ -7,7 +7,7 @@
  * others), commits, and posts the completions back with uv_async. A message is therefore
  * acknowledged, and fanned out, only after it is durable.
  *
- * Backends (SQLite now, PostgreSQL later) implement `struct store_backend_ops`, a synchronous
+ * Backends (store_sqlite.c, store_pg.c) implement `struct store_backend_ops`, a synchronous
  * method table called only from the store thread. Completions are delivered in submission order.
  *
  * Authorization that must be atomic with the change (membership, cap, idempotency) is checked
@@ -296,6 +296,7 @@ struct store_backend_ops {
 };
 
 extern const struct store_backend_ops store_sqlite_ops;
+extern const struct store_backend_ops store_pg_ops; /* libpq; several nodes may share a database */
 
 /* Allocates a zeroed request for `op`. Returns NULL on out-of-memory. */
 struct store_req *store_req_new(enum store_op op);
@@ -306,8 +307,10 @@ void store_req_free(struct store_req *req);
 /* Frees the heap parts of one message (not `m` itself). */
 void store_msg_dispose(struct store_msg *m);
 
-/* Opens the store for `uri` (a file path for SQLite; borrowed), starts its thread, and hooks its
- * completion handle into `loop`. Returns 0 and sets *out, or a PARLEY_E* code. */
+/* Opens the store for `uri` (borrowed): a postgres:// or postgresql:// URI (libpq's syntax)
+ * selects PostgreSQL, anything else is an SQLite file path (or "sqlite://path"). Starts the store
+ * thread and hooks its completion handle into `loop`. Returns 0 and sets *out, or a PARLEY_E*
+ * code (PARLEY_EUNAVAILABLE when the database cannot be reached or written). */
 int store_open(struct store **out, uv_loop_t *loop, const char *uri,
                enum store_durability durability);
 

@@ -1,10 +1,12 @@
 /* test_store.c - the store (src/store) through its real asynchronous API, on a temporary SQLite
- * file: requests are submitted and a libuv loop runs until their callbacks ran.
+ * file, or on a fresh PostgreSQL schema when PARLEY_TEST_PG is set (store_fixture.h): requests
+ * are submitted and a libuv loop runs until their callbacks ran. `make unit` runs it both ways.
  *
  * Most tests open the store with store_open(). The batching tests open it with
- * store_open_backend() and a thin wrapper around store_sqlite_ops that can hold the store thread
- * at BEGIN (so a batch is formed deterministically) and inject failures into exec and commit.
- * Every time is a fixed fake `now`.
+ * store_open_backend() and a thin wrapper around the backend's method table that can hold the
+ * store thread at BEGIN (so a batch is formed deterministically) and inject failures into exec and
+ * commit. The two-node tests open a second store on the same database. Every time is a fixed fake
+ * `now`.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,47 +31,56 @@
 #define NOW INT64_C(1700000000000)
 #define FAIL_AFTER_WRITE "FAIL-AFTER-WRITE" /* body that makes the wrapper fail after exec */
 
-/* ---- a fault-injecting wrapper around the SQLite backend ---- */
+/* ---- a fault-injecting wrapper around the backend under test ---- */
 
-static atomic_int g_gate_armed;  /* the next BEGIN waits for g_gate_release */
+static const struct store_backend_ops *g_inner; /* the fixture's backend (SQLite or PostgreSQL) */
+
+static atomic_int g_gate_armed;  /* the next this many BEGINs wait for g_gate_release */
 static atomic_int g_fail_begin;  /* BEGIN fails */
 static atomic_int g_fail_commit; /* COMMIT fails (after really rolling back) */
 static uv_sem_t g_gate_entered, g_gate_release;
+/* PostgreSQL two-node test: a request whose body is BARRIER waits, after it ran, until the other
+ * node's one ran too, so each node holds one chat's lock before either asks for the other's. */
+static atomic_int g_barrier_on;
+static uv_barrier_t g_barrier;
 
 static int fault_open(void **be, const char *uri, enum store_durability d) {
-  return store_sqlite_ops.open(be, uri, d);
+  return g_inner->open(be, uri, d);
 }
 static void fault_close(void *be) {
-  store_sqlite_ops.close(be);
+  g_inner->close(be);
 }
 static int fault_begin(void *be) {
-  if (atomic_exchange(&g_gate_armed, 0)) {
+  if (atomic_load(&g_gate_armed) > 0 && atomic_fetch_sub(&g_gate_armed, 1) > 0) {
     uv_sem_post(&g_gate_entered);
     uv_sem_wait(&g_gate_release);
   }
   if (atomic_load(&g_fail_begin))
     return PARLEY_EUNAVAILABLE;
-  return store_sqlite_ops.begin(be);
+  return g_inner->begin(be);
 }
 static int fault_commit(void *be) {
   if (atomic_load(&g_fail_commit)) {
-    store_sqlite_ops.rollback(be); /* what a real failed commit leaves behind: nothing */
+    g_inner->rollback(be); /* what a real failed commit leaves behind: nothing */
     return PARLEY_EUNAVAILABLE;
   }
-  return store_sqlite_ops.commit(be);
+  return g_inner->commit(be);
 }
 static int fault_rollback(void *be) {
-  return store_sqlite_ops.rollback(be);
+  return g_inner->rollback(be);
 }
 static int fault_savepoint(void *be) {
-  return store_sqlite_ops.savepoint(be);
+  return g_inner->savepoint(be);
 }
 static int fault_release(void *be, int undo) {
-  return store_sqlite_ops.release(be, undo);
+  return g_inner->release(be, undo);
 }
 /* Runs the real request, then claims it failed: the store must undo what it wrote. */
 static int fault_exec(void *be, struct store_req *req) {
-  int rc = store_sqlite_ops.exec(be, req);
+  int rc = g_inner->exec(be, req);
+  if (atomic_load(&g_barrier_on) && req->op == STORE_MSG_APPEND && req->in.body &&
+      strcmp(req->in.body, "BARRIER") == 0)
+    uv_barrier_wait(&g_barrier);
   if (rc == 0 && req->op == STORE_MSG_APPEND && req->in.body &&
       strcmp(req->in.body, FAIL_AFTER_WRITE) == 0)
     return PARLEY_EINTERNAL;
@@ -77,7 +88,7 @@ static int fault_exec(void *be, struct store_req *req) {
 }
 
 static const struct store_backend_ops fault_ops = {
-    .name = "sqlite+faults",
+    .name = "faults",
     .open = fault_open,
     .close = fault_close,
     .begin = fault_begin,
@@ -102,6 +113,7 @@ static int fx_setup_common(void **state, int faulty) {
   if (f == NULL)
     return -1;
   f->faulty = faulty;
+  g_inner = fx_ops(f);
   atomic_store(&g_gate_armed, 0);
   atomic_store(&g_fail_begin, 0);
   atomic_store(&g_fail_commit, 0);
@@ -964,51 +976,255 @@ static void test_close_drains_queue(void **state) {
 static void test_schema_and_open_errors(void **state) {
   struct fx *f = *state;
   struct store *s = NULL;
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
   char bad[200];
 
   store_close_wait(f);
-  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &st, NULL),
-                   SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0),
-                   store__sqlite_migrations[store__sqlite_migrations_count - 1].version);
-  sqlite3_finalize(st);
-  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
-  sqlite3_finalize(st);
+  assert_int_equal(fx_sql_int(f, "SELECT max(version) FROM schema_version"),
+                   store__migrations[store__migrations_count - 1].version);
+  if (!f->pg) {
+    /* SQLite only: readers never block the writer. */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
   /* The indexes the queries rely on. */
-  assert_int_equal(sqlite3_prepare_v2(db,
-                                      "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
-                                      " name IN ('participants_by_user', 'messages_by_client_id',"
-                                      " 'sessions_by_user')",
-                                      -1, &st, NULL),
-                   SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 3);
-  sqlite3_finalize(st);
+  assert_int_equal(fx_index_count(f, "'participants_by_user', 'messages_by_client_id',"
+                                     " 'sessions_by_user'"),
+                   3);
 
   /* Reopening an up-to-date database applies nothing and works. */
   assert_int_equal(store_reopen(f), 0);
   store_close_wait(f);
+  assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM schema_version"),
+                   (int64_t)store__migrations_count);
 
   /* A database from a newer binary is refused rather than written to. */
-  assert_int_equal(sqlite3_exec(db,
-                                "INSERT INTO schema_version VALUES (9999, 'from the future', 0)",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
-  sqlite3_close(db);
+  assert_int_equal(fx_sql_exec(f, "INSERT INTO schema_version VALUES (9999, 'from the future', 0)"),
+                   0);
   assert_int_equal(store_open(&s, &f->loop, f->path, STORE_DURABILITY_FSYNC), PARLEY_EINTERNAL);
   assert_null(s);
 
+  /* A database that cannot be reached is unavailable (retry later), on either backend. */
   snprintf(bad, sizeof bad, "%s/no/such/dir/x.db", f->dir);
   assert_int_equal(store_open(&s, &f->loop, bad, STORE_DURABILITY_NORMAL), PARLEY_EUNAVAILABLE);
-  assert_int_equal(store_open(&s, &f->loop, "postgres://db/parley", STORE_DURABILITY_NORMAL),
-                   PARLEY_EBAD_REQUEST);
+  assert_int_equal(store_open(&s, &f->loop, "postgres://parley@127.0.0.1:1/parley?connect_timeout=2",
+                              STORE_DURABILITY_NORMAL),
+                   PARLEY_EUNAVAILABLE);
   assert_null(s);
+}
+
+/* ---- two nodes on one database ---- */
+
+/* Several Parley nodes share one PostgreSQL database; SQLite allows it too (one writer at a time,
+ * the other waits on the lock), so these run against both backends. */
+
+#define NODE_SENDS 150 /* per node */
+#define NODE_IDS 20    /* clientMsgIds sent through both nodes */
+#define NODE_CROSSED 40
+
+struct counter {
+  int n;
+};
+
+static void on_count(struct store_req *req) {
+  ((struct counter *)req->data)->n++;
+}
+
+static void wait_count(struct fx *f, const struct counter *c, int n) {
+  uint64_t deadline = uv_hrtime() + UINT64_C(60000000000);
+  while (c->n < n) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    if (c->n >= n)
+      break;
+    if (uv_hrtime() > deadline)
+      fail_msg("timed out: %d of %d callbacks", c->n, n);
+    uv_sleep(1);
+  }
+}
+
+/* A second store on the fixture's database, on the same loop: another node. */
+static struct store *node_open(struct fx *f) {
+  struct store *s2 = NULL;
+  assert_int_equal(store_open(&s2, &f->loop, f->path, STORE_DURABILITY_NORMAL), 0);
+  return s2;
+}
+
+static void node_close(struct fx *f, struct store *s2) {
+  int done = 0;
+  store_close(s2, on_closed, &done);
+  pump(f, &done);
+}
+
+static int64_t chat_last_seq(struct fx *f, const char *slug) {
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT last_seq FROM chats WHERE slug = '%s'", slug);
+  return fx_sql_int(f, sql);
+}
+
+static int64_t chat_msg_count(struct fx *f, const char *slug) {
+  char sql[160];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM messages m JOIN chats c ON c.id = m.chat_id WHERE c.slug = '%s'",
+           slug);
+  return fx_sql_int(f, sql);
+}
+
+/* Two nodes append to one chat at once: seqs 1..N exactly, each once, all stored. */
+static void test_two_nodes_append_gap_free(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob");
+  struct store *s2 = node_open(f);
+  static struct store_req *reqs[2 * NODE_SENDS];
+  char seen[2 * NODE_SENDS + 1] = {0};
+  struct counter c = {0};
+  struct store_req *r;
+
+  assert_int_equal(chat_create(f, ana, "Room", 1, 0, "room", NULL), 0);
+  assert_int_equal(join(f, bob, "room", NULL), 0);
+  for (int i = 0; i < 2 * NODE_SENDS; i++) {
+    reqs[i] = append_req(i % 2 ? bob : ana, "room", "hello", NULL, NOW + i);
+    assert_int_equal(store_submit(i % 2 ? s2 : f->s, reqs[i], on_count, &c), 0);
+  }
+  wait_count(f, &c, 2 * NODE_SENDS);
+  for (int i = 0; i < 2 * NODE_SENDS; i++) {
+    int64_t seq = reqs[i]->out.msg.seq;
+    assert_int_equal(reqs[i]->status, 0);
+    assert_in_range(seq, 1, 2 * NODE_SENDS);
+    assert_int_equal(seen[seq], 0); /* no duplicate */
+    seen[seq] = 1;
+    store_req_free(reqs[i]);
+  }
+  node_close(f, s2);
+  assert_int_equal(chat_last_seq(f, "room"), 2 * NODE_SENDS);
+  assert_int_equal(chat_msg_count(f, "room"), 2 * NODE_SENDS);
+  r = page(f, STORE_MSG_SINCE, bob, "room", 0, 1000);
+  assert_seqs(r, 1, 2 * NODE_SENDS); /* no gap */
+  store_req_free(r);
+}
+
+/* The same clientMsgId sent through both nodes at once (a client that retried on another node)
+ * is stored once; both answers carry the original. */
+static void test_two_nodes_same_client_msg_id(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana");
+  struct store *s2 = node_open(f);
+  static struct store_req *reqs[2 * NODE_IDS];
+  struct counter c = {0};
+  char cmid[32];
+
+  assert_int_equal(chat_create(f, ana, "Room", 0, 0, "room", NULL), 0);
+  for (int i = 0; i < 2 * NODE_IDS; i++) {
+    snprintf(cmid, sizeof cmid, "retry-%d", i / 2);
+    reqs[i] = append_req(ana, "room", cmid, cmid, NOW + i);
+    assert_int_equal(store_submit(i % 2 ? s2 : f->s, reqs[i], on_count, &c), 0);
+  }
+  wait_count(f, &c, 2 * NODE_IDS);
+  for (int i = 0; i < NODE_IDS; i++) {
+    struct store_req *a = reqs[2 * i], *b = reqs[2 * i + 1];
+    assert_int_equal(a->status, 0);
+    assert_int_equal(b->status, 0);
+    assert_int_equal(a->out.msg.seq, b->out.msg.seq);
+    assert_int_equal(a->out.duplicate + b->out.duplicate, 1);
+    assert_string_equal(a->out.msg.client_msg_id, b->out.msg.client_msg_id);
+    store_req_free(a);
+    store_req_free(b);
+  }
+  node_close(f, s2);
+  assert_int_equal(chat_msg_count(f, "room"), NODE_IDS);
+  assert_int_equal(chat_last_seq(f, "room"), NODE_IDS);
+}
+
+/* Two nodes append to two chats in opposite orders, in batches formed while both store threads
+ * are held at BEGIN, so on PostgreSQL their transactions deadlock (SQLite serializes them). A
+ * request that loses is reported (unavailable), never half-stored, and the rest of its batch
+ * fails fast instead of deadlocking again: each chat's stored seqs are exactly the acknowledged
+ * ones, 1..k without a gap. */
+static void test_two_nodes_crossed_chats(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana");
+  struct store *s2 = NULL;
+  static struct store_req *reqs[2 * NODE_CROSSED];
+  static const char *const slugs[2] = {"alpha", "beta"};
+  struct store_req *primer[2];
+  char seen[2][2 * NODE_CROSSED + 2];
+  int64_t ok[2] = {0, 0};
+  int failed = 0;
+  struct counter c = {0};
+
+  memset(seen, 0, sizeof seen);
+  assert_int_equal(chat_create(f, ana, "Alpha", 0, 0, "alpha", NULL), 0);
+  assert_int_equal(chat_create(f, ana, "Beta", 0, 0, "beta", NULL), 0);
+  assert_int_equal(store_open_backend(&s2, &f->loop, &fault_ops, f->path,
+                                      STORE_DURABILITY_NORMAL),
+                   0);
+  /* Both threads take a one-request batch and wait at BEGIN; meanwhile the crossed requests queue
+   * up behind them and become each node's next batch. */
+  atomic_store(&g_gate_armed, 2);
+  for (int node = 0; node < 2; node++) {
+    primer[node] = append_req(ana, slugs[node], "primer", NULL, NOW);
+    assert_int_equal(store_submit(node ? s2 : f->s, primer[node], on_count, &c), 0);
+  }
+  uv_sem_wait(&g_gate_entered);
+  uv_sem_wait(&g_gate_entered);
+  /* On PostgreSQL each node's first request takes its chat's lock and waits for the other's:
+   * the second requests then certainly deadlock. (SQLite's second writer waits at BEGIN, so it
+   * would never reach the barrier.) */
+  if (f->pg) {
+    assert_int_equal(uv_barrier_init(&g_barrier, 2), 0);
+    atomic_store(&g_barrier_on, 1);
+  }
+  for (int i = 0; i < 2 * NODE_CROSSED; i++) {
+    int node = i % 2, k = (i / 2) % 2;
+    reqs[i] = append_req(ana, slugs[node ? 1 - k : k], i < 2 && f->pg ? "BARRIER" : "x", NULL,
+                         NOW + i);
+    assert_int_equal(store_submit(node ? s2 : f->s, reqs[i], on_count, &c), 0);
+  }
+  uv_sem_post(&g_gate_release);
+  uv_sem_post(&g_gate_release);
+  wait_count(f, &c, 2 * NODE_CROSSED + 2);
+  if (f->pg) {
+    atomic_store(&g_barrier_on, 0);
+    uv_barrier_destroy(&g_barrier);
+  }
+  for (int node = 0; node < 2; node++) {
+    assert_int_equal(primer[node]->status, 0);
+    seen[node][primer[node]->out.msg.seq] = 1;
+    ok[node]++;
+    store_req_free(primer[node]);
+  }
+  for (int i = 0; i < 2 * NODE_CROSSED; i++) {
+    struct store_req *r = reqs[i];
+    int chat = strcmp(r->in.slug, "alpha") == 0 ? 0 : 1;
+    if (r->status == 0) {
+      assert_in_range(r->out.msg.seq, 1, 2 * NODE_CROSSED + 1);
+      assert_int_equal(seen[chat][r->out.msg.seq], 0);
+      seen[chat][r->out.msg.seq] = 1;
+      ok[chat]++;
+    } else {
+      assert_int_equal(r->status, PARLEY_EUNAVAILABLE);
+      assert_int_equal(r->out.msg.seq, 0);
+      failed++;
+    }
+    store_req_free(r);
+  }
+  node_close(f, s2);
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(chat_last_seq(f, slugs[k]), ok[k]);
+    assert_int_equal(chat_msg_count(f, slugs[k]), ok[k]);
+    for (int64_t seq = 1; seq <= ok[k]; seq++)
+      assert_int_equal(seen[k][seq], 1);
+  }
+  if (f->pg)
+    assert_true(failed > 0); /* the deadlock happened, and was reported */
+  else
+    assert_int_equal(failed, 0); /* one writer at a time: nothing to lose */
+  print_message("crossed chats: %d of %d requests lost a deadlock and were reported\n", failed,
+                2 * NODE_CROSSED);
 }
 
 int main(void) {
@@ -1032,6 +1248,9 @@ int main(void) {
                                       fx_teardown),
       cmocka_unit_test_setup_teardown(test_close_drains_queue, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_schema_and_open_errors, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_two_nodes_append_gap_free, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_two_nodes_same_client_msg_id, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_two_nodes_crossed_chats, fx_setup_faulty, fx_teardown),
   };
   log_set_level(LOG_ERROR); /* the expected warnings of the fault tests are noise here */
   if (uv_sem_init(&g_gate_entered, 0) != 0 || uv_sem_init(&g_gate_release, 0) != 0)

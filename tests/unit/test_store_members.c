@@ -4,7 +4,8 @@
  * these change in chat.list. Every time is a fixed fake `now` (NOW plus an offset), so expiry
  * and ordering are exact.
  *
- * The fixture is a trimmed copy of test_store.c's (no fault injection is needed here).
+ * On a temporary SQLite file, or on a fresh PostgreSQL schema when PARLEY_TEST_PG is set
+ * (store_fixture.h); `make unit` runs it both ways.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
 #include <uv.h>
 
 #include "common/error.h"
@@ -44,19 +44,9 @@ static int fx_setup(void **state) {
 static int fx_teardown(void **state) { return fx_free(*state); }
 
 /* Runs one SQL query on a second connection and returns its first column (committed state: the
- * store's connection is idle between requests, and WAL lets this reader in). */
+ * store's connection is idle between requests). */
 static int64_t db_int(struct fx *f, const char *sql) {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *st = NULL;
-  int64_t v;
-  assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
+  return fx_sql_int(f, sql);
 }
 
 /* ---- request builders ---- */
@@ -217,30 +207,29 @@ static int has_id(const int64_t *ids, size_t n, int64_t id) {
  * intact and the new columns at their defaults. */
 static void test_migration_2_upgrades_a_v1_database(void **state) {
   struct fx *f = *state;
-  sqlite3 *db = NULL;
   struct store_req *r;
+  char *v1 = NULL;
+  const char *schema = "CREATE TABLE schema_version (version INTEGER PRIMARY KEY,"
+                       " description TEXT NOT NULL, applied_at BIGINT NOT NULL);"
+                       "INSERT INTO schema_version VALUES (1, 'v1', 0);";
+  const char *m1 = f->pg ? store__migrations[0].postgres : store__migrations[0].sqlite;
 
-  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db,
-                                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY,"
-                                " description TEXT NOT NULL, applied_at INTEGER NOT NULL);"
-                                "INSERT INTO schema_version VALUES (1, 'v1', 0);",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, store__sqlite_migrations[0].sql, NULL, NULL, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db,
-                                "INSERT INTO users VALUES (1, 'ana', 'Ana', 'h', 5);"
-                                "INSERT INTO chats(id, slug, title, owner_id, created_at,"
-                                " last_activity) VALUES (1, 'old', 'Old', 1, 5, 5);"
-                                "INSERT INTO participants VALUES (1, 1, 'owner', 5);",
-                                NULL, NULL, NULL),
-                   SQLITE_OK);
-  sqlite3_close(db);
+  v1 = malloc(strlen(schema) + strlen(m1) + 1);
+  assert_non_null(v1);
+  strcpy(v1, schema);
+  strcat(v1, m1);
+  assert_int_equal(fx_sql_exec(f, v1), 0);
+  free(v1);
+  assert_int_equal(fx_sql_exec(f, "INSERT INTO users VALUES (1, 'ana', 'Ana', 'h', 5);"
+                                  "INSERT INTO chats(id, slug, title, owner_id, created_at,"
+                                  " last_activity) VALUES (1, 'old', 'Old', 1, 5, 5);"
+                                  "INSERT INTO participants VALUES (1, 1, 'owner', 5);"),
+                   0);
 
   assert_int_equal(store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL), 0);
   /* Every later migration runs too. */
   assert_int_equal(db_int(f, "SELECT max(version) FROM schema_version"),
-                   (int)store__sqlite_migrations_count);
+                   (int)store__migrations_count);
   r = chat_get(f, 1, "old");
   assert_int_equal(r->status, 0);
   assert_int_equal(r->out.chat.invite_policy, INVITE_POLICY_ADMINS);
@@ -249,10 +238,9 @@ static void test_migration_2_upgrades_a_v1_database(void **state) {
   assert_int_equal(r->out.chat.my_role, CHAT_ROLE_OWNER);
   store_req_free(r);
   assert_int_equal(db_int(f, "SELECT count(*) FROM users WHERE last_seen IS NULL"), 1);
-  assert_int_equal(db_int(f, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
-                             " ('invitations_pending_one', 'invitations_by_invitee',"
-                             " 'invitations_by_chat', 'invitations_expiry',"
-                             " 'users_by_lower_username', 'users_by_lower_display_name')"),
+  assert_int_equal(fx_index_count(f, "'invitations_pending_one', 'invitations_by_invitee',"
+                                     " 'invitations_by_chat', 'invitations_expiry',"
+                                     " 'users_by_lower_username', 'users_by_lower_display_name'"),
                    6);
 }
 
@@ -261,12 +249,10 @@ static void test_migration_2_upgrades_a_v1_database(void **state) {
 static void test_one_pending_invitation_per_invitee(void **state) {
   struct fx *f = *state;
   int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob");
-  sqlite3 *db = NULL;
   char sql[256];
   mk_chat(f, ana, "team", 0, 0);
   invite(f, ana, "team", "bob", NOW, DAY);
 
-  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
   snprintf(sql, sizeof sql,
            "INSERT INTO invitations(chat_id, from_id, to_id, status, created_at, expires_at,"
            " updated_at) VALUES (1, %lld, %lld, %%d, 1, 2, 1)",
@@ -274,12 +260,11 @@ static void test_one_pending_invitation_per_invitee(void **state) {
   {
     char one[300];
     snprintf(one, sizeof one, sql, 0);
-    assert_int_equal(sqlite3_exec(db, one, NULL, NULL, NULL), SQLITE_CONSTRAINT);
+    assert_int_equal(fx_sql_exec(f, one), 1); /* a constraint violation */
     snprintf(one, sizeof one, sql, 2);
-    assert_int_equal(sqlite3_exec(db, one, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, one, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(fx_sql_exec(f, one), 0);
+    assert_int_equal(fx_sql_exec(f, one), 0);
   }
-  sqlite3_close(db);
 }
 
 /* ---- chat.update ---- */

@@ -9,7 +9,7 @@
 // useServer() registers the node:test hooks (start in before, dispose in after, log dump in
 // afterEach on failure) so a test file only writes `const srv = useServer();`.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -57,6 +57,23 @@ export function freePort() {
 
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// PARLEY_TEST_STORE=postgres://... runs every server on PostgreSQL instead of its SQLite file
+// (make integration-pg). Each ParleyServer gets a schema of its own, created here with psql and
+// named in the URI's search_path, so servers start empty as they do on SQLite; a restart keeps
+// the schema (durability tests), dispose drops it.
+let pgSchemas = 0;
+function psql(url, sql) {
+  return new Promise((resolve, reject) => {
+    execFile('psql', ['-qAtX', '-v', 'ON_ERROR_STOP=1', url, '-c', sql], (err, stdout, stderr) =>
+      err ? reject(new Error(`psql: ${sql}: ${stderr || err.message}`)) : resolve(stdout),
+    );
+  });
+}
+function storeUrl(base, schema) {
+  const sep = base.includes('?') ? '&' : '?';
+  return `${base}${sep}options=${encodeURIComponent(`-csearch_path=${schema}`)}`;
+}
+
 export class ParleyServer {
   // opts.env: extra environment (merged over the defaults below).
   // opts.webDir: serve this directory instead of a generated one.
@@ -71,6 +88,7 @@ export class ParleyServer {
     this.exited = null; // promise of {code, signal} for the current process
     this.log = ''; // stdout + stderr of every process this object started
     this.starts = 0;
+    this.pgSchema = null; // PARLEY_TEST_STORE: this server's schema
   }
 
   get url() {
@@ -107,8 +125,16 @@ export class ParleyServer {
         await fs.writeFile(path.join(this.tmpRoot, 'secret.txt'), 'TOP-SECRET-OUTSIDE-WEBROOT\n');
       }
     }
+    const pgBase = process.env.PARLEY_TEST_STORE;
+    if (pgBase && this.pgSchema === null) {
+      pgSchemas += 1;
+      const schema = `it_${process.pid}_${pgSchemas}_${Date.now().toString(36)}`;
+      await psql(pgBase, `CREATE SCHEMA ${schema}`);
+      this.pgSchema = schema;
+    }
     const env = {
       ...process.env,
+      ...(pgBase ? { PARLEY_STORE: storeUrl(pgBase, this.pgSchema) } : {}),
       PARLEY_LISTEN: `${this.host}:${this.port}`,
       PARLEY_DATA: this.dataDir,
       PARLEY_WEB_DIR: this.webDir,
@@ -117,6 +143,7 @@ export class ParleyServer {
       ...(this.opts.env || {}),
     };
     const bin = binPath();
+    const logStart = this.log.length;
     this.starts += 1;
     this.log += `\n----- start #${this.starts}: ${bin} on ${this.host}:${this.port} -----\n`;
     const proc = spawn(bin, this.opts.args || [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -138,6 +165,10 @@ export class ParleyServer {
       });
     });
     await this.waitHealthy();
+    // A server that ignored PARLEY_STORE would pass every test on SQLite: make sure it did not.
+    if (env.PARLEY_STORE && !/opened postgres backend/.test(this.log.slice(logStart))) {
+      throw new Error('PARLEY_STORE is set but the server did not open PostgreSQL\n' + this.tail(40));
+    }
     return this;
   }
 
@@ -231,6 +262,10 @@ export class ParleyServer {
     }
     if (this.tmpRoot && !process.env.PARLEY_KEEP_TMP) {
       await fs.rm(this.tmpRoot, { recursive: true, force: true });
+    }
+    if (this.pgSchema && !process.env.PARLEY_KEEP_TMP) {
+      await psql(process.env.PARLEY_TEST_STORE, `DROP SCHEMA ${this.pgSchema} CASCADE`);
+      this.pgSchema = null;
     }
     const report = this.sanitizerReport();
     if (report) throw new Error(`sanitizer report in the server log:\n${report}`);

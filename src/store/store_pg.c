@@ -1,0 +1,2007 @@
+/* store_pg.c - the PostgreSQL backend of the store (store_pg_ops), on libpq.
+ *
+ * One connection, owned by the store thread (the store runs one transaction at a time, so a pool
+ * would sit idle). Every statement is prepared once per connection; parameters and results travel
+ * as text, except the session token hash (bytea, binary). A lost connection is reset at the next
+ * BEGIN, and the statements prepared again, so a database restart costs the batches in flight
+ * (answered `unavailable`; clients retry, with the same clientMsgId for sends) and nothing more.
+ *
+ * The semantics are those of store_sqlite.c, op by op, with one difference in method: SQLite has
+ * a single writer, while several Parley nodes may share one PostgreSQL database. Transactions run
+ * at READ COMMITTED, and every op that changes a chat first locks the chat's row (SELECT ... FOR
+ * NO KEY UPDATE, a statement of its own) and only then reads the chat. Every later statement sees
+ * what other nodes committed before the lock was granted, so the checks made in the transaction
+ * (membership, role, cap, clientMsgId, invitation status) are as atomic as on SQLite:
+ *   - seq: chats.last_seq + 1 under the row lock, in the transaction that inserts the message.
+ *     Two nodes appending to one chat take turns on the lock; a rolled-back append leaves no hole.
+ *   - clientMsgId: looked up after the lock, so a retry that reached another node finds the
+ *     original instead of failing on the unique index.
+ * Invitation ops lock the invitation's chat before they re-read the invitation, so locks are
+ * always taken chat first. A deadlock between two nodes' batches (possible only when each batch
+ * touches several chats, in different orders) is broken by PostgreSQL after deadlock_timeout: the
+ * victim request is rolled back to its savepoint and fails as `unavailable`, never half-applied.
+ */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <libpq-fe.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "core/acl.h"
+#include "core/invite.h"
+#include "store/migrations.h"
+#include "store/store.h"
+
+#define PG_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes (as store_sqlite.c) */
+#define PG_SLUG_RANDOM_TRIES 8
+#define PG_MAX_PARAMS 8
+
+/* Columns of a chat row (c) plus the caller's role (p.role): 13 columns. */
+#define PG_CHAT_COLS                                                                              \
+  "c.id, c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"            \
+  " c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived"
+#define PG_CHAT_NCOLS 13
+/* Columns of an invitation (i) with its chat (c), inviter (f) and invitee (t): 16 columns. */
+#define PG_INV_COLS                                                                               \
+  "i.id, i.status, i.created_at, i.expires_at, i.chat_id, c.slug, c.title, c.archived,"          \
+  " f.id, f.username, f.display_name, f.created_at, t.id, t.username, t.display_name,"           \
+  " t.created_at"
+#define PG_INV_FROM                                                                               \
+  " FROM invitations i JOIN chats c ON c.id = i.chat_id JOIN users f ON f.id = i.from_id"         \
+  " JOIN users t ON t.id = i.to_id"
+/* Columns of a message (m) with its author (u): 9 columns. */
+#define PG_MSG_COLS                                                                               \
+  "m.seq, m.chat_id, m.body, m.client_msg_id, m.created_at, u.id, u.username, u.display_name,"   \
+  " u.created_at"
+/* Search compares bytes and folds ASCII only, like SQLite's lower() (see migration 2). */
+#define PG_LOWER_NAME "lower(u.username COLLATE \"C\")"
+#define PG_LOWER_DISPLAY "lower(u.display_name COLLATE \"C\")"
+
+/* X(name, sql). Prepared on every new connection, in this order. */
+#define PG_STATEMENTS(X)                                                                          \
+  X(USER_INSERT, "INSERT INTO users(username, display_name, pwhash, created_at)"                 \
+                 " VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING RETURNING id")       \
+  X(USER_BY_NAME, "SELECT id, username, display_name, created_at, pwhash FROM users"              \
+                  " WHERE username = $1")                                                         \
+  X(USER_BY_ID, "SELECT id, username, display_name, created_at FROM users WHERE id = $1")         \
+  X(SESSION_INSERT, "INSERT INTO sessions(token_hash, user_id, created_at, expires_at)"          \
+                    " VALUES ($1, $2, $3, $4)")                                                   \
+  X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at"            \
+                 " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1")     \
+  X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = $1")                                 \
+  X(CHAT_BY_SLUG, "SELECT " PG_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
+                  " ON p.chat_id = c.id AND p.user_id = $2 WHERE c.slug = $1")                    \
+  /* The row locks. A statement of their own: after waiting for another node's transaction, the \
+   * next statement's snapshot includes what it committed (a join locked in the same statement  \
+   * would keep the participant rows it read before the wait). */                                 \
+  X(CHAT_LOCK_SLUG, "SELECT id FROM chats WHERE slug = $1 FOR NO KEY UPDATE")                     \
+  X(CHAT_LOCK_ID, "SELECT id FROM chats WHERE id = $1 FOR NO KEY UPDATE")                         \
+  X(SLUG_TAKEN, "SELECT 1 FROM chats WHERE slug = $1")                                            \
+  X(CHAT_INSERT, "INSERT INTO chats(slug, title, is_public, max_participants, owner_id,"         \
+                 " created_at, last_activity) VALUES ($1, $2, $3, $4, $5, $6, $6)"                \
+                 " ON CONFLICT (slug) DO NOTHING RETURNING id")                                   \
+  X(PARTICIPANT_INSERT, "INSERT INTO participants(chat_id, user_id, role, joined_at)"            \
+                        " VALUES ($1, $2, $3, $4)")                                               \
+  X(CHAT_TOUCH, "UPDATE chats SET last_activity = GREATEST(last_activity, $2) WHERE id = $1")     \
+  X(CHAT_NEXT_SEQ, "UPDATE chats SET last_seq = last_seq + 1,"                                    \
+                   " last_activity = GREATEST(last_activity, $2) WHERE id = $1"                   \
+                   " RETURNING last_seq, last_activity")                                          \
+  X(MSG_INSERT, "INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at)" \
+                " VALUES ($1, $2, $3, $4, $5, $6)")                                               \
+  X(MSG_BY_CLIENT_ID, "SELECT " PG_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id" \
+                      " WHERE m.chat_id = $1 AND m.author_id = $2 AND m.client_msg_id = $3")      \
+  X(MSG_RANGE, "SELECT " PG_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"       \
+               " WHERE m.chat_id = $1 AND m.seq > $2 AND m.seq < $3"                              \
+               " ORDER BY m.seq DESC LIMIT $4")                                                   \
+  X(CHAT_LIST, "SELECT " PG_CHAT_COLS ", coalesce(r.seq, 0), " PG_MSG_COLS                        \
+               " FROM participants p JOIN chats c ON c.id = p.chat_id"                            \
+               " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"     \
+               " LEFT JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq"                 \
+               " LEFT JOIN users u ON u.id = m.author_id"                                         \
+               " WHERE p.user_id = $1 ORDER BY c.last_activity DESC, c.id DESC")                  \
+  X(READ_UPSERT, "INSERT INTO read_markers(chat_id, user_id, seq, updated_at)"                    \
+                 " VALUES ($1, $2, $3, $4) ON CONFLICT (chat_id, user_id) DO UPDATE SET"          \
+                 " seq = GREATEST(read_markers.seq, excluded.seq),"                               \
+                 " updated_at = excluded.updated_at RETURNING seq")                               \
+  X(USER_BY_USERNAME, "SELECT id, username, display_name, created_at FROM users"                  \
+                      " WHERE username = $1")                                                     \
+  X(PARTICIPANT_ROLE, "SELECT role FROM participants WHERE chat_id = $1 AND user_id = $2")        \
+  /* Ordered as SQLite's WITHOUT ROWID primary key returns them, so succession ties agree. */    \
+  X(PARTICIPANTS, "SELECT user_id, role, joined_at FROM participants WHERE chat_id = $1"          \
+                  " ORDER BY user_id")                                                            \
+  X(MEMBERS, "SELECT u.id, u.username, u.display_name, u.created_at, p.role, p.joined_at,"        \
+             " coalesce(u.last_seen, 0) FROM participants p JOIN users u ON u.id = p.user_id"     \
+             " WHERE p.chat_id = $1 ORDER BY p.joined_at, p.user_id")                             \
+  X(PARTICIPANT_DELETE, "DELETE FROM participants WHERE chat_id = $1 AND user_id = $2")           \
+  X(PARTICIPANT_SET_ROLE, "UPDATE participants SET role = $3 WHERE chat_id = $1 AND user_id = $2") \
+  X(CHAT_SET_OWNER, "UPDATE chats SET owner_id = $2 WHERE id = $1")                               \
+  X(CHAT_ARCHIVE, "UPDATE chats SET archived = 1 WHERE id = $1")                                  \
+  X(CHAT_UPDATE, "UPDATE chats SET title = coalesce($2::text, title),"                            \
+                 " is_public = coalesce($3::smallint, is_public),"                                \
+                 " max_participants = coalesce($4::integer, max_participants),"                   \
+                 " invite_policy = coalesce($5::smallint, invite_policy) WHERE id = $1")          \
+  X(USERS_SEARCH, "SELECT u.id, u.username, u.display_name, u.created_at,"                        \
+                  " EXISTS (SELECT 1 FROM participants p WHERE p.chat_id = $4"                    \
+                  "   AND p.user_id = u.id)::integer,"                                            \
+                  " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = $4 AND i.to_id = u.id"  \
+                  "   AND i.status = 0 AND i.expires_at > $5)::integer,"                          \
+                  " coalesce(u.last_seen, 0) FROM users u WHERE u.id <> $3 AND"                   \
+                  " ((" PG_LOWER_NAME " >= $1 AND " PG_LOWER_NAME " < $2) OR"                     \
+                  "  (" PG_LOWER_DISPLAY " >= $1 AND " PG_LOWER_DISPLAY " < $2))"                 \
+                  " ORDER BY u.username COLLATE \"C\" LIMIT $6")                                  \
+  X(INV_BY_ID, "SELECT " PG_INV_COLS PG_INV_FROM " WHERE i.id = $1")                              \
+  X(INV_PENDING_FOR, "SELECT " PG_INV_COLS PG_INV_FROM                                            \
+                     " WHERE i.chat_id = $1 AND i.to_id = $2 AND i.status = 0")                   \
+  X(INV_PENDING_OF_CHAT, "SELECT " PG_INV_COLS PG_INV_FROM                                        \
+                         " WHERE i.chat_id = $1 AND i.status = 0 ORDER BY i.id")                  \
+  X(INV_INSERT, "INSERT INTO invitations(chat_id, from_id, to_id, status, created_at,"            \
+                " expires_at, updated_at) VALUES ($1, $2, $3, 0, $4, $5, $4) RETURNING id")       \
+  X(INV_SET_STATUS, "UPDATE invitations SET status = $2, updated_at = $3"                         \
+                    " WHERE id = $1 AND status = 0")                                              \
+  X(INV_INCOMING, "SELECT " PG_INV_COLS PG_INV_FROM " WHERE i.to_id = $1 AND i.status = 0"        \
+                  " AND i.expires_at > $2 ORDER BY i.created_at DESC, i.id DESC LIMIT $3")        \
+  X(INV_LIST, "SELECT " PG_INV_COLS PG_INV_FROM " WHERE i.id IN ("                                \
+              "  SELECT id FROM invitations WHERE to_id = $1 AND status = 0 AND expires_at > $2"  \
+              "  UNION ALL"                                                                       \
+              "  SELECT j.id FROM participants p JOIN invitations j"                              \
+              "    ON j.chat_id = p.chat_id AND j.status = 0"                                     \
+              "  WHERE p.user_id = $1 AND j.expires_at > $2"                                      \
+              "    AND (p.role IN ('owner', 'admin') OR j.from_id = $1))"                         \
+              " ORDER BY (i.to_id = $1) DESC, i.created_at DESC, i.id DESC LIMIT $3")             \
+  /* Several nodes sweep the same table: each takes the due rows nobody holds, and a row whose  \
+   * invitation is being accepted elsewhere waits for the next sweep. */                          \
+  X(INV_DUE, "SELECT " PG_INV_COLS PG_INV_FROM " WHERE i.status = 0 AND i.expires_at <= $1"       \
+             " ORDER BY i.expires_at, i.id LIMIT $2 FOR NO KEY UPDATE OF i SKIP LOCKED")          \
+  X(REMOVAL_INSERT, "INSERT INTO removals(chat_id, user_id, removed_by, removed_at)"              \
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (chat_id, user_id) DO UPDATE SET"       \
+                    " removed_by = excluded.removed_by, removed_at = excluded.removed_at")        \
+  X(REMOVAL_GET, "SELECT 1 FROM removals WHERE chat_id = $1 AND user_id = $2")                    \
+  X(REMOVAL_DELETE, "DELETE FROM removals WHERE chat_id = $1 AND user_id = $2")                   \
+  X(AUDIENCE, "SELECT DISTINCT p2.user_id FROM participants p1"                                   \
+              " JOIN chats c ON c.id = p1.chat_id AND c.archived = 0"                             \
+              " JOIN participants p2 ON p2.chat_id = p1.chat_id"                                  \
+              " WHERE p1.user_id = $1 AND p2.user_id <> $1 ORDER BY p2.user_id")                  \
+  X(USER_SEEN, "UPDATE users SET last_seen = GREATEST(coalesce(last_seen, 0), $2) WHERE id = $1")
+
+enum pg_stmt {
+#define PG__ENUM(name, sql) PG_##name,
+  PG_STATEMENTS(PG__ENUM)
+#undef PG__ENUM
+  PG__COUNT
+};
+
+static const char *const pg_sql[PG__COUNT] = {
+#define PG__SQL(name, sql) sql,
+    PG_STATEMENTS(PG__SQL)
+#undef PG__SQL
+};
+
+static const char *const pg_names[PG__COUNT] = {
+#define PG__NAME(name, sql) "parley_" #name,
+    PG_STATEMENTS(PG__NAME)
+#undef PG__NAME
+};
+
+struct pg {
+  PGconn *conn;
+  char *uri;                        /* for reconnecting; never logged (it may hold a password) */
+  enum store_durability durability;
+  int doomed; /* this transaction lost a deadlock: the rest of its batch fails fast */
+};
+
+/* The parameters of one statement, in $1, $2 ... order. Numbers are formatted into `num`. */
+struct pgp {
+  int n;
+  const char *v[PG_MAX_PARAMS];
+  int len[PG_MAX_PARAMS];
+  int fmt[PG_MAX_PARAMS];
+  char num[PG_MAX_PARAMS][24];
+};
+
+static void pgp_i64(struct pgp *p, int64_t x) {
+  assert(p->n < PG_MAX_PARAMS);
+  snprintf(p->num[p->n], sizeof p->num[p->n], "%lld", (long long)x);
+  p->v[p->n] = p->num[p->n];
+  p->len[p->n] = 0;
+  p->fmt[p->n] = 0;
+  p->n++;
+}
+
+/* A text parameter; NULL is SQL NULL. Borrowed until the statement ran. */
+static void pgp_text(struct pgp *p, const char *s) {
+  assert(p->n < PG_MAX_PARAMS);
+  p->v[p->n] = s;
+  p->len[p->n] = 0;
+  p->fmt[p->n] = 0;
+  p->n++;
+}
+
+static void pgp_bytes(struct pgp *p, const void *b, int n) {
+  assert(p->n < PG_MAX_PARAMS);
+  p->v[p->n] = b;
+  p->len[p->n] = n;
+  p->fmt[p->n] = 1;
+  p->n++;
+}
+
+/* ---- errors ---- */
+
+/* Maps a failed result to the error table, as sq__err() does for SQLite: operational failures
+ * (connection, resources, lock waits, deadlocks, serialization) are `unavailable` so that clients
+ * retry; constraint violations are the caller's doing; the rest is a bug of ours. */
+static int pg__err(struct pg *be, const PGresult *res, const char *what) {
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(be->conn);
+
+  if (state == NULL || PQstatus(be->conn) != CONNECTION_OK) {
+    log_warn("store: postgres: %s: %s", what, msg);
+    return PARLEY_EUNAVAILABLE;
+  }
+  if (strcmp(state, "23505") == 0)
+    return PARLEY_ECONFLICT;
+  if (strcmp(state, "23503") == 0)
+    return PARLEY_ENOT_FOUND;
+  if (strcmp(state, "23514") == 0 || strcmp(state, "23502") == 0 || strncmp(state, "22", 2) == 0)
+    return PARLEY_EBAD_REQUEST;
+  if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) {
+    /* The other node waits for locks this transaction still holds: every further request of the
+     * batch would likely deadlock again (a second wait of deadlock_timeout each), so they fail
+     * at once, the batch commits what it has, and the other node proceeds. */
+    be->doomed = 1;
+    log_warn("store: postgres: %s: %s", what, msg);
+    return PARLEY_EUNAVAILABLE;
+  }
+  if (strcmp(state, "55P03") == 0 || strncmp(state, "08", 2) == 0 ||
+      strncmp(state, "53", 2) == 0 || strncmp(state, "57", 2) == 0 ||
+      strcmp(state, "25006") == 0) {
+    log_warn("store: postgres: %s: %s", what, msg);
+    return PARLEY_EUNAVAILABLE;
+  }
+  log_error("store: postgres: %s: [%s] %s", what, state, msg);
+  return PARLEY_EINTERNAL;
+}
+
+/* Runs prepared statement `id`. On success returns 0 and, if `out` is not NULL, the result in
+ * *out (the caller PQclear()s it); on failure a mapped error and *out = NULL. */
+static int pg__q(struct pg *be, enum pg_stmt id, const struct pgp *p, PGresult **out) {
+  PGresult *res = PQexecPrepared(be->conn, pg_names[id], p ? p->n : 0, p ? p->v : NULL,
+                                 p ? p->len : NULL, p ? p->fmt : NULL, 0);
+  ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+  int err = 0;
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+    err = pg__err(be, res, pg_names[id]);
+  if (err || out == NULL) {
+    PQclear(res);
+    res = NULL;
+  }
+  if (out)
+    *out = res;
+  return err;
+}
+
+static int pg__run(struct pg *be, enum pg_stmt id, const struct pgp *p) {
+  return pg__q(be, id, p, NULL);
+}
+
+/* Runs `id` and sets *changes to the number of rows it wrote. */
+static int pg__run_n(struct pg *be, enum pg_stmt id, const struct pgp *p, long *changes) {
+  PGresult *res = NULL;
+  int err = pg__q(be, id, p, &res);
+  if (err == 0)
+    *changes = strtol(PQcmdTuples(res), NULL, 10);
+  PQclear(res);
+  return err;
+}
+
+/* Runs a statement without parameters on the unnamed protocol path (transaction control). */
+static int pg__simple(struct pg *be, const char *sql) {
+  PGresult *res = PQexec(be->conn, sql);
+  int err = 0;
+  if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+    err = pg__err(be, res, sql);
+  PQclear(res);
+  return err;
+}
+
+/* ---- column readers ---- */
+
+static int64_t pg__i64(const PGresult *r, int row, int col) {
+  return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static int pg__int(const PGresult *r, int row, int col) {
+  return (int)pg__i64(r, row, col);
+}
+
+static const char *pg__str(const PGresult *r, int row, int col) {
+  return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+/* As sq__copy(): cut before a character that does not fit, never inside it. */
+static void pg__copy(char *dst, size_t cap, const PGresult *r, int row, int col) {
+  const unsigned char *t = (const unsigned char *)PQgetvalue(r, row, col);
+  size_t n = PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
+  if (n >= cap) {
+    n = cap - 1;
+    while (n > 0 && (t[n] & 0xC0) == 0x80)
+      n--;
+  }
+  if (n)
+    memcpy(dst, t, n);
+  dst[n] = '\0';
+}
+
+static int pg__dup(char **dst, const PGresult *r, int row, int col) {
+  size_t n = PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
+  char *p = malloc(n + 1);
+  if (p == NULL)
+    return PARLEY_EUNAVAILABLE;
+  if (n)
+    memcpy(p, PQgetvalue(r, row, col), n);
+  p[n] = '\0';
+  free(*dst);
+  *dst = p;
+  return 0;
+}
+
+static int pg__dup_str(char **dst, const char *s) {
+  char *p = strdup(s);
+  if (p == NULL)
+    return PARLEY_EUNAVAILABLE;
+  free(*dst);
+  *dst = p;
+  return 0;
+}
+
+static void pg__read_user(const PGresult *r, int row, int col, struct store_user *u) {
+  u->id = pg__i64(r, row, col);
+  pg__copy(u->username, sizeof u->username, r, row, col + 1);
+  pg__copy(u->display_name, sizeof u->display_name, r, row, col + 2);
+  u->created_at = pg__i64(r, row, col + 3);
+}
+
+static int pg__read_chat(const PGresult *r, int row, struct store_chat *c) {
+  int err = pg__dup(&c->title, r, row, 2);
+  if (err)
+    return err;
+  c->id = pg__i64(r, row, 0);
+  pg__copy(c->slug, sizeof c->slug, r, row, 1);
+  c->is_public = pg__int(r, row, 3) != 0;
+  c->max_participants = pg__int(r, row, 4);
+  c->owner_id = pg__i64(r, row, 5);
+  c->created_at = pg__i64(r, row, 6);
+  c->last_activity = pg__i64(r, row, 7);
+  c->last_seq = pg__i64(r, row, 8);
+  c->participant_count = pg__int(r, row, 9);
+  c->my_role = chat_role_parse(pg__str(r, row, 10));
+  c->invite_policy = (enum invite_policy)pg__int(r, row, 11);
+  c->archived = pg__int(r, row, 12) != 0;
+  return 0;
+}
+
+static int pg__read_invite(const PGresult *r, int row, struct store_invite *inv, int64_t *chat_id,
+                           int *archived) {
+  int err = pg__dup(&inv->chat_title, r, row, 6);
+  if (err)
+    return err;
+  inv->id = pg__i64(r, row, 0);
+  inv->status = (enum invite_status)pg__int(r, row, 1);
+  inv->created_at = pg__i64(r, row, 2);
+  inv->expires_at = pg__i64(r, row, 3);
+  if (chat_id)
+    *chat_id = pg__i64(r, row, 4);
+  pg__copy(inv->chat_slug, sizeof inv->chat_slug, r, row, 5);
+  if (archived)
+    *archived = pg__int(r, row, 7) != 0;
+  pg__read_user(r, row, 8, &inv->from);
+  pg__read_user(r, row, 12, &inv->to);
+  return 0;
+}
+
+/* A NULL seq (no message on the right side of a LEFT JOIN) leaves m zeroed. */
+static int pg__read_msg(const PGresult *r, int row, int col, struct store_msg *m) {
+  int err;
+  store_msg_dispose(m);
+  memset(m, 0, sizeof *m);
+  if (PQgetisnull(r, row, col))
+    return 0;
+  err = pg__dup(&m->body, r, row, col + 2);
+  if (err)
+    return err;
+  m->seq = pg__i64(r, row, col);
+  m->chat_id = pg__i64(r, row, col + 1);
+  pg__copy(m->client_msg_id, sizeof m->client_msg_id, r, row, col + 3);
+  m->created_at = pg__i64(r, row, col + 4);
+  pg__read_user(r, row, col + 5, &m->author);
+  return 0;
+}
+
+/* ---- shared steps ---- */
+
+#define PG_TERMINATED(arr) (strnlen((arr), sizeof(arr)) < sizeof(arr))
+
+static int pg__fail(struct store_req *req, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int pg__fail(struct store_req *req, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(req->out.errmsg, sizeof req->out.errmsg, fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+static int pg__chat_load(struct pg *be, const char *slug, int64_t user_id, struct store_chat *c) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_text(&p, slug);
+  pgp_i64(&p, user_id);
+  err = pg__q(be, PG_CHAT_BY_SLUG, &p, &r);
+  if (err == 0)
+    err = PQntuples(r) == 1 ? pg__read_chat(r, 0, c) : PARLEY_ENOT_FOUND;
+  PQclear(r);
+  return err;
+}
+
+/* Takes the row lock of the chat named `slug` (held to the end of the batch's transaction).
+ * Returns 0 or PARLEY_ENOT_FOUND. */
+static int pg__chat_lock(struct pg *be, const char *slug) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_text(&p, slug);
+  err = pg__q(be, PG_CHAT_LOCK_SLUG, &p, &r);
+  if (err == 0 && PQntuples(r) != 1)
+    err = PARLEY_ENOT_FOUND;
+  PQclear(r);
+  return err;
+}
+
+static int pg__chat_lock_id(struct pg *be, int64_t chat_id) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_i64(&p, chat_id);
+  err = pg__q(be, PG_CHAT_LOCK_ID, &p, &r);
+  if (err == 0 && PQntuples(r) != 1)
+    err = PARLEY_ENOT_FOUND;
+  PQclear(r);
+  return err;
+}
+
+/* Loads the chat of in.slug into out.chat; with `lock`, locks its row first (every op that
+ * changes the chat or decides on its current state). Archived chats are not found. */
+static int pg__chat_find(struct pg *be, struct store_req *req, int lock) {
+  int err;
+  if (!PG_TERMINATED(req->in.slug) || req->in.slug[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  if (lock) {
+    err = pg__chat_lock(be, req->in.slug);
+    if (err)
+      return err;
+  }
+  err = pg__chat_load(be, req->in.slug, req->in.user_id, &req->out.chat);
+  if (err)
+    return err;
+  return req->out.chat.archived ? PARLEY_ENOT_FOUND : 0;
+}
+
+static int pg__chat_access(struct pg *be, struct store_req *req, enum acl_op op, int lock) {
+  int err = pg__chat_find(be, req, lock);
+  if (err)
+    return err;
+  return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
+}
+
+static int pg__chat_touch(struct pg *be, int64_t chat_id, int64_t now) {
+  struct pgp p = {0};
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, now);
+  return pg__run(be, PG_CHAT_TOUCH, &p);
+}
+
+static int pg__user_by_username(struct pg *be, struct store_req *req, const char *username,
+                                struct store_user *u) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_text(&p, username);
+  err = pg__q(be, PG_USER_BY_USERNAME, &p, &r);
+  if (err == 0) {
+    if (PQntuples(r) == 1)
+      pg__read_user(r, 0, 0, u);
+    else
+      err = pg__fail(req, PARLEY_ENOT_FOUND, "there is no user named %s", username);
+  }
+  PQclear(r);
+  return err;
+}
+
+static int pg__user_by_id(struct pg *be, int64_t id, struct store_user *u) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_i64(&p, id);
+  err = pg__q(be, PG_USER_BY_ID, &p, &r);
+  if (err == 0) {
+    if (PQntuples(r) == 1)
+      pg__read_user(r, 0, 0, u);
+    else
+      err = PARLEY_ENOT_FOUND;
+  }
+  PQclear(r);
+  return err;
+}
+
+static int pg__role_of(struct pg *be, int64_t chat_id, int64_t user_id, enum chat_role *role) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, user_id);
+  err = pg__q(be, PG_PARTICIPANT_ROLE, &p, &r);
+  *role = CHAT_ROLE_NONE;
+  if (err == 0 && PQntuples(r) == 1)
+    *role = chat_role_parse(pg__str(r, 0, 0));
+  PQclear(r);
+  return err;
+}
+
+static int pg__set_role(struct pg *be, int64_t chat_id, int64_t user_id, enum chat_role role) {
+  struct pgp p = {0};
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, user_id);
+  pgp_text(&p, chat_role_name(role));
+  return pg__run(be, PG_PARTICIPANT_SET_ROLE, &p);
+}
+
+static int pg__set_owner(struct pg *be, int64_t chat_id, int64_t owner_id) {
+  struct pgp p = {0};
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, owner_id);
+  return pg__run(be, PG_CHAT_SET_OWNER, &p);
+}
+
+static int pg__participant_add(struct pg *be, int64_t chat_id, int64_t user_id,
+                               enum chat_role role, int64_t now) {
+  struct pgp p = {0};
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, user_id);
+  pgp_text(&p, chat_role_name(role));
+  pgp_i64(&p, now);
+  return pg__run(be, PG_PARTICIPANT_INSERT, &p);
+}
+
+static int pg__participants(struct pg *be, int64_t chat_id, struct acl_member **out, size_t *n) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  struct acl_member *m = NULL;
+  int rows;
+  int err;
+
+  *out = NULL;
+  *n = 0;
+  pgp_i64(&p, chat_id);
+  err = pg__q(be, PG_PARTICIPANTS, &p, &r);
+  if (err)
+    return err;
+  rows = PQntuples(r);
+  if (rows > 0) {
+    m = calloc((size_t)rows, sizeof *m);
+    if (m == NULL) {
+      PQclear(r);
+      return PARLEY_EUNAVAILABLE;
+    }
+  }
+  for (int i = 0; i < rows; i++) {
+    m[i].user_id = pg__i64(r, i, 0);
+    m[i].role = chat_role_parse(pg__str(r, i, 1));
+    m[i].joined_at = pg__i64(r, i, 2);
+  }
+  PQclear(r);
+  *out = m;
+  *n = (size_t)rows;
+  return 0;
+}
+
+static int pg__set_member_ids(struct store_req *req, const struct acl_member *m, size_t n) {
+  int64_t *ids = NULL;
+  free(req->out.member_ids);
+  req->out.member_ids = NULL;
+  req->out.n_member_ids = 0;
+  if (n == 0)
+    return 0;
+  ids = malloc(n * sizeof *ids);
+  if (ids == NULL)
+    return PARLEY_EUNAVAILABLE;
+  for (size_t i = 0; i < n; i++)
+    ids[i] = m[i].user_id;
+  req->out.member_ids = ids;
+  req->out.n_member_ids = n;
+  return 0;
+}
+
+static int pg__member_ids(struct pg *be, struct store_req *req, int64_t chat_id) {
+  struct acl_member *m = NULL;
+  size_t n = 0;
+  int err = pg__participants(be, chat_id, &m, &n);
+  if (err == 0)
+    err = pg__set_member_ids(req, m, n);
+  free(m);
+  return err;
+}
+
+/* Runs `id` and appends up to `limit` invitations to out.invites; *more (may be NULL) is set when
+ * a row beyond `limit` came back. */
+static int pg__invites_read(struct pg *be, struct store_req *req, enum pg_stmt id,
+                            const struct pgp *p, size_t limit, int *more) {
+  PGresult *r = NULL;
+  size_t have = req->out.n_invites;
+  size_t rows, take;
+  struct store_invite *inv;
+  int err;
+
+  if (more)
+    *more = 0;
+  err = pg__q(be, id, p, &r);
+  if (err)
+    return err;
+  rows = (size_t)PQntuples(r);
+  take = rows;
+  if (have + take > limit) {
+    take = limit > have ? limit - have : 0;
+    if (more)
+      *more = 1;
+  }
+  if (take == 0) {
+    PQclear(r);
+    return 0;
+  }
+  inv = realloc(req->out.invites, (have + take) * sizeof *inv);
+  if (inv == NULL) {
+    PQclear(r);
+    return PARLEY_EUNAVAILABLE;
+  }
+  req->out.invites = inv;
+  for (size_t i = 0; i < take; i++) {
+    memset(&inv[have + i], 0, sizeof inv[have + i]);
+    req->out.n_invites = have + i + 1; /* counted before filling: a failure frees what was read */
+    err = pg__read_invite(r, (int)i, &inv[have + i], NULL, NULL);
+    if (err)
+      break;
+  }
+  PQclear(r);
+  return err;
+}
+
+static int pg__invite_load(struct pg *be, int64_t id, struct store_invite *inv, int64_t *chat_id,
+                           int *archived) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_i64(&p, id);
+  err = pg__q(be, PG_INV_BY_ID, &p, &r);
+  if (err == 0)
+    err = PQntuples(r) == 1 ? pg__read_invite(r, 0, inv, chat_id, archived) : PARLEY_ENOT_FOUND;
+  PQclear(r);
+  return err;
+}
+
+/* Loads invitation `id` with its chat's row locked: the first read finds the chat, the lock waits
+ * for whoever holds it, and the second read sees the invitation as they left it. */
+static int pg__invite_load_locked(struct pg *be, int64_t id, struct store_invite *inv,
+                                  int64_t *chat_id, int *archived) {
+  int64_t cid = 0;
+  int err = pg__invite_load(be, id, inv, &cid, NULL);
+  if (err == 0)
+    err = pg__chat_lock_id(be, cid);
+  if (err == 0)
+    err = pg__invite_load(be, id, inv, chat_id, archived);
+  return err;
+}
+
+static int pg__invite_set_status(struct pg *be, int64_t id, enum invite_status status,
+                                 int64_t now) {
+  struct pgp p = {0};
+  long changes = 0;
+  int err;
+  pgp_i64(&p, id);
+  pgp_i64(&p, (int64_t)status);
+  pgp_i64(&p, now);
+  err = pg__run_n(be, PG_INV_SET_STATUS, &p, &changes);
+  if (err)
+    return err;
+  /* The caller read the row as pending under its chat's lock (or its own): anything else is a
+   * bug. */
+  return changes == 1 ? 0 : PARLEY_EINTERNAL;
+}
+
+static int pg__slug_taken(struct pg *be, const char *slug, int *taken) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_text(&p, slug);
+  err = pg__q(be, PG_SLUG_TAKEN, &p, &r);
+  if (err == 0)
+    *taken = PQntuples(r) > 0;
+  PQclear(r);
+  return err;
+}
+
+static int pg__msgs_range(struct pg *be, struct store_req *req, int64_t chat_id, int64_t lo,
+                          int64_t hi, int limit, int *more) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  struct store_msg *msgs = NULL;
+  size_t n = 0, rows;
+  int err;
+
+  assert(limit > 0 && limit <= STORE_LIMIT_MAX);
+  *more = 0;
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, lo);
+  pgp_i64(&p, hi);
+  pgp_i64(&p, (int64_t)limit + 1); /* one more tells whether there is more without a COUNT */
+  err = pg__q(be, PG_MSG_RANGE, &p, &r);
+  if (err)
+    return err;
+  rows = (size_t)PQntuples(r);
+  if (rows > (size_t)limit) {
+    *more = 1;
+    rows = (size_t)limit;
+  }
+  msgs = calloc((size_t)limit, sizeof *msgs);
+  if (msgs == NULL) {
+    PQclear(r);
+    return PARLEY_EUNAVAILABLE;
+  }
+  /* The query walks newest first (so LIMIT keeps the newest); the contract is oldest first. */
+  for (; n < rows; n++) {
+    err = pg__read_msg(r, (int)(rows - 1 - n), 0, &msgs[n]);
+    if (err)
+      break;
+  }
+  PQclear(r);
+  if (err) {
+    for (size_t i = 0; i < rows; i++) /* calloc'd: the unread ones are empty */
+      store_msg_dispose(&msgs[i]);
+    free(msgs);
+    return err;
+  }
+  req->out.msgs = msgs;
+  req->out.n_msgs = n;
+  return 0;
+}
+
+/* ---- operations ---- */
+
+static int pg_user_create(struct pg *be, struct store_req *req) {
+  struct store_user *u = &req->in.user;
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  const char *display;
+  size_t ulen;
+  int err;
+
+  if (!PG_TERMINATED(u->username) || !PG_TERMINATED(u->display_name))
+    return PARLEY_EBAD_REQUEST;
+  ulen = strlen(u->username);
+  if (ulen == 0 || ulen > STORE_USERNAME_MAX || req->in.pwhash == NULL ||
+      req->in.pwhash[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  display = u->display_name[0] ? u->display_name : u->username;
+  pgp_text(&p, u->username);
+  pgp_text(&p, display);
+  pgp_text(&p, req->in.pwhash);
+  pgp_i64(&p, req->in.now);
+  err = pg__q(be, PG_USER_INSERT, &p, &r);
+  if (err)
+    return err;
+  if (PQntuples(r) != 1) {
+    PQclear(r); /* ON CONFLICT DO NOTHING: the name is taken (possibly by another node) */
+    return PARLEY_ECONFLICT;
+  }
+  req->out.user.id = pg__i64(r, 0, 0);
+  PQclear(r);
+  snprintf(req->out.user.username, sizeof req->out.user.username, "%s", u->username);
+  snprintf(req->out.user.display_name, sizeof req->out.user.display_name, "%s", display);
+  req->out.user.created_at = req->in.now;
+  return 0;
+}
+
+static int pg_user_by_name(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  if (!PG_TERMINATED(req->in.user.username))
+    return PARLEY_EBAD_REQUEST;
+  pgp_text(&p, req->in.user.username);
+  err = pg__q(be, PG_USER_BY_NAME, &p, &r);
+  if (err == 0) {
+    if (PQntuples(r) == 1) {
+      pg__read_user(r, 0, 0, &req->out.user);
+      err = pg__dup(&req->out.pwhash, r, 0, 4);
+    } else {
+      err = PARLEY_ENOT_FOUND;
+    }
+  }
+  PQclear(r);
+  return err;
+}
+
+static int pg_session_create(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  if (req->in.expires_at <= req->in.now)
+    return PARLEY_EBAD_REQUEST;
+  pgp_bytes(&p, req->in.token_hash, STORE_TOKEN_HASH_LEN);
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, req->in.now);
+  pgp_i64(&p, req->in.expires_at);
+  return pg__run(be, PG_SESSION_INSERT, &p);
+}
+
+static int pg_session_get(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_bytes(&p, req->in.token_hash, STORE_TOKEN_HASH_LEN);
+  err = pg__q(be, PG_SESSION_GET, &p, &r);
+  if (err == 0) {
+    if (PQntuples(r) == 1 && pg__i64(r, 0, 0) > req->in.now) {
+      req->out.expires_at = pg__i64(r, 0, 0);
+      pg__read_user(r, 0, 1, &req->out.user);
+    } else {
+      err = PARLEY_EUNAUTHORIZED; /* unknown, or expired (left for a sweep: a lookup is a read) */
+    }
+  }
+  PQclear(r);
+  return err;
+}
+
+static int pg_session_delete(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  pgp_bytes(&p, req->in.token_hash, STORE_TOKEN_HASH_LEN);
+  return pg__run(be, PG_SESSION_DELETE, &p);
+}
+
+/* Inserts the chat under `slug`. *chat_id is 0 if the slug was taken meanwhile (another node). */
+static int pg__chat_insert(struct pg *be, struct store_req *req, const char *slug,
+                           int64_t *chat_id) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_text(&p, slug);
+  pgp_text(&p, req->in.title);
+  pgp_i64(&p, req->in.is_public != 0);
+  pgp_i64(&p, req->in.max_participants);
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, req->in.now);
+  err = pg__q(be, PG_CHAT_INSERT, &p, &r); /* an unknown owner fails the foreign key */
+  *chat_id = err == 0 && PQntuples(r) == 1 ? pg__i64(r, 0, 0) : 0;
+  PQclear(r);
+  return err;
+}
+
+/* Picks the slug as sq__chat_pick_slug() does and inserts the chat under it. A candidate taken
+ * between the lookup and the insert (by another node) is skipped like one taken before. */
+static int pg__chat_create_row(struct pg *be, struct store_req *req, char slug[STORE_SLUG_MAX + 1],
+                               int64_t *chat_id) {
+  char base[STORE_SLUG_MAX + 1];
+  int taken = 0;
+  int err;
+
+  *chat_id = 0;
+  if (req->in.slug[0] != '\0') {
+    if (!store_slug_valid(req->in.slug))
+      return PARLEY_EBAD_REQUEST;
+    memcpy(slug, req->in.slug, STORE_SLUG_MAX + 1);
+    err = pg__chat_insert(be, req, slug, chat_id);
+    if (err)
+      return err;
+    return *chat_id ? 0 : PARLEY_ECONFLICT; /* the caller asked for this name: no renaming */
+  }
+  store_slug_derive(req->in.title, base);
+  snprintf(slug, STORE_SLUG_MAX + 1, "%s", base);
+  for (int i = 0; i < 1 + PG_SLUG_NUMBERED_TRIES + PG_SLUG_RANDOM_TRIES; i++) {
+    if (i > 0 && i <= PG_SLUG_NUMBERED_TRIES) {
+      snprintf(slug, STORE_SLUG_MAX + 1, "%.*s-%d", STORE_SLUG_DERIVED_MAX, base, i + 1);
+    } else if (i > PG_SLUG_NUMBERED_TRIES) {
+      static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+      unsigned char rnd[6] = {0};
+      char suffix[sizeof rnd + 1];
+      if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return PARLEY_EUNAVAILABLE;
+      for (size_t k = 0; k < sizeof rnd; k++)
+        suffix[k] = alphabet[rnd[k] % (sizeof alphabet - 1)];
+      suffix[sizeof rnd] = '\0';
+      snprintf(slug, STORE_SLUG_MAX + 1, "%.*s-%s", STORE_SLUG_DERIVED_MAX, base, suffix);
+    }
+    err = pg__slug_taken(be, slug, &taken);
+    if (err)
+      return err;
+    if (taken)
+      continue;
+    err = pg__chat_insert(be, req, slug, chat_id);
+    if (err || *chat_id)
+      return err;
+  }
+  return PARLEY_ECONFLICT;
+}
+
+static int pg_chat_create(struct pg *be, struct store_req *req) {
+  char slug[STORE_SLUG_MAX + 1];
+  int64_t chat_id = 0;
+  int err;
+
+  if (req->in.title == NULL || req->in.title[0] == '\0' || req->in.max_participants < 0 ||
+      !PG_TERMINATED(req->in.slug))
+    return PARLEY_EBAD_REQUEST;
+  err = pg__chat_create_row(be, req, slug, &chat_id);
+  if (err)
+    return err;
+  err = pg__participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_OWNER, req->in.now);
+  if (err)
+    return err;
+  return pg__chat_load(be, slug, req->in.user_id, &req->out.chat);
+}
+
+static int pg_chat_get(struct pg *be, struct store_req *req) {
+  return pg__chat_access(be, req, ACL_CHAT_VIEW, 0);
+}
+
+static int pg_chat_list(struct pg *be, struct store_req *req) {
+  struct pgp p = {0}, q = {0};
+  PGresult *r = NULL;
+  size_t rows;
+  int err;
+
+  pgp_i64(&p, req->in.user_id);
+  err = pg__q(be, PG_CHAT_LIST, &p, &r);
+  if (err)
+    return err;
+  rows = (size_t)PQntuples(r);
+  if (rows > 0) {
+    req->out.chats = calloc(rows, sizeof *req->out.chats);
+    req->out.last_msgs = calloc(rows, sizeof *req->out.last_msgs);
+    req->out.unread = calloc(rows, sizeof *req->out.unread);
+    if (req->out.chats == NULL || req->out.last_msgs == NULL || req->out.unread == NULL) {
+      PQclear(r);
+      return PARLEY_EUNAVAILABLE; /* store.c frees whichever arrays were allocated */
+    }
+  }
+  for (size_t i = 0; i < rows; i++) {
+    int64_t marker;
+    req->out.n_chats = i + 1;
+    err = pg__read_chat(r, (int)i, &req->out.chats[i]);
+    if (err)
+      break;
+    marker = pg__i64(r, (int)i, PG_CHAT_NCOLS);
+    /* seq is gap-free and messages are never deleted: unread is a subtraction. */
+    req->out.unread[i] = req->out.chats[i].last_seq > marker ? req->out.chats[i].last_seq - marker
+                                                             : 0;
+    err = pg__read_msg(r, (int)i, PG_CHAT_NCOLS + 1, &req->out.last_msgs[i]);
+    if (err)
+      break;
+  }
+  PQclear(r);
+  if (err)
+    return err;
+  pgp_i64(&q, req->in.user_id);
+  pgp_i64(&q, req->in.now);
+  pgp_i64(&q, STORE_LIMIT_MAX);
+  return pg__invites_read(be, req, PG_INV_INCOMING, &q, STORE_LIMIT_MAX, NULL);
+}
+
+static int pg__chat_full(struct store_req *req, const struct store_chat *c) {
+  return pg__fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
+                  c->max_participants);
+}
+
+static int pg_chat_join(struct pg *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int removed;
+  int err = pg__chat_access(be, req, ACL_CHAT_JOIN, 1);
+  if (err == PARLEY_EFORBIDDEN)
+    return pg__fail(req, err, "this chat is private: it is entered by invitation only");
+  if (err)
+    return err;
+  if (c->my_role != CHAT_ROLE_NONE) {
+    req->out.joined = 0;
+    return pg__member_ids(be, req, c->id);
+  }
+  pgp_i64(&p, c->id);
+  pgp_i64(&p, req->in.user_id);
+  err = pg__q(be, PG_REMOVAL_GET, &p, &r);
+  if (err)
+    return err;
+  removed = PQntuples(r) > 0;
+  PQclear(r);
+  if (removed)
+    return pg__fail(req, PARLEY_EFORBIDDEN,
+                    "you were removed from this chat: only an invitation lets you back in");
+  /* The count was read under the chat's lock: two nodes racing for the last seat take turns. */
+  if (c->max_participants > 0 && c->participant_count >= c->max_participants)
+    return pg__chat_full(req, c);
+  err = pg__participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
+  if (err == 0)
+    err = pg__chat_touch(be, c->id, req->in.now);
+  if (err)
+    return err;
+  req->out.joined = 1;
+  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  return pg__member_ids(be, req, c->id);
+}
+
+static int pg_msg_append(struct pg *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_msg *m = &req->out.msg;
+  struct pgp p;
+  PGresult *r = NULL;
+  int has_client_id;
+  int64_t seq;
+  int err;
+
+  if (req->in.body == NULL || req->in.body[0] == '\0' || !PG_TERMINATED(req->in.client_msg_id))
+    return PARLEY_EBAD_REQUEST;
+  /* Locked first: the clientMsgId lookup and the seq below then see every send to this chat that
+   * any node committed, so a retry finds its original and seqs never collide. */
+  err = pg__chat_access(be, req, ACL_MSG_SEND, 1);
+  if (err)
+    return err;
+  has_client_id = req->in.client_msg_id[0] != '\0';
+
+  if (has_client_id) {
+    memset(&p, 0, sizeof p);
+    pgp_i64(&p, c->id);
+    pgp_i64(&p, req->in.user_id);
+    pgp_text(&p, req->in.client_msg_id);
+    err = pg__q(be, PG_MSG_BY_CLIENT_ID, &p, &r);
+    if (err)
+      return err;
+    if (PQntuples(r) == 1) {
+      err = pg__read_msg(r, 0, 0, m);
+      req->out.duplicate = 1;
+    }
+    PQclear(r);
+    if (err || req->out.duplicate)
+      return err;
+  }
+
+  err = pg__user_by_id(be, req->in.user_id, &m->author);
+  if (err)
+    return err;
+
+  memset(&p, 0, sizeof p);
+  pgp_i64(&p, c->id);
+  pgp_i64(&p, req->in.now);
+  err = pg__q(be, PG_CHAT_NEXT_SEQ, &p, &r);
+  if (err)
+    return err;
+  if (PQntuples(r) != 1) {
+    PQclear(r);
+    return PARLEY_ENOT_FOUND;
+  }
+  seq = pg__i64(r, 0, 0);
+  c->last_activity = pg__i64(r, 0, 1);
+  PQclear(r);
+
+  memset(&p, 0, sizeof p);
+  pgp_i64(&p, c->id);
+  pgp_i64(&p, seq);
+  pgp_i64(&p, req->in.user_id);
+  pgp_text(&p, req->in.body);
+  pgp_text(&p, has_client_id ? req->in.client_msg_id : NULL);
+  pgp_i64(&p, req->in.now);
+  err = pg__run(be, PG_MSG_INSERT, &p);
+  if (err)
+    return err;
+  /* A user's own messages are never unread. */
+  memset(&p, 0, sizeof p);
+  pgp_i64(&p, c->id);
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, seq);
+  pgp_i64(&p, req->in.now);
+  err = pg__run(be, PG_READ_UPSERT, &p);
+  if (err)
+    return err;
+
+  err = pg__dup_str(&m->body, req->in.body);
+  if (err)
+    return err;
+  m->seq = seq;
+  m->chat_id = c->id;
+  memcpy(m->client_msg_id, req->in.client_msg_id, sizeof m->client_msg_id);
+  m->created_at = req->in.now;
+  c->last_seq = seq;
+  return 0;
+}
+
+static int pg__check_limit(int limit) {
+  return limit >= 1 && limit <= STORE_LIMIT_MAX ? 0 : PARLEY_EBAD_REQUEST;
+}
+
+static int pg_msg_history(struct pg *be, struct store_req *req) {
+  int err;
+  if (pg__check_limit(req->in.limit) || req->in.before < 0)
+    return PARLEY_EBAD_REQUEST;
+  err = pg__chat_access(be, req, ACL_CHAT_READ, 0);
+  if (err)
+    return err;
+  return pg__msgs_range(be, req, req->out.chat.id, 0,
+                        req->in.before > 0 ? req->in.before : INT64_MAX, req->in.limit,
+                        &req->out.has_more);
+}
+
+static int pg_msg_since(struct pg *be, struct store_req *req) {
+  int err;
+  if (pg__check_limit(req->in.limit) || req->in.since < 0)
+    return PARLEY_EBAD_REQUEST;
+  err = pg__chat_access(be, req, ACL_CHAT_READ, 0);
+  if (err)
+    return err;
+  return pg__msgs_range(be, req, req->out.chat.id, req->in.since, INT64_MAX, req->in.limit,
+                        &req->out.reset);
+}
+
+static int pg_read_set(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int64_t seq;
+  int err;
+  if (req->in.seq < 0)
+    return PARLEY_EBAD_REQUEST;
+  /* Locked like a send, so read markers and sends of one chat always lock in the same order. */
+  err = pg__chat_access(be, req, ACL_CHAT_READ, 1);
+  if (err)
+    return err;
+  seq = req->in.seq < req->out.chat.last_seq ? req->in.seq : req->out.chat.last_seq;
+  pgp_i64(&p, req->out.chat.id);
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, seq);
+  pgp_i64(&p, req->in.now);
+  err = pg__q(be, PG_READ_UPSERT, &p, &r);
+  if (err == 0)
+    req->out.read_seq = pg__i64(r, 0, 0);
+  PQclear(r);
+  return err;
+}
+
+/* ---- membership ---- */
+
+static int pg_chat_members(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  size_t rows;
+  int err = pg__chat_access(be, req, ACL_CHAT_VIEW, 0);
+  if (err)
+    return err;
+  pgp_i64(&p, req->out.chat.id);
+  err = pg__q(be, PG_MEMBERS, &p, &r);
+  if (err)
+    return err;
+  rows = (size_t)PQntuples(r);
+  if (rows > 0) {
+    req->out.members = calloc(rows, sizeof *req->out.members);
+    if (req->out.members == NULL) {
+      PQclear(r);
+      return PARLEY_EUNAVAILABLE;
+    }
+  }
+  for (size_t i = 0; i < rows; i++) {
+    struct store_member *m = &req->out.members[i];
+    pg__read_user(r, (int)i, 0, &m->user);
+    m->role = chat_role_parse(pg__str(r, (int)i, 4));
+    m->joined_at = pg__i64(r, (int)i, 5);
+    m->user.last_seen = pg__i64(r, (int)i, 6);
+  }
+  req->out.n_members = rows;
+  PQclear(r);
+  return 0;
+}
+
+static int pg_chat_update(struct pg *be, struct store_req *req) {
+  const unsigned all = STORE_UPD_TITLE | STORE_UPD_PUBLIC | STORE_UPD_CAP | STORE_UPD_POLICY;
+  const unsigned mask = req->in.update_mask;
+  struct store_chat *c = &req->out.chat;
+  struct pgp p = {0};
+  char pub[4], cap[16], pol[4];
+  int err;
+
+  if (mask == 0 || (mask & ~all) != 0)
+    return PARLEY_EBAD_REQUEST;
+  if ((mask & STORE_UPD_TITLE) && (req->in.title == NULL || req->in.title[0] == '\0'))
+    return pg__fail(req, PARLEY_EBAD_REQUEST, "title: must not be empty");
+  if ((mask & STORE_UPD_CAP) && req->in.max_participants < 0)
+    return pg__fail(req, PARLEY_EBAD_REQUEST, "maxParticipants: must not be negative");
+  if ((mask & STORE_UPD_POLICY) && (req->in.invite_policy < INVITE_POLICY_OWNER ||
+                                    req->in.invite_policy > INVITE_POLICY_MEMBERS))
+    return PARLEY_EBAD_REQUEST;
+  err = pg__chat_access(be, req, ACL_CHAT_UPDATE, 1);
+  if (err)
+    return err;
+  if ((mask & STORE_UPD_CAP) && req->in.max_participants > 0 &&
+      req->in.max_participants < c->participant_count)
+    return pg__fail(req, PARLEY_ECONFLICT,
+                    "maxParticipants (%d) is below the current participant count (%d)",
+                    req->in.max_participants, c->participant_count);
+  snprintf(pub, sizeof pub, "%d", req->in.is_public != 0);
+  snprintf(cap, sizeof cap, "%d", req->in.max_participants);
+  snprintf(pol, sizeof pol, "%d", (int)req->in.invite_policy);
+  pgp_i64(&p, c->id);
+  pgp_text(&p, (mask & STORE_UPD_TITLE) ? req->in.title : NULL);
+  pgp_text(&p, (mask & STORE_UPD_PUBLIC) ? pub : NULL);
+  pgp_text(&p, (mask & STORE_UPD_CAP) ? cap : NULL);
+  pgp_text(&p, (mask & STORE_UPD_POLICY) ? pol : NULL);
+  err = pg__run(be, PG_CHAT_UPDATE, &p);
+  if (err)
+    return err;
+  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  return pg__member_ids(be, req, c->id);
+}
+
+static int pg__chat_archive(struct pg *be, struct store_req *req, int64_t chat_id) {
+  struct pgp p = {0};
+  int err;
+  pgp_i64(&p, chat_id);
+  err = pg__run(be, PG_CHAT_ARCHIVE, &p);
+  if (err)
+    return err;
+  err = pg__invites_read(be, req, PG_INV_PENDING_OF_CHAT, &p, SIZE_MAX, NULL);
+  for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
+    err = pg__invite_set_status(be, req->out.invites[i].id, INVITE_REVOKED, req->in.now);
+    req->out.invites[i].status = INVITE_REVOKED;
+  }
+  return err;
+}
+
+static int pg_chat_leave(struct pg *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct acl_member *rest = NULL;
+  struct pgp p = {0};
+  size_t n = 0;
+  int was_owner;
+  int err = pg__chat_access(be, req, ACL_CHAT_LEAVE, 1);
+  if (err)
+    return err;
+  was_owner = c->my_role == CHAT_ROLE_OWNER;
+
+  pgp_i64(&p, c->id);
+  pgp_i64(&p, req->in.user_id);
+  err = pg__run(be, PG_PARTICIPANT_DELETE, &p);
+  if (err)
+    goto cleanup;
+  err = pg__participants(be, c->id, &rest, &n);
+  if (err)
+    goto cleanup;
+  if (n == 0) {
+    err = pg__chat_archive(be, req, c->id);
+    if (err)
+      goto cleanup;
+    req->out.archived = 1;
+  } else if (was_owner) {
+    int next = acl_successor(rest, (int)n);
+    if (next >= 0) {
+      err = pg__set_role(be, c->id, rest[next].user_id, CHAT_ROLE_OWNER);
+      if (err == 0)
+        err = pg__set_owner(be, c->id, rest[next].user_id);
+      if (err == 0)
+        err = pg__user_by_id(be, rest[next].user_id, &req->out.new_owner);
+      if (err)
+        goto cleanup;
+      rest[next].role = CHAT_ROLE_OWNER;
+    }
+  }
+  err = pg__chat_touch(be, c->id, req->in.now);
+  if (err)
+    goto cleanup;
+  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    goto cleanup;
+  err = pg__set_member_ids(req, rest, n);
+cleanup:
+  free(rest);
+  return err;
+}
+
+static int pg__chat_target(struct pg *be, struct store_req *req, struct store_user *target,
+                           enum chat_role *target_role) {
+  int err;
+  if (!PG_TERMINATED(req->in.target) || req->in.target[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  err = pg__chat_find(be, req, 1);
+  if (err)
+    return err;
+  if (req->out.chat.my_role == CHAT_ROLE_NONE)
+    return PARLEY_EFORBIDDEN;
+  err = pg__user_by_username(be, req, req->in.target, target);
+  if (err)
+    return err;
+  return pg__role_of(be, req->out.chat.id, target->id, target_role);
+}
+
+static int pg_chat_remove(struct pg *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_user target = {0};
+  enum chat_role target_role = CHAT_ROLE_NONE;
+  struct pgp p = {0};
+  int err = pg__chat_target(be, req, &target, &target_role);
+  if (err)
+    return err;
+  if (target.id == req->in.user_id)
+    return pg__fail(req, PARLEY_EBAD_REQUEST, "to leave a chat, use chat.leave");
+  if (c->my_role < CHAT_ROLE_ADMIN)
+    return pg__fail(req, PARLEY_EFORBIDDEN, "only the owner and admins can remove participants");
+  if (target_role == CHAT_ROLE_NONE)
+    return pg__fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
+                    target.username);
+  if (acl_can_remove(c->my_role, target_role) != 0)
+    return pg__fail(req, PARLEY_EFORBIDDEN, "%s",
+                    target_role == CHAT_ROLE_OWNER ? "the owner cannot be removed"
+                                                   : "admins can remove members only");
+  pgp_i64(&p, c->id);
+  pgp_i64(&p, target.id);
+  err = pg__run(be, PG_PARTICIPANT_DELETE, &p);
+  if (err)
+    return err;
+  /* The same chat and target as $1 and $2, then who removed them and when. */
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, req->in.now);
+  err = pg__run(be, PG_REMOVAL_INSERT, &p);
+  if (err)
+    return err;
+  err = pg__chat_touch(be, c->id, req->in.now);
+  if (err)
+    return err;
+  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  req->out.user = target;
+  return pg__member_ids(be, req, c->id);
+}
+
+static int pg_chat_set_role(struct pg *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_user target = {0};
+  enum chat_role target_role = CHAT_ROLE_NONE;
+  enum chat_role role = req->in.role;
+  int err;
+
+  if (role != CHAT_ROLE_MEMBER && role != CHAT_ROLE_ADMIN && role != CHAT_ROLE_OWNER)
+    return PARLEY_EBAD_REQUEST;
+  err = pg__chat_target(be, req, &target, &target_role);
+  if (err)
+    return err;
+  if (c->my_role != CHAT_ROLE_OWNER)
+    return pg__fail(req, PARLEY_EFORBIDDEN, "only the owner can change roles");
+  if (target.id == req->in.user_id)
+    return pg__fail(req, PARLEY_EFORBIDDEN,
+                    "the owner's role changes only by making someone else the owner");
+  if (target_role == CHAT_ROLE_NONE)
+    return pg__fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
+                    target.username);
+  err = acl_can_set_role(c->my_role, target_role, role);
+  if (err)
+    return err;
+  err = pg__set_role(be, c->id, target.id, role);
+  if (err)
+    return err;
+  if (role == CHAT_ROLE_OWNER) {
+    err = pg__set_role(be, c->id, req->in.user_id, CHAT_ROLE_ADMIN);
+    if (err == 0)
+      err = pg__set_owner(be, c->id, target.id);
+    if (err)
+      return err;
+    req->out.new_owner = target;
+  }
+  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  req->out.user = target;
+  req->out.role = role;
+  return pg__member_ids(be, req, c->id);
+}
+
+static int pg_users_search(struct pg *be, struct store_req *req) {
+  /* hi may get 4 more bytes than lo (see below). */
+  char lo[STORE_DISPLAY_NAME_MAX + 1], hi[STORE_DISPLAY_NAME_MAX + 5];
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int64_t mark_chat = 0;
+  size_t len, rows;
+  int limit = req->in.limit;
+  int err;
+
+  if (req->in.query == NULL || !PG_TERMINATED(req->in.slug) || limit < 0)
+    return PARLEY_EBAD_REQUEST;
+  len = strlen(req->in.query);
+  if (len == 0 || len > STORE_DISPLAY_NAME_MAX)
+    return PARLEY_EBAD_REQUEST;
+  if (limit == 0 || limit > STORE_SEARCH_MAX)
+    limit = STORE_SEARCH_MAX;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)req->in.query[i];
+    if (ch == 0xff)
+      return PARLEY_EBAD_REQUEST;
+    lo[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  }
+  lo[len] = '\0';
+  /* [lo, hi) holds every string that starts with lo. SQLite's hi (last byte + 1) is not always
+   * valid UTF-8, which PostgreSQL refuses in a text parameter: then hi is lo followed by the
+   * highest code point, U+10FFFF (only names continuing with that noncharacter are missed). */
+  memcpy(hi, lo, len + 1);
+  if ((unsigned char)lo[len - 1] < 0x7f) {
+    hi[len - 1] = (char)(lo[len - 1] + 1);
+  } else {
+    memcpy(hi + len, "\xf4\x8f\xbf\xbf", 5);
+  }
+
+  if (req->in.slug[0] != '\0') {
+    err = pg__chat_find(be, req, 0);
+    if (err == 0 && req->out.chat.my_role != CHAT_ROLE_NONE)
+      mark_chat = req->out.chat.id;
+    else if (err != 0 && err != PARLEY_ENOT_FOUND)
+      return err;
+    free(req->out.chat.title);
+    memset(&req->out.chat, 0, sizeof req->out.chat);
+  }
+
+  pgp_text(&p, lo);
+  pgp_text(&p, hi);
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, mark_chat);
+  pgp_i64(&p, req->in.now);
+  pgp_i64(&p, limit);
+  err = pg__q(be, PG_USERS_SEARCH, &p, &r);
+  if (err)
+    return err;
+  req->out.hits = calloc((size_t)limit, sizeof *req->out.hits);
+  if (req->out.hits == NULL) {
+    PQclear(r);
+    return PARLEY_EUNAVAILABLE;
+  }
+  rows = (size_t)PQntuples(r);
+  for (size_t i = 0; i < rows && i < (size_t)limit; i++) {
+    struct store_user_hit *h = &req->out.hits[req->out.n_hits++];
+    pg__read_user(r, (int)i, 0, &h->user);
+    h->participant = pg__int(r, (int)i, 4) != 0;
+    h->invited = pg__int(r, (int)i, 5) != 0;
+    h->user.last_seen = pg__i64(r, (int)i, 6);
+  }
+  PQclear(r);
+  return 0;
+}
+
+/* ---- invitations ---- */
+
+static int pg_invite_create(struct pg *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_user target = {0};
+  enum chat_role target_role = CHAT_ROLE_NONE;
+  struct store_invite *inv = &req->out.invite;
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int64_t id;
+  int found = 0;
+  int err;
+
+  if (!PG_TERMINATED(req->in.target) || req->in.target[0] == '\0' ||
+      req->in.expires_at <= req->in.now)
+    return PARLEY_EBAD_REQUEST;
+  err = pg__chat_find(be, req, 1);
+  if (err)
+    return err;
+  if (c->my_role == CHAT_ROLE_NONE)
+    return PARLEY_EFORBIDDEN;
+  if (acl_can_invite(c->my_role, c->invite_policy) != 0)
+    return pg__fail(req, PARLEY_EFORBIDDEN, "%s",
+                    c->invite_policy == INVITE_POLICY_OWNER
+                        ? "only the owner can invite to this chat"
+                        : "only the owner and admins can invite to this chat");
+  err = pg__user_by_username(be, req, req->in.target, &target);
+  if (err)
+    return err;
+  err = pg__role_of(be, c->id, target.id, &target_role);
+  if (err)
+    return err;
+  if (target_role != CHAT_ROLE_NONE)
+    return pg__fail(req, PARLEY_ECONFLICT, "%s is already a participant of this chat",
+                    target.username);
+
+  pgp_i64(&p, c->id);
+  pgp_i64(&p, target.id);
+  err = pg__q(be, PG_INV_PENDING_FOR, &p, &r);
+  if (err)
+    return err;
+  if (PQntuples(r) == 1) {
+    found = 1;
+    err = pg__read_invite(r, 0, inv, NULL, NULL);
+  }
+  PQclear(r);
+  if (err)
+    return err;
+  if (found) {
+    if (inv->expires_at > req->in.now) {
+      req->out.created = 0;
+      return 0;
+    }
+    err = pg__invite_set_status(be, inv->id, INVITE_EXPIRED, req->in.now);
+    if (err)
+      return err;
+  }
+
+  memset(&p, 0, sizeof p);
+  pgp_i64(&p, c->id);
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, target.id);
+  pgp_i64(&p, req->in.now);
+  pgp_i64(&p, req->in.expires_at);
+  err = pg__q(be, PG_INV_INSERT, &p, &r);
+  if (err)
+    return err;
+  id = pg__i64(r, 0, 0);
+  PQclear(r);
+  err = pg__invite_load(be, id, inv, NULL, NULL);
+  if (err)
+    return err;
+  req->out.created = 1;
+  return 0;
+}
+
+static int pg__invite_for_invitee(struct pg *be, struct store_req *req, enum invite_action action,
+                                  int64_t *chat_id, enum invite_status *next) {
+  struct store_invite *inv = &req->out.invite;
+  int archived = 0;
+  int err;
+
+  if (req->in.invite_id <= 0)
+    return PARLEY_ENOT_FOUND;
+  err = pg__invite_load_locked(be, req->in.invite_id, inv, chat_id, &archived);
+  if (err)
+    return err;
+  if (inv->to.id != req->in.user_id || archived)
+    return PARLEY_ENOT_FOUND;
+  err = invite_transition(inv->status, action, req->in.now, inv->expires_at, next);
+  if (err == PARLEY_ECONFLICT)
+    return pg__fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
+  if (err == PARLEY_EEXPIRED)
+    return pg__fail(req, err, "the invitation expired");
+  return err;
+}
+
+static int pg_invite_accept(struct pg *be, struct store_req *req) {
+  struct store_invite *inv = &req->out.invite;
+  struct store_chat *c = &req->out.chat;
+  enum invite_status next;
+  int64_t chat_id = 0;
+  int err = pg__invite_for_invitee(be, req, INVITE_ACCEPT, &chat_id, &next);
+  if (err)
+    return err;
+  err = pg__chat_load(be, inv->chat_slug, req->in.user_id, c);
+  if (err)
+    return err;
+  if (c->my_role == CHAT_ROLE_NONE) {
+    if (c->max_participants > 0 && c->participant_count >= c->max_participants)
+      return pg__chat_full(req, c);
+    err = pg__participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
+    if (err == 0) {
+      struct pgp p = {0};
+      pgp_i64(&p, chat_id);
+      pgp_i64(&p, req->in.user_id);
+      err = pg__run(be, PG_REMOVAL_DELETE, &p);
+    }
+    if (err == 0)
+      err = pg__chat_touch(be, chat_id, req->in.now);
+    if (err == 0)
+      err = pg__chat_load(be, inv->chat_slug, req->in.user_id, c);
+    if (err)
+      return err;
+    req->out.joined = 1;
+  }
+  err = pg__invite_set_status(be, inv->id, next, req->in.now);
+  if (err)
+    return err;
+  inv->status = next;
+  return pg__member_ids(be, req, chat_id);
+}
+
+static int pg_invite_decline(struct pg *be, struct store_req *req) {
+  enum invite_status next;
+  int err = pg__invite_for_invitee(be, req, INVITE_DECLINE, NULL, &next);
+  if (err)
+    return err;
+  err = pg__invite_set_status(be, req->out.invite.id, next, req->in.now);
+  if (err == 0)
+    req->out.invite.status = next;
+  return err;
+}
+
+static int pg_invite_revoke(struct pg *be, struct store_req *req) {
+  struct store_invite *inv = &req->out.invite;
+  enum chat_role role = CHAT_ROLE_NONE;
+  enum invite_status next;
+  int64_t chat_id = 0;
+  int archived = 0;
+  int is_inviter;
+  int err;
+
+  if (req->in.invite_id <= 0)
+    return PARLEY_ENOT_FOUND;
+  err = pg__invite_load_locked(be, req->in.invite_id, inv, &chat_id, &archived);
+  if (err)
+    return err;
+  if (archived)
+    return PARLEY_ENOT_FOUND;
+  err = pg__role_of(be, chat_id, req->in.user_id, &role);
+  if (err)
+    return err;
+  is_inviter = inv->from.id == req->in.user_id;
+  if (inv->to.id == req->in.user_id)
+    return pg__fail(req, PARLEY_EFORBIDDEN, "an invitation to you is declined, not revoked");
+  if (role == CHAT_ROLE_NONE && !is_inviter)
+    return PARLEY_ENOT_FOUND;
+  if (acl_can_revoke(role, is_inviter) != 0)
+    return pg__fail(req, PARLEY_EFORBIDDEN, "%s",
+                    is_inviter ? "you are no longer a participant of this chat"
+                               : "only its inviter, the owner and admins can revoke it");
+  err = invite_transition(inv->status, INVITE_REVOKE, req->in.now, inv->expires_at, &next);
+  if (err)
+    return pg__fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
+  err = pg__invite_set_status(be, inv->id, next, req->in.now);
+  if (err == 0)
+    inv->status = next;
+  return err;
+}
+
+static int pg_invite_list(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, req->in.now);
+  pgp_i64(&p, STORE_LIMIT_MAX);
+  return pg__invites_read(be, req, PG_INV_LIST, &p, STORE_LIMIT_MAX, NULL);
+}
+
+static int pg_invite_sweep(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  int err;
+  if (req->in.limit < 1 || req->in.limit > STORE_LIMIT_MAX)
+    return PARLEY_EBAD_REQUEST;
+  pgp_i64(&p, req->in.now);
+  pgp_i64(&p, (int64_t)req->in.limit + 1);
+  err = pg__invites_read(be, req, PG_INV_DUE, &p, (size_t)req->in.limit, &req->out.has_more);
+  for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
+    enum invite_status next;
+    struct store_invite *inv = &req->out.invites[i];
+    err = invite_transition(inv->status, INVITE_EXPIRE, req->in.now, inv->expires_at, &next);
+    if (err == 0)
+      err = pg__invite_set_status(be, inv->id, next, req->in.now);
+    if (err == 0)
+      inv->status = next;
+  }
+  return err;
+}
+
+/* ---- presence ---- */
+
+static int pg_presence_audience(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  size_t rows;
+  int err;
+  pgp_i64(&p, req->in.user_id);
+  err = pg__q(be, PG_AUDIENCE, &p, &r);
+  if (err)
+    return err;
+  rows = (size_t)PQntuples(r);
+  if (rows > 0) {
+    req->out.member_ids = malloc(rows * sizeof *req->out.member_ids);
+    if (req->out.member_ids == NULL) {
+      PQclear(r);
+      return PARLEY_EUNAVAILABLE;
+    }
+  }
+  for (size_t i = 0; i < rows; i++)
+    req->out.member_ids[i] = pg__i64(r, (int)i, 0);
+  req->out.n_member_ids = rows;
+  PQclear(r);
+  return 0;
+}
+
+static int pg_user_seen(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, req->in.seq);
+  return pg__run(be, PG_USER_SEEN, &p);
+}
+
+/* ---- connection ---- */
+
+/* Ranks synchronous_commit settings by what a commit waits for. */
+static int pg__sync_rank(const char *v) {
+  static const char *const order[] = {"off", "local", "remote_write", "on", "remote_apply"};
+  for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
+    if (strcmp(v, order[i]) == 0)
+      return i;
+  return 3; /* the aliases true/yes/1 mean on */
+}
+
+/* Reads one setting (SHOW) into buf. */
+static int pg__show(struct pg *be, const char *name, char *buf, size_t cap) {
+  char sql[64];
+  PGresult *res;
+  int err = 0;
+  snprintf(sql, sizeof sql, "SHOW %s", name);
+  res = PQexec(be->conn, sql);
+  if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+    snprintf(buf, cap, "%s", PQgetvalue(res, 0, 0));
+  else
+    err = pg__err(be, res, sql);
+  PQclear(res);
+  return err;
+}
+
+/* Session settings every connection needs, then the statements. Durability: an acknowledged
+ * message must survive a crash of this node (any setting does: the commit has reached the
+ * server) and of the database server. `normal` therefore never runs below synchronous_commit =
+ * local (flushed to the primary's WAL before COMMIT returns); `fsync` never below `on` (also
+ * flushed by the synchronous standbys, when the cluster names any). A stronger server default is
+ * kept. docs/operations.md says what this means for an operator. */
+static int pg__session_setup(struct pg *be) {
+  const char *want = be->durability == STORE_DURABILITY_FSYNC ? "on" : "local";
+  char cur[64] = "", fsync[16] = "";
+  char sql[96];
+  int err;
+
+  /* READ COMMITTED whatever the server's default: the lock-then-read steps above rely on each
+   * statement seeing what was committed before it started. */
+  err = pg__simple(be, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED");
+  if (err == 0)
+    err = pg__simple(be, "SET client_encoding = 'UTF8'");
+  /* A batch never waits for another node's lock forever: its requests fail as unavailable. */
+  if (err == 0)
+    err = pg__simple(be, "SET lock_timeout = '10s'");
+  if (err == 0)
+    err = pg__show(be, "synchronous_commit", cur, sizeof cur);
+  if (err)
+    return err;
+  if (pg__sync_rank(cur) < pg__sync_rank(want)) {
+    snprintf(sql, sizeof sql, "SET synchronous_commit = '%s'", want);
+    err = pg__simple(be, sql);
+    if (err)
+      return err;
+  }
+  if (pg__show(be, "fsync", fsync, sizeof fsync) == 0 && strcmp(fsync, "off") == 0)
+    log_warn("store: the PostgreSQL server runs with fsync=off: a crash of the database server "
+             "can lose acknowledged messages");
+  for (int i = 0; i < PG__COUNT; i++) {
+    PGresult *res = PQprepare(be->conn, pg_names[i], pg_sql[i], 0, NULL);
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+      err = pg__err(be, res, pg_sql[i]);
+      PQclear(res);
+      return err;
+    }
+    PQclear(res);
+  }
+  return 0;
+}
+
+/* Server notices (IF NOT EXISTS skipping, and the like) go to the log, not to stderr. */
+static void pg__notice(void *arg, const char *message) {
+  (void)arg;
+  log_debug("store: postgres: %s", message);
+}
+
+static PGconn *pg__connect(const char *uri) {
+  /* Earlier keywords are overridden by what the URI says, so these are defaults only. */
+  static const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+  const char *vals[] = {"10", "parley", uri, NULL};
+  return PQconnectdbParams(keys, vals, 1);
+}
+
+/* Replaces a broken connection. Returns 0 or PARLEY_EUNAVAILABLE. */
+static int pg__reconnect(struct pg *be) {
+  PQreset(be->conn);
+  if (PQstatus(be->conn) != CONNECTION_OK) {
+    log_warn("store: postgres: reconnect failed: %s", PQerrorMessage(be->conn));
+    return PARLEY_EUNAVAILABLE;
+  }
+  log_info("store: postgres: reconnected");
+  return pg__session_setup(be) ? PARLEY_EUNAVAILABLE : 0;
+}
+
+static void pg_close(void *arg) {
+  struct pg *be = arg;
+  if (be == NULL)
+    return;
+  PQfinish(be->conn);
+  free(be->uri);
+  free(be);
+}
+
+static int pg_open(void **out, const char *uri, enum store_durability durability) {
+  struct pg *be = NULL;
+  int err = 0;
+
+  *out = NULL;
+  be = calloc(1, sizeof *be);
+  if (be == NULL)
+    return PARLEY_EUNAVAILABLE;
+  be->durability = durability;
+  be->uri = strdup(uri);
+  if (be->uri == NULL) {
+    err = PARLEY_EUNAVAILABLE;
+    goto cleanup;
+  }
+  be->conn = pg__connect(uri);
+  if (be->conn == NULL || PQstatus(be->conn) != CONNECTION_OK) {
+    /* libpq's message names host and port, never the password. */
+    log_error("store: cannot connect to PostgreSQL: %s",
+              be->conn ? PQerrorMessage(be->conn) : "no memory");
+    err = PARLEY_EUNAVAILABLE;
+    goto cleanup;
+  }
+  PQsetNoticeProcessor(be->conn, pg__notice, NULL);
+  if (PQserverVersion(be->conn) < 110000) {
+    log_error("store: PostgreSQL %d is too old (11 or newer needed)", PQserverVersion(be->conn));
+    err = PARLEY_EUNAVAILABLE;
+    goto cleanup;
+  }
+  err = store__pg_migrate(be->conn, clock_wall_ms(), NULL);
+  if (err)
+    goto cleanup;
+  err = pg__session_setup(be);
+  if (err)
+    goto cleanup;
+  log_info("store: postgres at %s:%s, database %s", PQhost(be->conn), PQport(be->conn),
+           PQdb(be->conn));
+  *out = be;
+  be = NULL;
+cleanup:
+  pg_close(be);
+  return err;
+}
+
+static int pg_begin(void *arg) {
+  struct pg *be = arg;
+  int err;
+  be->doomed = 0;
+  if (PQstatus(be->conn) != CONNECTION_OK && pg__reconnect(be) != 0)
+    return PARLEY_EUNAVAILABLE;
+  err = pg__simple(be, "BEGIN");
+  /* The server may have gone away while the connection looked fine: one fresh try. BEGIN has no
+   * effect, so retrying it cannot do anything twice. */
+  if (err && PQstatus(be->conn) != CONNECTION_OK && pg__reconnect(be) == 0)
+    err = pg__simple(be, "BEGIN");
+  return err;
+}
+
+static int pg_commit(void *arg) {
+  struct pg *be = arg;
+  PGresult *res = PQexec(be->conn, "COMMIT");
+  int err = 0;
+  if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+    err = pg__err(be, res, "COMMIT");
+  else if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
+    err = PARLEY_EUNAVAILABLE; /* COMMIT of a failed transaction answers ROLLBACK */
+  PQclear(res);
+  /* A connection lost during COMMIT leaves the outcome unknown: the batch is reported
+   * unavailable, and the retries are safe because sends carry their clientMsgId. */
+  return err;
+}
+
+static int pg_rollback(void *arg) {
+  struct pg *be = arg;
+  if (PQstatus(be->conn) != CONNECTION_OK || PQtransactionStatus(be->conn) == PQTRANS_IDLE)
+    return 0;
+  return pg__simple(be, "ROLLBACK");
+}
+
+static int pg_savepoint(void *arg) {
+  struct pg *be = arg;
+  /* Outside a healthy transaction the request would run on its own: refuse instead. */
+  if (PQtransactionStatus(be->conn) != PQTRANS_INTRANS)
+    return PARLEY_EUNAVAILABLE;
+  return pg__simple(be, "SAVEPOINT req");
+}
+
+static int pg_release(void *arg, int undo) {
+  struct pg *be = arg;
+  PGTransactionStatusType ts = PQtransactionStatus(be->conn);
+  if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR) {
+    log_warn("store: postgres: the transaction ended under a request (%s)",
+             PQerrorMessage(be->conn));
+    return PARLEY_EUNAVAILABLE;
+  }
+  /* One round trip for both; a request whose statement failed leaves the transaction in error
+   * until the ROLLBACK TO, which also drops the locks the request took. */
+  return pg__simple(be, undo ? "ROLLBACK TO SAVEPOINT req; RELEASE SAVEPOINT req"
+                             : "RELEASE SAVEPOINT req");
+}
+
+static int pg_exec(void *arg, struct store_req *req) {
+  struct pg *be = arg;
+  if (be->doomed)
+    return PARLEY_EUNAVAILABLE; /* see pg__err(): reported, for the client to retry */
+  switch (req->op) {
+  case STORE_USER_CREATE:
+    return pg_user_create(be, req);
+  case STORE_USER_BY_NAME:
+    return pg_user_by_name(be, req);
+  case STORE_SESSION_CREATE:
+    return pg_session_create(be, req);
+  case STORE_SESSION_GET:
+    return pg_session_get(be, req);
+  case STORE_SESSION_DELETE:
+    return pg_session_delete(be, req);
+  case STORE_CHAT_CREATE:
+    return pg_chat_create(be, req);
+  case STORE_CHAT_GET:
+    return pg_chat_get(be, req);
+  case STORE_CHAT_LIST:
+    return pg_chat_list(be, req);
+  case STORE_CHAT_JOIN:
+    return pg_chat_join(be, req);
+  case STORE_MSG_APPEND:
+    return pg_msg_append(be, req);
+  case STORE_MSG_HISTORY:
+    return pg_msg_history(be, req);
+  case STORE_MSG_SINCE:
+    return pg_msg_since(be, req);
+  case STORE_READ_SET:
+    return pg_read_set(be, req);
+  case STORE_CHAT_UPDATE:
+    return pg_chat_update(be, req);
+  case STORE_CHAT_LEAVE:
+    return pg_chat_leave(be, req);
+  case STORE_CHAT_REMOVE:
+    return pg_chat_remove(be, req);
+  case STORE_CHAT_SET_ROLE:
+    return pg_chat_set_role(be, req);
+  case STORE_CHAT_MEMBERS:
+    return pg_chat_members(be, req);
+  case STORE_USERS_SEARCH:
+    return pg_users_search(be, req);
+  case STORE_INVITE_CREATE:
+    return pg_invite_create(be, req);
+  case STORE_INVITE_ACCEPT:
+    return pg_invite_accept(be, req);
+  case STORE_INVITE_DECLINE:
+    return pg_invite_decline(be, req);
+  case STORE_INVITE_REVOKE:
+    return pg_invite_revoke(be, req);
+  case STORE_INVITE_LIST:
+    return pg_invite_list(be, req);
+  case STORE_INVITE_SWEEP:
+    return pg_invite_sweep(be, req);
+  case STORE_PRESENCE_AUDIENCE:
+    return pg_presence_audience(be, req);
+  case STORE_USER_SEEN:
+    return pg_user_seen(be, req);
+  case STORE_OP__COUNT:
+    break;
+  }
+  return PARLEY_EBAD_REQUEST;
+}
+
+const struct store_backend_ops store_pg_ops = {
+    .name = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .savepoint = pg_savepoint,
+    .release = pg_release,
+    .exec = pg_exec,
+};
