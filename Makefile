@@ -7,8 +7,10 @@ LLHTTP  ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 WARN    := -Wall -Wextra -Wpedantic -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 CSTD    := -std=c11 -D_GNU_SOURCE
-INC     := -Isrc -I$(LLHTTP_INC)
-LIBS    := -luv -lwslay -lcrypto -ljansson -lsqlite3 -lsodium -lunistring -lpthread -lm
+# libpq-dev puts libpq-fe.h in its own folder.
+PQ_INC  ?= /usr/include/postgresql
+INC     := -Isrc -I$(LLHTTP_INC) -I$(PQ_INC)
+LIBS    := -luv -lwslay -lcrypto -ljansson -lsqlite3 -lsodium -lunistring -lhiredis -lpq -lpthread -lm
 
 REL_CFLAGS  := $(CSTD) $(WARN) -O2 -g $(INC)
 ASAN_CFLAGS := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -29,7 +31,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 PORT ?= 8080
 export PARLEY_LISTEN ?= 127.0.0.1:$(PORT)
 
-.PHONY: all deps build run test unit integration sdk e2e fuzz-ci valgrind bench clean format
+.PHONY: all deps build run test unit integration integration-pg sdk e2e fuzz-ci valgrind bench clean format
 # Keep test objects: make would delete them as intermediates and rebuild every run.
 .SECONDARY:
 all: build
@@ -76,8 +78,25 @@ run: build web/dist/index.html
 	@mkdir -p data
 	./build/parley
 
+# The bus contract suite (test_bus) also runs against a throwaway Redis (scripts/redis.sh).
+REDIS_URL = $(shell scripts/redis.sh url)
+# The store contract suites run twice: on SQLite, then on a throwaway PostgreSQL (scripts/pg.sh).
+PG_URL = $(shell scripts/pg.sh url)
+STORE_UNIT_BINS := build/asan/tests/test_store build/asan/tests/test_store_members
 unit: deps $(UNIT_BINS)
-	@scripts/run-unit.sh $(UNIT_BINS)
+	@scripts/redis.sh start
+	@PARLEY_TEST_REDIS=$(REDIS_URL) scripts/run-unit.sh $(UNIT_BINS)
+	@scripts/pg.sh start
+	@echo "unit: the store suites again, on PostgreSQL ($(PG_URL))"
+	@PARLEY_TEST_PG=$(PG_URL) scripts/run-unit.sh $(STORE_UNIT_BINS)
+
+# The store-heavy integration files once more, every server on PostgreSQL (a schema each).
+PG_INTEGRATION := 04-chat 05-messages 06-resume 07-durability 11-membership 12-invitations \
+                  13-access-matrix 14-cap-race
+integration-pg: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
+	@scripts/pg.sh start
+	PARLEY_TEST_STORE=$(PG_URL) PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 \
+	  $(PG_INTEGRATION:%=tests/integration/%.test.mjs)
 
 integration: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
 	PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 tests/integration/
@@ -111,7 +130,7 @@ valgrind: deps build/parley web/dist/index.html node_modules/.package-lock.json
 	PARLEY_BIN=scripts/valgrind-parley.sh PARLEY_TEST_TIMEOUT_MS=30000 node --test \
 	  --test-concurrency=1 $(VALGRIND_TESTS:%=tests/integration/%.test.mjs)
 
-test: unit fuzz-ci valgrind integration sdk e2e
+test: unit fuzz-ci valgrind integration integration-pg sdk e2e
 
 bench: build bench/build/loadgen
 	@bench/run.sh
@@ -119,7 +138,22 @@ bench: build bench/build/loadgen
 bench/build/loadgen: $(wildcard bench/*.c bench/*.h)
 	$(MAKE) -C bench
 
+# A local three-node demo on 127.0.0.1:8081-8083 sharing one store and a throwaway Redis
+# (scripts/redis.sh). PARLEY_STORE=postgres://... when set, else one SQLite file under data/
+# shared by the three processes. Ctrl-C stops the nodes (Redis stays: scripts/redis.sh stop).
+.PHONY: cluster
+cluster: build web/dist/index.html
+	@scripts/redis.sh start
+	@mkdir -p data
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
+	for p in 8081 8082 8083; do \
+	  PARLEY_LISTEN=127.0.0.1:$$p PARLEY_BUS=$$(scripts/redis.sh url) ./build/parley & \
+	  sleep 0.3; \
+	done; echo "cluster: http://127.0.0.1:8081 :8082 :8083 (Ctrl-C stops)"; wait
+
 clean:
+	-@scripts/pg.sh stop 2>/dev/null
+	-@scripts/redis.sh stop 2>/dev/null
 	rm -rf build bench/build
 
 format:
@@ -173,9 +207,10 @@ build/fuzz/fuzz_proto: build/fuzz/tests/fuzz/fuzz_proto.o $(FUZZ_PROTO_OBJS)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -ljansson -lunistring
 build/fuzz/fuzz_store: build/fuzz/tests/fuzz/fuzz_store.o $(FUZZ_PROTO_OBJS) \
                       build/fuzz/src/store/store.o build/fuzz/src/store/store_sqlite.o \
+                      build/fuzz/src/store/store_pg.o \
                       build/fuzz/src/store/migrations.o build/fuzz/src/common/log.o \
-                      build/fuzz/src/common/clock.o
-	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -ljansson -lsqlite3 -luv -lunistring -lpthread
+                      build/fuzz/src/common/clock.o build/fuzz/src/common/hist.o
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -ljansson -lsqlite3 -lpq -luv -lunistring -lpthread
 build/fuzz/fuzz_http build/fuzz/fuzz_ws: build/fuzz/%: build/fuzz/tests/fuzz/%.o $(FUZZ_NET_OBJS)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -luv -lwslay -lcrypto -lunistring
 

@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libuv1-dev node-llhttp libwslay-dev libssl-dev libjansson-dev
       libsqlite3-dev libsodium-dev libunistring-dev libcmocka-dev uthash-dev sqlite3
-      clang libclang-rt-14-dev valgrind nodejs npm)
+      clang libclang-rt-14-dev valgrind redis-server libhiredis-dev libexpat1-dev
+      postgresql libpq-dev nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

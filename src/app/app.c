@@ -111,6 +111,14 @@ int app_config_load(struct app_config *cfg) {
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", v);
   if ((v = getenv("PARLEY_WEB_DIR")) && *v)
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s", v);
+  if ((v = getenv("PARLEY_STORE")) && *v) {
+    if (strlen(v) >= sizeof cfg->store_url ||
+        (strncmp(v, "postgres://", 11) != 0 && strncmp(v, "postgresql://", 13) != 0)) {
+      log_error("config: PARLEY_STORE must be a postgres:// or postgresql:// URI");
+      return PARLEY_EBAD_REQUEST;
+    }
+    snprintf(cfg->store_url, sizeof cfg->store_url, "%s", v);
+  }
   if ((v = getenv("PARLEY_ORIGINS")))
     snprintf(cfg->origins, sizeof cfg->origins, "%s", v);
   if ((v = getenv("PARLEY_DURABILITY")) && *v) {
@@ -120,6 +128,14 @@ int app_config_load(struct app_config *cfg) {
       log_error("config: PARLEY_DURABILITY must be normal or fsync");
       return PARLEY_EBAD_REQUEST;
     }
+  }
+  if ((v = getenv("PARLEY_BUS")) && *v) {
+    if (strlen(v) >= sizeof cfg->bus_url ||
+        (strncmp(v, "redis://", 8) != 0 && strncmp(v, "local://", 8) != 0)) {
+      log_error("config: PARLEY_BUS must be redis://host:port");
+      return PARLEY_EBAD_REQUEST;
+    }
+    snprintf(cfg->bus_url, sizeof cfg->bus_url, "%s", v);
   }
   if ((v = getenv("PARLEY_RATE_LIMITS")) && *v)
     cfg->rate_limits = strcmp(v, "0") != 0;
@@ -382,11 +398,18 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
     return PARLEY_EUNAVAILABLE;
   }
   snprintf(dbpath, sizeof dbpath, "%s/parley.db", cfg->data_dir);
-  err = store_open(&a->store, loop, dbpath, cfg->durability);
+  /* PARLEY_STORE (PostgreSQL) replaces the SQLite file; the URI may hold a password, so it is
+   * not logged. */
+  err = store_open(&a->store, loop, cfg->store_url[0] ? cfg->store_url : dbpath,
+                   cfg->durability);
   if (err) {
-    log_error("cannot open the store at %s: %s", dbpath, parley_strerror(err));
+    log_error("cannot open the store at %s: %s", cfg->store_url[0] ? "PARLEY_STORE" : dbpath,
+              parley_strerror(err));
     return err;
   }
+  err = app__bus_start(a);
+  if (err)
+    return err;
 
   memset(&ncfg, 0, sizeof ncfg);
   ncfg.host = cfg->host;
@@ -457,6 +480,7 @@ static void on_store_closed(void *arg) {
     }
   }
   a->dirty_rooms = NULL;
+  app__bus_stop(a, NULL, NULL); /* its handles close on the next turns; uv_run waits for them */
   net_server_free(a->net);
   a->net = NULL;
   free(a->metrics.turn_recv);

@@ -16,6 +16,7 @@
 #include "common/hist.h"
 #include "core/presence.h"
 #include "core/ratelimit.h"
+#include "bus/bus.h"
 #include "core/typing.h"
 #include "net/net.h"
 #include "proto/proto.h"
@@ -25,6 +26,7 @@ struct app_config {
   char host[64];
   int port;
   char data_dir[1024];
+  char store_url[512];         /* PARLEY_STORE: "" = SQLite under data_dir, else postgres://... */
   char web_dir[1024];
   char origins[2048];          /* comma-separated allowlist; "" = the server's own origin */
   enum store_durability durability;
@@ -44,6 +46,7 @@ struct app_config {
   int64_t typing_ttl_ms;
   int max_conns_per_user;
   int cookie_secure;
+  char bus_url[256];           /* PARLEY_BUS: "" = single node, "redis://host:port" = cluster */
 };
 
 /* Fills cfg with defaults, then applies PARLEY_* environment variables. Returns 0 or
@@ -63,6 +66,8 @@ struct sub {
   int live;                    /* authorized by the store and receiving messages */
   int counted;                 /* counted in the room's activeUsers (only once authorized) */
   int64_t next_seq;            /* the next seq this socket should receive */
+  int catching_up;             /* a store read fills a gap: messages wait in `held` meanwhile */
+  int recheck;                 /* the bus may have missed messages since this sub's last read */
   json_t *presence;            /* participants' presence, read just before the replay */
   struct held_frame {
     int64_t seq;
@@ -90,6 +95,7 @@ struct room {
   struct room_active *active;  /* activeUsers, in the order they opened the chat */
   size_t n_active, cap_active;
   unsigned dirty;              /* ROOM_DIRTY_*: events to send before the loop sleeps */
+  int bus_ready;               /* the bus channel of the chat is subscribed and effective */
   struct room *dnext;          /* app->dirty_rooms */
   UT_hash_handle hh;           /* app->rooms by slug */
 };
@@ -176,6 +182,8 @@ struct app {
   struct app_config cfg;
   struct net_server *net;
   struct store *store;
+  struct bus *bus;              /* other nodes (app_bus.c); never NULL once started */
+  int bus_solo;                 /* no PARLEY_BUS: a single node, nothing is published */
   struct room *rooms;
   struct app_user *users;
   struct app_throttle *throttles;
@@ -232,6 +240,24 @@ void app__rooms_tick(struct app *a);
 void app__op_typing(struct client *cl, const struct proto_req *req);
 void app__op_presence(struct client *cl, const struct proto_req *req);
 struct room *app__room_find(struct app *a, const char *slug);
+
+/* app_bus.c: events to and from other nodes (see the file's header) */
+/* Opens the bus PARLEY_BUS names. Returns 0 or a PARLEY_E* code (logged). */
+int app__bus_start(struct app *a);
+/* Closes it; `done` (NULL allowed) runs once its handles are closed. */
+void app__bus_stop(struct app *a, void (*done)(void *arg), void *arg);
+/* A room came to exist on this node (a local socket opened the chat) / is about to be freed. */
+void app__bus_room_opened(struct app *a, struct room *r);
+void app__bus_room_closed(struct app *a, struct room *r);
+/* Publishes the committed message `seq` of chat `slug`, as its encoded event `json` (borrowed). */
+void app__bus_publish_msg(struct app *a, const char *slug, int64_t seq, const char *json,
+                          size_t len);
+
+/* app_ws.c, for app_bus.c: delivers message `seq` (frame borrowed; every sub takes its own
+ * reference) to the room's subscriptions in seq order, catching up from the store on a gap. */
+void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, struct outq_chunk *frame);
+/* The bus may have missed messages of this room: every subscription checks the store. */
+void app__room_catch_up(struct app *a, struct room *r);
 
 /* app_members.c: chat.update, leave, remove, setRole, users.search, invitations */
 void app__members_dispatch(struct client *cl, const struct proto_req *req);

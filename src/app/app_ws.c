@@ -86,6 +86,7 @@ static struct room *room_get(struct app *a, const char *slug, int create) {
     return NULL;
   snprintf(r->slug, sizeof r->slug, "%s", slug);
   HASH_ADD_STR(a->rooms, slug, r);
+  app__bus_room_opened(a, r); /* other nodes' messages of the chat come here from now on */
   return r;
 }
 
@@ -125,6 +126,7 @@ static void sub_free(struct app *a, struct sub *s) {
       if (*pp)
         *pp = r->dnext;
     }
+    app__bus_room_closed(a, r);
     HASH_DEL(a->rooms, r);
     app__room_free(r);
   }
@@ -135,42 +137,87 @@ void app__client_drop_subs(struct client *cl) {
     sub_free(cl->app, cl->subs);
 }
 
-/* Delivers message `seq` (its frame shared) to one subscription, in order, at most once. */
+static void sub_catch_up(struct app *a, struct sub *s);
+
+static void sub_hold(struct sub *s, int64_t seq, struct outq_chunk *frame) {
+  if (s->n_held == s->cap_held) {
+    size_t ncap = s->cap_held ? s->cap_held * 2 : 8;
+    struct held_frame *n = realloc(s->held, ncap * sizeof *n);
+    if (n == NULL)
+      return; /* the gap it leaves is found by the next message and read from the store */
+    s->held = n;
+    s->cap_held = ncap;
+  }
+  s->held[s->n_held++] = (struct held_frame){seq, outq_chunk_ref(frame)};
+}
+
+/* Delivers message `seq` (its frame shared) to one subscription, in order, at most once. A seq
+ * beyond next_seq means an earlier message has not arrived: one committed by another node and
+ * still on the bus, or lost there. It waits, and the store fills the gap (sub_catch_up). On a
+ * single node messages complete in commit order, so this never happens there. */
 static void sub_deliver(struct app *a, struct sub *s, int64_t seq, struct outq_chunk *frame) {
-  if (!s->live) {
-    if (s->n_held == s->cap_held) {
-      size_t ncap = s->cap_held ? s->cap_held * 2 : 8;
-      struct held_frame *n = realloc(s->held, ncap * sizeof *n);
-      if (n == NULL)
-        return;
-      s->held = n;
-      s->cap_held = ncap;
-    }
-    s->held[s->n_held++] = (struct held_frame){seq, outq_chunk_ref(frame)};
+  if (!s->live || s->catching_up) {
+    sub_hold(s, seq, frame);
     return;
   }
   if (seq < s->next_seq)
     return; /* already delivered, by the replay or before */
+  if (seq > s->next_seq) {
+    sub_hold(s, seq, frame);
+    sub_catch_up(a, s);
+    return;
+  }
   if (s->client->conn && net_ws_send_frame(s->client->conn, frame) == 0)
     a->metrics.deliveries++;
   s->next_seq = seq + 1;
 }
 
-/* Fans a committed message out to everyone subscribed to its chat. */
+static int held_cmp(const void *x, const void *y) {
+  const struct held_frame *p = x, *q = y;
+  return p->seq < q->seq ? -1 : p->seq > q->seq;
+}
+
+/* Delivers what waited, by seq. A gap among them starts a catch-up that holds the rest again. */
+static void sub_drain_held(struct app *a, struct sub *s) {
+  struct held_frame *held = s->held;
+  size_t n = s->n_held;
+  s->held = NULL;
+  s->n_held = s->cap_held = 0;
+  if (n > 1)
+    qsort(held, n, sizeof *held, held_cmp);
+  for (size_t i = 0; i < n; i++) {
+    sub_deliver(a, s, held[i].seq, held[i].frame);
+    outq_chunk_unref(held[i].frame);
+  }
+  free(held);
+}
+
+void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, struct outq_chunk *frame) {
+  struct sub *s, *tmp;
+  DL_FOREACH_SAFE2(r->subs, s, tmp, rnext) {
+    sub_deliver(a, s, seq, frame);
+  }
+}
+
+/* Fans a committed message out to everyone subscribed to its chat here, and to other nodes. */
 static void fanout_msg(struct app *a, const char *slug, const struct store_msg *m) {
   struct room *r = room_get(a, slug, 0);
   struct outq_chunk *frame;
-  struct sub *s, *tmp;
+  size_t len;
+  char *json;
 
-  if (r == NULL)
+  if (r == NULL && a->bus_solo)
     return;
-  frame = app__event_frame("msg",
-                           json_pack("{s:s, s:o}", "chat", slug, "msg", proto_msg_json(m, slug)));
+  json = proto_event("msg", json_pack("{s:s, s:o}", "chat", slug, "msg", proto_msg_json(m, slug)),
+                     &len);
+  if (json == NULL)
+    return;
+  app__bus_publish_msg(a, slug, m->seq, json, len);
+  frame = r ? net_ws_frame_text(json, len) : NULL;
+  free(json);
   if (frame == NULL)
     return;
-  DL_FOREACH_SAFE2(r->subs, s, tmp, rnext) {
-    sub_deliver(a, s, m->seq, frame);
-  }
+  app__room_deliver_msg(a, r, m->seq, frame);
   outq_chunk_unref(frame);
 }
 
@@ -279,6 +326,99 @@ static json_t *msgs_json(const struct store_msg *msgs, size_t n, const char *slu
   for (size_t i = 0; i < n; i++)
     json_array_append_new(arr, proto_msg_json(&msgs[i], slug));
   return arr;
+}
+
+/* --- catching up from the store ------------------------------------------------------------ */
+
+/* The missed messages of one subscription, from its next_seq. */
+static void on_catch_up(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  struct app *a = cl->app;
+  struct sub *s;
+  const char *slug = sreq->in.slug;
+
+  if (cl->conn == NULL)
+    goto done;
+  s = sub_find(cl, slug);
+  if (s == NULL || s->gen != ctx->gen || !s->catching_up)
+    goto done; /* unsubscribed or subscribed again meanwhile */
+  s->catching_up = 0;
+  if (sreq->status == PARLEY_EFORBIDDEN || sreq->status == PARLEY_ENOT_FOUND) {
+    /* Removed (or the chat archived) while the news was on its way: cut access now. */
+    sub_free(a, s);
+    app__notify_users(a, &cl->user.id, 1, "removed", json_pack("{s:s, s:n}", "chat", slug, "by"));
+    goto done;
+  }
+  if (sreq->status || sreq->out.reset) {
+    /* The store is away, or more was missed than one read returns: the client reconnects and
+     * resumes by seq, which is exactly what it does after any drop. */
+    log_warn("catch-up of %s failed (%s): the socket resumes by reconnecting", slug,
+             sreq->status ? parley_strerror(sreq->status) : "too many missed");
+    net_ws_close(cl->conn, NET_CLOSE_SLOW, "resume required");
+    goto done;
+  }
+  for (size_t i = 0; i < sreq->out.n_msgs; i++) {
+    const struct store_msg *m = &sreq->out.msgs[i];
+    struct outq_chunk *frame;
+    if (m->seq < s->next_seq)
+      continue;
+    frame = app__event_frame("msg", json_pack("{s:s, s:o}", "chat", slug, "msg",
+                                              proto_msg_json(m, slug)));
+    if (frame == NULL)
+      continue;
+    if (net_ws_send_frame(cl->conn, frame) == 0)
+      a->metrics.deliveries++;
+    outq_chunk_unref(frame);
+    s->next_seq = m->seq + 1;
+  }
+  if (s->recheck) {
+    sub_catch_up(a, s); /* the bus may have missed more while this read was in flight */
+    goto done;
+  }
+  sub_drain_held(a, s);
+done:
+  free(ctx);
+  store_req_free(sreq);
+  app__client_unref(cl);
+}
+
+static void sub_catch_up(struct app *a, struct sub *s) {
+  struct store_req *sreq;
+  struct op_ctx *ctx;
+  if (s->catching_up)
+    return; /* its reply looks again */
+  s->recheck = 0;
+  sreq = store_req_new(STORE_MSG_SINCE);
+  ctx = calloc(1, sizeof *ctx);
+  if (sreq == NULL || ctx == NULL) {
+    store_req_free(sreq);
+    free(ctx);
+    return;
+  }
+  ctx->gen = s->gen;
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", s->room->slug);
+  sreq->in.user_id = s->client->user.id;
+  sreq->in.since = s->next_seq - 1;
+  sreq->in.limit = STORE_LIMIT_MAX;
+  sreq->ctx = ctx;
+  s->catching_up = 1;
+  log_debug("catch-up: %s from seq %lld", s->room->slug, (long long)s->next_seq);
+  if (app__submit(a, s->client, sreq, on_catch_up) != 0) {
+    s->catching_up = 0;
+    free(ctx);
+  }
+}
+
+void app__room_catch_up(struct app *a, struct room *r) {
+  struct sub *s;
+  DL_FOREACH2(r->subs, s, rnext) {
+    /* A sub whose replay (or catch-up) is in flight may have been read before the bus was
+     * listening: it reads again once that answer is in. */
+    s->recheck = 1;
+    if (s->live && !s->catching_up)
+      sub_catch_up(a, s);
+  }
 }
 
 /* --- ops ---------------------------------------------------------------------------------- */
@@ -499,6 +639,11 @@ static void on_msg_send(struct store_req *sreq) {
       app__room_mark(a, r, ROOM_DIRTY_TYPING);
     fanout_msg(a, sreq->out.chat.slug, &sreq->out.msg);
     app__metrics_fanned_out(a, ctx->recv_ns);
+  } else if (sreq->status == 0 && !a->bus_solo) {
+    /* A retry of a message already stored: the node that stored it may have died between the
+     * commit and its publication, so announce it again. Receivers drop it by seq if they had
+     * it; those that did not would otherwise wait for the chat's next message. */
+    fanout_msg(a, sreq->out.chat.slug, &sreq->out.msg);
   }
   if (cl->conn == NULL)
     goto done;
@@ -605,9 +750,9 @@ static void on_sub(struct store_req *sreq) {
   /* The replay covered everything up to lastSeq; what was held back beyond it goes next. */
   s->live = 1;
   s->next_seq = sreq->out.chat.last_seq + 1;
-  for (size_t i = 0; i < s->n_held; i++)
-    sub_deliver(cl->app, s, s->held[i].seq, s->held[i].frame);
-  sub_drop_held(s);
+  sub_drain_held(cl->app, s);
+  if (s->recheck) /* the bus subscription became effective after the replay was read */
+    sub_catch_up(cl->app, s);
 done:
   app__op_finish(sreq);
 }
@@ -651,6 +796,7 @@ static void op_sub(struct client *cl, const struct proto_req *req) {
   /* (Re)subscribing restarts the seam: hold live messages until the replay is in. */
   s->gen++;
   s->live = 0;
+  s->catching_up = 0; /* a catch-up in flight belongs to the old generation */
   sub_drop_held(s);
   /* Completions come back in submission order: the members (for the presence snapshot)
    * arrive just before the replay that answers the sub. */
