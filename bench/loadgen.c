@@ -21,6 +21,7 @@
  *              the typer listed (typing events are byte-scanned too).
  */
 #include "loadgen.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -177,8 +178,16 @@ static int req_send(struct conn *c, enum req_kind kind, const char *op, const ch
   return 0;
 }
 
+int lg_req_send(struct conn *c, enum req_kind kind, const char *op, const char *rest) {
+  return req_send(c, kind, op, rest);
+}
+
 /* One msg.send from c, timestamped in its body. */
 static void send_one(struct lg *lg, struct conn *c) {
+  if (lg->wire) {
+    wire_peer_send(lg, c);
+    return;
+  }
   if (c->state != CONN_OPEN) {
     lg->tot.skipped++;
     return;
@@ -194,10 +203,12 @@ static void send_one(struct lg *lg, struct conn *c) {
   }
   char msg[1024 + 17000];
   int n = snprintf(msg, sizeof(msg),
-                   "{\"id\":%llu,\"op\":\"msg.send\",\"chat\":\"%s\",\"body\":\"lgt=%llu u%d%s\","
+                   "{\"id\":%llu,\"op\":\"msg.send\",\"chat\":\"%s\",\"body\":\"lgt=%llu u%d n%llu%s\","
                    "\"clientMsgId\":\"%s.%d.%llu\"}",
                    (unsigned long long)id, lg->groups[c->group].slug, (unsigned long long)t,
-                   c->idx, lg->pad, lg->runid, c->idx, (unsigned long long)++c->nsent);
+                   c->idx, (unsigned long long)(c->nsent + 1), lg->pad, lg->runid, c->idx,
+                   (unsigned long long)(c->nsent + 1));
+  c->nsent++;
   if (n <= 0 || (size_t)n >= sizeof(msg) || ws_conn_send_text(c, msg, (size_t)n) != 0) {
     req_release(c, id);
     lg->tot.skipped++;
@@ -295,6 +306,8 @@ static int step_start(struct lg *lg, int idx) {
   struct group *g = &lg->groups[c->group];
   char rest[512];
   c->busy = 1;
+  if (lg->wire)
+    return wire_peer_step(lg, c);
   switch (lg->phase) {
   case PH_CONNECT:
     ws_conn_start(c); /* completes in the auth reply or lg_on_ws_down */
@@ -362,6 +375,8 @@ static void step_done(struct lg *lg, struct conn *c, int ok) {
   work_pump(lg);
 }
 
+void lg_step_done(struct conn *c, int ok) { step_done(c->lg, c, ok); }
+
 static void on_signup_done(struct lg *lg, int idx, int ok) {
   lg->work_done++;
   if (!ok) {
@@ -395,7 +410,10 @@ static void on_deadline(uv_timer_t *t) {
     /* Connections that did not finish the close handshake in time are cut. */
     for (int i = 0; i < lg->n_users; i++)
       if (lg->conns[i].state != CONN_CLOSED && lg->conns[i].state != CONN_IDLE) {
-        ws_conn_abort(&lg->conns[i]);
+        if (lg->wire)
+          lg->wire->abort(&lg->conns[i]);
+        else
+          ws_conn_abort(&lg->conns[i]);
         lg_on_ws_down(&lg->conns[i], "close timeout");
       }
     run_finish(lg);
@@ -451,6 +469,8 @@ static void on_tick(uv_timer_t *t) {
       lg->meas_started = 1;
       sample_window_start(lg);
     }
+    if (lg->sc)
+      scen_conns_tick(lg, now);
     if (now >= lg->t_meas1) {
       sample_window_end(lg);
       lg->phase = PH_DRAIN;
@@ -486,6 +506,10 @@ static void on_tick(uv_timer_t *t) {
     } else {
       settled = lg->send_inflight == 0 && lg->tot.deliveries >= lg->expected;
     }
+    if (lg->sc && !scen_conns_settled(lg))
+      settled = 0;
+    if (lg->sc && lg->phase == PH_DRAIN)
+      scen_conns_tick(lg, now); /* storm reconnects still in progress */
     if (settled || now >= lg->t_drain_end) {
       if (lg->scen == SCEN_TYPING)
         typing_stops_due(lg, now, 1);
@@ -533,14 +557,23 @@ static int idmap_find(const struct lg *lg, int64_t id) {
 }
 
 static void phase_begin(struct lg *lg, enum phase ph) {
+  if (lg->wire && (ph == PH_SIGNUP || ph == PH_SUB))
+    ph = (enum phase)(ph + 1); /* peers: no accounts to sign up, joining is subscribing */
+  /* Memory per connection: the server's RSS before the first connection and with everyone in. */
+  if (ph == PH_CONNECT && lg->server_pid > 0)
+    lg->srv_rss_idle_kb = proc_status_kb(lg->server_pid, "VmRSS");
+  if (ph == PH_RUN && lg->server_pid > 0)
+    lg->srv_rss_joined_kb = proc_status_kb(lg->server_pid, "VmRSS");
   lg->phase = ph;
   lg->t_phase = uv_hrtime();
+  if (lg->sc)
+    scen_conns_phase(lg, ph);
   lg->work_n = lg->work_pos = lg->work_inflight = lg->work_done = lg->work_failed = 0;
   if (ph <= PH_SUB)
     uv_timer_start(&lg->deadline, on_deadline, (uint64_t)(lg->setup_timeout * 1000), 0);
   switch (ph) {
   case PH_SIGNUP:
-    for (int i = 0; i < lg->n_users; i++)
+    for (int i = 0; i < lg->n_accounts; i++)
       if (!lg->users[i].token)
         lg->work[lg->work_n++] = i;
     if (lg->work_n == 0) {
@@ -584,7 +617,10 @@ static void phase_begin(struct lg *lg, enum phase ph) {
     uv_timer_stop(&lg->tick);
     uv_timer_start(&lg->deadline, on_deadline, 2000, 0);
     for (int i = 0; i < lg->n_users; i++)
-      ws_conn_close(&lg->conns[i]);
+      if (lg->wire)
+        lg->wire->close(&lg->conns[i]);
+      else
+        ws_conn_close(&lg->conns[i]);
     if (lg->live_conns == 0)
       run_finish(lg);
     return;
@@ -601,6 +637,10 @@ void lg_on_ws_open(struct conn *c) {
   struct lg *lg = c->lg;
   lg->live_conns++;
   c->was_open = 1;
+  if (lg->wire) {
+    lg->wire->ws_open(c);
+    return;
+  }
   char rest[400];
   snprintf(rest, sizeof(rest), "\"token\":\"%s\"", lg->users[c->idx].token);
   if (req_send(c, REQ_AUTH, "auth", rest) != 0) {
@@ -637,6 +677,10 @@ void lg_on_ws_down(struct conn *c, const char *why) {
     p->id = 0;
   }
   c->outstanding = 0;
+  if (lg->wire)
+    wire_peer_down(lg, c);
+  if (lg->sc && scen_conns_on_down(lg, c))
+    return; /* a storm reconnect that failed: retried */
   if (!c->closed_by_us && !c->down_counted) {
     c->down_counted = 1;
     lg->closes++;
@@ -672,6 +716,10 @@ static void on_msg_event(struct lg *lg, struct conn *c, int64_t seq, uint64_t ts
       lg->seq_dups++;
     }
   }
+}
+
+void lg_count_delivery(struct conn *c, int64_t seq, uint64_t ts) {
+  on_msg_event(c->lg, c, seq, ts);
 }
 
 static uint64_t parse_u64(const char *p, const char *end) {
@@ -1033,6 +1081,10 @@ static void handle_reply(struct lg *lg, struct conn *c, json_t *root) {
   if (!ok && pe.kind != REQ_SEND && lg->errors_printed++ < MAX_PRINTED_ERRORS)
     fprintf(stderr, "loadgen: %s for %s failed: %s: %s\n", phase_name(lg->phase),
             lg->users[c->idx].name, code ? code : "?", emsg ? emsg : "");
+  if (lg->sc && scen_conns_on_reply(lg, c, pe.kind, root, ok))
+    return;
+  if (lg->sc && ok && pe.kind == REQ_SEND)
+    scen_conns_on_ack(lg, c, root);
   switch ((enum req_kind)pe.kind) {
   case REQ_AUTH: {
     json_t *uid = json_object_get(json_object_get(root, "user"), "id");
@@ -1100,6 +1152,10 @@ void lg_on_ws_text(struct conn *c, const uint8_t *data, size_t n) {
   const char *p = (const char *)data;
   int64_t seq;
   uint64_t ts;
+  if (lg->wire) {
+    lg->wire->ws_text(c, data, n);
+    return;
+  }
   if (!lg->strict) {
     int r = scan_event(p, n, &seq, &ts);
     if (r == EV_MSG) {
@@ -1194,7 +1250,11 @@ static void report(struct lg *lg) {
     snprintf(offered, sizeof(offered), "%.0f/s", lg->rate);
   else
     snprintf(offered, sizeof(offered), "win%d", lg->window);
-  const char *scen = lg->scen == SCEN_CHAT ? "chat" : lg->scen == SCEN_TYPING ? "typing" : "broadcast";
+  const char *scen = lg->scen == SCEN_CHAT     ? "chat"
+                     : lg->scen == SCEN_TYPING ? "typing"
+                     : lg->scen == SCEN_CONNS  ? "conns"
+                     : lg->scen == SCEN_STORM  ? "storm"
+                                               : "broadcast";
   int csize = lg->scen != SCEN_BROADCAST && lg->chat_size < lg->n_users ? lg->chat_size : lg->n_users;
   int typing = lg->scen == SCEN_TYPING;
   /* Typing: sightings owed (a start the typer's own socket saw listed) that never came. */
@@ -1262,6 +1322,18 @@ static void report(struct lg *lg) {
            lg->server_pid, srv_cpu, srv_rss, srv_hwm);
   printf("  loadgen: CPU %.1f%% of one core over the window%s\n", lg_cpu,
          lg_cpu > 85 ? " -- WARNING: the load generator may be the bottleneck" : "");
+  /* Memory per connection: (RSS with everyone connected and in its chat - RSS before the first
+   * connection) / users; -1 when the server was not sampled. */
+  const char *server = lg->wire ? lg->wire->name : "parley";
+  double rss_idle = lg->srv_rss_idle_kb > 0 ? lg->srv_rss_idle_kb / 1024.0 : -1;
+  double rss_joined = lg->srv_rss_joined_kb > 0 ? lg->srv_rss_joined_kb / 1024.0 : -1;
+  double kb_per_conn = rss_idle >= 0 && rss_joined >= 0
+                           ? (double)(lg->srv_rss_joined_kb - lg->srv_rss_idle_kb) / lg->n_users
+                           : -1;
+  if (kb_per_conn >= 0 || lg->wire)
+    printf("  server %s: RSS %.1f MB before connecting, %.1f MB with %d users connected and "
+           "joined: %.1f KB per connection\n",
+           server, rss_idle, rss_joined, lg->n_users, kb_per_conn);
   fflush(stdout);
 
   if (lg->csv) {
@@ -1276,13 +1348,14 @@ static void report(struct lg *lg) {
       fprintf(f, "time,label,scenario,users,chat_size,offered,duration_s,sends_per_s,acks_per_s,"
                  "deliveries_per_s,p50_ms,p99_ms,p999_ms,max_ms,ack_p50_ms,ack_p99_ms,errors,"
                  "rate_limited,closes,seq_gaps,missing,server_cpu_pct,server_rss_mb,"
-                 "server_peak_rss_mb,loadgen_cpu_pct\n");
+                 "server_peak_rss_mb,loadgen_cpu_pct,server,server_rss_idle_mb,"
+                 "server_rss_joined_mb,server_kb_per_conn\n");
     char when[32];
     time_t now = time(NULL);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", localtime(&now));
     fprintf(f,
             "%s,%s,%s,%d,%d,%s,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%llu,%llu,%llu,"
-            "%llu,%llu,%.1f,%.1f,%.1f,%.1f\n",
+            "%llu,%llu,%.1f,%.1f,%.1f,%.1f,%s,%.1f,%.1f,%.2f\n",
             when, lg->label ? lg->label : "", scen, lg->n_users, csize, offered, secs,
             (double)lg->win.sends / secs, (double)lg->win.acks / secs,
             (double)lg->win.deliveries / secs, ms(hist_quantile(&lg->lat, 0.50)),
@@ -1290,7 +1363,8 @@ static void report(struct lg *lg) {
             ms(lg->lat.max), ms(hist_quantile(&lg->ack, 0.5)), ms(hist_quantile(&lg->ack, 0.99)),
             (unsigned long long)lg->tot.err_replies, (unsigned long long)lg->tot.rate_limited,
             (unsigned long long)lg->closes, (unsigned long long)lg->seq_gaps,
-            (unsigned long long)missing, srv_cpu, srv_rss, srv_hwm, lg_cpu);
+            (unsigned long long)missing, srv_cpu, srv_rss, srv_hwm, lg_cpu, server, rss_idle,
+            rss_joined, kb_per_conn);
     fclose(f);
   }
 }
@@ -1302,7 +1376,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: loadgen [options]\n"
           "  --url ws://127.0.0.1:8080[/ws]  server (loopback only)\n"
-          "  --scenario chat|broadcast|typing (chat)\n"
+          "  --scenario chat|broadcast|typing|connections|storm (chat)\n"
           "  --users N                       users, one WebSocket each (1000)\n"
           "  --chat-size K                   users per chat, chat and typing scenarios (10)\n"
           "  --rate R                        msgs/s over all users (chat: 2000; broadcast: 0 =\n"
@@ -1323,6 +1397,15 @@ static void usage(FILE *f) {
           "  --setup-concurrency N           create/join/sub requests in flight (256)\n"
           "  --setup-timeout S               limit for each set-up phase (600)\n"
           "  --runid ID                      username prefix part (default: from time and pid)\n"
+          "  --server parley|socketio|xmpp   the server's protocol (parley); the peers run the\n"
+          "                                  chat scenario only (see bench/README.md, Peers)\n"
+          "  --xmpp-domain D                 xmpp: host name; rooms on conference.D (localhost)\n"
+          "  --probes P                      connections: chats whose first member sends (10)\n"
+          "  --conns-per-user M              connections, storm: sockets per account (1); the\n"
+          "                                  server's PARLEY_MAX_CONNS_PER_USER must allow M\n"
+          "  --storm-concurrency C           storm: reconnects in flight (1000)\n"
+          "  --src-addrs A                   bind sockets to 127.0.0.2.. (A addresses; default\n"
+          "                                  one per 25,000 sockets above 25,000)\n"
           "  --strict                        parse every frame with jansson\n"
           "  --quiet                         no progress on stderr\n");
 }
@@ -1331,8 +1414,10 @@ static int parse_url(struct lg *lg, const char *url) {
   const char *p = url;
   if (strncmp(p, "ws://", 5) == 0)
     p += 5;
+  else if (strncmp(p, "xmpp://", 7) == 0) /* --server xmpp: plain TCP, the path is unused */
+    p += 7;
   else if (strstr(p, "://")) {
-    fprintf(stderr, "loadgen: only ws:// URLs (TLS belongs to the proxy)\n");
+    fprintf(stderr, "loadgen: only ws:// (or xmpp://) URLs (TLS belongs to the proxy)\n");
     return -1;
   }
   const char *hs = p, *he;
@@ -1415,7 +1500,8 @@ static void make_runid(struct lg *lg) {
 enum {
   OPT_URL = 256, OPT_SCEN, OPT_USERS, OPT_CHATSIZE, OPT_RATE, OPT_WINDOW, OPT_DURATION,
   OPT_WARMUP, OPT_DRAIN, OPT_BODY, OPT_PID, OPT_CSV, OPT_LABEL, OPT_USERSFILE, OPT_SIGNUPC,
-  OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_STRICT, OPT_QUIET, OPT_HELP, OPT_HOLD
+  OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_STRICT, OPT_QUIET, OPT_HELP, OPT_HOLD,
+  OPT_PROBES, OPT_CPU, OPT_STORMC, OPT_SRCADDRS, OPT_SERVER, OPT_XDOMAIN
 };
 
 static int parse_args(struct lg *lg, int argc, char **argv) {
@@ -1428,9 +1514,12 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       {"signup-concurrency", 1, 0, OPT_SIGNUPC}, {"connect-concurrency", 1, 0, OPT_CONNC},
       {"setup-concurrency", 1, 0, OPT_SETUPC}, {"setup-timeout", 1, 0, OPT_SETUPT},
       {"runid", 1, 0, OPT_RUNID}, {"strict", 0, 0, OPT_STRICT}, {"quiet", 0, 0, OPT_QUIET},
-      {"typing-hold", 1, 0, OPT_HOLD}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0}};
+      {"typing-hold", 1, 0, OPT_HOLD}, {"help", 0, 0, OPT_HELP},
+      {"probes", 1, 0, OPT_PROBES}, {"conns-per-user", 1, 0, OPT_CPU},
+      {"storm-concurrency", 1, 0, OPT_STORMC}, {"src-addrs", 1, 0, OPT_SRCADDRS},
+      {"server", 1, 0, OPT_SERVER}, {"xmpp-domain", 1, 0, OPT_XDOMAIN}, {0, 0, 0, 0}};
   const char *url = "ws://127.0.0.1:8080";
-  int rate_set = 0;
+  int rate_set = 0, per_user = 1;
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
@@ -1442,6 +1531,10 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
         lg->scen = SCEN_BROADCAST;
       else if (strcmp(optarg, "typing") == 0)
         lg->scen = SCEN_TYPING;
+      else if (strcmp(optarg, "connections") == 0 || strcmp(optarg, "conns") == 0)
+        lg->scen = SCEN_CONNS;
+      else if (strcmp(optarg, "storm") == 0)
+        lg->scen = SCEN_STORM;
       else {
         fprintf(stderr, "loadgen: unknown scenario %s\n", optarg);
         return -1;
@@ -1467,6 +1560,23 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
     case OPT_RUNID: snprintf(lg->runid, sizeof(lg->runid), "%s", optarg); break;
     case OPT_STRICT: lg->strict = 1; break;
     case OPT_QUIET: lg->quiet = 1; break;
+    case OPT_PROBES: lg->probes = atoi(optarg); break;
+    case OPT_CPU: per_user = atoi(optarg); break;
+    case OPT_STORMC: lg->storm_conc = atoi(optarg); break;
+    case OPT_SRCADDRS: lg->src_addrs = atoi(optarg); break;
+    case OPT_SERVER:
+      if (wire_lookup(optarg, &lg->wire) != 0) {
+        fprintf(stderr, "loadgen: unknown --server %s (parley, socketio or xmpp)\n", optarg);
+        return -1;
+      }
+      break;
+    case OPT_XDOMAIN:
+      if (strlen(optarg) >= sizeof(lg->xmpp_domain) || strpbrk(optarg, "'\"<>&/@ ")) {
+        fprintf(stderr, "loadgen: bad --xmpp-domain\n");
+        return -1;
+      }
+      strcpy(lg->xmpp_domain, optarg);
+      break;
     case OPT_HELP: usage(stdout); exit(0);
     default: usage(stderr); return -1;
     }
@@ -1476,10 +1586,33 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
     return -1;
   }
   if (!rate_set)
-    lg->rate = lg->scen == SCEN_BROADCAST ? 0 : 2000;
+    lg->rate = lg->scen == SCEN_BROADCAST ? 0 : lg->scen == SCEN_CONNS ? 100
+               : lg->scen == SCEN_STORM ? 1000 : 2000;
+  if (per_user < 1 || lg->probes < 1 || lg->storm_conc < 1 || lg->src_addrs < -1 ||
+      (per_user > 1 && !scen_conns_active(lg))) {
+    fprintf(stderr, "loadgen: bad --conns-per-user, --probes, --storm-concurrency or "
+                    "--src-addrs (--conns-per-user is for connections and storm only)\n");
+    return -1;
+  }
+  lg->n_accounts = (lg->n_users + per_user - 1) / per_user;
+  if (per_user > 1 && lg->n_accounts < lg->chat_size) {
+    fprintf(stderr, "loadgen: --conns-per-user leaves fewer accounts than --chat-size: a chat "
+                    "would hold one user twice\n");
+    return -1;
+  }
   if (parse_url(lg, url) != 0) {
     fprintf(stderr, "loadgen: bad --url %s\n", url);
     return -1;
+  }
+  if (lg->wire) {
+    /* The peers have no typing, no acknowledged sends to keep a window of, and no accounts. */
+    if (lg->scen != SCEN_CHAT || lg->users_file || lg->strict) {
+      fprintf(stderr, "loadgen: --server %s runs the chat scenario only (no --users-file, no "
+                      "--strict)\n", lg->wire->name);
+      return -1;
+    }
+    if (lg->wire == &wire_sio && strcmp(lg->path, "/ws") == 0)
+      strcpy(lg->path, "/socket.io/?EIO=4&transport=websocket");
   }
   /* Bounds keep every run finite and every buffer sized. */
   if (lg->n_users < 1 || lg->n_users > 100000 || lg->chat_size < 1 || lg->rate < 0 ||
@@ -1494,7 +1627,7 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
   }
   if (lg->scen != SCEN_BROADCAST && lg->rate <= 0) {
     fprintf(stderr, "loadgen: the %s scenario needs --rate > 0\n",
-            lg->scen == SCEN_CHAT ? "chat" : "typing");
+            lg->scen == SCEN_CHAT ? "chat" : lg->scen == SCEN_TYPING ? "typing" : "connections/storm");
     return -1;
   }
   if (lg->scen == SCEN_TYPING) {
@@ -1540,6 +1673,11 @@ int main(int argc, char **argv) {
   lg->connect_conc = 100;
   lg->setup_conc = 256;
   lg->setup_timeout = 600;
+  lg->probes = 10;
+  lg->storm_conc = 1000;
+  lg->src_addrs = -1;
+  strcpy(lg->xmpp_domain, "localhost");
+  lg->srv_rss_idle_kb = lg->srv_rss_joined_kb = -1;
   lg->t_meas0 = lg->t_meas1 = UINT64_MAX;
   if (parse_args(lg, argc, argv) != 0)
     return 2;
@@ -1565,10 +1703,11 @@ int main(int argc, char **argv) {
   if (!lg->users || !lg->conns || !lg->groups || !lg->order || !lg->work || !lg->pad ||
       !lg->stops || !lg->idmap)
     return 1;
-  /* "lgt=" + up to 20 digits + " u" + index make about 30 bytes; the rest is padding. */
-  if (lg->body_size > 32) {
+  /* "lgt=" + up to 20 digits + " u" + index + " n" + counter make about 40 bytes; the rest is
+   * padding. */
+  if (lg->body_size > 40) {
     lg->pad[0] = ' ';
-    memset(lg->pad + 1, 'x', (size_t)lg->body_size - 32);
+    memset(lg->pad + 1, 'x', (size_t)lg->body_size - 40);
   }
   for (int g = 0; g < lg->n_groups; g++) {
     lg->groups[g].first = g * k;
@@ -1599,11 +1738,15 @@ int main(int argc, char **argv) {
     if (!c->ring)
       return 1;
   }
+  if (scen_conns_active(lg) && scen_conns_init(lg) != 0)
+    return 1;
   if (lg->users_file)
     load_users_file(lg);
   for (int i = 0; i < n; i++)
     if (!lg->users[i].token)
       snprintf(lg->users[i].name, sizeof(lg->users[i].name), "b%su%d", lg->runid, i);
+  if (lg->wire && wire_peer_init(lg) != 0)
+    return 1;
   hist_init(&lg->lat);
   hist_init(&lg->ack);
   hist_init(&lg->lat_sec);
@@ -1613,7 +1756,12 @@ int main(int argc, char **argv) {
   uv_timer_init(lg->loop, &lg->deadline);
   lg->tick.data = lg->deadline.data = lg;
   fprintf(stderr, "loadgen: %s scenario, %d users, %s, run id %s, server %s:%d%s\n",
-          lg->scen == SCEN_CHAT ? "chat" : lg->scen == SCEN_TYPING ? "typing" : "broadcast", n,
+          lg->scen == SCEN_CHAT     ? "chat"
+          : lg->scen == SCEN_TYPING ? "typing"
+          : lg->scen == SCEN_CONNS  ? "connections"
+          : lg->scen == SCEN_STORM  ? "storm"
+                                    : "broadcast",
+          n,
           lg->scen != SCEN_BROADCAST ? "chats of K" : "one chat", lg->runid, lg->host, lg->port,
           lg->path);
   phase_begin(lg, PH_SIGNUP);
@@ -1621,13 +1769,14 @@ int main(int argc, char **argv) {
   if (lg->exit_code != 0)
     return lg->exit_code;
   report(lg);
+  int scen_bad = lg->sc ? scen_conns_report(lg) : 0;
   /* A run that lost, duplicated or reordered messages, or was cut off, is not a result. */
   uint64_t missing = lg->expected > lg->tot.deliveries ? lg->expected - lg->tot.deliveries : 0;
   /* Typing: a start the typer's own socket saw listed but another member did not is lost (they
    * get the same events), and a socket still showing typers after everyone stopped is stuck. */
   if (lg->scen == SCEN_TYPING && lg->typ_expected > lg->typ_seen + lg->typ_hidden)
     missing = lg->typ_expected - lg->typ_seen - lg->typ_hidden;
-  if (missing || lg->seq_gaps || lg->seq_dups || lg->closes || lg->proto_errs || lg->null_id ||
+  if (missing || scen_bad || lg->seq_gaps || lg->seq_dups || lg->closes || lg->proto_errs || lg->null_id ||
       lg->typ_unexpected || (lg->scen == SCEN_TYPING && lg->typ_nonempty)) {
     fprintf(stderr, "loadgen: integrity problems (see the report above)\n");
     return 3;

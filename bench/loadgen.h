@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <uv.h>
+#include <jansson.h>
 #include <wslay/wslay.h>
 
 #include "hist.h"
@@ -98,9 +99,14 @@ struct conn {
   uint8_t typ_prev_n;      /* typers listed in the last typing event this socket got */
   uint8_t typ_prev_partial; /* ... and that event did not name every typer ("others" > 0) */
   int64_t typ_prev[TYP_TRACK]; /* their user ids */
+  /* peer servers (--server socketio|xmpp, wire.h) */
+  void *peer;              /* the wire's per-connection state; owned by the wire file */
+  int peer_stage;          /* the wire's set-up stage */
+  uint64_t *from_next;     /* next body counter expected from each member of the room; owned */
+  uint64_t echoed;         /* own messages received back (a peer's "ack") */
 };
 
-enum scenario { SCEN_CHAT = 0, SCEN_BROADCAST, SCEN_TYPING };
+enum scenario { SCEN_CHAT = 0, SCEN_BROADCAST, SCEN_TYPING, SCEN_CONNS, SCEN_STORM };
 
 enum phase {
   PH_SIGNUP = 0, PH_CONNECT, PH_CREATE, PH_JOIN, PH_SUB, PH_RUN, PH_DRAIN, PH_CLOSE, PH_DONE
@@ -136,6 +142,14 @@ struct lg {
   int signup_conc, connect_conc, setup_conc;
   int strict, quiet;
   char runid[16];
+  /* connections and storm scenarios (scen_conns.c) */
+  struct scen_conns *sc;   /* their state; NULL in the other scenarios */
+  int probes;              /* connections: chats whose first member sends */
+  int n_accounts;          /* users signed up; socket i uses account i % n_accounts */
+  int storm_conc;          /* storm: reconnects in flight */
+  int src_addrs;           /* loopback source addresses to bind (-1: by N, 0: none) */
+  struct sockaddr_in *src; /* 127.0.0.2... when n_src > 0; owned */
+  int n_src;
 
   struct user *users;
   struct conn *conns;
@@ -188,6 +202,11 @@ struct lg {
   long srv_rss_kb, srv_hwm_kb;
   double lg_cpu0, lg_cpu1;
   int exit_code;
+  /* peer servers (wire.h) */
+  const struct wire_ops *wire; /* NULL: Parley's own protocol */
+  char xmpp_domain[64];    /* XMPP: the host name (the MUC service is conference.<it>) */
+  long srv_rss_idle_kb;    /* server RSS before the first connection, -1 unknown */
+  long srv_rss_joined_kb;  /* ... with every user connected and in its chat, -1 unknown */
 };
 
 /* Fast pseudo-random numbers for masks and keys (xorshift64*); not for secrets. */
@@ -209,6 +228,24 @@ void lg_on_ws_open(struct conn *c);
 void lg_on_ws_text(struct conn *c, const uint8_t *p, size_t n);
 void lg_on_ws_close_frame(struct conn *c, unsigned code);
 void lg_on_ws_down(struct conn *c, const char *why);
+
+/* scen_conns.c: the connections and storm scenarios; loadgen.c calls these only when
+ * lg->sc is set (scen_conns_init succeeded). */
+int scen_conns_active(const struct lg *lg);   /* the scenario is one of the two */
+int scen_conns_init(struct lg *lg);           /* after groups and order are built; 0 or -1 */
+void scen_conns_phase(struct lg *lg, enum phase ph); /* at the start of each phase */
+void scen_conns_tick(struct lg *lg, uint64_t now);   /* every tick of the run */
+/* Replies and losses of sockets the scenario drives itself; return 1 if handled. `root` is
+ * borrowed for the call. */
+int scen_conns_on_reply(struct lg *lg, struct conn *c, int kind, json_t *root, int ok);
+int scen_conns_on_down(struct lg *lg, struct conn *c);
+void scen_conns_on_ack(struct lg *lg, struct conn *c, json_t *root); /* an ok msg.send reply */
+int scen_conns_settled(const struct lg *lg);  /* nothing of the scenario still in progress */
+int scen_conns_report(struct lg *lg);         /* prints its lines; returns > 0 on failure */
+/* Opens c->tcp bound to its loopback source address (lg->n_src > 0). Returns 0 or -1. */
+int lg_bind_source(struct conn *c);
+/* loadgen.c: sends {"id":..,"op":op,rest}; 0 or -1 (ring full or connection down). */
+int lg_req_send(struct conn *c, enum req_kind kind, const char *op, const char *rest);
 
 /* signup.c: signs up users[idx] for every idx in todo[0..n) with at most `conc` requests in
  * flight; calls done(lg, idx, ok) once per user, then finished(lg) once. */

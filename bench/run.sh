@@ -11,12 +11,22 @@
 # Usage: bench/run.sh [--quick] [--scenarios "chat typing broadcast"] [--users N] [--chat-size K]
 #                     [--rate R] [--typing-rate R] [--typing-hold MS] [--duration T] [--warmup S]
 #                     [--window W] [--bcast-users N] [--bcast-rate R] [--csv FILE] [--keep]
+#                     [--conn-users "N1 N2"] [--conns-per-user M] [--storm-users N]
 #                     [-- extra loadgen options]
+# Scenarios: chat typing broadcast (the default set), connections, storm.
 # The same settings can come from the environment: BENCH_SCENARIOS, BENCH_USERS, BENCH_CHAT_SIZE,
 # BENCH_RATE, BENCH_TYPING_RATE (default: the chat rate), BENCH_TYPING_HOLD (ms; default: the
 # load generator's), BENCH_DURATION, BENCH_WARMUP, BENCH_WINDOW, BENCH_BCAST_USERS,
-# BENCH_BCAST_RATE, BENCH_CSV, PARLEY_BIN, LOADGEN; PARLEY_DURABILITY (normal) and
+# BENCH_BCAST_RATE, BENCH_CONN_USERS ("10000 19000"), BENCH_CONNS_PER_USER (1), BENCH_STORM_USERS
+# (11000: 1,000 chats of 11, 10,000 sockets dropped), BENCH_CSV, PARLEY_BIN, LOADGEN; PARLEY_DURABILITY (normal) and
 # PARLEY_LOG_LEVEL (warn) are passed to the server.
+#
+# Peers (bench/peers/, bench/README.md "Peers"): [--servers "parley socketio xmpp"] runs Parley's
+# scenarios, then the chat scenario once on each peer (Socket.IO, ejabberd), each on a fresh
+# server, all in the same run; [--sweep "500 1000 2000 4000 8000"] instead runs the chat scenario
+# at each offered msgs/s on each of --servers and prints, per server, the highest deliveries/s
+# whose p99 stayed under [--p99-limit MS] (10), memory per connection, and the Parley/peer ratios.
+# BENCH_SERVERS, BENCH_SWEEP, BENCH_P99_LIMIT. peers/setup.sh installs what the peers need.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +44,12 @@ warmup=${BENCH_WARMUP:-3}
 window=${BENCH_WINDOW:-64}
 bcast_users=${BENCH_BCAST_USERS:-}
 bcast_rate=${BENCH_BCAST_RATE:-0}
+conn_users=${BENCH_CONN_USERS:-10000 19000}
+conns_per_user=${BENCH_CONNS_PER_USER:-1}
+storm_users=${BENCH_STORM_USERS:-11000}
+servers=${BENCH_SERVERS:-parley}
+sweep=${BENCH_SWEEP:-}
+p99_limit=${BENCH_P99_LIMIT:-10}
 csv=${BENCH_CSV:-$here/build/results.csv}
 keep=0
 extra=()
@@ -53,9 +69,15 @@ while [ $# -gt 0 ]; do
     --bcast-users) bcast_users=$2; shift ;;
     --bcast-rate) bcast_rate=$2; shift ;;
     --csv) csv=$2; shift ;;
+    --conn-users) conn_users=$2; shift ;;
+    --conns-per-user) conns_per_user=$2; shift ;;
+    --storm-users) storm_users=$2; shift ;;
+    --servers) servers=$2; shift ;;
+    --sweep) sweep=$2; shift ;;
+    --p99-limit) p99_limit=$2; shift ;;
     --keep) keep=1 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -65,6 +87,14 @@ typing_rate=${typing_rate:-$rate}
 
 [ -x "$PARLEY_BIN" ] || make -C "$root" build/parley
 [ -x "$LOADGEN" ] || make -C "$here"
+for s in $servers; do
+  case $s in
+    parley) ;;
+    socketio | xmpp) peers_wanted=1 ;;
+    *) echo "run.sh: unknown server $s in --servers (parley, socketio, xmpp)" >&2; exit 2 ;;
+  esac
+done
+[ -z "${peers_wanted:-}" ] || "$here/peers/setup.sh"
 
 # Both processes hold one socket per user.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -72,6 +102,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/parley-bench.XXXXXX")
 server_pid=""
 port=""
+. "$here/peers/peers.sh"
 
 stop_server() {
   [ -n "$server_pid" ] || return 0
@@ -88,7 +119,7 @@ stop_server() {
 }
 
 cleanup() {
-  stop_server
+  any_stop
   if [ "$keep" = 1 ]; then echo "run.sh: kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
@@ -126,9 +157,22 @@ start_server() {
   exit 1
 }
 
-echo "Parley benchmark: scenarios [$scenarios], server $PARLEY_BIN, $(nproc) CPUs"
-status=0
+echo "Parley benchmark: scenarios [$scenarios], servers [$servers]${sweep:+, sweep [$sweep] msgs/s}, server $PARLEY_BIN, $(nproc) CPUs"
+# connections runs once per size: "connections" becomes "connections@10000 connections@19000".
+expanded=""
 for scen in $scenarios; do
+  if [ "$scen" = connections ]; then
+    for n in $conn_users; do expanded="$expanded connections@$n"; done
+  else
+    expanded="$expanded $scen"
+  fi
+done
+# Several sockets per account need the server's per-user cap raised to match.
+if [ "$conns_per_user" -gt 20 ]; then export PARLEY_MAX_CONNS_PER_USER=$conns_per_user; fi
+status=0
+# Sweep mode runs only the chat sweep; Parley's scenarios run when Parley is among --servers.
+if [ -n "$sweep" ] || [[ " $servers " != *" parley "* ]]; then expanded=""; fi
+for scen in $expanded; do
   start_server
   echo
   echo "== $scen (server pid $server_pid on 127.0.0.1:$port) =="
@@ -140,6 +184,14 @@ for scen in $scenarios; do
       [ -z "$typing_hold" ] || args+=(--typing-hold "$typing_hold") ;;
     broadcast)
       args=(--scenario broadcast --users "$bcast_users" --window "$window" --rate "$bcast_rate") ;;
+    connections@*)
+      # N idle subscribed sockets; 10 probe chats send 100 msgs/s in total meanwhile.
+      args=(--scenario connections --users "${scen#*@}" --chat-size "$chat_size"
+            --conns-per-user "$conns_per_user") ;;
+    storm)
+      # chats of 11: each chat's first member keeps sending, the 10 others drop and resume.
+      args=(--scenario storm --users "$storm_users" --chat-size 11
+            --conns-per-user "$conns_per_user") ;;
     *) echo "run.sh: unknown scenario $scen" >&2; exit 2 ;;
   esac
   if ! "$LOADGEN" --url "ws://127.0.0.1:$port" "${args[@]}" --duration "$duration" \
@@ -151,15 +203,26 @@ for scen in $scenarios; do
   fi
   stop_server
 done
+if [ -n "$sweep" ]; then sweep_run; else peers_chat; fi
 
 if [ -s "$tmp/results.csv" ]; then
   echo
   echo "== summary (latency in ms, server CPU in % of one core, RSS in MB) =="
-  # scenario users chat offered sends/s deliveries/s p50 p99 p999 max errors closes srvCPU srvRSS lgCPU
-  awk -F, 'NR == 1 { print "scenario users chat offered sends/s deliv/s p50 p99 p999 max errors closes srvCPU% srvRSS lgCPU%"; next }
-           { printf "%s %s %s %s %s %s %s %s %s %s %d %s %s %s %s\n", $3, $4, $5, $6, $8, $10,
-             $11, $12, $13, $14, $17 + $18, $19, $22, $23, $25 }' "$tmp/results.csv" | column -t
+  # Columns by header name, so the CSV can grow new ones.
+  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i
+             print "server scenario users chat offered sends/s deliv/s p50 p99 p999 max errors closes srvCPU% srvRSS lgCPU% KB/conn"; next }
+           { printf "%s %s %s %s %s %s %s %s %s %s %s %d %s %s %s %s %s\n", $c["server"], $c["scenario"],
+             $c["users"], $c["chat_size"], $c["offered"], $c["sends_per_s"], $c["deliveries_per_s"],
+             $c["p50_ms"], $c["p99_ms"], $c["p999_ms"], $c["max_ms"], $c["errors"] + $c["rate_limited"],
+             $c["closes"], $c["server_cpu_pct"], $c["server_rss_mb"], $c["loadgen_cpu_pct"],
+             $c["server_kb_per_conn"] }' "$tmp/results.csv" | column -t
+  peers_summary
   mkdir -p "$(dirname "$csv")"
+  # A results file written before the CSV gained columns is kept aside, not mixed.
+  if [ -s "$csv" ] && [ "$(head -n 1 "$csv")" != "$(head -n 1 "$tmp/results.csv")" ]; then
+    mv "$csv" "$csv.old-$(date +%Y%m%d-%H%M%S)"
+    echo "(the columns changed: the previous $csv was renamed to $csv.old-*)"
+  fi
   if [ -s "$csv" ]; then tail -n +2 "$tmp/results.csv" >>"$csv"; else cp "$tmp/results.csv" "$csv"; fi
   echo "(rows appended to $csv)"
 fi

@@ -367,6 +367,10 @@ void ws_conn_start(struct conn *c) {
   c->tcp.data = c;
   c->creq.data = c;
   c->state = CONN_CONNECTING;
+  if (c->lg->n_src > 0 && lg_bind_source(c) != 0) { /* many sockets: see scen_conns.c */
+    ws_fail(c, "bind to a loopback source address failed");
+    return;
+  }
   uv_tcp_nodelay(&c->tcp, 1);
   int r = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->lg->addr, ws_on_connect);
   if (r != 0)

@@ -537,6 +537,8 @@ static void handle_metrics(struct client *cl) {
              (unsigned long long)ns.dead_closes, (unsigned long long)a->metrics.rejected_rate,
              (unsigned long long)ss.batches, (unsigned long long)ss.requests,
              (double)ss.commit_us_total / 1e6, store_pending(a->store));
+  buf_printf(&b, "# TYPE parley_ws_idle_releases_total counter\nparley_ws_idle_releases_total %llu\n",
+             (unsigned long long)ns.ws_ctx_released);
   metrics_latency(a, &b);
   net_http_respond(cl->conn, 200, "text/plain; version=0.0.4", "Cache-Control: no-store\r\n",
                    b.data, b.len);

@@ -144,6 +144,7 @@ struct net_stats {
   uint64_t bytes_out;
   uint64_t slow_closes;
   uint64_t dead_closes;
+  uint64_t ws_ctx_released; /* times an idle WebSocket gave back wslay's context (ws.c) */
 };
 void net_server_get_stats(const struct net_server *s, struct net_stats *out);
 

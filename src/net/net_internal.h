@@ -17,7 +17,8 @@ struct net_conn {
   struct net_server *srv;
   void *app_data;
   struct net__http *http;         /* NULL once upgraded */
-  wslay_event_context_ptr ws;     /* NULL until upgraded */
+  wslay_event_context_ptr ws;     /* wslay's state; NULL before the upgrade and while idle */
+  int64_t ws_unframed;            /* bytes given to wslay minus those of frames it started */
   const uint8_t *rbuf;            /* bytes of the current read, for wslay's recv callback */
   size_t rlen, rpos;
   struct outq q;
@@ -28,6 +29,8 @@ struct net_conn {
   unsigned dirty : 1;             /* linked in srv->dirty */
   unsigned reading : 1;
   unsigned ws_close_sent : 1;
+  unsigned is_ws : 1;             /* upgraded to a WebSocket */
+  unsigned ws_in_msg : 1;         /* a fragmented message is being received */
   uint64_t last_rx_ms;            /* loop time of the last byte received */
   uint64_t last_ping_ms;
   uint64_t close_deadline_ms;     /* hard close after a close that lingers; 0 = none */

@@ -69,7 +69,7 @@ static void net__on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   if (n == 0 || c->closing)
     return;
   c->last_rx_ms = uv_now(s->loop);
-  if (c->ws)
+  if (c->is_ws)
     net__ws_on_data(c, buf->base, (size_t)n);
   else if (c->http)
     net__http_on_data(c, buf->base, (size_t)n);
@@ -178,7 +178,7 @@ static void net__on_tick(uv_timer_t *t) {
       net__conn_close(c);
       continue;
     }
-    if (c->ws) {
+    if (c->is_ws) {
       net__ws_tick(c, now);
     } else if (c->http && c->reading) {
       uint64_t started = net__http_started_ms(c);
@@ -298,7 +298,7 @@ void net_server_stop_accepting(struct net_server *s) {
 void net_server_close_all(struct net_server *s, uint16_t code, const char *reason) {
   struct net_conn *c, *tmp;
   DL_FOREACH_SAFE(s->conns, c, tmp) {
-    if (c->ws)
+    if (c->is_ws)
       net_ws_close(c, code, reason);
     else if (c->reading)
       net__conn_close(c); /* idle HTTP: nothing in progress */

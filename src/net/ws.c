@@ -8,6 +8,18 @@
  * connection. net_ws_frame_text() encodes a frame once with wslay's frame API into a refcounted
  * chunk that any number of connections queue. Control frames that wslay itself produces (pong,
  * close) reach our queue through its send callback, so their order with data frames is kept.
+ *
+ * wslay's context is about 8.5 KB (a 4 KiB output buffer in the event context, a 4 KiB input
+ * buffer in its frame context), most of what an idle connection would cost. So a socket keeps
+ * one only while it is needed: after each read (and each ping we send) the context is freed if
+ * wslay is at a frame boundary (no partial frame header buffered, no frame or fragmented message
+ * half received, nothing queued, no close in progress), and the next byte, ping or close creates
+ * a fresh one, which starts at a frame boundary too. Freeing at once rather than after a quiet
+ * period keeps the contexts short-lived: the allocator hands the same memory to the next read,
+ * whereas contexts freed late sit between long-lived structs and the heap cannot give their pages
+ * back. We know where wslay is from its frame-start callback: each frame's header and payload
+ * sizes are subtracted from the bytes handed to it (ws_unframed), so zero means every byte given
+ * belongs to a frame it has started, and payload bytes still owed make it negative.
  */
 #include <openssl/evp.h>
 #include <openssl/sha.h> /* SHA_DIGEST_LENGTH */
@@ -142,6 +154,12 @@ static void ws__on_frame_start(wslay_event_context_ptr ctx,
                                const struct wslay_event_on_frame_recv_start_arg *a,
                                void *user_data) {
   struct net_conn *c = user_data;
+  /* Clients mask every frame (4 bytes of key); a length over 125 takes 2 or 8 more bytes. A
+   * client that encodes a length in more bytes than needed only keeps its context. */
+  uint64_t header = 2 + 4 + (a->payload_length < 126 ? 0 : a->payload_length < 65536 ? 2 : 8);
+  c->ws_unframed -= (int64_t)(header + a->payload_length);
+  if (!(a->opcode & 0x8u)) /* data frames: a message is open until a frame with fin */
+    c->ws_in_msg = !a->fin;
   if (a->opcode == WSLAY_CONNECTION_CLOSE && a->payload_length == 1)
     net_ws_close(c, WSLAY_CODE_PROTOCOL_ERROR, "close payload of one byte");
 }
@@ -149,6 +167,33 @@ static void ws__on_frame_start(wslay_event_context_ptr ctx,
 static const struct wslay_event_callbacks ws__callbacks = {
     ws__recv_cb, ws__send_cb, NULL, ws__on_frame_start, NULL, NULL, ws__on_msg,
 };
+
+/* Creates wslay's context if the socket has none (see the top of the file). Returns 0, or
+ * PARLEY_EINTERNAL with the connection closed. */
+static int ws__ctx(struct net_conn *c) {
+  if (c->ws)
+    return 0;
+  if (wslay_event_context_server_init(&c->ws, &ws__callbacks, c) != 0) {
+    c->ws = NULL;
+    net__conn_close(c);
+    return PARLEY_EINTERNAL;
+  }
+  wslay_event_config_set_max_recv_msg_length(c->ws, c->srv->cfg.ws_max_msg);
+  c->ws_unframed = 0;
+  c->ws_in_msg = 0;
+  return 0;
+}
+
+/* Frees wslay's context if it is at a frame boundary with nothing pending. */
+static void ws__ctx_release(struct net_conn *c) {
+  if (c->ws == NULL || c->ws_unframed != 0 || c->ws_in_msg || c->ws_close_sent ||
+      c->close_after_flush || wslay_event_want_write(c->ws) ||
+      !wslay_event_get_read_enabled(c->ws) || wslay_event_get_close_received(c->ws))
+    return;
+  wslay_event_context_free(c->ws);
+  c->ws = NULL;
+  c->srv->stats.ws_ctx_released++;
+}
 
 /* Writes what wslay queued (pongs, close) and closes the socket once both sides said goodbye. */
 static void ws__pump(struct net_conn *c) {
@@ -170,6 +215,9 @@ static void ws__pump(struct net_conn *c) {
 
 void net__ws_on_data(struct net_conn *c, const char *data, size_t len) {
   int r;
+  if (ws__ctx(c) != 0)
+    return;
+  c->ws_unframed += (int64_t)len;
   c->rbuf = (const uint8_t *)data;
   c->rlen = len;
   c->rpos = 0;
@@ -194,6 +242,8 @@ void net__ws_on_data(struct net_conn *c, const char *data, size_t len) {
     return;
   }
   ws__pump(c);
+  if (!c->closing)
+    ws__ctx_release(c);
 }
 
 void net__ws_tick(struct net_conn *c, uint64_t now) {
@@ -209,8 +259,12 @@ void net__ws_tick(struct net_conn *c, uint64_t now) {
       !c->ws_close_sent) {
     struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
     c->last_ping_ms = now;
+    if (ws__ctx(c) != 0)
+      return;
     if (wslay_event_queue_msg(c->ws, &ping) == 0)
       ws__pump(c);
+    if (!c->closing)
+      ws__ctx_release(c);
   }
 }
 
@@ -279,6 +333,8 @@ int net_ws_accept(struct net_conn *c) {
     return PARLEY_EINTERNAL;
   }
   wslay_event_config_set_max_recv_msg_length(c->ws, c->srv->cfg.ws_max_msg);
+  c->is_ws = 1;
+  c->ws_unframed = 0;
   net__conn_push_copy(c, headers, strlen(headers));
   /* Frames the client sent right behind its upgrade request belong to the WebSocket now. */
   net__http_take_leftover(c, &leftover);
@@ -286,6 +342,8 @@ int net_ws_accept(struct net_conn *c) {
   c->last_rx_ms = c->last_ping_ms = uv_now(c->srv->loop);
   if (leftover.len)
     net__ws_on_data(c, leftover.data, leftover.len);
+  else
+    ws__ctx_release(c); /* nothing to parse yet: the first read makes a new one */
   buf_dispose(&leftover);
   net__conn_read_start(c);
   return 0;
@@ -295,7 +353,7 @@ int net_ws_accept(struct net_conn *c) {
 static int ws__send(struct net_conn *c, struct outq_chunk *frame, int pull) {
   struct net_server *s = c->srv;
   int err;
-  if (c->closing || c->ws == NULL || c->ws_close_sent)
+  if (c->closing || !c->is_ws || c->ws_close_sent)
     return PARLEY_EUNAVAILABLE;
   err = net__conn_push(c, frame, pull);
   if (err)
@@ -330,7 +388,9 @@ int net_ws_send_text(struct net_conn *c, const char *data, size_t len) {
 }
 
 void net_ws_close(struct net_conn *c, uint16_t code, const char *reason) {
-  if (c->closing || c->ws == NULL || c->ws_close_sent)
+  if (c->closing || !c->is_ws || c->ws_close_sent)
+    return;
+  if (ws__ctx(c) != 0)
     return;
   c->ws_close_sent = 1;
   wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);

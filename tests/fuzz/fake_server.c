@@ -88,7 +88,7 @@ int fake_conn_feed(struct net_conn *c, const uint8_t *data, size_t len) {
   if (len == 0)
     return 0;
   c->last_rx_ms = uv_now(c->srv->loop);
-  if (c->ws)
+  if (c->is_ws)
     net__ws_on_data(c, (const char *)data, len);
   else if (c->http)
     net__http_on_data(c, (const char *)data, len);

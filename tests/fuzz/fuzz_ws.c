@@ -46,9 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   fake_conn_feed(c, (const uint8_t *)upgrade, sizeof upgrade - 1);
   fake_conn_flush(c);
-  assert(c->ws != NULL && c->http == NULL);
+  assert(c->is_ws && c->http == NULL);
   fake_conn_feed_split(c, data, size, NULL);
-  if (!c->closing && c->ws) {
+  if (!c->closing && c->is_ws) {
     uint64_t t = c->last_rx_ms + s->cfg.ping_interval_ms;
     net__ws_tick(c, t); /* a ping */
     fake_conn_flush(c);
