@@ -607,9 +607,12 @@ static void phase_begin(struct lg *lg, enum phase ph) {
     lg->t_meas1 = lg->t_meas0 + (uint64_t)(lg->duration * 1e9);
     lg->t_last_progress = now;
     lg_log(lg, "  load: %.1f s warm-up, %.1f s measured\n", lg->warmup, lg->duration);
-    if (lg->rate <= 0) /* window mode: user 0 keeps `window` sends outstanding */
-      for (int i = 0; i < lg->window; i++)
-        send_one(lg, &lg->conns[0]);
+    /* Window mode (closed loop): in broadcast user 0, in chat every user, keeps `window` sends
+     * unacknowledged; each reply releases the next send. */
+    if (lg->rate <= 0)
+      for (int u = 0; u < (lg->scen == SCEN_CHAT ? lg->n_users : 1); u++)
+        for (int i = 0; i < lg->window; i++)
+          send_one(lg, &lg->conns[u]);
     uv_timer_start(&lg->tick, on_tick, 1, 1);
     return;
   }
@@ -1380,10 +1383,13 @@ static void usage(FILE *f) {
           "  --users N                       users, one WebSocket each (1000)\n"
           "  --chat-size K                   users per chat, chat and typing scenarios (10)\n"
           "  --rate R                        msgs/s over all users (chat: 2000; broadcast: 0 =\n"
-          "                                  window mode); typing: starts/s over all users (2000)\n"
+          "                                  window mode, also for chat: every user keeps --window\n"
+          "                                  sends unacknowledged, which measures acked sends/s);\n"
+          "                                  typing: starts/s over all users (2000)\n"
           "  --typing-hold MS                typing: on:true to on:false (a fifth of a user's\n"
           "                                  period N/R: 100 ms by default)\n"
-          "  --window W                      broadcast: unacknowledged sends in flight (64)\n"
+          "  --window W                      window mode: unacknowledged sends in flight per\n"
+          "                                  sender (64)\n"
           "  --duration T                    measured seconds (20)\n"
           "  --warmup S                      seconds of load before measuring (3)\n"
           "  --drain S                       max seconds to wait for stragglers (3)\n"
@@ -1625,7 +1631,7 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
     fprintf(stderr, "loadgen: an option is out of range (see --help)\n");
     return -1;
   }
-  if (lg->scen != SCEN_BROADCAST && lg->rate <= 0) {
+  if (lg->scen != SCEN_BROADCAST && lg->rate <= 0 && (lg->scen != SCEN_CHAT || lg->wire)) {
     fprintf(stderr, "loadgen: the %s scenario needs --rate > 0\n",
             lg->scen == SCEN_CHAT ? "chat" : lg->scen == SCEN_TYPING ? "typing" : "connections/storm");
     return -1;

@@ -12,13 +12,15 @@
 #                     [--rate R] [--typing-rate R] [--typing-hold MS] [--duration T] [--warmup S]
 #                     [--window W] [--bcast-users N] [--bcast-rate R] [--csv FILE] [--keep]
 #                     [--conn-users "N1 N2"] [--conns-per-user M] [--storm-users N]
-#                     [-- extra loadgen options]
-# Scenarios: chat typing broadcast (the default set), connections, storm.
+#                     [--durable-window W] [-- extra loadgen options]
+# Scenarios: chat typing broadcast (the default set), connections, storm, durable (the chat
+# population in closed loop, each user keeping W sends unacknowledged, once with
+# PARLEY_DURABILITY=normal and once with fsync: acknowledged sends/s).
 # The same settings can come from the environment: BENCH_SCENARIOS, BENCH_USERS, BENCH_CHAT_SIZE,
 # BENCH_RATE, BENCH_TYPING_RATE (default: the chat rate), BENCH_TYPING_HOLD (ms; default: the
 # load generator's), BENCH_DURATION, BENCH_WARMUP, BENCH_WINDOW, BENCH_BCAST_USERS,
 # BENCH_BCAST_RATE, BENCH_CONN_USERS ("10000 19000"), BENCH_CONNS_PER_USER (1), BENCH_STORM_USERS
-# (11000: 1,000 chats of 11, 10,000 sockets dropped), BENCH_CSV, PARLEY_BIN, LOADGEN; PARLEY_DURABILITY (normal) and
+# (11000: 1,000 chats of 11, 10,000 sockets dropped), BENCH_DURABLE_WINDOW (4), BENCH_CSV, PARLEY_BIN, LOADGEN; PARLEY_DURABILITY (normal) and
 # PARLEY_LOG_LEVEL (warn) are passed to the server.
 #
 # Peers (bench/peers/, bench/README.md "Peers"): [--servers "parley socketio xmpp"] runs Parley's
@@ -47,6 +49,7 @@ bcast_rate=${BENCH_BCAST_RATE:-0}
 conn_users=${BENCH_CONN_USERS:-10000 19000}
 conns_per_user=${BENCH_CONNS_PER_USER:-1}
 storm_users=${BENCH_STORM_USERS:-11000}
+durable_window=${BENCH_DURABLE_WINDOW:-4}
 servers=${BENCH_SERVERS:-parley}
 sweep=${BENCH_SWEEP:-}
 p99_limit=${BENCH_P99_LIMIT:-10}
@@ -72,6 +75,7 @@ while [ $# -gt 0 ]; do
     --conn-users) conn_users=$2; shift ;;
     --conns-per-user) conns_per_user=$2; shift ;;
     --storm-users) storm_users=$2; shift ;;
+    --durable-window) durable_window=$2; shift ;;
     --servers) servers=$2; shift ;;
     --sweep) sweep=$2; shift ;;
     --p99-limit) p99_limit=$2; shift ;;
@@ -140,7 +144,8 @@ start_server() {
   mkdir -p "$tmp/data"
   # Logging per connection would be measured too; warnings and errors still reach the log.
   PARLEY_LISTEN="127.0.0.1:$port" PARLEY_DATA="$tmp/data" PARLEY_RATE_LIMITS=0 \
-    PARLEY_LOG_LEVEL="${PARLEY_LOG_LEVEL:-warn}" PARLEY_DURABILITY="${PARLEY_DURABILITY:-normal}" \
+    PARLEY_LOG_LEVEL="${PARLEY_LOG_LEVEL:-warn}" \
+    PARLEY_DURABILITY="${1:-${PARLEY_DURABILITY:-normal}}" \
     "$PARLEY_BIN" >>"$tmp/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
@@ -163,6 +168,8 @@ expanded=""
 for scen in $scenarios; do
   if [ "$scen" = connections ]; then
     for n in $conn_users; do expanded="$expanded connections@$n"; done
+  elif [ "$scen" = durable ]; then
+    expanded="$expanded durable@normal durable@fsync"
   else
     expanded="$expanded $scen"
   fi
@@ -172,8 +179,22 @@ if [ "$conns_per_user" -gt 20 ]; then export PARLEY_MAX_CONNS_PER_USER=$conns_pe
 status=0
 # Sweep mode runs only the chat sweep; Parley's scenarios run when Parley is among --servers.
 if [ -n "$sweep" ] || [[ " $servers " != *" parley "* ]]; then expanded=""; fi
+# The server's own view of the run: the latency summaries of /metrics (last one to two minutes).
+server_metrics() {
+  curl -sf "http://127.0.0.1:$port/metrics" | awk '
+    /^parley_(delivery_seconds|store_commit_latency_seconds|store_request_seconds)\{quantile="0\.(5|99)"\}/ {
+      split($1, a, "{"); q = ($1 ~ /"0\.5"/) ? "p50" : "p99"; v[a[1] " " q] = $2 * 1000 }
+    END { if (length(v)) printf "  server-side (ms): delivery p50 %.3f p99 %.3f; store request p50 %.3f p99 %.3f; commit p50 %.3f p99 %.3f\n",
+            v["parley_delivery_seconds p50"], v["parley_delivery_seconds p99"],
+            v["parley_store_request_seconds p50"], v["parley_store_request_seconds p99"],
+            v["parley_store_commit_latency_seconds p50"], v["parley_store_commit_latency_seconds p99"] }' || true
+}
+
 for scen in $expanded; do
-  start_server
+  case $scen in
+    durable@*) start_server "${scen#*@}" ;;
+    *) start_server ;;
+  esac
   echo
   echo "== $scen (server pid $server_pid on 127.0.0.1:$port) =="
   case $scen in
@@ -188,6 +209,10 @@ for scen in $expanded; do
       # N idle subscribed sockets; 10 probe chats send 100 msgs/s in total meanwhile.
       args=(--scenario connections --users "${scen#*@}" --chat-size "$chat_size"
             --conns-per-user "$conns_per_user") ;;
+    durable@*)
+      # Closed loop: every user keeps --durable-window sends unacknowledged; acks/s is the figure.
+      args=(--scenario chat --users "$users" --chat-size "$chat_size" --rate 0
+            --window "$durable_window") ;;
     storm)
       # chats of 11: each chat's first member keeps sending, the 10 others drop and resume.
       args=(--scenario storm --users "$storm_users" --chat-size 11
@@ -196,11 +221,12 @@ for scen in $expanded; do
   esac
   if ! "$LOADGEN" --url "ws://127.0.0.1:$port" "${args[@]}" --duration "$duration" \
       --warmup "$warmup" --server-pid "$server_pid" --users-file "$tmp/users.txt" \
-      --csv "$tmp/results.csv" --label "$scen" ${extra[@]+"${extra[@]}"}; then
+      --csv "$tmp/results.csv" --label "${scen/@/-}" ${extra[@]+"${extra[@]}"}; then
     echo "run.sh: the $scen scenario failed; last lines of the server log:" >&2
     tail -n 20 "$tmp/server.log" >&2
     status=1
   fi
+  server_metrics
   stop_server
 done
 if [ -n "$sweep" ]; then sweep_run; else peers_chat; fi
@@ -211,7 +237,7 @@ if [ -s "$tmp/results.csv" ]; then
   # Columns by header name, so the CSV can grow new ones.
   awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i
              print "server scenario users chat offered sends/s deliv/s p50 p99 p999 max errors closes srvCPU% srvRSS lgCPU% KB/conn"; next }
-           { printf "%s %s %s %s %s %s %s %s %s %s %s %d %s %s %s %s %s\n", $c["server"], $c["scenario"],
+           { printf "%s %s %s %s %s %s %s %s %s %s %s %d %s %s %s %s %s\n", $c["server"], $c["label"],
              $c["users"], $c["chat_size"], $c["offered"], $c["sends_per_s"], $c["deliveries_per_s"],
              $c["p50_ms"], $c["p99_ms"], $c["p999_ms"], $c["max_ms"], $c["errors"] + $c["rate_limited"],
              $c["closes"], $c["server_cpu_pct"], $c["server_rss_mb"], $c["loadgen_cpu_pct"],
