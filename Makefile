@@ -135,7 +135,7 @@ test: unit fuzz-ci valgrind integration integration-pg sdk e2e
 bench: build bench/build/loadgen
 	@bench/run.sh
 
-bench/build/loadgen: $(wildcard bench/*.c bench/*.h)
+bench/build/loadgen: $(wildcard bench/*.c bench/*.h) src/common/hist.c src/common/hist.h
 	$(MAKE) -C bench
 
 # A local three-node demo on 127.0.0.1:8081-8083 sharing one store and a throwaway Redis

@@ -18,7 +18,7 @@
 #include <jansson.h>
 #include <wslay/wslay.h>
 
-#include "hist.h"
+#include "common/hist.h"
 
 /* A growable byte buffer with a hard cap. */
 struct buf {
