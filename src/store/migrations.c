@@ -6,9 +6,11 @@
  * role and joined_at), messages and read markers. Migration 2 (issue 3) adds invitations, the
  * chat columns invite_policy and archived, users.last_seen and the user search indexes, as plain
  * `ALTER TABLE ... ADD COLUMN` / `CREATE` steps that never rewrite messages. Migration 3 adds
- * removals. The two dialects differ in types (BIGINT identities, BYTEA, SMALLINT flags), in the
- * trigger syntax and in collation; the tables, columns, constraints and index names are the same,
- * so store_sqlite.c and store_pg.c run the same queries in their own dialect.
+ * removals. Migration 4 adds two PostgreSQL functions, msg.send and the read marker in one round
+ * trip each (SQLite's text is empty). The two dialects differ in types (BIGINT identities, BYTEA,
+ * SMALLINT flags), in the trigger syntax and in collation; the tables, columns, constraints and
+ * index names are the same, so store_sqlite.c and store_pg.c run the same queries in their own
+ * dialect.
  *
  * Times are Unix milliseconds in integer columns. Every query the backends run has an index; the
  * comments next to each SQLite index name the query it serves (the PostgreSQL ones mirror them).
@@ -247,6 +249,88 @@ const struct store__migration store__migrations[] = {
      "  removed_at BIGINT NOT NULL,"
      "  PRIMARY KEY (chat_id, user_id)"
      ");"},
+    {4, "PostgreSQL: msg.send and read markers as one server-side function each",
+     /* SQLite runs in the process: a statement costs no round trip, so there is nothing to do.
+      * The entry keeps the version numbers of both dialects in step. */
+     "",
+     /* One round trip per send instead of seven (issue 8). Both functions do what store_pg.c did
+      * statement by statement: lock the chat's row (a statement of its own; a VOLATILE function
+      * takes a fresh snapshot for each later statement, so what other nodes committed before the
+      * lock was granted is seen), read the caller's role, and change anything only for a
+      * participant of a chat that is not archived, which is exactly when acl_check() allows
+      * ACL_MSG_SEND and ACL_CHAT_READ. The caller still runs acl_check() on the returned row.
+      * One row back, in the order of store_pg.c's PG_CHAT_COLS (the chat after the change; all
+      * NULL when there is no such chat), then for parley_msg_append the message with its author
+      * as PG_MSG_COLS (NULL when nothing was stored) and whether it was a duplicate, for
+      * parley_read_set the marker's seq. The values are those just read or written: no
+      * statement reads them back. */
+     "CREATE FUNCTION parley_msg_append(p_slug text, p_user bigint, p_body text, p_cmid text,"
+     "  p_now bigint,"
+     "  OUT o_id bigint, OUT o_slug text, OUT o_title text, OUT o_is_public smallint,"
+     "  OUT o_max_participants integer, OUT o_owner_id bigint, OUT o_created_at bigint,"
+     "  OUT o_last_activity bigint, OUT o_last_seq bigint, OUT o_participant_count integer,"
+     "  OUT o_role text, OUT o_invite_policy smallint, OUT o_archived smallint,"
+     "  OUT o_seq bigint, OUT o_chat_id bigint, OUT o_body text, OUT o_client_msg_id text,"
+     "  OUT o_msg_created_at bigint, OUT o_author_id bigint, OUT o_username text,"
+     "  OUT o_display_name text, OUT o_author_created_at bigint, OUT o_duplicate boolean)"
+     " LANGUAGE plpgsql VOLATILE AS $$"
+     " BEGIN"
+     "  o_duplicate := false;"
+     "  SELECT c.id INTO o_id FROM chats c WHERE c.slug = p_slug FOR NO KEY UPDATE;"
+     "  IF NOT FOUND THEN RETURN; END IF;"
+     "  SELECT c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"
+     "   c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived,"
+     "   u.id, u.username, u.display_name, u.created_at"
+     "   INTO o_slug, o_title, o_is_public, o_max_participants, o_owner_id, o_created_at,"
+     "   o_last_activity, o_last_seq, o_participant_count, o_role, o_invite_policy, o_archived,"
+     "   o_author_id, o_username, o_display_name, o_author_created_at"
+     "   FROM chats c LEFT JOIN participants p ON p.chat_id = c.id AND p.user_id = p_user"
+     "   LEFT JOIN users u ON u.id = p.user_id WHERE c.id = o_id;"
+     "  IF o_role IS NULL OR o_archived <> 0 THEN RETURN; END IF;"
+     "  IF p_cmid IS NOT NULL THEN"
+     "   SELECT m.seq, m.body, m.created_at INTO o_seq, o_body, o_msg_created_at FROM messages m"
+     "    WHERE m.chat_id = o_id AND m.author_id = p_user AND m.client_msg_id = p_cmid;"
+     "   IF FOUND THEN"
+     "    o_duplicate := true; o_chat_id := o_id; o_client_msg_id := p_cmid;"
+     "    RETURN;"
+     "   END IF;"
+     "  END IF;"
+     "  UPDATE chats c SET last_seq = c.last_seq + 1,"
+     "   last_activity = GREATEST(c.last_activity, p_now) WHERE c.id = o_id"
+     "   RETURNING c.last_seq, c.last_activity INTO o_seq, o_last_activity;"
+     "  INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at)"
+     "   VALUES (o_id, o_seq, p_user, p_body, p_cmid, p_now);"
+     /* A user's own messages are never unread. */
+     "  INSERT INTO read_markers AS r(chat_id, user_id, seq, updated_at)"
+     "   VALUES (o_id, p_user, o_seq, p_now) ON CONFLICT (chat_id, user_id) DO UPDATE"
+     "   SET seq = GREATEST(r.seq, excluded.seq), updated_at = excluded.updated_at;"
+     "  o_last_seq := o_seq; o_chat_id := o_id; o_body := p_body; o_client_msg_id := p_cmid;"
+     "  o_msg_created_at := p_now;"
+     " END $$;"
+     "CREATE FUNCTION parley_read_set(p_slug text, p_user bigint, p_seq bigint, p_now bigint,"
+     "  OUT o_id bigint, OUT o_slug text, OUT o_title text, OUT o_is_public smallint,"
+     "  OUT o_max_participants integer, OUT o_owner_id bigint, OUT o_created_at bigint,"
+     "  OUT o_last_activity bigint, OUT o_last_seq bigint, OUT o_participant_count integer,"
+     "  OUT o_role text, OUT o_invite_policy smallint, OUT o_archived smallint,"
+     "  OUT o_read_seq bigint)"
+     " LANGUAGE plpgsql VOLATILE AS $$"
+     " BEGIN"
+     /* Locked like a send, so read markers and sends of one chat always lock in one order. */
+     "  SELECT c.id INTO o_id FROM chats c WHERE c.slug = p_slug FOR NO KEY UPDATE;"
+     "  IF NOT FOUND THEN RETURN; END IF;"
+     "  SELECT c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"
+     "   c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived"
+     "   INTO o_slug, o_title, o_is_public, o_max_participants, o_owner_id, o_created_at,"
+     "   o_last_activity, o_last_seq, o_participant_count, o_role, o_invite_policy, o_archived"
+     "   FROM chats c LEFT JOIN participants p ON p.chat_id = c.id AND p.user_id = p_user"
+     "   WHERE c.id = o_id;"
+     "  IF o_role IS NULL OR o_archived <> 0 THEN RETURN; END IF;"
+     "  INSERT INTO read_markers AS r(chat_id, user_id, seq, updated_at)"
+     "   VALUES (o_id, p_user, LEAST(p_seq, o_last_seq), p_now)"
+     "   ON CONFLICT (chat_id, user_id) DO UPDATE"
+     "   SET seq = GREATEST(r.seq, excluded.seq), updated_at = excluded.updated_at"
+     "   RETURNING r.seq INTO o_read_seq;"
+     " END $$;"},
 };
 
 const size_t store__migrations_count =

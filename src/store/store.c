@@ -197,7 +197,17 @@ static int64_t store__run_batch(struct store *s, struct store_req *batch) {
     store__fail_batch(batch, PARLEY_EUNAVAILABLE);
     return -1;
   }
-  for (struct store_req *r = batch; r != NULL && err == 0; r = r->next) {
+  if (s->ops->exec_batch) {
+    err = s->ops->exec_batch(s->be, batch);
+    for (struct store_req *r = batch; r != NULL; r = r->next) {
+      assert(r->status <= 0 && "a backend returns 0 or a PARLEY_E* code");
+      if (r->status > 0)
+        r->status = PARLEY_EINTERNAL;
+      if (r->status != 0)
+        store__req_clear_out(r, 1);
+    }
+  }
+  for (struct store_req *r = batch; !s->ops->exec_batch && r != NULL && err == 0; r = r->next) {
     err = s->ops->savepoint(s->be);
     if (err)
       break;

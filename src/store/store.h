@@ -293,6 +293,12 @@ struct store_backend_ops {
   int (*release)(void *be, int undo); /* after it: undo != 0 rolls the request back */
   /* Executes one request inside the open transaction; returns 0 or PARLEY_E*. */
   int (*exec)(void *be, struct store_req *req);
+  /* Optional (NULL: store.c runs savepoint, exec, release per request). Executes the whole
+   * `batch` (borrowed) inside the open transaction with the same contract: sets each request's
+   * status, and a failed request leaves nothing behind. Returns 0, or an error when the
+   * transaction is in doubt (the batch then fails). Lets a remote backend send several requests
+   * in one round trip. */
+  int (*exec_batch)(void *be, struct store_req *batch);
 };
 
 extern const struct store_backend_ops store_sqlite_ops;

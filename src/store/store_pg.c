@@ -20,6 +20,15 @@
  * always taken chat first. A deadlock between two nodes' batches (possible only when each batch
  * touches several chats, in different orders) is broken by PostgreSQL after deadlock_timeout: the
  * victim request is rolled back to its savepoint and fails as `unavailable`, never half-applied.
+ *
+ * Round trips, not the database's CPU, bound one store thread, so they are few (issue 8). A send
+ * and a read marker are one statement each, a PL/pgSQL function of migration 4 that takes the
+ * steps above in the same order (a VOLATILE function takes a fresh snapshot per statement, so the
+ * lock-then-read argument holds inside it). Everything travels in libpq's pipeline mode:
+ * pg_exec_batch() sends consecutive sends and read markers of a batch in one pipeline (SAVEPOINT,
+ * statement, RELEASE each), and the other ops' transaction control (BEGIN, SAVEPOINT, RELEASE,
+ * ROLLBACK TO) waits in be->pend to ride along with their next statement. A batch of sends thus
+ * costs two round trips, the pipeline (one per PG_PIPE_MAX requests) and COMMIT.
  */
 #include <assert.h>
 #include <stdarg.h>
@@ -89,26 +98,19 @@
   X(PARTICIPANT_INSERT, "INSERT INTO participants(chat_id, user_id, role, joined_at)"            \
                         " VALUES ($1, $2, $3, $4)")                                               \
   X(CHAT_TOUCH, "UPDATE chats SET last_activity = GREATEST(last_activity, $2) WHERE id = $1")     \
-  X(CHAT_NEXT_SEQ, "UPDATE chats SET last_seq = last_seq + 1,"                                    \
-                   " last_activity = GREATEST(last_activity, $2) WHERE id = $1"                   \
-                   " RETURNING last_seq, last_activity")                                          \
-  X(MSG_INSERT, "INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at)" \
-                " VALUES ($1, $2, $3, $4, $5, $6)")                                               \
-  X(MSG_BY_CLIENT_ID, "SELECT " PG_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id" \
-                      " WHERE m.chat_id = $1 AND m.author_id = $2 AND m.client_msg_id = $3")      \
+  /* Migration 4's functions: a send and a read marker in one statement each (see there). */    \
+  X(MSG_APPEND, "SELECT * FROM parley_msg_append($1, $2, $3, $4, $5)")                            \
+  X(READ_SET, "SELECT * FROM parley_read_set($1, $2, $3, $4)")                                    \
+  /* By slug, so it travels in one pipeline with CHAT_BY_SLUG (the access check comes after). */ \
   X(MSG_RANGE, "SELECT " PG_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"       \
-               " WHERE m.chat_id = $1 AND m.seq > $2 AND m.seq < $3"                              \
-               " ORDER BY m.seq DESC LIMIT $4")                                                   \
+               " WHERE m.chat_id = (SELECT id FROM chats WHERE slug = $1)"                        \
+               " AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq DESC LIMIT $4")                     \
   X(CHAT_LIST, "SELECT " PG_CHAT_COLS ", coalesce(r.seq, 0), " PG_MSG_COLS                        \
                " FROM participants p JOIN chats c ON c.id = p.chat_id"                            \
                " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"     \
                " LEFT JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq"                 \
                " LEFT JOIN users u ON u.id = m.author_id"                                         \
                " WHERE p.user_id = $1 ORDER BY c.last_activity DESC, c.id DESC")                  \
-  X(READ_UPSERT, "INSERT INTO read_markers(chat_id, user_id, seq, updated_at)"                    \
-                 " VALUES ($1, $2, $3, $4) ON CONFLICT (chat_id, user_id) DO UPDATE SET"          \
-                 " seq = GREATEST(read_markers.seq, excluded.seq),"                               \
-                 " updated_at = excluded.updated_at RETURNING seq")                               \
   X(USER_BY_USERNAME, "SELECT id, username, display_name, created_at FROM users"                  \
                       " WHERE username = $1")                                                     \
   X(PARTICIPANT_ROLE, "SELECT role FROM participants WHERE chat_id = $1 AND user_id = $2")        \
@@ -188,11 +190,24 @@ static const char *const pg_names[PG__COUNT] = {
 #undef PG__NAME
 };
 
+/* Transaction control that has not been sent yet: it travels in the pipeline of the next
+ * statement (or of COMMIT), in this order, instead of costing a round trip of its own. */
+enum {
+  PG_PEND_BEGIN = 1,     /* the batch's BEGIN */
+  PG_PEND_UNDO = 2,      /* the previous request failed: ROLLBACK TO and RELEASE its savepoint */
+  PG_PEND_RELEASE = 4,   /* the previous request succeeded: RELEASE its savepoint */
+  PG_PEND_SAVEPOINT = 8  /* the current request's SAVEPOINT */
+};
+
 struct pg {
   PGconn *conn;
   char *uri;                        /* for reconnecting; never logged (it may hold a password) */
   enum store_durability durability;
   int doomed; /* this transaction lost a deadlock: the rest of its batch fails fast */
+  unsigned pend;  /* PG_PEND_* not sent yet */
+  int sp_open;    /* the current request's SAVEPOINT reached the server */
+  int broken;     /* transaction control failed or the connection dropped: no commit */
+  uint64_t round_trips, statements; /* since open, logged at close */
 };
 
 /* The parameters of one statement, in $1, $2 ... order. Numbers are formatted into `num`. */
@@ -267,21 +282,208 @@ static int pg__err(struct pg *be, const PGresult *res, const char *what) {
   return PARLEY_EINTERNAL;
 }
 
-/* Runs prepared statement `id`. On success returns 0 and, if `out` is not NULL, the result in
- * *out (the caller PQclear()s it); on failure a mapped error and *out = NULL. */
-static int pg__q(struct pg *be, enum pg_stmt id, const struct pgp *p, PGresult **out) {
-  PGresult *res = PQexecPrepared(be->conn, pg_names[id], p ? p->n : 0, p ? p->v : NULL,
-                                 p ? p->len : NULL, p ? p->fmt : NULL, 0);
-  ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-  int err = 0;
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-    err = pg__err(be, res, pg_names[id]);
-  if (err || out == NULL) {
-    PQclear(res);
-    res = NULL;
+/* One statement of a pipeline: prepared statement `id` with `p` (NULL: no parameters), or, when
+ * `sql` is set, that parameterless command (transaction control). */
+struct pg_call {
+  enum pg_stmt id;
+  const struct pgp *p;
+  const char *sql;
+};
+
+#define PG_MAX_CALLS 8 /* calls of a pipeline kept on the stack; longer ones are allocated */
+
+static int pg__reconnect(struct pg *be);
+
+/* Sends calls[0..n) as one pipeline (one round trip) and reads every answer. res (may be NULL)
+ * gets one result per call, the caller PQclear()s them; on failure only those of the calls
+ * before the failed one are kept. *failed (may be NULL) is the index of the first call that
+ * failed (n: none, or the connection failed after them all). Returns 0 or that call's error.
+ * A failed call leaves the transaction in error until its savepoint is rolled back, as
+ * PQexecPrepared() would, and the server skips the calls after it. */
+static int pg__pipeline(struct pg *be, const struct pg_call *calls, int n, PGresult **res,
+                        int *failed) {
+  PGconn *conn = be->conn;
+  int sent = 0, got = 0, err = 0, at = n;
+  PGresult *r;
+
+  assert(n > 0);
+  if (res)
+    memset(res, 0, (size_t)n * sizeof *res);
+  if (failed)
+    *failed = 0;
+  be->round_trips++;
+  be->statements += (uint64_t)n;
+  if (!PQenterPipelineMode(conn)) {
+    be->broken = 1; /* only a connection busy with something else refuses */
+    return pg__err(be, NULL, "enter pipeline mode");
   }
+  for (; sent < n; sent++) {
+    const struct pg_call *c = &calls[sent];
+    const struct pgp *p = c->p;
+    int ok = c->sql ? PQsendQueryParams(conn, c->sql, 0, NULL, NULL, NULL, NULL, 0)
+                    : PQsendQueryPrepared(conn, pg_names[c->id], p ? p->n : 0, p ? p->v : NULL,
+                                          p ? p->len : NULL, p ? p->fmt : NULL, 0);
+    if (!ok)
+      break;
+  }
+  if (sent < n || !PQpipelineSync(conn)) {
+    /* Only a broken connection refuses to queue: nothing can be read back from it. */
+    err = pg__err(be, NULL, "send pipeline");
+    be->broken = 1;
+    PQexitPipelineMode(conn);
+    return err;
+  }
+  /* Each call answers with its result then a NULL; the sync point answers last, alone. */
+  for (; got < n; got++) {
+    const struct pg_call *c = &calls[got];
+    ExecStatusType st;
+    r = PQgetResult(conn);
+    if (r == NULL)
+      break; /* the connection went away mid-pipeline */
+    st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+      if (res && err == 0)
+        res[got] = r;
+      else
+        PQclear(r);
+    } else {
+      if (err == 0) {
+        at = got;
+        err = st == PGRES_PIPELINE_ABORTED ? PARLEY_EUNAVAILABLE
+                                           : pg__err(be, r, c->sql ? c->sql : pg_names[c->id]);
+      }
+      PQclear(r);
+    }
+    while ((r = PQgetResult(conn)) != NULL)
+      PQclear(r);
+  }
+  if (got == n) {
+    while ((r = PQgetResult(conn)) != NULL) {
+      ExecStatusType st = PQresultStatus(r);
+      PQclear(r);
+      if (st == PGRES_PIPELINE_SYNC)
+        break;
+    }
+  }
+  if (got < n || PQstatus(conn) != CONNECTION_OK) {
+    if (err == 0) {
+      at = got;
+      err = pg__err(be, NULL, "pipeline");
+    }
+    be->broken = 1; /* the transaction is gone with the connection */
+  }
+  PQexitPipelineMode(conn);
+  if (err && res) {
+    for (int i = at; i < n; i++) {
+      PQclear(res[i]);
+      res[i] = NULL;
+    }
+  }
+  if (failed)
+    *failed = err ? at : n;
+  return err;
+}
+
+/* Runs calls[0..n) preceded by the pending transaction control (be->pend), all in one round trip.
+ * res (may be NULL) gets one result per call; on failure only those before the failed call are
+ * kept, and *failed (may be NULL) is its index (n: none). If the control itself fails, the batch
+ * cannot commit (be->broken): *failed is -1 and this returns PARLEY_EUNAVAILABLE. */
+static int pg__exchange_at(struct pg *be, const struct pg_call *calls, int n, PGresult **res,
+                           int *failed) {
+  struct pg_call all_small[PG_MAX_CALLS], *all = all_small;
+  PGresult *out_small[PG_MAX_CALLS], **out = out_small;
+  unsigned pend = be->pend;
+  int k = 0, at = 0, err;
+
+  assert(n > 0);
+  if (failed)
+    *failed = -1;
+  if (res)
+    memset(res, 0, (size_t)n * sizeof *res);
+  if (be->broken)
+    return PARLEY_EUNAVAILABLE;
+  if (n + 4 > PG_MAX_CALLS) {
+    all = calloc((size_t)n + 4, sizeof *all);
+    out = calloc((size_t)n + 4, sizeof *out);
+    if (all == NULL || out == NULL) {
+      err = PARLEY_EUNAVAILABLE;
+      goto cleanup;
+    }
+  }
+  memset(all, 0, 4 * sizeof *all);
+  if (pend & PG_PEND_BEGIN)
+    all[k++].sql = "BEGIN";
+  if (pend & PG_PEND_UNDO) {
+    all[k++].sql = "ROLLBACK TO SAVEPOINT req";
+    all[k++].sql = "RELEASE SAVEPOINT req";
+  } else if (pend & PG_PEND_RELEASE) {
+    all[k++].sql = "RELEASE SAVEPOINT req";
+  }
+  if (pend & PG_PEND_SAVEPOINT)
+    all[k++].sql = "SAVEPOINT req";
+  memcpy(&all[k], calls, (size_t)n * sizeof *calls);
+
+  err = pg__pipeline(be, all, k + n, out, &at);
+  /* The server may have gone away while the connection looked idle and fine. A pipeline that
+   * opens the transaction has nothing on the server yet, so one fresh try on a new connection
+   * cannot do anything twice. */
+  if (err && (pend & PG_PEND_BEGIN) && PQstatus(be->conn) != CONNECTION_OK &&
+      pg__reconnect(be) == 0) {
+    for (int i = 0; i < k + n; i++)
+      PQclear(out[i]);
+    be->broken = 0;
+    err = pg__pipeline(be, all, k + n, out, &at);
+  }
+  for (int i = 0; i < k; i++)
+    PQclear(out[i]); /* the control calls' answers: only their success mattered */
+  if (err && at < k) {
+    be->broken = 1; /* the control failed: the savepoints no longer match the requests */
+    err = PARLEY_EUNAVAILABLE;
+    for (int i = k; i < k + n; i++)
+      PQclear(out[i]);
+  } else {
+    be->pend = 0; /* all of it ran */
+    if (pend & PG_PEND_SAVEPOINT)
+      be->sp_open = 1;
+    if (failed)
+      *failed = at - k;
+    if (res)
+      memcpy(res, &out[k], (size_t)n * sizeof *res);
+    else
+      for (int i = k; i < k + n; i++)
+        PQclear(out[i]);
+  }
+cleanup:
+  if (all != all_small)
+    free(all);
+  if (out != out_small)
+    free(out);
+  return err;
+}
+
+/* pg__exchange_at() for callers that need all results or none: on failure none is kept. */
+static int pg__exchange(struct pg *be, const struct pg_call *calls, int n, PGresult **res) {
+  int err = pg__exchange_at(be, calls, n, res, NULL);
+  if (err && res) {
+    for (int i = 0; i < n; i++) {
+      PQclear(res[i]);
+      res[i] = NULL;
+    }
+  }
+  return err;
+}
+
+/* Runs prepared statement `id` (in one round trip with any pending transaction control). On
+ * success returns 0 and, if `out` is not NULL, the result in *out (the caller PQclear()s it); on
+ * failure a mapped error and *out = NULL. */
+static int pg__q(struct pg *be, enum pg_stmt id, const struct pgp *p, PGresult **out) {
+  struct pg_call call = {id, p, NULL};
+  PGresult *res = NULL;
+  int err = pg__exchange(be, &call, 1, &res);
   if (out)
     *out = res;
+  else
+    PQclear(res);
   return err;
 }
 
@@ -299,10 +501,12 @@ static int pg__run_n(struct pg *be, enum pg_stmt id, const struct pgp *p, long *
   return err;
 }
 
-/* Runs a statement without parameters on the unnamed protocol path (transaction control). */
+/* Runs a statement without parameters outside any pipeline (session set-up, ROLLBACK). */
 static int pg__simple(struct pg *be, const char *sql) {
   PGresult *res = PQexec(be->conn, sql);
   int err = 0;
+  be->round_trips++;
+  be->statements++;
   if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
     err = pg__err(be, res, sql);
   PQclear(res);
@@ -345,15 +549,6 @@ static int pg__dup(char **dst, const PGresult *r, int row, int col) {
   if (n)
     memcpy(p, PQgetvalue(r, row, col), n);
   p[n] = '\0';
-  free(*dst);
-  *dst = p;
-  return 0;
-}
-
-static int pg__dup_str(char **dst, const char *s) {
-  char *p = strdup(s);
-  if (p == NULL)
-    return PARLEY_EUNAVAILABLE;
   free(*dst);
   *dst = p;
   return 0;
@@ -496,6 +691,21 @@ static int pg__chat_access(struct pg *be, struct store_req *req, enum acl_op op,
   int err = pg__chat_find(be, req, lock);
   if (err)
     return err;
+  return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
+}
+
+/* Reads the chat row that starts a result of CHAT_BY_SLUG, MSG_APPEND or READ_SET (PG_CHAT_COLS
+ * first) into out.chat and decides `op` on it as pg__chat_access() does. No row, or a NULL id
+ * (the functions' answer), is not found. */
+static int pg__chat_take(struct store_req *req, const PGresult *r, enum acl_op op) {
+  int err;
+  if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
+    return PARLEY_ENOT_FOUND;
+  err = pg__read_chat(r, 0, &req->out.chat);
+  if (err)
+    return err;
+  if (req->out.chat.archived)
+    return PARLEY_ENOT_FOUND;
   return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
 }
 
@@ -734,44 +944,51 @@ static int pg__slug_taken(struct pg *be, const char *slug, int *taken) {
   return err;
 }
 
-static int pg__msgs_range(struct pg *be, struct store_req *req, int64_t chat_id, int64_t lo,
-                          int64_t hi, int limit, int *more) {
-  struct pgp p = {0};
-  PGresult *r = NULL;
+/* Reads the chat of in.slug and its messages with lo < seq < hi, newest `limit` of them, in one
+ * round trip: both statements travel in one pipeline, and the messages are used only when the
+ * chat passes ACL_CHAT_READ. *more is set when there are older ones in the range. */
+static int pg__chat_msgs(struct pg *be, struct store_req *req, int64_t lo, int64_t hi, int limit,
+                         int *more) {
+  struct pgp pc = {0}, pm = {0};
+  struct pg_call calls[2] = {{PG_CHAT_BY_SLUG, &pc, NULL}, {PG_MSG_RANGE, &pm, NULL}};
+  PGresult *res[2] = {NULL, NULL};
   struct store_msg *msgs = NULL;
-  size_t n = 0, rows;
+  size_t n = 0, rows = 0;
   int err;
 
   assert(limit > 0 && limit <= STORE_LIMIT_MAX);
   *more = 0;
-  pgp_i64(&p, chat_id);
-  pgp_i64(&p, lo);
-  pgp_i64(&p, hi);
-  pgp_i64(&p, (int64_t)limit + 1); /* one more tells whether there is more without a COUNT */
-  err = pg__q(be, PG_MSG_RANGE, &p, &r);
-  if (err)
-    return err;
-  rows = (size_t)PQntuples(r);
-  if (rows > (size_t)limit) {
-    *more = 1;
-    rows = (size_t)limit;
-  }
-  msgs = calloc((size_t)limit, sizeof *msgs);
-  if (msgs == NULL) {
-    PQclear(r);
-    return PARLEY_EUNAVAILABLE;
+  if (!PG_TERMINATED(req->in.slug) || req->in.slug[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  pgp_text(&pc, req->in.slug);
+  pgp_i64(&pc, req->in.user_id);
+  pgp_text(&pm, req->in.slug);
+  pgp_i64(&pm, lo);
+  pgp_i64(&pm, hi);
+  pgp_i64(&pm, (int64_t)limit + 1); /* one more tells whether there is more without a COUNT */
+  err = pg__exchange(be, calls, 2, res);
+  if (err == 0)
+    err = pg__chat_take(req, res[0], ACL_CHAT_READ);
+  if (err == 0) {
+    rows = (size_t)PQntuples(res[1]);
+    if (rows > (size_t)limit) {
+      *more = 1;
+      rows = (size_t)limit;
+    }
+    msgs = calloc((size_t)limit, sizeof *msgs);
+    if (msgs == NULL)
+      err = PARLEY_EUNAVAILABLE;
   }
   /* The query walks newest first (so LIMIT keeps the newest); the contract is oldest first. */
-  for (; n < rows; n++) {
-    err = pg__read_msg(r, (int)(rows - 1 - n), 0, &msgs[n]);
-    if (err)
-      break;
-  }
-  PQclear(r);
+  for (; err == 0 && n < rows; n++)
+    err = pg__read_msg(res[1], (int)(rows - 1 - n), 0, &msgs[n]);
+  PQclear(res[0]);
+  PQclear(res[1]);
   if (err) {
-    for (size_t i = 0; i < rows; i++) /* calloc'd: the unread ones are empty */
+    for (size_t i = 0; msgs && i < rows; i++) /* calloc'd: the unread ones are empty */
       store_msg_dispose(&msgs[i]);
     free(msgs);
+    *more = 0;
     return err;
   }
   req->out.msgs = msgs;
@@ -1042,88 +1259,48 @@ static int pg_chat_join(struct pg *be, struct store_req *req) {
   return pg__member_ids(be, req, c->id);
 }
 
+/* The parameters of MSG_APPEND for `req` into *p (borrowing req's strings), or
+ * PARLEY_EBAD_REQUEST. One statement (migration 4's parley_msg_append): lock the chat, then, for
+ * a participant, find the clientMsgId's original or allocate the seq under the lock, insert, and
+ * move the sender's read marker. */
+static int pg__msg_append_params(const struct store_req *req, struct pgp *p) {
+  int has_client_id;
+  if (req->in.body == NULL || req->in.body[0] == '\0' || !PG_TERMINATED(req->in.client_msg_id) ||
+      !PG_TERMINATED(req->in.slug) || req->in.slug[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  has_client_id = req->in.client_msg_id[0] != '\0';
+  memset(p, 0, sizeof *p);
+  pgp_text(p, req->in.slug);
+  pgp_i64(p, req->in.user_id);
+  pgp_text(p, req->in.body);
+  pgp_text(p, has_client_id ? req->in.client_msg_id : NULL);
+  pgp_i64(p, req->in.now);
+  return 0;
+}
+
+/* Fills req's outputs from MSG_APPEND's result `r` (borrowed). The function writes only when
+ * acl_check() allows, so a refusal here has nothing to undo (the savepoint would anyway). */
+static int pg__msg_append_take(struct store_req *req, const PGresult *r) {
+  int err = pg__chat_take(req, r, ACL_MSG_SEND);
+  if (err == 0 && PQgetisnull(r, 0, PG_CHAT_NCOLS))
+    err = PARLEY_ENOT_FOUND; /* no message: cannot happen for a participant (as before: no row) */
+  if (err == 0)
+    err = pg__read_msg(r, 0, PG_CHAT_NCOLS, &req->out.msg);
+  if (err == 0)
+    req->out.duplicate = strcmp(PQgetvalue(r, 0, PG_CHAT_NCOLS + 9), "t") == 0;
+  return err;
+}
+
 static int pg_msg_append(struct pg *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  struct store_msg *m = &req->out.msg;
   struct pgp p;
   PGresult *r = NULL;
-  int has_client_id;
-  int64_t seq;
-  int err;
-
-  if (req->in.body == NULL || req->in.body[0] == '\0' || !PG_TERMINATED(req->in.client_msg_id))
-    return PARLEY_EBAD_REQUEST;
-  /* Locked first: the clientMsgId lookup and the seq below then see every send to this chat that
-   * any node committed, so a retry finds its original and seqs never collide. */
-  err = pg__chat_access(be, req, ACL_MSG_SEND, 1);
-  if (err)
-    return err;
-  has_client_id = req->in.client_msg_id[0] != '\0';
-
-  if (has_client_id) {
-    memset(&p, 0, sizeof p);
-    pgp_i64(&p, c->id);
-    pgp_i64(&p, req->in.user_id);
-    pgp_text(&p, req->in.client_msg_id);
-    err = pg__q(be, PG_MSG_BY_CLIENT_ID, &p, &r);
-    if (err)
-      return err;
-    if (PQntuples(r) == 1) {
-      err = pg__read_msg(r, 0, 0, m);
-      req->out.duplicate = 1;
-    }
-    PQclear(r);
-    if (err || req->out.duplicate)
-      return err;
-  }
-
-  err = pg__user_by_id(be, req->in.user_id, &m->author);
-  if (err)
-    return err;
-
-  memset(&p, 0, sizeof p);
-  pgp_i64(&p, c->id);
-  pgp_i64(&p, req->in.now);
-  err = pg__q(be, PG_CHAT_NEXT_SEQ, &p, &r);
-  if (err)
-    return err;
-  if (PQntuples(r) != 1) {
-    PQclear(r);
-    return PARLEY_ENOT_FOUND;
-  }
-  seq = pg__i64(r, 0, 0);
-  c->last_activity = pg__i64(r, 0, 1);
+  int err = pg__msg_append_params(req, &p);
+  if (err == 0)
+    err = pg__q(be, PG_MSG_APPEND, &p, &r);
+  if (err == 0)
+    err = pg__msg_append_take(req, r);
   PQclear(r);
-
-  memset(&p, 0, sizeof p);
-  pgp_i64(&p, c->id);
-  pgp_i64(&p, seq);
-  pgp_i64(&p, req->in.user_id);
-  pgp_text(&p, req->in.body);
-  pgp_text(&p, has_client_id ? req->in.client_msg_id : NULL);
-  pgp_i64(&p, req->in.now);
-  err = pg__run(be, PG_MSG_INSERT, &p);
-  if (err)
-    return err;
-  /* A user's own messages are never unread. */
-  memset(&p, 0, sizeof p);
-  pgp_i64(&p, c->id);
-  pgp_i64(&p, req->in.user_id);
-  pgp_i64(&p, seq);
-  pgp_i64(&p, req->in.now);
-  err = pg__run(be, PG_READ_UPSERT, &p);
-  if (err)
-    return err;
-
-  err = pg__dup_str(&m->body, req->in.body);
-  if (err)
-    return err;
-  m->seq = seq;
-  m->chat_id = c->id;
-  memcpy(m->client_msg_id, req->in.client_msg_id, sizeof m->client_msg_id);
-  m->created_at = req->in.now;
-  c->last_seq = seq;
-  return 0;
+  return err;
 }
 
 static int pg__check_limit(int limit) {
@@ -1131,47 +1308,49 @@ static int pg__check_limit(int limit) {
 }
 
 static int pg_msg_history(struct pg *be, struct store_req *req) {
-  int err;
   if (pg__check_limit(req->in.limit) || req->in.before < 0)
     return PARLEY_EBAD_REQUEST;
-  err = pg__chat_access(be, req, ACL_CHAT_READ, 0);
-  if (err)
-    return err;
-  return pg__msgs_range(be, req, req->out.chat.id, 0,
-                        req->in.before > 0 ? req->in.before : INT64_MAX, req->in.limit,
-                        &req->out.has_more);
+  return pg__chat_msgs(be, req, 0, req->in.before > 0 ? req->in.before : INT64_MAX,
+                       req->in.limit, &req->out.has_more);
 }
 
 static int pg_msg_since(struct pg *be, struct store_req *req) {
-  int err;
   if (pg__check_limit(req->in.limit) || req->in.since < 0)
     return PARLEY_EBAD_REQUEST;
-  err = pg__chat_access(be, req, ACL_CHAT_READ, 0);
-  if (err)
-    return err;
-  return pg__msgs_range(be, req, req->out.chat.id, req->in.since, INT64_MAX, req->in.limit,
-                        &req->out.reset);
+  return pg__chat_msgs(be, req, req->in.since, INT64_MAX, req->in.limit, &req->out.reset);
+}
+
+/* As pg__msg_append_params() for READ_SET (migration 4's parley_read_set): locked like a send, so
+ * read markers and sends of one chat always lock in the same order; the marker never passes
+ * chats.last_seq. */
+static int pg__read_set_params(const struct store_req *req, struct pgp *p) {
+  if (req->in.seq < 0 || !PG_TERMINATED(req->in.slug) || req->in.slug[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  memset(p, 0, sizeof *p);
+  pgp_text(p, req->in.slug);
+  pgp_i64(p, req->in.user_id);
+  pgp_i64(p, req->in.seq);
+  pgp_i64(p, req->in.now);
+  return 0;
+}
+
+static int pg__read_set_take(struct store_req *req, const PGresult *r) {
+  int err = pg__chat_take(req, r, ACL_CHAT_READ);
+  if (err == 0 && PQgetisnull(r, 0, PG_CHAT_NCOLS))
+    err = PARLEY_EINTERNAL; /* the function and acl_check() disagree on who may read */
+  if (err == 0)
+    req->out.read_seq = pg__i64(r, 0, PG_CHAT_NCOLS);
+  return err;
 }
 
 static int pg_read_set(struct pg *be, struct store_req *req) {
-  struct pgp p = {0};
+  struct pgp p;
   PGresult *r = NULL;
-  int64_t seq;
-  int err;
-  if (req->in.seq < 0)
-    return PARLEY_EBAD_REQUEST;
-  /* Locked like a send, so read markers and sends of one chat always lock in the same order. */
-  err = pg__chat_access(be, req, ACL_CHAT_READ, 1);
-  if (err)
-    return err;
-  seq = req->in.seq < req->out.chat.last_seq ? req->in.seq : req->out.chat.last_seq;
-  pgp_i64(&p, req->out.chat.id);
-  pgp_i64(&p, req->in.user_id);
-  pgp_i64(&p, seq);
-  pgp_i64(&p, req->in.now);
-  err = pg__q(be, PG_READ_UPSERT, &p, &r);
+  int err = pg__read_set_params(req, &p);
   if (err == 0)
-    req->out.read_seq = pg__i64(r, 0, 0);
+    err = pg__q(be, PG_READ_SET, &p, &r);
+  if (err == 0)
+    err = pg__read_set_take(req, r);
   PQclear(r);
   return err;
 }
@@ -1824,6 +2003,8 @@ static void pg_close(void *arg) {
   struct pg *be = arg;
   if (be == NULL)
     return;
+  log_info("store: postgres: %llu round trips for %llu statements",
+           (unsigned long long)be->round_trips, (unsigned long long)be->statements);
   PQfinish(be->conn);
   free(be->uri);
   free(be);
@@ -1872,29 +2053,51 @@ cleanup:
   return err;
 }
 
+/* Transaction control is deferred (be->pend) and rides in the pipeline of the next statement:
+ * a request that is a single statement costs one round trip, SAVEPOINT and the previous
+ * request's RELEASE included, and a batch costs one more for COMMIT. Nothing is acknowledged
+ * before COMMIT succeeded, so a RELEASE that fails when it is finally sent still fails the whole
+ * batch (be->broken), as it did when it was sent at once. */
 static int pg_begin(void *arg) {
   struct pg *be = arg;
-  int err;
   be->doomed = 0;
-  if (PQstatus(be->conn) != CONNECTION_OK && pg__reconnect(be) != 0)
+  be->broken = 0;
+  be->sp_open = 0;
+  be->pend = 0;
+  /* A pipeline cut short (the connection failed under it) may have left libpq in pipeline mode
+   * with answers pending: a fresh connection is the only clean state after that. */
+  if ((PQstatus(be->conn) != CONNECTION_OK || PQpipelineStatus(be->conn) != PQ_PIPELINE_OFF) &&
+      pg__reconnect(be) != 0)
     return PARLEY_EUNAVAILABLE;
-  err = pg__simple(be, "BEGIN");
-  /* The server may have gone away while the connection looked fine: one fresh try. BEGIN has no
-   * effect, so retrying it cannot do anything twice. */
-  if (err && PQstatus(be->conn) != CONNECTION_OK && pg__reconnect(be) == 0)
-    err = pg__simple(be, "BEGIN");
-  return err;
+  be->pend = PG_PEND_BEGIN; /* retried once on a fresh connection: see pg__exchange() */
+  return 0;
 }
 
 static int pg_commit(void *arg) {
   struct pg *be = arg;
-  PGresult *res = PQexec(be->conn, "COMMIT");
-  int err = 0;
-  if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
-    err = pg__err(be, res, "COMMIT");
-  else if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
+  struct pg_call calls[3];
+  PGresult *res[3] = {NULL, NULL, NULL};
+  int n = 0, err;
+
+  if (be->broken)
+    return PARLEY_EUNAVAILABLE;
+  if (be->pend & PG_PEND_BEGIN) {
+    be->pend = 0; /* no request reached the server: there is no transaction to commit */
+    return 0;
+  }
+  memset(calls, 0, sizeof calls);
+  if (be->pend & PG_PEND_UNDO) {
+    calls[n++].sql = "ROLLBACK TO SAVEPOINT req";
+    calls[n++].sql = "RELEASE SAVEPOINT req";
+  }
+  /* A pending RELEASE is implied by COMMIT. */
+  calls[n++].sql = "COMMIT";
+  be->pend = 0;
+  err = pg__pipeline(be, calls, n, res, NULL);
+  if (err == 0 && strcmp(PQcmdStatus(res[n - 1]), "COMMIT") != 0)
     err = PARLEY_EUNAVAILABLE; /* COMMIT of a failed transaction answers ROLLBACK */
-  PQclear(res);
+  for (int i = 0; i < n; i++)
+    PQclear(res[i]);
   /* A connection lost during COMMIT leaves the outcome unknown: the batch is reported
    * unavailable, and the retries are safe because sends carry their clientMsgId. */
   return err;
@@ -1902,6 +2105,8 @@ static int pg_commit(void *arg) {
 
 static int pg_rollback(void *arg) {
   struct pg *be = arg;
+  be->pend = 0;
+  be->sp_open = 0;
   if (PQstatus(be->conn) != CONNECTION_OK || PQtransactionStatus(be->conn) == PQTRANS_IDLE)
     return 0;
   return pg__simple(be, "ROLLBACK");
@@ -1909,24 +2114,28 @@ static int pg_rollback(void *arg) {
 
 static int pg_savepoint(void *arg) {
   struct pg *be = arg;
-  /* Outside a healthy transaction the request would run on its own: refuse instead. */
-  if (PQtransactionStatus(be->conn) != PQTRANS_INTRANS)
+  if (be->broken)
     return PARLEY_EUNAVAILABLE;
-  return pg__simple(be, "SAVEPOINT req");
+  be->sp_open = 0;
+  be->pend |= PG_PEND_SAVEPOINT;
+  return 0;
 }
 
 static int pg_release(void *arg, int undo) {
   struct pg *be = arg;
-  PGTransactionStatusType ts = PQtransactionStatus(be->conn);
-  if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR) {
-    log_warn("store: postgres: the transaction ended under a request (%s)",
-             PQerrorMessage(be->conn));
+  if (be->broken) {
+    log_warn("store: postgres: the transaction ended under a request");
     return PARLEY_EUNAVAILABLE;
   }
-  /* One round trip for both; a request whose statement failed leaves the transaction in error
-   * until the ROLLBACK TO, which also drops the locks the request took. */
-  return pg__simple(be, undo ? "ROLLBACK TO SAVEPOINT req; RELEASE SAVEPOINT req"
-                             : "RELEASE SAVEPOINT req");
+  if (!be->sp_open) {
+    be->pend &= ~(unsigned)PG_PEND_SAVEPOINT; /* the request sent nothing: nothing to undo */
+    return 0;
+  }
+  /* A request whose statement failed leaves the transaction in error until the ROLLBACK TO,
+   * which also drops the locks the request took; it goes first in the next pipeline. */
+  be->sp_open = 0;
+  be->pend |= undo ? PG_PEND_UNDO : PG_PEND_RELEASE;
+  return 0;
 }
 
 static int pg_exec(void *arg, struct store_req *req) {
@@ -1994,6 +2203,112 @@ static int pg_exec(void *arg, struct store_req *req) {
   return PARLEY_EBAD_REQUEST;
 }
 
+/* ---- batches ---- */
+
+#define PG_PIPE_MAX 64 /* requests sent in one pipeline, three statements each */
+
+/* Requests that are one statement whose refusals (acl_check on the returned row) have written
+ * nothing: they need no savepoint of their own around C code, so a run of them goes in one
+ * pipeline. The rest take the request-by-request path. */
+static int pg__pipeable(const struct store_req *r) {
+  return r->op == STORE_MSG_APPEND || r->op == STORE_READ_SET;
+}
+
+static int pg__pipe_params(const struct store_req *r, struct pgp *p, enum pg_stmt *id) {
+  *id = r->op == STORE_MSG_APPEND ? PG_MSG_APPEND : PG_READ_SET;
+  return r->op == STORE_MSG_APPEND ? pg__msg_append_params(r, p) : pg__read_set_params(r, p);
+}
+
+static int pg__pipe_take(struct store_req *r, const PGresult *res) {
+  return r->op == STORE_MSG_APPEND ? pg__msg_append_take(r, res) : pg__read_set_take(r, res);
+}
+
+/* Runs the pipeable requests that follow one another from `first` (at most PG_PIPE_MAX) in one
+ * round trip: SAVEPOINT, the statement and RELEASE for each, behind any pending control. When
+ * request j fails, the server skips everything after it: j's savepoint is rolled back at the
+ * head of the next pipeline, which resends the requests after j (or, after a deadlock, fails
+ * them as pg_exec() would). Sets each status; *txerr is set when the transaction is in doubt.
+ * Returns the first request not handled. */
+static struct store_req *pg__run_pipelined(struct pg *be, struct store_req *first, int *txerr) {
+  struct store_req *reqs[PG_PIPE_MAX];
+  struct pgp params[PG_PIPE_MAX];
+  enum pg_stmt ids[PG_PIPE_MAX];
+  struct pg_call calls[3 * PG_PIPE_MAX];
+  PGresult *res[3 * PG_PIPE_MAX];
+  struct store_req *r = first;
+  int n = 0, start = 0;
+
+  for (; r != NULL && n < PG_PIPE_MAX && pg__pipeable(r); r = r->next) {
+    int st = pg__pipe_params(r, &params[n], &ids[n]);
+    if (st) {
+      r->status = st; /* refused before the database: nothing to send */
+      continue;
+    }
+    reqs[n++] = r;
+  }
+  memset(calls, 0, sizeof calls);
+  while (start < n) {
+    int m = 0, failed = 0, done, err;
+    for (int i = start; i < n; i++) {
+      calls[m].sql = "SAVEPOINT req";
+      calls[m + 1].sql = NULL;
+      calls[m + 1].id = ids[i];
+      calls[m + 1].p = &params[i];
+      calls[m + 2].sql = "RELEASE SAVEPOINT req";
+      m += 3;
+    }
+    err = pg__exchange_at(be, calls, m, res, &failed);
+    if (err && failed < 0) {
+      *txerr = err;
+      return r;
+    }
+    done = err ? failed / 3 : n - start;
+    for (int i = 0; i < done; i++) {
+      struct store_req *q = reqs[start + i];
+      q->status = pg__pipe_take(q, res[3 * i + 1]);
+      /* Its savepoint is released: only "nothing was written" answers may fail it now. */
+      if (q->status == PARLEY_EUNAVAILABLE)
+        *txerr = PARLEY_EUNAVAILABLE;
+    }
+    for (int i = 0; i < m; i++)
+      PQclear(res[i]);
+    if (err == 0 || *txerr)
+      break;
+    if (failed % 3 != 1 || be->broken) {
+      *txerr = PARLEY_EUNAVAILABLE; /* SAVEPOINT or RELEASE failed, or the connection went */
+      break;
+    }
+    reqs[start + done]->status = err;
+    be->pend = PG_PEND_UNDO;
+    start += done + 1;
+    if (be->doomed) { /* see pg__err(): the rest fail at once, for the clients to retry */
+      for (int i = start; i < n; i++)
+        reqs[i]->status = PARLEY_EUNAVAILABLE;
+      break;
+    }
+  }
+  return r;
+}
+
+static int pg_exec_batch(void *arg, struct store_req *batch) {
+  struct pg *be = arg;
+  struct store_req *r = batch;
+  int err = 0;
+  while (r != NULL && err == 0) {
+    if (pg__pipeable(r) && !be->doomed) {
+      r = pg__run_pipelined(be, r, &err);
+      continue;
+    }
+    err = pg_savepoint(be);
+    if (err)
+      break;
+    r->status = pg_exec(be, r);
+    err = pg_release(be, r->status != 0);
+    r = r->next;
+  }
+  return err;
+}
+
 const struct store_backend_ops store_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -2004,4 +2319,5 @@ const struct store_backend_ops store_pg_ops = {
     .savepoint = pg_savepoint,
     .release = pg_release,
     .exec = pg_exec,
+    .exec_batch = pg_exec_batch,
 };

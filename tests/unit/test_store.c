@@ -99,8 +99,30 @@ static const struct store_backend_ops fault_ops = {
     .exec = fault_exec,
 };
 
+/* fault_ops with the backend's own exec_batch (PostgreSQL's pipelines), for faulty == 2: the
+ * gate still forms the batch, the per-request faults do not apply. */
+static int fault_exec_batch(void *be, struct store_req *batch) {
+  return g_inner->exec_batch(be, batch);
+}
+
+static const struct store_backend_ops fault_batch_ops = {
+    .name = "faults+batch",
+    .open = fault_open,
+    .close = fault_close,
+    .begin = fault_begin,
+    .commit = fault_commit,
+    .rollback = fault_rollback,
+    .savepoint = fault_savepoint,
+    .release = fault_release,
+    .exec = fault_exec,
+    .exec_batch = fault_exec_batch,
+};
+
 static int store_reopen(struct fx *f) {
   store_close_wait(f);
+  if (f->faulty == 2 && g_inner->exec_batch)
+    return store_open_backend(&f->s, &f->loop, &fault_batch_ops, f->path,
+                              STORE_DURABILITY_NORMAL);
   if (f->faulty)
     return store_open_backend(&f->s, &f->loop, &fault_ops, f->path, STORE_DURABILITY_NORMAL);
   return store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL);
@@ -129,6 +151,10 @@ static int fx_setup(void **state) {
 
 static int fx_setup_faulty(void **state) {
   return fx_setup_common(state, 1);
+}
+
+static int fx_setup_faulty_batch(void **state) {
+  return fx_setup_common(state, 2);
 }
 
 static int fx_teardown(void **state) { return fx_free(*state); }
@@ -893,6 +919,75 @@ static void test_batch_failure_is_isolated(void **state) {
   store_req_free(r);
 }
 
+/* The same isolation when the backend runs the batch itself (PostgreSQL sends its sends and read
+ * markers in one pipeline): a send that the database refuses in the middle (PostgreSQL rejects
+ * invalid UTF-8; SQLite stores the bytes as they are) fails alone, and everything after it, the
+ * duplicate of a send before it included, still runs once. */
+static void test_pipelined_batch_failure_is_isolated(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana"), eve = mk_user(f, "eve");
+  const int64_t shift = f->pg ? 0 : 1; /* SQLite also stored the invalid body */
+  struct store_req *first, *rest[8], *r;
+  struct tracker t = {0};
+  struct store_stats before, after;
+
+  assert_int_equal(chat_create(f, ana, "Room", 0, 0, NULL, NULL), 0);
+  store_get_stats(f->s, &before);
+  first = new_req(STORE_CHAT_GET, ana, "room");
+  rest[0] = append_req(ana, "room", "one", NULL, NOW);
+  rest[1] = append_req(ana, "room", "bad \xff\xfe", NULL, NOW);
+  rest[2] = append_req(eve, "room", "intruder", NULL, NOW); /* forbidden */
+  rest[3] = append_req(ana, "room", "two", "x", NOW);
+  rest[4] = new_req(STORE_READ_SET, ana, "room");
+  rest[4]->in.seq = 1;
+  rest[5] = new_req(STORE_CHAT_GET, ana, "room"); /* not pipelined: splits the run */
+  rest[6] = append_req(ana, "room", "two again", "x", NOW);
+  rest[7] = append_req(ana, "room", "three", NULL, NOW);
+  submit_behind_gate(f, first, rest, 8, &t);
+  wait_tracker(f, &t, 9);
+
+  store_get_stats(f->s, &after);
+  assert_int_equal(after.batches - before.batches, 2);
+  for (int i = 0; i < 8; i++)
+    assert_ptr_equal(t.order[i + 1], rest[i]);
+  assert_int_equal(first->status, 0);
+  assert_int_equal(rest[0]->status, 0);
+  assert_int_equal(rest[0]->out.msg.seq, 1);
+  if (f->pg) {
+    assert_int_equal(rest[1]->status, PARLEY_EBAD_REQUEST);
+    assert_int_equal(rest[1]->out.msg.seq, 0);
+    assert_null(rest[1]->out.chat.title);
+  } else {
+    assert_int_equal(rest[1]->status, 0);
+    assert_int_equal(rest[1]->out.msg.seq, 2);
+  }
+  assert_int_equal(rest[2]->status, PARLEY_EFORBIDDEN);
+  assert_int_equal(rest[3]->status, 0);
+  assert_int_equal(rest[3]->out.msg.seq, 2 + shift);
+  assert_int_equal(rest[3]->out.duplicate, 0);
+  assert_int_equal(rest[4]->status, 0);
+  assert_int_equal(rest[4]->out.read_seq, 2 + shift); /* own messages are read already */
+  assert_int_equal(rest[5]->status, 0);
+  assert_int_equal(rest[6]->status, 0);
+  assert_int_equal(rest[6]->out.duplicate, 1);
+  assert_int_equal(rest[6]->out.msg.seq, 2 + shift);
+  assert_string_equal(rest[6]->out.msg.body, "two");
+  assert_int_equal(rest[7]->status, 0);
+  assert_int_equal(rest[7]->out.msg.seq, 3 + shift);
+  assert_int_equal(rest[7]->out.chat.last_seq, 3 + shift);
+  store_req_free(first);
+  for (int i = 0; i < 8; i++)
+    store_req_free(rest[i]);
+
+  assert_int_equal(store_reopen(f), 0);
+  r = page(f, STORE_MSG_HISTORY, ana, "room", 0, 50);
+  assert_seqs(r, 1, 3 + shift);
+  assert_string_equal(r->out.msgs[0].body, "one");
+  assert_string_equal(r->out.msgs[1 + shift].body, "two");
+  assert_string_equal(r->out.msgs[2 + shift].body, "three");
+  store_req_free(r);
+}
+
 static void test_commit_failure_fails_whole_batch(void **state) {
   struct fx *f = *state;
   int64_t ana = mk_user(f, "ana"), seq = 0;
@@ -1244,6 +1339,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_group_commit_order, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_batch_failure_is_isolated, fx_setup_faulty,
                                       fx_teardown),
+      cmocka_unit_test_setup_teardown(test_pipelined_batch_failure_is_isolated,
+                                      fx_setup_faulty_batch, fx_teardown),
       cmocka_unit_test_setup_teardown(test_commit_failure_fails_whole_batch, fx_setup_faulty,
                                       fx_teardown),
       cmocka_unit_test_setup_teardown(test_close_drains_queue, fx_setup, fx_teardown),
