@@ -1379,6 +1379,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: loadgen [options]\n"
           "  --url ws://127.0.0.1:8080[/ws]  server (loopback only)\n"
+          "  --nodes P2,P3,...               a cluster: more nodes on --url's host at these ports;\n"
+          "                                  user i connects to node i %% (1 + count)\n"
           "  --scenario chat|broadcast|typing|connections|storm (chat)\n"
           "  --users N                       users, one WebSocket each (1000)\n"
           "  --chat-size K                   users per chat, chat and typing scenarios (10)\n"
@@ -1507,8 +1509,39 @@ enum {
   OPT_URL = 256, OPT_SCEN, OPT_USERS, OPT_CHATSIZE, OPT_RATE, OPT_WINDOW, OPT_DURATION,
   OPT_WARMUP, OPT_DRAIN, OPT_BODY, OPT_PID, OPT_CSV, OPT_LABEL, OPT_USERSFILE, OPT_SIGNUPC,
   OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_STRICT, OPT_QUIET, OPT_HELP, OPT_HOLD,
-  OPT_PROBES, OPT_CPU, OPT_STORMC, OPT_SRCADDRS, OPT_SERVER, OPT_XDOMAIN
+  OPT_PROBES, OPT_CPU, OPT_STORMC, OPT_SRCADDRS, OPT_SERVER, OPT_XDOMAIN, OPT_NODES
 };
+
+const struct sockaddr *lg_node_addr(const struct lg *lg, int idx) {
+  return (const struct sockaddr *)&lg->node_addr[lg->n_nodes > 1 ? idx % lg->n_nodes : 0];
+}
+
+int lg_node_port(const struct lg *lg, int idx) {
+  return lg->node_port[lg->n_nodes > 1 ? idx % lg->n_nodes : 0];
+}
+
+/* --nodes "P2,P3,...": more nodes of the cluster, on --url's host at these ports. */
+static int parse_nodes(struct lg *lg, const char *list) {
+  lg->node_addr[0] = lg->addr;
+  lg->node_port[0] = lg->port;
+  lg->n_nodes = 1;
+  for (const char *p = list; p && *p;) {
+    char *end;
+    long port = strtol(p, &end, 10);
+    if (end == p || port <= 0 || port > 65535 || lg->n_nodes == LG_MAX_NODES)
+      return -1;
+    lg->node_addr[lg->n_nodes] = lg->addr;
+    if (lg->addr.ss_family == AF_INET)
+      ((struct sockaddr_in *)&lg->node_addr[lg->n_nodes])->sin_port = htons((uint16_t)port);
+    else
+      ((struct sockaddr_in6 *)&lg->node_addr[lg->n_nodes])->sin6_port = htons((uint16_t)port);
+    lg->node_port[lg->n_nodes++] = (int)port;
+    p = *end == ',' ? end + 1 : end;
+    if (*end && *end != ',')
+      return -1;
+  }
+  return 0;
+}
 
 static int parse_args(struct lg *lg, int argc, char **argv) {
   static const struct option opts[] = {
@@ -1523,8 +1556,9 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       {"typing-hold", 1, 0, OPT_HOLD}, {"help", 0, 0, OPT_HELP},
       {"probes", 1, 0, OPT_PROBES}, {"conns-per-user", 1, 0, OPT_CPU},
       {"storm-concurrency", 1, 0, OPT_STORMC}, {"src-addrs", 1, 0, OPT_SRCADDRS},
-      {"server", 1, 0, OPT_SERVER}, {"xmpp-domain", 1, 0, OPT_XDOMAIN}, {0, 0, 0, 0}};
-  const char *url = "ws://127.0.0.1:8080";
+      {"server", 1, 0, OPT_SERVER}, {"xmpp-domain", 1, 0, OPT_XDOMAIN},
+      {"nodes", 1, 0, OPT_NODES}, {0, 0, 0, 0}};
+  const char *url = "ws://127.0.0.1:8080", *nodes = NULL;
   int rate_set = 0, per_user = 1;
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1583,6 +1617,7 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       }
       strcpy(lg->xmpp_domain, optarg);
       break;
+    case OPT_NODES: nodes = optarg; break;
     case OPT_HELP: usage(stdout); exit(0);
     default: usage(stderr); return -1;
     }
@@ -1608,6 +1643,15 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
   }
   if (parse_url(lg, url) != 0) {
     fprintf(stderr, "loadgen: bad --url %s\n", url);
+    return -1;
+  }
+  if (parse_nodes(lg, nodes) != 0) {
+    fprintf(stderr, "loadgen: bad --nodes %s (comma-separated ports, at most %d nodes)\n", nodes,
+            LG_MAX_NODES);
+    return -1;
+  }
+  if (lg->n_nodes > 1 && lg->wire) {
+    fprintf(stderr, "loadgen: --nodes is for Parley clusters\n");
     return -1;
   }
   if (lg->wire) {

@@ -130,7 +130,12 @@ struct lg {
   char host[64];
   int port;
   char path[128];
-  struct sockaddr_storage addr;
+  struct sockaddr_storage addr;  /* --url's node */
+  /* Several nodes of one cluster (--nodes): user i connects to node i % n_nodes; node 0 is addr. */
+#define LG_MAX_NODES 16
+  int n_nodes;
+  int node_port[LG_MAX_NODES];
+  struct sockaddr_storage node_addr[LG_MAX_NODES];
   int n_users, chat_size;
   double rate;             /* msgs/s across all users; 0 = window mode (broadcast) */
   int window;
@@ -208,6 +213,10 @@ struct lg {
   long srv_rss_idle_kb;    /* server RSS before the first connection, -1 unknown */
   long srv_rss_joined_kb;  /* ... with every user connected and in its chat, -1 unknown */
 };
+
+/* The node user `idx` talks to (lg's memory), and its port. */
+const struct sockaddr *lg_node_addr(const struct lg *lg, int idx);
+int lg_node_port(const struct lg *lg, int idx);
 
 /* Fast pseudo-random numbers for masks and keys (xorshift64*); not for secrets. */
 uint64_t lg_rand(void);

@@ -352,7 +352,7 @@ static void ws_on_connect(uv_connect_t *req, int status) {
                    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
                    "User-Agent: parley-loadgen\r\n\r\n",
-                   c->lg->path, c->lg->host, c->lg->port, c->key);
+                   c->lg->path, c->lg->host, lg_node_port(c->lg, c->idx), c->key);
   c->state = CONN_HANDSHAKE;
   int rc = uv_read_start((uv_stream_t *)&c->tcp, ws_alloc, ws_on_read);
   if (rc != 0 || buf_append(&c->out, req_txt, (size_t)n, WS_OUT_LIMIT) != 0) {
@@ -372,7 +372,7 @@ void ws_conn_start(struct conn *c) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
-  int r = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->lg->addr, ws_on_connect);
+  int r = uv_tcp_connect(&c->creq, &c->tcp, lg_node_addr(c->lg, c->idx), ws_on_connect);
   if (r != 0)
     ws_fail(c, uv_strerror(r));
 }
