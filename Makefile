@@ -90,9 +90,11 @@ unit: deps $(UNIT_BINS)
 	@echo "unit: the store suites again, on PostgreSQL ($(PG_URL))"
 	@PARLEY_TEST_PG=$(PG_URL) scripts/run-unit.sh $(STORE_UNIT_BINS)
 
-# The store-heavy integration files once more, every server on PostgreSQL (a schema each).
+# The store-heavy integration files once more, every server on PostgreSQL (a schema each), and
+# the cluster files (5x-cluster-*: three nodes on one schema and a throwaway Redis), which is how
+# several nodes are deployed.
 PG_INTEGRATION := 04-chat 05-messages 06-resume 07-durability 11-membership 12-invitations \
-                  13-access-matrix 14-cap-race
+                  13-access-matrix 14-cap-race 50-cluster 51-cluster-members 52-cluster-live
 integration-pg: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
 	@scripts/pg.sh start
 	PARLEY_TEST_STORE=$(PG_URL) PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 \
@@ -138,18 +140,22 @@ bench: build bench/build/loadgen
 bench/build/loadgen: $(wildcard bench/*.c bench/*.h) src/common/hist.c src/common/hist.h
 	$(MAKE) -C bench
 
-# A local three-node demo on 127.0.0.1:8081-8083 sharing one store and a throwaway Redis
-# (scripts/redis.sh). PARLEY_STORE=postgres://... when set, else one SQLite file under data/
-# shared by the three processes. Ctrl-C stops the nodes (Redis stays: scripts/redis.sh stop).
+# A local three-node demo on 127.0.0.1:8081-8083 over PostgreSQL and Redis, as several nodes are
+# deployed: PARLEY_STORE=postgres://... when set, else a throwaway PostgreSQL (scripts/pg.sh), and
+# a throwaway Redis (scripts/redis.sh). The first node creates the schema before the others
+# start. Ctrl-C stops the nodes (the servers stay: scripts/pg.sh stop, scripts/redis.sh stop).
 .PHONY: cluster
 cluster: build web/dist/index.html
 	@scripts/redis.sh start
+	@[ -n "$$PARLEY_STORE" ] || scripts/pg.sh start
 	@mkdir -p data
-	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
+	@store="$${PARLEY_STORE:-$$(scripts/pg.sh url)}"; \
+	trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	for p in 8081 8082 8083; do \
-	  PARLEY_LISTEN=127.0.0.1:$$p PARLEY_BUS=$$(scripts/redis.sh url) ./build/parley & \
-	  sleep 0.3; \
-	done; echo "cluster: http://127.0.0.1:8081 :8082 :8083 (Ctrl-C stops)"; wait
+	  PARLEY_LISTEN=127.0.0.1:$$p PARLEY_STORE="$$store" PARLEY_BUS=$$(scripts/redis.sh url) \
+	    ./build/parley & \
+	  sleep 0.5; \
+	done; echo "cluster: http://127.0.0.1:8081 :8082 :8083 on PostgreSQL (Ctrl-C stops)"; wait
 
 clean:
 	-@scripts/pg.sh stop 2>/dev/null

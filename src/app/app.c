@@ -89,6 +89,7 @@ int app_config_load(struct app_config *cfg) {
   cfg->presence_rate = 2;
   cfg->presence_burst = 10;
   cfg->presence_grace_ms = 10000;
+  cfg->presence_node_ttl_ms = 15000;
   cfg->typing_ttl_ms = 6000;
 
   if ((v = getenv("PARLEY_LISTEN")) && *v) {
@@ -178,6 +179,10 @@ int app_config_load(struct app_config *cfg) {
   u = (uint64_t)cfg->presence_grace_ms;
   err |= env_u64("PARLEY_PRESENCE_GRACE_MS", &u, 0, 3600000);
   cfg->presence_grace_ms = (int64_t)u;
+  err |= env_u64("PARLEY_TEST_BUS_DELAY_MS", &cfg->bus_test_delay_ms, 0, 60000);
+  u = (uint64_t)cfg->presence_node_ttl_ms;
+  err |= env_u64("PARLEY_PRESENCE_NODE_TTL_MS", &u, 1500, 3600000);
+  cfg->presence_node_ttl_ms = (int64_t)u;
   u = (uint64_t)cfg->typing_ttl_ms;
   err |= env_u64("PARLEY_TYPING_TTL_MS", &u, 100, 600000);
   cfg->typing_ttl_ms = (int64_t)u;
@@ -329,6 +334,7 @@ static void on_tick(uv_timer_t *t) {
     }
   }
   app__invite_sweep(a);
+  app__bus_tick(a);
   app__presence_tick(a);
   app__rooms_tick(a);
   /* A throttle bucket that has refilled completely carries no information: drop it. */
@@ -480,6 +486,7 @@ static void on_store_closed(void *arg) {
     }
   }
   a->dirty_rooms = NULL;
+  app__presence_dispose(a);
   app__bus_stop(a, NULL, NULL); /* its handles close on the next turns; uv_run waits for them */
   net_server_free(a->net);
   a->net = NULL;

@@ -43,10 +43,12 @@ struct app_config {
   double typing_rate, typing_burst; /* typing per user */
   double presence_rate, presence_burst; /* presence reports per user */
   int64_t presence_grace_ms;
+  int64_t presence_node_ttl_ms; /* several nodes: a node's presence statements last this long */
   int64_t typing_ttl_ms;
   int max_conns_per_user;
   int cookie_secure;
   char bus_url[256];           /* PARLEY_BUS: "" = single node, "redis://host:port" = cluster */
+  uint64_t bus_test_delay_ms;  /* PARLEY_TEST_BUS_DELAY_MS: publications wait this long (tests) */
 };
 
 /* Fills cfg with defaults, then applies PARLEY_* environment variables. Returns 0 or
@@ -68,6 +70,8 @@ struct sub {
   int64_t next_seq;            /* the next seq this socket should receive */
   int catching_up;             /* a store read fills a gap: messages wait in `held` meanwhile */
   int recheck;                 /* the bus may have missed messages since this sub's last read */
+  int fenced;                  /* a removal of this user from the chat may be under way on some
+                                  node: everything waits in `held` (app_bus.c) */
   json_t *presence;            /* participants' presence, read just before the replay */
   struct held_frame {
     int64_t seq;
@@ -86,6 +90,16 @@ struct room_active {
 
 #define ROOM_DIRTY_TYPING 1u
 #define ROOM_DIRTY_ACTIVE 2u
+#define ROOM_DIRTY_PUBLISH 4u /* this node's own state changed: other nodes are told */
+#define ROOM_DIRTY_REMOTE 8u  /* (to app__room_mark) the change came from another node */
+
+/* What another node contributes to a room: its typers and its users with the chat open. */
+struct room_remote {
+  struct room_remote *next;
+  char node[24];
+  json_t *typing; /* [{"user": {...}, "exp": Unix ms}] */
+  json_t *active; /* [{id, username, displayName}] */
+};
 
 struct room {
   char slug[STORE_SLUG_MAX + 1];
@@ -94,6 +108,7 @@ struct room {
   struct typing_set typing;    /* who types here now (core/typing.h) */
   struct room_active *active;  /* activeUsers, in the order they opened the chat */
   size_t n_active, cap_active;
+  struct room_remote *remote;  /* other nodes' typers and openers (app_presence.c) */
   unsigned dirty;              /* ROOM_DIRTY_*: events to send before the loop sleeps */
   int bus_ready;               /* the bus channel of the chat is subscribed and effective */
   struct room *dnext;          /* app->dirty_rooms */
@@ -177,6 +192,9 @@ struct app_metrics {
   size_t turn_n, turn_cap;
 };
 
+struct app_busx;
+struct app_pcache;
+
 struct app {
   uv_loop_t *loop;
   struct app_config cfg;
@@ -184,6 +202,9 @@ struct app {
   struct store *store;
   struct bus *bus;              /* other nodes (app_bus.c); never NULL once started */
   int bus_solo;                 /* no PARLEY_BUS: a single node, nothing is published */
+  struct app_busx *busx;        /* nodes alive and removal fences (app_bus.c) */
+  struct app_pcache *pcache;    /* users' presence across nodes, as announced (app_presence.c) */
+  uint64_t pres_refreshed;      /* loop time this node last refreshed its presence statements */
   struct room *rooms;
   struct app_user *users;
   struct app_throttle *throttles;
@@ -228,6 +249,15 @@ void app__presence_detached(struct app *a, struct app_user *au, struct client *c
 void app__presence_tick(struct app *a);
 void app__presence_persist_all(struct app *a);
 void app__presence_watch(struct app *a, struct app_user *au, int64_t watched);
+/* Several nodes: the bus is (back) up, so this node states its users' presence again and reads
+ * everyone's. */
+void app__presence_bus_up(struct app *a);
+/* Several nodes: another node announced user_id's presence (json: the encoded event, borrowed)
+ * to the users in ids (borrowed); this node's watchers of the user get it too. json NULL: only
+ * the new state, nobody is told. */
+void app__presence_remote(struct app *a, int64_t user_id, int state, int64_t last_seen,
+                          const int64_t *ids, size_t n, const char *json, size_t len);
+void app__presence_dispose(struct app *a);
 json_t *app__presence_json(struct app *a, const struct store_user *u);
 void app__room_sub_added(struct app *a, struct room *r, int64_t user_id);
 void app__room_sub_removed(struct app *a, struct room *r, int64_t user_id);
@@ -238,6 +268,14 @@ json_t *app__room_active_json(struct app *a, const struct room *r);
 void app__rooms_flush(struct app *a);
 void app__rooms_tick(struct app *a);
 void app__op_typing(struct client *cl, const struct proto_req *req);
+/* This node's typers (with their time left) and openers of the room, for other nodes: a new
+ * reference, an empty object when there are none. */
+json_t *app__room_local_state(struct app *a, struct room *r);
+/* Replaces node's contribution to the room with `state` (borrowed; what
+ * app__room_local_state returned there; empty or NULL: nothing). */
+void app__room_remote_set(struct app *a, struct room *r, const char *node, json_t *state);
+/* A node is gone: its contributions to every room end. */
+void app__rooms_forget_node(struct app *a, const char *node);
 void app__op_presence(struct client *cl, const struct proto_req *req);
 struct room *app__room_find(struct app *a, const char *slug);
 
@@ -249,13 +287,50 @@ void app__bus_stop(struct app *a, void (*done)(void *arg), void *arg);
 /* A room came to exist on this node (a local socket opened the chat) / is about to be freed. */
 void app__bus_room_opened(struct app *a, struct room *r);
 void app__bus_room_closed(struct app *a, struct room *r);
+/* Publishes a presence event (json borrowed) of user_id for the users in ids (borrowed); with
+ * json NULL, only the new state, for the other nodes' snapshots (ids unused). */
+void app__bus_publish_presence(struct app *a, int64_t user_id, int state, int64_t last_seen,
+                               const int64_t *ids, size_t n, const char *json, size_t len);
+/* Publishes this node's typers and openers of the room (ROOM_DIRTY_PUBLISH). */
+void app__bus_publish_room_state(struct app *a, struct room *r);
 /* Publishes the committed message `seq` of chat `slug`, as its encoded event `json` (borrowed). */
 void app__bus_publish_msg(struct app *a, const char *slug, int64_t seq, const char *json,
                           size_t len);
 
+/* Heartbeat, and the timeouts of nodes and fences; from the housekeeping tick. */
+void app__bus_tick(struct app *a);
+/* Fences `username` (borrowed) out of chat `slug` (borrowed) on every node before a removal or a
+ * leave is submitted (see app_bus.c). Returns 1 if cb(arg) will run once every node holds (or
+ * after a timeout; never synchronously; also at app__bus_stop), with *fid set; 0 if there is no
+ * other node to fence (a single node): the caller goes ahead at once. */
+int app__bus_fence(struct app *a, const char *slug, const char *username, void (*cb)(void *arg),
+                   void *arg, uint32_t *fid);
+/* Lifts fence fid (0: none) everywhere, after the removal's events were published. */
+void app__bus_unfence(struct app *a, uint32_t fid);
+/* 1 if a fence of (username, slug) is up on this node: a new subscription starts fenced. */
+int app__bus_fenced(struct app *a, const char *username, const char *slug);
+/* Publishes an event for users (json borrowed: the encoded event) to other nodes, which send it
+ * to the sockets there of the users in ids (borrowed). */
+void app__bus_publish_notify(struct app *a, const int64_t *ids, size_t n, const char *json,
+                             size_t len);
+/* Tells other nodes to end user_id's subscriptions to the chat `slug` (borrowed). */
+void app__bus_publish_drop(struct app *a, int64_t user_id, const char *slug);
+/* Tells other nodes to close the sockets of a session (hash and reason borrowed). */
+void app__bus_publish_close_session(struct app *a, const uint8_t *session_hash, uint16_t code,
+                                    const char *reason);
+
+/* app_ws.c, for app_bus.c: the local halves of app__notify_users (json: an encoded event,
+ * borrowed), app__drop_user_subs and app__close_session, for what another node published. */
+void app__notify_here(struct app *a, const int64_t *ids, size_t n, const char *json, size_t len);
+void app__drop_user_subs_here(struct app *a, int64_t user_id, const char *slug);
+void app__close_session_here(struct app *a, const uint8_t *session_hash, uint16_t code,
+                             const char *reason);
 /* app_ws.c, for app_bus.c: delivers message `seq` (frame borrowed; every sub takes its own
  * reference) to the room's subscriptions in seq order, catching up from the store on a gap. */
 void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, struct outq_chunk *frame);
+/* Holds (fenced = 1) or releases a subscription's deliveries; a release with verify = 1 drops
+ * what was held and reads it again from the store, which checks membership. */
+void app__sub_fence(struct app *a, struct sub *s, int fenced, int verify);
 /* The bus may have missed messages of this room: every subscription checks the store. */
 void app__room_catch_up(struct app *a, struct room *r);
 
@@ -276,7 +351,8 @@ json_t *app__chat_json(struct app *a, const struct store_chat *c);
 /* A store request made for an op keeps what its reply needs in one of these (store_req.ctx). */
 struct op_ctx {
   struct proto_req env; /* only has_id and id are used; root is NULL */
-  uint32_t gen;         /* sub: generation of the subscription this reply is for */
+  uint32_t gen;         /* sub: generation of the subscription this reply is for;
+                           chat.remove, chat.leave: their fence (app__bus_fence), 0 = none */
   uint64_t recv_ns;     /* when the op's message was read (app_metrics.recv_ns) */
 };
 void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result);
@@ -294,11 +370,13 @@ int app__op_failed(struct store_req *sreq);
 /* Encodes an event once into a frame any number of sockets can share (fields' reference is
  * stolen). Returns a chunk with one reference, or NULL. */
 struct outq_chunk *app__event_frame(const char *ev, json_t *fields);
-/* Encodes an event once and sends it to every socket of each user in ids (borrowed). The event
- * fields' reference is stolen. */
+/* Encodes an event once and sends it to every socket of each user in ids (borrowed), on this
+ * node and (through the bus) on every other. The event fields' reference is stolen. */
 void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,
                        json_t *fields);
-/* Ends every subscription of user_id's sockets to the chat `slug`. */
+/* As app__notify_users, but only to this node's sockets (what they alone need to know). */
+void app__notify_local(struct app *a, const int64_t *ids, size_t n, const char *ev, json_t *fields);
+/* Ends every subscription of user_id's sockets to the chat `slug`, on every node. */
 void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug);
 /* Sends participant.joined to the chat's members (after a join or an accepted invitation). */
 void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u);
@@ -306,7 +384,7 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
 void app__ws_hello(struct client *cl);
 void app__client_drop_subs(struct client *cl);
 void app__client_drop_held(struct client *cl);
-/* Closes every socket of the session with that hash (logout). */
+/* Closes every socket of the session with that hash (logout), on every node. */
 void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t code,
                         const char *reason);
 

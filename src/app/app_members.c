@@ -5,8 +5,10 @@
  * pure functions of core/acl.h and core/invite.h), so a race between two admins, or ten users
  * accepting the last seat, is decided by the database and never by the order of events here.
  * Every membership change returns the participants after it, and the event goes to all their
- * sockets. A removed user's subscriptions end here, at once, before any later message can be
- * fanned out to them.
+ * sockets, on every node. A removed user's subscriptions end here, at once, before any later
+ * message can be fanned out to them; with several nodes a removal (and a leave) is submitted
+ * only once every node holds that user's deliveries in the chat (app__bus_fence), so that holds
+ * on every node.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -119,6 +121,7 @@ static void on_leave(struct store_req *sreq) {
     /* The leaver's other tabs learn it too, so they drop the chat from their list. */
     app__notify_users(a, &self, 1, "participant.left", ev);
   }
+  app__bus_unfence(a, ctx->gen); /* after the "d" above: the subscriptions are gone first */
   if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:s, s:b}", "chat", slug, "archived", sreq->out.archived));
@@ -142,6 +145,7 @@ static void on_remove(struct store_req *sreq) {
                                 proto_user_json(&sreq->out.user), "by", proto_user_json(&cl->user),
                                 "participantCount", sreq->out.chat.participant_count));
   }
+  app__bus_unfence(a, ctx->gen); /* after the "d" above: the subscriptions are gone first */
   if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:s, s:o}", "chat", slug, "user", proto_user_json(&sreq->out.user)));
@@ -172,16 +176,54 @@ static void on_set_role(struct store_req *sreq) {
   app__op_finish(sreq);
 }
 
+/* A removal or a leave waiting for every node to fence the user out of the chat. */
+struct fenced_op {
+  struct client *cl;    /* a reference */
+  struct proto_req env; /* only has_id, id and op */
+  struct store_req *sreq;
+  store_cb cb;
+  uint32_t fid;
+};
+
+static void fenced_go(void *arg) {
+  struct fenced_op *f = arg;
+  /* Submitted even if the socket closed meanwhile: the fence is up and the change was asked. */
+  app__op_submit(f->cl, &f->env, f->sreq, f->cb, f->fid);
+  app__client_unref(f->cl);
+  free(f);
+}
+
+/* Submits sreq once no node can fan out a message committed after it to `username` in the chat
+ * before it knows of it (app_bus.c). The op's context carries the fence's id in `gen`, for
+ * the callback to lift it (app__bus_unfence) once the events are out. */
+static void submit_fenced(struct client *cl, const struct proto_req *req, struct store_req *sreq,
+                          store_cb cb, const char *username) {
+  struct fenced_op *f = calloc(1, sizeof *f);
+  if (f == NULL) {
+    store_req_free(sreq);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  f->cl = app__client_ref(cl);
+  f->env.has_id = req->has_id;
+  f->env.id = req->id;
+  f->env.op = req->op;
+  f->sreq = sreq;
+  f->cb = cb;
+  if (!app__bus_fence(cl->app, sreq->in.slug, username, fenced_go, f, &f->fid))
+    fenced_go(f);
+}
+
 static void op_membership(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq;
   switch (req->op) {
   case PROTO_OP_CHAT_LEAVE:
     if ((sreq = new_req(cl, req, STORE_CHAT_LEAVE)))
-      app__op_submit(cl, req, sreq, on_leave, 0);
+      submit_fenced(cl, req, sreq, on_leave, cl->user.username);
     return;
   case PROTO_OP_CHAT_REMOVE:
     if ((sreq = new_req(cl, req, STORE_CHAT_REMOVE)) && target_user(cl, req, sreq) == 0)
-      app__op_submit(cl, req, sreq, on_remove, 0);
+      submit_fenced(cl, req, sreq, on_remove, sreq->in.target);
     return;
   case PROTO_OP_CHAT_SET_ROLE: {
     enum chat_role role = chat_role_parse(req->role);

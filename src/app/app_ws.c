@@ -156,7 +156,7 @@ static void sub_hold(struct sub *s, int64_t seq, struct outq_chunk *frame) {
  * still on the bus, or lost there. It waits, and the store fills the gap (sub_catch_up). On a
  * single node messages complete in commit order, so this never happens there. */
 static void sub_deliver(struct app *a, struct sub *s, int64_t seq, struct outq_chunk *frame) {
-  if (!s->live || s->catching_up) {
+  if (!s->live || s->catching_up || s->fenced) {
     sub_hold(s, seq, frame);
     return;
   }
@@ -190,6 +190,23 @@ static void sub_drain_held(struct app *a, struct sub *s) {
     outq_chunk_unref(held[i].frame);
   }
   free(held);
+}
+
+void app__sub_fence(struct app *a, struct sub *s, int fenced, int verify) {
+  if (s->fenced == fenced)
+    return;
+  s->fenced = fenced;
+  if (fenced || !s->live)
+    return; /* a sub not live yet drains when its replay is in */
+  if (verify) {
+    sub_drop_held(s);
+    if (s->catching_up)
+      s->recheck = 1;
+    else
+      sub_catch_up(a, s);
+  } else if (!s->catching_up) {
+    sub_drain_held(a, s);
+  }
 }
 
 void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, struct outq_chunk *frame) {
@@ -232,11 +249,8 @@ struct outq_chunk *app__event_frame(const char *ev, json_t *fields) {
   return frame;
 }
 
-void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,
-                       json_t *fields) {
-  struct outq_chunk *frame = app__event_frame(ev, fields);
-  if (frame == NULL)
-    return;
+/* Sends a framed event to every socket here of each user in ids. */
+static void notify_frame(struct app *a, const int64_t *ids, size_t n, struct outq_chunk *frame) {
   for (size_t i = 0; i < n; i++) {
     struct app_user *au;
     struct client *cl;
@@ -254,10 +268,37 @@ void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *
         net_ws_send_frame(cl->conn, frame);
     }
   }
+}
+
+void app__notify_here(struct app *a, const int64_t *ids, size_t n, const char *json, size_t len) {
+  struct outq_chunk *frame = net_ws_frame_text(json, len);
+  if (frame == NULL)
+    return;
+  notify_frame(a, ids, n, frame);
   outq_chunk_unref(frame);
 }
 
-void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug) {
+void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,
+                       json_t *fields) {
+  size_t len;
+  char *json = proto_event(ev, fields, &len);
+  if (json == NULL)
+    return;
+  app__bus_publish_notify(a, ids, n, json, len);
+  app__notify_here(a, ids, n, json, len);
+  free(json);
+}
+
+void app__notify_local(struct app *a, const int64_t *ids, size_t n, const char *ev,
+                       json_t *fields) {
+  struct outq_chunk *frame = app__event_frame(ev, fields);
+  if (frame == NULL)
+    return;
+  notify_frame(a, ids, n, frame);
+  outq_chunk_unref(frame);
+}
+
+void app__drop_user_subs_here(struct app *a, int64_t user_id, const char *slug) {
   struct app_user *au;
   struct client *cl;
   HASH_FIND(hh, a->users, &user_id, sizeof user_id, au);
@@ -268,6 +309,11 @@ void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug) {
     if (s)
       sub_free(a, s);
   }
+}
+
+void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug) {
+  app__bus_publish_drop(a, user_id, slug);
+  app__drop_user_subs_here(a, user_id, slug);
 }
 
 void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u) {
@@ -347,7 +393,7 @@ static void on_catch_up(struct store_req *sreq) {
   if (sreq->status == PARLEY_EFORBIDDEN || sreq->status == PARLEY_ENOT_FOUND) {
     /* Removed (or the chat archived) while the news was on its way: cut access now. */
     sub_free(a, s);
-    app__notify_users(a, &cl->user.id, 1, "removed", json_pack("{s:s, s:n}", "chat", slug, "by"));
+    app__notify_local(a, &cl->user.id, 1, "removed", json_pack("{s:s, s:n}", "chat", slug, "by"));
     goto done;
   }
   if (sreq->status || sreq->out.reset) {
@@ -789,6 +835,8 @@ static void op_sub(struct client *cl, const struct proto_req *req) {
     }
     s->room = r;
     s->client = cl;
+    /* A removal of this user under way on some node holds the new subscription too. */
+    s->fenced = app__bus_fenced(a, cl->user.username, r->slug);
     DL_APPEND2(r->subs, s, rprev, rnext);
     DL_APPEND2(cl->subs, s, cprev, cnext);
     r->n_subs++;
@@ -954,8 +1002,8 @@ done:
   proto_req_dispose(&req);
 }
 
-void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t code,
-                        const char *reason) {
+void app__close_session_here(struct app *a, const uint8_t *session_hash, uint16_t code,
+                             const char *reason) {
   struct app_user *au, *tmp;
   HASH_ITER(hh, a->users, au, tmp) {
     struct client *cl, *ctmp;
@@ -964,4 +1012,10 @@ void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t cod
         net_ws_close(cl->conn, code, reason);
     }
   }
+}
+
+void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t code,
+                        const char *reason) {
+  app__bus_publish_close_session(a, session_hash, code, reason);
+  app__close_session_here(a, session_hash, code, reason);
 }

@@ -9,7 +9,9 @@
  *
  * Backends implement `struct bus_ops` (one per file): bus_local.c, an in-process hub (instances
  * opened with the same "local://NAME" url in one process talk to each other; the single-node
- * default), and bus_redis.c, Redis pub/sub on hiredis' libuv adapter ("redis://host:port").
+ * default), and bus_redis.c, Redis pub/sub on hiredis' libuv adapter ("redis://host:port", or
+ * "redis://host:port/NAME" to keep the channels and keys of deployment NAME apart from others
+ * on the same Redis).
  * Everything here runs on the thread of the loop given to bus_open(); callbacks run there too,
  * never from inside the call that caused them.
  */
@@ -38,6 +40,31 @@ struct bus_callbacks {
   void (*on_state)(void *ud, int up);
 };
 
+/* Presence across nodes: the bus is where the nodes meet, so it keeps, per user, what each
+ * instance states of them (BUS_PRES_*: its own sockets' view, after its grace) and the
+ * aggregate: the best state any instance states (online > away > none, which is offline), and
+ * lastSeen the latest any stated. A statement holds until its expires_at (Unix ms) unless
+ * refreshed, so an instance that dies stops counting once bus_presence_sweep() finds it
+ * expired. Each change of an aggregate is reported to exactly one caller (of whichever instance
+ * made the change), so it is announced once. */
+#define BUS_PRES_NONE 0
+#define BUS_PRES_AWAY 1
+#define BUS_PRES_ONLINE 2
+
+#define BUS_PRES_NAME_MAX 64 /* bytes of a user's name, without the NUL */
+
+struct bus_presence {
+  int64_t user_id;
+  int state;                        /* BUS_PRES_* */
+  int64_t last_seen;                /* Unix ms, 0 = unknown */
+  char name[BUS_PRES_NAME_MAX + 1]; /* the user's name as last stated (no spaces), for events */
+};
+
+/* The result of a presence call: status 0 and the aggregates it changed (`changed`, n of them,
+ * borrowed for the call), or status a PARLEY_E* code (the bus went away: n = 0). */
+typedef void (*bus_presence_cb)(void *arg, int status, const struct bus_presence *changed,
+                                size_t n);
+
 /* A backend. Every function runs on the loop thread; `b` is what open() returned. */
 struct bus_ops {
   const char *name;
@@ -48,6 +75,11 @@ struct bus_ops {
   int (*unsubscribe)(struct bus *b, const char *channel);
   int (*publish)(struct bus *b, const char *channel, const void *data, size_t len);
   void (*close)(struct bus *b, void (*done)(void *arg), void *arg);
+  int (*presence_put)(struct bus *b, const struct bus_presence *p, int64_t expires_at,
+                      bus_presence_cb cb, void *arg);
+  int (*presence_refresh)(struct bus *b, const int64_t *ids, size_t n, int64_t expires_at);
+  int (*presence_sweep)(struct bus *b, int64_t now, int64_t ttl_ms, bus_presence_cb cb, void *arg);
+  int (*presence_list)(struct bus *b, bus_presence_cb cb, void *arg);
 };
 
 extern const struct bus_ops bus_local_ops;
@@ -78,6 +110,25 @@ int bus_unsubscribe(struct bus *b, const char *channel);
  * `channel` (borrowed). While the bus is down publications are queued (bounded; the oldest
  * are dropped past the bound, and receivers catch up by seq). Returns 0 or a PARLEY_E* code. */
 int bus_publish(struct bus *b, const char *channel, const void *data, size_t len);
+
+/* States this instance's view of user p->user_id (p borrowed): p->state and p->last_seen, valid
+ * until expires_at. BUS_PRES_NONE withdraws the statement (its last_seen still counts for the
+ * aggregate's lastSeen). cb(arg, ...) runs once, later, with the aggregate if it changed.
+ * Returns 0, or a PARLEY_E* code (PARLEY_EUNAVAILABLE while the bus is down) and cb never runs. */
+int bus_presence_put(struct bus *b, const struct bus_presence *p, int64_t expires_at,
+                     bus_presence_cb cb, void *arg);
+
+/* Extends this instance's statements about the users in ids (borrowed) to expires_at. Returns 0
+ * or a PARLEY_E* code. */
+int bus_presence_refresh(struct bus *b, const int64_t *ids, size_t n, int64_t expires_at);
+
+/* Ends every statement (of any instance) that expired at `now`; such a statement's user was last
+ * seen at its expiry minus ttl_ms (when it was last refreshed, at the latest). cb as for
+ * bus_presence_put, with every aggregate that changed. */
+int bus_presence_sweep(struct bus *b, int64_t now, int64_t ttl_ms, bus_presence_cb cb, void *arg);
+
+/* cb(arg, 0, list, n): every user whose aggregate is not offline, as last reported. */
+int bus_presence_list(struct bus *b, bus_presence_cb cb, void *arg);
 
 /* Closes the instance: no callback runs after this returns, except `done` (NULL allowed), called
  * once every handle is closed (the loop must keep running until then). `b` is freed. */

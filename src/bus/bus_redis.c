@@ -24,11 +24,23 @@
  * dropped and made again. So a channel is subscribed again only once its UNSUBSCRIBE
  * was answered, and the subscribe connection always holds one channel of its own
  * ("parley:bus:<instance id>"), so its count never reaches zero.
+ *
+ * "redis://host:port/NAME" (NAME: letters first, then letters, digits, "_", "." or "-") puts
+ * "NAME:" in front of every channel and key, so several
+ * deployments (or test clusters) can share one Redis without hearing each other.
+ *
+ * Presence (bus.h) lives in keys, changed by Lua scripts so each change is atomic: a hash per
+ * user ("pr:<id>": one field per instance, "<state> <lastSeen>", plus "_pub", the aggregate
+ * last reported, and "_ls", the lastSeen of statements gone), a sorted set of every statement
+ * by expiry ("pr:exp", members "<user id> <instance>") and a hash of the users not offline
+ * ("pr:on"). The scripts name keys they compute (the per-user hashes), which a single Redis
+ * server allows and Redis Cluster would not. Presence calls use the publish connection.
  */
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
@@ -44,6 +56,75 @@
 #define CONNECT_TIMEOUT_MS 1000 /* a connect not done by then is abandoned and retried */
 #define BEAT_MS 500               /* a heartbeat through Redis back to ourselves */
 #define SILENT_MS 2500            /* no heartbeat back for this long: reconnect */
+#define NS_MAX 64                 /* bytes of a "/NAME" namespace */
+#define FULL_MAX (BUS_CHANNEL_MAX + NS_MAX + 1) /* a channel with its namespace */
+#define REFRESH_BATCH 500                       /* statements one ZADD refreshes */
+
+/* Shared by the presence scripts: recomputes user `uid`'s aggregate from hash h, keeps the
+ * "pr:on" hash (key `on`) in step, and returns {uid, state, lastSeen} if the state changed
+ * since it was last reported, else {}. */
+#define LUA_AGG                                                                                    \
+  "local function agg(h, on, uid)"                                                                 \
+  " local best, last = 0, tonumber(redis.call('HGET', h, '_ls') or '0')"                           \
+  " local all = redis.call('HGETALL', h)"                                                          \
+  " for i = 1, #all, 2 do"                                                                         \
+  "  if string.sub(all[i], 1, 1) ~= '_' then"                                                      \
+  "   local s, l = string.match(all[i + 1], '^(%d+) (%d+)$')"                                      \
+  "   s = tonumber(s) l = tonumber(l)"                                                             \
+  "   if s > best then best = s end"                                                               \
+  "   if l > last then last = l end"                                                               \
+  "  end"                                                                                          \
+  " end"                                                                                           \
+  " local pub = tonumber(string.match(redis.call('HGET', h, '_pub') or '0', '^(%d+)'))"            \
+  " local now = string.format('%d %d', best, last)"                                                \
+  " local name = redis.call('HGET', h, '_name') or ''"                                             \
+  " if best == 0 then redis.call('HDEL', on, uid)"                                                 \
+  " else redis.call('HSET', on, uid, now .. ' ' .. name) end"                                      \
+  " redis.call('PEXPIRE', h, 86400000)"                                                            \
+  " if pub == best then return {} end"                                                             \
+  " redis.call('HSET', h, '_pub', now)"                                                            \
+  " return {tonumber(uid), best, last, name}"                                                      \
+  " end "
+
+/* KEYS: user hash, pr:exp, pr:on. ARGV: instance, state, lastSeen, expires, user id, name. */
+static const char LUA_PUT[] = LUA_AGG
+    "local h, z, on = KEYS[1], KEYS[2], KEYS[3]"
+    " local f, st, ls, uid = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[5]"
+    " redis.call('HSET', h, '_name', ARGV[6])"
+    " if st == 0 then"
+    "  redis.call('HDEL', h, f) redis.call('ZREM', z, uid .. ' ' .. f)"
+    "  if tonumber(ls) > tonumber(redis.call('HGET', h, '_ls') or '0') then"
+    "   redis.call('HSET', h, '_ls', ls) end"
+    " else"
+    "  redis.call('HSET', h, f, st .. ' ' .. ls) redis.call('ZADD', z, ARGV[4], uid .. ' ' .. f)"
+    " end"
+    " return agg(h, on, uid)";
+
+/* KEYS: pr:exp, pr:on. ARGV: now, key prefix of the user hashes, limit, ttl. */
+static const char LUA_SWEEP[] = LUA_AGG
+    "local out = {}"
+    " local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0,"
+    "  tonumber(ARGV[3]))"
+    " for i = 1, #due, 2 do"
+    "  local m, exp = due[i], tonumber(due[i + 1])"
+    "  redis.call('ZREM', KEYS[1], m)"
+    "  local uid, f = string.match(m, '^(%d+) (.+)$')"
+    "  if uid then"
+    "   local h = ARGV[2] .. uid"
+    "   local old = redis.call('HGET', h, f)"
+    "   local ls = exp - tonumber(ARGV[4])"
+    "   if old then"
+    "    local l = tonumber(string.match(old, ' (%d+)$'))"
+    "    if l and l > ls then ls = l end"
+    "    redis.call('HDEL', h, f)"
+    "   end"
+    "   if ls > tonumber(redis.call('HGET', h, '_ls') or '0') then"
+    "    redis.call('HSET', h, '_ls', string.format('%d', ls)) end"
+    "   local r = agg(h, KEYS[2], uid)"
+    "   for _, v in ipairs(r) do out[#out + 1] = v end"
+    "  end"
+    " end"
+    " return out";
 
 enum rch_state { RCH_NONE, RCH_SUBSCRIBING, RCH_ACTIVE, RCH_UNSUBSCRIBING };
 
@@ -62,6 +143,13 @@ struct rpub {
   char data[];            /* instance id + payload, then the channel name */
 };
 
+/* A presence call waiting for its reply. */
+struct rpcall {
+  struct rpcall *next, *prev;
+  bus_presence_cb cb; /* NULL once cancelled by close: the reply only frees this */
+  void *arg;
+};
+
 struct rbus {
   struct bus base;
   uv_loop_t *loop;
@@ -69,7 +157,11 @@ struct rbus {
   char host[256];
   int port;
   uint8_t self[SELF_LEN];
+  char self_hex[2 * SELF_LEN + 1];
   char own_channel[64];   /* keeps the subscription count above zero (see above) */
+  char ns[NS_MAX + 2];    /* "NAME:" or "" */
+  size_t ns_len;
+  struct rpcall *calls; /* presence calls in flight */
   redisAsyncContext *sub, *pub;
   uint64_t sub_started, pub_started; /* loop time each connect began */
   int sub_ready, pub_ready; /* connected (sub: and its own channel is subscribed) */
@@ -136,7 +228,7 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
   redisReply *reply = r;
   const char *kind;
   struct rchan *c;
-  char name[BUS_CHANNEL_MAX + 1];
+  char name[FULL_MAX + 1];
 
   if (reply == NULL || rb->closing || ac != rb->sub)
     return; /* disconnecting: the disconnect callback takes it from here */
@@ -145,7 +237,7 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
       reply->element[1]->type != REDIS_REPLY_STRING)
     return;
   kind = reply->element[0]->str;
-  if (reply->element[1]->len > BUS_CHANNEL_MAX)
+  if (reply->element[1]->len > FULL_MAX)
     return;
   memcpy(name, reply->element[1]->str, reply->element[1]->len);
   name[reply->element[1]->len] = '\0';
@@ -163,7 +255,7 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
     if (!(c && c->wanted && c->state == RCH_ACTIVE))
       log_debug("bus: message on %s dropped (state %d)", name, c ? (int)c->state : -1);
     if (c && c->wanted && c->state == RCH_ACTIVE)
-      rb->cb.on_message(rb->cb.ud, name, d->str + SELF_LEN, d->len - SELF_LEN);
+      rb->cb.on_message(rb->cb.ud, name + rb->ns_len, d->str + SELF_LEN, d->len - SELF_LEN);
     return;
   }
   if (strcmp(name, rb->own_channel) == 0) {
@@ -181,7 +273,7 @@ static void sub_reply(redisAsyncContext *ac, void *r, void *privdata) {
     if (!c->wanted)
       send_sub(rb, c, "UNSUBSCRIBE");
     else if (rb->cb.on_subscribed)
-      rb->cb.on_subscribed(rb->cb.ud, name);
+      rb->cb.on_subscribed(rb->cb.ud, name + rb->ns_len);
   } else if (strcmp(kind, "unsubscribe") == 0) {
     c->state = RCH_NONE;
     if (c->wanted)
@@ -397,8 +489,21 @@ static int parse_url(struct rbus *rb, const char *url) {
   } else {
     hlen = (size_t)(end - hp);
   }
-  if (hlen == 0 || hlen >= sizeof rb->host || (*end && strcmp(end, "/") != 0))
-    return PARLEY_EBAD_REQUEST; /* no database numbers or options: pub/sub ignores them */
+  if (hlen == 0 || hlen >= sizeof rb->host)
+    return PARLEY_EBAD_REQUEST;
+  if (*end == '/' && end[1]) {
+    /* A namespace; no database numbers or options (pub/sub ignores databases). */
+    size_t nlen = strlen(end + 1);
+    /* A name starts with a letter: "/0" would look like a database number, which it is not. */
+    if (nlen > NS_MAX || !((end[1] | 0x20) >= 'a' && (end[1] | 0x20) <= 'z') ||
+        strspn(end + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        "0123456789_.-") != nlen)
+      return PARLEY_EBAD_REQUEST;
+    snprintf(rb->ns, sizeof rb->ns, "%s:", end + 1);
+    rb->ns_len = nlen + 1;
+  } else if (*end && strcmp(end, "/") != 0) {
+    return PARLEY_EBAD_REQUEST;
+  }
   memcpy(rb->host, hp, hlen);
   rb->host[hlen] = '\0';
   rb->port = (int)port;
@@ -430,6 +535,7 @@ static int redis_open(struct bus **out, uv_loop_t *loop, const char *url,
     rb->own_channel[11 + 2 * i] = hex[rb->self[i] >> 4];
     rb->own_channel[12 + 2 * i] = hex[rb->self[i] & 15];
   }
+  memcpy(rb->self_hex, rb->own_channel + 11, 2 * SELF_LEN);
   uv_timer_init(loop, &rb->retry);
   rb->retry.data = rb;
   uv_timer_init(loop, &rb->beat);
@@ -441,9 +547,16 @@ static int redis_open(struct bus **out, uv_loop_t *loop, const char *url,
   return 0;
 }
 
-static int redis_subscribe(struct bus *b, const char *channel) {
+static void full_name(const struct rbus *rb, const char *channel, char *out) {
+  memcpy(out, rb->ns, rb->ns_len);
+  strcpy(out + rb->ns_len, channel);
+}
+
+static int redis_subscribe(struct bus *b, const char *bare) {
   struct rbus *rb = (struct rbus *)b;
   struct rchan *c;
+  char channel[FULL_MAX + 1];
+  full_name(rb, bare, channel);
   HASH_FIND_STR(rb->chans, channel, c);
   if (c == NULL) {
     c = calloc(1, sizeof *c + strlen(channel) + 1);
@@ -462,9 +575,11 @@ static int redis_subscribe(struct bus *b, const char *channel) {
   return 0;
 }
 
-static int redis_unsubscribe(struct bus *b, const char *channel) {
+static int redis_unsubscribe(struct bus *b, const char *bare) {
   struct rbus *rb = (struct rbus *)b;
   struct rchan *c;
+  char channel[FULL_MAX + 1];
+  full_name(rb, bare, channel);
   HASH_FIND_STR(rb->chans, channel, c);
   if (c == NULL)
     return 0;
@@ -476,9 +591,12 @@ static int redis_unsubscribe(struct bus *b, const char *channel) {
   return 0;
 }
 
-static int redis_publish(struct bus *b, const char *channel, const void *data, size_t len) {
+static int redis_publish(struct bus *b, const char *bare, const void *data, size_t len) {
   struct rbus *rb = (struct rbus *)b;
-  size_t clen = strlen(channel);
+  char channel[FULL_MAX + 1];
+  size_t clen;
+  full_name(rb, bare, channel);
+  clen = strlen(channel);
   struct rpub *p = malloc(sizeof *p + SELF_LEN + len + clen + 1);
   if (p == NULL)
     return PARLEY_EINTERNAL;
@@ -511,6 +629,15 @@ static void redis_close(struct bus *b, void (*done)(void *arg), void *arg) {
   rb->closing = 1;
   rb->done = done;
   rb->done_arg = arg;
+  /* Presence calls in flight are answered now: nothing may be called after close returns. */
+  while (rb->calls) {
+    struct rpcall *pc = rb->calls;
+    bus_presence_cb cb = pc->cb;
+    rb->calls = pc->next;
+    pc->cb = NULL;
+    pc->next = pc->prev = NULL;
+    cb(pc->arg, PARLEY_EUNAVAILABLE, NULL, 0);
+  }
   uv_timer_stop(&rb->retry);
   uv_timer_stop(&rb->beat);
   /* A connected context disconnects through its callback; one still connecting has no callback
@@ -530,6 +657,216 @@ static void redis_close(struct bus *b, void (*done)(void *arg), void *arg) {
   connect_missing(rb);
 }
 
+/* --- presence ------------------------------------------------------------------------------- */
+
+static void call_unlink(struct rbus *rb, struct rpcall *pc) {
+  if (pc->prev)
+    pc->prev->next = pc->next;
+  else
+    rb->calls = pc->next;
+  if (pc->next)
+    pc->next->prev = pc->prev;
+}
+
+/* A script's answer: a flat array of (user id, state, lastSeen, name) quadruples. */
+static void pres_reply(redisAsyncContext *ac, void *r, void *privdata) {
+  struct rpcall *pc = privdata;
+  struct rbus *rb = ac->data;
+  redisReply *reply = r;
+  struct bus_presence *list = NULL;
+  size_t n = 0;
+  int status = 0;
+
+  if (pc->cb == NULL) {
+    free(pc); /* cancelled by close */
+    return;
+  }
+  call_unlink(rb, pc);
+  if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+      log_error("bus: presence script failed: %s", reply->str);
+    status = reply == NULL ? PARLEY_EUNAVAILABLE : PARLEY_EINTERNAL;
+  } else if (reply->elements) {
+    list = calloc(reply->elements / 4 + 1, sizeof *list);
+    for (size_t i = 0; list && i + 3 < reply->elements; i += 4) {
+      const redisReply *name = reply->element[i + 3];
+      list[n].user_id = reply->element[i]->integer;
+      list[n].state = (int)reply->element[i + 1]->integer;
+      list[n].last_seen = reply->element[i + 2]->integer;
+      if (name->type == REDIS_REPLY_STRING)
+        snprintf(list[n].name, sizeof list[n].name, "%.*s", (int)name->len, name->str);
+      n++;
+    }
+  }
+  pc->cb(pc->arg, status, list, n);
+  free(list);
+  free(pc);
+}
+
+/* "pr:on" answers HGETALL: user id, "<state> <lastSeen>", ... */
+static void list_reply(redisAsyncContext *ac, void *r, void *privdata) {
+  struct rpcall *pc = privdata;
+  struct rbus *rb = ac->data;
+  redisReply *reply = r;
+  struct bus_presence *list = NULL;
+  size_t n = 0;
+  int status = 0;
+
+  if (pc->cb == NULL) {
+    free(pc);
+    return;
+  }
+  call_unlink(rb, pc);
+  if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+    status = reply == NULL ? PARLEY_EUNAVAILABLE : PARLEY_EINTERNAL;
+  } else if (reply->elements) {
+    list = calloc(reply->elements / 2 + 1, sizeof *list);
+    for (size_t i = 0; list && i + 1 < reply->elements; i += 2) {
+      long long id, last;
+      int st;
+      char name[BUS_PRES_NAME_MAX + 1] = "";
+      if (reply->element[i]->type != REDIS_REPLY_STRING ||
+          reply->element[i + 1]->type != REDIS_REPLY_STRING ||
+          sscanf(reply->element[i]->str, "%lld", &id) != 1 ||
+          sscanf(reply->element[i + 1]->str, "%d %lld %64s", &st, &last, name) < 2)
+        continue;
+      list[n] = (struct bus_presence){id, st, last, ""};
+      memcpy(list[n++].name, name, sizeof name);
+    }
+  }
+  pc->cb(pc->arg, status, list, n);
+  free(list);
+  free(pc);
+}
+
+/* Sends argv on the publish connection with its reply going to fn(cb, arg). */
+static int pres_command(struct rbus *rb, redisCallbackFn *fn, bus_presence_cb cb, void *arg,
+                        int argc, const char **argv, const size_t *argvlen) {
+  struct rpcall *pc;
+  if (!rb->pub_ready || rb->closing)
+    return PARLEY_EUNAVAILABLE;
+  pc = calloc(1, sizeof *pc);
+  if (pc == NULL)
+    return PARLEY_EINTERNAL;
+  pc->cb = cb;
+  pc->arg = arg;
+  if (redisAsyncCommandArgv(rb->pub, fn, pc, argc, argv, argvlen) != REDIS_OK) {
+    free(pc);
+    return PARLEY_EUNAVAILABLE;
+  }
+  pc->next = rb->calls;
+  if (rb->calls)
+    rb->calls->prev = pc;
+  rb->calls = pc;
+  return 0;
+}
+
+static int redis_presence_put(struct bus *b, const struct bus_presence *p, int64_t expires_at,
+                              bus_presence_cb cb, void *arg) {
+  struct rbus *rb = (struct rbus *)b;
+  char hkey[NS_MAX + 40], zkey[NS_MAX + 16], onkey[NS_MAX + 16];
+  char st[4], ls[24], exp[24], uid[24];
+  const char *argv[12];
+  size_t argvlen[12];
+  snprintf(hkey, sizeof hkey, "%spr:%lld", rb->ns, (long long)p->user_id);
+  snprintf(zkey, sizeof zkey, "%spr:exp", rb->ns);
+  snprintf(onkey, sizeof onkey, "%spr:on", rb->ns);
+  snprintf(st, sizeof st, "%d", p->state);
+  snprintf(ls, sizeof ls, "%lld", (long long)p->last_seen);
+  snprintf(exp, sizeof exp, "%lld", (long long)expires_at);
+  snprintf(uid, sizeof uid, "%lld", (long long)p->user_id);
+  argv[0] = "EVAL";
+  argv[1] = LUA_PUT;
+  argv[2] = "3";
+  argv[3] = hkey;
+  argv[4] = zkey;
+  argv[5] = onkey;
+  argv[6] = rb->self_hex;
+  argv[7] = st;
+  argv[8] = ls;
+  argv[9] = exp;
+  argv[10] = uid;
+  argv[11] = p->name;
+  for (int i = 0; i < 12; i++)
+    argvlen[i] = strlen(argv[i]);
+  return pres_command(rb, pres_reply, cb, arg, 12, argv, argvlen);
+}
+
+static int redis_presence_refresh(struct bus *b, const int64_t *ids, size_t n, int64_t expires_at) {
+  struct rbus *rb = (struct rbus *)b;
+  char zkey[NS_MAX + 16], exp[24];
+  if (!rb->pub_ready || rb->closing)
+    return PARLEY_EUNAVAILABLE;
+  snprintf(zkey, sizeof zkey, "%spr:exp", rb->ns);
+  snprintf(exp, sizeof exp, "%lld", (long long)expires_at);
+  for (size_t off = 0; off < n; off += REFRESH_BATCH) {
+    size_t k = n - off < REFRESH_BATCH ? n - off : REFRESH_BATCH;
+    size_t argc = 3 + 2 * k;
+    const char **argv = calloc(argc, sizeof *argv);
+    size_t *argvlen = calloc(argc, sizeof *argvlen);
+    char(*members)[24 + 2 * SELF_LEN + 2] = calloc(k, sizeof *members);
+    if (argv == NULL || argvlen == NULL || members == NULL) {
+      free(argv);
+      free(argvlen);
+      free(members);
+      return PARLEY_EINTERNAL;
+    }
+    argv[0] = "ZADD";
+    argv[1] = zkey;
+    argv[2] = "XX"; /* only statements still there: a swept one stays gone */
+    for (size_t i = 0; i < k; i++) {
+      snprintf(members[i], sizeof members[i], "%lld %s", (long long)ids[off + i], rb->self_hex);
+      argv[3 + 2 * i] = exp;
+      argv[4 + 2 * i] = members[i];
+    }
+    for (size_t i = 0; i < argc; i++)
+      argvlen[i] = strlen(argv[i]);
+    redisAsyncCommandArgv(rb->pub, NULL, NULL, (int)argc, argv, argvlen);
+    free(argv);
+    free(argvlen);
+    free(members);
+  }
+  return 0;
+}
+
+static int redis_presence_sweep(struct bus *b, int64_t now, int64_t ttl_ms, bus_presence_cb cb,
+                                void *arg) {
+  struct rbus *rb = (struct rbus *)b;
+  char zkey[NS_MAX + 16], onkey[NS_MAX + 16], prefix[NS_MAX + 8], nows[24], ttl[24];
+  const char *argv[9];
+  size_t argvlen[9];
+  snprintf(zkey, sizeof zkey, "%spr:exp", rb->ns);
+  snprintf(onkey, sizeof onkey, "%spr:on", rb->ns);
+  snprintf(prefix, sizeof prefix, "%spr:", rb->ns);
+  snprintf(nows, sizeof nows, "%lld", (long long)now);
+  snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);
+  argv[0] = "EVAL";
+  argv[1] = LUA_SWEEP;
+  argv[2] = "2";
+  argv[3] = zkey;
+  argv[4] = onkey;
+  argv[5] = nows;
+  argv[6] = prefix;
+  argv[7] = "1000";
+  argv[8] = ttl;
+  for (int i = 0; i < 9; i++)
+    argvlen[i] = strlen(argv[i]);
+  return pres_command(rb, pres_reply, cb, arg, 9, argv, argvlen);
+}
+
+static int redis_presence_list(struct bus *b, bus_presence_cb cb, void *arg) {
+  struct rbus *rb = (struct rbus *)b;
+  char onkey[NS_MAX + 16];
+  const char *argv[2];
+  size_t argvlen[2];
+  snprintf(onkey, sizeof onkey, "%spr:on", rb->ns);
+  argv[0] = "HGETALL";
+  argv[1] = onkey;
+  argvlen[0] = 7;
+  argvlen[1] = strlen(onkey);
+  return pres_command(rb, list_reply, cb, arg, 2, argv, argvlen);
+}
+
 const struct bus_ops bus_redis_ops = {
     .name = "redis",
     .open = redis_open,
@@ -537,4 +874,8 @@ const struct bus_ops bus_redis_ops = {
     .unsubscribe = redis_unsubscribe,
     .publish = redis_publish,
     .close = redis_close,
+    .presence_put = redis_presence_put,
+    .presence_refresh = redis_presence_refresh,
+    .presence_sweep = redis_presence_sweep,
+    .presence_list = redis_presence_list,
 };

@@ -3,70 +3,21 @@
 // load loses no acknowledged message and its clients resume on another node; a Redis restart in
 // the middle of a stream loses nothing.
 //
-// Redis: a throwaway server from scripts/redis.sh on its own port (PARLEY_TEST_CLUSTER_REDIS_PORT,
-// default 16380), started here if it is not running. Store: PARLEY_TEST_STORE (a postgres:// URI)
-// when set, else one SQLite file shared by the three processes (SQLite's file locking serializes
-// their transactions, so seq allocation stays gap-free across nodes).
+// Redis and the store: lib/cluster.mjs (a throwaway Redis from scripts/redis.sh; PostgreSQL when
+// PARLEY_TEST_STORE names one, as `make integration-pg` and `make test` do, else one SQLite file
+// shared by the three processes).
 
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import path from 'node:path';
-import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
-import { assertConsecutive, connect, fullHistory, signup, uname } from './lib/client.mjs';
-import { ParleyServer, ROOT } from './lib/server.mjs';
-
-const REDIS_PORT = process.env.PARLEY_TEST_CLUSTER_REDIS_PORT || '16380';
-const redis = (cmd) =>
-  execFileSync(path.join(ROOT, 'scripts/redis.sh'), [cmd], {
-    env: { ...process.env, PARLEY_REDIS_PORT: REDIS_PORT },
-    encoding: 'utf8',
-  }).trim();
+import { describe, test } from 'node:test';
+import { assertConsecutive, connect, fullHistory } from './lib/client.mjs';
+import { REDIS_PORT, useCluster, userOn } from './lib/cluster.mjs';
+import { ROOT } from './lib/server.mjs';
 
 describe('three nodes on one bus', () => {
-  const nodes = [];
-  let busUrl;
-
-  before(async () => {
-    redis('start');
-    busUrl = redis('url');
-    const first = new ParleyServer({ env: storeEnv(null) });
-    await first.start(); // creates the schema before the others open it
-    nodes.push(first);
-    for (let i = 1; i < 3; i++) {
-      const n = new ParleyServer({ env: storeEnv(first.dataDir) });
-      await n.start();
-      nodes.push(n);
-    }
-    function storeEnv(sharedDir) {
-      const env = { PARLEY_BUS: busUrl };
-      if (process.env.PARLEY_TEST_STORE) env.PARLEY_STORE = process.env.PARLEY_TEST_STORE;
-      else if (sharedDir) env.PARLEY_DATA = sharedDir;
-      return env;
-    }
-  });
-
-  let marks = [];
-  beforeEach(() => {
-    marks = nodes.map((n) => n.mark());
-  });
-  afterEach((t) => {
-    if (t.passed) return;
-    nodes.forEach((n, i) => {
-      console.error(`\n===== node ${i} log during "${t.name}" =====\n${n.tail(60, n.since(marks[i]))}`);
-    });
-  });
-
-  after(async () => {
-    // The first node owns the shared data directory: dispose of it last.
-    for (const n of [...nodes].reverse()) await n.dispose();
-  });
-
-  async function userOn(node, prefix) {
-    const s = await signup(node, uname(prefix));
-    const c = await connect(node, { token: s.token });
-    return { ...s, c };
-  }
+  const nodes = useCluster(3);
 
   test('users on different nodes chat: every message once, in order, everywhere', async () => {
     const [a, b, c] = await Promise.all([

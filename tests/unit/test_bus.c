@@ -7,7 +7,9 @@
  * publications; one publisher's messages arrive in order; payloads are binary-safe (NUL bytes,
  * empty, 64 KiB); unsubscribe stops delivery, and subscribing again at once works; after the
  * Redis server restarts, the bus reports down and up, resubscribes (on_subscribed again) and
- * delivers; close releases every handle.
+ * delivers; close releases every handle. Presence: the aggregate over instances, each change
+ * reported once, expiry by sweep (lastSeen at the last refresh), the list of users not offline;
+ * Redis namespaces ("redis://host:port/NAME") keep deployments apart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -325,13 +329,194 @@ static void test_redis_publish_while_down(void **state) {
   assert_true(f->a.n_recv == 1 || (f->a.n_recv == 2 && got_is(&f->a.recv[0], "chat:q", "queued")));
 }
 
+/* --- presence ------------------------------------------------------------------------------- */
+
+struct pres_result {
+  int calls, status;
+  struct bus_presence changed[8];
+  size_t n;
+};
+
+static void on_pres(void *arg, int status, const struct bus_presence *changed, size_t n) {
+  struct pres_result *r = arg;
+  r->calls++;
+  r->status = status;
+  r->n = n < 8 ? n : 8;
+  if (r->n)
+    memcpy(r->changed, changed, r->n * sizeof *changed);
+}
+
+/* A user id no earlier run used on the same Redis (keys outlive a test). */
+static int64_t fresh_user(void) {
+  static int64_t n;
+  return (int64_t)getpid() * 100000 + (int64_t)time(NULL) % 100000 * 1000000000LL + ++n;
+}
+
+static void put(struct fixture *f, struct peer *p, int64_t uid, int state, int64_t last,
+                int64_t expires, struct pres_result *r) {
+  struct bus_presence bp = {uid, state, last, ""};
+  snprintf(bp.name, sizeof bp.name, "user%lld", (long long)uid);
+  memset(r, 0, sizeof *r);
+  assert_int_equal(bus_presence_put(p->bus, &bp, expires, on_pres, r), 0);
+  assert_int_equal(r->calls, 0); /* never synchronously */
+  RUN_UNTIL(f, r->calls == 1, "the presence answer");
+  assert_int_equal(r->status, 0);
+}
+
+static void assert_change(const struct pres_result *r, int64_t uid, int state, int64_t last) {
+  assert_int_equal(r->n, 1);
+  assert_int_equal(r->changed[0].user_id, uid);
+  assert_int_equal(r->changed[0].state, state);
+  if (last >= 0)
+    assert_int_equal(r->changed[0].last_seen, last);
+  {
+    char name[BUS_PRES_NAME_MAX + 1];
+    snprintf(name, sizeof name, "user%lld", (long long)uid);
+    assert_string_equal(r->changed[0].name, name);
+  }
+}
+
+/* The aggregate is the best state any instance states; each change is reported once, to the
+ * instance whose call made it. */
+static void test_presence_aggregate(void **state) {
+  struct fixture *f = *state;
+  struct pres_result r;
+  int64_t uid = fresh_user(), far = INT64_C(1) << 50;
+  put(f, &f->a, uid, BUS_PRES_ONLINE, 1000, far, &r);
+  assert_change(&r, uid, BUS_PRES_ONLINE, 1000);
+  put(f, &f->b, uid, BUS_PRES_AWAY, 2000, far, &r);
+  assert_int_equal(r.n, 0); /* still online: a's statement wins */
+  put(f, &f->a, uid, BUS_PRES_NONE, 3000, far, &r);
+  assert_change(&r, uid, BUS_PRES_AWAY, 3000);
+  put(f, &f->b, uid, BUS_PRES_NONE, 2500, far, &r);
+  assert_change(&r, uid, BUS_PRES_NONE, 3000); /* lastSeen: the latest stated */
+  put(f, &f->b, uid, BUS_PRES_NONE, 2600, far, &r);
+  assert_int_equal(r.n, 0);
+}
+
+/* A statement not refreshed expires: the sweep of any instance ends it, once. */
+static void test_presence_expiry(void **state) {
+  struct fixture *f = *state;
+  struct pres_result r;
+  int64_t u1 = fresh_user(), u2 = fresh_user();
+  int64_t t0 = INT64_C(1) << 45; /* a clock of our own: the calls take `now` */
+  put(f, &f->a, u1, BUS_PRES_ONLINE, t0, t0 + 1000, &r);
+  put(f, &f->a, u2, BUS_PRES_ONLINE, t0, t0 + 1000, &r);
+  assert_int_equal(bus_presence_refresh(f->a.bus, &u2, 1, t0 + 5000), 0);
+  memset(&r, 0, sizeof r);
+  assert_int_equal(bus_presence_sweep(f->b.bus, t0 + 500, 1000, on_pres, &r), 0);
+  RUN_UNTIL(f, r.calls == 1, "the sweep");
+  for (size_t i = 0; i < r.n; i++) /* other tests' users may be swept too: not ours */
+    assert_true(r.changed[i].user_id != u1 && r.changed[i].user_id != u2);
+  memset(&r, 0, sizeof r);
+  assert_int_equal(bus_presence_sweep(f->b.bus, t0 + 2000, 1000, on_pres, &r), 0);
+  RUN_UNTIL(f, r.calls == 1, "the sweep");
+  {
+    int found = 0;
+    for (size_t i = 0; i < r.n; i++) {
+      assert_true(r.changed[i].user_id != u2); /* refreshed */
+      if (r.changed[i].user_id == u1) {
+        found = 1;
+        assert_int_equal(r.changed[i].state, BUS_PRES_NONE);
+        assert_int_equal(r.changed[i].last_seen, t0); /* last refreshed at expiry - ttl */
+      }
+    }
+    assert_true(found);
+  }
+  memset(&r, 0, sizeof r);
+  assert_int_equal(bus_presence_sweep(f->a.bus, t0 + 3000, 1000, on_pres, &r), 0);
+  RUN_UNTIL(f, r.calls == 1, "the sweep");
+  for (size_t i = 0; i < r.n; i++)
+    assert_true(r.changed[i].user_id != u1);              /* reported once */
+  put(f, &f->a, u2, BUS_PRES_NONE, t0 + 10, t0 + 10, &r); /* leave nothing behind */
+}
+
+static void on_pres_list(void *arg, int status, const struct bus_presence *list, size_t n) {
+  struct {
+    int calls;
+    int found;
+    int64_t uid;
+  } *seen = arg;
+  seen->calls++;
+  assert_int_equal(status, 0);
+  for (size_t i = 0; i < n; i++) {
+    if (list[i].user_id == seen->uid) {
+      seen->found = 1;
+      assert_int_equal(list[i].state, BUS_PRES_AWAY);
+      assert_int_equal(list[i].last_seen, 4242);
+      assert_true(strncmp(list[i].name, "user", 4) == 0);
+    }
+  }
+}
+
+/* Every user not offline, for a node that starts (or comes back). */
+static void test_presence_list(void **state) {
+  struct fixture *f = *state;
+  struct pres_result r;
+  int64_t uid = fresh_user(), far = INT64_C(1) << 50;
+  struct {
+    int calls;
+    int found;
+    int64_t uid;
+  } seen = {0, 0, uid};
+  put(f, &f->a, uid, BUS_PRES_AWAY, 4242, far, &r);
+  memset(&r, 0, sizeof r);
+  assert_int_equal(bus_presence_list(f->b.bus, on_pres_list, &seen), 0);
+  RUN_UNTIL(f, seen.calls == 1, "the list");
+  assert_int_equal(seen.found, 1);
+  put(f, &f->a, uid, BUS_PRES_NONE, 5000, far, &r);
+  seen.calls = seen.found = 0;
+  assert_int_equal(bus_presence_list(f->b.bus, on_pres_list, &seen), 0);
+  RUN_UNTIL(f, seen.calls == 1, "the list");
+  assert_int_equal(seen.found, 0);
+}
+
+/* Redis only: "redis://host:port/NAME" keeps deployments apart on one server. */
+static void test_redis_namespace(void **state) {
+  struct fixture *f = *state;
+  struct peer *x = calloc(1, sizeof *x), *y = calloc(1, sizeof *y);
+  char url_x[300], url_y[300];
+  const char *saved = f->url;
+  snprintf(url_x, sizeof url_x, "%s/ns-x-%d", f->url, (int)getpid());
+  snprintf(url_y, sizeof url_y, "%s/ns-y-%d", f->url, (int)getpid());
+  f->url = url_x;
+  open_peer(f, x);
+  f->url = url_y;
+  open_peer(f, y);
+  f->url = saved;
+  wait_up(f, x);
+  wait_up(f, y);
+  subscribe(f, x, "chat:n");
+  subscribe(f, y, "chat:n");
+  subscribe(f, &f->a, "chat:n");
+  publish_str(&f->b, "chat:n", "plain");
+  publish_str(x, "chat:n", "from x");
+  RUN_UNTIL(f, f->a.n_recv >= 1, "the plain message");
+  publish_str(&f->b, "chat:n", "marker");
+  RUN_UNTIL(f, f->a.n_recv >= 2, "the marker");
+  assert_true(got_is(&f->a.recv[0], "chat:n", "plain"));
+  assert_true(got_is(&f->a.recv[1], "chat:n", "marker"));
+  assert_int_equal(x->n_recv, 0);
+  assert_int_equal(y->n_recv, 0); /* another namespace: nothing of x's */
+  bus_close(x->bus, on_closed, f);
+  bus_close(y->bus, on_closed, f);
+  RUN_UNTIL(f, f->closed == 2, "the extra buses to close");
+  f->closed = 0;
+  free(x);
+  free(y);
+}
+
 #define CONTRACT(setup_fn)                                                                         \
   cmocka_unit_test_setup_teardown(test_publish_reaches_others_not_self, setup_fn, teardown),       \
-      cmocka_unit_test_setup_teardown(test_unsubscribed_channel_not_delivered, setup_fn, teardown),\
+      cmocka_unit_test_setup_teardown(test_unsubscribed_channel_not_delivered, setup_fn,           \
+                                      teardown),                                                   \
       cmocka_unit_test_setup_teardown(test_order_per_channel, setup_fn, teardown),                 \
       cmocka_unit_test_setup_teardown(test_binary_payloads, setup_fn, teardown),                   \
       cmocka_unit_test_setup_teardown(test_unsubscribe_and_again, setup_fn, teardown),             \
-      cmocka_unit_test_setup_teardown(test_bad_arguments, setup_fn, teardown)
+      cmocka_unit_test_setup_teardown(test_bad_arguments, setup_fn, teardown),                     \
+      cmocka_unit_test_setup_teardown(test_presence_aggregate, setup_fn, teardown),                \
+      cmocka_unit_test_setup_teardown(test_presence_expiry, setup_fn, teardown),                   \
+      cmocka_unit_test_setup_teardown(test_presence_list, setup_fn, teardown)
 
 int main(void) {
   const struct CMUnitTest local_tests[] = {CONTRACT(setup_local)};
@@ -339,6 +524,7 @@ int main(void) {
       CONTRACT(setup_redis),
       cmocka_unit_test_setup_teardown(test_redis_restart, setup_redis, teardown),
       cmocka_unit_test_setup_teardown(test_redis_publish_while_down, setup_redis, teardown),
+      cmocka_unit_test_setup_teardown(test_redis_namespace, setup_redis, teardown),
   };
   int failed = cmocka_run_group_tests_name("bus_local", local_tests, NULL, NULL);
   const char *url = getenv("PARLEY_TEST_REDIS");
