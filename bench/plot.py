@@ -3,9 +3,9 @@
 
 Reads the CSV rows the load generator appends (bench/build/results.csv, or the file given) and
 keeps the chat-scenario rows of a sweep: one series per value of the `server` column (rows with
-no such column count as "parley"). x is the deliveries/s the run achieved (log scale), y the p99
-in milliseconds (log scale); each point is labelled with its offered msgs/s. Only the Python
-standard library: no plotting package needed.
+no such column count as "parley"). x is the offered load in messages per second (log scale), y the p99 in milliseconds (log scale);
+hovering a point shows the deliveries/s it achieved. Only the Python standard library: no plotting
+package needed.
 
 Usage: bench/plot.py [--csv FILE] [--out FILE.svg] [--run-id ID] [--title TEXT]
   --run-id keeps only rows whose `run` column equals ID (run.sh writes one per sweep), so several
@@ -34,15 +34,16 @@ def load(path, run_id):
     series = {}
     for r in rows:
         try:
-            x = float(r["deliveries_per_s"])
-            y = float(r["p99_ms"])
             offered = r.get("offered", "")
+            x = float(offered.rstrip("/s"))
+            y = float(r["p99_ms"])
+            achieved = float(r["deliveries_per_s"])
         except (KeyError, ValueError):
-            continue
+            continue  # window-mode rows ("win64") have no offered rate
         if x <= 0 or y <= 0:
             continue
         name = r.get("server") or "parley"
-        series.setdefault(name, []).append((x, y, offered))
+        series.setdefault(name, []).append((x, y, achieved))
     for pts in series.values():
         pts.sort()
     return series, run_id
@@ -94,7 +95,7 @@ def draw(series, title, limit_ms):
         out.append(f'<text x="{L - 8}" y="{py(t) + 4:.1f}" text-anchor="end">{fmt(t)}</text>')
     out.append(f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#6b7280"/>')
     out.append(f'<text x="{(L + W - R) / 2}" y="{H - 18}" text-anchor="middle">'
-               'deliveries per second achieved (log)</text>')
+               'offered messages per second (log); each reaches the chat\'s 10 members</text>')
     out.append(f'<text transform="translate(22,{(T + H - B) / 2}) rotate(-90)" text-anchor="middle">'
                'p99 send-to-receive latency, ms (log)</text>')
     if limit_ms:
@@ -106,9 +107,9 @@ def draw(series, title, limit_ms):
         color = COLORS.get(name, FALLBACK[i % len(FALLBACK)])
         path = " ".join(f"{'M' if j == 0 else 'L'}{px(x):.1f},{py(y):.1f}" for j, (x, y, _) in enumerate(pts))
         out.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
-        for x, y, offered in pts:
+        for x, y, achieved in pts:
             out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{color}">'
-                       f'<title>{escape(name)}: offered {escape(offered)} msg/s, {x:.0f} deliveries/s, '
+                       f'<title>{escape(name)}: offered {x:g} msg/s, {achieved:.0f} deliveries/s, '
                        f'p99 {y:g} ms</title></circle>')
         ly = T + 20 + i * 22
         out.append(f'<line x1="{W - R + 16}" y1="{ly}" x2="{W - R + 40}" y2="{ly}" stroke="{color}" stroke-width="3"/>')
