@@ -86,6 +86,7 @@ struct conn {
   struct buf out;          /* frames waiting to be written */
   struct buf wbuf;         /* frames in the uv_write in flight */
   int writing;
+  void (*fail)(struct conn *c, const char *why); /* the wire's failure path (ws.c, wire_xmpp.c) */
   uint64_t next_id;
   struct pending *ring;    /* outstanding requests, indexed by id & ring_mask */
   uint32_t ring_mask;
@@ -225,6 +226,9 @@ uint64_t lg_rand(void);
 /* Connects c (already zeroed except idx/group/lg) to lg->addr and runs the handshake; when the
  * socket is open, calls lg_on_ws_open(c); on any failure or close, lg_on_ws_down(c) once. */
 void ws_conn_start(struct conn *c);
+/* Writes what c->out holds: uv_try_write what the kernel takes, the rest through one uv_write
+ * from c->wbuf; on a write error calls c->fail. Shared by every wire on TCP. */
+void conn_flush(struct conn *c);
 /* Queues one text message and tries to write it at once. Returns 0 or -1 (connection gone). */
 int ws_conn_send_text(struct conn *c, const char *p, size_t n);
 /* Starts a clean close (1000); the socket is closed for good after `grace_ms` at most. */

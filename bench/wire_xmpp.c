@@ -87,57 +87,13 @@ static void xmpp_fail(struct conn *c, const char *why) {
   lg_on_ws_down(c, why);
 }
 
-static void xmpp_flush(struct conn *c);
-
-static void xmpp_on_write(uv_write_t *req, int status) {
-  struct conn *c = req->data;
-  c->writing = 0;
-  c->wbuf.len = 0;
-  if (c->state == CONN_CLOSED)
-    return;
-  if (status < 0) {
-    xmpp_fail(c, uv_strerror(status));
-    return;
-  }
-  xmpp_flush(c);
-}
-
-/* uv_try_write what the kernel takes; the rest goes through one uv_write from wbuf. */
-static void xmpp_flush(struct conn *c) {
-  if (c->writing || c->out.len == 0 || c->state == CONN_CLOSED)
-    return;
-  uv_buf_t b = uv_buf_init(c->out.base, (unsigned)c->out.len);
-  int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-  if (r >= 0 && (size_t)r == c->out.len) {
-    c->out.len = 0;
-    return;
-  }
-  if (r < 0 && r != UV_EAGAIN) {
-    xmpp_fail(c, uv_strerror(r));
-    return;
-  }
-  size_t done = r > 0 ? (size_t)r : 0;
-  struct buf t = c->wbuf;
-  c->wbuf = c->out;
-  c->out = t;
-  c->out.len = 0;
-  b = uv_buf_init(c->wbuf.base + done, (unsigned)(c->wbuf.len - done));
-  c->wreq.data = c;
-  r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, xmpp_on_write);
-  if (r != 0) {
-    xmpp_fail(c, uv_strerror(r));
-    return;
-  }
-  c->writing = 1;
-}
-
 /* Queues p[0..n); written at the end of the current read, or now outside one. 0 or -1. */
 static int xmpp_write(struct conn *c, const char *p, size_t n) {
   if (c->state == CONN_CLOSED || c->state == CONN_IDLE ||
       buf_append(&c->out, p, n, XMPP_OUT_LIMIT) != 0)
     return -1;
   if (!c->in_recv)
-    xmpp_flush(c);
+    conn_flush(c);
   return 0;
 }
 
@@ -331,7 +287,7 @@ static void xmpp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     xmpp_fail(c, "XML error");
     return;
   }
-  xmpp_flush(c);
+  conn_flush(c);
 }
 
 static void xmpp_on_connect(uv_connect_t *req, int status) {
@@ -362,6 +318,7 @@ static int xmpp_open(struct conn *c) {
   c->tcp.data = c;
   c->creq.data = c;
   c->state = CONN_CONNECTING;
+  c->fail = xmpp_fail;
   uv_tcp_nodelay(&c->tcp, 1);
   int r = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&c->lg->addr, xmpp_on_connect);
   if (r != 0) {
@@ -412,7 +369,7 @@ static void xmpp_close(struct conn *c) {
     return;
   }
   if (!c->in_recv)
-    xmpp_flush(c);
+    conn_flush(c);
 }
 
 const struct wire_ops wire_xmpp = {

@@ -29,7 +29,6 @@
 
 static char ws_rbuf[256 * 1024];
 
-static void ws_flush(struct conn *c);
 
 static void ws_fail(struct conn *c, const char *why) {
   if (c->state == CONN_CLOSED || c->state == CONN_IDLE)
@@ -114,20 +113,20 @@ static int ws_send_frame(struct conn *c, uint8_t opcode, const uint8_t *p, size_
   return 0;
 }
 
-static void ws_on_write(uv_write_t *req, int status) {
+static void conn_on_write(uv_write_t *req, int status) {
   struct conn *c = req->data;
   c->writing = 0;
   c->wbuf.len = 0;
   if (c->state == CONN_CLOSED)
     return;
   if (status < 0) {
-    ws_fail(c, uv_strerror(status));
+    c->fail(c, uv_strerror(status));
     return;
   }
-  ws_flush(c);
+  conn_flush(c);
 }
 
-static void ws_flush(struct conn *c) {
+void conn_flush(struct conn *c) {
   if (c->writing || c->out.len == 0 || c->state == CONN_CLOSED)
     return;
   uv_buf_t b = uv_buf_init(c->out.base, (unsigned)c->out.len);
@@ -137,7 +136,7 @@ static void ws_flush(struct conn *c) {
     return;
   }
   if (r < 0 && r != UV_EAGAIN) {
-    ws_fail(c, uv_strerror(r));
+    c->fail(c, uv_strerror(r));
     return;
   }
   size_t done = r > 0 ? (size_t)r : 0;
@@ -147,9 +146,9 @@ static void ws_flush(struct conn *c) {
   c->out.len = 0;
   b = uv_buf_init(c->wbuf.base + done, (unsigned)(c->wbuf.len - done));
   c->wreq.data = c;
-  r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, ws_on_write);
+  r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_on_write);
   if (r != 0) {
-    ws_fail(c, uv_strerror(r));
+    c->fail(c, uv_strerror(r));
     return;
   }
   c->writing = 1;
@@ -286,7 +285,7 @@ static void ws_feed(struct conn *c, const uint8_t *p, size_t n) {
     ws_fail(c, bad);
     return;
   }
-  ws_flush(c);
+  conn_flush(c);
 }
 
 static void ws_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
@@ -359,7 +358,7 @@ static void ws_on_connect(uv_connect_t *req, int status) {
     ws_fail(c, "read_start failed");
     return;
   }
-  ws_flush(c);
+  conn_flush(c);
 }
 
 void ws_conn_start(struct conn *c) {
@@ -367,6 +366,7 @@ void ws_conn_start(struct conn *c) {
   c->tcp.data = c;
   c->creq.data = c;
   c->state = CONN_CONNECTING;
+  c->fail = ws_fail;
   if (c->lg->n_src > 0 && lg_bind_source(c) != 0) { /* many sockets: see scen_conns.c */
     ws_fail(c, "bind to a loopback source address failed");
     return;
@@ -383,7 +383,7 @@ int ws_conn_send_text(struct conn *c, const char *p, size_t n) {
   /* Inside the frame loop (a reply that triggers a send) the write waits for the loop's end,
    * so one read costs at most one write. */
   if (!c->in_recv)
-    ws_flush(c);
+    conn_flush(c);
   return 0;
 }
 
@@ -397,7 +397,7 @@ void ws_conn_close(struct conn *c) {
       return;
     }
     if (!c->in_recv)
-      ws_flush(c);
+      conn_flush(c);
     return;
   }
   if (c->state == CONN_CONNECTING || c->state == CONN_HANDSHAKE)
