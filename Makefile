@@ -99,9 +99,15 @@ integration-pg: deps build/parley-asan web/dist/index.html node_modules/.package
 	@scripts/pg.sh start
 	PARLEY_TEST_STORE=$(PG_URL) PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 \
 	  $(PG_INTEGRATION:%=tests/integration/%.test.mjs)
+	@$(STOP_CLUSTER_REDIS)
 
 integration: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
 	PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 tests/integration/
+	@$(STOP_CLUSTER_REDIS)
+
+# The cluster tests (tests/integration/lib/cluster.mjs) share one Redis on port 16380 across their
+# files; nothing should be left listening once the suite is over.
+STOP_CLUSTER_REDIS := PARLEY_REDIS_PORT=16380 scripts/redis.sh stop >/dev/null 2>&1 || true
 
 node_modules/.package-lock.json: package.json
 	npm install --no-audit --no-fund --loglevel=error
