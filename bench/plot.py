@@ -124,7 +124,7 @@ def main():
     ap.add_argument("--out", default="bench/build/p99-vs-load.svg")
     ap.add_argument("--run-id")
     ap.add_argument("--p99-limit", type=float, default=None)
-    ap.add_argument("--title", default="Chat scenario: p99 latency against load (same machine, same run)")
+    ap.add_argument("--title", default="Chat scenario: p99 latency against offered load (same machine, back-to-back runs)")
     a = ap.parse_args()
     series, run_id = load(a.csv, a.run_id)
     if not series:
