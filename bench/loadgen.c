@@ -103,7 +103,7 @@ static unsigned long long proc_cpu_ticks(int pid) {
 }
 
 /* A "Vm...:" line of /proc/pid/status in kB, or -1. */
-static long proc_status_kb(int pid, const char *field) {
+long proc_status_kb(int pid, const char *field) {
   char path[64], line[256];
   snprintf(path, sizeof(path), "/proc/%d/status", pid);
   FILE *f = fopen(path, "r");
@@ -127,7 +127,7 @@ static const char *phase_name(enum phase ph) {
   return names[ph];
 }
 
-static void lg_log(struct lg *lg, const char *fmt, ...) {
+void lg_log(struct lg *lg, const char *fmt, ...) {
   if (lg->quiet)
     return;
   va_list ap;

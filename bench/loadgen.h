@@ -219,6 +219,11 @@ struct lg {
 const struct sockaddr *lg_node_addr(const struct lg *lg, int idx);
 int lg_node_port(const struct lg *lg, int idx);
 
+/* Progress output on stderr, silent with --quiet (printf-style; lg borrowed). */
+void lg_log(struct lg *lg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A "Vm...:" line (field without the colon) of /proc/pid/status in kB, or -1. */
+long proc_status_kb(int pid, const char *field);
+
 /* Fast pseudo-random numbers for masks and keys (xorshift64*); not for secrets. */
 uint64_t lg_rand(void);
 

@@ -68,32 +68,6 @@ struct scen_conns {
   int q_head, q_n;
 };
 
-static void sc_log(struct lg *lg, const char *fmt, ...) {
-  if (lg->quiet)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-}
-
-static long status_kb(int pid, const char *field) {
-  char path[64], line[256];
-  snprintf(path, sizeof(path), "/proc/%d/status", pid);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return -1;
-  long v = -1;
-  size_t fl = strlen(field);
-  while (fgets(line, sizeof(line), f))
-    if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
-      v = strtol(line + fl + 1, NULL, 10);
-      break;
-    }
-  fclose(f);
-  return v;
-}
-
 int scen_conns_active(const struct lg *lg) {
   return lg->scen == SCEN_CONNS || lg->scen == SCEN_STORM;
 }
@@ -177,14 +151,14 @@ void scen_conns_phase(struct lg *lg, enum phase ph) {
     scen_conns_fill_users(lg);
     sc->t_connect0 = now;
     if (lg->server_pid > 0)
-      sc->rss0_kb = status_kb(lg->server_pid, "VmRSS");
+      sc->rss0_kb = proc_status_kb(lg->server_pid, "VmRSS");
   } else if (ph == PH_CREATE) {
     sc->t_connected = now;
   } else if (ph == PH_RUN) {
     sc->t_subscribed = now;
     if (lg->server_pid > 0)
-      sc->rss1_kb = status_kb(lg->server_pid, "VmRSS");
-    sc_log(lg, "  %d sockets connected, authenticated and subscribed in %.2f s\n", lg->n_users,
+      sc->rss1_kb = proc_status_kb(lg->server_pid, "VmRSS");
+    lg_log(lg, "  %d sockets connected, authenticated and subscribed in %.2f s\n", lg->n_users,
            (double)(now - sc->t_connect0) / 1e9);
   }
 }
@@ -230,7 +204,7 @@ static void storm_drop(struct lg *lg, uint64_t now) {
     storm_enqueue(sc, lg, i);
     sc->dropped++;
   }
-  sc_log(lg, "  storm: dropped %d sockets at once; %d senders keep sending\n", sc->dropped,
+  lg_log(lg, "  storm: dropped %d sockets at once; %d senders keep sending\n", sc->dropped,
          lg->n_order);
 }
 
@@ -353,7 +327,7 @@ static void storm_resumed(struct lg *lg, struct conn *c, json_t *root, int ok) {
   if (sc->live_again + sc->failed == sc->dropped) {
     sc->storm_done = 1;
     sc->t_all_live = now;
-    sc_log(lg, "  storm: all %d sockets live again %.3f s after the drop (%d attempts)\n",
+    lg_log(lg, "  storm: all %d sockets live again %.3f s after the drop (%d attempts)\n",
            sc->live_again, (double)(now - sc->t_drop) / 1e9, sc->attempts);
   }
 }
