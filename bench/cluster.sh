@@ -145,7 +145,10 @@ for cfg in $configs; do
     curl -sf "http://127.0.0.1:$port/metrics" | awk -v port="$port" '
       /^parley_delivery_seconds\{quantile="0\.(5|99)"\}/ { q = ($1 ~ /"0\.5"/) ? "p50" : "p99"; v[q] = $2 * 1000 }
       /^parley_store_commit_latency_seconds\{quantile="0\.(5|99)"\}/ { q = ($1 ~ /"0\.5"/) ? "p50" : "p99"; cm[q] = $2 * 1000 }
-      END { printf "  node :%s server-side delivery p50 %.3f ms, p99 %.3f ms; store commit p50 %.3f ms, p99 %.3f ms\n", port, v["p50"], v["p99"], cm["p50"], cm["p99"] }' || true
+      /^parley_store_batches_total / { batches = $2 }
+      /^parley_store_requests_total / { reqs = $2 }
+      /^parley_catch_ups_total / { cu = $2 }
+      END { printf "  node :%s server-side delivery p50 %.3f ms, p99 %.3f ms; store commit p50 %.3f ms, p99 %.3f ms; %.1f requests/batch; %d catch-ups\n", port, v["p50"], v["p99"], cm["p50"], cm["p99"], batches ? reqs / batches : 0, cu }' || true
   done
   stop_nodes
   if [ -n "$schema" ]; then

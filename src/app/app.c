@@ -130,6 +130,11 @@ int app_config_load(struct app_config *cfg) {
       return PARLEY_EBAD_REQUEST;
     }
   }
+  u = 0;
+  err = env_u64("PARLEY_STORE_CONNS", &u, 1, 16);
+  if (err)
+    return err;
+  cfg->store_conns = (int)u;
   if ((v = getenv("PARLEY_BUS")) && *v) {
     if (strlen(v) >= sizeof cfg->bus_url ||
         (strncmp(v, "redis://", 8) != 0 && strncmp(v, "local://", 8) != 0)) {
@@ -243,6 +248,7 @@ int app__submit(struct app *a, struct client *cl, struct store_req *req, store_c
   if (cl)
     app__client_ref(cl);
   req->in.now = app__now(a);
+  req->order = cl; /* one socket's ops take effect in the order it sent them */
   err = store_submit(a->store, req, cb, cl);
   if (err) {
     if (cl)
@@ -407,7 +413,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
   /* PARLEY_STORE (PostgreSQL) replaces the SQLite file; the URI may hold a password, so it is
    * not logged. */
   err = store_open(&a->store, loop, cfg->store_url[0] ? cfg->store_url : dbpath,
-                   cfg->durability);
+                   cfg->durability, cfg->store_conns);
   if (err) {
     log_error("cannot open the store at %s: %s", cfg->store_url[0] ? "PARLEY_STORE" : dbpath,
               parley_strerror(err));

@@ -30,6 +30,7 @@ struct app_config {
   char web_dir[1024];
   char origins[2048];          /* comma-separated allowlist; "" = the server's own origin */
   enum store_durability durability;
+  int store_conns;             /* PARLEY_STORE_CONNS: database connections (0: the backend's) */
   size_t max_body, max_header, ws_max_msg, outq_max, outq_hard_max;
   uint64_t ping_interval_ms;
   uint64_t http_idle_ms;       /* keep-alive idle and header-read timeout (slowloris) */
@@ -73,8 +74,10 @@ struct sub {
   int fenced;                  /* a removal of this user from the chat may be under way on some
                                   node: everything waits in `held` (app_bus.c) */
   json_t *presence;            /* participants' presence, read just before the replay */
+  int64_t member_gen;          /* the chat's member_gen when the store last confirmed access */
   struct held_frame {
     int64_t seq;
+    int64_t mgen;              /* the member_gen it was committed with */
     struct outq_chunk *frame;
   } *held;
   size_t n_held, cap_held;
@@ -181,6 +184,7 @@ struct app_throttle {
 struct app_metrics {
   uint64_t msgs_sent;
   uint64_t deliveries;
+  uint64_t catch_ups;          /* subscriptions that read from the store: a gap, or member_gen */
   uint64_t rejected_rate;
   uint64_t ws_opened;
   uint64_t http_requests;
@@ -293,9 +297,10 @@ void app__bus_publish_presence(struct app *a, int64_t user_id, int state, int64_
                                const int64_t *ids, size_t n, const char *json, size_t len);
 /* Publishes this node's typers and openers of the room (ROOM_DIRTY_PUBLISH). */
 void app__bus_publish_room_state(struct app *a, struct room *r);
-/* Publishes the committed message `seq` of chat `slug`, as its encoded event `json` (borrowed). */
-void app__bus_publish_msg(struct app *a, const char *slug, int64_t seq, const char *json,
-                          size_t len);
+/* Publishes the committed message `seq` of chat `slug`, committed with member_gen `mgen`, as its
+ * encoded event `json` (borrowed). */
+void app__bus_publish_msg(struct app *a, const char *slug, int64_t seq, int64_t mgen,
+                          const char *json, size_t len);
 
 /* Heartbeat, and the timeouts of nodes and fences; from the housekeeping tick. */
 void app__bus_tick(struct app *a);
@@ -326,8 +331,15 @@ void app__drop_user_subs_here(struct app *a, int64_t user_id, const char *slug);
 void app__close_session_here(struct app *a, const uint8_t *session_hash, uint16_t code,
                              const char *reason);
 /* app_ws.c, for app_bus.c: delivers message `seq` (frame borrowed; every sub takes its own
- * reference) to the room's subscriptions in seq order, catching up from the store on a gap. */
-void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, struct outq_chunk *frame);
+ * reference) to the room's subscriptions in seq order, catching up from the store on a gap, and
+ * on a member_gen `mgen` newer than a subscription's (its access is checked again first). */
+void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, int64_t mgen,
+                           struct outq_chunk *frame);
+/* app_ws.c, for app_members.c: a leave or removal this node committed moved chat `slug`'s
+ * member_gen to `gen`, and the leaver's subscriptions here are gone. The others here that were
+ * confirmed just before it are confirmed as of `gen` too (nobody else lost access by it), so they
+ * need not ask the store again. */
+void app__room_members_left(struct app *a, const char *slug, int64_t gen);
 /* Holds (fenced = 1) or releases a subscription's deliveries; a release with verify = 1 drops
  * what was held and reads it again from the store, which checks membership. */
 void app__sub_fence(struct app *a, struct sub *s, int fenced, int verify);

@@ -6,8 +6,8 @@
  * private in-process bus (so the code paths are the same) and publishes nothing.
  *
  * Channels: "c:<slug>" for a chat, subscribed while a local socket has the chat open (the room
- * exists). Payloads are "<kind><seq>\n<event JSON>"; kind 'm' is a `msg` event, framed once
- * here and delivered to the room's subscriptions by seq: in order, never twice, and a gap (an
+ * exists). A message is "m<seq> <member_gen>\n<event JSON>": a `msg` event and the chat's
+ * member_gen it was committed with (app_ws.c's sub_deliver), framed once here and delivered to the room's subscriptions by seq: in order, never twice, and a gap (an
  * event lost between nodes, or overtaken by a local commit) makes the subscription read what it
  * missed from the store before anything later is delivered (app__room_deliver_msg).
  *
@@ -602,7 +602,7 @@ static void on_message(void *ud, const char *channel, const void *data, size_t l
   const char *p = data, *end = p + len, *nl;
   struct room *r;
   char *num_end;
-  long long seq;
+  long long seq, mgen;
   struct outq_chunk *frame;
 
   if (strcmp(channel, CHAN_USERS) == 0) {
@@ -624,12 +624,15 @@ static void on_message(void *ud, const char *channel, const void *data, size_t l
     return;
   case 'm':
     seq = strtoll(p + 1, &num_end, 10);
-    if (num_end != nl || seq <= 0)
+    if (*num_end != ' ' || seq <= 0)
+      return;
+    mgen = strtoll(num_end + 1, &num_end, 10);
+    if (num_end != nl || mgen < 0)
       return;
     frame = net_ws_frame_text(nl + 1, (size_t)(end - nl - 1));
     if (frame == NULL)
       return;
-    app__room_deliver_msg(a, r, seq, frame);
+    app__room_deliver_msg(a, r, seq, mgen, frame);
     outq_chunk_unref(frame);
     return;
   default:
@@ -793,16 +796,16 @@ void app__bus_publish_room_state(struct app *a, struct room *r) {
   free(json);
 }
 
-void app__bus_publish_msg(struct app *a, const char *slug, int64_t seq, const char *json,
-                          size_t len) {
+void app__bus_publish_msg(struct app *a, const char *slug, int64_t seq, int64_t mgen,
+                          const char *json, size_t len) {
   char ch[BUS_CHANNEL_MAX + 1];
-  char head[32];
+  char head[48];
   char *payload;
   int hlen;
   if (a->bus_solo || a->bus == NULL)
     return;
   chat_channel(ch, sizeof ch, slug);
-  hlen = snprintf(head, sizeof head, "m%" PRId64 "\n", seq);
+  hlen = snprintf(head, sizeof head, "m%" PRId64 " %" PRId64 "\n", seq, mgen);
   payload = malloc((size_t)hlen + len);
   if (payload == NULL)
     return; /* the receivers' next message shows the gap and they catch up */

@@ -539,6 +539,8 @@ static void handle_metrics(struct client *cl) {
              (double)ss.commit_us_total / 1e6, store_pending(a->store));
   buf_printf(&b, "# TYPE parley_ws_idle_releases_total counter\nparley_ws_idle_releases_total %llu\n",
              (unsigned long long)ns.ws_ctx_released);
+  buf_printf(&b, "# TYPE parley_catch_ups_total counter\nparley_catch_ups_total %llu\n",
+             (unsigned long long)a->metrics.catch_ups);
   metrics_latency(a, &b);
   net_http_respond(cl->conn, 200, "text/plain; version=0.0.4", "Cache-Control: no-store\r\n",
                    b.data, b.len);

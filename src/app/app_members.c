@@ -113,6 +113,7 @@ static void on_leave(struct store_req *sreq) {
     if (sreq->out.new_owner.id)
       json_object_set_new(ev, "newOwner", proto_user_json(&sreq->out.new_owner));
     app__drop_user_subs(a, self, slug);
+    app__room_members_left(a, slug, sreq->out.chat.member_gen);
     app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.left",
                       json_incref(ev));
     /* The last one out archived the chat: its pending invitations were revoked with it. */
@@ -138,6 +139,7 @@ static void on_remove(struct store_req *sreq) {
     int64_t gone = sreq->out.user.id;
     /* Cut the removed user off first: nothing fanned out from now on can reach them. */
     app__drop_user_subs(a, gone, slug);
+    app__room_members_left(a, slug, sreq->out.chat.member_gen);
     app__notify_users(a, &gone, 1, "removed",
                       json_pack("{s:s, s:o}", "chat", slug, "by", proto_user_json(&cl->user)));
     app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.removed",

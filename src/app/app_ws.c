@@ -139,7 +139,7 @@ void app__client_drop_subs(struct client *cl) {
 
 static void sub_catch_up(struct app *a, struct sub *s);
 
-static void sub_hold(struct sub *s, int64_t seq, struct outq_chunk *frame) {
+static void sub_hold(struct sub *s, int64_t seq, int64_t mgen, struct outq_chunk *frame) {
   if (s->n_held == s->cap_held) {
     size_t ncap = s->cap_held ? s->cap_held * 2 : 8;
     struct held_frame *n = realloc(s->held, ncap * sizeof *n);
@@ -148,22 +148,36 @@ static void sub_hold(struct sub *s, int64_t seq, struct outq_chunk *frame) {
     s->held = n;
     s->cap_held = ncap;
   }
-  s->held[s->n_held++] = (struct held_frame){seq, outq_chunk_ref(frame)};
+  s->held[s->n_held++] = (struct held_frame){seq, mgen, outq_chunk_ref(frame)};
 }
 
 /* Delivers message `seq` (its frame shared) to one subscription, in order, at most once. A seq
  * beyond next_seq means an earlier message has not arrived: one committed by another node and
  * still on the bus, or lost there. It waits, and the store fills the gap (sub_catch_up). On a
- * single node messages complete in commit order, so this never happens there. */
-static void sub_deliver(struct app *a, struct sub *s, int64_t seq, struct outq_chunk *frame) {
+ * single node messages complete in commit order, so this never happens there.
+ *
+ * `mgen` is the chat's member_gen the message was committed with. One newer than the
+ * subscription's means somebody left or was removed since the store last confirmed this
+ * socket's access, perhaps its own user on a node whose news has not arrived: the message is not
+ * delivered, the store is asked instead (a catch-up reads it with the access check, and ends the
+ * subscription if access is gone). So a removal holds on every node from its commit on, whatever
+ * the bus does. */
+static void sub_deliver(struct app *a, struct sub *s, int64_t seq, int64_t mgen,
+                        struct outq_chunk *frame) {
   if (!s->live || s->catching_up || s->fenced) {
-    sub_hold(s, seq, frame);
+    sub_hold(s, seq, mgen, frame);
+    if (s->catching_up && mgen > s->member_gen)
+      s->recheck = 1; /* the read in flight may predate the change */
     return;
   }
   if (seq < s->next_seq)
     return; /* already delivered, by the replay or before */
+  if (mgen > s->member_gen) {
+    sub_catch_up(a, s);
+    return;
+  }
   if (seq > s->next_seq) {
-    sub_hold(s, seq, frame);
+    sub_hold(s, seq, mgen, frame);
     sub_catch_up(a, s);
     return;
   }
@@ -186,7 +200,7 @@ static void sub_drain_held(struct app *a, struct sub *s) {
   if (n > 1)
     qsort(held, n, sizeof *held, held_cmp);
   for (size_t i = 0; i < n; i++) {
-    sub_deliver(a, s, held[i].seq, held[i].frame);
+    sub_deliver(a, s, held[i].seq, held[i].mgen, held[i].frame);
     outq_chunk_unref(held[i].frame);
   }
   free(held);
@@ -209,15 +223,17 @@ void app__sub_fence(struct app *a, struct sub *s, int fenced, int verify) {
   }
 }
 
-void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, struct outq_chunk *frame) {
+void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, int64_t mgen,
+                           struct outq_chunk *frame) {
   struct sub *s, *tmp;
   DL_FOREACH_SAFE2(r->subs, s, tmp, rnext) {
-    sub_deliver(a, s, seq, frame);
+    sub_deliver(a, s, seq, mgen, frame);
   }
 }
 
-/* Fans a committed message out to everyone subscribed to its chat here, and to other nodes. */
-static void fanout_msg(struct app *a, const char *slug, const struct store_msg *m) {
+/* Fans a committed message out to everyone subscribed to its chat here, and to other nodes.
+ * `mgen`: the chat's member_gen read with it (see sub_deliver). */
+static void fanout_msg(struct app *a, const char *slug, const struct store_msg *m, int64_t mgen) {
   struct room *r = room_get(a, slug, 0);
   struct outq_chunk *frame;
   size_t len;
@@ -229,12 +245,12 @@ static void fanout_msg(struct app *a, const char *slug, const struct store_msg *
                      &len);
   if (json == NULL)
     return;
-  app__bus_publish_msg(a, slug, m->seq, json, len);
+  app__bus_publish_msg(a, slug, m->seq, mgen, json, len);
   frame = r ? net_ws_frame_text(json, len) : NULL;
   free(json);
   if (frame == NULL)
     return;
-  app__room_deliver_msg(a, r, m->seq, frame);
+  app__room_deliver_msg(a, r, m->seq, mgen, frame);
   outq_chunk_unref(frame);
 }
 
@@ -390,6 +406,8 @@ static void on_catch_up(struct store_req *sreq) {
   if (s == NULL || s->gen != ctx->gen || !s->catching_up)
     goto done; /* unsubscribed or subscribed again meanwhile */
   s->catching_up = 0;
+  if (sreq->status == 0 && sreq->out.chat.member_gen > s->member_gen)
+    s->member_gen = sreq->out.chat.member_gen; /* access confirmed as of this generation */
   if (sreq->status == PARLEY_EFORBIDDEN || sreq->status == PARLEY_ENOT_FOUND) {
     /* Removed (or the chat archived) while the news was on its way: cut access now. */
     sub_free(a, s);
@@ -449,10 +467,22 @@ static void sub_catch_up(struct app *a, struct sub *s) {
   sreq->in.limit = STORE_LIMIT_MAX;
   sreq->ctx = ctx;
   s->catching_up = 1;
+  a->metrics.catch_ups++;
   log_debug("catch-up: %s from seq %lld", s->room->slug, (long long)s->next_seq);
   if (app__submit(a, s->client, sreq, on_catch_up) != 0) {
     s->catching_up = 0;
     free(ctx);
+  }
+}
+
+void app__room_members_left(struct app *a, const char *slug, int64_t gen) {
+  struct room *r = room_get(a, slug, 0);
+  struct sub *s;
+  if (r == NULL)
+    return;
+  DL_FOREACH2(r->subs, s, rnext) {
+    if (s->member_gen == gen - 1)
+      s->member_gen = gen;
   }
 }
 
@@ -683,13 +713,13 @@ static void on_msg_send(struct store_req *sreq) {
     /* Sending ends typing, in the same turn as the message, so the two never disagree. */
     if (r && typing_off(&r->typing, sreq->out.msg.author.id) == 1)
       app__room_mark(a, r, ROOM_DIRTY_TYPING);
-    fanout_msg(a, sreq->out.chat.slug, &sreq->out.msg);
+    fanout_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
     app__metrics_fanned_out(a, ctx->recv_ns);
   } else if (sreq->status == 0 && !a->bus_solo) {
     /* A retry of a message already stored: the node that stored it may have died between the
      * commit and its publication, so announce it again. Receivers drop it by seq if they had
      * it; those that did not would otherwise wait for the chat's next message. */
-    fanout_msg(a, sreq->out.chat.slug, &sreq->out.msg);
+    fanout_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
   }
   if (cl->conn == NULL)
     goto done;
@@ -796,6 +826,7 @@ static void on_sub(struct store_req *sreq) {
   /* The replay covered everything up to lastSeq; what was held back beyond it goes next. */
   s->live = 1;
   s->next_seq = sreq->out.chat.last_seq + 1;
+  s->member_gen = sreq->out.chat.member_gen;
   sub_drain_held(cl->app, s);
   if (s->recheck) /* the bus subscription became effective after the replay was read */
     sub_catch_up(cl->app, s);

@@ -7,7 +7,8 @@
  * chat columns invite_policy and archived, users.last_seen and the user search indexes, as plain
  * `ALTER TABLE ... ADD COLUMN` / `CREATE` steps that never rewrite messages. Migration 3 adds
  * removals. Migration 4 adds two PostgreSQL functions, msg.send and the read marker in one round
- * trip each (SQLite's text is empty). The two dialects differ in types (BIGINT identities, BYTEA,
+ * trip each (SQLite's text is empty). Migration 5 adds chats.member_gen, the membership
+ * generation every message carries (issue 8), and 6 returns it from the read marker function. The two dialects differ in types (BIGINT identities, BYTEA,
  * SMALLINT flags), in the trigger syntax and in collation; the tables, columns, constraints and
  * index names are the same, so store_sqlite.c and store_pg.c run the same queries in their own
  * dialect.
@@ -322,6 +323,107 @@ const struct store__migration store__migrations[] = {
      "   c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived"
      "   INTO o_slug, o_title, o_is_public, o_max_participants, o_owner_id, o_created_at,"
      "   o_last_activity, o_last_seq, o_participant_count, o_role, o_invite_policy, o_archived"
+     "   FROM chats c LEFT JOIN participants p ON p.chat_id = c.id AND p.user_id = p_user"
+     "   WHERE c.id = o_id;"
+     "  IF o_role IS NULL OR o_archived <> 0 THEN RETURN; END IF;"
+     "  INSERT INTO read_markers AS r(chat_id, user_id, seq, updated_at)"
+     "   VALUES (o_id, p_user, LEAST(p_seq, o_last_seq), p_now)"
+     "   ON CONFLICT (chat_id, user_id) DO UPDATE"
+     "   SET seq = GREATEST(r.seq, excluded.seq), updated_at = excluded.updated_at"
+     "   RETURNING r.seq INTO o_read_seq;"
+     " END $$;"},
+    {5, "chats.member_gen: bumped whenever someone leaves or is removed",
+     /* Every message carries the member_gen its append read under the chat's lock (store_msg
+      * via store_chat). A node that sees a generation newer than the one it last checked a
+      * subscription against asks the store again before it delivers (app_ws.c): a removal is
+      * enforced even by a node that never heard of it over the bus (issue 8). Joining does not
+      * bump it: nobody loses access by it. */
+     "ALTER TABLE chats ADD COLUMN member_gen INTEGER NOT NULL DEFAULT 0;"
+     "DROP TRIGGER participants_count_delete;"
+     "CREATE TRIGGER participants_count_delete AFTER DELETE ON participants BEGIN"
+     "  UPDATE chats SET participant_count = participant_count - 1, member_gen = member_gen + 1"
+     "  WHERE id = OLD.chat_id;"
+     "END;",
+     /* The functions of migration 4 return member_gen after archived, as PG_CHAT_COLS now
+      * lists it; otherwise they are unchanged. */
+     "ALTER TABLE chats ADD COLUMN member_gen BIGINT NOT NULL DEFAULT 0;"
+     "CREATE OR REPLACE FUNCTION participants_count() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN"
+     "  IF TG_OP = 'INSERT' THEN"
+     "   UPDATE chats SET participant_count = participant_count + 1 WHERE id = NEW.chat_id;"
+     "  ELSE"
+     "   UPDATE chats SET participant_count = participant_count - 1,"
+     "    member_gen = member_gen + 1 WHERE id = OLD.chat_id;"
+     "  END IF;"
+     "  RETURN NULL;"
+     " END $$;"
+     "DROP FUNCTION parley_msg_append(text, bigint, text, text, bigint);"
+     "CREATE FUNCTION parley_msg_append(p_slug text, p_user bigint, p_body text, p_cmid text,"
+     "  p_now bigint,"
+     "  OUT o_id bigint, OUT o_slug text, OUT o_title text, OUT o_is_public smallint,"
+     "  OUT o_max_participants integer, OUT o_owner_id bigint, OUT o_created_at bigint,"
+     "  OUT o_last_activity bigint, OUT o_last_seq bigint, OUT o_participant_count integer,"
+     "  OUT o_role text, OUT o_invite_policy smallint, OUT o_archived smallint,"
+     "  OUT o_member_gen bigint,"
+     "  OUT o_seq bigint, OUT o_chat_id bigint, OUT o_body text, OUT o_client_msg_id text,"
+     "  OUT o_msg_created_at bigint, OUT o_author_id bigint, OUT o_username text,"
+     "  OUT o_display_name text, OUT o_author_created_at bigint, OUT o_duplicate boolean)"
+     " LANGUAGE plpgsql VOLATILE AS $$"
+     " BEGIN"
+     "  o_duplicate := false;"
+     "  SELECT c.id INTO o_id FROM chats c WHERE c.slug = p_slug FOR NO KEY UPDATE;"
+     "  IF NOT FOUND THEN RETURN; END IF;"
+     "  SELECT c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"
+     "   c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived,"
+     "   c.member_gen, u.id, u.username, u.display_name, u.created_at"
+     "   INTO o_slug, o_title, o_is_public, o_max_participants, o_owner_id, o_created_at,"
+     "   o_last_activity, o_last_seq, o_participant_count, o_role, o_invite_policy, o_archived,"
+     "   o_member_gen, o_author_id, o_username, o_display_name, o_author_created_at"
+     "   FROM chats c LEFT JOIN participants p ON p.chat_id = c.id AND p.user_id = p_user"
+     "   LEFT JOIN users u ON u.id = p.user_id WHERE c.id = o_id;"
+     "  IF o_role IS NULL OR o_archived <> 0 THEN RETURN; END IF;"
+     "  IF p_cmid IS NOT NULL THEN"
+     "   SELECT m.seq, m.body, m.created_at INTO o_seq, o_body, o_msg_created_at FROM messages m"
+     "    WHERE m.chat_id = o_id AND m.author_id = p_user AND m.client_msg_id = p_cmid;"
+     "   IF FOUND THEN"
+     "    o_duplicate := true; o_chat_id := o_id; o_client_msg_id := p_cmid;"
+     "    RETURN;"
+     "   END IF;"
+     "  END IF;"
+     "  UPDATE chats c SET last_seq = c.last_seq + 1,"
+     "   last_activity = GREATEST(c.last_activity, p_now) WHERE c.id = o_id"
+     "   RETURNING c.last_seq, c.last_activity INTO o_seq, o_last_activity;"
+     "  INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at)"
+     "   VALUES (o_id, o_seq, p_user, p_body, p_cmid, p_now);"
+     /* A user's own messages are never unread. */
+     "  INSERT INTO read_markers AS r(chat_id, user_id, seq, updated_at)"
+     "   VALUES (o_id, p_user, o_seq, p_now) ON CONFLICT (chat_id, user_id) DO UPDATE"
+     "   SET seq = GREATEST(r.seq, excluded.seq), updated_at = excluded.updated_at;"
+     "  o_last_seq := o_seq; o_chat_id := o_id; o_body := p_body; o_client_msg_id := p_cmid;"
+     "  o_msg_created_at := p_now;"
+     " END $$;"},
+    {6, "PostgreSQL: parley_read_set returns member_gen too",
+     "", /* SQLite: nothing (see migration 4) */
+     /* A migration of its own only because one string literal must stay under 4095 bytes. */
+     "DROP FUNCTION parley_read_set(text, bigint, bigint, bigint);"
+     "CREATE FUNCTION parley_read_set(p_slug text, p_user bigint, p_seq bigint, p_now bigint,"
+     "  OUT o_id bigint, OUT o_slug text, OUT o_title text, OUT o_is_public smallint,"
+     "  OUT o_max_participants integer, OUT o_owner_id bigint, OUT o_created_at bigint,"
+     "  OUT o_last_activity bigint, OUT o_last_seq bigint, OUT o_participant_count integer,"
+     "  OUT o_role text, OUT o_invite_policy smallint, OUT o_archived smallint,"
+     "  OUT o_member_gen bigint,"
+     "  OUT o_read_seq bigint)"
+     " LANGUAGE plpgsql VOLATILE AS $$"
+     " BEGIN"
+     /* Locked like a send, so read markers and sends of one chat always lock in one order. */
+     "  SELECT c.id INTO o_id FROM chats c WHERE c.slug = p_slug FOR NO KEY UPDATE;"
+     "  IF NOT FOUND THEN RETURN; END IF;"
+     "  SELECT c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"
+     "   c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived,"
+     "   c.member_gen"
+     "   INTO o_slug, o_title, o_is_public, o_max_participants, o_owner_id, o_created_at,"
+     "   o_last_activity, o_last_seq, o_participant_count, o_role, o_invite_policy, o_archived,"
+     "   o_member_gen"
      "   FROM chats c LEFT JOIN participants p ON p.chat_id = c.id AND p.user_id = p_user"
      "   WHERE c.id = o_id;"
      "  IF o_role IS NULL OR o_archived <> 0 THEN RETURN; END IF;"

@@ -1,52 +1,96 @@
-/* store.c - the backend-independent half of the store: request memory, the queue, the store
- * thread with group commit, and the hand-off of completions to the loop thread.
+/* store.c - the backend-independent half of the store: request memory, the queues, the store
+ * threads with group commit, and the hand-off of completions to the loop thread.
  *
- * The loop thread appends requests to a FIFO under a mutex and signals a condition variable. The
- * store thread takes everything queued at once and runs it as one transaction, a savepoint per
- * request, so a batch of a hundred sends costs one commit (one fsync with durability=fsync)
- * instead of a hundred, and one failing request rolls back only itself. The finished batch goes
- * to a completion list and a uv_async_t wakes the loop, which calls the callbacks in submission
- * order. The backend is touched by the store thread only, from open to close.
+ * The store runs one or more lanes. A lane is a thread with its own backend handle (its own
+ * database connection) and its own FIFO. The loop thread appends a request to its lane's FIFO
+ * under the store's mutex and signals the lane. The lane takes everything queued at once and
+ * runs it as one transaction, a savepoint per request, so a batch of a hundred sends costs one
+ * commit (one fsync with durability=fsync) instead of a hundred, and one failing request rolls
+ * back only itself. The finished batch goes to the completion list and a uv_async_t wakes the
+ * loop, which calls the callbacks. Each backend handle is touched by its lane's thread only,
+ * from open to close.
+ *
+ * SQLite has one writer, so it gets one lane and everything runs in submission order.
+ * PostgreSQL gets several (issue 8): a transaction keeps the rows of the chats it wrote locked
+ * until its commit has flushed, so with one connection every batch waits for the previous
+ * batch's flush, and batches of several nodes that share any chat wait for each other (a convoy
+ * measured at p99 0.4-0.8 s with three nodes). With lanes, lane 0 takes the requests that name
+ * no chat (sessions, users, invitations by id, lists, sweeps) and every other request goes to
+ * the lane its chat's slug hashes to. So a chat's requests still run in submission order on one
+ * lane (a node's messages of one chat complete in seq order, as app/ expects), a transaction
+ * holds the locks of few chats, and lanes commit in parallel (PostgreSQL groups their flushes).
+ *
+ * Order across lanes. Requests of one client must still take effect in the order it sent them
+ * when one depends on another: an invitation accepted (lane 0) before a message sent to that
+ * chat (a chat lane), a chat created with a chosen slug and then written to. Requests carry an
+ * order key (store_req.order, the caller's; app/ uses the client). A request whose key has
+ * requests in flight on the other side (lane 0 against the chat lanes) waits in the key's
+ * backlog until they have completed; requests of one key on different chats run in parallel.
+ * Completions of one key are therefore also reported in its submission order.
  */
 #include "store/store.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/hist.h"
 #include "common/log.h"
 
-struct store {
-  uv_loop_t *loop;
-  const struct store_backend_ops *ops;
-  void *be;                 /* backend state, owned by the store thread */
-  char *uri;                /* copy, read by the thread at open */
-  enum store_durability durability;
+#define STORE_LANES_MAX 16
 
+struct store;
+
+struct store_lane {
+  struct store *s;
+  int index;
+  void *be;                 /* backend state, owned by this lane's thread */
   uv_thread_t thread;
-  uv_mutex_t mu;            /* guards everything below */
   uv_cond_t work;           /* new request, or closing */
-  uv_cond_t opened;         /* the thread finished opening the backend */
-  uv_async_t async;         /* completions ready, or the thread ended */
-  int async_ready;          /* async was initialised: the thread may send on it */
-
+  int started;              /* thread created: join it */
+  int open_done, open_status;
   struct store_req *q_head, *q_tail; /* submitted, not yet taken by the thread */
   size_t queued;
   size_t executing;         /* taken by the thread, not yet completed */
+};
+
+/* Requests of one order key in flight, by side, and those waiting for the other side. */
+struct store_order {
+  const void *key;
+  int n_general;            /* in flight on lane 0 */
+  int n_chat;               /* in flight on the chat lanes */
+  struct store_req *wait_head, *wait_tail;
+  UT_hash_handle hh;
+};
+
+struct store {
+  uv_loop_t *loop;
+  const struct store_backend_ops *ops;
+  char *uri;                /* copy, read by the threads at open */
+  enum store_durability durability;
+  int n_lanes;
+  struct store_lane lanes[STORE_LANES_MAX];
+
+  uv_mutex_t mu;            /* guards everything below, and every lane's queue fields */
+  uv_cond_t opened;         /* a lane finished opening its backend */
+  uv_async_t async;         /* completions ready, or the threads ended */
+  int async_ready;          /* async was initialised: the threads may send on it */
+
+  struct store_order *orders; /* keys with requests in flight or waiting (n_lanes > 1 only) */
+  size_t waiting;           /* requests in some key's backlog */
   struct store_req *done_head, *done_tail; /* completed, callbacks not yet run */
 
-  int open_done, open_status;
   int closing;              /* store_close() began: submissions are refused */
-  int thread_done;          /* the thread closed the backend and is exiting */
+  int lanes_done;           /* threads that closed their backend and are exiting */
   int handle_closing;       /* uv_close() was called on async */
   void (*close_cb)(void *arg);
   void *close_arg;
 
   struct store_stats stats;
-  struct hist_window commit_lat; /* ns per batch commit; recorded by the thread under mu */
+  struct hist_window commit_lat; /* ns per batch commit; recorded by the threads under mu */
   struct hist_window req_lat;    /* ns per request, submit to callback; loop thread only */
 };
 
@@ -173,7 +217,125 @@ int store_slug_valid(const char *slug) {
   return slug[0] != '-' && slug[len - 1] != '-';
 }
 
-/* ---- the store thread ---- */
+/* ---- lanes and order keys ---- */
+
+/* 1 if `req` names an existing chat by slug: it runs on that chat's lane. CHAT_CREATE (the chat
+ * does not exist yet) and USERS_SEARCH (the slug only marks hits) are general. */
+static int store__chat_keyed(const struct store_req *req) {
+  switch (req->op) {
+  case STORE_CHAT_GET:
+  case STORE_CHAT_JOIN:
+  case STORE_MSG_APPEND:
+  case STORE_MSG_HISTORY:
+  case STORE_MSG_SINCE:
+  case STORE_READ_SET:
+  case STORE_CHAT_UPDATE:
+  case STORE_CHAT_LEAVE:
+  case STORE_CHAT_REMOVE:
+  case STORE_CHAT_SET_ROLE:
+  case STORE_CHAT_MEMBERS:
+  case STORE_INVITE_CREATE:
+    return req->in.slug[0] != '\0';
+  default:
+    return 0;
+  }
+}
+
+/* Lane 0 for general requests; lanes 1.. by FNV-1a of the slug, the same on every node. */
+static int store__lane_of(const struct store *s, const struct store_req *req) {
+  uint32_t h = 2166136261u;
+  if (s->n_lanes == 1 || !store__chat_keyed(req))
+    return 0;
+  for (const unsigned char *p = (const unsigned char *)req->in.slug; *p; p++)
+    h = (h ^ *p) * 16777619u;
+  return 1 + (int)(h % (uint32_t)(s->n_lanes - 1));
+}
+
+/* Appends `req` to its lane's queue. Under s->mu. */
+static void store__enqueue(struct store *s, struct store_req *req) {
+  struct store_lane *l = &s->lanes[req->lane];
+  req->next = NULL;
+  if (l->q_tail)
+    l->q_tail->next = req;
+  else
+    l->q_head = req;
+  l->q_tail = req;
+  l->queued++;
+  uv_cond_signal(&l->work);
+}
+
+/* 1 if a request on `lane` may run beside what its key has in flight. */
+static int store__order_admits(const struct store_order *o, int lane) {
+  return lane == 0 ? o->n_chat == 0 : o->n_general == 0;
+}
+
+static void store__order_count(struct store_order *o, int lane, int delta) {
+  if (lane == 0)
+    o->n_general += delta;
+  else
+    o->n_chat += delta;
+}
+
+/* Routes a submitted request: to its lane, or to its key's backlog. Under s->mu. */
+static int store__dispatch(struct store *s, struct store_req *req) {
+  struct store_order *o = NULL;
+
+  req->lane = store__lane_of(s, req);
+  if (s->n_lanes == 1 || req->order == NULL) {
+    store__enqueue(s, req);
+    return 0;
+  }
+  HASH_FIND_PTR(s->orders, &req->order, o);
+  if (o == NULL) {
+    o = calloc(1, sizeof *o);
+    if (o == NULL)
+      return PARLEY_EUNAVAILABLE;
+    o->key = req->order;
+    HASH_ADD_PTR(s->orders, key, o);
+  }
+  if (o->wait_head == NULL && store__order_admits(o, req->lane)) {
+    store__order_count(o, req->lane, +1);
+    store__enqueue(s, req);
+    return 0;
+  }
+  req->next = NULL;
+  if (o->wait_tail)
+    o->wait_tail->next = req;
+  else
+    o->wait_head = req;
+  o->wait_tail = req;
+  s->waiting++;
+  return 0;
+}
+
+/* `req` completed: its key may let the head of its backlog go. Under s->mu. */
+static void store__order_done(struct store *s, struct store_req *req) {
+  struct store_order *o = NULL;
+
+  if (s->n_lanes == 1 || req->order == NULL)
+    return;
+  HASH_FIND_PTR(s->orders, &req->order, o);
+  assert(o != NULL);
+  store__order_count(o, req->lane, -1);
+  while (o->wait_head && store__order_admits(o, o->wait_head->lane)) {
+    struct store_req *w = o->wait_head;
+    o->wait_head = w->next;
+    if (o->wait_head == NULL)
+      o->wait_tail = NULL;
+    s->waiting--;
+    store__order_count(o, w->lane, +1);
+    store__enqueue(s, w);
+  }
+  if (o->n_general == 0 && o->n_chat == 0 && o->wait_head == NULL) {
+    HASH_DEL(s->orders, o);
+    free(o);
+  }
+  if (s->closing && s->waiting == 0) /* lanes waiting to exit may now */
+    for (int i = 0; i < s->n_lanes; i++)
+      uv_cond_signal(&s->lanes[i].work);
+}
+
+/* ---- the store threads ---- */
 
 static void store__fail_batch(struct store_req *batch, int status) {
   for (struct store_req *r = batch; r != NULL; r = r->next) {
@@ -182,14 +344,14 @@ static void store__fail_batch(struct store_req *batch, int status) {
   }
 }
 
-/* Runs one batch as one transaction. Returns the commit time in nanoseconds, or -1 if the batch
- * never reached commit. */
-static int64_t store__run_batch(struct store *s, struct store_req *batch) {
+/* Runs one batch as one transaction on `be`. Returns the commit time in nanoseconds, or -1 if
+ * the batch never reached commit. */
+static int64_t store__run_batch(struct store *s, void *be, struct store_req *batch) {
   uint64_t t0;
   int64_t commit_ns = -1;
   int err;
 
-  err = s->ops->begin(s->be);
+  err = s->ops->begin(be);
   if (err) {
     /* Nothing ran, so nothing can be reported as done: the callers retry. */
     log_warn("store: cannot begin a transaction (%s); %s", parley_err_name(err),
@@ -198,7 +360,7 @@ static int64_t store__run_batch(struct store *s, struct store_req *batch) {
     return -1;
   }
   if (s->ops->exec_batch) {
-    err = s->ops->exec_batch(s->be, batch);
+    err = s->ops->exec_batch(be, batch);
     for (struct store_req *r = batch; r != NULL; r = r->next) {
       assert(r->status <= 0 && "a backend returns 0 or a PARLEY_E* code");
       if (r->status > 0)
@@ -208,28 +370,28 @@ static int64_t store__run_batch(struct store *s, struct store_req *batch) {
     }
   }
   for (struct store_req *r = batch; !s->ops->exec_batch && r != NULL && err == 0; r = r->next) {
-    err = s->ops->savepoint(s->be);
+    err = s->ops->savepoint(be);
     if (err)
       break;
-    r->status = s->ops->exec(s->be, r);
+    r->status = s->ops->exec(be, r);
     assert(r->status <= 0 && "a backend returns 0 or a PARLEY_E* code");
     if (r->status > 0)
       r->status = PARLEY_EINTERNAL;
     /* A release that fails means the transaction itself is in doubt (SQLite may already have
      * rolled all of it back after an I/O error), so nothing in it may be acknowledged. */
-    err = s->ops->release(s->be, r->status != 0);
+    err = s->ops->release(be, r->status != 0);
     if (r->status != 0)
       store__req_clear_out(r, 1);
   }
   if (err == 0) {
     t0 = clock_mono_ns();
-    err = s->ops->commit(s->be);
+    err = s->ops->commit(be);
     commit_ns = (int64_t)(clock_mono_ns() - t0);
   }
   if (err) {
     log_warn("store: batch aborted (%s); every request in it fails as unavailable",
              parley_err_name(err));
-    s->ops->rollback(s->be);
+    s->ops->rollback(be);
     /* Requests that had already failed on their own get unavailable too: their answer was read
      * in a transaction that no longer exists, and a retry gives it again if it still holds. */
     store__fail_batch(batch, PARLEY_EUNAVAILABLE);
@@ -237,14 +399,16 @@ static int64_t store__run_batch(struct store *s, struct store_req *batch) {
   return commit_ns;
 }
 
-static void store__thread_main(void *arg) {
-  struct store *s = arg;
-  int err = s->ops->open(&s->be, s->uri, s->durability);
+static void store__lane_main(void *arg) {
+  struct store_lane *l = arg;
+  struct store *s = l->s;
+  int err = s->ops->open(&l->be, s->uri, s->durability);
+  int async_ready;
 
   uv_mutex_lock(&s->mu);
-  s->open_done = 1;
-  s->open_status = err;
-  uv_cond_signal(&s->opened);
+  l->open_done = 1;
+  l->open_status = err;
+  uv_cond_broadcast(&s->opened);
   uv_mutex_unlock(&s->mu);
   if (err)
     return;
@@ -253,33 +417,36 @@ static void store__thread_main(void *arg) {
     struct store_req *batch, *tail;
     size_t n;
     int64_t commit_ns;
-    int async_ready;
 
     uv_mutex_lock(&s->mu);
-    while (s->q_head == NULL && !s->closing)
-      uv_cond_wait(&s->work, &s->mu);
-    if (s->q_head == NULL) { /* closing, and the queue is drained */
+    /* Closing ends a lane only when no backlog can still send it work. */
+    while (l->q_head == NULL && !(s->closing && s->waiting == 0))
+      uv_cond_wait(&l->work, &s->mu);
+    if (l->q_head == NULL) {
       uv_mutex_unlock(&s->mu);
       break;
     }
     /* Take everything: the more requests share a transaction, the fewer commits per request. */
-    batch = s->q_head;
-    tail = s->q_tail;
-    n = s->queued;
-    s->q_head = s->q_tail = NULL;
-    s->queued = 0;
-    s->executing = n;
+    batch = l->q_head;
+    tail = l->q_tail;
+    n = l->queued;
+    l->q_head = l->q_tail = NULL;
+    l->queued = 0;
+    l->executing = n;
     uv_mutex_unlock(&s->mu);
 
-    commit_ns = store__run_batch(s, batch);
+    commit_ns = store__run_batch(s, l->be, batch);
 
     uv_mutex_lock(&s->mu);
+    /* Completions first, then the backlogs they release: a key's completions stay in order. */
     if (s->done_tail)
       s->done_tail->next = batch;
     else
       s->done_head = batch;
     s->done_tail = tail;
-    s->executing = 0;
+    for (struct store_req *r = batch; r != NULL; r = r->next)
+      store__order_done(s, r);
+    l->executing = 0;
     s->stats.batches++;
     s->stats.requests += n;
     if (commit_ns >= 0) {
@@ -292,24 +459,22 @@ static void store__thread_main(void *arg) {
       uv_async_send(&s->async);
   }
 
-  s->ops->close(s->be);
-  s->be = NULL;
-  {
-    int async_ready;
-    uv_mutex_lock(&s->mu);
-    s->thread_done = 1;
-    async_ready = s->async_ready;
-    uv_mutex_unlock(&s->mu);
-    if (async_ready)
-      uv_async_send(&s->async);
-  }
+  s->ops->close(l->be);
+  l->be = NULL;
+  uv_mutex_lock(&s->mu);
+  s->lanes_done++;
+  async_ready = s->async_ready;
+  uv_mutex_unlock(&s->mu);
+  if (async_ready)
+    uv_async_send(&s->async);
 }
 
 /* ---- the loop side ---- */
 
 static void store__destroy(struct store *s) {
+  for (int i = 0; i < s->n_lanes; i++)
+    uv_cond_destroy(&s->lanes[i].work);
   uv_cond_destroy(&s->opened);
-  uv_cond_destroy(&s->work);
   uv_mutex_destroy(&s->mu);
   free(s->uri);
   free(s);
@@ -332,9 +497,9 @@ static void store__on_async(uv_async_t *h) {
   uv_mutex_lock(&s->mu);
   list = s->done_head;
   s->done_head = s->done_tail = NULL;
-  /* The thread appends its last completions before it sets thread_done, under this mutex, so
-   * when finished is seen here, `list` holds every remaining completion. */
-  finished = s->thread_done;
+  /* A thread appends its last completions before it counts itself done, under this mutex, so
+   * when every lane is seen done here, `list` holds every remaining completion. */
+  finished = s->lanes_done == s->n_lanes;
   uv_mutex_unlock(&s->mu);
 
   for (; list != NULL; list = next) {
@@ -347,16 +512,19 @@ static void store__on_async(uv_async_t *h) {
 
   if (finished && !s->handle_closing) {
     s->handle_closing = 1;
-    /* The join also waits for the thread's last uv_async_send() to return, so the handle is
-     * not closed (and freed) under it. */
-    uv_thread_join(&s->thread);
+    /* The joins also wait for the threads' last uv_async_send() to return, so the handle is
+     * not closed (and freed) under them. */
+    for (int i = 0; i < s->n_lanes; i++)
+      uv_thread_join(&s->lanes[i].thread);
     uv_close((uv_handle_t *)&s->async, store__on_closed);
   }
 }
 
-/* Allocates a store with its queue and synchronisation set up, or returns NULL. */
-static struct store *store__new(const char *uri) {
+/* Allocates a store of `n_lanes` lanes with its queues and synchronisation set up, or returns
+ * NULL. */
+static struct store *store__new(const char *uri, int n_lanes) {
   struct store *s = calloc(1, sizeof *s);
+  int i;
   if (s == NULL)
     return NULL;
   s->uri = strdup(uri);
@@ -366,15 +534,22 @@ static struct store *store__new(const char *uri) {
   hist_window_init(&s->req_lat, clock_mono_ns(), STORE__LAT_PERIOD_NS);
   if (uv_mutex_init(&s->mu) != 0)
     goto fail_mutex;
-  if (uv_cond_init(&s->work) != 0)
-    goto fail_work;
   if (uv_cond_init(&s->opened) != 0)
     goto fail_opened;
+  for (i = 0; i < n_lanes; i++) {
+    s->lanes[i].s = s;
+    s->lanes[i].index = i;
+    if (uv_cond_init(&s->lanes[i].work) != 0)
+      goto fail_lanes;
+  }
+  s->n_lanes = n_lanes;
   return s;
   /* Unwinding in reverse order of construction, the one place that needs more than one label. */
+fail_lanes:
+  while (i-- > 0)
+    uv_cond_destroy(&s->lanes[i].work);
+  uv_cond_destroy(&s->opened);
 fail_opened:
-  uv_cond_destroy(&s->work);
-fail_work:
   uv_mutex_destroy(&s->mu);
 fail_mutex:
   free(s->uri);
@@ -383,76 +558,86 @@ fail_uri:
   return NULL;
 }
 
+/* Starts lane `i`'s thread and waits until it opened its backend. Returns its open status. */
+static int store__start_lane(struct store *s, int i) {
+  struct store_lane *l = &s->lanes[i];
+  int err;
+  if (uv_thread_create(&l->thread, store__lane_main, l) != 0)
+    return PARLEY_EUNAVAILABLE;
+  l->started = 1;
+  uv_mutex_lock(&s->mu);
+  while (!l->open_done)
+    uv_cond_wait(&s->opened, &s->mu);
+  err = l->open_status;
+  uv_mutex_unlock(&s->mu);
+  return err;
+}
+
 int store_open_backend(struct store **out, uv_loop_t *loop, const struct store_backend_ops *ops,
-                       const char *uri, enum store_durability durability) {
+                       const char *uri, enum store_durability durability, int conns) {
   struct store *s = NULL;
   int err = 0;
-  int thread_ok = 0;
+  int n_lanes = conns > 0 ? conns : ops->conns > 0 ? ops->conns : 1;
 
   assert(out && loop && ops && uri);
   *out = NULL;
-  s = store__new(uri);
+  if (ops->conns <= 1 || n_lanes > STORE_LANES_MAX)
+    n_lanes = ops->conns <= 1 ? 1 : STORE_LANES_MAX;
+  s = store__new(uri, n_lanes);
   if (s == NULL)
     return PARLEY_EUNAVAILABLE;
   s->loop = loop;
   s->ops = ops;
   s->durability = durability;
 
-  /* The backend is opened on the store thread, because the backend contract says its functions
-   * run there only (a PostgreSQL connection, for one, must not hop threads). */
-  if (uv_thread_create(&s->thread, store__thread_main, s) != 0) {
-    err = PARLEY_EUNAVAILABLE;
-    goto cleanup;
-  }
-  thread_ok = 1;
-  uv_mutex_lock(&s->mu);
-  while (!s->open_done)
-    uv_cond_wait(&s->opened, &s->mu);
-  err = s->open_status;
-  uv_mutex_unlock(&s->mu);
-  if (err)
-    goto cleanup; /* the thread has returned already */
+  /* Each backend handle is opened on its lane's thread, because the backend contract says its
+   * functions run there only (a PostgreSQL connection, for one, must not hop threads). Lane 0
+   * first, alone: it creates and migrates the database, so the others find it ready. */
+  for (int i = 0; i < n_lanes && err == 0; i++)
+    err = store__start_lane(s, i);
 
   /* Initialised only now, so a failed open never leaves a handle that needs the loop to close.
-   * The thread cannot send on it before this: it has no work until store_submit(). */
-  if (uv_async_init(loop, &s->async, store__on_async) != 0) {
+   * The threads cannot send on it before this: they have no work until store_submit(). */
+  if (err == 0 && uv_async_init(loop, &s->async, store__on_async) != 0)
+    err = PARLEY_EUNAVAILABLE;
+  if (err) {
     uv_mutex_lock(&s->mu);
     s->closing = 1;
-    uv_cond_signal(&s->work);
+    for (int i = 0; i < n_lanes; i++)
+      uv_cond_signal(&s->lanes[i].work);
     uv_mutex_unlock(&s->mu);
-    err = PARLEY_EUNAVAILABLE;
-    goto cleanup;
+    for (int i = 0; i < n_lanes; i++)
+      if (s->lanes[i].started)
+        uv_thread_join(&s->lanes[i].thread);
+    store__destroy(s);
+    return err;
   }
   s->async.data = s;
   uv_mutex_lock(&s->mu);
   s->async_ready = 1;
   uv_mutex_unlock(&s->mu);
-  log_info("store: opened %s backend (durability=%s)", ops->name,
-           durability == STORE_DURABILITY_FSYNC ? "fsync" : "normal");
+  log_info("store: opened %s backend (durability=%s, %d connection%s)", ops->name,
+           durability == STORE_DURABILITY_FSYNC ? "fsync" : "normal", n_lanes,
+           n_lanes == 1 ? "" : "s");
   *out = s;
   return 0;
-
-cleanup:
-  if (thread_ok)
-    uv_thread_join(&s->thread);
-  store__destroy(s);
-  return err;
 }
 
 int store_open(struct store **out, uv_loop_t *loop, const char *uri,
-               enum store_durability durability) {
+               enum store_durability durability, int conns) {
   static const char sqlite_scheme[] = "sqlite://";
 
   assert(uri);
   /* The scheme picks the backend; a plain path (or an SQLite "file:" URI) is SQLite. */
   if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0)
-    return store_open_backend(out, loop, &store_pg_ops, uri, durability);
+    return store_open_backend(out, loop, &store_pg_ops, uri, durability, conns);
   if (strncmp(uri, sqlite_scheme, sizeof sqlite_scheme - 1) == 0)
     uri += sizeof sqlite_scheme - 1;
-  return store_open_backend(out, loop, &store_sqlite_ops, uri, durability);
+  return store_open_backend(out, loop, &store_sqlite_ops, uri, durability, conns);
 }
 
 int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data) {
+  int err;
   assert(s && req && cb);
   assert(req->op >= 0 && req->op < STORE_OP__COUNT);
   uv_mutex_lock(&s->mu);
@@ -463,17 +648,10 @@ int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data
   req->cb = cb;
   req->data = data;
   req->status = 0;
-  req->next = NULL;
   req->t_submit_ns = clock_mono_ns();
-  if (s->q_tail)
-    s->q_tail->next = req;
-  else
-    s->q_head = req;
-  s->q_tail = req;
-  s->queued++;
-  uv_cond_signal(&s->work);
+  err = store__dispatch(s, req);
   uv_mutex_unlock(&s->mu);
-  return 0;
+  return err;
 }
 
 size_t store_pending(const struct store *s) {
@@ -481,9 +659,15 @@ size_t store_pending(const struct store *s) {
   struct store *m = (struct store *)s;
   size_t n;
   uv_mutex_lock(&m->mu);
-  n = m->queued + m->executing;
+  n = m->waiting;
+  for (int i = 0; i < m->n_lanes; i++)
+    n += m->lanes[i].queued + m->lanes[i].executing;
   uv_mutex_unlock(&m->mu);
   return n;
+}
+
+int store_conns(const struct store *s) {
+  return s->n_lanes;
 }
 
 void store_get_stats(const struct store *s, struct store_stats *out) {
@@ -516,8 +700,10 @@ void store_close(struct store *s, void (*done)(void *arg), void *arg) {
   s->closing = 1;
   s->close_cb = done;
   s->close_arg = arg;
-  /* The thread finishes what is queued, closes the backend, and wakes the loop one last time;
-   * store__on_async() then joins it and closes the handle. The loop is never blocked here. */
-  uv_cond_signal(&s->work);
+  /* The lanes finish what is queued or waiting, close their backends, and wake the loop one
+   * last time each; store__on_async() then joins them and closes the handle. The loop is never
+   * blocked here. */
+  for (int i = 0; i < s->n_lanes; i++)
+    uv_cond_signal(&s->lanes[i].work);
   uv_mutex_unlock(&s->mu);
 }

@@ -2,13 +2,16 @@
  *
  * The loop thread never touches the database. It fills a `struct store_req`, submits it, and
  * gets its callback on the loop thread once the request's transaction has committed (or failed).
- * One store thread executes requests from a queue: it drains everything queued into one
+ * A store thread executes requests from a queue: it drains everything queued into one
  * transaction (group commit, a SAVEPOINT per request so one failing request does not undo the
  * others), commits, and posts the completions back with uv_async. A message is therefore
  * acknowledged, and fanned out, only after it is durable.
  *
  * Backends (store_sqlite.c, store_pg.c) implement `struct store_backend_ops`, a synchronous
- * method table called only from the store thread. Completions are delivered in submission order.
+ * method table called only from a store thread. SQLite has one store thread, and completions
+ * come in submission order. A backend that allows it (PostgreSQL) gets several threads, each
+ * with its own connection (a lane, see store.c); completions then come in submission order for
+ * requests naming the same chat, and for requests with the same order key (store_req.order).
  *
  * Authorization that must be atomic with the change (membership, cap, idempotency) is checked
  * inside the transaction, using the pure rules in core/acl.h.
@@ -59,6 +62,8 @@ struct store_chat {
   enum chat_role my_role; /* role of the requesting user, CHAT_ROLE_NONE if not a participant */
   enum invite_policy invite_policy;
   int archived;           /* the last participant left: nobody can join or be invited */
+  int64_t member_gen;     /* bumped by every leave and removal (migration 5); a message carries
+                             the value read with it under the chat's lock (MSG_APPEND's chat) */
 };
 
 struct store_member {
@@ -217,6 +222,10 @@ struct store_req {
   void *data;    /* caller's */
   uint64_t t_submit_ns; /* set by store_submit(): the request's latency is measured from here */
   void *ctx;     /* caller's second pointer (app/ keeps the op's reply context here) */
+  /* Requests with the same non-NULL order key take effect, and complete, in submission order,
+   * even on different lanes (app/ uses the client, so one socket's ops never overtake each
+   * other in the database). Borrowed; it must stay unique while any of them is in flight. */
+  const void *order;
 
   struct {       /* inputs: filled by the caller; strings are owned by the request */
     int64_t now; /* Unix ms, from the caller's clock */
@@ -275,6 +284,7 @@ struct store_req {
   } out;
 
   struct store_req *next; /* queue link, private to the store */
+  int lane;               /* the lane it runs on, private to the store */
 };
 
 struct store; /* opaque: queue, thread, backend */
@@ -283,6 +293,9 @@ struct store; /* opaque: queue, thread, backend */
  * `be` is the backend's own state from open(). */
 struct store_backend_ops {
   const char *name;
+  /* Connections (store threads, lanes) the store opens by default; 0 or 1: exactly one, and
+   * the store never opens more (SQLite: one writer). Each runs open() on its own thread. */
+  int conns;
   /* Opens (creating and migrating as needed) the database at `uri` (borrowed). */
   int (*open)(void **be, const char *uri, enum store_durability durability);
   void (*close)(void *be);
@@ -315,16 +328,21 @@ void store_msg_dispose(struct store_msg *m);
 
 /* Opens the store for `uri` (borrowed): a postgres:// or postgresql:// URI (libpq's syntax)
  * selects PostgreSQL, anything else is an SQLite file path (or "sqlite://path"). Starts the store
- * thread and hooks its completion handle into `loop`. Returns 0 and sets *out, or a PARLEY_E*
- * code (PARLEY_EUNAVAILABLE when the database cannot be reached or written). */
+ * threads and hooks their completion handle into `loop`. `conns`: connections to open when the
+ * backend allows several (0: its default; 1: one, every request in submission order; at most
+ * 16). Returns 0 and sets *out, or a PARLEY_E* code (PARLEY_EUNAVAILABLE when the database cannot
+ * be reached or written). */
 int store_open(struct store **out, uv_loop_t *loop, const char *uri,
-               enum store_durability durability);
+               enum store_durability durability, int conns);
 
 /* Like store_open() with an explicit backend (`ops`: static storage, borrowed for the life of the
  * store; `uri` borrowed, copied). store_open() picks the backend from the uri and calls this;
  * tests call it to wrap a backend with fault injection. */
 int store_open_backend(struct store **out, uv_loop_t *loop, const struct store_backend_ops *ops,
-                       const char *uri, enum store_durability durability);
+                       const char *uri, enum store_durability durability, int conns);
+
+/* Number of connections (lanes) the store runs. */
+int store_conns(const struct store *s);
 
 /* Queues `req` (ownership passes to the store until cb, then to cb). cb runs on the loop thread
  * after the request's transaction committed or failed. Never calls cb synchronously.

@@ -32,11 +32,12 @@
 #define SQ_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes */
 #define SQ_SLUG_RANDOM_TRIES 8
 
-/* Columns of a chat row (c) plus the caller's role (p.role): 13 columns. */
+/* Columns of a chat row (c) plus the caller's role (p.role): 14 columns. */
 #define SQ_CHAT_COLS                                                                              \
   "c.id, c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"            \
-  " c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived"
-#define SQ_CHAT_NCOLS 13
+  " c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived,"      \
+  " c.member_gen"
+#define SQ_CHAT_NCOLS 14
 /* Columns of an invitation (i) with its chat (c), inviter (f) and invitee (t): 16 columns, read
  * by sq__read_invite(). SQ_INV_FROM is the join they come from. */
 #define SQ_INV_COLS                                                                               \
@@ -319,6 +320,7 @@ static int sq__read_chat(sqlite3_stmt *st, struct store_chat *c) {
   c->my_role = chat_role_parse((const char *)sqlite3_column_text(st, 10));
   c->invite_policy = (enum invite_policy)sqlite3_column_int(st, 11);
   c->archived = sqlite3_column_int(st, 12) != 0;
+  c->member_gen = sqlite3_column_int64(st, 13);
   return 0;
 }
 
@@ -1996,6 +1998,7 @@ static int sq_exec(void *arg, struct store_req *req) {
 
 const struct store_backend_ops store_sqlite_ops = {
     .name = "sqlite",
+    .conns = 1, /* one writer */
     .open = sq_open,
     .close = sq_close,
     .begin = sq_begin,

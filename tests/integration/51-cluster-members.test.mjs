@@ -158,3 +158,37 @@ describe('a removal overtaken on the bus by a later message', () => {
     for (const u of [a, w, v, x]) await u.c.close();
   });
 });
+
+describe('a removal whose news does not reach a node at all in time', () => {
+  // Node 0's publications reach Redis 7 s late: longer than a removal waits for the other
+  // nodes' acknowledgements (FENCE_WAIT_MS, 5 s), so node 0 removes the user while nodes 1 and 2
+  // have not even heard that a removal is coming, and they learn of it 2 s after the commit.
+  // What keeps the removed user out meanwhile is the chat's member_gen, which every message
+  // carries: node 2 sees a newer one than it last checked the victim's subscription against,
+  // asks the store, and ends the subscription instead of delivering.
+  const nodes = useCluster(3, { nodeEnv: [{ PARLEY_TEST_BUS_DELAY_MS: '7000' }] });
+
+  test('a later message committed on another node never reaches the removed user', async () => {
+    const a = await userOn(nodes[0], 'remover');
+    const w = await userOn(nodes[1], 'writer');
+    const v = await userOn(nodes[2], 'victim');
+    const x = await userOn(nodes[2], 'witness');
+    const slug = (await a.c.ok('chat.create', { title: 'Deaf', isPublic: true })).chat.slug;
+    for (const u of [w, v, x]) await u.c.ok('chat.join', { chat: slug });
+    for (const u of [w, v, x]) await u.c.ok('sub', { chat: slug, since: 0 });
+    await w.c.ok('msg.send', { chat: slug, body: 'first', clientMsgId: 'f' });
+    await v.c.waitSeq(slug, 1);
+    await x.c.waitSeq(slug, 1);
+
+    await a.c.ok('chat.remove', { chat: slug, user: v.user.username }, { timeout: 15000 });
+    const later = await w.c.ok('msg.send', { chat: slug, body: 'after the removal', clientMsgId: 'l' });
+    await x.c.waitSeq(slug, later.msg.seq); // the witness on node 2 has it...
+    // ...and the victim, on the same node, was told by node 2 itself, long before node 0's news.
+    const removed = await v.c.waitFor((e) => e.ev === 'removed' && e.chat === slug);
+    assert.equal(removed.chat, slug);
+    await barrier(v.c);
+    assert.deepEqual(v.c.msgs(slug).map((m) => m.seq), [1], 'the removed user got only seq 1');
+    await v.c.fail('msg.history', { chat: slug }, 'forbidden');
+    for (const u of [a, w, v, x]) await u.c.close();
+  });
+});

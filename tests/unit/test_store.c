@@ -122,10 +122,10 @@ static int store_reopen(struct fx *f) {
   store_close_wait(f);
   if (f->faulty == 2 && g_inner->exec_batch)
     return store_open_backend(&f->s, &f->loop, &fault_batch_ops, f->path,
-                              STORE_DURABILITY_NORMAL);
+                              STORE_DURABILITY_NORMAL, 0);
   if (f->faulty)
-    return store_open_backend(&f->s, &f->loop, &fault_ops, f->path, STORE_DURABILITY_NORMAL);
-  return store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL);
+    return store_open_backend(&f->s, &f->loop, &fault_ops, f->path, STORE_DURABILITY_NORMAL, 0);
+  return store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL, 0);
 }
 
 /* ---- fixtures ---- */
@@ -1101,14 +1101,14 @@ static void test_schema_and_open_errors(void **state) {
   /* A database from a newer binary is refused rather than written to. */
   assert_int_equal(fx_sql_exec(f, "INSERT INTO schema_version VALUES (9999, 'from the future', 0)"),
                    0);
-  assert_int_equal(store_open(&s, &f->loop, f->path, STORE_DURABILITY_FSYNC), PARLEY_EINTERNAL);
+  assert_int_equal(store_open(&s, &f->loop, f->path, STORE_DURABILITY_FSYNC, 0), PARLEY_EINTERNAL);
   assert_null(s);
 
   /* A database that cannot be reached is unavailable (retry later), on either backend. */
   snprintf(bad, sizeof bad, "%s/no/such/dir/x.db", f->dir);
-  assert_int_equal(store_open(&s, &f->loop, bad, STORE_DURABILITY_NORMAL), PARLEY_EUNAVAILABLE);
+  assert_int_equal(store_open(&s, &f->loop, bad, STORE_DURABILITY_NORMAL, 0), PARLEY_EUNAVAILABLE);
   assert_int_equal(store_open(&s, &f->loop, "postgres://parley@127.0.0.1:1/parley?connect_timeout=2",
-                              STORE_DURABILITY_NORMAL),
+                              STORE_DURABILITY_NORMAL, 0),
                    PARLEY_EUNAVAILABLE);
   assert_null(s);
 }
@@ -1145,7 +1145,7 @@ static void wait_count(struct fx *f, const struct counter *c, int n) {
 /* A second store on the fixture's database, on the same loop: another node. */
 static struct store *node_open(struct fx *f) {
   struct store *s2 = NULL;
-  assert_int_equal(store_open(&s2, &f->loop, f->path, STORE_DURABILITY_NORMAL), 0);
+  assert_int_equal(store_open(&s2, &f->loop, f->path, STORE_DURABILITY_NORMAL, 0), 0);
   return s2;
 }
 
@@ -1255,7 +1255,7 @@ static void test_two_nodes_crossed_chats(void **state) {
   assert_int_equal(chat_create(f, ana, "Alpha", 0, 0, "alpha", NULL), 0);
   assert_int_equal(chat_create(f, ana, "Beta", 0, 0, "beta", NULL), 0);
   assert_int_equal(store_open_backend(&s2, &f->loop, &fault_ops, f->path,
-                                      STORE_DURABILITY_NORMAL),
+                                      STORE_DURABILITY_NORMAL, 0),
                    0);
   /* Both threads take a one-request batch and wait at BEGIN; meanwhile the crossed requests queue
    * up behind them and become each node's next batch. */

@@ -38,7 +38,7 @@ static int fx_setup(void **state) {
   if (fx_setup_closed(state) != 0)
     return -1;
   f = *state;
-  return store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL);
+  return store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL, 0);
 }
 
 static int fx_teardown(void **state) { return fx_free(*state); }
@@ -226,7 +226,7 @@ static void test_migration_2_upgrades_a_v1_database(void **state) {
                                   "INSERT INTO participants VALUES (1, 1, 'owner', 5);"),
                    0);
 
-  assert_int_equal(store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL), 0);
+  assert_int_equal(store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL, 0), 0);
   /* Every later migration runs too. */
   assert_int_equal(db_int(f, "SELECT max(version) FROM schema_version"),
                    (int)store__migrations_count);
@@ -1308,6 +1308,54 @@ static void test_own_messages_are_never_unread(void **state) {
   store_req_free(r);
 }
 
+/* The gen a send, a read marker and a catch-up read return (MSG_APPEND, READ_SET, MSG_SINCE). */
+static int64_t gen_via(struct fx *f, enum store_op op, int64_t user, const char *slug) {
+  struct store_req *r = new_req(op, user, slug);
+  int64_t gen;
+  if (op == STORE_MSG_APPEND)
+    r->in.body = strdup("x");
+  r->in.limit = 10;
+  r->in.seq = 1;
+  assert_int_equal(run(f, r), 0);
+  gen = r->out.chat.member_gen;
+  store_req_free(r);
+  return gen;
+}
+
+/* chats.member_gen moves on every leave and removal, never on a join or a role change, and every
+ * op that reads the chat returns it: what app/ compares to decide whether a subscription's access
+ * must be checked again (migration 5). */
+static void test_member_gen(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob"), cat = mk_user(f, "cat");
+  struct store_req *r;
+
+  mk_chat(f, ana, "gen", 1, 0);
+  assert_int_equal(gen_via(f, STORE_MSG_APPEND, ana, "gen"), 0);
+  assert_int_equal(join(f, bob, "gen"), 0);
+  assert_int_equal(join(f, cat, "gen"), 0);
+  assert_int_equal(set_role(f, ana, "gen", "bob", CHAT_ROLE_ADMIN), 0);
+  assert_int_equal(gen_via(f, STORE_MSG_APPEND, bob, "gen"), 0);
+
+  assert_int_equal(remove_user(f, bob, "gen", "cat"), 0);
+  assert_int_equal(gen_via(f, STORE_MSG_APPEND, ana, "gen"), 1);
+  assert_int_equal(gen_via(f, STORE_READ_SET, bob, "gen"), 1);
+  assert_int_equal(gen_via(f, STORE_MSG_SINCE, bob, "gen"), 1);
+
+  r = new_req(STORE_CHAT_LEAVE, bob, "gen");
+  r->in.now = NOW;
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.chat.member_gen, 2); /* the chat after the leave */
+  store_req_free(r);
+  r = new_req(STORE_CHAT_REMOVE, ana, "gen");
+  set_target(r, "nobody");
+  assert_int_not_equal(run(f, r), 0); /* a refused removal changes nothing */
+  store_req_free(r);
+  assert_int_equal(join(f, cat, "gen"), PARLEY_EFORBIDDEN); /* removed: not by themselves */
+  assert_int_equal(gen_via(f, STORE_MSG_APPEND, ana, "gen"), 2);
+  assert_int_equal(db_int(f, "SELECT member_gen FROM chats WHERE slug = 'gen'"), 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_migration_2_upgrades_a_v1_database, fx_setup_closed,
@@ -1332,6 +1380,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_invite_list, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_chat_list_invitations, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_own_messages_are_never_unread, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_member_gen, fx_setup, fx_teardown),
   };
   log_set_level(LOG_ERROR);
   return cmocka_run_group_tests(tests, NULL, NULL);

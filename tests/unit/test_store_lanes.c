@@ -1,0 +1,360 @@
+/* test_store_lanes.c - store.c's lanes and order keys, on a fake backend that runs anywhere.
+ *
+ * The fake backend allows four connections (lanes) and keeps nothing: exec() logs which
+ * connection ran which request, in which order, and a request whose body is "GATE" waits in
+ * exec() until the test opens the gate. With it the tests pin down what store.c promises when a
+ * backend has several connections (store.h): requests naming one chat run on one connection in
+ * submission order, other chats' requests are not held up by a slow one, requests that name no
+ * chat run on the first connection, and requests with one order key take effect and complete in
+ * submission order across lanes, while requests without a key pass them by.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "store/store.h"
+
+#define LOG_MAX 1024
+#define FAKE_CONNS 4
+
+struct fake_conn {
+  int index; /* in the order the connections were opened: 0 is lane 0 */
+};
+
+struct ran {
+  const struct fake_conn *conn;
+  enum store_op op;
+  char slug[STORE_SLUG_MAX + 1];
+  int tag; /* store_req.in.limit, set by the test to name the request */
+};
+
+static uv_mutex_t g_mu;
+static uv_cond_t g_cond;
+static int g_opened;
+static struct ran g_log[LOG_MAX];
+static int g_n_log;
+static int g_gate_open;   /* GATE requests return */
+static int g_gate_inside; /* GATE requests waiting in exec() */
+
+static int fake_open(void **be, const char *uri, enum store_durability d) {
+  struct fake_conn *c = calloc(1, sizeof *c);
+  (void)uri;
+  (void)d;
+  if (c == NULL)
+    return PARLEY_EUNAVAILABLE;
+  uv_mutex_lock(&g_mu);
+  c->index = g_opened++;
+  uv_mutex_unlock(&g_mu);
+  *be = c;
+  return 0;
+}
+static void fake_close(void *be) {
+  free(be);
+}
+static int fake_nop(void *be) {
+  (void)be;
+  return 0;
+}
+static int fake_release(void *be, int undo) {
+  (void)be;
+  (void)undo;
+  return 0;
+}
+static int fake_exec(void *be, struct store_req *req) {
+  uv_mutex_lock(&g_mu);
+  if (req->in.body && strcmp(req->in.body, "GATE") == 0) {
+    g_gate_inside++;
+    uv_cond_broadcast(&g_cond);
+    while (!g_gate_open)
+      uv_cond_wait(&g_cond, &g_mu);
+    g_gate_inside--;
+  }
+  assert_true(g_n_log < LOG_MAX);
+  g_log[g_n_log] = (struct ran){be, req->op, "", req->in.limit};
+  snprintf(g_log[g_n_log].slug, sizeof g_log[g_n_log].slug, "%s", req->in.slug);
+  g_n_log++;
+  uv_mutex_unlock(&g_mu);
+  return 0;
+}
+
+static const struct store_backend_ops fake_ops = {
+    .name = "fake",
+    .conns = FAKE_CONNS,
+    .open = fake_open,
+    .close = fake_close,
+    .begin = fake_nop,
+    .commit = fake_nop,
+    .rollback = fake_nop,
+    .savepoint = fake_nop,
+    .release = fake_release,
+    .exec = fake_exec,
+};
+
+/* ---- fixture ---- */
+
+struct fx {
+  uv_loop_t loop;
+  struct store *s;
+  int done[LOG_MAX];  /* tags in completion order */
+  int n_done;
+  int closed;
+};
+
+static int setup(void **state) {
+  struct fx *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  uv_mutex_lock(&g_mu);
+  g_opened = 0;
+  g_n_log = 0;
+  g_gate_open = 0;
+  g_gate_inside = 0;
+  uv_mutex_unlock(&g_mu);
+  assert_int_equal(store_open_backend(&f->s, &f->loop, &fake_ops, "fake", STORE_DURABILITY_NORMAL,
+                                      0),
+                   0);
+  *state = f;
+  return 0;
+}
+
+static void on_closed(void *arg) {
+  ((struct fx *)arg)->closed = 1;
+}
+
+static void open_gate(void) {
+  uv_mutex_lock(&g_mu);
+  g_gate_open = 1;
+  uv_cond_broadcast(&g_cond);
+  uv_mutex_unlock(&g_mu);
+}
+
+static int teardown(void **state) {
+  struct fx *f = *state;
+  open_gate();
+  if (f->s && !f->closed) {
+    store_close(f->s, on_closed, f);
+    while (!f->closed)
+      uv_run(&f->loop, UV_RUN_ONCE);
+  }
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  free(f);
+  return 0;
+}
+
+static void on_done(struct store_req *req) {
+  struct fx *f = req->data;
+  assert_int_equal(req->status, 0);
+  f->done[f->n_done++] = req->in.limit;
+  store_req_free(req);
+}
+
+/* Submits `op` on `slug` ("" = none) with order key `key` (NULL = none), tagged `tag`. */
+static void submit(struct fx *f, enum store_op op, const char *slug, const void *key, int tag,
+                   int gate) {
+  struct store_req *r = store_req_new(op);
+  assert_non_null(r);
+  snprintf(r->in.slug, sizeof r->in.slug, "%s", slug);
+  r->in.limit = tag;
+  r->order = key;
+  if (gate)
+    r->in.body = strdup("GATE");
+  assert_int_equal(store_submit(f->s, r, on_done, f), 0);
+}
+
+static void run_until_done(struct fx *f, int n) {
+  while (f->n_done < n)
+    uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+/* Waits until `n` GATE requests are inside exec(). */
+static void wait_gate_inside(int n) {
+  uv_mutex_lock(&g_mu);
+  while (g_gate_inside < n)
+    uv_cond_wait(&g_cond, &g_mu);
+  uv_mutex_unlock(&g_mu);
+}
+
+static const struct ran *ran_of(int tag) {
+  for (int i = 0; i < g_n_log; i++)
+    if (g_log[i].tag == tag)
+      return &g_log[i];
+  return NULL;
+}
+
+static int ran_pos(int tag) {
+  for (int i = 0; i < g_n_log; i++)
+    if (g_log[i].tag == tag)
+      return i;
+  return -1;
+}
+
+/* A slug whose lane differs from `than`'s, found by running one request on each candidate. */
+static void slug_on_other_lane(struct fx *f, const char *than, char out[32]) {
+  const struct fake_conn *c0;
+  int base = 900;
+  submit(f, STORE_MSG_APPEND, than, NULL, base, 0);
+  run_until_done(f, f->n_done + 1);
+  c0 = ran_of(base)->conn;
+  for (int i = 0; i < 64; i++) {
+    snprintf(out, 32, "other-%d", i);
+    submit(f, STORE_MSG_APPEND, out, NULL, base + 1 + i, 0);
+    run_until_done(f, f->n_done + 1);
+    if (ran_of(base + 1 + i)->conn != c0)
+      return;
+  }
+  fail_msg("no slug found on another lane");
+}
+
+/* ---- tests ---- */
+
+static void test_opens_the_backends_connections(void **state) {
+  struct fx *f = *state;
+  assert_int_equal(store_conns(f->s), FAKE_CONNS);
+  assert_int_equal(g_opened, FAKE_CONNS);
+}
+
+/* A chat's requests run on one connection, in submission order; requests naming no chat (and
+ * CHAT_CREATE, whose chat does not exist yet) run on the first; chats spread over the others. */
+static void test_routes_by_chat(void **state) {
+  struct fx *f = *state;
+  static const char *const slugs[] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta"};
+  int n = 0, used[FAKE_CONNS] = {0}, lanes_used = 0;
+
+  for (int i = 0; i < 120; i++) {
+    const char *slug = slugs[i % 6];
+    enum store_op op = i % 3 == 0 ? STORE_READ_SET : STORE_MSG_APPEND;
+    submit(f, op, slug, NULL, i, 0);
+    n++;
+    if (i % 10 == 0) {
+      submit(f, STORE_SESSION_GET, "", NULL, 1000 + i, 0);
+      submit(f, STORE_CHAT_CREATE, slug, NULL, 2000 + i, 0);
+      n += 2;
+    }
+  }
+  run_until_done(f, n);
+  assert_int_equal(g_n_log, n);
+  for (int s = 0; s < 6; s++) {
+    const struct fake_conn *conn = NULL;
+    int last = -1;
+    for (int i = 0; i < g_n_log; i++) {
+      const struct ran *r = &g_log[i];
+      if (r->tag >= 1000 || strcmp(r->slug, slugs[s]) != 0)
+        continue;
+      if (conn == NULL)
+        conn = r->conn;
+      assert_ptr_equal(r->conn, conn);
+      assert_true(r->tag > last); /* submission order */
+      last = r->tag;
+    }
+    assert_int_not_equal(conn->index, 0);
+    if (used[conn->index]++ == 0)
+      lanes_used++;
+  }
+  assert_true(lanes_used >= 2); /* six chats are not all hashed onto one lane */
+  for (int i = 0; i < g_n_log; i++)
+    if (g_log[i].tag >= 1000)
+      assert_int_equal(g_log[i].conn->index, 0);
+}
+
+/* A request stuck on one chat's connection does not hold up another chat's, nor lane 0. */
+static void test_slow_chat_does_not_block_others(void **state) {
+  struct fx *f = *state;
+  char other[32];
+
+  slug_on_other_lane(f, "slow", other);
+  f->n_done = 0;
+  submit(f, STORE_MSG_APPEND, "slow", NULL, 1, 1);
+  wait_gate_inside(1);
+  submit(f, STORE_MSG_APPEND, "slow", NULL, 2, 0);
+  submit(f, STORE_MSG_APPEND, other, NULL, 3, 0);
+  submit(f, STORE_SESSION_GET, "", NULL, 4, 0);
+  run_until_done(f, 2);
+  assert_true((f->done[0] == 3 && f->done[1] == 4) || (f->done[0] == 4 && f->done[1] == 3));
+  assert_null(ran_of(2)); /* behind the gate, on the same chat */
+  open_gate();
+  run_until_done(f, 4);
+  assert_int_equal(f->done[2], 1);
+  assert_int_equal(f->done[3], 2);
+}
+
+/* One key: a general request waits until the key's chat requests are done, a chat request
+ * waits for the key's general requests, and completions come in submission order. A request
+ * without the key, and the key's requests on other chats, are not held. */
+static void test_order_key(void **state) {
+  struct fx *f = *state;
+  int key = 0, other_key = 0;
+  char other[32];
+
+  slug_on_other_lane(f, "room", other);
+  f->n_done = 0;
+  submit(f, STORE_MSG_APPEND, "room", &key, 1, 1);  /* waits at the gate */
+  wait_gate_inside(1);
+  submit(f, STORE_MSG_APPEND, other, &key, 2, 0);   /* the key's other chat: runs */
+  submit(f, STORE_INVITE_ACCEPT, "", &key, 3, 0);   /* general: waits for 1 and 2 */
+  submit(f, STORE_MSG_APPEND, other, &key, 4, 0);   /* chat: waits for 3 */
+  submit(f, STORE_SESSION_GET, "", &other_key, 5, 0); /* another key on lane 0: runs */
+  submit(f, STORE_SESSION_GET, "", NULL, 6, 0);     /* no key on lane 0: runs */
+  run_until_done(f, 3);
+  assert_non_null(ran_of(2));
+  assert_non_null(ran_of(5));
+  assert_non_null(ran_of(6));
+  assert_null(ran_of(3)); /* lane 0 was free (5 and 6 ran there): the key held it */
+  assert_null(ran_of(4));
+  assert_int_equal(store_pending(f->s), 3);
+  open_gate();
+  run_until_done(f, 6);
+  assert_true(ran_pos(1) < ran_pos(3));
+  assert_true(ran_pos(2) < ran_pos(3));
+  assert_true(ran_pos(3) < ran_pos(4));
+  /* The key's completions after the gate, in its submission order. */
+  assert_int_equal(f->done[3], 1);
+  assert_int_equal(f->done[4], 3);
+  assert_int_equal(f->done[5], 4);
+}
+
+/* Closing finishes what waits in a key's backlog before the connections close. */
+static void test_close_drains_backlog(void **state) {
+  struct fx *f = *state;
+  struct store_req *late;
+  int key = 0;
+
+  submit(f, STORE_MSG_APPEND, "room", &key, 1, 1);
+  wait_gate_inside(1);
+  submit(f, STORE_CHAT_LIST, "", &key, 2, 0);
+  submit(f, STORE_MSG_APPEND, "room-2", &key, 3, 0);
+  store_close(f->s, on_closed, f);
+  late = store_req_new(STORE_CHAT_LIST);
+  assert_int_equal(store_submit(f->s, late, on_done, f), PARLEY_EUNAVAILABLE);
+  store_req_free(late); /* refused: still ours */
+  open_gate();
+  while (!f->closed)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(f->n_done, 3);
+  assert_int_equal(f->done[0], 1);
+  assert_int_equal(f->done[1], 2);
+  assert_int_equal(f->done[2], 3);
+  f->s = NULL;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_opens_the_backends_connections, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_routes_by_chat, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slow_chat_does_not_block_others, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_order_key, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_drains_backlog, setup, teardown),
+  };
+  log_set_level(LOG_WARN);
+  uv_mutex_init(&g_mu);
+  uv_cond_init(&g_cond);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
