@@ -449,6 +449,8 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
 
   uv_timer_init(loop, &a->ticker);
   a->ticker.data = a;
+  uv_timer_init(loop, &a->gap_timer);
+  a->gap_timer.data = a;
   {
     uint64_t tick = cfg->auth_timeout_ms / 4 < 1000 ? cfg->auth_timeout_ms / 4 : 1000;
     uv_timer_start(&a->ticker, on_tick, tick, tick);
@@ -509,6 +511,7 @@ static void shutdown_wait(uv_timer_t *t) {
   if (net_server_conn_count(a->net) > 0)
     return;
   uv_close((uv_handle_t *)&a->ticker, NULL);
+  uv_close((uv_handle_t *)&a->gap_timer, NULL);
   app__presence_persist_all(a); /* everyone's lastSeen is now */
   store_close(a->store, on_store_closed, a);
 }

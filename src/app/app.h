@@ -73,6 +73,10 @@ struct sub {
   int recheck;                 /* the bus may have missed messages since this sub's last read */
   int fenced;                  /* a removal of this user from the chat may be under way on some
                                   node: everything waits in `held` (app_bus.c) */
+  int draining;                /* sub_drain_held() is running for it */
+  int gap_listed;              /* in app->gap_subs: a seq is missing since gap_deadline - wait */
+  uint64_t gap_deadline;       /* loop time after which the store fills the gap */
+  struct sub *gprev, *gnext;   /* app->gap_subs */
   json_t *presence;            /* participants' presence, read just before the replay */
   int64_t member_gen;          /* the chat's member_gen when the store last confirmed access */
   struct held_frame {
@@ -217,6 +221,8 @@ struct app {
   struct room *dirty_rooms;     /* rooms with typing/activeUsers events to send (net's
                                    on_before_flush sends them in the same loop turn) */
   uv_timer_t ticker;            /* auth deadlines, session expiry, throttle sweep */
+  uv_timer_t gap_timer;         /* the oldest gap_subs' wait is over (app_ws.c) */
+  struct sub *gap_subs;         /* subscriptions waiting for a missing seq, oldest first */
   uv_signal_t sigterm, sigint;
   int shutting_down;
   int sweeping;                 /* an invitation expiry sweep is in flight */

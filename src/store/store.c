@@ -11,14 +11,18 @@
  * from open to close.
  *
  * SQLite has one writer, so it gets one lane and everything runs in submission order.
- * PostgreSQL gets several (issue 8): a transaction keeps the rows of the chats it wrote locked
- * until its commit has flushed, so with one connection every batch waits for the previous
- * batch's flush, and batches of several nodes that share any chat wait for each other (a convoy
- * measured at p99 0.4-0.8 s with three nodes). With lanes, lane 0 takes the requests that name
- * no chat (sessions, users, invitations by id, lists, sweeps) and every other request goes to
- * the lane its chat's slug hashes to. So a chat's requests still run in submission order on one
- * lane (a node's messages of one chat complete in seq order, as app/ expects), a transaction
- * holds the locks of few chats, and lanes commit in parallel (PostgreSQL groups their flushes).
+ * PostgreSQL may get several (PARLEY_STORE_CONNS; one by default, see store_pg.c's PG_CONNS for
+ * why): with one connection every batch waits for the previous batch's commit flush. With
+ * lanes, lane 0 takes the requests that name no chat (sessions, users, invitations by id, lists,
+ * sweeps) and every other request goes to the lane its chat's slug hashes to. So a chat's
+ * requests still run in submission order on one lane (a node's messages of one chat complete in
+ * seq order, as app/ expects), and lanes commit in parallel (PostgreSQL groups their flushes).
+ *
+ * A backend may defer requests of a batch (STORE_DEFER): they go back to the head of their
+ * lane's queue, in order, and run with the next batch. store_pg.c defers sends to a chat whose
+ * lock another node holds, rather than wait for it while holding the locks of the batch's other
+ * chats; when a lane's whole batch was deferred it pauses STORE__DEFER_PAUSE_NS (or until new
+ * work comes) before it asks again.
  *
  * Order across lanes. Requests of one client must still take effect in the order it sent them
  * when one depends on another: an invitation accepted (lane 0) before a message sent to that
@@ -95,6 +99,7 @@ struct store {
 };
 
 #define STORE__LAT_PERIOD_NS (60ull * 1000000000ull)
+#define STORE__DEFER_PAUSE_NS (500ull * 1000ull) /* a lane whose whole batch was deferred */
 
 struct store_req *store_req_new(enum store_op op) {
   struct store_req *req;
@@ -362,7 +367,10 @@ static int64_t store__run_batch(struct store *s, void *be, struct store_req *bat
   if (s->ops->exec_batch) {
     err = s->ops->exec_batch(be, batch);
     for (struct store_req *r = batch; r != NULL; r = r->next) {
-      assert(r->status <= 0 && "a backend returns 0 or a PARLEY_E* code");
+      assert((r->status <= 0 || r->status == STORE_DEFER) &&
+             "a backend returns 0, a PARLEY_E* code or STORE_DEFER");
+      if (r->status == STORE_DEFER)
+        continue;
       if (r->status > 0)
         r->status = PARLEY_EINTERNAL;
       if (r->status != 0)
@@ -399,6 +407,36 @@ static int64_t store__run_batch(struct store *s, void *be, struct store_req *bat
   return commit_ns;
 }
 
+/* Splits the requests the backend deferred (STORE_DEFER) off `batch`, in order, into *deferred
+ * (NULL if none; *deferred_tail its last), counting each deferral. Returns what is left of the
+ * batch, with *tail and *n updated (NULL, 0 if everything was deferred). */
+static struct store_req *store__take_deferred(struct store_req *batch, struct store_req **tail,
+                                              size_t *n, struct store_req **deferred,
+                                              struct store_req **deferred_tail) {
+  struct store_req *done = NULL, **dp = &done, *d = NULL, **ddp = &d, *next;
+  *tail = NULL;
+  *n = 0;
+  *deferred_tail = NULL;
+  for (struct store_req *r = batch; r != NULL; r = next) {
+    next = r->next;
+    r->next = NULL;
+    if (r->status == STORE_DEFER) {
+      r->status = 0;
+      r->defers++;
+      *ddp = r;
+      ddp = &r->next;
+      *deferred_tail = r;
+    } else {
+      *dp = r;
+      dp = &r->next;
+      *tail = r;
+      (*n)++;
+    }
+  }
+  *deferred = d;
+  return done;
+}
+
 static void store__lane_main(void *arg) {
   struct store_lane *l = arg;
   struct store *s = l->s;
@@ -414,7 +452,7 @@ static void store__lane_main(void *arg) {
     return;
 
   for (;;) {
-    struct store_req *batch, *tail;
+    struct store_req *batch, *tail, *deferred, *deferred_tail;
     size_t n;
     int64_t commit_ns;
 
@@ -436,8 +474,26 @@ static void store__lane_main(void *arg) {
     uv_mutex_unlock(&s->mu);
 
     commit_ns = store__run_batch(s, l->be, batch);
+    batch = store__take_deferred(batch, &tail, &n, &deferred, &deferred_tail);
 
     uv_mutex_lock(&s->mu);
+    if (deferred) { /* back to the head of the queue, in order, before anything newer */
+      deferred_tail->next = l->q_head;
+      if (l->q_head == NULL)
+        l->q_tail = deferred_tail;
+      l->q_head = deferred;
+      for (struct store_req *r = deferred; r != NULL; r = r->next)
+        l->queued++;
+    }
+    l->executing = 0;
+    if (batch == NULL) {
+      /* Everything deferred: the chats are busy elsewhere. Unless something new came, give the
+       * other transactions a moment to commit instead of asking again at once. */
+      if (l->q_head == deferred && l->q_tail == deferred_tail && !s->closing)
+        uv_cond_timedwait(&l->work, &s->mu, STORE__DEFER_PAUSE_NS);
+      uv_mutex_unlock(&s->mu);
+      continue;
+    }
     /* Completions first, then the backlogs they release: a key's completions stay in order. */
     if (s->done_tail)
       s->done_tail->next = batch;
@@ -446,7 +502,6 @@ static void store__lane_main(void *arg) {
     s->done_tail = tail;
     for (struct store_req *r = batch; r != NULL; r = r->next)
       store__order_done(s, r);
-    l->executing = 0;
     s->stats.batches++;
     s->stats.requests += n;
     if (commit_ns >= 0) {

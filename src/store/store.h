@@ -215,6 +215,8 @@ enum store_op {
 struct store_req;
 typedef void (*store_cb)(struct store_req *req);
 
+#define STORE_DEFER 1 /* a status only exec_batch sets: not run, retry in the next batch */
+
 struct store_req {
   enum store_op op;
   int status;    /* set before the callback: 0 or a PARLEY_E* code */
@@ -285,6 +287,7 @@ struct store_req {
 
   struct store_req *next; /* queue link, private to the store */
   int lane;               /* the lane it runs on, private to the store */
+  int defers;             /* times exec_batch deferred it (STORE_DEFER); backends read it */
 };
 
 struct store; /* opaque: queue, thread, backend */
@@ -310,7 +313,10 @@ struct store_backend_ops {
    * `batch` (borrowed) inside the open transaction with the same contract: sets each request's
    * status, and a failed request leaves nothing behind. Returns 0, or an error when the
    * transaction is in doubt (the batch then fails). Lets a remote backend send several requests
-   * in one round trip. */
+   * in one round trip. A request it did not run may get status STORE_DEFER: it goes back to
+   * the head of its lane's queue, in order, and runs in the next batch (req->defers counts the
+   * times, so the backend can stop deferring). Deferring one request of a chat means deferring
+   * every request of that chat in the batch, or they would overtake each other. */
   int (*exec_batch)(void *be, struct store_req *batch);
 };
 

@@ -45,6 +45,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -56,10 +57,13 @@
 #define PG_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes (as store_sqlite.c) */
 #define PG_SLUG_RANDOM_TRIES 8
 #define PG_MAX_PARAMS 8
-/* Connections per node by default: lane 0 for requests that name no chat, three for chats
- * (store.c). Measured with three nodes at 2,000 sends/s (bench/cluster.sh): one connection let
- * batches of different nodes queue behind each other's commits. */
-#define PG_CONNS 4
+/* Connections per node by default. One: on the 2-core machine of bench/RESULTS.md, with the
+ * database, three nodes and the load generator sharing the cores, every extra connection made
+ * smaller batches, more commits and more database CPU (three nodes at 2,000 sends/s: p99 21-25 ms
+ * with one, 33 with two, 160 with four; at 4,000 sends/s, 281 ms with one and 2.2 s with two).
+ * PARLEY_STORE_CONNS raises it where the database has cores to spare or is far away (store.c's
+ * lanes: a chat's requests stay on one connection). */
+#define PG_CONNS 1
 
 /* Columns of a chat row (c) plus the caller's role (p.role): 14 columns. */
 #define PG_CHAT_COLS                                                                              \
@@ -102,6 +106,13 @@
    * would keep the participant rows it read before the wait). */                                 \
   X(CHAT_LOCK_SLUG, "SELECT id FROM chats WHERE slug = $1 FOR NO KEY UPDATE")                     \
   X(CHAT_LOCK_ID, "SELECT id FROM chats WHERE id = $1 FOR NO KEY UPDATE")                         \
+  /* pg__claim_chats(): the chats of a batch's sends that nobody else holds, locked now. */      \
+  X(CHAT_CLAIM, "SELECT slug FROM chats WHERE slug = ANY($1::text[])"                             \
+                " FOR NO KEY UPDATE SKIP LOCKED")                                                 \
+  /* The same for chats that must not wait any longer: in slug order (rows are locked as the   \
+   * sort emits them), so every node waits for them in one order and never holds others. */     \
+  X(CHAT_CLAIM_WAIT, "SELECT slug FROM chats WHERE slug = ANY($1::text[]) ORDER BY slug"          \
+                     " FOR NO KEY UPDATE")                                                        \
   X(SLUG_TAKEN, "SELECT 1 FROM chats WHERE slug = $1")                                            \
   X(CHAT_INSERT, "INSERT INTO chats(slug, title, is_public, max_participants, owner_id,"         \
                  " created_at, last_activity) VALUES ($1, $2, $3, $4, $5, $6, $6)"                \
@@ -2218,6 +2229,9 @@ static int pg_exec(void *arg, struct store_req *req) {
 /* ---- batches ---- */
 
 #define PG_PIPE_MAX 64 /* requests sent in one pipeline, three statements each */
+/* How long a send (or read marker) may wait for a busy chat in the lane's queue, not on the
+ * chat's lock; older ones wait on the lock, first thing in their transaction (pg__claim_chats). */
+#define PG_DEFER_NS (20ull * 1000000ull)
 
 /* Requests that are one statement whose refusals (acl_check on the returned row) have written
  * nothing: they need no savepoint of their own around C code, so a run of them goes in one
@@ -2251,7 +2265,10 @@ static struct store_req *pg__run_pipelined(struct pg *be, struct store_req *firs
   int n = 0, start = 0;
 
   for (; r != NULL && n < PG_PIPE_MAX && pg__pipeable(r); r = r->next) {
-    int st = pg__pipe_params(r, &params[n], &ids[n]);
+    int st;
+    if (r->status == STORE_DEFER)
+      continue; /* its chat is busy elsewhere (pg__claim_chats) */
+    st = pg__pipe_params(r, &params[n], &ids[n]);
     if (st) {
       r->status = st; /* refused before the database: nothing to send */
       continue;
@@ -2345,14 +2362,129 @@ static void pg__restore_order(struct pg__ordered *saved, size_t n) {
   free(saved);
 }
 
+/* 1 if `slug` is among the first n of `v`. */
+static int pg__slug_in(const char *const *v, size_t n, const char *slug) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(v[i], slug) == 0)
+      return 1;
+  return 0;
+}
+
+/* Runs CHAT_CLAIM or CHAT_CLAIM_WAIT (`id`) on the n slugs of `v`; the slugs locked go to *got
+ * (n_got of them; pointers into *res, which the caller PQclear()s; *got the caller frees). */
+static int pg__claim(struct pg *be, enum pg_stmt id, const char *const *v, size_t n,
+                     PGresult **res, const char ***got, size_t *n_got) {
+  struct buf arr;
+  struct pgp p = {0};
+  size_t len = 3;
+  int bad = 0, err;
+
+  *res = NULL;
+  *got = NULL;
+  *n_got = 0;
+  for (size_t i = 0; i < n; i++)
+    len += 2 * strlen(v[i]) + 3;
+  /* A text[] literal of quoted elements; '"' and '\\' escaped (slugs never hold them, but the
+   * request came from a client). */
+  buf_init(&arr, len);
+  bad |= buf_append(&arr, "{", 1);
+  for (size_t i = 0; i < n; i++) {
+    bad |= buf_append(&arr, i ? ",\"" : "\"", i ? 2 : 1);
+    for (const char *c = v[i]; *c; c++) {
+      if (*c == '"' || *c == '\\')
+        bad |= buf_append(&arr, "\\", 1);
+      bad |= buf_append(&arr, c, 1);
+    }
+    bad |= buf_append(&arr, "\"}", i + 1 == n ? 2 : 1);
+  }
+  if (bad) {
+    buf_dispose(&arr);
+    return PARLEY_EINTERNAL;
+  }
+  pgp_text(&p, arr.data);
+  err = pg__q(be, id, &p, res);
+  buf_dispose(&arr);
+  if (err) {
+    be->broken = 1; /* failed outside any savepoint: the transaction is aborted */
+    return err;
+  }
+  *n_got = (size_t)PQntuples(*res);
+  if (*n_got && (*got = malloc(*n_got * sizeof **got)) == NULL)
+    return PARLEY_EINTERNAL;
+  for (size_t i = 0; i < *n_got; i++)
+    (*got)[i] = PQgetvalue(*res, (int)i, 0);
+  return 0;
+}
+
+/* Takes the locks of the chats of the batch's sends and read markers before anything else, so
+ * that a batch never waits for one chat's lock while it holds others: that made several nodes'
+ * batches queue behind each other's commits (a lock convoy, measured at p99 0.3-2.6 s with three
+ * nodes at 2,000 sends/s). First, in slug order and waiting, the chats of requests older than
+ * PG_DEFER_NS (nobody is starved); then, without waiting, the others. Every request of the batch
+ * on a chat another transaction holds is deferred (STORE_DEFER): it goes back to the lane's
+ * queue and comes again with the next batch. `batch` is in lock order. Returns 0, or the error
+ * that put the transaction in doubt. */
+static int pg__claim_chats(struct pg *be, struct store_req *batch) {
+  const char **want[2] = {NULL, NULL}, **got = NULL;
+  size_t n_want[2] = {0, 0}, cap[2] = {0, 0}, n_got = 0;
+  PGresult *res = NULL;
+  uint64_t now = clock_mono_ns();
+  int err = 0;
+
+  for (struct store_req *r = batch; r != NULL; r = r->next) {
+    int k = now - r->t_submit_ns >= PG_DEFER_NS; /* 1: wait for it */
+    if (!pg__pipeable(r) || !PG_TERMINATED(r->in.slug) || r->in.slug[0] == '\0' ||
+        pg__slug_in(want[0], n_want[0], r->in.slug) || pg__slug_in(want[1], n_want[1], r->in.slug))
+      continue;
+    if (n_want[k] == cap[k]) {
+      const char **nw = realloc(want[k], (cap[k] = cap[k] ? 2 * cap[k] : 16) * sizeof **want);
+      if (nw == NULL)
+        goto out; /* nothing claimed, nothing deferred: the batch waits for its locks */
+      want[k] = nw;
+    }
+    want[k][n_want[k]++] = r->in.slug;
+  }
+  if (n_want[1]) {
+    err = pg__claim(be, PG_CHAT_CLAIM_WAIT, want[1], n_want[1], &res, &got, &n_got);
+    PQclear(res);
+    free(got);
+    res = NULL;
+    got = NULL;
+    if (err)
+      goto out;
+  }
+  if (n_want[0] == 0)
+    goto out;
+  err = pg__claim(be, PG_CHAT_CLAIM, want[0], n_want[0], &res, &got, &n_got);
+  if (err)
+    goto out;
+  /* Held elsewhere, or no such chat (refused as ever once it has waited long enough). */
+  for (struct store_req *r = batch; r != NULL; r = r->next)
+    if (PG_TERMINATED(r->in.slug) && pg__slug_in(want[0], n_want[0], r->in.slug) &&
+        !pg__slug_in(got, n_got, r->in.slug))
+      r->status = STORE_DEFER;
+out:
+  if (!be->broken)
+    err = 0; /* out of memory, not the database: the batch runs as it is, waiting for locks */
+  free(got);
+  PQclear(res);
+  free(want[0]);
+  free(want[1]);
+  return err;
+}
+
 static int pg_exec_batch(void *arg, struct store_req *batch) {
   struct pg *be = arg;
   struct pg__ordered *saved = NULL;
   size_t n = 0;
   struct store_req *sorted = pg__lock_order(batch, &saved, &n);
   struct store_req *r = sorted ? sorted : batch;
-  int err = 0;
+  int err = pg__claim_chats(be, r);
   while (r != NULL && err == 0) {
+    if (r->status == STORE_DEFER) {
+      r = r->next;
+      continue;
+    }
     if (pg__pipeable(r) && !be->doomed) {
       r = pg__run_pipelined(be, r, &err);
       continue;

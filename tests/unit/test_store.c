@@ -1234,6 +1234,49 @@ static void test_two_nodes_same_client_msg_id(void **state) {
   assert_int_equal(chat_last_seq(f, "room"), NODE_IDS);
 }
 
+/* PostgreSQL: a batch never waits for one chat's lock while it holds others. Another node
+ * (here a plain connection) holds "busy"'s row lock in an open transaction; a send to "busy" and
+ * a send to "free" are submitted together. The send to "free" is committed while "busy" is still
+ * locked (it was not held back behind it); the one to "busy" was deferred to later batches, and
+ * once the lock is released it is stored with the next seq. */
+static void test_pg_busy_chat_is_deferred(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana");
+  struct counter c = {0};
+  struct store_req *busy, *free_;
+  PGconn *other;
+  PGresult *res;
+
+  assert_true(f->pg);
+  assert_int_equal(chat_create(f, ana, "Busy", 0, 0, "busy", NULL), 0);
+  assert_int_equal(chat_create(f, ana, "Free", 0, 0, "free", NULL), 0);
+  other = PQconnectdb(f->path);
+  assert_int_equal(PQstatus(other), CONNECTION_OK);
+  res = PQexec(other, "BEGIN; SELECT id FROM chats WHERE slug = 'busy' FOR NO KEY UPDATE");
+  assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+  PQclear(res);
+
+  busy = append_req(ana, "busy", "waits", NULL, NOW);
+  free_ = append_req(ana, "free", "goes", NULL, NOW);
+  assert_int_equal(store_submit(f->s, busy, on_count, &c), 0);
+  assert_int_equal(store_submit(f->s, free_, on_count, &c), 0);
+  wait_count(f, &c, 1);
+  assert_int_equal(c.n, 1); /* "busy" cannot have completed: its lock is still held */
+  assert_int_equal(free_->status, 0);
+  assert_int_equal(free_->out.msg.seq, 1);
+
+  res = PQexec(other, "COMMIT");
+  assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+  PQclear(res);
+  PQfinish(other);
+  wait_count(f, &c, 2);
+  assert_int_equal(busy->status, 0);
+  assert_int_equal(busy->out.msg.seq, 1);
+  assert_true(busy->defers >= 1);
+  store_req_free(busy);
+  store_req_free(free_);
+}
+
 /* Two nodes append to two chats in opposite orders, in batches formed while both store threads
  * are held at BEGIN, so on PostgreSQL their transactions deadlock (SQLite serializes them). A
  * request that loses is reported (unavailable), never half-stored, and the rest of its batch
@@ -1349,8 +1392,16 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_two_nodes_same_client_msg_id, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_two_nodes_crossed_chats, fx_setup_faulty, fx_teardown),
   };
+  /* Behaviour only PostgreSQL has (several writers): these run in the PostgreSQL pass only. */
+  const struct CMUnitTest pg_tests[] = {
+      cmocka_unit_test_setup_teardown(test_pg_busy_chat_is_deferred, fx_setup, fx_teardown),
+  };
+  int failed;
   log_set_level(LOG_ERROR); /* the expected warnings of the fault tests are noise here */
   if (uv_sem_init(&g_gate_entered, 0) != 0 || uv_sem_init(&g_gate_release, 0) != 0)
     return 1;
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  failed = cmocka_run_group_tests(tests, NULL, NULL);
+  if (getenv("PARLEY_TEST_PG") && *getenv("PARLEY_TEST_PG"))
+    failed += cmocka_run_group_tests_name("postgresql", pg_tests, NULL, NULL);
+  return failed;
 }

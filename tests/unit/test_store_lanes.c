@@ -99,6 +99,34 @@ static const struct store_backend_ops fake_ops = {
     .exec = fake_exec,
 };
 
+/* The same backend with exec_batch: a request whose body is "DEFER" is deferred (STORE_DEFER)
+ * until it has been twice, and so is every request of its chat in the batch, as store.h asks. */
+static int fake_exec_batch(void *be, struct store_req *batch) {
+  for (struct store_req *r = batch; r != NULL; r = r->next) {
+    for (struct store_req *d = batch; d != NULL; d = d->next)
+      if (d->in.body && strcmp(d->in.body, "DEFER") == 0 && d->defers < 2 &&
+          strcmp(d->in.slug, r->in.slug) == 0)
+        r->status = STORE_DEFER;
+    if (r->status != STORE_DEFER)
+      r->status = fake_exec(be, r);
+  }
+  return 0;
+}
+
+static const struct store_backend_ops fake_batch_ops = {
+    .name = "fake+batch",
+    .conns = 1,
+    .open = fake_open,
+    .close = fake_close,
+    .begin = fake_nop,
+    .commit = fake_nop,
+    .rollback = fake_nop,
+    .savepoint = fake_nop,
+    .release = fake_release,
+    .exec = fake_exec,
+    .exec_batch = fake_exec_batch,
+};
+
 /* ---- fixture ---- */
 
 struct fx {
@@ -345,6 +373,36 @@ static void test_close_drains_backlog(void **state) {
   f->s = NULL;
 }
 
+/* A deferred request goes back to the head of its lane's queue and runs in a later batch,
+ * before anything newer of its chat; the others of its batch complete meanwhile. */
+static void test_deferred_runs_again_in_order(void **state) {
+  struct fx *f = *state;
+  struct store_req *r;
+
+  store_close(f->s, on_closed, f);
+  while (!f->closed)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  f->closed = 0;
+  g_n_log = 0;
+  assert_int_equal(store_open_backend(&f->s, &f->loop, &fake_batch_ops, "fake",
+                                      STORE_DURABILITY_NORMAL, 0),
+                   0);
+  r = store_req_new(STORE_MSG_APPEND);
+  snprintf(r->in.slug, sizeof r->in.slug, "x");
+  r->in.limit = 1;
+  r->in.body = strdup("DEFER");
+  assert_int_equal(store_submit(f->s, r, on_done, f), 0);
+  submit(f, STORE_MSG_APPEND, "x", NULL, 2, 0);
+  submit(f, STORE_MSG_APPEND, "y", NULL, 3, 0);
+  run_until_done(f, 3);
+  assert_int_equal(f->done[0], 3); /* chat y was not held up */
+  assert_int_equal(f->done[1], 1);
+  assert_int_equal(f->done[2], 2);
+  assert_true(ran_pos(3) < ran_pos(1));
+  assert_true(ran_pos(1) < ran_pos(2));
+  assert_int_equal(g_n_log, 3); /* each ran once */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_opens_the_backends_connections, setup, teardown),
@@ -352,6 +410,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_slow_chat_does_not_block_others, setup, teardown),
       cmocka_unit_test_setup_teardown(test_order_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_drains_backlog, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_deferred_runs_again_in_order, setup, teardown),
   };
   log_set_level(LOG_WARN);
   uv_mutex_init(&g_mu);
