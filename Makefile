@@ -94,7 +94,8 @@ unit: deps $(UNIT_BINS)
 # the cluster files (5x-cluster-*: three nodes on one schema and a throwaway Redis), which is how
 # several nodes are deployed.
 PG_INTEGRATION := 04-chat 05-messages 06-resume 07-durability 11-membership 12-invitations \
-                  13-access-matrix 14-cap-race 50-cluster 51-cluster-members 52-cluster-live
+                  13-access-matrix 14-cap-race 18-store-conns 50-cluster 51-cluster-members \
+                  52-cluster-live
 integration-pg: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
 	@scripts/pg.sh start
 	PARLEY_TEST_STORE=$(PG_URL) PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 \
@@ -221,7 +222,8 @@ build/fuzz/fuzz_store: build/fuzz/tests/fuzz/fuzz_store.o $(FUZZ_PROTO_OBJS) \
                       build/fuzz/src/store/store.o build/fuzz/src/store/store_sqlite.o \
                       build/fuzz/src/store/store_pg.o \
                       build/fuzz/src/store/migrations.o build/fuzz/src/common/log.o \
-                      build/fuzz/src/common/clock.o build/fuzz/src/common/hist.o
+                      build/fuzz/src/common/clock.o build/fuzz/src/common/hist.o \
+                      build/fuzz/src/common/buf.o
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -ljansson -lsqlite3 -lpq -luv -lunistring -lpthread
 build/fuzz/fuzz_http build/fuzz/fuzz_ws: build/fuzz/%: build/fuzz/tests/fuzz/%.o $(FUZZ_NET_OBJS)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -luv -lwslay -lcrypto -lunistring

@@ -44,6 +44,14 @@ describe('scale-out settings', () => {
     assert.match(log, /PARLEY_STORE must be a postgres:\/\/ or postgresql:\/\/ URI/);
   });
 
+  test('PARLEY_STORE_CONNS must be a number from 1 to 16', async () => {
+    for (const bad of ['0', '17', 'four']) {
+      const { code, log } = await startExpectingExit({ PARLEY_STORE_CONNS: bad });
+      assert.notEqual(code, 0);
+      assert.match(log, /PARLEY_STORE_CONNS must be a whole number from 1 to 16/);
+    }
+  });
+
   test('PARLEY_BUS must be a Redis URL', async () => {
     const { code, log } = await startExpectingExit({ PARLEY_BUS: 'http://127.0.0.1:6379' });
     assert.notEqual(code, 0);
