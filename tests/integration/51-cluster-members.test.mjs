@@ -133,29 +133,38 @@ describe('membership events across three nodes', () => {
   });
 });
 
+// The remover on node 0, a writer on node 1, the victim and a witness on node 2, in one public
+// chat whose seq 1 everyone has; then the removal of the victim, and a message from the writer
+// right after it. Resolves once the witness has that message.
+async function removalThenMessage(nodes, title, removeOpts) {
+  const a = await userOn(nodes[0], 'remover');
+  const w = await userOn(nodes[1], 'writer');
+  const v = await userOn(nodes[2], 'victim');
+  const x = await userOn(nodes[2], 'witness');
+  const slug = (await a.c.ok('chat.create', { title, isPublic: true })).chat.slug;
+  for (const u of [w, v, x]) await u.c.ok('chat.join', { chat: slug });
+  for (const u of [w, v, x]) await u.c.ok('sub', { chat: slug, since: 0 });
+  await w.c.ok('msg.send', { chat: slug, body: 'first', clientMsgId: 'f' });
+  await v.c.waitSeq(slug, 1);
+  await x.c.waitSeq(slug, 1);
+
+  await a.c.ok('chat.remove', { chat: slug, user: v.user.username }, removeOpts);
+  const later = await w.c.ok('msg.send', { chat: slug, body: 'after the removal', clientMsgId: 'l' });
+  await x.c.waitSeq(slug, later.msg.seq); // node 2 has the message
+  return { users: [a, w, v, x], v, slug };
+}
+
 describe('a removal overtaken on the bus by a later message', () => {
   // Node 0's publications reach Redis 600 ms late, so the news of a removal made there comes
   // to the other nodes well after messages committed after it on node 1.
   const nodes = useCluster(3, { nodeEnv: [{ PARLEY_TEST_BUS_DELAY_MS: '600' }] });
 
   test('no message committed after the removal reaches the removed user', async () => {
-    const a = await userOn(nodes[0], 'remover');
-    const w = await userOn(nodes[1], 'writer');
-    const v = await userOn(nodes[2], 'victim');
-    const x = await userOn(nodes[2], 'witness');
-    const slug = (await a.c.ok('chat.create', { title: 'Race', isPublic: true })).chat.slug;
-    for (const u of [w, v, x]) await u.c.ok('chat.join', { chat: slug });
-    for (const u of [w, v, x]) await u.c.ok('sub', { chat: slug, since: 0 });
-    await w.c.ok('msg.send', { chat: slug, body: 'first', clientMsgId: 'f' });
-    await v.c.waitSeq(slug, 1);
-
-    await a.c.ok('chat.remove', { chat: slug, user: v.user.username });
-    const later = await w.c.ok('msg.send', { chat: slug, body: 'after the removal', clientMsgId: 'l' });
-    await x.c.waitSeq(slug, later.msg.seq); // node 2 has the message...
+    const { users, v, slug } = await removalThenMessage(nodes, 'Race');
     await v.c.waitFor((e) => e.ev === 'removed' && e.chat === slug); // ...and then the removal
     await barrier(v.c);
     assert.deepEqual(v.c.msgs(slug).map((m) => m.seq), [1], 'the removed user got only seq 1');
-    for (const u of [a, w, v, x]) await u.c.close();
+    for (const u of users) await u.c.close();
   });
 });
 
@@ -169,26 +178,12 @@ describe('a removal whose news does not reach a node at all in time', () => {
   const nodes = useCluster(3, { nodeEnv: [{ PARLEY_TEST_BUS_DELAY_MS: '7000' }] });
 
   test('a later message committed on another node never reaches the removed user', async () => {
-    const a = await userOn(nodes[0], 'remover');
-    const w = await userOn(nodes[1], 'writer');
-    const v = await userOn(nodes[2], 'victim');
-    const x = await userOn(nodes[2], 'witness');
-    const slug = (await a.c.ok('chat.create', { title: 'Deaf', isPublic: true })).chat.slug;
-    for (const u of [w, v, x]) await u.c.ok('chat.join', { chat: slug });
-    for (const u of [w, v, x]) await u.c.ok('sub', { chat: slug, since: 0 });
-    await w.c.ok('msg.send', { chat: slug, body: 'first', clientMsgId: 'f' });
-    await v.c.waitSeq(slug, 1);
-    await x.c.waitSeq(slug, 1);
-
-    await a.c.ok('chat.remove', { chat: slug, user: v.user.username }, { timeout: 15000 });
-    const later = await w.c.ok('msg.send', { chat: slug, body: 'after the removal', clientMsgId: 'l' });
-    await x.c.waitSeq(slug, later.msg.seq); // the witness on node 2 has it...
-    // ...and the victim, on the same node, was told by node 2 itself, long before node 0's news.
-    const removed = await v.c.waitFor((e) => e.ev === 'removed' && e.chat === slug);
-    assert.equal(removed.chat, slug);
+    const { users, v, slug } = await removalThenMessage(nodes, 'Deaf', { timeout: 15000 });
+    // Node 2 itself tells the victim (the news from node 0 is still on its way).
+    await v.c.waitFor((e) => e.ev === 'removed' && e.chat === slug);
     await barrier(v.c);
     assert.deepEqual(v.c.msgs(slug).map((m) => m.seq), [1], 'the removed user got only seq 1');
     await v.c.fail('msg.history', { chat: slug }, 'forbidden');
-    for (const u of [a, w, v, x]) await u.c.close();
+    for (const u of users) await u.c.close();
   });
 });

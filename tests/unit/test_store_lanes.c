@@ -86,18 +86,11 @@ static int fake_exec(void *be, struct store_req *req) {
   return 0;
 }
 
-static const struct store_backend_ops fake_ops = {
-    .name = "fake",
-    .conns = FAKE_CONNS,
-    .open = fake_open,
-    .close = fake_close,
-    .begin = fake_nop,
-    .commit = fake_nop,
-    .rollback = fake_nop,
-    .savepoint = fake_nop,
-    .release = fake_release,
-    .exec = fake_exec,
-};
+#define FAKE_METHODS                                                                              \
+  .open = fake_open, .close = fake_close, .begin = fake_nop, .commit = fake_nop,                  \
+  .rollback = fake_nop, .savepoint = fake_nop, .release = fake_release, .exec = fake_exec
+
+static const struct store_backend_ops fake_ops = {.name = "fake", .conns = FAKE_CONNS, FAKE_METHODS};
 
 /* The same backend with exec_batch: a request whose body is "DEFER" is deferred (STORE_DEFER)
  * until it has been twice, and so is every request of its chat in the batch, as store.h asks. */
@@ -114,18 +107,7 @@ static int fake_exec_batch(void *be, struct store_req *batch) {
 }
 
 static const struct store_backend_ops fake_batch_ops = {
-    .name = "fake+batch",
-    .conns = 1,
-    .open = fake_open,
-    .close = fake_close,
-    .begin = fake_nop,
-    .commit = fake_nop,
-    .rollback = fake_nop,
-    .savepoint = fake_nop,
-    .release = fake_release,
-    .exec = fake_exec,
-    .exec_batch = fake_exec_batch,
-};
+    .name = "fake+batch", .conns = 1, FAKE_METHODS, .exec_batch = fake_exec_batch};
 
 /* ---- fixture ---- */
 
