@@ -7,9 +7,10 @@
  *
  * Channels: "c:<slug>" for a chat, subscribed while a local socket has the chat open (the room
  * exists). A message is "m<seq> <member_gen>\n<event JSON>": a `msg` event and the chat's
- * member_gen it was committed with (app_ws.c's sub_deliver), framed once here and delivered to the room's subscriptions by seq: in order, never twice, and a gap (an
- * event lost between nodes, or overtaken by a local commit) makes the subscription read what it
- * missed from the store before anything later is delivered (app__room_deliver_msg).
+ * member_gen it was committed with (app_ws.c's sub_deliver), framed once here and delivered to the
+ * room's subscriptions by seq: in order, never twice, and a gap (an event lost between nodes, or
+ * overtaken by a local commit) that the bus has not filled within 25 ms makes the subscription
+ * read what it missed from the store before anything later is delivered (app__room_deliver_msg).
  *
  * When a channel's subscription becomes effective (the first time, or after the bus
  * reconnected), messages published before it may have been missed: every subscription of the

@@ -537,7 +537,8 @@ static void handle_metrics(struct client *cl) {
              (unsigned long long)ns.dead_closes, (unsigned long long)a->metrics.rejected_rate,
              (unsigned long long)ss.batches, (unsigned long long)ss.requests,
              (double)ss.commit_us_total / 1e6, store_pending(a->store));
-  buf_printf(&b, "# TYPE parley_ws_idle_releases_total counter\nparley_ws_idle_releases_total %llu\n",
+  buf_printf(&b,
+             "# TYPE parley_ws_idle_releases_total counter\nparley_ws_idle_releases_total %llu\n",
              (unsigned long long)ns.ws_ctx_released);
   buf_printf(&b, "# TYPE parley_catch_ups_total counter\nparley_catch_ups_total %llu\n",
              (unsigned long long)a->metrics.catch_ups);

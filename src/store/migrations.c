@@ -2,16 +2,16 @@
  * its PostgreSQL text, and the code that applies them to either backend with the same
  * bookkeeping (a schema_version table: version, description, applied_at).
  *
- * Migration 1 holds what the first protocol needed: users, sessions, chats, participants (with
- * role and joined_at), messages and read markers. Migration 2 (issue 3) adds invitations, the
- * chat columns invite_policy and archived, users.last_seen and the user search indexes, as plain
- * `ALTER TABLE ... ADD COLUMN` / `CREATE` steps that never rewrite messages. Migration 3 adds
- * removals. Migration 4 adds two PostgreSQL functions, msg.send and the read marker in one round
- * trip each (SQLite's text is empty). Migration 5 adds chats.member_gen, the membership
- * generation every message carries (issue 8), and 6 returns it from the read marker function. The two dialects differ in types (BIGINT identities, BYTEA,
- * SMALLINT flags), in the trigger syntax and in collation; the tables, columns, constraints and
- * index names are the same, so store_sqlite.c and store_pg.c run the same queries in their own
- * dialect.
+ * Migration 1 holds what the first protocol needed: users, sessions, chats, participants (with role
+ * and joined_at), messages and read markers. Migration 2 (issue 3) adds invitations, the chat
+ * columns invite_policy and archived, users.last_seen and the user search indexes, as plain `ALTER
+ * TABLE ... ADD COLUMN` / `CREATE` steps that never rewrite messages. Migration 3 adds removals.
+ * Migration 4 adds two PostgreSQL functions, msg.send and the read marker in one round trip each
+ * (SQLite's text is empty). Migration 5 adds chats.member_gen, the membership generation every
+ * message carries (issue 8), and 6 returns it from the read marker function. The two dialects
+ * differ in types (BIGINT identities, BYTEA, SMALLINT flags), in the trigger syntax and in
+ * collation; the tables, columns, constraints and index names are the same, so store_sqlite.c and
+ * store_pg.c run the same queries in their own dialect.
  *
  * Times are Unix milliseconds in integer columns. Every query the backends run has an index; the
  * comments next to each SQLite index name the query it serves (the PostgreSQL ones mirror them).

@@ -2,10 +2,12 @@
  *
  * One connection per store lane (store.c opens PG_CONNS of them by default, PARLEY_STORE_CONNS
  * sets another number), each owned by its lane's thread; this file handles one connection and
- * knows nothing of the others. Every statement is prepared once per connection; parameters and results travel
- * as text, except the session token hash (bytea, binary). A lost connection is reset at the next
- * BEGIN, and the statements prepared again, so a database restart costs the batches in flight
- * (answered `unavailable`; clients retry, with the same clientMsgId for sends) and nothing more.
+ * knows nothing of the others. Every statement is prepared once per connection; parameters and
+ * results travel as text, except the session token hash (bytea, binary). A lost connection is
+ * reset at the next BEGIN, and the statements prepared again, so a database restart costs the
+ * batches in flight (answered `unavailable`; clients retry, with the same clientMsgId for sends)
+ * and nothing more. The membership and invitation ops are store_rules.c's, over the primitives
+ * of pg_prims (their chat lookups lock the chat first).
  *
  * The semantics are those of store_sqlite.c, op by op, with one difference in method: SQLite has
  * a single writer, while several Parley nodes may share one PostgreSQL database. Transactions run
@@ -53,6 +55,7 @@
 #include "core/invite.h"
 #include "store/migrations.h"
 #include "store/store.h"
+#include "store/store_rules.h"
 
 #define PG_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes (as store_sqlite.c) */
 #define PG_SLUG_RANDOM_TRIES 8
@@ -231,6 +234,8 @@ struct pg {
   int broken;     /* transaction control failed or the connection dropped: no commit */
   uint64_t round_trips, statements; /* since open, logged at close */
 };
+
+static const struct store_prims pg_prims; /* the membership ops' primitives (store_rules.h) */
 
 /* The parameters of one statement, in $1, $2 ... order. Numbers are formatted into `num`. */
 struct pgp {
@@ -644,17 +649,8 @@ static int pg__read_msg(const PGresult *r, int row, int col, struct store_msg *m
 
 #define PG_TERMINATED(arr) (strnlen((arr), sizeof(arr)) < sizeof(arr))
 
-static int pg__fail(struct store_req *req, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int pg__fail(struct store_req *req, int err, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(req->out.errmsg, sizeof req->out.errmsg, fmt, ap);
-  va_end(ap);
-  return err;
-}
-
-static int pg__chat_load(struct pg *be, const char *slug, int64_t user_id, struct store_chat *c) {
+static int pg__chat_load(void *arg, const char *slug, int64_t user_id, struct store_chat *c) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   int err;
@@ -695,7 +691,8 @@ static int pg__chat_lock_id(struct pg *be, int64_t chat_id) {
 
 /* Loads the chat of in.slug into out.chat; with `lock`, locks its row first (every op that
  * changes the chat or decides on its current state). Archived chats are not found. */
-static int pg__chat_find(struct pg *be, struct store_req *req, int lock) {
+static int pg__chat_find(void *arg, struct store_req *req, int lock) {
+  struct pg *be = arg;
   int err;
   if (!PG_TERMINATED(req->in.slug) || req->in.slug[0] == '\0')
     return PARLEY_EBAD_REQUEST;
@@ -732,15 +729,17 @@ static int pg__chat_take(struct store_req *req, const PGresult *r, enum acl_op o
   return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
 }
 
-static int pg__chat_touch(struct pg *be, int64_t chat_id, int64_t now) {
+static int pg__chat_touch(void *arg, int64_t chat_id, int64_t now) {
+  struct pg *be = arg;
   struct pgp p = {0};
   pgp_i64(&p, chat_id);
   pgp_i64(&p, now);
   return pg__run(be, PG_CHAT_TOUCH, &p);
 }
 
-static int pg__user_by_username(struct pg *be, struct store_req *req, const char *username,
+static int pg__user_by_username(void *arg, struct store_req *req, const char *username,
                                 struct store_user *u) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   int err;
@@ -750,13 +749,14 @@ static int pg__user_by_username(struct pg *be, struct store_req *req, const char
     if (PQntuples(r) == 1)
       pg__read_user(r, 0, 0, u);
     else
-      err = pg__fail(req, PARLEY_ENOT_FOUND, "there is no user named %s", username);
+      err = store_fail(req, PARLEY_ENOT_FOUND, "there is no user named %s", username);
   }
   PQclear(r);
   return err;
 }
 
-static int pg__user_by_id(struct pg *be, int64_t id, struct store_user *u) {
+static int pg__user_by_id(void *arg, int64_t id, struct store_user *u) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   int err;
@@ -772,7 +772,8 @@ static int pg__user_by_id(struct pg *be, int64_t id, struct store_user *u) {
   return err;
 }
 
-static int pg__role_of(struct pg *be, int64_t chat_id, int64_t user_id, enum chat_role *role) {
+static int pg__role_of(void *arg, int64_t chat_id, int64_t user_id, enum chat_role *role) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   int err;
@@ -786,7 +787,8 @@ static int pg__role_of(struct pg *be, int64_t chat_id, int64_t user_id, enum cha
   return err;
 }
 
-static int pg__set_role(struct pg *be, int64_t chat_id, int64_t user_id, enum chat_role role) {
+static int pg__set_role(void *arg, int64_t chat_id, int64_t user_id, enum chat_role role) {
+  struct pg *be = arg;
   struct pgp p = {0};
   pgp_i64(&p, chat_id);
   pgp_i64(&p, user_id);
@@ -794,15 +796,17 @@ static int pg__set_role(struct pg *be, int64_t chat_id, int64_t user_id, enum ch
   return pg__run(be, PG_PARTICIPANT_SET_ROLE, &p);
 }
 
-static int pg__set_owner(struct pg *be, int64_t chat_id, int64_t owner_id) {
+static int pg__set_owner(void *arg, int64_t chat_id, int64_t owner_id) {
+  struct pg *be = arg;
   struct pgp p = {0};
   pgp_i64(&p, chat_id);
   pgp_i64(&p, owner_id);
   return pg__run(be, PG_CHAT_SET_OWNER, &p);
 }
 
-static int pg__participant_add(struct pg *be, int64_t chat_id, int64_t user_id,
+static int pg__participant_add(void *arg, int64_t chat_id, int64_t user_id,
                                enum chat_role role, int64_t now) {
+  struct pg *be = arg;
   struct pgp p = {0};
   pgp_i64(&p, chat_id);
   pgp_i64(&p, user_id);
@@ -811,7 +815,8 @@ static int pg__participant_add(struct pg *be, int64_t chat_id, int64_t user_id,
   return pg__run(be, PG_PARTICIPANT_INSERT, &p);
 }
 
-static int pg__participants(struct pg *be, int64_t chat_id, struct acl_member **out, size_t *n) {
+static int pg__participants(void *arg, int64_t chat_id, struct acl_member **out, size_t *n) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   struct acl_member *m = NULL;
@@ -841,33 +846,6 @@ static int pg__participants(struct pg *be, int64_t chat_id, struct acl_member **
   *out = m;
   *n = (size_t)rows;
   return 0;
-}
-
-static int pg__set_member_ids(struct store_req *req, const struct acl_member *m, size_t n) {
-  int64_t *ids = NULL;
-  free(req->out.member_ids);
-  req->out.member_ids = NULL;
-  req->out.n_member_ids = 0;
-  if (n == 0)
-    return 0;
-  ids = malloc(n * sizeof *ids);
-  if (ids == NULL)
-    return PARLEY_EUNAVAILABLE;
-  for (size_t i = 0; i < n; i++)
-    ids[i] = m[i].user_id;
-  req->out.member_ids = ids;
-  req->out.n_member_ids = n;
-  return 0;
-}
-
-static int pg__member_ids(struct pg *be, struct store_req *req, int64_t chat_id) {
-  struct acl_member *m = NULL;
-  size_t n = 0;
-  int err = pg__participants(be, chat_id, &m, &n);
-  if (err == 0)
-    err = pg__set_member_ids(req, m, n);
-  free(m);
-  return err;
 }
 
 /* Runs `id` and appends up to `limit` invitations to out.invites; *more (may be NULL) is set when
@@ -928,8 +906,9 @@ static int pg__invite_load(struct pg *be, int64_t id, struct store_invite *inv, 
 
 /* Loads invitation `id` with its chat's row locked: the first read finds the chat, the lock waits
  * for whoever holds it, and the second read sees the invitation as they left it. */
-static int pg__invite_load_locked(struct pg *be, int64_t id, struct store_invite *inv,
+static int pg__invite_load_locked(void *arg, int64_t id, struct store_invite *inv,
                                   int64_t *chat_id, int *archived) {
+  struct pg *be = arg;
   int64_t cid = 0;
   int err = pg__invite_load(be, id, inv, &cid, NULL);
   if (err == 0)
@@ -939,8 +918,9 @@ static int pg__invite_load_locked(struct pg *be, int64_t id, struct store_invite
   return err;
 }
 
-static int pg__invite_set_status(struct pg *be, int64_t id, enum invite_status status,
+static int pg__invite_set_status(void *arg, int64_t id, enum invite_status status,
                                  int64_t now) {
+  struct pg *be = arg;
   struct pgp p = {0};
   long changes = 0;
   int err;
@@ -1238,11 +1218,6 @@ static int pg_chat_list(struct pg *be, struct store_req *req) {
   return pg__invites_read(be, req, PG_INV_INCOMING, &q, STORE_LIMIT_MAX, NULL);
 }
 
-static int pg__chat_full(struct store_req *req, const struct store_chat *c) {
-  return pg__fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
-                  c->max_participants);
-}
-
 static int pg_chat_join(struct pg *be, struct store_req *req) {
   struct store_chat *c = &req->out.chat;
   struct pgp p = {0};
@@ -1250,12 +1225,12 @@ static int pg_chat_join(struct pg *be, struct store_req *req) {
   int removed;
   int err = pg__chat_access(be, req, ACL_CHAT_JOIN, 1);
   if (err == PARLEY_EFORBIDDEN)
-    return pg__fail(req, err, "this chat is private: it is entered by invitation only");
+    return store_fail(req, err, "this chat is private: it is entered by invitation only");
   if (err)
     return err;
   if (c->my_role != CHAT_ROLE_NONE) {
     req->out.joined = 0;
-    return pg__member_ids(be, req, c->id);
+    return store_member_ids(&pg_prims, be, req, c->id);
   }
   pgp_i64(&p, c->id);
   pgp_i64(&p, req->in.user_id);
@@ -1265,11 +1240,11 @@ static int pg_chat_join(struct pg *be, struct store_req *req) {
   removed = PQntuples(r) > 0;
   PQclear(r);
   if (removed)
-    return pg__fail(req, PARLEY_EFORBIDDEN,
+    return store_fail(req, PARLEY_EFORBIDDEN,
                     "you were removed from this chat: only an invitation lets you back in");
   /* The count was read under the chat's lock: two nodes racing for the last seat take turns. */
   if (c->max_participants > 0 && c->participant_count >= c->max_participants)
-    return pg__chat_full(req, c);
+    return store_chat_full(req, c);
   err = pg__participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
   if (err == 0)
     err = pg__chat_touch(be, c->id, req->in.now);
@@ -1279,7 +1254,7 @@ static int pg_chat_join(struct pg *be, struct store_req *req) {
   err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
   if (err)
     return err;
-  return pg__member_ids(be, req, c->id);
+  return store_member_ids(&pg_prims, be, req, c->id);
 }
 
 /* The parameters of MSG_APPEND for `req` into *p (borrowing req's strings), or
@@ -1422,9 +1397,9 @@ static int pg_chat_update(struct pg *be, struct store_req *req) {
   if (mask == 0 || (mask & ~all) != 0)
     return PARLEY_EBAD_REQUEST;
   if ((mask & STORE_UPD_TITLE) && (req->in.title == NULL || req->in.title[0] == '\0'))
-    return pg__fail(req, PARLEY_EBAD_REQUEST, "title: must not be empty");
+    return store_fail(req, PARLEY_EBAD_REQUEST, "title: must not be empty");
   if ((mask & STORE_UPD_CAP) && req->in.max_participants < 0)
-    return pg__fail(req, PARLEY_EBAD_REQUEST, "maxParticipants: must not be negative");
+    return store_fail(req, PARLEY_EBAD_REQUEST, "maxParticipants: must not be negative");
   if ((mask & STORE_UPD_POLICY) && (req->in.invite_policy < INVITE_POLICY_OWNER ||
                                     req->in.invite_policy > INVITE_POLICY_MEMBERS))
     return PARLEY_EBAD_REQUEST;
@@ -1433,7 +1408,7 @@ static int pg_chat_update(struct pg *be, struct store_req *req) {
     return err;
   if ((mask & STORE_UPD_CAP) && req->in.max_participants > 0 &&
       req->in.max_participants < c->participant_count)
-    return pg__fail(req, PARLEY_ECONFLICT,
+    return store_fail(req, PARLEY_ECONFLICT,
                     "maxParticipants (%d) is below the current participant count (%d)",
                     req->in.max_participants, c->participant_count);
   snprintf(pub, sizeof pub, "%d", req->in.is_public != 0);
@@ -1450,10 +1425,11 @@ static int pg_chat_update(struct pg *be, struct store_req *req) {
   err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
   if (err)
     return err;
-  return pg__member_ids(be, req, c->id);
+  return store_member_ids(&pg_prims, be, req, c->id);
 }
 
-static int pg__chat_archive(struct pg *be, struct store_req *req, int64_t chat_id) {
+static int pg__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
+  struct pg *be = arg;
   struct pgp p = {0};
   int err;
   pgp_i64(&p, chat_id);
@@ -1466,153 +1442,6 @@ static int pg__chat_archive(struct pg *be, struct store_req *req, int64_t chat_i
     req->out.invites[i].status = INVITE_REVOKED;
   }
   return err;
-}
-
-static int pg_chat_leave(struct pg *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  struct acl_member *rest = NULL;
-  struct pgp p = {0};
-  size_t n = 0;
-  int was_owner;
-  int err = pg__chat_access(be, req, ACL_CHAT_LEAVE, 1);
-  if (err)
-    return err;
-  was_owner = c->my_role == CHAT_ROLE_OWNER;
-
-  pgp_i64(&p, c->id);
-  pgp_i64(&p, req->in.user_id);
-  err = pg__run(be, PG_PARTICIPANT_DELETE, &p);
-  if (err)
-    goto cleanup;
-  err = pg__participants(be, c->id, &rest, &n);
-  if (err)
-    goto cleanup;
-  if (n == 0) {
-    err = pg__chat_archive(be, req, c->id);
-    if (err)
-      goto cleanup;
-    req->out.archived = 1;
-  } else if (was_owner) {
-    int next = acl_successor(rest, (int)n);
-    if (next >= 0) {
-      err = pg__set_role(be, c->id, rest[next].user_id, CHAT_ROLE_OWNER);
-      if (err == 0)
-        err = pg__set_owner(be, c->id, rest[next].user_id);
-      if (err == 0)
-        err = pg__user_by_id(be, rest[next].user_id, &req->out.new_owner);
-      if (err)
-        goto cleanup;
-      rest[next].role = CHAT_ROLE_OWNER;
-    }
-  }
-  err = pg__chat_touch(be, c->id, req->in.now);
-  if (err)
-    goto cleanup;
-  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    goto cleanup;
-  err = pg__set_member_ids(req, rest, n);
-cleanup:
-  free(rest);
-  return err;
-}
-
-static int pg__chat_target(struct pg *be, struct store_req *req, struct store_user *target,
-                           enum chat_role *target_role) {
-  int err;
-  if (!PG_TERMINATED(req->in.target) || req->in.target[0] == '\0')
-    return PARLEY_EBAD_REQUEST;
-  err = pg__chat_find(be, req, 1);
-  if (err)
-    return err;
-  if (req->out.chat.my_role == CHAT_ROLE_NONE)
-    return PARLEY_EFORBIDDEN;
-  err = pg__user_by_username(be, req, req->in.target, target);
-  if (err)
-    return err;
-  return pg__role_of(be, req->out.chat.id, target->id, target_role);
-}
-
-static int pg_chat_remove(struct pg *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  struct store_user target = {0};
-  enum chat_role target_role = CHAT_ROLE_NONE;
-  struct pgp p = {0};
-  int err = pg__chat_target(be, req, &target, &target_role);
-  if (err)
-    return err;
-  if (target.id == req->in.user_id)
-    return pg__fail(req, PARLEY_EBAD_REQUEST, "to leave a chat, use chat.leave");
-  if (c->my_role < CHAT_ROLE_ADMIN)
-    return pg__fail(req, PARLEY_EFORBIDDEN, "only the owner and admins can remove participants");
-  if (target_role == CHAT_ROLE_NONE)
-    return pg__fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
-                    target.username);
-  if (acl_can_remove(c->my_role, target_role) != 0)
-    return pg__fail(req, PARLEY_EFORBIDDEN, "%s",
-                    target_role == CHAT_ROLE_OWNER ? "the owner cannot be removed"
-                                                   : "admins can remove members only");
-  pgp_i64(&p, c->id);
-  pgp_i64(&p, target.id);
-  err = pg__run(be, PG_PARTICIPANT_DELETE, &p);
-  if (err)
-    return err;
-  /* The same chat and target as $1 and $2, then who removed them and when. */
-  pgp_i64(&p, req->in.user_id);
-  pgp_i64(&p, req->in.now);
-  err = pg__run(be, PG_REMOVAL_INSERT, &p);
-  if (err)
-    return err;
-  err = pg__chat_touch(be, c->id, req->in.now);
-  if (err)
-    return err;
-  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    return err;
-  req->out.user = target;
-  return pg__member_ids(be, req, c->id);
-}
-
-static int pg_chat_set_role(struct pg *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  struct store_user target = {0};
-  enum chat_role target_role = CHAT_ROLE_NONE;
-  enum chat_role role = req->in.role;
-  int err;
-
-  if (role != CHAT_ROLE_MEMBER && role != CHAT_ROLE_ADMIN && role != CHAT_ROLE_OWNER)
-    return PARLEY_EBAD_REQUEST;
-  err = pg__chat_target(be, req, &target, &target_role);
-  if (err)
-    return err;
-  if (c->my_role != CHAT_ROLE_OWNER)
-    return pg__fail(req, PARLEY_EFORBIDDEN, "only the owner can change roles");
-  if (target.id == req->in.user_id)
-    return pg__fail(req, PARLEY_EFORBIDDEN,
-                    "the owner's role changes only by making someone else the owner");
-  if (target_role == CHAT_ROLE_NONE)
-    return pg__fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
-                    target.username);
-  err = acl_can_set_role(c->my_role, target_role, role);
-  if (err)
-    return err;
-  err = pg__set_role(be, c->id, target.id, role);
-  if (err)
-    return err;
-  if (role == CHAT_ROLE_OWNER) {
-    err = pg__set_role(be, c->id, req->in.user_id, CHAT_ROLE_ADMIN);
-    if (err == 0)
-      err = pg__set_owner(be, c->id, target.id);
-    if (err)
-      return err;
-    req->out.new_owner = target;
-  }
-  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    return err;
-  req->out.user = target;
-  req->out.role = role;
-  return pg__member_ids(be, req, c->id);
 }
 
 static int pg_users_search(struct pg *be, struct store_req *req) {
@@ -1686,185 +1515,6 @@ static int pg_users_search(struct pg *be, struct store_req *req) {
 }
 
 /* ---- invitations ---- */
-
-static int pg_invite_create(struct pg *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  struct store_user target = {0};
-  enum chat_role target_role = CHAT_ROLE_NONE;
-  struct store_invite *inv = &req->out.invite;
-  struct pgp p = {0};
-  PGresult *r = NULL;
-  int64_t id;
-  int found = 0;
-  int err;
-
-  if (!PG_TERMINATED(req->in.target) || req->in.target[0] == '\0' ||
-      req->in.expires_at <= req->in.now)
-    return PARLEY_EBAD_REQUEST;
-  err = pg__chat_find(be, req, 1);
-  if (err)
-    return err;
-  if (c->my_role == CHAT_ROLE_NONE)
-    return PARLEY_EFORBIDDEN;
-  if (acl_can_invite(c->my_role, c->invite_policy) != 0)
-    return pg__fail(req, PARLEY_EFORBIDDEN, "%s",
-                    c->invite_policy == INVITE_POLICY_OWNER
-                        ? "only the owner can invite to this chat"
-                        : "only the owner and admins can invite to this chat");
-  err = pg__user_by_username(be, req, req->in.target, &target);
-  if (err)
-    return err;
-  err = pg__role_of(be, c->id, target.id, &target_role);
-  if (err)
-    return err;
-  if (target_role != CHAT_ROLE_NONE)
-    return pg__fail(req, PARLEY_ECONFLICT, "%s is already a participant of this chat",
-                    target.username);
-
-  pgp_i64(&p, c->id);
-  pgp_i64(&p, target.id);
-  err = pg__q(be, PG_INV_PENDING_FOR, &p, &r);
-  if (err)
-    return err;
-  if (PQntuples(r) == 1) {
-    found = 1;
-    err = pg__read_invite(r, 0, inv, NULL, NULL);
-  }
-  PQclear(r);
-  if (err)
-    return err;
-  if (found) {
-    if (inv->expires_at > req->in.now) {
-      req->out.created = 0;
-      return 0;
-    }
-    err = pg__invite_set_status(be, inv->id, INVITE_EXPIRED, req->in.now);
-    if (err)
-      return err;
-  }
-
-  memset(&p, 0, sizeof p);
-  pgp_i64(&p, c->id);
-  pgp_i64(&p, req->in.user_id);
-  pgp_i64(&p, target.id);
-  pgp_i64(&p, req->in.now);
-  pgp_i64(&p, req->in.expires_at);
-  err = pg__q(be, PG_INV_INSERT, &p, &r);
-  if (err)
-    return err;
-  id = pg__i64(r, 0, 0);
-  PQclear(r);
-  err = pg__invite_load(be, id, inv, NULL, NULL);
-  if (err)
-    return err;
-  req->out.created = 1;
-  return 0;
-}
-
-static int pg__invite_for_invitee(struct pg *be, struct store_req *req, enum invite_action action,
-                                  int64_t *chat_id, enum invite_status *next) {
-  struct store_invite *inv = &req->out.invite;
-  int archived = 0;
-  int err;
-
-  if (req->in.invite_id <= 0)
-    return PARLEY_ENOT_FOUND;
-  err = pg__invite_load_locked(be, req->in.invite_id, inv, chat_id, &archived);
-  if (err)
-    return err;
-  if (inv->to.id != req->in.user_id || archived)
-    return PARLEY_ENOT_FOUND;
-  err = invite_transition(inv->status, action, req->in.now, inv->expires_at, next);
-  if (err == PARLEY_ECONFLICT)
-    return pg__fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
-  if (err == PARLEY_EEXPIRED)
-    return pg__fail(req, err, "the invitation expired");
-  return err;
-}
-
-static int pg_invite_accept(struct pg *be, struct store_req *req) {
-  struct store_invite *inv = &req->out.invite;
-  struct store_chat *c = &req->out.chat;
-  enum invite_status next;
-  int64_t chat_id = 0;
-  int err = pg__invite_for_invitee(be, req, INVITE_ACCEPT, &chat_id, &next);
-  if (err)
-    return err;
-  err = pg__chat_load(be, inv->chat_slug, req->in.user_id, c);
-  if (err)
-    return err;
-  if (c->my_role == CHAT_ROLE_NONE) {
-    if (c->max_participants > 0 && c->participant_count >= c->max_participants)
-      return pg__chat_full(req, c);
-    err = pg__participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
-    if (err == 0) {
-      struct pgp p = {0};
-      pgp_i64(&p, chat_id);
-      pgp_i64(&p, req->in.user_id);
-      err = pg__run(be, PG_REMOVAL_DELETE, &p);
-    }
-    if (err == 0)
-      err = pg__chat_touch(be, chat_id, req->in.now);
-    if (err == 0)
-      err = pg__chat_load(be, inv->chat_slug, req->in.user_id, c);
-    if (err)
-      return err;
-    req->out.joined = 1;
-  }
-  err = pg__invite_set_status(be, inv->id, next, req->in.now);
-  if (err)
-    return err;
-  inv->status = next;
-  return pg__member_ids(be, req, chat_id);
-}
-
-static int pg_invite_decline(struct pg *be, struct store_req *req) {
-  enum invite_status next;
-  int err = pg__invite_for_invitee(be, req, INVITE_DECLINE, NULL, &next);
-  if (err)
-    return err;
-  err = pg__invite_set_status(be, req->out.invite.id, next, req->in.now);
-  if (err == 0)
-    req->out.invite.status = next;
-  return err;
-}
-
-static int pg_invite_revoke(struct pg *be, struct store_req *req) {
-  struct store_invite *inv = &req->out.invite;
-  enum chat_role role = CHAT_ROLE_NONE;
-  enum invite_status next;
-  int64_t chat_id = 0;
-  int archived = 0;
-  int is_inviter;
-  int err;
-
-  if (req->in.invite_id <= 0)
-    return PARLEY_ENOT_FOUND;
-  err = pg__invite_load_locked(be, req->in.invite_id, inv, &chat_id, &archived);
-  if (err)
-    return err;
-  if (archived)
-    return PARLEY_ENOT_FOUND;
-  err = pg__role_of(be, chat_id, req->in.user_id, &role);
-  if (err)
-    return err;
-  is_inviter = inv->from.id == req->in.user_id;
-  if (inv->to.id == req->in.user_id)
-    return pg__fail(req, PARLEY_EFORBIDDEN, "an invitation to you is declined, not revoked");
-  if (role == CHAT_ROLE_NONE && !is_inviter)
-    return PARLEY_ENOT_FOUND;
-  if (acl_can_revoke(role, is_inviter) != 0)
-    return pg__fail(req, PARLEY_EFORBIDDEN, "%s",
-                    is_inviter ? "you are no longer a participant of this chat"
-                               : "only its inviter, the owner and admins can revoke it");
-  err = invite_transition(inv->status, INVITE_REVOKE, req->in.now, inv->expires_at, &next);
-  if (err)
-    return pg__fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
-  err = pg__invite_set_status(be, inv->id, next, req->in.now);
-  if (err == 0)
-    inv->status = next;
-  return err;
-}
 
 static int pg_invite_list(struct pg *be, struct store_req *req) {
   struct pgp p = {0};
@@ -2161,6 +1811,86 @@ static int pg_release(void *arg, int undo) {
   return 0;
 }
 
+/* ---- the primitives of store_rules.c ---- */
+
+static int pg__participant_delete(void *arg, int64_t chat_id, int64_t user_id) {
+  struct pgp p = {0};
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, user_id);
+  return pg__run(arg, PG_PARTICIPANT_DELETE, &p);
+}
+
+static int pg__removal_put(void *arg, int64_t chat_id, int64_t user_id, int64_t by, int64_t now) {
+  struct pgp p = {0};
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, user_id);
+  pgp_i64(&p, by);
+  pgp_i64(&p, now);
+  return pg__run(arg, PG_REMOVAL_INSERT, &p);
+}
+
+static int pg__removal_delete(void *arg, int64_t chat_id, int64_t user_id) {
+  struct pgp p = {0};
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, user_id);
+  return pg__run(arg, PG_REMOVAL_DELETE, &p);
+}
+
+static int pg__invite_pending_for(void *arg, int64_t chat_id, int64_t to_id,
+                                  struct store_invite *inv, int *found) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int err;
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, to_id);
+  err = pg__q(arg, PG_INV_PENDING_FOR, &p, &r);
+  *found = err == 0 && PQntuples(r) == 1;
+  if (*found)
+    err = pg__read_invite(r, 0, inv, NULL, NULL);
+  PQclear(r);
+  return err;
+}
+
+static int pg__invite_insert(void *arg, struct store_req *req, int64_t chat_id, int64_t to_id,
+                             struct store_invite *inv) {
+  struct pgp p = {0};
+  PGresult *r = NULL;
+  int64_t id;
+  int err;
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, req->in.user_id);
+  pgp_i64(&p, to_id);
+  pgp_i64(&p, req->in.now);
+  pgp_i64(&p, req->in.expires_at);
+  err = pg__q(arg, PG_INV_INSERT, &p, &r);
+  if (err)
+    return err;
+  id = pg__i64(r, 0, 0);
+  PQclear(r);
+  return pg__invite_load(arg, id, inv, NULL, NULL);
+}
+
+static const struct store_prims pg_prims = {
+    .chat_find = pg__chat_find,
+    .chat_load = pg__chat_load,
+    .chat_touch = pg__chat_touch,
+    .chat_archive = pg__chat_archive,
+    .user_by_id = pg__user_by_id,
+    .user_by_username = pg__user_by_username,
+    .role_of = pg__role_of,
+    .set_role = pg__set_role,
+    .set_owner = pg__set_owner,
+    .participant_add = pg__participant_add,
+    .participant_delete = pg__participant_delete,
+    .participants = pg__participants,
+    .removal_put = pg__removal_put,
+    .removal_delete = pg__removal_delete,
+    .invite_load = pg__invite_load_locked,
+    .invite_set_status = pg__invite_set_status,
+    .invite_pending_for = pg__invite_pending_for,
+    .invite_insert = pg__invite_insert,
+};
+
 static int pg_exec(void *arg, struct store_req *req) {
   struct pg *be = arg;
   if (be->doomed)
@@ -2195,23 +1925,23 @@ static int pg_exec(void *arg, struct store_req *req) {
   case STORE_CHAT_UPDATE:
     return pg_chat_update(be, req);
   case STORE_CHAT_LEAVE:
-    return pg_chat_leave(be, req);
+    return store_rules_chat_leave(&pg_prims, be, req);
   case STORE_CHAT_REMOVE:
-    return pg_chat_remove(be, req);
+    return store_rules_chat_remove(&pg_prims, be, req);
   case STORE_CHAT_SET_ROLE:
-    return pg_chat_set_role(be, req);
+    return store_rules_chat_set_role(&pg_prims, be, req);
   case STORE_CHAT_MEMBERS:
     return pg_chat_members(be, req);
   case STORE_USERS_SEARCH:
     return pg_users_search(be, req);
   case STORE_INVITE_CREATE:
-    return pg_invite_create(be, req);
+    return store_rules_invite_create(&pg_prims, be, req);
   case STORE_INVITE_ACCEPT:
-    return pg_invite_accept(be, req);
+    return store_rules_invite_accept(&pg_prims, be, req);
   case STORE_INVITE_DECLINE:
-    return pg_invite_decline(be, req);
+    return store_rules_invite_decline(&pg_prims, be, req);
   case STORE_INVITE_REVOKE:
-    return pg_invite_revoke(be, req);
+    return store_rules_invite_revoke(&pg_prims, be, req);
   case STORE_INVITE_LIST:
     return pg_invite_list(be, req);
   case STORE_INVITE_SWEEP:

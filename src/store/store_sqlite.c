@@ -9,6 +9,7 @@
  * cap, clientMsgId idempotency, seq allocation) are made here, inside the transaction that makes
  * the change, by the only thread that writes. The per-chat seq comes from chats.last_seq, bumped
  * in the same transaction as the message insert, so a rolled-back send never leaves a hole.
+ * The membership and invitation ops are store_rules.c's, over the primitives of sq_prims.
  */
 #include <assert.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include "core/invite.h"
 #include "store/migrations.h"
 #include "store/store.h"
+#include "store/store_rules.h"
 
 #define SQ_BUSY_TIMEOUT_MS 5000 /* how long a write waits for another process' lock */
 #define SQ_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes */
@@ -205,6 +207,8 @@ struct sq {
   struct sq_ckpt ckpt;
 };
 
+static const struct store_prims sq_prims; /* the membership ops' primitives (store_rules.h) */
+
 /* ---- errors ---- */
 
 /* Maps an SQLite result code to the error table. Operational failures (disk, locks, memory) are
@@ -373,7 +377,8 @@ static int sq__read_msg(sqlite3_stmt *st, int col, struct store_msg *m) {
 
 /* Loads the chat named `slug` as seen by `user_id` into *c. Returns 0, PARLEY_ENOT_FOUND, or an
  * SQLite failure. */
-static int sq__chat_load(struct sq *be, const char *slug, int64_t user_id, struct store_chat *c) {
+static int sq__chat_load(void *arg, const char *slug, int64_t user_id, struct store_chat *c) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_CHAT_BY_SLUG];
   int err = 0;
   int rc;
@@ -410,20 +415,9 @@ static int sq__chat_access(struct sq *be, struct store_req *req, enum acl_op op)
   return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
 }
 
-/* Writes the sentence that explains a failure to the client (app/ sends it as error.message).
- * Returns `err`, so a failing path reads `return sq__fail(req, PARLEY_E..., "...")`. */
-static int sq__fail(struct store_req *req, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int sq__fail(struct store_req *req, int err, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(req->out.errmsg, sizeof req->out.errmsg, fmt, ap);
-  va_end(ap);
-  return err;
-}
-
 /* Moves the chat's last_activity to `now` (never back): every membership change is activity. */
-static int sq__chat_touch(struct sq *be, int64_t chat_id, int64_t now) {
+static int sq__chat_touch(void *arg, int64_t chat_id, int64_t now) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_CHAT_TOUCH];
   sqlite3_bind_int64(st, 1, chat_id);
   sqlite3_bind_int64(st, 2, now);
@@ -432,8 +426,9 @@ static int sq__chat_touch(struct sq *be, int64_t chat_id, int64_t now) {
 
 /* Looks up a user by username into *u. Returns 0, PARLEY_ENOT_FOUND (with errmsg), or an SQLite
  * failure. */
-static int sq__user_by_username(struct sq *be, struct store_req *req, const char *username,
+static int sq__user_by_username(void *arg, struct store_req *req, const char *username,
                                 struct store_user *u) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_USER_BY_USERNAME];
   int rc;
   sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
@@ -444,11 +439,12 @@ static int sq__user_by_username(struct sq *be, struct store_req *req, const char
   if (rc == SQLITE_ROW)
     return 0;
   if (rc == SQLITE_DONE)
-    return sq__fail(req, PARLEY_ENOT_FOUND, "there is no user named %s", username);
+    return store_fail(req, PARLEY_ENOT_FOUND, "there is no user named %s", username);
   return sq__err(be, rc, "user by username");
 }
 
-static int sq__user_by_id(struct sq *be, int64_t id, struct store_user *u) {
+static int sq__user_by_id(void *arg, int64_t id, struct store_user *u) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_USER_BY_ID];
   int rc;
   sqlite3_bind_int64(st, 1, id);
@@ -462,7 +458,8 @@ static int sq__user_by_id(struct sq *be, int64_t id, struct store_user *u) {
 }
 
 /* The role of user_id in chat_id into *role (CHAT_ROLE_NONE if not a participant). */
-static int sq__role_of(struct sq *be, int64_t chat_id, int64_t user_id, enum chat_role *role) {
+static int sq__role_of(void *arg, int64_t chat_id, int64_t user_id, enum chat_role *role) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_PARTICIPANT_ROLE];
   int rc;
   sqlite3_bind_int64(st, 1, chat_id);
@@ -474,7 +471,8 @@ static int sq__role_of(struct sq *be, int64_t chat_id, int64_t user_id, enum cha
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq__err(be, rc, "participant role");
 }
 
-static int sq__set_role(struct sq *be, int64_t chat_id, int64_t user_id, enum chat_role role) {
+static int sq__set_role(void *arg, int64_t chat_id, int64_t user_id, enum chat_role role) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_PARTICIPANT_SET_ROLE];
   sqlite3_bind_int64(st, 1, chat_id);
   sqlite3_bind_int64(st, 2, user_id);
@@ -482,15 +480,17 @@ static int sq__set_role(struct sq *be, int64_t chat_id, int64_t user_id, enum ch
   return sq__run(be, SQ_PARTICIPANT_SET_ROLE);
 }
 
-static int sq__set_owner(struct sq *be, int64_t chat_id, int64_t owner_id) {
+static int sq__set_owner(void *arg, int64_t chat_id, int64_t owner_id) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_CHAT_SET_OWNER];
   sqlite3_bind_int64(st, 1, chat_id);
   sqlite3_bind_int64(st, 2, owner_id);
   return sq__run(be, SQ_CHAT_SET_OWNER);
 }
 
-static int sq__participant_add(struct sq *be, int64_t chat_id, int64_t user_id,
+static int sq__participant_add(void *arg, int64_t chat_id, int64_t user_id,
                                enum chat_role role, int64_t now) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_PARTICIPANT_INSERT];
   sqlite3_bind_int64(st, 1, chat_id);
   sqlite3_bind_int64(st, 2, user_id);
@@ -500,7 +500,8 @@ static int sq__participant_add(struct sq *be, int64_t chat_id, int64_t user_id,
 }
 
 /* Reads every participant of chat_id into a heap array *out (caller frees; NULL when *n is 0). */
-static int sq__participants(struct sq *be, int64_t chat_id, struct acl_member **out, size_t *n) {
+static int sq__participants(void *arg, int64_t chat_id, struct acl_member **out, size_t *n) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_PARTICIPANTS];
   struct acl_member *m = NULL;
   size_t len = 0, cap = 0;
@@ -537,35 +538,6 @@ cleanup:
   *out = m;
   *n = len;
   return 0;
-}
-
-/* Fills out.member_ids from a participant array. */
-static int sq__set_member_ids(struct store_req *req, const struct acl_member *m, size_t n) {
-  int64_t *ids = NULL;
-  free(req->out.member_ids);
-  req->out.member_ids = NULL;
-  req->out.n_member_ids = 0;
-  if (n == 0)
-    return 0;
-  ids = malloc(n * sizeof *ids);
-  if (ids == NULL)
-    return PARLEY_EUNAVAILABLE;
-  for (size_t i = 0; i < n; i++)
-    ids[i] = m[i].user_id;
-  req->out.member_ids = ids;
-  req->out.n_member_ids = n;
-  return 0;
-}
-
-/* Fills out.member_ids with the participants of chat_id as they are now. */
-static int sq__member_ids(struct sq *be, struct store_req *req, int64_t chat_id) {
-  struct acl_member *m = NULL;
-  size_t n = 0;
-  int err = sq__participants(be, chat_id, &m, &n);
-  if (err == 0)
-    err = sq__set_member_ids(req, m, n);
-  free(m);
-  return err;
 }
 
 /* Steps the bound statement `id` and appends up to `limit` invitations to out.invites. *more (may
@@ -610,8 +582,9 @@ cleanup:
 }
 
 /* Loads invitation `id` into *inv with its chat's id and archived flag. */
-static int sq__invite_load(struct sq *be, int64_t id, struct store_invite *inv, int64_t *chat_id,
+static int sq__invite_load(void *arg, int64_t id, struct store_invite *inv, int64_t *chat_id,
                            int *archived) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_INV_BY_ID];
   int err = 0;
   int rc;
@@ -627,8 +600,9 @@ static int sq__invite_load(struct sq *be, int64_t id, struct store_invite *inv, 
   return err;
 }
 
-static int sq__invite_set_status(struct sq *be, int64_t id, enum invite_status status,
+static int sq__invite_set_status(void *arg, int64_t id, enum invite_status status,
                                  int64_t now) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_INV_SET_STATUS];
   int err;
   sqlite3_bind_int64(st, 1, id);
@@ -948,22 +922,16 @@ cleanup:
   return sq__invites_read(be, req, SQ_INV_INCOMING, STORE_LIMIT_MAX, NULL);
 }
 
-/* The refusal of a join at the cap, shared by chat.join and invite.accept. */
-static int sq__chat_full(struct store_req *req, const struct store_chat *c) {
-  return sq__fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
-                  c->max_participants);
-}
-
 static int sq_chat_join(struct sq *be, struct store_req *req) {
   struct store_chat *c = &req->out.chat;
   int err = sq__chat_access(be, req, ACL_CHAT_JOIN);
   if (err == PARLEY_EFORBIDDEN)
-    return sq__fail(req, err, "this chat is private: it is entered by invitation only");
+    return store_fail(req, err, "this chat is private: it is entered by invitation only");
   if (err)
     return err;
   if (c->my_role != CHAT_ROLE_NONE) {
     req->out.joined = 0;
-    return sq__member_ids(be, req, c->id);
+    return store_member_ids(&sq_prims, be, req, c->id);
   }
   {
     /* Removal sticks: a removed user comes back only through an invitation. */
@@ -974,7 +942,7 @@ static int sq_chat_join(struct sq *be, struct store_req *req) {
     rc = sqlite3_step(rm);
     sqlite3_reset(rm);
     if (rc == SQLITE_ROW)
-      return sq__fail(req, PARLEY_EFORBIDDEN,
+      return store_fail(req, PARLEY_EFORBIDDEN,
                       "you were removed from this chat: only an invitation lets you back in");
     if (rc != SQLITE_DONE)
       return sq__err(be, rc, "removal lookup");
@@ -982,7 +950,7 @@ static int sq_chat_join(struct sq *be, struct store_req *req) {
   /* The cap counts the owner too, and is read in the transaction that adds the row, so two joins
    * racing for the last seat cannot both win. */
   if (c->max_participants > 0 && c->participant_count >= c->max_participants)
-    return sq__chat_full(req, c);
+    return store_chat_full(req, c);
 
   err = sq__participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
   if (err)
@@ -994,7 +962,7 @@ static int sq_chat_join(struct sq *be, struct store_req *req) {
   err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
   if (err)
     return err;
-  return sq__member_ids(be, req, c->id);
+  return store_member_ids(&sq_prims, be, req, c->id);
 }
 
 static int sq_msg_append(struct sq *be, struct store_req *req) {
@@ -1183,9 +1151,9 @@ static int sq_chat_update(struct sq *be, struct store_req *req) {
   if (mask == 0 || (mask & ~all) != 0)
     return PARLEY_EBAD_REQUEST;
   if ((mask & STORE_UPD_TITLE) && (req->in.title == NULL || req->in.title[0] == '\0'))
-    return sq__fail(req, PARLEY_EBAD_REQUEST, "title: must not be empty");
+    return store_fail(req, PARLEY_EBAD_REQUEST, "title: must not be empty");
   if ((mask & STORE_UPD_CAP) && req->in.max_participants < 0)
-    return sq__fail(req, PARLEY_EBAD_REQUEST, "maxParticipants: must not be negative");
+    return store_fail(req, PARLEY_EBAD_REQUEST, "maxParticipants: must not be negative");
   if ((mask & STORE_UPD_POLICY) && (req->in.invite_policy < INVITE_POLICY_OWNER ||
                                     req->in.invite_policy > INVITE_POLICY_MEMBERS))
     return PARLEY_EBAD_REQUEST;
@@ -1195,7 +1163,7 @@ static int sq_chat_update(struct sq *be, struct store_req *req) {
   /* Read in the transaction that writes the cap, so a join cannot slip in between. */
   if ((mask & STORE_UPD_CAP) && req->in.max_participants > 0 &&
       req->in.max_participants < c->participant_count)
-    return sq__fail(req, PARLEY_ECONFLICT,
+    return store_fail(req, PARLEY_ECONFLICT,
                     "maxParticipants (%d) is below the current participant count (%d)",
                     req->in.max_participants, c->participant_count);
 
@@ -1222,12 +1190,13 @@ static int sq_chat_update(struct sq *be, struct store_req *req) {
   err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
   if (err)
     return err;
-  return sq__member_ids(be, req, c->id);
+  return store_member_ids(&sq_prims, be, req, c->id);
 }
 
 /* Archives a chat nobody is in any more and revokes its pending invitations, which are returned in
  * out.invites so that their invitees can be told. */
-static int sq__chat_archive(struct sq *be, struct store_req *req, int64_t chat_id) {
+static int sq__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_CHAT_ARCHIVE];
   int err;
   sqlite3_bind_int64(st, 1, chat_id);
@@ -1241,164 +1210,6 @@ static int sq__chat_archive(struct sq *be, struct store_req *req, int64_t chat_i
     req->out.invites[i].status = INVITE_REVOKED;
   }
   return err;
-}
-
-static int sq_chat_leave(struct sq *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  struct acl_member *rest = NULL;
-  size_t n = 0;
-  int was_owner;
-  sqlite3_stmt *st;
-  int err = sq__chat_access(be, req, ACL_CHAT_LEAVE);
-  if (err)
-    return err;
-  was_owner = c->my_role == CHAT_ROLE_OWNER;
-
-  st = be->st[SQ_PARTICIPANT_DELETE];
-  sqlite3_bind_int64(st, 1, c->id);
-  sqlite3_bind_int64(st, 2, req->in.user_id);
-  err = sq__run(be, SQ_PARTICIPANT_DELETE);
-  if (err)
-    goto cleanup;
-  err = sq__participants(be, c->id, &rest, &n);
-  if (err)
-    goto cleanup;
-  if (n == 0) {
-    /* Kept, not deleted: the messages stay for the record and the slug stays taken. */
-    err = sq__chat_archive(be, req, c->id);
-    if (err)
-      goto cleanup;
-    req->out.archived = 1;
-  } else if (was_owner) {
-    int next = acl_successor(rest, (int)n);
-    if (next >= 0) {
-      err = sq__set_role(be, c->id, rest[next].user_id, CHAT_ROLE_OWNER);
-      if (err == 0)
-        err = sq__set_owner(be, c->id, rest[next].user_id);
-      if (err == 0)
-        err = sq__user_by_id(be, rest[next].user_id, &req->out.new_owner);
-      if (err)
-        goto cleanup;
-      rest[next].role = CHAT_ROLE_OWNER;
-    }
-  }
-  err = sq__chat_touch(be, c->id, req->in.now);
-  if (err)
-    goto cleanup;
-  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    goto cleanup;
-  err = sq__set_member_ids(req, rest, n);
-cleanup:
-  free(rest);
-  return err;
-}
-
-/* The common start of chat.remove and chat.setRole: the chat (the caller must be in it), the
- * target user (who must exist and not be the caller) and the target's role. */
-static int sq__chat_target(struct sq *be, struct store_req *req, struct store_user *target,
-                           enum chat_role *target_role) {
-  int err;
-  if (!SQ_TERMINATED(req->in.target) || req->in.target[0] == '\0')
-    return PARLEY_EBAD_REQUEST;
-  err = sq__chat_find(be, req);
-  if (err)
-    return err;
-  if (req->out.chat.my_role == CHAT_ROLE_NONE)
-    return PARLEY_EFORBIDDEN;
-  err = sq__user_by_username(be, req, req->in.target, target);
-  if (err)
-    return err;
-  return sq__role_of(be, req->out.chat.id, target->id, target_role);
-}
-
-static int sq_chat_remove(struct sq *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  struct store_user target = {0};
-  enum chat_role target_role = CHAT_ROLE_NONE;
-  sqlite3_stmt *st;
-  int err = sq__chat_target(be, req, &target, &target_role);
-  if (err)
-    return err;
-  if (target.id == req->in.user_id)
-    return sq__fail(req, PARLEY_EBAD_REQUEST, "to leave a chat, use chat.leave");
-  if (c->my_role < CHAT_ROLE_ADMIN)
-    return sq__fail(req, PARLEY_EFORBIDDEN, "only the owner and admins can remove participants");
-  if (target_role == CHAT_ROLE_NONE)
-    return sq__fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
-                    target.username);
-  if (acl_can_remove(c->my_role, target_role) != 0)
-    return sq__fail(req, PARLEY_EFORBIDDEN, "%s",
-                    target_role == CHAT_ROLE_OWNER
-                        ? "the owner cannot be removed"
-                        : "admins can remove members only");
-
-  st = be->st[SQ_PARTICIPANT_DELETE];
-  sqlite3_bind_int64(st, 1, c->id);
-  sqlite3_bind_int64(st, 2, target.id);
-  err = sq__run(be, SQ_PARTICIPANT_DELETE);
-  if (err)
-    return err;
-  st = be->st[SQ_REMOVAL_INSERT];
-  sqlite3_bind_int64(st, 1, c->id);
-  sqlite3_bind_int64(st, 2, target.id);
-  sqlite3_bind_int64(st, 3, req->in.user_id);
-  sqlite3_bind_int64(st, 4, req->in.now);
-  err = sq__run(be, SQ_REMOVAL_INSERT);
-  if (err)
-    return err;
-  err = sq__chat_touch(be, c->id, req->in.now);
-  if (err)
-    return err;
-  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    return err;
-  req->out.user = target;
-  return sq__member_ids(be, req, c->id);
-}
-
-static int sq_chat_set_role(struct sq *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  struct store_user target = {0};
-  enum chat_role target_role = CHAT_ROLE_NONE;
-  enum chat_role role = req->in.role;
-  int err;
-
-  if (role != CHAT_ROLE_MEMBER && role != CHAT_ROLE_ADMIN && role != CHAT_ROLE_OWNER)
-    return PARLEY_EBAD_REQUEST;
-  err = sq__chat_target(be, req, &target, &target_role);
-  if (err)
-    return err;
-  if (c->my_role != CHAT_ROLE_OWNER)
-    return sq__fail(req, PARLEY_EFORBIDDEN, "only the owner can change roles");
-  if (target.id == req->in.user_id)
-    return sq__fail(req, PARLEY_EFORBIDDEN,
-                    "the owner's role changes only by making someone else the owner");
-  if (target_role == CHAT_ROLE_NONE)
-    return sq__fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
-                    target.username);
-  err = acl_can_set_role(c->my_role, target_role, role);
-  if (err)
-    return err;
-
-  err = sq__set_role(be, c->id, target.id, role);
-  if (err)
-    return err;
-  if (role == CHAT_ROLE_OWNER) {
-    /* One owner at a time: the old one steps down to admin in the same transaction. */
-    err = sq__set_role(be, c->id, req->in.user_id, CHAT_ROLE_ADMIN);
-    if (err == 0)
-      err = sq__set_owner(be, c->id, target.id);
-    if (err)
-      return err;
-    req->out.new_owner = target;
-  }
-  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    return err;
-  req->out.user = target;
-  req->out.role = role;
-  return sq__member_ids(be, req, c->id);
 }
 
 static int sq_users_search(struct sq *be, struct store_req *req) {
@@ -1465,191 +1276,6 @@ static int sq_users_search(struct sq *be, struct store_req *req) {
 }
 
 /* ---- invitations (issue 3) ---- */
-
-static int sq_invite_create(struct sq *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  struct store_user target = {0};
-  enum chat_role target_role = CHAT_ROLE_NONE;
-  struct store_invite *inv = &req->out.invite;
-  sqlite3_stmt *st;
-  int found = 0;
-  int err, rc;
-
-  if (!SQ_TERMINATED(req->in.target) || req->in.target[0] == '\0' ||
-      req->in.expires_at <= req->in.now)
-    return PARLEY_EBAD_REQUEST;
-  err = sq__chat_find(be, req);
-  if (err)
-    return err;
-  if (c->my_role == CHAT_ROLE_NONE)
-    return PARLEY_EFORBIDDEN;
-  if (acl_can_invite(c->my_role, c->invite_policy) != 0)
-    return sq__fail(req, PARLEY_EFORBIDDEN, "%s",
-                    c->invite_policy == INVITE_POLICY_OWNER
-                        ? "only the owner can invite to this chat"
-                        : "only the owner and admins can invite to this chat");
-  err = sq__user_by_username(be, req, req->in.target, &target);
-  if (err)
-    return err;
-  err = sq__role_of(be, c->id, target.id, &target_role);
-  if (err)
-    return err;
-  if (target_role != CHAT_ROLE_NONE)
-    return sq__fail(req, PARLEY_ECONFLICT, "%s is already a participant of this chat",
-                    target.username);
-
-  /* At most one pending invitation per (chat, invitee); the partial UNIQUE index enforces it. */
-  st = be->st[SQ_INV_PENDING_FOR];
-  sqlite3_bind_int64(st, 1, c->id);
-  sqlite3_bind_int64(st, 2, target.id);
-  rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    found = 1;
-    err = sq__read_invite(st, inv, NULL, NULL);
-  } else if (rc != SQLITE_DONE) {
-    err = sq__err(be, rc, "pending invitation");
-  }
-  sqlite3_reset(st);
-  if (err)
-    return err;
-  if (found) {
-    if (inv->expires_at > req->in.now) {
-      req->out.created = 0; /* re-inviting returns the one that is still valid */
-      return 0;
-    }
-    /* Past its time but not swept yet: settle it, then issue a fresh one. */
-    err = sq__invite_set_status(be, inv->id, INVITE_EXPIRED, req->in.now);
-    if (err)
-      return err;
-  }
-
-  st = be->st[SQ_INV_INSERT];
-  sqlite3_bind_int64(st, 1, c->id);
-  sqlite3_bind_int64(st, 2, req->in.user_id);
-  sqlite3_bind_int64(st, 3, target.id);
-  sqlite3_bind_int64(st, 4, req->in.now);
-  sqlite3_bind_int64(st, 5, req->in.expires_at);
-  err = sq__run(be, SQ_INV_INSERT);
-  if (err)
-    return err;
-  err = sq__invite_load(be, sqlite3_last_insert_rowid(be->db), inv, NULL, NULL);
-  if (err)
-    return err;
-  req->out.created = 1;
-  return 0;
-}
-
-/* Loads the invitation of in.invite_id for its invitee (the caller); anyone else is told it does
- * not exist, so invitation ids cannot be probed. Then applies `action` with invite_transition(). */
-static int sq__invite_for_invitee(struct sq *be, struct store_req *req, enum invite_action action,
-                                  int64_t *chat_id, enum invite_status *next) {
-  struct store_invite *inv = &req->out.invite;
-  int archived = 0;
-  int err;
-
-  if (req->in.invite_id <= 0)
-    return PARLEY_ENOT_FOUND;
-  err = sq__invite_load(be, req->in.invite_id, inv, chat_id, &archived);
-  if (err)
-    return err;
-  if (inv->to.id != req->in.user_id || archived)
-    return PARLEY_ENOT_FOUND;
-  err = invite_transition(inv->status, action, req->in.now, inv->expires_at, next);
-  if (err == PARLEY_ECONFLICT)
-    return sq__fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
-  if (err == PARLEY_EEXPIRED)
-    /* Not stored here: a failed request is rolled back. The sweep marks it and tells both. */
-    return sq__fail(req, err, "the invitation expired");
-  return err;
-}
-
-static int sq_invite_accept(struct sq *be, struct store_req *req) {
-  struct store_invite *inv = &req->out.invite;
-  struct store_chat *c = &req->out.chat;
-  enum invite_status next;
-  int64_t chat_id = 0;
-  int err = sq__invite_for_invitee(be, req, INVITE_ACCEPT, &chat_id, &next);
-  if (err)
-    return err;
-  err = sq__chat_load(be, inv->chat_slug, req->in.user_id, c);
-  if (err)
-    return err;
-  if (c->my_role == CHAT_ROLE_NONE) {
-    /* The cap is checked now, not when the invitation was made; a refusal leaves it pending
-     * (this request is rolled back), to be accepted once a seat frees up. */
-    if (c->max_participants > 0 && c->participant_count >= c->max_participants)
-      return sq__chat_full(req, c);
-    err = sq__participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
-    if (err == 0) {
-      /* The managers invited them back: the removal is undone. */
-      sqlite3_stmt *rm = be->st[SQ_REMOVAL_DELETE];
-      sqlite3_bind_int64(rm, 1, chat_id);
-      sqlite3_bind_int64(rm, 2, req->in.user_id);
-      err = sq__run(be, SQ_REMOVAL_DELETE);
-    }
-    if (err == 0)
-      err = sq__chat_touch(be, chat_id, req->in.now);
-    if (err == 0)
-      err = sq__chat_load(be, inv->chat_slug, req->in.user_id, c);
-    if (err)
-      return err;
-    req->out.joined = 1;
-  }
-  err = sq__invite_set_status(be, inv->id, next, req->in.now);
-  if (err)
-    return err;
-  inv->status = next;
-  return sq__member_ids(be, req, chat_id);
-}
-
-static int sq_invite_decline(struct sq *be, struct store_req *req) {
-  enum invite_status next;
-  int err = sq__invite_for_invitee(be, req, INVITE_DECLINE, NULL, &next);
-  if (err)
-    return err;
-  err = sq__invite_set_status(be, req->out.invite.id, next, req->in.now);
-  if (err == 0)
-    req->out.invite.status = next;
-  return err;
-}
-
-static int sq_invite_revoke(struct sq *be, struct store_req *req) {
-  struct store_invite *inv = &req->out.invite;
-  enum chat_role role = CHAT_ROLE_NONE;
-  enum invite_status next;
-  int64_t chat_id = 0;
-  int archived = 0;
-  int is_inviter;
-  int err;
-
-  if (req->in.invite_id <= 0)
-    return PARLEY_ENOT_FOUND;
-  err = sq__invite_load(be, req->in.invite_id, inv, &chat_id, &archived);
-  if (err)
-    return err;
-  if (archived)
-    return PARLEY_ENOT_FOUND;
-  err = sq__role_of(be, chat_id, req->in.user_id, &role);
-  if (err)
-    return err;
-  is_inviter = inv->from.id == req->in.user_id;
-  if (inv->to.id == req->in.user_id)
-    return sq__fail(req, PARLEY_EFORBIDDEN, "an invitation to you is declined, not revoked");
-  /* Someone with no tie to the chat or the invitation learns nothing about it. */
-  if (role == CHAT_ROLE_NONE && !is_inviter)
-    return PARLEY_ENOT_FOUND;
-  if (acl_can_revoke(role, is_inviter) != 0)
-    return sq__fail(req, PARLEY_EFORBIDDEN, "%s",
-                    is_inviter ? "you are no longer a participant of this chat"
-                               : "only its inviter, the owner and admins can revoke it");
-  err = invite_transition(inv->status, INVITE_REVOKE, req->in.now, inv->expires_at, &next);
-  if (err)
-    return sq__fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
-  err = sq__invite_set_status(be, inv->id, next, req->in.now);
-  if (err == 0)
-    inv->status = next;
-  return err;
-}
 
 static int sq_invite_list(struct sq *be, struct store_req *req) {
   sqlite3_stmt *st = be->st[SQ_INV_LIST];
@@ -1933,6 +1559,93 @@ static int sq_user_seen(struct sq *be, struct store_req *req) {
   return sq__run(be, SQ_USER_SEEN);
 }
 
+/* ---- the primitives of store_rules.c ---- */
+
+static int sq__chat_find_prim(void *be, struct store_req *req, int lock) {
+  (void)lock; /* one writer: what this transaction reads stays as it is */
+  return sq__chat_find(be, req);
+}
+
+static int sq__participant_delete(void *arg, int64_t chat_id, int64_t user_id) {
+  struct sq *be = arg;
+  sqlite3_stmt *st = be->st[SQ_PARTICIPANT_DELETE];
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, user_id);
+  return sq__run(be, SQ_PARTICIPANT_DELETE);
+}
+
+static int sq__removal_put(void *arg, int64_t chat_id, int64_t user_id, int64_t by, int64_t now) {
+  struct sq *be = arg;
+  sqlite3_stmt *st = be->st[SQ_REMOVAL_INSERT];
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, user_id);
+  sqlite3_bind_int64(st, 3, by);
+  sqlite3_bind_int64(st, 4, now);
+  return sq__run(be, SQ_REMOVAL_INSERT);
+}
+
+static int sq__removal_delete(void *arg, int64_t chat_id, int64_t user_id) {
+  struct sq *be = arg;
+  sqlite3_stmt *st = be->st[SQ_REMOVAL_DELETE];
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, user_id);
+  return sq__run(be, SQ_REMOVAL_DELETE);
+}
+
+static int sq__invite_pending_for(void *arg, int64_t chat_id, int64_t to_id,
+                                  struct store_invite *inv, int *found) {
+  struct sq *be = arg;
+  sqlite3_stmt *st = be->st[SQ_INV_PENDING_FOR];
+  int err = 0, rc;
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, to_id);
+  rc = sqlite3_step(st);
+  *found = rc == SQLITE_ROW;
+  if (rc == SQLITE_ROW)
+    err = sq__read_invite(st, inv, NULL, NULL);
+  else if (rc != SQLITE_DONE)
+    err = sq__err(be, rc, "pending invitation");
+  sqlite3_reset(st);
+  return err;
+}
+
+static int sq__invite_insert(void *arg, struct store_req *req, int64_t chat_id, int64_t to_id,
+                             struct store_invite *inv) {
+  struct sq *be = arg;
+  sqlite3_stmt *st = be->st[SQ_INV_INSERT];
+  int err;
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, req->in.user_id);
+  sqlite3_bind_int64(st, 3, to_id);
+  sqlite3_bind_int64(st, 4, req->in.now);
+  sqlite3_bind_int64(st, 5, req->in.expires_at);
+  err = sq__run(be, SQ_INV_INSERT);
+  if (err)
+    return err;
+  return sq__invite_load(be, sqlite3_last_insert_rowid(be->db), inv, NULL, NULL);
+}
+
+static const struct store_prims sq_prims = {
+    .chat_find = sq__chat_find_prim,
+    .chat_load = sq__chat_load,
+    .chat_touch = sq__chat_touch,
+    .chat_archive = sq__chat_archive,
+    .user_by_id = sq__user_by_id,
+    .user_by_username = sq__user_by_username,
+    .role_of = sq__role_of,
+    .set_role = sq__set_role,
+    .set_owner = sq__set_owner,
+    .participant_add = sq__participant_add,
+    .participant_delete = sq__participant_delete,
+    .participants = sq__participants,
+    .removal_put = sq__removal_put,
+    .removal_delete = sq__removal_delete,
+    .invite_load = sq__invite_load,
+    .invite_set_status = sq__invite_set_status,
+    .invite_pending_for = sq__invite_pending_for,
+    .invite_insert = sq__invite_insert,
+};
+
 static int sq_exec(void *arg, struct store_req *req) {
   struct sq *be = arg;
   switch (req->op) {
@@ -1965,23 +1678,23 @@ static int sq_exec(void *arg, struct store_req *req) {
   case STORE_CHAT_UPDATE:
     return sq_chat_update(be, req);
   case STORE_CHAT_LEAVE:
-    return sq_chat_leave(be, req);
+    return store_rules_chat_leave(&sq_prims, be, req);
   case STORE_CHAT_REMOVE:
-    return sq_chat_remove(be, req);
+    return store_rules_chat_remove(&sq_prims, be, req);
   case STORE_CHAT_SET_ROLE:
-    return sq_chat_set_role(be, req);
+    return store_rules_chat_set_role(&sq_prims, be, req);
   case STORE_CHAT_MEMBERS:
     return sq_chat_members(be, req);
   case STORE_USERS_SEARCH:
     return sq_users_search(be, req);
   case STORE_INVITE_CREATE:
-    return sq_invite_create(be, req);
+    return store_rules_invite_create(&sq_prims, be, req);
   case STORE_INVITE_ACCEPT:
-    return sq_invite_accept(be, req);
+    return store_rules_invite_accept(&sq_prims, be, req);
   case STORE_INVITE_DECLINE:
-    return sq_invite_decline(be, req);
+    return store_rules_invite_decline(&sq_prims, be, req);
   case STORE_INVITE_REVOKE:
-    return sq_invite_revoke(be, req);
+    return store_rules_invite_revoke(&sq_prims, be, req);
   case STORE_INVITE_LIST:
     return sq_invite_list(be, req);
   case STORE_INVITE_SWEEP:

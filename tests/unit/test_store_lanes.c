@@ -90,7 +90,8 @@ static int fake_exec(void *be, struct store_req *req) {
   .open = fake_open, .close = fake_close, .begin = fake_nop, .commit = fake_nop,                  \
   .rollback = fake_nop, .savepoint = fake_nop, .release = fake_release, .exec = fake_exec
 
-static const struct store_backend_ops fake_ops = {.name = "fake", .conns = FAKE_CONNS, FAKE_METHODS};
+static const struct store_backend_ops fake_ops = {
+    .name = "fake", .conns = FAKE_CONNS, FAKE_METHODS};
 
 /* The same backend with exec_batch: a request whose body is "DEFER" is deferred (STORE_DEFER)
  * until it has been twice, and so is every request of its chat in the batch, as store.h asks. */

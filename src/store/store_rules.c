@@ -1,0 +1,363 @@
+/* store_rules.c - the membership and invitation ops of every backend (see store_rules.h).
+ *
+ * Each op checks what core/acl.c and core/invite.c decide against rows read in the backend's
+ * transaction, and changes rows only through the backend's primitives. On PostgreSQL the
+ * primitives that find a chat or an invitation lock the chat's row first (p->chat_find with lock,
+ * p->invite_load), so what is read next is what the last committer left, as store_pg.c's header
+ * explains; SQLite has a single writer and ignores the flag.
+ */
+#include "store/store_rules.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+int store_fail(struct store_req *req, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(req->out.errmsg, sizeof req->out.errmsg, fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+int store_chat_full(struct store_req *req, const struct store_chat *c) {
+  return store_fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
+                    c->max_participants);
+}
+
+int store_set_member_ids(struct store_req *req, const struct acl_member *m, size_t n) {
+  int64_t *ids = NULL;
+  free(req->out.member_ids);
+  req->out.member_ids = NULL;
+  req->out.n_member_ids = 0;
+  if (n == 0)
+    return 0;
+  ids = malloc(n * sizeof *ids);
+  if (ids == NULL)
+    return PARLEY_EUNAVAILABLE;
+  for (size_t i = 0; i < n; i++)
+    ids[i] = m[i].user_id;
+  req->out.member_ids = ids;
+  req->out.n_member_ids = n;
+  return 0;
+}
+
+int store_member_ids(const struct store_prims *p, void *be, struct store_req *req,
+                     int64_t chat_id) {
+  struct acl_member *m = NULL;
+  size_t n = 0;
+  int err = p->participants(be, chat_id, &m, &n);
+  if (err == 0)
+    err = store_set_member_ids(req, m, n);
+  free(m);
+  return err;
+}
+
+/* The common start of chat.remove and chat.setRole: the chat (the caller must be in it), the
+ * target user (who must exist and not be the caller) and the target's role. */
+static int chat_target(const struct store_prims *p, void *be, struct store_req *req,
+                       struct store_user *target, enum chat_role *target_role) {
+  int err;
+  if (strnlen(req->in.target, sizeof req->in.target) == sizeof req->in.target ||
+      req->in.target[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  err = p->chat_find(be, req, 1);
+  if (err)
+    return err;
+  if (req->out.chat.my_role == CHAT_ROLE_NONE)
+    return PARLEY_EFORBIDDEN;
+  err = p->user_by_username(be, req, req->in.target, target);
+  if (err)
+    return err;
+  return p->role_of(be, req->out.chat.id, target->id, target_role);
+}
+
+int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct acl_member *rest = NULL;
+  size_t n = 0;
+  int was_owner;
+  int err = p->chat_find(be, req, 1);
+  if (err == 0)
+    err = acl_check(ACL_CHAT_LEAVE, c->my_role, c->is_public);
+  if (err)
+    return err;
+  was_owner = c->my_role == CHAT_ROLE_OWNER;
+
+  err = p->participant_delete(be, c->id, req->in.user_id);
+  if (err)
+    goto cleanup;
+  err = p->participants(be, c->id, &rest, &n);
+  if (err)
+    goto cleanup;
+  if (n == 0) {
+    /* Kept, not deleted: the messages stay for the record and the slug stays taken. */
+    err = p->chat_archive(be, req, c->id);
+    if (err)
+      goto cleanup;
+    req->out.archived = 1;
+  } else if (was_owner) {
+    int next = acl_successor(rest, (int)n);
+    if (next >= 0) {
+      err = p->set_role(be, c->id, rest[next].user_id, CHAT_ROLE_OWNER);
+      if (err == 0)
+        err = p->set_owner(be, c->id, rest[next].user_id);
+      if (err == 0)
+        err = p->user_by_id(be, rest[next].user_id, &req->out.new_owner);
+      if (err)
+        goto cleanup;
+      rest[next].role = CHAT_ROLE_OWNER;
+    }
+  }
+  err = p->chat_touch(be, c->id, req->in.now);
+  if (err)
+    goto cleanup;
+  err = p->chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    goto cleanup;
+  err = store_set_member_ids(req, rest, n);
+cleanup:
+  free(rest);
+  return err;
+}
+
+int store_rules_chat_remove(const struct store_prims *p, void *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_user target = {0};
+  enum chat_role target_role = CHAT_ROLE_NONE;
+  int err = chat_target(p, be, req, &target, &target_role);
+  if (err)
+    return err;
+  if (target.id == req->in.user_id)
+    return store_fail(req, PARLEY_EBAD_REQUEST, "to leave a chat, use chat.leave");
+  if (c->my_role < CHAT_ROLE_ADMIN)
+    return store_fail(req, PARLEY_EFORBIDDEN, "only the owner and admins can remove participants");
+  if (target_role == CHAT_ROLE_NONE)
+    return store_fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
+                      target.username);
+  if (acl_can_remove(c->my_role, target_role) != 0)
+    return store_fail(req, PARLEY_EFORBIDDEN, "%s",
+                      target_role == CHAT_ROLE_OWNER ? "the owner cannot be removed"
+                                                     : "admins can remove members only");
+
+  err = p->participant_delete(be, c->id, target.id);
+  if (err == 0) /* kept until an invitation is accepted: they cannot rejoin by themselves */
+    err = p->removal_put(be, c->id, target.id, req->in.user_id, req->in.now);
+  if (err)
+    return err;
+  err = p->chat_touch(be, c->id, req->in.now);
+  if (err)
+    return err;
+  err = p->chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  req->out.user = target;
+  return store_member_ids(p, be, req, c->id);
+}
+
+int store_rules_chat_set_role(const struct store_prims *p, void *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_user target = {0};
+  enum chat_role target_role = CHAT_ROLE_NONE;
+  enum chat_role role = req->in.role;
+  int err;
+
+  if (role != CHAT_ROLE_MEMBER && role != CHAT_ROLE_ADMIN && role != CHAT_ROLE_OWNER)
+    return PARLEY_EBAD_REQUEST;
+  err = chat_target(p, be, req, &target, &target_role);
+  if (err)
+    return err;
+  if (c->my_role != CHAT_ROLE_OWNER)
+    return store_fail(req, PARLEY_EFORBIDDEN, "only the owner can change roles");
+  if (target.id == req->in.user_id)
+    return store_fail(req, PARLEY_EFORBIDDEN,
+                      "the owner's role changes only by making someone else the owner");
+  if (target_role == CHAT_ROLE_NONE)
+    return store_fail(req, PARLEY_ENOT_FOUND, "%s is not a participant of this chat",
+                      target.username);
+  err = acl_can_set_role(c->my_role, target_role, role);
+  if (err)
+    return err;
+
+  err = p->set_role(be, c->id, target.id, role);
+  if (err)
+    return err;
+  if (role == CHAT_ROLE_OWNER) {
+    /* One owner at a time: the old one steps down to admin in the same transaction. */
+    err = p->set_role(be, c->id, req->in.user_id, CHAT_ROLE_ADMIN);
+    if (err == 0)
+      err = p->set_owner(be, c->id, target.id);
+    if (err)
+      return err;
+    req->out.new_owner = target;
+  }
+  err = p->chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  req->out.user = target;
+  req->out.role = role;
+  return store_member_ids(p, be, req, c->id);
+}
+
+int store_rules_invite_create(const struct store_prims *p, void *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  struct store_user target = {0};
+  enum chat_role target_role = CHAT_ROLE_NONE;
+  struct store_invite *inv = &req->out.invite;
+  int found = 0;
+  int err;
+
+  if (strnlen(req->in.target, sizeof req->in.target) == sizeof req->in.target ||
+      req->in.target[0] == '\0' || req->in.expires_at <= req->in.now)
+    return PARLEY_EBAD_REQUEST;
+  err = p->chat_find(be, req, 1);
+  if (err)
+    return err;
+  if (c->my_role == CHAT_ROLE_NONE)
+    return PARLEY_EFORBIDDEN;
+  if (acl_can_invite(c->my_role, c->invite_policy) != 0)
+    return store_fail(req, PARLEY_EFORBIDDEN, "%s",
+                      c->invite_policy == INVITE_POLICY_OWNER
+                          ? "only the owner can invite to this chat"
+                          : "only the owner and admins can invite to this chat");
+  err = p->user_by_username(be, req, req->in.target, &target);
+  if (err)
+    return err;
+  err = p->role_of(be, c->id, target.id, &target_role);
+  if (err)
+    return err;
+  if (target_role != CHAT_ROLE_NONE)
+    return store_fail(req, PARLEY_ECONFLICT, "%s is already a participant of this chat",
+                      target.username);
+
+  /* At most one pending invitation per (chat, invitee); the partial UNIQUE index enforces it. */
+  err = p->invite_pending_for(be, c->id, target.id, inv, &found);
+  if (err)
+    return err;
+  if (found) {
+    if (inv->expires_at > req->in.now) {
+      req->out.created = 0; /* re-inviting returns the one that is still valid */
+      return 0;
+    }
+    /* Past its time but not swept yet: settle it, then issue a fresh one. */
+    err = p->invite_set_status(be, inv->id, INVITE_EXPIRED, req->in.now);
+    if (err)
+      return err;
+  }
+  err = p->invite_insert(be, req, c->id, target.id, inv);
+  if (err)
+    return err;
+  req->out.created = 1;
+  return 0;
+}
+
+/* Loads the invitation of in.invite_id for its invitee (the caller); anyone else is told it does
+ * not exist, so invitation ids cannot be probed. Then applies `action` with invite_transition(). */
+static int invite_for_invitee(const struct store_prims *p, void *be, struct store_req *req,
+                              enum invite_action action, int64_t *chat_id,
+                              enum invite_status *next) {
+  struct store_invite *inv = &req->out.invite;
+  int archived = 0;
+  int err;
+
+  if (req->in.invite_id <= 0)
+    return PARLEY_ENOT_FOUND;
+  err = p->invite_load(be, req->in.invite_id, inv, chat_id, &archived);
+  if (err)
+    return err;
+  if (inv->to.id != req->in.user_id || archived)
+    return PARLEY_ENOT_FOUND;
+  err = invite_transition(inv->status, action, req->in.now, inv->expires_at, next);
+  if (err == PARLEY_ECONFLICT)
+    return store_fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
+  if (err == PARLEY_EEXPIRED)
+    /* Not stored here: a failed request is rolled back. The sweep marks it and tells both. */
+    return store_fail(req, err, "the invitation expired");
+  return err;
+}
+
+int store_rules_invite_accept(const struct store_prims *p, void *be, struct store_req *req) {
+  struct store_invite *inv = &req->out.invite;
+  struct store_chat *c = &req->out.chat;
+  enum invite_status next;
+  int64_t chat_id = 0;
+  int err = invite_for_invitee(p, be, req, INVITE_ACCEPT, &chat_id, &next);
+  if (err)
+    return err;
+  err = p->chat_load(be, inv->chat_slug, req->in.user_id, c);
+  if (err)
+    return err;
+  if (c->my_role == CHAT_ROLE_NONE) {
+    /* The cap is checked now, not when the invitation was made; a refusal leaves it pending
+     * (this request is rolled back), to be accepted once a seat frees up. */
+    if (c->max_participants > 0 && c->participant_count >= c->max_participants)
+      return store_chat_full(req, c);
+    err = p->participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
+    if (err == 0) /* the managers invited them back: the removal is undone */
+      err = p->removal_delete(be, chat_id, req->in.user_id);
+    if (err == 0)
+      err = p->chat_touch(be, chat_id, req->in.now);
+    if (err == 0)
+      err = p->chat_load(be, inv->chat_slug, req->in.user_id, c);
+    if (err)
+      return err;
+    req->out.joined = 1;
+  }
+  err = p->invite_set_status(be, inv->id, next, req->in.now);
+  if (err)
+    return err;
+  inv->status = next;
+  return store_member_ids(p, be, req, chat_id);
+}
+
+int store_rules_invite_decline(const struct store_prims *p, void *be, struct store_req *req) {
+  enum invite_status next;
+  int err = invite_for_invitee(p, be, req, INVITE_DECLINE, NULL, &next);
+  if (err)
+    return err;
+  err = p->invite_set_status(be, req->out.invite.id, next, req->in.now);
+  if (err == 0)
+    req->out.invite.status = next;
+  return err;
+}
+
+int store_rules_invite_revoke(const struct store_prims *p, void *be, struct store_req *req) {
+  struct store_invite *inv = &req->out.invite;
+  enum chat_role role = CHAT_ROLE_NONE;
+  enum invite_status next;
+  int64_t chat_id = 0;
+  int archived = 0;
+  int is_inviter;
+  int err;
+
+  if (req->in.invite_id <= 0)
+    return PARLEY_ENOT_FOUND;
+  err = p->invite_load(be, req->in.invite_id, inv, &chat_id, &archived);
+  if (err)
+    return err;
+  if (archived)
+    return PARLEY_ENOT_FOUND;
+  err = p->role_of(be, chat_id, req->in.user_id, &role);
+  if (err)
+    return err;
+  is_inviter = inv->from.id == req->in.user_id;
+  if (inv->to.id == req->in.user_id)
+    return store_fail(req, PARLEY_EFORBIDDEN, "an invitation to you is declined, not revoked");
+  /* Someone with no tie to the chat or the invitation learns nothing about it. */
+  if (role == CHAT_ROLE_NONE && !is_inviter)
+    return PARLEY_ENOT_FOUND;
+  if (acl_can_revoke(role, is_inviter) != 0)
+    return store_fail(req, PARLEY_EFORBIDDEN, "%s",
+                      is_inviter ? "you are no longer a participant of this chat"
+                                 : "only its inviter, the owner and admins can revoke it");
+  err = invite_transition(inv->status, INVITE_REVOKE, req->in.now, inv->expires_at, &next);
+  if (err)
+    return store_fail(req, err, "the invitation is already %s", invite_status_name(inv->status));
+  err = p->invite_set_status(be, inv->id, next, req->in.now);
+  if (err == 0)
+    inv->status = next;
+  return err;
+}

@@ -1,0 +1,77 @@
+/* store_rules.h - the membership and invitation ops, written once for every backend (internal to
+ * src/store).
+ *
+ * What these ops decide (who may leave, remove, change a role, accept, decline or revoke; who
+ * becomes owner; what the client is told) is the same on SQLite and PostgreSQL; only how a row is
+ * read or written differs. So the ops live in store_rules.c, over `struct store_prims`, the few
+ * row-level primitives each backend provides. They run on the store thread inside the backend's
+ * open transaction and savepoint, like any backend op: a failed op's writes are rolled back by
+ * the caller. Every function returns 0 or a PARLEY_E* code; `be` is the backend's state.
+ */
+#ifndef PARLEY_STORE_RULES_H
+#define PARLEY_STORE_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/acl.h"
+#include "core/invite.h"
+#include "store/store.h"
+
+struct store_prims {
+  /* req->in.slug into req->out.chat as req->in.user_id sees it; PARLEY_ENOT_FOUND if archived.
+   * With `lock`, a backend shared by several writers (PostgreSQL) first takes the chat's lock. */
+  int (*chat_find)(void *be, struct store_req *req, int lock);
+  /* Chat `slug` as `user_id` sees it into *c (its previous title freed). */
+  int (*chat_load)(void *be, const char *slug, int64_t user_id, struct store_chat *c);
+  int (*chat_touch)(void *be, int64_t chat_id, int64_t now); /* last_activity, never back */
+  /* Archives the chat and revokes its pending invitations, returned in req->out.invites. */
+  int (*chat_archive)(void *be, struct store_req *req, int64_t chat_id);
+  int (*user_by_id)(void *be, int64_t id, struct store_user *u);
+  /* PARLEY_ENOT_FOUND (with out.errmsg) if nobody has that username. */
+  int (*user_by_username)(void *be, struct store_req *req, const char *username,
+                          struct store_user *u);
+  int (*role_of)(void *be, int64_t chat_id, int64_t user_id, enum chat_role *role);
+  int (*set_role)(void *be, int64_t chat_id, int64_t user_id, enum chat_role role);
+  int (*set_owner)(void *be, int64_t chat_id, int64_t owner_id);
+  int (*participant_add)(void *be, int64_t chat_id, int64_t user_id, enum chat_role role,
+                         int64_t now);
+  int (*participant_delete)(void *be, int64_t chat_id, int64_t user_id);
+  /* Every participant into a heap array *out (caller frees; NULL when *n is 0). */
+  int (*participants)(void *be, int64_t chat_id, struct acl_member **out, size_t *n);
+  int (*removal_put)(void *be, int64_t chat_id, int64_t user_id, int64_t by, int64_t now);
+  int (*removal_delete)(void *be, int64_t chat_id, int64_t user_id);
+  /* Invitation `id` into *inv, its chat's id and archived flag into the others. On PostgreSQL it
+   * locks the invitation's chat first, then reads the invitation (locks go chat first). */
+  int (*invite_load)(void *be, int64_t id, struct store_invite *inv, int64_t *chat_id,
+                     int *archived);
+  int (*invite_set_status)(void *be, int64_t id, enum invite_status status, int64_t now);
+  /* The pending invitation of to_id to chat_id into *inv, if any (*found = 1). */
+  int (*invite_pending_for)(void *be, int64_t chat_id, int64_t to_id, struct store_invite *inv,
+                            int *found);
+  /* Stores a pending invitation from req->in.user_id (times from req->in) and reads it back. */
+  int (*invite_insert)(void *be, struct store_req *req, int64_t chat_id, int64_t to_id,
+                       struct store_invite *inv);
+};
+
+/* Writes the sentence that explains a failure to the client into req->out.errmsg and returns
+ * `err`: `return store_fail(req, PARLEY_E..., "...")`. */
+int store_fail(struct store_req *req, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* PARLEY_ECHAT_FULL with the sentence that says the cap. */
+int store_chat_full(struct store_req *req, const struct store_chat *c);
+/* out.member_ids from a participant array (borrowed). */
+int store_set_member_ids(struct store_req *req, const struct acl_member *m, size_t n);
+/* out.member_ids: the participants of chat_id as they are now. */
+int store_member_ids(const struct store_prims *p, void *be, struct store_req *req, int64_t chat_id);
+
+/* The ops, as store.h describes them. */
+int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_req *req);
+int store_rules_chat_remove(const struct store_prims *p, void *be, struct store_req *req);
+int store_rules_chat_set_role(const struct store_prims *p, void *be, struct store_req *req);
+int store_rules_invite_create(const struct store_prims *p, void *be, struct store_req *req);
+int store_rules_invite_accept(const struct store_prims *p, void *be, struct store_req *req);
+int store_rules_invite_decline(const struct store_prims *p, void *be, struct store_req *req);
+int store_rules_invite_revoke(const struct store_prims *p, void *be, struct store_req *req);
+
+#endif
