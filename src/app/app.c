@@ -247,7 +247,11 @@ int app__submit(struct app *a, struct client *cl, struct store_req *req, store_c
   int err;
   if (cl)
     app__client_ref(cl);
-  req->in.now = app__now(a);
+  /* The time the op was asked for: kept when the caller set it already, since other inputs may
+   * have been computed from it (an invitation's expires_at is in.now + ttl: taking the clock
+   * again here made a 1 s ttl 999 ms when the millisecond turned in between). */
+  if (req->in.now == 0)
+    req->in.now = app__now(a);
   req->order = cl; /* one socket's ops take effect in the order it sent them */
   err = store_submit(a->store, req, cb, cl);
   if (err) {
