@@ -17,6 +17,8 @@ shopt -s lastpipe
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 PARLEY_BIN=${PARLEY_BIN:-$root/build/parley}
 LOADGEN=${LOADGEN:-$here/build/loadgen}
 nodes=3 users=1000 chat_size=10 rate=2000 duration=20 warmup=3 only="" extra=()
@@ -57,17 +59,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pick_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
-
-# Sum of utime+stime ticks of a process (all threads).
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pids_of() { pgrep -x "$1" | tr '\n' ' '; }
 
 # start_nodes COUNT STORE BUS: starts COUNT nodes; sets ports[] and pids[].

@@ -33,6 +33,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 PARLEY_BIN=${PARLEY_BIN:-$root/build/parley}
 LOADGEN=${LOADGEN:-$here/build/loadgen}
 scenarios=${BENCH_SCENARIOS:-chat typing broadcast}
@@ -128,16 +130,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# A port nobody listens on, below the ephemeral range the load generator's sockets use.
-pick_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
 
 start_server() {
   port=$(pick_port) || { echo "run.sh: no free port found" >&2; exit 1; }

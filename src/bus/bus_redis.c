@@ -668,11 +668,45 @@ static void call_unlink(struct rbus *rb, struct rpcall *pc) {
     pc->next->prev = pc->prev;
 }
 
-/* A script's answer: a flat array of (user id, state, lastSeen, name) quadruples. */
-static void pres_reply(redisAsyncContext *ac, void *r, void *privdata) {
-  struct rpcall *pc = privdata;
+/* A script's answer: a flat array of (user id, state, lastSeen, name) quadruples. Fills `list`
+ * (room for elements / 4 entries) and returns how many. */
+static size_t parse_quads(const redisReply *reply, struct bus_presence *list) {
+  size_t n = 0;
+  for (size_t i = 0; i + 3 < reply->elements; i += 4) {
+    const redisReply *name = reply->element[i + 3];
+    list[n].user_id = reply->element[i]->integer;
+    list[n].state = (int)reply->element[i + 1]->integer;
+    list[n].last_seen = reply->element[i + 2]->integer;
+    if (name->type == REDIS_REPLY_STRING)
+      snprintf(list[n].name, sizeof list[n].name, "%.*s", (int)name->len, name->str);
+    n++;
+  }
+  return n;
+}
+
+/* "pr:on" answers HGETALL: user id, "<state> <lastSeen> <name>", ... (elements / 2 entries). */
+static size_t parse_hgetall(const redisReply *reply, struct bus_presence *list) {
+  size_t n = 0;
+  for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+    long long id, last;
+    int st;
+    char name[BUS_PRES_NAME_MAX + 1] = "";
+    if (reply->element[i]->type != REDIS_REPLY_STRING ||
+        reply->element[i + 1]->type != REDIS_REPLY_STRING ||
+        sscanf(reply->element[i]->str, "%lld", &id) != 1 ||
+        sscanf(reply->element[i + 1]->str, "%d %lld %64s", &st, &last, name) < 2)
+      continue;
+    list[n] = (struct bus_presence){id, st, last, ""};
+    memcpy(list[n++].name, name, sizeof name);
+  }
+  return n;
+}
+
+/* Hands a presence command's answer, parsed by `parse`, to its caller's callback (unless close
+ * cancelled it), and frees the call. */
+static void pres_answer(redisAsyncContext *ac, redisReply *reply, struct rpcall *pc,
+                        size_t (*parse)(const redisReply *, struct bus_presence *)) {
   struct rbus *rb = ac->data;
-  redisReply *reply = r;
   struct bus_presence *list = NULL;
   size_t n = 0;
   int status = 0;
@@ -684,59 +718,24 @@ static void pres_reply(redisAsyncContext *ac, void *r, void *privdata) {
   call_unlink(rb, pc);
   if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
     if (reply && reply->type == REDIS_REPLY_ERROR)
-      log_error("bus: presence script failed: %s", reply->str);
+      log_error("bus: presence command failed: %s", reply->str);
     status = reply == NULL ? PARLEY_EUNAVAILABLE : PARLEY_EINTERNAL;
   } else if (reply->elements) {
-    list = calloc(reply->elements / 4 + 1, sizeof *list);
-    for (size_t i = 0; list && i + 3 < reply->elements; i += 4) {
-      const redisReply *name = reply->element[i + 3];
-      list[n].user_id = reply->element[i]->integer;
-      list[n].state = (int)reply->element[i + 1]->integer;
-      list[n].last_seen = reply->element[i + 2]->integer;
-      if (name->type == REDIS_REPLY_STRING)
-        snprintf(list[n].name, sizeof list[n].name, "%.*s", (int)name->len, name->str);
-      n++;
-    }
+    list = calloc(reply->elements + 1, sizeof *list);
+    if (list)
+      n = parse(reply, list);
   }
   pc->cb(pc->arg, status, list, n);
   free(list);
   free(pc);
 }
 
-/* "pr:on" answers HGETALL: user id, "<state> <lastSeen>", ... */
-static void list_reply(redisAsyncContext *ac, void *r, void *privdata) {
-  struct rpcall *pc = privdata;
-  struct rbus *rb = ac->data;
-  redisReply *reply = r;
-  struct bus_presence *list = NULL;
-  size_t n = 0;
-  int status = 0;
+static void pres_reply(redisAsyncContext *ac, void *r, void *privdata) {
+  pres_answer(ac, r, privdata, parse_quads);
+}
 
-  if (pc->cb == NULL) {
-    free(pc);
-    return;
-  }
-  call_unlink(rb, pc);
-  if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-    status = reply == NULL ? PARLEY_EUNAVAILABLE : PARLEY_EINTERNAL;
-  } else if (reply->elements) {
-    list = calloc(reply->elements / 2 + 1, sizeof *list);
-    for (size_t i = 0; list && i + 1 < reply->elements; i += 2) {
-      long long id, last;
-      int st;
-      char name[BUS_PRES_NAME_MAX + 1] = "";
-      if (reply->element[i]->type != REDIS_REPLY_STRING ||
-          reply->element[i + 1]->type != REDIS_REPLY_STRING ||
-          sscanf(reply->element[i]->str, "%lld", &id) != 1 ||
-          sscanf(reply->element[i + 1]->str, "%d %lld %64s", &st, &last, name) < 2)
-        continue;
-      list[n] = (struct bus_presence){id, st, last, ""};
-      memcpy(list[n++].name, name, sizeof name);
-    }
-  }
-  pc->cb(pc->arg, status, list, n);
-  free(list);
-  free(pc);
+static void list_reply(redisAsyncContext *ac, void *r, void *privdata) {
+  pres_answer(ac, r, privdata, parse_hgetall);
 }
 
 /* Sends argv on the publish connection with its reply going to fn(cb, arg). */

@@ -2159,13 +2159,16 @@ static int pg__claim_chats(struct pg *be, struct store_req *batch) {
   size_t n_want[2] = {0, 0}, cap[2] = {0, 0}, n_got = 0;
   PGresult *res = NULL;
   uint64_t now = clock_mono_ns();
+  const char *prev = "";
   int err = 0;
 
   for (struct store_req *r = batch; r != NULL; r = r->next) {
-    int k = now - r->t_submit_ns >= PG_DEFER_NS; /* 1: wait for it */
+    /* 1: wait for it. A chat's first request in the batch is its oldest and decides. */
+    int k = now - r->t_submit_ns >= PG_DEFER_NS;
     if (!pg__pipeable(r) || !PG_TERMINATED(r->in.slug) || r->in.slug[0] == '\0' ||
-        pg__slug_in(want[0], n_want[0], r->in.slug) || pg__slug_in(want[1], n_want[1], r->in.slug))
-      continue;
+        strcmp(prev, r->in.slug) == 0)
+      continue; /* in lock order, so a chat's requests are adjacent */
+    prev = r->in.slug;
     if (n_want[k] == cap[k]) {
       const char **nw = realloc(want[k], (cap[k] = cap[k] ? 2 * cap[k] : 16) * sizeof **want);
       if (nw == NULL)

@@ -87,17 +87,12 @@ static int fault_exec(void *be, struct store_req *req) {
   return rc;
 }
 
-static const struct store_backend_ops fault_ops = {
-    .name = "faults",
-    .open = fault_open,
-    .close = fault_close,
-    .begin = fault_begin,
-    .commit = fault_commit,
-    .rollback = fault_rollback,
-    .savepoint = fault_savepoint,
-    .release = fault_release,
-    .exec = fault_exec,
-};
+#define FAULT_METHODS                                                                             \
+  .open = fault_open, .close = fault_close, .begin = fault_begin, .commit = fault_commit,         \
+  .rollback = fault_rollback, .savepoint = fault_savepoint, .release = fault_release,             \
+  .exec = fault_exec
+
+static const struct store_backend_ops fault_ops = {.name = "faults", FAULT_METHODS};
 
 /* fault_ops with the backend's own exec_batch (PostgreSQL's pipelines), for faulty == 2: the
  * gate still forms the batch, the per-request faults do not apply. */
@@ -106,17 +101,7 @@ static int fault_exec_batch(void *be, struct store_req *batch) {
 }
 
 static const struct store_backend_ops fault_batch_ops = {
-    .name = "faults+batch",
-    .open = fault_open,
-    .close = fault_close,
-    .begin = fault_begin,
-    .commit = fault_commit,
-    .rollback = fault_rollback,
-    .savepoint = fault_savepoint,
-    .release = fault_release,
-    .exec = fault_exec,
-    .exec_batch = fault_exec_batch,
-};
+    .name = "faults+batch", FAULT_METHODS, .exec_batch = fault_exec_batch};
 
 static int store_reopen(struct fx *f) {
   store_close_wait(f);
