@@ -135,8 +135,9 @@ describe('membership events across three nodes', () => {
 
 // The remover on node 0, a writer on node 1, the victim and a witness on node 2, in one public
 // chat whose seq 1 everyone has; then the removal of the victim, and a message from the writer
-// right after it. Resolves once the witness has that message.
-async function removalThenMessage(nodes, title, removeOpts) {
+// right after it. Resolves once the witness has that message. `beforeRemoval` (optional) runs
+// once everything is set up, just before the removal.
+async function removalThenMessage(nodes, title, removeOpts, beforeRemoval = async () => {}) {
   const a = await userOn(nodes[0], 'remover');
   const w = await userOn(nodes[1], 'writer');
   const v = await userOn(nodes[2], 'victim');
@@ -147,6 +148,7 @@ async function removalThenMessage(nodes, title, removeOpts) {
   await w.c.ok('msg.send', { chat: slug, body: 'first', clientMsgId: 'f' });
   await v.c.waitSeq(slug, 1);
   await x.c.waitSeq(slug, 1);
+  await beforeRemoval();
 
   await a.c.ok('chat.remove', { chat: slug, user: v.user.username }, removeOpts);
   const later = await w.c.ok('msg.send', { chat: slug, body: 'after the removal', clientMsgId: 'l' });
@@ -178,12 +180,21 @@ describe('a removal whose news does not reach a node at all in time', () => {
   const nodes = useCluster(3, { nodeEnv: [{ PARLEY_TEST_BUS_DELAY_MS: '7000' }] });
 
   test('a later message committed on another node never reaches the removed user', async () => {
-    const { users, v, slug } = await removalThenMessage(nodes, 'Deaf', { timeout: 15000 });
+    const catchUps = async () => {
+      const res = await http(nodes[2], 'GET', '/metrics');
+      return Number(/^parley_catch_ups_total (\d+)$/m.exec(res.text)[1]);
+    };
+    let before;
+    const { users, v, slug } = await removalThenMessage(nodes, 'Deaf', { timeout: 15000 }, async () => {
+      before = await catchUps(); // the subscriptions' first reads are done by now
+    });
     // Node 2 itself tells the victim (the news from node 0 is still on its way).
     await v.c.waitFor((e) => e.ev === 'removed' && e.chat === slug);
     await barrier(v.c);
     assert.deepEqual(v.c.msgs(slug).map((m) => m.seq), [1], 'the removed user got only seq 1');
     await v.c.fail('msg.history', { chat: slug }, 'forbidden');
+    // Node 2 asked the store (and counted it) rather than trusting its subscriptions.
+    assert.ok((await catchUps()) > before, 'parley_catch_ups_total did not move on node 2');
     for (const u of users) await u.c.close();
   });
 });
