@@ -15,17 +15,23 @@
 static void usage(void) {
   fprintf(stderr,
           "usage: parley [--listen HOST:PORT] [--data DIR] [--web DIR] [--durability normal|fsync]\n"
-          "Every setting is also a PARLEY_* environment variable (see docs/operations.md).\n");
+          "       parley --print-config-table\n"
+          "Every setting is also a PARLEY_* environment variable (see docs/operations.md);\n"
+          "--print-config-table prints them as the README's table.\n");
 }
 
 int main(int argc, char **argv) {
   struct app_config cfg;
-  struct app app;
+  struct app *app = NULL;
   uv_loop_t *loop = uv_default_loop();
   int rc;
 
   for (int i = 1; i < argc; i++) {
     const char *env = NULL;
+    if (strcmp(argv[i], "--print-config-table") == 0) {
+      app_config_print_table(stdout);
+      return 0;
+    }
     if (strcmp(argv[i], "--listen") == 0)
       env = "PARLEY_LISTEN";
     else if (strcmp(argv[i], "--data") == 0)
@@ -50,5 +56,6 @@ int main(int argc, char **argv) {
   }
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
+  app_free(app);
   return 0;
 }

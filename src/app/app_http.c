@@ -12,12 +12,29 @@
 #include <string.h>
 #include <utlist.h>
 
-#include "app/app.h"
+#include "app/app_http.h"
+
+#include "app/clients.h"
+#include "app/deliver.h"
+#include "app/presence.h"
+#include "app/reply.h"
 #include "auth/auth.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "net/static.h"
+
+/* A login throttle bucket, by "u:<name>" or "ip:<addr>". */
+struct app_throttle {
+  char key[80];
+  struct ratelimit rl;
+  int failures;           /* consecutive failed logins ("u:" keys) */
+  int64_t locked_until;   /* progressive delay: no login attempt before this (Unix ms) */
+  int64_t last_failure;
+  UT_hash_handle hh;
+};
+
+#define THROTTLE_MEMORY_MS INT64_C(86400000) /* failed logins are remembered for a day */
 
 struct http_op {
   char token[AUTH_TOKEN_LEN + 1];
@@ -28,6 +45,41 @@ struct http_op {
   struct store_user user;
   int status_ok; /* 201 for signup, 200 for login */
 };
+
+static int origin_matches(const char *list, const char *origin) {
+  size_t olen = strlen(origin);
+  const char *p = list;
+  while (*p) {
+    size_t n = strcspn(p, ",");
+    while (n && *p == ' ') {
+      p++;
+      n--;
+    }
+    if (n == olen && strncmp(p, origin, n) == 0)
+      return 1;
+    p += n;
+    if (*p == ',')
+      p++;
+  }
+  return 0;
+}
+
+static int origin_allowed(const struct app *a, const char *origin) {
+  char own[160];
+  if (origin == NULL)
+    return 1; /* not a browser: it has to authenticate with a token, so there is no CSRF */
+  if (a->cfg.origins[0])
+    return origin_matches(a->cfg.origins, origin);
+  /* By default only the server's own origin, under the names a local user would type. */
+  snprintf(own, sizeof own, "http://%s:%d", a->cfg.host, net_server_port(a->net));
+  if (strcmp(origin, own) == 0)
+    return 1;
+  snprintf(own, sizeof own, "http://localhost:%d", net_server_port(a->net));
+  if (strcmp(origin, own) == 0)
+    return 1;
+  snprintf(own, sizeof own, "http://127.0.0.1:%d", net_server_port(a->net));
+  return strcmp(origin, own) == 0;
+}
 
 static void op_free(struct client *cl) {
   struct http_op *op = cl->http_op;
@@ -447,7 +499,7 @@ static void handle_upgrade(struct client *cl, struct http_request *req) {
   char token[AUTH_TOKEN_LEN + 1];
   struct store_req *sreq;
 
-  if (!app__origin_allowed(cl->app, req->origin)) {
+  if (!origin_allowed(cl->app, req->origin)) {
     log_info("ws upgrade refused: origin not allowed");
     respond_err(cl, PARLEY_EFORBIDDEN, "origin not allowed", NULL);
     return;
@@ -584,7 +636,7 @@ void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
   }
   if (strncmp(p, "/api/", 5) == 0) {
     /* A cross-site page must not be able to act with the user's cookie (CSRF). */
-    if (is_post && !app__origin_allowed(a, req->origin)) {
+    if (is_post && !origin_allowed(a, req->origin)) {
       respond_err(cl, PARLEY_EFORBIDDEN, "origin not allowed", NULL);
       return;
     }
@@ -622,4 +674,26 @@ void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
     return;
   }
   static_serve(c, a->cfg.web_dir, p, req->method == HTTP_HEAD);
+}
+
+void app__throttles_sweep(struct app *a, int64_t now) {
+  struct app_throttle *th, *ttmp;
+  /* A throttle bucket that has refilled completely carries no information: drop it. */
+  HASH_ITER(hh, a->throttles, th, ttmp) {
+    /* Failures are remembered for a day: the lockout must outlive the bucket refilling. */
+    if ((double)(now - th->rl.last_ms) * a->cfg.login_rate / 1000.0 >= a->cfg.login_burst &&
+        th->locked_until <= now &&
+        (th->failures == 0 || now - th->last_failure > THROTTLE_MEMORY_MS)) {
+      HASH_DEL(a->throttles, th);
+      free(th);
+    }
+  }
+}
+
+void app__throttles_free(struct app *a) {
+  struct app_throttle *th, *ttmp;
+  HASH_ITER(hh, a->throttles, th, ttmp) {
+    HASH_DEL(a->throttles, th);
+    free(th);
+  }
 }

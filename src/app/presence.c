@@ -1,10 +1,8 @@
-/* app_presence.c - presence, typing and activeUsers: the live state that is never a message.
+/* presence.c - users' presence: online, away or offline, and lastSeen.
  *
- * The rules are core's (core/presence.h, core/typing.h); this file keeps the state per user and
- * per room and sends the events. Typing and activeUsers changes mark their room dirty, and one
- * event per room goes out just before net writes the sockets (net calls on_before_flush at the
- * start of its flusher), so a burst of changes in one loop turn costs one event and adds no
- * latency.
+ * The rules are core's (core/presence.h); this file keeps the state per user and sends the
+ * events. It also keeps the users' lifetime here: attached at auth, detached when a socket
+ * closes, freed once offline after the grace.
  *
  * Presence goes only to those allowed to see it: users who share a chat with the user (asked
  * from the store at each change, which is rare) and users who found them with users.search.
@@ -18,16 +16,18 @@
  * node sends it to its sockets of the audience and of its own search watchers, and keeps the
  * aggregate (app->pcache) for the snapshots it serves (sub, chat.get, users.search).
  */
-#include <jansson.h>
+#include "app/presence.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
 
-#include "app/app.h"
+#include "app/cluster.h"
+#include "bus/bus.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "proto/proto.h"
 
-#define TYPING_NAMES_MAX 5 /* typers named in an event; the rest are counted in `others` */
 /* A node's presence statements last PARLEY_PRESENCE_NODE_TTL_MS (15 s) unless refreshed, which
  * each node does three times per TTL. */
 #define PRES_TTL_MS (a->cfg.presence_node_ttl_ms)
@@ -38,6 +38,14 @@ struct app_pcache {
   int64_t id;
   int state; /* enum presence_state */
   int64_t last_seen;
+  UT_hash_handle hh;
+};
+
+/* Reverse index of app_user.watching: who watches a user's presence through search. */
+struct app_watch {
+  int64_t id;
+  int64_t *watchers;
+  size_t n, cap;
   UT_hash_handle hh;
 };
 
@@ -62,13 +70,22 @@ static void pcache_set(struct app *a, int64_t id, int state, int64_t last_seen) 
 
 void app__presence_dispose(struct app *a) {
   struct app_pcache *c, *tmp;
+  struct app_user *au, *autmp;
+  struct app_watch *w, *wtmp;
+  HASH_ITER(hh, a->users, au, autmp) {
+    HASH_DEL(a->users, au);
+    free(au);
+  }
+  HASH_ITER(hh, a->watches, w, wtmp) {
+    HASH_DEL(a->watches, w);
+    free(w->watchers);
+    free(w);
+  }
   HASH_ITER(hh, a->pcache, c, tmp) {
     HASH_DEL(a->pcache, c);
     free(c);
   }
 }
-
-/* --- presence ------------------------------------------------------------------------------ */
 
 static json_t *presence_event(const struct app_user *au) {
   return json_pack("{s:{s:I, s:s}, s:s, s:o}", "user", "id", (json_int_t)au->id, "username",
@@ -326,48 +343,20 @@ static void presence_publish(struct app *a, struct app_user *au) {
   }
 }
 
-void app__presence_attached(struct app *a, struct app_user *au) {
+static void presence_attached(struct app *a, struct app_user *au) {
   if (presence_connect(&au->pres, app__now(a)))
     presence_publish(a, au);
 }
 
-void app__presence_detached(struct app *a, struct app_user *au, struct client *cl) {
+static void presence_detached(struct app *a, struct app_user *au, struct client *cl) {
   if (presence_disconnect(&au->pres, cl->active, app__now(a)))
     presence_publish(a, au);
 }
 
-void app__op_presence(struct client *cl, const struct proto_req *req) {
-  struct app *a = cl->app;
-  struct app_user *au;
-  int active;
-
-  if (strcmp(req->state, "active") == 0)
-    active = 1;
-  else if (strcmp(req->state, "idle") == 0 || strcmp(req->state, "hidden") == 0)
-    active = 0;
-  else {
-    app__reply_err(cl, req, PARLEY_EBAD_REQUEST,
-                   "state: must be \"active\", \"idle\" or \"hidden\"");
-    return;
-  }
-  HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
-  if (au == NULL) {
-    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
-    return;
-  }
-  if (a->cfg.rate_limits) {
-    /* Each change is a store query and an event to everyone who can see the user. */
-    int64_t wait =
-        ratelimit_take(&au->presence_rl, a->cfg.presence_rate, a->cfg.presence_burst, app__now(a));
-    if (wait > 0) {
-      app__reply_rate_limited(cl, req, wait, "presence updates too fast");
-      return;
-    }
-  }
+void app__presence_report(struct app *a, struct app_user *au, struct client *cl, int active) {
   if (presence_activity(&au->pres, cl->active, active, app__now(a)))
     presence_publish(a, au);
   cl->active = active;
-  app__reply_ok(cl, req, json_pack("{s:s}", "state", presence_state_name(au->pres.state)));
 }
 
 static void watch_remove(struct app *a, int64_t watched, int64_t watcher) {
@@ -475,356 +464,47 @@ void app__presence_persist_all(struct app *a) {
   }
 }
 
-/* --- rooms: typing and activeUsers ----------------------------------------------------------- */
-
-void app__room_mark(struct app *a, struct room *r, unsigned what) {
-  /* A change of this node's own state is news for the other nodes with the chat open. */
-  if (what & ROOM_DIRTY_REMOTE)
-    what &= ~ROOM_DIRTY_REMOTE;
-  else if (!a->bus_solo)
-    what |= ROOM_DIRTY_PUBLISH;
-  if (r->dirty == 0) {
-    r->dnext = a->dirty_rooms;
-    a->dirty_rooms = r;
-  }
-  r->dirty |= what;
-}
-
-static void remote_free(struct room_remote *rr) {
-  json_decref(rr->typing);
-  json_decref(rr->active);
-  free(rr);
-}
-
-void app__room_free(struct room *r) {
-  while (r->remote) {
-    struct room_remote *rr = r->remote;
-    r->remote = rr->next;
-    remote_free(rr);
-  }
-  typing_dispose(&r->typing);
-  free(r->active);
-  free(r);
-}
-
-static json_t *user_json_by_id(struct app *a, int64_t id) {
+int app__user_attach(struct app *a, struct client *cl, const struct store_user *u,
+                     const uint8_t *session_hash, int64_t expires_at) {
   struct app_user *au;
-  HASH_FIND(hh, a->users, &id, sizeof id, au);
-  if (au == NULL)
-    return NULL;
-  return proto_user_json(&au->user);
-}
-
-static int listed_id(json_t *users, json_int_t id) {
-  size_t i;
-  json_t *u;
-  json_array_foreach(users, i, u) {
-    if (json_integer_value(json_object_get(u, "id")) == id)
-      return 1;
+  HASH_FIND(hh, a->users, &u->id, sizeof u->id, au);
+  if (au && au->n_clients >= a->cfg.max_conns_per_user)
+    return PARLEY_ERATE_LIMITED;
+  if (au == NULL) {
+    au = calloc(1, sizeof *au);
+    if (au == NULL)
+      return PARLEY_EINTERNAL;
+    au->id = u->id;
+    HASH_ADD(hh, a->users, id, sizeof au->id, au);
   }
+  au->user = *u;
+  if (cl->is_ws && !cl->authed)
+    DL_DELETE2(a->unauthed, cl, uprev, unext);
+  DL_APPEND2(au->clients, cl, uprev, unext);
+  au->n_clients++;
+  cl->authed = 1;
+  cl->user = *u;
+  memcpy(cl->session_hash, session_hash, STORE_TOKEN_HASH_LEN);
+  cl->session_expires_at = expires_at;
+  cl->active = 1;
+  presence_attached(a, au);
   return 0;
 }
 
-/* This node's typers first, then other nodes' (a user typing on two nodes counts once). */
-json_t *app__room_typing_json(struct app *a, struct room *r, json_t **others) {
-  json_t *users = json_array();
-  json_t *more_ids = json_array(); /* typers counted in `others`, as {id} */
-  size_t listed = 0;
-  for (size_t i = 0; i < r->typing.n; i++) {
-    json_t *u;
-    if (listed == TYPING_NAMES_MAX) {
-      json_array_append_new(more_ids, json_pack("{s:I}", "id", (json_int_t)r->typing.e[i].user_id));
-      continue;
-    }
-    u = user_json_by_id(a, r->typing.e[i].user_id);
-    if (u) {
-      json_array_append_new(users, u);
-      listed++;
-    }
-  }
-  for (struct room_remote *rr = r->remote; rr; rr = rr->next) {
-    size_t i;
-    json_t *t;
-    json_array_foreach(rr->typing, i, t) {
-      json_t *u = json_object_get(t, "user");
-      json_int_t id = json_integer_value(json_object_get(u, "id"));
-      if (listed_id(users, id) || listed_id(more_ids, id))
-        continue;
-      if (listed == TYPING_NAMES_MAX) {
-        json_array_append_new(more_ids, json_pack("{s:I}", "id", id));
-        continue;
-      }
-      json_array_append(users, u);
-      listed++;
-    }
-  }
-  *others = json_integer((json_int_t)json_array_size(more_ids));
-  json_decref(more_ids);
-  return users;
-}
-
-json_t *app__chat_json(struct app *a, const struct store_chat *c) {
-  json_t *o = proto_chat_json(c);
-  json_object_set_new(o, "activeUsers", app__room_active_json(a, app__room_find(a, c->slug)));
-  return o;
-}
-
-json_t *app__room_active_json(struct app *a, const struct room *r) {
-  json_t *users = json_array();
-  for (size_t i = 0; r && i < r->n_active; i++) {
-    json_t *u = user_json_by_id(a, r->active[i].user_id);
-    if (u)
-      json_array_append_new(users, u);
-  }
-  for (struct room_remote *rr = r ? r->remote : NULL; rr; rr = rr->next) {
-    size_t i;
-    json_t *u;
-    json_array_foreach(rr->active, i, u) {
-      if (!listed_id(users, json_integer_value(json_object_get(u, "id"))))
-        json_array_append(users, u);
-    }
-  }
-  return users;
-}
-
-json_t *app__room_local_state(struct app *a, struct room *r) {
-  json_t *o = json_object();
-  int64_t now = app__now(a);
-  if (r->typing.n) {
-    json_t *typing = json_array();
-    for (size_t i = 0; i < r->typing.n; i++) {
-      json_t *u = user_json_by_id(a, r->typing.e[i].user_id);
-      int64_t left = r->typing.e[i].expires_at - now;
-      if (u && left > 0)
-        json_array_append_new(typing, json_pack("{s:o, s:I}", "user", u, "ttl", (json_int_t)left));
-      else
-        json_decref(u);
-    }
-    json_object_set_new(o, "typing", typing);
-  }
-  if (r->n_active) {
-    json_t *active = json_array();
-    for (size_t i = 0; i < r->n_active; i++) {
-      json_t *u = user_json_by_id(a, r->active[i].user_id);
-      if (u)
-        json_array_append_new(active, u);
-    }
-    json_object_set_new(o, "active", active);
-  }
-  return o;
-}
-
-static int user_obj_ok(json_t *u) {
-  return json_is_object(u) && json_is_integer(json_object_get(u, "id")) &&
-         json_is_string(json_object_get(u, "username"));
-}
-
-void app__room_remote_set(struct app *a, struct room *r, const char *node, json_t *state) {
-  struct room_remote **pp = &r->remote, *rr;
-  json_t *typing = json_array(), *active = json_array(), *t;
-  int64_t now = app__now(a);
-  size_t i;
-  unsigned what = ROOM_DIRTY_REMOTE;
-
-  /* Typers arrive with their time left: the same TTL counts here from now. */
-  json_array_foreach(json_object_get(state, "typing"), i, t) {
-    json_t *u = json_object_get(t, "user");
-    json_int_t left = json_integer_value(json_object_get(t, "ttl"));
-    if (user_obj_ok(u) && left > 0 && left <= a->cfg.typing_ttl_ms)
-      json_array_append_new(typing,
-                            json_pack("{s:O, s:I}", "user", u, "exp", (json_int_t)(now + left)));
-  }
-  json_array_foreach(json_object_get(state, "active"), i, t) {
-    if (user_obj_ok(t))
-      json_array_append(active, t);
-  }
-  while (*pp && strcmp((*pp)->node, node) != 0)
-    pp = &(*pp)->next;
-  rr = *pp;
-  if (rr == NULL && json_array_size(typing) == 0 && json_array_size(active) == 0)
-    goto done; /* nothing known from it, nothing now */
-  if (rr == NULL) {
-    rr = calloc(1, sizeof *rr);
-    if (rr == NULL)
-      goto done;
-    snprintf(rr->node, sizeof rr->node, "%s", node);
-    rr->typing = json_array();
-    rr->active = json_array();
-    rr->next = r->remote;
-    r->remote = rr;
-    pp = &r->remote;
-  }
-  /* Tell the room only what changed: a typer's refresh is not news. */
-  {
-    json_t *ot, *nt;
-    size_t j;
-    int same = json_array_size(rr->typing) == json_array_size(typing);
-    for (j = 0; same && j < json_array_size(typing); j++) {
-      ot = json_object_get(json_array_get(rr->typing, j), "user");
-      nt = json_object_get(json_array_get(typing, j), "user");
-      same = json_equal(ot, nt);
-    }
-    if (!same)
-      what |= ROOM_DIRTY_TYPING;
-    if (!json_equal(rr->active, active))
-      what |= ROOM_DIRTY_ACTIVE;
-  }
-  json_decref(rr->typing);
-  json_decref(rr->active);
-  rr->typing = json_incref(typing);
-  rr->active = json_incref(active);
-  if (json_array_size(typing) == 0 && json_array_size(active) == 0) {
-    *pp = rr->next;
-    remote_free(rr);
-  }
-  if (what != ROOM_DIRTY_REMOTE)
-    app__room_mark(a, r, what);
-done:
-  json_decref(typing);
-  json_decref(active);
-}
-
-void app__rooms_forget_node(struct app *a, const char *node) {
-  struct room *r, *tmp;
-  HASH_ITER(hh, a->rooms, r, tmp) {
-    app__room_remote_set(a, r, node, NULL);
-  }
-}
-
-/* Drops other nodes' typers whose time is up; 1 if any was. */
-static int remote_typing_expire(struct room *r, int64_t now) {
-  int changed = 0;
-  for (struct room_remote *rr = r->remote; rr; rr = rr->next) {
-    for (size_t i = 0; i < json_array_size(rr->typing);) {
-      if (json_integer_value(json_object_get(json_array_get(rr->typing, i), "exp")) <= now) {
-        json_array_remove(rr->typing, i);
-        changed = 1;
-      } else {
-        i++;
-      }
-    }
-  }
-  return changed;
-}
-
-void app__room_sub_added(struct app *a, struct room *r, int64_t user_id) {
-  for (size_t i = 0; i < r->n_active; i++) {
-    if (r->active[i].user_id == user_id) {
-      r->active[i].subs++;
-      return;
-    }
-  }
-  if (r->n_active == r->cap_active) {
-    size_t ncap = r->cap_active ? r->cap_active * 2 : 4;
-    struct room_active *n = realloc(r->active, ncap * sizeof *n);
-    if (n == NULL)
-      return;
-    r->active = n;
-    r->cap_active = ncap;
-  }
-  r->active[r->n_active++] = (struct room_active){user_id, 1};
-  app__room_mark(a, r, ROOM_DIRTY_ACTIVE);
-}
-
-void app__room_sub_removed(struct app *a, struct room *r, int64_t user_id) {
-  /* Closing the chat (or losing the socket, or being removed) ends the user's typing there. */
-  if (typing_off(&r->typing, user_id) == 1)
-    app__room_mark(a, r, ROOM_DIRTY_TYPING);
-  for (size_t i = 0; i < r->n_active; i++) {
-    if (r->active[i].user_id != user_id)
-      continue;
-    if (--r->active[i].subs == 0) {
-      memmove(&r->active[i], &r->active[i + 1], (r->n_active - i - 1) * sizeof r->active[0]);
-      r->n_active--;
-      app__room_mark(a, r, ROOM_DIRTY_ACTIVE);
-    }
-    return;
-  }
-}
-
-/* Sends one event (encoded once) to the room's live subscribers. */
-static void room_broadcast(struct room *r, const char *ev, json_t *fields) {
-  struct outq_chunk *frame = app__event_frame(ev, fields);
-  struct sub *s;
-  if (frame == NULL)
-    return;
-  DL_FOREACH2(r->subs, s, rnext) {
-    if (s->live && s->client->conn)
-      net_ws_send_frame(s->client->conn, frame);
-  }
-  outq_chunk_unref(frame);
-}
-
-void app__rooms_flush(struct app *a) {
-  while (a->dirty_rooms) {
-    struct room *r = a->dirty_rooms;
-    unsigned what = r->dirty;
-    a->dirty_rooms = r->dnext;
-    r->dirty = 0;
-    r->dnext = NULL;
-    if (what & ROOM_DIRTY_TYPING) {
-      json_t *others;
-      json_t *users = app__room_typing_json(a, r, &others);
-      room_broadcast(
-          r, "typing",
-          json_pack("{s:s, s:o, s:o}", "chat", r->slug, "users", users, "others", others));
-    }
-    if (what & ROOM_DIRTY_ACTIVE)
-      room_broadcast(
-          r, "chat.active",
-          json_pack("{s:s, s:o}", "chat", r->slug, "activeUsers", app__room_active_json(a, r)));
-    if (what & ROOM_DIRTY_PUBLISH)
-      app__bus_publish_room_state(a, r);
-  }
-}
-
-void app__rooms_tick(struct app *a) {
-  struct room *r, *tmp;
-  int64_t now = app__now(a);
-  HASH_ITER(hh, a->rooms, r, tmp) {
-    if (r->typing.n && typing_expire(&r->typing, now))
-      app__room_mark(a, r, ROOM_DIRTY_TYPING);
-    /* Each node expires the others' typers by the same TTL, so a dead node's stop too. */
-    if (r->remote && remote_typing_expire(r, now))
-      app__room_mark(a, r, ROOM_DIRTY_TYPING | ROOM_DIRTY_REMOTE);
-  }
-}
-
-void app__op_typing(struct client *cl, const struct proto_req *req) {
-  struct app *a = cl->app;
+void app__user_detach(struct app *a, struct client *cl) {
   struct app_user *au;
-  struct room *r = app__room_find(a, req->chat);
-  struct sub *s = NULL;
-  int changed;
-
-  if (r)
-    DL_FOREACH2(r->subs, s, rnext) {
-      if (s->client == cl && s->live)
-        break;
-    }
-  if (s == NULL) {
-    /* A live subscription is the proof of membership that keeps typing off the database: the
-     * store authorized it, and removal ends it. One still waiting for that answer proves
-     * nothing yet. */
-    app__reply_err(cl, req, PARLEY_EBAD_REQUEST, "typing: subscribe to the chat first");
+  if (!cl->authed) {
+    if (cl->is_ws)
+      DL_DELETE2(a->unauthed, cl, uprev, unext);
     return;
   }
   HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
-  if (a->cfg.rate_limits && au) {
-    int64_t wait =
-        ratelimit_take(&au->typing_rl, a->cfg.typing_rate, a->cfg.typing_burst, app__now(a));
-    if (wait > 0) {
-      app__reply_rate_limited(cl, req, wait, "typing updates too fast");
-      return;
-    }
-  }
-  if (req->on)
-    changed = typing_on(&r->typing, cl->user.id, app__now(a), a->cfg.typing_ttl_ms);
-  else
-    changed = typing_off(&r->typing, cl->user.id);
-  if (changed == 1)
-    app__room_mark(a, r, ROOM_DIRTY_TYPING);
-  else if (changed == 0 && req->on && !a->bus_solo)
-    app__room_mark(a, r, ROOM_DIRTY_PUBLISH); /* a refresh: the other nodes' TTL restarts */
-  app__reply_ok(cl, req, NULL);
+  if (au == NULL)
+    return;
+  DL_DELETE2(au->clients, cl, uprev, unext);
+  au->n_clients--;
+  /* The entry outlives its last socket for the presence grace (app__presence_tick frees it),
+   * which also keeps its rate-limit buckets across a quick reconnect. */
+  presence_detached(a, au, cl);
+  cl->authed = 0;
 }

@@ -1,13 +1,15 @@
-/* app_bus.c - what this node tells other nodes, and what it does with what they tell it.
+/* cluster.c - what this node tells other nodes, and what it does with what they tell it.
+ * Everything another node sends goes up through the callbacks of struct cluster_events
+ * (cluster.h); the lines themselves are cluster_wire.c's.
  *
- * Local sockets are always served by the direct fan-out of app_ws.c (one encoded, framed,
+ * Local sockets are always served by the direct fan-out of deliver.c (one encoded, framed,
  * refcounted chunk for all of them); the bus only carries committed events to other nodes, and
  * a node never receives its own publications. Without PARLEY_BUS the node is alone: it opens a
  * private in-process bus (so the code paths are the same) and publishes nothing.
  *
  * Channels: "c:<slug>" for a chat, subscribed while a local socket has the chat open (the room
  * exists). A message is "m<seq> <member_gen>\n<event JSON>": a `msg` event and the chat's
- * member_gen it was committed with (app_ws.c's sub_deliver), framed once here and delivered to the
+ * member_gen it was committed with (rooms.c's sub_deliver), framed once here and delivered to the
  * room's subscriptions by seq: in order, never twice, and a gap (an event lost between nodes, or
  * overtaken by a local commit) that the bus has not filled within 25 ms makes the subscription
  * read what it missed from the store before anything later is delivered (app__room_deliver_msg).
@@ -51,12 +53,14 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/app.h"
+#include "app/cluster.h"
+
+#include "app/cluster_wire.h"
+#include "bus/bus.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -67,7 +71,7 @@
 #define CHAN_CHAT "c:"
 #define CHAN_USERS "u"
 
-#define NODE_ID_LEN 16     /* hex characters of a node's random id */
+#define NODE_ID_LEN CLUSTER_NODE_ID_LEN
 #define NODE_TTL_MS 3500   /* a node not heard for this long is gone */
 #define FENCE_WAIT_MS 5000 /* a removal waits at most this long for every node's ack */
 #define FENCE_TTL_MS 15000 /* a fence nobody lifted is lifted through the store */
@@ -110,6 +114,7 @@ struct delayed_pub {
 
 struct app_busx {
   char node[NODE_ID_LEN + 1]; /* this node's id */
+  struct cluster_events ev;   /* where other nodes' events go */
   uint32_t next_fid;
   struct bus_node *nodes; /* the other nodes heard from */
   struct fence_in *fences;
@@ -141,9 +146,6 @@ static void on_delay_timer(uv_timer_t *t) {
 
 /* Every publication of this node goes through here. PARLEY_TEST_BUS_DELAY_MS holds them back
  * (in order) so the tests can make other nodes' events overtake this node's. */
-static void publish2(struct app *a, const char *channel, const char *head, size_t hlen,
-                     const char *body, size_t blen);
-
 static void bus_send(struct app *a, const char *channel, const char *data, size_t len) {
   struct app_busx *x = a->busx;
   struct delayed_pub *d;
@@ -170,22 +172,35 @@ static void bus_send(struct app *a, const char *channel, const char *data, size_
     uv_timer_start(&x->delay_timer, on_delay_timer, a->cfg.bus_test_delay_ms, 0);
 }
 
-static void send_line(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void send_line(struct app *a, const char *fmt, ...) {
-  char line[256];
-  va_list ap;
-  int n;
-  va_start(ap, fmt);
-  n = vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  if (n > 0 && (size_t)n < sizeof line)
-    bus_send(a, CHAN_USERS, line, (size_t)n);
+/* Encodes m (with ids for n and p lines) and publishes it on `channel`. */
+static void send_wire(struct app *a, const char *channel, const struct cluster_wire_msg *m,
+                      const int64_t *ids, size_t n) {
+  size_t len;
+  char *payload = cluster_wire_encode(m, ids, n, &len);
+  if (payload == NULL)
+    return; /* a receiver that misses a message sees the gap and reads the store */
+  bus_send(a, channel, payload, len);
+  free(payload);
+}
+
+/* A line of this node on the users' channel (heartbeat, fences). */
+static void send_node_line(struct app *a, int kind, uint32_t fid, const char *slug,
+                           const char *username, const char *owner) {
+  struct cluster_wire_msg m;
+  memset(&m, 0, sizeof m);
+  m.kind = kind;
+  snprintf(m.node, sizeof m.node, "%s", owner ? owner : a->busx->node);
+  snprintf(m.acker, sizeof m.acker, "%s", a->busx->node);
+  m.fid = fid;
+  snprintf(m.slug, sizeof m.slug, "%s", slug ? slug : "");
+  snprintf(m.username, sizeof m.username, "%s", username ? username : "");
+  send_wire(a, CHAN_USERS, &m, NULL, 0);
 }
 
 /* --- nodes and fences ----------------------------------------------------------------------- */
 
 static void heartbeat(struct app *a) {
-  send_line(a, "h%s\n", a->busx->node);
+  send_node_line(a, CLUSTER_HEARTBEAT, 0, NULL, NULL, NULL);
 }
 
 static void node_heard(struct app *a, const char *id) {
@@ -222,20 +237,7 @@ int app__bus_fenced(struct app *a, const char *username, const char *slug) {
 /* Applies the fences of (username, slug) to that user's subscriptions here: held while one is up;
  * released (verify: through a store read) when none is left. */
 static void fence_apply(struct app *a, const char *username, const char *slug, int verify) {
-  int fenced = app__bus_fenced(a, username, slug);
-  struct app_user *au, *tmp;
-  HASH_ITER(hh, a->users, au, tmp) {
-    struct client *cl, *ctmp;
-    if (strcmp(au->user.username, username) != 0)
-      continue;
-    DL_FOREACH_SAFE2(au->clients, cl, ctmp, unext) {
-      struct sub *sb, *stmp;
-      DL_FOREACH_SAFE2(cl->subs, sb, stmp, cnext) {
-        if (strcmp(sb->room->slug, slug) == 0)
-          app__sub_fence(a, sb, fenced, verify);
-      }
-    }
-  }
+  a->busx->ev.fence(a, username, slug, app__bus_fenced(a, username, slug), verify);
 }
 
 static void fence_drop(struct app *a, struct fence_in *f, int verify) {
@@ -273,7 +275,7 @@ static void on_fence_local(struct app *a, const char *owner, uint32_t fid, const
 static void on_fence(struct app *a, const char *owner, uint32_t fid, const char *slug,
                      const char *username) {
   on_fence_local(a, owner, fid, slug, username);
-  send_line(a, "a%s %" PRIu32 " %s\n", owner, fid, a->busx->node);
+  send_node_line(a, CLUSTER_ACK, fid, NULL, NULL, owner);
 }
 
 static void wait_done(struct app *a, struct fence_out *w) {
@@ -343,7 +345,7 @@ int app__bus_fence(struct app *a, const char *slug, const char *username, void (
   /* This node holds too: a message another node commits after the removal may arrive here
    * from the bus before the removal's own completion does. */
   on_fence_local(a, x->node, w->fid, slug, username);
-  send_line(a, "F%s %" PRIu32 " %s %s\n", x->node, w->fid, slug, username);
+  send_node_line(a, CLUSTER_FENCE, w->fid, slug, username, NULL);
   LL_PREPEND(x->waits, w);
   if (w->n_waiting == 0) /* nobody else is alive: go ahead, but never synchronously */
     uv_timer_start(&x->kick, on_kick, 0, 0);
@@ -354,7 +356,7 @@ void app__bus_unfence(struct app *a, uint32_t fid) {
   struct fence_in *f;
   if (fid == 0 || a->bus_solo || a->busx == NULL)
     return;
-  send_line(a, "f%s %" PRIu32 "\n", a->busx->node, fid);
+  send_node_line(a, CLUSTER_UNFENCE, fid, NULL, NULL, NULL);
   f = fence_find(a, a->busx->node, fid);
   if (f)
     fence_drop(a, f, 0);
@@ -376,7 +378,7 @@ void app__bus_tick(struct app *a) {
     log_warn("bus: node %s not heard for %d ms: counted as gone", n->id, NODE_TTL_MS);
     LL_FOREACH(x->waits, w)
     wait_forget_node(w, n->id);
-    app__rooms_forget_node(a, n->id); /* its typers and openers stop counting */
+    x->ev.node_gone(a, n->id); /* its typers and openers stop counting */
     HASH_DEL(x->nodes, n);
     free(n);
   }
@@ -397,64 +399,44 @@ void app__bus_tick(struct app *a) {
   }
 }
 
-/* Parses a list of ids "1,2,3" that ends at `end`; returns how many (at most cap), or -1. */
-static long parse_ids(const char *p, const char *end, int64_t *ids, size_t cap) {
-  size_t n = 0;
-  while (p < end) {
-    char *num_end;
-    long long v = strtoll(p, &num_end, 10);
-    if (num_end == p || v <= 0 || n == cap)
-      return -1;
-    ids[n++] = v;
-    p = num_end;
-    if (p < end && *p++ != ',')
-      return -1;
-  }
-  return (long)n;
-}
-
-static int hex_decode(const char *p, size_t n, uint8_t *out, size_t out_len) {
-  if (n != 2 * out_len)
-    return -1;
-  for (size_t i = 0; i < out_len; i++) {
-    unsigned v;
-    if (sscanf(p + 2 * i, "%2x", &v) != 1)
-      return -1;
-    out[i] = (uint8_t)v;
-  }
-  return 0;
-}
-
-#define USER_EVENT_IDS_MAX 100000 /* ids one user event names (a chat's members, at most) */
-
-/* Heartbeats and fences: one line of space-separated words (see the file's header). */
-static void on_node_event(struct app *a, const char *p, size_t len) {
-  char line[256], *w[5], *save = NULL;
-  int n = 0;
-  unsigned long fid;
-  if (len >= sizeof line || a->busx == NULL)
+/* An event for users, or a node's line, published by another node (see the file's header). */
+static void on_user_event(struct app *a, const struct cluster_wire_msg *m) {
+  struct app_busx *x = a->busx;
+  int64_t *ids;
+  switch (m->kind) {
+  case CLUSTER_NOTIFY:
+  case CLUSTER_PRESENCE:
+    ids = malloc((m->n_ids ? m->n_ids : 1) * sizeof *ids);
+    if (ids == NULL)
+      return;
+    cluster_wire_ids(m, ids);
+    if (m->kind == CLUSTER_NOTIFY)
+      x->ev.notify(a, ids, m->n_ids, m->body, m->body_len);
+    else
+      x->ev.presence(a, m->user_id, m->state, m->last_seen, ids, m->n_ids, m->body, m->body_len);
+    free(ids);
     return;
-  memcpy(line, p + 1, len - 1);
-  line[len - 1] = '\0';
-  for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
-    w[n++] = t;
-  if (n < 1 || strlen(w[0]) != NODE_ID_LEN)
+  case CLUSTER_PRESENCE_STATE:
+    x->ev.presence(a, m->user_id, m->state, m->last_seen, NULL, 0, NULL, 0);
     return;
-  fid = n > 1 ? strtoul(w[1], NULL, 10) : 0;
-  switch (p[0]) {
-  case 'h':
-    node_heard(a, w[0]);
+  case CLUSTER_DROP:
+    x->ev.drop_subs(a, m->user_id, m->slug);
     return;
-  case 'F':
-    if (n == 4 && fid && strlen(w[2]) <= STORE_SLUG_MAX && strlen(w[3]) <= STORE_USERNAME_MAX)
-      on_fence(a, w[0], (uint32_t)fid, w[2], w[3]);
+  case CLUSTER_CLOSE:
+    x->ev.close_session(a, m->session_hash, m->code, m->reason);
     return;
-  case 'a':
-    if (n == 3 && strcmp(w[0], a->busx->node) == 0)
-      on_ack(a, (uint32_t)fid, w[2]);
+  case CLUSTER_HEARTBEAT:
+    node_heard(a, m->node);
     return;
-  case 'f': {
-    struct fence_in *f = n == 2 ? fence_find(a, w[0], (uint32_t)fid) : NULL;
+  case CLUSTER_FENCE:
+    on_fence(a, m->node, m->fid, m->slug, m->username);
+    return;
+  case CLUSTER_ACK:
+    if (strcmp(m->node, x->node) == 0)
+      on_ack(a, m->fid, m->acker);
+    return;
+  case CLUSTER_UNFENCE: {
+    struct fence_in *f = fence_find(a, m->node, m->fid);
     if (f)
       fence_drop(a, f, 0);
     return;
@@ -464,214 +446,83 @@ static void on_node_event(struct app *a, const char *p, size_t len) {
   }
 }
 
-/* An event for users, published by another node (see the file's header for the kinds). */
-static void on_user_event(struct app *a, const char *p, size_t len) {
-  const char *end = p + len, *nl = memchr(p, '\n', len);
-  if (nl == NULL || len < 2)
-    return;
-  switch (p[0]) {
-  case 'n': {
-    size_t cap = (size_t)(nl - p); /* a bound: every id takes at least two bytes but the last */
-    int64_t *ids;
-    long n;
-    if (cap > USER_EVENT_IDS_MAX)
-      cap = USER_EVENT_IDS_MAX;
-    ids = malloc((cap ? cap : 1) * sizeof *ids);
-    if (ids == NULL)
-      return;
-    n = parse_ids(p + 1, nl, ids, cap);
-    if (n > 0)
-      app__notify_here(a, ids, (size_t)n, nl + 1, (size_t)(end - nl - 1));
-    free(ids);
-    return;
-  }
-  case 'd': {
-    char slug[STORE_SLUG_MAX + 1];
-    char *sp;
-    long long uid = strtoll(p + 1, &sp, 10);
-    size_t slen;
-    if (uid <= 0 || *sp != ' ')
-      return;
-    slen = (size_t)(nl - sp - 1);
-    if (slen == 0 || slen > STORE_SLUG_MAX)
-      return;
-    memcpy(slug, sp + 1, slen);
-    slug[slen] = '\0';
-    app__drop_user_subs_here(a, uid, slug);
-    return;
-  }
-  case 'x': {
-    uint8_t hash[STORE_TOKEN_HASH_LEN];
-    const char *sp = memchr(p, ' ', (size_t)(nl - p));
-    char *num_end;
-    long code;
-    char reason[124];
-    size_t rlen = (size_t)(end - nl - 1);
-    if (sp == NULL || hex_decode(p + 1, (size_t)(sp - p - 1), hash, sizeof hash) != 0)
-      return;
-    code = strtol(sp + 1, &num_end, 10);
-    if (num_end != nl || code < 1000 || code > 4999)
-      return;
-    if (rlen >= sizeof reason)
-      rlen = sizeof reason - 1;
-    memcpy(reason, nl + 1, rlen);
-    reason[rlen] = '\0';
-    app__close_session_here(a, hash, (uint16_t)code, reason);
-    return;
-  }
-  case 'h':
-  case 'F':
-  case 'a':
-  case 'f':
-    on_node_event(a, p, (size_t)(nl - p));
-    return;
-  case 'P': {
-    long long uid, last;
-    int st;
-    if (sscanf(p + 1, "%lld %d %lld", &uid, &st, &last) == 3 && uid > 0)
-      app__presence_remote(a, uid, st, last, NULL, 0, NULL, 0);
-    return;
-  }
-  case 'p': {
-    /* "p<user id> <state> <lastSeen>\n<id>,<id>,...\n<event JSON>" */
-    const char *nl2 = memchr(nl + 1, '\n', (size_t)(end - nl - 1));
-    long long uid, last;
-    int st;
-    size_t cap;
-    int64_t *ids;
-    long n;
-    if (nl2 == NULL || sscanf(p + 1, "%lld %d %lld", &uid, &st, &last) != 3 || uid <= 0)
-      return;
-    cap = (size_t)(nl2 - nl);
-    if (cap > USER_EVENT_IDS_MAX)
-      cap = USER_EVENT_IDS_MAX;
-    ids = malloc(cap * sizeof *ids);
-    if (ids == NULL)
-      return;
-    n = parse_ids(nl + 1, nl2, ids, cap);
-    if (n >= 0)
-      app__presence_remote(a, uid, st, last, ids, (size_t)n, nl2 + 1, (size_t)(end - nl2 - 1));
-    free(ids);
-    return;
-  }
-  default:
-    log_debug("bus: unknown user event kind '%c'", p[0]);
-    return;
-  }
-}
-
-/* "s<node>\n<state JSON>": a node's typers and openers of the chat; "q<node>\n": a node just
- * opened the chat and asks the others for theirs. */
-static void on_room_event(struct app *a, struct room *r, const char *p, size_t len,
-                          const char *nl) {
-  char node[NODE_ID_LEN + 1];
-  size_t nlen = (size_t)(nl - p - 1);
-  if (nlen != NODE_ID_LEN)
-    return;
-  memcpy(node, p + 1, nlen);
-  node[nlen] = '\0';
-  if (p[0] == 'q') {
-    if (r->n_active || r->typing.n)
-      app__bus_publish_room_state(a, r);
-    return;
-  }
-  {
-    json_error_t jerr;
-    json_t *state = json_loadb(nl + 1, len - (size_t)(nl + 1 - p), 0, &jerr);
-    if (!json_is_object(state)) {
-      json_decref(state);
-      return;
-    }
-    app__room_remote_set(a, r, node, state);
-    json_decref(state);
-  }
-}
-
-static void room_query(struct app *a, struct room *r) {
+/* Asks the other nodes with the chat open for their typers and openers. */
+static void room_query(struct app *a, const char *slug) {
   char ch[BUS_CHANNEL_MAX + 1];
-  char line[NODE_ID_LEN + 3];
-  int n;
+  struct cluster_wire_msg m;
   if (a->bus_solo || a->busx == NULL)
     return;
-  snprintf(ch, sizeof ch, CHAN_CHAT "%s", r->slug);
-  n = snprintf(line, sizeof line, "q%s\n", a->busx->node);
-  bus_send(a, ch, line, (size_t)n);
+  snprintf(ch, sizeof ch, CHAN_CHAT "%s", slug);
+  memset(&m, 0, sizeof m);
+  m.kind = CLUSTER_ROOM_QUERY;
+  snprintf(m.node, sizeof m.node, "%s", a->busx->node);
+  send_wire(a, ch, &m, NULL, 0);
 }
 
 static void on_message(void *ud, const char *channel, const void *data, size_t len) {
   struct app *a = ud;
-  const char *p = data, *end = p + len, *nl;
-  struct room *r;
-  char *num_end;
-  long long seq, mgen;
-  struct outq_chunk *frame;
+  struct cluster_wire_msg m;
+  int chat = strncmp(channel, CHAN_CHAT, 2) == 0;
+  const char *slug = channel + 2;
 
-  if (strcmp(channel, CHAN_USERS) == 0) {
-    on_user_event(a, p, len);
+  if (a->busx == NULL || (!chat && strcmp(channel, CHAN_USERS) != 0))
+    return;
+  if (cluster_wire_decode(chat, data, len, &m) != 0) {
+    log_debug("bus: a malformed or unknown line on %s", channel);
     return;
   }
-  if (strncmp(channel, CHAN_CHAT, 2) != 0 || len < 3)
+  if (!chat) {
+    on_user_event(a, &m);
     return;
-  r = app__room_find(a, channel + 2);
-  if (r == NULL)
-    return; /* nobody here has the chat open any more */
-  nl = memchr(p, '\n', len);
-  if (nl == NULL)
+  }
+  switch (m.kind) {
+  case CLUSTER_ROOM_QUERY:
+    a->busx->ev.room_query(a, slug);
     return;
-  switch (p[0]) {
-  case 's':
-  case 'q':
-    on_room_event(a, r, p, len, nl);
+  case CLUSTER_ROOM_STATE: {
+    json_error_t jerr;
+    json_t *state = json_loadb(m.body, m.body_len, 0, &jerr);
+    if (json_is_object(state))
+      a->busx->ev.room_state(a, slug, m.node, state);
+    json_decref(state);
     return;
-  case 'm':
-    seq = strtoll(p + 1, &num_end, 10);
-    if (*num_end != ' ' || seq <= 0)
-      return;
-    mgen = strtoll(num_end + 1, &num_end, 10);
-    if (num_end != nl || mgen < 0)
-      return;
-    frame = net_ws_frame_text(nl + 1, (size_t)(end - nl - 1));
+  }
+  case CLUSTER_MSG: {
+    struct outq_chunk *frame = net_ws_frame_text(m.body, m.body_len);
     if (frame == NULL)
       return;
-    app__room_deliver_msg(a, r, seq, mgen, frame);
+    a->busx->ev.msg(a, slug, m.seq, m.member_gen, frame);
     outq_chunk_unref(frame);
     return;
+  }
   default:
-    log_debug("bus: unknown event kind '%c' on %s", p[0], channel);
     return;
   }
 }
 
 static void on_subscribed(void *ud, const char *channel) {
   struct app *a = ud;
-  struct room *r;
+  if (a->busx == NULL)
+    return;
   if (strcmp(channel, CHAN_USERS) == 0) {
-    if (a->busx)
-      heartbeat(a); /* the other nodes count this one from now on */
+    heartbeat(a); /* the other nodes count this one from now on */
     return;
   }
   if (strncmp(channel, CHAN_CHAT, 2) != 0)
     return;
-  r = app__room_find(a, channel + 2);
-  if (r == NULL)
-    return;
-  r->bus_ready = 1;
-  app__room_catch_up(a, r);
-  room_query(a, r); /* who types and who has it open on the other nodes */
+  /* The room (if it is still open here) reads what it may have missed... */
+  a->busx->ev.room_ready(a, channel + 2);
+  /* ...and asks who types and who has it open on the other nodes. */
+  room_query(a, channel + 2);
 }
 
 static void on_state(void *ud, int up) {
   struct app *a = ud;
-  if (up)
-    app__presence_bus_up(a);
-  if (!up) {
-    /* Until each channel is back (on_subscribed), events from other nodes may be missed. */
-    for (struct room *r = a->rooms; r; r = r->hh.next)
-      r->bus_ready = 0;
-  }
+  if (a->busx)
+    a->busx->ev.bus_state(a, up);
 }
 
-int app__bus_start(struct app *a) {
+int app__bus_start(struct app *a, const struct cluster_events *ev) {
   struct bus_callbacks cb = {a, on_message, on_subscribed, on_state};
   int err;
   uint8_t id[NODE_ID_LEN / 2];
@@ -679,6 +530,7 @@ int app__bus_start(struct app *a) {
   a->busx = calloc(1, sizeof *a->busx);
   if (a->busx == NULL)
     return PARLEY_EINTERNAL;
+  a->busx->ev = *ev;
   randombytes_buf(id, sizeof id);
   sodium_bin2hex(a->busx->node, sizeof a->busx->node, id, sizeof id);
   uv_timer_init(a->loop, &a->busx->delay_timer);
@@ -748,142 +600,122 @@ static void chat_channel(char *buf, size_t cap, const char *slug) {
   snprintf(buf, cap, CHAN_CHAT "%s", slug);
 }
 
-void app__bus_room_opened(struct app *a, struct room *r) {
+int app__bus_room_opened(struct app *a, const char *slug) {
   char ch[BUS_CHANNEL_MAX + 1];
   int rc;
   if (a->bus == NULL)
-    return;
-  chat_channel(ch, sizeof ch, r->slug);
+    return 0;
+  chat_channel(ch, sizeof ch, slug);
   rc = bus_subscribe(a->bus, ch);
   /* 1: effective now, before this room's first store read is submitted: nothing can be missed.
    * 0: on_subscribed says when, and the subscriptions read again then. */
-  r->bus_ready = rc == 1;
   if (rc < 0)
     log_warn("bus: cannot subscribe to %s: %s", ch, parley_strerror(rc));
   if (rc == 1)
-    room_query(a, r);
+    room_query(a, slug);
+  return rc == 1;
 }
 
-void app__bus_room_closed(struct app *a, struct room *r) {
+void app__bus_room_closed(struct app *a, const char *slug) {
   char ch[BUS_CHANNEL_MAX + 1];
   if (a->bus == NULL)
     return;
-  chat_channel(ch, sizeof ch, r->slug);
+  chat_channel(ch, sizeof ch, slug);
   if (!a->bus_solo && a->busx) {
     /* Nobody here has it open any more: this node's typers and openers are gone. */
-    char line[NODE_ID_LEN + 8];
-    int n = snprintf(line, sizeof line, "s%s\n{}", a->busx->node);
-    bus_send(a, ch, line, (size_t)n);
+    struct cluster_wire_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = CLUSTER_ROOM_STATE;
+    snprintf(m.node, sizeof m.node, "%s", a->busx->node);
+    m.body = "{}";
+    m.body_len = 2;
+    send_wire(a, ch, &m, NULL, 0);
   }
   bus_unsubscribe(a->bus, ch);
 }
 
-void app__bus_publish_room_state(struct app *a, struct room *r) {
+void app__bus_publish_room_state(struct app *a, const char *slug, json_t *state) {
   char ch[BUS_CHANNEL_MAX + 1];
-  char head[NODE_ID_LEN + 3];
-  json_t *state;
+  struct cluster_wire_msg m;
   char *json;
-  int hlen;
   if (a->bus_solo || a->bus == NULL || a->busx == NULL)
     return;
-  state = app__room_local_state(a, r);
   json = json_dumps(state, JSON_COMPACT);
-  json_decref(state);
   if (json == NULL)
     return;
-  chat_channel(ch, sizeof ch, r->slug);
-  hlen = snprintf(head, sizeof head, "s%s\n", a->busx->node);
-  publish2(a, ch, head, (size_t)hlen, json, strlen(json));
+  chat_channel(ch, sizeof ch, slug);
+  memset(&m, 0, sizeof m);
+  m.kind = CLUSTER_ROOM_STATE;
+  snprintf(m.node, sizeof m.node, "%s", a->busx->node);
+  m.body = json;
+  m.body_len = strlen(json);
+  send_wire(a, ch, &m, NULL, 0);
   free(json);
 }
 
 void app__bus_publish_msg(struct app *a, const char *slug, int64_t seq, int64_t mgen,
                           const char *json, size_t len) {
   char ch[BUS_CHANNEL_MAX + 1];
-  char head[48];
-  char *payload;
-  int hlen;
+  struct cluster_wire_msg m;
   if (a->bus_solo || a->bus == NULL)
     return;
   chat_channel(ch, sizeof ch, slug);
-  hlen = snprintf(head, sizeof head, "m%" PRId64 " %" PRId64 "\n", seq, mgen);
-  payload = malloc((size_t)hlen + len);
-  if (payload == NULL)
-    return; /* the receivers' next message shows the gap and they catch up */
-  memcpy(payload, head, (size_t)hlen);
-  memcpy(payload + hlen, json, len);
-  bus_send(a, ch, payload, (size_t)hlen + len);
-  free(payload);
-}
-
-/* Publishes "<head><body>" on `channel`. */
-static void publish2(struct app *a, const char *channel, const char *head, size_t hlen,
-                     const char *body, size_t blen) {
-  char *payload = malloc(hlen + blen + 1);
-  if (payload == NULL)
-    return;
-  memcpy(payload, head, hlen);
-  if (blen)
-    memcpy(payload + hlen, body, blen);
-  bus_send(a, channel, payload, hlen + blen);
-  free(payload);
+  memset(&m, 0, sizeof m);
+  m.kind = CLUSTER_MSG;
+  m.seq = seq;
+  m.member_gen = mgen;
+  m.body = json;
+  m.body_len = len;
+  send_wire(a, ch, &m, NULL, 0);
 }
 
 void app__bus_publish_notify(struct app *a, const int64_t *ids, size_t n, const char *json,
                              size_t len) {
-  char *head, *w;
+  struct cluster_wire_msg m;
   if (a->bus_solo || a->bus == NULL || n == 0)
     return;
-  head = malloc(2 + n * 21);
-  if (head == NULL)
-    return;
-  w = head;
-  *w++ = 'n';
-  for (size_t i = 0; i < n; i++)
-    w += sprintf(w, i ? ",%" PRId64 : "%" PRId64, ids[i]);
-  *w++ = '\n';
-  publish2(a, CHAN_USERS, head, (size_t)(w - head), json, len);
-  free(head);
+  memset(&m, 0, sizeof m);
+  m.kind = CLUSTER_NOTIFY;
+  m.body = json;
+  m.body_len = len;
+  send_wire(a, CHAN_USERS, &m, ids, n);
 }
 
 void app__bus_publish_drop(struct app *a, int64_t user_id, const char *slug) {
-  char head[40 + STORE_SLUG_MAX];
-  int hlen;
+  struct cluster_wire_msg m;
   if (a->bus_solo || a->bus == NULL)
     return;
-  hlen = snprintf(head, sizeof head, "d%" PRId64 " %s\n", user_id, slug);
-  publish2(a, CHAN_USERS, head, (size_t)hlen, NULL, 0);
+  memset(&m, 0, sizeof m);
+  m.kind = CLUSTER_DROP;
+  m.user_id = user_id;
+  snprintf(m.slug, sizeof m.slug, "%s", slug);
+  send_wire(a, CHAN_USERS, &m, NULL, 0);
 }
 
 void app__bus_publish_close_session(struct app *a, const uint8_t *session_hash, uint16_t code,
                                     const char *reason) {
-  char head[2 * STORE_TOKEN_HASH_LEN + 16];
-  int hlen = 1;
+  struct cluster_wire_msg m;
   if (a->bus_solo || a->bus == NULL)
     return;
-  head[0] = 'x';
-  for (size_t i = 0; i < STORE_TOKEN_HASH_LEN; i++)
-    hlen += sprintf(head + hlen, "%02x", session_hash[i]);
-  hlen += snprintf(head + hlen, sizeof head - (size_t)hlen, " %u\n", (unsigned)code);
-  publish2(a, CHAN_USERS, head, (size_t)hlen, reason, strlen(reason));
+  memset(&m, 0, sizeof m);
+  m.kind = CLUSTER_CLOSE;
+  memcpy(m.session_hash, session_hash, sizeof m.session_hash);
+  m.code = code;
+  snprintf(m.reason, sizeof m.reason, "%s", reason);
+  send_wire(a, CHAN_USERS, &m, NULL, 0);
 }
 
 void app__bus_publish_presence(struct app *a, int64_t user_id, int state, int64_t last_seen,
                                const int64_t *ids, size_t n, const char *json, size_t len) {
-  char *head, *w;
+  struct cluster_wire_msg m;
   if (a->bus_solo || a->bus == NULL)
     return;
-  if (json == NULL) {
-    send_line(a, "P%" PRId64 " %d %" PRId64 "\n", user_id, state, last_seen);
-    return;
-  }
-  head = malloc(64 + n * 21);
-  if (head == NULL)
-    return;
-  w = head + sprintf(head, "p%" PRId64 " %d %" PRId64 "\n", user_id, state, last_seen);
-  for (size_t i = 0; i < n; i++)
-    w += sprintf(w, i ? ",%" PRId64 : "%" PRId64, ids[i]);
-  *w++ = '\n';
-  publish2(a, CHAN_USERS, head, (size_t)(w - head), json, len);
-  free(head);
+  memset(&m, 0, sizeof m);
+  m.kind = json ? CLUSTER_PRESENCE : CLUSTER_PRESENCE_STATE;
+  m.user_id = user_id;
+  m.state = state;
+  m.last_seen = last_seen;
+  m.body = json;
+  m.body_len = json ? len : 0;
+  send_wire(a, CHAN_USERS, &m, ids, n);
 }

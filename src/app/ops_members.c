@@ -1,4 +1,4 @@
-/* app_members.c - who is in a chat: chat.update, chat.leave, chat.remove, chat.setRole,
+/* ops_members.c - who is in a chat: chat.update, chat.leave, chat.remove, chat.setRole,
  * users.search and the invitation ops, with the live events that tell everyone concerned.
  *
  * The rules are checked by the store inside the transaction that applies the change (with the
@@ -15,7 +15,14 @@
 #include <string.h>
 #include <utlist.h>
 
-#include "app/app.h"
+#include "app/ops.h"
+
+#include "app/cluster.h"
+#include "app/deliver.h"
+#include "app/presence.h"
+#include "app/reply.h"
+#include "app/rooms.h"
+#include "app/subs.h"
 #include "auth/auth.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -50,6 +57,11 @@ static struct store_req *new_req(struct client *cl, const struct proto_req *req,
 
 static void invite_event(struct app *a, const struct store_invite *inv, const char *action);
 
+/* Which change of an invitation a reply announces (op_ctx.invite_action). */
+enum { INVITE_ACTION_ACCEPT = 1, INVITE_ACTION_DECLINE, INVITE_ACTION_REVOKE };
+
+#define INVITE_SWEEP_BATCH 500 /* expired invitations one sweep settles; a full batch goes again */
+
 /* --- chat.update ---------------------------------------------------------------------------- */
 
 static void on_update(struct store_req *sreq) {
@@ -64,7 +76,7 @@ static void on_update(struct store_req *sreq) {
   app__op_finish(sreq);
 }
 
-static void op_update(struct client *cl, const struct proto_req *req) {
+void app__op_chat_update(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq = new_req(cl, req, STORE_CHAT_UPDATE);
   if (sreq == NULL)
     return;
@@ -122,7 +134,7 @@ static void on_leave(struct store_req *sreq) {
     /* The leaver's other tabs learn it too, so they drop the chat from their list. */
     app__notify_users(a, &self, 1, "participant.left", ev);
   }
-  app__bus_unfence(a, ctx->gen); /* after the "d" above: the subscriptions are gone first */
+  app__bus_unfence(a, ctx->fence_id); /* after the "d" above: the subscriptions are gone first */
   if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:s, s:b}", "chat", slug, "archived", sreq->out.archived));
@@ -147,7 +159,7 @@ static void on_remove(struct store_req *sreq) {
                                 proto_user_json(&sreq->out.user), "by", proto_user_json(&cl->user),
                                 "participantCount", sreq->out.chat.participant_count));
   }
-  app__bus_unfence(a, ctx->gen); /* after the "d" above: the subscriptions are gone first */
+  app__bus_unfence(a, ctx->fence_id); /* after the "d" above: the subscriptions are gone first */
   if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:s, s:o}", "chat", slug, "user", proto_user_json(&sreq->out.user)));
@@ -190,13 +202,15 @@ struct fenced_op {
 static void fenced_go(void *arg) {
   struct fenced_op *f = arg;
   /* Submitted even if the socket closed meanwhile: the fence is up and the change was asked. */
-  app__op_submit(f->cl, &f->env, f->sreq, f->cb, f->fid);
+  struct op_opts opts = {0};
+  opts.fence_id = f->fid;
+  app__op_submit(f->cl, &f->env, f->sreq, f->cb, &opts);
   app__client_unref(f->cl);
   free(f);
 }
 
 /* Submits sreq once no node can fan out a message committed after it to `username` in the chat
- * before it knows of it (app_bus.c). The op's context carries the fence's id in `gen`, for
+ * before it knows of it (cluster.c). The op's context carries the fence's id in `fence_id`, for
  * the callback to lift it (app__bus_unfence) once the events are out. */
 static void submit_fenced(struct client *cl, const struct proto_req *req, struct store_req *sreq,
                           store_cb cb, const char *username) {
@@ -216,7 +230,7 @@ static void submit_fenced(struct client *cl, const struct proto_req *req, struct
     fenced_go(f);
 }
 
-static void op_membership(struct client *cl, const struct proto_req *req) {
+void app__op_membership(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq;
   switch (req->op) {
   case PROTO_OP_CHAT_LEAVE:
@@ -236,7 +250,7 @@ static void op_membership(struct client *cl, const struct proto_req *req) {
     }
     if ((sreq = new_req(cl, req, STORE_CHAT_SET_ROLE)) && target_user(cl, req, sreq) == 0) {
       sreq->in.role = role;
-      app__op_submit(cl, req, sreq, on_set_role, 0);
+      app__op_submit(cl, req, sreq, on_set_role, NULL);
     }
     return;
   }
@@ -274,7 +288,7 @@ done:
   app__op_finish(sreq);
 }
 
-static void op_search(struct client *cl, const struct proto_req *req) {
+void app__op_users_search(struct client *cl, const struct proto_req *req) {
   struct app *a = cl->app;
   struct store_req *sreq;
   struct app_user *au;
@@ -323,9 +337,9 @@ static void on_invite_change(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct app *a = cl->app;
   struct op_ctx *ctx = sreq->ctx;
-  const char *action = sreq->in.role == CHAT_ROLE_MEMBER  ? "accepted"
-                       : sreq->in.role == CHAT_ROLE_ADMIN ? "declined"
-                                                          : "revoked";
+  const char *action = ctx->invite_action == INVITE_ACTION_ACCEPT    ? "accepted"
+                       : ctx->invite_action == INVITE_ACTION_DECLINE ? "declined"
+                                                                     : "revoked";
   if (sreq->status == 0) {
     invite_event(a, &sreq->out.invite, action);
     if (sreq->op == STORE_INVITE_ACCEPT && sreq->out.joined)
@@ -340,7 +354,7 @@ static void on_invite_change(struct store_req *sreq) {
   app__op_finish(sreq);
 }
 
-static void op_invite_create(struct client *cl, const struct proto_req *req) {
+void app__op_invite_create(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq = new_req(cl, req, STORE_INVITE_CREATE);
   if (sreq == NULL || target_user(cl, req, sreq) != 0)
     return;
@@ -350,19 +364,20 @@ static void op_invite_create(struct client *cl, const struct proto_req *req) {
     store_req_free(sreq);
     return;
   }
-  app__op_submit(cl, req, sreq, on_invite_create, 0);
+  app__op_submit(cl, req, sreq, on_invite_create, NULL);
 }
 
 static void op_invite_change(struct client *cl, const struct proto_req *req, enum store_op op) {
   struct store_req *sreq = new_req(cl, req, op);
+  struct op_opts opts = {0};
   if (sreq == NULL)
     return;
   sreq->in.invite_id = req->invitation;
-  /* in.role is unused by these ops: it carries which action to announce. */
-  sreq->in.role = op == STORE_INVITE_ACCEPT    ? CHAT_ROLE_MEMBER
-                  : op == STORE_INVITE_DECLINE ? CHAT_ROLE_ADMIN
-                                               : CHAT_ROLE_OWNER;
-  app__op_submit(cl, req, sreq, on_invite_change, 0);
+  /* The reply's callback announces which action this was. */
+  opts.invite_action = op == STORE_INVITE_ACCEPT    ? INVITE_ACTION_ACCEPT
+                       : op == STORE_INVITE_DECLINE ? INVITE_ACTION_DECLINE
+                                                    : INVITE_ACTION_REVOKE;
+  app__op_submit(cl, req, sreq, on_invite_change, &opts);
 }
 
 static void on_invite_list(struct store_req *sreq) {
@@ -382,40 +397,22 @@ done:
   app__op_finish(sreq);
 }
 
-void app__members_dispatch(struct client *cl, const struct proto_req *req) {
-  struct store_req *sreq;
-  switch (req->op) {
-  case PROTO_OP_CHAT_UPDATE:
-    op_update(cl, req);
-    break;
-  case PROTO_OP_CHAT_LEAVE:
-  case PROTO_OP_CHAT_REMOVE:
-  case PROTO_OP_CHAT_SET_ROLE:
-    op_membership(cl, req);
-    break;
-  case PROTO_OP_USERS_SEARCH:
-    op_search(cl, req);
-    break;
-  case PROTO_OP_INVITE_CREATE:
-    op_invite_create(cl, req);
-    break;
-  case PROTO_OP_INVITE_ACCEPT:
-    op_invite_change(cl, req, STORE_INVITE_ACCEPT);
-    break;
-  case PROTO_OP_INVITE_DECLINE:
-    op_invite_change(cl, req, STORE_INVITE_DECLINE);
-    break;
-  case PROTO_OP_INVITE_REVOKE:
-    op_invite_change(cl, req, STORE_INVITE_REVOKE);
-    break;
-  case PROTO_OP_INVITE_LIST:
-    if ((sreq = new_req(cl, req, STORE_INVITE_LIST)))
-      app__op_submit(cl, req, sreq, on_invite_list, 0);
-    break;
-  default:
-    app__reply_err(cl, req, PARLEY_EINTERNAL, "op not wired");
-    break;
-  }
+void app__op_invite_accept(struct client *cl, const struct proto_req *req) {
+  op_invite_change(cl, req, STORE_INVITE_ACCEPT);
+}
+
+void app__op_invite_decline(struct client *cl, const struct proto_req *req) {
+  op_invite_change(cl, req, STORE_INVITE_DECLINE);
+}
+
+void app__op_invite_revoke(struct client *cl, const struct proto_req *req) {
+  op_invite_change(cl, req, STORE_INVITE_REVOKE);
+}
+
+void app__op_invite_list(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = new_req(cl, req, STORE_INVITE_LIST);
+  if (sreq)
+    app__op_submit(cl, req, sreq, on_invite_list, NULL);
 }
 
 /* --- the expiry sweep ----------------------------------------------------------------------------
@@ -441,7 +438,7 @@ void app__invite_sweep(struct app *a) {
   sreq = store_req_new(STORE_INVITE_SWEEP);
   if (sreq == NULL)
     return;
-  sreq->in.limit = 500;
+  sreq->in.limit = INVITE_SWEEP_BATCH;
   sreq->ctx = a;
   a->sweeping = 1;
   if (app__submit(a, NULL, sreq, on_sweep) != 0)

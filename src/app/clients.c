@@ -1,0 +1,126 @@
+/* clients.c - the bottom of src/app/: sockets and users here, the clock, store submission on a
+ * client's behalf, and sending an encoded event to the sockets here of some users.
+ */
+#include "app/clients.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "common/clock.h"
+#include "proto/proto.h"
+
+int64_t app__now(const struct app *a) { return a->clock ? a->clock() : clock_wall_ms(); }
+
+struct client *app__client_ref(struct client *cl) {
+  cl->refs++;
+  return cl;
+}
+
+void app__client_unref(struct client *cl) {
+  if (--cl->refs == 0)
+    free(cl);
+}
+
+int app__submit(struct app *a, struct client *cl, struct store_req *req, store_cb cb) {
+  int err;
+  if (cl)
+    app__client_ref(cl);
+  /* The time the op was asked for: kept when the caller set it already, since other inputs may
+   * have been computed from it (an invitation's expires_at is in.now + ttl: taking the clock
+   * again here made a 1 s ttl 999 ms when the millisecond turned in between). */
+  if (req->in.now == 0)
+    req->in.now = app__now(a);
+  req->order = cl; /* one socket's ops take effect in the order it sent them */
+  err = store_submit(a->store, req, cb, cl);
+  if (err) {
+    if (cl)
+      app__client_unref(cl);
+    store_req_free(req);
+  }
+  return err;
+}
+
+struct app_user *app__user_find(struct app *a, int64_t id) {
+  struct app_user *au;
+  HASH_FIND(hh, a->users, &id, sizeof id, au);
+  return au;
+}
+
+json_t *app__user_json(struct app *a, int64_t id) {
+  struct app_user *au = app__user_find(a, id);
+  return au ? proto_user_json(&au->user) : NULL;
+}
+
+void app__metrics_fanned_out(struct app *a, uint64_t recv_ns) {
+  struct app_metrics *m = &a->metrics;
+  if (m->turn_n == m->turn_cap) {
+    size_t cap = m->turn_cap ? m->turn_cap * 2 : 256;
+    uint64_t *p = realloc(m->turn_recv, cap * sizeof *p);
+    if (p == NULL)
+      return; /* a sample less; the message itself is unaffected */
+    m->turn_recv = p;
+    m->turn_cap = cap;
+  }
+  m->turn_recv[m->turn_n++] = recv_ns;
+}
+
+struct outq_chunk *app__event_frame(const char *ev, json_t *fields) {
+  struct outq_chunk *frame;
+  size_t len;
+  char *json = proto_event(ev, fields, &len);
+  if (json == NULL)
+    return NULL;
+  frame = net_ws_frame_text(json, len);
+  free(json);
+  return frame;
+}
+
+void app__notify_frame(struct app *a, const int64_t *ids, size_t n, struct outq_chunk *frame) {
+  for (size_t i = 0; i < n; i++) {
+    struct app_user *au;
+    struct client *cl;
+    /* The same id twice (say, inviter and invitee lists overlapping) gets one event. */
+    int seen = 0;
+    for (size_t j = 0; j < i; j++)
+      seen |= ids[j] == ids[i];
+    if (seen)
+      continue;
+    HASH_FIND(hh, a->users, &ids[i], sizeof ids[i], au);
+    if (au == NULL)
+      continue;
+    DL_FOREACH2(au->clients, cl, unext) {
+      if (cl->conn)
+        net_ws_send_frame(cl->conn, frame);
+    }
+  }
+}
+
+void app__notify_here(struct app *a, const int64_t *ids, size_t n, const char *json, size_t len) {
+  struct outq_chunk *frame = net_ws_frame_text(json, len);
+  if (frame == NULL)
+    return;
+  app__notify_frame(a, ids, n, frame);
+  outq_chunk_unref(frame);
+}
+
+void app__notify_local(struct app *a, const int64_t *ids, size_t n, const char *ev,
+                       json_t *fields) {
+  struct outq_chunk *frame = app__event_frame(ev, fields);
+  if (frame == NULL)
+    return;
+  app__notify_frame(a, ids, n, frame);
+  outq_chunk_unref(frame);
+}
+
+void app__close_session_here(struct app *a, const uint8_t *session_hash, uint16_t code,
+                             const char *reason) {
+  struct app_user *au, *tmp;
+  HASH_ITER(hh, a->users, au, tmp) {
+    struct client *cl, *ctmp;
+    DL_FOREACH_SAFE2(au->clients, cl, ctmp, unext) {
+      if (cl->conn && memcmp(cl->session_hash, session_hash, STORE_TOKEN_HASH_LEN) == 0)
+        net_ws_close(cl->conn, code, reason);
+    }
+  }
+}

@@ -1,0 +1,269 @@
+/* config.c - every PARLEY_* setting in one table: its name, type, default, range, the field it
+ * fills and what it means. The loader walks the table (defaults first, through the same parsers
+ * as the environment, then the environment); `parley --print-config-table` prints the README's
+ * settings table from it, and tests/unit/test_config.c checks that the README holds exactly
+ * that table, so the documentation cannot drift from the code.
+ */
+#include "app/config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+enum cfg_type {
+  CFG_STR,        /* a string field of the given size; `prefixes` lists the accepted schemes */
+  CFG_LISTEN,     /* host:port into host and port */
+  CFG_U64,        /* uint64_t, whole number in [min, max] */
+  CFG_SIZE,       /* size_t, whole number in [min, max] */
+  CFG_INT,        /* int, whole number in [min, max] */
+  CFG_I64,        /* int64_t, whole number in [min, max] */
+  CFG_SECONDS_MS, /* int64_t milliseconds, given in whole seconds in [min, max] */
+  CFG_DOUBLE,     /* double, positive */
+  CFG_BOOL,       /* int: "0" is off, anything else on */
+  CFG_DURABILITY, /* enum store_durability: normal or fsync */
+  CFG_LOG_LEVEL,  /* not a field: sets the log level */
+};
+
+struct cfg_entry {
+  const char *name;
+  enum cfg_type type;
+  size_t off;           /* of the field in struct app_config */
+  size_t size;          /* CFG_STR: the field's size */
+  const char *def;      /* default, parsed like the environment's value (NULL: none) */
+  uint64_t min, max;    /* whole-number types */
+  const char *prefixes; /* CFG_STR: accepted prefixes, space-separated (NULL: any) */
+  const char *shown;    /* the default as the README shows it (NULL: def, or "unset") */
+  const char *doc;      /* the README's "Meaning"; NULL: not documented (test settings) */
+};
+
+#define F(field) offsetof(struct app_config, field)
+#define FS(field) F(field), sizeof(((struct app_config *)0)->field)
+#define MS_HOUR UINT64_C(3600000)
+
+static const struct cfg_entry cfg_table[] = {
+    {"PARLEY_LISTEN", CFG_LISTEN, 0, 0, "127.0.0.1:8080", 0, 0, NULL, NULL, "address and port"},
+    {"PARLEY_DATA", CFG_STR, FS(data_dir), "data", 0, 0, NULL, NULL,
+     "folder of the SQLite database (`parley.db`)"},
+    {"PARLEY_STORE", CFG_STR, FS(store_url), NULL, 0, 0, "postgres:// postgresql://", NULL,
+     "`postgres://user@host:port/db`: PostgreSQL instead of the SQLite file, shared by several "
+     "nodes (docs/operations.md)"},
+    {"PARLEY_STORE_CONNS", CFG_INT, FS(store_conns), NULL, 1, 16, NULL, "1",
+     "PostgreSQL connections per node (1-16)"},
+    {"PARLEY_WEB_DIR", CFG_STR, FS(web_dir), "web/dist", 0, 0, NULL, NULL, "the built web app"},
+    {"PARLEY_ORIGINS", CFG_STR, FS(origins), NULL, 0, 0, NULL, "own origin",
+     "comma-separated Origin allowlist for WebSocket upgrades and POSTs"},
+    {"PARLEY_DURABILITY", CFG_DURABILITY, F(durability), 0, "normal", 0, 0, NULL, NULL,
+     "`normal` survives a killed process; `fsync` survives power loss"},
+    {"PARLEY_MAX_BODY", CFG_SIZE, FS(max_body), "65536", 1024, 16u << 20, NULL, NULL,
+     "largest HTTP request body (413)"},
+    {"PARLEY_MAX_HEADER", CFG_SIZE, FS(max_header), "8192", 1024, 1u << 20, NULL, NULL,
+     "largest HTTP request head (431)"},
+    {"PARLEY_WS_MAX_MSG", CFG_SIZE, FS(ws_max_msg), "65536", 1024, 16u << 20, NULL, NULL,
+     "largest WebSocket message (close 1009)"},
+    {"PARLEY_OUTQ_MAX", CFG_SIZE, FS(outq_max), "1048576", 4096, 1u << 30, NULL, NULL,
+     "unwritten bytes per socket before it is closed with 4008"},
+    {"PARLEY_OUTQ_HARD_MAX", CFG_SIZE, FS(outq_hard_max), "16777216", 4096, 1u << 30, NULL, NULL,
+     "unwritten bytes of anything (replies included) per socket before 4008"},
+    {"PARLEY_PING_INTERVAL_MS", CFG_U64, FS(ping_interval_ms), "25000", 50, MS_HOUR, NULL, NULL,
+     "heartbeat; a peer silent for two intervals is dropped"},
+    {"PARLEY_HTTP_IDLE_MS", CFG_U64, FS(http_idle_ms), "30000", 100, MS_HOUR, NULL, NULL,
+     "an HTTP connection idle (or still sending its headers) this long is closed"},
+    {"PARLEY_AUTH_TIMEOUT_MS", CFG_U64, FS(auth_timeout_ms), "10000", 50, MS_HOUR, NULL, NULL,
+     "time a WebSocket has to authenticate (close 4001)"},
+    {"PARLEY_SESSION_TTL_S", CFG_SECONDS_MS, FS(session_ttl_ms), "2592000", 1,
+     UINT64_C(10) * 365 * 86400, NULL, NULL, "session lifetime (30 days)"},
+    {"PARLEY_RATE_LIMITS", CFG_BOOL, FS(rate_limits), "1", 0, 0, NULL, NULL,
+     "`0` turns off per-user and per-IP rate limits (benchmarks), never size limits"},
+    {"PARLEY_SEND_RATE", CFG_DOUBLE, FS(send_rate), "10", 0, 0, NULL, NULL,
+     "messages per second per user"},
+    {"PARLEY_SEND_BURST", CFG_DOUBLE, FS(send_burst), "30", 0, 0, NULL, NULL,
+     "messages a user may send at once"},
+    {"PARLEY_OP_RATE", CFG_DOUBLE, FS(op_rate), "50", 0, 0, NULL, NULL,
+     "requests per second per socket"},
+    {"PARLEY_OP_BURST", CFG_DOUBLE, FS(op_burst), "200", 0, 0, NULL, NULL,
+     "requests a socket may send at once"},
+    /* Ten a minute: the default is written out so that it parses to exactly 1.0 / 6. */
+    {"PARLEY_LOGIN_RATE", CFG_DOUBLE, FS(login_rate), "0.16666666666666666", 0, 0, NULL, "0.167",
+     "login attempts per second per username and per IP (429 + Retry-After)"},
+    {"PARLEY_LOGIN_BURST", CFG_DOUBLE, FS(login_burst), "10", 0, 0, NULL, NULL,
+     "login attempts at once per username and per IP"},
+    {"PARLEY_SEARCH_RATE", CFG_DOUBLE, FS(search_rate), "5", 0, 0, NULL, NULL,
+     "`users.search` per second per user"},
+    {"PARLEY_SEARCH_BURST", CFG_DOUBLE, FS(search_burst), "20", 0, 0, NULL, NULL,
+     "`users.search` at once per user"},
+    {"PARLEY_TYPING_RATE", CFG_DOUBLE, FS(typing_rate), "5", 0, 0, NULL, NULL,
+     "typing updates per second per user"},
+    {"PARLEY_TYPING_BURST", CFG_DOUBLE, FS(typing_burst), "10", 0, 0, NULL, NULL,
+     "typing updates at once per user"},
+    {"PARLEY_PRESENCE_RATE", CFG_DOUBLE, FS(presence_rate), "2", 0, 0, NULL, NULL,
+     "presence reports per second per user"},
+    {"PARLEY_PRESENCE_BURST", CFG_DOUBLE, FS(presence_burst), "10", 0, 0, NULL, NULL,
+     "presence reports at once per user"},
+    {"PARLEY_MAX_CONNS_PER_USER", CFG_INT, FS(max_conns_per_user), "20", 1, 100000, NULL, NULL,
+     "sockets per user (close 4029)"},
+    {"PARLEY_PRESENCE_GRACE_MS", CFG_I64, FS(presence_grace_ms), "10000", 0, MS_HOUR, NULL, NULL,
+     "how long a user with no socket still shows as online/away"},
+    {"PARLEY_PRESENCE_NODE_TTL_MS", CFG_I64, FS(presence_node_ttl_ms), "15000", 1500, MS_HOUR,
+     NULL, NULL, "several nodes: a node's presence statements last this long unless refreshed"},
+    {"PARLEY_TYPING_TTL_MS", CFG_I64, FS(typing_ttl_ms), "6000", 100, 600000, NULL, NULL,
+     "how long a typer is shown without a refresh"},
+    {"PARLEY_COOKIE_SECURE", CFG_BOOL, FS(cookie_secure), "0", 0, 0, NULL, NULL,
+     "add `Secure` to the cookie (set it behind TLS)"},
+    {"PARLEY_LOG_LEVEL", CFG_LOG_LEVEL, 0, 0, NULL, 0, 0, NULL, "`info`",
+     "`debug`, `info`, `warn`, `error`"},
+    {"PARLEY_BUS", CFG_STR, FS(bus_url), NULL, 0, 0, "redis:// local://", "unset (one node)",
+     "`redis://host:port`: fan-out to the other nodes of a cluster through Redis pub/sub"},
+    {"PARLEY_TEST_BUS_DELAY_MS", CFG_U64, FS(bus_test_delay_ms), NULL, 0, 60000, NULL, NULL,
+     NULL},
+};
+
+#define CFG_N (sizeof cfg_table / sizeof cfg_table[0])
+
+static int parse_whole(const struct cfg_entry *e, const char *v, uint64_t *out) {
+  char *end;
+  unsigned long long n;
+  errno = 0;
+  n = strtoull(v, &end, 10);
+  if (errno || *end || *v == '-' || n < e->min || n > e->max) {
+    log_error("config: %s must be a whole number from %llu to %llu", e->name,
+              (unsigned long long)e->min, (unsigned long long)e->max);
+    return PARLEY_EBAD_REQUEST;
+  }
+  *out = n;
+  return 0;
+}
+
+static int prefix_ok(const char *prefixes, const char *v) {
+  const char *p = prefixes;
+  if (p == NULL)
+    return 1;
+  while (*p) {
+    size_t n = strcspn(p, " ");
+    if (strncmp(v, p, n) == 0)
+      return 1;
+    p += n;
+    p += *p == ' ';
+  }
+  return 0;
+}
+
+static int parse_listen(struct app_config *cfg, const char *v) {
+  const char *colon = strrchr(v, ':');
+  char *end;
+  long port;
+  if (colon == NULL || (size_t)(colon - v) >= sizeof cfg->host) {
+    log_error("config: PARLEY_LISTEN must be host:port");
+    return PARLEY_EBAD_REQUEST;
+  }
+  port = strtol(colon + 1, &end, 10);
+  if (*end || port < 0 || port > 65535) {
+    log_error("config: PARLEY_LISTEN has a bad port");
+    return PARLEY_EBAD_REQUEST;
+  }
+  snprintf(cfg->host, sizeof cfg->host, "%.*s", (int)(colon - v), v);
+  cfg->port = (int)port;
+  return 0;
+}
+
+/* Applies one value (from the table's default or the environment) to its field. */
+static int cfg_apply(struct app_config *cfg, const struct cfg_entry *e, const char *v) {
+  char *field = (char *)cfg + e->off;
+  uint64_t u;
+  int err;
+  switch (e->type) {
+  case CFG_STR:
+    if (strlen(v) >= e->size || !prefix_ok(e->prefixes, v)) {
+      log_error("config: %s must start with one of: %s (at most %zu bytes)", e->name,
+                e->prefixes ? e->prefixes : "anything", e->size - 1);
+      return PARLEY_EBAD_REQUEST;
+    }
+    snprintf(field, e->size, "%s", v);
+    return 0;
+  case CFG_LISTEN:
+    return parse_listen(cfg, v);
+  case CFG_U64:
+  case CFG_SIZE:
+  case CFG_INT:
+  case CFG_I64:
+  case CFG_SECONDS_MS:
+    if ((err = parse_whole(e, v, &u)) != 0)
+      return err;
+    if (e->type == CFG_U64)
+      *(uint64_t *)(void *)field = u;
+    else if (e->type == CFG_SIZE)
+      *(size_t *)(void *)field = (size_t)u;
+    else if (e->type == CFG_INT)
+      *(int *)(void *)field = (int)u;
+    else if (e->type == CFG_I64)
+      *(int64_t *)(void *)field = (int64_t)u;
+    else
+      *(int64_t *)(void *)field = (int64_t)u * 1000;
+    return 0;
+  case CFG_DOUBLE: {
+    char *end;
+    double d = strtod(v, &end);
+    if (*end || !(d > 0)) {
+      log_error("config: %s must be a positive number", e->name);
+      return PARLEY_EBAD_REQUEST;
+    }
+    *(double *)(void *)field = d;
+    return 0;
+  }
+  case CFG_BOOL:
+    *(int *)(void *)field = strcmp(v, "0") != 0;
+    return 0;
+  case CFG_DURABILITY:
+    if (strcmp(v, "fsync") == 0)
+      *(enum store_durability *)(void *)field = STORE_DURABILITY_FSYNC;
+    else if (strcmp(v, "normal") == 0)
+      *(enum store_durability *)(void *)field = STORE_DURABILITY_NORMAL;
+    else {
+      log_error("config: %s must be normal or fsync", e->name);
+      return PARLEY_EBAD_REQUEST;
+    }
+    return 0;
+  case CFG_LOG_LEVEL: {
+    int level = log_level_parse(v);
+    if (level < 0) {
+      log_error("config: %s must be debug, info, warn or error", e->name);
+      return PARLEY_EBAD_REQUEST;
+    }
+    log_set_level((enum log_level)level);
+    return 0;
+  }
+  }
+  return PARLEY_EINTERNAL;
+}
+
+int app_config_load(struct app_config *cfg) {
+  int rc = 0;
+  memset(cfg, 0, sizeof *cfg);
+  for (size_t i = 0; i < CFG_N; i++) {
+    const struct cfg_entry *e = &cfg_table[i];
+    const char *v = getenv(e->name);
+    int set = v && *v; /* empty means unset */
+    if (e->def && cfg_apply(cfg, e, e->def) != 0)
+      return PARLEY_EINTERNAL; /* a default the table itself rejects */
+    /* Every malformed value is reported, not only the first. */
+    if (set && cfg_apply(cfg, e, v) != 0)
+      rc = PARLEY_EBAD_REQUEST;
+  }
+  return rc;
+}
+
+void app_config_print_table(FILE *out) {
+  fprintf(out, "| Variable | Default | Meaning |\n| --- | --- | --- |\n");
+  for (size_t i = 0; i < CFG_N; i++) {
+    const struct cfg_entry *e = &cfg_table[i];
+    const char *shown = e->shown ? e->shown : e->def ? e->def : "unset";
+    /* Words and paths in code style, numbers plain. */
+    int code = e->shown == NULL && e->def != NULL && e->def[strspn(e->def, "0123456789.")];
+    if (e->doc == NULL)
+      continue;
+    fprintf(out, "| `%s` | %s%s%s | %s |\n", e->name, code ? "`" : "", shown, code ? "`" : "",
+            e->doc);
+  }
+}

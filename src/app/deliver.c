@@ -1,0 +1,66 @@
+/* deliver.c - sending what happened to everyone concerned: the sockets here directly (one
+ * encoded, framed, refcounted chunk for all of them) and the other nodes through the bus, which
+ * hand it to theirs. A message is fanned out from the callback of its store request, i.e. after
+ * it committed.
+ */
+#include "app/deliver.h"
+
+#include <stdlib.h>
+
+#include "app/clients.h"
+#include "app/cluster.h"
+#include "app/presence.h"
+#include "app/subs.h"
+#include "proto/proto.h"
+
+void app__deliver_msg(struct app *a, const char *slug, const struct store_msg *m, int64_t mgen) {
+  struct room *r = app__room_find(a, slug);
+  struct outq_chunk *frame;
+  size_t len;
+  char *json;
+
+  if (r == NULL && a->bus_solo)
+    return;
+  json = proto_event("msg", json_pack("{s:s, s:o}", "chat", slug, "msg", proto_msg_json(m, slug)),
+                     &len);
+  if (json == NULL)
+    return;
+  app__bus_publish_msg(a, slug, m->seq, mgen, json, len);
+  frame = r ? net_ws_frame_text(json, len) : NULL;
+  free(json);
+  if (frame == NULL)
+    return;
+  app__room_deliver_msg(a, r, m->seq, mgen, frame);
+  outq_chunk_unref(frame);
+}
+
+void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,
+                       json_t *fields) {
+  size_t len;
+  char *json = proto_event(ev, fields, &len);
+  if (json == NULL)
+    return;
+  app__bus_publish_notify(a, ids, n, json, len);
+  app__notify_here(a, ids, n, json, len);
+  free(json);
+}
+
+void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug) {
+  app__bus_publish_drop(a, user_id, slug);
+  app__drop_user_subs_here(a, user_id, slug);
+}
+
+void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t code,
+                        const char *reason) {
+  app__bus_publish_close_session(a, session_hash, code, reason);
+  app__close_session_here(a, session_hash, code, reason);
+}
+
+void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u) {
+  /* The joiner's presence rides along: the others share a chat with them from now on. */
+  app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.joined",
+                    json_pack("{s:s, s:o, s:s, s:i, s:o}", "chat", sreq->out.chat.slug, "user",
+                              proto_user_json(u), "role", "member", "participantCount",
+                              sreq->out.chat.participant_count, "presence",
+                              app__presence_json(a, u)));
+}

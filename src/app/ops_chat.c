@@ -1,0 +1,251 @@
+/* ops_chat.c - the ops on chats and their messages: chat.create, chat.get, chat.list,
+ * chat.join, msg.send, msg.history and read. The store decides (membership, seq, dedupe) inside
+ * its transaction; these build the request, then reply and tell everyone concerned.
+ */
+#include "app/ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/deliver.h"
+#include "app/presence.h"
+#include "app/reply.h"
+#include "app/rooms.h"
+#include "common/error.h"
+
+/* Replies {chat} for the ops whose result is one chat. */
+static void on_chat_reply(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  if (app__op_failed(sreq))
+    goto done;
+  app__reply_ok(cl, &ctx->env,
+                json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
+done:
+  app__op_finish(sreq);
+}
+
+static void on_chat_join(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  if (sreq->status == 0 && sreq->out.joined)
+    app__announce_join(cl->app, sreq, &cl->user);
+  on_chat_reply(sreq);
+}
+
+static void on_chat_get(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  json_t *members;
+  if (app__op_failed(sreq))
+    goto done;
+  members = json_array();
+  for (size_t i = 0; i < sreq->out.n_members; i++) {
+    json_t *m = proto_member_json(&sreq->out.members[i]);
+    json_t *p = app__presence_json(cl->app, &sreq->out.members[i].user);
+    json_object_set(m, "state", json_object_get(p, "state"));
+    json_object_set(m, "lastSeen", json_object_get(p, "lastSeen"));
+    json_decref(p);
+    json_array_append_new(members, m);
+  }
+  {
+    json_t *chat = app__chat_json(cl->app, &sreq->out.chat);
+    app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "chat", chat, "participants", members));
+  }
+done:
+  app__op_finish(sreq);
+}
+
+static void on_chat_create(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  if (sreq->status == 0)
+    /* The creator's other tabs add the chat to their lists. */
+    app__notify_users(cl->app, &cl->user.id, 1, "chat.created",
+                      json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
+  on_chat_reply(sreq);
+}
+
+void app__op_chat_create(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = store_req_new(STORE_CHAT_CREATE);
+  if (sreq == NULL || (sreq->in.title = strdup(req->title)) == NULL) {
+    store_req_free(sreq);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  sreq->in.is_public = PROTO_HAS(req, PROTO_F_IS_PUBLIC) ? req->is_public : 0;
+  sreq->in.max_participants =
+      PROTO_HAS(req, PROTO_F_MAX_PARTICIPANTS) ? (int)req->max_participants : 0;
+  if (PROTO_HAS(req, PROTO_F_SLUG))
+    snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->slug);
+  app__op_submit(cl, req, sreq, on_chat_create, NULL);
+}
+
+static void op_chat_by_slug(struct client *cl, const struct proto_req *req, enum store_op op,
+                            store_cb cb) {
+  struct store_req *sreq = store_req_new(op);
+  if (sreq == NULL) {
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  sreq->in.now = app__now(cl->app);
+  app__op_submit(cl, req, sreq, cb, NULL);
+}
+
+void app__op_chat_get(struct client *cl, const struct proto_req *req) {
+  op_chat_by_slug(cl, req, STORE_CHAT_MEMBERS, on_chat_get);
+}
+
+void app__op_chat_join(struct client *cl, const struct proto_req *req) {
+  op_chat_by_slug(cl, req, STORE_CHAT_JOIN, on_chat_join);
+}
+
+static void on_chat_list(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  json_t *chats;
+  if (app__op_failed(sreq))
+    goto done;
+  chats = json_array();
+  for (size_t i = 0; i < sreq->out.n_chats; i++) {
+    const struct store_chat *c = &sreq->out.chats[i];
+    json_t *o = app__chat_json(cl->app, c);
+    json_object_set_new(o, "unread", json_integer(sreq->out.unread ? sreq->out.unread[i] : 0));
+    json_object_set_new(o, "lastMessage",
+                        sreq->out.last_msgs && sreq->out.last_msgs[i].seq > 0
+                            ? proto_msg_json(&sreq->out.last_msgs[i], c->slug)
+                            : json_null());
+    json_array_append_new(chats, o);
+  }
+  {
+    json_t *invs = json_array();
+    for (size_t i = 0; i < sreq->out.n_invites; i++)
+      json_array_append_new(invs, proto_invite_json(&sreq->out.invites[i]));
+    app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "chats", chats, "invitations", invs));
+  }
+done:
+  app__op_finish(sreq);
+}
+
+void app__op_chat_list(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = store_req_new(STORE_CHAT_LIST);
+  if (sreq == NULL) {
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  app__op_submit(cl, req, sreq, on_chat_list, NULL);
+}
+
+static void on_msg_send(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  struct app *a = cl->app;
+
+  /* Fan out even if the sender is gone: the message is committed and others must see it. */
+  if (sreq->status == 0 && !sreq->out.duplicate) {
+    struct room *r = app__room_find(a, sreq->out.chat.slug);
+    a->metrics.msgs_sent++;
+    /* Sending ends typing, in the same turn as the message, so the two never disagree. */
+    if (r && typing_off(&r->typing, sreq->out.msg.author.id) == 1)
+      app__room_mark(a, r, ROOM_DIRTY_TYPING);
+    app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
+    app__metrics_fanned_out(a, ctx->recv_ns);
+  } else if (sreq->status == 0 && !a->bus_solo) {
+    /* A retry of a message already stored: the node that stored it may have died between the
+     * commit and its publication, so announce it again. Receivers drop it by seq if they had
+     * it; those that did not would otherwise wait for the chat's next message. */
+    app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
+  }
+  if (cl->conn == NULL)
+    goto done;
+  if (sreq->status)
+    app__reply_err(cl, &ctx->env, sreq->status,
+                   sreq->status == PARLEY_EUNAVAILABLE
+                       ? "not stored: the database is not "
+                         "available; retry with the same clientMsgId"
+                       : NULL);
+  else
+    app__reply_ok(cl, &ctx->env,
+                  json_pack("{s:o, s:b}", "msg",
+                            proto_msg_json(&sreq->out.msg, sreq->out.chat.slug), "duplicate",
+                            sreq->out.duplicate));
+done:
+  app__op_finish(sreq);
+}
+
+void app__op_msg_send(struct client *cl, const struct proto_req *req) {
+  struct app *a = cl->app;
+  struct store_req *sreq;
+  struct app_user *au = app__user_find(a, cl->user.id);
+
+  if (a->cfg.rate_limits && au) {
+    int64_t wait = ratelimit_take(&au->send_rl, a->cfg.send_rate, a->cfg.send_burst, app__now(a));
+    if (wait > 0) {
+      app__reply_rate_limited(cl, req, wait, "sending too fast");
+      return;
+    }
+  }
+  sreq = store_req_new(STORE_MSG_APPEND);
+  if (sreq == NULL || (sreq->in.body = strdup(req->body)) == NULL) {
+    store_req_free(sreq);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  if (PROTO_HAS(req, PROTO_F_CLIENT_MSG_ID))
+    snprintf(sreq->in.client_msg_id, sizeof sreq->in.client_msg_id, "%s", req->client_msg_id);
+  app__op_submit(cl, req, sreq, on_msg_send, NULL);
+}
+
+static void on_msg_history(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  if (app__op_failed(sreq))
+    goto done;
+  app__reply_ok(cl, &ctx->env,
+                json_pack("{s:o, s:b}", "msgs",
+                          app__msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "hasMore",
+                          sreq->out.has_more));
+done:
+  app__op_finish(sreq);
+}
+
+void app__op_msg_history(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = store_req_new(STORE_MSG_HISTORY);
+  if (sreq == NULL) {
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  sreq->in.before = PROTO_HAS(req, PROTO_F_BEFORE) ? req->before : 0;
+  sreq->in.limit = PROTO_HAS(req, PROTO_F_LIMIT) ? (int)req->limit : PROTO_HISTORY_DEFAULT;
+  app__op_submit(cl, req, sreq, on_msg_history, NULL);
+}
+
+static void on_read(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  if (sreq->status == 0)
+    /* The reader's other tabs and devices clear their unread counts too. Read markers are the
+     * user's own business: nobody else is told. */
+    app__notify_users(cl->app, &cl->user.id, 1, "read",
+                      json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq",
+                                (json_int_t)sreq->out.read_seq));
+  if (app__op_failed(sreq))
+    goto done;
+  app__reply_ok(
+      cl, &ctx->env,
+      json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq", (json_int_t)sreq->out.read_seq));
+done:
+  app__op_finish(sreq);
+}
+
+void app__op_read(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = store_req_new(STORE_READ_SET);
+  if (sreq == NULL) {
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  sreq->in.seq = req->seq;
+  app__op_submit(cl, req, sreq, on_read, NULL);
+}

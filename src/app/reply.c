@@ -1,0 +1,105 @@
+/* reply.c - answering an op: the reply (or error) to the socket that asked, and the store round
+ * trip an op makes on its behalf, with what its reply needs kept in an op_ctx.
+ */
+#include "app/reply.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+static void send_str(struct client *cl, char *s, size_t len) {
+  if (s && cl->conn)
+    net_ws_send_text(cl->conn, s, len);
+  free(s);
+}
+
+void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result) {
+  size_t len;
+  char *s = proto_reply_ok(req, result, &len);
+  send_str(cl, s, len);
+}
+
+void app__reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg) {
+  size_t len;
+  char *s = proto_reply_err(req, err, msg, &len);
+  send_str(cl, s, len);
+}
+
+static struct proto_req envelope(const struct proto_req *req) {
+  struct proto_req e;
+  memset(&e, 0, sizeof e);
+  e.has_id = req->has_id;
+  e.id = req->id;
+  e.op = req->op;
+  return e;
+}
+
+void app__reply_rate_limited(struct client *cl, const struct proto_req *req, int64_t wait_ms,
+                             const char *msg) {
+  json_t *o = json_pack("{s:o, s:b, s:{s:s, s:s, s:I}}", "id",
+                        req->has_id ? json_integer(req->id) : json_null(), "ok", 0, "error",
+                        "code", "rate_limited", "message", msg, "retryAfter",
+                        (json_int_t)(wait_ms > 0 ? wait_ms : 1));
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  cl->app->metrics.rejected_rate++;
+  send_str(cl, s, s ? strlen(s) : 0);
+}
+
+void app__ws_hello(struct client *cl) {
+  size_t len;
+  char *s = proto_event("hello", json_pack("{s:o}", "user", proto_user_json(&cl->user)), &len);
+  send_str(cl, s, len);
+}
+
+void app__op_submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
+                    store_cb cb, const struct op_opts *opts) {
+  struct op_ctx *ctx = calloc(1, sizeof *ctx);
+  int err;
+  if (ctx == NULL) {
+    store_req_free(sreq);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  ctx->env = envelope(req);
+  if (opts) {
+    ctx->sub_gen = opts->sub_gen;
+    ctx->fence_id = opts->fence_id;
+    ctx->invite_action = opts->invite_action;
+  }
+  ctx->recv_ns = cl->app->metrics.recv_ns;
+  sreq->in.user_id = cl->user.id;
+  sreq->ctx = ctx;
+  err = app__submit(cl->app, cl, sreq, cb);
+  if (err) {
+    /* app__submit freed sreq; the context is still ours. */
+    app__reply_err(cl, &ctx->env, err, "the database is not available; retry later");
+    free(ctx);
+  }
+}
+
+int app__op_failed(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  if (cl->conn == NULL)
+    return 1;
+  if (sreq->status == 0)
+    return 0;
+  app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
+  return 1;
+}
+
+void app__op_finish(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  free(sreq->ctx);
+  store_req_free(sreq);
+  app__client_unref(cl);
+}
+
+json_t *app__msgs_json(const struct store_msg *msgs, size_t n, const char *slug) {
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(arr, proto_msg_json(&msgs[i], slug));
+  return arr;
+}

@@ -1,0 +1,104 @@
+/* rooms.h - a chat open on this node (struct room) and the sockets subscribed to it
+ * (struct sub): the data model of the live layer. rooms.c keeps the rooms and their live state
+ * that is never a message (typing, activeUsers, other nodes' share of both); subs.c moves
+ * messages through the subscriptions (subs.h).
+ */
+#ifndef PARLEY_APP_ROOMS_H
+#define PARLEY_APP_ROOMS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "app/state.h"
+#include "core/typing.h"
+#include "net/outq.h"
+
+/* A socket's subscription to a chat. Live messages are delivered when live; while the replay
+ * read is in flight they wait in `held`, and the seam is closed by seq (no gap, no duplicate). */
+struct sub {
+  struct room *room;
+  struct client *client;
+  uint32_t gen;                /* bumped by each (re)sub: stale replies are ignored */
+  int live;                    /* authorized by the store and receiving messages */
+  int counted;                 /* counted in the room's activeUsers (only once authorized) */
+  int64_t next_seq;            /* the next seq this socket should receive */
+  int catching_up;             /* a store read fills a gap: messages wait in `held` meanwhile */
+  int recheck;                 /* the bus may have missed messages since this sub's last read */
+  int fenced;                  /* a removal of this user from the chat may be under way on some
+                                  node: everything waits in `held` (cluster.c) */
+  int draining;                /* sub_drain_held() is running for it */
+  int gap_listed;              /* in app->gap_subs: a seq is missing since gap_deadline - wait */
+  uint64_t gap_deadline;       /* loop time after which the store fills the gap */
+  struct sub *gprev, *gnext;   /* app->gap_subs */
+  json_t *presence;            /* participants' presence, read just before the replay */
+  int64_t member_gen;          /* the chat's member_gen when the store last confirmed access */
+  struct held_frame {
+    int64_t seq;
+    int64_t mgen;              /* the member_gen it was committed with */
+    struct outq_chunk *frame;
+  } *held;
+  size_t n_held, cap_held;
+  struct sub *rprev, *rnext;   /* room->subs */
+  struct sub *cprev, *cnext;   /* client->subs */
+};
+
+/* A user with the chat open, and on how many sockets. */
+struct room_active {
+  int64_t user_id;
+  int subs;
+};
+
+#define ROOM_DIRTY_TYPING 1u
+#define ROOM_DIRTY_ACTIVE 2u
+#define ROOM_DIRTY_PUBLISH 4u /* this node's own state changed: other nodes are told */
+#define ROOM_DIRTY_REMOTE 8u  /* (to app__room_mark) the change came from another node */
+
+struct room_remote;
+
+struct room {
+  char slug[STORE_SLUG_MAX + 1];
+  struct sub *subs;
+  size_t n_subs;
+  struct typing_set typing;    /* who types here now (core/typing.h) */
+  struct room_active *active;  /* activeUsers, in the order they opened the chat */
+  size_t n_active, cap_active;
+  struct room_remote *remote;  /* other nodes' typers and openers (rooms.c) */
+  unsigned dirty;              /* ROOM_DIRTY_*: events to send before the loop sleeps */
+  int bus_ready;               /* the bus channel of the chat is subscribed and effective */
+  struct room *dnext;          /* app->dirty_rooms */
+  UT_hash_handle hh;           /* app->rooms by slug */
+};
+
+/* The room of chat `slug` here, or NULL; with create, a new one (NULL only without memory),
+ * whose chat's bus channel is subscribed from now on. Borrowed. */
+struct room *app__room_find(struct app *a, const char *slug);
+struct room *app__room_get(struct app *a, const char *slug);
+/* Frees a room whose last subscription ended (its pending events are dropped). */
+void app__room_release(struct app *a, struct room *r);
+/* Frees every room (shutdown). */
+void app__rooms_free_all(struct app *a);
+/* Marks the room's typing/activeUsers (ROOM_DIRTY_*) for the events sent before the loop
+ * sleeps. */
+void app__room_mark(struct app *a, struct room *r, unsigned what);
+/* A subscription of user_id became authorized (counted) / ended. */
+void app__room_sub_added(struct app *a, struct room *r, int64_t user_id);
+void app__room_sub_removed(struct app *a, struct room *r, int64_t user_id);
+/* The typers (new reference; *others: how many more, a new reference) and activeUsers (new
+ * reference) of a room; r NULL: nobody. */
+json_t *app__room_typing_json(struct app *a, struct room *r, json_t **others);
+json_t *app__room_active_json(struct app *a, const struct room *r);
+/* A chat object for the wire with the live activeUsers of its room filled in. */
+json_t *app__chat_json(struct app *a, const struct store_chat *c);
+/* Sends the events of every dirty room (net's on_before_flush). */
+void app__rooms_flush(struct app *a);
+/* Expires typers, here and other nodes'. */
+void app__rooms_tick(struct app *a);
+/* Cluster events (struct cluster_events): another node's typers and openers of a chat (state
+ * borrowed: {typing: [{user, ttl}], active: [user]}, NULL: none), a node asking for this one's,
+ * a node gone, the bus down. */
+void app__rooms_remote_state(struct app *a, const char *slug, const char *node, json_t *state);
+void app__rooms_query(struct app *a, const char *slug);
+void app__rooms_forget_node(struct app *a, const char *node);
+void app__rooms_bus_down(struct app *a);
+
+#endif

@@ -1,0 +1,89 @@
+/* state.h - the state all of src/app/ shares: one `struct app` per server, and the request and
+ * metrics types every layer fills in. Module-private to src/app/ (main.c sees app.h only).
+ *
+ * It holds data, not behaviour: each field says which file owns it, and only that file changes
+ * it. The layers and what each may call are drawn in docs/architecture.md; the structs of a
+ * layer (rooms, clients, the cluster's nodes and fences) are in that layer's header or .c.
+ */
+#ifndef PARLEY_APP_STATE_H
+#define PARLEY_APP_STATE_H
+
+#include <stdint.h>
+#include <uthash.h>
+#include <uv.h>
+
+#include "app/config.h"
+#include "common/hist.h"
+#include "net/net.h"
+#include "store/store.h"
+
+struct bus;
+struct room;
+struct sub;
+struct client;
+struct app_user;
+struct app_watch;
+struct app_throttle;
+struct app_busx;
+struct app_pcache;
+
+/* WebSocket close codes this layer sends (net/net.h names the ones net itself uses). */
+#define APP_CLOSE_POLICY 1008   /* RFC 6455 policy violation: too much sent before auth */
+#define APP_CLOSE_GOING_AWAY 1001 /* the server shuts down */
+
+/* Latency figures on /metrics cover the last one to two of these periods. */
+#define APP_LAT_PERIOD_NS (60ull * 1000000000ull)
+
+/* "No seq yet": a seq beyond any a chat can reach (2^53, the largest integer JSON clients keep
+ * exactly). `sub` without `since` asks for what follows it, i.e. nothing. */
+#define APP_SEQ_INFINITY (INT64_C(1) << 53)
+
+struct app_metrics {
+  uint64_t msgs_sent;
+  uint64_t deliveries;
+  uint64_t catch_ups;          /* subscriptions that read from the store: a gap, or member_gen */
+  uint64_t rejected_rate;
+  uint64_t ws_opened;
+  uint64_t http_requests;
+  /* Delivery latency, ns: from reading a msg.send off the socket to the end of the flush that
+   * handed its event to the kernel for every local subscriber. One value per message. */
+  struct hist_window delivery_lat;
+  uint64_t recv_ns;            /* when the WebSocket message being handled was read */
+  uint64_t *turn_recv;         /* recv_ns of the messages fanned out this loop turn */
+  size_t turn_n, turn_cap;
+};
+
+/* Wall clock, Unix ms. A field so that tests can run rooms.c and presence.c on a fake one. */
+typedef int64_t (*app_clock_fn)(void);
+
+struct app {
+  uv_loop_t *loop;
+  struct app_config cfg;
+  app_clock_fn clock;           /* app__now reads it (clock_wall_ms unless a test sets it) */
+  struct net_server *net;
+  struct store *store;
+  struct bus *bus;              /* the bus (cluster.c); never NULL once started */
+  int bus_solo;                 /* no PARLEY_BUS: a single node, nothing is published */
+  struct app_busx *busx;        /* nodes alive and removal fences (cluster.c) */
+  struct app_pcache *pcache;    /* users' presence across nodes, as announced (presence.c) */
+  uint64_t pres_refreshed;      /* loop time this node last refreshed its presence statements */
+  struct room *rooms;           /* by slug (rooms.c) */
+  struct app_user *users;       /* by id (clients.c, presence.c) */
+  struct app_throttle *throttles; /* login throttles (app_http.c) */
+  struct client *unauthed;      /* WebSockets waiting for their auth op (linked by unext) */
+  struct app_watch *watches;    /* presence.c */
+  struct room *dirty_rooms;     /* rooms with typing/activeUsers events to send (net's
+                                   on_before_flush sends them in the same loop turn) */
+  uv_timer_t ticker;            /* auth deadlines, session expiry, throttle sweep (app.c) */
+  uv_timer_t gap_timer;         /* the oldest gap_subs' wait is over (rooms.c) */
+  struct sub *gap_subs;         /* subscriptions waiting for a missing seq, oldest first */
+  uv_signal_t sigterm, sigint;
+  int shutting_down;
+  int sweeping;                 /* an invitation expiry sweep is in flight (ops_members.c) */
+  struct app_metrics metrics;
+};
+
+/* The store's explanation of a failure, or NULL for the error table's default. */
+#define STORE_ERRMSG(sreq) ((sreq)->out.errmsg[0] ? (sreq)->out.errmsg : NULL)
+
+#endif
