@@ -180,7 +180,7 @@ format:
 # report fails the target and leaves the reproducer as build/fuzz/<target>-crash-*.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := fuzz_proto fuzz_http fuzz_ws fuzz_store
+FUZZ_TARGETS := fuzz_proto fuzz_http fuzz_ws fuzz_store fuzz_cluster_wire
 FUZZ_CFLAGS  := $(CSTD) -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=undefined $(INC) -Itests/fuzz
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
@@ -225,6 +225,9 @@ build/fuzz/fuzz_store: build/fuzz/tests/fuzz/fuzz_store.o $(FUZZ_PROTO_OBJS) \
                       build/fuzz/src/common/clock.o build/fuzz/src/common/hist.o \
                       build/fuzz/src/common/buf.o
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -ljansson -lsqlite3 -lpq -luv -lunistring -lpthread
+build/fuzz/fuzz_cluster_wire: build/fuzz/tests/fuzz/fuzz_cluster_wire.o \
+                             build/fuzz/src/app/cluster_wire.o build/fuzz/src/common/error.o
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^
 build/fuzz/fuzz_http build/fuzz/fuzz_ws: build/fuzz/%: build/fuzz/tests/fuzz/%.o $(FUZZ_NET_OBJS)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -luv -lwslay -lcrypto -lunistring
 

@@ -14,39 +14,78 @@
 
 #define BAD PARLEY_EBAD_REQUEST
 
+/* Parses a decimal integer at *p (an optional '-', then digits, nothing else: no space, no '+'),
+ * never reading at or past end, and moves *p past it. Returns 0, or -1 (no digits, overflow). */
+static int parse_i64(const char **p, const char *end, int64_t *out) {
+  const char *q = *p;
+  int neg = q < end && *q == '-';
+  uint64_t v = 0;
+  q += neg;
+  if (q == end || *q < '0' || *q > '9')
+    return -1;
+  while (q < end && *q >= '0' && *q <= '9') {
+    if (v > (UINT64_C(1) << 63) / 10)
+      return -1;
+    v = v * 10 + (uint64_t)(*q++ - '0');
+  }
+  if (v > (uint64_t)INT64_MAX + (uint64_t)neg)
+    return -1;
+  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+  *p = q;
+  return 0;
+}
+
 /* Parses "1,2,3" (ending at end) into ids (NULL: only counts). Returns how many, or -1 for a
  * malformed list or more than CLUSTER_IDS_MAX ids. */
 static long parse_ids(const char *p, const char *end, int64_t *ids) {
   size_t n = 0;
   while (p < end) {
-    char *num_end;
-    long long v = strtoll(p, &num_end, 10);
-    if (num_end == p || num_end > end || v <= 0 || n == CLUSTER_IDS_MAX)
+    int64_t v;
+    if (parse_i64(&p, end, &v) != 0 || v <= 0 || n == CLUSTER_IDS_MAX)
       return -1;
     if (ids)
       ids[n] = v;
     n++;
-    p = num_end;
     if (p < end && *p++ != ',')
+      return -1;
+    if (p == end && p[-1] == ',')
       return -1;
   }
   return (long)n;
+}
+
+static int hex_nibble(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
 }
 
 static int hex_decode(const char *p, size_t n, uint8_t *out, size_t out_len) {
   if (n != 2 * out_len)
     return -1;
   for (size_t i = 0; i < out_len; i++) {
-    unsigned v;
-    if (sscanf(p + 2 * i, "%2x", &v) != 1)
+    int hi = hex_nibble(p[2 * i]), lo = hex_nibble(p[2 * i + 1]);
+    if (hi < 0 || lo < 0)
       return -1;
-    out[i] = (uint8_t)v;
+    out[i] = (uint8_t)(hi << 4 | lo);
   }
   return 0;
 }
 
+/* "<a> <b> <c>" of three integers filling the whole of [p, end). */
+static int parse_three(const char *p, const char *end, int64_t *a, int64_t *b, int64_t *c) {
+  if (parse_i64(&p, end, a) || p == end || *p++ != ' ' || parse_i64(&p, end, b) || p == end ||
+      *p++ != ' ' || parse_i64(&p, end, c) || p != end)
+    return -1;
+  return 0;
+}
+
 static int copy_node(char *dst, const char *src, size_t n) {
-  if (n != CLUSTER_NODE_ID_LEN)
+  if (n != CLUSTER_NODE_ID_LEN || memchr(src, '\0', n))
     return BAD;
   memcpy(dst, src, n);
   dst[n] = '\0';
@@ -65,7 +104,13 @@ static int decode_node_line(const char *p, size_t len, struct cluster_wire_msg *
     w[n++] = t;
   if (n < 1 || copy_node(m->node, w[0], strlen(w[0])) != 0)
     return BAD;
-  m->fid = n > 1 ? (uint32_t)strtoul(w[1], NULL, 10) : 0;
+  if (n > 1 && p[0] != CLUSTER_HEARTBEAT) {
+    const char *q = w[1];
+    int64_t fid;
+    if (parse_i64(&q, w[1] + strlen(w[1]), &fid) != 0 || *q || fid < 0 || fid > UINT32_MAX)
+      return BAD;
+    m->fid = (uint32_t)fid;
+  }
   switch (p[0]) {
   case CLUSTER_HEARTBEAT:
     return 0;
@@ -103,10 +148,10 @@ static int decode_user_line(const char *p, size_t len, struct cluster_wire_msg *
     m->body_len = (size_t)(end - nl - 1);
     return 0;
   case CLUSTER_DROP: {
-    char *sp;
-    long long uid = strtoll(p + 1, &sp, 10);
+    const char *sp = p + 1;
+    int64_t uid;
     size_t slen;
-    if (uid <= 0 || sp >= nl || *sp != ' ')
+    if (parse_i64(&sp, nl, &uid) != 0 || uid <= 0 || sp >= nl || *sp != ' ')
       return BAD;
     slen = (size_t)(nl - sp - 1);
     if (slen == 0 || slen > STORE_SLUG_MAX || memchr(sp + 1, '\0', slen))
@@ -117,15 +162,14 @@ static int decode_user_line(const char *p, size_t len, struct cluster_wire_msg *
     return 0;
   }
   case CLUSTER_CLOSE: {
-    const char *sp = memchr(p, ' ', (size_t)(nl - p));
-    char *num_end;
-    long code;
+    const char *sp = memchr(p, ' ', (size_t)(nl - p)), *num_end;
+    int64_t code;
     size_t rlen = (size_t)(end - nl - 1);
     if (sp == NULL || hex_decode(p + 1, (size_t)(sp - p - 1), m->session_hash,
                                  sizeof m->session_hash) != 0)
       return BAD;
-    code = strtol(sp + 1, &num_end, 10);
-    if (num_end != nl || code < 1000 || code > 4999)
+    num_end = sp + 1;
+    if (parse_i64(&num_end, nl, &code) != 0 || num_end != nl || code < 1000 || code > 4999)
       return BAD;
     m->code = (uint16_t)code;
     if (rlen > CLUSTER_REASON_MAX)
@@ -141,18 +185,13 @@ static int decode_user_line(const char *p, size_t len, struct cluster_wire_msg *
     return decode_node_line(p, (size_t)(nl - p), m);
   case CLUSTER_PRESENCE_STATE:
   case CLUSTER_PRESENCE: {
-    long long uid, last;
-    char head[CLUSTER_LINE_MAX + 1];
-    size_t hlen = (size_t)(nl - p - 1);
+    int64_t uid, st, last;
     const char *nl2 = NULL;
-    /* sscanf needs a terminated string: the head, copied (longer ones are not ours). */
-    if (hlen > CLUSTER_LINE_MAX)
-      return BAD;
-    memcpy(head, p + 1, hlen);
-    head[hlen] = '\0';
-    if (sscanf(head, "%lld %d %lld", &uid, &m->state, &last) != 3 || uid <= 0)
+    if (parse_three(p + 1, nl, &uid, &st, &last) != 0 || uid <= 0 || st < INT32_MIN ||
+        st > INT32_MAX)
       return BAD;
     m->user_id = uid;
+    m->state = (int)st;
     m->last_seen = last;
     if (p[0] == CLUSTER_PRESENCE_STATE)
       return 0;
@@ -172,9 +211,8 @@ static int decode_user_line(const char *p, size_t len, struct cluster_wire_msg *
 }
 
 static int decode_chat_line(const char *p, size_t len, struct cluster_wire_msg *m) {
-  const char *end = p + len, *nl;
-  char *num_end;
-  long long seq, mgen;
+  const char *end = p + len, *nl, *q;
+  int64_t seq, mgen;
   if (len < 3 || (nl = memchr(p, '\n', len)) == NULL)
     return BAD;
   m->kind = p[0];
@@ -183,15 +221,16 @@ static int decode_chat_line(const char *p, size_t len, struct cluster_wire_msg *
   case CLUSTER_ROOM_QUERY:
     if (copy_node(m->node, p + 1, (size_t)(nl - p - 1)) != 0)
       return BAD;
+    if (p[0] == CLUSTER_ROOM_QUERY)
+      return 0; /* a question: whatever follows it means nothing */
     m->body = nl + 1;
     m->body_len = (size_t)(end - nl - 1);
     return 0;
   case CLUSTER_MSG:
-    seq = strtoll(p + 1, &num_end, 10);
-    if (num_end >= nl || *num_end != ' ' || seq <= 0)
+    q = p + 1;
+    if (parse_i64(&q, nl, &seq) != 0 || q >= nl || *q++ != ' ' || seq <= 0)
       return BAD;
-    mgen = strtoll(num_end + 1, &num_end, 10);
-    if (num_end != nl || mgen < 0)
+    if (parse_i64(&q, nl, &mgen) != 0 || q != nl || mgen < 0)
       return BAD;
     m->seq = seq;
     m->member_gen = mgen;
