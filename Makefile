@@ -78,12 +78,18 @@ run: build web/dist/index.html
 	@mkdir -p data
 	./build/parley
 
+# No two files of src/ may depend on each other in a circle (scripts/callgraph-check.py reads the
+# includes and the objects' symbol tables of the sanitizer build).
+.PHONY: callgraph
+callgraph: build/parley-asan
+	@scripts/callgraph-check.py build/asan
+
 # The bus contract suite (test_bus) also runs against a throwaway Redis (scripts/redis.sh).
 REDIS_URL = $(shell scripts/redis.sh url)
 # The store contract suites run twice: on SQLite, then on a throwaway PostgreSQL (scripts/pg.sh).
 PG_URL = $(shell scripts/pg.sh url)
 STORE_UNIT_BINS := build/asan/tests/test_store build/asan/tests/test_store_members
-unit: deps $(UNIT_BINS)
+unit: deps $(UNIT_BINS) callgraph
 	@scripts/redis.sh start
 	@PARLEY_TEST_REDIS=$(REDIS_URL) scripts/run-unit.sh $(UNIT_BINS)
 	@scripts/pg.sh start
