@@ -60,6 +60,7 @@ static void invite_event(struct app *a, const struct store_invite *inv, const ch
 /* Which change of an invitation a reply announces (op_ctx.invite_action). */
 enum { INVITE_ACTION_ACCEPT = 1, INVITE_ACTION_DECLINE, INVITE_ACTION_REVOKE };
 
+#define SEARCH_RESULTS_MAX 20   /* users one users.search returns */
 #define INVITE_SWEEP_BATCH 500 /* expired invitations one sweep settles; a full batch goes again */
 
 /* --- chat.update ---------------------------------------------------------------------------- */
@@ -107,7 +108,7 @@ void app__op_chat_update(struct client *cl, const struct proto_req *req) {
     store_req_free(sreq);
     return;
   }
-  app__op_submit(cl, req, sreq, on_update, 0);
+  app__op_submit(cl, req, sreq, on_update, NULL);
 }
 
 /* --- chat.leave, chat.remove, chat.setRole ---------------------------------------------------- */
@@ -306,8 +307,8 @@ void app__op_users_search(struct client *cl, const struct proto_req *req) {
   if (sreq == NULL)
     return;
   sreq->in.query = strdup(req->q);
-  sreq->in.limit = 20;
-  app__op_submit(cl, req, sreq, on_search, 0);
+  sreq->in.limit = SEARCH_RESULTS_MAX;
+  app__op_submit(cl, req, sreq, on_search, NULL);
 }
 
 /* --- invitations --------------------------------------------------------------------------------

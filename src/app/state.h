@@ -15,6 +15,7 @@
 #include "app/config.h"
 #include "common/hist.h"
 #include "net/net.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 struct bus;
@@ -34,9 +35,9 @@ struct app_pcache;
 /* Latency figures on /metrics cover the last one to two of these periods. */
 #define APP_LAT_PERIOD_NS (60ull * 1000000000ull)
 
-/* "No seq yet": a seq beyond any a chat can reach (2^53, the largest integer JSON clients keep
- * exactly). `sub` without `since` asks for what follows it, i.e. nothing. */
-#define APP_SEQ_INFINITY (INT64_C(1) << 53)
+/* A seq beyond any a chat can reach: `sub` without `since` asks for what follows it, i.e.
+ * nothing. */
+#define APP_SEQ_INFINITY PROTO_INT_LIMIT
 
 struct app_metrics {
   uint64_t msgs_sent;

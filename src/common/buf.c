@@ -70,14 +70,3 @@ int buf_printf(struct buf *b, const char *fmt, ...) {
   return 0;
 }
 
-void buf_consume(struct buf *b, size_t n) {
-  if (n >= b->len) {
-    b->len = 0;
-    if (b->data)
-      b->data[0] = '\0';
-    return;
-  }
-  memmove(b->data, b->data + n, b->len - n);
-  b->len -= n;
-  b->data[b->len] = '\0';
-}

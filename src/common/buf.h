@@ -28,7 +28,4 @@ int buf_append(struct buf *b, const void *p, size_t n);
 /* Appends printf-formatted text. Same returns as buf_append. */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Drops the first n bytes. */
-void buf_consume(struct buf *b, size_t n);
-
 #endif

@@ -135,9 +135,6 @@ void net_conn_set_data(struct net_conn *c, void *data);
 /* The peer's address as text into buf (at least 46 bytes). */
 void net_conn_peer(const struct net_conn *c, char *buf, size_t len);
 
-/* Bytes queued and not yet written on c. */
-size_t net_conn_queued(const struct net_conn *c);
-
 struct net_stats {
   uint64_t accepted;
   uint64_t frames_out;

@@ -342,4 +342,3 @@ void net_conn_peer(const struct net_conn *c, char *buf, size_t len) {
     uv_ip4_name((struct sockaddr_in *)&sa, buf, len);
 }
 
-size_t net_conn_queued(const struct net_conn *c) { return c->q.bytes; }

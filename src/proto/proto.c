@@ -31,16 +31,16 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_BODY] = {"body", FT_STRING, CS_NONBLANK, 1, PROTO_BODY_MAX, OFF(body)},
     [PROTO_F_CLIENT_MSG_ID] = {"clientMsgId", FT_STRING, CS_CLIENT_ID, 1, STORE_CLIENT_MSG_ID_MAX,
                                OFF(client_msg_id)},
-    [PROTO_F_BEFORE] = {"before", FT_INT, CS_ANY, 1, INT64_C(1) << 53, OFF(before)},
-    [PROTO_F_SINCE] = {"since", FT_INT, CS_ANY, 0, INT64_C(1) << 53, OFF(since)},
-    [PROTO_F_SEQ] = {"seq", FT_INT, CS_ANY, 0, INT64_C(1) << 53, OFF(seq)},
+    [PROTO_F_BEFORE] = {"before", FT_INT, CS_ANY, 1, PROTO_INT_LIMIT, OFF(before)},
+    [PROTO_F_SINCE] = {"since", FT_INT, CS_ANY, 0, PROTO_INT_LIMIT, OFF(since)},
+    [PROTO_F_SEQ] = {"seq", FT_INT, CS_ANY, 0, PROTO_INT_LIMIT, OFF(seq)},
     [PROTO_F_LIMIT] = {"limit", FT_INT, CS_ANY, 1, PROTO_HISTORY_MAX, OFF(limit)},
     [PROTO_F_USER] = {"user", FT_STRING, CS_USERNAME, 3, STORE_USERNAME_MAX, OFF(user)},
     [PROTO_F_ROLE] = {"role", FT_STRING, CS_SLUG, 1, 16, OFF(role)},
     [PROTO_F_INVITE_POLICY] = {"invitePolicy", FT_STRING, CS_SLUG, 1, 16, OFF(invite_policy)},
     [PROTO_F_Q] = {"q", FT_STRING, CS_NONBLANK, 1, 64, OFF(q)},
     [PROTO_F_TTL] = {"ttl", FT_INT, CS_ANY, 1, 30 * 24 * 3600, OFF(ttl)},
-    [PROTO_F_INVITATION] = {"invitation", FT_INT, CS_ANY, 1, INT64_C(1) << 53, OFF(invitation)},
+    [PROTO_F_INVITATION] = {"invitation", FT_INT, CS_ANY, 1, PROTO_INT_LIMIT, OFF(invitation)},
     [PROTO_F_ON] = {"on", FT_BOOL, CS_ANY, 0, 1, OFF(on)},
     [PROTO_F_STATE] = {"state", FT_STRING, CS_SLUG, 1, 16, OFF(state)},
 };
@@ -195,7 +195,7 @@ int proto_decode(const char *data, size_t len, struct proto_req *req, char *err,
   }
   id = json_object_get(req->root, "id");
   if (!json_is_integer(id) || json_integer_value(id) < 0 ||
-      json_integer_value(id) >= (INT64_C(1) << 53)) {
+      json_integer_value(id) >= (PROTO_INT_LIMIT)) {
     snprintf(err, errlen, "id: must be an integer from 0 to 2^53-1");
     return PARLEY_EBAD_REQUEST;
   }
