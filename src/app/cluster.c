@@ -61,6 +61,7 @@
 
 #include "app/cluster_wire.h"
 #include "bus/bus.h"
+#include "bus/bus_delay.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -103,15 +104,6 @@ struct fence_out {
   void *arg;
 };
 
-/* A publication held back by PARLEY_TEST_BUS_DELAY_MS. */
-struct delayed_pub {
-  struct delayed_pub *next;
-  uint64_t due;
-  size_t len;
-  char channel[BUS_CHANNEL_MAX + 1];
-  char data[];
-};
-
 struct app_busx {
   char node[NODE_ID_LEN + 1]; /* this node's id */
   struct cluster_events ev;   /* where other nodes' events go */
@@ -119,57 +111,17 @@ struct app_busx {
   struct bus_node *nodes; /* the other nodes heard from */
   struct fence_in *fences;
   struct fence_out *waits;
-  uv_timer_t delay_timer;
   uv_timer_t kick; /* runs removals that have no ack to wait for */
-  int closed;      /* timers closed, at app__bus_stop */
-  struct delayed_pub *dq_head, *dq_tail;
 };
 
-/* --- publishing, with the test delay -------------------------------------------------------- */
+/* --- publishing ---------------------------------------------------------------------------- */
 
-static void on_delay_timer(uv_timer_t *t) {
-  struct app *a = t->data;
-  struct app_busx *x = a->busx;
-  uint64_t now = uv_now(a->loop);
-  while (x->dq_head && x->dq_head->due <= now) {
-    struct delayed_pub *d = x->dq_head;
-    x->dq_head = d->next;
-    if (x->dq_head == NULL)
-      x->dq_tail = NULL;
-    if (a->bus)
-      bus_publish(a->bus, d->channel, d->data, d->len);
-    free(d);
-  }
-  if (x->dq_head)
-    uv_timer_start(&x->delay_timer, on_delay_timer, x->dq_head->due - now, 0);
-}
-
-/* Every publication of this node goes through here. PARLEY_TEST_BUS_DELAY_MS holds them back
- * (in order) so the tests can make other nodes' events overtake this node's. */
+/* Every publication of this node goes through here. (PARLEY_TEST_BUS_DELAY_MS holds them back
+ * in a wrapping backend, bus_delay.c, so the tests can make other nodes' events overtake this
+ * node's.) */
 static void bus_send(struct app *a, const char *channel, const char *data, size_t len) {
-  struct app_busx *x = a->busx;
-  struct delayed_pub *d;
-  if (a->bus == NULL)
-    return;
-  if (a->cfg.bus_test_delay_ms == 0 || x == NULL) {
+  if (a->bus)
     bus_publish(a->bus, channel, data, len);
-    return;
-  }
-  d = malloc(sizeof *d + len);
-  if (d == NULL)
-    return;
-  d->next = NULL;
-  d->due = uv_now(a->loop) + a->cfg.bus_test_delay_ms;
-  d->len = len;
-  snprintf(d->channel, sizeof d->channel, "%s", channel);
-  memcpy(d->data, data, len);
-  if (x->dq_tail)
-    x->dq_tail->next = d;
-  else
-    x->dq_head = d;
-  x->dq_tail = d;
-  if (!uv_is_active((uv_handle_t *)&x->delay_timer))
-    uv_timer_start(&x->delay_timer, on_delay_timer, a->cfg.bus_test_delay_ms, 0);
 }
 
 /* Encodes m (with ids for n and p lines) and publishes it on `channel`. */
@@ -533,8 +485,6 @@ int app__bus_start(struct app *a, const struct cluster_events *ev) {
   a->busx->ev = *ev;
   randombytes_buf(id, sizeof id);
   sodium_bin2hex(a->busx->node, sizeof a->busx->node, id, sizeof id);
-  uv_timer_init(a->loop, &a->busx->delay_timer);
-  a->busx->delay_timer.data = a;
   uv_timer_init(a->loop, &a->busx->kick);
   a->busx->kick.data = a;
   err = bus_open(&a->bus, a->loop, a->cfg.bus_url, &cb);
@@ -542,6 +492,8 @@ int app__bus_start(struct app *a, const struct cluster_events *ev) {
     log_error("cannot open the bus %s: %s", a->cfg.bus_url, parley_strerror(err));
     return err;
   }
+  if (a->cfg.bus_test_delay_ms && bus_delay_wrap(&a->bus, a->loop, a->cfg.bus_test_delay_ms))
+    return PARLEY_EINTERNAL;
   if (!a->bus_solo) {
     log_info("bus: %s (node %s)", a->cfg.bus_url, a->busx->node);
     /* Read for the node's whole life. Events for users published before it is effective are
@@ -554,12 +506,9 @@ int app__bus_start(struct app *a, const struct cluster_events *ev) {
   return 0;
 }
 
-/* Both timers of busx are closed with this; the second frees it (close callbacks run in an
- * order libuv does not promise). */
+/* busx's timer is closed: busx can go. */
 static void on_busx_closed(uv_handle_t *h) {
-  struct app_busx *x = h->data;
-  if (++x->closed == 2)
-    free(x);
+  free(h->data);
 }
 
 void app__bus_stop(struct app *a, void (*done)(void *arg), void *arg) {
@@ -579,15 +528,8 @@ void app__bus_stop(struct app *a, void (*done)(void *arg), void *arg) {
     LL_FOREACH_SAFE(x->fences, f, ftmp) {
       free(f);
     }
-    while (x->dq_head) {
-      struct delayed_pub *d = x->dq_head;
-      x->dq_head = d->next;
-      free(d);
-    }
     a->busx = NULL;
-    x->delay_timer.data = x;
     x->kick.data = x;
-    uv_close((uv_handle_t *)&x->delay_timer, on_busx_closed);
     uv_close((uv_handle_t *)&x->kick, on_busx_closed);
   }
   if (b)
