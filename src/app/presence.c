@@ -7,9 +7,9 @@
  * Presence goes only to those allowed to see it: users who share a chat with the user (asked
  * from the store at each change, which is rare) and users who found them with users.search.
  *
- * Several nodes (PARLEY_BUS): a user is online if online on any node. Each node states its own
- * view of its users (core/presence.h, grace included) in the bus (bus_presence_put: keys in
- * Redis), valid PRES_TTL_MS and refreshed three times as often, and every node sweeps expired
+ * One pipeline, whether alone or one of several nodes: a user is online if online on any node.
+ * Each node states its own view of its users (core/presence.h, grace included) in the bus
+ * (bus_presence_put: keys in Redis; on a single node bus_local.c keeps them), valid PRES_TTL_MS and refreshed three times as often, and every node sweeps expired
  * statements each tick, so a node that dies stops counting after the TTL. The bus reports each
  * change of the aggregate once, to the node whose call made it; that node asks the store for the
  * audience, persists lastSeen when offline, and announces the event on the bus ("p"); every
@@ -49,10 +49,6 @@ struct app_watch {
   UT_hash_handle hh;
 };
 
-static int clustered(const struct app *a) {
-  return !a->bus_solo && a->bus != NULL;
-}
-
 static void pcache_set(struct app *a, int64_t id, int state, int64_t last_seen) {
   struct app_pcache *c;
   HASH_FIND(hh, a->pcache, &id, sizeof id, c);
@@ -87,27 +83,18 @@ void app__presence_dispose(struct app *a) {
   }
 }
 
-static json_t *presence_event(const struct app_user *au) {
-  return json_pack("{s:{s:I, s:s}, s:s, s:o}", "user", "id", (json_int_t)au->id, "username",
-                   au->user.username, "state", presence_state_name(au->pres.state), "lastSeen",
-                   au->pres.last_seen ? json_integer(au->pres.last_seen) : json_null());
-}
-
 json_t *app__presence_json(struct app *a, const struct store_user *u) {
   struct app_user *au;
   struct app_pcache *c = NULL;
   int state = PRESENCE_OFFLINE;
   int64_t last = u->last_seen;
   HASH_FIND(hh, a->users, &u->id, sizeof u->id, au);
-  if (au && !clustered(a))
-    return presence_event(au);
   if (au) {
     state = au->pres.state;
     if (au->pres.last_seen > last)
       last = au->pres.last_seen;
   }
-  if (clustered(a))
-    HASH_FIND(hh, a->pcache, &u->id, sizeof u->id, c);
+  HASH_FIND(hh, a->pcache, &u->id, sizeof u->id, c);
   /* The announced aggregate; this node's own sockets are a floor while its news is on the way. */
   if (c && c->state > state)
     state = c->state;
@@ -257,7 +244,7 @@ static void on_list(void *arg, int status, const struct bus_presence *list, size
 
 void app__presence_bus_up(struct app *a) {
   struct app_user *au;
-  if (!clustered(a))
+  if (a->bus == NULL)
     return;
   for (au = a->users; au; au = au->hh.next) {
     if (au->pres.state != PRESENCE_OFFLINE)
@@ -266,81 +253,11 @@ void app__presence_bus_up(struct app *a) {
   bus_presence_list(a->bus, on_list, a);
 }
 
-struct audience_ctx {
-  struct app *app;
-  json_t *event;
-  int64_t user_id;
-};
-
-static void on_audience_done(struct store_req *sreq) {
-  struct audience_ctx *ctx = sreq->ctx;
-  struct app *a = ctx->app;
-  struct app_watch *w;
-  int64_t *ids;
-  size_t n = 0, cap;
-
-  if (sreq->status) {
-    log_warn("presence audience: %s", parley_strerror(sreq->status));
-    goto done;
-  }
-  HASH_FIND(hh, a->watches, &ctx->user_id, sizeof ctx->user_id, w);
-  cap = sreq->out.n_member_ids + (w ? w->n : 0) + 1;
-  ids = malloc(cap * sizeof *ids);
-  if (ids == NULL)
-    goto done;
-  for (size_t i = 0; i < sreq->out.n_member_ids; i++)
-    ids[n++] = sreq->out.member_ids[i];
-  for (size_t i = 0; w && i < w->n; i++)
-    ids[n++] = w->watchers[i];
-  ids[n++] = ctx->user_id; /* the user's other tabs show their own state too */
-  /* One node: its view is the whole truth (several: see announce()). */
-  app__notify_local(a, ids, n, "presence", json_incref(ctx->event));
-  free(ids);
-done:
-  json_decref(ctx->event);
-  free(ctx);
-  store_req_free(sreq);
-}
-
+/* au's state here changed: the bus (bus_local.c on a single node, so there is one pipeline)
+ * decides whether the user's state across nodes changed, and on_changes announces it. */
 static void presence_publish(struct app *a, struct app_user *au) {
-  struct store_req *sreq;
-  struct audience_ctx *ctx;
-
-  if (clustered(a)) {
-    /* The bus decides whether the user's state across nodes changed, and who announces it. */
+  if (a->bus)
     presence_state_here(a, au);
-    if (au->pres.state != PRESENCE_OFFLINE)
-      return;
-  }
-
-  if (au->pres.state == PRESENCE_OFFLINE) {
-    /* lastSeen is durable: shown for offline users after a restart too. */
-    struct store_req *seen = store_req_new(STORE_USER_SEEN);
-    if (seen) {
-      seen->in.user_id = au->id;
-      seen->in.seq = au->pres.last_seen;
-      seen->ctx = NULL;
-      app__submit(a, NULL, seen, (store_cb)store_req_free);
-    }
-  }
-  if (clustered(a))
-    return;
-  sreq = store_req_new(STORE_PRESENCE_AUDIENCE);
-  ctx = calloc(1, sizeof *ctx);
-  if (sreq == NULL || ctx == NULL) {
-    store_req_free(sreq);
-    free(ctx);
-    return;
-  }
-  ctx->app = a;
-  ctx->event = presence_event(au);
-  ctx->user_id = au->id;
-  sreq->in.user_id = au->id;
-  sreq->ctx = ctx;
-  if (app__submit(a, NULL, sreq, on_audience_done) != 0) {
-    json_decref(ctx->event);
-    free(ctx);
-  }
 }
 
 static void presence_attached(struct app *a, struct app_user *au) {
@@ -417,7 +334,7 @@ static void user_free(struct app *a, struct app_user *au) {
   free(au);
 }
 
-/* Several nodes: statements of dead nodes end (anyone's sweep), ours are kept alive. */
+/* Statements of dead nodes end (anyone's sweep), ours are kept alive. */
 static void presence_cluster_tick(struct app *a, int64_t now) {
   uint64_t loop_now = uv_now(a->loop);
   bus_presence_sweep(a->bus, now, PRES_TTL_MS, on_changes, a);
@@ -439,7 +356,7 @@ static void presence_cluster_tick(struct app *a, int64_t now) {
 void app__presence_tick(struct app *a) {
   struct app_user *au, *tmp;
   int64_t now = app__now(a);
-  if (clustered(a))
+  if (a->bus)
     presence_cluster_tick(a, now);
   HASH_ITER(hh, a->users, au, tmp) {
     if (au->n_clients > 0)
