@@ -177,13 +177,9 @@ void app__op_msg_send(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq;
   struct app_user *au = app__user_find(a, cl->user.id);
 
-  if (a->cfg.rate_limits && au) {
-    int64_t wait = ratelimit_take(&au->send_rl, a->cfg.send_rate, a->cfg.send_burst, app__now(a));
-    if (wait > 0) {
-      app__reply_rate_limited(cl, req, wait, "sending too fast");
-      return;
-    }
-  }
+  if (au && app__rate_limited(cl, req, &au->send_rl, a->cfg.send_rate, a->cfg.send_burst,
+                              "sending too fast"))
+    return;
   sreq = store_req_new(STORE_MSG_APPEND);
   if (sreq == NULL || (sreq->in.body = strdup(req->body)) == NULL) {
     store_req_free(sreq);

@@ -128,14 +128,9 @@ void app__op_typing(struct client *cl, const struct proto_req *req) {
     return;
   }
   au = app__user_find(a, cl->user.id);
-  if (a->cfg.rate_limits && au) {
-    int64_t wait =
-        ratelimit_take(&au->typing_rl, a->cfg.typing_rate, a->cfg.typing_burst, app__now(a));
-    if (wait > 0) {
-      app__reply_rate_limited(cl, req, wait, "typing updates too fast");
-      return;
-    }
-  }
+  if (au && app__rate_limited(cl, req, &au->typing_rl, a->cfg.typing_rate, a->cfg.typing_burst,
+                              "typing updates too fast"))
+    return;
   if (req->on)
     changed = typing_on(&r->typing, cl->user.id, app__now(a), a->cfg.typing_ttl_ms);
   else
@@ -166,15 +161,10 @@ void app__op_presence(struct client *cl, const struct proto_req *req) {
     app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
-  if (a->cfg.rate_limits) {
-    /* Each change is a store query and an event to everyone who can see the user. */
-    int64_t wait =
-        ratelimit_take(&au->presence_rl, a->cfg.presence_rate, a->cfg.presence_burst, app__now(a));
-    if (wait > 0) {
-      app__reply_rate_limited(cl, req, wait, "presence updates too fast");
-      return;
-    }
-  }
+  /* Each change is a store query and an event to everyone who can see the user. */
+  if (app__rate_limited(cl, req, &au->presence_rl, a->cfg.presence_rate, a->cfg.presence_burst,
+                        "presence updates too fast"))
+    return;
   app__presence_report(a, au, cl, active);
   app__reply_ok(cl, req, json_pack("{s:s}", "state", presence_state_name(au->pres.state)));
 }

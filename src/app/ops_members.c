@@ -295,14 +295,9 @@ void app__op_users_search(struct client *cl, const struct proto_req *req) {
   struct app_user *au;
 
   HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
-  if (a->cfg.rate_limits && au) {
-    int64_t wait =
-        ratelimit_take(&au->search_rl, a->cfg.search_rate, a->cfg.search_burst, app__now(a));
-    if (wait > 0) {
-      app__reply_rate_limited(cl, req, wait, "searching too fast");
-      return;
-    }
-  }
+  if (au && app__rate_limited(cl, req, &au->search_rl, a->cfg.search_rate, a->cfg.search_burst,
+                              "searching too fast"))
+    return;
   sreq = new_req(cl, req, STORE_USERS_SEARCH);
   if (sreq == NULL)
     return;

@@ -47,6 +47,19 @@ void app__reply_rate_limited(struct client *cl, const struct proto_req *req, int
   send_str(cl, s, s ? strlen(s) : 0);
 }
 
+int app__rate_limited(struct client *cl, const struct proto_req *req, struct ratelimit *rl,
+                      double rate, double burst, const char *msg) {
+  struct app *a = cl->app;
+  int64_t wait;
+  if (!a->cfg.rate_limits)
+    return 0;
+  wait = ratelimit_take(rl, rate, burst, app__now(a));
+  if (wait <= 0)
+    return 0;
+  app__reply_rate_limited(cl, req, wait, msg);
+  return 1;
+}
+
 void app__ws_hello(struct client *cl) {
   size_t len;
   char *s = proto_event("hello", json_pack("{s:o}", "user", proto_user_json(&cl->user)), &len);

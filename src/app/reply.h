@@ -30,6 +30,10 @@ void app__reply_err(struct client *cl, const struct proto_req *req, int err, con
 /* Replies rate_limited with error.retryAfter = wait_ms, and counts it in /metrics. */
 void app__reply_rate_limited(struct client *cl, const struct proto_req *req, int64_t wait_ms,
                              const char *msg);
+/* With rate limits on, takes a token from rl (borrowed) at rate per second and burst; if there
+ * was none, replies rate_limited (msg borrowed) and returns 1. Else 0: the op goes ahead. */
+int app__rate_limited(struct client *cl, const struct proto_req *req, struct ratelimit *rl,
+                      double rate, double burst, const char *msg);
 /* Sends the `hello` event to a socket that just authenticated. */
 void app__ws_hello(struct client *cl);
 /* Submits sreq (ownership taken) for the op req (borrowed) of cl; cb must end with

@@ -165,13 +165,9 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
     app__reply_err(cl, &req, rc, err);
     goto done;
   }
-  if (a->cfg.rate_limits) {
-    int64_t wait = ratelimit_take(&cl->op_rl, a->cfg.op_rate, a->cfg.op_burst, app__now(a));
-    if (wait > 0) {
-      app__reply_rate_limited(cl, &req, wait, "too many requests on this connection");
-      goto done;
-    }
-  }
+  if (app__rate_limited(cl, &req, &cl->op_rl, a->cfg.op_rate, a->cfg.op_burst,
+                        "too many requests on this connection"))
+    goto done;
   if (!cl->authed && !proto_op_is_public(req.op)) {
     app__reply_err(cl, &req, PARLEY_EUNAUTHORIZED, "authenticate first with the auth op");
     goto done;
