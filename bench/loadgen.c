@@ -635,6 +635,10 @@ static void phase_begin(struct lg *lg, enum phase ph) {
   /* Memory per connection: the server's RSS before the first connection and with everyone in. */
   if (ph == PH_CONNECT && lg->server_pid > 0)
     lg->srv_rss_idle_kb = proc_status_kb(lg->server_pid, "VmRSS");
+  if (ph == PH_CONNECT)
+    lg->t_setup0 = uv_hrtime();
+  if (ph == PH_RUN)
+    lg->t_setup1 = uv_hrtime();
   if (ph == PH_RUN && lg->server_pid > 0)
     lg->srv_rss_joined_kb = proc_status_kb(lg->server_pid, "VmRSS");
   lg->phase = ph;
@@ -1235,6 +1239,12 @@ void lg_on_ws_text(struct conn *c, const uint8_t *data, size_t n) {
   const char *p = (const char *)data;
   int64_t seq;
   uint64_t ts;
+  if (lg->phase < PH_RUN) {
+    lg->setup_frames++;
+    lg->setup_bytes += n;
+  } else {
+    lg->run_frames++;
+  }
   if (lg->wire) {
     lg->wire->ws_text(c, data, n);
     return;
@@ -1371,6 +1381,12 @@ static void report(struct lg *lg) {
          "p50/p99/max %.3f/%.3f/%.3f ms\n",
          secs, lg->warmup, (unsigned long long)lg->lat.count, (double)lg->win.acks / secs,
          ms(hist_quantile(&lg->ack, 0.5)), ms(hist_quantile(&lg->ack, 0.99)), ms(lg->ack.max));
+  if (lg->t_setup1 > lg->t_setup0 && lg->t_setup0 > 0)
+    printf("  set-up: %d users connected, joined and subscribed in %.2f s; frames received "
+           "during set-up %llu (%.1f per user, %.1f KB per user); frames during the run %llu\n",
+           lg->n_users, (double)(lg->t_setup1 - lg->t_setup0) / 1e9,
+           (unsigned long long)lg->setup_frames, (double)lg->setup_frames / lg->n_users,
+           (double)lg->setup_bytes / 1024.0 / lg->n_users, (unsigned long long)lg->run_frames);
   printf("  replies (whole run, acknowledged or refused): %llu, p50/p99/max %.3f/%.3f/%.3f ms; "
          "refused: unavailable %llu, rate_limited %llu; unanswered at the end %lld\n",
          (unsigned long long)lg->reply_all.count, ms(hist_quantile(&lg->reply_all, 0.5)),

@@ -218,6 +218,10 @@ struct lg {
   struct hist rep_lat;     /* send-to-receive over the interval */
   struct hist rep_reply;   /* send-to-reply (any outcome) over the interval */
   uint64_t unavailable;    /* msg.send refused with `unavailable` (overload), whole run */
+  /* Set-up cost (connect storm): every text frame received from the first connect to the end
+   * of the subscriptions, and from then to the end of the run; the set-up's wall time. */
+  uint64_t setup_frames, setup_bytes, run_frames;
+  uint64_t t_setup0, t_setup1;
   /* resource samples at the window's edges */
   unsigned long long srv_ticks0, srv_ticks1;
   long srv_rss_kb, srv_hwm_kb;

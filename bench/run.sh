@@ -20,6 +20,9 @@
 # p99, server RSS, the WAL's size):
 #   soak      the chat population at 80% of [--capacity R] msgs/s for [--soak-duration S] (600)
 #   overload  2x capacity for 60 s, then 50% for 30 s: refusals, reply times, recovery
+#   joinstorm [--storm-chat N] (1000) users connect, join and subscribe to ONE chat at once:
+#             set-up time and frames received per user (the O(n^2) presence cost), then a
+#             light load (one message per user over the window)
 # [--capacity R] (BENCH_CAPACITY, 4000) is the chat rate this machine carries at p99 <= 10 ms;
 # measure it with --sweep first.
 # The same settings can come from the environment: BENCH_SCENARIOS, BENCH_USERS, BENCH_CHAT_SIZE,
@@ -61,6 +64,7 @@ durable_window=${BENCH_DURABLE_WINDOW:-4}
 capacity=${BENCH_CAPACITY:-4000}
 soak_duration=${BENCH_SOAK_DURATION:-600}
 report_every=${BENCH_REPORT_EVERY:-}
+storm_chat=${BENCH_STORM_CHAT:-1000}
 servers=${BENCH_SERVERS:-parley}
 sweep=${BENCH_SWEEP:-}
 p99_limit=${BENCH_P99_LIMIT:-10}
@@ -90,6 +94,7 @@ while [ $# -gt 0 ]; do
     --capacity) capacity=$2; shift ;;
     --soak-duration) soak_duration=$2; shift ;;
     --report-every) report_every=$2; shift ;;
+    --storm-chat) storm_chat=$2; shift ;;
     --servers) servers=$2; shift ;;
     --sweep) sweep=$2; shift ;;
     --p99-limit) p99_limit=$2; shift ;;
@@ -231,6 +236,9 @@ for scen in $expanded; do
       args=(--scenario chat --users "$users" --chat-size "$chat_size" --drain 10
             --schedule "$((capacity * 2)):60,$((capacity / 2)):30" --report-every "${report_every:-5}"
             --wal-file "$tmp/data/parley.db-wal") ;;
+    joinstorm)
+      args=(--scenario chat --users "$storm_chat" --chat-size "$storm_chat" --connect-concurrency 1000
+            --setup-concurrency 1000 --rate "$(( storm_chat / 10 > 0 ? storm_chat / 10 : 1 ))") ;;
     storm)
       # chats of 11: each chat's first member keeps sending, the 10 others drop and resume.
       args=(--scenario storm --users "$storm_users" --chat-size 11
