@@ -1,7 +1,11 @@
 // Sign up and log in. Errors from the server appear above the form (taken username, wrong
-// password, too many attempts); field rules are checked before sending.
+// password, too many attempts); field rules are checked before sending. The requests are the
+// SDK's HTTP helpers; the session is the HttpOnly cookie the server sets, so the JSON `token` in
+// the reply is ignored on purpose (a token readable by scripts is what the cookie avoids).
 import { useState, type FormEvent } from 'react';
-import * as api from '../lib/api';
+import { login, signup as apiSignup } from '../../../clients/js/src/http.js';
+import type { ParleyError } from '../../../clients/js/src/errors.js';
+import { errorText } from '../lib/format';
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
 import { IconChat } from '../components/ui/icons';
@@ -31,16 +35,19 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
     }
     setBusy(true);
     try {
-      const r = signup ? await api.signup(uname, password, displayName.trim() || undefined) : await api.login(uname, password);
+      const dn = displayName.trim();
+      const r = signup
+        ? await apiSignup({ username: uname, password, ...(dn ? { displayName: dn } : {}) })
+        : await login({ username: uname, password });
       setUser(r.user);
       navigate('/chat', { replace: true });
     } catch (err) {
-      const e2 = err as api.ApiError;
+      const e2 = err as ParleyError;
       if (e2.code === 'conflict') setError('That username is taken. Try another one.');
       else if (e2.code === 'unauthorized') setError('Wrong username or password.');
       else if (e2.code === 'rate_limited')
-        setError(`Too many attempts. Try again in ${e2.retryAfter ?? 'a few'} seconds.`);
-      else setError(e2.message || 'Something went wrong.');
+        setError(`Too many attempts. Try again in ${e2.retryAfter ? Math.ceil(e2.retryAfter / 1000) : 'a few'} seconds.`);
+      else setError(errorText(e2));
     } finally {
       setBusy(false);
     }

@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import { useRealtimeChat } from '../hooks/use-realtime-chat';
 import { useRealtime, useSession } from '../lib/session';
-import { chatsChanged } from '../lib/local-events';
+import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link } from '../lib/router';
 import { displayName, errorText } from '../lib/format';
 import { MessageList } from '../components/chat/message-list';
@@ -14,14 +14,7 @@ import { UserPresence, type PresenceEntry } from '../components/chat/user-presen
 import { ConnectionBanner } from '../components/chat/connection-banner';
 import { InviteUserModal } from '../components/chat/invite-user-modal';
 import { IconBack, IconSettings, IconUserPlus, IconUsers } from '../components/ui/icons';
-import type { Chat, Role } from '../lib/types';
-
-export function canInvite(chat: Chat | null): boolean {
-  if (!chat?.role) return false;
-  if (chat.role === 'owner') return true;
-  if (chat.invitePolicy === 'members') return true;
-  return chat.invitePolicy === 'admins' && chat.role === 'admin';
-}
+import type { Chat } from '../lib/types';
 
 export function ChatRoom({ slug }: { slug: string }) {
   // Joining a public chat from its link remounts the room, which then subscribes as a participant.
@@ -36,7 +29,7 @@ function JoinPublicChat({ slug, onJoined }: { slug: string; onJoined: () => void
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
-    rt.request<{ chat: Chat }>('chat.get', { chat: slug }).then((r) => setChat(r.chat), () => setChat(null));
+    rt.request('chat.get', { chat: slug }).then((r) => setChat(r.chat), () => setChat(null));
   }, [rt, slug]);
   if (!chat?.isPublic) return null;
   return (
@@ -59,7 +52,6 @@ function JoinPublicChat({ slug, onJoined }: { slug: string; onJoined: () => void
           setError(null);
           try {
             await rt.request('chat.join', { chat: slug });
-            chatsChanged();
             onJoined();
           } catch (err) {
             setError(errorText(err));
@@ -79,11 +71,6 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   const [inviting, setInviting] = useState(false);
   const [peopleOpen, setPeopleOpen] = useState(false);
 
-  const role: Role | null = useMemo(() => {
-    const me = rc.participants.find((p) => p.id === user?.id);
-    return me?.role ?? rc.chat?.role ?? null;
-  }, [rc.participants, rc.chat?.role, user?.id]);
-  const chat = rc.chat ? { ...rc.chat, role } : null;
   const activeIds = useMemo(() => new Set(rc.activeUsers.map((u) => u.id)), [rc.activeUsers]);
   const entries: PresenceEntry[] = rc.participants.map((p) => ({
     user: p,
@@ -129,7 +116,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
             </div>
           </div>
           <div className="room-header__actions">
-            {canInvite(chat) && rc.status === 'ready' && (
+            {canInvite(rc.chat) && rc.status === 'ready' && (
               <button type="button" className="btn btn--ghost btn--icon" onClick={() => setInviting(true)} aria-label="Invite people" title="Invite people">
                 <IconUserPlus />
               </button>

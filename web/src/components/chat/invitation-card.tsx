@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useRealtime } from '../../lib/session';
 import { navigate } from '../../lib/router';
 import { displayName, errorText, expiresText } from '../../lib/format';
-import type { Chat, Invitation } from '../../lib/types';
+import type { Invitation } from '../../lib/types';
 
 export function InvitationCard({ invitation, onDone }: { invitation: Invitation; onDone: () => void }) {
   const rt = useRealtime();
@@ -15,9 +15,14 @@ export function InvitationCard({ invitation, onDone }: { invitation: Invitation;
     setBusy(kind);
     setError(null);
     try {
-      const r = await rt.request<{ chat?: Chat }>(`invite.${kind}`, { invitation: invitation.id });
-      onDone();
-      if (kind === 'accept') navigate(`/chat/${encodeURIComponent(r.chat?.slug || invitation.chat)}`);
+      if (kind === 'accept') {
+        const r = await rt.request('invite.accept', { invitation: invitation.id });
+        onDone();
+        navigate(`/chat/${encodeURIComponent(r.chat?.slug || invitation.chat)}`);
+      } else {
+        await rt.request('invite.decline', { invitation: invitation.id });
+        onDone();
+      }
     } catch (err) {
       const code = (err as { code?: string }).code;
       setError(
