@@ -5,7 +5,7 @@
 import { useState, type FormEvent } from 'react';
 import { login, signup as apiSignup } from '../../../clients/js/src/http.js';
 import type { ParleyError } from '../../../clients/js/src/errors.js';
-import { errorText } from '../lib/format';
+import { codePointLength, DISPLAY_NAME_MAX, errorText } from '../lib/format';
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
 import { IconChat } from '../components/ui/icons';
@@ -27,6 +27,11 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
     const uname = username.trim().toLowerCase();
     if (signup && !USERNAME_RE.test(uname)) {
       setError('Usernames are 3-32 characters: lower-case letters, digits, "_", "." or "-".');
+      return;
+    }
+    // Counted as the server counts it: in code points, so an emoji is one character.
+    if (signup && codePointLength(displayName.trim()) > DISPLAY_NAME_MAX) {
+      setError(`Display names are at most ${DISPLAY_NAME_MAX} characters.`);
       return;
     }
     if (signup && password.length < 8) {
@@ -94,11 +99,15 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
                 className="input"
                 name="displayName"
                 autoComplete="name"
-                maxLength={64}
+                aria-describedby="auth-display-hint"
                 value={displayName}
                 onChange={(e) => setDisplayName(e.target.value)}
                 placeholder="Optional: how others see you"
               />
+              {/* No maxLength: the browser counts it in UTF-16 units, so emoji would count twice. */}
+              <span className="field__hint" id="auth-display-hint">
+                Up to {DISPLAY_NAME_MAX} characters ({codePointLength(displayName.trim())}/{DISPLAY_NAME_MAX})
+              </span>
             </div>
           )}
           <div className="field">

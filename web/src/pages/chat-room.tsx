@@ -6,7 +6,7 @@ import { useRealtimeChat } from '../hooks/use-realtime-chat';
 import { useRealtime, useSession } from '../lib/session';
 import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link } from '../lib/router';
-import { displayName, errorText } from '../lib/format';
+import { fullName, makeNamer, errorText } from '../lib/format';
 import { MessageList } from '../components/chat/message-list';
 import { Composer } from '../components/chat/composer';
 import { TypingIndicator } from '../components/chat/typing-indicator';
@@ -72,6 +72,12 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   const [peopleOpen, setPeopleOpen] = useState(false);
 
   const activeIds = useMemo(() => new Set(rc.activeUsers.map((u) => u.id)), [rc.activeUsers]);
+  // Everyone this room can name: where two of them show the same display name, both get their
+  // username too, so nobody can pass for somebody else.
+  const nameOf = useMemo(
+    () => makeNamer([...rc.participants, ...rc.messages.map((m) => m.author), ...rc.typingUsers, ...rc.activeUsers]),
+    [rc.participants, rc.messages, rc.typingUsers, rc.activeUsers],
+  );
   const entries: PresenceEntry[] = rc.participants.map((p) => ({
     user: p,
     role: p.role,
@@ -106,7 +112,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
                   {hereOthers.length > 0 && (
                     <span data-testid="room-here">
                       {' · '}
-                      {hereOthers.length === 1 ? `${displayName(hereOthers[0])} is here` : `${hereOthers.length} others here`}
+                      {hereOthers.length === 1 ? `${nameOf(hereOthers[0])} is here` : `${hereOthers.length} others here`}
                     </span>
                   )}
                 </>
@@ -142,7 +148,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
         <ConnectionBanner state={rc.connectionState} />
         {rc.status === 'removed' && (
           <div className="banner banner--error" role="alert" data-testid="removed-banner">
-            You were removed from this chat{rc.removedBy ? ` by ${displayName(rc.removedBy)}` : ''}.
+            You were removed from this chat{rc.removedBy ? ` by ${fullName(rc.removedBy)}` : ''}.
           </div>
         )}
         {blocked ? (
@@ -165,8 +171,9 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
               loadOlder={rc.loadOlder}
               onRetry={rc.retry}
               onDiscard={rc.discard}
+              nameOf={nameOf}
             />
-            <TypingIndicator users={rc.typingUsers} others={rc.typingOthers} />
+            <TypingIndicator users={rc.typingUsers} others={rc.typingOthers} nameOf={nameOf} />
             {rc.status === 'removed' ? (
               <div className="room-gone">
                 <Link to="/chat" className="btn">
@@ -180,7 +187,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
         )}
       </section>
       <aside className="room__aside" id="room-people" aria-label="People">
-        <UserPresence entries={entries} activeUserIds={activeIds} selfId={user?.id} />
+        <UserPresence entries={entries} activeUserIds={activeIds} selfId={user?.id} nameOf={nameOf} />
       </aside>
       {inviting && rc.chat && <InviteUserModal chat={slug} chatTitle={rc.chat.title} onClose={() => setInviting(false)} />}
     </div>

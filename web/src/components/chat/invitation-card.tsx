@@ -3,7 +3,7 @@
 import { useState } from 'react';
 import { useRealtime } from '../../lib/session';
 import { navigate } from '../../lib/router';
-import { displayName, errorText, expiresText } from '../../lib/format';
+import { displayName, errorText, expiresText, fullName } from '../../lib/format';
 import type { Invitation } from '../../lib/types';
 
 export function InvitationCard({ invitation, onDone }: { invitation: Invitation; onDone: () => void }) {
@@ -36,7 +36,9 @@ export function InvitationCard({ invitation, onDone }: { invitation: Invitation;
   return (
     <div className="invite-card" data-testid="invitation" data-chat={invitation.chat}>
       <p className="invite-card__text">
-        <strong>{displayName(invitation.from)}</strong> invited you to <strong>{invitation.chatTitle || invitation.chat}</strong>
+        {/* The username too: anyone can take a display name, nobody another's username. */}
+        <strong title={fullName(invitation.from)}>{displayName(invitation.from)}</strong>{' '}
+        <span className="muted">(@{invitation.from.username})</span> invited you to <strong>{invitation.chatTitle || invitation.chat}</strong>
       </p>
       <p className="invite-card__meta">{expiresText(invitation.expiresAt)}</p>
       <div className="invite-card__actions">
