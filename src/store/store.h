@@ -209,6 +209,9 @@ enum store_op {
   STORE_PRESENCE_AUDIENCE, /* in: user_id. out: member_ids: every user sharing a chat (not
                               archived) with user_id, user_id excluded. */
   STORE_USER_SEEN,      /* in: user_id, seq (the lastSeen time, Unix ms). Stores it. */
+  STORE_SESSION_SWEEP,  /* in: now, limit (1..STORE_LIMIT_MAX). Deletes up to `limit` sessions
+                           whose expires_at <= now. out: n_deleted, has_more (1 when the batch
+                           was full: more may be due). */
   STORE_OP__COUNT
 };
 
@@ -269,6 +272,7 @@ struct store_req {
     int64_t *unread;
     size_t n_chats;
     int64_t read_seq; /* STORE_READ_SET: the read marker after the call */
+    int64_t n_deleted; /* STORE_SESSION_SWEEP: sessions deleted */
     struct store_member *members;
     size_t n_members;
     struct store_user_hit *hits;
