@@ -210,7 +210,8 @@ static int parse_credentials(struct client *cl, struct http_request *req, int si
       (display == NULL || auth_display_name_valid(display) != 0)) {
     json_decref(body);
     respond_err(cl, PARLEY_EBAD_REQUEST,
-                "displayName: 1-64 bytes of text without control characters", NULL);
+                "displayName: 1-64 characters, at least one visible, without control or bidi "
+                "override characters", NULL);
     return -1;
   }
   snprintf(op->display_name, sizeof op->display_name, "%s", display ? display : op->username);

@@ -27,7 +27,8 @@
 #include "core/invite.h"
 
 #define STORE_USERNAME_MAX 32     /* bytes, without the NUL */
-#define STORE_DISPLAY_NAME_MAX 64 /* bytes of UTF-8, without the NUL */
+#define STORE_DISPLAY_NAME_MAX 256 /* bytes of UTF-8, without the NUL: 64 code points
+                                      (core/text.h TEXT_DISPLAY_NAME_MAX) of up to 4 bytes */
 #define STORE_SLUG_MAX 64
 #define STORE_CLIENT_MSG_ID_MAX 64
 #define STORE_TOKEN_HASH_LEN 32   /* SHA-256 / BLAKE2b-256 of a session token */
