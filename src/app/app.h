@@ -186,8 +186,9 @@ struct app_watch {
 /* A throttle entry (app_http.c): "ip:<addr>" (login attempts per address), "su:<addr>"
  * (signups per address), "u:<name>" (failed logins per username) or "p:<name> <addr>" (a
  * username tried from one address: its failures in a row and their lockout). */
+#define APP_THROTTLE_KEY_MAX 112 /* "p:" + a username + " " + an address, with the NUL */
 struct app_throttle {
-  char key[112];
+  char key[APP_THROTTLE_KEY_MAX];
   struct ratelimit rl;
   int failures;           /* consecutive failed logins ("p:" keys) */
   int64_t locked_until;   /* progressive delay: no login attempt before this (Unix ms) */

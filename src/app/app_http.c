@@ -211,7 +211,8 @@ static int parse_credentials(struct client *cl, struct http_request *req, int si
     json_decref(body);
     respond_err(cl, PARLEY_EBAD_REQUEST,
                 "displayName: 1-64 characters, at least one visible, without control or bidi "
-                "override characters", NULL);
+                "override characters",
+                NULL);
     return -1;
   }
   snprintf(op->display_name, sizeof op->display_name, "%s", display ? display : op->username);
@@ -234,13 +235,13 @@ static void handle_signup(struct client *cl, struct http_request *req) {
   /* Each signup costs an argon2 hash (19 MiB, tens of ms of a core): a flood of them from one
    * address would slow everyone's logins. */
   if (a->cfg.rate_limits) {
-    char key[sizeof ((struct app_throttle *)0)->key];
+    char key[APP_THROTTLE_KEY_MAX];
     struct app_throttle *t;
     int64_t wait;
     snprintf(key, sizeof key, "su:%s", cl->peer);
     t = throttle_get(a, key);
-    if (t && (wait = ratelimit_take(&t->rl, a->cfg.signup_rate, a->cfg.signup_burst,
-                                    app__now(a))) > 0) {
+    if (t &&
+        (wait = ratelimit_take(&t->rl, a->cfg.signup_rate, a->cfg.signup_burst, app__now(a))) > 0) {
       respond_throttled(cl, wait, "too many signups from this address; try again later");
       return;
     }
@@ -268,7 +269,7 @@ static void login_pair_key(const struct client *cl, const char *username, char *
  * username's budget, a success forgets the pair's failures and marks the address as known. */
 static void login_outcome(struct client *cl, const char *username, int ok) {
   struct app *a = cl->app;
-  char key[sizeof ((struct app_throttle *)0)->key];
+  char key[APP_THROTTLE_KEY_MAX];
   struct app_throttle *t;
   int64_t now = app__now(a);
   if (!a->cfg.rate_limits)
@@ -423,7 +424,7 @@ static struct app_throttle *throttle_get(struct app *a, const char *key) {
  * username is charged by failures alone (login_outcome). */
 static int64_t login_wait(struct client *cl, const char *username) {
   struct app *a = cl->app;
-  char key[sizeof ((struct app_throttle *)0)->key];
+  char key[APP_THROTTLE_KEY_MAX];
   struct app_throttle *t, *pair;
   int64_t now = app__now(a), wait;
 

@@ -9,8 +9,12 @@
 #include "common/error.h"
 #include "core/text.h"
 
-static int name(const char *s) { return text_check_name(s, strlen(s), TEXT_DISPLAY_NAME_MAX); }
-static int body(const char *s) { return text_check_body(s, strlen(s)); }
+static int name(const char *s) {
+  return text_check_name(s, strlen(s), TEXT_DISPLAY_NAME_MAX);
+}
+static int body(const char *s) {
+  return text_check_body(s, strlen(s));
+}
 
 /* 64 characters are allowed whatever their size in bytes; the 65th is too many. */
 static void test_name_counts_code_points(void **state) {
@@ -35,16 +39,16 @@ static void test_name_counts_code_points(void **state) {
 static void test_invisible_only(void **state) {
   static const char *blank[] = {
       " ",
-      "\xE2\x80\x8B",                  /* U+200B ZERO WIDTH SPACE */
-      "\xE3\x80\x80",                  /* U+3000 IDEOGRAPHIC SPACE */
-      "\xEF\xBB\xBF",                  /* U+FEFF BOM */
-      "\xE2\x81\xA0",                  /* U+2060 WORD JOINER */
-      "\xC2\xA0\xC2\xA0",              /* U+00A0 NO-BREAK SPACE x2 */
-      "\xE2\x80\x83\xE2\x80\x8C",      /* U+2003 EM SPACE, U+200C ZWNJ */
-      "\xE3\x85\xA4",                  /* U+3164 HANGUL FILLER */
-      "\xE2\xA0\x80",                  /* U+2800 BRAILLE PATTERN BLANK */
-      "\xC2\xAD",                      /* U+00AD SOFT HYPHEN */
-      "\xE1\xA0\x8E",                  /* U+180E MONGOLIAN VOWEL SEPARATOR */
+      "\xE2\x80\x8B",             /* U+200B ZERO WIDTH SPACE */
+      "\xE3\x80\x80",             /* U+3000 IDEOGRAPHIC SPACE */
+      "\xEF\xBB\xBF",             /* U+FEFF BOM */
+      "\xE2\x81\xA0",             /* U+2060 WORD JOINER */
+      "\xC2\xA0\xC2\xA0",         /* U+00A0 NO-BREAK SPACE x2 */
+      "\xE2\x80\x83\xE2\x80\x8C", /* U+2003 EM SPACE, U+200C ZWNJ */
+      "\xE3\x85\xA4",             /* U+3164 HANGUL FILLER */
+      "\xE2\xA0\x80",             /* U+2800 BRAILLE PATTERN BLANK */
+      "\xC2\xAD",                 /* U+00AD SOFT HYPHEN */
+      "\xE1\xA0\x8E",             /* U+180E MONGOLIAN VOWEL SEPARATOR */
   };
   for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++) {
     if (name(blank[i]) != PARLEY_EBAD_REQUEST)
@@ -64,14 +68,23 @@ static void test_invisible_only(void **state) {
 static void test_name_refuses_controls(void **state) {
   static const char *bad[] = {
       "evil\xE2\x80\xAEgnp.exe", /* U+202E RIGHT-TO-LEFT OVERRIDE */
-      "a\xE2\x80\xAA" "b",        /* U+202A */
-      "a\xE2\x80\xAD" "b",        /* U+202D */
-      "a\xE2\x81\xA6" "b",        /* U+2066 LRI */
-      "a\xE2\x81\xA9" "b",        /* U+2069 PDI */
-      "a\nb", "a\tb", "a\x7f" "b",
-      "a\xC2\x85" "b",            /* U+0085 NEL (C1) */
-      "a\xE2\x80\xA8" "b",        /* U+2028 LINE SEPARATOR */
-      "\xFF",                      /* not UTF-8 */
+      "a\xE2\x80\xAA"
+      "b", /* U+202A */
+      "a\xE2\x80\xAD"
+      "b", /* U+202D */
+      "a\xE2\x81\xA6"
+      "b", /* U+2066 LRI */
+      "a\xE2\x81\xA9"
+      "b", /* U+2069 PDI */
+      "a\nb",
+      "a\tb",
+      "a\x7f"
+      "b",
+      "a\xC2\x85"
+      "b", /* U+0085 NEL (C1) */
+      "a\xE2\x80\xA8"
+      "b",    /* U+2028 LINE SEPARATOR */
+      "\xFF", /* not UTF-8 */
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     if (name(bad[i]) != PARLEY_EBAD_REQUEST)
