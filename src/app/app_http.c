@@ -2,7 +2,8 @@
  * upgrade with its Origin check and cookie authentication, and the static web app.
  *
  * Each endpoint is a short chain of asynchronous steps (hash on the thread pool, then a store
- * request, then a response). The connection answers one request at a time, so the chain's state
+ * request, then a response). Hashes wait for one of a bounded number of slots, logins first, and
+ * logins and signups are throttled per client address before they cost a hash. The connection answers one request at a time, so the chain's state
  * hangs off the client as `http_op`.
  */
 #include <jansson.h>
@@ -18,6 +19,9 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "net/static.h"
+
+/* The argon2 queues (hash_submit): logins are served before signups. */
+enum { HASH_LOGIN = 0, HASH_SIGNUP = 1 };
 
 struct http_op {
   char token[AUTH_TOKEN_LEN + 1];
@@ -246,7 +250,7 @@ static void handle_signup(struct client *cl, struct http_request *req) {
       return;
     }
   }
-  hash_submit(cl, 1 /* HASH_SIGNUP */);
+  hash_submit(cl, HASH_SIGNUP);
 }
 
 /* Login throttling, as mature servers do it (Mastodon/GitLab's Rack::Attack rules, Django-axes
@@ -298,8 +302,6 @@ static void login_outcome(struct client *cl, const char *username, int ok) {
 
 /* --- argon2 slots: at most cfg.hash_max_running hashes on the thread pool, the rest wait in a
  * bounded FIFO where logins go before signups, so a signup flood cannot starve logins. ---- */
-
-enum { HASH_LOGIN = 0, HASH_SIGNUP = 1 };
 
 static void on_signup_hashed(struct auth_work *w);
 static void on_login_verified(struct auth_work *w);
