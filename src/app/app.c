@@ -87,7 +87,9 @@ int app_config_load(struct app_config *cfg) {
   cfg->login_user_burst = 100;
   cfg->signup_rate = 1.0 / 60; /* one a minute */
   cfg->signup_burst = 10;
-  cfg->hash_max_running = 4; /* libuv's default thread pool: UV_THREADPOOL_SIZE */
+  /* One hash per core, and no more than libuv's default thread pool (4 threads): more at once
+   * would only share the cores, and a login's hash would take longer for it. */
+  cfg->hash_max_running = uv_available_parallelism() < 4 ? (int)uv_available_parallelism() : 4;
   cfg->hash_max_queued = 256;
   cfg->session_sweep_ms = 3600000;
   cfg->max_conns_per_user = 20;
