@@ -81,6 +81,17 @@ int app_config_load(struct app_config *cfg) {
   cfg->op_burst = 200;
   cfg->login_rate = 1.0 / 6; /* ten a minute */
   cfg->login_burst = 10;
+  /* Far above one address's budget: many addresses guessing one username hit it, the user's
+   * own devices (addresses that logged in as them before) never do. */
+  cfg->login_user_rate = 1.0 / 60; /* 60 failures an hour */
+  cfg->login_user_burst = 100;
+  cfg->signup_rate = 1.0 / 60; /* one a minute */
+  cfg->signup_burst = 10;
+  /* One hash per core, and no more than libuv's default thread pool (4 threads): more at once
+   * would only share the cores, and a login's hash would take longer for it. */
+  cfg->hash_max_running = uv_available_parallelism() < 4 ? (int)uv_available_parallelism() : 4;
+  cfg->hash_max_queued = 256;
+  cfg->session_sweep_ms = 3600000;
   cfg->max_conns_per_user = 20;
   cfg->search_rate = 5;
   cfg->search_burst = 20;
@@ -175,6 +186,17 @@ int app_config_load(struct app_config *cfg) {
   err |= env_double("PARLEY_OP_BURST", &cfg->op_burst);
   err |= env_double("PARLEY_LOGIN_RATE", &cfg->login_rate);
   err |= env_double("PARLEY_LOGIN_BURST", &cfg->login_burst);
+  err |= env_double("PARLEY_LOGIN_USER_RATE", &cfg->login_user_rate);
+  err |= env_double("PARLEY_LOGIN_USER_BURST", &cfg->login_user_burst);
+  err |= env_double("PARLEY_SIGNUP_RATE", &cfg->signup_rate);
+  err |= env_double("PARLEY_SIGNUP_BURST", &cfg->signup_burst);
+  u = (uint64_t)cfg->hash_max_running;
+  err |= env_u64("PARLEY_HASH_CONCURRENCY", &u, 1, 1024);
+  cfg->hash_max_running = (int)u;
+  u = (uint64_t)cfg->hash_max_queued;
+  err |= env_u64("PARLEY_HASH_QUEUE", &u, 0, 100000);
+  cfg->hash_max_queued = (int)u;
+  err |= env_u64("PARLEY_SESSION_SWEEP_MS", &cfg->session_sweep_ms, 100, UINT64_C(86400000));
   err |= env_double("PARLEY_SEARCH_RATE", &cfg->search_rate);
   err |= env_double("PARLEY_SEARCH_BURST", &cfg->search_burst);
   err |= env_double("PARLEY_TYPING_RATE", &cfg->typing_rate);
@@ -323,6 +345,43 @@ static void on_close(void *ud, struct net_conn *c) {
 
 /* --- housekeeping ------------------------------------------------------------------------- */
 
+static void session_sweep_submit(struct app *a);
+
+static void on_session_sweep(struct store_req *req) {
+  struct app *a = req->ctx;
+  int more = req->status == 0 && req->out.has_more;
+  a->session_sweeping = 0;
+  if (req->status)
+    log_warn("expired-session sweep failed: %s", parley_strerror(req->status));
+  else if (req->out.n_deleted)
+    log_info("deleted %lld expired sessions", (long long)req->out.n_deleted);
+  store_req_free(req);
+  if (more) /* a backlog is cleared in batches, so no transaction holds the table for long */
+    session_sweep_submit(a);
+}
+
+static void session_sweep_submit(struct app *a) {
+  struct store_req *req;
+  if (a->session_sweeping || a->shutting_down)
+    return;
+  req = store_req_new(STORE_SESSION_SWEEP);
+  if (req == NULL)
+    return;
+  req->in.limit = 500;
+  req->ctx = a;
+  a->session_sweeping = 1;
+  a->session_swept = uv_now(a->loop);
+  if (app__submit(a, NULL, req, on_session_sweep) != 0)
+    a->session_sweeping = 0;
+}
+
+/* Expired sessions are refused at lookup (STORE_SESSION_GET checks expires_at) and deleted here
+ * every cfg.session_sweep_ms, so the table does not grow with every login ever made. */
+static void session_sweep(struct app *a) {
+  if (a->session_swept == 0 || uv_now(a->loop) - a->session_swept >= a->cfg.session_sweep_ms)
+    session_sweep_submit(a);
+}
+
 static void on_tick(uv_timer_t *t) {
   struct app *a = t->data;
   uint64_t loop_now = uv_now(a->loop);
@@ -347,15 +406,23 @@ static void on_tick(uv_timer_t *t) {
   app__bus_tick(a);
   app__presence_tick(a);
   app__rooms_tick(a);
-  /* A throttle bucket that has refilled completely carries no information: drop it. */
+  /* A throttle entry that carries no more information is dropped: its bucket has refilled,
+   * its lockout is over, its failures are a day old, and (a "p:" entry) its address last
+   * logged in as the user longer ago than a session lasts. */
   HASH_ITER(hh, a->throttles, th, ttmp) {
-    /* Failures are remembered for a day: the lockout must outlive the bucket refilling. */
-    if ((double)(now - th->rl.last_ms) * a->cfg.login_rate / 1000.0 >= a->cfg.login_burst &&
-        th->locked_until <= now && (th->failures == 0 || now - th->last_failure > 86400000)) {
+    double rate = a->cfg.login_rate, burst = a->cfg.login_burst;
+    if (th->key[0] == 'u')
+      rate = a->cfg.login_user_rate, burst = a->cfg.login_user_burst;
+    else if (th->key[0] == 's')
+      rate = a->cfg.signup_rate, burst = a->cfg.signup_burst;
+    if ((th->rl.last_ms == 0 || (double)(now - th->rl.last_ms) * rate / 1000.0 >= burst) &&
+        th->locked_until <= now && (th->last_failure == 0 || now - th->last_failure > 86400000) &&
+        (th->last_success == 0 || now - th->last_success > a->cfg.session_ttl_ms)) {
       HASH_DEL(a->throttles, th);
       free(th);
     }
   }
+  session_sweep(a);
 }
 
 /* Typing and activeUsers events batched during the turn, sent just before net writes. */

@@ -39,7 +39,13 @@ struct app_config {
   int rate_limits;             /* 0 disables the per-user and per-IP rate limits */
   double send_rate, send_burst;     /* msg.send per user */
   double op_rate, op_burst;         /* any op per connection */
-  double login_rate, login_burst;   /* login attempts per username and per IP */
+  double login_rate, login_burst;   /* login attempts per client IP (every attempt counts) */
+  double login_user_rate, login_user_burst; /* failed logins per username, from any address
+                                               that never logged in as it (app_http.c) */
+  double signup_rate, signup_burst; /* signups per client IP */
+  int hash_max_running;        /* PARLEY_HASH_CONCURRENCY: argon2 runs at once (thread pool) */
+  int hash_max_queued;         /* PARLEY_HASH_QUEUE: argon2 runs waiting for a slot; more: 503 */
+  uint64_t session_sweep_ms;   /* PARLEY_SESSION_SWEEP_MS: expired sessions deleted this often */
   double search_rate, search_burst; /* users.search per user */
   double typing_rate, typing_burst; /* typing per user */
   double presence_rate, presence_burst; /* presence reports per user */
@@ -139,6 +145,8 @@ struct client {
   size_t held_bytes;
   char peer[64];
   void *http_op;               /* state of the HTTP request being answered (app_http.c) */
+  struct client *hash_next;    /* app->hash_queue: waiting for an argon2 slot */
+  int hash_waiting;            /* in app->hash_queue (holds a reference) */
   struct ratelimit op_rl;
   struct sub *subs;
   struct client *uprev, *unext; /* app_user->clients */
@@ -175,13 +183,17 @@ struct app_watch {
   UT_hash_handle hh;
 };
 
-/* A login throttle bucket, by "u:<name>" or "ip:<addr>". */
+/* A throttle entry (app_http.c): "ip:<addr>" (login attempts per address), "su:<addr>"
+ * (signups per address), "u:<name>" (failed logins per username) or "p:<name> <addr>" (a
+ * username tried from one address: its failures in a row and their lockout). */
+#define APP_THROTTLE_KEY_MAX 112 /* "p:" + a username + " " + an address, with the NUL */
 struct app_throttle {
-  char key[80];
+  char key[APP_THROTTLE_KEY_MAX];
   struct ratelimit rl;
-  int failures;           /* consecutive failed logins ("u:" keys) */
+  int failures;           /* consecutive failed logins ("p:" keys) */
   int64_t locked_until;   /* progressive delay: no login attempt before this (Unix ms) */
   int64_t last_failure;
+  int64_t last_success;   /* "p:" keys: this address logged in as this user then (Unix ms) */
   UT_hash_handle hh;
 };
 
@@ -226,6 +238,12 @@ struct app {
   uv_signal_t sigterm, sigint;
   int shutting_down;
   int sweeping;                 /* an invitation expiry sweep is in flight */
+  int session_sweeping;         /* an expired-session sweep is in flight */
+  uint64_t session_swept;       /* loop time of the last expired-session sweep */
+  int hash_running;             /* argon2 runs on the thread pool now (app_http.c) */
+  struct client *hash_queue[2]; /* waiting for a slot: [0] logins, [1] signups (FIFO each) */
+  struct client *hash_tail[2];
+  int hash_queued;
   struct app_metrics metrics;
 };
 
