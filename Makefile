@@ -191,7 +191,8 @@ FUZZ_CFLAGS  := $(CSTD) -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link
                 -fno-sanitize-recover=undefined $(INC) -Itests/fuzz
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
 FUZZ_PROTO_OBJS := build/fuzz/src/proto/proto.o build/fuzz/src/core/acl.o \
-                   build/fuzz/src/core/invite.o build/fuzz/src/common/error.o
+                   build/fuzz/src/core/invite.o build/fuzz/src/common/error.o \
+                   build/fuzz/src/core/text.o
 FUZZ_NET_OBJS := build/fuzz/src/net/http.o build/fuzz/src/net/ws.o build/fuzz/src/net/outq.o \
                  build/fuzz/src/net/conn_queue.o \
                  build/fuzz/src/common/buf.o build/fuzz/src/common/error.o \

@@ -461,6 +461,73 @@ static void progress(struct lg *lg, uint64_t now) {
   hist_init(&lg->lat_sec);
 }
 
+/* The offered rate at `now`: --rate, or with --schedule the step `now` falls in (the warm-up
+ * runs at the first step's rate). */
+static double rate_at(const struct lg *lg, uint64_t now) {
+  if (lg->n_steps == 0)
+    return lg->rate;
+  if (now < lg->t_meas0)
+    return lg->step_rate[0];
+  double t = (double)(now - lg->t_meas0) / 1e9;
+  for (int i = 0; i < lg->n_steps; i++) {
+    if (t < lg->step_secs[i])
+      return lg->step_rate[i];
+    t -= lg->step_secs[i];
+  }
+  return 0;
+}
+
+/* Sends due from the start of the load to `now`: the integral of rate_at(). */
+static uint64_t sends_due(const struct lg *lg, uint64_t now) {
+  if (lg->n_steps == 0)
+    return (uint64_t)((double)(now - lg->t_load) * lg->rate / 1e9);
+  double due = 0;
+  uint64_t edge = lg->t_meas0 < now ? lg->t_meas0 : now;
+  due += (double)(edge - lg->t_load) / 1e9 * lg->step_rate[0];
+  double t = now > lg->t_meas0 ? (double)(now - lg->t_meas0) / 1e9 : 0;
+  for (int i = 0; i < lg->n_steps && t > 0; i++) {
+    double d = t < lg->step_secs[i] ? t : lg->step_secs[i];
+    due += d * lg->step_rate[i];
+    t -= d;
+  }
+  return (uint64_t)due;
+}
+
+/* One --report-every row on stdout: what the interval offered, what came back, how fast, and
+ * what the server held (RSS, and the WAL's size with --wal-file). A soak shows drift here; an
+ * overload shows the refusals and the recovery. */
+static void report_row(struct lg *lg, uint64_t now) {
+  static int header;
+  double dt = lg->report_every;
+  if (!header++)
+    printf("%8s %8s %8s %8s %8s %8s %9s %8s %8s %8s %9s %9s %8s %8s %7s\n", "t_s", "offered",
+           "sends/s", "acks/s", "refused", "errors", "deliv/s", "p50ms", "p99ms", "maxms",
+           "reply99ms", "replymaxms", "inflight", "rssMB", "walMB");
+  long rss = lg->server_pid > 0 ? proc_status_kb(lg->server_pid, "VmRSS") : -1;
+  double wal = -1;
+  struct stat st;
+  if (lg->wal_file)
+    wal = stat(lg->wal_file, &st) == 0 ? (double)st.st_size / 1048576.0 : 0;
+  uint64_t refused = lg->tot.rate_limited + lg->unavailable;
+  printf("%8.0f %8.0f %8.0f %8.0f %8llu %8llu %9.0f %8.2f %8.2f %8.2f %9.2f %9.2f %8lld %8.1f "
+         "%7.1f\n",
+         (double)(now - lg->t_load) / 1e9, rate_at(lg, now - (uint64_t)(dt * 0.5e9)),
+         (double)(lg->tot.sends - lg->rep_last.sends) / dt,
+         (double)(lg->tot.acks - lg->rep_last.acks) / dt,
+         (unsigned long long)(refused - lg->rep_refused_last),
+         (unsigned long long)(lg->tot.err_replies - lg->rep_last.err_replies),
+         (double)(lg->tot.deliveries - lg->rep_last.deliveries) / dt,
+         (double)hist_quantile(&lg->rep_lat, 0.50) / 1e6,
+         (double)hist_quantile(&lg->rep_lat, 0.99) / 1e6, (double)lg->rep_lat.max / 1e6,
+         (double)hist_quantile(&lg->rep_reply, 0.99) / 1e6, (double)lg->rep_reply.max / 1e6,
+         (long long)lg->send_inflight, rss >= 0 ? rss / 1024.0 : -1.0, wal);
+  fflush(stdout);
+  lg->rep_last = lg->tot;
+  lg->rep_refused_last = refused;
+  hist_init(&lg->rep_lat);
+  hist_init(&lg->rep_reply);
+}
+
 static void on_tick(uv_timer_t *t) {
   struct lg *lg = t->data;
   uint64_t now = uv_hrtime();
@@ -476,10 +543,10 @@ static void on_tick(uv_timer_t *t) {
       lg->phase = PH_DRAIN;
       lg->t_drain_end = now + (uint64_t)(lg->drain * 1e9);
     } else if (lg->rate > 0 && lg->n_order > 0) {
-      uint64_t due = (uint64_t)((double)(now - lg->t_load) * lg->rate / 1e9);
+      uint64_t due = sends_due(lg, now);
       /* If the loop stalled, do not fire the whole backlog at once: more than 100 ms of sends is
        * counted as skipped, so a stall shows in the report instead of as a burst. */
-      uint64_t cap = (uint64_t)(lg->rate / 10.0) + 1;
+      uint64_t cap = (uint64_t)(rate_at(lg, now) / 10.0) + 1;
       if (due > lg->paced + cap) {
         lg->tot.skipped += due - lg->paced - cap;
         lg->paced = due - cap;
@@ -516,8 +583,14 @@ static void on_tick(uv_timer_t *t) {
       phase_begin(lg, PH_CLOSE);
     }
   }
-  if (lg->phase == PH_RUN || lg->phase == PH_DRAIN)
+  if (lg->phase == PH_RUN || lg->phase == PH_DRAIN) {
     progress(lg, now);
+    if (lg->report_every > 0 && now >= lg->t_next_report) {
+      if (lg->t_next_report)
+        report_row(lg, now);
+      lg->t_next_report = now + (uint64_t)(lg->report_every * 1e9);
+    }
+  }
 }
 
 static void timers_closed(uv_handle_t *h) { (void)h; }
@@ -562,6 +635,10 @@ static void phase_begin(struct lg *lg, enum phase ph) {
   /* Memory per connection: the server's RSS before the first connection and with everyone in. */
   if (ph == PH_CONNECT && lg->server_pid > 0)
     lg->srv_rss_idle_kb = proc_status_kb(lg->server_pid, "VmRSS");
+  if (ph == PH_CONNECT)
+    lg->t_setup0 = uv_hrtime();
+  if (ph == PH_RUN)
+    lg->t_setup1 = uv_hrtime();
   if (ph == PH_RUN && lg->server_pid > 0)
     lg->srv_rss_joined_kb = proc_status_kb(lg->server_pid, "VmRSS");
   lg->phase = ph;
@@ -708,6 +785,8 @@ static void on_msg_event(struct lg *lg, struct conn *c, int64_t seq, uint64_t ts
       hist_record(&lg->lat, d);
     if (!lg->quiet)
       hist_record(&lg->lat_sec, d);
+    if (lg->report_every > 0)
+      hist_record(&lg->rep_lat, d);
   }
   if (c->expect_seq >= 0 && seq >= 0) {
     if (seq == c->expect_seq) {
@@ -1123,6 +1202,9 @@ static void handle_reply(struct lg *lg, struct conn *c, json_t *root) {
   }
   case REQ_SEND:
     lg->send_inflight--;
+    hist_record(&lg->reply_all, lg->now_recv - pe.t_send);
+    if (lg->report_every > 0)
+      hist_record(&lg->rep_reply, lg->now_recv - pe.t_send);
     if (ok) {
       lg->tot.acks++;
       lg->expected += (uint64_t)lg->groups[c->group].size;
@@ -1134,6 +1216,8 @@ static void handle_reply(struct lg *lg, struct conn *c, json_t *root) {
       lg->tot.rate_limited++;
       if (pe.measured)
         lg->win.rate_limited++;
+    } else if (code && strcmp(code, "unavailable") == 0) {
+      lg->unavailable++; /* refused by the server's overload guard: counted, not printed */
     } else {
       lg->tot.err_replies++;
       if (pe.measured)
@@ -1155,6 +1239,12 @@ void lg_on_ws_text(struct conn *c, const uint8_t *data, size_t n) {
   const char *p = (const char *)data;
   int64_t seq;
   uint64_t ts;
+  if (lg->phase < PH_RUN) {
+    lg->setup_frames++;
+    lg->setup_bytes += n;
+  } else {
+    lg->run_frames++;
+  }
   if (lg->wire) {
     lg->wire->ws_text(c, data, n);
     return;
@@ -1291,6 +1381,18 @@ static void report(struct lg *lg) {
          "p50/p99/max %.3f/%.3f/%.3f ms\n",
          secs, lg->warmup, (unsigned long long)lg->lat.count, (double)lg->win.acks / secs,
          ms(hist_quantile(&lg->ack, 0.5)), ms(hist_quantile(&lg->ack, 0.99)), ms(lg->ack.max));
+  if (lg->t_setup1 > lg->t_setup0 && lg->t_setup0 > 0)
+    printf("  set-up: %d users connected, joined and subscribed in %.2f s; frames received "
+           "during set-up %llu (%.1f per user, %.1f KB per user); frames during the run %llu\n",
+           lg->n_users, (double)(lg->t_setup1 - lg->t_setup0) / 1e9,
+           (unsigned long long)lg->setup_frames, (double)lg->setup_frames / lg->n_users,
+           (double)lg->setup_bytes / 1024.0 / lg->n_users, (unsigned long long)lg->run_frames);
+  printf("  replies (whole run, acknowledged or refused): %llu, p50/p99/max %.3f/%.3f/%.3f ms; "
+         "refused: unavailable %llu, rate_limited %llu; unanswered at the end %lld\n",
+         (unsigned long long)lg->reply_all.count, ms(hist_quantile(&lg->reply_all, 0.5)),
+         ms(hist_quantile(&lg->reply_all, 0.99)), ms(lg->reply_all.max),
+         (unsigned long long)lg->unavailable, (unsigned long long)lg->tot.rate_limited,
+         (long long)lg->send_inflight);
   printf("  errors: error replies %llu, rate_limited %llu, closes %llu, replies without id %llu, "
          "bad frames %llu; skipped sends %llu\n",
          (unsigned long long)lg->tot.err_replies, (unsigned long long)lg->tot.rate_limited,
@@ -1414,6 +1516,12 @@ static void usage(FILE *f) {
           "  --storm-concurrency C           storm: reconnects in flight (1000)\n"
           "  --src-addrs A                   bind sockets to 127.0.0.2.. (A addresses; default\n"
           "                                  one per 25,000 sockets above 25,000)\n"
+          "  --schedule R:S[,R:S...]         chat: offer R msgs/s for S seconds, step after step\n"
+          "                                  (the warm-up runs at the first R); replaces --rate\n"
+          "                                  and --duration (soak and overload scenarios)\n"
+          "  --report-every S                one stdout row every S seconds: rates, refusals,\n"
+          "                                  delivery and reply p50/p99/max, server RSS, WAL\n"
+          "  --wal-file PATH                 report this file's size in each row (parley.db-wal)\n"
           "  --strict                        parse every frame with jansson\n"
           "  --quiet                         no progress on stderr\n");
 }
@@ -1509,7 +1617,8 @@ enum {
   OPT_URL = 256, OPT_SCEN, OPT_USERS, OPT_CHATSIZE, OPT_RATE, OPT_WINDOW, OPT_DURATION,
   OPT_WARMUP, OPT_DRAIN, OPT_BODY, OPT_PID, OPT_CSV, OPT_LABEL, OPT_USERSFILE, OPT_SIGNUPC,
   OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_STRICT, OPT_QUIET, OPT_HELP, OPT_HOLD,
-  OPT_PROBES, OPT_CPU, OPT_STORMC, OPT_SRCADDRS, OPT_SERVER, OPT_XDOMAIN, OPT_NODES
+  OPT_PROBES, OPT_CPU, OPT_STORMC, OPT_SRCADDRS, OPT_SERVER, OPT_XDOMAIN, OPT_NODES,
+  OPT_SCHEDULE, OPT_REPORT, OPT_WALFILE
 };
 
 const struct sockaddr *lg_node_addr(const struct lg *lg, int idx) {
@@ -1543,6 +1652,37 @@ static int parse_nodes(struct lg *lg, const char *list) {
   return 0;
 }
 
+/* "R:S,R:S,...": rate steps. lg->rate becomes the highest step (what sizes the rings). */
+static int parse_schedule(struct lg *lg, const char *spec) {
+  const char *p = spec;
+  lg->n_steps = 0;
+  double total = 0, top = 0;
+  while (*p) {
+    char *end;
+    double r = strtod(p, &end);
+    if (end == p || *end != ':' || lg->n_steps == LG_MAX_STEPS)
+      goto bad;
+    p = end + 1;
+    double secs = strtod(p, &end);
+    if (end == p || (*end && *end != ',') || r < 0 || r > 1e7 || secs <= 0)
+      goto bad;
+    lg->step_rate[lg->n_steps] = r;
+    lg->step_secs[lg->n_steps++] = secs;
+    total += secs;
+    top = r > top ? r : top;
+    p = *end ? end + 1 : end;
+  }
+  if (lg->n_steps == 0 || top <= 0)
+    goto bad;
+  lg->duration = total;
+  lg->rate = top;
+  return 0;
+bad:
+  fprintf(stderr, "loadgen: --schedule wants R:S[,R:S...] (at most %d steps), not %s\n",
+          LG_MAX_STEPS, spec);
+  return -1;
+}
+
 static int parse_args(struct lg *lg, int argc, char **argv) {
   static const struct option opts[] = {
       {"url", 1, 0, OPT_URL}, {"scenario", 1, 0, OPT_SCEN}, {"users", 1, 0, OPT_USERS},
@@ -1557,7 +1697,8 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       {"probes", 1, 0, OPT_PROBES}, {"conns-per-user", 1, 0, OPT_CPU},
       {"storm-concurrency", 1, 0, OPT_STORMC}, {"src-addrs", 1, 0, OPT_SRCADDRS},
       {"server", 1, 0, OPT_SERVER}, {"xmpp-domain", 1, 0, OPT_XDOMAIN},
-      {"nodes", 1, 0, OPT_NODES}, {0, 0, 0, 0}};
+      {"nodes", 1, 0, OPT_NODES}, {"schedule", 1, 0, OPT_SCHEDULE},
+      {"report-every", 1, 0, OPT_REPORT}, {"wal-file", 1, 0, OPT_WALFILE}, {0, 0, 0, 0}};
   const char *url = "ws://127.0.0.1:8080", *nodes = NULL;
   int rate_set = 0, per_user = 1;
   int o;
@@ -1618,6 +1759,13 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       strcpy(lg->xmpp_domain, optarg);
       break;
     case OPT_NODES: nodes = optarg; break;
+    case OPT_SCHEDULE:
+      if (parse_schedule(lg, optarg) != 0)
+        return -1;
+      rate_set = 1;
+      break;
+    case OPT_REPORT: lg->report_every = atof(optarg); break;
+    case OPT_WALFILE: lg->wal_file = optarg; break;
     case OPT_HELP: usage(stdout); exit(0);
     default: usage(stderr); return -1;
     }
@@ -1625,6 +1773,11 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
   if (optind < argc) {
     usage(stderr);
     return -1;
+  }
+  if (lg->n_steps > 0) { /* the schedule decides the window, whatever --duration said */
+    lg->duration = 0;
+    for (int i = 0; i < lg->n_steps; i++)
+      lg->duration += lg->step_secs[i];
   }
   if (!rate_set)
     lg->rate = lg->scen == SCEN_BROADCAST ? 0 : lg->scen == SCEN_CONNS ? 100
@@ -1800,6 +1953,9 @@ int main(int argc, char **argv) {
   hist_init(&lg->lat);
   hist_init(&lg->ack);
   hist_init(&lg->lat_sec);
+  hist_init(&lg->reply_all);
+  hist_init(&lg->rep_lat);
+  hist_init(&lg->rep_reply);
 
   lg->loop = uv_default_loop();
   uv_timer_init(lg->loop, &lg->tick);

@@ -203,6 +203,25 @@ struct lg {
   struct hist lat;         /* send-to-receive, sends in the measured window */
   struct hist ack;         /* send-to-ack, sends in the measured window */
   struct hist lat_sec;     /* send-to-receive over the last second, for the progress lines */
+  struct hist reply_all;   /* msg.send to its reply, acknowledged or refused, whole run */
+  /* --schedule: offered rate in steps after the warm-up (the warm-up runs at the first step's
+   * rate); --duration is then the sum of the steps. */
+#define LG_MAX_STEPS 16
+  int n_steps;
+  double step_rate[LG_MAX_STEPS], step_secs[LG_MAX_STEPS];
+  /* --report-every: one stdout row per interval (soak and overload scenarios) */
+  double report_every;     /* seconds; 0 = off */
+  const char *wal_file;    /* --wal-file: a file whose size each row reports (SQLite's WAL) */
+  uint64_t t_next_report;
+  struct counters rep_last; /* tot at the previous row */
+  uint64_t rep_refused_last, rep_unavail_last;
+  struct hist rep_lat;     /* send-to-receive over the interval */
+  struct hist rep_reply;   /* send-to-reply (any outcome) over the interval */
+  uint64_t unavailable;    /* msg.send refused with `unavailable` (overload), whole run */
+  /* Set-up cost (connect storm): every text frame received from the first connect to the end
+   * of the subscriptions, and from then to the end of the run; the set-up's wall time. */
+  uint64_t setup_frames, setup_bytes, run_frames;
+  uint64_t t_setup0, t_setup1;
   /* resource samples at the window's edges */
   unsigned long long srv_ticks0, srv_ticks1;
   long srv_rss_kb, srv_hwm_kb;

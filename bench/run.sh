@@ -15,7 +15,16 @@
 #                     [--durable-window W] [-- extra loadgen options]
 # Scenarios: chat typing broadcast (the default set), connections, storm, durable (the chat
 # population in closed loop, each user keeping W sends unacknowledged, once with
-# PARLEY_DURABILITY=normal and once with fsync: acknowledged sends/s).
+# PARLEY_DURABILITY=normal and once with fsync: acknowledged sends/s), and the sustained ones
+# (issue 15), which print a row every --report-every seconds (rates, refusals, delivery and reply
+# p99, server RSS, the WAL's size):
+#   soak      the chat population at 80% of [--capacity R] msgs/s for [--soak-duration S] (600)
+#   overload  2x capacity for 60 s, then 50% for 30 s: refusals, reply times, recovery
+#   joinstorm [--storm-chat N] (1000) users connect, join and subscribe to ONE chat at once:
+#             set-up time and frames received per user (the O(n^2) presence cost), then a
+#             light load (one message per user over the window)
+# [--capacity R] (BENCH_CAPACITY, 4000) is the chat rate this machine carries at p99 <= 10 ms;
+# measure it with --sweep first.
 # The same settings can come from the environment: BENCH_SCENARIOS, BENCH_USERS, BENCH_CHAT_SIZE,
 # BENCH_RATE, BENCH_TYPING_RATE (default: the chat rate), BENCH_TYPING_HOLD (ms; default: the
 # load generator's), BENCH_DURATION, BENCH_WARMUP, BENCH_WINDOW, BENCH_BCAST_USERS,
@@ -52,6 +61,10 @@ conn_users=${BENCH_CONN_USERS:-10000 19000}
 conns_per_user=${BENCH_CONNS_PER_USER:-1}
 storm_users=${BENCH_STORM_USERS:-11000}
 durable_window=${BENCH_DURABLE_WINDOW:-4}
+capacity=${BENCH_CAPACITY:-4000}
+soak_duration=${BENCH_SOAK_DURATION:-600}
+report_every=${BENCH_REPORT_EVERY:-}
+storm_chat=${BENCH_STORM_CHAT:-1000}
 servers=${BENCH_SERVERS:-parley}
 sweep=${BENCH_SWEEP:-}
 p99_limit=${BENCH_P99_LIMIT:-10}
@@ -78,6 +91,10 @@ while [ $# -gt 0 ]; do
     --conns-per-user) conns_per_user=$2; shift ;;
     --storm-users) storm_users=$2; shift ;;
     --durable-window) durable_window=$2; shift ;;
+    --capacity) capacity=$2; shift ;;
+    --soak-duration) soak_duration=$2; shift ;;
+    --report-every) report_every=$2; shift ;;
+    --storm-chat) storm_chat=$2; shift ;;
     --servers) servers=$2; shift ;;
     --sweep) sweep=$2; shift ;;
     --p99-limit) p99_limit=$2; shift ;;
@@ -113,8 +130,11 @@ port=""
 stop_server() {
   [ -n "$server_pid" ] || return 0
   if kill -0 "$server_pid" 2>/dev/null; then
+    local t0; t0=$(date +%s%N)
     kill -TERM "$server_pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$server_pid" 2>/dev/null ||
+      echo "  shutdown: the server exited $(( ($(date +%s%N) - t0) / 1000000 )) ms after SIGTERM"
     if kill -0 "$server_pid" 2>/dev/null; then
       echo "run.sh: server $server_pid ignored SIGTERM for 10 s; killing it" >&2
       kill -KILL "$server_pid" 2>/dev/null || true
@@ -205,6 +225,20 @@ for scen in $expanded; do
       # Closed loop: every user keeps --durable-window sends unacknowledged; acks/s is the figure.
       args=(--scenario chat --users "$users" --chat-size "$chat_size" --rate 0
             --window "$durable_window") ;;
+    soak)
+      # 80% of capacity for a long window: p99, RSS and the WAL must stay flat over time.
+      args=(--scenario chat --users "$users" --chat-size "$chat_size"
+            --schedule "$((capacity * 8 / 10)):$soak_duration" --report-every "${report_every:-30}"
+            --wal-file "$tmp/data/parley.db-wal") ;;
+    overload)
+      # Past capacity, then back under it: every send answered (acknowledged or refused) within
+      # a bounded time, memory and the WAL bounded, and the p99 back down once the load drops.
+      args=(--scenario chat --users "$users" --chat-size "$chat_size" --drain 10
+            --schedule "$((capacity * 2)):60,$((capacity / 2)):30" --report-every "${report_every:-5}"
+            --wal-file "$tmp/data/parley.db-wal") ;;
+    joinstorm)
+      args=(--scenario chat --users "$storm_chat" --chat-size "$storm_chat" --connect-concurrency 1000
+            --setup-concurrency 1000 --rate "$(( storm_chat / 10 > 0 ? storm_chat / 10 : 1 ))") ;;
     storm)
       # chats of 11: each chat's first member keeps sending, the 10 others drop and resume.
       args=(--scenario storm --users "$storm_users" --chat-size 11

@@ -46,6 +46,45 @@ static void on_close(void *ud, struct net_conn *c) {
 
 /* --- housekeeping ------------------------------------------------------------------------- */
 
+#define SESSION_SWEEP_BATCH 500 /* expired sessions one sweep deletes; a full batch goes again */
+
+static void session_sweep_submit(struct app *a);
+
+static void on_session_sweep(struct store_req *req) {
+  struct app *a = req->ctx;
+  int more = req->status == 0 && req->out.has_more;
+  a->session_sweeping = 0;
+  if (req->status)
+    log_warn("expired-session sweep failed: %s", parley_strerror(req->status));
+  else if (req->out.n_deleted)
+    log_info("deleted %lld expired sessions", (long long)req->out.n_deleted);
+  store_req_free(req);
+  if (more) /* a backlog is cleared in batches, so no transaction holds the table for long */
+    session_sweep_submit(a);
+}
+
+static void session_sweep_submit(struct app *a) {
+  struct store_req *req;
+  if (a->session_sweeping || a->shutting_down)
+    return;
+  req = store_req_new(STORE_SESSION_SWEEP);
+  if (req == NULL)
+    return;
+  req->in.limit = SESSION_SWEEP_BATCH;
+  req->ctx = a;
+  a->session_sweeping = 1;
+  a->session_swept = uv_now(a->loop);
+  if (app__submit(a, NULL, req, on_session_sweep) != 0)
+    a->session_sweeping = 0;
+}
+
+/* Expired sessions are refused at lookup (STORE_SESSION_GET checks expires_at) and deleted here
+ * every cfg.session_sweep_ms, so the table does not grow with every login ever made. */
+static void session_sweep(struct app *a) {
+  if (a->session_swept == 0 || uv_now(a->loop) - a->session_swept >= a->cfg.session_sweep_ms)
+    session_sweep_submit(a);
+}
+
 static void on_tick(uv_timer_t *t) {
   struct app *a = t->data;
   uint64_t loop_now = uv_now(a->loop);
@@ -70,6 +109,7 @@ static void on_tick(uv_timer_t *t) {
   app__presence_tick(a);
   app__rooms_tick(a);
   app__throttles_sweep(a, now);
+  session_sweep(a);
 }
 
 /* Typing and activeUsers events batched during the turn, sent just before net writes. */

@@ -2,7 +2,8 @@
  * upgrade with its Origin check and cookie authentication, and the static web app.
  *
  * Each endpoint is a short chain of asynchronous steps (hash on the thread pool, then a store
- * request, then a response). The connection answers one request at a time, so the chain's state
+ * request, then a response). Hashes wait for one of a bounded number of slots, logins first, and
+ * logins and signups are throttled per client address before they cost a hash. The connection answers one request at a time, so the chain's state
  * hangs off the client as `http_op`.
  */
 #include <jansson.h>
@@ -24,13 +25,20 @@
 #include "common/log.h"
 #include "net/static.h"
 
-/* A login throttle bucket, by "u:<name>" or "ip:<addr>". */
+/* The argon2 queues (hash_submit): logins are served before signups. */
+enum { HASH_LOGIN = 0, HASH_SIGNUP = 1 };
+
+/* A throttle entry: "ip:<addr>" (login attempts per address), "su:<addr>" (signups per
+ * address), "u:<name>" (failed logins per username) or "p:<name> <addr>" (a username tried from
+ * one address: its failures in a row and their lockout). */
+#define APP_THROTTLE_KEY_MAX 112 /* "p:" + a username + " " + an address, with the NUL */
 struct app_throttle {
-  char key[80];
+  char key[APP_THROTTLE_KEY_MAX];
   struct ratelimit rl;
-  int failures;           /* consecutive failed logins ("u:" keys) */
+  int failures;           /* consecutive failed logins ("p:" keys) */
   int64_t locked_until;   /* progressive delay: no login attempt before this (Unix ms) */
   int64_t last_failure;
+  int64_t last_success;   /* "p:" keys: this address logged in as this user then (Unix ms) */
   UT_hash_handle hh;
 };
 
@@ -42,6 +50,8 @@ struct http_op {
   char username[STORE_USERNAME_MAX + 1];
   char display_name[STORE_DISPLAY_NAME_MAX + 1];
   char *password;
+  char *pwhash;  /* login: the stored hash (owned), NULL for an unknown user */
+  int hash_kind; /* HASH_LOGIN or HASH_SIGNUP: which queue it waits in for an argon2 slot */
   struct store_user user;
   int status_ok; /* 201 for signup, 200 for login */
 };
@@ -89,6 +99,7 @@ static void op_free(struct client *cl) {
     memset(op->password, 0, strlen(op->password));
     free(op->password);
   }
+  free(op->pwhash);
   free(op);
   cl->http_op = NULL;
 }
@@ -127,6 +138,11 @@ static int request_token(const struct http_request *req, char *token) {
 }
 
 /* --- signup and login: both end by creating a session ------------------------------------- */
+
+static struct app_throttle *throttle_get(struct app *a, const char *key);
+static void respond_throttled(struct client *cl, int64_t wait, const char *msg);
+static void hash_submit(struct client *cl, int kind);
+static void hash_release(struct app *a);
 
 static void on_session_created(struct store_req *req) {
   struct client *cl = req->data;
@@ -186,6 +202,7 @@ static void on_signup_hashed(struct auth_work *w) {
   struct http_op *op = cl->http_op;
   struct store_req *req;
 
+  hash_release(cl->app);
   if (cl->conn == NULL || op == NULL)
     goto done;
   if (w->status) {
@@ -253,7 +270,9 @@ static int parse_credentials(struct client *cl, struct http_request *req, int si
       (display == NULL || auth_display_name_valid(display) != 0)) {
     json_decref(body);
     respond_err(cl, PARLEY_EBAD_REQUEST,
-                "displayName: 1-64 bytes of text without control characters", NULL);
+                "displayName: 1-64 characters, at least one visible, without control or bidi "
+                "override characters",
+                NULL);
     return -1;
   }
   snprintf(op->display_name, sizeof op->display_name, "%s", display ? display : op->username);
@@ -267,49 +286,149 @@ static int parse_credentials(struct client *cl, struct http_request *req, int si
 }
 
 static void handle_signup(struct client *cl, struct http_request *req) {
+  struct app *a = cl->app;
   struct http_op *op;
   if (parse_credentials(cl, req, 1) != 0)
     return;
   op = cl->http_op;
   op->status_ok = 201;
-  if (auth_hash_async(cl->app->loop, op->password, on_signup_hashed, app__client_ref(cl)) != 0) {
-    app__client_unref(cl);
-    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+  /* Each signup costs an argon2 hash (19 MiB, tens of ms of a core): a flood of them from one
+   * address would slow everyone's logins. */
+  if (a->cfg.rate_limits) {
+    char key[APP_THROTTLE_KEY_MAX];
+    struct app_throttle *t;
+    int64_t wait;
+    snprintf(key, sizeof key, "su:%s", cl->peer);
+    t = throttle_get(a, key);
+    if (t &&
+        (wait = ratelimit_take(&t->rl, a->cfg.signup_rate, a->cfg.signup_burst, app__now(a))) > 0) {
+      respond_throttled(cl, wait, "too many signups from this address; try again later");
+      return;
+    }
   }
+  hash_submit(cl, HASH_SIGNUP);
 }
 
-#define LOGIN_FREE_FAILURES 3
+/* Login throttling, as mature servers do it (Mastodon/GitLab's Rack::Attack rules, Django-axes
+ * by "username and IP"): an attempt is first charged to its address ("ip:", every attempt
+ * counts); one the address budget refuses costs the username nothing. Failures in a row of one
+ * username from one address ("p:") lock that pair out after the 3rd (1 s, doubling, up to
+ * 15 min), so guessing from one address is slow while the real user, elsewhere, is untouched.
+ * Against guessing spread over many addresses a username also has a failure budget ("u:",
+ * charged by failures only, much larger than one address's), which refuses addresses that never
+ * logged in as that user: a botnet can make a new device wait, but not lock out a device the
+ * user already signed in from (while this process remembers it). */
+#define LOGIN_FREE_FAILURES 2 /* the 3rd failure in a row starts the lockout */
 #define LOGIN_MAX_DELAY_MS (15 * 60 * 1000)
 
-static struct app_throttle *throttle_get(struct app *a, const char *key);
+static void login_pair_key(const struct client *cl, const char *username, char *key, size_t len) {
+  snprintf(key, len, "p:%s %s", username, cl->peer);
+}
 
-/* Records the outcome of a login for its username: failures in a row lock the username out
- * for longer and longer (1 s, 2 s, 4 s, ... 15 min after the third), a success forgets them. */
-static void login_outcome(struct app *a, const char *username, int ok) {
-  char key[96];
+/* Records the outcome of a login: a failure counts against the (username, address) pair and the
+ * username's budget, a success forgets the pair's failures and marks the address as known. */
+static void login_outcome(struct client *cl, const char *username, int ok) {
+  struct app *a = cl->app;
+  char key[APP_THROTTLE_KEY_MAX];
   struct app_throttle *t;
   int64_t now = app__now(a);
   if (!a->cfg.rate_limits)
     return;
-  snprintf(key, sizeof key, "u:%s", username);
+  login_pair_key(cl, username, key, sizeof key);
   t = throttle_get(a, key);
   if (t == NULL)
     return;
   if (ok) {
     t->failures = 0;
     t->locked_until = 0;
+    t->last_success = now;
     return;
   }
   t->failures++;
   t->last_failure = now;
   t->locked_until =
       now + ratelimit_backoff_ms(t->failures, LOGIN_FREE_FAILURES, LOGIN_MAX_DELAY_MS);
+  snprintf(key, sizeof key, "u:%s", username);
+  t = throttle_get(a, key);
+  if (t) {
+    (void)ratelimit_take(&t->rl, a->cfg.login_user_rate, a->cfg.login_user_burst, now);
+    t->last_failure = now;
+  }
+}
+
+/* --- argon2 slots: at most cfg.hash_max_running hashes on the thread pool, the rest wait in a
+ * bounded FIFO where logins go before signups, so a signup flood cannot starve logins. ---- */
+
+static void on_signup_hashed(struct auth_work *w);
+static void on_login_verified(struct auth_work *w);
+
+/* Runs the hash of cl's request on the thread pool (a slot is taken). */
+static void hash_run(struct client *cl) {
+  struct app *a = cl->app;
+  struct http_op *op = cl->http_op;
+  int err;
+  a->hash_running++;
+  if (op->hash_kind == HASH_SIGNUP)
+    err = auth_hash_async(a->loop, op->password, on_signup_hashed, app__client_ref(cl));
+  else
+    err = auth_verify_async(a->loop, op->pwhash, op->password, on_login_verified,
+                            app__client_ref(cl));
+  if (err) {
+    a->hash_running--;
+    app__client_unref(cl);
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+  }
+}
+
+/* A slot freed: the oldest waiting login runs, else the oldest waiting signup. */
+static void hash_release(struct app *a) {
+  a->hash_running--;
+  while (a->hash_running < a->cfg.hash_max_running && a->hash_queued > 0) {
+    int k = a->hash_queue[HASH_LOGIN] ? HASH_LOGIN : HASH_SIGNUP;
+    struct client *cl = a->hash_queue[k];
+    a->hash_queue[k] = cl->hash_next;
+    if (a->hash_queue[k] == NULL)
+      a->hash_tail[k] = NULL;
+    cl->hash_next = NULL;
+    cl->hash_waiting = 0;
+    a->hash_queued--;
+    if (cl->conn && cl->http_op)
+      hash_run(cl);
+    else
+      op_free(cl); /* the client went away while it waited: its password goes now */
+    app__client_unref(cl);
+  }
+}
+
+/* Runs cl's hash now if a slot is free, else queues it; a full queue answers 503. */
+static void hash_submit(struct client *cl, int kind) {
+  struct app *a = cl->app;
+  ((struct http_op *)cl->http_op)->hash_kind = kind;
+  if (a->hash_running < a->cfg.hash_max_running) {
+    hash_run(cl);
+    return;
+  }
+  if (a->hash_queued >= a->cfg.hash_max_queued) {
+    a->metrics.rejected_rate++;
+    respond_err(cl, PARLEY_EUNAVAILABLE, "the server is busy; try again in a moment",
+                "Retry-After: 1\r\n");
+    return;
+  }
+  cl->hash_waiting = 1;
+  app__client_ref(cl);
+  if (a->hash_tail[kind])
+    a->hash_tail[kind]->hash_next = cl;
+  else
+    a->hash_queue[kind] = cl;
+  a->hash_tail[kind] = cl;
+  a->hash_queued++;
 }
 
 static void on_login_verified(struct auth_work *w) {
   struct client *cl = w->data;
+  hash_release(cl->app);
   if (cl->http_op)
-    login_outcome(cl->app, ((struct http_op *)cl->http_op)->username, w->status == 0);
+    login_outcome(cl, ((struct http_op *)cl->http_op)->username, w->status == 0);
   if (cl->conn == NULL || cl->http_op == NULL)
     goto done;
   if (w->status)
@@ -331,13 +450,15 @@ static void on_login_user(struct store_req *req) {
     goto done;
   }
   /* An unknown user is verified against a dummy hash: the answer takes as long either way. */
-  if (req->status == 0)
+  if (req->status == 0) {
     op->user = req->out.user;
-  if (auth_verify_async(cl->app->loop, req->status == 0 ? req->out.pwhash : NULL, op->password,
-                        on_login_verified, app__client_ref(cl)) != 0) {
-    app__client_unref(cl);
-    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    op->pwhash = req->out.pwhash ? strdup(req->out.pwhash) : NULL;
+    if (req->out.pwhash && op->pwhash == NULL) {
+      respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+      goto done;
+    }
   }
+  hash_submit(cl, HASH_LOGIN);
 done:
   store_req_free(req);
   app__client_unref(cl);
@@ -356,42 +477,51 @@ static struct app_throttle *throttle_get(struct app *a, const char *key) {
   return t;
 }
 
-/* Takes a token from the login bucket of `key` and honours its lockout; returns 0 or the
- * milliseconds to wait. */
-static int64_t throttle(struct app *a, const char *key) {
-  struct app_throttle *t = throttle_get(a, key);
-  int64_t now = app__now(a);
-  if (t == NULL)
-    return 0;
-  if (t->locked_until > now)
-    return t->locked_until - now;
-  return ratelimit_take(&t->rl, a->cfg.login_rate, a->cfg.login_burst, now);
+/* How long cl must wait before this login attempt may be tried (0: go ahead). Only an attempt
+ * the address budget accepts goes on to the username's checks, and those take nothing: the
+ * username is charged by failures alone (login_outcome). */
+static int64_t login_wait(struct client *cl, const char *username) {
+  struct app *a = cl->app;
+  char key[APP_THROTTLE_KEY_MAX];
+  struct app_throttle *t, *pair;
+  int64_t now = app__now(a), wait;
+
+  snprintf(key, sizeof key, "ip:%s", cl->peer);
+  t = throttle_get(a, key);
+  if (t && (wait = ratelimit_take(&t->rl, a->cfg.login_rate, a->cfg.login_burst, now)) > 0)
+    return wait;
+  login_pair_key(cl, username, key, sizeof key);
+  HASH_FIND_STR(a->throttles, key, pair);
+  if (pair && pair->locked_until > now)
+    return pair->locked_until - now;
+  if (pair && pair->last_success)
+    return 0; /* an address the user signed in from: the username's budget does not apply */
+  snprintf(key, sizeof key, "u:%s", username);
+  HASH_FIND_STR(a->throttles, key, t);
+  if (t)
+    return ratelimit_peek(&t->rl, a->cfg.login_user_rate, a->cfg.login_user_burst, now);
+  return 0;
+}
+
+static void respond_throttled(struct client *cl, int64_t wait, const char *msg) {
+  char h[64];
+  snprintf(h, sizeof h, "Retry-After: %lld\r\n", (long long)(wait + 999) / 1000);
+  cl->app->metrics.rejected_rate++;
+  respond_err(cl, PARLEY_ERATE_LIMITED, msg, h);
 }
 
 static void handle_login(struct client *cl, struct http_request *req) {
   struct app *a = cl->app;
   struct http_op *op;
   struct store_req *sreq;
-  char key[96];
-  int64_t wait = 0, w2;
+  int64_t wait;
 
   if (parse_credentials(cl, req, 0) != 0)
     return;
   op = cl->http_op;
   op->status_ok = 200;
-  if (a->cfg.rate_limits) {
-    snprintf(key, sizeof key, "u:%s", op->username);
-    wait = throttle(a, key);
-    snprintf(key, sizeof key, "ip:%s", cl->peer);
-    w2 = throttle(a, key);
-    if (w2 > wait)
-      wait = w2;
-  }
-  if (wait > 0) {
-    char h[64];
-    snprintf(h, sizeof h, "Retry-After: %lld\r\n", (long long)(wait + 999) / 1000);
-    a->metrics.rejected_rate++;
-    respond_err(cl, PARLEY_ERATE_LIMITED, "too many login attempts; try again later", h);
+  if (a->cfg.rate_limits && (wait = login_wait(cl, op->username)) > 0) {
+    respond_throttled(cl, wait, "too many login attempts; try again later");
     return;
   }
   sreq = store_req_new(STORE_USER_BY_NAME);
@@ -594,6 +724,10 @@ static void handle_metrics(struct client *cl) {
              (unsigned long long)ns.ws_ctx_released);
   buf_printf(&b, "# TYPE parley_catch_ups_total counter\nparley_catch_ups_total %llu\n",
              (unsigned long long)a->metrics.catch_ups);
+  buf_printf(&b,
+             "# TYPE parley_hash_running gauge\nparley_hash_running %d\n"
+             "# TYPE parley_hash_queued gauge\nparley_hash_queued %d\n",
+             a->hash_running, a->hash_queued);
   metrics_latency(a, &b);
   net_http_respond(cl->conn, 200, "text/plain; version=0.0.4", "Cache-Control: no-store\r\n",
                    b.data, b.len);
@@ -678,12 +812,19 @@ void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
 
 void app__throttles_sweep(struct app *a, int64_t now) {
   struct app_throttle *th, *ttmp;
-  /* A throttle bucket that has refilled completely carries no information: drop it. */
+  /* A throttle entry that carries no more information is dropped: its bucket has refilled,
+   * its lockout is over, its failures are a day old, and (a "p:" entry) its address last
+   * logged in as the user longer ago than a session lasts. */
   HASH_ITER(hh, a->throttles, th, ttmp) {
-    /* Failures are remembered for a day: the lockout must outlive the bucket refilling. */
-    if ((double)(now - th->rl.last_ms) * a->cfg.login_rate / 1000.0 >= a->cfg.login_burst &&
+    double rate = a->cfg.login_rate, burst = a->cfg.login_burst;
+    if (th->key[0] == 'u')
+      rate = a->cfg.login_user_rate, burst = a->cfg.login_user_burst;
+    else if (th->key[0] == 's')
+      rate = a->cfg.signup_rate, burst = a->cfg.signup_burst;
+    if ((th->rl.last_ms == 0 || (double)(now - th->rl.last_ms) * rate / 1000.0 >= burst) &&
         th->locked_until <= now &&
-        (th->failures == 0 || now - th->last_failure > THROTTLE_MEMORY_MS)) {
+        (th->last_failure == 0 || now - th->last_failure > THROTTLE_MEMORY_MS) &&
+        (th->last_success == 0 || now - th->last_success > a->cfg.session_ttl_ms)) {
       HASH_DEL(a->throttles, th);
       free(th);
     }

@@ -40,6 +40,8 @@ struct client {
   size_t held_bytes;
   char peer[64];
   void *http_op;               /* state of the HTTP request being answered (app_http.c) */
+  struct client *hash_next;    /* app->hash_queue: waiting for an argon2 slot */
+  int hash_waiting;            /* in app->hash_queue (holds a reference) */
   struct ratelimit op_rl;
   struct sub *subs;            /* rooms.c */
   struct client *uprev, *unext; /* app_user->clients */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -87,9 +88,29 @@ static const struct cfg_entry cfg_table[] = {
      "requests a socket may send at once"},
     /* Ten a minute: the default is written out so that it parses to exactly 1.0 / 6. */
     {"PARLEY_LOGIN_RATE", CFG_DOUBLE, FS(login_rate), "0.16666666666666666", 0, 0, NULL, "0.167",
-     "login attempts per second per username and per IP (429 + Retry-After)"},
+     "login attempts per second per client IP (429 + Retry-After); 3 failures in a row lock that "
+     "(username, IP) pair out, 1 s doubling to 15 min"},
     {"PARLEY_LOGIN_BURST", CFG_DOUBLE, FS(login_burst), "10", 0, 0, NULL, NULL,
-     "login attempts at once per username and per IP"},
+     "login attempts at once per client IP"},
+    /* Far above one address's budget: many addresses guessing one username hit it, the user's
+     * own devices (addresses that logged in as them before) never do. 60 failures an hour. */
+    {"PARLEY_LOGIN_USER_RATE", CFG_DOUBLE, FS(login_user_rate), "0.016666666666666666", 0, 0,
+     NULL, "0.0167", "failed logins per second per username from addresses that never logged in "
+     "as it"},
+    {"PARLEY_LOGIN_USER_BURST", CFG_DOUBLE, FS(login_user_burst), "100", 0, 0, NULL, NULL,
+     "failed logins at once per username from such addresses"},
+    {"PARLEY_SIGNUP_RATE", CFG_DOUBLE, FS(signup_rate), "0.016666666666666666", 0, 0, NULL,
+     "0.0167", "signups per second per client IP (one a minute)"},
+    {"PARLEY_SIGNUP_BURST", CFG_DOUBLE, FS(signup_burst), "10", 0, 0, NULL, NULL,
+     "signups at once per client IP"},
+    /* Default (def NULL): one hash per core, and no more than libuv's default thread pool (4
+     * threads): more at once would only share the cores, and a login's hash would take longer. */
+    {"PARLEY_HASH_CONCURRENCY", CFG_INT, FS(hash_max_running), NULL, 1, 1024, NULL,
+     "CPUs (max 4)", "argon2 hashes running at once (logins first)"},
+    {"PARLEY_HASH_QUEUE", CFG_INT, FS(hash_max_queued), "256", 0, 100000, NULL, NULL,
+     "argon2 hashes waiting for a slot; past it 503 + Retry-After"},
+    {"PARLEY_SESSION_SWEEP_MS", CFG_U64, FS(session_sweep_ms), "3600000", 100, 86400000, NULL,
+     NULL, "how often expired sessions are deleted"},
     {"PARLEY_SEARCH_RATE", CFG_DOUBLE, FS(search_rate), "5", 0, 0, NULL, NULL,
      "`users.search` per second per user"},
     {"PARLEY_SEARCH_BURST", CFG_DOUBLE, FS(search_burst), "20", 0, 0, NULL, NULL,
@@ -250,6 +271,10 @@ int app_config_load(struct app_config *cfg) {
     /* Every malformed value is reported, not only the first. */
     if (set && cfg_apply(cfg, e, v) != 0)
       rc = PARLEY_EBAD_REQUEST;
+  }
+  if (cfg->hash_max_running == 0) { /* the table's NULL default (it depends on the machine) */
+    unsigned cpus = uv_available_parallelism();
+    cfg->hash_max_running = cpus < 4 ? (int)cpus : 4;
   }
   return rc;
 }

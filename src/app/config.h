@@ -28,7 +28,13 @@ struct app_config {
   int rate_limits;             /* 0 disables the per-user and per-IP rate limits */
   double send_rate, send_burst;     /* msg.send per user */
   double op_rate, op_burst;         /* any op per connection */
-  double login_rate, login_burst;   /* login attempts per username and per IP */
+  double login_rate, login_burst;   /* login attempts per client IP (every attempt counts) */
+  double login_user_rate, login_user_burst; /* failed logins per username, from any address
+                                               that never logged in as it (app_http.c) */
+  double signup_rate, signup_burst; /* signups per client IP */
+  int hash_max_running;        /* PARLEY_HASH_CONCURRENCY: argon2 runs at once (thread pool) */
+  int hash_max_queued;         /* PARLEY_HASH_QUEUE: argon2 runs waiting for a slot; more: 503 */
+  uint64_t session_sweep_ms;   /* PARLEY_SESSION_SWEEP_MS: expired sessions deleted this often */
   double search_rate, search_burst; /* users.search per user */
   double typing_rate, typing_burst; /* typing per user */
   double presence_rate, presence_burst; /* presence reports per user */

@@ -4,9 +4,9 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistr.h>
 
 #include "common/error.h"
+#include "core/text.h"
 
 #define AUTH__OPSLIMIT 2
 #define AUTH__MEMLIMIT (19u << 20) /* 19 MiB, OWASP's argon2id baseline */
@@ -41,18 +41,8 @@ int auth_username_normalize(const char *in, char *out) {
 }
 
 int auth_display_name_valid(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  int blank = 1;
-  if (n < 1 || n > STORE_DISPLAY_NAME_MAX || u8_check((const uint8_t *)s, n) != NULL)
-    return PARLEY_EBAD_REQUEST;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch < 0x20 || ch == 0x7f)
-      return PARLEY_EBAD_REQUEST;
-    if (ch != ' ')
-      blank = 0;
-  }
-  return blank ? PARLEY_EBAD_REQUEST : 0;
+  return text_check_name(s, s ? strlen(s) : 0, TEXT_DISPLAY_NAME_MAX) == 0 ? 0
+                                                                          : PARLEY_EBAD_REQUEST;
 }
 
 void auth_token_hash(const char *token, uint8_t hash[STORE_TOKEN_HASH_LEN]) {

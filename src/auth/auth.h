@@ -23,7 +23,8 @@
  * folded form to out (STORE_USERNAME_MAX + 1 bytes). Returns 0 or PARLEY_EBAD_REQUEST. */
 int auth_username_normalize(const char *in, char *out);
 
-/* Checks a display name: 1-64 bytes of UTF-8 with no control characters. */
+/* Checks a display name (borrowed) by core/text.h's name rules: 1-64 code points, a visible
+ * one among them, no control or bidi control characters. Returns 0 or PARLEY_EBAD_REQUEST. */
 int auth_display_name_valid(const char *s);
 
 /* Makes a new random token (AUTH_TOKEN_LEN + 1 bytes, NUL-terminated) and its hash. */

@@ -5,7 +5,19 @@
 
 #include "common/error.h"
 
+static int acl__check(enum acl_op op, enum chat_role role, int is_public);
+
+int acl_refusal(enum chat_role role, int is_public) {
+  /* A private chat's slug must not be probed: to someone outside it, it does not exist. */
+  return role == CHAT_ROLE_NONE && !is_public ? PARLEY_ENOT_FOUND : PARLEY_EFORBIDDEN;
+}
+
 int acl_check(enum acl_op op, enum chat_role role, int is_public) {
+  int err = acl__check(op, role, is_public);
+  return err ? acl_refusal(role, is_public) : 0;
+}
+
+static int acl__check(enum acl_op op, enum chat_role role, int is_public) {
   int participant = role != CHAT_ROLE_NONE;
   switch (op) {
   case ACL_CHAT_VIEW:

@@ -34,8 +34,13 @@ enum acl_op {
 };
 
 /* Returns 0 if a user with role `role` may perform `op` on a chat with the given visibility,
- * else PARLEY_EFORBIDDEN. */
+ * else the refusal acl_refusal() gives. */
 int acl_check(enum acl_op op, enum chat_role role, int is_public);
+
+/* The code that refuses a user with role `role` anything on a chat: PARLEY_ENOT_FOUND to a
+ * non-participant of a private chat (its existence is not revealed, so slugs cannot be probed),
+ * PARLEY_EFORBIDDEN otherwise (a public chat is visible to all; a participant knows it). */
+int acl_refusal(enum chat_role role, int is_public);
 
 /* May `actor` invite to a chat with this policy? 0 or PARLEY_EFORBIDDEN. */
 int acl_can_invite(enum chat_role actor, enum invite_policy policy);

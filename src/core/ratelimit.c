@@ -1,7 +1,7 @@
 /* ratelimit.c - token buckets (ratelimit.h). */
 #include "core/ratelimit.h"
 
-int64_t ratelimit_take(struct ratelimit *rl, double rate, double burst, int64_t now_ms) {
+static void ratelimit__refill(struct ratelimit *rl, double rate, double burst, int64_t now_ms) {
   if (rl->last_ms == 0) {
     rl->tokens = burst;
     rl->last_ms = now_ms;
@@ -11,6 +11,17 @@ int64_t ratelimit_take(struct ratelimit *rl, double rate, double burst, int64_t 
       rl->tokens = burst;
     rl->last_ms = now_ms;
   }
+}
+
+int64_t ratelimit_peek(struct ratelimit *rl, double rate, double burst, int64_t now_ms) {
+  ratelimit__refill(rl, rate, burst, now_ms);
+  if (rl->tokens >= 1.0)
+    return 0;
+  return (int64_t)((1.0 - rl->tokens) * 1000.0 / rate) + 1;
+}
+
+int64_t ratelimit_take(struct ratelimit *rl, double rate, double burst, int64_t now_ms) {
+  ratelimit__refill(rl, rate, burst, now_ms);
   if (rl->tokens >= 1.0) {
     rl->tokens -= 1.0;
     return 0;

@@ -343,6 +343,9 @@ static void http__send(struct net_conn *c, int status, const char *content_type,
   buf_printf(&out,
              "HTTP/1.1 %d %s\r\n"
              "Content-Length: %zu\r\n"
+             /* On every response (JSON, errors, files): a browser must never sniff a reply
+              * into a type that could run, whatever Content-Type says. */
+             "X-Content-Type-Options: nosniff\r\n"
              "%s%s%s"
              "%s"
              "Connection: %s\r\n\r\n",

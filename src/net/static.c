@@ -70,7 +70,7 @@ static int static__read(const char *file, char **data, size_t *len) {
 
 void static_serve(struct net_conn *c, const char *root, const char *path, int head) {
   static const char security[] =
-      "X-Content-Type-Options: nosniff\r\n"
+      /* X-Content-Type-Options: nosniff is on every response (http.c). */
       "Referrer-Policy: same-origin\r\n"
       "X-Frame-Options: DENY\r\n"
       "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; "

@@ -6,9 +6,10 @@
 #include <unistr.h>
 
 #include "common/error.h"
+#include "core/text.h"
 
 enum field_type { FT_STRING, FT_INT, FT_BOOL };
-enum charset { CS_ANY, CS_NONBLANK, CS_SLUG, CS_CLIENT_ID, CS_USERNAME };
+enum charset { CS_ANY, CS_NONBLANK, CS_SLUG, CS_CLIENT_ID, CS_USERNAME, CS_NAME, CS_BODY };
 
 struct field_desc {
   const char *name;
@@ -23,12 +24,12 @@ struct field_desc {
 static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_TOKEN] = {"token", FT_STRING, CS_ANY, 1, 256, OFF(token)},
     [PROTO_F_CHAT] = {"chat", FT_STRING, CS_SLUG, 1, STORE_SLUG_MAX, OFF(chat)},
-    [PROTO_F_TITLE] = {"title", FT_STRING, CS_NONBLANK, 1, PROTO_TITLE_MAX, OFF(title)},
+    [PROTO_F_TITLE] = {"title", FT_STRING, CS_NAME, 1, PROTO_TITLE_MAX, OFF(title)},
     [PROTO_F_IS_PUBLIC] = {"isPublic", FT_BOOL, CS_ANY, 0, 1, OFF(is_public)},
     [PROTO_F_MAX_PARTICIPANTS] = {"maxParticipants", FT_INT, CS_ANY, 2, 10000,
                                   OFF(max_participants), 1},
     [PROTO_F_SLUG] = {"slug", FT_STRING, CS_SLUG, 1, 48, OFF(slug)},
-    [PROTO_F_BODY] = {"body", FT_STRING, CS_NONBLANK, 1, PROTO_BODY_MAX, OFF(body)},
+    [PROTO_F_BODY] = {"body", FT_STRING, CS_BODY, 1, PROTO_BODY_MAX, OFF(body)},
     [PROTO_F_CLIENT_MSG_ID] = {"clientMsgId", FT_STRING, CS_CLIENT_ID, 1, STORE_CLIENT_MSG_ID_MAX,
                                OFF(client_msg_id)},
     [PROTO_F_BEFORE] = {"before", FT_INT, CS_ANY, 1, PROTO_INT_LIMIT, OFF(before)},
@@ -105,6 +106,10 @@ static int charset_ok(enum charset cs, const char *s, size_t n) {
       if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
         return 1;
     return 0;
+  case CS_NAME: /* the length is checked by the caller, in code points */
+    return text_check_name(s, n, SIZE_MAX) == 0;
+  case CS_BODY:
+    return text_check_body(s, n) == 0;
   case CS_SLUG:
     for (size_t i = 0; i < n; i++)
       if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
@@ -125,6 +130,10 @@ static const char *charset_desc(enum charset cs) {
   switch (cs) {
   case CS_NONBLANK:
     return " and not only white space";
+  case CS_NAME:
+    return " with a visible character (not only white space), without control or bidi characters";
+  case CS_BODY:
+    return " with a visible character (not only white space)";
   case CS_SLUG:
     return " of [a-z0-9-]";
   case CS_CLIENT_ID:

@@ -15,7 +15,7 @@
 #include "store/store.h"
 
 #define PROTO_BODY_MAX 16384
-#define PROTO_TITLE_MAX 100 /* characters */
+#define PROTO_TITLE_MAX 100 /* characters (code points; core/text.h TEXT_TITLE_MAX) */
 #define PROTO_HISTORY_MAX 200
 /* Integers on the wire stay below 2^53, the largest JavaScript clients keep exactly. */
 #define PROTO_INT_LIMIT (INT64_C(1) << 53)

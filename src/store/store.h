@@ -27,7 +27,8 @@
 #include "core/invite.h"
 
 #define STORE_USERNAME_MAX 32     /* bytes, without the NUL */
-#define STORE_DISPLAY_NAME_MAX 64 /* bytes of UTF-8, without the NUL */
+#define STORE_DISPLAY_NAME_MAX 256 /* bytes of UTF-8, without the NUL: 64 code points
+                                      (core/text.h TEXT_DISPLAY_NAME_MAX) of up to 4 bytes */
 #define STORE_SLUG_MAX 64
 #define STORE_CLIENT_MSG_ID_MAX 64
 #define STORE_TOKEN_HASH_LEN 32   /* SHA-256 / BLAKE2b-256 of a session token */
@@ -209,6 +210,9 @@ enum store_op {
   STORE_PRESENCE_AUDIENCE, /* in: user_id. out: member_ids: every user sharing a chat (not
                               archived) with user_id, user_id excluded. */
   STORE_USER_SEEN,      /* in: user_id, seq (the lastSeen time, Unix ms). Stores it. */
+  STORE_SESSION_SWEEP,  /* in: now, limit (1..STORE_LIMIT_MAX). Deletes up to `limit` sessions
+                           whose expires_at <= now. out: n_deleted, has_more (1 when the batch
+                           was full: more may be due). */
   STORE_OP__COUNT
 };
 
@@ -269,6 +273,7 @@ struct store_req {
     int64_t *unread;
     size_t n_chats;
     int64_t read_seq; /* STORE_READ_SET: the read marker after the call */
+    int64_t n_deleted; /* STORE_SESSION_SWEEP: sessions deleted */
     struct store_member *members;
     size_t n_members;
     struct store_user_hit *hits;

@@ -102,6 +102,8 @@
   X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at"            \
                  " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1")     \
   X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = $1")                                 \
+  X(SESSION_SWEEP, "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions "   \
+                   "WHERE expires_at <= $1 LIMIT $2)")                                           \
   X(CHAT_BY_SLUG, "SELECT " PG_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
                   " ON p.chat_id = c.id AND p.user_id = $2 WHERE c.slug = $1")                    \
   /* The row locks. A statement of their own: after waiting for another node's transaction, the \
@@ -1570,6 +1572,22 @@ static int pg_presence_audience(struct pg *be, struct store_req *req) {
   return 0;
 }
 
+static int pg_session_sweep(struct pg *be, struct store_req *req) {
+  struct pgp p = {0};
+  int limit = req->in.limit > 0 && req->in.limit <= STORE_LIMIT_MAX ? req->in.limit
+                                                                      : STORE_LIMIT_MAX;
+  long changes = 0;
+  int err;
+  pgp_i64(&p, req->in.now);
+  pgp_i64(&p, limit);
+  err = pg__run_n(be, PG_SESSION_SWEEP, &p, &changes);
+  if (err)
+    return err;
+  req->out.n_deleted = changes;
+  req->out.has_more = changes >= limit;
+  return 0;
+}
+
 static int pg_user_seen(struct pg *be, struct store_req *req) {
   struct pgp p = {0};
   pgp_i64(&p, req->in.user_id);
@@ -1948,6 +1966,8 @@ static int pg_exec(void *arg, struct store_req *req) {
     return pg_invite_sweep(be, req);
   case STORE_PRESENCE_AUDIENCE:
     return pg_presence_audience(be, req);
+  case STORE_SESSION_SWEEP:
+    return pg_session_sweep(be, req);
   case STORE_USER_SEEN:
     return pg_user_seen(be, req);
   case STORE_OP__COUNT:

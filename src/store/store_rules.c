@@ -68,7 +68,7 @@ static int chat_target(const struct store_prims *p, void *be, struct store_req *
   if (err)
     return err;
   if (req->out.chat.my_role == CHAT_ROLE_NONE)
-    return PARLEY_EFORBIDDEN;
+    return acl_refusal(CHAT_ROLE_NONE, req->out.chat.is_public);
   err = p->user_by_username(be, req, req->in.target, target);
   if (err)
     return err;
@@ -217,7 +217,7 @@ int store_rules_invite_create(const struct store_prims *p, void *be, struct stor
   if (err)
     return err;
   if (c->my_role == CHAT_ROLE_NONE)
-    return PARLEY_EFORBIDDEN;
+    return acl_refusal(CHAT_ROLE_NONE, c->is_public);
   if (acl_can_invite(c->my_role, c->invite_policy) != 0)
     return store_fail(req, PARLEY_EFORBIDDEN, "%s",
                       c->invite_policy == INVITE_POLICY_OWNER

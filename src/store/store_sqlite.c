@@ -72,6 +72,8 @@
   X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at"            \
                  " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1")     \
   X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                 \
+  X(SESSION_SWEEP, "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions "   \
+                   "WHERE expires_at <= ?1 LIMIT ?2)")                                           \
   X(CHAT_BY_SLUG, "SELECT " SQ_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
                   " ON p.chat_id = c.id AND p.user_id = ?2 WHERE c.slug = ?1")                    \
   X(SLUG_TAKEN, "SELECT 1 FROM chats WHERE slug = ?1")                                            \
@@ -1552,6 +1554,21 @@ cleanup:
   return err;
 }
 
+static int sq_session_sweep(struct sq *be, struct store_req *req) {
+  sqlite3_stmt *st = be->st[SQ_SESSION_SWEEP];
+  int limit = req->in.limit > 0 && req->in.limit <= STORE_LIMIT_MAX ? req->in.limit
+                                                                      : STORE_LIMIT_MAX;
+  int err;
+  sqlite3_bind_int64(st, 1, req->in.now);
+  sqlite3_bind_int(st, 2, limit);
+  err = sq__run(be, SQ_SESSION_SWEEP);
+  if (err)
+    return err;
+  req->out.n_deleted = sqlite3_changes(be->db);
+  req->out.has_more = req->out.n_deleted >= limit;
+  return 0;
+}
+
 static int sq_user_seen(struct sq *be, struct store_req *req) {
   sqlite3_stmt *st = be->st[SQ_USER_SEEN];
   sqlite3_bind_int64(st, 1, req->in.user_id);
@@ -1701,6 +1718,8 @@ static int sq_exec(void *arg, struct store_req *req) {
     return sq_invite_sweep(be, req);
   case STORE_PRESENCE_AUDIENCE:
     return sq_presence_audience(be, req);
+  case STORE_SESSION_SWEEP:
+    return sq_session_sweep(be, req);
   case STORE_USER_SEEN:
     return sq_user_seen(be, req);
   case STORE_OP__COUNT:

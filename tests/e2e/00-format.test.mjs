@@ -78,3 +78,51 @@ describe('errorText', () => {
     assert.equal(f.errorText({ code: 'conflict', message: 'slug taken' }), 'Slug taken');
   });
 });
+
+describe('names and initials (code points, never UTF-16 halves)', () => {
+  test('codePointLength counts an emoji as one character, as the server does', () => {
+    assert.equal(f.codePointLength('Ana'), 3);
+    assert.equal(f.codePointLength('🦊 Fox'), 5);
+    assert.equal('🦊 Fox'.length, 6); // what a maxlength attribute would count
+    assert.equal(f.codePointLength('🦊'.repeat(64)), 64);
+    assert.equal(f.DISPLAY_NAME_MAX, 64);
+  });
+  test('initials take whole characters: "🦊 Fox" is "🦊F", not half a surrogate pair', () => {
+    assert.equal(f.initials('🦊 Fox'), '🦊F');
+    assert.equal(f.initials('Ana Lima'), 'AL');
+    assert.equal(f.initials('ana'), 'AN');
+    assert.equal(f.initials('🦊'), '🦊');
+    assert.equal(f.initials('🦊🐻'), '🦊🐻');
+    assert.equal(f.initials('  '), '?');
+    // A family emoji is one grapheme of several code points: kept whole.
+    assert.equal(f.initials('👨‍👩‍👧 Home'), '👨‍👩‍👧H');
+    assert.ok(!f.initials('🦊 Fox').includes('\uFFFD'));
+  });
+  test('without Intl.Segmenter, graphemes fall back to code points', () => {
+    const seg = Intl.Segmenter;
+    try {
+      delete Intl.Segmenter;
+      assert.deepEqual(f.graphemes('🦊x'), ['🦊', 'x']);
+      assert.equal(f.initials('🦊 Fox'), '🦊F');
+    } finally {
+      Intl.Segmenter = seg;
+    }
+  });
+  test('fullName shows the username next to the display name', () => {
+    assert.equal(f.fullName({ username: 'ana', displayName: 'Ana' }), 'Ana (@ana)');
+    assert.equal(f.fullName({ username: 'ana', displayName: '' }), 'ana (@ana)');
+  });
+  test('makeNamer adds the username only where two people show the same name', () => {
+    const ana = { id: 1, username: 'ana', displayName: 'Ana' };
+    const fake = { id: 2, username: 'not_ana', displayName: 'ana ' };
+    const ben = { id: 3, username: 'ben', displayName: 'Ben' };
+    const nameOf = f.makeNamer([ana, fake, ben, ana]);
+    assert.equal(nameOf(ana), 'Ana (@ana)');
+    assert.equal(nameOf(fake), 'ana  (@not_ana)');
+    assert.equal(nameOf(ben), 'Ben');
+    // One person listed twice (participant and author) is no collision.
+    assert.equal(f.makeNamer([ana, ana, ben])(ana), 'Ana');
+    // Full-width letters fold to the same name (NFKC).
+    assert.equal(f.makeNamer([ana, { id: 4, username: 'wide', displayName: 'Ａｎａ' }])(ana), 'Ana (@ana)');
+  });
+});

@@ -270,9 +270,10 @@ describe('conversation between three browsers', () => {
     await waitMessage(cy.page, 'after removing Ben');
     assert.equal(await message(ben.page, 'after removing Ben').count(), 0);
 
-    // Opening the chat again is refused in place.
+    // Opening the chat again is refused in place: the chat is private, so to Ben, an outsider now,
+    // it does not exist (not_found).
     await ben.page.goto(`/chat/${slug}`);
-    await ben.page.getByTestId('room-error').filter({ hasText: "You're not in this chat" }).waitFor();
+    await ben.page.getByTestId('room-error').filter({ hasText: 'No such chat' }).waitFor();
   });
 
   test('no errors in any page console', () => {

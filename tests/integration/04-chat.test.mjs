@@ -101,8 +101,9 @@ describe('chats', () => {
       assert.equal(chat.role, 'owner');
     });
 
-    test('chat.get of a private chat by an outsider is forbidden; of an unknown slug not_found', async () => {
-      await c.fail('chat.get', { chat: priv.slug }, 'forbidden');
+    test('chat.get of a private chat by an outsider is not_found, as of an unknown slug', async () => {
+      // The same answer for both, so an outsider cannot tell a private slug exists.
+      await c.fail('chat.get', { chat: priv.slug }, 'not_found');
       await a.fail('chat.get', { chat: 'no-such-chat-anywhere' }, 'not_found');
     });
 
@@ -124,8 +125,8 @@ describe('chats', () => {
       assert.equal(chat.participantCount, 2);
     });
 
-    test('chat.join of a private chat is forbidden; of an unknown chat not_found', async () => {
-      await c.fail('chat.join', { chat: priv.slug }, 'forbidden');
+    test('chat.join of a private chat without an invitation is not_found, as of an unknown chat', async () => {
+      await c.fail('chat.join', { chat: priv.slug }, 'not_found');
       await c.fail('chat.join', { chat: 'no-such-chat-anywhere' }, 'not_found');
       await c.fail('chat.join', {}, 'bad_request');
     });
@@ -173,12 +174,15 @@ describe('chats', () => {
     });
 
     for (const which of ['private', 'public (not joined)']) {
-      test(`an outsider gets forbidden for sub, msg.send and msg.history on a ${which} chat`, async () => {
+      // A private chat does not exist for an outsider (not_found); a public one is visible to all,
+      // so its refusal is forbidden.
+      const code = which === 'private' ? 'not_found' : 'forbidden';
+      test(`an outsider gets ${code} for sub, msg.send and msg.history on a ${which} chat`, async () => {
         const slug = which === 'private' ? priv.slug : pub.slug;
-        await c.fail('sub', { chat: slug }, 'forbidden');
-        await c.fail('sub', { chat: slug, since: 0 }, 'forbidden');
-        await c.fail('msg.send', { chat: slug, body: 'let me in', clientMsgId: 'x1' }, 'forbidden');
-        await c.fail('msg.history', { chat: slug }, 'forbidden');
+        await c.fail('sub', { chat: slug }, code);
+        await c.fail('sub', { chat: slug, since: 0 }, code);
+        await c.fail('msg.send', { chat: slug, body: 'let me in', clientMsgId: 'x1' }, code);
+        await c.fail('msg.history', { chat: slug }, code);
         // Nothing was stored by the refused send.
         const { msgs } = await a.ok('msg.history', { chat: slug });
         assert.deepEqual(msgs.map((m) => m.body), [which === 'private' ? 'for insiders' : 'for members']);
@@ -186,7 +190,7 @@ describe('chats', () => {
     }
 
     test('an outsider receives no msg events of a chat it could not subscribe to', async () => {
-      await c.fail('sub', { chat: priv.slug }, 'forbidden');
+      await c.fail('sub', { chat: priv.slug }, 'not_found');
       const { chat: mine } = await c.ok('chat.create', { title: 'cy own' });
       await c.ok('sub', { chat: mine.slug });
       const from = c.events.length;

@@ -95,9 +95,10 @@ describe('membership', () => {
       assert.equal(ev.chat.invitePolicy, 'members');
       const { chat: seen } = await c.ok('chat.get', { chat: slug });
       assert.deepEqual([seen.isPublic, seen.maxParticipants, seen.invitePolicy], [false, 5, 'members']);
-      // Now private: an outsider can neither look at it nor join it.
-      await e.fail('chat.get', { chat: slug }, 'forbidden');
-      await e.fail('chat.join', { chat: slug }, 'forbidden');
+      // Now private: to an outsider it does not exist (not_found), so it can be neither looked at
+      // nor joined.
+      await e.fail('chat.get', { chat: slug }, 'not_found');
+      await e.fail('chat.join', { chat: slug }, 'not_found');
     });
 
     test('a member and an outsider are refused with forbidden, and nothing changes', async () => {
@@ -400,7 +401,7 @@ describe('membership', () => {
       assert.equal((await a.ok('chat.get', { chat: slug })).chat.participantCount, 2);
     });
 
-    test('removal cuts a live subscriber off mid-stream, on every socket, and every later op is forbidden', async () => {
+    test('removal cuts a live subscriber off mid-stream, on every socket, and every later op is not_found (a private chat)', async () => {
       const slug = await room({ title: 'Streaming', admins: [b], join: [c, d], isPublic: false });
       const c2 = await connect(srv, { token: cy.token });
       open.push(c2);
@@ -456,15 +457,16 @@ describe('membership', () => {
       const pr = await d.waitFor((x) => x.ev === 'participant.removed' && x.chat === slug, { from: from.get(d) });
       assert.equal(pr.user.username, cy.user.username);
 
-      // Every later op on the chat is forbidden for cy, who keeps a working socket.
-      await c.fail('sub', { chat: slug }, 'forbidden');
-      await c.fail('sub', { chat: slug, since: 0 }, 'forbidden');
-      await c.fail('msg.send', { chat: slug, body: 'let me back', clientMsgId: 'back-1' }, 'forbidden');
-      await c.fail('msg.history', { chat: slug }, 'forbidden');
-      await c.fail('chat.get', { chat: slug }, 'forbidden');
-      await c.fail('read', { chat: slug, seq: 1 }, 'forbidden');
-      await c.fail('chat.join', { chat: slug }, 'forbidden');
-      await c2.fail('sub', { chat: slug }, 'forbidden');
+      // Every later op on the chat is refused for cy, who keeps a working socket: the chat is
+      // private, so to cy, an outsider now, it does not exist (not_found).
+      await c.fail('sub', { chat: slug }, 'not_found');
+      await c.fail('sub', { chat: slug, since: 0 }, 'not_found');
+      await c.fail('msg.send', { chat: slug, body: 'let me back', clientMsgId: 'back-1' }, 'not_found');
+      await c.fail('msg.history', { chat: slug }, 'not_found');
+      await c.fail('chat.get', { chat: slug }, 'not_found');
+      await c.fail('read', { chat: slug, seq: 1 }, 'not_found');
+      await c.fail('chat.join', { chat: slug }, 'not_found');
+      await c2.fail('sub', { chat: slug }, 'not_found');
       const { msgs } = await d.ok('msg.history', { chat: slug, limit: 1 });
       assert.equal(msgs[0].seq, lastSeq, 'the refused send stored nothing');
       await c.ok('ping');

@@ -115,9 +115,9 @@ describe('invitations', () => {
       await b.ok('sub', { chat: slug });
       const from = await marks(a, b, c, d, e);
 
-      // cyrus is not in yet.
-      await c.fail('sub', { chat: slug }, 'forbidden');
-      await c.fail('chat.get', { chat: slug }, 'forbidden');
+      // cyrus is not in yet: to him the private chat does not exist.
+      await c.fail('sub', { chat: slug }, 'not_found');
+      await c.fail('chat.get', { chat: slug }, 'not_found');
 
       const t0 = Date.now();
       const created = await a.ok('invite.create', { chat: slug, user: 'cyrus' });
@@ -229,7 +229,7 @@ describe('invitations', () => {
       await d.fail('invite.accept', { invitation: invitation.id }, 'not_found');
       const { incoming } = await e.ok('invite.list');
       assert.ok(incoming.some((x) => x.id === invitation.id && x.status === 'pending'));
-      await c.fail('chat.get', { chat: slug }, 'forbidden');
+      await c.fail('chat.get', { chat: slug }, 'not_found');
     });
 
     test('decline: both sides told, the invitee stays out, and a declined invitation can be re-issued', async () => {
@@ -243,7 +243,7 @@ describe('invitations', () => {
         const ev = await inviteEvent(s, 'declined', invitation.id, from.get(s));
         assert.equal(ev.invitation.status, 'declined');
       }
-      await e.fail('chat.get', { chat: slug }, 'forbidden');
+      await e.fail('chat.get', { chat: slug }, 'not_found');
       assert.equal((await a.ok('chat.get', { chat: slug })).chat.participantCount, 3);
       assert.deepEqual((await e.ok('invite.list')).incoming.filter((x) => x.chat === slug), []);
       await e.fail('invite.accept', { invitation: invitation.id }, 'conflict');
@@ -360,7 +360,7 @@ describe('invitations', () => {
       assert.equal(evA.invitation.status, 'expired');
       assert.deepEqual((await e.ok('invite.list')).incoming.filter((x) => x.chat === slug), []);
       assert.ok(!(await a.ok('invite.list')).outgoing.some((x) => x.id === invitation.id));
-      await e.fail('chat.get', { chat: slug }, 'forbidden');
+      await e.fail('chat.get', { chat: slug }, 'not_found');
       const { users } = await a.ok('users.search', { q: 'eve', chat: slug });
       assert.equal(users[0].invited, false, 'an expired invitation does not count as invited');
 

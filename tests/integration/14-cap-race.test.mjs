@@ -103,7 +103,7 @@ describe('participant cap under a race', () => {
         const mine = incoming.filter((x) => x.chat === slug);
         assert.equal(mine.length, 1, `${name(s)} keeps the invitation`);
         assert.equal(mine[0].status, 'pending');
-        await s.fail('sub', { chat: slug }, 'forbidden');
+        await s.fail('sub', { chat: slug }, 'not_found');
       }
       for (const s of winners) await s.ok('sub', { chat: slug });
 

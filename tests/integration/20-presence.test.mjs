@@ -371,12 +371,12 @@ describe('presence', () => {
       await o.ok('sub', { chat });
       const from = o.events.length;
       // A refused sub, and a pipelined one with typing and unsub read before the refusal.
-      await s.fail('sub', { chat }, 'forbidden');
+      await s.fail('sub', { chat }, 'not_found');
       const replies = await pipelined(s, [
         ['sub', { chat }],
         ['typing', { chat, on: true }],
       ]);
-      assert.equal(replies[0].error?.code, 'forbidden', JSON.stringify(replies[0]));
+      assert.equal(replies[0].error?.code, 'not_found', JSON.stringify(replies[0]));
       await barrier(o);
       for (const e of o.events.slice(from).filter((e) => e.ev === 'chat.active')) {
         assert.ok(!usernames(e.activeUsers).includes(sam.user.username), `a stranger in activeUsers: ${JSON.stringify(e)}`);

@@ -319,7 +319,7 @@ describe('typing', () => {
       ['typing', { chat, on: true }],
     ]);
     assert.equal(subReply.ok, false, JSON.stringify(subReply));
-    assert.equal(subReply.error.code, 'forbidden');
+    assert.equal(subReply.error.code, 'not_found');
     assert.equal(typingReply.ok, false, `typing by a non-participant was accepted: ${JSON.stringify(typingReply)}`);
     await barrier(o);
     for (const e of o.events.slice(from)) {

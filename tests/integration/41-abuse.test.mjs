@@ -1,5 +1,5 @@
 // 41 - Abuse limits: per-user send, typing and search rate limits, the per-socket op rate limit,
-// login throttling per username and per IP (429 + Retry-After), the per-user connection cap
+// the per-user connection cap
 // (close 4029), session expiry re-checked on live sockets (close 4001), and no token, password
 // or message body in the server's logs. Each limit is shown to hit, and normal use next to it is
 // shown to be unaffected. (Logout closing sockets is in 02-auth; length limits are in 08.)
@@ -9,11 +9,9 @@
 // the burst (requests are pipelined in one TCP write) and not by timing.
 
 import assert from 'node:assert/strict';
-import nodeHttp from 'node:http';
 import { after, describe, test } from 'node:test';
 
 import {
-  PASSWORD,
   barrier,
   connect,
   fullHistory,
@@ -193,135 +191,8 @@ describe('per-connection op rate limit', () => {
   });
 });
 
-// One HTTP request from a chosen loopback source address (the server throttles logins per peer
-// IP, and every address in 127.0.0.0/8 reaches it), so each test owns its IP buckets.
-function httpFrom(srv, localAddress, method, path, json) {
-  return new Promise((resolve, reject) => {
-    const body = JSON.stringify(json);
-    const req = nodeHttp.request(
-      {
-        host: srv.host,
-        port: srv.port,
-        method,
-        path,
-        localAddress,
-        agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        timeout: 8000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (text += d));
-        res.on('end', () => {
-          let parsed = null;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            parsed = null;
-          }
-          resolve({ status: res.statusCode, headers: res.headers, text, json: parsed });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-const loginFrom = (srv, ip, username, password = PASSWORD) =>
-  httpFrom(srv, ip, 'POST', '/api/login', { username, password });
-
-function assert429(res, maxS, what) {
-  assert.equal(res.status, 429, `${what}: HTTP ${res.status} ${res.text}`);
-  assert.equal(res.json?.error?.code, 'rate_limited', `${what}: ${res.text}`);
-  const ra = res.headers['retry-after'];
-  assert.match(String(ra), /^\d+$/, `${what}: Retry-After ${ra}`);
-  assert.ok(Number(ra) >= 1 && Number(ra) <= maxS, `${what}: Retry-After ${ra} not in [1, ${maxS}]`);
-}
-
-describe('login throttling', () => {
-  // Bursts of 3 attempts per username and per IP, refilled at one per 100 s: nothing refills
-  // during the test, so every outcome is decided by the counts.
-  const srv = useServer({ env: { PARLEY_RATE_LIMITS: '1', PARLEY_LOGIN_RATE: '0.01', PARLEY_LOGIN_BURST: '3' } });
-
-  test('per username: after 3 attempts (wrong passwords count) the 4th is 429 with Retry-After, from any IP', async () => {
-    const { user } = await signup(srv, uname('victim'));
-    const name = user.username;
-    assert.equal((await loginFrom(srv, '127.0.0.11', name, 'wrong password 1')).status, 401);
-    assert.equal((await loginFrom(srv, '127.0.0.12', name, 'wrong password 2')).status, 401);
-    const okRes = await loginFrom(srv, '127.0.0.13', name);
-    assert.equal(okRes.status, 200, okRes.text);
-    // Each IP above used one attempt of its own 3: the username's bucket is what is empty.
-    const r4 = await loginFrom(srv, '127.0.0.14', name);
-    assert429(r4, 100, 'login #4 of the username');
-    const r5 = await loginFrom(srv, '127.0.0.11', name);
-    assert429(r5, 100, 'login #5 of the username, from an earlier IP');
-
-    // Normal use is unaffected: another username logs in from an IP that tried the victim.
-    const other = await signup(srv, uname('other'));
-    const r = await loginFrom(srv, '127.0.0.12', other.user.username);
-    assert.equal(r.status, 200, r.text);
-    // And the victim's existing session still works.
-    const me = await http(srv, 'GET', '/api/me', { token: okRes.json.token });
-    assert.equal(me.status, 200, me.text);
-  });
-
-  test('per IP: after 3 attempts from one IP a 4th username is 429 there, and logs in from another IP', async () => {
-    const users = await signupMany(srv, ['ipa', 'ipb', 'ipc', 'ipd']);
-    const ip = '127.0.0.21';
-    for (const u of users.slice(0, 3)) {
-      const r = await loginFrom(srv, ip, u.user.username);
-      assert.equal(r.status, 200, r.text);
-    }
-    const d = users[3].user.username;
-    assert429(await loginFrom(srv, ip, d), 100, 'the 4th login from one IP');
-    // d's own budget (3, one of which the refused attempt took) lets it in from another IP.
-    const r = await loginFrom(srv, '127.0.0.22', d);
-    assert.equal(r.status, 200, r.text);
-    assert.equal(r.json.user.username, d);
-  });
-
-  test('signup and session use are not throttled by the login limit', async () => {
-    // 127.0.0.1 (the default client address) may have used attempts: signups and /api/me are
-    // not login attempts.
-    const users = await signupMany(srv, ['s1', 's2', 's3', 's4', 's5']);
-    for (const u of users) {
-      const me = await http(srv, 'GET', '/api/me', { token: u.token });
-      assert.equal(me.status, 200, me.text);
-    }
-  });
-});
-
-describe('progressive login delay', () => {
-  // Buckets far larger than the test, so only the per-username lockout can refuse.
-  const srv = useServer({ env: { PARLEY_RATE_LIMITS: '1', PARLEY_LOGIN_RATE: '100', PARLEY_LOGIN_BURST: '100' } });
-
-  test('after 3 failures each further one locks the username out longer (1 s, then 2 s); a success resets it', async () => {
-    const { user } = await signup(srv, uname('guess'));
-    const name = user.username;
-    for (let i = 1; i <= 4; i++) {
-      const r = await loginFrom(srv, '127.0.0.31', name, `wrong ${i}`);
-      assert.equal(r.status, 401, `failure ${i}: ${r.text}`);
-    }
-    // Four failures: locked for 1 s, even with the right password, from any address.
-    const locked = await loginFrom(srv, '127.0.0.32', name);
-    assert429(locked, 1, 'locked after the 4th failure');
-    // Waiting out the lockout is what this test is about: a single wait of Retry-After.
-    await new Promise((resolve) => setTimeout(resolve, 1000 * Number(locked.headers['retry-after']) + 50));
-    assert.equal((await loginFrom(srv, '127.0.0.31', name, 'wrong 5')).status, 401);
-    const locked2 = await loginFrom(srv, '127.0.0.31', name);
-    assert429(locked2, 2, 'locked after the 5th failure');
-    assert.equal(locked2.headers['retry-after'], '2', 'the lockout doubled');
-    await new Promise((resolve) => setTimeout(resolve, 2050));
-    const ok = await loginFrom(srv, '127.0.0.31', name);
-    assert.equal(ok.status, 200, ok.text);
-    // The success forgot the failures: one wrong password is just a 401 again.
-    assert.equal((await loginFrom(srv, '127.0.0.31', name, 'wrong again')).status, 401);
-    assert.equal((await loginFrom(srv, '127.0.0.31', name)).status, 200);
-  });
-});
+// Login throttling (per address, per (username, address) pair, per username for failures) is
+// in 44-login-throttle.test.mjs.
 
 describe('presence rate limit', () => {
   const srv = useServer({ env: { PARLEY_RATE_LIMITS: '1', PARLEY_PRESENCE_RATE: '0.5', PARLEY_PRESENCE_BURST: '2' } });

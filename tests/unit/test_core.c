@@ -24,7 +24,10 @@ static void test_acl_matrix(void **state) {
     for (int pub = 0; pub < 2; pub++)
       for (int role = 0; role < 4; role++) {
         int rc = acl_check(rows[i].op, (enum chat_role)role, pub);
-        int want = rows[i].allowed[pub][role] ? 0 : PARLEY_EFORBIDDEN;
+        /* A private chat does not exist for outsiders (slugs cannot be probed). */
+        int want = rows[i].allowed[pub][role] ? 0
+                   : (role == CHAT_ROLE_NONE && !pub) ? PARLEY_ENOT_FOUND
+                                                      : PARLEY_EFORBIDDEN;
         if (rc != want)
           fail_msg("op %d public %d role %d: got %d want %d", rows[i].op, pub, role, rc, want);
       }
@@ -60,6 +63,37 @@ static void test_ratelimit_clock_backwards(void **state) {
   assert_int_equal(ratelimit_take(&rl, 1.0, 1.0, 5000), 0);
   /* A clock that steps back must not mint tokens. */
   assert_true(ratelimit_take(&rl, 1.0, 1.0, 1000) > 0);
+}
+
+/* Every op refused to an outsider of a private chat is not_found; a participant lacking the role
+ * and anyone refused on a public chat get forbidden. */
+static void test_acl_outsiders(void **state) {
+  for (int op = ACL_CHAT_VIEW; op <= ACL_INVITES_MANAGE; op++) {
+    assert_int_equal(acl_check((enum acl_op)op, CHAT_ROLE_NONE, 0), PARLEY_ENOT_FOUND);
+    if (op == ACL_CHAT_UPDATE || op == ACL_INVITES_MANAGE) {
+      assert_int_equal(acl_check((enum acl_op)op, CHAT_ROLE_MEMBER, 0), PARLEY_EFORBIDDEN);
+      assert_int_equal(acl_check((enum acl_op)op, CHAT_ROLE_NONE, 1), PARLEY_EFORBIDDEN);
+    }
+  }
+  assert_int_equal(acl_check(ACL_CHAT_READ, CHAT_ROLE_NONE, 1), PARLEY_EFORBIDDEN);
+  assert_int_equal(acl_refusal(CHAT_ROLE_NONE, 0), PARLEY_ENOT_FOUND);
+  assert_int_equal(acl_refusal(CHAT_ROLE_NONE, 1), PARLEY_EFORBIDDEN);
+  assert_int_equal(acl_refusal(CHAT_ROLE_MEMBER, 0), PARLEY_EFORBIDDEN);
+}
+
+/* Peeking refills but takes nothing: a budget charged only by failures. */
+static void test_ratelimit_peek(void **state) {
+  struct ratelimit rl = {0, 0};
+  int64_t now = 1000000;
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(ratelimit_peek(&rl, 1.0, 2.0, now), 0);
+  assert_int_equal(ratelimit_take(&rl, 1.0, 2.0, now), 0);
+  assert_int_equal(ratelimit_take(&rl, 1.0, 2.0, now), 0);
+  int64_t wait = ratelimit_peek(&rl, 1.0, 2.0, now);
+  assert_true(wait > 0 && wait <= 1001);
+  assert_true(ratelimit_peek(&rl, 1.0, 2.0, now + 999) > 0);
+  assert_int_equal(ratelimit_peek(&rl, 1.0, 2.0, now + 1000), 0);
+  assert_int_equal(ratelimit_take(&rl, 1.0, 2.0, now + 1000), 0);
 }
 
 /* Progressive login delay: free failures, then doubling from 1 s, capped. */
@@ -164,6 +198,8 @@ int main(void) {
       cmocka_unit_test(test_ratelimit_clock_backwards),
       cmocka_unit_test(test_invite_transitions),
       cmocka_unit_test(test_backoff),
+      cmocka_unit_test(test_acl_outsiders),
+      cmocka_unit_test(test_ratelimit_peek),
       cmocka_unit_test(test_membership_rules),
       cmocka_unit_test(test_successor),
   };

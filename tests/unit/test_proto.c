@@ -49,6 +49,14 @@ static void test_errors_name_the_problem(void **state) {
        "body: must be a string"},
       {"{\"id\":1,\"op\":\"msg.send\",\"chat\":\"a\",\"body\":\"   \"}", PARLEY_EBAD_REQUEST, 1,
        "white space"},
+      /* Invisible or non-ASCII white space only (core/text.c): U+200B U+3000, then U+FEFF. */
+      {"{\"id\":1,\"op\":\"msg.send\",\"chat\":\"a\",\"body\":\"\\u200b\\u3000\"}",
+       PARLEY_EBAD_REQUEST, 1, "body: must be a string of 1-16384 bytes with a visible"},
+      {"{\"id\":1,\"op\":\"chat.create\",\"title\":\"\\ufeff\"}", PARLEY_EBAD_REQUEST, 1,
+       "title: must be a string of 1-100 characters with a visible"},
+      /* A bidi override in a title. */
+      {"{\"id\":1,\"op\":\"chat.create\",\"title\":\"ab\\u202ecd\"}", PARLEY_EBAD_REQUEST, 1,
+       "bidi"},
       {"{\"id\":1,\"op\":\"msg.send\",\"chat\":\"A B\",\"body\":\"x\"}", PARLEY_EBAD_REQUEST, 1,
        "chat:"},
       {"{\"id\":1,\"op\":\"msg.send\",\"chat\":\"a\",\"body\":\"x\",\"clientMsgId\":\"a b\"}",

@@ -353,6 +353,54 @@ static void test_session_lifecycle(void **state) {
   assert_int_equal(session_get(f, 0xab, NOW, NULL), PARLEY_EUNAUTHORIZED);
 }
 
+static void session_put(struct fx *f, int64_t user, uint8_t hash_byte, int64_t expires_at) {
+  struct store_req *r = new_req(STORE_SESSION_CREATE, user, NULL);
+  memset(r->in.token_hash, hash_byte, sizeof r->in.token_hash);
+  r->in.expires_at = expires_at;
+  r->in.now = expires_at - 100; /* made before it expires */
+  assert_int_equal(run(f, r), 0);
+  store_req_free(r);
+}
+
+static struct store_req *session_sweep(struct fx *f, int64_t now, int limit) {
+  struct store_req *r = new_req(STORE_SESSION_SWEEP, 0, NULL);
+  r->in.now = now;
+  r->in.limit = limit;
+  assert_int_equal(run(f, r), 0);
+  return r;
+}
+
+/* The sweep deletes expired sessions only, in batches of `limit`, and says when more are due. */
+static void test_session_sweep(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana");
+  struct store_req *r;
+  session_put(f, ana, 0x01, NOW - 10);
+  session_put(f, ana, 0x02, NOW - 5);
+  session_put(f, ana, 0x03, NOW);        /* expires_at == now: expired (session_get agrees) */
+  session_put(f, ana, 0xab, NOW + 1000); /* live */
+
+  r = session_sweep(f, NOW, 2);
+  assert_int_equal(r->out.n_deleted, 2);
+  assert_int_equal(r->out.has_more, 1);
+  store_req_free(r);
+  r = session_sweep(f, NOW, 2);
+  assert_int_equal(r->out.n_deleted, 1);
+  assert_int_equal(r->out.has_more, 0);
+  store_req_free(r);
+  r = session_sweep(f, NOW, 2);
+  assert_int_equal(r->out.n_deleted, 0);
+  store_req_free(r);
+  /* The live one is untouched and still works; once expired it goes too. */
+  assert_int_equal(session_get(f, 0xab, NOW, NULL), 0);
+  r = session_sweep(f, NOW + 1000, 0); /* 0: the largest batch */
+  assert_int_equal(r->out.n_deleted, 1);
+  store_req_free(r);
+  /* Deleted, not only refused: recreating the same token hash works (it is the primary key). */
+  session_put(f, ana, 0xab, NOW + 1000);
+  assert_int_equal(session_get(f, 0xab, NOW, NULL), 0);
+}
+
 /* ---- chats ---- */
 
 static void test_slug_rules(void **state) {
@@ -467,8 +515,8 @@ static void test_chat_join_and_get(void **state) {
   assert_int_equal(join(f, ana, "lobby", &joined), 0); /* the owner, too */
   assert_int_equal(joined, 0);
 
-  /* Private: not without an invitation. Unknown: not found. */
-  assert_int_equal(join(f, bob, "secret", NULL), PARLEY_EFORBIDDEN);
+  /* Private: not without an invitation; to an outsider it does not exist, like an unknown one. */
+  assert_int_equal(join(f, bob, "secret", NULL), PARLEY_ENOT_FOUND);
   assert_int_equal(join(f, bob, "no-such-chat", NULL), PARLEY_ENOT_FOUND);
 
   /* The cap counts the owner: a cap of 2 leaves one seat. */
@@ -478,14 +526,14 @@ static void test_chat_join_and_get(void **state) {
   assert_int_equal(join(f, bob, "pair", &joined), 0); /* already in: still fine at the cap */
   assert_int_equal(joined, 0);
 
-  /* chat.get: a public chat is visible to outsiders (role none), a private one is not. */
+  /* chat.get: a public chat is visible to outsiders (role none), a private one does not exist to them. */
   r = new_req(STORE_CHAT_GET, cy, "lobby");
   assert_int_equal(run(f, r), 0);
   assert_int_equal(r->out.chat.my_role, CHAT_ROLE_NONE);
   assert_int_equal(r->out.chat.participant_count, 2);
   store_req_free(r);
   r = new_req(STORE_CHAT_GET, cy, "secret");
-  assert_int_equal(run(f, r), PARLEY_EFORBIDDEN);
+  assert_int_equal(run(f, r), PARLEY_ENOT_FOUND);
   assert_null(r->out.chat.title); /* nothing leaks out of a refusal */
   assert_int_equal(r->out.chat.id, 0);
   store_req_free(r);
@@ -595,7 +643,7 @@ static void test_msg_access(void **state) {
 
   /* Public does not mean writable or readable: only participants. */
   assert_int_equal(append(f, eve, "open", "spam", NULL, NULL, NULL), PARLEY_EFORBIDDEN);
-  assert_int_equal(append(f, eve, "closed", "spam", NULL, NULL, NULL), PARLEY_EFORBIDDEN);
+  assert_int_equal(append(f, eve, "closed", "spam", NULL, NULL, NULL), PARLEY_ENOT_FOUND);
   assert_int_equal(append(f, ana, "missing", "hi", NULL, NULL, NULL), PARLEY_ENOT_FOUND);
   r = page(f, STORE_MSG_HISTORY, eve, "open", 0, 10);
   assert_int_equal(r->status, PARLEY_EFORBIDDEN);
@@ -921,7 +969,7 @@ static void test_pipelined_batch_failure_is_isolated(void **state) {
   first = new_req(STORE_CHAT_GET, ana, "room");
   rest[0] = append_req(ana, "room", "one", NULL, NOW);
   rest[1] = append_req(ana, "room", "bad \xff\xfe", NULL, NOW);
-  rest[2] = append_req(eve, "room", "intruder", NULL, NOW); /* forbidden */
+  rest[2] = append_req(eve, "room", "intruder", NULL, NOW); /* not_found: a private chat */
   rest[3] = append_req(ana, "room", "two", "x", NOW);
   rest[4] = new_req(STORE_READ_SET, ana, "room");
   rest[4]->in.seq = 1;
@@ -946,7 +994,7 @@ static void test_pipelined_batch_failure_is_isolated(void **state) {
     assert_int_equal(rest[1]->status, 0);
     assert_int_equal(rest[1]->out.msg.seq, 2);
   }
-  assert_int_equal(rest[2]->status, PARLEY_EFORBIDDEN);
+  assert_int_equal(rest[2]->status, PARLEY_ENOT_FOUND);
   assert_int_equal(rest[3]->status, 0);
   assert_int_equal(rest[3]->out.msg.seq, 2 + shift);
   assert_int_equal(rest[3]->out.duplicate, 0);
@@ -1355,6 +1403,7 @@ int main(void) {
       cmocka_unit_test(test_slug_rules),
       cmocka_unit_test_setup_teardown(test_user_create_and_conflict, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_session_lifecycle, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_session_sweep, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_chat_create_slugs, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_chat_join_and_get, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_msg_append_gap_free, fx_setup, fx_teardown),

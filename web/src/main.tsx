@@ -1,11 +1,12 @@
 // Entry point: learn who is signed in (GET /api/me, answered from the session cookie), then
-// render the app.
+// render the app. The SDK's HTTP helpers are used same-origin, so the browser sends the cookie.
 import { createRoot } from 'react-dom/client';
 import { StrictMode } from 'react';
 import { App } from './app';
 import { RouterProvider } from './lib/router';
 import { SessionProvider } from './lib/session';
-import { me, type User } from './lib/api';
+import { me } from '../../clients/js/src/http.js';
+import type { User } from './lib/types';
 import './styles.css';
 
 async function start() {

@@ -169,20 +169,25 @@ const NO_RECONNECT_CODES: ReadonlySet<number> = new Set([
   CloseCode.INVALID_PAYLOAD,
   CloseCode.TOO_BIG,
 ]);
-const SERVER_EVENTS: ReadonlySet<string> = new Set<keyof ServerEvents>([
-  'hello',
-  'msg',
-  'chat.updated',
-  'participant.joined',
-  'participant.left',
-  'participant.removed',
-  'participant.updated',
-  'removed',
-  'invite',
-  'typing',
-  'presence',
-  'chat.active',
-]);
+// Every event of ServerEvents, as a record so that the compiler refuses a ServerEvents entry
+// missing here (an event the types promise but the client would never emit).
+const SERVER_EVENT_NAMES: Record<keyof ServerEvents, true> = {
+  hello: true,
+  msg: true,
+  'chat.updated': true,
+  'chat.created': true,
+  'participant.joined': true,
+  'participant.left': true,
+  'participant.removed': true,
+  'participant.updated': true,
+  removed: true,
+  invite: true,
+  typing: true,
+  presence: true,
+  'chat.active': true,
+  read: true,
+};
+const SERVER_EVENTS: ReadonlySet<string> = new Set(Object.keys(SERVER_EVENT_NAMES));
 /** Local close code for sockets the client drops itself (timeouts). */
 const LOCAL_DROP_CODE = 4000;
 const MAX_BUFFERED_MSGS = 2000;
@@ -725,8 +730,8 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
         return;
       }
       default:
-        // Every other event is passed on as it came: chat.updated, participant.*, invite,
-        // typing, presence, chat.active. Events the server adds later come through 'event'.
+        // Every other event is passed on as it came: chat.updated, chat.created, read,
+        // participant.*, invite, typing, presence, chat.active. Events the server adds later come through 'event'.
         if (SERVER_EVENTS.has(ev)) this.emit(ev as keyof ServerEvents, payload as never);
     }
   }

@@ -30,5 +30,6 @@ export {
   type VisibilityOptions,
   type WindowLike,
 } from './visibility.js';
+export { canInvite, invitePolicyAllows } from './rules.js';
 export { login, logout, me, signup, wsUrlFor, type HttpOptions, type SessionResult } from './http.js';
 export * from './types.js';

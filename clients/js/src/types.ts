@@ -34,6 +34,11 @@ export interface Chat {
   role?: Role | null;
   /** Users with the chat open now. */
   activeUsers: User[];
+  /**
+   * Whether the caller may invite, when the server says so. Not sent by the server yet: read it
+   * through canInvite() (rules.ts), which falls back to the documented invitePolicy rule.
+   */
+  canInvite?: boolean;
 }
 
 /** A chat in `chat.list`: with the unread count and the last message. */
@@ -43,10 +48,12 @@ export interface ChatListItem extends Chat {
   lastMessage: Msg | null;
 }
 
-/** A participant in `chat.get`. */
+/** A participant in `chat.get`, with their presence as of the reply. */
 export interface Participant extends User {
   role: Role;
   joinedAt: number;
+  state?: PresenceState;
+  lastSeen?: number | null;
 }
 
 /** A message. `seq` is per chat, starting at 1, gap-free. */
@@ -336,6 +343,8 @@ export interface ParticipantJoinedEvent {
   user: User;
   role: Role;
   participantCount: number;
+  /** The joiner's presence: the others share a chat with them from now on. */
+  presence?: Presence;
 }
 export interface ParticipantLeftEvent {
   chat: string;
@@ -376,6 +385,16 @@ export interface ChatActiveEvent {
   chat: string;
   activeUsers: User[];
 }
+/** To the creator's sockets (the creating one included): other tabs add the chat to their list. */
+export interface ChatCreatedEvent {
+  chat: Chat;
+}
+/** To the reader's own sockets only: the read marker moved (unread counts change). */
+export interface ReadEvent {
+  chat: string;
+  /** The reader's marker after the change. */
+  seq: number;
+}
 
 /** Payload of each server event, by its `ev` name. */
 export interface ServerEvents {
@@ -391,6 +410,8 @@ export interface ServerEvents {
   typing: TypingEvent;
   presence: PresenceEvent;
   'chat.active': ChatActiveEvent;
+  'chat.created': ChatCreatedEvent;
+  read: ReadEvent;
 }
 
 export type ServerEventName = keyof ServerEvents;

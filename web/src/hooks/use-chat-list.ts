@@ -1,15 +1,18 @@
 // The signed-in user's chats (most recent activity first, with unread counts and the last
 // message) and pending invitations, kept current: any event that can change the list triggers
-// a debounced reload of chat.list, and so does every reconnection.
+// a debounced reload of chat.list, and so does every reconnection. The server announces this
+// user's own changes too (`read` for a read marker, `chat.created`, `participant.joined` for a
+// join, `participant.left` for a leave, `invite` for an answer), to every one of their sockets.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useRealtime } from '../lib/session';
-import { onChatsChanged } from '../lib/local-events';
 import type { ProtoError } from '../lib/realtime-types';
+import type { ServerEventName } from '../../../clients/js/src/types.js';
 import type { Chat, Invitation } from '../lib/types';
 
-const EVENTS = [
+const EVENTS: ServerEventName[] = [
   'msg',
   'read',
+  'chat.created',
   'chat.updated',
   'participant.joined',
   'participant.left',
@@ -43,7 +46,7 @@ export function useChatList(): ChatList {
       return;
     }
     inflight.current = true;
-    rt.request<{ chats: Chat[]; invitations?: Invitation[] }>('chat.list')
+    rt.request('chat.list', {})
       .then(
         (r) => {
           setChats(r.chats || []);
@@ -70,7 +73,7 @@ export function useChatList(): ChatList {
   useEffect(() => {
     load();
     const offs = EVENTS.map((ev) => rt.on(ev, schedule));
-    offs.push(rt.onReconnect(schedule), onChatsChanged(schedule));
+    offs.push(rt.onReconnect(schedule));
     return () => {
       offs.forEach((f) => f());
       if (timer.current) clearTimeout(timer.current);

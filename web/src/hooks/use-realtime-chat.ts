@@ -6,12 +6,14 @@
 // time), presence, who has the chat open (activeUsers), membership changes and removal. Our own
 // sends show at once as pending and turn into normal messages when the server confirms them by
 // seq; failed ones can be retried with the same clientMsgId, so a retry never duplicates.
+// The chat object and its participants come from useChatDetails (chat.get, kept current), whose
+// reply also carries each participant's presence: that is how a newcomer's dot gets right.
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
 import type { Chat, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
 import { useConnectionState } from './use-connection-state';
-import { chatsChanged } from '../lib/local-events';
+import { useChatDetails } from './use-chat-details';
 
 const PAGE = 50;
 
@@ -21,8 +23,7 @@ interface State {
   slug: string;
   status: RoomStatus;
   error: ProtoError | null;
-  chat: Chat | null;
-  participants: Participant[];
+  chat: Chat | null; // from the sub reply, until chat.get answers
   msgs: Msg[]; // confirmed, ascending seq, no duplicates
   hasMore: boolean;
   historyLoaded: boolean; // the first page arrived
@@ -40,9 +41,8 @@ type Action =
   | { type: 'msgs'; msgs: Msg[] }
   | { type: 'history'; msgs: Msg[]; hasMore: boolean; initial: boolean }
   | { type: 'loadingOlder'; on: boolean }
-  | { type: 'chat'; chat: Partial<Chat> }
-  | { type: 'participants'; chat: Chat; participants: Participant[] }
   | { type: 'presence'; p: Presence }
+  | { type: 'participants'; participants: Participant[] }
   | { type: 'typing'; users: User[]; others: number }
   | { type: 'active'; users: User[] }
   | { type: 'pending'; pending: PendingSend[] }
@@ -56,7 +56,6 @@ function initial(slug: string): State {
     status: 'loading',
     error: null,
     chat: null,
-    participants: [],
     msgs: [],
     hasMore: true,
     historyLoaded: false,
@@ -127,16 +126,16 @@ function reducer(s: State, a: Action): State {
       };
     case 'loadingOlder':
       return { ...s, loadingOlder: a.on };
-    case 'chat':
-      return { ...s, chat: s.chat ? { ...s.chat, ...a.chat } : (a.chat as Chat) };
-    case 'participants':
-      return {
-        ...s,
-        chat: { ...(s.chat || {}), ...a.chat, participants: undefined } as Chat,
-        participants: a.participants,
-      };
     case 'presence':
       return { ...s, presence: { ...s.presence, [a.p.user.id]: a.p } };
+    case 'participants': {
+      // chat.get answers with each participant's presence as of the reply.
+      const next = { ...s.presence };
+      for (const p of a.participants) {
+        if (p.state) next[p.id] = { user: { id: p.id, username: p.username }, state: p.state, lastSeen: p.lastSeen ?? null };
+      }
+      return { ...s, presence: next };
+    }
     case 'typing':
       return { ...s, typing: { users: a.users, others: a.others } };
     case 'active':
@@ -188,20 +187,13 @@ export function useRealtimeChat(slug: string): RealtimeChat {
 
   if (s.slug !== slug) dispatch({ type: 'reset', slug });
 
-  const loadParticipants = useCallback(() => {
-    rt.request<{ chat: Chat; participants?: Participant[] }>('chat.get', { chat: slug }).then(
-      (r) => {
-        const participants = r.participants || r.chat.participants || [];
-        if (sRef.current.slug === slug) dispatch({ type: 'participants', chat: r.chat, participants });
-      },
-      (err: ProtoError) => {
-        if (sRef.current.slug === slug) dispatch({ type: 'error', error: err });
-      },
-    );
-  }, [rt, slug]);
+  const details = useChatDetails(slug);
+  useEffect(() => {
+    if (details.participants.length) dispatch({ type: 'participants', participants: details.participants });
+  }, [details.participants]);
 
   const loadInitialHistory = useCallback(() => {
-    rt.request<{ msgs: Msg[]; hasMore: boolean }>('msg.history', { chat: slug, limit: PAGE }).then(
+    rt.request('msg.history', { chat: slug, limit: PAGE }).then(
       (r) => {
         if (sRef.current.slug === slug) dispatch({ type: 'history', msgs: r.msgs, hasMore: r.hasMore, initial: true });
       },
@@ -211,25 +203,9 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     );
   }, [rt, slug]);
 
-  // The server pushes presence changes, but a newcomer's presence is only in a `sub` reply: ask
-  // again (re-subscribing from our newest seq is harmless: no gap, no duplicate) when someone
-  // joins, so their dot is right without waiting for them to change state.
-  const resyncPresence = useCallback(() => {
-    const cur = sRef.current;
-    const since = cur.msgs.length ? cur.msgs[cur.msgs.length - 1].seq : undefined;
-    rt.request<SubReply>('sub', { chat: slug, ...(since !== undefined ? { since } : {}) }).then(
-      (reply) => {
-        if (sRef.current.slug !== slug) return;
-        for (const p of reply.presence || []) dispatch({ type: 'presence', p });
-        if (reply.activeUsers) dispatch({ type: 'active', users: reply.activeUsers });
-        if (reply.msgs?.length) dispatch({ type: 'msgs', msgs: reply.msgs });
-      },
-      () => {},
-    );
-  }, [rt, slug]);
-
-  // Subscription, first page and participants. The SDK re-subscribes with `since` after a
-  // reconnect; a reset (too much missed) reloads the newest page.
+  // Subscription and first page. The SDK re-subscribes with `since` after a reconnect (and
+  // useChatDetails reloads the participants then); a reset (too much missed) reloads the newest
+  // page.
   useEffect(() => {
     let first = true;
     const unsub = rt.subscribe(slug, {
@@ -238,9 +214,6 @@ export function useRealtimeChat(slug: string): RealtimeChat {
         if (first) {
           first = false;
           loadInitialHistory();
-        } else {
-          // Membership or titles may have changed while we were away.
-          loadParticipants();
         }
       },
       onMsg(msg) {
@@ -250,44 +223,31 @@ export function useRealtimeChat(slug: string): RealtimeChat {
         dispatch({ type: 'subError', error: err });
       },
     });
-    loadParticipants();
     return unsub;
-  }, [rt, slug, loadInitialHistory, loadParticipants]);
+  }, [rt, slug, loadInitialHistory]);
 
   // Chat events.
   useEffect(() => {
     const offs = [
       rt.on('typing', (e) => {
         if (e.chat !== slug) return;
-        const users = (e.users || []).filter((u: User) => u.id !== me?.id);
+        const users = e.users.filter((u) => u.id !== me?.id);
         dispatch({ type: 'typing', users, others: e.others || 0 });
       }),
-      rt.on('presence', (e) => {
-        if (e?.user) dispatch({ type: 'presence', p: e });
-      }),
+      rt.on('presence', (e) => dispatch({ type: 'presence', p: e })),
       rt.on('chat.active', (e) => {
-        if (e.chat === slug) dispatch({ type: 'active', users: e.activeUsers || [] });
+        if (e.chat === slug) dispatch({ type: 'active', users: e.activeUsers });
       }),
-      rt.on('chat.updated', (e) => {
-        if (e.chat?.slug === slug) {
-          const { role: _role, ...rest } = e.chat;
-          dispatch({ type: 'chat', chat: rest });
-        }
-      }),
+      // The joiner's presence rides on the event (useChatDetails reloads the participants).
       rt.on('participant.joined', (e) => {
-        if (e.chat !== slug) return;
-        loadParticipants();
-        resyncPresence();
+        if (e.chat === slug && e.presence) dispatch({ type: 'presence', p: e.presence });
       }),
-      rt.on('participant.left', (e) => e.chat === slug && loadParticipants()),
-      rt.on('participant.removed', (e) => e.chat === slug && loadParticipants()),
-      rt.on('participant.updated', (e) => e.chat === slug && loadParticipants()),
       rt.on('removed', (e) => {
         if (e.chat === slug) dispatch({ type: 'removed', by: e.by || null });
       }),
     ];
     return () => offs.forEach((f) => f());
-  }, [rt, slug, me?.id, loadParticipants, resyncPresence]);
+  }, [rt, slug, me?.id]);
 
   // Our own pending and failed sends.
   useEffect(() => {
@@ -304,7 +264,9 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     const mark = () => {
       if (document.visibilityState !== 'visible' || lastSeq <= readSent.current) return;
       readSent.current = lastSeq;
-      rt.request('read', { chat: slug, seq: lastSeq }).then(chatsChanged, () => {
+      // The server tells this user's sockets (this one too) with a `read` event: the chat list
+      // listens to that.
+      rt.request('read', { chat: slug, seq: lastSeq }).catch(() => {
         readSent.current = 0;
       });
     };
@@ -361,7 +323,7 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     }
     dispatch({ type: 'loadingOlder', on: true });
     try {
-      const r = await rt.request<{ msgs: Msg[]; hasMore: boolean }>('msg.history', {
+      const r = await rt.request('msg.history', {
         chat: slug,
         limit: PAGE,
         ...(before ? { before } : {}),
@@ -384,11 +346,14 @@ export function useRealtimeChat(slug: string): RealtimeChat {
   const discard = useCallback((id: string) => rt.discard(slug, id), [rt, slug]);
   const setTyping = useCallback((on: boolean) => rt.typing(slug, on), [rt, slug]);
 
+  // chat.get is the authority on the chat; the sub reply's copy fills in until it answers. A
+  // refused chat.get before anything else worked closes the room like a refused sub.
+  const status: RoomStatus = s.status === 'loading' && details.error ? 'error' : s.status;
   return {
-    status: s.status,
-    error: s.error,
-    chat: s.chat,
-    participants: s.participants,
+    status,
+    error: s.error ?? (status === 'error' ? details.error : null),
+    chat: details.chat ?? s.chat,
+    participants: details.participants,
     messages,
     presence: s.presence,
     typingUsers: s.typing.users,
@@ -404,6 +369,6 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     discard,
     setTyping,
     loadOlder,
-    refresh: loadParticipants,
+    refresh: details.reload,
   };
 }

@@ -5,6 +5,43 @@ export function displayName(u: { displayName?: string; username: string }) {
   return u.displayName || u.username;
 }
 
+// Display names are limited in characters the way the server counts them: code points, so "🦊"
+// is one character (a string's .length counts UTF-16 units, and an HTML maxlength does too).
+export const DISPLAY_NAME_MAX = 64;
+
+export function codePointLength(s: string): number {
+  return Array.from(s).length;
+}
+
+// "Ana (@ana)": the display name with the username, which is unique and cannot be borrowed.
+export function fullName(u: { displayName?: string; username: string }): string {
+  return `${displayName(u)} (@${u.username})`;
+}
+
+// Display names can be chosen freely, so two people may show the same one. Names are compared
+// after NFKC folding, lower-casing and squeezing white space, so "Ana", "ana " and "Ａｎａ" count as
+// one name.
+function nameKey(u: { displayName?: string; username: string }): string {
+  return displayName(u).normalize('NFKC').toLowerCase().trim().replace(/\s+/g, ' ');
+}
+
+// A namer for the people in one view (a chat's participants and message authors): a person whose
+// display name someone else in the view also shows gets their username too ("Ana (@ana)"), so
+// nobody can pass for somebody else; everyone else is their display name.
+export function makeNamer(
+  users: Iterable<{ id: number; displayName?: string; username: string }>,
+): (u: { displayName?: string; username: string }) => string {
+  const owners = new Map<string, number>();
+  const shared = new Set<string>();
+  for (const u of users) {
+    const k = nameKey(u);
+    const id = owners.get(k);
+    if (id === undefined) owners.set(k, u.id);
+    else if (id !== u.id) shared.add(k);
+  }
+  return (u) => (shared.has(nameKey(u)) ? fullName(u) : displayName(u));
+}
+
 // "Ana is typing…", "Ana and Ben are typing…", "Ana, Ben and Cy are typing…",
 // "Ana, Ben and 3 others are typing…". `others` counts typers the server did not list.
 export function typingText(users: Pick<User, 'username' | 'displayName'>[], others = 0): string {
@@ -127,9 +164,20 @@ export function userHue(username: string): number {
   return HUES[h % HUES.length];
 }
 
+// What a reader sees as characters: grapheme clusters ("👩‍💻", "é" written as e + accent) where
+// Intl.Segmenter exists (every current browser), else code points. Never UTF-16 units, whose
+// halves of an emoji show as "�".
+export function graphemes(s: string): string[] {
+  if (typeof Intl !== 'undefined' && typeof Intl.Segmenter === 'function') {
+    return Array.from(new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(s), (g) => g.segment);
+  }
+  return Array.from(s);
+}
+
+// "Ana Lima" -> "AL", "ana" -> "AN", "🦊 Fox" -> "🦊F".
 export function initials(name: string): string {
   const parts = name.trim().split(/\s+/).filter(Boolean);
   if (parts.length === 0) return '?';
-  if (parts.length === 1) return parts[0].slice(0, 2).toUpperCase();
-  return (parts[0][0] + parts[parts.length - 1][0]).toUpperCase();
+  if (parts.length === 1) return graphemes(parts[0]).slice(0, 2).join('').toUpperCase();
+  return (graphemes(parts[0])[0] + graphemes(parts[parts.length - 1])[0]).toUpperCase();
 }

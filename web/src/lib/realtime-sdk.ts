@@ -5,29 +5,15 @@
 // - reference-counted subscriptions (several components, or StrictMode's double mount, may
 //   subscribe to one chat), with a short linger before `unsub` so a quick remount or navigation
 //   back does not race an unsub against a new sub;
-// - per-chat views of the outgoing queue;
-// - listeners for events the SDK passes through only as raw frames (`read`).
+// - per-chat views of the outgoing queue.
+// Requests and events pass straight through, typed by the SDK (clients/js/src/types.ts).
 import { ParleyClient } from '../../../clients/js/src/client.js';
 import type { OutgoingMessage } from '../../../clients/js/src/client.js';
+import { wsUrlFor } from '../../../clients/js/src/http.js';
+import type { Op, OpArgs, OpResults } from '../../../clients/js/src/types.js';
 import type { ConnState, PendingSend, Realtime, SubHandlers, SubReply } from './realtime-types';
 
 const UNSUB_LINGER_MS = 1500;
-
-// Events the SDK emits by name; anything else is read from its raw `event` stream.
-const NAMED = new Set([
-  'hello',
-  'msg',
-  'chat.updated',
-  'participant.joined',
-  'participant.left',
-  'participant.removed',
-  'participant.updated',
-  'removed',
-  'invite',
-  'typing',
-  'presence',
-  'chat.active',
-]);
 
 interface ChatSub {
   handlers: Set<SubHandlers>;
@@ -52,7 +38,7 @@ function toPending(o: OutgoingMessage): PendingSend {
 }
 
 export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
-  const url = opts.url ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  const url = opts.url ?? wsUrlFor(location);
   const client = new ParleyClient({ url });
   const subs = new Map<string, ChatSub>();
   let everOnline = false;
@@ -64,8 +50,8 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
     client.on('subscribed', ({ chat, result, resumed }) => {
       const s = subs.get(chat);
       if (!s) return;
-      s.last = result as SubReply;
-      for (const h of [...s.handlers]) h.onSubscribed(result as SubReply, resumed);
+      s.last = result;
+      for (const h of [...s.handlers]) h.onSubscribed(result, resumed);
     }),
     client.on('msg', ({ chat, msg }) => {
       const s = subs.get(chat);
@@ -115,19 +101,13 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
     onState(cb) {
       return client.on('state', ({ state }) => cb(state as ConnState));
     },
-    request<T>(op: string, args: Record<string, unknown> = {}) {
+    request<K extends Op>(op: K, args: OpArgs[K]): Promise<OpResults[K]> {
       // Leaving through the SDK also ends its subscription, so it is not resumed after a reconnect.
-      if (op === 'chat.leave') return client.leaveChat(String(args.chat)) as Promise<T>;
-      return client.request(op as never, args as never) as Promise<T>;
+      if (op === 'chat.leave') return client.leaveChat((args as OpArgs['chat.leave']).chat) as Promise<OpResults[K]>;
+      return client.request(op, args);
     },
     on(ev, cb) {
-      if (NAMED.has(ev)) return client.on(ev as never, cb as never);
-      return client.on('event', (f) => {
-        if (f.ev === ev) {
-          const { ev: _ev, ...payload } = f;
-          cb(payload);
-        }
-      });
+      return client.on(ev, cb);
     },
     onReconnect(cb) {
       return client.on('state', ({ state, prev }) => {

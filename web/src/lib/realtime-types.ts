@@ -1,12 +1,23 @@
-// The realtime surface the web app relies on. lib/realtime.ts implements it on top of the SDK
-// (clients/js); hooks and pages use only this, so the SDK's details stay in one file.
+// The realtime surface the web app relies on. lib/realtime-sdk.ts implements it on top of the SDK
+// (clients/js); hooks and pages use only this. Every op, reply and event is the SDK's type, so a
+// request's arguments and result, and each event's payload, are checked by the compiler.
+import type {
+  Op,
+  OpArgs,
+  OpResults,
+  ServerEventName,
+  ServerEvents,
+  SubResult,
+} from '../../../clients/js/src/types.js';
 import type { Msg, User } from './types';
 
 export type ConnState = 'connecting' | 'online' | 'reconnecting' | 'offline';
 
+// What a failed request rejects with: the SDK's ParleyError has these fields.
 export interface ProtoError {
   code: string;
   message: string;
+  /** With `rate_limited`: milliseconds until a retry may succeed. */
   retryAfter?: number;
 }
 
@@ -22,16 +33,7 @@ export interface PendingSend {
 
 // What a chat subscription reports: the `sub` reply (first time and after every resume), each
 // live message, and a reset (too much was missed: drop the cache and page back).
-export interface SubReply {
-  chat: any;
-  msgs: Msg[];
-  lastSeq: number;
-  reset?: boolean;
-  presence?: any[];
-  typing?: User[];
-  typingOthers?: number;
-  activeUsers?: User[];
-}
+export type SubReply = SubResult;
 
 export interface SubHandlers {
   onSubscribed(reply: SubReply, resumed: boolean): void;
@@ -43,8 +45,8 @@ export interface Realtime {
   readonly state: ConnState;
   readonly user: User | null;
   onState(cb: (s: ConnState) => void): () => void;
-  request<T = any>(op: string, args?: Record<string, unknown>): Promise<T>;
-  on(ev: string, cb: (payload: any) => void): () => void;
+  request<K extends Op>(op: K, args: OpArgs[K]): Promise<OpResults[K]>;
+  on<K extends ServerEventName>(ev: K, cb: (payload: ServerEvents[K]) => void): () => void;
   // Called after every (re)connection once the socket is online again.
   onReconnect(cb: () => void): () => void;
   subscribe(chat: string, h: SubHandlers): () => void;

@@ -2,7 +2,7 @@
 // user is known (after /api/me, login or signup: the session cookie authenticates the WebSocket)
 // and closed on logout. A 4001 close (session ended elsewhere) sends the user back to log in.
 import { createContext, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
-import * as api from './api';
+import { logout as apiLogout } from '../../../clients/js/src/http.js';
 import { createRealtime } from './realtime';
 import type { Realtime } from './realtime-types';
 import type { User } from './types';
@@ -39,7 +39,7 @@ export function SessionProvider({ initialUser, children }: { initialUser: User |
       setUser,
       async logout() {
         try {
-          await api.logout();
+          await apiLogout();
         } finally {
           setUser(null);
         }

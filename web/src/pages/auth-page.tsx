@@ -1,7 +1,11 @@
 // Sign up and log in. Errors from the server appear above the form (taken username, wrong
-// password, too many attempts); field rules are checked before sending.
+// password, too many attempts); field rules are checked before sending. The requests are the
+// SDK's HTTP helpers; the session is the HttpOnly cookie the server sets, so the JSON `token` in
+// the reply is ignored on purpose (a token readable by scripts is what the cookie avoids).
 import { useState, type FormEvent } from 'react';
-import * as api from '../lib/api';
+import { login, signup as apiSignup } from '../../../clients/js/src/http.js';
+import type { ParleyError } from '../../../clients/js/src/errors.js';
+import { codePointLength, DISPLAY_NAME_MAX, errorText } from '../lib/format';
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
 import { IconChat } from '../components/ui/icons';
@@ -25,22 +29,30 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
       setError('Usernames are 3-32 characters: lower-case letters, digits, "_", "." or "-".');
       return;
     }
+    // Counted as the server counts it: in code points, so an emoji is one character.
+    if (signup && codePointLength(displayName.trim()) > DISPLAY_NAME_MAX) {
+      setError(`Display names are at most ${DISPLAY_NAME_MAX} characters.`);
+      return;
+    }
     if (signup && password.length < 8) {
       setError('Passwords need at least 8 characters.');
       return;
     }
     setBusy(true);
     try {
-      const r = signup ? await api.signup(uname, password, displayName.trim() || undefined) : await api.login(uname, password);
+      const dn = displayName.trim();
+      const r = signup
+        ? await apiSignup({ username: uname, password, ...(dn ? { displayName: dn } : {}) })
+        : await login({ username: uname, password });
       setUser(r.user);
       navigate('/chat', { replace: true });
     } catch (err) {
-      const e2 = err as api.ApiError;
+      const e2 = err as ParleyError;
       if (e2.code === 'conflict') setError('That username is taken. Try another one.');
       else if (e2.code === 'unauthorized') setError('Wrong username or password.');
       else if (e2.code === 'rate_limited')
-        setError(`Too many attempts. Try again in ${e2.retryAfter ?? 'a few'} seconds.`);
-      else setError(e2.message || 'Something went wrong.');
+        setError(`Too many attempts. Try again in ${e2.retryAfter ? Math.ceil(e2.retryAfter / 1000) : 'a few'} seconds.`);
+      else setError(errorText(e2));
     } finally {
       setBusy(false);
     }
@@ -87,11 +99,15 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
                 className="input"
                 name="displayName"
                 autoComplete="name"
-                maxLength={64}
+                aria-describedby="auth-display-hint"
                 value={displayName}
                 onChange={(e) => setDisplayName(e.target.value)}
                 placeholder="Optional: how others see you"
               />
+              {/* No maxLength: the browser counts it in UTF-16 units, so emoji would count twice. */}
+              <span className="field__hint" id="auth-display-hint">
+                Up to {DISPLAY_NAME_MAX} characters ({codePointLength(displayName.trim())}/{DISPLAY_NAME_MAX})
+              </span>
             </div>
           )}
           <div className="field">

@@ -4,9 +4,9 @@
 import { useEffect, useMemo, useState } from 'react';
 import { useRealtimeChat } from '../hooks/use-realtime-chat';
 import { useRealtime, useSession } from '../lib/session';
-import { chatsChanged } from '../lib/local-events';
+import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link } from '../lib/router';
-import { displayName, errorText } from '../lib/format';
+import { fullName, makeNamer, errorText } from '../lib/format';
 import { MessageList } from '../components/chat/message-list';
 import { Composer } from '../components/chat/composer';
 import { TypingIndicator } from '../components/chat/typing-indicator';
@@ -14,14 +14,7 @@ import { UserPresence, type PresenceEntry } from '../components/chat/user-presen
 import { ConnectionBanner } from '../components/chat/connection-banner';
 import { InviteUserModal } from '../components/chat/invite-user-modal';
 import { IconBack, IconSettings, IconUserPlus, IconUsers } from '../components/ui/icons';
-import type { Chat, Role } from '../lib/types';
-
-export function canInvite(chat: Chat | null): boolean {
-  if (!chat?.role) return false;
-  if (chat.role === 'owner') return true;
-  if (chat.invitePolicy === 'members') return true;
-  return chat.invitePolicy === 'admins' && chat.role === 'admin';
-}
+import type { Chat } from '../lib/types';
 
 export function ChatRoom({ slug }: { slug: string }) {
   // Joining a public chat from its link remounts the room, which then subscribes as a participant.
@@ -36,7 +29,7 @@ function JoinPublicChat({ slug, onJoined }: { slug: string; onJoined: () => void
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
-    rt.request<{ chat: Chat }>('chat.get', { chat: slug }).then((r) => setChat(r.chat), () => setChat(null));
+    rt.request('chat.get', { chat: slug }).then((r) => setChat(r.chat), () => setChat(null));
   }, [rt, slug]);
   if (!chat?.isPublic) return null;
   return (
@@ -59,7 +52,6 @@ function JoinPublicChat({ slug, onJoined }: { slug: string; onJoined: () => void
           setError(null);
           try {
             await rt.request('chat.join', { chat: slug });
-            chatsChanged();
             onJoined();
           } catch (err) {
             setError(errorText(err));
@@ -79,12 +71,13 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   const [inviting, setInviting] = useState(false);
   const [peopleOpen, setPeopleOpen] = useState(false);
 
-  const role: Role | null = useMemo(() => {
-    const me = rc.participants.find((p) => p.id === user?.id);
-    return me?.role ?? rc.chat?.role ?? null;
-  }, [rc.participants, rc.chat?.role, user?.id]);
-  const chat = rc.chat ? { ...rc.chat, role } : null;
   const activeIds = useMemo(() => new Set(rc.activeUsers.map((u) => u.id)), [rc.activeUsers]);
+  // Everyone this room can name: where two of them show the same display name, both get their
+  // username too, so nobody can pass for somebody else.
+  const nameOf = useMemo(
+    () => makeNamer([...rc.participants, ...rc.messages.map((m) => m.author), ...rc.typingUsers, ...rc.activeUsers]),
+    [rc.participants, rc.messages, rc.typingUsers, rc.activeUsers],
+  );
   const entries: PresenceEntry[] = rc.participants.map((p) => ({
     user: p,
     role: p.role,
@@ -119,7 +112,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
                   {hereOthers.length > 0 && (
                     <span data-testid="room-here">
                       {' · '}
-                      {hereOthers.length === 1 ? `${displayName(hereOthers[0])} is here` : `${hereOthers.length} others here`}
+                      {hereOthers.length === 1 ? `${nameOf(hereOthers[0])} is here` : `${hereOthers.length} others here`}
                     </span>
                   )}
                 </>
@@ -129,7 +122,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
             </div>
           </div>
           <div className="room-header__actions">
-            {canInvite(chat) && rc.status === 'ready' && (
+            {canInvite(rc.chat) && rc.status === 'ready' && (
               <button type="button" className="btn btn--ghost btn--icon" onClick={() => setInviting(true)} aria-label="Invite people" title="Invite people">
                 <IconUserPlus />
               </button>
@@ -155,7 +148,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
         <ConnectionBanner state={rc.connectionState} />
         {rc.status === 'removed' && (
           <div className="banner banner--error" role="alert" data-testid="removed-banner">
-            You were removed from this chat{rc.removedBy ? ` by ${displayName(rc.removedBy)}` : ''}.
+            You were removed from this chat{rc.removedBy ? ` by ${fullName(rc.removedBy)}` : ''}.
           </div>
         )}
         {blocked ? (
@@ -178,8 +171,9 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
               loadOlder={rc.loadOlder}
               onRetry={rc.retry}
               onDiscard={rc.discard}
+              nameOf={nameOf}
             />
-            <TypingIndicator users={rc.typingUsers} others={rc.typingOthers} />
+            <TypingIndicator users={rc.typingUsers} others={rc.typingOthers} nameOf={nameOf} />
             {rc.status === 'removed' ? (
               <div className="room-gone">
                 <Link to="/chat" className="btn">
@@ -193,7 +187,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
         )}
       </section>
       <aside className="room__aside" id="room-people" aria-label="People">
-        <UserPresence entries={entries} activeUserIds={activeIds} selfId={user?.id} />
+        <UserPresence entries={entries} activeUserIds={activeIds} selfId={user?.id} nameOf={nameOf} />
       </aside>
       {inviting && rc.chat && <InviteUserModal chat={slug} chatTitle={rc.chat.title} onClose={() => setInviting(false)} />}
     </div>

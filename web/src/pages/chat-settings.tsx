@@ -4,63 +4,54 @@
 // Every server error shows next to what caused it.
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { useRealtime, useSession } from '../lib/session';
+import { useChatDetails } from '../hooks/use-chat-details';
+import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link, navigate } from '../lib/router';
 import { displayName, errorText, expiresText, relativeTime } from '../lib/format';
 import { Avatar } from '../components/ui/avatar';
-import { chatsChanged } from '../lib/local-events';
 import { IconBack, IconUserPlus } from '../components/ui/icons';
 import { InviteUserModal } from '../components/chat/invite-user-modal';
-import { canInvite } from './chat-room';
 import type { Chat, Invitation, InvitePolicy, Participant, Role } from '../lib/types';
+import type { ChatUpdateArgs } from '../../../clients/js/src/types.js';
 
-export function ChatSettings({ slug }: { slug: string }) {
+// The chat's pending invitations (owner and admins see every one, others their own), reloaded
+// on every `invite` event about the chat and after a reconnect.
+function usePendingInvites(slug: string): { invites: Invitation[]; reload(): void } {
   const rt = useRealtime();
-  const { user } = useSession();
-  const [chat, setChat] = useState<Chat | null>(null);
-  const [participants, setParticipants] = useState<Participant[]>([]);
   const [invites, setInvites] = useState<Invitation[]>([]);
-  const [loadError, setLoadError] = useState<{ code: string; message: string } | null>(null);
-  const [inviting, setInviting] = useState(false);
-
-  const load = useCallback(() => {
-    rt.request<{ chat: Chat; participants?: Participant[] }>('chat.get', { chat: slug }).then(
-      (r) => {
-        setChat(r.chat);
-        setParticipants(r.participants || r.chat.participants || []);
-        setLoadError(null);
-      },
-      (err) => setLoadError(err),
-    );
-    rt.request<{ outgoing: Invitation[] }>('invite.list').then(
-      (r) => setInvites((r.outgoing || []).filter((i) => i.chat === slug && i.status === 'pending')),
+  const reload = useCallback(() => {
+    rt.request('invite.list', {}).then(
+      (r) => setInvites(r.outgoing.filter((i) => i.chat === slug && i.status === 'pending')),
       () => setInvites([]),
     );
   }, [rt, slug]);
-
   useEffect(() => {
-    load();
-    const evs = ['chat.updated', 'participant.joined', 'participant.left', 'participant.removed', 'participant.updated', 'invite'];
-    const offs = evs.map((ev) =>
-      rt.on(ev, (e) => {
-        const c = typeof e.chat === 'string' ? e.chat : e.chat?.slug ?? e.invitation?.chat;
-        if (c === slug) load();
-      }),
-    );
-    offs.push(
-      rt.on('removed', (e) => {
-        if (e.chat === slug) setLoadError({ code: 'forbidden', message: 'You were removed from this chat.' });
-      }),
-    );
-    offs.push(rt.onReconnect(load));
+    reload();
+    const offs = [
+      rt.on('invite', (e) => e.invitation.chat === slug && reload()),
+      rt.onReconnect(reload),
+    ];
     return () => offs.forEach((f) => f());
-  }, [rt, slug, load]);
+  }, [rt, slug, reload]);
+  return { invites, reload };
+}
+
+export function ChatSettings({ slug }: { slug: string }) {
+  const { user } = useSession();
+  const details = useChatDetails(slug);
+  const { chat, participants, error: loadError } = details;
+  const { invites, reload: reloadInvites } = usePendingInvites(slug);
+  const [inviting, setInviting] = useState(false);
+  const load = useCallback(() => {
+    details.reload();
+    reloadInvites();
+  }, [details.reload, reloadInvites]);
 
   useEffect(() => {
     document.title = `Settings · ${chat?.title || slug} · Parley`;
   }, [chat?.title, slug]);
 
-  const me = participants.find((p) => p.id === user?.id);
-  const role: Role | null = me?.role ?? chat?.role ?? null;
+  const role: Role | null = chat?.role ?? null;
   const manage = role === 'owner' || role === 'admin';
 
   return (
@@ -86,13 +77,13 @@ export function ChatSettings({ slug }: { slug: string }) {
           )}
           {chat && !loadError && (
             <>
-              <GeneralForm chat={chat} editable={manage} onSaved={setChat} />
+              <GeneralForm chat={chat} editable={manage} />
               <section className="card" aria-labelledby="participants-title">
                 <div className="card__head">
                   <h2 id="participants-title">
                     Participants <span className="muted">({participants.length}{chat.maxParticipants ? ` of ${chat.maxParticipants}` : ''})</span>
                   </h2>
-                  {canInvite({ ...chat, role }) && (
+                  {canInvite(chat) && (
                     <button type="button" className="btn btn--small" onClick={() => setInviting(true)}>
                       <IconUserPlus /> Invite
                     </button>
@@ -131,7 +122,8 @@ export function ChatSettings({ slug }: { slug: string }) {
   );
 }
 
-function GeneralForm({ chat, editable, onSaved }: { chat: Chat; editable: boolean; onSaved: (c: Chat) => void }) {
+// The saved values come back as the server's `chat.updated` event, which useChatDetails merges.
+function GeneralForm({ chat, editable }: { chat: Chat; editable: boolean }) {
   const rt = useRealtime();
   const [title, setTitle] = useState(chat.title);
   const [isPublic, setIsPublic] = useState(chat.isPublic);
@@ -162,7 +154,7 @@ function GeneralForm({ chat, editable, onSaved }: { chat: Chat; editable: boolea
     e.preventDefault();
     setError(null);
     setSaved(false);
-    const args: Record<string, unknown> = { chat: chat.slug };
+    const args: ChatUpdateArgs = { chat: chat.slug };
     const t = title.trim();
     if (!t) return setError('The title cannot be empty.');
     if (t !== chat.title) args.title = t;
@@ -179,8 +171,7 @@ function GeneralForm({ chat, editable, onSaved }: { chat: Chat; editable: boolea
     }
     setBusy(true);
     try {
-      const r = await rt.request<{ chat: Chat }>('chat.update', args);
-      onSaved({ ...chat, ...r.chat });
+      await rt.request('chat.update', args);
       setSaved(true);
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -276,11 +267,11 @@ function MemberRow({
   const canRemove = !self && (myRole === 'owner' || (myRole === 'admin' && p.role === 'member'));
   const canSetRole = !self && myRole === 'owner';
 
-  async function run(op: string, args: Record<string, unknown>) {
+  async function run(act: () => Promise<unknown>) {
     setBusy(true);
     setError(null);
     try {
-      await rt.request(op, { chat: slug, user: p.username, ...args });
+      await act();
       onChanged();
     } catch (err) {
       setError(errorText(err));
@@ -324,7 +315,7 @@ function MemberRow({
                 onChange={(e) => {
                   const role = e.target.value as Role;
                   if (role === 'owner' && !confirm(`Make ${displayName(p)} the owner? You will become an admin.`)) return;
-                  run('chat.setRole', { role });
+                  run(() => rt.request('chat.setRole', { chat: slug, user: p.username, role }));
                 }}
               >
                 <option value="member">Member</option>
@@ -338,7 +329,7 @@ function MemberRow({
               type="button"
               className="btn btn--danger btn--small"
               disabled={busy}
-              onClick={() => run('chat.remove', {})}
+              onClick={() => run(() => rt.request('chat.remove', { chat: slug, user: p.username }))}
               aria-label={`Remove ${displayName(p)}`}
             >
               Remove
@@ -430,7 +421,6 @@ function LeaveCard({ slug, chat, role }: { slug: string; chat: Chat; role: Role 
               setError(null);
               try {
                 await rt.request('chat.leave', { chat: slug });
-                chatsChanged();
                 navigate('/chat', { replace: true });
               } catch (err) {
                 setError(errorText(err));

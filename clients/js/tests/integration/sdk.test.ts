@@ -271,17 +271,17 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     await Promise.all([a.client.connect(), b.client.connect()]);
     const { chat } = await a.client.createChat({ title: 'Private', isPublic: false });
     await assert.rejects(b.client.joinChat(chat.slug), (err: { code: string; message: string }) => {
-      assert.equal(err.code, 'forbidden');
+      assert.equal(err.code, 'not_found');
       assert.equal(typeof err.message, 'string');
       return true;
     });
     await assert.rejects(b.client.getChat('no-such-chat-' + Date.now().toString(36)), (err: { code: string }) => err.code === 'not_found');
-    await assert.rejects(b.client.subscribe(chat.slug), (err: { code: string }) => err.code === 'forbidden');
+    await assert.rejects(b.client.subscribe(chat.slug), (err: { code: string }) => err.code === 'not_found');
 
     const out = b.client.send(chat.slug, 'let me in');
     const failed = await b.sent(out.clientMsgId);
     assert.equal(failed.status, 'failed');
-    assert.equal(failed.error?.code, 'forbidden');
+    assert.equal(failed.error?.code, 'not_found');
     // Invited and accepted, the same message goes through on retry, with the same clientMsgId.
     const { invitation } = await a.client.createInvite(chat.slug, ben.user.username);
     await b.client.acceptInvite(invitation.id);

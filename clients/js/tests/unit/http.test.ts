@@ -36,6 +36,22 @@ describe('http helpers', () => {
     await assert.rejects(login({ username: 'a', password: 'b' }, { fetch: bare.f }), (err: ParleyError) => err.code === 'unavailable');
   });
 
+  it('Retry-After is turned into milliseconds; a retryAfter in the body (ms) wins; a date is ignored', async () => {
+    const secs = fakeFetch(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': '120' });
+    await assert.rejects(signup({ username: 'ana', password: 'pw123456' }, { fetch: secs.f }), (err: ParleyError) => err.retryAfter === 120_000);
+    const body = fakeFetch(429, { error: { code: 'rate_limited', message: 'slow down', retryAfter: 1500 } }, { 'retry-after': '2' });
+    await assert.rejects(login({ username: 'ana', password: 'x' }, { fetch: body.f }), (err: ParleyError) => err.retryAfter === 1500);
+    const date = fakeFetch(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': 'Wed, 21 Oct 2026 07:28:00 GMT' });
+    await assert.rejects(login({ username: 'ana', password: 'x' }, { fetch: date.f }), (err: ParleyError) => err.retryAfter === undefined);
+  });
+
+  it('a network failure is unavailable', async () => {
+    const f = (async () => {
+      throw new TypeError('Failed to fetch');
+    }) as unknown as typeof fetch;
+    await assert.rejects(login({ username: 'ana', password: 'x' }, { fetch: f }), (err: ParleyError) => err.code === 'unavailable');
+  });
+
   it('me() is null when not signed in and sends the bearer token', async () => {
     const no = fakeFetch(401, { error: { code: 'unauthorized', message: 'not signed in' } });
     assert.equal(await me({ fetch: no.f }), null);

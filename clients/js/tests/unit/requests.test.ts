@@ -181,6 +181,20 @@ describe('request/reply', () => {
     ws.push({ ev: 'something.new', x: 2 });
     assert.deepEqual(seen, ['something.new']);
   });
+
+  it('emits read and chat.created as typed events (the server sends both to the user\'s own sockets)', () => {
+    const { client } = makeClient();
+    client.connect();
+    const ws = serveConnection();
+    const reads: { chat: string; seq: number }[] = [];
+    const created: string[] = [];
+    client.on('read', (e) => reads.push({ chat: e.chat, seq: e.seq }));
+    client.on('chat.created', (e) => created.push(e.chat.slug));
+    ws.push({ ev: 'read', chat: 'c', seq: 7 });
+    ws.push({ ev: 'chat.created', chat: { slug: 'new-chat', title: 'New', role: 'owner' } });
+    assert.deepEqual(reads, [{ chat: 'c', seq: 7 }]);
+    assert.deepEqual(created, ['new-chat']);
+  });
 });
 
 const BEN_USER = { id: 2, username: 'ben', displayName: 'Ben' };

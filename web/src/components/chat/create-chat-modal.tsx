@@ -4,8 +4,6 @@ import { Modal } from '../ui/modal';
 import { navigate } from '../../lib/router';
 import { useRealtime } from '../../lib/session';
 import { errorText } from '../../lib/format';
-import { chatsChanged } from '../../lib/local-events';
-import type { Chat } from '../../lib/types';
 
 export function CreateChatModal({ onClose }: { onClose: () => void }) {
   const rt = useRealtime();
@@ -30,13 +28,13 @@ export function CreateChatModal({ onClose }: { onClose: () => void }) {
     setBusy(true);
     setError(null);
     try {
-      const r = await rt.request<{ chat: Chat }>('chat.create', {
+      const r = await rt.request('chat.create', {
         title: t,
         isPublic,
         ...(max !== undefined ? { maxParticipants: max } : {}),
       });
+      // The chat list hears of it from the server's `chat.created` event.
       onClose();
-      chatsChanged();
       navigate(`/chat/${encodeURIComponent(r.chat.slug)}`);
     } catch (err) {
       setError(errorText(err));

@@ -3,8 +3,8 @@
 import { useState } from 'react';
 import { useRealtime } from '../../lib/session';
 import { navigate } from '../../lib/router';
-import { displayName, errorText, expiresText } from '../../lib/format';
-import type { Chat, Invitation } from '../../lib/types';
+import { displayName, errorText, expiresText, fullName } from '../../lib/format';
+import type { Invitation } from '../../lib/types';
 
 export function InvitationCard({ invitation, onDone }: { invitation: Invitation; onDone: () => void }) {
   const rt = useRealtime();
@@ -15,9 +15,14 @@ export function InvitationCard({ invitation, onDone }: { invitation: Invitation;
     setBusy(kind);
     setError(null);
     try {
-      const r = await rt.request<{ chat?: Chat }>(`invite.${kind}`, { invitation: invitation.id });
-      onDone();
-      if (kind === 'accept') navigate(`/chat/${encodeURIComponent(r.chat?.slug || invitation.chat)}`);
+      if (kind === 'accept') {
+        const r = await rt.request('invite.accept', { invitation: invitation.id });
+        onDone();
+        navigate(`/chat/${encodeURIComponent(r.chat?.slug || invitation.chat)}`);
+      } else {
+        await rt.request('invite.decline', { invitation: invitation.id });
+        onDone();
+      }
     } catch (err) {
       const code = (err as { code?: string }).code;
       setError(
@@ -31,7 +36,9 @@ export function InvitationCard({ invitation, onDone }: { invitation: Invitation;
   return (
     <div className="invite-card" data-testid="invitation" data-chat={invitation.chat}>
       <p className="invite-card__text">
-        <strong>{displayName(invitation.from)}</strong> invited you to <strong>{invitation.chatTitle || invitation.chat}</strong>
+        {/* The username too: anyone can take a display name, nobody another's username. */}
+        <strong title={fullName(invitation.from)}>{displayName(invitation.from)}</strong>{' '}
+        <span className="muted">(@{invitation.from.username})</span> invited you to <strong>{invitation.chatTitle || invitation.chat}</strong>
       </p>
       <p className="invite-card__meta">{expiresText(invitation.expiresAt)}</p>
       <div className="invite-card__actions">

@@ -33,7 +33,7 @@ export function InviteUserModal({ chat, chatTitle, onClose }: { chat: string; ch
     const mine = ++seq.current;
     setSearching(true);
     const t = setTimeout(() => {
-      rt.request<{ users: SearchUser[] }>('users.search', { q: query.slice(0, 64), chat }).then(
+      rt.request('users.search', { q: query.slice(0, 64), chat }).then(
         (r) => {
           if (mine !== seq.current) return;
           setResults(r.users || []);
@@ -54,8 +54,8 @@ export function InviteUserModal({ chat, chatTitle, onClose }: { chat: string; ch
   useEffect(
     () =>
       rt.on('invite', (e) => {
-        const inv: Invitation | undefined = e.invitation;
-        if (!inv || inv.chat !== chat) return;
+        const inv = e.invitation;
+        if (inv.chat !== chat) return;
         setSent((prev) => (prev[inv.to.username] ? { ...prev, [inv.to.username]: inv } : prev));
       }),
     [rt, chat],
@@ -65,7 +65,7 @@ export function InviteUserModal({ chat, chatTitle, onClose }: { chat: string; ch
     setBusy(u.username);
     setRowError((e) => ({ ...e, [u.username]: '' }));
     try {
-      const r = await rt.request<{ invitation: Invitation; created: boolean }>('invite.create', { chat, user: u.username });
+      const r = await rt.request('invite.create', { chat, user: u.username });
       setSent((prev) => ({ ...prev, [u.username]: r.invitation }));
     } catch (err) {
       const code = (err as { code?: string }).code;

@@ -1,10 +1,11 @@
 // The scrolling message list: day separators, messages grouped by author, our own marked and
 // on the right, pending and failed sends with retry. Scrolling near the top loads older history
 // (keeping the view still while it is inserted above); new messages keep the view pinned to the
-// bottom when it was there, else a "New messages" button appears.
+// bottom when it was there, else a "New messages" button appears. Authors are named by `nameOf`
+// (the room adds the username where display names collide) and always "Name (@user)" on hover.
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { Avatar } from '../ui/avatar';
-import { clockTime, dayKey, dayLabel, displayName } from '../../lib/format';
+import { clockTime, dayKey, dayLabel, displayName, fullName } from '../../lib/format';
 import type { UiMsg } from '../../lib/types';
 
 const GROUP_GAP_MS = 5 * 60_000;
@@ -20,6 +21,7 @@ export function MessageList({
   loadOlder,
   onRetry,
   onDiscard,
+  nameOf = displayName,
 }: {
   messages: UiMsg[];
   selfId?: number;
@@ -29,6 +31,7 @@ export function MessageList({
   loadOlder: () => Promise<void>;
   onRetry: (clientMsgId: string) => void;
   onDiscard: (clientMsgId: string) => void;
+  nameOf?: (u: UiMsg['author']) => string;
 }) {
   const ref = useRef<HTMLDivElement>(null);
   const prev = useRef({ first: '', last: '', height: 0, top: 0, count: 0 });
@@ -125,6 +128,7 @@ export function MessageList({
         first={firstOfGroup}
         onRetry={onRetry}
         onDiscard={onDiscard}
+        nameOf={nameOf}
       />,
     );
     prevMsg = m;
@@ -182,12 +186,14 @@ function MessageItem({
   first,
   onRetry,
   onDiscard,
+  nameOf,
 }: {
   m: UiMsg;
   own: boolean;
   first: boolean;
   onRetry: (id: string) => void;
   onDiscard: (id: string) => void;
+  nameOf: (u: UiMsg['author']) => string;
 }) {
   const cls = ['msg', own && 'msg--own', first && 'msg--first', m.status !== 'sent' && `msg--${m.status}`]
     .filter(Boolean)
@@ -196,9 +202,13 @@ function MessageItem({
     <div className={cls} data-testid="message" data-seq={m.seq ?? ''} data-status={m.status} data-own={own ? 'true' : 'false'}>
       {!own && <div className="msg__avatar">{first && <Avatar user={m.author} size={30} />}</div>}
       <div className="msg__content">
-        {first && !own && <div className="msg__author">{displayName(m.author)}</div>}
+        {first && !own && (
+          <div className="msg__author" title={fullName(m.author)} data-testid="message-author">
+            {nameOf(m.author)}
+          </div>
+        )}
         <div className="msg__bubble">
-          <span className="visually-hidden">{own ? 'You' : displayName(m.author)}: </span>
+          <span className="visually-hidden">{own ? 'You' : nameOf(m.author)}: </span>
           <span className="msg__body" data-testid="message-body">
             {m.body}
           </span>

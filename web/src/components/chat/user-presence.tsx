@@ -3,7 +3,7 @@
 // The list re-renders every 30 s so relative times stay true.
 import { useEffect, useState } from 'react';
 import { Avatar } from '../ui/avatar';
-import { displayName, lastSeenText } from '../../lib/format';
+import { displayName, fullName, lastSeenText } from '../../lib/format';
 import type { Presence, PresenceState, Role, User } from '../../lib/types';
 
 export interface PresenceEntry {
@@ -47,11 +47,14 @@ export function UserPresence({
   activeUserIds,
   selfId,
   title = 'People',
+  nameOf = displayName,
 }: {
   entries: PresenceEntry[];
   activeUserIds?: Set<number>;
   selfId?: number;
   title?: string;
+  // The room adds the username where display names collide.
+  nameOf?: (u: User) => string;
 }) {
   const now = useNow(30_000);
   const sorted = [...entries].sort((a, b) => {
@@ -75,13 +78,13 @@ export function UserPresence({
             <li key={user.id} className="presence-item" data-user={user.username} data-presence={state}>
               <Avatar user={user} size={32} presence={state} />
               <div className="presence-item__text">
-                <span className="presence-item__name">
-                  {displayName(user)}
+                <span className="presence-item__name" title={fullName(user)}>
+                  {nameOf(user)}
                   {user.id === selfId && <span className="muted"> (you)</span>}
                   {role && role !== 'member' && <span className={`role-badge role-badge--${role}`}>{role}</span>}
                 </span>
                 <span className="presence-item__status">
-                  <span className="visually-hidden">{displayName(user)} is </span>
+                  <span className="visually-hidden">{nameOf(user)} is </span>
                   <span className="presence-item__state">{label}</span>
                   {here && state !== 'offline' && <span className="here-badge"> · in this chat</span>}
                 </span>
