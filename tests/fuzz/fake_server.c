@@ -17,7 +17,7 @@ struct net_server *fake_server_get(const struct net_callbacks *cb) {
   if (!fake_ready) {
     uv_loop_init(&fake_loop);
     fake_srv.loop = &fake_loop;
-    /* The defaults of app_config_load (src/app/app.c) and app_new's net_config. */
+    /* The defaults of app_config_load (src/app/config.c) and app_start's net_config. */
     fake_srv.cfg.max_header = 8 * 1024;
     fake_srv.cfg.max_body = 64 * 1024;
     fake_srv.cfg.ws_max_msg = 64 * 1024;
