@@ -17,6 +17,7 @@
 
 #include "app/clients.h"
 #include "app/deliver.h"
+#include "app/metrics.h"
 #include "app/presence.h"
 #include "app/reply.h"
 #include "auth/auth.h"
@@ -651,84 +652,9 @@ static void handle_upgrade(struct client *cl, struct http_request *req) {
 
 /* --- health and metrics ------------------------------------------------------------------- */
 
-/* One latency summary in the Prometheus text format: quantiles of the recent window (the last
- * one to two minutes, so a scrape shows what is happening now), _sum and _count since start. */
-static void metrics_summary(struct buf *b, const char *name, const char *help,
-                            const struct hist *recent, uint64_t total_count, uint64_t total_sum) {
-  static const double qs[] = {0.5, 0.9, 0.99, 0.999};
-  buf_printf(b, "# HELP %s %s\n# TYPE %s summary\n", name, help, name);
-  for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
-    buf_printf(b, "%s{quantile=\"%g\"} %.9f\n", name, qs[i],
-               recent->count ? (double)hist_quantile(recent, qs[i]) / 1e9 : 0.0);
-  buf_printf(b, "%s_sum %.9f\n%s_count %llu\n", name, (double)total_sum / 1e9, name,
-             (unsigned long long)total_count);
-}
-
-static void metrics_latency(struct app *a, struct buf *b) {
-  uint64_t now = clock_mono_ns();
-  struct hist *h = malloc(sizeof *h); /* ~40 KB: not on the stack */
-  struct store_stats ss;
-  if (h == NULL)
-    return;
-  hist_window_recent(&a->metrics.delivery_lat, now, h);
-  metrics_summary(b, "parley_delivery_seconds",
-                  "msg.send read to its event written to every local subscriber",
-                  h, a->metrics.delivery_lat.total_count, a->metrics.delivery_lat.total_sum);
-  store_get_stats(a->store, &ss);
-  store_get_latency(a->store, now, h, NULL);
-  metrics_summary(b, "parley_store_commit_latency_seconds", "one batch's COMMIT", h,
-                  ss.commits, ss.commit_ns_total);
-  store_get_latency(a->store, now, NULL, h);
-  metrics_summary(b, "parley_store_request_seconds",
-                  "store request submitted to its completion on the loop", h, ss.requests_done,
-                  ss.request_ns_total);
-  free(h);
-}
-
 static void handle_metrics(struct client *cl) {
-  struct app *a = cl->app;
-  struct net_stats ns;
-  struct store_stats ss;
   struct buf b;
-
-  net_server_get_stats(a->net, &ns);
-  store_get_stats(a->store, &ss);
-  buf_init(&b, 1 << 20);
-  buf_printf(&b,
-             "# TYPE parley_connections gauge\nparley_connections %zu\n"
-             "# TYPE parley_connections_accepted_total counter\n"
-             "parley_connections_accepted_total %llu\n"
-             "# TYPE parley_ws_opened_total counter\nparley_ws_opened_total %llu\n"
-             "# TYPE parley_messages_sent_total counter\nparley_messages_sent_total %llu\n"
-             "# TYPE parley_deliveries_total counter\nparley_deliveries_total %llu\n"
-             "# TYPE parley_frames_out_total counter\nparley_frames_out_total %llu\n"
-             "# TYPE parley_bytes_out_total counter\nparley_bytes_out_total %llu\n"
-             "# TYPE parley_slow_consumer_closes_total counter\n"
-             "parley_slow_consumer_closes_total %llu\n"
-             "# TYPE parley_dead_peer_closes_total counter\nparley_dead_peer_closes_total %llu\n"
-             "# TYPE parley_rate_limited_total counter\nparley_rate_limited_total %llu\n"
-             "# TYPE parley_store_batches_total counter\nparley_store_batches_total %llu\n"
-             "# TYPE parley_store_requests_total counter\nparley_store_requests_total %llu\n"
-             "# TYPE parley_store_commit_seconds_total counter\n"
-             "parley_store_commit_seconds_total %.6f\n"
-             "# TYPE parley_store_pending gauge\nparley_store_pending %zu\n",
-             net_server_conn_count(a->net), (unsigned long long)ns.accepted,
-             (unsigned long long)a->metrics.ws_opened, (unsigned long long)a->metrics.msgs_sent,
-             (unsigned long long)a->metrics.deliveries, (unsigned long long)ns.frames_out,
-             (unsigned long long)ns.bytes_out, (unsigned long long)ns.slow_closes,
-             (unsigned long long)ns.dead_closes, (unsigned long long)a->metrics.rejected_rate,
-             (unsigned long long)ss.batches, (unsigned long long)ss.requests,
-             (double)ss.commit_us_total / 1e6, store_pending(a->store));
-  buf_printf(&b,
-             "# TYPE parley_ws_idle_releases_total counter\nparley_ws_idle_releases_total %llu\n",
-             (unsigned long long)ns.ws_ctx_released);
-  buf_printf(&b, "# TYPE parley_catch_ups_total counter\nparley_catch_ups_total %llu\n",
-             (unsigned long long)a->metrics.catch_ups);
-  buf_printf(&b,
-             "# TYPE parley_hash_running gauge\nparley_hash_running %d\n"
-             "# TYPE parley_hash_queued gauge\nparley_hash_queued %d\n",
-             a->hash_running, a->hash_queued);
-  metrics_latency(a, &b);
+  app__metrics_text(cl->app, &b);
   net_http_respond(cl->conn, 200, "text/plain; version=0.0.4", "Cache-Control: no-store\r\n",
                    b.data, b.len);
   buf_dispose(&b);
