@@ -83,6 +83,13 @@ void app__presence_dispose(struct app *a) {
   }
 }
 
+/* The one wire form of a user's presence (snapshots and events): {user, state, lastSeen}. */
+static json_t *presence_pack(int64_t id, const char *username, int state, int64_t last_seen) {
+  return json_pack("{s:{s:I, s:s}, s:s, s:o}", "user", "id", (json_int_t)id, "username",
+                   username, "state", presence_state_name((enum presence_state)state), "lastSeen",
+                   last_seen ? json_integer(last_seen) : json_null());
+}
+
 json_t *app__presence_json(struct app *a, const struct store_user *u) {
   struct app_user *au;
   struct app_pcache *c = NULL;
@@ -100,9 +107,7 @@ json_t *app__presence_json(struct app *a, const struct store_user *u) {
     state = c->state;
   if (c && c->last_seen > last)
     last = c->last_seen;
-  return json_pack("{s:{s:I, s:s}, s:s, s:o}", "user", "id", (json_int_t)u->id, "username",
-                   u->username, "state", presence_state_name((enum presence_state)state),
-                   "lastSeen", last ? json_integer(last) : json_null());
+  return presence_pack(u->id, u->username, state, last);
 }
 
 /* Sends a presence event (encoded) about user_id to the sockets here of ids and of the user's
@@ -153,11 +158,7 @@ static void on_announce_audience(struct store_req *sreq) {
   }
   ids = malloc((sreq->out.n_member_ids + 1) * sizeof *ids);
   json = proto_event("presence",
-                     json_pack("{s:{s:I, s:s}, s:s, s:o}", "user", "id", (json_int_t)p->user_id,
-                               "username", p->name, "state",
-                               presence_state_name((enum presence_state)p->state), "lastSeen",
-                               p->last_seen ? json_integer(p->last_seen) : json_null()),
-                     &len);
+                     presence_pack(p->user_id, p->name, p->state, p->last_seen), &len);
   if (ids && json) {
     for (size_t i = 0; i < sreq->out.n_member_ids; i++)
       ids[n++] = sreq->out.member_ids[i];
