@@ -38,6 +38,7 @@ struct cfg_entry {
   const char *prefixes; /* CFG_STR: accepted prefixes, space-separated (NULL: any) */
   const char *shown;    /* the default as the README shows it (NULL: def, or "unset") */
   const char *doc;      /* the README's "Meaning"; NULL: not documented (test settings) */
+  const char *must;     /* CFG_STR: what the error says a value must be (NULL: the prefixes) */
 };
 
 #define F(field) offsetof(struct app_config, field)
@@ -45,100 +46,101 @@ struct cfg_entry {
 #define MS_HOUR UINT64_C(3600000)
 
 static const struct cfg_entry cfg_table[] = {
-    {"PARLEY_LISTEN", CFG_LISTEN, 0, 0, "127.0.0.1:8080", 0, 0, NULL, NULL, "address and port"},
+    {"PARLEY_LISTEN", CFG_LISTEN, 0, 0, "127.0.0.1:8080", 0, 0, NULL, NULL, "address and port", NULL},
     {"PARLEY_DATA", CFG_STR, FS(data_dir), "data", 0, 0, NULL, NULL,
-     "folder of the SQLite database (`parley.db`)"},
+     "folder of the SQLite database (`parley.db`)", NULL},
     {"PARLEY_STORE", CFG_STR, FS(store_url), NULL, 0, 0, "postgres:// postgresql://", NULL,
      "`postgres://user@host:port/db`: PostgreSQL instead of the SQLite file, shared by several "
-     "nodes (docs/operations.md)"},
+     "nodes (docs/operations.md)", "a postgres:// or postgresql:// URI"},
     {"PARLEY_STORE_CONNS", CFG_INT, FS(store_conns), NULL, 1, 16, NULL, "1",
-     "PostgreSQL connections per node (1-16)"},
-    {"PARLEY_WEB_DIR", CFG_STR, FS(web_dir), "web/dist", 0, 0, NULL, NULL, "the built web app"},
+     "PostgreSQL connections per node (1-16)", NULL},
+    {"PARLEY_WEB_DIR", CFG_STR, FS(web_dir), "web/dist", 0, 0, NULL, NULL, "the built web app", NULL},
     {"PARLEY_ORIGINS", CFG_STR, FS(origins), NULL, 0, 0, NULL, "own origin",
-     "comma-separated Origin allowlist for WebSocket upgrades and POSTs"},
+     "comma-separated Origin allowlist for WebSocket upgrades and POSTs", NULL},
     {"PARLEY_DURABILITY", CFG_DURABILITY, F(durability), 0, "normal", 0, 0, NULL, NULL,
-     "`normal` survives a killed process; `fsync` survives power loss"},
+     "`normal` survives a killed process; `fsync` survives power loss", NULL},
     {"PARLEY_MAX_BODY", CFG_SIZE, FS(max_body), "65536", 1024, 16u << 20, NULL, NULL,
-     "largest HTTP request body (413)"},
+     "largest HTTP request body (413)", NULL},
     {"PARLEY_MAX_HEADER", CFG_SIZE, FS(max_header), "8192", 1024, 1u << 20, NULL, NULL,
-     "largest HTTP request head (431)"},
+     "largest HTTP request head (431)", NULL},
     {"PARLEY_WS_MAX_MSG", CFG_SIZE, FS(ws_max_msg), "65536", 1024, 16u << 20, NULL, NULL,
-     "largest WebSocket message (close 1009)"},
+     "largest WebSocket message (close 1009)", NULL},
     {"PARLEY_OUTQ_MAX", CFG_SIZE, FS(outq_max), "1048576", 4096, 1u << 30, NULL, NULL,
-     "unwritten bytes per socket before it is closed with 4008"},
+     "unwritten bytes per socket before it is closed with 4008", NULL},
     {"PARLEY_OUTQ_HARD_MAX", CFG_SIZE, FS(outq_hard_max), "16777216", 4096, 1u << 30, NULL, NULL,
-     "unwritten bytes of anything (replies included) per socket before 4008"},
+     "unwritten bytes of anything (replies included) per socket before 4008", NULL},
     {"PARLEY_PING_INTERVAL_MS", CFG_U64, FS(ping_interval_ms), "25000", 50, MS_HOUR, NULL, NULL,
-     "heartbeat; a peer silent for two intervals is dropped"},
+     "heartbeat; a peer silent for two intervals is dropped", NULL},
     {"PARLEY_HTTP_IDLE_MS", CFG_U64, FS(http_idle_ms), "30000", 100, MS_HOUR, NULL, NULL,
-     "an HTTP connection idle (or still sending its headers) this long is closed"},
+     "an HTTP connection idle (or still sending its headers) this long is closed", NULL},
     {"PARLEY_AUTH_TIMEOUT_MS", CFG_U64, FS(auth_timeout_ms), "10000", 50, MS_HOUR, NULL, NULL,
-     "time a WebSocket has to authenticate (close 4001)"},
+     "time a WebSocket has to authenticate (close 4001)", NULL},
     {"PARLEY_SESSION_TTL_S", CFG_SECONDS_MS, FS(session_ttl_ms), "2592000", 1,
-     UINT64_C(10) * 365 * 86400, NULL, NULL, "session lifetime (30 days)"},
+     UINT64_C(10) * 365 * 86400, NULL, NULL, "session lifetime (30 days)", NULL},
     {"PARLEY_RATE_LIMITS", CFG_BOOL, FS(rate_limits), "1", 0, 0, NULL, NULL,
-     "`0` turns off per-user and per-IP rate limits (benchmarks), never size limits"},
+     "`0` turns off per-user and per-IP rate limits (benchmarks), never size limits", NULL},
     {"PARLEY_SEND_RATE", CFG_DOUBLE, FS(send_rate), "10", 0, 0, NULL, NULL,
-     "messages per second per user"},
+     "messages per second per user", NULL},
     {"PARLEY_SEND_BURST", CFG_DOUBLE, FS(send_burst), "30", 0, 0, NULL, NULL,
-     "messages a user may send at once"},
+     "messages a user may send at once", NULL},
     {"PARLEY_OP_RATE", CFG_DOUBLE, FS(op_rate), "50", 0, 0, NULL, NULL,
-     "requests per second per socket"},
+     "requests per second per socket", NULL},
     {"PARLEY_OP_BURST", CFG_DOUBLE, FS(op_burst), "200", 0, 0, NULL, NULL,
-     "requests a socket may send at once"},
+     "requests a socket may send at once", NULL},
     /* Ten a minute: the default is written out so that it parses to exactly 1.0 / 6. */
     {"PARLEY_LOGIN_RATE", CFG_DOUBLE, FS(login_rate), "0.16666666666666666", 0, 0, NULL, "0.167",
      "login attempts per second per client IP (429 + Retry-After); 3 failures in a row lock that "
-     "(username, IP) pair out, 1 s doubling to 15 min"},
+     "(username, IP) pair out, 1 s doubling to 15 min", NULL},
     {"PARLEY_LOGIN_BURST", CFG_DOUBLE, FS(login_burst), "10", 0, 0, NULL, NULL,
-     "login attempts at once per client IP"},
+     "login attempts at once per client IP", NULL},
     /* Far above one address's budget: many addresses guessing one username hit it, the user's
      * own devices (addresses that logged in as them before) never do. 60 failures an hour. */
     {"PARLEY_LOGIN_USER_RATE", CFG_DOUBLE, FS(login_user_rate), "0.016666666666666666", 0, 0,
      NULL, "0.0167", "failed logins per second per username from addresses that never logged in "
-     "as it"},
+     "as it", NULL},
     {"PARLEY_LOGIN_USER_BURST", CFG_DOUBLE, FS(login_user_burst), "100", 0, 0, NULL, NULL,
-     "failed logins at once per username from such addresses"},
+     "failed logins at once per username from such addresses", NULL},
     {"PARLEY_SIGNUP_RATE", CFG_DOUBLE, FS(signup_rate), "0.016666666666666666", 0, 0, NULL,
-     "0.0167", "signups per second per client IP (one a minute)"},
+     "0.0167", "signups per second per client IP (one a minute)", NULL},
     {"PARLEY_SIGNUP_BURST", CFG_DOUBLE, FS(signup_burst), "10", 0, 0, NULL, NULL,
-     "signups at once per client IP"},
+     "signups at once per client IP", NULL},
     /* Default (def NULL): one hash per core, and no more than libuv's default thread pool (4
      * threads): more at once would only share the cores, and a login's hash would take longer. */
     {"PARLEY_HASH_CONCURRENCY", CFG_INT, FS(hash_max_running), NULL, 1, 1024, NULL,
-     "CPUs (max 4)", "argon2 hashes running at once (logins first)"},
+     "CPUs (max 4)", "argon2 hashes running at once (logins first)", NULL},
     {"PARLEY_HASH_QUEUE", CFG_INT, FS(hash_max_queued), "256", 0, 100000, NULL, NULL,
-     "argon2 hashes waiting for a slot; past it 503 + Retry-After"},
+     "argon2 hashes waiting for a slot; past it 503 + Retry-After", NULL},
     {"PARLEY_SESSION_SWEEP_MS", CFG_U64, FS(session_sweep_ms), "3600000", 100, 86400000, NULL,
-     NULL, "how often expired sessions are deleted"},
+     NULL, "how often expired sessions are deleted", NULL},
     {"PARLEY_SEARCH_RATE", CFG_DOUBLE, FS(search_rate), "5", 0, 0, NULL, NULL,
-     "`users.search` per second per user"},
+     "`users.search` per second per user", NULL},
     {"PARLEY_SEARCH_BURST", CFG_DOUBLE, FS(search_burst), "20", 0, 0, NULL, NULL,
-     "`users.search` at once per user"},
+     "`users.search` at once per user", NULL},
     {"PARLEY_TYPING_RATE", CFG_DOUBLE, FS(typing_rate), "5", 0, 0, NULL, NULL,
-     "typing updates per second per user"},
+     "typing updates per second per user", NULL},
     {"PARLEY_TYPING_BURST", CFG_DOUBLE, FS(typing_burst), "10", 0, 0, NULL, NULL,
-     "typing updates at once per user"},
+     "typing updates at once per user", NULL},
     {"PARLEY_PRESENCE_RATE", CFG_DOUBLE, FS(presence_rate), "2", 0, 0, NULL, NULL,
-     "presence reports per second per user"},
+     "presence reports per second per user", NULL},
     {"PARLEY_PRESENCE_BURST", CFG_DOUBLE, FS(presence_burst), "10", 0, 0, NULL, NULL,
-     "presence reports at once per user"},
+     "presence reports at once per user", NULL},
     {"PARLEY_MAX_CONNS_PER_USER", CFG_INT, FS(max_conns_per_user), "20", 1, 100000, NULL, NULL,
-     "sockets per user (close 4029)"},
+     "sockets per user (close 4029)", NULL},
     {"PARLEY_PRESENCE_GRACE_MS", CFG_I64, FS(presence_grace_ms), "10000", 0, MS_HOUR, NULL, NULL,
-     "how long a user with no socket still shows as online/away"},
+     "how long a user with no socket still shows as online/away", NULL},
     {"PARLEY_PRESENCE_NODE_TTL_MS", CFG_I64, FS(presence_node_ttl_ms), "15000", 1500, MS_HOUR,
-     NULL, NULL, "several nodes: a node's presence statements last this long unless refreshed"},
+     NULL, NULL, "several nodes: a node's presence statements last this long unless refreshed", NULL},
     {"PARLEY_TYPING_TTL_MS", CFG_I64, FS(typing_ttl_ms), "6000", 100, 600000, NULL, NULL,
-     "how long a typer is shown without a refresh"},
+     "how long a typer is shown without a refresh", NULL},
     {"PARLEY_COOKIE_SECURE", CFG_BOOL, FS(cookie_secure), "0", 0, 0, NULL, NULL,
-     "add `Secure` to the cookie (set it behind TLS)"},
+     "add `Secure` to the cookie (set it behind TLS)", NULL},
     {"PARLEY_LOG_LEVEL", CFG_LOG_LEVEL, 0, 0, NULL, 0, 0, NULL, "`info`",
-     "`debug`, `info`, `warn`, `error`"},
+     "`debug`, `info`, `warn`, `error`", NULL},
     {"PARLEY_BUS", CFG_STR, FS(bus_url), NULL, 0, 0, "redis:// local://", "unset (one node)",
-     "`redis://host:port`: fan-out to the other nodes of a cluster through Redis pub/sub"},
+     "`redis://host:port`: fan-out to the other nodes of a cluster through Redis pub/sub",
+     "redis://host:port"},
     {"PARLEY_TEST_BUS_DELAY_MS", CFG_U64, FS(bus_test_delay_ms), NULL, 0, 60000, NULL, NULL,
-     NULL},
+     NULL, NULL},
 };
 
 #define CFG_N (sizeof cfg_table / sizeof cfg_table[0])
@@ -197,8 +199,11 @@ static int cfg_apply(struct app_config *cfg, const struct cfg_entry *e, const ch
   switch (e->type) {
   case CFG_STR:
     if (strlen(v) >= e->size || !prefix_ok(e->prefixes, v)) {
-      log_error("config: %s must start with one of: %s (at most %zu bytes)", e->name,
-                e->prefixes ? e->prefixes : "anything", e->size - 1);
+      if (e->must)
+        log_error("config: %s must be %s (at most %zu bytes)", e->name, e->must, e->size - 1);
+      else
+        log_error("config: %s must start with one of: %s (at most %zu bytes)", e->name,
+                  e->prefixes ? e->prefixes : "anything", e->size - 1);
       return PARLEY_EBAD_REQUEST;
     }
     snprintf(field, e->size, "%s", v);
