@@ -6,8 +6,10 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <utlist.h>
 
@@ -305,6 +307,61 @@ static void test_fence_holds_then_releases(void **state) {
   assert_null(app__room_find(a, "room")); /* the last one out frees the room */
 }
 
+/* A gap the bus does not fill within GAP_WAIT_MS (25 ms) is read from the store (a temp SQLite
+ * file): not sooner, and once. (The socket has no connection here, so the read's answer is
+ * dropped as for a socket that closed meanwhile; 06-resume and 50-cluster check what a live one
+ * receives.) */
+static void on_store_closed(void *arg) { *(int *)arg = 1; }
+
+static void test_gap_left_open_is_read_from_the_store(void **state) {
+  struct fixture *f = *state;
+  struct app *a = &f->a;
+  struct client *cl = add_client(a, add_user(a, 1, "ana"));
+  struct sub *s;
+  char dir[64], path[128];
+  int closed = 0;
+  uint64_t deadline, started;
+  snprintf(dir, sizeof dir, "/tmp/parley-rooms-XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/parley.db", dir);
+  assert_int_equal(store_open(&a->store, &f->loop, path, STORE_DURABILITY_NORMAL, 0), 0);
+
+  s = app__sub_open(a, cl, "room");
+  app__sub_go_live(a, s, 0, 0);
+  uv_update_time(&f->loop);
+  started = uv_now(&f->loop);
+  deliver(a, s->room, 2); /* 1 never comes */
+  assert_int_equal(s->gap_listed, 1);
+  deadline = uv_hrtime() + UINT64_C(10000000000);
+  while (a->metrics.catch_ups == 0) {
+    uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(uv_hrtime() < deadline);
+  }
+  assert_true(uv_now(&f->loop) - started >= 25);
+  assert_int_equal(a->metrics.catch_ups, 1);
+  assert_int_equal(s->catching_up, 1);
+  assert_int_equal(s->gap_listed, 0);
+  assert_int_equal(s->n_held, 1); /* 2 waits behind the read */
+  deliver(a, s->room, 3);           /* more while the read is in flight: held, no second read */
+  assert_int_equal(s->n_held, 2);
+  assert_int_equal(a->metrics.catch_ups, 1);
+  while (cl->refs > 1) { /* the read's callback releases its reference */
+    uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(uv_hrtime() < deadline);
+  }
+
+  store_close(a->store, on_store_closed, &closed);
+  while (!closed)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  a->store = NULL;
+  unlink(path);
+  snprintf(path, sizeof path, "%s/parley.db-wal", dir);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/parley.db-shm", dir);
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_active_users_count_sockets, setup, teardown),
@@ -312,6 +369,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_other_nodes_share, setup, teardown),
       cmocka_unit_test_setup_teardown(test_seam_gap_and_duplicates, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fence_holds_then_releases, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gap_left_open_is_read_from_the_store, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
