@@ -7,6 +7,7 @@
  */
 #include <jansson.h>
 #include <llhttp.h> /* HTTP_GET, ... for http_request.method */
+#include <sodium.h> /* sodium_memzero: a plain memset before free may be optimized away */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +30,27 @@ struct http_op {
   int status_ok; /* 201 for signup, 200 for login */
 };
 
+/* The plaintext password is kept only until it is handed to the thread pool (auth copies it
+ * and wipes its copy when done); every path that drops it wipes it. */
+static void op_wipe_password(struct http_op *op) {
+  if (op->password) {
+    sodium_memzero(op->password, strlen(op->password));
+    free(op->password);
+    op->password = NULL;
+  }
+}
+
 static void op_free(struct client *cl) {
   struct http_op *op = cl->http_op;
   if (op == NULL)
     return;
-  if (op->password) {
-    memset(op->password, 0, strlen(op->password));
-    free(op->password);
-  }
+  op_wipe_password(op);
+  sodium_memzero(op->token, sizeof op->token);
   free(op);
   cl->http_op = NULL;
 }
+
+void app__http_op_free(struct client *cl) { op_free(cl); }
 
 static void respond_json(struct client *cl, int status, json_t *body, const char *headers) {
   char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -223,7 +234,9 @@ static void handle_signup(struct client *cl, struct http_request *req) {
   if (auth_hash_async(cl->app->loop, op->password, on_signup_hashed, app__client_ref(cl)) != 0) {
     app__client_unref(cl);
     respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
   }
+  op_wipe_password(op); /* auth has its own copy */
 }
 
 #define LOGIN_FREE_FAILURES 3
@@ -285,6 +298,8 @@ static void on_login_user(struct store_req *req) {
                         on_login_verified, app__client_ref(cl)) != 0) {
     app__client_unref(cl);
     respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+  } else {
+    op_wipe_password(op); /* auth has its own copy */
   }
 done:
   store_req_free(req);
