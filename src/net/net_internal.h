@@ -64,10 +64,10 @@ struct net_server {
   int handles_open;        /* counted down as handles close in net_server_free */
   int closing_handles;     /* net_server_free was called */
   size_t n_conns;
-  struct net_conn *conns;  /* every open connection */
-  struct net_conn *dirty;  /* connections with output to write */
+  struct net_conn *conns;   /* every open connection */
+  struct net_conn *dirty;   /* connections with output to write */
   struct net_conn *resumes; /* HTTP connections to go on parsing at the next loop turn */
-  uv_idle_t resumer;       /* active while resumes is not empty: the loop does not block */
+  uv_idle_t resumer;        /* active while resumes is not empty: the loop does not block */
   wslay_frame_context_ptr encoder; /* frames outbound messages into encode_target */
   struct outq_chunk *encode_target;
   size_t encode_pos;
