@@ -217,6 +217,9 @@ static int parse_credentials(struct client *cl, struct http_request *req, int si
   }
   snprintf(op->display_name, sizeof op->display_name, "%s", display ? display : op->username);
   op->password = strdup(password);
+  /* jansson's copy goes back to the allocator with the object: wipe it first (the string is
+   * the object's own malloc'd buffer, and `body` is ours alone). */
+  sodium_memzero((char *)password, strlen(password));
   json_decref(body);
   if (op->password == NULL) {
     respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
