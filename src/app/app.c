@@ -226,8 +226,10 @@ struct client *app__client_ref(struct client *cl) {
 }
 
 void app__client_unref(struct client *cl) {
-  if (--cl->refs == 0)
+  if (--cl->refs == 0) {
+    app__http_op_free(cl); /* a request still in progress when the connection went away */
     free(cl);
+  }
 }
 
 static int origin_matches(const char *list, const char *origin) {
@@ -505,6 +507,9 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
   ncfg.outq_hard_max = cfg->outq_hard_max > cfg->outq_max ? cfg->outq_hard_max : cfg->outq_max;
   ncfg.ping_interval_ms = cfg->ping_interval_ms;
   ncfg.http_idle_ms = cfg->http_idle_ms;
+  /* Pings and pongs get the per-socket op budget (a bucket of their own), docs/operations.md. */
+  ncfg.ctrl_rate = cfg->rate_limits ? cfg->op_rate : 0;
+  ncfg.ctrl_burst = cfg->op_burst;
   ncb.ud = a;
   ncb.on_request = app__on_request;
   ncb.on_ws_text = app__on_ws_text;

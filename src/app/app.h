@@ -376,6 +376,8 @@ void app__invite_sweep(struct app *a);
 
 /* app_http.c */
 void app__on_request(void *ud, struct net_conn *c, struct http_request *req);
+/* Frees cl->http_op (wiping the password it may hold); called when cl itself is freed. */
+void app__http_op_free(struct client *cl);
 
 /* A chat object for the wire with the live activeUsers of its room filled in. */
 json_t *app__chat_json(struct app *a, const struct store_chat *c);

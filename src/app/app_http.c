@@ -8,6 +8,7 @@
  */
 #include <jansson.h>
 #include <llhttp.h> /* HTTP_GET, ... for http_request.method */
+#include <sodium.h> /* sodium_memzero: a plain memset before free may be optimized away */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,18 +36,28 @@ struct http_op {
   int status_ok; /* 201 for signup, 200 for login */
 };
 
+/* The plaintext password is kept only until it is handed to the thread pool (auth copies it
+ * and wipes its copy when done); every path that drops it wipes it. */
+static void op_wipe_password(struct http_op *op) {
+  if (op->password) {
+    sodium_memzero(op->password, strlen(op->password));
+    free(op->password);
+    op->password = NULL;
+  }
+}
+
 static void op_free(struct client *cl) {
   struct http_op *op = cl->http_op;
   if (op == NULL)
     return;
-  if (op->password) {
-    memset(op->password, 0, strlen(op->password));
-    free(op->password);
-  }
+  op_wipe_password(op);
+  sodium_memzero(op->token, sizeof op->token);
   free(op->pwhash);
   free(op);
   cl->http_op = NULL;
 }
+
+void app__http_op_free(struct client *cl) { op_free(cl); }
 
 static void respond_json(struct client *cl, int status, json_t *body, const char *headers) {
   char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -221,6 +232,9 @@ static int parse_credentials(struct client *cl, struct http_request *req, int si
   }
   snprintf(op->display_name, sizeof op->display_name, "%s", display ? display : op->username);
   op->password = strdup(password);
+  /* jansson's copy goes back to the allocator with the object: wipe it first (the string is
+   * the object's own malloc'd buffer, and `body` is ours alone). */
+  sodium_memzero((char *)password, strlen(password));
   json_decref(body);
   if (op->password == NULL) {
     respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
@@ -321,7 +335,9 @@ static void hash_run(struct client *cl) {
     a->hash_running--;
     app__client_unref(cl);
     respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
   }
+  op_wipe_password(op); /* auth has its own copy */
 }
 
 /* A slot freed: the oldest waiting login runs, else the oldest waiting signup. */
