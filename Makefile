@@ -194,7 +194,7 @@ FUZZ_PROTO_OBJS := build/fuzz/src/proto/proto.o build/fuzz/src/core/acl.o \
                    build/fuzz/src/core/invite.o build/fuzz/src/common/error.o \
                    build/fuzz/src/core/text.o
 FUZZ_NET_OBJS := build/fuzz/src/net/http.o build/fuzz/src/net/ws.o build/fuzz/src/net/outq.o \
-                 build/fuzz/src/net/conn_queue.o \
+                 build/fuzz/src/net/conn_queue.o build/fuzz/src/core/ratelimit.o \
                  build/fuzz/src/common/buf.o build/fuzz/src/common/error.o \
                  build/fuzz/src/common/log.o build/fuzz/tests/fuzz/fake_server.o \
                  build/fuzz/llhttp/api.o build/fuzz/llhttp/http.o build/fuzz/llhttp/llhttp.o

@@ -206,6 +206,9 @@ int app_start(struct app **out, uv_loop_t *loop, const struct app_config *cfg) {
   ncfg.outq_hard_max = cfg->outq_hard_max > cfg->outq_max ? cfg->outq_hard_max : cfg->outq_max;
   ncfg.ping_interval_ms = cfg->ping_interval_ms;
   ncfg.http_idle_ms = cfg->http_idle_ms;
+  /* Pings and pongs get the per-socket op budget (a bucket of their own), docs/operations.md. */
+  ncfg.ctrl_rate = cfg->rate_limits ? cfg->op_rate : 0;
+  ncfg.ctrl_burst = cfg->op_burst;
   ncb.ud = a;
   ncb.on_request = app__on_request;
   ncb.on_ws_text = app__on_ws_text;

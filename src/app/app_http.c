@@ -8,6 +8,7 @@
  */
 #include <jansson.h>
 #include <llhttp.h> /* HTTP_GET, ... for http_request.method */
+#include <sodium.h> /* sodium_memzero: a plain memset before free may be optimized away */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,14 +93,22 @@ static int origin_allowed(const struct app *a, const char *origin) {
   return strcmp(origin, own) == 0;
 }
 
+/* The plaintext password is kept only until it is handed to the thread pool (auth copies it
+ * and wipes its copy when done); every path that drops it wipes it. */
+static void op_wipe_password(struct http_op *op) {
+  if (op->password) {
+    sodium_memzero(op->password, strlen(op->password));
+    free(op->password);
+    op->password = NULL;
+  }
+}
+
 static void op_free(struct client *cl) {
   struct http_op *op = cl->http_op;
   if (op == NULL)
     return;
-  if (op->password) {
-    memset(op->password, 0, strlen(op->password));
-    free(op->password);
-  }
+  op_wipe_password(op);
+  sodium_memzero(op->token, sizeof op->token);
   free(op->pwhash);
   free(op);
   cl->http_op = NULL;
@@ -278,6 +287,9 @@ static int parse_credentials(struct client *cl, struct http_request *req, int si
   }
   snprintf(op->display_name, sizeof op->display_name, "%s", display ? display : op->username);
   op->password = strdup(password);
+  /* jansson's copy goes back to the allocator with the object: wipe it first (the string is
+   * the object's own malloc'd buffer, and `body` is ours alone). */
+  sodium_memzero((char *)password, strlen(password));
   json_decref(body);
   if (op->password == NULL) {
     respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
@@ -378,7 +390,9 @@ static void hash_run(struct client *cl) {
     a->hash_running--;
     app__client_unref(cl);
     respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
   }
+  op_wipe_password(op); /* auth has its own copy */
 }
 
 /* A slot freed: the oldest waiting login runs, else the oldest waiting signup. */
@@ -678,6 +692,7 @@ void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
     cl->app = a;
     cl->conn = c;
     cl->refs = 1; /* the connection's, dropped in on_close */
+    cl->on_free = op_free; /* a request in progress when the last reference goes */
     net_conn_peer(c, cl->peer, sizeof cl->peer);
     net_conn_set_data(c, cl);
   }

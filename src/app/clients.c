@@ -18,8 +18,11 @@ struct client *app__client_ref(struct client *cl) {
 }
 
 void app__client_unref(struct client *cl) {
-  if (--cl->refs == 0)
+  if (--cl->refs == 0) {
+    if (cl->on_free)
+      cl->on_free(cl); /* e.g. a request still in progress when the connection went away */
     free(cl);
+  }
 }
 
 int app__submit(struct app *a, struct client *cl, struct store_req *req, store_cb cb) {

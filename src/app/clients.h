@@ -40,6 +40,8 @@ struct client {
   size_t held_bytes;
   char peer[64];
   void *http_op;               /* state of the HTTP request being answered (app_http.c) */
+  void (*on_free)(struct client *cl); /* run when the last reference goes (NULL: nothing); the
+                                         creator's (app_http.c: frees http_op, wiping it) */
   struct client *hash_next;    /* app->hash_queue: waiting for an argon2 slot */
   int hash_waiting;            /* in app->hash_queue (holds a reference) */
   struct ratelimit op_rl;

@@ -84,7 +84,8 @@ static const struct cfg_entry cfg_table[] = {
     {"PARLEY_SEND_BURST", CFG_DOUBLE, FS(send_burst), "30", 0, 0, NULL, NULL,
      "messages a user may send at once", NULL},
     {"PARLEY_OP_RATE", CFG_DOUBLE, FS(op_rate), "50", 0, 0, NULL, NULL,
-     "requests per second per socket", NULL},
+     "requests per second per socket; also WebSocket pings per socket (own bucket, close 1008)",
+     NULL},
     {"PARLEY_OP_BURST", CFG_DOUBLE, FS(op_burst), "200", 0, 0, NULL, NULL,
      "requests a socket may send at once", NULL},
     /* Ten a minute: the default is written out so that it parses to exactly 1.0 / 6. */

@@ -151,7 +151,8 @@ void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len)
       return;
     h->next = NULL;
     h->len = len;
-    memcpy(h->data, data, len);
+    if (len)
+      memcpy(h->data, data, len); /* an empty message may come with data NULL */
     if (cl->held_tail)
       *cl->held_tail = h;
     else

@@ -3,6 +3,11 @@
  * llhttp is paused at the end of every request so the app can answer it asynchronously (a login
  * waits for password hashing on the thread pool). Reading stops until the answer is sent; bytes
  * already received after the request (pipelining) are kept and parsed once the answer is out.
+ * An answer given later than the request's hand-over never parses the next request from inside
+ * the answering call: the app may still be using its per-request state there (issue 14), so
+ * the connection is put on the resume list and parsing goes on at the next loop turn. While
+ * more than outq_max bytes of responses wait unwritten (a client pipelining requests and not
+ * reading the answers), nothing further is parsed or read until the queue drains.
  * Headers and bodies are capped (431, 413); only the headers the server uses are kept.
  */
 #include <stdlib.h>
@@ -20,6 +25,7 @@ struct net__http {
   struct buf field;
   struct buf value;
   struct buf leftover;  /* received bytes not parsed yet (pipelined requests) */
+  size_t lpos;          /* bytes of leftover already parsed */
   size_t header_bytes;  /* request line + headers so far */
   int in_value;
   int pending;          /* a request was handed to the app and is not answered yet */
@@ -40,6 +46,8 @@ static void http__request_reset(struct http_request *r) {
   free(r->sec_ws_key);
   free(r->sec_ws_version);
   free(r->x_forwarded_for);
+  if (r->body.data)
+    explicit_bzero(r->body.data, r->body.len); /* a signup or login body holds a password */
   buf_dispose(&r->body);
   memset(r, 0, sizeof *r);
 }
@@ -222,8 +230,15 @@ void net__http_free(struct net_conn *c) {
 struct http_request *net__http_request(struct net_conn *c) { return &c->http->req; }
 
 void net__http_take_leftover(struct net_conn *c, struct buf *out) {
-  *out = c->http->leftover;
-  buf_init(&c->http->leftover, 0);
+  struct net__http *h = c->http;
+  if (h->lpos) {
+    /* Drop what was parsed already: the rest belongs to the next protocol. */
+    memmove(h->leftover.data, h->leftover.data + h->lpos, h->leftover.len - h->lpos);
+    h->leftover.len -= h->lpos;
+    h->lpos = 0;
+  }
+  *out = h->leftover;
+  buf_init(&h->leftover, 0);
 }
 
 static const char *http__reason(int status) {
@@ -249,46 +264,73 @@ static const char *http__reason(int status) {
   }
 }
 
-/* Parses what is buffered until a request is handed to the app or the data runs out. */
+size_t net__http_out_bound(const struct net_server *s) { return s->cfg.outq_max; }
+
+static void http__leftover_clear(struct net__http *h) {
+  h->leftover.len = 0;
+  h->lpos = 0;
+}
+
+/* Parses `data` (a fresh read, or NULL for the kept bytes) until a request is handed to the app
+ * and not answered at once, the bytes run out, or too much output waits unwritten. Reads go on
+ * only once every kept byte was parsed and no request is pending. */
 static void http__process(struct net_conn *c, const char *data, size_t len) {
   struct net__http *h = c->http;
-  struct buf pending;
   llhttp_errno_t err;
 
   h->dispatching = 1;
   for (;;) {
+    const char *at;
+    size_t n, used;
+    int from_leftover;
+
     if (c->closing || c->http == NULL || h->pending || c->close_after_flush)
       break; /* nothing after a "Connection: close" request is parsed */
-    if (data == NULL) {
-      if (h->leftover.len == 0)
-        break;
-      /* Parse the kept bytes from a private copy: parsing may keep new leftovers. */
-      pending = h->leftover;
-      buf_init(&h->leftover, c->srv->cfg.max_header + c->srv->cfg.max_body);
-    } else {
-      pending.data = (char *)data;
-      pending.len = len;
-      pending.cap = 0;
-      data = NULL;
+    if (net__conn_held(c) > net__http_out_bound(c->srv)) {
+      /* The client sends requests faster than it reads the answers: stop until it catches up
+       * (net__conn_wrote resumes). A fresh read is kept for then. */
+      if (data && buf_append(&h->leftover, data, len) != 0) {
+        net__conn_close(c);
+        return;
+      }
+      c->http_blocked = 1;
+      c->last_tx_ms = uv_now(c->srv->loop); /* the stall timeout runs from now */
+      break;
     }
-    err = llhttp_execute(&h->parser, pending.data, pending.len);
+    c->http_blocked = 0;
+    if (data) {
+      at = data;
+      n = len;
+      from_leftover = 0;
+      data = NULL;
+    } else if (h->lpos < h->leftover.len) {
+      at = h->leftover.data + h->lpos;
+      n = h->leftover.len - h->lpos;
+      from_leftover = 1;
+    } else {
+      break;
+    }
+    err = llhttp_execute(&h->parser, at, n);
+    used = n;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
       const char *pos = llhttp_get_error_pos(&h->parser);
-      size_t used = pos ? (size_t)(pos - pending.data) : pending.len;
-      if (used < pending.len &&
-          buf_append(&h->leftover, pending.data + used, pending.len - used) != 0) {
-        h->error_status = 413;
-        err = HPE_USER;
-      }
+      used = pos ? (size_t)(pos - at) : n;
     }
-    if (pending.cap)
-      buf_dispose(&pending);
+    if (from_leftover) {
+      h->lpos += used;
+      if (h->lpos == h->leftover.len)
+        http__leftover_clear(h);
+    } else if (used < n && buf_append(&h->leftover, at + used, n - used) != 0) {
+      h->error_status = 413;
+      err = HPE_USER;
+    }
     if (err == HPE_OK)
-      break; /* need more bytes */
+      continue; /* all of it parsed without a complete request: on with what is kept */
     if (err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
       int status = h->error_status ? h->error_status : 400;
       h->pending = 1;
       h->req.keep_alive = 0;
+      http__leftover_clear(h);
       net__conn_read_stop(c);
       net_http_error(c, status == 431   ? PARLEY_ETOO_LARGE
                         : status == 413 ? PARLEY_ETOO_LARGE
@@ -311,9 +353,21 @@ static void http__process(struct net_conn *c, const char *data, size_t len) {
       return; /* closed or upgraded by the app */
   }
   h->dispatching = 0;
-  if (!c->closing && c->http && !h->pending)
+  if (c->closing || c->http == NULL)
+    return;
+  if (!h->pending && !c->http_blocked && !c->close_after_flush && h->lpos >= h->leftover.len)
     net__conn_read_start(c);
+  else
+    net__conn_read_stop(c);
 }
+
+void net__http_resume(struct net_conn *c) {
+  if (c->closing || c->http == NULL || c->http->pending || c->http->dispatching)
+    return;
+  http__process(c, NULL, 0);
+}
+
+int net__http_in_app(const struct net_conn *c) { return c->http && c->http->pending; }
 
 uint64_t net__http_started_ms(const struct net_conn *c) {
   return c->http ? c->http->started_ms : 0;
@@ -325,10 +379,13 @@ void net__http_on_data(struct net_conn *c, const char *data, size_t len) {
    * extend it. */
   if (h->started_ms == 0)
     h->started_ms = uv_now(c->srv->loop);
-  if (h->pending) {
-    /* Not expected (reading stops while a request is answered), but never lose bytes. */
+  if (h->pending || h->dispatching || h->lpos < h->leftover.len) {
+    /* Not expected (reading stops while a request is answered or bytes are kept), but never
+     * lose bytes or parse them out of order. */
     if (buf_append(&h->leftover, data, len) != 0)
       net__conn_close(c);
+    else if (!h->pending && !h->dispatching)
+      http__process(c, NULL, 0);
     return;
   }
   http__process(c, data, len);
@@ -372,15 +429,17 @@ void net_http_respond(struct net_conn *c, int status, const char *content_type,
   http__send(c, status, content_type, extra_headers, body, len, close,
              h->req.method == HTTP_HEAD);
   h->pending = 0;
-  h->started_ms = h->leftover.len ? uv_now(c->srv->loop) : 0;
+  h->started_ms = h->lpos < h->leftover.len ? uv_now(c->srv->loop) : 0;
   if (close) {
     c->close_after_flush = 1;
     return;
   }
   llhttp_resume(&h->parser);
   http__request_reset(&h->req);
+  /* Inside http__process (an answer given during on_request) its loop goes on by itself;
+   * otherwise the next request waits for the next loop turn, never parsed from in here. */
   if (!h->dispatching)
-    http__process(c, NULL, 0);
+    net__conn_resume_later(c);
 }
 
 void net_http_error(struct net_conn *c, int err, const char *msg) {

@@ -48,6 +48,8 @@ struct net_config {
   size_t outq_hard_max;    /* unwritten bytes of anything per connection; over: 4008 */
   uint64_t ping_interval_ms;
   uint64_t http_idle_ms;   /* keep-alive idle and header-read timeout */
+  double ctrl_rate;        /* pings and pongs a socket may send per second; 0 = no limit */
+  double ctrl_burst;       /* ... and in a burst; over it: close 1008 */
 };
 
 struct net_callbacks {
@@ -56,7 +58,8 @@ struct net_callbacks {
    * the app must eventually call net_http_respond() or net_ws_accept() (or close). Reading from
    * the connection pauses until then. */
   void (*on_request)(void *ud, struct net_conn *c, struct http_request *req);
-  /* A complete, UTF-8-valid WebSocket text message; `data` is valid during the call only. */
+  /* A complete, UTF-8-valid WebSocket text message; `data` is valid during the call only and
+   * never NULL, even for an empty message. */
   void (*on_ws_text)(void *ud, struct net_conn *c, const char *data, size_t len);
   /* The connection is going away; the app must drop every pointer to it now. */
   void (*on_close)(void *ud, struct net_conn *c);
@@ -94,8 +97,10 @@ void net_server_free(struct net_server *s);
 
 /* Sends a complete HTTP response to the current request of c. `extra_headers` is zero or more
  * "Name: value\r\n" lines (borrowed); body is copied (for a HEAD request only its length is
- * sent, as RFC 9110 9.3.2 asks). Finishes the request: the next pipelined request, if any, is
- * parsed. */
+ * sent, as RFC 9110 9.3.2 asks). Finishes the request. The next pipelined request, if any, is
+ * never parsed inside this call: it is handed over on a later loop turn, from a clean stack,
+ * so the caller may still use its per-request state after the call returns. While more than
+ * outq_max bytes of responses wait unwritten, no further request is parsed or read. */
 void net_http_respond(struct net_conn *c, int status, const char *content_type,
                       const char *extra_headers, const void *body, size_t len);
 

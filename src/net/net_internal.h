@@ -6,9 +6,15 @@
 #include <utlist.h>
 #include <wslay/wslay.h>
 
+#include "core/ratelimit.h"
 #include "net/net.h"
 
 #define NET__MAX_IOV 64 /* chunks handed to one write */
+/* What one queue entry costs besides its bytes: the chunk's malloc block and header and the
+ * ring slot. Counted against the caps so that a flood of tiny frames (2-byte pongs) is bounded
+ * by the memory it really holds, not by its payload alone. */
+#define NET__ENTRY_COST 48
+#define NET__CLOSE_LINGER_MS 5000 /* how long a close may take before we hang up */
 
 struct net__http; /* parser state, only while the connection speaks HTTP */
 
@@ -31,11 +37,17 @@ struct net_conn {
   unsigned ws_close_sent : 1;
   unsigned is_ws : 1;             /* upgraded to a WebSocket */
   unsigned ws_in_msg : 1;         /* a fragmented message is being received */
+  unsigned ws_slow : 1;           /* a control frame took the queue over a cap (ws.c) */
+  unsigned http_blocked : 1;      /* HTTP parsing stopped: too many unwritten responses */
+  unsigned resume_linked : 1;     /* linked in srv->resumes */
+  struct ratelimit ctrl_rl;       /* pings and pongs received (cfg.ctrl_rate) */
+  uint64_t last_tx_ms;            /* loop time of the last write progress */
   uint64_t last_rx_ms;            /* loop time of the last byte received */
   uint64_t last_ping_ms;
   uint64_t close_deadline_ms;     /* hard close after a close that lingers; 0 = none */
   struct net_conn *prev, *next;   /* srv->conns */
   struct net_conn *dprev, *dnext; /* srv->dirty */
+  struct net_conn *rprev, *rnext; /* srv->resumes */
 };
 
 struct net_server {
@@ -50,9 +62,12 @@ struct net_server {
   int listener_closed;
   int port;
   int handles_open;        /* counted down as handles close in net_server_free */
+  int closing_handles;     /* net_server_free was called */
   size_t n_conns;
-  struct net_conn *conns;  /* every open connection */
-  struct net_conn *dirty;  /* connections with output to write */
+  struct net_conn *conns;   /* every open connection */
+  struct net_conn *dirty;   /* connections with output to write */
+  struct net_conn *resumes; /* HTTP connections to go on parsing at the next loop turn */
+  uv_idle_t resumer;        /* active while resumes is not empty: the loop does not block */
   wslay_frame_context_ptr encoder; /* frames outbound messages into encode_target */
   struct outq_chunk *encode_target;
   size_t encode_pos;
@@ -66,18 +81,41 @@ void net__conn_mark_dirty(struct net_conn *c);
 void net__conn_unmark_dirty(struct net_conn *c);
 int net__conn_push(struct net_conn *c, struct outq_chunk *chunk, int pull);
 int net__conn_push_copy(struct net_conn *c, const void *data, size_t len);
+/* Memory c's queue holds: unwritten bytes plus NET__ENTRY_COST per entry. */
+size_t net__conn_held(const struct net_conn *c);
+/* Whether c's queue is over a cap: pushed events over outq_max, or anything over outq_hard_max. */
+int net__conn_over_cap(const struct net_conn *c);
+/* Asks for net__http_resume(c) on the next loop turn, from a clean stack (never from inside
+ * the app's callback that answered a request). Idempotent. */
+void net__conn_resume_later(struct net_conn *c);
+/* Unlinks c from the resume list (on close). */
+void net__conn_resume_cancel(struct net_conn *c);
+/* Runs the resumes asked for before this call; those asked for meanwhile wait a turn. */
+void net__run_resumes(struct net_server *s);
+/* Called after bytes of c's queue were written: resumes an HTTP connection whose parsing
+ * stopped on unwritten output once the queue is back under the bound. */
+void net__conn_wrote(struct net_conn *c);
 
 /* server.c */
 void net__conn_close(struct net_conn *c);
 void net__conn_read_start(struct net_conn *c);
 void net__conn_read_stop(struct net_conn *c);
+/* Makes the loop run net__run_resumes on its next turn without blocking for I/O first. */
+void net__server_wake(struct net_server *s);
 
 /* http.c */
 int net__http_new(struct net_conn *c);
 void net__http_free(struct net_conn *c);
 void net__http_on_data(struct net_conn *c, const char *data, size_t len);
+/* Goes on parsing c's kept bytes after an answer or once its output drained (see
+ * net__conn_resume_later); starts reading again when they are used up. */
+void net__http_resume(struct net_conn *c);
+/* Unwritten bytes over which an HTTP connection stops parsing further pipelined requests. */
+size_t net__http_out_bound(const struct net_server *s);
 /* Loop time of the first byte of the request being read (0 when none is in progress). */
 uint64_t net__http_started_ms(const struct net_conn *c);
+/* Whether a request was handed to the app and is not answered yet. */
+int net__http_in_app(const struct net_conn *c);
 /* The request being answered. */
 struct http_request *net__http_request(struct net_conn *c);
 /* Returns and detaches the bytes received after the request being upgraded. */

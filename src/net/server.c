@@ -30,6 +30,7 @@ void net__conn_close(struct net_conn *c) {
     return;
   c->closing = 1;
   net__conn_unmark_dirty(c);
+  net__conn_resume_cancel(c);
   DL_DELETE(s->conns, c);
   s->n_conns--;
   if (s->cb.on_close)
@@ -106,6 +107,7 @@ static void net__on_write(uv_write_t *req, int status) {
     net__conn_close(c);
     return;
   }
+  net__conn_wrote(c);
   if (c->q.count > 0 || c->close_after_flush)
     net__conn_mark_dirty(c);
 }
@@ -139,6 +141,8 @@ static void net__flush(struct net_conn *c) {
       return;
     }
     outq_advance(&c->q, (size_t)r);
+    if (r > 0)
+      net__conn_wrote(c);
     if ((size_t)r == total)
       continue; /* the whole batch went out: go on with the rest of the queue */
     /* The kernel buffer is full: libuv writes the rest when the socket is writable again. */
@@ -168,6 +172,20 @@ static void net__on_prepare(uv_prepare_t *h) {
     s->cb.on_after_flush(s->cb.ud);
 }
 
+/* Active only while some HTTP connection waits to go on parsing: an active idle handle makes
+ * the loop poll without blocking, so the resumes run on the very next turn. */
+static void net__on_idle(uv_idle_t *h) {
+  struct net_server *s = h->data;
+  net__run_resumes(s);
+  if (s->resumes == NULL)
+    uv_idle_stop(&s->resumer);
+}
+
+void net__server_wake(struct net_server *s) {
+  if (!s->closing_handles)
+    uv_idle_start(&s->resumer, net__on_idle);
+}
+
 static void net__on_tick(uv_timer_t *t) {
   struct net_server *s = t->data;
   uint64_t now = uv_now(s->loop);
@@ -187,6 +205,10 @@ static void net__on_tick(uv_timer_t *t) {
       if (now - c->last_rx_ms >= s->cfg.http_idle_ms ||
           (started && now - started >= s->cfg.http_idle_ms))
         net__conn_close(c);
+    } else if (c->http && c->http_blocked && now - c->last_tx_ms >= s->cfg.http_idle_ms) {
+      /* Pipelined answers that the client has not read for the idle timeout: it is gone or
+       * holding our memory on purpose. */
+      net__conn_close(c);
     }
   }
 }
@@ -237,6 +259,8 @@ int net_server_new(struct net_server **out, uv_loop_t *loop, const struct net_co
   uv_prepare_init(loop, &s->flusher);
   s->flusher.data = s;
   uv_prepare_start(&s->flusher, net__on_prepare);
+  uv_idle_init(loop, &s->resumer);
+  s->resumer.data = s;
   uv_timer_init(loop, &s->ticker);
   s->ticker.data = s;
   /* Tick often enough to notice a missed pong within a fraction of the ping interval. */
@@ -297,13 +321,24 @@ void net_server_stop_accepting(struct net_server *s) {
 
 void net_server_close_all(struct net_server *s, uint16_t code, const char *reason) {
   struct net_conn *c, *tmp;
+  uint64_t deadline = uv_now(s->loop) + NET__CLOSE_LINGER_MS;
   DL_FOREACH_SAFE(s->conns, c, tmp) {
-    if (c->is_ws)
+    if (c->is_ws) {
       net_ws_close(c, code, reason);
-    else if (c->reading)
+    } else if (c->reading) {
       net__conn_close(c); /* idle HTTP: nothing in progress */
-    else
-      c->close_after_flush = 1; /* a response is being prepared: close once it is written */
+      continue;
+    } else {
+      /* A response is being prepared or written: close once it is out (at once if the app is
+       * not preparing one: the flush finds nothing to write). */
+      c->close_after_flush = 1;
+      if (!net__http_in_app(c))
+        net__conn_mark_dirty(c);
+    }
+    /* Every connection is gone by the linger time, however it behaves: an answer the app never
+     * gives, a peer that never reads, a close handshake never completed (the tick enforces). */
+    if (!c->closing && (c->close_deadline_ms == 0 || c->close_deadline_ms > deadline))
+      c->close_deadline_ms = deadline;
   }
 }
 
@@ -319,9 +354,11 @@ static void net__on_server_handle_closed(uv_handle_t *h) {
 
 void net_server_free(struct net_server *s) {
   net_server_stop_accepting(s);
-  s->handles_open = 2;
+  s->closing_handles = 1;
+  s->handles_open = 3;
   uv_close((uv_handle_t *)&s->flusher, net__on_server_handle_closed);
   uv_close((uv_handle_t *)&s->ticker, net__on_server_handle_closed);
+  uv_close((uv_handle_t *)&s->resumer, net__on_server_handle_closed);
 }
 
 void net_server_get_stats(const struct net_server *s, struct net_stats *out) { *out = s->stats; }

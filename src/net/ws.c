@@ -33,7 +33,6 @@
 #include "net/net_internal.h"
 
 #define WS__GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define WS__CLOSE_LINGER_MS 5000 /* how long a close handshake may take before we hang up */
 
 /* --- the shared encoder: frames into s->encode_target --------------------------------------- */
 
@@ -118,13 +117,20 @@ static ssize_t ws__recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len
 static ssize_t ws__send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
                            int flags, void *user_data) {
   struct net_conn *c = user_data;
-  /* Only control frames come this way (pong, close, ping): small, so a copy is fine. */
+  /* Only control frames come this way (pong, close, ping): small, so a copy is fine. They
+   * count against the caps like everything else: a client that pings and never reads would
+   * otherwise grow its queue without bound. The 4008 close cannot be started from inside
+   * wslay's send, so it is noted here and done by ws__pump once wslay returns. */
   if (net__conn_push_copy(c, data, len) != 0) {
     wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
     return -1;
   }
+  if (net__conn_over_cap(c))
+    c->ws_slow = 1;
   return (ssize_t)len;
 }
+
+static void ws__close_slow(struct net_conn *c);
 
 static void ws__on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
                        void *user_data) {
@@ -138,7 +144,8 @@ static void ws__on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_
       net_ws_close(c, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8");
       return;
     }
-    c->srv->cb.on_ws_text(c->srv->cb.ud, c, (const char *)a->msg, a->msg_length);
+    /* wslay hands an empty message as NULL; the app gets a valid pointer either way. */
+    c->srv->cb.on_ws_text(c->srv->cb.ud, c, a->msg ? (const char *)a->msg : "", a->msg_length);
     break;
   case WSLAY_BINARY_FRAME:
     net_ws_close(c, WSLAY_CODE_UNSUPPORTED_DATA, "binary messages are not accepted");
@@ -162,6 +169,14 @@ static void ws__on_frame_start(wslay_event_context_ptr ctx,
     c->ws_in_msg = !a->fin;
   if (a->opcode == WSLAY_CONNECTION_CLOSE && a->payload_length == 1)
     net_ws_close(c, WSLAY_CODE_PROTOCOL_ERROR, "close payload of one byte");
+  if ((a->opcode == WSLAY_PING || a->opcode == WSLAY_PONG) && c->srv->cfg.ctrl_rate > 0 &&
+      ratelimit_take(&c->ctrl_rl, c->srv->cfg.ctrl_rate, c->srv->cfg.ctrl_burst,
+                     (int64_t)uv_now(c->srv->loop)) > 0) {
+    /* Each ping costs a pong: a flood of them is refused like a flood of ops, but there is no
+     * reply to say "slow down" in, so the connection is closed. Once our close is queued wslay
+     * answers no more pings. */
+    net_ws_close(c, WSLAY_CODE_POLICY_VIOLATION, "too many pings");
+  }
 }
 
 static const struct wslay_event_callbacks ws__callbacks = {
@@ -203,12 +218,16 @@ static void ws__pump(struct net_conn *c) {
     net__conn_close(c);
     return;
   }
+  if (c->ws_slow) {
+    ws__close_slow(c); /* pumps again, for the close frame */
+    return;
+  }
   if (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws)) {
     /* The close handshake is complete (or wslay gave up on a protocol error): the server
      * closes the TCP connection first, once the close frame is written (RFC 6455 7.1.1). */
     c->close_after_flush = 1;
     if (!c->close_deadline_ms)
-      c->close_deadline_ms = uv_now(c->srv->loop) + WS__CLOSE_LINGER_MS;
+      c->close_deadline_ms = uv_now(c->srv->loop) + NET__CLOSE_LINGER_MS;
     net__conn_mark_dirty(c);
   }
 }
@@ -236,7 +255,7 @@ void net__ws_on_data(struct net_conn *c, const char *data, size_t len) {
       net__conn_push_copy(c, close_1002, sizeof close_1002);
     }
     c->close_after_flush = 1;
-    c->close_deadline_ms = uv_now(c->srv->loop) + WS__CLOSE_LINGER_MS;
+    c->close_deadline_ms = uv_now(c->srv->loop) + NET__CLOSE_LINGER_MS;
     net__conn_read_stop(c);
     net__conn_mark_dirty(c);
     return;
@@ -349,6 +368,20 @@ int net_ws_accept(struct net_conn *c) {
   return 0;
 }
 
+/* A client that does not read must not make the server hold unbounded memory or slow anyone
+ * else: drop what it has not started receiving and tell it to resume later (4008). */
+static void ws__close_slow(struct net_conn *c) {
+  uint32_t keep = c->inflight;
+  c->ws_slow = 0;
+  if (c->ws_close_sent)
+    return;
+  c->srv->stats.slow_closes++;
+  if (keep == 0 && c->q.count > 0 && outq_at(&c->q, 0)->off > 0)
+    keep = 1; /* a frame half written must be finished, or the stream is corrupt */
+  outq_truncate(&c->q, keep);
+  net_ws_close(c, NET_CLOSE_SLOW, "too slow: reconnect and resume");
+}
+
 /* Queues a frame; closes c with 4008 if it is too far behind. */
 static int ws__send(struct net_conn *c, struct outq_chunk *frame, int pull) {
   struct net_server *s = c->srv;
@@ -359,15 +392,8 @@ static int ws__send(struct net_conn *c, struct outq_chunk *frame, int pull) {
   if (err)
     return err;
   s->stats.frames_out++;
-  if (c->q.bytes - c->q.pull_bytes > s->cfg.outq_max || c->q.bytes > s->cfg.outq_hard_max) {
-    /* A client that does not read must not make the server hold unbounded memory or slow
-     * anyone else: drop what it has not started receiving and tell it to resume later. */
-    uint32_t keep = c->inflight;
-    s->stats.slow_closes++;
-    if (keep == 0 && c->q.count > 0 && outq_at(&c->q, 0)->off > 0)
-      keep = 1; /* a frame half written must be finished, or the stream is corrupt */
-    outq_truncate(&c->q, keep);
-    net_ws_close(c, NET_CLOSE_SLOW, "too slow: reconnect and resume");
+  if (net__conn_over_cap(c)) {
+    ws__close_slow(c);
     return PARLEY_EUNAVAILABLE;
   }
   return 0;
@@ -393,7 +419,12 @@ void net_ws_close(struct net_conn *c, uint16_t code, const char *reason) {
   if (ws__ctx(c) != 0)
     return;
   c->ws_close_sent = 1;
+  /* wslay puts a close ahead of the control frames it has queued and sends nothing after it:
+   * hand it the pongs that are due first, so that pings received before the close are
+   * answered. */
+  if (wslay_event_want_write(c->ws))
+    wslay_event_send(c->ws);
   wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
-  c->close_deadline_ms = uv_now(c->srv->loop) + WS__CLOSE_LINGER_MS;
+  c->close_deadline_ms = uv_now(c->srv->loop) + NET__CLOSE_LINGER_MS;
   ws__pump(c);
 }

@@ -54,6 +54,7 @@ void net__conn_close(struct net_conn *c) {
     return;
   c->closing = 1;
   net__conn_unmark_dirty(c);
+  net__conn_resume_cancel(c);
   DL_DELETE(s->conns, c);
   s->n_conns--;
   if (s->cb.on_close)
@@ -72,6 +73,10 @@ void net__conn_read_start(struct net_conn *c) {
 
 void net__conn_read_stop(struct net_conn *c) {
   c->reading = 0;
+}
+
+void net__server_wake(struct net_server *s) {
+  (void)s; /* the fake loop runs the resumes on every turn */
 }
 
 void *net_conn_get_data(const struct net_conn *c) {
@@ -99,10 +104,19 @@ void fake_conn_flush(struct net_conn *c) {
   net__conn_unmark_dirty(c);
   if (c->closing)
     return;
-  outq_advance(&c->q, c->q.bytes);
+  if (c->q.bytes) {
+    outq_advance(&c->q, c->q.bytes);
+    net__conn_wrote(c);
+  }
   assert(c->q.bytes == 0 && c->q.pull_bytes == 0);
   if (c->close_after_flush)
     net__conn_close(c);
+}
+
+void fake_loop_turn(struct net_conn *c) {
+  net__run_resumes(c->srv);
+  if (!c->closing)
+    fake_conn_flush(c);
 }
 
 void fake_conn_free(struct net_conn *c) {
@@ -117,22 +131,35 @@ void fake_conn_feed_split(struct net_conn *c, const uint8_t *data, size_t len, f
   /* The first byte chooses the read size (1..255, 0 meaning all at once), as if the kernel
    * cut the stream there; the flush between reads is the loop's prepare phase. */
   size_t step;
+  int idle_turns = 0;
   if (len == 0)
     return;
   step = data[0] == 0 ? len : data[0];
   data++;
   len--;
-  while (len > 0 && !c->closing) {
-    size_t n = len < step ? len : step;
-    if (fake_conn_feed(c, data, n) == 0) {
-      data += n;
-      len -= n;
+  while (!c->closing) {
+    int worked = 0;
+    if (len > 0) {
+      size_t n = len < step ? len : step;
+      if (fake_conn_feed(c, data, n) == 0) {
+        data += n;
+        len -= n;
+        worked = 1;
+      }
     }
     fake_conn_flush(c);
-    if (turn)
-      turn(c);
-    if (!c->closing && !c->reading)
+    if (turn && !c->closing)
+      worked |= turn(c);
+    if (c->closing)
+      break;
+    worked |= c->resume_linked;
+    fake_loop_turn(c);
+    if (len == 0 && !worked)
+      break; /* the input is used up and nothing is left to do */
+    if (!worked && !c->reading && !c->resume_linked && ++idle_turns > 2)
       break; /* paused and nothing will resume it: the peer would wait for an answer */
+    if (worked)
+      idle_turns = 0;
   }
   if (!c->closing)
     fake_conn_flush(c);
