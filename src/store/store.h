@@ -294,6 +294,7 @@ struct store; /* opaque: queue, thread, backend */
 
 /* Synchronous backend method table; every function runs on the store thread only.
  * `be` is the backend's own state from open(). */
+struct store_stats;
 struct store_backend_ops {
   const char *name;
   /* Connections (store threads, lanes) the store opens by default; 0 or 1: exactly one, and
@@ -318,6 +319,10 @@ struct store_backend_ops {
    * times, so the backend can stop deferring). Deferring one request of a chat means deferring
    * every request of that chat in the batch, or they would overtake each other. */
   int (*exec_batch)(void *be, struct store_req *batch);
+  /* Optional, for a backend with a write-ahead log of its own to bound (SQLite). Both are
+   * called from the loop thread, on lane 0's handle, between open and close. */
+  void (*set_wal_max)(void *be, uint64_t bytes);
+  void (*wal_stats)(void *be, struct store_stats *out); /* fills the wal_ and checkpoints_ */
 };
 
 extern const struct store_backend_ops store_sqlite_ops;
@@ -372,8 +377,20 @@ struct store_stats {
   uint64_t commit_ns_total;   /* their COMMIT time, summed */
   uint64_t request_ns_total;  /* submit to callback, summed over every completed request */
   uint64_t requests_done;     /* completed requests (callbacks run) */
+  /* SQLite's WAL (0 for PostgreSQL): see store_sqlite_ckpt.c. */
+  uint64_t wal_bytes;         /* size of the -wal file now */
+  uint64_t wal_max;           /* its bound (store_set_wal_max()) */
+  uint64_t checkpoints_ok;    /* the checkpointer's checkpoints that ran (PASSIVE, RESTART) */
+  uint64_t checkpoints_busy;  /* the checkpointer's, refused or cut short by a lock */
+  uint64_t wal_restarts;      /* the checkpointer's RESTARTs that ran: the WAL starts over */
+  uint64_t wal_forced;        /* checkpoints the writer ran itself, the checkpointer behind */
 };
 void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* Bounds the write-ahead log of an SQLite store to about `bytes` (PARLEY_WAL_MAX; 64 MiB until
+ * called) under any sustained load; see store_sqlite_ckpt.c. No effect on PostgreSQL. Call from
+ * the loop thread. */
+void store_set_wal_max(struct store *s, uint64_t bytes);
 
 struct hist;
 /* Latency of the last one to two minutes, in nanoseconds, into caller's histograms (either may

@@ -13,7 +13,6 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 #include "store/migrations.h"
 #include "store/store.h"
 #include "store/store_rules.h"
+#include "store/store_sqlite_ckpt.h"
 
 #define SQ_BUSY_TIMEOUT_MS 5000 /* how long a write waits for another process' lock */
 #define SQ_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes */
@@ -179,32 +179,10 @@ static const char *const sq_sql[SQ__COUNT] = {
 #undef SQ__SQL
 };
 
-/* The checkpointer: WAL frames are copied back into the database file by a thread of its own,
- * on a connection of its own, so that the fsyncs of a checkpoint never stall a commit. Left to
- * itself SQLite checkpoints inside the commit that crosses 1000 pages: on this machine that was
- * three fdatasyncs every second or so on the store thread, and a 16 ms p99 for sends. */
-#define SQ_CHECKPOINT_MS 250
-/* PASSIVE checkpoints alone never shrink the WAL under sustained writes: SQLite rewinds it only
- * when a writer starts while every frame is already copied back, and with a commit every few
- * hundred microseconds that moment never comes (measured: a 300 MB WAL after 8 s at 4,000
- * sends/s, pwrite stalls of 5-11 ms as the file kept growing). Past this many frames (16 MB at
- * 4 KB pages) the checkpointer asks for a RESTART: it holds off the writer only while it copies
- * the frames appended since its PASSIVE pass, then the next commit starts the WAL over. */
-#define SQ_WAL_RESTART_FRAMES 4096
-
-struct sq_ckpt {
-  pthread_t thread;
-  pthread_mutex_t lock;
-  pthread_cond_t wake;
-  int stop;
-  int running;
-  char *path;
-};
-
 struct sq {
   sqlite3 *db;
   sqlite3_stmt *st[SQ__COUNT];
-  struct sq_ckpt ckpt;
+  struct sq_ckpt *ckpt; /* NULL for an in-memory database */
 };
 
 static const struct store_prims sq_prims; /* the membership ops' primitives (store_rules.h) */
@@ -1307,77 +1285,11 @@ static int sq_invite_sweep(struct sq *be, struct store_req *req) {
 
 /* ---- the method table ---- */
 
-static void *sq__ckpt_main(void *arg) {
-  struct sq_ckpt *k = arg;
-  sqlite3 *db = NULL;
-  struct timespec until;
-
-  if (sqlite3_open_v2(k->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
-                      NULL) != SQLITE_OK) {
-    log_error("store: checkpointer cannot open the database: %s",
-              db ? sqlite3_errmsg(db) : "no memory");
-    sqlite3_close(db);
-    return NULL;
-  }
-  sqlite3_busy_timeout(db, 100);
-  pthread_mutex_lock(&k->lock);
-  while (!k->stop) {
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += (long)(SQ_CHECKPOINT_MS % 1000) * 1000000L;
-    until.tv_sec += SQ_CHECKPOINT_MS / 1000 + until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
-    pthread_cond_timedwait(&k->wake, &k->lock, &until);
-    if (k->stop)
-      break;
-    pthread_mutex_unlock(&k->lock);
-    /* PASSIVE never waits for the writer: it copies what it can and tries again next time. */
-    int log_frames = 0, copied = 0;
-    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied);
-    if (log_frames > SQ_WAL_RESTART_FRAMES)
-      sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-    pthread_mutex_lock(&k->lock);
-  }
-  pthread_mutex_unlock(&k->lock);
-  sqlite3_close(db);
-  return NULL;
-}
-
-static int sq__ckpt_start(struct sq_ckpt *k, const char *path) {
-  k->path = strdup(path);
-  if (k->path == NULL)
-    return PARLEY_EUNAVAILABLE;
-  pthread_mutex_init(&k->lock, NULL);
-  pthread_cond_init(&k->wake, NULL);
-  if (pthread_create(&k->thread, NULL, sq__ckpt_main, k) != 0) {
-    pthread_mutex_destroy(&k->lock);
-    pthread_cond_destroy(&k->wake);
-    free(k->path);
-    k->path = NULL;
-    return PARLEY_EUNAVAILABLE;
-  }
-  k->running = 1;
-  return 0;
-}
-
-static void sq__ckpt_stop(struct sq_ckpt *k) {
-  if (!k->running)
-    return;
-  pthread_mutex_lock(&k->lock);
-  k->stop = 1;
-  pthread_cond_signal(&k->wake);
-  pthread_mutex_unlock(&k->lock);
-  pthread_join(k->thread, NULL);
-  pthread_mutex_destroy(&k->lock);
-  pthread_cond_destroy(&k->wake);
-  free(k->path);
-  k->running = 0;
-}
-
 static void sq_close(void *arg) {
   struct sq *be = arg;
   if (be == NULL)
     return;
-  sq__ckpt_stop(&be->ckpt);
+  store__sqlite_ckpt_stop(be->ckpt);
   for (int i = 0; i < SQ__COUNT; i++)
     sqlite3_finalize(be->st[i]);
   if (be->db && sqlite3_close(be->db) != SQLITE_OK)
@@ -1436,7 +1348,7 @@ static int sq_open(void **out, const char *uri, enum store_durability durability
   err = sq__pragma(be, "PRAGMA foreign_keys=ON");
   if (err)
     goto cleanup;
-  /* Checkpoints run on the checkpointer thread (see struct sq_ckpt); the last connection to
+  /* Checkpoints run on the checkpointer thread (store_sqlite_ckpt.c); the last connection to
    * close still checkpoints everything, so a clean shutdown leaves a small WAL. */
   err = sq__pragma(be, "PRAGMA wal_autocheckpoint=0");
   if (err)
@@ -1446,8 +1358,6 @@ static int sq_open(void **out, const char *uri, enum store_durability durability
    * (grown only as pages are used) and reads through a memory map keep the hot pages a pointer
    * away. Writes still go through the WAL as before, so durability is unchanged. */
   err = sq__pragma(be, "PRAGMA cache_size=-65536");
-  if (!err) /* after a rewind, the WAL file is cut back to this size */
-    err = sq__pragma(be, "PRAGMA journal_size_limit=67108864");
   if (!err)
     err = sq__pragma(be, "PRAGMA mmap_size=268435456");
   if (err)
@@ -1466,7 +1376,7 @@ static int sq_open(void **out, const char *uri, enum store_durability durability
   }
   /* An in-memory database has no WAL to checkpoint. */
   if (strcmp(uri, ":memory:") != 0 && strstr(uri, "mode=memory") == NULL) {
-    err = sq__ckpt_start(&be->ckpt, uri);
+    err = store__sqlite_ckpt_start(&be->ckpt, be->db, SQ_BUSY_TIMEOUT_MS, uri);
     if (err)
       goto cleanup;
   }
@@ -1709,6 +1619,14 @@ static int sq_exec(void *arg, struct store_req *req) {
   return PARLEY_EBAD_REQUEST;
 }
 
+static void sq_set_wal_max(void *arg, uint64_t bytes) {
+  store__sqlite_ckpt_set_wal_max(((struct sq *)arg)->ckpt, bytes);
+}
+
+static void sq_wal_stats(void *arg, struct store_stats *out) {
+  store__sqlite_ckpt_stats(((struct sq *)arg)->ckpt, out);
+}
+
 const struct store_backend_ops store_sqlite_ops = {
     .name = "sqlite",
     .conns = 1, /* one writer */
@@ -1720,4 +1638,6 @@ const struct store_backend_ops store_sqlite_ops = {
     .savepoint = sq_savepoint,
     .release = sq_release,
     .exec = sq_exec,
+    .set_wal_max = sq_set_wal_max,
+    .wal_stats = sq_wal_stats,
 };
