@@ -399,6 +399,9 @@ void app__notify_local(struct app *a, const int64_t *ids, size_t n, const char *
 void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug);
 /* Sends participant.joined to the chat's members (after a join or an accepted invitation). */
 void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u);
+/* Tells the invitee and the inviter of each of sreq->out.invites (invitations an op settled on
+ * its way: a join, a removal) its new status, as an "invite" event. */
+void app__invite_events(struct app *a, const struct store_req *sreq);
 void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len);
 void app__ws_hello(struct client *cl);
 void app__client_drop_subs(struct client *cl);

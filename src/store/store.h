@@ -123,7 +123,9 @@ enum store_op {
                            (newest first). */
   STORE_CHAT_JOIN,      /* in: user_id, slug, now. out: chat, joined (1 if newly added),
                            member_ids (participants after the join, also when joined = 0).
-                           ACL_CHAT_JOIN; PARLEY_ECHAT_FULL at the cap. */
+                           ACL_CHAT_JOIN; PARLEY_ECHAT_FULL at the cap. A newly added user's
+                           pending invitation to the chat is settled as accepted (expired if its
+                           time was up) and returned in invites/n_invites, to be announced. */
   STORE_MSG_APPEND,     /* in: user_id, slug, body, client_msg_id, now.
                            out: chat (slug, id, last_seq), msg, duplicate (1 if client_msg_id was
                            already used by this user in this chat: msg is the original).
@@ -159,7 +161,10 @@ enum store_op {
   STORE_CHAT_REMOVE,    /* in: user_id (actor), slug, target (username), now. out: chat, user
                            (the removed), member_ids (remaining). acl_can_remove; a target who is
                            not a participant is PARLEY_ENOT_FOUND; removing oneself is
-                           PARLEY_EBAD_REQUEST (use leave). */
+                           PARLEY_EBAD_REQUEST (use leave). The target's pending invitation to
+                           the chat, if any, is revoked (expired if its time was up) and returned
+                           in invites/n_invites: only an invitation made after the removal lets
+                           them back in. */
   STORE_CHAT_SET_ROLE,  /* in: user_id (actor), slug, target, role, now. out: chat, user
                            (target), role, member_ids; role == owner transfers ownership and the
                            actor becomes admin (out.new_owner = target). acl_can_set_role; not a

@@ -1246,6 +1246,8 @@ static int pg_chat_join(struct pg *be, struct store_req *req) {
   if (c->max_participants > 0 && c->participant_count >= c->max_participants)
     return store_chat_full(req, c);
   err = pg__participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
+  if (err == 0) /* an invitation still pending would otherwise outlive a later removal */
+    err = store_settle_invite(&pg_prims, be, req, c->id, req->in.user_id, INVITE_ACCEPT);
   if (err == 0)
     err = pg__chat_touch(be, c->id, req->in.now);
   if (err)

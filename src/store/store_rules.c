@@ -56,6 +56,37 @@ int store_member_ids(const struct store_prims *p, void *be, struct store_req *re
   return err;
 }
 
+int store_settle_invite(const struct store_prims *p, void *be, struct store_req *req,
+                        int64_t chat_id, int64_t to_id, enum invite_action action) {
+  struct store_invite inv = {0};
+  struct store_invite *grown;
+  enum invite_status next;
+  int found = 0;
+  int err = p->invite_pending_for(be, chat_id, to_id, &inv, &found);
+  if (err || !found)
+    goto cleanup;
+  /* One whose time is up is settled as what it is, expired, as the sweep would. */
+  err = invite_transition(INVITE_PENDING, action, req->in.now, inv.expires_at, &next);
+  if (err == PARLEY_EEXPIRED)
+    err = 0;
+  if (err == 0)
+    err = p->invite_set_status(be, inv.id, next, req->in.now);
+  if (err)
+    goto cleanup;
+  inv.status = next;
+  grown = realloc(req->out.invites, (req->out.n_invites + 1) * sizeof *grown);
+  if (grown == NULL) {
+    err = PARLEY_EUNAVAILABLE;
+    goto cleanup;
+  }
+  req->out.invites = grown;
+  grown[req->out.n_invites++] = inv; /* the request owns its title now */
+  return 0;
+cleanup:
+  free(inv.chat_title);
+  return err;
+}
+
 /* The common start of chat.remove and chat.setRole: the chat (the caller must be in it), the
  * target user (who must exist and not be the caller) and the target's role. */
 static int chat_target(const struct store_prims *p, void *be, struct store_req *req,
@@ -146,6 +177,8 @@ int store_rules_chat_remove(const struct store_prims *p, void *be, struct store_
   err = p->participant_delete(be, c->id, target.id);
   if (err == 0) /* kept until an invitation is accepted: they cannot rejoin by themselves */
     err = p->removal_put(be, c->id, target.id, req->in.user_id, req->in.now);
+  if (err == 0) /* only an invitation made after the removal lets them back in */
+    err = store_settle_invite(p, be, req, c->id, target.id, INVITE_REVOKE);
   if (err)
     return err;
   err = p->chat_touch(be, c->id, req->in.now);

@@ -65,6 +65,13 @@ int store_set_member_ids(struct store_req *req, const struct acl_member *m, size
 /* out.member_ids: the participants of chat_id as they are now. */
 int store_member_ids(const struct store_prims *p, void *be, struct store_req *req, int64_t chat_id);
 
+/* Settles the pending invitation of `to_id` to `chat_id`, if any (there is at most one), with
+ * `action`: INVITE_ACCEPT when they joined without it, INVITE_REVOKE when they were removed (one
+ * past its time becomes expired instead). The settled invitation is appended to out.invites, to
+ * be announced. */
+int store_settle_invite(const struct store_prims *p, void *be, struct store_req *req,
+                        int64_t chat_id, int64_t to_id, enum invite_action action);
+
 /* The ops, as store.h describes them. */
 int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_req *req);
 int store_rules_chat_remove(const struct store_prims *p, void *be, struct store_req *req);

@@ -931,6 +931,8 @@ static int sq_chat_join(struct sq *be, struct store_req *req) {
     return store_chat_full(req, c);
 
   err = sq__participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
+  if (err == 0) /* an invitation still pending would otherwise outlive a later removal */
+    err = store_settle_invite(&sq_prims, be, req, c->id, req->in.user_id, INVITE_ACCEPT);
   if (err)
     return err;
   err = sq__chat_touch(be, c->id, req->in.now);
