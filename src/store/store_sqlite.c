@@ -1391,19 +1391,31 @@ cleanup:
 }
 
 static int sq_begin(void *arg) {
-  return sq__run(arg, SQ_BEGIN);
+  struct sq *be = arg;
+  int err;
+  store__sqlite_ckpt_writer_enter(be->ckpt); /* a RESTART of the checkpointer goes first */
+  err = sq__run(be, SQ_BEGIN);
+  if (err)
+    store__sqlite_ckpt_writer_leave(be->ckpt);
+  return err;
 }
 
 static int sq_commit(void *arg) {
-  return sq__run(arg, SQ_COMMIT);
+  struct sq *be = arg;
+  int err = sq__run(be, SQ_COMMIT);
+  if (sqlite3_get_autocommit(be->db)) /* else store.c rolls back */
+    store__sqlite_ckpt_writer_leave(be->ckpt);
+  return err;
 }
 
 static int sq_rollback(void *arg) {
   struct sq *be = arg;
+  int err = 0;
   /* After some I/O errors SQLite has rolled back by itself; a second ROLLBACK would fail. */
-  if (sqlite3_get_autocommit(be->db))
-    return 0;
-  return sq__run(be, SQ_ROLLBACK);
+  if (!sqlite3_get_autocommit(be->db))
+    err = sq__run(be, SQ_ROLLBACK);
+  store__sqlite_ckpt_writer_leave(be->ckpt);
+  return err;
 }
 
 static int sq_savepoint(void *arg) {

@@ -11,14 +11,18 @@
  * when a writer starts while every frame is already copied back, and with a commit every few
  * hundred microseconds that moment never comes (measured: a 300 MB WAL after 8 s at 4,000
  * sends/s). So past a quarter of the bound (PARLEY_WAL_MAX, 64 MiB by default) the thread asks
- * for a RESTART: it holds off the writer only while it copies the frames appended since its
- * PASSIVE pass, then the next commit starts the WAL over, and cuts the file back to
- * SQ_WAL_KEEP_BYTES (journal_size_limit). The writer's WAL hook, run after each commit with the
- * WAL's frame count, wakes the thread at that point instead of letting it sleep out its period;
- * and should the thread still fall behind (a RESTART refused by a lock, a starved thread), the
- * writer checkpoints the WAL itself once it passes half of the bound, between two batches, so
- * one more batch cannot carry the file past the bound. That path costs commit latency and runs
- * only under overload; it is counted (wal_forced).
+ * for a RESTART. It does so between two of the writer's transactions, which wait for it
+ * (store__sqlite_ckpt_writer_enter() in sq_begin): left to SQLite's busy handlers the two polled
+ * each other, the writer always won, and the WAL passed its bound with every RESTART reported
+ * done (a writer already waiting with a snapshot does not start the WAL over). The RESTART has
+ * little left to copy after its PASSIVE pass, so the writer waits briefly; its next commit then
+ * writes the WAL from the start, and cuts the file back to SQ_WAL_KEEP_BYTES
+ * (journal_size_limit). The writer's WAL hook, run after each commit with the WAL's frame count,
+ * wakes the thread at a quarter instead of letting it sleep out its period; and should the thread
+ * still fall behind (a slow fsync, a starved thread), the writer checkpoints the WAL itself right
+ * after the commit that passes half of the bound, so one more batch cannot carry the file past
+ * the bound. That path costs that batch's latency and runs only under overload; it is counted
+ * (wal_forced).
  *
  * A connection that has never read the database has no WAL open, and sqlite3_wal_checkpoint_v2
  * on it returns SQLITE_OK with log = -1 and does nothing (SQLite 3.40). The thread therefore
@@ -56,6 +60,17 @@ struct sq_ckpt {
   int frame_bytes;          /* page size + 24: one WAL frame */
   _Atomic uint64_t wal_max; /* bytes */
   atomic_int woken;         /* the hook asked for a RESTART that has not run yet */
+  /* Who may checkpoint when (under lock, waited for on `turn`): a RESTART from this thread runs
+   * only between two batches of the writer, which waits for it; a PASSIVE never waits for the
+   * writer; a RESTART by the writer itself waits for a PASSIVE in progress. SQLite would make
+   * them poll each other with busy handlers, and under sustained load the writer won every time
+   * (measured: the WAL went past its bound with every RESTART reported done). */
+  pthread_cond_t turn;
+  int writer_in;            /* the writer is inside a transaction */
+  int wants;                /* this thread waits to RESTART: the writer holds off its next batch */
+  int restarting;           /* this thread's RESTART is running */
+  int passive;              /* this thread's PASSIVE is running */
+  int forcing;              /* the writer's own RESTART is running */
   _Atomic uint64_t ok, busy, restarts, forced;
 };
 
@@ -102,9 +117,18 @@ static int ckpt__on_commit(void *arg, sqlite3 *db, const char *name, int frames)
     /* The checkpointer fell behind: the bound is kept here, at the price of this batch's
      * latency. A short busy timeout, so an outside reader holding a snapshot (a backup) costs
      * a commit at most SQ_CKPT_BUSY_MS; the WAL then grows past the bound until it lets go. */
+    pthread_mutex_lock(&k->lock);
+    while (k->passive)
+      pthread_cond_wait(&k->turn, &k->lock);
+    k->forcing = 1;
+    pthread_mutex_unlock(&k->lock);
     sqlite3_busy_timeout(db, SQ_CKPT_BUSY_MS);
     ckpt__run(k, db, SQLITE_CHECKPOINT_RESTART, 1);
     sqlite3_busy_timeout(db, k->writer_busy_ms);
+    pthread_mutex_lock(&k->lock);
+    k->forcing = 0;
+    pthread_cond_broadcast(&k->turn);
+    pthread_mutex_unlock(&k->lock);
   } else if (frames > ckpt__frames(k, max / 4) && !atomic_exchange(&k->woken, 1)) {
     pthread_mutex_lock(&k->lock);
     pthread_cond_signal(&k->wake);
@@ -138,14 +162,30 @@ static void *ckpt__main(void *arg) {
       pthread_cond_timedwait(&k->wake, &k->lock, &until);
     if (k->stop)
       break;
+    while (k->forcing)
+      pthread_cond_wait(&k->turn, &k->lock);
+    k->passive = 1;
     pthread_mutex_unlock(&k->lock);
-    /* PASSIVE never waits for the writer: it copies what it can and tries again next time.
-     * The RESTART after it has little left to copy, so it holds the writer off only briefly. */
+    /* PASSIVE never waits for the writer: it copies what it can and tries again next time. */
     int frames = ckpt__run(k, db, SQLITE_CHECKPOINT_PASSIVE, 0);
-    if (frames > ckpt__frames(k, atomic_load(&k->wal_max) / 4))
-      ckpt__run(k, db, SQLITE_CHECKPOINT_RESTART, 0);
-    atomic_store(&k->woken, 0);
     pthread_mutex_lock(&k->lock);
+    k->passive = 0;
+    pthread_cond_broadcast(&k->turn);
+    if (frames > ckpt__frames(k, atomic_load(&k->wal_max) / 4)) {
+      /* The RESTART has little left to copy, so the writer is held off only briefly; the
+       * writer's next transaction then starts the WAL over. */
+      k->wants = 1;
+      while (k->writer_in || k->forcing)
+        pthread_cond_wait(&k->turn, &k->lock);
+      k->wants = 0;
+      k->restarting = 1;
+      pthread_mutex_unlock(&k->lock);
+      ckpt__run(k, db, SQLITE_CHECKPOINT_RESTART, 0);
+      pthread_mutex_lock(&k->lock);
+      k->restarting = 0;
+      pthread_cond_broadcast(&k->turn);
+    }
+    atomic_store(&k->woken, 0);
   }
   pthread_mutex_unlock(&k->lock);
   sqlite3_close(db);
@@ -188,9 +228,11 @@ int store__sqlite_ckpt_start(struct sq_ckpt **out, sqlite3 *writer, int writer_b
   sqlite3_exec(writer, limit, NULL, NULL, NULL);
   pthread_mutex_init(&k->lock, NULL);
   pthread_cond_init(&k->wake, NULL);
+  pthread_cond_init(&k->turn, NULL);
   if (pthread_create(&k->thread, NULL, ckpt__main, k) != 0) {
     pthread_mutex_destroy(&k->lock);
     pthread_cond_destroy(&k->wake);
+    pthread_cond_destroy(&k->turn);
     free(k->path);
     free(k->wal_path);
     free(k);
@@ -212,9 +254,29 @@ void store__sqlite_ckpt_stop(struct sq_ckpt *k) {
   pthread_join(k->thread, NULL);
   pthread_mutex_destroy(&k->lock);
   pthread_cond_destroy(&k->wake);
+  pthread_cond_destroy(&k->turn);
   free(k->path);
   free(k->wal_path);
   free(k);
+}
+
+void store__sqlite_ckpt_writer_enter(struct sq_ckpt *k) {
+  if (k == NULL)
+    return;
+  pthread_mutex_lock(&k->lock);
+  while (k->wants || k->restarting)
+    pthread_cond_wait(&k->turn, &k->lock);
+  k->writer_in = 1;
+  pthread_mutex_unlock(&k->lock);
+}
+
+void store__sqlite_ckpt_writer_leave(struct sq_ckpt *k) {
+  if (k == NULL)
+    return;
+  pthread_mutex_lock(&k->lock);
+  k->writer_in = 0;
+  pthread_cond_broadcast(&k->turn);
+  pthread_mutex_unlock(&k->lock);
 }
 
 void store__sqlite_ckpt_set_wal_max(struct sq_ckpt *k, uint64_t bytes) {

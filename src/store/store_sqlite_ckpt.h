@@ -28,6 +28,12 @@ int store__sqlite_ckpt_start(struct sq_ckpt **out, sqlite3 *writer, int writer_b
 /* Stops the thread and frees `k` (NULL is fine). Call before closing the writer. */
 void store__sqlite_ckpt_stop(struct sq_ckpt *k);
 
+/* The writer's transaction begins / ended (store thread; NULL is fine): a RESTART of the
+ * checkpointer runs only between the two, and the writer waits for one that is running. Leave
+ * may be called when no transaction began. */
+void store__sqlite_ckpt_writer_enter(struct sq_ckpt *k);
+void store__sqlite_ckpt_writer_leave(struct sq_ckpt *k);
+
 /* Sets the hard bound on the WAL, in bytes (any thread). The checkpointer restarts the WAL from
  * a quarter of it on; the writer checkpoints itself past half of it, so that even a large batch
  * leaves the file under the bound. */
