@@ -57,8 +57,6 @@
 #include "store/store.h"
 #include "store/store_rules.h"
 
-#define PG_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes (as store_sqlite.c) */
-#define PG_SLUG_RANDOM_TRIES 8
 #define PG_MAX_PARAMS 8
 /* Connections per node by default. One: on the 2-core machine of bench/RESULTS.md, with the
  * database, three nodes and the load generator sharing the cores, every extra connection made
@@ -935,7 +933,8 @@ static int pg__invite_set_status(void *arg, int64_t id, enum invite_status statu
   return changes == 1 ? 0 : PARLEY_EINTERNAL;
 }
 
-static int pg__slug_taken(struct pg *be, const char *slug, int *taken) {
+static int pg__slug_taken(void *arg, const char *slug, int *taken) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   int err;
@@ -950,8 +949,9 @@ static int pg__slug_taken(struct pg *be, const char *slug, int *taken) {
 /* Reads the chat of in.slug and its messages with lo < seq < hi, newest `limit` of them, in one
  * round trip: both statements travel in one pipeline, and the messages are used only when the
  * chat passes ACL_CHAT_READ. *more is set when there are older ones in the range. */
-static int pg__chat_msgs(struct pg *be, struct store_req *req, int64_t lo, int64_t hi, int limit,
+static int pg__chat_msgs(void *arg, struct store_req *req, int64_t lo, int64_t hi, int limit,
                          int *more) {
+  struct pg *be = arg;
   struct pgp pc = {0}, pm = {0};
   struct pg_call calls[2] = {{PG_CHAT_BY_SLUG, &pc, NULL}, {PG_MSG_RANGE, &pm, NULL}};
   PGresult *res[2] = {NULL, NULL};
@@ -1001,46 +1001,28 @@ static int pg__chat_msgs(struct pg *be, struct store_req *req, int64_t lo, int64
 
 /* ---- operations ---- */
 
-static int pg_user_create(struct pg *be, struct store_req *req) {
-  struct store_user *u = &req->in.user;
+static int pg__user_insert(void *arg, struct store_req *req, const char *display, int64_t *id) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
-  const char *display;
-  size_t ulen;
   int err;
-
-  if (!PG_TERMINATED(u->username) || !PG_TERMINATED(u->display_name))
-    return PARLEY_EBAD_REQUEST;
-  ulen = strlen(u->username);
-  if (ulen == 0 || ulen > STORE_USERNAME_MAX || req->in.pwhash == NULL ||
-      req->in.pwhash[0] == '\0')
-    return PARLEY_EBAD_REQUEST;
-  display = u->display_name[0] ? u->display_name : u->username;
-  pgp_text(&p, u->username);
+  pgp_text(&p, req->in.user.username);
   pgp_text(&p, display);
   pgp_text(&p, req->in.pwhash);
   pgp_i64(&p, req->in.now);
   err = pg__q(be, PG_USER_INSERT, &p, &r);
-  if (err)
-    return err;
-  if (PQntuples(r) != 1) {
-    PQclear(r); /* ON CONFLICT DO NOTHING: the name is taken (possibly by another node) */
-    return PARLEY_ECONFLICT;
-  }
-  req->out.user.id = pg__i64(r, 0, 0);
+  if (err == 0 && PQntuples(r) != 1)
+    err = PARLEY_ECONFLICT; /* ON CONFLICT DO NOTHING: the name is taken (maybe by another node) */
+  if (err == 0)
+    *id = pg__i64(r, 0, 0);
   PQclear(r);
-  snprintf(req->out.user.username, sizeof req->out.user.username, "%s", u->username);
-  snprintf(req->out.user.display_name, sizeof req->out.user.display_name, "%s", display);
-  req->out.user.created_at = req->in.now;
-  return 0;
+  return err;
 }
-
-static int pg_user_by_name(struct pg *be, struct store_req *req) {
+static int pg_user_by_name(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   int err;
-  if (!PG_TERMINATED(req->in.user.username))
-    return PARLEY_EBAD_REQUEST;
   pgp_text(&p, req->in.user.username);
   err = pg__q(be, PG_USER_BY_NAME, &p, &r);
   if (err == 0) {
@@ -1055,10 +1037,9 @@ static int pg_user_by_name(struct pg *be, struct store_req *req) {
   return err;
 }
 
-static int pg_session_create(struct pg *be, struct store_req *req) {
+static int pg_session_create(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p = {0};
-  if (req->in.expires_at <= req->in.now)
-    return PARLEY_EBAD_REQUEST;
   pgp_bytes(&p, req->in.token_hash, STORE_TOKEN_HASH_LEN);
   pgp_i64(&p, req->in.user_id);
   pgp_i64(&p, req->in.now);
@@ -1066,7 +1047,8 @@ static int pg_session_create(struct pg *be, struct store_req *req) {
   return pg__run(be, PG_SESSION_INSERT, &p);
 }
 
-static int pg_session_get(struct pg *be, struct store_req *req) {
+static int pg_session_get(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   int err;
@@ -1084,15 +1066,16 @@ static int pg_session_get(struct pg *be, struct store_req *req) {
   return err;
 }
 
-static int pg_session_delete(struct pg *be, struct store_req *req) {
+static int pg_session_delete(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p = {0};
   pgp_bytes(&p, req->in.token_hash, STORE_TOKEN_HASH_LEN);
   return pg__run(be, PG_SESSION_DELETE, &p);
 }
 
 /* Inserts the chat under `slug`. *chat_id is 0 if the slug was taken meanwhile (another node). */
-static int pg__chat_insert(struct pg *be, struct store_req *req, const char *slug,
-                           int64_t *chat_id) {
+static int pg__chat_insert(void *arg, struct store_req *req, const char *slug, int64_t *chat_id) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   int err;
@@ -1108,74 +1091,8 @@ static int pg__chat_insert(struct pg *be, struct store_req *req, const char *slu
   return err;
 }
 
-/* Picks the slug as sq__chat_pick_slug() does and inserts the chat under it. A candidate taken
- * between the lookup and the insert (by another node) is skipped like one taken before. */
-static int pg__chat_create_row(struct pg *be, struct store_req *req, char slug[STORE_SLUG_MAX + 1],
-                               int64_t *chat_id) {
-  char base[STORE_SLUG_MAX + 1];
-  int taken = 0;
-  int err;
-
-  *chat_id = 0;
-  if (req->in.slug[0] != '\0') {
-    if (!store_slug_valid(req->in.slug))
-      return PARLEY_EBAD_REQUEST;
-    memcpy(slug, req->in.slug, STORE_SLUG_MAX + 1);
-    err = pg__chat_insert(be, req, slug, chat_id);
-    if (err)
-      return err;
-    return *chat_id ? 0 : PARLEY_ECONFLICT; /* the caller asked for this name: no renaming */
-  }
-  store_slug_derive(req->in.title, base);
-  snprintf(slug, STORE_SLUG_MAX + 1, "%s", base);
-  for (int i = 0; i < 1 + PG_SLUG_NUMBERED_TRIES + PG_SLUG_RANDOM_TRIES; i++) {
-    if (i > 0 && i <= PG_SLUG_NUMBERED_TRIES) {
-      snprintf(slug, STORE_SLUG_MAX + 1, "%.*s-%d", STORE_SLUG_DERIVED_MAX, base, i + 1);
-    } else if (i > PG_SLUG_NUMBERED_TRIES) {
-      static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-      unsigned char rnd[6] = {0};
-      char suffix[sizeof rnd + 1];
-      if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-        return PARLEY_EUNAVAILABLE;
-      for (size_t k = 0; k < sizeof rnd; k++)
-        suffix[k] = alphabet[rnd[k] % (sizeof alphabet - 1)];
-      suffix[sizeof rnd] = '\0';
-      snprintf(slug, STORE_SLUG_MAX + 1, "%.*s-%s", STORE_SLUG_DERIVED_MAX, base, suffix);
-    }
-    err = pg__slug_taken(be, slug, &taken);
-    if (err)
-      return err;
-    if (taken)
-      continue;
-    err = pg__chat_insert(be, req, slug, chat_id);
-    if (err || *chat_id)
-      return err;
-  }
-  return PARLEY_ECONFLICT;
-}
-
-static int pg_chat_create(struct pg *be, struct store_req *req) {
-  char slug[STORE_SLUG_MAX + 1];
-  int64_t chat_id = 0;
-  int err;
-
-  if (req->in.title == NULL || req->in.title[0] == '\0' || req->in.max_participants < 0 ||
-      !PG_TERMINATED(req->in.slug))
-    return PARLEY_EBAD_REQUEST;
-  err = pg__chat_create_row(be, req, slug, &chat_id);
-  if (err)
-    return err;
-  err = pg__participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_OWNER, req->in.now);
-  if (err)
-    return err;
-  return pg__chat_load(be, slug, req->in.user_id, &req->out.chat);
-}
-
-static int pg_chat_get(struct pg *be, struct store_req *req) {
-  return pg__chat_access(be, req, ACL_CHAT_VIEW, 0);
-}
-
-static int pg_chat_list(struct pg *be, struct store_req *req) {
+static int pg_chat_list(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p = {0}, q = {0};
   PGresult *r = NULL;
   size_t rows;
@@ -1218,47 +1135,19 @@ static int pg_chat_list(struct pg *be, struct store_req *req) {
   return pg__invites_read(be, req, PG_INV_INCOMING, &q, STORE_LIMIT_MAX, NULL);
 }
 
-static int pg_chat_join(struct pg *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
+static int pg__removed(void *arg, int64_t chat_id, int64_t user_id, int *removed) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
-  int removed;
-  int err = pg__chat_access(be, req, ACL_CHAT_JOIN, 1);
-  if (err == PARLEY_EFORBIDDEN)
-    return store_fail(req, err, "this chat is private: it is entered by invitation only");
-  if (err)
-    return err;
-  if (c->my_role != CHAT_ROLE_NONE) {
-    req->out.joined = 0;
-    return store_member_ids(&pg_prims, be, req, c->id);
-  }
-  pgp_i64(&p, c->id);
-  pgp_i64(&p, req->in.user_id);
+  int err;
+  pgp_i64(&p, chat_id);
+  pgp_i64(&p, user_id);
   err = pg__q(be, PG_REMOVAL_GET, &p, &r);
-  if (err)
-    return err;
-  removed = PQntuples(r) > 0;
-  PQclear(r);
-  if (removed)
-    return store_fail(req, PARLEY_EFORBIDDEN,
-                    "you were removed from this chat: only an invitation lets you back in");
-  /* The count was read under the chat's lock: two nodes racing for the last seat take turns. */
-  if (c->max_participants > 0 && c->participant_count >= c->max_participants)
-    return store_chat_full(req, c);
-  err = pg__participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
-  if (err == 0) /* an invitation still pending would otherwise outlive a later removal */
-    err = store_settle_invite(&pg_prims, be, req, c->id, req->in.user_id, INVITE_ACCEPT);
   if (err == 0)
-    err = pg__chat_touch(be, c->id, req->in.now);
-  if (err)
-    return err;
-  req->out.joined = 1;
-  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    return err;
-  return store_member_ids(&pg_prims, be, req, c->id);
+    *removed = PQntuples(r) > 0;
+  PQclear(r);
+  return err;
 }
-
 /* The parameters of MSG_APPEND for `req` into *p (borrowing req's strings), or
  * PARLEY_EBAD_REQUEST. One statement (migration 4's parley_msg_append): lock the chat, then, for
  * a participant, find the clientMsgId's original or allocate the seq under the lock, insert, and
@@ -1291,7 +1180,8 @@ static int pg__msg_append_take(struct store_req *req, const PGresult *r) {
   return err;
 }
 
-static int pg_msg_append(struct pg *be, struct store_req *req) {
+static int pg_msg_append(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p;
   PGresult *r = NULL;
   int err = pg__msg_append_params(req, &p);
@@ -1301,23 +1191,6 @@ static int pg_msg_append(struct pg *be, struct store_req *req) {
     err = pg__msg_append_take(req, r);
   PQclear(r);
   return err;
-}
-
-static int pg__check_limit(int limit) {
-  return limit >= 1 && limit <= STORE_LIMIT_MAX ? 0 : PARLEY_EBAD_REQUEST;
-}
-
-static int pg_msg_history(struct pg *be, struct store_req *req) {
-  if (pg__check_limit(req->in.limit) || req->in.before < 0)
-    return PARLEY_EBAD_REQUEST;
-  return pg__chat_msgs(be, req, 0, req->in.before > 0 ? req->in.before : INT64_MAX,
-                       req->in.limit, &req->out.has_more);
-}
-
-static int pg_msg_since(struct pg *be, struct store_req *req) {
-  if (pg__check_limit(req->in.limit) || req->in.since < 0)
-    return PARLEY_EBAD_REQUEST;
-  return pg__chat_msgs(be, req, req->in.since, INT64_MAX, req->in.limit, &req->out.reset);
 }
 
 /* As pg__msg_append_params() for READ_SET (migration 4's parley_read_set): locked like a send, so
@@ -1343,7 +1216,8 @@ static int pg__read_set_take(struct store_req *req, const PGresult *r) {
   return err;
 }
 
-static int pg_read_set(struct pg *be, struct store_req *req) {
+static int pg_read_set(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p;
   PGresult *r = NULL;
   int err = pg__read_set_params(req, &p);
@@ -1357,7 +1231,8 @@ static int pg_read_set(struct pg *be, struct store_req *req) {
 
 /* ---- membership ---- */
 
-static int pg_chat_members(struct pg *be, struct store_req *req) {
+static int pg_chat_members(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   size_t rows;
@@ -1388,48 +1263,21 @@ static int pg_chat_members(struct pg *be, struct store_req *req) {
   return 0;
 }
 
-static int pg_chat_update(struct pg *be, struct store_req *req) {
-  const unsigned all = STORE_UPD_TITLE | STORE_UPD_PUBLIC | STORE_UPD_CAP | STORE_UPD_POLICY;
+static int pg__chat_update(void *arg, const struct store_req *req, int64_t chat_id) {
+  struct pg *be = arg;
   const unsigned mask = req->in.update_mask;
-  struct store_chat *c = &req->out.chat;
   struct pgp p = {0};
   char pub[4], cap[16], pol[4];
-  int err;
-
-  if (mask == 0 || (mask & ~all) != 0)
-    return PARLEY_EBAD_REQUEST;
-  if ((mask & STORE_UPD_TITLE) && (req->in.title == NULL || req->in.title[0] == '\0'))
-    return store_fail(req, PARLEY_EBAD_REQUEST, "title: must not be empty");
-  if ((mask & STORE_UPD_CAP) && req->in.max_participants < 0)
-    return store_fail(req, PARLEY_EBAD_REQUEST, "maxParticipants: must not be negative");
-  if ((mask & STORE_UPD_POLICY) && (req->in.invite_policy < INVITE_POLICY_OWNER ||
-                                    req->in.invite_policy > INVITE_POLICY_MEMBERS))
-    return PARLEY_EBAD_REQUEST;
-  err = pg__chat_access(be, req, ACL_CHAT_UPDATE, 1);
-  if (err)
-    return err;
-  if ((mask & STORE_UPD_CAP) && req->in.max_participants > 0 &&
-      req->in.max_participants < c->participant_count)
-    return store_fail(req, PARLEY_ECONFLICT,
-                    "maxParticipants (%d) is below the current participant count (%d)",
-                    req->in.max_participants, c->participant_count);
   snprintf(pub, sizeof pub, "%d", req->in.is_public != 0);
   snprintf(cap, sizeof cap, "%d", req->in.max_participants);
   snprintf(pol, sizeof pol, "%d", (int)req->in.invite_policy);
-  pgp_i64(&p, c->id);
+  pgp_i64(&p, chat_id);
   pgp_text(&p, (mask & STORE_UPD_TITLE) ? req->in.title : NULL);
   pgp_text(&p, (mask & STORE_UPD_PUBLIC) ? pub : NULL);
   pgp_text(&p, (mask & STORE_UPD_CAP) ? cap : NULL);
   pgp_text(&p, (mask & STORE_UPD_POLICY) ? pol : NULL);
-  err = pg__run(be, PG_CHAT_UPDATE, &p);
-  if (err)
-    return err;
-  err = pg__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    return err;
-  return store_member_ids(&pg_prims, be, req, c->id);
+  return pg__run(be, PG_CHAT_UPDATE, &p);
 }
-
 static int pg__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
   struct pg *be = arg;
   struct pgp p = {0};
@@ -1446,50 +1294,23 @@ static int pg__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
   return err;
 }
 
-static int pg_users_search(struct pg *be, struct store_req *req) {
-  /* hi may get 4 more bytes than lo (see below). */
-  char lo[STORE_DISPLAY_NAME_MAX + 1], hi[STORE_DISPLAY_NAME_MAX + 5];
+/* [lo, hi) holds every string that starts with lo. SQLite's hi (last byte + 1) is not always
+ * valid UTF-8, which PostgreSQL refuses in a text parameter: then hi is lo followed by the
+ * highest code point, U+10FFFF (only names continuing with that noncharacter are missed). */
+static int pg__users_search(void *arg, struct store_req *req, const char *lo, size_t len,
+                            int64_t mark_chat, int limit) {
+  struct pg *be = arg;
+  char hi[STORE_DISPLAY_NAME_MAX + 5]; /* lo and 4 more bytes */
   struct pgp p = {0};
   PGresult *r = NULL;
-  int64_t mark_chat = 0;
-  size_t len, rows;
-  int limit = req->in.limit;
+  size_t rows;
   int err;
 
-  if (req->in.query == NULL || !PG_TERMINATED(req->in.slug) || limit < 0)
-    return PARLEY_EBAD_REQUEST;
-  len = strlen(req->in.query);
-  if (len == 0 || len > STORE_DISPLAY_NAME_MAX)
-    return PARLEY_EBAD_REQUEST;
-  if (limit == 0 || limit > STORE_SEARCH_MAX)
-    limit = STORE_SEARCH_MAX;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)req->in.query[i];
-    if (ch == 0xff)
-      return PARLEY_EBAD_REQUEST;
-    lo[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
-  }
-  lo[len] = '\0';
-  /* [lo, hi) holds every string that starts with lo. SQLite's hi (last byte + 1) is not always
-   * valid UTF-8, which PostgreSQL refuses in a text parameter: then hi is lo followed by the
-   * highest code point, U+10FFFF (only names continuing with that noncharacter are missed). */
   memcpy(hi, lo, len + 1);
-  if ((unsigned char)lo[len - 1] < 0x7f) {
+  if ((unsigned char)lo[len - 1] < 0x7f)
     hi[len - 1] = (char)(lo[len - 1] + 1);
-  } else {
+  else
     memcpy(hi + len, "\xf4\x8f\xbf\xbf", 5);
-  }
-
-  if (req->in.slug[0] != '\0') {
-    err = pg__chat_find(be, req, 0);
-    if (err == 0 && req->out.chat.my_role != CHAT_ROLE_NONE)
-      mark_chat = req->out.chat.id;
-    else if (err != 0 && err != PARLEY_ENOT_FOUND)
-      return err;
-    free(req->out.chat.title);
-    memset(&req->out.chat, 0, sizeof req->out.chat);
-  }
-
   pgp_text(&p, lo);
   pgp_text(&p, hi);
   pgp_i64(&p, req->in.user_id);
@@ -1515,10 +1336,10 @@ static int pg_users_search(struct pg *be, struct store_req *req) {
   PQclear(r);
   return 0;
 }
-
 /* ---- invitations ---- */
 
-static int pg_invite_list(struct pg *be, struct store_req *req) {
+static int pg_invite_list(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p = {0};
   pgp_i64(&p, req->in.user_id);
   pgp_i64(&p, req->in.now);
@@ -1526,29 +1347,17 @@ static int pg_invite_list(struct pg *be, struct store_req *req) {
   return pg__invites_read(be, req, PG_INV_LIST, &p, STORE_LIMIT_MAX, NULL);
 }
 
-static int pg_invite_sweep(struct pg *be, struct store_req *req) {
+static int pg__invites_due(void *arg, struct store_req *req, int limit) {
+  struct pg *be = arg;
   struct pgp p = {0};
-  int err;
-  if (req->in.limit < 1 || req->in.limit > STORE_LIMIT_MAX)
-    return PARLEY_EBAD_REQUEST;
   pgp_i64(&p, req->in.now);
-  pgp_i64(&p, (int64_t)req->in.limit + 1);
-  err = pg__invites_read(be, req, PG_INV_DUE, &p, (size_t)req->in.limit, &req->out.has_more);
-  for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
-    enum invite_status next;
-    struct store_invite *inv = &req->out.invites[i];
-    err = invite_transition(inv->status, INVITE_EXPIRE, req->in.now, inv->expires_at, &next);
-    if (err == 0)
-      err = pg__invite_set_status(be, inv->id, next, req->in.now);
-    if (err == 0)
-      inv->status = next;
-  }
-  return err;
+  pgp_i64(&p, (int64_t)limit + 1); /* one more tells whether more are due */
+  return pg__invites_read(be, req, PG_INV_DUE, &p, (size_t)limit, &req->out.has_more);
 }
-
 /* ---- presence ---- */
 
-static int pg_presence_audience(struct pg *be, struct store_req *req) {
+static int pg_presence_audience(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   size_t rows;
@@ -1572,7 +1381,8 @@ static int pg_presence_audience(struct pg *be, struct store_req *req) {
   return 0;
 }
 
-static int pg_user_seen(struct pg *be, struct store_req *req) {
+static int pg_user_seen(void *arg, struct store_req *req) {
+  struct pg *be = arg;
   struct pgp p = {0};
   pgp_i64(&p, req->in.user_id);
   pgp_i64(&p, req->in.seq);
@@ -1891,73 +1701,36 @@ static const struct store_prims pg_prims = {
     .invite_set_status = pg__invite_set_status,
     .invite_pending_for = pg__invite_pending_for,
     .invite_insert = pg__invite_insert,
+    .user_insert = pg__user_insert,
+    .slug_taken = pg__slug_taken,
+    .chat_insert = pg__chat_insert,
+    .chat_update = pg__chat_update,
+    .removed = pg__removed,
+    .msgs = pg__chat_msgs,
+    .users_search = pg__users_search,
+    .invites_due = pg__invites_due,
+    .op =
+        {
+            [STORE_USER_BY_NAME] = pg_user_by_name,
+            [STORE_SESSION_CREATE] = pg_session_create,
+            [STORE_SESSION_GET] = pg_session_get,
+            [STORE_SESSION_DELETE] = pg_session_delete,
+            [STORE_CHAT_LIST] = pg_chat_list,
+            [STORE_MSG_APPEND] = pg_msg_append,
+            [STORE_READ_SET] = pg_read_set,
+            [STORE_CHAT_MEMBERS] = pg_chat_members,
+            [STORE_INVITE_LIST] = pg_invite_list,
+            [STORE_PRESENCE_AUDIENCE] = pg_presence_audience,
+            [STORE_USER_SEEN] = pg_user_seen,
+        },
 };
 
 static int pg_exec(void *arg, struct store_req *req) {
   struct pg *be = arg;
   if (be->doomed)
     return PARLEY_EUNAVAILABLE; /* see pg__err(): reported, for the client to retry */
-  switch (req->op) {
-  case STORE_USER_CREATE:
-    return pg_user_create(be, req);
-  case STORE_USER_BY_NAME:
-    return pg_user_by_name(be, req);
-  case STORE_SESSION_CREATE:
-    return pg_session_create(be, req);
-  case STORE_SESSION_GET:
-    return pg_session_get(be, req);
-  case STORE_SESSION_DELETE:
-    return pg_session_delete(be, req);
-  case STORE_CHAT_CREATE:
-    return pg_chat_create(be, req);
-  case STORE_CHAT_GET:
-    return pg_chat_get(be, req);
-  case STORE_CHAT_LIST:
-    return pg_chat_list(be, req);
-  case STORE_CHAT_JOIN:
-    return pg_chat_join(be, req);
-  case STORE_MSG_APPEND:
-    return pg_msg_append(be, req);
-  case STORE_MSG_HISTORY:
-    return pg_msg_history(be, req);
-  case STORE_MSG_SINCE:
-    return pg_msg_since(be, req);
-  case STORE_READ_SET:
-    return pg_read_set(be, req);
-  case STORE_CHAT_UPDATE:
-    return pg_chat_update(be, req);
-  case STORE_CHAT_LEAVE:
-    return store_rules_chat_leave(&pg_prims, be, req);
-  case STORE_CHAT_REMOVE:
-    return store_rules_chat_remove(&pg_prims, be, req);
-  case STORE_CHAT_SET_ROLE:
-    return store_rules_chat_set_role(&pg_prims, be, req);
-  case STORE_CHAT_MEMBERS:
-    return pg_chat_members(be, req);
-  case STORE_USERS_SEARCH:
-    return pg_users_search(be, req);
-  case STORE_INVITE_CREATE:
-    return store_rules_invite_create(&pg_prims, be, req);
-  case STORE_INVITE_ACCEPT:
-    return store_rules_invite_accept(&pg_prims, be, req);
-  case STORE_INVITE_DECLINE:
-    return store_rules_invite_decline(&pg_prims, be, req);
-  case STORE_INVITE_REVOKE:
-    return store_rules_invite_revoke(&pg_prims, be, req);
-  case STORE_INVITE_LIST:
-    return pg_invite_list(be, req);
-  case STORE_INVITE_SWEEP:
-    return pg_invite_sweep(be, req);
-  case STORE_PRESENCE_AUDIENCE:
-    return pg_presence_audience(be, req);
-  case STORE_USER_SEEN:
-    return pg_user_seen(be, req);
-  case STORE_OP__COUNT:
-    break;
-  }
-  return PARLEY_EBAD_REQUEST;
+  return store_rules_exec(&pg_prims, be, req);
 }
-
 /* ---- batches ---- */
 
 #define PG_PIPE_MAX 64 /* requests sent in one pipeline, three statements each */

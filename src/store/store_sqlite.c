@@ -31,8 +31,6 @@
 #include "store/store_sqlite_ckpt.h"
 
 #define SQ_BUSY_TIMEOUT_MS 5000 /* how long a write waits for another process' lock */
-#define SQ_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes */
-#define SQ_SLUG_RANDOM_TRIES 8
 
 /* Columns of a chat row (c) plus the caller's role (p.role): 14 columns. */
 #define SQ_CHAT_COLS                                                                              \
@@ -593,7 +591,8 @@ static int sq__invite_set_status(void *arg, int64_t id, enum invite_status statu
   return sqlite3_changes(be->db) == 1 ? 0 : PARLEY_EINTERNAL;
 }
 
-static int sq__slug_taken(struct sq *be, const char *slug, int *taken) {
+static int sq__slug_taken(void *arg, const char *slug, int *taken) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_SLUG_TAKEN];
   int rc;
   sqlite3_bind_text(st, 1, slug, -1, SQLITE_STATIC);
@@ -660,43 +659,25 @@ cleanup:
 
 /* ---- operations ---- */
 
-static int sq_user_create(struct sq *be, struct store_req *req) {
-  struct store_user *u = &req->in.user;
+static int sq__user_insert(void *arg, struct store_req *req, const char *display, int64_t *id) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_USER_INSERT];
-  const char *display;
-  size_t ulen;
   int rc;
-
-  if (!SQ_TERMINATED(u->username) || !SQ_TERMINATED(u->display_name))
-    return PARLEY_EBAD_REQUEST;
-  ulen = strlen(u->username);
-  if (ulen == 0 || ulen > STORE_USERNAME_MAX || req->in.pwhash == NULL ||
-      req->in.pwhash[0] == '\0')
-    return PARLEY_EBAD_REQUEST;
-  display = u->display_name[0] ? u->display_name : u->username;
-
-  sqlite3_bind_text(st, 1, u->username, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 1, req->in.user.username, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, display, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, req->in.pwhash, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, req->in.now);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW)
-    req->out.user.id = sqlite3_column_int64(st, 0);
+    *id = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
-  if (rc != SQLITE_ROW)
-    return sq__err(be, rc, "insert user");
-  snprintf(req->out.user.username, sizeof req->out.user.username, "%s", u->username);
-  snprintf(req->out.user.display_name, sizeof req->out.user.display_name, "%s", display);
-  req->out.user.created_at = req->in.now;
-  return 0;
+  return rc == SQLITE_ROW ? 0 : sq__err(be, rc, "insert user"); /* taken: a UNIQUE conflict */
 }
-
-static int sq_user_by_name(struct sq *be, struct store_req *req) {
+static int sq_user_by_name(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_USER_BY_NAME];
   int err = 0;
   int rc;
-  if (!SQ_TERMINATED(req->in.user.username))
-    return PARLEY_EBAD_REQUEST;
   sqlite3_bind_text(st, 1, req->in.user.username, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
@@ -711,10 +692,9 @@ static int sq_user_by_name(struct sq *be, struct store_req *req) {
   return err;
 }
 
-static int sq_session_create(struct sq *be, struct store_req *req) {
+static int sq_session_create(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_SESSION_INSERT];
-  if (req->in.expires_at <= req->in.now)
-    return PARLEY_EBAD_REQUEST;
   sqlite3_bind_blob(st, 1, req->in.token_hash, STORE_TOKEN_HASH_LEN, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, req->in.user_id);
   sqlite3_bind_int64(st, 3, req->in.now);
@@ -722,7 +702,8 @@ static int sq_session_create(struct sq *be, struct store_req *req) {
   return sq__run(be, SQ_SESSION_INSERT);
 }
 
-static int sq_session_get(struct sq *be, struct store_req *req) {
+static int sq_session_get(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_SESSION_GET];
   int err = 0;
   int rc;
@@ -746,69 +727,17 @@ static int sq_session_get(struct sq *be, struct store_req *req) {
   return err;
 }
 
-static int sq_session_delete(struct sq *be, struct store_req *req) {
+static int sq_session_delete(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_bind_blob(be->st[SQ_SESSION_DELETE], 1, req->in.token_hash, STORE_TOKEN_HASH_LEN,
                     SQLITE_STATIC);
   return sq__run(be, SQ_SESSION_DELETE);
 }
 
-/* Picks the slug of a new chat into `slug`: the explicit one if free, else the title's with the
- * first free "-N" (then random) suffix. */
-static int sq__chat_pick_slug(struct sq *be, struct store_req *req, char slug[STORE_SLUG_MAX + 1]) {
-  char base[STORE_SLUG_MAX + 1];
-  int taken = 0;
-  int err;
-
-  if (req->in.slug[0] != '\0') {
-    if (!store_slug_valid(req->in.slug))
-      return PARLEY_EBAD_REQUEST;
-    err = sq__slug_taken(be, req->in.slug, &taken);
-    if (err)
-      return err;
-    if (taken)
-      return PARLEY_ECONFLICT; /* the caller asked for this name: do not silently rename */
-    memcpy(slug, req->in.slug, STORE_SLUG_MAX + 1);
-    return 0;
-  }
-  store_slug_derive(req->in.title, base);
-  snprintf(slug, STORE_SLUG_MAX + 1, "%s", base);
-  for (int i = 0; i < 1 + SQ_SLUG_NUMBERED_TRIES + SQ_SLUG_RANDOM_TRIES; i++) {
-    if (i > 0 && i <= SQ_SLUG_NUMBERED_TRIES) {
-      snprintf(slug, STORE_SLUG_MAX + 1, "%.*s-%d", STORE_SLUG_DERIVED_MAX, base, i + 1);
-    } else if (i > SQ_SLUG_NUMBERED_TRIES) {
-      /* A popular title ("general") would otherwise cost one lookup per earlier chat. */
-      static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-      unsigned char rnd[6];
-      char suffix[sizeof rnd + 1];
-      sqlite3_randomness(sizeof rnd, rnd);
-      for (size_t k = 0; k < sizeof rnd; k++)
-        suffix[k] = alphabet[rnd[k] % (sizeof alphabet - 1)];
-      suffix[sizeof rnd] = '\0';
-      snprintf(slug, STORE_SLUG_MAX + 1, "%.*s-%s", STORE_SLUG_DERIVED_MAX, base, suffix);
-    }
-    err = sq__slug_taken(be, slug, &taken);
-    if (err)
-      return err;
-    if (!taken)
-      return 0;
-  }
-  return PARLEY_ECONFLICT;
-}
-
-static int sq_chat_create(struct sq *be, struct store_req *req) {
-  sqlite3_stmt *st;
-  char slug[STORE_SLUG_MAX + 1];
-  int64_t chat_id;
-  int err, rc;
-
-  if (req->in.title == NULL || req->in.title[0] == '\0' || req->in.max_participants < 0 ||
-      !SQ_TERMINATED(req->in.slug))
-    return PARLEY_EBAD_REQUEST;
-  err = sq__chat_pick_slug(be, req, slug);
-  if (err)
-    return err;
-
-  st = be->st[SQ_CHAT_INSERT];
+static int sq__chat_insert(void *arg, struct store_req *req, const char *slug, int64_t *chat_id) {
+  struct sq *be = arg;
+  sqlite3_stmt *st = be->st[SQ_CHAT_INSERT];
+  int rc;
   sqlite3_bind_text(st, 1, slug, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, req->in.title, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 3, req->in.is_public != 0);
@@ -817,26 +746,13 @@ static int sq_chat_create(struct sq *be, struct store_req *req) {
   sqlite3_bind_int64(st, 6, req->in.now);
   rc = sqlite3_step(st);
   sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return sq__err(be, rc, "insert chat"); /* an unknown owner fails the foreign key */
-  chat_id = sqlite3_last_insert_rowid(be->db);
-
-  st = be->st[SQ_PARTICIPANT_INSERT];
-  sqlite3_bind_int64(st, 1, chat_id);
-  sqlite3_bind_int64(st, 2, req->in.user_id);
-  sqlite3_bind_text(st, 3, chat_role_name(CHAT_ROLE_OWNER), -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, req->in.now);
-  err = sq__run(be, SQ_PARTICIPANT_INSERT);
-  if (err)
-    return err;
-  return sq__chat_load(be, slug, req->in.user_id, &req->out.chat);
+  *chat_id = rc == SQLITE_DONE ? sqlite3_last_insert_rowid(be->db) : 0;
+  if (rc == SQLITE_CONSTRAINT_UNIQUE)
+    return 0; /* the slug is taken */
+  return rc == SQLITE_DONE ? 0 : sq__err(be, rc, "insert chat"); /* an unknown owner: the FK */
 }
-
-static int sq_chat_get(struct sq *be, struct store_req *req) {
-  return sq__chat_access(be, req, ACL_CHAT_VIEW);
-}
-
-static int sq_chat_list(struct sq *be, struct store_req *req) {
+static int sq_chat_list(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_CHAT_LIST];
   size_t cap = 0;
   int err = 0;
@@ -900,52 +816,19 @@ cleanup:
   return sq__invites_read(be, req, SQ_INV_INCOMING, STORE_LIMIT_MAX, NULL);
 }
 
-static int sq_chat_join(struct sq *be, struct store_req *req) {
-  struct store_chat *c = &req->out.chat;
-  int err = sq__chat_access(be, req, ACL_CHAT_JOIN);
-  if (err == PARLEY_EFORBIDDEN)
-    return store_fail(req, err, "this chat is private: it is entered by invitation only");
-  if (err)
-    return err;
-  if (c->my_role != CHAT_ROLE_NONE) {
-    req->out.joined = 0;
-    return store_member_ids(&sq_prims, be, req, c->id);
-  }
-  {
-    /* Removal sticks: a removed user comes back only through an invitation. */
-    sqlite3_stmt *rm = be->st[SQ_REMOVAL_GET];
-    int rc;
-    sqlite3_bind_int64(rm, 1, c->id);
-    sqlite3_bind_int64(rm, 2, req->in.user_id);
-    rc = sqlite3_step(rm);
-    sqlite3_reset(rm);
-    if (rc == SQLITE_ROW)
-      return store_fail(req, PARLEY_EFORBIDDEN,
-                      "you were removed from this chat: only an invitation lets you back in");
-    if (rc != SQLITE_DONE)
-      return sq__err(be, rc, "removal lookup");
-  }
-  /* The cap counts the owner too, and is read in the transaction that adds the row, so two joins
-   * racing for the last seat cannot both win. */
-  if (c->max_participants > 0 && c->participant_count >= c->max_participants)
-    return store_chat_full(req, c);
-
-  err = sq__participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
-  if (err == 0) /* an invitation still pending would otherwise outlive a later removal */
-    err = store_settle_invite(&sq_prims, be, req, c->id, req->in.user_id, INVITE_ACCEPT);
-  if (err)
-    return err;
-  err = sq__chat_touch(be, c->id, req->in.now);
-  if (err)
-    return err;
-  req->out.joined = 1;
-  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    return err;
-  return store_member_ids(&sq_prims, be, req, c->id);
+static int sq__removed(void *arg, int64_t chat_id, int64_t user_id, int *removed) {
+  struct sq *be = arg;
+  sqlite3_stmt *st = be->st[SQ_REMOVAL_GET];
+  int rc;
+  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(st, 2, user_id);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  *removed = rc == SQLITE_ROW;
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq__err(be, rc, "removal lookup");
 }
-
-static int sq_msg_append(struct sq *be, struct store_req *req) {
+static int sq_msg_append(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   struct store_chat *c = &req->out.chat;
   struct store_msg *m = &req->out.msg;
   sqlite3_stmt *st;
@@ -1034,36 +917,16 @@ static int sq_msg_append(struct sq *be, struct store_req *req) {
   return 0;
 }
 
-static int sq__check_limit(int limit) {
-  return limit >= 1 && limit <= STORE_LIMIT_MAX ? 0 : PARLEY_EBAD_REQUEST;
-}
-
-static int sq_msg_history(struct sq *be, struct store_req *req) {
-  int err;
-  if (sq__check_limit(req->in.limit) || req->in.before < 0)
-    return PARLEY_EBAD_REQUEST;
-  err = sq__chat_access(be, req, ACL_CHAT_READ);
+static int sq__msgs(void *arg, struct store_req *req, int64_t lo, int64_t hi, int limit,
+                    int *more) {
+  struct sq *be = arg;
+  int err = sq__chat_access(be, req, ACL_CHAT_READ);
   if (err)
     return err;
-  return sq__msgs_range(be, req, req->out.chat.id, 0,
-                        req->in.before > 0 ? req->in.before : INT64_MAX, req->in.limit,
-                        &req->out.has_more);
+  return sq__msgs_range(be, req, req->out.chat.id, lo, hi, limit, more);
 }
-
-static int sq_msg_since(struct sq *be, struct store_req *req) {
-  int err;
-  if (sq__check_limit(req->in.limit) || req->in.since < 0)
-    return PARLEY_EBAD_REQUEST;
-  err = sq__chat_access(be, req, ACL_CHAT_READ);
-  if (err)
-    return err;
-  /* A since beyond last_seq finds nothing and is no reset: app/ passes a huge since to mean
-   * "from now on", and it can compare since with out.chat.last_seq itself. */
-  return sq__msgs_range(be, req, req->out.chat.id, req->in.since, INT64_MAX, req->in.limit,
-                        &req->out.reset);
-}
-
-static int sq_read_set(struct sq *be, struct store_req *req) {
+static int sq_read_set(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_READ_UPSERT];
   int64_t seq;
   int err, rc;
@@ -1087,7 +950,8 @@ static int sq_read_set(struct sq *be, struct store_req *req) {
 
 /* ---- membership (issue 3) ---- */
 
-static int sq_chat_members(struct sq *be, struct store_req *req) {
+static int sq_chat_members(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_MEMBERS];
   size_t cap = 0;
   int err = sq__chat_access(be, req, ACL_CHAT_VIEW);
@@ -1121,33 +985,11 @@ cleanup:
   return err;
 }
 
-static int sq_chat_update(struct sq *be, struct store_req *req) {
-  const unsigned all = STORE_UPD_TITLE | STORE_UPD_PUBLIC | STORE_UPD_CAP | STORE_UPD_POLICY;
+static int sq__chat_update(void *arg, const struct store_req *req, int64_t chat_id) {
+  struct sq *be = arg;
   const unsigned mask = req->in.update_mask;
-  struct store_chat *c = &req->out.chat;
   sqlite3_stmt *st = be->st[SQ_CHAT_UPDATE];
-  int err;
-
-  if (mask == 0 || (mask & ~all) != 0)
-    return PARLEY_EBAD_REQUEST;
-  if ((mask & STORE_UPD_TITLE) && (req->in.title == NULL || req->in.title[0] == '\0'))
-    return store_fail(req, PARLEY_EBAD_REQUEST, "title: must not be empty");
-  if ((mask & STORE_UPD_CAP) && req->in.max_participants < 0)
-    return store_fail(req, PARLEY_EBAD_REQUEST, "maxParticipants: must not be negative");
-  if ((mask & STORE_UPD_POLICY) && (req->in.invite_policy < INVITE_POLICY_OWNER ||
-                                    req->in.invite_policy > INVITE_POLICY_MEMBERS))
-    return PARLEY_EBAD_REQUEST;
-  err = sq__chat_access(be, req, ACL_CHAT_UPDATE);
-  if (err)
-    return err;
-  /* Read in the transaction that writes the cap, so a join cannot slip in between. */
-  if ((mask & STORE_UPD_CAP) && req->in.max_participants > 0 &&
-      req->in.max_participants < c->participant_count)
-    return store_fail(req, PARLEY_ECONFLICT,
-                    "maxParticipants (%d) is below the current participant count (%d)",
-                    req->in.max_participants, c->participant_count);
-
-  sqlite3_bind_int64(st, 1, c->id);
+  sqlite3_bind_int64(st, 1, chat_id);
   if (mask & STORE_UPD_TITLE)
     sqlite3_bind_text(st, 2, req->in.title, -1, SQLITE_STATIC);
   else
@@ -1164,15 +1006,8 @@ static int sq_chat_update(struct sq *be, struct store_req *req) {
     sqlite3_bind_int(st, 5, (int)req->in.invite_policy);
   else
     sqlite3_bind_null(st, 5);
-  err = sq__run(be, SQ_CHAT_UPDATE);
-  if (err)
-    return err;
-  err = sq__chat_load(be, req->in.slug, req->in.user_id, c);
-  if (err)
-    return err;
-  return store_member_ids(&sq_prims, be, req, c->id);
+  return sq__run(be, SQ_CHAT_UPDATE);
 }
-
 /* Archives a chat nobody is in any more and revokes its pending invitations, which are returned in
  * out.invites so that their invitees can be told. */
 static int sq__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
@@ -1192,47 +1027,18 @@ static int sq__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
   return err;
 }
 
-static int sq_users_search(struct sq *be, struct store_req *req) {
+/* The range [lo, hi) is every string that starts with lo: hi is lo with its last byte one higher.
+ * No wildcard exists in a range, so '%' and '_' in a query are plain characters. */
+static int sq__users_search(void *arg, struct store_req *req, const char *lo, size_t len,
+                            int64_t mark_chat, int limit) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_USERS_SEARCH];
-  char lo[STORE_DISPLAY_NAME_MAX + 1], hi[STORE_DISPLAY_NAME_MAX + 1];
-  int64_t mark_chat = 0; /* no chat has id 0: no marks */
-  size_t len;
-  int limit = req->in.limit;
+  char hi[STORE_DISPLAY_NAME_MAX + 1];
   int err = 0;
   int rc;
 
-  if (req->in.query == NULL || !SQ_TERMINATED(req->in.slug) || limit < 0)
-    return PARLEY_EBAD_REQUEST;
-  len = strlen(req->in.query);
-  if (len == 0 || len > STORE_DISPLAY_NAME_MAX)
-    return PARLEY_EBAD_REQUEST;
-  if (limit == 0 || limit > STORE_SEARCH_MAX)
-    limit = STORE_SEARCH_MAX;
-  /* Folded as SQLite's lower() folds (ASCII only), so both sides of the range compare alike.
-   * The range [lo, hi) is every string that starts with lo: hi is lo with its last byte one
-   * higher. No wildcard exists in a range, so '%' and '_' in a query are plain characters. */
-  for (size_t i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)req->in.query[i];
-    if (ch == 0xff) /* never in UTF-8, and it could not be incremented */
-      return PARLEY_EBAD_REQUEST;
-    lo[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
-  }
-  lo[len] = '\0';
   memcpy(hi, lo, len + 1);
   hi[len - 1] = (char)((unsigned char)hi[len - 1] + 1);
-
-  if (req->in.slug[0] != '\0') {
-    /* Marks only for a chat the caller is in: they would tell outsiders who is invited. */
-    err = sq__chat_find(be, req);
-    if (err == 0 && req->out.chat.my_role != CHAT_ROLE_NONE)
-      mark_chat = req->out.chat.id;
-    else if (err != 0 && err != PARLEY_ENOT_FOUND)
-      return err;
-    err = 0;
-    free(req->out.chat.title);
-    memset(&req->out.chat, 0, sizeof req->out.chat);
-  }
-
   req->out.hits = calloc((size_t)limit, sizeof *req->out.hits);
   if (req->out.hits == NULL)
     return PARLEY_EUNAVAILABLE;
@@ -1254,10 +1060,10 @@ static int sq_users_search(struct sq *be, struct store_req *req) {
   sqlite3_reset(st);
   return err;
 }
-
 /* ---- invitations (issue 3) ---- */
 
-static int sq_invite_list(struct sq *be, struct store_req *req) {
+static int sq_invite_list(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_INV_LIST];
   sqlite3_bind_int64(st, 1, req->in.user_id);
   sqlite3_bind_int64(st, 2, req->in.now);
@@ -1265,26 +1071,13 @@ static int sq_invite_list(struct sq *be, struct store_req *req) {
   return sq__invites_read(be, req, SQ_INV_LIST, STORE_LIMIT_MAX, NULL);
 }
 
-static int sq_invite_sweep(struct sq *be, struct store_req *req) {
+static int sq__invites_due(void *arg, struct store_req *req, int limit) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_INV_DUE];
-  int err;
-  if (req->in.limit < 1 || req->in.limit > STORE_LIMIT_MAX)
-    return PARLEY_EBAD_REQUEST;
   sqlite3_bind_int64(st, 1, req->in.now);
-  sqlite3_bind_int(st, 2, req->in.limit + 1); /* one more tells whether more are due */
-  err = sq__invites_read(be, req, SQ_INV_DUE, (size_t)req->in.limit, &req->out.has_more);
-  for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
-    enum invite_status next;
-    struct store_invite *inv = &req->out.invites[i];
-    err = invite_transition(inv->status, INVITE_EXPIRE, req->in.now, inv->expires_at, &next);
-    if (err == 0)
-      err = sq__invite_set_status(be, inv->id, next, req->in.now);
-    if (err == 0)
-      inv->status = next;
-  }
-  return err;
+  sqlite3_bind_int(st, 2, limit + 1); /* one more tells whether more are due */
+  return sq__invites_read(be, req, SQ_INV_DUE, (size_t)limit, &req->out.has_more);
 }
-
 /* ---- the method table ---- */
 
 static void sq_close(void *arg) {
@@ -1443,7 +1236,8 @@ static int sq_release(void *arg, int undo) {
   return sq__run(be, SQ_RELEASE);
 }
 
-static int sq_presence_audience(struct sq *be, struct store_req *req) {
+static int sq_presence_audience(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_AUDIENCE];
   int64_t *ids = NULL;
   size_t n = 0, cap = 0;
@@ -1476,7 +1270,8 @@ cleanup:
   return err;
 }
 
-static int sq_user_seen(struct sq *be, struct store_req *req) {
+static int sq_user_seen(void *arg, struct store_req *req) {
+  struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_USER_SEEN];
   sqlite3_bind_int64(st, 1, req->in.user_id);
   sqlite3_bind_int64(st, 2, req->in.seq);
@@ -1568,71 +1363,33 @@ static const struct store_prims sq_prims = {
     .invite_set_status = sq__invite_set_status,
     .invite_pending_for = sq__invite_pending_for,
     .invite_insert = sq__invite_insert,
+    .user_insert = sq__user_insert,
+    .slug_taken = sq__slug_taken,
+    .chat_insert = sq__chat_insert,
+    .chat_update = sq__chat_update,
+    .removed = sq__removed,
+    .msgs = sq__msgs,
+    .users_search = sq__users_search,
+    .invites_due = sq__invites_due,
+    .op =
+        {
+            [STORE_USER_BY_NAME] = sq_user_by_name,
+            [STORE_SESSION_CREATE] = sq_session_create,
+            [STORE_SESSION_GET] = sq_session_get,
+            [STORE_SESSION_DELETE] = sq_session_delete,
+            [STORE_CHAT_LIST] = sq_chat_list,
+            [STORE_MSG_APPEND] = sq_msg_append,
+            [STORE_READ_SET] = sq_read_set,
+            [STORE_CHAT_MEMBERS] = sq_chat_members,
+            [STORE_INVITE_LIST] = sq_invite_list,
+            [STORE_PRESENCE_AUDIENCE] = sq_presence_audience,
+            [STORE_USER_SEEN] = sq_user_seen,
+        },
 };
 
 static int sq_exec(void *arg, struct store_req *req) {
-  struct sq *be = arg;
-  switch (req->op) {
-  case STORE_USER_CREATE:
-    return sq_user_create(be, req);
-  case STORE_USER_BY_NAME:
-    return sq_user_by_name(be, req);
-  case STORE_SESSION_CREATE:
-    return sq_session_create(be, req);
-  case STORE_SESSION_GET:
-    return sq_session_get(be, req);
-  case STORE_SESSION_DELETE:
-    return sq_session_delete(be, req);
-  case STORE_CHAT_CREATE:
-    return sq_chat_create(be, req);
-  case STORE_CHAT_GET:
-    return sq_chat_get(be, req);
-  case STORE_CHAT_LIST:
-    return sq_chat_list(be, req);
-  case STORE_CHAT_JOIN:
-    return sq_chat_join(be, req);
-  case STORE_MSG_APPEND:
-    return sq_msg_append(be, req);
-  case STORE_MSG_HISTORY:
-    return sq_msg_history(be, req);
-  case STORE_MSG_SINCE:
-    return sq_msg_since(be, req);
-  case STORE_READ_SET:
-    return sq_read_set(be, req);
-  case STORE_CHAT_UPDATE:
-    return sq_chat_update(be, req);
-  case STORE_CHAT_LEAVE:
-    return store_rules_chat_leave(&sq_prims, be, req);
-  case STORE_CHAT_REMOVE:
-    return store_rules_chat_remove(&sq_prims, be, req);
-  case STORE_CHAT_SET_ROLE:
-    return store_rules_chat_set_role(&sq_prims, be, req);
-  case STORE_CHAT_MEMBERS:
-    return sq_chat_members(be, req);
-  case STORE_USERS_SEARCH:
-    return sq_users_search(be, req);
-  case STORE_INVITE_CREATE:
-    return store_rules_invite_create(&sq_prims, be, req);
-  case STORE_INVITE_ACCEPT:
-    return store_rules_invite_accept(&sq_prims, be, req);
-  case STORE_INVITE_DECLINE:
-    return store_rules_invite_decline(&sq_prims, be, req);
-  case STORE_INVITE_REVOKE:
-    return store_rules_invite_revoke(&sq_prims, be, req);
-  case STORE_INVITE_LIST:
-    return sq_invite_list(be, req);
-  case STORE_INVITE_SWEEP:
-    return sq_invite_sweep(be, req);
-  case STORE_PRESENCE_AUDIENCE:
-    return sq_presence_audience(be, req);
-  case STORE_USER_SEEN:
-    return sq_user_seen(be, req);
-  case STORE_OP__COUNT:
-    break;
-  }
-  return PARLEY_EBAD_REQUEST;
+  return store_rules_exec(&sq_prims, arg, req);
 }
-
 static void sq_set_wal_max(void *arg, uint64_t bytes) {
   store__sqlite_ckpt_set_wal_max(((struct sq *)arg)->ckpt, bytes);
 }
