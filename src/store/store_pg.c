@@ -56,6 +56,7 @@
 #include "store/migrations.h"
 #include "store/store.h"
 #include "store/store_rules.h"
+#include "store/store_sql.h"
 
 #define PG_MAX_PARAMS 8
 /* Connections per node by default. One: on the 2-core machine of bench/RESULTS.md, with the
@@ -66,24 +67,6 @@
  * lanes: a chat's requests stay on one connection). */
 #define PG_CONNS 1
 
-/* Columns of a chat row (c) plus the caller's role (p.role): 14 columns. */
-#define PG_CHAT_COLS                                                                              \
-  "c.id, c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"            \
-  " c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived,"      \
-  " c.member_gen"
-#define PG_CHAT_NCOLS 14
-/* Columns of an invitation (i) with its chat (c), inviter (f) and invitee (t): 16 columns. */
-#define PG_INV_COLS                                                                               \
-  "i.id, i.status, i.created_at, i.expires_at, i.chat_id, c.slug, c.title, c.archived,"          \
-  " f.id, f.username, f.display_name, f.created_at, t.id, t.username, t.display_name,"           \
-  " t.created_at"
-#define PG_INV_FROM                                                                               \
-  " FROM invitations i JOIN chats c ON c.id = i.chat_id JOIN users f ON f.id = i.from_id"         \
-  " JOIN users t ON t.id = i.to_id"
-/* Columns of a message (m) with its author (u): 9 columns. */
-#define PG_MSG_COLS                                                                               \
-  "m.seq, m.chat_id, m.body, m.client_msg_id, m.created_at, u.id, u.username, u.display_name,"   \
-  " u.created_at"
 /* Search compares bytes and folds ASCII only, like SQLite's lower() (see migration 2). */
 #define PG_LOWER_NAME "lower(u.username COLLATE \"C\")"
 #define PG_LOWER_DISPLAY "lower(u.display_name COLLATE \"C\")"
@@ -100,7 +83,7 @@
   X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at"            \
                  " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1")     \
   X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = $1")                                 \
-  X(CHAT_BY_SLUG, "SELECT " PG_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
+  X(CHAT_BY_SLUG, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
                   " ON p.chat_id = c.id AND p.user_id = $2 WHERE c.slug = $1")                    \
   /* The row locks. A statement of their own: after waiting for another node's transaction, the \
    * next statement's snapshot includes what it committed (a join locked in the same statement  \
@@ -125,10 +108,10 @@
   X(MSG_APPEND, "SELECT * FROM parley_msg_append($1, $2, $3, $4, $5)")                            \
   X(READ_SET, "SELECT * FROM parley_read_set($1, $2, $3, $4)")                                    \
   /* By slug, so it travels in one pipeline with CHAT_BY_SLUG (the access check comes after). */ \
-  X(MSG_RANGE, "SELECT " PG_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"       \
+  X(MSG_RANGE, "SELECT " STORE_SQL_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"       \
                " WHERE m.chat_id = (SELECT id FROM chats WHERE slug = $1)"                        \
                " AND m.seq > $2 AND m.seq < $3 ORDER BY m.seq DESC LIMIT $4")                     \
-  X(CHAT_LIST, "SELECT " PG_CHAT_COLS ", coalesce(r.seq, 0), " PG_MSG_COLS                        \
+  X(CHAT_LIST, "SELECT " STORE_SQL_CHAT_COLS ", coalesce(r.seq, 0), " STORE_SQL_MSG_COLS                        \
                " FROM participants p JOIN chats c ON c.id = p.chat_id"                            \
                " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"     \
                " LEFT JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq"                 \
@@ -160,18 +143,18 @@
                   " ((" PG_LOWER_NAME " >= $1 AND " PG_LOWER_NAME " < $2) OR"                     \
                   "  (" PG_LOWER_DISPLAY " >= $1 AND " PG_LOWER_DISPLAY " < $2))"                 \
                   " ORDER BY u.username COLLATE \"C\" LIMIT $6")                                  \
-  X(INV_BY_ID, "SELECT " PG_INV_COLS PG_INV_FROM " WHERE i.id = $1")                              \
-  X(INV_PENDING_FOR, "SELECT " PG_INV_COLS PG_INV_FROM                                            \
+  X(INV_BY_ID, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.id = $1")                              \
+  X(INV_PENDING_FOR, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM                                            \
                      " WHERE i.chat_id = $1 AND i.to_id = $2 AND i.status = 0")                   \
-  X(INV_PENDING_OF_CHAT, "SELECT " PG_INV_COLS PG_INV_FROM                                        \
+  X(INV_PENDING_OF_CHAT, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM                                        \
                          " WHERE i.chat_id = $1 AND i.status = 0 ORDER BY i.id")                  \
   X(INV_INSERT, "INSERT INTO invitations(chat_id, from_id, to_id, status, created_at,"            \
                 " expires_at, updated_at) VALUES ($1, $2, $3, 0, $4, $5, $4) RETURNING id")       \
   X(INV_SET_STATUS, "UPDATE invitations SET status = $2, updated_at = $3"                         \
                     " WHERE id = $1 AND status = 0")                                              \
-  X(INV_INCOMING, "SELECT " PG_INV_COLS PG_INV_FROM " WHERE i.to_id = $1 AND i.status = 0"        \
+  X(INV_INCOMING, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.to_id = $1 AND i.status = 0"        \
                   " AND i.expires_at > $2 ORDER BY i.created_at DESC, i.id DESC LIMIT $3")        \
-  X(INV_LIST, "SELECT " PG_INV_COLS PG_INV_FROM " WHERE i.id IN ("                                \
+  X(INV_LIST, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.id IN ("                                \
               "  SELECT id FROM invitations WHERE to_id = $1 AND status = 0 AND expires_at > $2"  \
               "  UNION ALL"                                                                       \
               "  SELECT j.id FROM participants p JOIN invitations j"                              \
@@ -181,7 +164,7 @@
               " ORDER BY (i.to_id = $1) DESC, i.created_at DESC, i.id DESC LIMIT $3")             \
   /* Several nodes sweep the same table: each takes the due rows nobody holds, and a row whose  \
    * invitation is being accepted elsewhere waits for the next sweep. */                          \
-  X(INV_DUE, "SELECT " PG_INV_COLS PG_INV_FROM " WHERE i.status = 0 AND i.expires_at <= $1"       \
+  X(INV_DUE, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.status = 0 AND i.expires_at <= $1"       \
              " ORDER BY i.expires_at, i.id LIMIT $2 FOR NO KEY UPDATE OF i SKIP LOCKED")          \
   X(REMOVAL_INSERT, "INSERT INTO removals(chat_id, user_id, removed_by, removed_at)"              \
                     " VALUES ($1, $2, $3, $4) ON CONFLICT (chat_id, user_id) DO UPDATE SET"       \
@@ -712,7 +695,7 @@ static int pg__chat_access(struct pg *be, struct store_req *req, enum acl_op op,
   return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
 }
 
-/* Reads the chat row that starts a result of CHAT_BY_SLUG, MSG_APPEND or READ_SET (PG_CHAT_COLS
+/* Reads the chat row that starts a result of CHAT_BY_SLUG, MSG_APPEND or READ_SET (STORE_SQL_CHAT_COLS
  * first) into out.chat and decides `op` on it as pg__chat_access() does. No row, or a NULL id
  * (the functions' answer), is not found. */
 static int pg__chat_take(struct store_req *req, const PGresult *r, enum acl_op op) {
@@ -1118,11 +1101,11 @@ static int pg_chat_list(void *arg, struct store_req *req) {
     err = pg__read_chat(r, (int)i, &req->out.chats[i]);
     if (err)
       break;
-    marker = pg__i64(r, (int)i, PG_CHAT_NCOLS);
+    marker = pg__i64(r, (int)i, STORE_SQL_CHAT_NCOLS);
     /* seq is gap-free and messages are never deleted: unread is a subtraction. */
     req->out.unread[i] = req->out.chats[i].last_seq > marker ? req->out.chats[i].last_seq - marker
                                                              : 0;
-    err = pg__read_msg(r, (int)i, PG_CHAT_NCOLS + 1, &req->out.last_msgs[i]);
+    err = pg__read_msg(r, (int)i, STORE_SQL_CHAT_NCOLS + 1, &req->out.last_msgs[i]);
     if (err)
       break;
   }
@@ -1171,12 +1154,12 @@ static int pg__msg_append_params(const struct store_req *req, struct pgp *p) {
  * acl_check() allows, so a refusal here has nothing to undo (the savepoint would anyway). */
 static int pg__msg_append_take(struct store_req *req, const PGresult *r) {
   int err = pg__chat_take(req, r, ACL_MSG_SEND);
-  if (err == 0 && PQgetisnull(r, 0, PG_CHAT_NCOLS))
+  if (err == 0 && PQgetisnull(r, 0, STORE_SQL_CHAT_NCOLS))
     err = PARLEY_ENOT_FOUND; /* no message: cannot happen for a participant (as before: no row) */
   if (err == 0)
-    err = pg__read_msg(r, 0, PG_CHAT_NCOLS, &req->out.msg);
+    err = pg__read_msg(r, 0, STORE_SQL_CHAT_NCOLS, &req->out.msg);
   if (err == 0)
-    req->out.duplicate = strcmp(PQgetvalue(r, 0, PG_CHAT_NCOLS + 9), "t") == 0;
+    req->out.duplicate = strcmp(PQgetvalue(r, 0, STORE_SQL_CHAT_NCOLS + 9), "t") == 0;
   return err;
 }
 
@@ -1209,10 +1192,10 @@ static int pg__read_set_params(const struct store_req *req, struct pgp *p) {
 
 static int pg__read_set_take(struct store_req *req, const PGresult *r) {
   int err = pg__chat_take(req, r, ACL_CHAT_READ);
-  if (err == 0 && PQgetisnull(r, 0, PG_CHAT_NCOLS))
+  if (err == 0 && PQgetisnull(r, 0, STORE_SQL_CHAT_NCOLS))
     err = PARLEY_EINTERNAL; /* the function and acl_check() disagree on who may read */
   if (err == 0)
-    req->out.read_seq = pg__i64(r, 0, PG_CHAT_NCOLS);
+    req->out.read_seq = pg__i64(r, 0, STORE_SQL_CHAT_NCOLS);
   return err;
 }
 
@@ -1286,12 +1269,7 @@ static int pg__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
   err = pg__run(be, PG_CHAT_ARCHIVE, &p);
   if (err)
     return err;
-  err = pg__invites_read(be, req, PG_INV_PENDING_OF_CHAT, &p, SIZE_MAX, NULL);
-  for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
-    err = pg__invite_set_status(be, req->out.invites[i].id, INVITE_REVOKED, req->in.now);
-    req->out.invites[i].status = INVITE_REVOKED;
-  }
-  return err;
+  return pg__invites_read(be, req, PG_INV_PENDING_OF_CHAT, &p, SIZE_MAX, NULL);
 }
 
 /* [lo, hi) holds every string that starts with lo. SQLite's hi (last byte + 1) is not always

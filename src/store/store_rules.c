@@ -132,6 +132,11 @@ int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_r
   if (n == 0) {
     /* Kept, not deleted: the messages stay for the record and the slug stays taken. */
     err = p->chat_archive(be, req, c->id);
+    /* Nobody is left to accept them: its pending invitations are revoked, to be announced. */
+    for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
+      err = p->invite_set_status(be, req->out.invites[i].id, INVITE_REVOKED, req->in.now);
+      req->out.invites[i].status = INVITE_REVOKED;
+    }
     if (err)
       goto cleanup;
     req->out.archived = 1;

@@ -26,7 +26,7 @@ struct store_prims {
   /* Chat `slug` as `user_id` sees it into *c (its previous title freed). */
   int (*chat_load)(void *be, const char *slug, int64_t user_id, struct store_chat *c);
   int (*chat_touch)(void *be, int64_t chat_id, int64_t now); /* last_activity, never back */
-  /* Archives the chat and revokes its pending invitations, returned in req->out.invites. */
+  /* Archives the chat and appends its pending invitations to req->out.invites. */
   int (*chat_archive)(void *be, struct store_req *req, int64_t chat_id);
   int (*user_by_id)(void *be, int64_t id, struct store_user *u);
   /* PARLEY_ENOT_FOUND (with out.errmsg) if nobody has that username. */

@@ -28,29 +28,11 @@
 #include "store/migrations.h"
 #include "store/store.h"
 #include "store/store_rules.h"
+#include "store/store_sql.h"
 #include "store/store_sqlite_ckpt.h"
 
 #define SQ_BUSY_TIMEOUT_MS 5000 /* how long a write waits for another process' lock */
 
-/* Columns of a chat row (c) plus the caller's role (p.role): 14 columns. */
-#define SQ_CHAT_COLS                                                                              \
-  "c.id, c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"            \
-  " c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived,"      \
-  " c.member_gen"
-#define SQ_CHAT_NCOLS 14
-/* Columns of an invitation (i) with its chat (c), inviter (f) and invitee (t): 16 columns, read
- * by sq__read_invite(). SQ_INV_FROM is the join they come from. */
-#define SQ_INV_COLS                                                                               \
-  "i.id, i.status, i.created_at, i.expires_at, i.chat_id, c.slug, c.title, c.archived,"          \
-  " f.id, f.username, f.display_name, f.created_at, t.id, t.username, t.display_name,"           \
-  " t.created_at"
-#define SQ_INV_FROM                                                                               \
-  " FROM invitations i JOIN chats c ON c.id = i.chat_id JOIN users f ON f.id = i.from_id"         \
-  " JOIN users t ON t.id = i.to_id"
-/* Columns of a message (m) with its author (u): 9 columns. */
-#define SQ_MSG_COLS                                                                               \
-  "m.seq, m.chat_id, m.body, m.client_msg_id, m.created_at, u.id, u.username, u.display_name,"   \
-  " u.created_at"
 
 /* X(name, sql). Prepared at open, in this order. */
 #define SQ_STATEMENTS(X)                                                                          \
@@ -70,7 +52,7 @@
   X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at"            \
                  " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1")     \
   X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                 \
-  X(CHAT_BY_SLUG, "SELECT " SQ_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
+  X(CHAT_BY_SLUG, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
                   " ON p.chat_id = c.id AND p.user_id = ?2 WHERE c.slug = ?1")                    \
   X(SLUG_TAKEN, "SELECT 1 FROM chats WHERE slug = ?1")                                            \
   X(CHAT_INSERT, "INSERT INTO chats(slug, title, is_public, max_participants, owner_id,"         \
@@ -83,12 +65,12 @@
                    " RETURNING last_seq, last_activity")                                          \
   X(MSG_INSERT, "INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at)" \
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                               \
-  X(MSG_BY_CLIENT_ID, "SELECT " SQ_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id" \
+  X(MSG_BY_CLIENT_ID, "SELECT " STORE_SQL_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id" \
                       " WHERE m.chat_id = ?1 AND m.author_id = ?2 AND m.client_msg_id = ?3")      \
-  X(MSG_RANGE, "SELECT " SQ_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"       \
+  X(MSG_RANGE, "SELECT " STORE_SQL_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"       \
                " WHERE m.chat_id = ?1 AND m.seq > ?2 AND m.seq < ?3"                              \
                " ORDER BY m.seq DESC LIMIT ?4")                                                   \
-  X(CHAT_LIST, "SELECT " SQ_CHAT_COLS ", coalesce(r.seq, 0), " SQ_MSG_COLS                        \
+  X(CHAT_LIST, "SELECT " STORE_SQL_CHAT_COLS ", coalesce(r.seq, 0), " STORE_SQL_MSG_COLS                        \
                " FROM participants p JOIN chats c ON c.id = p.chat_id"                            \
                " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"     \
                " LEFT JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq"                 \
@@ -129,20 +111,20 @@
                   "  (lower(u.display_name) >= ?1 AND lower(u.display_name) < ?2))"               \
                   " ORDER BY u.username LIMIT ?6")                                                \
   /* ---- invitations (issue 3); status is enum invite_status ---- */                            \
-  X(INV_BY_ID, "SELECT " SQ_INV_COLS SQ_INV_FROM " WHERE i.id = ?1")                              \
-  X(INV_PENDING_FOR, "SELECT " SQ_INV_COLS SQ_INV_FROM                                            \
+  X(INV_BY_ID, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.id = ?1")                              \
+  X(INV_PENDING_FOR, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM                                            \
                      " WHERE i.chat_id = ?1 AND i.to_id = ?2 AND i.status = 0")                   \
-  X(INV_PENDING_OF_CHAT, "SELECT " SQ_INV_COLS SQ_INV_FROM                                        \
+  X(INV_PENDING_OF_CHAT, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM                                        \
                          " WHERE i.chat_id = ?1 AND i.status = 0 ORDER BY i.id")                  \
   X(INV_INSERT, "INSERT INTO invitations(chat_id, from_id, to_id, status, created_at,"            \
                 " expires_at, updated_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?4)")                    \
   X(INV_SET_STATUS, "UPDATE invitations SET status = ?2, updated_at = ?3"                         \
                     " WHERE id = ?1 AND status = 0")                                              \
-  X(INV_INCOMING, "SELECT " SQ_INV_COLS SQ_INV_FROM " WHERE i.to_id = ?1 AND i.status = 0"        \
+  X(INV_INCOMING, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.to_id = ?1 AND i.status = 0"        \
                   " AND i.expires_at > ?2 ORDER BY i.created_at DESC, i.id DESC LIMIT ?3")        \
   /* Incoming (to the caller), then outgoing: pending invitations of the chats the caller manages \
    * (owner, admin) or that the caller sent while still a participant. */                         \
-  X(INV_LIST, "SELECT " SQ_INV_COLS SQ_INV_FROM " WHERE i.id IN ("                                \
+  X(INV_LIST, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.id IN ("                                \
               "  SELECT id FROM invitations WHERE to_id = ?1 AND status = 0 AND expires_at > ?2"  \
               "  UNION ALL"                                                                       \
               "  SELECT j.id FROM participants p JOIN invitations j"                              \
@@ -150,7 +132,7 @@
               "  WHERE p.user_id = ?1 AND j.expires_at > ?2"                                      \
               "    AND (p.role IN ('owner', 'admin') OR j.from_id = ?1))"                         \
               " ORDER BY i.to_id = ?1 DESC, i.created_at DESC, i.id DESC LIMIT ?3")               \
-  X(INV_DUE, "SELECT " SQ_INV_COLS SQ_INV_FROM " WHERE i.status = 0 AND i.expires_at <= ?1"       \
+  X(INV_DUE, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.status = 0 AND i.expires_at <= ?1"       \
              " ORDER BY i.expires_at, i.id LIMIT ?2")                                            \
   X(REMOVAL_INSERT, "INSERT OR REPLACE INTO removals(chat_id, user_id, removed_by, removed_at)"   \
                     " VALUES (?1, ?2, ?3, ?4)")                                                   \
@@ -283,7 +265,7 @@ static void sq__read_user(sqlite3_stmt *st, int col, struct store_user *u) {
   u->created_at = sqlite3_column_int64(st, col + 3);
 }
 
-/* Reads SQ_CHAT_COLS starting at column 0 into c (its previous title is freed). */
+/* Reads STORE_SQL_CHAT_COLS starting at column 0 into c (its previous title is freed). */
 static int sq__read_chat(sqlite3_stmt *st, struct store_chat *c) {
   int err = sq__dup(&c->title, st, 2);
   if (err)
@@ -304,7 +286,7 @@ static int sq__read_chat(sqlite3_stmt *st, struct store_chat *c) {
   return 0;
 }
 
-/* Reads SQ_INV_COLS starting at column 0 into inv (its previous chat_title is freed), and the
+/* Reads STORE_SQL_INV_COLS starting at column 0 into inv (its previous chat_title is freed), and the
  * invitation's chat id and archived flag into the optional out-parameters. */
 static int sq__read_invite(sqlite3_stmt *st, struct store_invite *inv, int64_t *chat_id,
                            int *archived) {
@@ -325,7 +307,7 @@ static int sq__read_invite(sqlite3_stmt *st, struct store_invite *inv, int64_t *
   return 0;
 }
 
-/* Reads SQ_MSG_COLS starting at `col` into m (its previous body is freed). A NULL seq (no
+/* Reads STORE_SQL_MSG_COLS starting at `col` into m (its previous body is freed). A NULL seq (no
  * message on the right side of a LEFT JOIN) leaves m zeroed. */
 static int sq__read_msg(sqlite3_stmt *st, int col, struct store_msg *m) {
   int err;
@@ -793,12 +775,12 @@ static int sq_chat_list(void *arg, struct store_req *req) {
     err = sq__read_chat(st, &req->out.chats[i]);
     if (err)
       goto cleanup;
-    marker = sqlite3_column_int64(st, SQ_CHAT_NCOLS);
+    marker = sqlite3_column_int64(st, STORE_SQL_CHAT_NCOLS);
     /* seq is gap-free and messages are never deleted, so the count after the marker is a
      * subtraction, not a scan of every unread row. */
     req->out.unread[i] = req->out.chats[i].last_seq > marker ? req->out.chats[i].last_seq - marker
                                                              : 0;
-    err = sq__read_msg(st, SQ_CHAT_NCOLS + 1, &req->out.last_msgs[i]);
+    err = sq__read_msg(st, STORE_SQL_CHAT_NCOLS + 1, &req->out.last_msgs[i]);
     if (err)
       goto cleanup;
   }
@@ -1012,19 +994,13 @@ static int sq__chat_update(void *arg, const struct store_req *req, int64_t chat_
  * out.invites so that their invitees can be told. */
 static int sq__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
   struct sq *be = arg;
-  sqlite3_stmt *st = be->st[SQ_CHAT_ARCHIVE];
   int err;
-  sqlite3_bind_int64(st, 1, chat_id);
+  sqlite3_bind_int64(be->st[SQ_CHAT_ARCHIVE], 1, chat_id);
   err = sq__run(be, SQ_CHAT_ARCHIVE);
   if (err)
     return err;
   sqlite3_bind_int64(be->st[SQ_INV_PENDING_OF_CHAT], 1, chat_id);
-  err = sq__invites_read(be, req, SQ_INV_PENDING_OF_CHAT, SIZE_MAX, NULL);
-  for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
-    err = sq__invite_set_status(be, req->out.invites[i].id, INVITE_REVOKED, req->in.now);
-    req->out.invites[i].status = INVITE_REVOKED;
-  }
-  return err;
+  return sq__invites_read(be, req, SQ_INV_PENDING_OF_CHAT, SIZE_MAX, NULL);
 }
 
 /* The range [lo, hi) is every string that starts with lo: hi is lo with its last byte one higher.
