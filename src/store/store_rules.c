@@ -417,8 +417,7 @@ static int rules_user_create(const struct store_prims *p, void *be, struct store
   if (!RULES_TERMINATED(u->username) || !RULES_TERMINATED(u->display_name))
     return PARLEY_EBAD_REQUEST;
   ulen = strlen(u->username);
-  if (ulen == 0 || ulen > STORE_USERNAME_MAX || req->in.pwhash == NULL ||
-      req->in.pwhash[0] == '\0')
+  if (ulen == 0 || ulen > STORE_USERNAME_MAX || req->in.pwhash == NULL || req->in.pwhash[0] == '\0')
     return PARLEY_EBAD_REQUEST;
   display = u->display_name[0] ? u->display_name : u->username;
   err = p->user_insert(be, req, display, &id);
@@ -576,7 +575,9 @@ static int rules_chat_update(const struct store_prims *p, void *be, struct store
   return store_member_ids(p, be, req, c->id);
 }
 
-static int rules_limit_ok(int limit) { return limit >= 1 && limit <= STORE_LIMIT_MAX; }
+static int rules_limit_ok(int limit) {
+  return limit >= 1 && limit <= STORE_LIMIT_MAX;
+}
 
 static int rules_msg_history(const struct store_prims *p, void *be, struct store_req *req) {
   if (!rules_limit_ok(req->in.limit) || req->in.before < 0)

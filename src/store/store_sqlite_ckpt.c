@@ -66,11 +66,11 @@ struct sq_ckpt {
    * them poll each other with busy handlers, and under sustained load the writer won every time
    * (measured: the WAL went past its bound with every RESTART reported done). */
   pthread_cond_t turn;
-  int writer_in;            /* the writer is inside a transaction */
-  int wants;                /* this thread waits to RESTART: the writer holds off its next batch */
-  int restarting;           /* this thread's RESTART is running */
-  int passive;              /* this thread's PASSIVE is running */
-  int forcing;              /* the writer's own RESTART is running */
+  int writer_in;  /* the writer is inside a transaction */
+  int wants;      /* this thread waits to RESTART: the writer holds off its next batch */
+  int restarting; /* this thread's RESTART is running */
+  int passive;    /* this thread's PASSIVE is running */
+  int forcing;    /* the writer's own RESTART is running */
   _Atomic uint64_t ok, busy, restarts, forced;
 };
 
