@@ -36,16 +36,8 @@ const char *pg__str(const PGresult *r, int row, int col) {
 
 /* As sq__copy(): cut before a character that does not fit, never inside it. */
 static void pg__copy(char *dst, size_t cap, const PGresult *r, int row, int col) {
-  const unsigned char *t = (const unsigned char *)PQgetvalue(r, row, col);
-  size_t n = PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
-  if (n >= cap) {
-    n = cap - 1;
-    while (n > 0 && (t[n] & 0xC0) == 0x80)
-      n--;
-  }
-  if (n)
-    memcpy(dst, t, n);
-  dst[n] = '\0';
+  store_copy_text(dst, cap, PQgetvalue(r, row, col),
+                  PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col));
 }
 
 int pg__dup(char **dst, const PGresult *r, int row, int col) {

@@ -28,6 +28,21 @@ int store_fail(struct store_req *req, int err, const char *fmt, ...) {
   return err;
 }
 
+void store_copy_text(char *dst, size_t cap, const char *src, size_t n) {
+  const unsigned char *t = (const unsigned char *)src;
+  if (n >= cap) {
+    /* The schema counts characters, these arrays bytes: a row written by hand (a restore, a
+     * migration) may not fit. Cut before the character that does not fit, never inside it, so
+     * what we return stays UTF-8 (found by tests/fuzz/fuzz_store). */
+    n = cap - 1;
+    while (n > 0 && (t[n] & 0xC0) == 0x80)
+      n--;
+  }
+  if (n)
+    memcpy(dst, t, n);
+  dst[n] = '\0';
+}
+
 int store_chat_full(struct store_req *req, const struct store_chat *c) {
   return store_fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
                     c->max_participants);

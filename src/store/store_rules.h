@@ -85,6 +85,9 @@ struct store_prims {
  * `err`: `return store_fail(req, PARLEY_E..., "...")`. */
 int store_fail(struct store_req *req, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Copies `n` bytes of UTF-8 text at `src` (borrowed; NULL when n is 0) into `dst` (cap bytes,
+ * cap > 0), cut before the first character that does not fit, and NUL-terminates it. */
+void store_copy_text(char *dst, size_t cap, const char *src, size_t n);
 /* PARLEY_ECHAT_FULL with the sentence that says the cap. */
 int store_chat_full(struct store_req *req, const struct store_chat *c);
 /* out.member_ids from a participant array (borrowed). */

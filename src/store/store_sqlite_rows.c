@@ -19,18 +19,7 @@
 
 static void sq__copy(char *dst, size_t cap, sqlite3_stmt *st, int col) {
   const unsigned char *t = sqlite3_column_text(st, col);
-  size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
-  if (n >= cap) {
-    /* The schema counts characters, these arrays bytes: a row written by hand (a restore, a
-     * migration) may not fit. Cut before the character that does not fit, never inside it, so
-     * what we return stays UTF-8 (found by tests/fuzz/fuzz_store). */
-    n = cap - 1;
-    while (n > 0 && (t[n] & 0xC0) == 0x80)
-      n--;
-  }
-  if (n)
-    memcpy(dst, t, n);
-  dst[n] = '\0';
+  store_copy_text(dst, cap, (const char *)t, t ? (size_t)sqlite3_column_bytes(st, col) : 0);
 }
 
 /* Replaces *dst with a heap copy of the column. Returns 0 or PARLEY_EUNAVAILABLE (no memory). */
