@@ -219,7 +219,7 @@ int pg__user_by_username(void *arg, struct store_req *req, const char *username,
     if (PQntuples(r) == 1)
       pg__read_user(r, 0, 0, u);
     else
-      err = store_fail(req, PARLEY_ENOT_FOUND, "there is no user named %s", username);
+      err = PARLEY_ENOT_FOUND;
   }
   PQclear(r);
   return err;

@@ -107,6 +107,15 @@ cleanup:
   return err;
 }
 
+/* The user called `username` into *u, or PARLEY_ENOT_FOUND with the sentence that says so. */
+static int user_named(const struct store_prims *p, void *be, struct store_req *req,
+                      const char *username, struct store_user *u) {
+  int err = p->user_by_username(be, req, username, u);
+  if (err == PARLEY_ENOT_FOUND)
+    return store_fail(req, err, "there is no user named %s", username);
+  return err;
+}
+
 /* The common start of chat.remove and chat.setRole: the chat (the caller must be in it), the
  * target user (who must exist and not be the caller) and the target's role. */
 static int chat_target(const struct store_prims *p, void *be, struct store_req *req,
@@ -120,7 +129,7 @@ static int chat_target(const struct store_prims *p, void *be, struct store_req *
     return err;
   if (req->out.chat.my_role == CHAT_ROLE_NONE)
     return PARLEY_EFORBIDDEN;
-  err = p->user_by_username(be, req, req->in.target, target);
+  err = user_named(p, be, req, req->in.target, target);
   if (err)
     return err;
   return p->role_of(be, req->out.chat.id, target->id, target_role);
@@ -281,7 +290,7 @@ int store_rules_invite_create(const struct store_prims *p, void *be, struct stor
                       c->invite_policy == INVITE_POLICY_OWNER
                           ? "only the owner can invite to this chat"
                           : "only the owner and admins can invite to this chat");
-  err = p->user_by_username(be, req, req->in.target, &target);
+  err = user_named(p, be, req, req->in.target, &target);
   if (err)
     return err;
   err = p->role_of(be, c->id, target.id, &target_role);

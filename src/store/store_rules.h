@@ -29,7 +29,7 @@ struct store_prims {
   /* Archives the chat and appends its pending invitations to req->out.invites. */
   int (*chat_archive)(void *be, struct store_req *req, int64_t chat_id);
   int (*user_by_id)(void *be, int64_t id, struct store_user *u);
-  /* PARLEY_ENOT_FOUND (with out.errmsg) if nobody has that username. */
+  /* PARLEY_ENOT_FOUND if nobody has that username (`req` is the request it is for). */
   int (*user_by_username)(void *be, struct store_req *req, const char *username,
                           struct store_user *u);
   int (*role_of)(void *be, int64_t chat_id, int64_t user_id, enum chat_role *role);

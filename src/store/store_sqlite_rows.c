@@ -181,7 +181,7 @@ int sq__user_by_username(void *arg, struct store_req *req, const char *username,
   if (rc == SQLITE_ROW)
     return 0;
   if (rc == SQLITE_DONE)
-    return store_fail(req, PARLEY_ENOT_FOUND, "there is no user named %s", username);
+    return PARLEY_ENOT_FOUND;
   return sq__err(be, rc, "user by username");
 }
 
