@@ -236,8 +236,7 @@ void pg__read_user(const PGresult *r, int row, int col, struct store_user *u);
 int pg__read_chat(const PGresult *r, int row, struct store_chat *c);
 int pg__read_msg(const PGresult *r, int row, int col, struct store_msg *m);
 int pg__chat_load(void *arg, const char *slug, int64_t user_id, struct store_chat *c);
-int pg__chat_find(void *arg, struct store_req *req, int lock);
-int pg__chat_access(struct pg *be, struct store_req *req, enum acl_op op, int lock);
+int pg__chat_lock(void *arg, const char *slug);
 int pg__chat_take(struct store_req *req, const PGresult *r, enum acl_op op);
 int pg__chat_touch(void *arg, int64_t chat_id, int64_t now);
 int pg__user_by_username(void *arg, struct store_req *req, const char *username,

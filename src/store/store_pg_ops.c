@@ -257,7 +257,7 @@ static int pg_chat_members(void *arg, struct store_req *req) {
   struct pgp p = {0};
   PGresult *r = NULL;
   size_t rows;
-  int err = pg__chat_access(be, req, ACL_CHAT_VIEW, 0);
+  int err = store_chat_access(&pg_prims, be, req, ACL_CHAT_VIEW, 0);
   if (err)
     return err;
   pgp_i64(&p, req->out.chat.id);
@@ -406,7 +406,7 @@ static int pg_user_seen(void *arg, struct store_req *req) {
 }
 
 const struct store_prims pg_prims = {
-    .chat_find = pg__chat_find,
+    .chat_lock = pg__chat_lock,
     .chat_load = pg__chat_load,
     .chat_touch = pg__chat_touch,
     .chat_archive = pg__chat_archive,

@@ -135,7 +135,8 @@ int pg__chat_load(void *arg, const char *slug, int64_t user_id, struct store_cha
 
 /* Takes the row lock of the chat named `slug` (held to the end of the batch's transaction).
  * Returns 0 or PARLEY_ENOT_FOUND. */
-static int pg__chat_lock(struct pg *be, const char *slug) {
+int pg__chat_lock(void *arg, const char *slug) {
+  struct pg *be = arg;
   struct pgp p = {0};
   PGresult *r = NULL;
   int err;
@@ -159,33 +160,8 @@ static int pg__chat_lock_id(struct pg *be, int64_t chat_id) {
   return err;
 }
 
-/* Loads the chat of in.slug into out.chat; with `lock`, locks its row first (every op that
- * changes the chat or decides on its current state). Archived chats are not found. */
-int pg__chat_find(void *arg, struct store_req *req, int lock) {
-  struct pg *be = arg;
-  int err;
-  if (!PG_TERMINATED(req->in.slug) || req->in.slug[0] == '\0')
-    return PARLEY_EBAD_REQUEST;
-  if (lock) {
-    err = pg__chat_lock(be, req->in.slug);
-    if (err)
-      return err;
-  }
-  err = pg__chat_load(be, req->in.slug, req->in.user_id, &req->out.chat);
-  if (err)
-    return err;
-  return req->out.chat.archived ? PARLEY_ENOT_FOUND : 0;
-}
-
-int pg__chat_access(struct pg *be, struct store_req *req, enum acl_op op, int lock) {
-  int err = pg__chat_find(be, req, lock);
-  if (err)
-    return err;
-  return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
-}
-
 /* Reads the chat row that starts a result of CHAT_BY_SLUG, MSG_APPEND or READ_SET
- * (STORE_SQL_CHAT_COLS first) into out.chat and decides `op` on it as pg__chat_access() does. No
+ * (STORE_SQL_CHAT_COLS first) into out.chat and decides `op` on it as store_chat_access() does. No
  * row, or a NULL id (the functions' answer), is not found. */
 int pg__chat_take(struct store_req *req, const PGresult *r, enum acl_op op) {
   int err;

@@ -2,9 +2,9 @@
  *
  * Each op checks what core/acl.c and core/invite.c decide against rows read in the backend's
  * transaction, and changes rows only through the backend's primitives. On PostgreSQL the
- * primitives that find a chat or an invitation lock the chat's row first (p->chat_find with lock,
- * p->invite_load), so what is read next is what the last committer left, as store_pg.c's header
- * explains; SQLite has a single writer and ignores the flag.
+ * primitives that find a chat or an invitation lock the chat's row first (store_chat_find with
+ * lock, p->invite_load), so what is read next is what the last committer left, as store_pg.c's
+ * header explains; SQLite has a single writer and ignores the flag.
  */
 #include "store/store_rules.h"
 
@@ -46,6 +46,29 @@ void store_copy_text(char *dst, size_t cap, const char *src, size_t n) {
 int store_chat_full(struct store_req *req, const struct store_chat *c) {
   return store_fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
                     c->max_participants);
+}
+
+int store_chat_find(const struct store_prims *p, void *be, struct store_req *req, int lock) {
+  int err;
+  if (strnlen(req->in.slug, sizeof req->in.slug) == sizeof req->in.slug || req->in.slug[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  if (lock && p->chat_lock) {
+    err = p->chat_lock(be, req->in.slug);
+    if (err)
+      return err;
+  }
+  err = p->chat_load(be, req->in.slug, req->in.user_id, &req->out.chat);
+  if (err)
+    return err;
+  return req->out.chat.archived ? PARLEY_ENOT_FOUND : 0;
+}
+
+int store_chat_access(const struct store_prims *p, void *be, struct store_req *req, enum acl_op op,
+                      int lock) {
+  int err = store_chat_find(p, be, req, lock);
+  if (err)
+    return err;
+  return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
 }
 
 int store_set_member_ids(struct store_req *req, const struct acl_member *m, size_t n) {
@@ -124,7 +147,7 @@ static int chat_target(const struct store_prims *p, void *be, struct store_req *
   if (strnlen(req->in.target, sizeof req->in.target) == sizeof req->in.target ||
       req->in.target[0] == '\0')
     return PARLEY_EBAD_REQUEST;
-  err = p->chat_find(be, req, 1);
+  err = store_chat_find(p, be, req, 1);
   if (err)
     return err;
   if (req->out.chat.my_role == CHAT_ROLE_NONE)
@@ -140,7 +163,7 @@ int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_r
   struct acl_member *rest = NULL;
   size_t n = 0;
   int was_owner;
-  int err = p->chat_find(be, req, 1);
+  int err = store_chat_find(p, be, req, 1);
   if (err == 0)
     err = acl_check(ACL_CHAT_LEAVE, c->my_role, c->is_public);
   if (err)
@@ -280,7 +303,7 @@ int store_rules_invite_create(const struct store_prims *p, void *be, struct stor
   if (strnlen(req->in.target, sizeof req->in.target) == sizeof req->in.target ||
       req->in.target[0] == '\0' || req->in.expires_at <= req->in.now)
     return PARLEY_EBAD_REQUEST;
-  err = p->chat_find(be, req, 1);
+  err = store_chat_find(p, be, req, 1);
   if (err)
     return err;
   if (c->my_role == CHAT_ROLE_NONE)
@@ -520,19 +543,10 @@ static int rules_chat_create(const struct store_prims *p, void *be, struct store
   return p->chat_load(be, slug, req->in.user_id, &req->out.chat);
 }
 
-/* The chat of in.slug into out.chat (locked first with `lock`), and `op` checked on it. */
-static int rules_chat_access(const struct store_prims *p, void *be, struct store_req *req,
-                             enum acl_op op, int lock) {
-  int err = p->chat_find(be, req, lock);
-  if (err)
-    return err;
-  return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
-}
-
 static int rules_chat_join(const struct store_prims *p, void *be, struct store_req *req) {
   struct store_chat *c = &req->out.chat;
   int removed = 0;
-  int err = rules_chat_access(p, be, req, ACL_CHAT_JOIN, 1);
+  int err = store_chat_access(p, be, req, ACL_CHAT_JOIN, 1);
   if (err == PARLEY_EFORBIDDEN)
     return store_fail(req, err, "this chat is private: it is entered by invitation only");
   if (err)
@@ -581,7 +595,7 @@ static int rules_chat_update(const struct store_prims *p, void *be, struct store
   if ((mask & STORE_UPD_POLICY) && (req->in.invite_policy < INVITE_POLICY_OWNER ||
                                     req->in.invite_policy > INVITE_POLICY_MEMBERS))
     return PARLEY_EBAD_REQUEST;
-  err = rules_chat_access(p, be, req, ACL_CHAT_UPDATE, 1);
+  err = store_chat_access(p, be, req, ACL_CHAT_UPDATE, 1);
   if (err)
     return err;
   /* Read in the transaction that writes the cap, so a join cannot slip in between. */
@@ -642,7 +656,7 @@ static int rules_users_search(const struct store_prims *p, void *be, struct stor
   lo[len] = '\0';
   if (req->in.slug[0] != '\0') {
     /* Marks only for a chat the caller is in: they would tell outsiders who is invited. */
-    err = p->chat_find(be, req, 0);
+    err = store_chat_find(p, be, req, 0);
     if (err == 0 && req->out.chat.my_role != CHAT_ROLE_NONE)
       mark_chat = req->out.chat.id;
     else if (err != 0 && err != PARLEY_ENOT_FOUND)
@@ -687,7 +701,7 @@ int store_rules_exec(const struct store_prims *p, void *be, struct store_req *re
   case STORE_CHAT_CREATE:
     return rules_chat_create(p, be, req);
   case STORE_CHAT_GET:
-    return rules_chat_access(p, be, req, ACL_CHAT_VIEW, 0);
+    return store_chat_access(p, be, req, ACL_CHAT_VIEW, 0);
   case STORE_CHAT_JOIN:
     return rules_chat_join(p, be, req);
   case STORE_MSG_HISTORY:

@@ -20,9 +20,9 @@
 #include "store/store.h"
 
 struct store_prims {
-  /* req->in.slug into req->out.chat as req->in.user_id sees it; PARLEY_ENOT_FOUND if archived.
-   * With `lock`, a backend shared by several writers (PostgreSQL) first takes the chat's lock. */
-  int (*chat_find)(void *be, struct store_req *req, int lock);
+  /* Optional (NULL: a single writer, SQLite, needs none): takes the row lock of the chat named
+   * `slug` to the end of the transaction; PARLEY_ENOT_FOUND if there is none. */
+  int (*chat_lock)(void *be, const char *slug);
   /* Chat `slug` as `user_id` sees it into *c (its previous title freed). */
   int (*chat_load)(void *be, const char *slug, int64_t user_id, struct store_chat *c);
   int (*chat_touch)(void *be, int64_t chat_id, int64_t now); /* last_activity, never back */
@@ -88,6 +88,13 @@ int store_fail(struct store_req *req, int err, const char *fmt, ...)
 /* Copies `n` bytes of UTF-8 text at `src` (borrowed; NULL when n is 0) into `dst` (cap bytes,
  * cap > 0), cut before the first character that does not fit, and NUL-terminates it. */
 void store_copy_text(char *dst, size_t cap, const char *src, size_t n);
+/* The chat of in.slug into out.chat as in.user_id sees it: PARLEY_EBAD_REQUEST for a malformed
+ * slug, PARLEY_ENOT_FOUND for none or an archived one (nobody is in it, nobody can enter it again).
+ * With `lock` (every op that changes the chat or decides on its current state), p->chat_lock
+ * first. store_chat_access() then checks `op` for the requesting user. */
+int store_chat_find(const struct store_prims *p, void *be, struct store_req *req, int lock);
+int store_chat_access(const struct store_prims *p, void *be, struct store_req *req, enum acl_op op,
+                      int lock);
 /* PARLEY_ECHAT_FULL with the sentence that says the cap. */
 int store_chat_full(struct store_req *req, const struct store_chat *c);
 /* out.member_ids from a participant array (borrowed). */

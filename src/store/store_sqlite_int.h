@@ -163,7 +163,6 @@ void sq__read_user(sqlite3_stmt *st, int col, struct store_user *u);
 int sq__read_chat(sqlite3_stmt *st, struct store_chat *c);
 int sq__read_msg(sqlite3_stmt *st, int col, struct store_msg *m);
 int sq__chat_load(void *arg, const char *slug, int64_t user_id, struct store_chat *c);
-int sq__chat_access(struct sq *be, struct store_req *req, enum acl_op op);
 int sq__chat_touch(void *arg, int64_t chat_id, int64_t now);
 int sq__user_by_username(void *arg, struct store_req *req, const char *username,
                          struct store_user *u);
@@ -182,7 +181,6 @@ int sq__invite_set_status(void *arg, int64_t id, enum invite_status status, int6
 int sq__slug_taken(void *arg, const char *slug, int *taken);
 int sq__msgs_range(struct sq *be, struct store_req *req, int64_t chat_id, int64_t lo, int64_t hi,
                    int limit, int *more);
-int sq__chat_find_prim(void *be, struct store_req *req, int lock);
 int sq__participant_delete(void *arg, int64_t chat_id, int64_t user_id);
 int sq__removal_put(void *arg, int64_t chat_id, int64_t user_id, int64_t by, int64_t now);
 int sq__removal_delete(void *arg, int64_t chat_id, int64_t user_id);

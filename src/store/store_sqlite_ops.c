@@ -197,7 +197,7 @@ static int sq_msg_append(void *arg, struct store_req *req) {
 
   if (req->in.body == NULL || req->in.body[0] == '\0' || !SQ_TERMINATED(req->in.client_msg_id))
     return PARLEY_EBAD_REQUEST;
-  err = sq__chat_access(be, req, ACL_MSG_SEND);
+  err = store_chat_access(&sq_prims, be, req, ACL_MSG_SEND, 0);
   if (err)
     return err;
   has_client_id = req->in.client_msg_id[0] != '\0';
@@ -279,7 +279,7 @@ static int sq_msg_append(void *arg, struct store_req *req) {
 static int sq__msgs(void *arg, struct store_req *req, int64_t lo, int64_t hi, int limit,
                     int *more) {
   struct sq *be = arg;
-  int err = sq__chat_access(be, req, ACL_CHAT_READ);
+  int err = store_chat_access(&sq_prims, be, req, ACL_CHAT_READ, 0);
   if (err)
     return err;
   return sq__msgs_range(be, req, req->out.chat.id, lo, hi, limit, more);
@@ -291,7 +291,7 @@ static int sq_read_set(void *arg, struct store_req *req) {
   int err, rc;
   if (req->in.seq < 0)
     return PARLEY_EBAD_REQUEST;
-  err = sq__chat_access(be, req, ACL_CHAT_READ);
+  err = store_chat_access(&sq_prims, be, req, ACL_CHAT_READ, 0);
   if (err)
     return err;
   /* Nobody can have read past the newest message; clamping keeps unread counts non-negative. */
@@ -313,7 +313,7 @@ static int sq_chat_members(void *arg, struct store_req *req) {
   struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_MEMBERS];
   size_t cap = 0;
-  int err = sq__chat_access(be, req, ACL_CHAT_VIEW);
+  int err = store_chat_access(&sq_prims, be, req, ACL_CHAT_VIEW, 0);
   int rc;
   if (err)
     return err;
@@ -474,7 +474,6 @@ static int sq_user_seen(void *arg, struct store_req *req) {
 }
 
 const struct store_prims sq_prims = {
-    .chat_find = sq__chat_find_prim,
     .chat_load = sq__chat_load,
     .chat_touch = sq__chat_touch,
     .chat_archive = sq__chat_archive,

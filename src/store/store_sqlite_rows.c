@@ -137,26 +137,6 @@ int sq__chat_load(void *arg, const char *slug, int64_t user_id, struct store_cha
   return err;
 }
 
-/* Loads the chat named by the request's slug into out.chat, as the requesting user sees it. An
- * archived chat is not found: nobody is in it, and nobody can enter it again. */
-static int sq__chat_find(struct sq *be, struct store_req *req) {
-  int err;
-  if (!SQ_TERMINATED(req->in.slug) || req->in.slug[0] == '\0')
-    return PARLEY_EBAD_REQUEST;
-  err = sq__chat_load(be, req->in.slug, req->in.user_id, &req->out.chat);
-  if (err)
-    return err;
-  return req->out.chat.archived ? PARLEY_ENOT_FOUND : 0;
-}
-
-/* Loads the chat from the request's slug and checks `op` for the requesting user. */
-int sq__chat_access(struct sq *be, struct store_req *req, enum acl_op op) {
-  int err = sq__chat_find(be, req);
-  if (err)
-    return err;
-  return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
-}
-
 /* Moves the chat's last_activity to `now` (never back): every membership change is activity. */
 int sq__chat_touch(void *arg, int64_t chat_id, int64_t now) {
   struct sq *be = arg;
@@ -423,11 +403,6 @@ cleanup:
 }
 
 /* ---- the primitives of store_rules.c ---- */
-
-int sq__chat_find_prim(void *be, struct store_req *req, int lock) {
-  (void)lock; /* one writer: what this transaction reads stays as it is */
-  return sq__chat_find(be, req);
-}
 
 int sq__participant_delete(void *arg, int64_t chat_id, int64_t user_id) {
   struct sq *be = arg;
