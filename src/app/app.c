@@ -65,6 +65,7 @@ int app_config_load(struct app_config *cfg) {
   snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
   snprintf(cfg->web_dir, sizeof cfg->web_dir, "web/dist");
   cfg->durability = STORE_DURABILITY_NORMAL;
+  cfg->wal_max = UINT64_C(64) << 20;
   cfg->max_body = 64 * 1024;
   cfg->max_header = 8 * 1024;
   cfg->ws_max_msg = 64 * 1024;
@@ -146,6 +147,9 @@ int app_config_load(struct app_config *cfg) {
   if (err)
     return err;
   cfg->store_conns = (int)u;
+  err = env_u64("PARLEY_WAL_MAX", &cfg->wal_max, UINT64_C(1) << 20, UINT64_C(1) << 30);
+  if (err)
+    return err;
   if ((v = getenv("PARLEY_BUS")) && *v) {
     if (strlen(v) >= sizeof cfg->bus_url ||
         (strncmp(v, "redis://", 8) != 0 && strncmp(v, "local://", 8) != 0)) {
@@ -492,6 +496,7 @@ int app_start(struct app *a, uv_loop_t *loop, const struct app_config *cfg) {
               parley_strerror(err));
     return err;
   }
+  store_set_wal_max(a->store, cfg->wal_max);
   err = app__bus_start(a);
   if (err)
     return err;

@@ -31,6 +31,7 @@ struct app_config {
   char origins[2048];          /* comma-separated allowlist; "" = the server's own origin */
   enum store_durability durability;
   int store_conns;             /* PARLEY_STORE_CONNS: database connections (0: the backend's) */
+  uint64_t wal_max;            /* PARLEY_WAL_MAX: bound on SQLite's WAL file, bytes */
   size_t max_body, max_header, ws_max_msg, outq_max, outq_hard_max;
   uint64_t ping_interval_ms;
   uint64_t http_idle_ms;       /* keep-alive idle and header-read timeout (slowloris) */
@@ -418,6 +419,9 @@ void app__notify_local(struct app *a, const int64_t *ids, size_t n, const char *
 void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug);
 /* Sends participant.joined to the chat's members (after a join or an accepted invitation). */
 void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u);
+/* Tells the invitee and the inviter of each of sreq->out.invites (invitations an op settled on
+ * its way: a join, a removal) its new status, as an "invite" event. */
+void app__invite_events(struct app *a, const struct store_req *sreq);
 void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len);
 void app__ws_hello(struct client *cl);
 void app__client_drop_subs(struct client *cl);

@@ -688,6 +688,15 @@ static void handle_metrics(struct client *cl) {
              "# TYPE parley_hash_running gauge\nparley_hash_running %d\n"
              "# TYPE parley_hash_queued gauge\nparley_hash_queued %d\n",
              a->hash_running, a->hash_queued);
+  buf_printf(&b, "# TYPE parley_store_wal_bytes gauge\nparley_store_wal_bytes %llu\n"
+             "# TYPE parley_store_checkpoints_total counter\n"
+             "parley_store_checkpoints_total{result=\"ok\"} %llu\n"
+             "parley_store_checkpoints_total{result=\"busy\"} %llu\n"
+             "parley_store_checkpoints_total{result=\"restart\"} %llu\n"
+             "parley_store_checkpoints_total{result=\"forced\"} %llu\n",
+             (unsigned long long)ss.wal_bytes, (unsigned long long)ss.checkpoints_ok,
+             (unsigned long long)ss.checkpoints_busy, (unsigned long long)ss.wal_restarts,
+             (unsigned long long)ss.wal_forced);
   metrics_latency(a, &b);
   net_http_respond(cl->conn, 200, "text/plain; version=0.0.4", "Cache-Control: no-store\r\n",
                    b.data, b.len);

@@ -146,6 +146,7 @@ static void on_remove(struct store_req *sreq) {
                       json_pack("{s:s, s:o, s:o, s:i}", "chat", slug, "user",
                                 proto_user_json(&sreq->out.user), "by", proto_user_json(&cl->user),
                                 "participantCount", sreq->out.chat.participant_count));
+    app__invite_events(a, sreq); /* their pending invitation was revoked */
   }
   app__bus_unfence(a, ctx->gen); /* after the "d" above: the subscriptions are gone first */
   if (!app__op_failed(sreq))
@@ -305,6 +306,11 @@ static void invite_event(struct app *a, const struct store_invite *inv, const ch
   app__notify_users(
       a, ids, 2, "invite",
       json_pack("{s:s, s:o}", "action", action, "invitation", proto_invite_json(inv)));
+}
+
+void app__invite_events(struct app *a, const struct store_req *sreq) {
+  for (size_t i = 0; i < sreq->out.n_invites; i++)
+    invite_event(a, &sreq->out.invites[i], invite_status_name(sreq->out.invites[i].status));
 }
 
 static void on_invite_create(struct store_req *sreq) {

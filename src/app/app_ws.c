@@ -391,6 +391,7 @@ void app__announce_join(struct app *a, const struct store_req *sreq, const struc
                               proto_user_json(u), "role", "member", "participantCount",
                               sreq->out.chat.participant_count, "presence",
                               app__presence_json(a, u)));
+  app__invite_events(a, sreq); /* a join settles the joiner's pending invitation */
 }
 
 /* --- store round trips -------------------------------------------------------------------- */
