@@ -7,7 +7,8 @@ import { useRealtime, useSession } from '../lib/session';
 import { useChatDetails } from '../hooks/use-chat-details';
 import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link, navigate } from '../lib/router';
-import { displayName, errorText, expiresText, relativeTime } from '../lib/format';
+import { displayName, errorText, expiresText, fullName, relativeTime } from '../lib/format';
+import { ConfirmDialog } from '../components/ui/modal';
 import { Avatar } from '../components/ui/avatar';
 import { IconBack, IconUserPlus } from '../components/ui/icons';
 import { InviteUserModal } from '../components/chat/invite-user-modal';
@@ -263,6 +264,7 @@ function MemberRow({
   const rt = useRealtime();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [confirmRemove, setConfirmRemove] = useState(false);
   const self = p.id === selfId;
   const canRemove = !self && (myRole === 'owner' || (myRole === 'admin' && p.role === 'member'));
   const canSetRole = !self && myRole === 'owner';
@@ -329,11 +331,26 @@ function MemberRow({
               type="button"
               className="btn btn--danger btn--small"
               disabled={busy}
-              onClick={() => run(() => rt.request('chat.remove', { chat: slug, user: p.username }))}
+              onClick={() => setConfirmRemove(true)}
               aria-label={`Remove ${displayName(p)}`}
             >
               Remove
             </button>
+          )}
+          {confirmRemove && (
+            <ConfirmDialog
+              title={`Remove ${displayName(p)}?`}
+              confirmLabel="Remove"
+              onCancel={() => setConfirmRemove(false)}
+              onConfirm={() => {
+                setConfirmRemove(false);
+                run(() => rt.request('chat.remove', { chat: slug, user: p.username }));
+              }}
+            >
+              <p style={{ margin: 0 }}>
+                {fullName(p)} will leave this chat at once and cannot come back without a new invitation.
+              </p>
+            </ConfirmDialog>
           )}
         </div>
       )}

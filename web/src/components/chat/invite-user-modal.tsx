@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'react';
 import { Modal } from '../ui/modal';
 import { Avatar } from '../ui/avatar';
 import { useRealtime } from '../../lib/session';
-import { displayName, errorText, expiresText } from '../../lib/format';
+import { count, displayName, errorText, expiresText } from '../../lib/format';
 import type { Invitation, SearchUser } from '../../lib/types';
 
 const DEBOUNCE_MS = 250;
@@ -105,7 +105,7 @@ export function InviteUserModal({ chat, chatTitle, onClose }: { chat: string; ch
               ? searchError
               : results.length === 0
                 ? 'Nobody found.'
-                : `${results.length} ${results.length === 1 ? 'person' : 'people'} found`}
+                : `${count(results.length, 'person', 'people')} found`}
       </div>
       <ul className="search-results" aria-label="Search results">
         {results.map((u) => {
