@@ -379,6 +379,10 @@ describe('drafts, pending sends and the tryout defects', () => {
 
     await ana.page.getByRole('link', { name: 'Chat settings' }).click();
     const deeRow = ana.page.getByTestId('participants').locator('.member[data-user="dee"]');
+    // "joined 2 min ago" ticks on the settings page too.
+    await deeRow.filter({ hasText: 'joined 2 min ago' }).waitFor();
+    await ana.page.clock.fastForward('01:00');
+    await deeRow.filter({ hasText: 'joined 3 min ago' }).waitFor();
     await deeRow.getByRole('button', { name: 'Remove Dee Park' }).click();
     const confirm = ana.page.getByRole('alertdialog', { name: 'Remove Dee Park?' });
     await confirm.waitFor();

@@ -4,6 +4,7 @@
 // Every server error shows next to what caused it.
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { useRealtime, useSession } from '../lib/session';
+import { useNow } from '../hooks/use-now';
 import { useChatDetails } from '../hooks/use-chat-details';
 import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link, navigate } from '../lib/router';
@@ -262,6 +263,7 @@ function MemberRow({
   onChanged: () => void;
 }) {
   const rt = useRealtime();
+  const now = useNow(); // the shared 30 s clock: relative times tick
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [confirmRemove, setConfirmRemove] = useState(false);
@@ -294,7 +296,7 @@ function MemberRow({
           </span>
         </strong>
         <span>
-          @{p.username} · joined {relativeTime(p.joinedAt)}
+          @{p.username} · joined {relativeTime(p.joinedAt, now)}
         </span>
         {error && (
           <span className="inline-error" role="alert">
@@ -360,6 +362,7 @@ function MemberRow({
 
 function PendingRow({ inv, onChanged }: { inv: Invitation; onChanged: () => void }) {
   const rt = useRealtime();
+  const now = useNow(); // the shared 30 s clock: relative times tick
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   return (
@@ -368,7 +371,7 @@ function PendingRow({ inv, onChanged }: { inv: Invitation; onChanged: () => void
       <div className="member__text">
         <strong>{displayName(inv.to)}</strong>
         <span>
-          invited by {displayName(inv.from)} · {expiresText(inv.expiresAt)}
+          invited by {displayName(inv.from)} · {expiresText(inv.expiresAt, now)}
         </span>
         {error && (
           <span className="inline-error" role="alert">
