@@ -286,6 +286,8 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   readonly #backoff: BackoffOptions;
   readonly #typingOpts: TypingOptions;
   readonly #store: PendingStore | null;
+  /** clientMsgIds this client has queued (sent or restored): the stored entries it owns. */
+  readonly #storedIds = new Set<string>();
 
   #state: ConnectionState = 'offline';
   #want = false; // connect() called and not closed since
@@ -342,6 +344,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   #restore(saved: StoredSend[]): void {
     for (const s of saved) {
       if (!CLIENT_MSG_ID_RE.test(s.clientMsgId) || this.#outbox.has(s.clientMsgId)) continue;
+      this.#storedIds.add(s.clientMsgId);
       this.#outbox.set(s.clientMsgId, {
         pub: {
           clientMsgId: s.clientMsgId,
@@ -361,8 +364,11 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
 
   #persist(): void {
     if (!this.#store) return;
-    const list: StoredSend[] = [];
+    // Other tabs of the same user share the storage: their entries (ids this client never
+    // queued) are kept as they are; this client's own are replaced by its current queue.
+    const list: StoredSend[] = this.#store.load().filter((s) => !this.#storedIds.has(s.clientMsgId));
     for (const e of this.#outbox.values()) {
+      this.#storedIds.add(e.pub.clientMsgId);
       const p = e.pub;
       list.push({ clientMsgId: p.clientMsgId, chat: p.chat, body: p.body, createdAt: p.createdAt, ...(p.status === 'failed' ? { failed: true } : {}) });
     }

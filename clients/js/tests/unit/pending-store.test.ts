@@ -113,3 +113,18 @@ describe('pending sends kept in storage', () => {
     assert.deepEqual(stored(storage).map((e: { body: string }) => e.body), ['b', 'c']);
   });
 });
+
+describe('pending sends of two tabs sharing one storage', () => {
+  it("one tab's sends and confirmations never drop the other tab's unsent message", () => {
+    const storage = new FakeStorage();
+    const tabA = makeClient({ pendingStore: { storage, key: KEY }, newClientMsgId: () => 'a-1' });
+    const tabB = makeClient({ pendingStore: { storage, key: KEY }, newClientMsgId: () => 'b-1' });
+    tabA.client.send('room', 'from A, offline');
+    tabB.client.send('room', 'from B');
+    assert.deepEqual(stored(storage).map((e: { clientMsgId: string }) => e.clientMsgId), ['a-1', 'b-1']);
+    tabB.client.connect();
+    const ws = serveConnection();
+    ws.reply(ws.lastRequest('msg.send'), { msg: msgObj('room', 1, ANA, 'b-1', 'from B'), duplicate: false });
+    assert.deepEqual(stored(storage).map((e: { clientMsgId: string }) => e.clientMsgId), ['a-1'], "A's message is still kept");
+  });
+});
