@@ -43,9 +43,19 @@ void store_copy_text(char *dst, size_t cap, const char *src, size_t n) {
   dst[n] = '\0';
 }
 
+int store_chat_at_cap(const struct store_chat *c) {
+  int cap = c->max_participants > 0 && c->max_participants < CHAT_PARTICIPANTS_CEILING
+                ? c->max_participants
+                : CHAT_PARTICIPANTS_CEILING;
+  return c->participant_count >= cap;
+}
+
 int store_chat_full(struct store_req *req, const struct store_chat *c) {
-  return store_fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
-                    c->max_participants);
+  if (c->max_participants > 0 && c->max_participants < CHAT_PARTICIPANTS_CEILING)
+    return store_fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
+                      c->max_participants);
+  return store_fail(req, PARLEY_ECHAT_FULL, "the chat is full: a chat holds at most %d people",
+                    CHAT_PARTICIPANTS_CEILING);
 }
 
 int store_chat_find(const struct store_prims *p, void *be, struct store_req *req, int lock) {
@@ -383,7 +393,7 @@ int store_rules_invite_accept(const struct store_prims *p, void *be, struct stor
   if (c->my_role == CHAT_ROLE_NONE) {
     /* The cap is checked now, not when the invitation was made; a refusal leaves it pending
      * (this request is rolled back), to be accepted once a seat frees up. */
-    if (c->max_participants > 0 && c->participant_count >= c->max_participants)
+    if (store_chat_at_cap(c))
       return store_chat_full(req, c);
     err = p->participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
     if (err == 0) /* the managers invited them back: the removal is undone */
@@ -564,7 +574,7 @@ static int rules_chat_join(const struct store_prims *p, void *be, struct store_r
                       "you were removed from this chat: only an invitation lets you back in");
   /* The cap counts the owner too, and is read in the transaction that adds the row (under the
    * chat's lock on PostgreSQL), so two joins racing for the last seat cannot both win. */
-  if (c->max_participants > 0 && c->participant_count >= c->max_participants)
+  if (store_chat_at_cap(c))
     return store_chat_full(req, c);
   err = p->participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
   if (err == 0) /* an invitation still pending would otherwise outlive a later removal */

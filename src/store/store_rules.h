@@ -97,6 +97,9 @@ void store_copy_text(char *dst, size_t cap, const char *src, size_t n);
 int store_chat_find(const struct store_prims *p, void *be, struct store_req *req, int lock);
 int store_chat_access(const struct store_prims *p, void *be, struct store_req *req, enum acl_op op,
                       int lock);
+/* 1 if `c` (borrowed) has no free seat: its maxParticipants, or CHAT_PARTICIPANTS_CEILING
+ * when it has none or a larger one. Every path that adds a participant checks it. */
+int store_chat_at_cap(const struct store_chat *c);
 /* PARLEY_ECHAT_FULL with the sentence that says the cap. */
 int store_chat_full(struct store_req *req, const struct store_chat *c);
 /* out.member_ids from a participant array (borrowed). */

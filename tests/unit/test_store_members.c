@@ -960,6 +960,58 @@ static void test_invite_accept(void **state) {
   assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, cy, id, NOW + 999), 0); /* in time */
 }
 
+/* A chat with no cap of its own, or a larger one, still holds at most
+ * CHAT_PARTICIPANTS_CEILING people, on every path that adds one (issue 15). */
+static void test_participants_ceiling(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob"), cy = mk_user(f, "cy");
+  int64_t dee = mk_user(f, "dee"), chat_id, id_dee;
+  char sql[512];
+  struct store_req *r;
+
+  mk_chat(f, ana, "open", 1, 0); /* public, no cap of its own */
+  chat_id = fx_sql_int(f, "SELECT id FROM chats WHERE slug = 'open'");
+  /* Seats filled in SQL: the owner plus CEILING - 2 others leaves one free. */
+  snprintf(sql, sizeof sql,
+           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+           "INSERT INTO users (username, display_name, pwhash, created_at) "
+           "SELECT 'zz' || i, 'Filler', 'x', 0 FROM n",
+           CHAT_PARTICIPANTS_CEILING - 2);
+  assert_int_equal(fx_sql_exec(f, sql), 0);
+  snprintf(sql, sizeof sql,
+           "INSERT INTO participants (chat_id, user_id, role, joined_at) "
+           "SELECT %lld, id, 'member', 0 FROM users WHERE username LIKE 'zz%%'",
+           (long long)chat_id);
+  assert_int_equal(fx_sql_exec(f, sql), 0);
+  assert_int_equal(fx_sql_int(f, "SELECT participant_count FROM chats WHERE slug = 'open'"),
+                   CHAT_PARTICIPANTS_CEILING - 1);
+
+  assert_int_equal(join(f, bob, "open"), 0); /* the last seat */
+  r = new_req(STORE_CHAT_JOIN, cy, "open");
+  assert_int_equal(run(f, r), PARLEY_ECHAT_FULL);
+  assert_string_equal(r->out.errmsg, "the chat is full: a chat holds at most 10000 people");
+  store_req_free(r);
+  assert_int_equal(role_in(f, cy, "open"), CHAT_ROLE_NONE);
+
+  /* An invitation does not pass the ceiling either, and stays pending for a seat. */
+  id_dee = invite(f, ana, "open", "dee", NOW, DAY);
+  r = new_req(STORE_INVITE_ACCEPT, dee, NULL);
+  r->in.invite_id = id_dee;
+  assert_int_equal(run(f, r), PARLEY_ECHAT_FULL);
+  store_req_free(r);
+  assert_int_equal(invite_status_of(f, id_dee), INVITE_PENDING);
+
+  /* A cap above the ceiling is refused by the protocol; were one stored, the ceiling holds. */
+  snprintf(sql, sizeof sql, "UPDATE chats SET max_participants = %d WHERE id = %lld",
+           CHAT_PARTICIPANTS_CEILING + 5, (long long)chat_id);
+  assert_int_equal(fx_sql_exec(f, sql), 0);
+  r = new_req(STORE_CHAT_JOIN, cy, "open");
+  assert_int_equal(run(f, r), PARLEY_ECHAT_FULL);
+  store_req_free(r);
+  assert_int_equal(fx_sql_int(f, "SELECT participant_count FROM chats WHERE slug = 'open'"),
+                   CHAT_PARTICIPANTS_CEILING);
+}
+
 static void test_invite_accept_at_cap(void **state) {
   struct fx *f = *state;
   int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob"), cy = mk_user(f, "cy");
@@ -1449,6 +1501,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_invite_create_rules, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_accept, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_accept_at_cap, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_participants_ceiling, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_decline_and_revoke, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_reinvite_after_decline_and_expiry, fx_setup,
                                       fx_teardown),
