@@ -191,6 +191,7 @@ int app_start(struct app **out, uv_loop_t *loop, const struct app_config *cfg) {
               parley_strerror(err));
     return err;
   }
+  store_set_wal_max(a->store, cfg->wal_max);
   err = app__bus_start(a, &cluster_events);
   if (err)
     return err;

@@ -54,6 +54,10 @@ static const struct cfg_entry cfg_table[] = {
      "nodes (docs/operations.md)", "a postgres:// or postgresql:// URI"},
     {"PARLEY_STORE_CONNS", CFG_INT, FS(store_conns), NULL, 1, 16, NULL, "1",
      "PostgreSQL connections per node (1-16)", NULL},
+    {"PARLEY_WAL_MAX", CFG_U64, FS(wal_max), "67108864", UINT64_C(1) << 20, UINT64_C(1) << 30,
+     NULL, NULL,
+     "bytes the SQLite WAL file (`parley.db-wal`) may reach under any sustained load (1 MiB - "
+     "1 GiB)", NULL},
     {"PARLEY_WEB_DIR", CFG_STR, FS(web_dir), "web/dist", 0, 0, NULL, NULL, "the built web app", NULL},
     {"PARLEY_ORIGINS", CFG_STR, FS(origins), NULL, 0, 0, NULL, "own origin",
      "comma-separated Origin allowlist for WebSocket upgrades and POSTs", NULL},

@@ -20,6 +20,7 @@ struct app_config {
   char origins[2048];          /* comma-separated allowlist; "" = the server's own origin */
   enum store_durability durability;
   int store_conns;             /* PARLEY_STORE_CONNS: database connections (0: the backend's) */
+  uint64_t wal_max;            /* PARLEY_WAL_MAX: bound on SQLite's WAL file, bytes */
   size_t max_body, max_header, ws_max_msg, outq_max, outq_hard_max;
   uint64_t ping_interval_ms;
   uint64_t http_idle_ms;       /* keep-alive idle and header-read timeout (slowloris) */

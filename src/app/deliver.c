@@ -11,6 +11,7 @@
 #include "app/cluster.h"
 #include "app/presence.h"
 #include "app/subs.h"
+#include "core/invite.h"
 #include "proto/proto.h"
 
 void app__deliver_msg(struct app *a, const char *slug, const struct store_msg *m, int64_t mgen) {
@@ -63,4 +64,18 @@ void app__announce_join(struct app *a, const struct store_req *sreq, const struc
                               proto_user_json(u), "role", "member", "participantCount",
                               sreq->out.chat.participant_count, "presence",
                               app__presence_json(a, u)));
+  app__invite_events(a, sreq); /* a join settles the joiner's pending invitation */
+}
+
+/* Tells both sides of an invitation what happened to it. */
+void app__invite_event(struct app *a, const struct store_invite *inv, const char *action) {
+  int64_t ids[2] = {inv->to.id, inv->from.id};
+  app__notify_users(
+      a, ids, 2, "invite",
+      json_pack("{s:s, s:o}", "action", action, "invitation", proto_invite_json(inv)));
+}
+
+void app__invite_events(struct app *a, const struct store_req *sreq) {
+  for (size_t i = 0; i < sreq->out.n_invites; i++)
+    app__invite_event(a, &sreq->out.invites[i], invite_status_name(sreq->out.invites[i].status));
 }

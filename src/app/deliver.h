@@ -26,4 +26,11 @@ void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t cod
  * borrowed). */
 void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u);
 
+/* Tells both sides of an invitation (borrowed) what happened to it (action: "received",
+ * "accepted", ...), as an "invite" event. */
+void app__invite_event(struct app *a, const struct store_invite *inv, const char *action);
+/* The same for each of sreq->out.invites (invitations an op settled on its way: a join, a
+ * removal), with its new status. */
+void app__invite_events(struct app *a, const struct store_req *sreq);
+
 #endif

@@ -85,6 +85,15 @@ void app__metrics_text(struct app *a, struct buf *out) {
              "# TYPE parley_hash_running gauge\nparley_hash_running %d\n"
              "# TYPE parley_hash_queued gauge\nparley_hash_queued %d\n",
              a->hash_running, a->hash_queued);
+  buf_printf(&b, "# TYPE parley_store_wal_bytes gauge\nparley_store_wal_bytes %llu\n"
+             "# TYPE parley_store_checkpoints_total counter\n"
+             "parley_store_checkpoints_total{result=\"ok\"} %llu\n"
+             "parley_store_checkpoints_total{result=\"busy\"} %llu\n"
+             "parley_store_checkpoints_total{result=\"restart\"} %llu\n"
+             "parley_store_checkpoints_total{result=\"forced\"} %llu\n",
+             (unsigned long long)ss.wal_bytes, (unsigned long long)ss.checkpoints_ok,
+             (unsigned long long)ss.checkpoints_busy, (unsigned long long)ss.wal_restarts,
+             (unsigned long long)ss.wal_forced);
   metrics_latency(a, &b);
   *out = b;
 }

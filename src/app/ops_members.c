@@ -55,7 +55,6 @@ static struct store_req *new_req(struct client *cl, const struct proto_req *req,
   return sreq;
 }
 
-static void invite_event(struct app *a, const struct store_invite *inv, const char *action);
 
 /* Which change of an invitation a reply announces (op_ctx.invite_action). */
 enum { INVITE_ACTION_ACCEPT = 1, INVITE_ACTION_DECLINE, INVITE_ACTION_REVOKE };
@@ -131,7 +130,7 @@ static void on_leave(struct store_req *sreq) {
                       json_incref(ev));
     /* The last one out archived the chat: its pending invitations were revoked with it. */
     for (size_t i = 0; i < sreq->out.n_invites; i++)
-      invite_event(a, &sreq->out.invites[i], "revoked");
+      app__invite_event(a, &sreq->out.invites[i], "revoked");
     /* The leaver's other tabs learn it too, so they drop the chat from their list. */
     app__notify_users(a, &self, 1, "participant.left", ev);
   }
@@ -159,6 +158,7 @@ static void on_remove(struct store_req *sreq) {
                       json_pack("{s:s, s:o, s:o, s:i}", "chat", slug, "user",
                                 proto_user_json(&sreq->out.user), "by", proto_user_json(&cl->user),
                                 "participantCount", sreq->out.chat.participant_count));
+    app__invite_events(a, sreq); /* their pending invitation was revoked */
   }
   app__bus_unfence(a, ctx->fence_id); /* after the "d" above: the subscriptions are gone first */
   if (!app__op_failed(sreq))
@@ -309,19 +309,11 @@ void app__op_users_search(struct client *cl, const struct proto_req *req) {
 /* --- invitations --------------------------------------------------------------------------------
  */
 
-/* Tells both sides of an invitation what happened to it. */
-static void invite_event(struct app *a, const struct store_invite *inv, const char *action) {
-  int64_t ids[2] = {inv->to.id, inv->from.id};
-  app__notify_users(
-      a, ids, 2, "invite",
-      json_pack("{s:s, s:o}", "action", action, "invitation", proto_invite_json(inv)));
-}
-
 static void on_invite_create(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   if (sreq->status == 0 && sreq->out.created)
-    invite_event(cl->app, &sreq->out.invite, "received");
+    app__invite_event(cl->app, &sreq->out.invite, "received");
   if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:o, s:b}", "invitation", proto_invite_json(&sreq->out.invite),
@@ -337,7 +329,7 @@ static void on_invite_change(struct store_req *sreq) {
                        : ctx->invite_action == INVITE_ACTION_DECLINE ? "declined"
                                                                      : "revoked";
   if (sreq->status == 0) {
-    invite_event(a, &sreq->out.invite, action);
+    app__invite_event(a, &sreq->out.invite, action);
     if (sreq->op == STORE_INVITE_ACCEPT && sreq->out.joined)
       app__announce_join(a, sreq, &cl->user);
   }
@@ -419,7 +411,7 @@ static void on_sweep(struct store_req *sreq) {
   a->sweeping = 0;
   if (sreq->status == 0) {
     for (size_t i = 0; i < sreq->out.n_invites; i++)
-      invite_event(a, &sreq->out.invites[i], "expired");
+      app__invite_event(a, &sreq->out.invites[i], "expired");
     /* A full batch means more may be due: go again on the next tick without waiting. */
   } else {
     log_warn("invitation sweep failed: %s", parley_strerror(sreq->status));

@@ -9,6 +9,11 @@
 
 #include <stdint.h>
 
+/* Every chat holds at most this many participants, the owner included, whatever its
+ * maxParticipants says (a chat with no cap of its own has this one). Events of a chat go to all
+ * its participants online, so the ceiling bounds what one event can cost. */
+#define CHAT_PARTICIPANTS_CEILING 10000
+
 enum chat_role {
   CHAT_ROLE_NONE = 0, /* not a participant */
   CHAT_ROLE_MEMBER = 1,

@@ -6,6 +6,7 @@
 #include <unistr.h>
 
 #include "common/error.h"
+#include "core/acl.h"
 #include "core/text.h"
 
 enum field_type { FT_STRING, FT_INT, FT_BOOL };
@@ -26,7 +27,7 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_CHAT] = {"chat", FT_STRING, CS_SLUG, 1, STORE_SLUG_MAX, OFF(chat)},
     [PROTO_F_TITLE] = {"title", FT_STRING, CS_NAME, 1, PROTO_TITLE_MAX, OFF(title)},
     [PROTO_F_IS_PUBLIC] = {"isPublic", FT_BOOL, CS_ANY, 0, 1, OFF(is_public)},
-    [PROTO_F_MAX_PARTICIPANTS] = {"maxParticipants", FT_INT, CS_ANY, 2, 10000,
+    [PROTO_F_MAX_PARTICIPANTS] = {"maxParticipants", FT_INT, CS_ANY, 2, CHAT_PARTICIPANTS_CEILING,
                                   OFF(max_participants), 1},
     [PROTO_F_SLUG] = {"slug", FT_STRING, CS_SLUG, 1, 48, OFF(slug)},
     [PROTO_F_BODY] = {"body", FT_STRING, CS_BODY, 1, PROTO_BODY_MAX, OFF(body)},

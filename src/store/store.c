@@ -734,6 +734,14 @@ void store_get_stats(const struct store *s, struct store_stats *out) {
   uv_mutex_unlock(&m->mu);
   out->request_ns_total = m->req_lat.total_sum; /* loop thread's own, like the caller */
   out->requests_done = m->req_lat.total_count;
+  if (m->ops->wal_stats && m->lanes[0].be)
+    m->ops->wal_stats(m->lanes[0].be, out);
+}
+
+void store_set_wal_max(struct store *s, uint64_t bytes) {
+  assert(s);
+  if (s->ops->set_wal_max && s->lanes[0].be)
+    s->ops->set_wal_max(s->lanes[0].be, bytes);
 }
 
 void store_get_latency(const struct store *s, uint64_t now_ns, struct hist *commit,

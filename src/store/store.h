@@ -124,7 +124,9 @@ enum store_op {
                            (newest first). */
   STORE_CHAT_JOIN,      /* in: user_id, slug, now. out: chat, joined (1 if newly added),
                            member_ids (participants after the join, also when joined = 0).
-                           ACL_CHAT_JOIN; PARLEY_ECHAT_FULL at the cap. */
+                           ACL_CHAT_JOIN; PARLEY_ECHAT_FULL at the cap. A newly added user's
+                           pending invitation to the chat is settled as accepted (expired if its
+                           time was up) and returned in invites/n_invites, to be announced. */
   STORE_MSG_APPEND,     /* in: user_id, slug, body, client_msg_id, now.
                            out: chat (slug, id, last_seq), msg, duplicate (1 if client_msg_id was
                            already used by this user in this chat: msg is the original).
@@ -160,7 +162,10 @@ enum store_op {
   STORE_CHAT_REMOVE,    /* in: user_id (actor), slug, target (username), now. out: chat, user
                            (the removed), member_ids (remaining). acl_can_remove; a target who is
                            not a participant is PARLEY_ENOT_FOUND; removing oneself is
-                           PARLEY_EBAD_REQUEST (use leave). */
+                           PARLEY_EBAD_REQUEST (use leave). The target's pending invitation to
+                           the chat, if any, is revoked (expired if its time was up) and returned
+                           in invites/n_invites: only an invitation made after the removal lets
+                           them back in. */
   STORE_CHAT_SET_ROLE,  /* in: user_id (actor), slug, target, role, now. out: chat, user
                            (target), role, member_ids; role == owner transfers ownership and the
                            actor becomes admin (out.new_owner = target). acl_can_set_role; not a
@@ -299,6 +304,7 @@ struct store; /* opaque: queue, thread, backend */
 
 /* Synchronous backend method table; every function runs on the store thread only.
  * `be` is the backend's own state from open(). */
+struct store_stats;
 struct store_backend_ops {
   const char *name;
   /* Connections (store threads, lanes) the store opens by default; 0 or 1: exactly one, and
@@ -323,6 +329,10 @@ struct store_backend_ops {
    * times, so the backend can stop deferring). Deferring one request of a chat means deferring
    * every request of that chat in the batch, or they would overtake each other. */
   int (*exec_batch)(void *be, struct store_req *batch);
+  /* Optional, for a backend with a write-ahead log of its own to bound (SQLite). Both are
+   * called from the loop thread, on lane 0's handle, between open and close. */
+  void (*set_wal_max)(void *be, uint64_t bytes);
+  void (*wal_stats)(void *be, struct store_stats *out); /* fills the wal_ and checkpoints_ */
 };
 
 extern const struct store_backend_ops store_sqlite_ops;
@@ -377,8 +387,20 @@ struct store_stats {
   uint64_t commit_ns_total;   /* their COMMIT time, summed */
   uint64_t request_ns_total;  /* submit to callback, summed over every completed request */
   uint64_t requests_done;     /* completed requests (callbacks run) */
+  /* SQLite's WAL (0 for PostgreSQL): see store_sqlite_ckpt.c. */
+  uint64_t wal_bytes;         /* size of the -wal file now */
+  uint64_t wal_max;           /* its bound (store_set_wal_max()) */
+  uint64_t checkpoints_ok;    /* the checkpointer's checkpoints that ran (PASSIVE, RESTART) */
+  uint64_t checkpoints_busy;  /* the checkpointer's, refused or cut short by a lock */
+  uint64_t wal_restarts;      /* the checkpointer's RESTARTs that ran: the WAL starts over */
+  uint64_t wal_forced;        /* checkpoints the writer ran itself, the checkpointer behind */
 };
 void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* Bounds the write-ahead log of an SQLite store to about `bytes` (PARLEY_WAL_MAX; 64 MiB until
+ * called) under any sustained load; see store_sqlite_ckpt.c. No effect on PostgreSQL. Call from
+ * the loop thread. */
+void store_set_wal_max(struct store *s, uint64_t bytes);
 
 struct hist;
 /* Latency of the last one to two minutes, in nanoseconds, into caller's histograms (either may

@@ -1,10 +1,10 @@
-/* store_rules.c - the membership and invitation ops of every backend (see store_rules.h).
+/* store_rules.c - the ops of every backend (see store_rules.h).
  *
  * Each op checks what core/acl.c and core/invite.c decide against rows read in the backend's
  * transaction, and changes rows only through the backend's primitives. On PostgreSQL the
- * primitives that find a chat or an invitation lock the chat's row first (p->chat_find with lock,
- * p->invite_load), so what is read next is what the last committer left, as store_pg.c's header
- * explains; SQLite has a single writer and ignores the flag.
+ * primitives that find a chat or an invitation lock the chat's row first (store_chat_find with
+ * lock, p->invite_load), so what is read next is what the last committer left, as store_pg.c's
+ * header explains; SQLite has a single writer and ignores the flag.
  */
 #include "store/store_rules.h"
 
@@ -12,8 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/error.h"
+
+#define RULES_SLUG_NUMBERED_TRIES 50 /* "-2" ... "-51", then random suffixes */
+#define RULES_SLUG_RANDOM_TRIES 8
+#define RULES_TERMINATED(arr) (strnlen((arr), sizeof(arr)) < sizeof(arr))
 
 int store_fail(struct store_req *req, int err, const char *fmt, ...) {
   va_list ap;
@@ -23,9 +28,57 @@ int store_fail(struct store_req *req, int err, const char *fmt, ...) {
   return err;
 }
 
+void store_copy_text(char *dst, size_t cap, const char *src, size_t n) {
+  const unsigned char *t = (const unsigned char *)src;
+  if (n >= cap) {
+    /* The schema counts characters, these arrays bytes: a row written by hand (a restore, a
+     * migration) may not fit. Cut before the character that does not fit, never inside it, so
+     * what we return stays UTF-8 (found by tests/fuzz/fuzz_store). */
+    n = cap - 1;
+    while (n > 0 && (t[n] & 0xC0) == 0x80)
+      n--;
+  }
+  if (n)
+    memcpy(dst, t, n);
+  dst[n] = '\0';
+}
+
+int store_chat_at_cap(const struct store_chat *c) {
+  int cap = c->max_participants > 0 && c->max_participants < CHAT_PARTICIPANTS_CEILING
+                ? c->max_participants
+                : CHAT_PARTICIPANTS_CEILING;
+  return c->participant_count >= cap;
+}
+
 int store_chat_full(struct store_req *req, const struct store_chat *c) {
-  return store_fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
-                    c->max_participants);
+  if (c->max_participants > 0 && c->max_participants < CHAT_PARTICIPANTS_CEILING)
+    return store_fail(req, PARLEY_ECHAT_FULL, "the chat is full: maxParticipants is %d",
+                      c->max_participants);
+  return store_fail(req, PARLEY_ECHAT_FULL, "the chat is full: a chat holds at most %d people",
+                    CHAT_PARTICIPANTS_CEILING);
+}
+
+int store_chat_find(const struct store_prims *p, void *be, struct store_req *req, int lock) {
+  int err;
+  if (strnlen(req->in.slug, sizeof req->in.slug) == sizeof req->in.slug || req->in.slug[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  if (lock && p->chat_lock) {
+    err = p->chat_lock(be, req->in.slug);
+    if (err)
+      return err;
+  }
+  err = p->chat_load(be, req->in.slug, req->in.user_id, &req->out.chat);
+  if (err)
+    return err;
+  return req->out.chat.archived ? PARLEY_ENOT_FOUND : 0;
+}
+
+int store_chat_access(const struct store_prims *p, void *be, struct store_req *req, enum acl_op op,
+                      int lock) {
+  int err = store_chat_find(p, be, req, lock);
+  if (err)
+    return err;
+  return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
 }
 
 int store_set_member_ids(struct store_req *req, const struct acl_member *m, size_t n) {
@@ -56,6 +109,46 @@ int store_member_ids(const struct store_prims *p, void *be, struct store_req *re
   return err;
 }
 
+int store_settle_invite(const struct store_prims *p, void *be, struct store_req *req,
+                        int64_t chat_id, int64_t to_id, enum invite_action action) {
+  struct store_invite inv = {0};
+  struct store_invite *grown;
+  enum invite_status next;
+  int found = 0;
+  int err = p->invite_pending_for(be, chat_id, to_id, &inv, &found);
+  if (err || !found)
+    goto cleanup;
+  /* One whose time is up is settled as what it is, expired, as the sweep would. */
+  err = invite_transition(INVITE_PENDING, action, req->in.now, inv.expires_at, &next);
+  if (err == PARLEY_EEXPIRED)
+    err = 0;
+  if (err == 0)
+    err = p->invite_set_status(be, inv.id, next, req->in.now);
+  if (err)
+    goto cleanup;
+  inv.status = next;
+  grown = realloc(req->out.invites, (req->out.n_invites + 1) * sizeof *grown);
+  if (grown == NULL) {
+    err = PARLEY_EUNAVAILABLE;
+    goto cleanup;
+  }
+  req->out.invites = grown;
+  grown[req->out.n_invites++] = inv; /* the request owns its title now */
+  return 0;
+cleanup:
+  free(inv.chat_title);
+  return err;
+}
+
+/* The user called `username` into *u, or PARLEY_ENOT_FOUND with the sentence that says so. */
+static int user_named(const struct store_prims *p, void *be, struct store_req *req,
+                      const char *username, struct store_user *u) {
+  int err = p->user_by_username(be, req, username, u);
+  if (err == PARLEY_ENOT_FOUND)
+    return store_fail(req, err, "there is no user named %s", username);
+  return err;
+}
+
 /* The common start of chat.remove and chat.setRole: the chat (the caller must be in it), the
  * target user (who must exist and not be the caller) and the target's role. */
 static int chat_target(const struct store_prims *p, void *be, struct store_req *req,
@@ -64,12 +157,12 @@ static int chat_target(const struct store_prims *p, void *be, struct store_req *
   if (strnlen(req->in.target, sizeof req->in.target) == sizeof req->in.target ||
       req->in.target[0] == '\0')
     return PARLEY_EBAD_REQUEST;
-  err = p->chat_find(be, req, 1);
+  err = store_chat_find(p, be, req, 1);
   if (err)
     return err;
   if (req->out.chat.my_role == CHAT_ROLE_NONE)
     return acl_refusal(CHAT_ROLE_NONE, req->out.chat.is_public);
-  err = p->user_by_username(be, req, req->in.target, target);
+  err = user_named(p, be, req, req->in.target, target);
   if (err)
     return err;
   return p->role_of(be, req->out.chat.id, target->id, target_role);
@@ -80,7 +173,7 @@ int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_r
   struct acl_member *rest = NULL;
   size_t n = 0;
   int was_owner;
-  int err = p->chat_find(be, req, 1);
+  int err = store_chat_find(p, be, req, 1);
   if (err == 0)
     err = acl_check(ACL_CHAT_LEAVE, c->my_role, c->is_public);
   if (err)
@@ -96,6 +189,11 @@ int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_r
   if (n == 0) {
     /* Kept, not deleted: the messages stay for the record and the slug stays taken. */
     err = p->chat_archive(be, req, c->id);
+    /* Nobody is left to accept them: its pending invitations are revoked, to be announced. */
+    for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
+      err = p->invite_set_status(be, req->out.invites[i].id, INVITE_REVOKED, req->in.now);
+      req->out.invites[i].status = INVITE_REVOKED;
+    }
     if (err)
       goto cleanup;
     req->out.archived = 1;
@@ -146,6 +244,8 @@ int store_rules_chat_remove(const struct store_prims *p, void *be, struct store_
   err = p->participant_delete(be, c->id, target.id);
   if (err == 0) /* kept until an invitation is accepted: they cannot rejoin by themselves */
     err = p->removal_put(be, c->id, target.id, req->in.user_id, req->in.now);
+  if (err == 0) /* only an invitation made after the removal lets them back in */
+    err = store_settle_invite(p, be, req, c->id, target.id, INVITE_REVOKE);
   if (err)
     return err;
   err = p->chat_touch(be, c->id, req->in.now);
@@ -213,7 +313,7 @@ int store_rules_invite_create(const struct store_prims *p, void *be, struct stor
   if (strnlen(req->in.target, sizeof req->in.target) == sizeof req->in.target ||
       req->in.target[0] == '\0' || req->in.expires_at <= req->in.now)
     return PARLEY_EBAD_REQUEST;
-  err = p->chat_find(be, req, 1);
+  err = store_chat_find(p, be, req, 1);
   if (err)
     return err;
   if (c->my_role == CHAT_ROLE_NONE)
@@ -223,7 +323,7 @@ int store_rules_invite_create(const struct store_prims *p, void *be, struct stor
                       c->invite_policy == INVITE_POLICY_OWNER
                           ? "only the owner can invite to this chat"
                           : "only the owner and admins can invite to this chat");
-  err = p->user_by_username(be, req, req->in.target, &target);
+  err = user_named(p, be, req, req->in.target, &target);
   if (err)
     return err;
   err = p->role_of(be, c->id, target.id, &target_role);
@@ -293,7 +393,7 @@ int store_rules_invite_accept(const struct store_prims *p, void *be, struct stor
   if (c->my_role == CHAT_ROLE_NONE) {
     /* The cap is checked now, not when the invitation was made; a refusal leaves it pending
      * (this request is rolled back), to be accepted once a seat frees up. */
-    if (c->max_participants > 0 && c->participant_count >= c->max_participants)
+    if (store_chat_at_cap(c))
       return store_chat_full(req, c);
     err = p->participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
     if (err == 0) /* the managers invited them back: the removal is undone */
@@ -360,4 +460,301 @@ int store_rules_invite_revoke(const struct store_prims *p, void *be, struct stor
   if (err == 0)
     inv->status = next;
   return err;
+}
+
+/* ---- users, chats, messages ---- */
+
+static int rules_user_create(const struct store_prims *p, void *be, struct store_req *req) {
+  struct store_user *u = &req->in.user;
+  const char *display;
+  size_t ulen;
+  int64_t id = 0;
+  int err;
+
+  if (!RULES_TERMINATED(u->username) || !RULES_TERMINATED(u->display_name))
+    return PARLEY_EBAD_REQUEST;
+  ulen = strlen(u->username);
+  if (ulen == 0 || ulen > STORE_USERNAME_MAX || req->in.pwhash == NULL || req->in.pwhash[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  display = u->display_name[0] ? u->display_name : u->username;
+  err = p->user_insert(be, req, display, &id);
+  if (err)
+    return err;
+  req->out.user.id = id;
+  snprintf(req->out.user.username, sizeof req->out.user.username, "%s", u->username);
+  snprintf(req->out.user.display_name, sizeof req->out.user.display_name, "%s", display);
+  req->out.user.created_at = req->in.now;
+  return 0;
+}
+
+/* Inserts the chat of `req` under the explicit slug if free (a taken one is a conflict: the
+ * caller asked for this name, it is not silently changed), else under the title's slug with the
+ * first free "-N" suffix, then random ones (a popular title, "general", would otherwise cost one
+ * lookup per earlier chat). A candidate taken between the lookup and the insert (another node)
+ * is skipped like one taken before. */
+static int rules_chat_insert(const struct store_prims *p, void *be, struct store_req *req,
+                             char slug[STORE_SLUG_MAX + 1], int64_t *chat_id) {
+  char base[STORE_SLUG_MAX + 1];
+  int taken = 0;
+  int err;
+
+  *chat_id = 0;
+  if (req->in.slug[0] != '\0') {
+    if (!store_slug_valid(req->in.slug))
+      return PARLEY_EBAD_REQUEST;
+    memcpy(slug, req->in.slug, STORE_SLUG_MAX + 1);
+    err = p->chat_insert(be, req, slug, chat_id);
+    if (err)
+      return err;
+    return *chat_id ? 0 : PARLEY_ECONFLICT;
+  }
+  store_slug_derive(req->in.title, base);
+  snprintf(slug, STORE_SLUG_MAX + 1, "%s", base);
+  for (int i = 0; i < 1 + RULES_SLUG_NUMBERED_TRIES + RULES_SLUG_RANDOM_TRIES; i++) {
+    if (i > 0 && i <= RULES_SLUG_NUMBERED_TRIES) {
+      snprintf(slug, STORE_SLUG_MAX + 1, "%.*s-%d", STORE_SLUG_DERIVED_MAX, base, i + 1);
+    } else if (i > RULES_SLUG_NUMBERED_TRIES) {
+      static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+      unsigned char rnd[6] = {0};
+      char suffix[sizeof rnd + 1];
+      if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return PARLEY_EUNAVAILABLE;
+      for (size_t k = 0; k < sizeof rnd; k++)
+        suffix[k] = alphabet[rnd[k] % (sizeof alphabet - 1)];
+      suffix[sizeof rnd] = '\0';
+      snprintf(slug, STORE_SLUG_MAX + 1, "%.*s-%s", STORE_SLUG_DERIVED_MAX, base, suffix);
+    }
+    err = p->slug_taken(be, slug, &taken);
+    if (err)
+      return err;
+    if (taken)
+      continue;
+    err = p->chat_insert(be, req, slug, chat_id);
+    if (err || *chat_id)
+      return err;
+  }
+  return PARLEY_ECONFLICT;
+}
+
+static int rules_chat_create(const struct store_prims *p, void *be, struct store_req *req) {
+  char slug[STORE_SLUG_MAX + 1];
+  int64_t chat_id = 0;
+  int err;
+
+  if (req->in.title == NULL || req->in.title[0] == '\0' || req->in.max_participants < 0 ||
+      !RULES_TERMINATED(req->in.slug))
+    return PARLEY_EBAD_REQUEST;
+  err = rules_chat_insert(p, be, req, slug, &chat_id);
+  if (err)
+    return err;
+  err = p->participant_add(be, chat_id, req->in.user_id, CHAT_ROLE_OWNER, req->in.now);
+  if (err)
+    return err;
+  return p->chat_load(be, slug, req->in.user_id, &req->out.chat);
+}
+
+static int rules_chat_join(const struct store_prims *p, void *be, struct store_req *req) {
+  struct store_chat *c = &req->out.chat;
+  int removed = 0;
+  int err = store_chat_access(p, be, req, ACL_CHAT_JOIN, 1);
+  if (err == PARLEY_EFORBIDDEN)
+    return store_fail(req, err, "this chat is private: it is entered by invitation only");
+  if (err)
+    return err;
+  if (c->my_role != CHAT_ROLE_NONE) {
+    req->out.joined = 0;
+    return store_member_ids(p, be, req, c->id);
+  }
+  /* Removal sticks: a removed user comes back only through an invitation. */
+  err = p->removed(be, c->id, req->in.user_id, &removed);
+  if (err)
+    return err;
+  if (removed)
+    return store_fail(req, PARLEY_EFORBIDDEN,
+                      "you were removed from this chat: only an invitation lets you back in");
+  /* The cap counts the owner too, and is read in the transaction that adds the row (under the
+   * chat's lock on PostgreSQL), so two joins racing for the last seat cannot both win. */
+  if (store_chat_at_cap(c))
+    return store_chat_full(req, c);
+  err = p->participant_add(be, c->id, req->in.user_id, CHAT_ROLE_MEMBER, req->in.now);
+  if (err == 0) /* an invitation still pending would otherwise outlive a later removal */
+    err = store_settle_invite(p, be, req, c->id, req->in.user_id, INVITE_ACCEPT);
+  if (err == 0)
+    err = p->chat_touch(be, c->id, req->in.now);
+  if (err)
+    return err;
+  req->out.joined = 1;
+  err = p->chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  return store_member_ids(p, be, req, c->id);
+}
+
+static int rules_chat_update(const struct store_prims *p, void *be, struct store_req *req) {
+  const unsigned all = STORE_UPD_TITLE | STORE_UPD_PUBLIC | STORE_UPD_CAP | STORE_UPD_POLICY;
+  const unsigned mask = req->in.update_mask;
+  struct store_chat *c = &req->out.chat;
+  int err;
+
+  if (mask == 0 || (mask & ~all) != 0)
+    return PARLEY_EBAD_REQUEST;
+  if ((mask & STORE_UPD_TITLE) && (req->in.title == NULL || req->in.title[0] == '\0'))
+    return store_fail(req, PARLEY_EBAD_REQUEST, "title: must not be empty");
+  if ((mask & STORE_UPD_CAP) && req->in.max_participants < 0)
+    return store_fail(req, PARLEY_EBAD_REQUEST, "maxParticipants: must not be negative");
+  if ((mask & STORE_UPD_POLICY) && (req->in.invite_policy < INVITE_POLICY_OWNER ||
+                                    req->in.invite_policy > INVITE_POLICY_MEMBERS))
+    return PARLEY_EBAD_REQUEST;
+  err = store_chat_access(p, be, req, ACL_CHAT_UPDATE, 1);
+  if (err)
+    return err;
+  /* Read in the transaction that writes the cap, so a join cannot slip in between. */
+  if ((mask & STORE_UPD_CAP) && req->in.max_participants > 0 &&
+      req->in.max_participants < c->participant_count)
+    return store_fail(req, PARLEY_ECONFLICT,
+                      "maxParticipants (%d) is below the current participant count (%d)",
+                      req->in.max_participants, c->participant_count);
+  err = p->chat_update(be, req, c->id);
+  if (err)
+    return err;
+  err = p->chat_load(be, req->in.slug, req->in.user_id, c);
+  if (err)
+    return err;
+  return store_member_ids(p, be, req, c->id);
+}
+
+static int rules_limit_ok(int limit) {
+  return limit >= 1 && limit <= STORE_LIMIT_MAX;
+}
+
+static int rules_msg_history(const struct store_prims *p, void *be, struct store_req *req) {
+  if (!rules_limit_ok(req->in.limit) || req->in.before < 0)
+    return PARLEY_EBAD_REQUEST;
+  return p->msgs(be, req, 0, req->in.before > 0 ? req->in.before : INT64_MAX, req->in.limit,
+                 &req->out.has_more);
+}
+
+static int rules_msg_since(const struct store_prims *p, void *be, struct store_req *req) {
+  if (!rules_limit_ok(req->in.limit) || req->in.since < 0)
+    return PARLEY_EBAD_REQUEST;
+  /* A since beyond last_seq finds nothing and is no reset: app/ passes a huge since to mean
+   * "from now on", and it can compare since with out.chat.last_seq itself. */
+  return p->msgs(be, req, req->in.since, INT64_MAX, req->in.limit, &req->out.reset);
+}
+
+static int rules_users_search(const struct store_prims *p, void *be, struct store_req *req) {
+  char lo[STORE_DISPLAY_NAME_MAX + 1];
+  int64_t mark_chat = 0; /* no chat has id 0: no marks */
+  size_t len;
+  int limit = req->in.limit;
+  int err;
+
+  if (req->in.query == NULL || !RULES_TERMINATED(req->in.slug) || limit < 0)
+    return PARLEY_EBAD_REQUEST;
+  len = strlen(req->in.query);
+  if (len == 0 || len > STORE_DISPLAY_NAME_MAX)
+    return PARLEY_EBAD_REQUEST;
+  if (limit == 0 || limit > STORE_SEARCH_MAX)
+    limit = STORE_SEARCH_MAX;
+  /* Folded as SQLite's lower() folds (ASCII only), so both sides of the comparison agree. */
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)req->in.query[i];
+    if (ch == 0xff) /* never in UTF-8, and it could not be incremented */
+      return PARLEY_EBAD_REQUEST;
+    lo[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  }
+  lo[len] = '\0';
+  if (req->in.slug[0] != '\0') {
+    /* Marks only for a chat the caller is in: they would tell outsiders who is invited. */
+    err = store_chat_find(p, be, req, 0);
+    if (err == 0 && req->out.chat.my_role != CHAT_ROLE_NONE)
+      mark_chat = req->out.chat.id;
+    else if (err != 0 && err != PARLEY_ENOT_FOUND)
+      return err;
+    free(req->out.chat.title);
+    memset(&req->out.chat, 0, sizeof req->out.chat);
+  }
+  return p->users_search(be, req, lo, len, mark_chat, limit);
+}
+
+static int rules_invite_sweep(const struct store_prims *p, void *be, struct store_req *req) {
+  int err;
+  if (req->in.limit < 1 || req->in.limit > STORE_LIMIT_MAX)
+    return PARLEY_EBAD_REQUEST;
+  err = p->invites_due(be, req, req->in.limit);
+  for (size_t i = 0; err == 0 && i < req->out.n_invites; i++) {
+    enum invite_status next;
+    struct store_invite *inv = &req->out.invites[i];
+    err = invite_transition(inv->status, INVITE_EXPIRE, req->in.now, inv->expires_at, &next);
+    if (err == 0)
+      err = p->invite_set_status(be, inv->id, next, req->in.now);
+    if (err == 0)
+      inv->status = next;
+  }
+  return err;
+}
+
+/* Expired sessions go in batches, so a long-stopped server does not hold the writer for one
+ * huge delete; has_more asks the caller for the next batch. */
+static int rules_session_sweep(const struct store_prims *p, void *be, struct store_req *req) {
+  int limit = req->in.limit > 0 && req->in.limit <= STORE_LIMIT_MAX ? req->in.limit
+                                                                      : STORE_LIMIT_MAX;
+  int err = p->sessions_expire(be, req->in.now, limit, &req->out.n_deleted);
+  if (err == 0)
+    req->out.has_more = req->out.n_deleted >= limit;
+  return err;
+}
+
+/* ---- the dispatch ---- */
+
+int store_rules_exec(const struct store_prims *p, void *be, struct store_req *req) {
+  switch (req->op) {
+  case STORE_USER_CREATE:
+    return rules_user_create(p, be, req);
+  case STORE_USER_BY_NAME:
+    if (!RULES_TERMINATED(req->in.user.username))
+      return PARLEY_EBAD_REQUEST;
+    break;
+  case STORE_SESSION_CREATE:
+    if (req->in.expires_at <= req->in.now)
+      return PARLEY_EBAD_REQUEST;
+    break;
+  case STORE_CHAT_CREATE:
+    return rules_chat_create(p, be, req);
+  case STORE_CHAT_GET:
+    return store_chat_access(p, be, req, ACL_CHAT_VIEW, 0);
+  case STORE_CHAT_JOIN:
+    return rules_chat_join(p, be, req);
+  case STORE_MSG_HISTORY:
+    return rules_msg_history(p, be, req);
+  case STORE_MSG_SINCE:
+    return rules_msg_since(p, be, req);
+  case STORE_CHAT_UPDATE:
+    return rules_chat_update(p, be, req);
+  case STORE_CHAT_LEAVE:
+    return store_rules_chat_leave(p, be, req);
+  case STORE_CHAT_REMOVE:
+    return store_rules_chat_remove(p, be, req);
+  case STORE_CHAT_SET_ROLE:
+    return store_rules_chat_set_role(p, be, req);
+  case STORE_USERS_SEARCH:
+    return rules_users_search(p, be, req);
+  case STORE_INVITE_CREATE:
+    return store_rules_invite_create(p, be, req);
+  case STORE_INVITE_ACCEPT:
+    return store_rules_invite_accept(p, be, req);
+  case STORE_INVITE_DECLINE:
+    return store_rules_invite_decline(p, be, req);
+  case STORE_INVITE_REVOKE:
+    return store_rules_invite_revoke(p, be, req);
+  case STORE_INVITE_SWEEP:
+    return rules_invite_sweep(p, be, req);
+  case STORE_SESSION_SWEEP:
+    return rules_session_sweep(p, be, req);
+  default:
+    break;
+  }
+  if (req->op < 0 || req->op >= STORE_OP__COUNT || p->op[req->op] == NULL)
+    return PARLEY_EBAD_REQUEST;
+  return p->op[req->op](be, req);
 }

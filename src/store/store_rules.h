@@ -1,10 +1,11 @@
-/* store_rules.h - the membership and invitation ops, written once for every backend (internal to
+/* store_rules.h - the rules of every store op, written once for every backend (internal to
  * src/store).
  *
- * What these ops decide (who may leave, remove, change a role, accept, decline or revoke; who
- * becomes owner; what the client is told) is the same on SQLite and PostgreSQL; only how a row is
- * read or written differs. So the ops live in store_rules.c, over `struct store_prims`, the few
- * row-level primitives each backend provides. They run on the store thread inside the backend's
+ * What the ops decide (input checks, who may join, update, leave, remove, change a role, accept,
+ * decline or revoke; who becomes owner; which slug a chat gets; what the client is told) is the
+ * same on SQLite and PostgreSQL; only how a row is read or written differs. So the ops live in
+ * store_rules.c, over `struct store_prims`, the row-level primitives each backend provides, and
+ * store_rules_exec() is the one dispatch of both. They run on the store thread inside the backend's
  * open transaction and savepoint, like any backend op: a failed op's writes are rolled back by
  * the caller. Every function returns 0 or a PARLEY_E* code; `be` is the backend's state.
  */
@@ -19,16 +20,16 @@
 #include "store/store.h"
 
 struct store_prims {
-  /* req->in.slug into req->out.chat as req->in.user_id sees it; PARLEY_ENOT_FOUND if archived.
-   * With `lock`, a backend shared by several writers (PostgreSQL) first takes the chat's lock. */
-  int (*chat_find)(void *be, struct store_req *req, int lock);
+  /* Optional (NULL: a single writer, SQLite, needs none): takes the row lock of the chat named
+   * `slug` to the end of the transaction; PARLEY_ENOT_FOUND if there is none. */
+  int (*chat_lock)(void *be, const char *slug);
   /* Chat `slug` as `user_id` sees it into *c (its previous title freed). */
   int (*chat_load)(void *be, const char *slug, int64_t user_id, struct store_chat *c);
   int (*chat_touch)(void *be, int64_t chat_id, int64_t now); /* last_activity, never back */
-  /* Archives the chat and revokes its pending invitations, returned in req->out.invites. */
+  /* Archives the chat and appends its pending invitations to req->out.invites. */
   int (*chat_archive)(void *be, struct store_req *req, int64_t chat_id);
   int (*user_by_id)(void *be, int64_t id, struct store_user *u);
-  /* PARLEY_ENOT_FOUND (with out.errmsg) if nobody has that username. */
+  /* PARLEY_ENOT_FOUND if nobody has that username (`req` is the request it is for). */
   int (*user_by_username)(void *be, struct store_req *req, const char *username,
                           struct store_user *u);
   int (*role_of)(void *be, int64_t chat_id, int64_t user_id, enum chat_role *role);
@@ -52,18 +53,70 @@ struct store_prims {
   /* Stores a pending invitation from req->in.user_id (times from req->in) and reads it back. */
   int (*invite_insert)(void *be, struct store_req *req, int64_t chat_id, int64_t to_id,
                        struct store_invite *inv);
+
+  /* ---- the rows of the other ops whose rules are here ---- */
+  /* in.user (username, `display`), in.pwhash, in.now: the new user's id into *id, or
+   * PARLEY_ECONFLICT if the username is taken. */
+  int (*user_insert)(void *be, struct store_req *req, const char *display, int64_t *id);
+  int (*slug_taken)(void *be, const char *slug, int *taken);
+  /* A chat of in.user_id (in.title, is_public, max_participants, now) under `slug`: its id into
+   * *chat_id, 0 if the slug is taken (maybe by another node since slug_taken said it was not). */
+  int (*chat_insert)(void *be, struct store_req *req, const char *slug, int64_t *chat_id);
+  /* Writes the fields in.update_mask names to chat_id. */
+  int (*chat_update)(void *be, const struct store_req *req, int64_t chat_id);
+  /* 1 in *removed if user_id was removed from chat_id and not invited back since. */
+  int (*removed)(void *be, int64_t chat_id, int64_t user_id, int *removed);
+  /* The chat of in.slug into out.chat, checked for ACL_CHAT_READ, and its messages with
+   * lo < seq < hi, the newest `limit` (1..STORE_LIMIT_MAX), oldest first into out.msgs; *more is
+   * set when the range holds older ones. */
+  int (*msgs)(void *be, struct store_req *req, int64_t lo, int64_t hi, int limit, int *more);
+  /* Users whose folded username or display name starts with `lo` (`len` bytes, ASCII-folded),
+   * in.user_id excluded, at most `limit`, into out.hits; marks for chat `mark_chat` (0: none). */
+  int (*users_search)(void *be, struct store_req *req, const char *lo, size_t len,
+                      int64_t mark_chat, int limit);
+  /* Pending invitations due at in.now, the oldest `limit` into out.invites, has_more. */
+  int (*invites_due)(void *be, struct store_req *req, int limit);
+  /* Deletes at most `limit` sessions whose expires_at <= now; the count into *n. */
+  int (*sessions_expire)(void *be, int64_t now, int limit, int64_t *n);
+
+  /* ---- the ops that are SQL alone, executed whole: op[STORE_X] (NULL: refused) ---- */
+  int (*op[STORE_OP__COUNT])(void *be, struct store_req *req);
 };
 
 /* Writes the sentence that explains a failure to the client into req->out.errmsg and returns
  * `err`: `return store_fail(req, PARLEY_E..., "...")`. */
 int store_fail(struct store_req *req, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Copies `n` bytes of UTF-8 text at `src` (borrowed; NULL when n is 0) into `dst` (cap bytes,
+ * cap > 0), cut before the first character that does not fit, and NUL-terminates it. */
+void store_copy_text(char *dst, size_t cap, const char *src, size_t n);
+/* The chat of in.slug into out.chat as in.user_id sees it: PARLEY_EBAD_REQUEST for a malformed
+ * slug, PARLEY_ENOT_FOUND for none or an archived one (nobody is in it, nobody can enter it again).
+ * With `lock` (every op that changes the chat or decides on its current state), p->chat_lock
+ * first. store_chat_access() then checks `op` for the requesting user. */
+int store_chat_find(const struct store_prims *p, void *be, struct store_req *req, int lock);
+int store_chat_access(const struct store_prims *p, void *be, struct store_req *req, enum acl_op op,
+                      int lock);
+/* 1 if `c` (borrowed) has no free seat: its maxParticipants, or CHAT_PARTICIPANTS_CEILING
+ * when it has none or a larger one. Every path that adds a participant checks it. */
+int store_chat_at_cap(const struct store_chat *c);
 /* PARLEY_ECHAT_FULL with the sentence that says the cap. */
 int store_chat_full(struct store_req *req, const struct store_chat *c);
 /* out.member_ids from a participant array (borrowed). */
 int store_set_member_ids(struct store_req *req, const struct acl_member *m, size_t n);
 /* out.member_ids: the participants of chat_id as they are now. */
 int store_member_ids(const struct store_prims *p, void *be, struct store_req *req, int64_t chat_id);
+
+/* Settles the pending invitation of `to_id` to `chat_id`, if any (there is at most one), with
+ * `action`: INVITE_ACCEPT when they joined without it, INVITE_REVOKE when they were removed (one
+ * past its time becomes expired instead). The settled invitation is appended to out.invites, to
+ * be announced. */
+int store_settle_invite(const struct store_prims *p, void *be, struct store_req *req,
+                        int64_t chat_id, int64_t to_id, enum invite_action action);
+
+/* Executes one request as store.h describes its op: the rules here, the rows through `p`.
+ * What a backend's exec() calls. */
+int store_rules_exec(const struct store_prims *p, void *be, struct store_req *req);
 
 /* The ops, as store.h describes them. */
 int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_req *req);

@@ -125,4 +125,15 @@ describe('names and initials (code points, never UTF-16 halves)', () => {
     // Full-width letters fold to the same name (NFKC).
     assert.equal(f.makeNamer([ana, { id: 4, username: 'wide', displayName: 'Ａｎａ' }])(ana), 'Ana (@ana)');
   });
+  test('plural rules: "1 participant", "2 participants", "Try again in 1 second"', () => {
+    assert.equal(f.count(1, 'participant', 'participants'), '1 participant');
+    assert.equal(f.count(0, 'participant', 'participants'), '0 participants');
+    assert.equal(f.count(2, 'participant', 'participants'), '2 participants');
+    assert.equal(f.retryText(1000), 'Try again in 1 second.');
+    assert.equal(f.retryText(1), 'Try again in 1 second.');
+    assert.equal(f.retryText(30_000), 'Try again in 30 seconds.');
+    assert.equal(f.retryText(null), 'Try again in a few seconds.');
+    assert.equal(f.expiresText(Date.now() + 36 * 3600_000 + 1000), 'expires in 2 days');
+    assert.equal(f.typingText([{ username: 'a', displayName: 'Ana' }], 1), 'Ana and 1 other are typing…');
+  });
 });

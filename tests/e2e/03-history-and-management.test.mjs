@@ -166,14 +166,15 @@ describe('history, failures and chat management', () => {
     await api.dee.ok('chat.join', { chat: full });
 
     await cy.page.goto(`/chat/${open}`);
-    await cy.page.getByTestId('room-error').getByRole('button', { name: 'Join this chat' }).click();
+    // A visitor of a public chat: Join offered, and nothing shown as an error.
+    await cy.page.getByTestId('room-visitor').getByRole('button', { name: 'Join this chat' }).click();
     await roomReady(cy.page);
     await send(cy.page, 'hello from the link');
     await waitMessage(cy.page, 'hello from the link');
     await cy.page.locator(`.chat-row[data-slug="${open}"]`).waitFor();
 
     await cy.page.goto(`/chat/${full}`);
-    const error = cy.page.getByTestId('room-error');
+    const error = cy.page.getByTestId('room-visitor');
     await error.getByRole('button', { name: 'Join this chat' }).click();
     await error.getByRole('alert').filter({ hasText: 'This chat is full' }).waitFor();
   });
@@ -266,9 +267,10 @@ describe('history, failures and chat management', () => {
     await cy.page.waitForURL('**/chat');
     await cy.page.locator(`.chat-row[data-slug="${slug}"]`).waitFor({ state: 'detached' });
     await anaWeb.page.getByTestId('participants').locator('.member[data-user="cytran"]').waitFor({ state: 'detached' });
-    // The composer of a chat one left is not offered again.
+    // The composer of a chat one left is not offered again (the chat was made public above: Cy
+    // is a visitor of it now, offered Join).
     await cy.page.goto(`/chat/${slug}`);
-    await cy.page.getByTestId('room-error').waitFor();
+    await cy.page.getByTestId('room-visitor').getByRole('button', { name: 'Join this chat' }).waitFor();
     assert.equal(await composer(cy.page).count(), 0);
   });
 

@@ -289,6 +289,36 @@ describe('invitations', () => {
       assert.equal((await d.ok('invite.revoke', { invitation: mine.id })).invitation.status, 'revoked');
       assert.deepEqual((await bel.ok('invite.list')).incoming.filter((x) => x.chat === slug), []);
     });
+
+    test('a stale invitation cannot undo a removal: a join settles it, only a newer one lets the removed user back (issue 14.5)', async () => {
+      const slug = await makeChat(a, { title: 'Open house' }); // public: eve may join by herself
+      const from = await marks(a, e);
+      const { invitation: old } = await a.ok('invite.create', { chat: slug, user: 'eve' });
+      await inviteEvent(e, 'received', old.id, from.get(e));
+
+      // eve joins without it: the invitation is settled as accepted, and both sides are told.
+      const joined = await e.ok('chat.join', { chat: slug });
+      assert.equal(joined.chat.role, 'member');
+      for (const s of [a, e]) {
+        const ev = await inviteEvent(s, 'accepted', old.id, from.get(s));
+        assert.equal(ev.invitation.status, 'accepted');
+      }
+      assert.ok(!(await e.ok('invite.list')).incoming.some((x) => x.id === old.id), 'not listed to the invitee');
+      assert.ok(!(await a.ok('invite.list')).outgoing.some((x) => x.id === old.id), 'nor to the inviter');
+
+      // Removed, she cannot come back through the old invitation, nor by joining.
+      await a.ok('chat.remove', { chat: slug, user: 'eve' });
+      await e.fail('invite.accept', { invitation: old.id }, 'conflict');
+      await e.fail('chat.join', { chat: slug }, 'forbidden');
+      const members = (await a.ok('chat.get', { chat: slug })).participants.map((p) => p.username);
+      assert.ok(!members.includes('eve'), JSON.stringify(members));
+
+      // An invitation made after the removal does let her in.
+      const { invitation: fresh } = await a.ok('invite.create', { chat: slug, user: 'eve' });
+      assert.notEqual(fresh.id, old.id);
+      const acc = await e.ok('invite.accept', { invitation: fresh.id });
+      assert.equal(acc.chat.role, 'member');
+    });
   });
 
   describe('invite policy', () => {

@@ -574,6 +574,40 @@ static void test_msg_append_gap_free(void **state) {
   store_req_free(r);
 }
 
+/* The WAL stays under store_set_wal_max() while commits write several times that (issue 15: a
+ * checkpointer that never checkpointed let it reach 1.6 GB). PostgreSQL has no WAL of ours. */
+static void test_wal_bounded(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana");
+  const uint64_t max = UINT64_C(1) << 20;
+  char body[4000];
+  struct store_stats st;
+  uint64_t largest = 0;
+
+  memset(body, 'w', sizeof body - 1);
+  body[sizeof body - 1] = '\0';
+  store_set_wal_max(f->s, max);
+  assert_int_equal(chat_create(f, ana, "Room", 0, 0, NULL, NULL), 0);
+  for (int i = 0; i < 800; i++) { /* ~3 MB of messages alone, one commit each */
+    struct store_req *r = append_req(ana, "room", body, NULL, NOW + i);
+    assert_int_equal(run(f, r), 0);
+    store_req_free(r);
+    store_get_stats(f->s, &st);
+    if (st.wal_bytes > largest)
+      largest = st.wal_bytes;
+  }
+  store_get_stats(f->s, &st);
+  if (f->pg) {
+    assert_int_equal(largest, 0);
+    assert_int_equal(st.checkpoints_ok + st.wal_forced, 0);
+    return;
+  }
+  assert_int_equal(st.wal_max, max);
+  assert_true(largest > 0);
+  assert_true(largest <= max);
+  assert_true(st.checkpoints_ok + st.wal_forced > 0);
+}
+
 static void test_msg_idempotent_retry(void **state) {
   struct fx *f = *state;
   int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob"), seq = 0;
@@ -1408,6 +1442,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_chat_join_and_get, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_msg_append_gap_free, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_msg_idempotent_retry, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_wal_bounded, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_msg_duplicate_survives_reopen, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_msg_access, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_msg_history_paging, fx_setup, fx_teardown),

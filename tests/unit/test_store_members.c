@@ -960,6 +960,58 @@ static void test_invite_accept(void **state) {
   assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, cy, id, NOW + 999), 0); /* in time */
 }
 
+/* A chat with no cap of its own, or a larger one, still holds at most
+ * CHAT_PARTICIPANTS_CEILING people, on every path that adds one (issue 15). */
+static void test_participants_ceiling(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob"), cy = mk_user(f, "cy");
+  int64_t dee = mk_user(f, "dee"), chat_id, id_dee;
+  char sql[512];
+  struct store_req *r;
+
+  mk_chat(f, ana, "open", 1, 0); /* public, no cap of its own */
+  chat_id = fx_sql_int(f, "SELECT id FROM chats WHERE slug = 'open'");
+  /* Seats filled in SQL: the owner plus CEILING - 2 others leaves one free. */
+  snprintf(sql, sizeof sql,
+           "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+           "INSERT INTO users (username, display_name, pwhash, created_at) "
+           "SELECT 'zz' || i, 'Filler', 'x', 0 FROM n",
+           CHAT_PARTICIPANTS_CEILING - 2);
+  assert_int_equal(fx_sql_exec(f, sql), 0);
+  snprintf(sql, sizeof sql,
+           "INSERT INTO participants (chat_id, user_id, role, joined_at) "
+           "SELECT %lld, id, 'member', 0 FROM users WHERE username LIKE 'zz%%'",
+           (long long)chat_id);
+  assert_int_equal(fx_sql_exec(f, sql), 0);
+  assert_int_equal(fx_sql_int(f, "SELECT participant_count FROM chats WHERE slug = 'open'"),
+                   CHAT_PARTICIPANTS_CEILING - 1);
+
+  assert_int_equal(join(f, bob, "open"), 0); /* the last seat */
+  r = new_req(STORE_CHAT_JOIN, cy, "open");
+  assert_int_equal(run(f, r), PARLEY_ECHAT_FULL);
+  assert_string_equal(r->out.errmsg, "the chat is full: a chat holds at most 10000 people");
+  store_req_free(r);
+  assert_int_equal(role_in(f, cy, "open"), CHAT_ROLE_NONE);
+
+  /* An invitation does not pass the ceiling either, and stays pending for a seat. */
+  id_dee = invite(f, ana, "open", "dee", NOW, DAY);
+  r = new_req(STORE_INVITE_ACCEPT, dee, NULL);
+  r->in.invite_id = id_dee;
+  assert_int_equal(run(f, r), PARLEY_ECHAT_FULL);
+  store_req_free(r);
+  assert_int_equal(invite_status_of(f, id_dee), INVITE_PENDING);
+
+  /* A cap above the ceiling is refused by the protocol; were one stored, the ceiling holds. */
+  snprintf(sql, sizeof sql, "UPDATE chats SET max_participants = %d WHERE id = %lld",
+           CHAT_PARTICIPANTS_CEILING + 5, (long long)chat_id);
+  assert_int_equal(fx_sql_exec(f, sql), 0);
+  r = new_req(STORE_CHAT_JOIN, cy, "open");
+  assert_int_equal(run(f, r), PARLEY_ECHAT_FULL);
+  store_req_free(r);
+  assert_int_equal(fx_sql_int(f, "SELECT participant_count FROM chats WHERE slug = 'open'"),
+                   CHAT_PARTICIPANTS_CEILING);
+}
+
 static void test_invite_accept_at_cap(void **state) {
   struct fx *f = *state;
   int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob"), cy = mk_user(f, "cy");
@@ -987,7 +1039,8 @@ static void test_invite_accept_at_cap(void **state) {
   assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, cy, id_cy, NOW), 0);
   assert_int_equal(role_in(f, cy, "duo"), CHAT_ROLE_MEMBER);
 
-  /* Accepting after joining publicly in the meantime: accepted, joined = 0, even at the cap. */
+  /* Joining publicly in the meantime settles the invitation (issue 14.5): accepting it then is
+   * a conflict, as for one accepted twice, and changes nothing. */
   id_bob = invite(f, ana, "duo", "bob", NOW, DAY);
   r = new_req(STORE_CHAT_UPDATE, ana, "duo");
   r->in.update_mask = STORE_UPD_CAP;
@@ -995,13 +1048,14 @@ static void test_invite_accept_at_cap(void **state) {
   assert_int_equal(run(f, r), 0);
   store_req_free(r);
   assert_int_equal(join(f, bob, "duo"), 0);
+  assert_int_equal(invite_status_of(f, id_bob), INVITE_ACCEPTED);
   r = new_req(STORE_INVITE_ACCEPT, bob, NULL);
   r->in.invite_id = id_bob;
-  assert_int_equal(run(f, r), 0);
-  assert_int_equal(r->out.joined, 0);
-  assert_int_equal(r->out.invite.status, INVITE_ACCEPTED);
+  assert_int_equal(run(f, r), PARLEY_ECONFLICT);
+  assert_string_equal(r->out.errmsg, "the invitation is already accepted");
+  store_req_free(r);
+  r = chat_get(f, bob, "duo");
   assert_int_equal(r->out.chat.participant_count, 3);
-  assert_int_equal(r->out.n_member_ids, 3);
   store_req_free(r);
 }
 
@@ -1233,6 +1287,80 @@ static void test_invite_list(void **state) {
   store_req_free(r);
 }
 
+/* Issue 14.5: a stale invitation undid a removal. Joining settles the joiner's pending
+ * invitation (accepted), removal revokes one, and only an invitation made after the removal lets
+ * the removed user back in. */
+static void test_stale_invitation_cannot_undo_removal(void **state) {
+  struct fx *f = *state;
+  int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob"), cy = mk_user(f, "cy");
+  int64_t old, fresh;
+  struct store_req *r;
+
+  mk_chat(f, ana, "pub", 1, 0);
+  old = invite(f, ana, "pub", "bob", NOW + 1, DAY);
+  /* bob joins by himself: the invitation is settled, and the join says so. */
+  r = new_req(STORE_CHAT_JOIN, bob, "pub");
+  r->in.now = NOW + 2;
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.joined, 1);
+  assert_int_equal(r->out.n_invites, 1);
+  assert_int_equal(r->out.invites[0].id, old);
+  assert_int_equal(r->out.invites[0].status, INVITE_ACCEPTED);
+  assert_int_equal(r->out.invites[0].from.id, ana);
+  assert_int_equal(r->out.invites[0].to.id, bob);
+  store_req_free(r);
+  assert_int_equal(invite_status_of(f, old), INVITE_ACCEPTED);
+  /* Neither side lists it any more. */
+  r = new_req(STORE_INVITE_LIST, bob, NULL);
+  r->in.now = NOW + 3;
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.n_invites, 0);
+  store_req_free(r);
+  r = new_req(STORE_INVITE_LIST, ana, NULL);
+  r->in.now = NOW + 3;
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.n_invites, 0);
+  store_req_free(r);
+
+  assert_int_equal(remove_user(f, ana, "pub", "bob"), 0);
+  /* The old invitation no longer lets him in; neither does a join. */
+  assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, bob, old, NOW + 4), PARLEY_ECONFLICT);
+  assert_int_equal(join(f, bob, "pub"), PARLEY_EFORBIDDEN);
+  assert_int_equal(role_in(f, bob, "pub"), CHAT_ROLE_NONE);
+  /* One made after the removal does. */
+  fresh = invite(f, ana, "pub", "bob", NOW + 5, DAY);
+  assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, bob, fresh, NOW + 6), 0);
+  assert_int_equal(role_in(f, bob, "pub"), CHAT_ROLE_MEMBER);
+
+  /* A pending invitation of a participant (left by an older version, which did not settle it
+   * on join) is revoked by the removal, and returned to be announced. */
+  assert_int_equal(join(f, cy, "pub"), 0);
+  assert_int_equal(fx_sql_exec(f, "INSERT INTO invitations(chat_id, from_id, to_id, status,"
+                                  " created_at, expires_at, updated_at) SELECT id, owner_id, "
+                                  "(SELECT id FROM users WHERE username = 'cy'), 0, 1, "
+                                  "9000000000000, 1 FROM chats WHERE slug = 'pub'"),
+                   0);
+  r = new_req(STORE_CHAT_REMOVE, ana, "pub");
+  set_target(r, "cy");
+  r->in.now = NOW + 7;
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.n_invites, 1);
+  assert_int_equal(r->out.invites[0].status, INVITE_REVOKED);
+  assert_int_equal(r->out.invites[0].to.id, cy);
+  old = r->out.invites[0].id;
+  store_req_free(r);
+  assert_int_equal(invite_act(f, STORE_INVITE_ACCEPT, cy, old, NOW + 8), PARLEY_ECONFLICT);
+  assert_int_equal(role_in(f, cy, "pub"), CHAT_ROLE_NONE);
+
+  /* A removal with nothing pending settles nothing. */
+  r = new_req(STORE_CHAT_REMOVE, ana, "pub");
+  set_target(r, "bob");
+  r->in.now = NOW + 9;
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.n_invites, 0);
+  store_req_free(r);
+}
+
 /* ---- chat.list ---- */
 
 static void test_chat_list_invitations(void **state) {
@@ -1373,11 +1501,14 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_invite_create_rules, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_accept, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_accept_at_cap, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_participants_ceiling, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_decline_and_revoke, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_reinvite_after_decline_and_expiry, fx_setup,
                                       fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_sweep, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_list, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_stale_invitation_cannot_undo_removal, fx_setup,
+                                      fx_teardown),
       cmocka_unit_test_setup_teardown(test_chat_list_invitations, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_own_messages_are_never_unread, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_member_gen, fx_setup, fx_teardown),

@@ -5,6 +5,7 @@
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { NON_RETRYABLE_SEND_ERRORS, ParleyError } from './errors.js';
+import { PendingStore, type PendingStoreOptions, type StoredSend } from './pending-store.js';
 import { TypingController, type TypingOptions } from './typing.js';
 import { attachVisibility, type DocumentLike, type VisibilityOptions, type WindowLike } from './visibility.js';
 import type {
@@ -104,6 +105,12 @@ export interface ParleyClientOptions {
   newClientMsgId?: () => string;
   /** Typing refresh/idle timings for typingController(). */
   typing?: TypingOptions;
+  /**
+   * Keeps unsent messages in this storage (e.g. `{ storage: localStorage, key: 'parley.pending.'
+   * + userId }`): they are loaded when the client is made and resent, with the same
+   * clientMsgId, once online.
+   */
+  pendingStore?: PendingStoreOptions;
 }
 
 export interface RequestOptions {
@@ -278,6 +285,9 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   readonly #heartbeatMs: number;
   readonly #backoff: BackoffOptions;
   readonly #typingOpts: TypingOptions;
+  readonly #store: PendingStore | null;
+  /** clientMsgIds this client has queued (sent or restored): the stored entries it owns. */
+  readonly #storedIds = new Set<string>();
 
   #state: ConnectionState = 'offline';
   #want = false; // connect() called and not closed since
@@ -326,6 +336,43 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     this.#heartbeatMs = opts.heartbeatMs ?? 30000;
     this.#backoff = opts.backoff ?? {};
     this.#typingOpts = opts.typing ?? {};
+    this.#store = opts.pendingStore ? new PendingStore(opts.pendingStore) : null;
+    if (this.#store) this.#restore(this.#store.load());
+  }
+
+  /** Puts messages kept by an earlier page back in the queue (sent once online). */
+  #restore(saved: StoredSend[]): void {
+    for (const s of saved) {
+      if (!CLIENT_MSG_ID_RE.test(s.clientMsgId) || this.#outbox.has(s.clientMsgId)) continue;
+      this.#storedIds.add(s.clientMsgId);
+      this.#outbox.set(s.clientMsgId, {
+        pub: {
+          clientMsgId: s.clientMsgId,
+          chat: s.chat,
+          body: s.body,
+          status: s.failed ? 'failed' : 'pending',
+          createdAt: s.createdAt,
+          attempts: 0,
+          ...(s.failed ? { error: new ParleyError('internal', 'not sent before the page was reloaded') } : {}),
+        },
+        reqId: null,
+        retryTimer: null,
+        waiters: [],
+      });
+    }
+  }
+
+  #persist(): void {
+    if (!this.#store) return;
+    // Other tabs of the same user share the storage: their entries (ids this client never
+    // queued) are kept as they are; this client's own are replaced by its current queue.
+    const list: StoredSend[] = this.#store.load().filter((s) => !this.#storedIds.has(s.clientMsgId));
+    for (const e of this.#outbox.values()) {
+      this.#storedIds.add(e.pub.clientMsgId);
+      const p = e.pub;
+      list.push({ clientMsgId: p.clientMsgId, chat: p.chat, body: p.body, createdAt: p.createdAt, ...(p.status === 'failed' ? { failed: true } : {}) });
+    }
+    this.#store.save(list);
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -1181,6 +1228,8 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   }
 
   #emitOutgoing(e: OutboxEntry): void {
+    // Every change of the queue passes here: keep the stored copy in step first.
+    this.#persist();
     this.emit('outgoing', { ...e.pub });
   }
 

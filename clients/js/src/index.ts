@@ -13,6 +13,7 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from './client.js';
+export { PendingStore, type PendingStoreOptions, type StorageLike, type StoredSend } from './pending-store.js';
 export { ParleyError, NON_RETRYABLE_SEND_ERRORS, type ClientErrorCode, type ParleyErrorCode } from './errors.js';
 export { Emitter } from './emitter.js';
 export {

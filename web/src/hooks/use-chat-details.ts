@@ -2,7 +2,7 @@
 // reply), from `chat.get`, kept current. The chat room and the settings page both show these; this
 // is the one place that loads them: again on every membership event of the chat, on `chat.updated`
 // (merged, keeping the caller's role, which that event does not carry) and after a reconnect.
-// Being removed from the chat is an error (`forbidden`), as `chat.get` would answer.
+// Being removed from the chat is an error (`forbidden`); the user leaves the participants shown.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useRealtime } from '../lib/session';
 import type { ProtoError } from '../lib/realtime-types';
@@ -49,8 +49,16 @@ export function useChatDetails(slug: string): ChatDetails {
       }),
       rt.on('removed', (e) => {
         if (e.chat !== slug) return;
+        // No participant.removed reaches the removed user: take them out of what they see here.
         const error = { code: 'forbidden', message: 'You were removed from this chat.' };
-        setState((s) => ({ ...s, slug, error }));
+        const me = rt.user?.id;
+        setState((s) => ({
+          ...s,
+          slug,
+          error,
+          participants: s.participants.filter((p) => p.id !== me),
+          chat: s.chat ? { ...s.chat, role: null, participantCount: Math.max(0, s.chat.participantCount - 1) } : s.chat,
+        }));
       }),
       rt.onReconnect(reload),
     ];

@@ -17,7 +17,9 @@ import { useChatDetails } from './use-chat-details';
 
 const PAGE = 50;
 
-export type RoomStatus = 'loading' | 'ready' | 'error' | 'removed';
+// 'visitor': a public chat the user is not in (chat.get answered with role null): nothing is
+// subscribed or loaded, since the server refuses both to a non-participant.
+export type RoomStatus = 'loading' | 'ready' | 'error' | 'removed' | 'visitor';
 
 interface State {
   slug: string;
@@ -203,10 +205,16 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     );
   }, [rt, slug]);
 
+  // Participant or not, as chat.get says (null until it answers). Only a participant subscribes
+  // and loads history: for anyone else the server answers both with `forbidden`, which the room
+  // would show as an error above the Join button.
+  const member: boolean | null = details.chat ? details.chat.role != null : null;
+
   // Subscription and first page. The SDK re-subscribes with `since` after a reconnect (and
   // useChatDetails reloads the participants then); a reset (too much missed) reloads the newest
   // page.
   useEffect(() => {
+    if (member !== true) return;
     let first = true;
     const unsub = rt.subscribe(slug, {
       onSubscribed(reply, resumed) {
@@ -224,7 +232,7 @@ export function useRealtimeChat(slug: string): RealtimeChat {
       },
     });
     return unsub;
-  }, [rt, slug, loadInitialHistory]);
+  }, [rt, slug, loadInitialHistory, member]);
 
   // Chat events.
   useEffect(() => {
@@ -348,7 +356,8 @@ export function useRealtimeChat(slug: string): RealtimeChat {
 
   // chat.get is the authority on the chat; the sub reply's copy fills in until it answers. A
   // refused chat.get before anything else worked closes the room like a refused sub.
-  const status: RoomStatus = s.status === 'loading' && details.error ? 'error' : s.status;
+  const status: RoomStatus =
+    s.status === 'loading' && details.error ? 'error' : s.status === 'loading' && member === false ? 'visitor' : s.status;
   return {
     status,
     error: s.error ?? (status === 'error' ? details.error : null),

@@ -1,6 +1,23 @@
 // Text the UI shows for times, typers and presence. Pure functions, so they are easy to test.
 import type { User } from './types';
 
+// "1 participant", "2 participants", "0 participants": the word is chosen by the language's plural
+// rules (Intl.PluralRules: English has "one" and "other"; the app's text is English), never by
+// `n === 1` scattered through the UI, and screen-reader labels use the same helper.
+const PLURALS = new Intl.PluralRules('en');
+export function plural(n: number, one: string, other: string): string {
+  return PLURALS.select(n) === 'one' ? one : other;
+}
+export function count(n: number, one: string, other: string): string {
+  return `${n} ${plural(n, one, other)}`;
+}
+
+// "Try again in 1 second", "in 30 seconds", from a retryAfter in milliseconds (rounded up).
+export function retryText(retryAfterMs: number | null | undefined): string {
+  if (!retryAfterMs || retryAfterMs <= 0) return 'Try again in a few seconds.';
+  return `Try again in ${count(Math.ceil(retryAfterMs / 1000), 'second', 'seconds')}.`;
+}
+
 export function displayName(u: { displayName?: string; username: string }) {
   return u.displayName || u.username;
 }
@@ -54,10 +71,10 @@ export function typingText(users: Pick<User, 'username' | 'displayName'>[], othe
   if (names.length === 0) return `${total} people are typing…`;
   if (names.length === 1) {
     const rest = total - 1;
-    return `${names[0]} and ${rest} ${rest === 1 ? 'other' : 'others'} are typing…`;
+    return `${names[0]} and ${count(rest, 'other', 'others')} are typing…`;
   }
   const rest = total - 2;
-  return `${names[0]}, ${names[1]} and ${rest} ${rest === 1 ? 'other' : 'others'} are typing…`;
+  return `${names[0]}, ${names[1]} and ${count(rest, 'other', 'others')} are typing…`;
 }
 
 const MIN = 60_000;
@@ -120,7 +137,7 @@ export function expiresText(ts: number, now = Date.now()): string {
   if (d < HOUR) return `expires in ${Math.max(1, Math.round(d / MIN))} min`;
   if (d < DAY) return `expires in ${Math.round(d / HOUR)} h`;
   const days = Math.round(d / DAY);
-  return `expires in ${days} ${days === 1 ? 'day' : 'days'}`;
+  return `expires in ${count(days, 'day', 'days')}`;
 }
 
 // Friendly text for protocol error codes, shown where the action happened.

@@ -11,6 +11,7 @@ import { ParleyClient } from '../../../clients/js/src/client.js';
 import type { OutgoingMessage } from '../../../clients/js/src/client.js';
 import { wsUrlFor } from '../../../clients/js/src/http.js';
 import type { Op, OpArgs, OpResults } from '../../../clients/js/src/types.js';
+import { clearRemoval, recordRemoval } from './removals';
 import type { ConnState, PendingSend, Realtime, SubHandlers, SubReply } from './realtime-types';
 
 const UNSUB_LINGER_MS = 1500;
@@ -23,6 +24,8 @@ interface ChatSub {
 
 export interface RealtimeOptions {
   url?: string;
+  /** The signed-in user: names this user's stored pending sends and removals. */
+  userId?: number;
   onSessionEnded?: () => void;
 }
 
@@ -39,7 +42,14 @@ function toPending(o: OutgoingMessage): PendingSend {
 
 export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
   const url = opts.url ?? wsUrlFor(location);
-  const client = new ParleyClient({ url });
+  // Unsent messages survive a reload: the SDK keeps its pending queue in localStorage (per user)
+  // and resends it with the same clientMsgIds, which the server dedupes.
+  const client = new ParleyClient({
+    url,
+    ...(opts.userId !== undefined && typeof localStorage !== 'undefined'
+      ? { pendingStore: { storage: localStorage, key: `parley.pending.${opts.userId}` } }
+      : {}),
+  });
   const subs = new Map<string, ChatSub>();
   let everOnline = false;
   let closed = false;
@@ -48,6 +58,7 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
   const offs: (() => void)[] = [];
   offs.push(
     client.on('subscribed', ({ chat, result, resumed }) => {
+      clearRemoval(opts.userId, chat); // a participant again
       const s = subs.get(chat);
       if (!s) return;
       s.last = result;
@@ -64,7 +75,8 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
       subs.delete(chat);
       for (const h of [...s.handlers]) h.onError({ code: String(error.code), message: error.message });
     }),
-    client.on('removed', ({ chat }) => {
+    client.on('removed', ({ chat, by }) => {
+      recordRemoval(opts.userId, chat, by ?? null);
       // The SDK ends the subscription of a removed participant; so do we.
       const s = subs.get(chat);
       if (s?.lingerTimer) clearTimeout(s.lingerTimer);
@@ -104,7 +116,14 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
     request<K extends Op>(op: K, args: OpArgs[K]): Promise<OpResults[K]> {
       // Leaving through the SDK also ends its subscription, so it is not resumed after a reconnect.
       if (op === 'chat.leave') return client.leaveChat((args as OpArgs['chat.leave']).chat) as Promise<OpResults[K]>;
-      return client.request(op, args);
+      const p = client.request(op, args);
+      if (op === 'chat.join' || op === 'invite.accept') {
+        p.then((r) => {
+          const slug = (r as { chat?: { slug?: string } }).chat?.slug;
+          if (slug) clearRemoval(opts.userId, slug);
+        }, () => {});
+      }
+      return p;
     },
     on(ev, cb) {
       return client.on(ev, cb);

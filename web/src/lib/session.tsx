@@ -26,6 +26,7 @@ export function SessionProvider({ initialUser, children }: { initialUser: User |
       return;
     }
     const conn = createRealtime({
+      userId: user.id,
       onSessionEnded: () => setUser(null),
     });
     setRt(conn);

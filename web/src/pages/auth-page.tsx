@@ -5,7 +5,7 @@
 import { useState, type FormEvent } from 'react';
 import { login, signup as apiSignup } from '../../../clients/js/src/http.js';
 import type { ParleyError } from '../../../clients/js/src/errors.js';
-import { codePointLength, DISPLAY_NAME_MAX, errorText } from '../lib/format';
+import { codePointLength, DISPLAY_NAME_MAX, errorText, retryText } from '../lib/format';
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
 import { IconChat } from '../components/ui/icons';
@@ -51,7 +51,7 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
       if (e2.code === 'conflict') setError('That username is taken. Try another one.');
       else if (e2.code === 'unauthorized') setError('Wrong username or password.');
       else if (e2.code === 'rate_limited')
-        setError(`Too many attempts. Try again in ${e2.retryAfter ? Math.ceil(e2.retryAfter / 1000) : 'a few'} seconds.`);
+        setError(`Too many attempts. ${retryText(e2.retryAfter)}`);
       else setError(errorText(e2));
     } finally {
       setBusy(false);

@@ -1,11 +1,12 @@
 // The sidebar (and, on phones, the whole /chat page): pending invitations with accept and
 // decline, the user's chats with participant count, unread count and last message, and "New
 // chat". The list updates live from events.
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { useNow } from '../hooks/use-now';
 import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
 import { useChatList } from '../hooks/use-chat-list';
-import { displayName, listTime, userHue } from '../lib/format';
+import { count, displayName, listTime, userHue } from '../lib/format';
 import { Avatar } from '../components/ui/avatar';
 import { IconChat, IconGlobe, IconLogout, IconPlus, IconUsers } from '../components/ui/icons';
 import { CreateChatModal } from '../components/chat/create-chat-modal';
@@ -18,6 +19,18 @@ export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; c
   const { chats, invitations, loaded, error, reload } = useChatList();
   const [creating, setCreating] = useState(false);
   const lookedFor = useRef(new Set<string>());
+  const now = useNow();
+  // Two chats may have the same title: those rows also show their slug, which is unique.
+  const sharedTitles = useMemo(() => {
+    const seen = new Set<string>();
+    const shared = new Set<string>();
+    for (const c of chats) {
+      const k = titleKey(c.title);
+      if (seen.has(k)) shared.add(k);
+      seen.add(k);
+    }
+    return shared;
+  }, [chats]);
 
   // A chat just created or joined may not be in the list yet (creating one sends no event to
   // its creator): reload once when the open chat is missing.
@@ -68,7 +81,14 @@ export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; c
           {!loaded && !error && <p className="muted" style={{ padding: '4px 10px', fontSize: 14 }}>Loading…</p>}
           <ul className="chat-list" data-testid="chat-list">
             {chats.map((c) => (
-              <ChatRow key={c.slug} chat={c} active={c.slug === activeSlug} selfId={user?.id} />
+              <ChatRow
+                key={c.slug}
+                chat={c}
+                active={c.slug === activeSlug}
+                selfId={user?.id}
+                now={now}
+                disambiguator={sharedTitles.has(titleKey(c.title)) ? `/${c.slug}` : undefined}
+              />
             ))}
           </ul>
         </section>
@@ -90,7 +110,23 @@ export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; c
   );
 }
 
-function ChatRow({ chat, active, selfId }: { chat: Chat; active: boolean; selfId?: number }) {
+function titleKey(title: string): string {
+  return title.normalize('NFKC').toLowerCase().trim().replace(/\s+/g, ' ');
+}
+
+function ChatRow({
+  chat,
+  active,
+  selfId,
+  now,
+  disambiguator,
+}: {
+  chat: Chat;
+  active: boolean;
+  selfId?: number;
+  now: number;
+  disambiguator?: string;
+}) {
   const hue = userHue(chat.slug);
   const last = chat.lastMessage;
   const unread = active ? 0 : chat.unread || 0;
@@ -104,15 +140,23 @@ function ChatRow({ chat, active, selfId }: { chat: Chat; active: boolean; selfId
         className={`chat-row${unread ? ' chat-row--unread' : ''}`}
         aria-current={active ? 'page' : undefined}
         data-slug={chat.slug}
-        aria-label={`${chat.title}, ${chat.participantCount} participants${unread ? `, ${unread} unread` : ''}`}
+        aria-label={`${chat.title}${disambiguator ? ` (${disambiguator})` : ''}, ${count(chat.participantCount, 'participant', 'participants')}${unread ? `, ${unread} unread` : ''}`}
       >
         <span className="chat-row__icon" style={{ background: `hsl(${hue} 70% 93%)`, color: `hsl(${hue} 45% 35%)` }} aria-hidden="true">
           {chat.title.trim().charAt(0).toUpperCase() || '#'}
         </span>
         <span className="chat-row__body">
           <span className="chat-row__top">
-            <span className="chat-row__title">{chat.title}</span>
-            <span className="chat-row__time">{listTime(last?.createdAt || chat.lastActivity || chat.createdAt)}</span>
+            <span className="chat-row__title">
+              {chat.title}
+              {disambiguator && (
+                <span className="chat-row__slug" data-testid="chat-slug">
+                  {' '}
+                  {disambiguator}
+                </span>
+              )}
+            </span>
+            <span className="chat-row__time">{listTime(last?.createdAt || chat.lastActivity || chat.createdAt, now)}</span>
           </span>
           <span className="chat-row__bottom">
             <span className="chat-row__last" data-testid="last-message">
@@ -124,7 +168,7 @@ function ChatRow({ chat, active, selfId }: { chat: Chat; active: boolean; selfId
                   <IconGlobe />
                 </span>
               )}
-              <span className="participants-chip" title={`${chat.participantCount} participants`} data-testid="participant-count">
+              <span className="participants-chip" title={count(chat.participantCount, 'participant', 'participants')} data-testid="participant-count">
                 <IconUsers />
                 {chat.participantCount}
               </span>

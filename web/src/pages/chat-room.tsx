@@ -6,7 +6,8 @@ import { useRealtimeChat } from '../hooks/use-realtime-chat';
 import { useRealtime, useSession } from '../lib/session';
 import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link } from '../lib/router';
-import { fullName, makeNamer, errorText } from '../lib/format';
+import { count, displayName, fullName, makeNamer, errorText } from '../lib/format';
+import { recordRemoval, removalOf, type Removal } from '../lib/removals';
 import { MessageList } from '../components/chat/message-list';
 import { Composer } from '../components/chat/composer';
 import { TypingIndicator } from '../components/chat/typing-indicator';
@@ -22,21 +23,19 @@ export function ChatRoom({ slug }: { slug: string }) {
   return <Room key={joins} slug={slug} onJoined={() => setJoins((n) => n + 1)} />;
 }
 
-// Shown to a visitor of a chat they are not in: public chats can be joined from here.
-function JoinPublicChat({ slug, onJoined }: { slug: string; onJoined: () => void }) {
+// Shown to a visitor of a public chat they are not in: its title and size, and Join. Nothing
+// failed, so no error is shown; chat.get (already loaded by the room) says all that is needed.
+function JoinPublicChat({ slug, chat, onJoined }: { slug: string; chat: Chat; onJoined: () => void }) {
   const rt = useRealtime();
-  const [chat, setChat] = useState<Chat | null>(null);
+  const { user } = useSession();
   const [error, setError] = useState<string | null>(null);
+  const [removed, setRemoved] = useState(false);
   const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    rt.request('chat.get', { chat: slug }).then((r) => setChat(r.chat), () => setChat(null));
-  }, [rt, slug]);
-  if (!chat?.isPublic) return null;
+  if (removed) return <RemovedNotice />;
   return (
     <>
       <p>
-        <strong>{chat.title}</strong> is a public chat with {chat.participantCount}{' '}
-        {chat.participantCount === 1 ? 'participant' : 'participants'}.
+        <strong>{chat.title}</strong> is a public chat with {count(chat.participantCount, 'participant', 'participants')}.
       </p>
       {error && (
         <p className="inline-error" role="alert">
@@ -54,7 +53,11 @@ function JoinPublicChat({ slug, onJoined }: { slug: string; onJoined: () => void
             await rt.request('chat.join', { chat: slug });
             onJoined();
           } catch (err) {
-            setError(errorText(err));
+            // A public chat refuses a join only to someone removed from it (docs/protocol.md).
+            if ((err as { code?: string }).code === 'forbidden') {
+              recordRemoval(user?.id, slug, null);
+              setRemoved(true);
+            } else setError(errorText(err));
             setBusy(false);
           }
         }}
@@ -62,6 +65,14 @@ function JoinPublicChat({ slug, onJoined }: { slug: string; onJoined: () => void
         {busy ? 'Joining…' : 'Join this chat'}
       </button>
     </>
+  );
+}
+
+function RemovedNotice({ by }: { by?: Removal['by'] }) {
+  return (
+    <p data-testid="removed-notice">
+      You were removed from this chat{by ? ` by ${fullName(by)}` : ''}; ask {by ? displayName(by) : 'someone in it'} for an invitation to come back.
+    </p>
   );
 }
 
@@ -86,7 +97,10 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   const onlineCount = entries.filter((e) => e.presence && e.presence.state !== 'offline').length;
   const hereOthers = rc.activeUsers.filter((u) => u.id !== user?.id);
 
-  const blocked = rc.status === 'error';
+  const blocked = rc.status === 'error' || rc.status === 'visitor';
+  // Removed earlier (seen live, kept in localStorage): said at once, instead of a Join that fails
+  // or a "No such chat" for a private chat.
+  const removal = rc.status === 'removed' ? null : removalOf(user?.id, slug);
   useEffect(() => {
     document.title = `${rc.chat?.title || slug} · Parley`;
   }, [rc.chat?.title, slug]);
@@ -105,7 +119,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
               {rc.chat ? (
                 <>
                   <span data-testid="room-participants">
-                    {rc.chat.participantCount} {rc.chat.participantCount === 1 ? 'participant' : 'participants'}
+                    {count(rc.chat.participantCount, 'participant', 'participants')}
                   </span>
                   {' · '}
                   {onlineCount} online
@@ -148,18 +162,32 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
         <ConnectionBanner state={rc.connectionState} />
         {rc.status === 'removed' && (
           <div className="banner banner--error" role="alert" data-testid="removed-banner">
-            You were removed from this chat{rc.removedBy ? ` by ${fullName(rc.removedBy)}` : ''}.
+            You were removed from this chat{rc.removedBy ? ` by ${fullName(rc.removedBy)}` : ''}; ask{' '}
+            {rc.removedBy ? displayName(rc.removedBy) : 'someone in it'} for an invitation to come back.
           </div>
         )}
         {blocked ? (
-          <div className="empty-state" role="alert" data-testid="room-error">
-            <h2>{rc.error?.code === 'forbidden' ? "You're not in this chat" : rc.error?.code === 'not_found' ? 'No such chat' : 'Could not open this chat'}</h2>
-            <p>{errorText(rc.error)}</p>
-            {rc.error?.code === 'forbidden' && <JoinPublicChat slug={slug} onJoined={onJoined} />}
-            <Link to="/chat" className="btn">
-              Back to your chats
-            </Link>
-          </div>
+          rc.status === 'visitor' || removal ? (
+            <div className="empty-state" data-testid="room-visitor">
+              <h2>{removal ? 'You were removed from this chat' : "You're not in this chat yet"}</h2>
+              {removal ? (
+                <RemovedNotice by={removal.by} />
+              ) : (
+                rc.chat && <JoinPublicChat slug={slug} chat={rc.chat} onJoined={onJoined} />
+              )}
+              <Link to="/chat" className="btn">
+                Back to your chats
+              </Link>
+            </div>
+          ) : (
+            <div className="empty-state" role="alert" data-testid="room-error">
+              <h2>{rc.error?.code === 'forbidden' ? "You're not in this chat" : rc.error?.code === 'not_found' ? 'No such chat' : 'Could not open this chat'}</h2>
+              <p>{errorText(rc.error)}</p>
+              <Link to="/chat" className="btn">
+                Back to your chats
+              </Link>
+            </div>
+          )
         ) : (
           <>
             <MessageList
@@ -181,7 +209,12 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
                 </Link>
               </div>
             ) : (
-              <Composer onSend={rc.send} onTyping={rc.setTyping} disabled={rc.status !== 'ready'} />
+              <Composer
+                draftKey={user ? `parley.draft.${user.id}.${slug}` : undefined}
+                onSend={rc.send}
+                onTyping={rc.setTyping}
+                disabled={rc.status !== 'ready'}
+              />
             )}
           </>
         )}

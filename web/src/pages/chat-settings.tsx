@@ -4,10 +4,12 @@
 // Every server error shows next to what caused it.
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { useRealtime, useSession } from '../lib/session';
+import { useNow } from '../hooks/use-now';
 import { useChatDetails } from '../hooks/use-chat-details';
 import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link, navigate } from '../lib/router';
-import { displayName, errorText, expiresText, relativeTime } from '../lib/format';
+import { displayName, errorText, expiresText, fullName, relativeTime } from '../lib/format';
+import { ConfirmDialog } from '../components/ui/modal';
 import { Avatar } from '../components/ui/avatar';
 import { IconBack, IconUserPlus } from '../components/ui/icons';
 import { InviteUserModal } from '../components/chat/invite-user-modal';
@@ -261,8 +263,10 @@ function MemberRow({
   onChanged: () => void;
 }) {
   const rt = useRealtime();
+  const now = useNow(); // the shared 30 s clock: relative times tick
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [confirmRemove, setConfirmRemove] = useState(false);
   const self = p.id === selfId;
   const canRemove = !self && (myRole === 'owner' || (myRole === 'admin' && p.role === 'member'));
   const canSetRole = !self && myRole === 'owner';
@@ -292,7 +296,7 @@ function MemberRow({
           </span>
         </strong>
         <span>
-          @{p.username} · joined {relativeTime(p.joinedAt)}
+          @{p.username} · joined {relativeTime(p.joinedAt, now)}
         </span>
         {error && (
           <span className="inline-error" role="alert">
@@ -329,11 +333,26 @@ function MemberRow({
               type="button"
               className="btn btn--danger btn--small"
               disabled={busy}
-              onClick={() => run(() => rt.request('chat.remove', { chat: slug, user: p.username }))}
+              onClick={() => setConfirmRemove(true)}
               aria-label={`Remove ${displayName(p)}`}
             >
               Remove
             </button>
+          )}
+          {confirmRemove && (
+            <ConfirmDialog
+              title={`Remove ${displayName(p)}?`}
+              confirmLabel="Remove"
+              onCancel={() => setConfirmRemove(false)}
+              onConfirm={() => {
+                setConfirmRemove(false);
+                run(() => rt.request('chat.remove', { chat: slug, user: p.username }));
+              }}
+            >
+              <p style={{ margin: 0 }}>
+                {fullName(p)} will leave this chat at once and cannot come back without a new invitation.
+              </p>
+            </ConfirmDialog>
           )}
         </div>
       )}
@@ -343,6 +362,7 @@ function MemberRow({
 
 function PendingRow({ inv, onChanged }: { inv: Invitation; onChanged: () => void }) {
   const rt = useRealtime();
+  const now = useNow(); // the shared 30 s clock: relative times tick
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   return (
@@ -351,7 +371,7 @@ function PendingRow({ inv, onChanged }: { inv: Invitation; onChanged: () => void
       <div className="member__text">
         <strong>{displayName(inv.to)}</strong>
         <span>
-          invited by {displayName(inv.from)} · {expiresText(inv.expiresAt)}
+          invited by {displayName(inv.from)} · {expiresText(inv.expiresAt, now)}
         </span>
         {error && (
           <span className="inline-error" role="alert">

@@ -1,23 +1,28 @@
 // The message box: Enter sends, Shift+Enter starts a new line, the box grows with its text.
 // Typing is reported while there is text (the realtime client refreshes it every 3 s and the
 // server forgets it after 6 s), and cleared on send, on emptying the box and on leaving it.
-import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+// The text is a per-chat draft (useDraft): it survives switching chats and reloads.
+import { useEffect, useRef, type FormEvent, type KeyboardEvent } from 'react';
+import { useDraft } from '../../hooks/use-draft';
 import { IconSend } from '../ui/icons';
 
 const MAX_BYTES = 16384;
 
 export function Composer({
+  draftKey,
   onSend,
   onTyping,
   disabled,
   placeholder = 'Write a message…',
 }: {
+  /** Where the unsent text is kept (one key per user and chat); see useDraft. */
+  draftKey?: string;
   onSend: (body: string) => void;
   onTyping: (on: boolean) => void;
   disabled?: boolean;
   placeholder?: string;
 }) {
-  const [text, setText] = useState('');
+  const [text, setText] = useDraft(draftKey);
   const ref = useRef<HTMLTextAreaElement>(null);
   const tooLong = new TextEncoder().encode(text).length > MAX_BYTES;
 

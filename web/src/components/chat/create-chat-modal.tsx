@@ -59,7 +59,6 @@ export function CreateChatModal({ onClose }: { onClose: () => void }) {
             value={title}
             onChange={(e) => setTitle(e.target.value)}
             placeholder="e.g. Design review"
-            autoFocus
           />
         </div>
         <div className="field">

@@ -2,12 +2,14 @@
 // revoked meanwhile) show on the card itself.
 import { useState } from 'react';
 import { useRealtime } from '../../lib/session';
+import { useNow } from '../../hooks/use-now';
 import { navigate } from '../../lib/router';
 import { displayName, errorText, expiresText, fullName } from '../../lib/format';
 import type { Invitation } from '../../lib/types';
 
 export function InvitationCard({ invitation, onDone }: { invitation: Invitation; onDone: () => void }) {
   const rt = useRealtime();
+  const now = useNow();
   const [busy, setBusy] = useState<'accept' | 'decline' | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -40,7 +42,7 @@ export function InvitationCard({ invitation, onDone }: { invitation: Invitation;
         <strong title={fullName(invitation.from)}>{displayName(invitation.from)}</strong>{' '}
         <span className="muted">(@{invitation.from.username})</span> invited you to <strong>{invitation.chatTitle || invitation.chat}</strong>
       </p>
-      <p className="invite-card__meta">{expiresText(invitation.expiresAt)}</p>
+      <p className="invite-card__meta">{expiresText(invitation.expiresAt, now)}</p>
       <div className="invite-card__actions">
         <button
           type="button"

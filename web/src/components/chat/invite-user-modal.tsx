@@ -5,13 +5,15 @@ import { useEffect, useRef, useState } from 'react';
 import { Modal } from '../ui/modal';
 import { Avatar } from '../ui/avatar';
 import { useRealtime } from '../../lib/session';
-import { displayName, errorText, expiresText } from '../../lib/format';
+import { useNow } from '../../hooks/use-now';
+import { count, displayName, errorText, expiresText } from '../../lib/format';
 import type { Invitation, SearchUser } from '../../lib/types';
 
 const DEBOUNCE_MS = 250;
 
 export function InviteUserModal({ chat, chatTitle, onClose }: { chat: string; chatTitle: string; onClose: () => void }) {
   const rt = useRealtime();
+  const now = useNow();
   const [q, setQ] = useState('');
   const [results, setResults] = useState<SearchUser[]>([]);
   const [searching, setSearching] = useState(false);
@@ -105,7 +107,7 @@ export function InviteUserModal({ chat, chatTitle, onClose }: { chat: string; ch
               ? searchError
               : results.length === 0
                 ? 'Nobody found.'
-                : `${results.length} ${results.length === 1 ? 'person' : 'people'} found`}
+                : `${count(results.length, 'person', 'people')} found`}
       </div>
       <ul className="search-results" aria-label="Search results">
         {results.map((u) => {
@@ -155,7 +157,7 @@ export function InviteUserModal({ chat, chatTitle, onClose }: { chat: string; ch
                 <Avatar user={inv.to} size={28} />
                 <div className="search-result__text">
                   <strong>{displayName(inv.to)}</strong>
-                  <span>{inv.status === 'pending' ? expiresText(inv.expiresAt) : `@${inv.to.username}`}</span>
+                  <span>{inv.status === 'pending' ? expiresText(inv.expiresAt, now) : `@${inv.to.username}`}</span>
                 </div>
                 <span className={`status-chip status-chip--${inv.status}`}>{inv.status}</span>
               </li>

@@ -1,7 +1,7 @@
 // Who is in a chat and whether they are here: a green dot for online, amber for away, grey for
 // offline with "last seen 5 min ago". People with the chat open right now are marked "here".
-// The list re-renders every 30 s so relative times stay true.
-import { useEffect, useState } from 'react';
+// The list re-renders on the page's shared 30 s clock (useNow) so relative times stay true.
+import { useNow } from '../../hooks/use-now';
 import { Avatar } from '../ui/avatar';
 import { displayName, fullName, lastSeenText } from '../../lib/format';
 import type { Presence, PresenceState, Role, User } from '../../lib/types';
@@ -19,15 +19,6 @@ export function presenceLabel(p: Presence | undefined, now: number): string {
   if (p.state === 'online') return 'online';
   if (p.state === 'away') return 'away';
   return lastSeenText(p.lastSeen, now);
-}
-
-function useNow(intervalMs: number) {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), intervalMs);
-    return () => clearInterval(t);
-  }, [intervalMs]);
-  return now;
 }
 
 // One dot with an accessible label, for use next to a name anywhere.
@@ -56,7 +47,7 @@ export function UserPresence({
   // The room adds the username where display names collide.
   nameOf?: (u: User) => string;
 }) {
-  const now = useNow(30_000);
+  const now = useNow();
   const sorted = [...entries].sort((a, b) => {
     const sa = ORDER[a.presence?.state ?? 'offline'];
     const sb = ORDER[b.presence?.state ?? 'offline'];

@@ -1,0 +1,31 @@
+/* store_sql.h - SQL text both backends share (internal to src/store).
+ *
+ * The column lists that the backends' row readers (sq__read_chat, pg__read_chat, ...) take
+ * apart by position, and the joins they come from: written once, so that the two readers and
+ * the statements of both backends cannot drift apart. Statements themselves stay in each
+ * backend, with their own placeholders and dialect.
+ */
+#ifndef PARLEY_STORE_SQL_H
+#define PARLEY_STORE_SQL_H
+
+/* Columns of a chat row (c) plus the caller's role (p.role). */
+#define STORE_SQL_CHAT_COLS                                                                        \
+  "c.id, c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"              \
+  " c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived,"        \
+  " c.member_gen"
+#define STORE_SQL_CHAT_NCOLS 14
+/* Columns of an invitation (i) with its chat (c), inviter (f) and invitee (t): 16 columns.
+ * STORE_SQL_INV_FROM is the join they come from. */
+#define STORE_SQL_INV_COLS                                                                         \
+  "i.id, i.status, i.created_at, i.expires_at, i.chat_id, c.slug, c.title, c.archived,"            \
+  " f.id, f.username, f.display_name, f.created_at, t.id, t.username, t.display_name,"             \
+  " t.created_at"
+#define STORE_SQL_INV_FROM                                                                         \
+  " FROM invitations i JOIN chats c ON c.id = i.chat_id JOIN users f ON f.id = i.from_id"          \
+  " JOIN users t ON t.id = i.to_id"
+/* Columns of a message (m) with its author (u): 9 columns. */
+#define STORE_SQL_MSG_COLS                                                                         \
+  "m.seq, m.chat_id, m.body, m.client_msg_id, m.created_at, u.id, u.username, u.display_name,"     \
+  " u.created_at"
+
+#endif

@@ -1,0 +1,194 @@
+/* store_sqlite_int.h - what the files of the SQLite backend share (private to store_sqlite*.c).
+ *
+ * store_sqlite.c opens the connection and implements the method table; store_sqlite_rows.c the
+ * row primitives and the SQL-only ops that store_rules.c dispatches to; store_sqlite_ckpt.c the
+ * checkpointer. All of them run on the store thread (the checkpointer on its own).
+ */
+#ifndef PARLEY_STORE_SQLITE_INT_H
+#define PARLEY_STORE_SQLITE_INT_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+#include "store/store_rules.h"
+#include "store/store_sql.h"
+
+#define SQ_BUSY_TIMEOUT_MS 5000 /* how long a write waits for another process' lock */
+
+/* X(name, sql). Prepared at open, in this order. */
+#define SQ_STATEMENTS(X)                                                                           \
+  X(BEGIN, "BEGIN IMMEDIATE")                                                                      \
+  X(COMMIT, "COMMIT")                                                                              \
+  X(ROLLBACK, "ROLLBACK")                                                                          \
+  X(SAVEPOINT, "SAVEPOINT req")                                                                    \
+  X(RELEASE, "RELEASE req")                                                                        \
+  X(ROLLBACK_TO, "ROLLBACK TO req")                                                                \
+  X(USER_INSERT, "INSERT INTO users(username, display_name, pwhash, created_at)"                   \
+                 " VALUES (?1, ?2, ?3, ?4) RETURNING id")                                          \
+  X(USER_BY_NAME, "SELECT id, username, display_name, created_at, pwhash FROM users"               \
+                  " WHERE username = ?1")                                                          \
+  X(USER_BY_ID, "SELECT id, username, display_name, created_at FROM users WHERE id = ?1")          \
+  X(SESSION_INSERT, "INSERT INTO sessions(token_hash, user_id, created_at, expires_at)"            \
+                    " VALUES (?1, ?2, ?3, ?4)")                                                    \
+  X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at"             \
+                 " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1")      \
+  X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                  \
+  X(SESSION_SWEEP, "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions "    \
+                   "WHERE expires_at <= ?1 LIMIT ?2)")                                             \
+  X(CHAT_BY_SLUG, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"           \
+                  " ON p.chat_id = c.id AND p.user_id = ?2 WHERE c.slug = ?1")                     \
+  X(SLUG_TAKEN, "SELECT 1 FROM chats WHERE slug = ?1")                                             \
+  X(CHAT_INSERT, "INSERT INTO chats(slug, title, is_public, max_participants, owner_id,"           \
+                 " created_at, last_activity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)")                \
+  X(PARTICIPANT_INSERT, "INSERT INTO participants(chat_id, user_id, role, joined_at)"              \
+                        " VALUES (?1, ?2, ?3, ?4)")                                                \
+  X(CHAT_TOUCH, "UPDATE chats SET last_activity = max(last_activity, ?2) WHERE id = ?1")           \
+  X(CHAT_NEXT_SEQ, "UPDATE chats SET last_seq = last_seq + 1,"                                     \
+                   " last_activity = max(last_activity, ?2) WHERE id = ?1"                         \
+                   " RETURNING last_seq, last_activity")                                           \
+  X(MSG_INSERT, "INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at)"   \
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                                \
+  X(MSG_BY_CLIENT_ID,                                                                              \
+    "SELECT " STORE_SQL_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"             \
+    " WHERE m.chat_id = ?1 AND m.author_id = ?2 AND m.client_msg_id = ?3")                         \
+  X(MSG_RANGE, "SELECT " STORE_SQL_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"  \
+               " WHERE m.chat_id = ?1 AND m.seq > ?2 AND m.seq < ?3"                               \
+               " ORDER BY m.seq DESC LIMIT ?4")                                                    \
+  X(CHAT_LIST, "SELECT " STORE_SQL_CHAT_COLS ", coalesce(r.seq, 0), " STORE_SQL_MSG_COLS           \
+               " FROM participants p JOIN chats c ON c.id = p.chat_id"                             \
+               " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"      \
+               " LEFT JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq"                  \
+               " LEFT JOIN users u ON u.id = m.author_id"                                          \
+               " WHERE p.user_id = ?1 ORDER BY c.last_activity DESC, c.id DESC")                   \
+  X(READ_UPSERT, "INSERT INTO read_markers(chat_id, user_id, seq, updated_at)"                     \
+                 " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(chat_id, user_id) DO UPDATE SET"            \
+                 " seq = max(seq, excluded.seq), updated_at = excluded.updated_at"                 \
+                 " RETURNING seq")                                                                 \
+  /* ---- membership (issue 3) ---- */                                                             \
+  X(USER_BY_USERNAME, "SELECT id, username, display_name, created_at FROM users"                   \
+                      " WHERE username = ?1")                                                      \
+  X(PARTICIPANT_ROLE, "SELECT role FROM participants WHERE chat_id = ?1 AND user_id = ?2")         \
+  X(PARTICIPANTS, "SELECT user_id, role, joined_at FROM participants WHERE chat_id = ?1")          \
+  X(MEMBERS, "SELECT u.id, u.username, u.display_name, u.created_at, p.role, p.joined_at,"         \
+             " coalesce(u.last_seen, 0) FROM participants p JOIN users u ON u.id = p.user_id"      \
+             " WHERE p.chat_id = ?1"                                                               \
+             " ORDER BY p.joined_at, p.user_id")                                                   \
+  X(PARTICIPANT_DELETE, "DELETE FROM participants WHERE chat_id = ?1 AND user_id = ?2")            \
+  X(PARTICIPANT_SET_ROLE, "UPDATE participants SET role = ?3 WHERE chat_id = ?1 AND user_id = ?2") \
+  X(CHAT_SET_OWNER, "UPDATE chats SET owner_id = ?2 WHERE id = ?1")                                \
+  X(CHAT_ARCHIVE, "UPDATE chats SET archived = 1 WHERE id = ?1")                                   \
+  /* A NULL parameter leaves its column as it is: one statement serves every update mask. */       \
+  X(CHAT_UPDATE, "UPDATE chats SET title = coalesce(?2, title),"                                   \
+                 " is_public = coalesce(?3, is_public),"                                           \
+                 " max_participants = coalesce(?4, max_participants),"                             \
+                 " invite_policy = coalesce(?5, invite_policy) WHERE id = ?1")                     \
+  /* Prefix ranges lower(x) >= ?1 AND lower(x) < ?2 use the lower() indexes of migration 2 (one    \
+   * range scan per index, OR-ed); a LIKE would scan the table. ?4 is the chat whose marks are     \
+   * asked for, 0 for none (no chat has id 0). */                                                  \
+  X(USERS_SEARCH, "SELECT u.id, u.username, u.display_name, u.created_at,"                         \
+                  " EXISTS (SELECT 1 FROM participants p WHERE p.chat_id = ?4"                     \
+                  "   AND p.user_id = u.id),"                                                      \
+                  " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = ?4 AND i.to_id = u.id"   \
+                  "   AND i.status = 0 AND i.expires_at > ?5),"                                    \
+                  " coalesce(u.last_seen, 0) FROM users u WHERE u.id <> ?3 AND"                    \
+                  " ((lower(u.username) >= ?1 AND lower(u.username) < ?2) OR"                      \
+                  "  (lower(u.display_name) >= ?1 AND lower(u.display_name) < ?2))"                \
+                  " ORDER BY u.username LIMIT ?6")                                                 \
+  /* ---- invitations (issue 3); status is enum invite_status ---- */                              \
+  X(INV_BY_ID, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.id = ?1")                 \
+  X(INV_PENDING_FOR, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM                               \
+                     " WHERE i.chat_id = ?1 AND i.to_id = ?2 AND i.status = 0")                    \
+  X(INV_PENDING_OF_CHAT, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM                           \
+                         " WHERE i.chat_id = ?1 AND i.status = 0 ORDER BY i.id")                   \
+  X(INV_INSERT, "INSERT INTO invitations(chat_id, from_id, to_id, status, created_at,"             \
+                " expires_at, updated_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?4)")                     \
+  X(INV_SET_STATUS, "UPDATE invitations SET status = ?2, updated_at = ?3"                          \
+                    " WHERE id = ?1 AND status = 0")                                               \
+  X(INV_INCOMING,                                                                                  \
+    "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.to_id = ?1 AND i.status = 0"         \
+    " AND i.expires_at > ?2 ORDER BY i.created_at DESC, i.id DESC LIMIT ?3")                       \
+  /* Incoming (to the caller), then outgoing: pending invitations of the chats the caller manages  \
+   * (owner, admin) or that the caller sent while still a participant. */                          \
+  X(INV_LIST, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.id IN ("                   \
+              "  SELECT id FROM invitations WHERE to_id = ?1 AND status = 0 AND expires_at > ?2"   \
+              "  UNION ALL"                                                                        \
+              "  SELECT j.id FROM participants p JOIN invitations j"                               \
+              "    ON j.chat_id = p.chat_id AND j.status = 0"                                      \
+              "  WHERE p.user_id = ?1 AND j.expires_at > ?2"                                       \
+              "    AND (p.role IN ('owner', 'admin') OR j.from_id = ?1))"                          \
+              " ORDER BY i.to_id = ?1 DESC, i.created_at DESC, i.id DESC LIMIT ?3")                \
+  X(INV_DUE,                                                                                       \
+    "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.status = 0 AND i.expires_at <= ?1"   \
+    " ORDER BY i.expires_at, i.id LIMIT ?2")                                                       \
+  X(REMOVAL_INSERT, "INSERT OR REPLACE INTO removals(chat_id, user_id, removed_by, removed_at)"    \
+                    " VALUES (?1, ?2, ?3, ?4)")                                                    \
+  X(REMOVAL_GET, "SELECT 1 FROM removals WHERE chat_id = ?1 AND user_id = ?2")                     \
+  X(REMOVAL_DELETE, "DELETE FROM removals WHERE chat_id = ?1 AND user_id = ?2")                    \
+  /* Everyone who shares a live chat with ?1: participants_by_user finds ?1's chats, the           \
+   * participants primary key their members. */                                                    \
+  X(AUDIENCE, "SELECT DISTINCT p2.user_id FROM participants p1"                                    \
+              " JOIN chats c ON c.id = p1.chat_id AND c.archived = 0"                              \
+              " JOIN participants p2 ON p2.chat_id = p1.chat_id"                                   \
+              " WHERE p1.user_id = ?1 AND p2.user_id != ?1")                                       \
+  X(USER_SEEN, "UPDATE users SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE id = ?1")
+
+enum sq_stmt {
+#define SQ__ENUM(name, sql) SQ_##name,
+  SQ_STATEMENTS(SQ__ENUM)
+#undef SQ__ENUM
+      SQ__COUNT
+};
+
+struct sq {
+  sqlite3 *db;
+  sqlite3_stmt *st[SQ__COUNT];
+  struct sq_ckpt *ckpt; /* NULL for an in-memory database */
+};
+
+/* The SQL of each statement, for error messages (store_sqlite.c). */
+extern const char *const sq_sql[SQ__COUNT];
+/* The primitives of store_rules.c (store_sqlite_rows.c). */
+extern const struct store_prims sq_prims;
+
+/* Maps an SQLite result code to the error table (store_sqlite.c). */
+int sq__err(struct sq *be, int rc, const char *what);
+/* Steps statement `id` once and resets it: for statements that return no row. */
+int sq__run(struct sq *be, enum sq_stmt id);
+
+/* A fixed-size input array is valid only if it holds its NUL. */
+#define SQ_TERMINATED(arr) (strnlen((arr), sizeof(arr)) < sizeof(arr))
+
+/* The rows of store_sqlite_rows.c that store_sqlite_ops.c uses too. */
+int sq__dup(char **dst, sqlite3_stmt *st, int col);
+int sq__dup_str(char **dst, const char *s);
+void sq__read_user(sqlite3_stmt *st, int col, struct store_user *u);
+int sq__read_chat(sqlite3_stmt *st, struct store_chat *c);
+int sq__read_msg(sqlite3_stmt *st, int col, struct store_msg *m);
+int sq__chat_load(void *arg, const char *slug, int64_t user_id, struct store_chat *c);
+int sq__chat_touch(void *arg, int64_t chat_id, int64_t now);
+int sq__user_by_username(void *arg, struct store_req *req, const char *username,
+                         struct store_user *u);
+int sq__user_by_id(void *arg, int64_t id, struct store_user *u);
+int sq__role_of(void *arg, int64_t chat_id, int64_t user_id, enum chat_role *role);
+int sq__set_role(void *arg, int64_t chat_id, int64_t user_id, enum chat_role role);
+int sq__set_owner(void *arg, int64_t chat_id, int64_t owner_id);
+int sq__participant_add(void *arg, int64_t chat_id, int64_t user_id, enum chat_role role,
+                        int64_t now);
+int sq__participants(void *arg, int64_t chat_id, struct acl_member **out, size_t *n);
+int sq__invites_read(struct sq *be, struct store_req *req, enum sq_stmt id, size_t limit,
+                     int *more);
+int sq__invite_load(void *arg, int64_t id, struct store_invite *inv, int64_t *chat_id,
+                    int *archived);
+int sq__invite_set_status(void *arg, int64_t id, enum invite_status status, int64_t now);
+int sq__slug_taken(void *arg, const char *slug, int *taken);
+int sq__msgs_range(struct sq *be, struct store_req *req, int64_t chat_id, int64_t lo, int64_t hi,
+                   int limit, int *more);
+int sq__participant_delete(void *arg, int64_t chat_id, int64_t user_id);
+int sq__removal_put(void *arg, int64_t chat_id, int64_t user_id, int64_t by, int64_t now);
+int sq__removal_delete(void *arg, int64_t chat_id, int64_t user_id);
+int sq__invite_pending_for(void *arg, int64_t chat_id, int64_t to_id, struct store_invite *inv,
+                           int *found);
+int sq__invite_insert(void *arg, struct store_req *req, int64_t chat_id, int64_t to_id,
+                      struct store_invite *inv);
+
+#endif

@@ -1,0 +1,85 @@
+// 19 - SQLite's WAL stays bounded under sustained writes (issue 15): the checkpointer really
+// checkpoints, the -wal file never passes PARLEY_WAL_MAX, and /metrics shows the WAL's size and the
+// checkpoint counts. A checkpointer that silently does nothing (a connection that never read the
+// database checkpoints nothing) let the WAL grow to 1.6 GB; here the bound is 1 MiB and the sends
+// write several MiB, so either the file or the counters give such a checkpointer away.
+//
+// SQLite only: this server is told to use its SQLite file even when PARLEY_TEST_STORE names a
+// PostgreSQL database (PostgreSQL's WAL is the database server's business).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { connect, http, makeChat, signupMany } from './lib/client.mjs';
+import { useServer } from './lib/server.mjs';
+
+const WAL_MAX = 1 << 20;
+
+async function scrape(srv) {
+  const res = await http(srv, 'GET', '/metrics');
+  assert.equal(res.status, 200);
+  const out = new Map();
+  for (const line of res.text.split('\n')) {
+    const m = /^([a-z_:][a-z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m) out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+async function walSize(srv) {
+  try {
+    return (await fs.stat(path.join(srv.dataDir, 'parley.db-wal'))).size;
+  } catch (err) {
+    if (err.code === 'ENOENT') return 0;
+    throw err;
+  }
+}
+
+describe('bounded WAL', () => {
+  const srv = useServer({ env: { PARLEY_WAL_MAX: String(WAL_MAX), PARLEY_STORE: '' } });
+  let a, b;
+
+  before(async () => {
+    const [ana, bob] = await signupMany(srv, ['ana', 'bob']);
+    [a, b] = await Promise.all([ana, bob].map((u) => connect(srv, { token: u.token })));
+  });
+
+  after(async () => {
+    await Promise.all([a, b].map((s) => s.close().catch(() => {})));
+  });
+
+  test('sends that write several times PARLEY_WAL_MAX keep the -wal file under it', async () => {
+    const chats = [await makeChat(a, { join: [b] }), await makeChat(b, { join: [a] })];
+    const before = await scrape(srv);
+    const body = 'x'.repeat(2000); // a few KiB of WAL per commit: pages of the table and indexes
+    const rounds = 120;
+    let largest = 0;
+    let n = 0;
+    for (let r = 0; r < rounds; r++) {
+      // Several sends in flight: some commits carry more than one, as under real load.
+      await Promise.all(
+        [a, b].flatMap((c, i) =>
+          chats.map((chat, j) => c.ok('msg.send', { chat, body, clientMsgId: `w${r}-${i}-${j}` })),
+        ),
+      );
+      n += 4;
+      largest = Math.max(largest, await walSize(srv));
+    }
+    const m = await scrape(srv);
+    const dbSize = (await fs.stat(path.join(srv.dataDir, 'parley.db'))).size;
+    // The messages alone are n * 2 KB; what the WAL carried for them is several times that.
+    assert.ok(dbSize > n * body.length, `parley.db is ${dbSize} bytes: the frames reached it`);
+    assert.ok(largest <= WAL_MAX, `the -wal file reached ${largest} bytes (bound ${WAL_MAX})`);
+    assert.ok(m.get('parley_store_wal_bytes') <= WAL_MAX, 'the gauge is under the bound');
+    assert.equal(m.get('parley_store_wal_bytes'), await walSize(srv), 'the gauge is the file size');
+    const moved = (label) =>
+      m.get(`parley_store_checkpoints_total{result="${label}"}`) -
+      before.get(`parley_store_checkpoints_total{result="${label}"}`);
+    assert.ok(moved('ok') > 0, 'the checkpointer checkpointed');
+    assert.ok(moved('restart') > 0, 'the checkpointer restarted the WAL past a quarter of the bound');
+    assert.ok(Number.isFinite(m.get('parley_store_checkpoints_total{result="busy"}')));
+    assert.ok(Number.isFinite(m.get('parley_store_checkpoints_total{result="forced"}')));
+  });
+});
