@@ -93,6 +93,8 @@ struct store {
   void (*close_cb)(void *arg);
   void *close_arg;
 
+  size_t admit_queued;      /* store_set_admission() */
+  uint64_t admit_wait_ns;
   struct store_stats stats;
   struct hist_window commit_lat; /* ns per batch commit; recorded by the threads under mu */
   struct hist_window req_lat;    /* ns per request, submit to callback; loop thread only */
@@ -585,6 +587,8 @@ static struct store *store__new(const char *uri, int n_lanes) {
   s->uri = strdup(uri);
   if (s->uri == NULL)
     goto fail_uri;
+  s->admit_queued = STORE_ADMIT_QUEUED;
+  s->admit_wait_ns = STORE_ADMIT_WAIT_MS * 1000000ull;
   hist_window_init(&s->commit_lat, clock_mono_ns(), STORE__LAT_PERIOD_NS);
   hist_window_init(&s->req_lat, clock_mono_ns(), STORE__LAT_PERIOD_NS);
   if (uv_mutex_init(&s->mu) != 0)
@@ -691,8 +695,23 @@ int store_open(struct store **out, uv_loop_t *loop, const char *uri,
   return store_open_backend(out, loop, &store_sqlite_ops, uri, durability, conns);
 }
 
+/* Requests waiting to be taken by a lane (and in order backlogs), and how long the oldest in a
+ * lane's queue has waited at `now`. Under s->mu. */
+static size_t store__backlog(const struct store *s, uint64_t now, uint64_t *oldest_wait) {
+  size_t n = s->waiting;
+  *oldest_wait = 0;
+  for (int i = 0; i < s->n_lanes; i++) {
+    const struct store_lane *l = &s->lanes[i];
+    n += l->queued;
+    if (l->q_head && now > l->q_head->t_submit_ns && now - l->q_head->t_submit_ns > *oldest_wait)
+      *oldest_wait = now - l->q_head->t_submit_ns;
+  }
+  return n;
+}
+
 int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data) {
   int err;
+  uint64_t now = clock_mono_ns(), oldest;
   assert(s && req && cb);
   assert(req->op >= 0 && req->op < STORE_OP__COUNT);
   uv_mutex_lock(&s->mu);
@@ -700,10 +719,19 @@ int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data
     uv_mutex_unlock(&s->mu);
     return PARLEY_EUNAVAILABLE;
   }
+  /* Past capacity a queue only turns throughput into latency: the requests behind it wait for
+   * seconds and their memory grows. Refusing at once keeps both bounded, and the client knows
+   * to retry; internal work is never refused. */
+  if (req->sheddable &&
+      (store__backlog(s, now, &oldest) >= s->admit_queued || oldest >= s->admit_wait_ns)) {
+    s->stats.shed++;
+    uv_mutex_unlock(&s->mu);
+    return PARLEY_EUNAVAILABLE;
+  }
   req->cb = cb;
   req->data = data;
   req->status = 0;
-  req->t_submit_ns = clock_mono_ns();
+  req->t_submit_ns = now;
   err = store__dispatch(s, req);
   uv_mutex_unlock(&s->mu);
   return err;
@@ -729,6 +757,7 @@ void store_get_stats(const struct store *s, struct store_stats *out) {
   struct store *m = (struct store *)s;
   uv_mutex_lock(&m->mu);
   *out = m->stats;
+  out->queued = store__backlog(m, clock_mono_ns(), &out->oldest_wait_ns);
   out->commits = m->commit_lat.total_count;
   out->commit_ns_total = m->commit_lat.total_sum;
   uv_mutex_unlock(&m->mu);
@@ -736,6 +765,14 @@ void store_get_stats(const struct store *s, struct store_stats *out) {
   out->requests_done = m->req_lat.total_count;
   if (m->ops->wal_stats && m->lanes[0].be)
     m->ops->wal_stats(m->lanes[0].be, out);
+}
+
+void store_set_admission(struct store *s, size_t max_queued, uint64_t max_wait_ms) {
+  assert(max_queued >= 1 && max_wait_ms >= 1);
+  uv_mutex_lock(&s->mu);
+  s->admit_queued = max_queued;
+  s->admit_wait_ns = max_wait_ms * 1000000ull;
+  uv_mutex_unlock(&s->mu);
 }
 
 void store_set_wal_max(struct store *s, uint64_t bytes) {
