@@ -93,6 +93,7 @@ struct store {
   void (*close_cb)(void *arg);
   void *close_arg;
 
+  size_t inflight;          /* submitted, callback not yet run (loop thread only) */
   size_t admit_queued;      /* store_set_admission() */
   uint64_t admit_wait_ns;
   struct store_stats stats;
@@ -564,6 +565,7 @@ static void store__on_async(uv_async_t *h) {
     next = list->next;
     list->next = NULL;
     hist_window_record(&s->req_lat, now, now - list->t_submit_ns);
+    s->inflight--;
     list->cb(list); /* ownership of the request passes to the callback */
   }
 
@@ -695,23 +697,21 @@ int store_open(struct store **out, uv_loop_t *loop, const char *uri,
   return store_open_backend(out, loop, &store_sqlite_ops, uri, durability, conns);
 }
 
-/* Requests waiting to be taken by a lane (and in order backlogs), and how long the oldest in a
- * lane's queue has waited at `now`. Under s->mu. */
-static size_t store__backlog(const struct store *s, uint64_t now, uint64_t *oldest_wait) {
-  size_t n = s->waiting;
-  *oldest_wait = 0;
+/* How long the oldest request in a lane's queue (not yet taken by its thread) has waited at
+ * `now`. Under s->mu. */
+static uint64_t store__oldest_wait(const struct store *s, uint64_t now) {
+  uint64_t oldest = 0;
   for (int i = 0; i < s->n_lanes; i++) {
     const struct store_lane *l = &s->lanes[i];
-    n += l->queued;
-    if (l->q_head && now > l->q_head->t_submit_ns && now - l->q_head->t_submit_ns > *oldest_wait)
-      *oldest_wait = now - l->q_head->t_submit_ns;
+    if (l->q_head && now > l->q_head->t_submit_ns && now - l->q_head->t_submit_ns > oldest)
+      oldest = now - l->q_head->t_submit_ns;
   }
-  return n;
+  return oldest;
 }
 
 int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data) {
   int err;
-  uint64_t now = clock_mono_ns(), oldest;
+  uint64_t now = clock_mono_ns();
   assert(s && req && cb);
   assert(req->op >= 0 && req->op < STORE_OP__COUNT);
   uv_mutex_lock(&s->mu);
@@ -723,7 +723,7 @@ int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data
    * seconds and their memory grows. Refusing at once keeps both bounded, and the client knows
    * to retry; internal work is never refused. */
   if (req->sheddable &&
-      (store__backlog(s, now, &oldest) >= s->admit_queued || oldest >= s->admit_wait_ns)) {
+      (s->inflight >= s->admit_queued || store__oldest_wait(s, now) >= s->admit_wait_ns)) {
     s->stats.shed++;
     uv_mutex_unlock(&s->mu);
     return PARLEY_EUNAVAILABLE;
@@ -733,6 +733,8 @@ int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data
   req->status = 0;
   req->t_submit_ns = now;
   err = store__dispatch(s, req);
+  if (err == 0)
+    s->inflight++;
   uv_mutex_unlock(&s->mu);
   return err;
 }
@@ -757,7 +759,8 @@ void store_get_stats(const struct store *s, struct store_stats *out) {
   struct store *m = (struct store *)s;
   uv_mutex_lock(&m->mu);
   *out = m->stats;
-  out->queued = store__backlog(m, clock_mono_ns(), &out->oldest_wait_ns);
+  out->queued = m->inflight;
+  out->oldest_wait_ns = store__oldest_wait(m, clock_mono_ns());
   out->commits = m->commit_lat.total_count;
   out->commit_ns_total = m->commit_lat.total_sum;
   uv_mutex_unlock(&m->mu);
