@@ -93,6 +93,9 @@ struct store {
   void (*close_cb)(void *arg);
   void *close_arg;
 
+  size_t inflight;          /* submitted, callback not yet run (loop thread only) */
+  size_t admit_queued;      /* store_set_admission() */
+  uint64_t admit_wait_ns;
   struct store_stats stats;
   struct hist_window commit_lat; /* ns per batch commit; recorded by the threads under mu */
   struct hist_window req_lat;    /* ns per request, submit to callback; loop thread only */
@@ -562,6 +565,7 @@ static void store__on_async(uv_async_t *h) {
     next = list->next;
     list->next = NULL;
     hist_window_record(&s->req_lat, now, now - list->t_submit_ns);
+    s->inflight--;
     list->cb(list); /* ownership of the request passes to the callback */
   }
 
@@ -585,6 +589,8 @@ static struct store *store__new(const char *uri, int n_lanes) {
   s->uri = strdup(uri);
   if (s->uri == NULL)
     goto fail_uri;
+  s->admit_queued = STORE_ADMIT_QUEUED;
+  s->admit_wait_ns = STORE_ADMIT_WAIT_MS * 1000000ull;
   hist_window_init(&s->commit_lat, clock_mono_ns(), STORE__LAT_PERIOD_NS);
   hist_window_init(&s->req_lat, clock_mono_ns(), STORE__LAT_PERIOD_NS);
   if (uv_mutex_init(&s->mu) != 0)
@@ -691,8 +697,21 @@ int store_open(struct store **out, uv_loop_t *loop, const char *uri,
   return store_open_backend(out, loop, &store_sqlite_ops, uri, durability, conns);
 }
 
+/* How long the oldest request in a lane's queue (not yet taken by its thread) has waited at
+ * `now`. Under s->mu. */
+static uint64_t store__oldest_wait(const struct store *s, uint64_t now) {
+  uint64_t oldest = 0;
+  for (int i = 0; i < s->n_lanes; i++) {
+    const struct store_lane *l = &s->lanes[i];
+    if (l->q_head && now > l->q_head->t_submit_ns && now - l->q_head->t_submit_ns > oldest)
+      oldest = now - l->q_head->t_submit_ns;
+  }
+  return oldest;
+}
+
 int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data) {
   int err;
+  uint64_t now = clock_mono_ns();
   assert(s && req && cb);
   assert(req->op >= 0 && req->op < STORE_OP__COUNT);
   uv_mutex_lock(&s->mu);
@@ -700,11 +719,22 @@ int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data
     uv_mutex_unlock(&s->mu);
     return PARLEY_EUNAVAILABLE;
   }
+  /* Past capacity a queue only turns throughput into latency: the requests behind it wait for
+   * seconds and their memory grows. Refusing at once keeps both bounded, and the client knows
+   * to retry; internal work is never refused. */
+  if (req->sheddable &&
+      (s->inflight >= s->admit_queued || store__oldest_wait(s, now) >= s->admit_wait_ns)) {
+    s->stats.shed++;
+    uv_mutex_unlock(&s->mu);
+    return PARLEY_EUNAVAILABLE;
+  }
   req->cb = cb;
   req->data = data;
   req->status = 0;
-  req->t_submit_ns = clock_mono_ns();
+  req->t_submit_ns = now;
   err = store__dispatch(s, req);
+  if (err == 0)
+    s->inflight++;
   uv_mutex_unlock(&s->mu);
   return err;
 }
@@ -729,6 +759,8 @@ void store_get_stats(const struct store *s, struct store_stats *out) {
   struct store *m = (struct store *)s;
   uv_mutex_lock(&m->mu);
   *out = m->stats;
+  out->queued = m->inflight;
+  out->oldest_wait_ns = store__oldest_wait(m, clock_mono_ns());
   out->commits = m->commit_lat.total_count;
   out->commit_ns_total = m->commit_lat.total_sum;
   uv_mutex_unlock(&m->mu);
@@ -736,6 +768,14 @@ void store_get_stats(const struct store *s, struct store_stats *out) {
   out->requests_done = m->req_lat.total_count;
   if (m->ops->wal_stats && m->lanes[0].be)
     m->ops->wal_stats(m->lanes[0].be, out);
+}
+
+void store_set_admission(struct store *s, size_t max_queued, uint64_t max_wait_ms) {
+  assert(max_queued >= 1 && max_wait_ms >= 1);
+  uv_mutex_lock(&s->mu);
+  s->admit_queued = max_queued;
+  s->admit_wait_ns = max_wait_ms * 1000000ull;
+  uv_mutex_unlock(&s->mu);
 }
 
 void store_set_wal_max(struct store *s, uint64_t bytes) {

@@ -237,6 +237,10 @@ struct store_req {
    * even on different lanes (app/ uses the client, so one socket's ops never overtake each
    * other in the database). Borrowed; it must stay unique while any of them is in flight. */
   const void *order;
+  /* 1: the store may refuse it at store_submit() when it is behind (store_set_admission()): a
+   * client's request, which the client can retry. 0: internal work that must run (sweeps,
+   * presence writes). */
+  int sheddable;
 
   struct {       /* inputs: filled by the caller; strings are owned by the request */
     int64_t now; /* Unix ms, from the caller's clock */
@@ -367,8 +371,19 @@ int store_conns(const struct store *s);
 
 /* Queues `req` (ownership passes to the store until cb, then to cb). cb runs on the loop thread
  * after the request's transaction committed or failed. Never calls cb synchronously.
- * Returns 0, or PARLEY_EUNAVAILABLE after store_close() began (cb is then never called). */
+ * Returns 0, or PARLEY_EUNAVAILABLE after store_close() began, or for a req->sheddable request
+ * while the store is behind (store_set_admission()); cb is then never called and the caller
+ * still owns req. */
 int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data);
+
+/* Admission control, so that past its capacity the store answers "not now" at once instead of
+ * queueing without bound (every queued request holds memory, and its client waits for seconds).
+ * A sheddable request is refused while the store holds `max_queued` requests (>= 1; submitted,
+ * callback not yet run), or while the oldest request waiting for a lane has waited `max_wait_ms`
+ * (>= 1). Defaults: STORE_ADMIT_QUEUED and STORE_ADMIT_WAIT_MS. Call from the loop thread. */
+#define STORE_ADMIT_QUEUED 8192
+#define STORE_ADMIT_WAIT_MS 500
+void store_set_admission(struct store *s, size_t max_queued, uint64_t max_wait_ms);
 
 /* Number of requests queued or executing (for /metrics and back-pressure). */
 size_t store_pending(const struct store *s);
@@ -394,6 +409,9 @@ struct store_stats {
   uint64_t checkpoints_busy;  /* the checkpointer's, refused or cut short by a lock */
   uint64_t wal_restarts;      /* the checkpointer's RESTARTs that ran: the WAL starts over */
   uint64_t wal_forced;        /* checkpoints the writer ran itself, the checkpointer behind */
+  uint64_t shed;              /* sheddable requests refused by admission control */
+  uint64_t queued;            /* requests the store holds now (submitted, callback not yet run) */
+  uint64_t oldest_wait_ns;    /* how long the oldest request in a lane's queue has waited */
 };
 void store_get_stats(const struct store *s, struct store_stats *out);
 

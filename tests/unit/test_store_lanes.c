@@ -227,6 +227,78 @@ static void slug_on_other_lane(struct fx *f, const char *than, char out[32]) {
 
 /* ---- tests ---- */
 
+/* Submits a sheddable request (a client's) on `slug`, tagged `tag`: 0, or the refusal. A
+ * refused request is still the caller's. */
+static int submit_sheddable(struct fx *f, const char *slug, int tag) {
+  struct store_req *r = store_req_new(STORE_MSG_APPEND);
+  int err;
+  assert_non_null(r);
+  snprintf(r->in.slug, sizeof r->in.slug, "%s", slug);
+  r->in.limit = tag;
+  r->sheddable = 1;
+  err = store_submit(f->s, r, on_done, f);
+  if (err)
+    store_req_free(r);
+  return err;
+}
+
+/* Past capacity the store says "not now" at once (issue 15): a sheddable request is refused
+ * while the store holds too many, or while the oldest has waited too long for a lane; internal work still queues,
+ * and once the backlog drains requests are taken again. */
+static void test_admission_bounds_the_backlog(void **state) {
+  struct fx *f = *state;
+  struct store_stats st;
+  int n = 0;
+
+  store_set_admission(f->s, 4, 60000); /* the held request and three more */
+  submit(f, STORE_MSG_APPEND, "slow", NULL, 1, 1); /* holds its lane */
+  n++;
+  wait_gate_inside(1);
+  for (int i = 0; i < 3; i++, n++)
+    assert_int_equal(submit_sheddable(f, "slow", 10 + i), 0);
+  assert_int_equal(submit_sheddable(f, "slow", 20), PARLEY_EUNAVAILABLE);
+  assert_int_equal(submit_sheddable(f, "elsewhere", 21), PARLEY_EUNAVAILABLE); /* any lane */
+  submit(f, STORE_MSG_APPEND, "slow", NULL, 22, 0); /* not sheddable: queued all the same */
+  n++;
+  store_get_stats(f->s, &st);
+  assert_int_equal(st.shed, 2);
+  assert_int_equal(st.queued, 5);
+
+  open_gate();
+  run_until_done(f, n);
+  assert_int_equal(submit_sheddable(f, "slow", 30), 0);
+  run_until_done(f, ++n);
+  store_get_stats(f->s, &st);
+  assert_int_equal(st.queued, 0);
+  assert_int_equal(st.shed, 2);
+}
+
+static void test_admission_bounds_the_wait(void **state) {
+  struct fx *f = *state;
+  struct store_stats st;
+  uv_loop_t *l = &f->loop;
+  uint64_t t0;
+
+  store_set_admission(f->s, 1000, 20);
+  submit(f, STORE_MSG_APPEND, "slow", NULL, 1, 1);
+  wait_gate_inside(1);
+  assert_int_equal(submit_sheddable(f, "slow", 2), 0); /* waits behind the gate */
+  /* Time is what this test is about: the queued request ages past the bound. */
+  uv_update_time(l);
+  t0 = uv_now(l);
+  while (uv_now(l) - t0 < 30) {
+    uv_sleep(5);
+    uv_update_time(l);
+  }
+  store_get_stats(f->s, &st);
+  assert_true(st.oldest_wait_ns >= 20000000ull);
+  assert_int_equal(submit_sheddable(f, "other", 3), PARLEY_EUNAVAILABLE);
+  open_gate();
+  run_until_done(f, 2);
+  assert_int_equal(submit_sheddable(f, "other", 4), 0);
+  run_until_done(f, 3);
+}
+
 static void test_opens_the_backends_connections(void **state) {
   struct fx *f = *state;
   assert_int_equal(store_conns(f->s), FAKE_CONNS);
@@ -399,6 +471,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_order_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_drains_backlog, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deferred_runs_again_in_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_admission_bounds_the_backlog, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_admission_bounds_the_wait, setup, teardown),
   };
   log_set_level(LOG_WARN);
   uv_mutex_init(&g_mu);
