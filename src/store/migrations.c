@@ -8,7 +8,8 @@
  * TABLE ... ADD COLUMN` / `CREATE` steps that never rewrite messages. Migration 3 adds removals.
  * Migration 4 adds two PostgreSQL functions, msg.send and the read marker in one round trip each
  * (SQLite's text is empty). Migration 5 adds chats.member_gen, the membership generation every
- * message carries (issue 8), and 6 returns it from the read marker function. The two dialects
+ * message carries (issue 8), and 6 returns it from the read marker function. Migration 7 adds
+ * user_words, the word starts of display names that users.search looks up. The two dialects
  * differ in types (BIGINT identities, BYTEA, SMALLINT flags), in the trigger syntax and in
  * collation; the tables, columns, constraints and index names are the same, so store_sqlite.c and
  * store_pg.c run the same queries in their own dialect.
@@ -25,6 +26,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "store/store_sql.h"
 
 const struct store__migration store__migrations[] = {
     {1, "users, sessions, chats, participants, messages, read markers",
@@ -433,6 +435,40 @@ const struct store__migration store__migrations[] = {
      "   SET seq = GREATEST(r.seq, excluded.seq), updated_at = excluded.updated_at"
      "   RETURNING r.seq INTO o_read_seq;"
      " END $$;"},
+    {7, "users.search word starts: user_words",
+     /* Each folded suffix of a display name that starts a word after the first (after a
+      * separator, STORE_SQL_WORD_SEPS), so that "okaf" finds "Ben Okafor" by a range scan of the
+      * primary key, as the lower() indexes serve prefixes. Written with the user
+      * (store_rules.c); the recursive query fills it for users of earlier versions, cutting at
+      * the same separators (they are ASCII, one character each, so positions in the name and in
+      * its spaced copy agree). */
+     "CREATE TABLE user_words ("
+     "  word TEXT NOT NULL,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  PRIMARY KEY (word, user_id)"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX user_words_by_user ON user_words(user_id);"
+     "WITH RECURSIVE s(id, name, spaced, pos) AS ("
+     "  SELECT id, lower(display_name), " STORE_SQL_SPACED("lower(display_name)") ", 0 FROM users"
+     "  UNION ALL SELECT id, name, spaced, pos + instr(substr(spaced, pos + 1), ' ') FROM s"
+     "  WHERE instr(substr(spaced, pos + 1), ' ') > 0)"
+     " INSERT OR IGNORE INTO user_words(word, user_id) SELECT substr(name, pos + 1), id FROM s"
+     " WHERE pos > 0 AND substr(spaced, pos + 1, 1) NOT IN ('', ' ');",
+     "CREATE TABLE user_words ("
+     "  word TEXT COLLATE \"C\" NOT NULL,"
+     "  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  PRIMARY KEY (word, user_id)"
+     ");"
+     "CREATE INDEX user_words_by_user ON user_words(user_id);"
+     "INSERT INTO user_words(word, user_id)"
+     " WITH RECURSIVE s(id, name, spaced, pos) AS ("
+     "  SELECT id, lower(display_name COLLATE \"C\"),"
+     "   " STORE_SQL_SPACED("lower(display_name COLLATE \"C\")") ", 0 FROM users"
+     "  UNION ALL SELECT id, name, spaced, pos + strpos(substr(spaced, pos + 1), ' ') FROM s"
+     "  WHERE strpos(substr(spaced, pos + 1), ' ') > 0)"
+     " SELECT substr(name, pos + 1), id FROM s"
+     " WHERE pos > 0 AND substr(spaced, pos + 1, 1) NOT IN ('', ' ')"
+     " ON CONFLICT DO NOTHING;"},
 };
 
 const size_t store__migrations_count =

@@ -104,7 +104,26 @@
                   " coalesce(u.last_seen, 0) FROM users u WHERE u.id <> $3 AND"                    \
                   " ((" PG_LOWER_NAME " >= $1 AND " PG_LOWER_NAME " < $2) OR"                      \
                   "  (" PG_LOWER_DISPLAY " >= $1 AND " PG_LOWER_DISPLAY " < $2))"                  \
-                  " ORDER BY u.username COLLATE \"C\" LIMIT $6")                                   \
+                  " ORDER BY " PG_LOWER_NAME " = $1 DESC,"                                         \
+                  "  (" PG_LOWER_NAME " >= $1 AND " PG_LOWER_NAME " < $2) DESC,"                   \
+                  "  u.username COLLATE \"C\" LIMIT $6")                                           \
+  /* The word starts of users.search: user_words' range [$1, $2), prefix hits excluded             \
+   * (USERS_SEARCH returned them), each user once. */                                              \
+  /* As SQLite's: user_words' range [$1, $2) over its primary key, in the "C" collation. */        \
+  X(USERS_SEARCH_WORDS,                                                                            \
+    "SELECT u.id, u.username, u.display_name, u.created_at,"                                       \
+    " EXISTS (SELECT 1 FROM participants p WHERE p.chat_id = $4"                                   \
+    "   AND p.user_id = u.id)::integer,"                                                           \
+    " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = $4"                                    \
+    "   AND i.to_id = u.id AND i.status = 0 AND i.expires_at > $5)::integer,"                      \
+    " coalesce(u.last_seen, 0) FROM users u WHERE u.id IN"                                         \
+    "  (SELECT w.user_id FROM user_words w WHERE w.word >= $1 AND w.word < $2)"                    \
+    " AND u.id <> $3"                                                                              \
+    " AND NOT (" PG_LOWER_NAME " >= $1 AND " PG_LOWER_NAME " < $2)"                                \
+    " AND NOT (" PG_LOWER_DISPLAY " >= $1 AND " PG_LOWER_DISPLAY " < $2)"                          \
+    " ORDER BY u.username COLLATE \"C\" LIMIT $6")                                                 \
+  X(USER_WORD_INSERT,                                                                              \
+    "INSERT INTO user_words(word, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")                \
   X(INV_BY_ID, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.id = $1")                 \
   X(INV_PENDING_FOR, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM                               \
                      " WHERE i.chat_id = $1 AND i.to_id = $2 AND i.status = 0")                    \

@@ -39,6 +39,13 @@ static int pg__user_insert(void *arg, struct store_req *req, const char *display
   PQclear(r);
   return err;
 }
+static int pg__user_word_insert(void *arg, int64_t user_id, const char *word) {
+  struct pg *be = arg;
+  struct pgp p = {0};
+  pgp_text(&p, word);
+  pgp_i64(&p, user_id);
+  return pg__run(be, PG_USER_WORD_INSERT, &p);
+}
 static int pg_user_by_name(void *arg, struct store_req *req) {
   struct pg *be = arg;
   struct pgp p = {0};
@@ -314,7 +321,7 @@ static int pg__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
  * valid UTF-8, which PostgreSQL refuses in a text parameter: then hi is lo followed by the
  * highest code point, U+10FFFF (only names continuing with that noncharacter are missed). */
 static int pg__users_search(void *arg, struct store_req *req, const char *lo, size_t len,
-                            int64_t mark_chat, int limit) {
+                            int64_t mark_chat, int limit, int words) {
   struct pg *be = arg;
   char hi[STORE_DISPLAY_NAME_MAX + 5]; /* lo and 4 more bytes */
   struct pgp p = {0};
@@ -332,17 +339,12 @@ static int pg__users_search(void *arg, struct store_req *req, const char *lo, si
   pgp_i64(&p, req->in.user_id);
   pgp_i64(&p, mark_chat);
   pgp_i64(&p, req->in.now);
-  pgp_i64(&p, limit);
-  err = pg__q(be, PG_USERS_SEARCH, &p, &r);
+  pgp_i64(&p, limit - (int64_t)req->out.n_hits);
+  err = pg__q(be, words ? PG_USERS_SEARCH_WORDS : PG_USERS_SEARCH, &p, &r);
   if (err)
     return err;
-  req->out.hits = calloc((size_t)limit, sizeof *req->out.hits);
-  if (req->out.hits == NULL) {
-    PQclear(r);
-    return PARLEY_EUNAVAILABLE;
-  }
   rows = (size_t)PQntuples(r);
-  for (size_t i = 0; i < rows && i < (size_t)limit; i++) {
+  for (size_t i = 0; i < rows && req->out.n_hits < (size_t)limit; i++) {
     struct store_user_hit *h = &req->out.hits[req->out.n_hits++];
     pg__read_user(r, (int)i, 0, &h->user);
     h->participant = pg__int(r, (int)i, 4) != 0;
@@ -444,6 +446,7 @@ const struct store_prims pg_prims = {
     .removed = pg__removed,
     .msgs = pg__chat_msgs,
     .users_search = pg__users_search,
+    .user_word_insert = pg__user_word_insert,
     .invites_due = pg__invites_due,
     .sessions_expire = pg_sessions_expire,
     .op =

@@ -70,10 +70,15 @@ struct store_prims {
    * lo < seq < hi, the newest `limit` (1..STORE_LIMIT_MAX), oldest first into out.msgs; *more is
    * set when the range holds older ones. */
   int (*msgs)(void *be, struct store_req *req, int64_t lo, int64_t hi, int limit, int *more);
-  /* Users whose folded username or display name starts with `lo` (`len` bytes, ASCII-folded),
-   * in.user_id excluded, at most `limit`, into out.hits; marks for chat `mark_chat` (0: none). */
+  /* Users matching `lo` (`len` bytes, ASCII-folded), in.user_id excluded, appended to out.hits
+   * (allocated by the caller for `limit` hits) until it holds `limit`; marks for chat `mark_chat`
+   * (0: none). words 0: those whose folded username or display name starts with lo, an exact
+   * username first, then username prefixes, then display name prefixes. words 1: the others
+   * with a word of the display name (after white space or punctuation) starting with lo. */
   int (*users_search)(void *be, struct store_req *req, const char *lo, size_t len,
-                      int64_t mark_chat, int limit);
+                      int64_t mark_chat, int limit, int words);
+  /* Records `word` (borrowed, NUL-terminated) as a word start of user_id's display name. */
+  int (*user_word_insert)(void *be, int64_t user_id, const char *word);
   /* Pending invitations due at in.now, the oldest `limit` into out.invites, has_more. */
   int (*invites_due)(void *be, struct store_req *req, int limit);
   /* Deletes at most `limit` sessions whose expires_at <= now; the count into *n. */

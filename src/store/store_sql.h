@@ -28,4 +28,15 @@
   "m.seq, m.chat_id, m.body, m.client_msg_id, m.created_at, u.id, u.username, u.display_name,"     \
   " u.created_at"
 
+/* users.search's word separators: white space and common punctuation (names hold no control
+ * characters, see core/text.h), ASCII so that folding and cutting agree in both dialects. The C
+ * list for store_rules.c, and STORE_SQL_SPACED(x), the SQL expression x with each of them replaced
+ * by a space, for the migration that fills user_words; the two lists must stay the same. */
+#define STORE_WORD_SEPS " -_.,'()[]/&+\":;"
+#define STORE_SQL_SPACED(x)                                                                        \
+  "replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace("       \
+  "replace(replace(replace(replace(" x ", '-', ' '), '_', ' '), '.', ' '), ',', ' '), '''', ' ')," \
+  " '(', ' '), ')', ' '), '[', ' '), ']', ' '), '/', ' '), '&', ' '), '+', ' '), '\"', ' '),"      \
+  " ':', ' '), ';', ' ')"
+
 #endif

@@ -93,7 +93,24 @@
                   " coalesce(u.last_seen, 0) FROM users u WHERE u.id <> ?3 AND"                    \
                   " ((lower(u.username) >= ?1 AND lower(u.username) < ?2) OR"                      \
                   "  (lower(u.display_name) >= ?1 AND lower(u.display_name) < ?2))"                \
-                  " ORDER BY u.username LIMIT ?6")                                                 \
+                  " ORDER BY lower(u.username) = ?1 DESC,"                                         \
+                  "  (lower(u.username) >= ?1 AND lower(u.username) < ?2) DESC, u.username"        \
+                  " LIMIT ?6")                                                                     \
+  /* The word starts of users.search: user_words' range [?1, ?2), prefix hits excluded             \
+   * (USERS_SEARCH returned them), each user once. */                                              \
+  X(USERS_SEARCH_WORDS,                                                                            \
+    "SELECT u.id, u.username, u.display_name, u.created_at,"                                       \
+    " EXISTS (SELECT 1 FROM participants p WHERE p.chat_id = ?4"                                   \
+    "   AND p.user_id = u.id),"                                                                    \
+    " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = ?4"                                    \
+    "   AND i.to_id = u.id AND i.status = 0 AND i.expires_at > ?5),"                               \
+    " coalesce(u.last_seen, 0) FROM users u WHERE u.id IN"                                         \
+    "  (SELECT w.user_id FROM user_words w WHERE w.word >= ?1 AND w.word < ?2)"                    \
+    " AND u.id <> ?3"                                                                              \
+    " AND NOT (lower(u.username) >= ?1 AND lower(u.username) < ?2)"                                \
+    " AND NOT (lower(u.display_name) >= ?1 AND lower(u.display_name) < ?2)"                        \
+    " ORDER BY u.username LIMIT ?6")                                                               \
+  X(USER_WORD_INSERT, "INSERT OR IGNORE INTO user_words(word, user_id) VALUES (?1, ?2)")           \
   /* ---- invitations (issue 3); status is enum invite_status ---- */                              \
   X(INV_BY_ID, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM " WHERE i.id = ?1")                 \
   X(INV_PENDING_FOR, "SELECT " STORE_SQL_INV_COLS STORE_SQL_INV_FROM                               \

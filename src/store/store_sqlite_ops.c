@@ -32,6 +32,12 @@ static int sq__user_insert(void *arg, struct store_req *req, const char *display
   sqlite3_reset(st);
   return rc == SQLITE_ROW ? 0 : sq__err(be, rc, "insert user"); /* taken: a UNIQUE conflict */
 }
+static int sq__user_word_insert(void *arg, int64_t user_id, const char *word) {
+  struct sq *be = arg;
+  sqlite3_bind_text(be->st[SQ_USER_WORD_INSERT], 1, word, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(be->st[SQ_USER_WORD_INSERT], 2, user_id);
+  return sq__run(be, SQ_USER_WORD_INSERT);
+}
 static int sq_user_by_name(void *arg, struct store_req *req) {
   struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_USER_BY_NAME];
@@ -383,24 +389,21 @@ static int sq__chat_archive(void *arg, struct store_req *req, int64_t chat_id) {
 /* The range [lo, hi) is every string that starts with lo: hi is lo with its last byte one higher.
  * No wildcard exists in a range, so '%' and '_' in a query are plain characters. */
 static int sq__users_search(void *arg, struct store_req *req, const char *lo, size_t len,
-                            int64_t mark_chat, int limit) {
+                            int64_t mark_chat, int limit, int words) {
   struct sq *be = arg;
-  sqlite3_stmt *st = be->st[SQ_USERS_SEARCH];
+  sqlite3_stmt *st = be->st[words ? SQ_USERS_SEARCH_WORDS : SQ_USERS_SEARCH];
   char hi[STORE_DISPLAY_NAME_MAX + 1];
   int err = 0;
   int rc;
 
   memcpy(hi, lo, len + 1);
   hi[len - 1] = (char)((unsigned char)hi[len - 1] + 1);
-  req->out.hits = calloc((size_t)limit, sizeof *req->out.hits);
-  if (req->out.hits == NULL)
-    return PARLEY_EUNAVAILABLE;
   sqlite3_bind_text(st, 1, lo, (int)len, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, hi, (int)len, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, req->in.user_id);
   sqlite3_bind_int64(st, 4, mark_chat);
   sqlite3_bind_int64(st, 5, req->in.now);
-  sqlite3_bind_int(st, 6, limit);
+  sqlite3_bind_int(st, 6, limit - (int)req->out.n_hits);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW && req->out.n_hits < (size_t)limit) {
     struct store_user_hit *h = &req->out.hits[req->out.n_hits++];
     sq__read_user(st, 0, &h->user);
@@ -510,6 +513,7 @@ const struct store_prims sq_prims = {
     .removed = sq__removed,
     .msgs = sq__msgs,
     .users_search = sq__users_search,
+    .user_word_insert = sq__user_word_insert,
     .invites_due = sq__invites_due,
     .sessions_expire = sq_sessions_expire,
     .op =

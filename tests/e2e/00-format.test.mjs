@@ -137,3 +137,53 @@ describe('names and initials (code points, never UTF-16 halves)', () => {
     assert.equal(f.typingText([{ username: 'a', displayName: 'Ana' }], 1), 'Ana and 1 other are typing…');
   });
 });
+
+// The web app's copy of src/core/text.c's rules (and its unit tests' cases).
+describe('text rules, as the server checks names, titles and bodies', () => {
+  test('names are counted in code points: an emoji is one character', () => {
+    const fox = '🦊'.repeat(100);
+    assert.equal(fox.length, 200, 'UTF-16 units, which maxLength counted');
+    assert.equal(f.codePointLength(fox), 100);
+    assert.equal(f.nameProblem(fox, f.TITLE_MAX), null);
+    assert.equal(f.nameProblem(fox + '🦊', f.TITLE_MAX), 'too_long');
+    assert.equal(f.nameProblem('a'.repeat(64), f.DISPLAY_NAME_MAX), null);
+    assert.equal(f.nameProblem('a'.repeat(65), f.DISPLAY_NAME_MAX), 'too_long');
+  });
+  test('a name needs a visible character', () => {
+    for (const blank of ['', ' ', '\u3000', '\u00a0', '\u200b', '\u2060\ufeff', '\u3164', '\u2800', '\u115f', ' \u061c '])
+      assert.equal(f.nameProblem(blank, 64), 'blank', JSON.stringify(blank));
+    assert.equal(f.nameProblem('\u200bAna', 64), null);
+    assert.equal(f.nameProblem('\u{50000}', 64), null, 'unassigned counts as visible');
+  });
+  test('names refuse bidi controls and control characters', () => {
+    for (const c of [0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069]) {
+      assert.equal(f.isBidiControl(c), true);
+      assert.equal(f.nameProblem(`evil${String.fromCodePoint(c)}gnp.exe`, 64), 'bidi', c.toString(16));
+    }
+    assert.equal(f.isBidiControl(0x2029), false);
+    assert.equal(f.isBidiControl(0x206a), false);
+    for (const c of ['\t', '\n', '\x7f', '\x85', '\u2028', '\u2029'])
+      assert.equal(f.nameProblem(`a${c}b`, 64), 'control', JSON.stringify(c));
+    // Right-to-left text itself is fine, as is the RLM mark (a format character, not a control).
+    assert.equal(f.nameProblem('שלום', 64), null);
+    assert.equal(f.nameProblem('a\u200fb', 64), null);
+  });
+  test('bodies: a visible character is enough; bidi controls and line breaks are allowed', () => {
+    assert.equal(f.hasVisible('hi'), true);
+    assert.equal(f.hasVisible('\u202ehi\u202c\n'), true);
+    for (const blank of ['', ' \n\t', '\u200b\u200b', '\u3000', '\u2800'])
+      assert.equal(f.hasVisible(blank), false, JSON.stringify(blank));
+  });
+  test('the messages a form shows', () => {
+    assert.equal(f.nameProblemText('too_long', 'Titles', 100), 'Titles are at most 100 characters.');
+    assert.equal(f.nameProblemText('blank', 'Display names', 64), 'Display names need at least one visible character.');
+    assert.match(f.nameProblemText('bidi', 'Titles', 100), /text-direction/);
+  });
+  test('signup limit: minutes, plural-correct, rounded up', () => {
+    assert.equal(f.signupLimitText(60_000), 'Too many sign-ups from this network; try again in 1 minute.');
+    assert.equal(f.signupLimitText(1000), 'Too many sign-ups from this network; try again in 1 minute.');
+    assert.equal(f.signupLimitText(61_000), 'Too many sign-ups from this network; try again in 2 minutes.');
+    assert.equal(f.signupLimitText(3600_000), 'Too many sign-ups from this network; try again in 60 minutes.');
+    assert.equal(f.signupLimitText(undefined), 'Too many sign-ups from this network; try again later.');
+  });
+});

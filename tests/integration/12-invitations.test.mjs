@@ -75,6 +75,14 @@ describe('invitations', () => {
       ]);
     });
 
+    test('finds the start of any word of the display name too, after the prefixes', async () => {
+      const order = (r) => r.users.map((u) => u.username);
+      assert.deepEqual(order(await a.ok('users.search', { q: 'BUILD' })), ['bob'], '"Bob Builder"');
+      assert.deepEqual(order(await a.ok('users.search', { q: 'uilder' })), [], 'not inside a word');
+      // Username prefixes first, then display name prefixes; bob's word start is no second hit.
+      assert.deepEqual(order(await a.ok('users.search', { q: 'b' })), ['bob', 'anabel']);
+    });
+
     test('returns at most 20 users', async () => {
       const { users } = await a.ok('users.search', { q: 'zz' });
       assert.equal(users.length, 20);

@@ -203,6 +203,10 @@ static int has_id(const int64_t *ids, size_t n, int64_t id) {
 
 /* ---- schema ---- */
 
+static struct store_req *search(struct fx *f, int64_t user, const char *q, const char *slug,
+                                int limit, int64_t now);
+static void assert_hits(const struct store_req *r, const char *want);
+
 /* A database created by a binary that knew only migration 1 is brought to version 2 with its data
  * intact and the new columns at their defaults. */
 static void test_migration_2_upgrades_a_v1_database(void **state) {
@@ -221,6 +225,8 @@ static void test_migration_2_upgrades_a_v1_database(void **state) {
   assert_int_equal(fx_sql_exec(f, v1), 0);
   free(v1);
   assert_int_equal(fx_sql_exec(f, "INSERT INTO users VALUES (1, 'ana', 'Ana', 'h', 5);"
+                                  "INSERT INTO users VALUES (2, 'ben', 'Ben  O''Kafor-SMITH (jr.)',"
+                                  " 'h', 5);"
                                   "INSERT INTO chats(id, slug, title, owner_id, created_at,"
                                   " last_activity) VALUES (1, 'old', 'Old', 1, 5, 5);"
                                   "INSERT INTO participants VALUES (1, 1, 'owner', 5);"),
@@ -237,7 +243,18 @@ static void test_migration_2_upgrades_a_v1_database(void **state) {
   assert_int_equal(r->out.chat.participant_count, 1);
   assert_int_equal(r->out.chat.my_role, CHAT_ROLE_OWNER);
   store_req_free(r);
-  assert_int_equal(db_int(f, "SELECT count(*) FROM users WHERE last_seen IS NULL"), 1);
+  assert_int_equal(db_int(f, "SELECT count(*) FROM users WHERE last_seen IS NULL"), 2);
+  /* Migration 7 cut the names of earlier users into word starts as signup now does. */
+  r = search(f, 1, "SMI", NULL, 0, NOW);
+  assert_hits(r, "ben");
+  store_req_free(r);
+  if (f->pg) /* the rows above gave their ids explicitly: the identity has not moved */
+    assert_int_equal(fx_sql_exec(f, "SELECT setval(pg_get_serial_sequence('users', 'id'), 2)"), 0);
+  mk_user2(f, "ben2", "Ben  O'Kafor-SMITH (jr.)");
+  assert_int_equal(db_int(f, "SELECT count(*) FROM user_words WHERE user_id = 2"), 4);
+  assert_int_equal(db_int(f, "SELECT count(*) FROM user_words a JOIN user_words b"
+                             " ON b.word = a.word AND b.user_id <> 2 WHERE a.user_id = 2"),
+                   4);
   assert_int_equal(fx_index_count(f, "'invitations_pending_one', 'invitations_by_invitee',"
                                      " 'invitations_by_chat', 'invitations_expiry',"
                                      " 'users_by_lower_username', 'users_by_lower_display_name'"),
@@ -714,11 +731,13 @@ static void test_users_search(void **state) {
   mk_user2(f, "a_b", "Under Score");
   mk_user2(f, "axb", "Axb");
   mk_user2(f, "pct", "100% Sure");
-  mk_user2(f, "zed", "Zed ANA"); /* ANA inside, not a prefix */
+  mk_user2(f, "zed", "Zed ANA");   /* ANA starts a word, not the name */
+  mk_user2(f, "zoe", "Zoe Banana"); /* ana inside a word: never found */
 
-  /* Prefix, any case, on username or display name, ordered by username. */
+  /* Prefix, any case, on username or display name: the exact username, then username prefixes,
+   * then display name prefixes, then word starts. */
   r = search(f, carl, "ANA", NULL, 0, NOW);
-  assert_hits(r, "ana,anabel,bob");
+  assert_hits(r, "ana,anabel,bob,zed");
   assert_int_equal(r->out.hits[0].participant, 0);
   store_req_free(r);
   r = search(f, carl, "under", NULL, 0, NOW);
@@ -726,7 +745,7 @@ static void test_users_search(void **state) {
   store_req_free(r);
   /* The caller is never in their own results. */
   r = search(f, ana, "ana", NULL, 0, NOW);
-  assert_hits(r, "anabel,bob");
+  assert_hits(r, "anabel,bob,zed");
   store_req_free(r);
   /* '_' and '%' are characters, not wildcards. */
   r = search(f, carl, "a_", NULL, 0, NOW);
@@ -765,6 +784,47 @@ static void test_users_search(void **state) {
   store_req_free(r);
   r = search(f, carl, "user", NULL, 3, NOW);
   assert_hits(r, "user01,user02,user03");
+  store_req_free(r);
+}
+
+/* "Okaf" finds "Ben Okafor": a word of the display name may start the match too, after white
+ * space or punctuation; those hits come after the prefix ones and only fill what is left. */
+static void test_users_search_words(void **state) {
+  struct fx *f = *state;
+  int64_t me = mk_user(f, "me");
+  struct store_req *r;
+
+  mk_user2(f, "ben", "Ben Okafor");
+  mk_user2(f, "amy", "Amy-okafor");
+  mk_user2(f, "jo", "Jo (OKAFINA)");
+  mk_user2(f, "dora", "Okafor Dora");
+  mk_user2(f, "okafo", "Zz");
+  mk_user2(f, "okaf", "Qq");
+  mk_user2(f, "xo", "Xokafor");     /* inside a word */
+  mk_user2(f, "pc", "50%okafor");   /* '%' is no separator */
+  mk_user2(f, "us", "Under_Score"); /* '_' is one */
+
+  r = search(f, me, "Okaf", NULL, 0, NOW);
+  assert_hits(r, "okaf,okafo,dora,amy,ben,jo");
+  store_req_free(r);
+  r = search(f, me, "okaf", NULL, 4, NOW);
+  assert_hits(r, "okaf,okafo,dora,amy");
+  store_req_free(r);
+  r = search(f, me, "okaf", NULL, 2, NOW);
+  assert_hits(r, "okaf,okafo");
+  store_req_free(r);
+  r = search(f, me, "okafor d", NULL, 0, NOW);
+  assert_hits(r, "dora");
+  store_req_free(r);
+  r = search(f, me, "score", NULL, 0, NOW);
+  assert_hits(r, "us");
+  store_req_free(r);
+  /* Wildcards stay characters in word starts too. */
+  r = search(f, me, "%", NULL, 0, NOW);
+  assert_hits(r, "");
+  store_req_free(r);
+  r = search(f, me, "_", NULL, 0, NOW);
+  assert_hits(r, "");
   store_req_free(r);
 }
 
@@ -1497,6 +1557,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_remove_matrix, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_set_role, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_users_search, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(test_users_search_words, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_users_search_marks, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_create_rules, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_invite_accept, fx_setup, fx_teardown),

@@ -16,7 +16,8 @@ export class ParleyError extends Error {
   override readonly name = 'ParleyError';
   /** A server error code (docs/protocol.md) or a client one (`timeout`, `disconnected`, `closed`). */
   readonly code: ParleyErrorCode | string;
-  /** With `rate_limited`: milliseconds until a retry may succeed. */
+  /** With `rate_limited`, and `unavailable` from a busy server: milliseconds until a retry may
+   * succeed (the body's retryAfter, else the HTTP Retry-After header). */
   readonly retryAfter?: number;
   /** The op of the request that failed, when there was one. */
   readonly op?: string;

@@ -76,7 +76,9 @@ function httpCode(status: number): string {
   }
 }
 
-/** `POST /api/signup`. Rejects with ParleyError (`conflict` when the username is taken). */
+/** `POST /api/signup`. Rejects with ParleyError (`conflict` when the username is taken,
+ * `rate_limited` with retryAfter over the network's signup budget, `unavailable` with retryAfter
+ * when the server is too busy to hash a password). */
 export async function signup(
   args: { username: string; password: string; displayName?: string },
   opts: HttpOptions = {},
@@ -84,7 +86,8 @@ export async function signup(
   return (await call<SessionResult>('POST', '/api/signup', args, opts)).json!;
 }
 
-/** `POST /api/login`. Rejects with ParleyError (`unauthorized`, `rate_limited` with retryAfter). */
+/** `POST /api/login`. Rejects with ParleyError (`unauthorized`, `rate_limited` or `unavailable`
+ * with retryAfter). */
 export async function login(args: { username: string; password: string }, opts: HttpOptions = {}): Promise<SessionResult> {
   return (await call<SessionResult>('POST', '/api/login', args, opts)).json!;
 }

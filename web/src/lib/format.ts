@@ -18,6 +18,13 @@ export function retryText(retryAfterMs: number | null | undefined): string {
   return `Try again in ${count(Math.ceil(retryAfterMs / 1000), 'second', 'seconds')}.`;
 }
 
+// A signup over the network's budget (HTTP 429; Retry-After in seconds, often most of an hour):
+// "try again in 1 minute", "in 42 minutes", rounded up.
+export function signupLimitText(retryAfterMs: number | null | undefined): string {
+  if (!retryAfterMs || retryAfterMs <= 0) return 'Too many sign-ups from this network; try again later.';
+  return `Too many sign-ups from this network; try again in ${count(Math.ceil(retryAfterMs / 60_000), 'minute', 'minutes')}.`;
+}
+
 export function displayName(u: { displayName?: string; username: string }) {
   return u.displayName || u.username;
 }
@@ -28,6 +35,64 @@ export const DISPLAY_NAME_MAX = 64;
 
 export function codePointLength(s: string): number {
   return Array.from(s).length;
+}
+
+// The server's rules for user-visible text (src/core/text.c), checked before sending so that a
+// form can say what is wrong instead of the server's bad_request. Names (display names, chat
+// titles) are counted in code points; they refuse control characters and the bidi
+// embedding/override/isolate controls, which reorder what follows them on screen
+// ("evil\u202Egnp.exe"). Names and message bodies need at least one visible character.
+export const TITLE_MAX = 100; // chat titles, code points too (TEXT_TITLE_MAX)
+
+// U+202A-U+202E and U+2066-U+2069, as text_is_bidi_control().
+export function isBidiControl(c: number): boolean {
+  return (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+// As text_is_visible(): not white space, not default-ignorable, not a control (Cc) or format (Cf)
+// character, not a blank lookalike. Unassigned code points count as visible (a newer emoji).
+const INVISIBLE = /[\p{White_Space}\p{Default_Ignorable_Code_Point}\p{Cc}\p{Cf}]/u;
+const BLANKS = new Set([0x2800, 0x115f, 0x1160, 0x3164, 0xffa0]);
+export function isVisible(c: number): boolean {
+  return !BLANKS.has(c) && !INVISIBLE.test(String.fromCodePoint(c));
+}
+
+// Why the server would refuse the name s, or null: 'control' (C0, DEL, C1, U+2028, U+2029), 'bidi',
+// 'too_long' (over max code points), 'blank' (empty or nothing visible). Bodies are only
+// checked with hasVisible(); their length is the composer's (bytes) business.
+export type TextProblem = 'control' | 'bidi' | 'too_long' | 'blank';
+
+export function nameProblem(s: string, max: number): TextProblem | null {
+  let chars = 0;
+  let visible = false;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (/\p{Cc}/u.test(ch) || c === 0x2028 || c === 0x2029) return 'control';
+    if (isBidiControl(c)) return 'bidi';
+    if (!visible && isVisible(c)) visible = true;
+    chars++;
+  }
+  if (chars > max) return 'too_long';
+  return visible ? null : 'blank';
+}
+
+export function hasVisible(s: string): boolean {
+  for (const ch of s) if (isVisible(ch.codePointAt(0)!)) return true;
+  return false;
+}
+
+// The sentence a form shows for a name's problem; `what` is "Display names", "Titles"...
+export function nameProblemText(p: TextProblem, what: string, max: number): string {
+  switch (p) {
+    case 'control':
+      return `${what} cannot contain control characters or line breaks.`;
+    case 'bidi':
+      return `${what} cannot contain text-direction control characters.`;
+    case 'too_long':
+      return `${what} are at most ${max} characters.`;
+    case 'blank':
+      return `${what} need at least one visible character.`;
+  }
 }
 
 // "Ana (@ana)": the display name with the username, which is unique and cannot be borrowed.

@@ -5,7 +5,7 @@
 import { useState, type FormEvent } from 'react';
 import { login, signup as apiSignup } from '../../../clients/js/src/http.js';
 import type { ParleyError } from '../../../clients/js/src/errors.js';
-import { codePointLength, DISPLAY_NAME_MAX, errorText, retryText } from '../lib/format';
+import { codePointLength, DISPLAY_NAME_MAX, errorText, nameProblem, nameProblemText, retryText, signupLimitText } from '../lib/format';
 import { Link, navigate } from '../lib/router';
 import { useSession } from '../lib/session';
 import { IconChat } from '../components/ui/icons';
@@ -29,9 +29,11 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
       setError('Usernames are 3-32 characters: lower-case letters, digits, "_", "." or "-".');
       return;
     }
-    // Counted as the server counts it: in code points, so an emoji is one character.
-    if (signup && codePointLength(displayName.trim()) > DISPLAY_NAME_MAX) {
-      setError(`Display names are at most ${DISPLAY_NAME_MAX} characters.`);
+    // The server's rules (counted in code points, so an emoji is one character); an empty one
+    // means "use my username".
+    const problem = signup && displayName.trim() ? nameProblem(displayName.trim(), DISPLAY_NAME_MAX) : null;
+    if (problem) {
+      setError(nameProblemText(problem, 'Display names', DISPLAY_NAME_MAX));
       return;
     }
     if (signup && password.length < 8) {
@@ -50,8 +52,10 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
       const e2 = err as ParleyError;
       if (e2.code === 'conflict') setError('That username is taken. Try another one.');
       else if (e2.code === 'unauthorized') setError('Wrong username or password.');
-      else if (e2.code === 'rate_limited')
-        setError(`Too many attempts. ${retryText(e2.retryAfter)}`);
+      else if (e2.code === 'rate_limited' && signup) setError(signupLimitText(e2.retryAfter));
+      else if (e2.code === 'rate_limited') setError(`Too many attempts. ${retryText(e2.retryAfter)}`);
+      // 503 with Retry-After: 1: the password-hash queue is full, a moment's wait is enough.
+      else if (e2.code === 'unavailable') setError('The server is busy; try again in a moment.');
       else setError(errorText(e2));
     } finally {
       setBusy(false);

@@ -8,7 +8,7 @@ import { useNow } from '../hooks/use-now';
 import { useChatDetails } from '../hooks/use-chat-details';
 import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link, navigate } from '../lib/router';
-import { displayName, errorText, expiresText, fullName, relativeTime } from '../lib/format';
+import { codePointLength, displayName, errorText, expiresText, fullName, nameProblem, nameProblemText, relativeTime, TITLE_MAX } from '../lib/format';
 import { ConfirmDialog } from '../components/ui/modal';
 import { Avatar } from '../components/ui/avatar';
 import { IconBack, IconUserPlus } from '../components/ui/icons';
@@ -159,6 +159,8 @@ function GeneralForm({ chat, editable }: { chat: Chat; editable: boolean }) {
     const args: ChatUpdateArgs = { chat: chat.slug };
     const t = title.trim();
     if (!t) return setError('The title cannot be empty.');
+    const problem = nameProblem(t, TITLE_MAX);
+    if (problem) return setError(nameProblemText(problem, 'Titles', TITLE_MAX));
     if (t !== chat.title) args.title = t;
     if (isPublic !== chat.isPublic) args.isPublic = isPublic;
     const max = cap.trim() === '' ? null : Number(cap);
@@ -203,7 +205,13 @@ function GeneralForm({ chat, editable }: { chat: Chat; editable: boolean }) {
       )}
       <div className="field">
         <label htmlFor="set-title">Title</label>
-        <input id="set-title" className="input" value={title} maxLength={100} disabled={!editable} onChange={(e) => edit(setTitle)(e.target.value)} />
+        {/* No maxLength: the browser counts UTF-16 units, so emoji would count twice. */}
+        <input id="set-title" className="input" aria-describedby="set-title-hint" value={title} disabled={!editable} onChange={(e) => edit(setTitle)(e.target.value)} />
+        {editable && (
+          <span className="field__hint" id="set-title-hint">
+            Up to {TITLE_MAX} characters ({codePointLength(title.trim())}/{TITLE_MAX})
+          </span>
+        )}
       </div>
       <div className="form-row">
         <div className="field">

@@ -45,6 +45,23 @@ describe('http helpers', () => {
     await assert.rejects(login({ username: 'ana', password: 'x' }, { fetch: date.f }), (err: ParleyError) => err.retryAfter === undefined);
   });
 
+  it('signup over the per-IP budget (429) and a full password-hash queue (503) carry retryAfter', async () => {
+    const budget = fakeFetch(429, { error: { code: 'rate_limited', message: 'too many signups' } }, { 'retry-after': '2400' });
+    await assert.rejects(signup({ username: 'ana', password: 'pw123456' }, { fetch: budget.f }), (err: ParleyError) => {
+      assert.equal(err.code, 'rate_limited');
+      assert.equal(err.retryAfter, 2_400_000);
+      return true;
+    });
+    for (const call of [signup, login]) {
+      const busy = fakeFetch(503, { error: { code: 'unavailable', message: 'busy' } }, { 'retry-after': '1' });
+      await assert.rejects(call({ username: 'ana', password: 'pw123456' }, { fetch: busy.f }), (err: ParleyError) => {
+        assert.equal(err.code, 'unavailable');
+        assert.equal(err.retryAfter, 1000);
+        return true;
+      });
+    }
+  });
+
   it('a network failure is unavailable', async () => {
     const f = (async () => {
       throw new TypeError('Failed to fetch');

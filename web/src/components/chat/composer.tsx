@@ -5,6 +5,7 @@
 import { useEffect, useRef, type FormEvent, type KeyboardEvent } from 'react';
 import { useDraft } from '../../hooks/use-draft';
 import { IconSend } from '../ui/icons';
+import { hasVisible } from '../../lib/format';
 
 const MAX_BYTES = 16384;
 
@@ -25,6 +26,9 @@ export function Composer({
   const [text, setText] = useDraft(draftKey);
   const ref = useRef<HTMLTextAreaElement>(null);
   const tooLong = new TextEncoder().encode(text).length > MAX_BYTES;
+  // Only white space or invisible characters (U+200B...): the server refuses it, so Send is off,
+  // and a box that is not empty says why.
+  const blank = !hasVisible(text);
 
   useEffect(() => {
     const el = ref.current;
@@ -35,7 +39,7 @@ export function Composer({
 
   function submit(e?: FormEvent) {
     e?.preventDefault();
-    if (disabled || tooLong || !text.trim()) return;
+    if (disabled || tooLong || blank) return;
     onSend(text);
     onTyping(false);
     setText('');
@@ -62,7 +66,7 @@ export function Composer({
           value={text}
           disabled={disabled}
           placeholder={placeholder}
-          aria-invalid={tooLong || undefined}
+          aria-invalid={tooLong || (blank && text.trim() !== '') || undefined}
           aria-describedby="composer-hint"
           onChange={(e) => {
             setText(e.target.value);
@@ -74,14 +78,20 @@ export function Composer({
         <button
           type="submit"
           className="btn btn--primary btn--icon composer__send"
-          disabled={disabled || tooLong || !text.trim()}
+          disabled={disabled || tooLong || blank}
           aria-label="Send message"
         >
           <IconSend />
         </button>
       </div>
       <div className="composer__hint" id="composer-hint">
-        {tooLong ? <span className="inline-error">Message is too long (16 KB at most).</span> : 'Enter to send · Shift+Enter for a new line'}
+        {tooLong ? (
+          <span className="inline-error">Message is too long (16 KB at most).</span>
+        ) : blank && text.trim() !== '' ? (
+          <span className="inline-error">Messages need at least one visible character.</span>
+        ) : (
+          'Enter to send · Shift+Enter for a new line'
+        )}
       </div>
     </form>
   );

@@ -3,7 +3,7 @@ import { useState, type FormEvent } from 'react';
 import { Modal } from '../ui/modal';
 import { navigate } from '../../lib/router';
 import { useRealtime } from '../../lib/session';
-import { errorText } from '../../lib/format';
+import { codePointLength, errorText, nameProblem, nameProblemText, TITLE_MAX } from '../../lib/format';
 
 export function CreateChatModal({ onClose }: { onClose: () => void }) {
   const rt = useRealtime();
@@ -18,6 +18,11 @@ export function CreateChatModal({ onClose }: { onClose: () => void }) {
     const t = title.trim();
     if (!t) {
       setError('Give the chat a title.');
+      return;
+    }
+    const problem = nameProblem(t, TITLE_MAX);
+    if (problem) {
+      setError(nameProblemText(problem, 'Titles', TITLE_MAX));
       return;
     }
     const max = cap.trim() ? Number(cap) : undefined;
@@ -55,11 +60,15 @@ export function CreateChatModal({ onClose }: { onClose: () => void }) {
           <input
             id="new-chat-title"
             className="input"
-            maxLength={100}
+            aria-describedby="new-chat-title-hint"
             value={title}
             onChange={(e) => setTitle(e.target.value)}
             placeholder="e.g. Design review"
           />
+          {/* No maxLength: the browser counts UTF-16 units, so emoji would count twice. */}
+          <span className="field__hint" id="new-chat-title-hint">
+            Up to {TITLE_MAX} characters ({codePointLength(title.trim())}/{TITLE_MAX})
+          </span>
         </div>
         <div className="field">
           <label htmlFor="new-chat-cap">Participant limit</label>
