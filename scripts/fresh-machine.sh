@@ -131,8 +131,9 @@ say "tree $(git rev-parse --short "$rev") copied; make run on port $port"
 env=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
      TERM=dumb PORT="$port")
 [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && env+=(NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
+stamp() { local l; while IFS= read -r l; do printf '[%3ds] %s\n' $((SECONDS - t0)) "$l"; done; }
 setsid chroot "$root" /usr/bin/env -i "${env[@]}" sh -c 'cd /root/parley && exec make run' \
-  </dev/null >"$log" 2>&1 &
+  </dev/null > >(stamp >"$log") 2>&1 &
 pgid=$!
 
 url="http://127.0.0.1:$port"
@@ -147,7 +148,9 @@ page="$(curl -fsS --max-time 10 "$url/")" || fail "GET / did not answer"
 grep -qi '<div id="root"' <<<"$page" || fail "GET / is not the web app: $(head -c 300 <<<"$page")"
 say "GET / serves the web app"
 grep -q "Parley is serving $url" "$log" || fail "make run did not print the URL to open (\"Parley is serving $url\")"
-say "make run printed: $(grep -m1 'Parley is serving' "$log")"
+echo "--- the steps of make run (seconds since the start of this check) ---"
+grep -E '^\[ *[0-9]+s\] (deps|llhttp|node|Parley):|built in|^\[ *[0-9]+s\] cc -o build/parley' "$log" |
+  sed -E 's/(cc -o build\/parley).*/\1 .../' || true
 
 kill -INT -- "-$pgid"
 for i in $(seq 50); do kill -0 "$pgid" 2>/dev/null || break; sleep 0.2; done
