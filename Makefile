@@ -137,9 +137,11 @@ integration: deps build/parley-asan web/dist/index.html node_modules/.package-lo
 	PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 tests/integration/
 	@$(STOP_CLUSTER_REDIS)
 
-# The cluster tests (tests/integration/lib/cluster.mjs) share one Redis on port 16380 across their
-# files; nothing should be left listening once the suite is over.
-STOP_CLUSTER_REDIS := PARLEY_REDIS_PORT=16380 scripts/redis.sh stop >/dev/null 2>&1 || true
+# The cluster tests (tests/integration/lib/cluster.mjs) share one Redis on port 16380 (or
+# PARLEY_TEST_CLUSTER_REDIS_PORT) across their files; nothing should be left listening once the
+# suite is over.
+STOP_CLUSTER_REDIS := PARLEY_REDIS_PORT=$${PARLEY_TEST_CLUSTER_REDIS_PORT:-16380} scripts/redis.sh stop \
+                      >/dev/null 2>&1 || true
 
 node_modules/.package-lock.json: package.json
 	npm install --no-audit --no-fund --loglevel=error
