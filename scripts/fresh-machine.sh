@@ -8,6 +8,7 @@
 #
 #   scripts/fresh-machine.sh            # checks HEAD (as root; CI calls it from .ci/run)
 #   FRESH_REV=<commit> scripts/fresh-machine.sh
+#   FRESH_TARGET=test scripts/fresh-machine.sh   # `make test` to its end instead (~25 min; not in CI)
 #
 # The chroot shares this machine's network namespace, so its server is reachable on 127.0.0.1.
 # Only this machine's network set-up is copied in (resolv.conf, trusted certificates, the Node
@@ -69,6 +70,10 @@ cleanup() {
     for i in $(seq 50); do kill -0 "$pgid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL -- "-$pgid" 2>/dev/null || true
   fi
+  # Whatever still runs inside the root (a database a test script started) goes with it.
+  for i in /proc/[0-9]*; do
+    [ "$(readlink "$i/root" 2>/dev/null)" = "$root" ] && kill -KILL "${i#/proc/}" 2>/dev/null
+  done
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
     m="${mounted[i]}"
     umount "$m" 2>/dev/null || umount -l "$m" || true
@@ -131,7 +136,18 @@ say "tree $(git rev-parse --short "$rev") copied; make run on port $port"
 env=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
      TERM=dumb PORT="$port")
 [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && env+=(NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
+for v in PARLEY_PG_PORT PARLEY_REDIS_PORT PARLEY_TEST_CLUSTER_REDIS_PORT; do # shared network
+  [ -n "${!v:-}" ] && env+=("$v=${!v}")
+done
 stamp() { local l; while IFS= read -r l; do printf '[%3ds] %s\n' $((SECONDS - t0)) "$l"; done; }
+if [ "${FRESH_TARGET:-run}" = test ]; then
+  say "make test"
+  timeout "${FRESH_TEST_TIMEOUT_S:-3600}" chroot "$root" /usr/bin/env -i "${env[@]}" \
+    sh -c 'cd /root/parley && exec make test' </dev/null > >(stamp | tee "$log") 2>&1 ||
+    fail "make test"
+  say "passed: a fresh Debian 12 with only make ran \`make test\`"
+  exit 0
+fi
 setsid chroot "$root" /usr/bin/env -i "${env[@]}" sh -c 'cd /root/parley && exec make run' \
   </dev/null > >(stamp >"$log") 2>&1 &
 pgid=$!
