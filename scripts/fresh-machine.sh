@@ -60,6 +60,7 @@ port="${FRESH_PORT:-18080}"
 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 
 root="$(mktemp -d /tmp/parley-fresh.XXXXXX)"
+chmod 755 "$root" # it is the root's "/": users other than root (postgres) must get through it
 log="$root.log"
 pgid=""
 mounted=()
