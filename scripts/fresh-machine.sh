@@ -132,7 +132,7 @@ chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEN
 
 mkdir -p "$root/root/parley"
 git archive "$rev" | tar -x -C "$root/root/parley"
-say "tree $(git rev-parse --short "$rev") copied; make run on port $port"
+say "tree $(git rev-parse --short "$rev") copied"
 
 env=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
      TERM=dumb PORT="$port")
@@ -149,6 +149,7 @@ if [ "${FRESH_TARGET:-run}" = test ]; then
   say "passed: a fresh Debian 12 with only make ran \`make test\`"
   exit 0
 fi
+say "make run on port $port"
 setsid chroot "$root" /usr/bin/env -i "${env[@]}" sh -c 'cd /root/parley && exec make run' \
   </dev/null > >(stamp >"$log") 2>&1 &
 pgid=$!
