@@ -1,10 +1,15 @@
 # Parley build. `make run` and `make test` are the two commands the README promises: both set up
-# missing dependencies first (scripts/deps.sh), then build. Objects of the release build go to
-# build/release, of the sanitizer test build to build/asan.
+# missing dependencies first (scripts/deps.sh), then run make again for the build, so that every
+# rule is looked at after the install (make caches what it found missing before). Objects of the
+# release build go to build/release, of the sanitizer test build to build/asan.
 
 CC      ?= cc
-LLHTTP  ?= /usr/share/llhttp
-LLHTTP_INC ?= /usr/share/include/llhttp
+# Debian's node-llhttp, unpacked (not installed) by scripts/llhttp.sh.
+LLHTTP_PKG := build/deps/node-llhttp
+LLHTTP  ?= $(LLHTTP_PKG)/usr/share/llhttp
+LLHTTP_INC ?= $(LLHTTP_PKG)/usr/share/include/llhttp
+# A Node >= 20.19 that scripts/node.sh put in build/node, when the machine's is older, comes first.
+export PATH := $(CURDIR)/build/node/bin:$(PATH)
 WARN    := -Wall -Wextra -Wpedantic -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 CSTD    := -std=c11 -D_GNU_SOURCE
 # libpq-dev puts libpq-fe.h in its own folder.
@@ -31,15 +36,36 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 PORT ?= 8080
 export PARLEY_LISTEN ?= 127.0.0.1:$(PORT)
 
-.PHONY: all deps build run test unit integration integration-pg sdk e2e fuzz-ci valgrind bench clean format
+.PHONY: all deps deps-run build run serve test test-all help unit integration integration-pg sdk e2e \
+        fuzz-ci valgrind bench clean format
 # Keep test objects: make would delete them as intermediates and rebuild every run.
 .SECONDARY:
 all: build
 
-deps:
-	@scripts/deps.sh
+help:
+	@echo "make run          install what is missing (scripts/deps.sh run), build, serve http://127.0.0.1:$(PORT)"
+	@echo "make test         install what is missing for the tests too, then every test below, in order"
+	@echo "make build        build/parley, the release server (the default target)"
+	@echo "make unit         cmocka unit tests under ASan/UBSan, the store suites on SQLite and PostgreSQL"
+	@echo "make fuzz-ci      every libFuzzer target for 20 s (make fuzz FUZZ_SECONDS=N for longer)"
+	@echo "make valgrind     the release server under valgrind through part of the integration tests"
+	@echo "make integration  Node integration tests against the sanitizer build"
+	@echo "make integration-pg  the store-heavy integration files again, on PostgreSQL"
+	@echo "make sdk          the TypeScript SDK's unit and integration tests"
+	@echo "make e2e          browser tests (Debian's chromium, playwright-core)"
+	@echo "make bench        the load generator against a release build (bench/README.md)"
+	@echo "make cluster      a local three-node demo on :8081-8083 over PostgreSQL and Redis"
+	@echo "make deps         install what make test needs (make deps-run: what make run needs)"
+	@echo "make format       clang-format the C sources"
+	@echo "make clean        stop the throwaway databases, delete build/"
 
-build: deps build/parley
+deps:
+	@scripts/deps.sh test
+deps-run:
+	@scripts/deps.sh run
+
+build: deps-run
+	@$(MAKE) --no-print-directory build/parley
 
 build/parley: $(REL_OBJS) build/release/src/main.o
 	$(CC) -o $@ $^ $(LIBS)
@@ -47,16 +73,18 @@ build/parley: $(REL_OBJS) build/release/src/main.o
 build/parley-asan: $(ASAN_OBJS) build/asan/src/main.o
 	$(CC) $(ASAN_LDFLAGS) -o $@ $^ $(LIBS)
 
-build/release/%.o: %.c $(wildcard src/*/*.h)
+build/release/%.o: %.c $(wildcard src/*/*.h) | $(LLHTTP_INC)/llhttp.h
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) -MMD -c -o $@ $<
 
-build/asan/%.o: %.c
+build/asan/%.o: %.c | $(LLHTTP_INC)/llhttp.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -MMD -c -o $@ $<
 
 # llhttp is compiled from Debian's node-llhttp sources, never copied into this tree. Its
 # generated code is not ours to warn about.
+$(LLHTTP_SRCS) $(LLHTTP_INC)/llhttp.h &:
+	@scripts/llhttp.sh
 build/release/llhttp/%.o: $(LLHTTP)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) -O2 -g -I$(LLHTTP_INC) -w -c -o $@ $<
@@ -74,9 +102,12 @@ WEB_SRCS := $(shell find web/src clients/js/src -type f 2>/dev/null) web/index.h
 web/dist/index.html: $(WEB_SRCS)
 	@scripts/build-web.sh
 
-run: build web/dist/index.html
+# The server prints the URL to open once it listens; Ctrl-C stops it.
+run: deps-run
+	@$(MAKE) --no-print-directory serve
+serve: build/parley web/dist/index.html
 	@mkdir -p data
-	./build/parley
+	@exec ./build/parley
 
 # No two files of src/ may depend on each other in a circle (scripts/callgraph-check.py reads the
 # includes and the objects' symbol tables of the sanitizer build).
@@ -112,9 +143,11 @@ integration: deps build/parley-asan web/dist/index.html node_modules/.package-lo
 	PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 tests/integration/
 	@$(STOP_CLUSTER_REDIS)
 
-# The cluster tests (tests/integration/lib/cluster.mjs) share one Redis on port 16380 across their
-# files; nothing should be left listening once the suite is over.
-STOP_CLUSTER_REDIS := PARLEY_REDIS_PORT=16380 scripts/redis.sh stop >/dev/null 2>&1 || true
+# The cluster tests (tests/integration/lib/cluster.mjs) share one Redis on port 16380 (or
+# PARLEY_TEST_CLUSTER_REDIS_PORT) across their files; nothing should be left listening once the
+# suite is over.
+STOP_CLUSTER_REDIS := PARLEY_REDIS_PORT=$${PARLEY_TEST_CLUSTER_REDIS_PORT:-16380} scripts/redis.sh stop \
+                      >/dev/null 2>&1 || true
 
 node_modules/.package-lock.json: package.json
 	npm install --no-audit --no-fund --loglevel=error
@@ -145,7 +178,9 @@ valgrind: deps build/parley web/dist/index.html node_modules/.package-lock.json
 	PARLEY_BIN=scripts/valgrind-parley.sh PARLEY_TEST_TIMEOUT_MS=30000 node --test \
 	  --test-concurrency=1 $(VALGRIND_TESTS:%=tests/integration/%.test.mjs)
 
-test: unit fuzz-ci valgrind integration integration-pg sdk e2e
+test: deps
+	@$(MAKE) --no-print-directory test-all
+test-all: unit fuzz-ci valgrind integration integration-pg sdk e2e
 
 bench: build bench/build/loadgen
 	@bench/run.sh
@@ -242,7 +277,7 @@ build/fuzz/fuzz_cluster_wire: build/fuzz/tests/fuzz/fuzz_cluster_wire.o \
 build/fuzz/fuzz_http build/fuzz/fuzz_ws: build/fuzz/%: build/fuzz/tests/fuzz/%.o $(FUZZ_NET_OBJS)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ -luv -lwslay -lcrypto -lunistring
 
-build/fuzz/%.o: %.c $(wildcard src/*/*.h tests/fuzz/*.h)
+build/fuzz/%.o: %.c $(wildcard src/*/*.h tests/fuzz/*.h) | $(LLHTTP_INC)/llhttp.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -Wno-missing-field-initializers -c -o $@ $<
 build/fuzz/llhttp/%.o: $(LLHTTP)/%.c

@@ -11,6 +11,7 @@
 
 #include "app/app.h"
 #include "common/log.h"
+#include "net/net.h"
 
 static void usage(void) {
   fprintf(stderr,
@@ -54,6 +55,10 @@ int main(int argc, char **argv) {
     log_error("start-up failed");
     return 1;
   }
+  /* For the person who typed `make run`: the log line above is for operators. */
+  printf("Parley is serving http://%s%s%s:%d (Ctrl-C stops it)\n", strchr(cfg.host, ':') ? "[" : "",
+         cfg.host, strchr(cfg.host, ':') ? "]" : "", net_server_port(app.net));
+  fflush(stdout);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   app_free(app);
