@@ -11,7 +11,6 @@
 
 #include "app/app.h"
 #include "common/log.h"
-#include "net/net.h"
 
 static void usage(void) {
   fprintf(stderr,
@@ -57,7 +56,7 @@ int main(int argc, char **argv) {
   }
   /* For the person who typed `make run`: the log line above is for operators. */
   printf("Parley is serving http://%s%s%s:%d (Ctrl-C stops it)\n", strchr(cfg.host, ':') ? "[" : "",
-         cfg.host, strchr(cfg.host, ':') ? "]" : "", net_server_port(app.net));
+         cfg.host, strchr(cfg.host, ':') ? "]" : "", app_port(app));
   fflush(stdout);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);

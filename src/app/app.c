@@ -28,6 +28,7 @@
 
 #define LISTEN_BACKLOG 4096
 #define TICK_MAX_MS 1000       /* the housekeeping tick runs at least this often */
+#define LOOP_LAG_PROBE_MS 50   /* the loop-lag probe's period */
 #define SHUTDOWN_POLL_MS 20    /* how often shutdown looks whether every socket is closed */
 
 /* --- net callbacks ------------------------------------------------------------------------ */
@@ -83,6 +84,16 @@ static void session_sweep_submit(struct app *a) {
 static void session_sweep(struct app *a) {
   if (a->session_swept == 0 || uv_now(a->loop) - a->session_swept >= a->cfg.session_sweep_ms)
     session_sweep_submit(a);
+}
+
+/* How late the probe fired is how long the loop was busy (or blocked) before it could run
+ * anything else: the lag every socket's next event waits behind. */
+static void on_lag_probe(uv_timer_t *t) {
+  struct app *a = t->data;
+  uint64_t now = clock_mono_ns();
+  hist_window_record(&a->metrics.loop_lag, now,
+                     now > a->metrics.lag_expected_ns ? now - a->metrics.lag_expected_ns : 0);
+  a->metrics.lag_expected_ns = now + LOOP_LAG_PROBE_MS * 1000000ull;
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -192,6 +203,7 @@ int app_start(struct app **out, uv_loop_t *loop, const struct app_config *cfg) {
     return err;
   }
   store_set_wal_max(a->store, cfg->wal_max);
+  store_set_admission(a->store, cfg->store_queue_max, cfg->store_queue_wait_ms);
   err = app__bus_start(a, &cluster_events);
   if (err)
     return err;
@@ -227,6 +239,11 @@ int app_start(struct app **out, uv_loop_t *loop, const struct app_config *cfg) {
   a->ticker.data = a;
   uv_timer_init(loop, &a->gap_timer);
   a->gap_timer.data = a;
+  hist_window_init(&a->metrics.loop_lag, clock_mono_ns(), APP_LAT_PERIOD_NS);
+  uv_timer_init(loop, &a->lag_probe);
+  a->lag_probe.data = a;
+  a->metrics.lag_expected_ns = clock_mono_ns() + LOOP_LAG_PROBE_MS * 1000000ull;
+  uv_timer_start(&a->lag_probe, on_lag_probe, LOOP_LAG_PROBE_MS, LOOP_LAG_PROBE_MS);
   {
     uint64_t tick = cfg->auth_timeout_ms / 4 < TICK_MAX_MS ? cfg->auth_timeout_ms / 4 : TICK_MAX_MS;
     uv_timer_start(&a->ticker, on_tick, tick, tick);
@@ -265,8 +282,13 @@ static void shutdown_wait(uv_timer_t *t) {
     return;
   uv_close((uv_handle_t *)&a->ticker, NULL);
   uv_close((uv_handle_t *)&a->gap_timer, NULL);
+  uv_close((uv_handle_t *)&a->lag_probe, NULL);
   app__presence_persist_all(a); /* everyone's lastSeen is now */
   store_close(a->store, on_store_closed, a);
+}
+
+int app_port(const struct app *a) {
+  return net_server_port(a->net);
 }
 
 void app_shutdown(struct app *a) {

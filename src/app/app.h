@@ -20,6 +20,9 @@ struct app;
  * returned), or a PARLEY_E* code. */
 int app_start(struct app **out, uv_loop_t *loop, const struct app_config *cfg);
 
+/* The port the server listens on (the one asked for, or the one the kernel chose for 0). */
+int app_port(const struct app *a);
+
 /* Graceful shutdown: stop accepting, close WebSockets with 1001, let the store finish its queue,
  * then release everything so uv_run returns. */
 void app_shutdown(struct app *a);

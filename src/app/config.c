@@ -58,6 +58,12 @@ static const struct cfg_entry cfg_table[] = {
      NULL, NULL,
      "bytes the SQLite WAL file (`parley.db-wal`) may reach under any sustained load (1 MiB - "
      "1 GiB)", NULL},
+    {"PARLEY_STORE_QUEUE_MAX", CFG_SIZE, FS(store_queue_max), "8192", 1, 1u << 20, NULL, NULL,
+     "requests the store may hold; past it (or past `PARLEY_STORE_QUEUE_WAIT_MS`) a client's "
+     "request is refused at once with `unavailable` and `retryAfter`", NULL},
+    {"PARLEY_STORE_QUEUE_WAIT_MS", CFG_U64, FS(store_queue_wait_ms), "500", 1, 60000, NULL, NULL,
+     "longest a request may wait for the store before new ones are refused (`unavailable`)",
+     NULL},
     {"PARLEY_WEB_DIR", CFG_STR, FS(web_dir), "web/dist", 0, 0, NULL, NULL, "the built web app", NULL},
     {"PARLEY_ORIGINS", CFG_STR, FS(origins), NULL, 0, 0, NULL, "own origin",
      "comma-separated Origin allowlist for WebSocket upgrades and POSTs", NULL},

@@ -21,6 +21,8 @@ struct app_config {
   enum store_durability durability;
   int store_conns;             /* PARLEY_STORE_CONNS: database connections (0: the backend's) */
   uint64_t wal_max;            /* PARLEY_WAL_MAX: bound on SQLite's WAL file, bytes */
+  size_t store_queue_max;      /* PARLEY_STORE_QUEUE_MAX: client requests the store may hold */
+  uint64_t store_queue_wait_ms; /* PARLEY_STORE_QUEUE_WAIT_MS: longest wait for a lane */
   size_t max_body, max_header, ws_max_msg, outq_max, outq_hard_max;
   uint64_t ping_interval_ms;
   uint64_t http_idle_ms;       /* keep-alive idle and header-read timeout (slowloris) */

@@ -40,6 +40,10 @@ static void metrics_latency(struct app *a, struct buf *b) {
   metrics_summary(b, "parley_store_request_seconds",
                   "store request submitted to its completion on the loop", h, ss.requests_done,
                   ss.request_ns_total);
+  hist_window_recent(&a->metrics.loop_lag, now, h);
+  metrics_summary(b, "parley_loop_lag_seconds",
+                  "how late a 50 ms timer on the loop thread fires: what every event waits behind",
+                  h, a->metrics.loop_lag.total_count, a->metrics.loop_lag.total_sum);
   free(h);
 }
 
@@ -85,6 +89,13 @@ void app__metrics_text(struct app *a, struct buf *out) {
              "# TYPE parley_hash_running gauge\nparley_hash_running %d\n"
              "# TYPE parley_hash_queued gauge\nparley_hash_queued %d\n",
              a->hash_running, a->hash_queued);
+  buf_printf(&b,
+             "# TYPE parley_store_shed_total counter\nparley_store_shed_total %llu\n"
+             "# TYPE parley_store_inflight gauge\nparley_store_inflight %llu\n"
+             "# TYPE parley_store_oldest_wait_seconds gauge\n"
+             "parley_store_oldest_wait_seconds %.6f\n",
+             (unsigned long long)ss.shed, (unsigned long long)ss.queued,
+             (double)ss.oldest_wait_ns / 1e9);
   buf_printf(&b, "# TYPE parley_store_wal_bytes gauge\nparley_store_wal_bytes %llu\n"
              "# TYPE parley_store_checkpoints_total counter\n"
              "parley_store_checkpoints_total{result=\"ok\"} %llu\n"

@@ -85,8 +85,10 @@ void app__op_sub(struct client *cl, const struct proto_req *req) {
    * arrive just before the replay that answers the sub. */
   sreq = store_req_new(STORE_CHAT_MEMBERS);
   if (sreq) {
+    struct op_opts first = opts;
+    first.paired = 1; /* only the replay below may be refused: one answer per op */
     snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
-    app__op_submit(cl, req, sreq, on_sub_members, &opts);
+    app__op_submit(cl, req, sreq, on_sub_members, &first);
   }
   sreq = store_req_new(STORE_MSG_SINCE);
   if (sreq == NULL) {
@@ -98,7 +100,8 @@ void app__op_sub(struct client *cl, const struct proto_req *req) {
   /* Without `since` the socket goes live from now: ask for nothing after "infinity". */
   sreq->in.since = PROTO_HAS(req, PROTO_F_SINCE) ? req->since : APP_SEQ_INFINITY;
   sreq->in.limit = PROTO_HISTORY_MAX;
-  app__op_submit(cl, req, sreq, on_sub, &opts);
+  if (app__op_submit(cl, req, sreq, on_sub, &opts) != 0)
+    app__sub_free(a, s); /* answered with the error; the members' reply finds no sub */
 }
 
 void app__op_unsub(struct client *cl, const struct proto_req *req) {

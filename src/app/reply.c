@@ -35,16 +35,22 @@ static struct proto_req envelope(const struct proto_req *req) {
   return e;
 }
 
-void app__reply_rate_limited(struct client *cl, const struct proto_req *req, int64_t wait_ms,
-                             const char *msg) {
+/* An error reply that tells the client when to try again: error.retryAfter in ms. */
+static void reply_retry(struct client *cl, const struct proto_req *req, const char *code,
+                        int64_t wait_ms, const char *msg) {
   json_t *o = json_pack("{s:o, s:b, s:{s:s, s:s, s:I}}", "id",
                         req->has_id ? json_integer(req->id) : json_null(), "ok", 0, "error",
-                        "code", "rate_limited", "message", msg, "retryAfter",
+                        "code", code, "message", msg, "retryAfter",
                         (json_int_t)(wait_ms > 0 ? wait_ms : 1));
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
-  cl->app->metrics.rejected_rate++;
   send_str(cl, s, s ? strlen(s) : 0);
+}
+
+void app__reply_rate_limited(struct client *cl, const struct proto_req *req, int64_t wait_ms,
+                             const char *msg) {
+  cl->app->metrics.rejected_rate++;
+  reply_retry(cl, req, "rate_limited", wait_ms, msg);
 }
 
 int app__rate_limited(struct client *cl, const struct proto_req *req, struct ratelimit *rl,
@@ -66,14 +72,14 @@ void app__ws_hello(struct client *cl) {
   send_str(cl, s, len);
 }
 
-void app__op_submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
-                    store_cb cb, const struct op_opts *opts) {
+int app__op_submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
+                   store_cb cb, const struct op_opts *opts) {
   struct op_ctx *ctx = calloc(1, sizeof *ctx);
   int err;
   if (ctx == NULL) {
     store_req_free(sreq);
     app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
-    return;
+    return PARLEY_EINTERNAL;
   }
   ctx->env = envelope(req);
   if (opts) {
@@ -81,15 +87,23 @@ void app__op_submit(struct client *cl, const struct proto_req *req, struct store
     ctx->fence_id = opts->fence_id;
     ctx->invite_action = opts->invite_action;
   }
+  /* A client's request: past the store's capacity it is refused at once. */
+  sreq->sheddable = !(opts && opts->paired);
   ctx->recv_ns = cl->app->metrics.recv_ns;
   sreq->in.user_id = cl->user.id;
   sreq->ctx = ctx;
   err = app__submit(cl->app, cl, sreq, cb);
-  if (err) {
-    /* app__submit freed sreq; the context is still ours. */
+  if (err == PARLEY_EUNAVAILABLE) {
+    /* app__submit freed sreq; the context is still ours. The store is behind (or closing):
+     * the client retries after about the longest the store lets a request wait. */
+    reply_retry(cl, &ctx->env, "unavailable", (int64_t)cl->app->cfg.store_queue_wait_ms,
+                "the server is overloaded; retry later");
+    free(ctx);
+  } else if (err) {
     app__reply_err(cl, &ctx->env, err, "the database is not available; retry later");
     free(ctx);
   }
+  return err;
 }
 
 int app__op_failed(struct store_req *sreq) {

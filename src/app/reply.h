@@ -23,6 +23,8 @@ struct op_opts {
   uint32_t sub_gen;
   uint32_t fence_id;
   int invite_action;
+  int paired;     /* the first of two requests that answer one op together: never refused on
+                     its own by the store's admission control (the second decides) */
 };
 
 void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result);
@@ -37,9 +39,10 @@ int app__rate_limited(struct client *cl, const struct proto_req *req, struct rat
 /* Sends the `hello` event to a socket that just authenticated. */
 void app__ws_hello(struct client *cl);
 /* Submits sreq (ownership taken) for the op req (borrowed) of cl; cb must end with
- * app__op_finish(sreq). opts may be NULL. On failure the error reply is sent and cb never runs. */
-void app__op_submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
-                    store_cb cb, const struct op_opts *opts);
+ * app__op_finish(sreq). opts may be NULL. Returns 0, or the error after its reply was sent (cb
+ * then never runs; PARLEY_EUNAVAILABLE: the store is past its capacity, `unavailable`). */
+int app__op_submit(struct client *cl, const struct proto_req *req, struct store_req *sreq,
+                   store_cb cb, const struct op_opts *opts);
 void app__op_finish(struct store_req *sreq);
 /* For an op's store callback: returns 1 if there is nothing more to do because the socket is
  * gone or the request failed (the error reply, with the store's explanation, is then sent). */

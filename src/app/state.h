@@ -52,6 +52,10 @@ struct app_metrics {
   uint64_t recv_ns;            /* when the WebSocket message being handled was read */
   uint64_t *turn_recv;         /* recv_ns of the messages fanned out this loop turn */
   size_t turn_n, turn_cap;
+  /* Loop lag, ns: how late a LOOP_LAG_PROBE_MS timer fires. Everything the loop thread does
+   * (reads, fan-out, replies) waits this long behind whatever held the loop. */
+  struct hist_window loop_lag;
+  uint64_t lag_expected_ns;    /* when the probe should fire next */
 };
 
 /* Wall clock, Unix ms. A field so that tests can run rooms.c and presence.c on a fake one. */
@@ -77,6 +81,7 @@ struct app {
                                    on_before_flush sends them in the same loop turn) */
   uv_timer_t ticker;            /* auth deadlines, session expiry, throttle sweep (app.c) */
   uv_timer_t gap_timer;         /* the oldest gap_subs' wait is over (rooms.c) */
+  uv_timer_t lag_probe;         /* measures loop lag (app.c) */
   struct sub *gap_subs;         /* subscriptions waiting for a missing seq, oldest first */
   uv_signal_t sigterm, sigint;
   int shutting_down;

@@ -93,7 +93,8 @@ struct store {
   void (*close_cb)(void *arg);
   void *close_arg;
 
-  size_t inflight;          /* submitted, callback not yet run (loop thread only) */
+  size_t inflight;          /* sheddable requests submitted, callback not yet run (loop thread
+                               only): what admission control bounds */
   size_t admit_queued;      /* store_set_admission() */
   uint64_t admit_wait_ns;
   struct store_stats stats;
@@ -565,7 +566,8 @@ static void store__on_async(uv_async_t *h) {
     next = list->next;
     list->next = NULL;
     hist_window_record(&s->req_lat, now, now - list->t_submit_ns);
-    s->inflight--;
+    if (list->sheddable)
+      s->inflight--;
     list->cb(list); /* ownership of the request passes to the callback */
   }
 
@@ -733,7 +735,7 @@ int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data
   req->status = 0;
   req->t_submit_ns = now;
   err = store__dispatch(s, req);
-  if (err == 0)
+  if (err == 0 && req->sheddable)
     s->inflight++;
   uv_mutex_unlock(&s->mu);
   return err;

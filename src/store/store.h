@@ -378,9 +378,9 @@ int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data
 
 /* Admission control, so that past its capacity the store answers "not now" at once instead of
  * queueing without bound (every queued request holds memory, and its client waits for seconds).
- * A sheddable request is refused while the store holds `max_queued` requests (>= 1; submitted,
- * callback not yet run), or while the oldest request waiting for a lane has waited `max_wait_ms`
- * (>= 1). Defaults: STORE_ADMIT_QUEUED and STORE_ADMIT_WAIT_MS. Call from the loop thread. */
+ * A sheddable request is refused while the store holds `max_queued` sheddable requests (>= 1;
+ * submitted, callback not yet run; internal work does not count), or while the oldest request
+ * waiting for a lane has waited `max_wait_ms` (>= 1). Defaults: STORE_ADMIT_QUEUED and STORE_ADMIT_WAIT_MS. Call from the loop thread. */
 #define STORE_ADMIT_QUEUED 8192
 #define STORE_ADMIT_WAIT_MS 500
 void store_set_admission(struct store *s, size_t max_queued, uint64_t max_wait_ms);
@@ -410,7 +410,7 @@ struct store_stats {
   uint64_t wal_restarts;      /* the checkpointer's RESTARTs that ran: the WAL starts over */
   uint64_t wal_forced;        /* checkpoints the writer ran itself, the checkpointer behind */
   uint64_t shed;              /* sheddable requests refused by admission control */
-  uint64_t queued;            /* requests the store holds now (submitted, callback not yet run) */
+  uint64_t queued;            /* sheddable requests the store holds now (not yet called back) */
   uint64_t oldest_wait_ns;    /* how long the oldest request in a lane's queue has waited */
 };
 void store_get_stats(const struct store *s, struct store_stats *out);
