@@ -113,7 +113,7 @@ serve: build/parley web/dist/index.html
 # includes and the objects' symbol tables of the sanitizer build).
 .PHONY: callgraph
 callgraph: build/parley-asan
-	@scripts/callgraph-check.py build/asan
+	@CALLGRAPH_INC="$(INC)" scripts/callgraph-check.py build/asan
 
 # The bus contract suite (test_bus) also runs against a throwaway Redis (scripts/redis.sh).
 REDIS_URL = $(shell scripts/redis.sh url)

@@ -186,7 +186,7 @@ static void announce(struct app *a, const struct bus_presence *p) {
     struct store_req *seen = store_req_new(STORE_USER_SEEN);
     if (seen) {
       seen->in.user_id = p->user_id;
-      seen->in.seq = p->last_seen;
+      seen->in.last_seen = p->last_seen;
       app__submit(a, NULL, seen, (store_cb)store_req_free);
     }
   }
@@ -377,7 +377,7 @@ void app__presence_persist_all(struct app *a) {
     if (seen == NULL)
       continue;
     seen->in.user_id = au->id;
-    seen->in.seq = au->n_clients > 0 ? now : au->pres.last_seen;
+    seen->in.last_seen = au->n_clients > 0 ? now : au->pres.last_seen;
     app__submit(a, NULL, seen, (store_cb)store_req_free);
   }
 }

@@ -686,18 +686,6 @@ int store_open_backend(struct store **out, uv_loop_t *loop, const struct store_b
   return 0;
 }
 
-int store_open(struct store **out, uv_loop_t *loop, const char *uri,
-               enum store_durability durability, int conns) {
-  static const char sqlite_scheme[] = "sqlite://";
-
-  assert(uri);
-  /* The scheme picks the backend; a plain path (or an SQLite "file:" URI) is SQLite. */
-  if (strncmp(uri, "postgres://", 11) == 0 || strncmp(uri, "postgresql://", 13) == 0)
-    return store_open_backend(out, loop, &store_pg_ops, uri, durability, conns);
-  if (strncmp(uri, sqlite_scheme, sizeof sqlite_scheme - 1) == 0)
-    uri += sizeof sqlite_scheme - 1;
-  return store_open_backend(out, loop, &store_sqlite_ops, uri, durability, conns);
-}
 
 /* How long the oldest request in a lane's queue (not yet taken by its thread) has waited at
  * `now`. Under s->mu. */

@@ -214,7 +214,7 @@ enum store_op {
   /* --- presence (issue 4) --- */
   STORE_PRESENCE_AUDIENCE, /* in: user_id. out: member_ids: every user sharing a chat (not
                               archived) with user_id, user_id excluded. */
-  STORE_USER_SEEN,      /* in: user_id, seq (the lastSeen time, Unix ms). Stores it. */
+  STORE_USER_SEEN,      /* in: user_id, last_seen (Unix ms). Stores it. */
   STORE_SESSION_SWEEP,  /* in: now, limit (1..STORE_LIMIT_MAX). Deletes up to `limit` sessions
                            whose expires_at <= now. out: n_deleted, has_more (1 when the batch
                            was full: more may be due). */
@@ -256,6 +256,7 @@ struct store_req {
     char *body;
     char client_msg_id[STORE_CLIENT_MSG_ID_MAX + 1];
     int64_t before, since, seq;
+    int64_t last_seen;              /* USER_SEEN: the user's lastSeen, Unix ms */
     int limit;
     char target[STORE_USERNAME_MAX + 1]; /* a username */
     enum chat_role role;

@@ -403,7 +403,7 @@ static int pg_user_seen(void *arg, struct store_req *req) {
   struct pg *be = arg;
   struct pgp p = {0};
   pgp_i64(&p, req->in.user_id);
-  pgp_i64(&p, req->in.seq);
+  pgp_i64(&p, req->in.last_seen);
   return pg__run(be, PG_USER_SEEN, &p);
 }
 

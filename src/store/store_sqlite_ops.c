@@ -472,7 +472,7 @@ static int sq_user_seen(void *arg, struct store_req *req) {
   struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_USER_SEEN];
   sqlite3_bind_int64(st, 1, req->in.user_id);
-  sqlite3_bind_int64(st, 2, req->in.seq);
+  sqlite3_bind_int64(st, 2, req->in.last_seen);
   return sq__run(be, SQ_USER_SEEN);
 }
 
