@@ -67,7 +67,10 @@ unix_socket_directories = ''
 max_connections = 200
 EOF
   fi
-  as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 30 start >/dev/null ||
+  # The port is given again on the command line: a cluster made earlier with another
+  # PARLEY_PG_PORT keeps that one in its postgresql.conf.
+  as_owner "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 30 -o "-p $PORT" start \
+    >/dev/null ||
     { tail -n 20 "$DIR/server.log" >&2; exit 1; }
   wait_ready
   if ! "$PGBIN/psql" -qAt "postgres://parley@127.0.0.1:$PORT/postgres" \
