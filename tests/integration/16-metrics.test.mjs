@@ -5,34 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { connect, http, makeChat, signupMany } from './lib/client.mjs';
+import { connect, makeChat, signupMany } from './lib/client.mjs';
+import { scrape, summary } from './lib/metrics.mjs';
 import { useServer } from './lib/server.mjs';
 
-// Prometheus text -> Map of "name{labels}" -> number.
-async function scrape(srv) {
-  const res = await http(srv, 'GET', '/metrics');
-  assert.equal(res.status, 200);
-  const out = new Map();
-  for (const line of res.text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-z_:][a-z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    assert.ok(m, `a malformed sample line: ${line}`);
-    out.set(m[1], Number(m[2]));
-  }
-  return out;
-}
 
-function summary(metrics, name) {
-  const q = (x) => metrics.get(`${name}{quantile="${x}"}`);
-  return {
-    p50: q('0.5'),
-    p90: q('0.9'),
-    p99: q('0.99'),
-    p999: q('0.999'),
-    sum: metrics.get(`${name}_sum`),
-    count: metrics.get(`${name}_count`),
-  };
-}
 
 describe('latency metrics', () => {
   const srv = useServer();

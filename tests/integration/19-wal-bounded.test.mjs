@@ -12,21 +12,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { connect, http, makeChat, signupMany } from './lib/client.mjs';
+import { connect, makeChat, signupMany } from './lib/client.mjs';
+import { scrape } from './lib/metrics.mjs';
 import { useServer } from './lib/server.mjs';
 
 const WAL_MAX = 1 << 20;
 
-async function scrape(srv) {
-  const res = await http(srv, 'GET', '/metrics');
-  assert.equal(res.status, 200);
-  const out = new Map();
-  for (const line of res.text.split('\n')) {
-    const m = /^([a-z_:][a-z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (m) out.set(m[1], Number(m[2]));
-  }
-  return out;
-}
 
 async function walSize(srv) {
   try {
