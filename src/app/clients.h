@@ -60,6 +60,7 @@ struct app_user {
   struct ratelimit search_rl;
   struct ratelimit typing_rl;
   struct ratelimit presence_rl;
+  uint64_t notified;           /* app->notify_turn of the last event sent to it (dedupe) */
   int64_t watching[32];        /* users found by this user's searches: their presence is shown */
   int n_watching;
   UT_hash_handle hh;           /* app->users by id */

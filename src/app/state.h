@@ -88,6 +88,7 @@ struct app {
   int sweeping;                 /* an invitation expiry sweep is in flight (ops_members.c) */
   int session_sweeping;         /* an expired-session sweep is in flight (app.c) */
   uint64_t session_swept;       /* loop time of the last expired-session sweep */
+  uint64_t notify_turn;         /* bumped per app__notify_frame(): one event per user (clients.c) */
   int hash_running;             /* argon2 runs on the thread pool now (app_http.c) */
   struct client *hash_queue[2]; /* waiting for a slot: [0] logins, [1] signups (FIFO each) */
   struct client *hash_tail[2];
