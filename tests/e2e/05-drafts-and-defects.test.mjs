@@ -85,7 +85,15 @@ async function assertContrast(page, where) {
 
 // Visible controls smaller than 44x44 CSS px.
 async function smallTargets(page) {
-  return page.evaluate(() => {
+  return page.evaluate(async () => {
+    // Measure what the page settles on: a dialog scales in for 0.14 s (pop-in), and a box
+    // measured during it is a fraction of a pixel short. Endless animations (spinners) never end.
+    await Promise.all(
+      document
+        .getAnimations()
+        .filter((a) => a.effect && a.effect.getComputedTiming().iterations !== Infinity)
+        .map((a) => a.finished.catch(() => {})),
+    );
     const out = [];
     for (const el of document.querySelectorAll('button, a.btn, a.chat-row, [role="button"], select')) {
       const r = el.getBoundingClientRect();
