@@ -183,14 +183,11 @@ int pg__chat_touch(void *arg, int64_t chat_id, int64_t now) {
   return pg__run(be, PG_CHAT_TOUCH, &p);
 }
 
-int pg__user_by_username(void *arg, struct store_req *req, const char *username,
-                         struct store_user *u) {
-  struct pg *be = arg;
-  struct pgp p = {0};
+/* One user row from `stmt` with parameters p (borrowed) into *u: PARLEY_ENOT_FOUND for none. */
+static int pg__user_row(struct pg *be, enum pg_stmt stmt, const struct pgp *p,
+                        struct store_user *u) {
   PGresult *r = NULL;
-  int err;
-  pgp_text(&p, username);
-  err = pg__q(be, PG_USER_BY_USERNAME, &p, &r);
+  int err = pg__q(be, stmt, p, &r);
   if (err == 0) {
     if (PQntuples(r) == 1)
       pg__read_user(r, 0, 0, u);
@@ -201,21 +198,18 @@ int pg__user_by_username(void *arg, struct store_req *req, const char *username,
   return err;
 }
 
-int pg__user_by_id(void *arg, int64_t id, struct store_user *u) {
-  struct pg *be = arg;
+int pg__user_by_username(void *arg, struct store_req *req, const char *username,
+                         struct store_user *u) {
   struct pgp p = {0};
-  PGresult *r = NULL;
-  int err;
+  (void)req;
+  pgp_text(&p, username);
+  return pg__user_row(arg, PG_USER_BY_USERNAME, &p, u);
+}
+
+int pg__user_by_id(void *arg, int64_t id, struct store_user *u) {
+  struct pgp p = {0};
   pgp_i64(&p, id);
-  err = pg__q(be, PG_USER_BY_ID, &p, &r);
-  if (err == 0) {
-    if (PQntuples(r) == 1)
-      pg__read_user(r, 0, 0, u);
-    else
-      err = PARLEY_ENOT_FOUND;
-  }
-  PQclear(r);
-  return err;
+  return pg__user_row(arg, PG_USER_BY_ID, &p, u);
 }
 
 int pg__role_of(void *arg, int64_t chat_id, int64_t user_id, enum chat_role *role) {
