@@ -13,6 +13,7 @@
 #include <utlist.h>
 
 #include "app/app_http.h"
+#include "app/churn.h"
 #include "app/cluster.h"
 #include "app/deliver.h"
 #include "app/ops.h"
@@ -124,7 +125,10 @@ static void on_tick(uv_timer_t *t) {
 }
 
 /* Typing and activeUsers events batched during the turn, sent just before net writes. */
-static void on_before_flush(void *ud) { app__rooms_flush(ud); }
+static void on_before_flush(void *ud) {
+  app__rooms_flush(ud);
+  app__churn_flush(ud);
+}
 
 /* Every message fanned out this turn has now been handed to the kernel for its local
  * subscribers (or queued behind a full socket): that is its delivery latency. */
@@ -283,6 +287,7 @@ static void shutdown_wait(uv_timer_t *t) {
   uv_close((uv_handle_t *)&a->ticker, NULL);
   uv_close((uv_handle_t *)&a->gap_timer, NULL);
   uv_close((uv_handle_t *)&a->lag_probe, NULL);
+  app__churn_dispose(a);
   app__presence_persist_all(a); /* everyone's lastSeen is now */
   store_close(a->store, on_store_closed, a);
 }

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 
+#include "app/churn.h"
 #include "app/clients.h"
 #include "app/cluster.h"
 #include "app/presence.h"
@@ -58,12 +59,9 @@ void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t cod
 }
 
 void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u) {
-  /* The joiner's presence rides along: the others share a chat with them from now on. */
-  app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.joined",
-                    json_pack("{s:s, s:o, s:s, s:i, s:o}", "chat", sreq->out.chat.slug, "user",
-                              proto_user_json(u), "role", "member", "participantCount",
-                              sreq->out.chat.participant_count, "presence",
-                              app__presence_json(a, u)));
+  /* The joiner's presence rides along: the others share a chat with them from now on. In a big
+   * chat joins close together go out as one event (churn.c). */
+  app__churn_join(a, sreq, u);
   app__invite_events(a, sreq); /* a join settles the joiner's pending invitation */
 }
 

@@ -4,7 +4,8 @@
  *
  * Typing and activeUsers changes mark their room dirty, and one event per room goes out just
  * before net writes the sockets (net calls on_before_flush at the start of its flusher), so a
- * burst of changes in one loop turn costs one event and adds no latency.
+ * burst of changes in one loop turn costs one event and adds no latency. A big room's
+ * chat.active is also throttled across turns in proportion to its size (churn.h).
  */
 #include "app/rooms.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <utlist.h>
 
+#include "app/churn.h"
 #include "app/clients.h"
 #include "app/cluster.h"
 #include "proto/proto.h"
@@ -355,12 +357,24 @@ static void room_publish_state(struct app *a, struct room *r) {
 }
 
 void app__rooms_flush(struct app *a) {
+  struct room *later = NULL; /* rooms whose chat.active waits for its window */
+  uint64_t now = uv_now(a->loop);
   while (a->dirty_rooms) {
     struct room *r = a->dirty_rooms;
     unsigned what = r->dirty;
     a->dirty_rooms = r->dnext;
     r->dirty = 0;
     r->dnext = NULL;
+    /* A big room's chat.active goes out at most once per window (churn.h): a storm of subs then
+     * costs O(N) frames, not one per subscriber per sub. */
+    if ((what & ROOM_DIRTY_ACTIVE) && r->active_sent &&
+        now < r->active_sent + app__churn_window(r->n_subs)) {
+      r->dirty = ROOM_DIRTY_ACTIVE;
+      r->dnext = later;
+      later = r;
+      app__churn_wake(a, r->active_sent + app__churn_window(r->n_subs));
+      what &= ~ROOM_DIRTY_ACTIVE;
+    }
     if (what & ROOM_DIRTY_TYPING) {
       json_t *others;
       json_t *users = app__room_typing_json(a, r, &others);
@@ -368,13 +382,16 @@ void app__rooms_flush(struct app *a) {
           r, "typing",
           json_pack("{s:s, s:o, s:o}", "chat", r->slug, "users", users, "others", others));
     }
-    if (what & ROOM_DIRTY_ACTIVE)
+    if (what & ROOM_DIRTY_ACTIVE) {
       room_broadcast(
           r, "chat.active",
           json_pack("{s:s, s:o}", "chat", r->slug, "activeUsers", app__room_active_json(a, r)));
+      r->active_sent = now;
+    }
     if (what & ROOM_DIRTY_PUBLISH)
       room_publish_state(a, r);
   }
+  a->dirty_rooms = later;
 }
 
 void app__rooms_tick(struct app *a) {

@@ -64,6 +64,7 @@ struct room {
   size_t n_active, cap_active;
   struct room_remote *remote;  /* other nodes' typers and openers (rooms.c) */
   unsigned dirty;              /* ROOM_DIRTY_*: events to send before the loop sleeps */
+  uint64_t active_sent;        /* loop ms of the last chat.active (churn.h throttles it) */
   int bus_ready;               /* the bus channel of the chat is subscribed and effective */
   struct room *dnext;          /* app->dirty_rooms */
   UT_hash_handle hh;           /* app->rooms by slug */

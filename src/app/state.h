@@ -82,6 +82,11 @@ struct app {
   uv_timer_t ticker;            /* auth deadlines, session expiry, throttle sweep (app.c) */
   uv_timer_t gap_timer;         /* the oldest gap_subs' wait is over (rooms.c) */
   uv_timer_t lag_probe;         /* measures loop lag (app.c) */
+  uv_timer_t churn_timer;       /* a throttled churn event is due (churn.c) */
+  int churn_timer_on;           /* churn_timer was initialized */
+  uint64_t churn_due;           /* loop time churn_timer fires */
+  struct churn_join *churn_joins; /* participant.joined batches by slug (churn.c) */
+  size_t churn_pending;         /* of them, with joiners waiting */
   struct sub *gap_subs;         /* subscriptions waiting for a missing seq, oldest first */
   uv_signal_t sigterm, sigint;
   int shutting_down;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <utlist.h>
 
+#include "app/churn.h"
 #include "app/clients.h"
 #include "app/rooms.h"
 #include "app/subs.h"
@@ -82,6 +83,7 @@ static int teardown(void **state) {
     free(au);
   }
   app__rooms_free_all(&f->a);
+  app__churn_dispose(&f->a);
   uv_close((uv_handle_t *)&f->a.gap_timer, NULL);
   net_server_free(f->net);
   uv_run(&f->loop, UV_RUN_DEFAULT);

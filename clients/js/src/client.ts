@@ -776,6 +776,21 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
         this.emit('participant.left', payload as unknown as ServerEvents['participant.left']);
         return;
       }
+      case 'participant.joined': {
+        // Joins close together in a big chat arrive as one event listing every joiner in `users`
+        // (docs/protocol.md): listeners get one event per joiner, as from a small chat.
+        const joiners = payload.users as Array<Record<string, unknown>> | undefined;
+        if (Array.isArray(joiners) && joiners.length > 0) {
+          for (const j of joiners) {
+            const one = { ...payload, ...j };
+            delete one.users;
+            this.emit('participant.joined', one as unknown as ServerEvents['participant.joined']);
+          }
+          return;
+        }
+        this.emit('participant.joined', payload as unknown as ServerEvents['participant.joined']);
+        return;
+      }
       default:
         // Every other event is passed on as it came: chat.updated, chat.created, read,
         // participant.*, invite, typing, presence, chat.active. Events the server adds later come through 'event'.

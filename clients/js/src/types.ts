@@ -345,6 +345,9 @@ export interface ParticipantJoinedEvent {
   participantCount: number;
   /** The joiner's presence: the others share a chat with them from now on. */
   presence?: Presence;
+  /** Several joins of a big chat batched into one event: every joiner, in order (the last is
+   * also in user/role/presence). The client emits one event per joiner and removes this field. */
+  users?: Array<{ user: User; role: Role; presence?: Presence }>;
 }
 export interface ParticipantLeftEvent {
   chat: string;

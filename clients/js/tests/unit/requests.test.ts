@@ -182,6 +182,21 @@ describe('request/reply', () => {
     assert.deepEqual(seen, ['something.new']);
   });
 
+  it('splits a batched participant.joined (users) into one event per joiner', () => {
+    const { client, of } = makeClient();
+    client.connect();
+    const ws = serveConnection();
+    const CAL = { id: 3, username: 'cal', displayName: 'Cal' };
+    ws.push({
+      ev: 'participant.joined', chat: 'c', user: CAL, role: 'member', participantCount: 3,
+      users: [{ user: BEN_USER, role: 'member' }, { user: CAL, role: 'member' }],
+    });
+    assert.deepEqual(of('participant.joined'), [
+      { chat: 'c', user: BEN_USER, role: 'member', participantCount: 3 },
+      { chat: 'c', user: CAL, role: 'member', participantCount: 3 },
+    ]);
+  });
+
   it('emits read and chat.created as typed events (the server sends both to the user\'s own sockets)', () => {
     const { client } = makeClient();
     client.connect();

@@ -1,0 +1,87 @@
+// 47 - A join storm costs O(N) events, not O(N^2) (issue 15): N users who join one chat and
+// subscribe to it at the same time used to get one participant.joined per later joiner and one
+// chat.active per later subscriber, each carrying the whole list. The chat's churn events are now
+// throttled in proportion to its size (src/app/churn.c): joins close together go out as one
+// participant.joined naming every joiner in `users`, subs close together as one chat.active.
+// What must still hold: every member ends up knowing every joiner and the final activeUsers, and
+// a sub reply gives the full state (presence of every participant).
+
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+
+import { connect, signupMany, usernames } from './lib/client.mjs';
+import { useServer } from './lib/server.mjs';
+
+const N = 50;
+// Frames per joining user allowed on average during the storm: their own replies (join, sub)
+// and a handful of batched events. The old behaviour needs about N/2 + a few (27 at N = 50).
+const PER_USER = 10;
+
+describe('join storm', () => {
+  const srv = useServer();
+  const open = [];
+  after(async () => {
+    await Promise.all(open.map((s) => s.close().catch(() => {})));
+  });
+
+  test(`${N} users joining and subscribing to one chat get O(N) frames in all`, async (t) => {
+    // Signups hash with argon2id on a small pool: a few at a time, so none times out.
+    const accounts = [];
+    for (let i = 0; i <= N; i += 6) {
+      accounts.push(...(await signupMany(srv, Array.from({ length: Math.min(6, N + 1 - i) }, () => 'js'))));
+    }
+    const [owner, ...users] = accounts;
+    const oc = await connect(srv, { token: owner.token });
+    open.push(oc);
+    const { chat } = await oc.ok('chat.create', { title: 'storm', isPublic: true });
+    const clients = await Promise.all(users.map((u) => connect(srv, { token: u.token })));
+    open.push(...clients);
+    const from = clients.map((c) => c.frames.length);
+
+    await Promise.all(clients.map((c) => c.ok('chat.join', { chat: chat.slug })));
+    const subs = await Promise.all(clients.map((c) => c.ok('sub', { chat: chat.slug })));
+
+    // Everyone converges: the last subscriber's view is all N, and each member hears of every
+    // joiner who joined after them (batched joiners are listed in `users`).
+    const all = usernames(users.map((u) => u.user));
+    await Promise.all(
+      clients.map((c) =>
+        c.waitFor((e) => e.ev === 'chat.active' && e.chat === chat.slug && e.activeUsers.length === N, {
+          what: `${c.user.username}: chat.active with all ${N}`,
+          timeout: 15000,
+        }),
+      ),
+    );
+    await Promise.all(
+      clients.map((c) =>
+        c.waitFor((e) => e.ev === 'participant.joined' && e.participantCount === N + 1, {
+          what: `${c.user.username}: participant.joined with ${N + 1} participants`,
+          timeout: 15000,
+        }),
+      ),
+    );
+    const heard = new Set();
+    for (const e of oc.events.filter((x) => x.ev === 'participant.joined')) {
+      for (const j of e.users ?? [e]) heard.add(j.user.username);
+    }
+    assert.deepEqual([...heard].sort(), all, 'the owner heard of every joiner');
+
+    // A sub reply still gives the whole state.
+    const last = subs.reduce((a, b) => (b.presence.length > a.presence.length ? b : a));
+    assert.ok(last.presence.length >= 1);
+    const late = await clients[0].ok('sub', { chat: chat.slug });
+    assert.equal(late.presence.length, N + 1, 'a sub reply has the presence of every participant');
+    assert.deepEqual(usernames(late.activeUsers), all, 'and every user with the chat open');
+
+    const frames = clients.reduce((s, c, i) => s + (c.frames.length - from[i]), 0);
+    const kinds = {};
+    clients.forEach((c, i) => {
+      for (const f of c.frames.slice(from[i])) kinds[f.ev ?? 'reply'] = (kinds[f.ev ?? 'reply'] ?? 0) + 1;
+    });
+    t.diagnostic(`${frames} frames for ${N} users: ${JSON.stringify(kinds)}`);
+    assert.ok(
+      frames <= PER_USER * N,
+      `${frames} frames for ${N} joining users (${(frames / N).toFixed(1)} each; at most ${PER_USER}): ${JSON.stringify(kinds)}`,
+    );
+  });
+});
