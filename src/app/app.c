@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <utlist.h>
 
 #include "app/app_http.h"
@@ -130,15 +131,31 @@ static void on_before_flush(void *ud) {
   app__churn_flush(ud);
 }
 
+/* The loop thread's CPU time, ns: a turn's work is its growth from one flush to the next (the
+ * wait for I/O costs none, and neither does time the thread was preempted on a busy machine). */
+static uint64_t loop_cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+    return 0;
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Every message fanned out this turn has now been handed to the kernel for its local
  * subscribers (or queued behind a full socket): that is its delivery latency. */
 static void on_after_flush(void *ud) {
   struct app *a = ud;
   struct app_metrics *m = &a->metrics;
-  uint64_t now;
+  uint64_t now = clock_mono_ns();
+  uint64_t cpu = loop_cpu_ns();
+  if (m->turn_mark_ns) {
+    uint64_t busy = cpu - m->turn_mark_ns;
+    hist_window_record(&m->loop_turn, now, busy);
+    if (busy > m->turn_max_ns)
+      m->turn_max_ns = busy;
+  }
+  m->turn_mark_ns = cpu;
   if (m->turn_n == 0)
     return;
-  now = clock_mono_ns();
   for (size_t i = 0; i < m->turn_n; i++)
     hist_window_record(&m->delivery_lat, now, now - m->turn_recv[i]);
   m->turn_n = 0;
@@ -244,6 +261,7 @@ int app_start(struct app **out, uv_loop_t *loop, const struct app_config *cfg) {
   uv_timer_init(loop, &a->gap_timer);
   a->gap_timer.data = a;
   hist_window_init(&a->metrics.loop_lag, clock_mono_ns(), APP_LAT_PERIOD_NS);
+  hist_window_init(&a->metrics.loop_turn, clock_mono_ns(), APP_LAT_PERIOD_NS);
   uv_timer_init(loop, &a->lag_probe);
   a->lag_probe.data = a;
   a->metrics.lag_expected_ns = clock_mono_ns() + LOOP_LAG_PROBE_MS * 1000000ull;

@@ -44,6 +44,16 @@ static void metrics_latency(struct app *a, struct buf *b) {
   metrics_summary(b, "parley_loop_lag_seconds",
                   "how late a 50 ms timer on the loop thread fires: what every event waits behind",
                   h, a->metrics.loop_lag.total_count, a->metrics.loop_lag.total_sum);
+  hist_window_recent(&a->metrics.loop_turn, now, h);
+  metrics_summary(b, "parley_loop_turn_seconds",
+                  "one loop turn's work: the loop thread's CPU time from one flush to the next", h,
+                  a->metrics.loop_turn.total_count, a->metrics.loop_turn.total_sum);
+  buf_printf(b,
+             "# HELP parley_loop_turn_max_seconds the longest loop turn's work since the "
+             "previous scrape\n# TYPE parley_loop_turn_max_seconds gauge\n"
+             "parley_loop_turn_max_seconds %.9f\n",
+             (double)a->metrics.turn_max_ns / 1e9);
+  a->metrics.turn_max_ns = 0;
   free(h);
 }
 

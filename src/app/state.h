@@ -56,6 +56,11 @@ struct app_metrics {
    * (reads, fan-out, replies) waits this long behind whatever held the loop. */
   struct hist_window loop_lag;
   uint64_t lag_expected_ns;    /* when the probe should fire next */
+  /* Loop work per turn, ns: the loop thread's CPU time from one flush to the next, i.e. what
+   * one turn's callbacks and flush cost, and its maximum since the previous /metrics scrape (to
+   * measure one operation's loop time, e.g. in a big chat). */
+  struct hist_window loop_turn;
+  uint64_t turn_mark_ns, turn_max_ns; /* thread CPU time at the last flush; max since scrape */
 };
 
 /* Wall clock, Unix ms. A field so that tests can run rooms.c and presence.c on a fake one. */
