@@ -666,12 +666,16 @@ static void phase_begin(struct lg *lg, enum phase ph) {
       lg->work[lg->work_n++] = i;
     break;
   case PH_CREATE:
-    for (int g = 0; g < lg->n_groups; g++)
-      lg->work[lg->work_n++] = lg->groups[g].first;
+    for (int g = 0; g < lg->n_groups; g++) {
+      if (lg->chat[0])
+        snprintf(lg->groups[g].slug, sizeof(lg->groups[g].slug), "%s", lg->chat);
+      else
+        lg->work[lg->work_n++] = lg->groups[g].first;
+    }
     break;
   case PH_JOIN:
     for (int g = 0; g < lg->n_groups; g++)
-      for (int j = 1; j < lg->groups[g].size; j++)
+      for (int j = lg->chat[0] ? 0 : 1; j < lg->groups[g].size; j++)
         lg->work[lg->work_n++] = lg->groups[g].first + j;
     break;
   case PH_RUN: {
@@ -1507,6 +1511,8 @@ static void usage(FILE *f) {
           "  --setup-concurrency N           create/join/sub requests in flight (256)\n"
           "  --setup-timeout S               limit for each set-up phase (600)\n"
           "  --runid ID                      username prefix part (default: from time and pid)\n"
+          "  --chat SLUG                     chat: every user joins this existing chat (one group\n"
+          "                                  of --users; e.g. a big chat filled beforehand)\n"
           "  --server parley|socketio|xmpp   the server's protocol (parley); the peers run the\n"
           "                                  chat scenario only (see bench/README.md, Peers)\n"
           "  --xmpp-domain D                 xmpp: host name; rooms on conference.D (localhost)\n"
@@ -1616,7 +1622,7 @@ static void make_runid(struct lg *lg) {
 enum {
   OPT_URL = 256, OPT_SCEN, OPT_USERS, OPT_CHATSIZE, OPT_RATE, OPT_WINDOW, OPT_DURATION,
   OPT_WARMUP, OPT_DRAIN, OPT_BODY, OPT_PID, OPT_CSV, OPT_LABEL, OPT_USERSFILE, OPT_SIGNUPC,
-  OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_STRICT, OPT_QUIET, OPT_HELP, OPT_HOLD,
+  OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_CHAT, OPT_STRICT, OPT_QUIET, OPT_HELP, OPT_HOLD,
   OPT_PROBES, OPT_CPU, OPT_STORMC, OPT_SRCADDRS, OPT_SERVER, OPT_XDOMAIN, OPT_NODES,
   OPT_SCHEDULE, OPT_REPORT, OPT_WALFILE
 };
@@ -1692,7 +1698,7 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       {"label", 1, 0, OPT_LABEL}, {"users-file", 1, 0, OPT_USERSFILE},
       {"signup-concurrency", 1, 0, OPT_SIGNUPC}, {"connect-concurrency", 1, 0, OPT_CONNC},
       {"setup-concurrency", 1, 0, OPT_SETUPC}, {"setup-timeout", 1, 0, OPT_SETUPT},
-      {"runid", 1, 0, OPT_RUNID}, {"strict", 0, 0, OPT_STRICT}, {"quiet", 0, 0, OPT_QUIET},
+      {"runid", 1, 0, OPT_RUNID}, {"chat", 1, 0, OPT_CHAT}, {"strict", 0, 0, OPT_STRICT}, {"quiet", 0, 0, OPT_QUIET},
       {"typing-hold", 1, 0, OPT_HOLD}, {"help", 0, 0, OPT_HELP},
       {"probes", 1, 0, OPT_PROBES}, {"conns-per-user", 1, 0, OPT_CPU},
       {"storm-concurrency", 1, 0, OPT_STORMC}, {"src-addrs", 1, 0, OPT_SRCADDRS},
@@ -1739,6 +1745,7 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
     case OPT_SETUPC: lg->setup_conc = atoi(optarg); break;
     case OPT_SETUPT: lg->setup_timeout = atof(optarg); break;
     case OPT_RUNID: snprintf(lg->runid, sizeof(lg->runid), "%s", optarg); break;
+    case OPT_CHAT: snprintf(lg->chat, sizeof(lg->chat), "%s", optarg); break;
     case OPT_STRICT: lg->strict = 1; break;
     case OPT_QUIET: lg->quiet = 1; break;
     case OPT_PROBES: lg->probes = atoi(optarg); break;
@@ -1824,7 +1831,8 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       lg->drain > 60 || lg->body_size < 0 || lg->body_size > 16000 || lg->signup_conc < 1 ||
       lg->connect_conc < 1 || lg->setup_conc < 1 || lg->setup_timeout <= 0 ||
       lg->setup_timeout > 3600 || strspn(lg->runid, "abcdefghijklmnopqrstuvwxyz0123456789") !=
-                                      strlen(lg->runid) || strlen(lg->runid) > 12) {
+                                      strlen(lg->runid) || strlen(lg->runid) > 12 ||
+      strspn(lg->chat, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(lg->chat)) {
     fprintf(stderr, "loadgen: an option is out of range (see --help)\n");
     return -1;
   }
@@ -1893,7 +1901,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   int n = lg->n_users;
-  int k = lg->scen != SCEN_BROADCAST ? (lg->chat_size < n ? lg->chat_size : n) : n;
+  int k = lg->scen != SCEN_BROADCAST && !lg->chat[0] ? (lg->chat_size < n ? lg->chat_size : n) : n;
   lg->n_groups = (n + k - 1) / k;
   lg->users = calloc((size_t)n, sizeof(*lg->users));
   lg->conns = calloc((size_t)n, sizeof(*lg->conns));

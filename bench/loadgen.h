@@ -148,6 +148,7 @@ struct lg {
   int signup_conc, connect_conc, setup_conc;
   int strict, quiet;
   char runid[16];
+  char chat[80];            /* --chat: every user joins this existing chat (no chat.create) */
   /* connections and storm scenarios (scen_conns.c) */
   struct scen_conns *sc;   /* their state; NULL in the other scenarios */
   int probes;              /* connections: chats whose first member sends */

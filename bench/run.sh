@@ -23,6 +23,8 @@
 #   joinstorm [--storm-chat N] (1000) users connect, join and subscribe to ONE chat at once:
 #             set-up time and frames received per user (the O(n^2) presence cost), then a
 #             light load (one message per user over the window)
+#   bigchat   a chat at the 10,000-participant ceiling (filled in SQL); [--bigchat-users N] (200)
+#             of them online join, subscribe and send [--bigchat-rate R] (200) msgs/s into it
 # [--capacity R] (BENCH_CAPACITY, 4000) is the chat rate this machine carries at p99 <= 10 ms;
 # measure it with --sweep first.
 # The same settings can come from the environment: BENCH_SCENARIOS, BENCH_USERS, BENCH_CHAT_SIZE,
@@ -65,6 +67,8 @@ capacity=${BENCH_CAPACITY:-4000}
 soak_duration=${BENCH_SOAK_DURATION:-600}
 report_every=${BENCH_REPORT_EVERY:-}
 storm_chat=${BENCH_STORM_CHAT:-1000}
+bigchat_users=${BENCH_BIGCHAT_USERS:-200}
+bigchat_rate=${BENCH_BIGCHAT_RATE:-200}
 servers=${BENCH_SERVERS:-parley}
 sweep=${BENCH_SWEEP:-}
 p99_limit=${BENCH_P99_LIMIT:-10}
@@ -75,7 +79,7 @@ extra=()
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) users=100; rate=200; duration=5; warmup=1 ;;
-    --scenarios) scenarios=$2; shift ;;
+    --scenarios) scenarios=$2; scen_given=1; shift ;;
     --users) users=$2; shift ;;
     --chat-size) chat_size=$2; shift ;;
     --rate) rate=$2; shift ;;
@@ -95,6 +99,8 @@ while [ $# -gt 0 ]; do
     --soak-duration) soak_duration=$2; shift ;;
     --report-every) report_every=$2; shift ;;
     --storm-chat) storm_chat=$2; shift ;;
+    --bigchat-users) bigchat_users=$2; shift ;;
+    --bigchat-rate) bigchat_rate=$2; shift ;;
     --servers) servers=$2; shift ;;
     --sweep) sweep=$2; shift ;;
     --p99-limit) p99_limit=$2; shift ;;
@@ -189,17 +195,21 @@ done
 # Several sockets per account need the server's per-user cap raised to match.
 if [ "$conns_per_user" -gt 20 ]; then export PARLEY_MAX_CONNS_PER_USER=$conns_per_user; fi
 status=0
-# Sweep mode runs only the chat sweep; Parley's scenarios run when Parley is among --servers.
-if [ -n "$sweep" ] || [[ " $servers " != *" parley "* ]]; then expanded=""; fi
+# Sweep mode runs only the chat sweep, unless --scenarios named some (then they run first, on the
+# same accounts: signups are the slow part); Parley's scenarios run when Parley is among --servers.
+if { [ -n "$sweep" ] && [ -z "${scen_given:-}" ]; } || [[ " $servers " != *" parley "* ]]; then expanded=""; fi
 # The server's own view of the run: the latency summaries of /metrics (last one to two minutes).
 server_metrics() {
   curl -sf "http://127.0.0.1:$port/metrics" | awk '
-    /^parley_(delivery_seconds|store_commit_latency_seconds|store_request_seconds)\{quantile="0\.(5|99)"\}/ {
+    /^parley_(delivery_seconds|store_commit_latency_seconds|store_request_seconds|loop_turn_seconds)\{quantile="0\.(5|99)"\}/ {
       split($1, a, "{"); q = ($1 ~ /"0\.5"/) ? "p50" : "p99"; v[a[1] " " q] = $2 * 1000 }
+    /^parley_loop_turn_max_seconds / { tmax = $2 * 1000 }
     END { if (length(v)) printf "  server-side (ms): delivery p50 %.3f p99 %.3f; store request p50 %.3f p99 %.3f; commit p50 %.3f p99 %.3f\n",
             v["parley_delivery_seconds p50"], v["parley_delivery_seconds p99"],
             v["parley_store_request_seconds p50"], v["parley_store_request_seconds p99"],
-            v["parley_store_commit_latency_seconds p50"], v["parley_store_commit_latency_seconds p99"] }' || true
+            v["parley_store_commit_latency_seconds p50"], v["parley_store_commit_latency_seconds p99"]
+          if (length(v)) printf "  loop work per turn (ms, thread CPU): p50 %.3f p99 %.3f, max %.3f\n",
+            v["parley_loop_turn_seconds p50"], v["parley_loop_turn_seconds p99"], tmax }' || true
 }
 
 for scen in $expanded; do
@@ -236,6 +246,27 @@ for scen in $expanded; do
       args=(--scenario chat --users "$users" --chat-size "$chat_size" --drain 10
             --schedule "$((capacity * 2)):60,$((capacity / 2)):30" --report-every "${report_every:-5}"
             --wal-file "$tmp/data/parley.db-wal") ;;
+    bigchat)
+      # A chat at the 10,000-participant ceiling: the first account creates it (a one-second
+      # chat run of one user), the server stops, SQL fills the seats but --bigchat-users, the
+      # server starts again and those users join, subscribe and send into it (each message
+      # reaches the online ones; every join and leave is news for all 10,000).
+      "$LOADGEN" --url "ws://127.0.0.1:$port" --scenario chat --users 1 --chat-size 1 --rate 1 \
+        --duration 1 --warmup 0 --users-file "$tmp/users.txt" --runid bigc --quiet >/dev/null
+      stop_server
+      big_slug=$(sqlite3 "$tmp/data/parley.db" "
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $((10000 - bigchat_users)))
+        INSERT OR IGNORE INTO users (username, display_name, pwhash, created_at)
+          SELECT 'bigfill' || i, 'Filler', 'x', 0 FROM n;
+        INSERT OR IGNORE INTO participants (chat_id, user_id, role, joined_at)
+          SELECT c.id, u.id, 'member', 0 FROM chats c, users u
+          WHERE c.id = (SELECT max(id) FROM chats WHERE title = 'bench bigc group 0')
+            AND u.username LIKE 'bigfill%';
+        SELECT slug || ' ' || participant_count FROM chats
+          WHERE id = (SELECT max(id) FROM chats WHERE title = 'bench bigc group 0');")
+      echo "  big chat: ${big_slug#* } participants before the joins (slug ${big_slug% *})"
+      start_server
+      args=(--scenario chat --chat "${big_slug% *}" --users "$bigchat_users" --rate "$bigchat_rate") ;;
     joinstorm)
       args=(--scenario chat --users "$storm_chat" --chat-size "$storm_chat" --connect-concurrency 1000
             --setup-concurrency 1000 --rate "$(( storm_chat / 10 > 0 ? storm_chat / 10 : 1 ))") ;;
