@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/deliver.h"
-#include "app/presence.h"
+#include "app/clients.h"
+#include "app/cluster.h"
 #include "proto/proto.h"
 
 #define CHURN_RECIPIENTS_PER_MS 1
@@ -53,11 +53,6 @@ void app__churn_wake(struct app *a, uint64_t due) {
   uv_timer_start(&a->churn_timer, on_churn_timer, due > now ? due - now : 0, 0);
 }
 
-static json_t *joiner_json(struct app *a, const struct store_user *u) {
-  return json_pack("{s:o, s:s, s:o}", "user", proto_user_json(u), "role", "member", "presence",
-                   app__presence_json(a, u));
-}
-
 /* One participant.joined: the last joiner in user/role/presence as before; with several, all of
  * them (in order) in `users`. */
 static void join_send(struct app *a, struct churn_join *j) {
@@ -69,8 +64,15 @@ static void join_send(struct app *a, struct churn_join *j) {
                              json_object_get(last, "presence"));
   if (fields && n > 1)
     json_object_set(fields, "users", j->joiners);
-  if (fields)
-    app__notify_users(a, j->ids, j->n_ids, "participant.joined", fields);
+  if (fields) {
+    size_t len;
+    char *json = proto_event("participant.joined", fields, &len);
+    if (json) {
+      app__bus_publish_notify(a, j->ids, j->n_ids, json, len);
+      app__notify_here(a, j->ids, j->n_ids, json, len);
+      free(json);
+    }
+  }
   json_decref(j->joiners);
   j->joiners = NULL;
   j->n_ids = 0;
@@ -78,39 +80,42 @@ static void join_send(struct app *a, struct churn_join *j) {
   a->churn_pending--;
 }
 
-void app__churn_join(struct app *a, const struct store_req *sreq, const struct store_user *u) {
-  const char *slug = sreq->out.chat.slug;
-  size_t n = sreq->out.n_member_ids;
+void app__churn_join(struct app *a, const char *slug, json_t *joiner, json_int_t count,
+                     const int64_t *ids, size_t n) {
   uint64_t now = uv_now(a->loop);
   struct churn_join *j;
 
   HASH_FIND_STR(a->churn_joins, slug, j);
   if (j == NULL) {
     j = calloc(1, sizeof *j);
-    if (j == NULL)
+    if (j == NULL) {
+      json_decref(joiner);
       return;
+    }
     snprintf(j->slug, sizeof j->slug, "%s", slug);
     HASH_ADD_STR(a->churn_joins, slug, j);
   }
   if (j->joiners == NULL) {
     j->joiners = json_array();
-    if (j->joiners == NULL)
+    if (j->joiners == NULL) {
+      json_decref(joiner);
       return;
+    }
     a->churn_pending++;
   }
-  json_array_append_new(j->joiners, joiner_json(a, u));
-  j->count = sreq->out.chat.participant_count;
+  json_array_append_new(j->joiners, joiner);
+  j->count = count;
   if (n > j->cap_ids) {
-    int64_t *ids = realloc(j->ids, n * sizeof *ids);
-    if (ids == NULL) {
+    int64_t *grown = realloc(j->ids, n * sizeof *grown);
+    if (grown == NULL) {
       join_send(a, j); /* the joiners so far, to the members known so far */
       return;
     }
-    j->ids = ids;
+    j->ids = grown;
     j->cap_ids = n;
   }
   if (n)
-    memcpy(j->ids, sreq->out.member_ids, n * sizeof *j->ids);
+    memcpy(j->ids, ids, n * sizeof *j->ids);
   j->n_ids = n;
   if (j->sent == 0 || now >= j->sent + app__churn_window(n))
     join_send(a, j);

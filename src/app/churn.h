@@ -7,6 +7,7 @@
 #ifndef PARLEY_APP_CHURN_H
 #define PARLEY_APP_CHURN_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,9 +17,11 @@
 uint64_t app__churn_window(size_t recipients);
 /* Makes the loop wake at loop time `due` (so on_before_flush sends what waited until then). */
 void app__churn_wake(struct app *a, uint64_t due);
-/* Announces that u (borrowed) joined the chat of sreq (borrowed: its out.chat, out.member_ids):
- * at once when the chat's window allows, else batched with the other joins of the window. */
-void app__churn_join(struct app *a, const struct store_req *sreq, const struct store_user *u);
+/* Announces a join of chat `slug`: joiner ({user, role, presence}; the reference is stolen),
+ * participantCount after it, and the members to tell (ids, borrowed): at once when the chat's
+ * window allows, else batched with the other joins of the window. */
+void app__churn_join(struct app *a, const char *slug, json_t *joiner, json_int_t count,
+                     const int64_t *ids, size_t n);
 /* Sends the batches whose window is over (net's on_before_flush); forgets idle ones. */
 void app__churn_flush(struct app *a);
 /* Frees every batch and closes the timer (shutdown). */

@@ -61,7 +61,10 @@ void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t cod
 void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u) {
   /* The joiner's presence rides along: the others share a chat with them from now on. In a big
    * chat joins close together go out as one event (churn.c). */
-  app__churn_join(a, sreq, u);
+  app__churn_join(a, sreq->out.chat.slug,
+                  json_pack("{s:o, s:s, s:o}", "user", proto_user_json(u), "role", "member",
+                            "presence", app__presence_json(a, u)),
+                  sreq->out.chat.participant_count, sreq->out.member_ids, sreq->out.n_member_ids);
   app__invite_events(a, sreq); /* a join settles the joiner's pending invitation */
 }
 
