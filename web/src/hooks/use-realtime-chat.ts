@@ -11,7 +11,7 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
-import type { Chat, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
+import type { Chat, FullMsg, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
 import { useConnectionState } from './use-connection-state';
 import { useChatDetails } from './use-chat-details';
 
@@ -154,6 +154,44 @@ function reducer(s: State, a: Action): State {
   }
 }
 
+const EMPTY_MODEL = {
+  kind: 'text',
+  replyTo: null,
+  mentions: [],
+  editedAt: null,
+  deleted: false,
+  reactions: [],
+  notice: null,
+} as const satisfies Partial<UiMsg>;
+
+// One confirmed entry as the room shows it, or null for entries that only change another message
+// (edit, delete, reaction), which the timeline has already folded into it.
+export function toUiMsg(msg: Msg, selfId: number | undefined): UiMsg | null {
+  const m = msg as FullMsg;
+  const kind = m.kind ?? 'text';
+  if (kind !== 'text' && kind !== 'notice') return null;
+  const own = m.clientMsgId && m.author.id === selfId;
+  return {
+    key: own ? m.clientMsgId! : `s${m.seq}`,
+    seq: m.seq,
+    author: m.author,
+    body: m.deleted ? '' : m.body,
+    createdAt: m.createdAt,
+    clientMsgId: m.clientMsgId,
+    status: 'sent',
+    kind,
+    replyTo: m.replyTo ?? null,
+    mentions: m.mentions ?? [],
+    editedAt: m.editedAt ?? null,
+    deleted: !!m.deleted,
+    reactions: m.reactions ?? [],
+    notice:
+      kind === 'notice'
+        ? { action: m.action ?? 'joined', user: m.user ?? null, by: m.by ?? null, title: m.title, role: m.role }
+        : null,
+  };
+}
+
 export interface RealtimeChat {
   status: RoomStatus;
   error: ProtoError | null;
@@ -169,7 +207,11 @@ export interface RealtimeChat {
   historyLoaded: boolean;
   loadingOlder: boolean;
   removedBy: User | null;
-  send(body: string): void;
+  /** `replyTo`: the seq of the message answered. */
+  send(body: string, replyTo?: number): void;
+  edit(seq: number, body: string): Promise<void>;
+  remove(seq: number): Promise<void>;
+  react(seq: number, emoji: string, on: boolean): Promise<void>;
   retry(clientMsgId: string): void;
   discard(clientMsgId: string): void;
   setTyping(on: boolean): void;
@@ -291,22 +333,18 @@ export function useRealtimeChat(slug: string): RealtimeChat {
 
   const messages = useMemo<UiMsg[]>(() => {
     const confirmedIds = new Set<string>();
-    const out: UiMsg[] = s.msgs.map((m) => {
-      if (m.clientMsgId && m.author.id === me?.id) confirmedIds.add(m.clientMsgId);
-      return {
-        key: m.clientMsgId && m.author.id === me?.id ? m.clientMsgId : `s${m.seq}`,
-        seq: m.seq,
-        author: m.author,
-        body: m.body,
-        createdAt: m.createdAt,
-        clientMsgId: m.clientMsgId,
-        status: 'sent',
-      };
-    });
+    const out: UiMsg[] = [];
+    for (const m of s.msgs) {
+      const ui = toUiMsg(m, me?.id);
+      if (!ui) continue;
+      if (ui.clientMsgId && m.author.id === me?.id) confirmedIds.add(ui.clientMsgId);
+      out.push(ui);
+    }
     if (me) {
       for (const p of s.pending) {
         if (confirmedIds.has(p.clientMsgId)) continue;
         out.push({
+          ...EMPTY_MODEL,
           key: p.clientMsgId,
           seq: null,
           author: me,
@@ -344,10 +382,18 @@ export function useRealtimeChat(slug: string): RealtimeChat {
   }, [rt, slug]);
 
   const send = useCallback(
-    (body: string) => {
+    (body: string, replyTo?: number) => {
       if (!body.trim()) return;
-      rt.send(slug, body);
+      rt.send(slug, body, replyTo ? { replyTo } : {});
     },
+    [rt, slug],
+  );
+  // The new entry arrives as a live `msg` event too, which is what updates the view; the reply
+  // only says it worked.
+  const edit = useCallback(async (seq: number, body: string) => void (await rt.editMessage(slug, seq, body)), [rt, slug]);
+  const remove = useCallback(async (seq: number) => void (await rt.deleteMessage(slug, seq)), [rt, slug]);
+  const react = useCallback(
+    async (seq: number, emoji: string, on: boolean) => void (await rt.react(slug, seq, emoji, on)),
     [rt, slug],
   );
   const retry = useCallback((id: string) => rt.retry(slug, id), [rt, slug]);
@@ -374,6 +420,9 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     loadingOlder: s.loadingOlder,
     removedBy: s.removedBy,
     send,
+    edit,
+    remove,
+    react,
     retry,
     discard,
     setTyping,

@@ -98,6 +98,9 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
   window.addEventListener('online', onOnline);
   offs.push(() => window.removeEventListener('online', onOnline));
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const raw = (op: string, args: object) => (client.request as unknown as (op: string, args: object) => Promise<any>)(op, args);
+
   client.connect().catch(() => {
     // unauthorized or closed: reported through the events above
   });
@@ -163,8 +166,20 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
         }, UNSUB_LINGER_MS);
       };
     },
-    send(chat, body) {
-      return client.send(chat, body).clientMsgId;
+    send(chat, body, o = {}) {
+      return client.send(chat, body, o.replyTo ? ({ replyTo: o.replyTo } as object) : {}).clientMsgId;
+    },
+    editMessage(chat, seq, body) {
+      return raw('msg.edit', { chat, seq, body }).then((r) => r.msg);
+    },
+    deleteMessage(chat, seq) {
+      return raw('msg.delete', { chat, seq }).then((r) => r.msg);
+    },
+    react(chat, seq, emoji, on) {
+      return raw('react', { chat, seq, emoji, on }).then((r) => r.msg ?? null);
+    },
+    openDm(username) {
+      return raw('dm.open', { user: username }).then((r) => r.chat);
     },
     retry(_chat, clientMsgId) {
       client.retry(clientMsgId);

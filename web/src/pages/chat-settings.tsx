@@ -13,6 +13,7 @@ import { ConfirmDialog } from '../components/ui/modal';
 import { Avatar } from '../components/ui/avatar';
 import { IconBack, IconUserPlus } from '../components/ui/icons';
 import { InviteUserModal } from '../components/chat/invite-user-modal';
+import { useOpenDm } from '../hooks/use-open-dm';
 import type { Chat, Invitation, InvitePolicy, Participant, Role } from '../lib/types';
 import type { ChatUpdateArgs } from '../../../clients/js/src/types.js';
 
@@ -278,6 +279,7 @@ function MemberRow({
   const self = p.id === selfId;
   const canRemove = !self && (myRole === 'owner' || (myRole === 'admin' && p.role === 'member'));
   const canSetRole = !self && myRole === 'owner';
+  const dm = useOpenDm();
 
   async function run(act: () => Promise<unknown>) {
     setBusy(true);
@@ -306,14 +308,25 @@ function MemberRow({
         <span>
           @{p.username} · joined {relativeTime(p.joinedAt, now)}
         </span>
-        {error && (
+        {(error || dm.error) && (
           <span className="inline-error" role="alert">
-            {error}
+            {error ?? `Could not open the conversation: ${dm.error}`}
           </span>
         )}
       </div>
-      {(canSetRole || canRemove) && (
+      {(canSetRole || canRemove || !self) && (
         <div className="member__actions">
+          {!self && (
+            <button
+              type="button"
+              className="btn btn--small"
+              disabled={dm.busy === p.username}
+              onClick={() => dm.open(p.username)}
+              aria-label={`Message ${displayName(p)}`}
+            >
+              Message
+            </button>
+          )}
           {canSetRole && (
             <>
               <label className="visually-hidden" htmlFor={`role-${p.id}`}>

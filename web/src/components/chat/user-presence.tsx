@@ -39,6 +39,8 @@ export function UserPresence({
   selfId,
   title = 'People',
   nameOf = displayName,
+  onMessage,
+  messageBusy = null,
 }: {
   entries: PresenceEntry[];
   activeUserIds?: Set<number>;
@@ -46,6 +48,10 @@ export function UserPresence({
   title?: string;
   // The room adds the username where display names collide.
   nameOf?: (u: User) => string;
+  /** "Message" next to everyone but yourself: opens the direct messages with them. */
+  onMessage?: (u: User) => void;
+  /** The username whose conversation is being opened. */
+  messageBusy?: string | null;
 }) {
   const now = useNow();
   const sorted = [...entries].sort((a, b) => {
@@ -80,6 +86,17 @@ export function UserPresence({
                   {here && state !== 'offline' && <span className="here-badge"> · in this chat</span>}
                 </span>
               </div>
+              {onMessage && user.id !== selfId && (
+                <button
+                  type="button"
+                  className="btn btn--small presence-item__message"
+                  aria-label={`Message ${nameOf(user)}`}
+                  disabled={messageBusy === user.username}
+                  onClick={() => onMessage(user)}
+                >
+                  Message
+                </button>
+              )}
             </li>
           );
         })}
