@@ -55,7 +55,9 @@ export function ChatSettings({ slug }: { slug: string }) {
   }, [chat?.title, slug]);
 
   const role: Role | null = chat?.role ?? null;
-  const manage = role === 'owner' || role === 'admin';
+  // A direct-message chat has no invitations, joins or role changes (docs/protocol.md, dm.open).
+  const dm = chat?.kind === 'dm';
+  const manage = !dm && (role === 'owner' || role === 'admin');
 
   return (
     <div className="room__main" style={{ height: '100%' }}>
@@ -86,7 +88,7 @@ export function ChatSettings({ slug }: { slug: string }) {
                   <h2 id="participants-title">
                     Participants <span className="muted">({participants.length}{chat.maxParticipants ? ` of ${chat.maxParticipants}` : ''})</span>
                   </h2>
-                  {canInvite(chat) && (
+                  {canInvite(chat) && !dm && (
                     <button type="button" className="btn btn--small" onClick={() => setInviting(true)}>
                       <IconUserPlus /> Invite
                     </button>
@@ -94,7 +96,7 @@ export function ChatSettings({ slug }: { slug: string }) {
                 </div>
                 <ul className="member-list" data-testid="participants">
                   {participants.map((p) => (
-                    <MemberRow key={p.id} slug={slug} p={p} myRole={role} selfId={user?.id} onChanged={load} />
+                    <MemberRow key={p.id} slug={slug} p={p} myRole={dm ? null : role} selfId={user?.id} onChanged={load} dm={dm} />
                   ))}
                 </ul>
               </section>
@@ -264,12 +266,15 @@ function MemberRow({
   myRole,
   selfId,
   onChanged,
+  dm = false,
 }: {
   slug: string;
   p: Participant;
   myRole: Role | null;
   selfId?: number;
   onChanged: () => void;
+  /** In a direct-message chat: this row's person is the one already talked to. */
+  dm?: boolean;
 }) {
   const rt = useRealtime();
   const now = useNow(); // the shared 30 s clock: relative times tick
@@ -314,9 +319,9 @@ function MemberRow({
           </span>
         )}
       </div>
-      {(canSetRole || canRemove || !self) && (
+      {(canSetRole || canRemove || (!self && !dm)) && (
         <div className="member__actions">
-          {!self && (
+          {!self && !dm && (
             <button
               type="button"
               className="btn btn--small"

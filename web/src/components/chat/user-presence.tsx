@@ -3,6 +3,7 @@
 // The list re-renders on the page's shared 30 s clock (useNow) so relative times stay true.
 import { useNow } from '../../hooks/use-now';
 import { Avatar } from '../ui/avatar';
+import { IconChat } from '../ui/icons';
 import { displayName, fullName, lastSeenText } from '../../lib/format';
 import type { Presence, PresenceState, Role, User } from '../../lib/types';
 
@@ -89,12 +90,13 @@ export function UserPresence({
               {onMessage && user.id !== selfId && (
                 <button
                   type="button"
-                  className="btn btn--small presence-item__message"
+                  className="btn btn--ghost btn--icon presence-item__message"
                   aria-label={`Message ${nameOf(user)}`}
+                  title={`Message ${nameOf(user)}`}
                   disabled={messageBusy === user.username}
                   onClick={() => onMessage(user)}
                 >
-                  Message
+                  <IconChat />
                 </button>
               )}
             </li>
