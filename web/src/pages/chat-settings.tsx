@@ -266,7 +266,7 @@ function MemberRow({
   myRole,
   selfId,
   onChanged,
-  dm = false,
+  dm: inDm = false,
 }: {
   slug: string;
   p: Participant;
@@ -319,9 +319,9 @@ function MemberRow({
           </span>
         )}
       </div>
-      {(canSetRole || canRemove || (!self && !dm)) && (
+      {(canSetRole || canRemove || (!self && !inDm)) && (
         <div className="member__actions">
-          {!self && !dm && (
+          {!self && !inDm && (
             <button
               type="button"
               className="btn btn--small"
