@@ -101,9 +101,10 @@ export function Composer({
       el.setSelectionRange(el.value.length, el.value.length);
     });
   }, [editing]);
+  const replySeq = replyTo?.seq;
   useEffect(() => {
-    if (replyTo) ref.current?.focus();
-  }, [replyTo]);
+    if (replySeq != null) ref.current?.focus();
+  }, [replySeq]);
 
   async function submit(e?: FormEvent) {
     e?.preventDefault();
