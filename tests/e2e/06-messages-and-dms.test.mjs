@@ -235,9 +235,12 @@ describe('replies, reactions, edits, deletions, mentions, notices and direct mes
     await api.ana.ok('msg.send', { chat: slug, body: 'Back to the first plan', clientMsgId: 'back-1', replyTo: original.seq });
     await openChat(ben.page, slug);
     const reply = await waitMessage(ben.page, 'Back to the first plan');
-    assert.equal(await message(ben.page, 'The very first plan').count(), 0, 'the original is not loaded yet');
+    await reply.first().getByTestId('reply-quote').filter({ hasText: 'The very first plan' }).waitFor();
+    // (The reply's quote has the original's text too: find the original by its seq.)
+    const orig = ben.page.locator(`[data-testid="message"][data-seq="${original.seq}"]`);
+    assert.equal(await orig.count(), 0, 'the original is not loaded yet');
     await reply.first().getByTestId('reply-quote').click();
-    const orig = await waitMessage(ben.page, 'The very first plan');
+    await orig.waitFor();
     await until(
       async () => {
         const box = await orig.first().boundingBox();
@@ -282,7 +285,8 @@ describe('replies, reactions, edits, deletions, mentions, notices and direct mes
     people.push(phone);
     await logIn(phone.page, { username: 'ben' });
     await openChat(phone.page, slug);
-    const m = await waitMessage(phone.page, 'Lunch at noon?');
+    await openChat(ana.page, slug);
+    const m = await waitMessage(phone.page, 'Back to the first plan');
     await m.first().scrollIntoViewIfNeeded();
     assert.deepEqual(await smallTargets(phone.page), [], 'room');
     await assertNoHorizontalOverflow(phone.page);
@@ -299,7 +303,7 @@ describe('replies, reactions, edits, deletions, mentions, notices and direct mes
     await assertNoHorizontalOverflow(phone.page);
     await screenshot(phone.page, 'phone-emoji-picker.png');
     await picker.getByRole('button', { name: 'React with party' }).first().tap();
-    await until(async () => (await reactions(ana.page, 'Lunch at noon?')).some((r) => r.emoji === '🎉'), { message: 'Ana sees 🎉' });
+    await until(async () => (await reactions(ana.page, 'Back to the first plan')).some((r) => r.emoji === '🎉'), { message: 'Ana sees 🎉' });
     // Reply from the phone.
     await m.first().locator('.msg__bubble').tap();
     await menu.getByRole('menuitem', { name: 'Reply' }).tap();
