@@ -12,6 +12,7 @@ import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
 import type { Chat, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
+import { applyBatch, applyEntries, emptyTimeline, type Timeline } from '../../../clients/js/src/timeline.js';
 import { useConnectionState } from './use-connection-state';
 import { useChatDetails } from './use-chat-details';
 
@@ -26,7 +27,8 @@ interface State {
   status: RoomStatus;
   error: ProtoError | null;
   chat: Chat | null; // from the sub reply, until chat.get answers
-  msgs: Msg[]; // confirmed, ascending seq, no duplicates
+  msgs: Msg[]; // confirmed, ascending seq, no duplicates: timeline.items (text and notices)
+  timeline: Timeline; // every entry folded (clients/js/src/timeline.ts)
   hasMore: boolean;
   historyLoaded: boolean; // the first page arrived
   loadingOlder: boolean;
@@ -58,6 +60,7 @@ function initial(slug: string): State {
     status: 'loading',
     error: null,
     chat: null,
+    timeline: emptyTimeline(),
     msgs: [],
     hasMore: true,
     historyLoaded: false,
@@ -85,6 +88,26 @@ export function mergeMsgs(list: Msg[], add: Msg[]): Msg[] {
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
 }
 
+// A notice as one sentence, for a room that shows it as a line of the timeline.
+export function noticeText(m: Msg): string {
+  const who = m.user?.displayName ?? m.author.displayName;
+  const by = m.by?.displayName ?? m.author.displayName;
+  switch (m.action) {
+    case 'joined':
+      return `${who} joined`;
+    case 'left':
+      return `${who} left`;
+    case 'removed':
+      return `${by} removed ${who}`;
+    case 'renamed':
+      return `${by} renamed the chat to ${m.title ?? ''}`;
+    case 'role':
+      return `${by} made ${who} ${m.role === 'member' ? 'a member' : `an ${m.role}`}`;
+    default:
+      return `${by} created the chat`;
+  }
+}
+
 function dedupe(sorted: Msg[]): Msg[] {
   const out: Msg[] = [];
   for (const m of sorted) if (!out.length || out[out.length - 1].seq !== m.seq) out.push(m);
@@ -103,9 +126,13 @@ function reducer(s: State, a: Action): State {
   switch (a.type) {
     case 'subscribed': {
       const r = a.reply;
-      const msgs = r.reset ? mergeMsgs([], r.msgs || []) : mergeMsgs(s.msgs, r.msgs || []);
+      // Folded: edits, deletions and reactions change the message they name (issue 17).
+      const base = r.reset ? emptyTimeline(a.selfId ?? null) : { ...s.timeline, me: a.selfId ?? s.timeline.me };
+      const timeline = applyBatch(base, r.msgs || [], r.lastSeq);
+      const msgs = timeline.items;
       return {
         ...s,
+        timeline,
         status: s.status === 'removed' ? s.status : 'ready',
         error: null,
         chat: r.chat ? { ...(s.chat || {}), ...r.chat } : s.chat,
@@ -116,16 +143,21 @@ function reducer(s: State, a: Action): State {
         activeUsers: r.activeUsers || s.activeUsers,
       };
     }
-    case 'msgs':
-      return { ...s, msgs: mergeMsgs(s.msgs, a.msgs) };
-    case 'history':
+    case 'msgs': {
+      const timeline = applyEntries(s.timeline, a.msgs);
+      return { ...s, timeline, msgs: timeline.items };
+    }
+    case 'history': {
+      const timeline = applyBatch(s.timeline, a.msgs);
       return {
         ...s,
-        msgs: mergeMsgs(s.msgs, a.msgs),
+        timeline,
+        msgs: timeline.items,
         hasMore: a.hasMore,
         historyLoaded: s.historyLoaded || a.initial,
         loadingOlder: false,
       };
+    }
     case 'loadingOlder':
       return { ...s, loadingOlder: a.on };
     case 'presence':
@@ -297,10 +329,17 @@ export function useRealtimeChat(slug: string): RealtimeChat {
         key: m.clientMsgId && m.author.id === me?.id ? m.clientMsgId : `s${m.seq}`,
         seq: m.seq,
         author: m.author,
-        body: m.body,
+        body: m.kind === 'notice' ? noticeText(m) : m.body,
         createdAt: m.createdAt,
         clientMsgId: m.clientMsgId,
         status: 'sent',
+        kind: m.kind === 'notice' ? 'notice' : 'text',
+        editedAt: m.editedAt ?? null,
+        deleted: m.deleted ?? false,
+        reactions: m.reactions ?? [],
+        replyTo: m.replyTo ?? null,
+        mentions: m.mentions ?? [],
+        ...(m.kind === 'notice' ? { notice: m } : {}),
       };
     });
     if (me) {

@@ -38,4 +38,13 @@ export interface UiMsg {
   clientMsgId: string | null;
   status: 'sent' | 'pending' | 'failed';
   error?: string;
+  // The folded message model (issue 17): an item is a text message or a notice (edits,
+  // deletions and reactions are folded into the message they change, never shown as items).
+  kind?: 'text' | 'notice';
+  editedAt?: number | null;
+  deleted?: boolean;
+  reactions?: Msg['reactions'];
+  replyTo?: Msg['replyTo'];
+  mentions?: number[];
+  notice?: Msg; // the notice entry itself (action, user, by, title, role)
 }
