@@ -12,6 +12,7 @@ import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
 import type { Chat, FullMsg, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
+import { applyBatch, applyEntries, emptyTimeline, type Timeline } from '../../../clients/js/src/timeline.js';
 import { useConnectionState } from './use-connection-state';
 import { useChatDetails } from './use-chat-details';
 
@@ -26,7 +27,8 @@ interface State {
   status: RoomStatus;
   error: ProtoError | null;
   chat: Chat | null; // from the sub reply, until chat.get answers
-  msgs: Msg[]; // confirmed, ascending seq, no duplicates
+  msgs: Msg[]; // confirmed, ascending seq, no duplicates: timeline.items (text and notices)
+  timeline: Timeline; // every entry folded (clients/js/src/timeline.ts)
   hasMore: boolean;
   historyLoaded: boolean; // the first page arrived
   loadingOlder: boolean;
@@ -58,6 +60,7 @@ function initial(slug: string): State {
     status: 'loading',
     error: null,
     chat: null,
+    timeline: emptyTimeline(),
     msgs: [],
     hasMore: true,
     historyLoaded: false,
@@ -103,9 +106,13 @@ function reducer(s: State, a: Action): State {
   switch (a.type) {
     case 'subscribed': {
       const r = a.reply;
-      const msgs = r.reset ? mergeMsgs([], r.msgs || []) : mergeMsgs(s.msgs, r.msgs || []);
+      // Folded: edits, deletions and reactions change the message they name (issue 17).
+      const base = r.reset ? emptyTimeline(a.selfId ?? null) : { ...s.timeline, me: a.selfId ?? s.timeline.me };
+      const timeline = applyBatch(base, r.msgs || [], r.lastSeq);
+      const msgs = timeline.items;
       return {
         ...s,
+        timeline,
         status: s.status === 'removed' ? s.status : 'ready',
         error: null,
         chat: r.chat ? { ...(s.chat || {}), ...r.chat } : s.chat,
@@ -116,16 +123,21 @@ function reducer(s: State, a: Action): State {
         activeUsers: r.activeUsers || s.activeUsers,
       };
     }
-    case 'msgs':
-      return { ...s, msgs: mergeMsgs(s.msgs, a.msgs) };
-    case 'history':
+    case 'msgs': {
+      const timeline = applyEntries(s.timeline, a.msgs);
+      return { ...s, timeline, msgs: timeline.items };
+    }
+    case 'history': {
+      const timeline = applyBatch(s.timeline, a.msgs);
       return {
         ...s,
-        msgs: mergeMsgs(s.msgs, a.msgs),
+        timeline,
+        msgs: timeline.items,
         hasMore: a.hasMore,
         historyLoaded: s.historyLoaded || a.initial,
         loadingOlder: false,
       };
+    }
     case 'loadingOlder':
       return { ...s, loadingOlder: a.on };
     case 'presence':

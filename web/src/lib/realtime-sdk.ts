@@ -13,6 +13,7 @@ import { wsUrlFor } from '../../../clients/js/src/http.js';
 import type { Op, OpArgs, OpResults } from '../../../clients/js/src/types.js';
 import { clearRemoval, recordRemoval } from './removals';
 import type { ConnState, PendingSend, Realtime, SubHandlers, SubReply } from './realtime-types';
+import type { FullMsg } from './types';
 
 const UNSUB_LINGER_MS = 1500;
 
@@ -98,9 +99,6 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
   window.addEventListener('online', onOnline);
   offs.push(() => window.removeEventListener('online', onOnline));
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const raw = (op: string, args: object) => (client.request as unknown as (op: string, args: object) => Promise<any>)(op, args);
-
   client.connect().catch(() => {
     // unauthorized or closed: reported through the events above
   });
@@ -167,19 +165,19 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
       };
     },
     send(chat, body, o = {}) {
-      return client.send(chat, body, o.replyTo ? ({ replyTo: o.replyTo } as object) : {}).clientMsgId;
+      return client.send(chat, body, o.replyTo ? { replyTo: o.replyTo } : {}).clientMsgId;
     },
     editMessage(chat, seq, body) {
-      return raw('msg.edit', { chat, seq, body }).then((r) => r.msg);
+      return client.editMessage(chat, seq, body).then((r) => r.msg as FullMsg);
     },
     deleteMessage(chat, seq) {
-      return raw('msg.delete', { chat, seq }).then((r) => r.msg);
+      return client.deleteMessage(chat, seq).then((r) => r.msg as FullMsg);
     },
     react(chat, seq, emoji, on) {
-      return raw('react', { chat, seq, emoji, on }).then((r) => r.msg ?? null);
+      return client.react(chat, seq, emoji, on).then((r) => (r.msg ?? null) as FullMsg | null);
     },
     openDm(username) {
-      return raw('dm.open', { user: username }).then((r) => r.chat);
+      return client.openDm(username).then((r) => r.chat);
     },
     retry(_chat, clientMsgId) {
       client.retry(clientMsgId);

@@ -63,7 +63,7 @@ export interface Chat extends WireChat {
   lastMessage?: Msg | null;
   participants?: Participant[];
   kind?: 'group' | 'dm';
-  peer?: User | null;
+  peer?: User;
 }
 
 // A notice entry as the timeline shows it: who did what ("Cai joined").
