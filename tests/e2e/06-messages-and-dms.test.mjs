@@ -12,6 +12,70 @@ import { PHONE, failureArtifacts, launchBrowser, newPerson, screenshot } from '.
 import { assertNoHorizontalOverflow, composer, logIn, message, openChat, roomReady, send, until, waitMessage } from './lib/ui.mjs';
 import { connect, inviteAndAccept, signup } from '../integration/lib/client.mjs';
 
+// Text contrast, as in 05-drafts-and-defects.
+// WCAG relative luminance and contrast of two sRGB colours.
+function luminance([r, g, b]) {
+  const f = (c) => {
+    c /= 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+}
+function contrast(a, b) {
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+// Every visible element with its own text: its colour and the colour behind it (the first
+// ancestor background that is not transparent, with alpha blended), from getComputedStyle.
+// Disabled controls are left out (WCAG 1.4.3 exempts them).
+async function textColours(page) {
+  return page.evaluate(() => {
+    const parse = (s) => {
+      const m = s.match(/rgba?\(([^)]+)\)/);
+      if (!m) return null;
+      const p = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+      return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+    };
+    const blend = (top, under) => [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3]));
+    const bgOf = (el) => {
+      const layers = [];
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c && c[3] > 0) {
+          layers.push(c);
+          if (c[3] >= 1) break;
+        }
+      }
+      let rgb = [255, 255, 255];
+      for (const l of layers.reverse()) rgb = blend(l, rgb);
+      return rgb;
+    };
+    const out = [];
+    for (const el of document.querySelectorAll('body *')) {
+      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!own) continue;
+      if (el.closest('[disabled], .visually-hidden, [aria-hidden="true"]')) continue;
+      const r = el.getBoundingClientRect();
+      const cs = getComputedStyle(el);
+      if (r.width === 0 || r.height === 0 || cs.visibility === 'hidden' || Number(cs.opacity) === 0) continue;
+      const fg = parse(cs.color);
+      const bg = bgOf(el);
+      out.push({ text: el.textContent.trim().slice(0, 40), cls: el.className, fg: blend(fg, bg), bg });
+    }
+    return out;
+  });
+}
+
+async function assertContrast(page, where) {
+  const items = await textColours(page);
+  assert.ok(items.length > 5, `${where}: found text to check`);
+  const low = items
+    .map((i) => ({ ...i, ratio: Math.round(contrast(i.fg, i.bg) * 100) / 100 }))
+    .filter((i) => i.ratio < 4.5);
+  assert.deepEqual(low, [], `${where}: text under 4.5:1`);
+}
+
 // Visible controls smaller than 44x44 CSS px (as in 05-drafts-and-defects), once animations end.
 async function smallTargets(page) {
   return page.evaluate(async () => {
@@ -227,6 +291,9 @@ describe('replies, reactions, edits, deletions, mentions, notices and direct mes
     const mb = await waitMessage(ben.page, 'can you book the table?');
     await mb.first().getByTestId('mention').waitFor();
     await screenshot(ana.page, 'desktop-room-issue17.png');
+    // Notices, the reply quote, "message deleted", "(edited)", chips and mentions are all readable.
+    await assertContrast(ana.page, 'room with every kind of entry');
+    await assertContrast(ben.page, 'the same room, as Ben');
   });
 
   test("a reply's quote scrolls to the original, loading older history", async () => {
