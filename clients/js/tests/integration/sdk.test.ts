@@ -13,6 +13,11 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WS from 'ws';
 import {
+  applyBatch,
+  applyEntry,
+  emptyTimeline,
+  textMessages,
+  type Timeline,
   login,
   logout,
   me,
@@ -291,6 +296,57 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     assert.equal(ok.msg?.clientMsgId, out.clientMsgId);
     assert.equal(ok.seq, 2); // after ben's "joined" notice
     assert.equal(b.client.discard(out.clientMsgId), false, 'nothing left to discard');
+  });
+
+  it('the message model: a DM, replies, edits, deletions and reactions; a client away folds them on resume into what the live one shows', async () => {
+    const a = probe({ token: ana.token });
+    const b = probe({ token: ben.token });
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const { chat } = await a.client.openDm(ben.user.username);
+    assert.equal(chat.kind, 'dm');
+    assert.equal(chat.title, ben.user.displayName);
+    assert.equal((await b.client.openDm(ana.user.username)).chat.slug, chat.slug);
+    const slug = chat.slug;
+    const m1 = await a.client.sendAndWait(slug, 'first');
+    const m2 = await b.client.sendAndWait(slug, 'second', { replyTo: m1.seq });
+    assert.equal(m2.replyTo?.seq, m1.seq);
+    assert.equal(m2.replyTo?.preview, 'first');
+
+    // Ben watches live from here; Ana's view stops here and resumes later.
+    let live = applyBatch(emptyTimeline(ben.user.id), (await b.client.history(slug)).msgs);
+    const sub = await b.client.subscribe(slug);
+    live = { ...live, lastSeq: Math.max(live.lastSeq, sub.lastSeq) };
+    const off = b.client.on('msg', (e) => {
+      if (e.chat === slug) live = applyEntry(live, e.msg);
+    });
+    let away = applyBatch(emptyTimeline(ana.user.id), (await a.client.history(slug)).msgs);
+
+    const edit = await a.client.editMessage(slug, m1.seq, 'first, edited');
+    assert.equal(edit.msg?.kind, 'edit');
+    const r1 = await a.client.react(slug, m2.seq, '👍', true);
+    assert.equal(r1.msg?.kind, 'reaction');
+    assert.equal((await a.client.react(slug, m2.seq, '👍', true)).msg, null);
+    await b.client.react(slug, m2.seq, '👍', true);
+    const m3 = await b.client.sendAndWait(slug, 'third');
+    const del = await b.client.deleteMessage(slug, m3.seq);
+    assert.equal(del.msg?.kind, 'delete');
+    await b.msg(slug, (m) => m.seq === del.msg!.seq);
+    off();
+
+    // Ana resumes from the seq she had and folds what she missed.
+    const back = await a.client.subscribe(slug, { since: away.lastSeq });
+    away = applyBatch(away, back.msgs, back.lastSeq);
+    const view = (t: Timeline) =>
+      textMessages(t).map((m) => ({ seq: m.seq, body: m.body, deleted: m.deleted, edited: m.editedAt !== null, n: m.reactions?.map((r) => [r.emoji, r.count]) }));
+    assert.deepEqual(view(away), view(live));
+    assert.deepEqual(view(live), [
+      { seq: m1.seq, body: 'first, edited', deleted: false, edited: true, n: [] },
+      { seq: m2.seq, body: 'second', deleted: false, edited: false, n: [['👍', 2]] },
+      { seq: m3.seq, body: '', deleted: true, edited: false, n: [] },
+    ]);
+    const fresh = applyBatch(emptyTimeline(ana.user.id), (await a.client.history(slug)).msgs);
+    assert.deepEqual(view(fresh), view(live));
+    assert.equal(textMessages(fresh)[1]!.reactions![0]!.me, true);
   });
 
   it('cookie auth: online on hello; a stale cookie is unauthorized without reconnecting', async () => {
