@@ -653,9 +653,9 @@ static int msg__mentions(const struct store_prims *p, void *be, struct store_req
   return 0;
 }
 
-/* After the backend stored a send: its reply_to (a text message before it, not deleted... a
- * deleted one is still a valid target, its preview is "") and its mentions, then the message is
- * read back with them. A duplicate is returned as stored. */
+/* After the backend stored a send: its reply_to (a text message before it; a deleted one is
+ * still a valid target, its preview is "") and its mentions, then the message is read back with
+ * them. A duplicate is read back as stored. */
 static int msg__send_extras(const struct store_prims *p, void *be, struct store_req *req) {
   static const char reply[] =
       "UPDATE messages SET reply_to = $3 WHERE chat_id = $1 AND seq = $2"
@@ -726,11 +726,12 @@ static int msg__chat_list(const struct store_prims *p, void *be, struct store_re
     last_text = store_res_i(&r, row, 1);
     req->out.unread[i] = store_res_i(&r, row, 2);
     c->mentions = store_res_i(&r, row, 3);
-    if (last_text > 0)
+    if (last_text > 0) {
       err = msg__load_one(p, be, c->id, last_text, req->in.user_id, &req->out.last_msgs[i]);
-    else
-      store_msg_dispose(&req->out.last_msgs[i]), memset(&req->out.last_msgs[i], 0,
-                                                        sizeof req->out.last_msgs[i]);
+    } else { /* only notices so far: no lastMessage */
+      store_msg_dispose(&req->out.last_msgs[i]);
+      memset(&req->out.last_msgs[i], 0, sizeof req->out.last_msgs[i]);
+    }
     if (err == 0)
       err = store_rules_chat_dm(p, be, req, c);
   }
