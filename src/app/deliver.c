@@ -66,6 +66,12 @@ void app__announce_join(struct app *a, const struct store_req *sreq, const struc
                             "presence", app__presence_json(a, u)),
                   sreq->out.chat.participant_count, sreq->out.member_ids, sreq->out.n_member_ids);
   app__invite_events(a, sreq); /* a join settles the joiner's pending invitation */
+  app__deliver_notice(a, sreq);
+}
+
+void app__deliver_notice(struct app *a, const struct store_req *sreq) {
+  if (sreq->status == 0 && sreq->out.notice.seq > 0)
+    app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.notice, sreq->out.chat.member_gen);
 }
 
 /* Tells both sides of an invitation what happened to it. */

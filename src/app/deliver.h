@@ -26,6 +26,11 @@ void app__close_session(struct app *a, const uint8_t *session_hash, uint16_t cod
  * borrowed). */
 void app__announce_join(struct app *a, const struct store_req *sreq, const struct store_user *u);
 
+/* Fans out the notice entry (issue 17) a membership op appended, if any (sreq borrowed): after
+ * the op's own events, so a removed user's subscriptions are gone first. Also called by
+ * app__announce_join. */
+void app__deliver_notice(struct app *a, const struct store_req *sreq);
+
 /* Tells both sides of an invitation (borrowed) what happened to it (action: "received",
  * "accepted", ...), as an "invite" event. */
 void app__invite_event(struct app *a, const struct store_invite *inv, const char *action);

@@ -21,6 +21,15 @@ void app__op_msg_send(struct client *cl, const struct proto_req *req);
 void app__op_msg_history(struct client *cl, const struct proto_req *req);
 void app__op_read(struct client *cl, const struct proto_req *req);
 
+/* ops_msg.c (issue 17) */
+void app__op_dm_open(struct client *cl, const struct proto_req *req);
+void app__op_msg_edit(struct client *cl, const struct proto_req *req);
+void app__op_msg_delete(struct client *cl, const struct proto_req *req);
+void app__op_react(struct client *cl, const struct proto_req *req);
+/* Sends the `mention` event for message m (borrowed) of chat slug to the users it mentions
+ * (never its author), on the sockets not subscribed to the chat. */
+void app__mention_event(struct app *a, const char *slug, const struct store_msg *m);
+
 /* ops_live.c */
 void app__op_sub(struct client *cl, const struct proto_req *req);
 void app__op_unsub(struct client *cl, const struct proto_req *req);

@@ -28,7 +28,7 @@ done:
 static void on_chat_join(struct store_req *sreq) {
   struct client *cl = sreq->data;
   if (sreq->status == 0 && sreq->out.joined)
-    app__announce_join(cl->app, sreq, &cl->user);
+    app__announce_join(cl->app, sreq, &cl->user); /* with the "joined" notice */
   on_chat_reply(sreq);
 }
 
@@ -110,6 +110,7 @@ static void on_chat_list(struct store_req *sreq) {
     const struct store_chat *c = &sreq->out.chats[i];
     json_t *o = app__chat_json(cl->app, c);
     json_object_set_new(o, "unread", json_integer(sreq->out.unread ? sreq->out.unread[i] : 0));
+    json_object_set_new(o, "mentions", json_integer(c->mentions));
     json_object_set_new(o, "lastMessage",
                         sreq->out.last_msgs && sreq->out.last_msgs[i].seq > 0
                             ? proto_msg_json(&sreq->out.last_msgs[i], c->slug)
@@ -148,6 +149,7 @@ static void on_msg_send(struct store_req *sreq) {
     if (r && typing_off(&r->typing, sreq->out.msg.author.id) == 1)
       app__room_mark(a, r, ROOM_DIRTY_TYPING);
     app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
+    app__mention_event(a, sreq->out.chat.slug, &sreq->out.msg);
     app__metrics_fanned_out(a, ctx->recv_ns);
   } else if (sreq->status == 0 && !a->bus_solo) {
     /* A retry of a message already stored: the node that stored it may have died between the
@@ -189,6 +191,7 @@ void app__op_msg_send(struct client *cl, const struct proto_req *req) {
   snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
   if (PROTO_HAS(req, PROTO_F_CLIENT_MSG_ID))
     snprintf(sreq->in.client_msg_id, sizeof sreq->in.client_msg_id, "%s", req->client_msg_id);
+  sreq->in.reply_to = PROTO_HAS(req, PROTO_F_REPLY_TO) ? req->reply_to : 0;
   app__op_submit(cl, req, sreq, on_msg_send, NULL);
 }
 

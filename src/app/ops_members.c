@@ -70,6 +70,7 @@ static void on_update(struct store_req *sreq) {
   if (sreq->status == 0)
     app__notify_users(cl->app, sreq->out.member_ids, sreq->out.n_member_ids, "chat.updated",
                       json_pack("{s:o}", "chat", chat_event_json(cl->app, &sreq->out.chat)));
+  app__deliver_notice(cl->app, sreq); /* a rename is a notice in the chat's sequence */
   if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,
                   json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
@@ -133,6 +134,7 @@ static void on_leave(struct store_req *sreq) {
       app__invite_event(a, &sreq->out.invites[i], "revoked");
     /* The leaver's other tabs learn it too, so they drop the chat from their list. */
     app__notify_users(a, &self, 1, "participant.left", ev);
+    app__deliver_notice(a, sreq);
   }
   app__bus_unfence(a, ctx->fence_id); /* after the "d" above: the subscriptions are gone first */
   if (!app__op_failed(sreq))
@@ -159,6 +161,7 @@ static void on_remove(struct store_req *sreq) {
                                 proto_user_json(&sreq->out.user), "by", proto_user_json(&cl->user),
                                 "participantCount", sreq->out.chat.participant_count));
     app__invite_events(a, sreq); /* their pending invitation was revoked */
+    app__deliver_notice(a, sreq);
   }
   app__bus_unfence(a, ctx->fence_id); /* after the "d" above: the subscriptions are gone first */
   if (!app__op_failed(sreq))
@@ -182,6 +185,7 @@ static void on_set_role(struct store_req *sreq) {
       app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.updated",
                         json_pack("{s:s, s:o, s:s}", "chat", slug, "user",
                                   proto_user_json(&cl->user), "role", "admin"));
+    app__deliver_notice(a, sreq);
   }
   if (!app__op_failed(sreq))
     app__reply_ok(cl, &ctx->env,

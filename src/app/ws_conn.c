@@ -128,6 +128,10 @@ static const app_op_fn op_table[PROTO_OP__COUNT] = {
     [PROTO_OP_INVITE_DECLINE] = app__op_invite_decline,
     [PROTO_OP_INVITE_REVOKE] = app__op_invite_revoke,
     [PROTO_OP_INVITE_LIST] = app__op_invite_list,
+    [PROTO_OP_DM_OPEN] = app__op_dm_open,
+    [PROTO_OP_MSG_EDIT] = app__op_msg_edit,
+    [PROTO_OP_MSG_DELETE] = app__op_msg_delete,
+    [PROTO_OP_REACT] = app__op_react,
 };
 
 void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len) {

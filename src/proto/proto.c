@@ -45,6 +45,8 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_INVITATION] = {"invitation", FT_INT, CS_ANY, 1, PROTO_INT_LIMIT, OFF(invitation)},
     [PROTO_F_ON] = {"on", FT_BOOL, CS_ANY, 0, 1, OFF(on)},
     [PROTO_F_STATE] = {"state", FT_STRING, CS_SLUG, 1, 16, OFF(state)},
+    [PROTO_F_REPLY_TO] = {"replyTo", FT_INT, CS_ANY, 1, PROTO_INT_LIMIT, OFF(reply_to)},
+    [PROTO_F_EMOJI] = {"emoji", FT_STRING, CS_ANY, 1, STORE_EMOJI_MAX, OFF(emoji)},
 };
 #undef OFF
 
@@ -66,7 +68,7 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_CHAT_LIST] = {"chat.list", 0, 0, 0},
     [PROTO_OP_CHAT_JOIN] = {"chat.join", 0, REQ(PROTO_F_CHAT), 0},
     [PROTO_OP_MSG_SEND] = {"msg.send", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_BODY),
-                           REQ(PROTO_F_CLIENT_MSG_ID)},
+                           REQ(PROTO_F_CLIENT_MSG_ID) | REQ(PROTO_F_REPLY_TO)},
     [PROTO_OP_MSG_HISTORY] = {"msg.history", 0, REQ(PROTO_F_CHAT),
                               REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
     [PROTO_OP_SUB] = {"sub", 0, REQ(PROTO_F_CHAT), REQ(PROTO_F_SINCE)},
@@ -88,6 +90,13 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_INVITE_LIST] = {"invite.list", 0, 0, 0},
     [PROTO_OP_TYPING] = {"typing", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_ON), 0},
     [PROTO_OP_PRESENCE] = {"presence", 0, REQ(PROTO_F_STATE), 0},
+    [PROTO_OP_DM_OPEN] = {"dm.open", 0, REQ(PROTO_F_USER), 0},
+    [PROTO_OP_MSG_EDIT] = {"msg.edit", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ) | REQ(PROTO_F_BODY),
+                           0},
+    [PROTO_OP_MSG_DELETE] = {"msg.delete", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ), 0},
+    [PROTO_OP_REACT] = {"react", 0,
+                        REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ) | REQ(PROTO_F_EMOJI) | REQ(PROTO_F_ON),
+                        0},
 };
 
 const char *proto_op_name(enum proto_op op) {
@@ -278,21 +287,75 @@ json_t *proto_invite_json(const struct store_invite *inv) {
 
 json_t *proto_chat_json(const struct store_chat *c) {
   const char *role = chat_role_name(c->my_role);
-  return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b, s:I, s:I, s:I, s:i, s:o, s:[]}", "slug", c->slug,
-                   "title", c->title ? c->title : "", "isPublic", c->is_public, "maxParticipants",
-                   c->max_participants > 0 ? json_integer(c->max_participants) : json_null(),
-                   "invitePolicy", invite_policy_name(c->invite_policy), "archived", c->archived,
-                   "createdAt", (json_int_t)c->created_at, "lastActivity",
-                   (json_int_t)c->last_activity, "lastSeq", (json_int_t)c->last_seq,
-                   "participantCount", c->participant_count, "role",
-                   role ? json_string(role) : json_null(), "activeUsers");
+  /* A DM is titled by the other person, as the caller sees them. */
+  const char *title = c->is_dm ? c->peer.display_name : c->title ? c->title : "";
+  json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:s, s:b, s:I, s:I, s:I, s:i, s:o, s:[]}", "slug",
+                        c->slug, "title", title, "isPublic", c->is_public, "maxParticipants",
+                        c->max_participants > 0 ? json_integer(c->max_participants) : json_null(),
+                        "invitePolicy", invite_policy_name(c->invite_policy), "archived",
+                        c->archived, "createdAt", (json_int_t)c->created_at, "lastActivity",
+                        (json_int_t)c->last_activity, "lastSeq", (json_int_t)c->last_seq,
+                        "participantCount", c->participant_count, "role",
+                        role ? json_string(role) : json_null(), "activeUsers");
+  json_object_set_new(o, "kind", json_string(c->is_dm ? "dm" : "group"));
+  if (c->is_dm)
+    json_object_set_new(o, "peer", proto_user_json(&c->peer));
+  return o;
 }
 
+static const char *const kind_names[] = {"text", "edit", "delete", "reaction", "notice"};
+
 json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug) {
-  return json_pack("{s:I, s:s, s:o, s:s, s:o, s:I}", "seq", (json_int_t)m->seq, "chat", chat_slug,
-                   "author", proto_user_json(&m->author), "body", m->body ? m->body : "",
-                   "clientMsgId", m->client_msg_id[0] ? json_string(m->client_msg_id) : json_null(),
-                   "createdAt", (json_int_t)m->created_at);
+  json_t *o = json_pack("{s:I, s:s, s:o, s:s, s:o, s:I}", "seq", (json_int_t)m->seq, "chat",
+                        chat_slug, "author", proto_user_json(&m->author), "body",
+                        m->body ? m->body : "", "clientMsgId",
+                        m->client_msg_id[0] ? json_string(m->client_msg_id) : json_null(),
+                        "createdAt", (json_int_t)m->created_at);
+  json_t *mentions = json_array();
+  unsigned k = (unsigned)m->kind < 5 ? (unsigned)m->kind : 0;
+  json_object_set_new(o, "kind", json_string(kind_names[k]));
+  json_object_set_new(o, "ref", m->ref ? json_integer(m->ref) : json_null());
+  for (size_t i = 0; i < m->n_mentions; i++)
+    json_array_append_new(mentions, json_integer(m->mentions[i]));
+  json_object_set_new(o, "mentions", mentions);
+  switch (m->kind) {
+  case STORE_KIND_TEXT: {
+    json_t *reactions = json_array();
+    for (size_t i = 0; i < m->n_reactions; i++)
+      json_array_append_new(reactions, json_pack("{s:s, s:I, s:b}", "emoji", m->reactions[i].emoji,
+                                                 "count", (json_int_t)m->reactions[i].count, "me",
+                                                 m->reactions[i].me));
+    json_object_set_new(o, "replyTo",
+                        m->reply_seq ? json_pack("{s:I, s:o, s:s}", "seq", (json_int_t)m->reply_seq,
+                                                 "author", proto_user_json(&m->reply_author),
+                                                 "preview",
+                                                 m->reply_preview ? m->reply_preview : "")
+                                     : json_null());
+    json_object_set_new(o, "editedAt", m->edited_at ? json_integer(m->edited_at) : json_null());
+    json_object_set_new(o, "deleted", json_boolean(m->deleted));
+    json_object_set_new(o, "reactions", reactions);
+    break;
+  }
+  case STORE_KIND_REACTION:
+    json_object_set_new(o, "emoji", json_string(m->emoji));
+    json_object_set_new(o, "on", json_boolean(m->on));
+    break;
+  case STORE_KIND_NOTICE:
+    json_object_set_new(o, "action", json_string(m->action));
+    json_object_set_new(o, "user", m->subject.id ? proto_user_json(&m->subject) : json_null());
+    /* The author did it; when they are also the one it is about (joined, left), by is null. */
+    json_object_set_new(o, "by", m->author.id && m->author.id != m->subject.id
+                                     ? proto_user_json(&m->author)
+                                     : json_null());
+    if (strcmp(m->action, "renamed") == 0)
+      json_object_set_new(o, "title", json_string(m->detail ? m->detail : ""));
+    if (strcmp(m->action, "role") == 0)
+      json_object_set_new(o, "role", json_string(m->detail ? m->detail : ""));
+    break;
+  default:
+    break;
+  }
+  return o;
 }
 
 static char *dump(json_t *o, size_t *len) {

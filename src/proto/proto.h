@@ -45,6 +45,10 @@ enum proto_op {
   PROTO_OP_INVITE_LIST,
   PROTO_OP_TYPING,
   PROTO_OP_PRESENCE,
+  PROTO_OP_DM_OPEN,
+  PROTO_OP_MSG_EDIT,
+  PROTO_OP_MSG_DELETE,
+  PROTO_OP_REACT,
   PROTO_OP__COUNT
 };
 
@@ -69,6 +73,8 @@ enum proto_field {
   PROTO_F_INVITATION,
   PROTO_F_ON,
   PROTO_F_STATE,
+  PROTO_F_REPLY_TO,
+  PROTO_F_EMOJI,
   PROTO_F__COUNT
 };
 
@@ -80,9 +86,9 @@ struct proto_req {
   enum proto_op op;
   uint32_t present; /* bit (1 << PROTO_F_x) for each argument given */
   const char *token, *chat, *title, *slug, *body, *client_msg_id, *user, *role, *invite_policy,
-      *q, *state;
+      *q, *state, *emoji;
   int is_public, on;
-  int64_t max_participants, before, since, seq, limit, ttl, invitation;
+  int64_t max_participants, before, since, seq, limit, ttl, invitation, reply_to;
 };
 
 #define PROTO_HAS(r, f) (((r)->present >> (f)) & 1u)

@@ -469,6 +469,73 @@ const struct store__migration store__migrations[] = {
      " SELECT substr(name, pos + 1), id FROM s"
      " WHERE pos > 0 AND substr(spaced, pos + 1, 1) NOT IN ('', ' ')"
      " ON CONFLICT DO NOTHING;"},
+    {8, "message model: entry kinds, folded state, reactions, mentions, DMs (issue 17)",
+     /* Every change is an entry of the chat's sequence (kind, ref); a text message's current
+      * state is kept in its own row (body, edited_at, deleted), so that any index over
+      * messages(body) WHERE kind = 'text' follows edits and deletions by triggers. detail is a
+      * reaction's emoji or a notice's title or role; flag a reaction's on; action and
+      * subject_id a notice's. Plain ADD COLUMNs with defaults: no message is rewritten. */
+     "ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';"
+     "ALTER TABLE messages ADD COLUMN ref INTEGER;"
+     "ALTER TABLE messages ADD COLUMN reply_to INTEGER;"
+     "ALTER TABLE messages ADD COLUMN edited_at INTEGER;"
+     "ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE messages ADD COLUMN detail TEXT;"
+     "ALTER TABLE messages ADD COLUMN flag INTEGER;"
+     "ALTER TABLE messages ADD COLUMN action TEXT;"
+     "ALTER TABLE messages ADD COLUMN subject_id INTEGER;"
+     /* chat.list's newest text message and unread count, and erasing a message's edits. */
+     "CREATE INDEX messages_by_kind ON messages(chat_id, kind, seq);"
+     "CREATE INDEX messages_by_ref ON messages(chat_id, ref) WHERE ref IS NOT NULL;"
+     "CREATE TABLE message_mentions ("
+     "  chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,"
+     "  seq INTEGER NOT NULL,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  PRIMARY KEY (chat_id, seq, user_id)"
+     ") WITHOUT ROWID;"
+     /* chat.list's unread mentions of a user per chat. */
+     "CREATE INDEX message_mentions_by_user ON message_mentions(user_id, chat_id, seq);"
+     /* The current reactions; `at` is the seq of the entry that added one (first-reaction
+      * order). */
+     "CREATE TABLE reactions ("
+     "  chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,"
+     "  seq INTEGER NOT NULL,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  emoji TEXT NOT NULL,"
+     "  at INTEGER NOT NULL,"
+     "  PRIMARY KEY (chat_id, seq, emoji, user_id)"
+     ") WITHOUT ROWID;"
+     /* A DM is one chat per pair: dm_key is "<lower id>:<higher id>". */
+     "ALTER TABLE chats ADD COLUMN kind TEXT NOT NULL DEFAULT 'group';"
+     "ALTER TABLE chats ADD COLUMN dm_key TEXT;"
+     "CREATE UNIQUE INDEX chats_by_dm_key ON chats(dm_key) WHERE dm_key IS NOT NULL;",
+     "ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';"
+     "ALTER TABLE messages ADD COLUMN ref BIGINT;"
+     "ALTER TABLE messages ADD COLUMN reply_to BIGINT;"
+     "ALTER TABLE messages ADD COLUMN edited_at BIGINT;"
+     "ALTER TABLE messages ADD COLUMN deleted SMALLINT NOT NULL DEFAULT 0;"
+     "ALTER TABLE messages ADD COLUMN detail TEXT;"
+     "ALTER TABLE messages ADD COLUMN flag SMALLINT;"
+     "ALTER TABLE messages ADD COLUMN action TEXT;"
+     "ALTER TABLE messages ADD COLUMN subject_id BIGINT;"
+     "CREATE INDEX messages_by_kind ON messages(chat_id, kind, seq);"
+     "CREATE INDEX messages_by_ref ON messages(chat_id, ref) WHERE ref IS NOT NULL;"
+     "CREATE TABLE message_mentions ("
+     "  chat_id BIGINT NOT NULL REFERENCES chats(id) ON DELETE CASCADE,"
+     "  seq BIGINT NOT NULL,"
+     "  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  PRIMARY KEY (chat_id, seq, user_id));"
+     "CREATE INDEX message_mentions_by_user ON message_mentions(user_id, chat_id, seq);"
+     "CREATE TABLE reactions ("
+     "  chat_id BIGINT NOT NULL REFERENCES chats(id) ON DELETE CASCADE,"
+     "  seq BIGINT NOT NULL,"
+     "  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  emoji TEXT NOT NULL,"
+     "  at BIGINT NOT NULL,"
+     "  PRIMARY KEY (chat_id, seq, emoji, user_id));"
+     "ALTER TABLE chats ADD COLUMN kind TEXT NOT NULL DEFAULT 'group';"
+     "ALTER TABLE chats ADD COLUMN dm_key TEXT;"
+     "CREATE UNIQUE INDEX chats_by_dm_key ON chats(dm_key) WHERE dm_key IS NOT NULL;"},
 };
 
 const size_t store__migrations_count =

@@ -120,6 +120,16 @@ void store_msg_dispose(struct store_msg *m) {
     return;
   free(m->body);
   m->body = NULL;
+  free(m->detail);
+  m->detail = NULL;
+  free(m->reactions);
+  m->reactions = NULL;
+  m->n_reactions = 0;
+  free(m->reply_preview);
+  m->reply_preview = NULL;
+  free(m->mentions);
+  m->mentions = NULL;
+  m->n_mentions = 0;
 }
 
 static void store__invite_dispose(struct store_invite *inv) {
@@ -138,6 +148,7 @@ static void store__req_clear_out(struct store_req *req, int keep_errmsg) {
   free(req->out.pwhash);
   free(req->out.chat.title);
   store_msg_dispose(&req->out.msg);
+  store_msg_dispose(&req->out.notice);
   for (size_t i = 0; i < req->out.n_msgs; i++)
     store_msg_dispose(&req->out.msgs[i]);
   free(req->out.msgs);
@@ -244,6 +255,9 @@ static int store__chat_keyed(const struct store_req *req) {
   case STORE_CHAT_SET_ROLE:
   case STORE_CHAT_MEMBERS:
   case STORE_INVITE_CREATE:
+  case STORE_MSG_EDIT:
+  case STORE_MSG_DELETE:
+  case STORE_REACT:
     return req->in.slug[0] != '\0';
   default:
     return 0;

@@ -65,6 +65,9 @@ struct store_chat {
   int archived;           /* the last participant left: nobody can join or be invited */
   int64_t member_gen;     /* bumped by every leave and removal (migration 5); a message carries
                              the value read with it under the chat's lock (MSG_APPEND's chat) */
+  int is_dm;              /* a direct message between two users (issue 17, migration 8) */
+  struct store_user peer; /* is_dm: the other participant as the requesting user sees it */
+  int64_t mentions;       /* CHAT_LIST: unread text messages that mention the user */
 };
 
 struct store_member {
@@ -95,6 +98,25 @@ struct store_user_hit {
 #define STORE_UPD_CAP 4u
 #define STORE_UPD_POLICY 8u
 
+/* Kinds of entries in a chat's sequence (issue 17): every change is an entry with its own seq. */
+enum store_msg_kind {
+  STORE_KIND_TEXT = 0,
+  STORE_KIND_EDIT,
+  STORE_KIND_DELETE,
+  STORE_KIND_REACTION,
+  STORE_KIND_NOTICE
+};
+#define STORE_EMOJI_MAX 32      /* bytes of one reaction emoji */
+#define STORE_REACTIONS_MAX 20  /* distinct emoji on one message */
+#define STORE_PREVIEW_MAX 100   /* characters of a reply's preview */
+#define STORE_MENTIONS_MAX 50   /* users one message can mention */
+
+struct store_reaction {
+  char emoji[STORE_EMOJI_MAX + 1];
+  int64_t count;
+  int me;                 /* the requesting user is among them */
+};
+
 struct store_msg {
   int64_t seq;            /* per-chat, gap-free, starting at 1 */
   int64_t chat_id;
@@ -102,6 +124,24 @@ struct store_msg {
   char *body;             /* owned by the enclosing request; UTF-8 */
   char client_msg_id[STORE_CLIENT_MSG_ID_MAX + 1]; /* "" when the client gave none */
   int64_t created_at;
+  /* ---- issue 17; every pointer below is owned by the message (store_msg_dispose) ---- */
+  enum store_msg_kind kind;
+  int64_t ref;            /* edit, delete, reaction: the seq of the message changed; else 0 */
+  char emoji[STORE_EMOJI_MAX + 1]; /* reaction */
+  int on;                 /* reaction: 1 added, 0 removed */
+  char action[16];        /* notice: joined, left, removed, renamed, role, created */
+  struct store_user subject; /* notice: the user it is about (id 0: none) */
+  char *detail;           /* notice: the new title (renamed) or role (role); NULL otherwise */
+  /* Folded state of a text message: */
+  int64_t edited_at;      /* 0: never edited */
+  int deleted;
+  struct store_reaction *reactions; /* in first-reaction order */
+  size_t n_reactions;
+  int64_t reply_seq;      /* 0: not a reply */
+  struct store_user reply_author;
+  char *reply_preview;    /* "" when the original was deleted */
+  int64_t *mentions;      /* user ids */
+  size_t n_mentions;
 };
 
 enum store_op {
@@ -218,6 +258,17 @@ enum store_op {
   STORE_SESSION_SWEEP,  /* in: now, limit (1..STORE_LIMIT_MAX). Deletes up to `limit` sessions
                            whose expires_at <= now. out: n_deleted, has_more (1 when the batch
                            was full: more may be due). */
+
+  /* --- the message model (issue 17, store_rules_msg.c). Each appends one entry to the chat's
+   * sequence and returns it in out.msg, with out.chat (member_gen) for the fan-out. --- */
+  STORE_MSG_EDIT,       /* in: user_id, slug, seq, body, now. The author only (PARLEY_EFORBIDDEN);
+                           a missing, deleted or non-text seq: PARLEY_ENOT_FOUND. */
+  STORE_MSG_DELETE,     /* in: user_id, slug, seq, now. The author, owners and admins. Erases the
+                           body of the message and of its edit entries. */
+  STORE_REACT,          /* in: user_id, slug, seq, emoji (in.query), on, now. out.msg.seq 0 when
+                           the toggle changed nothing. PARLEY_ECONFLICT past STORE_REACTIONS_MAX. */
+  STORE_DM_OPEN,        /* in: user_id, target (username), now. out: chat (is_dm, peer), joined
+                           (1: created now), member_ids. */
   STORE_OP__COUNT
 };
 
@@ -264,6 +315,8 @@ struct store_req {
     unsigned update_mask;
     char *query;
     int64_t invite_id;
+    int64_t reply_to;               /* MSG_APPEND: the seq replied to, 0 = none */
+    int on;                         /* REACT */
   } in;
 
   struct {       /* outputs: filled by the store thread; freed by store_req_free() */
@@ -298,6 +351,7 @@ struct store_req {
     int archived;
     enum chat_role role;
     char errmsg[128];               /* detail for the client when status says not enough */
+    struct store_msg notice;        /* membership ops: the notice entry appended (seq 0: none) */
   } out;
 
   struct store_req *next; /* queue link, private to the store */

@@ -132,7 +132,8 @@ static int pg__pipeline(struct pg *be, const struct pg_call *calls, int n, PGres
   for (; sent < n; sent++) {
     const struct pg_call *c = &calls[sent];
     const struct pgp *p = c->p;
-    int ok = c->sql ? PQsendQueryParams(conn, c->sql, 0, NULL, NULL, NULL, NULL, 0)
+    int ok = c->sql ? PQsendQueryParams(conn, c->sql, p ? p->n : 0, NULL, p ? p->v : NULL,
+                                        p ? p->len : NULL, p ? p->fmt : NULL, 0)
                     : PQsendQueryPrepared(conn, pg_names[c->id], p ? p->n : 0, p ? p->v : NULL,
                                           p ? p->len : NULL, p ? p->fmt : NULL, 0);
     if (!ok)

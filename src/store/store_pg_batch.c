@@ -31,7 +31,10 @@
  * nothing: they need no savepoint of their own around C code, so a run of them goes in one
  * pipeline. The rest take the request-by-request path. */
 static int pg__pipeable(const struct store_req *r) {
-  return r->op == STORE_MSG_APPEND || r->op == STORE_READ_SET;
+  /* A send that replies or may mention someone takes more statements (store_rules_msg.c). */
+  if (r->op == STORE_MSG_APPEND)
+    return r->in.reply_to <= 0 && (r->in.body == NULL || strchr(r->in.body, '@') == NULL);
+  return r->op == STORE_READ_SET;
 }
 
 static int pg__pipe_params(const struct store_req *r, struct pgp *p, enum pg_stmt *id) {

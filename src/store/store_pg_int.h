@@ -18,7 +18,7 @@
 #include "store/store_rules.h"
 #include "store/store_sql.h"
 
-#define PG_MAX_PARAMS 8
+#define PG_MAX_PARAMS 12
 /* Connections per node by default. One: on the 2-core machine of bench/RESULTS.md, with the
  * database, three nodes and the load generator sharing the cores, every extra connection made
  * smaller batches, more commits and more database CPU (three nodes at 2,000 sends/s: p99 21-25 ms
@@ -223,7 +223,7 @@ static inline void pgp_bytes(struct pgp *p, const void *b, int n) {
 }
 
 /* One statement of a pipeline: prepared statement `id` with `p` (NULL: no parameters), or, when
- * `sql` is set, that parameterless command (transaction control). */
+ * `sql` is set, that text (transaction control, or a generic statement with `p`). */
 struct pg_call {
   enum pg_stmt id;
   const struct pgp *p;
@@ -288,5 +288,7 @@ int pg__msg_append_take(struct store_req *req, const PGresult *r);
 int pg__read_set_params(const struct store_req *req, struct pgp *p);
 int pg__read_set_take(struct store_req *req, const PGresult *r);
 int pg_exec_batch(void *arg, struct store_req *batch);
+int pg__sql(void *arg, const char *text, const struct store_arg *args, int n,
+            struct store_res *out);
 
 #endif

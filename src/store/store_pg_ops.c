@@ -420,7 +420,47 @@ static int pg_sessions_expire(void *arg, int64_t now, int limit, int64_t *n) {
   return err;
 }
 
+/* store_prims.sql: the text with its parameters (numbers formatted, types inferred by the
+ * server), one round trip with any pending transaction control. */
+int pg__sql(void *arg, const char *text, const struct store_arg *args, int n,
+            struct store_res *out) {
+  struct pg *be = arg;
+  struct pgp p = {0};
+  struct pg_call call = {0, &p, text};
+  PGresult *r = NULL;
+  int err;
+  if (out)
+    memset(out, 0, sizeof *out);
+  if (n > PG_MAX_PARAMS)
+    return PARLEY_EINTERNAL;
+  for (int k = 0; k < n; k++) {
+    if (args[k].is_text)
+      pgp_text(&p, args[k].s);
+    else
+      pgp_i64(&p, args[k].i);
+  }
+  err = pg__exchange(be, &call, 1, &r);
+  if (err == 0 && out && PQntuples(r) > 0) {
+    int rows = PQntuples(r), cols = PQnfields(r);
+    out->v = calloc((size_t)rows * (size_t)cols, sizeof *out->v);
+    if (out->v == NULL)
+      err = PARLEY_EUNAVAILABLE;
+    for (int i = 0; err == 0 && i < rows; i++)
+      for (int c = 0; err == 0 && c < cols; c++)
+        if (!PQgetisnull(r, i, c) &&
+            (out->v[i * cols + c] = strdup(PQgetvalue(r, i, c))) == NULL)
+          err = PARLEY_EUNAVAILABLE;
+    out->rows = rows;
+    out->cols = cols;
+    if (err)
+      store_res_free(out);
+  }
+  PQclear(r);
+  return err;
+}
+
 const struct store_prims pg_prims = {
+    .sql = pg__sql,
     .chat_lock = pg__chat_lock,
     .chat_load = pg__chat_load,
     .chat_touch = pg__chat_touch,

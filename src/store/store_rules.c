@@ -21,28 +21,7 @@
 #define RULES_SLUG_RANDOM_TRIES 8
 #define RULES_TERMINATED(arr) (strnlen((arr), sizeof(arr)) < sizeof(arr))
 
-int store_fail(struct store_req *req, int err, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(req->out.errmsg, sizeof req->out.errmsg, fmt, ap);
-  va_end(ap);
-  return err;
-}
 
-void store_copy_text(char *dst, size_t cap, const char *src, size_t n) {
-  const unsigned char *t = (const unsigned char *)src;
-  if (n >= cap) {
-    /* The schema counts characters, these arrays bytes: a row written by hand (a restore, a
-     * migration) may not fit. Cut before the character that does not fit, never inside it, so
-     * what we return stays UTF-8 (found by tests/fuzz/fuzz_store). */
-    n = cap - 1;
-    while (n > 0 && (t[n] & 0xC0) == 0x80)
-      n--;
-  }
-  if (n)
-    memcpy(dst, t, n);
-  dst[n] = '\0';
-}
 
 int store_chat_at_cap(const struct store_chat *c) {
   int cap = c->max_participants > 0 && c->max_participants < CHAT_PARTICIPANTS_CEILING
@@ -59,56 +38,9 @@ int store_chat_full(struct store_req *req, const struct store_chat *c) {
                     CHAT_PARTICIPANTS_CEILING);
 }
 
-int store_chat_find(const struct store_prims *p, void *be, struct store_req *req, int lock) {
-  int err;
-  if (strnlen(req->in.slug, sizeof req->in.slug) == sizeof req->in.slug || req->in.slug[0] == '\0')
-    return PARLEY_EBAD_REQUEST;
-  if (lock && p->chat_lock) {
-    err = p->chat_lock(be, req->in.slug);
-    if (err)
-      return err;
-  }
-  err = p->chat_load(be, req->in.slug, req->in.user_id, &req->out.chat);
-  if (err)
-    return err;
-  return req->out.chat.archived ? PARLEY_ENOT_FOUND : 0;
-}
 
-int store_chat_access(const struct store_prims *p, void *be, struct store_req *req, enum acl_op op,
-                      int lock) {
-  int err = store_chat_find(p, be, req, lock);
-  if (err)
-    return err;
-  return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
-}
 
-int store_set_member_ids(struct store_req *req, const struct acl_member *m, size_t n) {
-  int64_t *ids = NULL;
-  free(req->out.member_ids);
-  req->out.member_ids = NULL;
-  req->out.n_member_ids = 0;
-  if (n == 0)
-    return 0;
-  ids = malloc(n * sizeof *ids);
-  if (ids == NULL)
-    return PARLEY_EUNAVAILABLE;
-  for (size_t i = 0; i < n; i++)
-    ids[i] = m[i].user_id;
-  req->out.member_ids = ids;
-  req->out.n_member_ids = n;
-  return 0;
-}
 
-int store_member_ids(const struct store_prims *p, void *be, struct store_req *req,
-                     int64_t chat_id) {
-  struct acl_member *m = NULL;
-  size_t n = 0;
-  int err = p->participants(be, chat_id, &m, &n);
-  if (err == 0)
-    err = store_set_member_ids(req, m, n);
-  free(m);
-  return err;
-}
 
 int store_settle_invite(const struct store_prims *p, void *be, struct store_req *req,
                         int64_t chat_id, int64_t to_id, enum invite_action action) {
@@ -163,6 +95,9 @@ static int chat_target(const struct store_prims *p, void *be, struct store_req *
     return err;
   if (req->out.chat.my_role == CHAT_ROLE_NONE)
     return acl_refusal(CHAT_ROLE_NONE, req->out.chat.is_public);
+  err = store_rules_not_dm(p, be, req, req->out.chat.id, "it has no roles and nobody is removed");
+  if (err)
+    return err;
   err = user_named(p, be, req, req->in.target, target);
   if (err)
     return err;
@@ -177,6 +112,8 @@ int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_r
   int err = store_chat_find(p, be, req, 1);
   if (err == 0)
     err = acl_check(ACL_CHAT_LEAVE, c->my_role, c->is_public);
+  if (err == 0)
+    err = store_rules_not_dm(p, be, req, c->id, "nobody leaves it");
   if (err)
     return err;
   was_owner = c->my_role == CHAT_ROLE_OWNER;
@@ -212,6 +149,8 @@ int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_r
     }
   }
   err = p->chat_touch(be, c->id, req->in.now);
+  if (err == 0 && !req->out.archived) /* an archived chat has nobody left to tell */
+    err = store_rules_notice(p, be, req, c->id, "left", req->in.user_id, NULL);
   if (err)
     goto cleanup;
   err = p->chat_load(be, req->in.slug, req->in.user_id, c);
@@ -250,6 +189,8 @@ int store_rules_chat_remove(const struct store_prims *p, void *be, struct store_
   if (err)
     return err;
   err = p->chat_touch(be, c->id, req->in.now);
+  if (err == 0)
+    err = store_rules_notice(p, be, req, c->id, "removed", target.id, NULL);
   if (err)
     return err;
   err = p->chat_load(be, req->in.slug, req->in.user_id, c);
@@ -295,6 +236,9 @@ int store_rules_chat_set_role(const struct store_prims *p, void *be, struct stor
       return err;
     req->out.new_owner = target;
   }
+  err = store_rules_notice(p, be, req, c->id, "role", target.id, chat_role_name(role));
+  if (err)
+    return err;
   err = p->chat_load(be, req->in.slug, req->in.user_id, c);
   if (err)
     return err;
@@ -319,6 +263,9 @@ int store_rules_invite_create(const struct store_prims *p, void *be, struct stor
     return err;
   if (c->my_role == CHAT_ROLE_NONE)
     return acl_refusal(CHAT_ROLE_NONE, c->is_public);
+  err = store_rules_not_dm(p, be, req, c->id, "nobody is invited to it");
+  if (err)
+    return err;
   if (acl_can_invite(c->my_role, c->invite_policy) != 0)
     return store_fail(req, PARLEY_EFORBIDDEN, "%s",
                       c->invite_policy == INVITE_POLICY_OWNER
@@ -401,6 +348,8 @@ int store_rules_invite_accept(const struct store_prims *p, void *be, struct stor
       err = p->removal_delete(be, chat_id, req->in.user_id);
     if (err == 0)
       err = p->chat_touch(be, chat_id, req->in.now);
+    if (err == 0)
+      err = store_rules_notice(p, be, req, chat_id, "joined", req->in.user_id, NULL);
     if (err == 0)
       err = p->chat_load(be, inv->chat_slug, req->in.user_id, c);
     if (err)
@@ -590,7 +539,15 @@ static int rules_chat_create(const struct store_prims *p, void *be, struct store
 static int rules_chat_join(const struct store_prims *p, void *be, struct store_req *req) {
   struct store_chat *c = &req->out.chat;
   int removed = 0;
-  int err = store_chat_access(p, be, req, ACL_CHAT_JOIN, 1);
+  int err = store_chat_find(p, be, req, 1);
+  /* Nobody joins a DM; to an outsider it does not exist (who talks to whom is private). */
+  if (err == 0 && c->my_role == CHAT_ROLE_NONE &&
+      store_rules_not_dm(p, be, req, c->id, "nobody joins it") != 0)
+    return store_fail(req, PARLEY_ENOT_FOUND, "no such chat");
+  if (err == 0)
+    err = acl_check(ACL_CHAT_JOIN, c->my_role, c->is_public);
+  if (err == PARLEY_EFORBIDDEN && req->out.errmsg[0])
+    return err;
   if (err == PARLEY_EFORBIDDEN)
     return store_fail(req, err, "this chat is private: it is entered by invitation only");
   if (err)
@@ -615,6 +572,8 @@ static int rules_chat_join(const struct store_prims *p, void *be, struct store_r
     err = store_settle_invite(p, be, req, c->id, req->in.user_id, INVITE_ACCEPT);
   if (err == 0)
     err = p->chat_touch(be, c->id, req->in.now);
+  if (err == 0)
+    err = store_rules_notice(p, be, req, c->id, "joined", req->in.user_id, NULL);
   if (err)
     return err;
   req->out.joined = 1;
@@ -640,6 +599,8 @@ static int rules_chat_update(const struct store_prims *p, void *be, struct store
                                     req->in.invite_policy > INVITE_POLICY_MEMBERS))
     return PARLEY_EBAD_REQUEST;
   err = store_chat_access(p, be, req, ACL_CHAT_UPDATE, 1);
+  if (err == 0)
+    err = store_rules_not_dm(p, be, req, c->id, "it is titled by the other person");
   if (err)
     return err;
   /* Read in the transaction that writes the cap, so a join cannot slip in between. */
@@ -649,6 +610,8 @@ static int rules_chat_update(const struct store_prims *p, void *be, struct store
                       "maxParticipants (%d) is below the current participant count (%d)",
                       req->in.max_participants, c->participant_count);
   err = p->chat_update(be, req, c->id);
+  if (err == 0 && (mask & STORE_UPD_TITLE))
+    err = store_rules_notice(p, be, req, c->id, "renamed", 0, req->in.title);
   if (err)
     return err;
   err = p->chat_load(be, req->in.slug, req->in.user_id, c);
@@ -662,10 +625,12 @@ static int rules_limit_ok(int limit) {
 }
 
 static int rules_msg_history(const struct store_prims *p, void *be, struct store_req *req) {
+  int err;
   if (!rules_limit_ok(req->in.limit) || req->in.before < 0)
     return PARLEY_EBAD_REQUEST;
-  return p->msgs(be, req, 0, req->in.before > 0 ? req->in.before : INT64_MAX, req->in.limit,
-                 &req->out.has_more);
+  err = p->msgs(be, req, 0, req->in.before > 0 ? req->in.before : INT64_MAX, req->in.limit,
+                &req->out.has_more);
+  return err ? err : store_rules_msg_fold(p, be, req);
 }
 
 static int rules_msg_since(const struct store_prims *p, void *be, struct store_req *req) {
@@ -673,7 +638,8 @@ static int rules_msg_since(const struct store_prims *p, void *be, struct store_r
     return PARLEY_EBAD_REQUEST;
   /* A since beyond last_seq finds nothing and is no reset: app/ passes a huge since to mean
    * "from now on", and it can compare since with out.chat.last_seq itself. */
-  return p->msgs(be, req, req->in.since, INT64_MAX, req->in.limit, &req->out.reset);
+  int err = p->msgs(be, req, req->in.since, INT64_MAX, req->in.limit, &req->out.reset);
+  return err ? err : store_rules_msg_fold(p, be, req);
 }
 
 static int rules_users_search(const struct store_prims *p, void *be, struct store_req *req) {
@@ -746,6 +712,9 @@ static int rules_session_sweep(const struct store_prims *p, void *be, struct sto
 /* ---- the dispatch ---- */
 
 int store_rules_exec(const struct store_prims *p, void *be, struct store_req *req) {
+  int mine = store_rules_msg_exec(p, be, req);
+  if (mine != 1)
+    return mine;
   switch (req->op) {
   case STORE_USER_CREATE:
     return rules_user_create(p, be, req);
@@ -759,8 +728,14 @@ int store_rules_exec(const struct store_prims *p, void *be, struct store_req *re
     break;
   case STORE_CHAT_CREATE:
     return rules_chat_create(p, be, req);
-  case STORE_CHAT_GET:
-    return store_chat_access(p, be, req, ACL_CHAT_VIEW, 0);
+  case STORE_CHAT_GET: {
+    int err = store_chat_access(p, be, req, ACL_CHAT_VIEW, 0);
+    return err ? err : store_rules_chat_dm(p, be, req, &req->out.chat);
+  }
+  case STORE_CHAT_MEMBERS: {
+    int err = p->op[STORE_CHAT_MEMBERS](be, req);
+    return err ? err : store_rules_chat_dm(p, be, req, &req->out.chat);
+  }
   case STORE_CHAT_JOIN:
     return rules_chat_join(p, be, req);
   case STORE_MSG_HISTORY:

@@ -19,7 +19,33 @@
 #include "core/invite.h"
 #include "store/store.h"
 
+/* A parameter of a generic statement (store_prims.sql): an integer, or text when is_text (s
+ * borrowed until the statement ran; NULL is SQL NULL). */
+struct store_arg {
+  int is_text;
+  int64_t i;
+  const char *s;
+};
+#define STORE_I(x) ((struct store_arg){0, (x), NULL})
+#define STORE_S(x) ((struct store_arg){1, 0, (x)})
+/* The rows of a generic statement, every cell as text (NULL for SQL NULL), row-major. */
+struct store_res {
+  int rows, cols;
+  char **v;
+};
+void store_res_free(struct store_res *r);
+/* Cell (row, col) as text (NULL for SQL NULL), or as an integer (0 for NULL). */
+const char *store_res_s(const struct store_res *r, int row, int col);
+int64_t store_res_i(const struct store_res *r, int row, int col);
+
 struct store_prims {
+  /* Runs one statement, `text` (a string literal: backends may cache it by address) with
+   * parameters $1..$n in both dialects, inside the open transaction. `out` (may be NULL) gets
+   * the rows (the caller frees them with store_res_free). The message model's statements
+   * (store_rules_msg.c) are written once in the SQL both dialects share, through this. */
+  int (*sql)(void *be, const char *text, const struct store_arg *args, int n,
+             struct store_res *out);
+
   /* Optional (NULL: a single writer, SQLite, needs none): takes the row lock of the chat named
    * `slug` to the end of the transaction; PARLEY_ENOT_FOUND if there is none. */
   int (*chat_lock)(void *be, const char *slug);
@@ -122,6 +148,23 @@ int store_settle_invite(const struct store_prims *p, void *be, struct store_req 
 /* Executes one request as store.h describes its op: the rules here, the rows through `p`.
  * What a backend's exec() calls. */
 int store_rules_exec(const struct store_prims *p, void *be, struct store_req *req);
+
+/* The message model (store_rules_msg.c): the ops of issue 17, and the hooks the other ops call.
+ * store_rules_msg_exec() returns 1 when `req` is not one of its ops. */
+int store_rules_msg_exec(const struct store_prims *p, void *be, struct store_req *req);
+/* Replaces out.msgs (a seq range a backend read) by the same entries with their folded state. */
+int store_rules_msg_fold(const struct store_prims *p, void *be, struct store_req *req);
+/* Appends a notice entry (action, about `subject`, by in.user_id, `detail` may be NULL) to chat
+ * chat_id and returns it in out.notice. */
+int store_rules_notice(const struct store_prims *p, void *be, struct store_req *req,
+                       int64_t chat_id, const char *action, int64_t subject, const char *detail);
+/* Fills the DM fields of out.chat (is_dm, peer) for in.user_id. */
+int store_rules_chat_dm(const struct store_prims *p, void *be, struct store_req *req,
+                        struct store_chat *c);
+/* PARLEY_EFORBIDDEN with the sentence that says `what` is not possible in a direct message, if
+ * chat_id is one; else 0. */
+int store_rules_not_dm(const struct store_prims *p, void *be, struct store_req *req,
+                       int64_t chat_id, const char *what);
 
 /* The ops, as store.h describes them. */
 int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_req *req);

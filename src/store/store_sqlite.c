@@ -94,6 +94,8 @@ static void sq_close(void *arg) {
   store__sqlite_ckpt_stop(be->ckpt);
   for (int i = 0; i < SQ__COUNT; i++)
     sqlite3_finalize(be->st[i]);
+  for (int i = 0; i < be->n_cache; i++)
+    sqlite3_finalize(be->cache[i].st);
   if (be->db && sqlite3_close(be->db) != SQLITE_OK)
     log_error("store: sqlite close: %s", sqlite3_errmsg(be->db));
   free(be);

@@ -156,9 +156,15 @@ enum sq_stmt {
       SQ__COUNT
 };
 
+#define SQ_CACHE_MAX 64 /* generic statements (store_prims.sql) kept prepared, by text address */
 struct sq {
   sqlite3 *db;
   sqlite3_stmt *st[SQ__COUNT];
+  struct {
+    const char *text;
+    sqlite3_stmt *st;
+  } cache[SQ_CACHE_MAX];
+  int n_cache;
   struct sq_ckpt *ckpt; /* NULL for an in-memory database */
 };
 
@@ -166,6 +172,10 @@ struct sq {
 extern const char *const sq_sql[SQ__COUNT];
 /* The primitives of store_rules.c (store_sqlite_rows.c). */
 extern const struct store_prims sq_prims;
+
+/* store_prims.sql (store_sqlite_ops.c). */
+int sq__sql(void *arg, const char *text, const struct store_arg *args, int n,
+            struct store_res *out);
 
 /* Maps an SQLite result code to the error table (store_sqlite.c). */
 int sq__err(struct sq *be, int rc, const char *what);

@@ -16,6 +16,91 @@
 #include "core/invite.h"
 #include "store/store_sqlite_int.h"
 
+/* ---- generic statements (store_prims.sql) ---- */
+
+/* The statement for `text`, prepared once and kept (texts are string literals, so the address
+ * names them); past SQ_CACHE_MAX, prepared for this call only (*temp). */
+static int sq__stmt_for(struct sq *be, const char *text, sqlite3_stmt **st, int *temp) {
+  int rc;
+  *temp = 0;
+  for (int i = 0; i < be->n_cache; i++)
+    if (be->cache[i].text == text) {
+      *st = be->cache[i].st;
+      return 0;
+    }
+  rc = sqlite3_prepare_v3(be->db, text, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+  if (rc != SQLITE_OK)
+    return sq__err(be, rc, text);
+  if (be->n_cache < SQ_CACHE_MAX) {
+    be->cache[be->n_cache].text = text;
+    be->cache[be->n_cache++].st = *st;
+  } else {
+    *temp = 1;
+  }
+  return 0;
+}
+
+int sq__sql(void *arg, const char *text, const struct store_arg *args, int n,
+            struct store_res *out) {
+  struct sq *be = arg;
+  sqlite3_stmt *st;
+  int temp, rc, err, cap = 0;
+  if (out)
+    memset(out, 0, sizeof *out);
+  err = sq__stmt_for(be, text, &st, &temp);
+  if (err)
+    return err;
+  for (int k = 0; k < n; k++) {
+    char name[16];
+    int idx;
+    snprintf(name, sizeof name, "$%d", k + 1);
+    idx = sqlite3_bind_parameter_index(st, name);
+    if (idx == 0)
+      continue; /* a parameter the text does not use */
+    if (!args[k].is_text)
+      sqlite3_bind_int64(st, idx, args[k].i);
+    else if (args[k].s)
+      sqlite3_bind_text(st, idx, args[k].s, -1, SQLITE_STATIC);
+    else
+      sqlite3_bind_null(st, idx);
+  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int cols = sqlite3_column_count(st);
+    if (out == NULL)
+      continue;
+    if (out->rows == cap) {
+      int ncap = cap ? cap * 2 : 8;
+      char **v = realloc(out->v, (size_t)ncap * (size_t)cols * sizeof *v);
+      if (v == NULL) {
+        err = PARLEY_EUNAVAILABLE;
+        break;
+      }
+      out->v = v;
+      cap = ncap;
+    }
+    out->cols = cols;
+    for (int c = 0; c < cols; c++) {
+      const char *t = (const char *)sqlite3_column_text(st, c);
+      char **cell = &out->v[out->rows * cols + c];
+      *cell = NULL;
+      if (t && (*cell = strdup(t)) == NULL)
+        err = PARLEY_EUNAVAILABLE;
+    }
+    out->rows++;
+    if (err)
+      break;
+  }
+  if (err == 0 && rc != SQLITE_DONE)
+    err = sq__err(be, rc, text);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (temp)
+    sqlite3_finalize(st);
+  if (err && out)
+    store_res_free(out);
+  return err;
+}
+
 /* ---- operations ---- */
 
 static int sq__user_insert(void *arg, struct store_req *req, const char *display, int64_t *id) {
@@ -489,6 +574,7 @@ static int sq_sessions_expire(void *arg, int64_t now, int limit, int64_t *n) {
 }
 
 const struct store_prims sq_prims = {
+    .sql = sq__sql,
     .chat_load = sq__chat_load,
     .chat_touch = sq__chat_touch,
     .chat_archive = sq__chat_archive,

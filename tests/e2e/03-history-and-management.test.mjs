@@ -103,9 +103,10 @@ describe('history, failures and chat management', () => {
       list.map((m) => m.body),
       Array.from({ length: 130 }, (_, i) => `message ${i + 1}`),
     );
+    // Consecutive (seq 1 is the notice of Ben's join: every change is an entry).
     assert.deepEqual(
       list.map((m) => Number(m.seq)),
-      Array.from({ length: 130 }, (_, i) => i + 1),
+      Array.from({ length: 130 }, (_, i) => i + 2),
     );
     assert.equal(await ben.page.getByTestId('day-separator').count(), 1);
   });
@@ -142,11 +143,12 @@ describe('history, failures and chat management', () => {
     await failed.getByRole('button', { name: 'Retry' }).click();
     await waitMessage(page, 'this one fails first');
     const ev = await ana.waitFor((e) => e.ev === 'msg' && e.msg.body === 'this one fails first', { what: 'the retried message' });
-    assert.equal(ev.msg.seq, 131);
+    // After Ben's join notice (seq 1) and the 130 messages.
+    assert.equal(ev.msg.seq, 132);
     // Exactly once: the next message gets the next seq.
     await send(page, 'and the next one');
     const next = await ana.waitFor((e) => e.ev === 'msg' && e.msg.body === 'and the next one', { what: 'the next message' });
-    assert.equal(next.msg.seq, 132);
+    assert.equal(next.msg.seq, 133);
     const bodies = (await messageList(page)).map((m) => m.body);
     assert.equal(bodies.filter((b) => b === 'this one fails first').length, 1);
 

@@ -210,11 +210,11 @@ describe('chats', () => {
     test('after joining, the same outsider may subscribe, send and read', async () => {
       await c.ok('chat.join', { chat: pub.slug });
       const sub = await c.ok('sub', { chat: pub.slug });
-      assert.equal(sub.lastSeq, 1);
+      assert.equal(sub.lastSeq, 2); // the message, then the "joined" notice (issue 17)
       const sent = await c.ok('msg.send', { chat: pub.slug, body: 'hello all', clientMsgId: 'c1' });
-      assert.equal(sent.msg.seq, 2);
+      assert.equal(sent.msg.seq, 3);
       const { msgs } = await c.ok('msg.history', { chat: pub.slug });
-      assert.deepEqual(msgs.map((m) => m.body), ['for members', 'hello all']);
+      assert.deepEqual(msgs.map((m) => [m.kind, m.body]), [['text', 'for members'], ['notice', ''], ['text', 'hello all']]);
     });
   });
 });

@@ -62,10 +62,11 @@ describe('messages', () => {
         seqs.push((await a.ok('msg.send', { chat: x, body: `x${i}` })).msg.seq);
         seqs.push((await b.ok('msg.send', { chat: x, body: `bx${i}` })).msg.seq);
       }
-      assertConsecutive(seqs, 1, 'chat x');
+      // Seq 1 of x is bob's "joined" notice: every change is an entry of the sequence (issue 17).
+      assertConsecutive(seqs, 2, 'chat x');
       assert.equal((await a.ok('msg.send', { chat: y, body: 'y0' })).msg.seq, 1, 'chat y starts at 1');
       const { chat } = await a.ok('chat.get', { chat: x });
-      assert.equal(chat.lastSeq, 8);
+      assert.equal(chat.lastSeq, 9);
     });
 
     test('pipelined sends on one socket get distinct gap-free seqs, in request order', async () => {
@@ -129,30 +130,32 @@ describe('messages', () => {
     });
 
     test('without arguments: every message, oldest first', async () => {
+      // Every entry: bob's "joined" notice (seq 1, issue 17), then the messages.
       const { msgs, hasMore } = await b.ok('msg.history', { chat });
-      assert.deepEqual(msgs.map((m) => m.body), ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
+      assert.deepEqual(msgs.map((m) => m.body), ['', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
+      assert.deepEqual(msgs.map((m) => m.kind), ['notice', ...Array(7).fill('text')]);
       assertConsecutive(msgs.map((m) => m.seq), 1);
       assert.equal(hasMore, false);
-      assert.deepEqual(msgs[1].author, bob.user);
-      assert.equal(msgs[1].chat, chat);
-      assert.equal(msgs[1].clientMsgId, 'h2');
+      assert.deepEqual(msgs[2].author, bob.user);
+      assert.equal(msgs[2].chat, chat);
+      assert.equal(msgs[2].clientMsgId, 'h2');
     });
 
     test('limit takes the newest; before pages back; hasMore tells when to stop', async () => {
       let r = await a.ok('msg.history', { chat, limit: 3 });
-      assert.deepEqual(r.msgs.map((m) => m.seq), [5, 6, 7]);
+      assert.deepEqual(r.msgs.map((m) => m.seq), [6, 7, 8]);
       assert.equal(r.hasMore, true);
-      r = await a.ok('msg.history', { chat, limit: 3, before: 5 });
-      assert.deepEqual(r.msgs.map((m) => m.seq), [2, 3, 4]);
+      r = await a.ok('msg.history', { chat, limit: 3, before: 6 });
+      assert.deepEqual(r.msgs.map((m) => m.seq), [3, 4, 5]);
       assert.equal(r.hasMore, true);
-      r = await a.ok('msg.history', { chat, limit: 3, before: 2 });
-      assert.deepEqual(r.msgs.map((m) => m.seq), [1]);
+      r = await a.ok('msg.history', { chat, limit: 3, before: 3 });
+      assert.deepEqual(r.msgs.map((m) => m.seq), [1, 2]);
       assert.equal(r.hasMore, false);
       r = await a.ok('msg.history', { chat, limit: 3, before: 1 });
       assert.deepEqual(r.msgs, []);
       assert.equal(r.hasMore, false);
-      r = await a.ok('msg.history', { chat, limit: 4, before: 5 });
-      assert.deepEqual(r.msgs.map((m) => m.seq), [1, 2, 3, 4]);
+      r = await a.ok('msg.history', { chat, limit: 5, before: 6 });
+      assert.deepEqual(r.msgs.map((m) => m.seq), [1, 2, 3, 4, 5]);
       assert.equal(r.hasMore, false, 'exactly the remaining messages: no more');
     });
 
@@ -176,7 +179,7 @@ describe('messages', () => {
         assert.match(err.message, field, `${JSON.stringify(args)}: ${err.message}`);
       }
       const r = await a.ok('msg.history', { chat, limit: 200 });
-      assert.equal(r.msgs.length, 7);
+      assert.equal(r.msgs.length, 8);
     });
   });
 
@@ -186,7 +189,7 @@ describe('messages', () => {
       await a.ok('msg.send', { chat, body: 'before sub' });
       const sub = await b.ok('sub', { chat });
       assert.deepEqual(sub.msgs, []);
-      assert.equal(sub.lastSeq, 1);
+      assert.equal(sub.lastSeq, 2); // bob's "joined" notice, then the message
       assert.equal(sub.chat?.slug ?? sub.chat, chat);
       const from = b.events.length;
       const sent = await a.ok('msg.send', { chat, body: 'after sub', clientMsgId: 'live-2' });
@@ -273,14 +276,15 @@ describe('messages', () => {
       );
       const replies = await Promise.all(sends);
       const total = N * PER;
-      assertConsecutive(replies.map((r) => r.msg.seq).sort((x, y) => x - y), 1, 'acknowledged seqs');
+      // Seqs 1..N-1 are the joins' notices (issue 17); the messages follow, from N.
+      assertConsecutive(replies.map((r) => r.msg.seq).sort((x, y) => x - y), N, 'acknowledged seqs');
 
-      await Promise.all(clients.map((c) => c.waitSeq(slug, total, { timeout: 15_000 })));
+      await Promise.all(clients.map((c) => c.waitSeq(slug, total + N - 1, { timeout: 15_000 })));
       const reference = clients[0].msgs(slug).map((m) => `${m.seq}|${m.clientMsgId}|${m.author.username}|${m.body}`);
       assert.equal(reference.length, total);
       for (const [i, c] of clients.entries()) {
         const got = c.msgs(slug);
-        assertConsecutive(got.map((m) => m.seq), 1, `client ${i} event seqs`);
+        assertConsecutive(got.map((m) => m.seq), N, `client ${i} event seqs`);
         assert.deepEqual(
           got.map((m) => `${m.seq}|${m.clientMsgId}|${m.author.username}|${m.body}`),
           reference,
@@ -295,7 +299,7 @@ describe('messages', () => {
         assert.deepEqual(mine.map((m) => m.clientMsgId), Array.from({ length: PER }, (_, k) => `f${i}-${k}`));
       }
       // History agrees with what was delivered.
-      const hist = await fullHistory(clients[5], slug);
+      const hist = (await fullHistory(clients[5], slug)).filter((m) => m.kind === 'text');
       assert.deepEqual(hist.map((m) => `${m.seq}|${m.clientMsgId}|${m.author.username}|${m.body}`), reference);
     });
   });

@@ -31,7 +31,9 @@ describe('resume', () => {
     const b = await connect(srv, { token: bob.token });
     sockets.push(b);
     await b.ok('chat.join', { chat: chat.slug });
-    return { slug: chat.slug, b };
+    // The three joins are entries of the sequence too ("joined" notices, issue 17): the
+    // messages of a test start after them, at base + 1.
+    return { slug: chat.slug, b, base: 3 };
   }
 
   // Sends `count` messages from `sender`, keeping up to `window` requests in flight. Resolves with
@@ -51,12 +53,12 @@ describe('resume', () => {
 
   describe('resume after a dropped connection', () => {
     test('sub with since returns exactly the missed messages, then live ones', async () => {
-      const { slug, b } = await sharedChat('resume basic');
+      const { slug, b, base } = await sharedChat('resume basic');
       await b.ok('sub', { chat: slug });
       await pump(a, slug, 5, 'before');
-      await b.waitSeq(slug, 5);
+      await b.waitSeq(slug, base + 5);
       const lastSeen = Math.max(...b.msgs(slug).map((m) => m.seq));
-      assert.equal(lastSeen, 5);
+      assert.equal(lastSeen, base + 5);
 
       await b.terminate(); // no close handshake, as when a network drops
       const missed = [...(await pump(c, slug, 7, 'missed-c')), ...(await pump(d, slug, 6, 'missed-d'))];
@@ -66,7 +68,7 @@ describe('resume', () => {
       sockets.push(b2);
       const from = b2.events.length;
       const sub = await b2.ok('sub', { chat: slug, since: lastSeen });
-      assert.equal(sub.lastSeq, 18);
+      assert.equal(sub.lastSeq, base + 18);
       assert.ok(!sub.reset, 'no reset for 13 missed messages');
       assertConsecutive(sub.msgs.map((m) => m.seq), lastSeen + 1, 'replayed');
       assert.equal(sub.msgs.length, 13);
@@ -75,44 +77,46 @@ describe('resume', () => {
 
       const live = await a.ok('msg.send', { chat: slug, body: 'live again', clientMsgId: 'live-1' });
       const ev = await b2.waitSeq(slug, live.msg.seq, { from });
-      assert.equal(ev.msg.seq, 19);
-      assert.deepEqual(b2.msgs(slug, from).map((m) => m.seq), [19], 'live events start right after lastSeq');
+      assert.equal(ev.msg.seq, base + 19);
+      assert.deepEqual(b2.msgs(slug, from).map((m) => m.seq), [base + 19], 'live events start right after lastSeq');
     });
 
     test('since = the latest seq replays nothing and goes live', async () => {
-      const { slug, b } = await sharedChat('nothing missed');
+      const { slug, b, base } = await sharedChat('nothing missed');
       await pump(a, slug, 3, 'x');
-      const sub = await b.ok('sub', { chat: slug, since: 3 });
+      const sub = await b.ok('sub', { chat: slug, since: base + 3 });
       assert.deepEqual(sub.msgs, []);
-      assert.equal(sub.lastSeq, 3);
+      assert.equal(sub.lastSeq, base + 3);
       const from = b.events.length;
       await a.ok('msg.send', { chat: slug, body: 'next' });
-      await b.waitSeq(slug, 4, { from });
-      assert.deepEqual(b.msgs(slug, from).map((m) => m.seq), [4]);
+      await b.waitSeq(slug, base + 4, { from });
+      assert.deepEqual(b.msgs(slug, from).map((m) => m.seq), [base + 4]);
     });
 
     test('since = 0 replays the whole chat', async () => {
-      const { slug, b } = await sharedChat('from zero');
+      const { slug, b, base } = await sharedChat('from zero');
       await pump(a, slug, 4, 'z');
       const sub = await b.ok('sub', { chat: slug, since: 0 });
       assertConsecutive(sub.msgs.map((m) => m.seq), 1);
-      assert.equal(sub.msgs.length, 4);
+      assert.equal(sub.msgs.length, base + 4);
+      assert.deepEqual(sub.msgs.map((m) => m.kind), [...Array(base).fill('notice'), ...Array(4).fill('text')]);
     });
 
     test('no gap and no duplicate at the seam while others keep sending (several reconnects)', async (t) => {
-      const { slug, b } = await sharedChat('resume under load');
+      const { slug, b, base } = await sharedChat('resume under load');
       await b.ok('sub', { chat: slug });
       const TOTAL_PER_SENDER = 120;
       // Two senders stream messages for the whole test.
       const streams = Promise.all([pump(c, slug, TOTAL_PER_SENDER, 'sc', 3), pump(d, slug, TOTAL_PER_SENDER, 'sd', 3)]);
       const total = 2 * TOTAL_PER_SENDER;
+      const end = base + total; // the seq of the last message
 
       let sock = b;
       const seen = []; // every seq bob's sockets showed him, in order, across reconnects
       let from = 0; // index in sock.events where this socket's live events start
-      for (let round = 0; round < 4 && (seen.at(-1) ?? 0) < total; round++) {
+      for (let round = 0; round < 4 && (seen.at(-1) ?? base) < end; round++) {
         // Let some messages arrive live, then drop the connection and resume.
-        const target = Math.min((seen.at(-1) ?? 0) + 10, total);
+        const target = Math.min((seen.at(-1) ?? base) + 10, end);
         await sock.waitSeq(slug, target, { from, timeout: 15_000 });
         const live = sock.msgs(slug, from).map((m) => m.seq);
         if (seen.length) assertConsecutive(live, seen.at(-1) + 1, `round ${round}: live after the seam`);
@@ -132,28 +136,28 @@ describe('resume', () => {
       }
       const sent = (await streams).flat();
       assert.equal(sent.length, total);
-      if (seen.at(-1) < total) await sock.waitSeq(slug, total, { from, timeout: 15_000 });
+      if (seen.at(-1) < end) await sock.waitSeq(slug, end, { from, timeout: 15_000 });
       const tail = sock.msgs(slug, from).map((m) => m.seq);
       if (tail.length) assertConsecutive(tail, seen.at(-1) + 1, 'live events after the last seam');
       seen.push(...tail);
-      assertConsecutive(seen, 1, 'everything bob saw across reconnects');
+      assertConsecutive(seen, base + 1, 'everything bob saw across reconnects');
       assert.equal(seen.length, total);
     });
   });
 
   describe('reset when too much was missed', () => {
     test('more than 200 missed: reset with the newest 200; exactly 200: a full replay', async () => {
-      const { slug, b } = await sharedChat('reset');
+      const { slug, b, base } = await sharedChat('reset');
       await b.ok('sub', { chat: slug });
       await pump(a, slug, 2, 'seen');
-      await b.waitSeq(slug, 2);
+      await b.waitSeq(slug, base + 2);
       await b.terminate();
       await Promise.all([pump(c, slug, 120, 'r-c', 8), pump(d, slug, 130, 'r-d', 8)]);
-      const last = 252;
+      const last = base + 252;
 
       const b2 = await connect(srv, { token: bob.token });
       sockets.push(b2);
-      const sub = await b2.ok('sub', { chat: slug, since: 2 });
+      const sub = await b2.ok('sub', { chat: slug, since: base + 2 });
       assert.equal(sub.reset, true, '250 missed > 200');
       assert.equal(sub.lastSeq, last);
       assert.equal(sub.msgs.length, 200);

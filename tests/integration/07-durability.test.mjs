@@ -28,6 +28,12 @@ describe('durability', () => {
     return cs;
   }
 
+  // The text messages of a chat, oldest first: the joins of sharedChat are entries of the
+  // sequence too, "joined" notices at seq 1..cs.length - 1 (issue 17).
+  async function textHistory(client, chat) {
+    return (await fullHistory(client, chat)).filter((m) => m.kind === 'text');
+  }
+
   async function sharedChat(cs, title) {
     const { chat } = await cs[0].ok('chat.create', { title, isPublic: true });
     await Promise.all(cs.slice(1).map((c) => c.ok('chat.join', { chat: chat.slug })));
@@ -48,14 +54,14 @@ describe('durability', () => {
       const changed = await a.ok('msg.send', { chat, body: 'edited?', clientMsgId: 'retry-1' });
       assert.equal(changed.duplicate, true);
       assert.equal(changed.msg.body, 'only once');
-      assert.equal(changed.msg.seq, 1);
+      assert.equal(changed.msg.seq, 2);
       // From another socket of the same user (a reconnect) too.
       const a2 = await connect(srv, { token: users[0].token });
       sockets.push(a2);
       const fromOther = await a2.ok('msg.send', { chat, body: 'only once', clientMsgId: 'retry-1' });
       assert.equal(fromOther.duplicate, true);
-      assert.equal(fromOther.msg.seq, 1);
-      const hist = await fullHistory(b, chat);
+      assert.equal(fromOther.msg.seq, 2);
+      const hist = await textHistory(b, chat);
       assert.deepEqual(hist.map((m) => m.clientMsgId), ['retry-1', 'retry-2']);
     });
 
@@ -67,7 +73,7 @@ describe('durability', () => {
       await a.ok('msg.send', { chat, body: 'one', clientMsgId: 'nf-1' });
       await a.ok('msg.send', { chat, body: 'one', clientMsgId: 'nf-1' });
       await a.ok('msg.send', { chat, body: 'two', clientMsgId: 'nf-2' });
-      await b.waitSeq(chat, 2, { from });
+      await b.waitSeq(chat, 3, { from });
       assert.deepEqual(b.msgs(chat, from).map((m) => m.clientMsgId), ['nf-1', 'nf-2']);
     });
 
@@ -79,7 +85,7 @@ describe('durability', () => {
       );
       assert.equal(new Set(replies.map((r) => r.msg.seq)).size, 1, 'all replies name one message');
       assert.equal(replies.filter((r) => r.duplicate === false).length, 1, 'exactly one original');
-      assert.equal((await fullHistory(a, chat.slug)).length, 1);
+      assert.equal((await textHistory(a, chat.slug)).length, 1);
     });
 
     test('clientMsgId is scoped to (user, chat)', async () => {
@@ -90,7 +96,7 @@ describe('durability', () => {
       const r2 = await a.ok('msg.send', { chat: chat2, body: 'a in 2', clientMsgId: 'same' });
       const r3 = await b.ok('msg.send', { chat: chat1, body: 'b in 1', clientMsgId: 'same' });
       assert.deepEqual([r1.duplicate, r2.duplicate, r3.duplicate], [false, false, false]);
-      assert.deepEqual([r1.msg.seq, r2.msg.seq, r3.msg.seq], [1, 1, 2]);
+      assert.deepEqual([r1.msg.seq, r2.msg.seq, r3.msg.seq], [2, 2, 3]);
     });
   });
 
@@ -104,16 +110,16 @@ describe('durability', () => {
       assert.equal(stopped.code, 0, `exit code after SIGTERM (signal ${stopped.signal})`);
       await srv.start();
       [a, b] = await connectAll(); // the old tokens still work
-      const hist = await fullHistory(b, chat);
+      const hist = await textHistory(b, chat);
       assert.deepEqual(hist, sent);
       const retry = await a.ok('msg.send', { chat, body: 'r2', clientMsgId: 'rs-2' });
       assert.equal(retry.duplicate, true);
       assert.deepEqual(retry.msg, sent[2]);
       const next = await a.ok('msg.send', { chat, body: 'after restart', clientMsgId: 'rs-5' });
-      assert.equal(next.msg.seq, 6, 'seq continues where it was');
-      assert.equal((await fullHistory(b, chat)).length, 6);
+      assert.equal(next.msg.seq, 7, 'seq continues where it was');
+      assert.equal((await textHistory(b, chat)).length, 6);
       const { chat: meta } = await b.ok('chat.get', { chat });
-      assert.equal(meta.lastSeq, 6);
+      assert.equal(meta.lastSeq, 7);
       assert.equal(meta.participantCount, 2);
     });
 
@@ -165,9 +171,9 @@ describe('durability', () => {
 
       await srv.start();
       const [reader, ...rest] = await connectAll();
-      const hist = await fullHistory(reader, chat);
+      const hist = await textHistory(reader, chat);
       const seqs = hist.map((m) => m.seq);
-      assertConsecutive(seqs, 1, 'history after the crash');
+      assertConsecutive(seqs, cs.length, 'history after the crash');
       const byCid = new Map();
       for (const m of hist) {
         assert.ok(attempted.has(m.clientMsgId), `unknown message in history: ${JSON.stringify(m)}`);
@@ -186,7 +192,7 @@ describe('durability', () => {
         assert.deepEqual(ns, [...ns].sort((x, y) => x - y), `sender ${ci} out of order`);
       }
       const { chat: meta } = await reader.ok('chat.get', { chat });
-      assert.equal(meta.lastSeq, hist.length);
+      assert.equal(meta.lastSeq, cs.length - 1 + hist.length);
       t.diagnostic(
         `attempted ${attempted.size}, acknowledged ${ackedAtKill.size}, in history after restart ${hist.length}`,
       );
@@ -204,8 +210,8 @@ describe('durability', () => {
           assert.equal(r.duplicate, false);
         }
       }
-      const after = await fullHistory(reader, chat);
-      assertConsecutive(after.map((m) => m.seq), 1, 'history after the retries');
+      const after = await textHistory(reader, chat);
+      assertConsecutive(after.map((m) => m.seq), cs.length, 'history after the retries');
       assert.equal(after.length, attempted.size, 'every attempted message exactly once');
       assert.equal(new Set(after.map((m) => m.clientMsgId)).size, attempted.size);
     });
@@ -237,8 +243,8 @@ describe('durability', () => {
 
       await srv.start();
       const [reader] = await connectAll();
-      const hist = await fullHistory(reader, chat);
-      assertConsecutive(hist.map((m) => m.seq), 1);
+      const hist = await textHistory(reader, chat);
+      assertConsecutive(hist.map((m) => m.seq), cs.length);
       const byCid = new Map(hist.map((m) => [m.clientMsgId, m]));
       assert.equal(byCid.size, hist.length, 'no duplicates');
       for (const [cid, msg] of acked) assert.deepEqual(byCid.get(cid), msg, `acknowledged ${cid} lost or changed`);

@@ -40,10 +40,11 @@ describe('three nodes on one bus', () => {
       }),
     );
     const total = 3 * PER;
+    const base = 2; // the two joins' notices (issue 17), replayed in the sub reply
     for (const u of [a, b, c]) {
-      await u.c.waitSeq(slug, total);
+      await u.c.waitSeq(slug, base + total);
       const seqs = u.c.msgs(slug).map((m) => m.seq);
-      assertConsecutive(seqs, 1, `msg events on ${u.user.username}'s node`);
+      assertConsecutive(seqs, base + 1, `msg events on ${u.user.username}'s node`);
       // Each sender's own messages keep their order.
       for (let k = 0; k < 3; k++) {
         const mine = u.c.msgs(slug).filter((m) => m.body.startsWith(`${k}:`)).map((m) => m.body);
@@ -66,18 +67,19 @@ describe('three nodes on one bus', () => {
         await w.c.ok('msg.send', { chat: slug, body: `b${sent}`, clientMsgId: `r${sent}` });
       }
     };
+    const base = 1; // the reader's "joined" notice (issue 17), replayed in the sub reply
     await send(20);
-    await r.c.waitSeq(slug, 20);
+    await r.c.waitSeq(slug, base + 20);
     // The restart runs in a child process while the writer keeps sending through it.
     const restarting = promisify(execFile)(path.join(ROOT, 'scripts/redis.sh'), ['restart'], {
       env: { ...process.env, PARLEY_REDIS_PORT: REDIS_PORT },
     });
     await Promise.all([send(60), restarting]);
     await send(20);
-    await r.c.waitSeq(slug, sent, { timeout: 20000 }).catch((err) => {
+    await r.c.waitSeq(slug, base + sent, { timeout: 20000 }).catch((err) => {
       throw new Error(`${err.message}; the reader has ${JSON.stringify(r.c.msgs(slug).map((m) => m.seq))}`);
     });
-    assertConsecutive(r.c.msgs(slug).map((m) => m.seq), 1, 'the reader across the restart');
+    assertConsecutive(r.c.msgs(slug).map((m) => m.seq), base + 1, 'the reader across the restart');
     await w.c.close();
     await r.c.close();
   });
@@ -110,7 +112,7 @@ describe('three nodes on one bus', () => {
         next++;
       }
     })();
-    await r.c.waitSeq(slug, 30, { timeout: 20000 });
+    await r.c.waitSeq(slug, 31, { timeout: 20000 }); // after the watcher's "joined" notice
     await victim.kill9();
     await writing;
     assert.ok(acked.size >= 30, `${acked.size} acknowledged before the kill`);
@@ -135,7 +137,7 @@ describe('three nodes on one bus', () => {
     }
     // The watcher on a surviving node saw every message, once, in order.
     await r.c.waitSeq(slug, last, { timeout: 20000 });
-    assertConsecutive(r.c.msgs(slug).map((m) => m.seq), 1, 'the watcher on a surviving node');
+    assertConsecutive(r.c.msgs(slug).map((m) => m.seq), 2, 'the watcher on a surviving node');
     await w2.close();
     await r.c.close();
     await victim.start(); // back for the suite's teardown

@@ -615,36 +615,37 @@ static void test_msg_idempotent_retry(void **state) {
   struct store_req *r;
 
   assert_int_equal(chat_create(f, ana, "Room", 1, 0, NULL, NULL), 0);
-  assert_int_equal(join(f, bob, "room", NULL), 0);
+  assert_int_equal(join(f, bob, "room", NULL), 0); /* its "joined" notice is seq 1 (issue 17) */
   assert_int_equal(append(f, ana, "room", "first", "c-1", &seq, &dup), 0);
-  assert_int_equal(seq, 1);
+  assert_int_equal(seq, 2);
   assert_int_equal(dup, 0);
 
   /* The retry carries the same id (even with a different body): the original comes back. */
   r = append_req(ana, "room", "first, edited", "c-1", NOW + 99);
   assert_int_equal(run(f, r), 0);
   assert_int_equal(r->out.duplicate, 1);
-  assert_int_equal(r->out.msg.seq, 1);
+  assert_int_equal(r->out.msg.seq, 2);
   assert_string_equal(r->out.msg.body, "first");
   assert_string_equal(r->out.msg.client_msg_id, "c-1");
   assert_int_equal(r->out.msg.created_at, NOW);
   assert_string_equal(r->out.msg.author.username, "ana");
-  assert_int_equal(r->out.chat.last_seq, 1);
+  assert_int_equal(r->out.chat.last_seq, 2);
   store_req_free(r);
 
   /* The same id from another author, and sends without an id, are new messages. */
   assert_int_equal(append(f, bob, "room", "bob's", "c-1", &seq, &dup), 0);
-  assert_int_equal(seq, 2);
+  assert_int_equal(seq, 3);
   assert_int_equal(dup, 0);
   assert_int_equal(append(f, ana, "room", "no id", NULL, &seq, &dup), 0);
-  assert_int_equal(seq, 3);
-  assert_int_equal(append(f, ana, "room", "no id", NULL, &seq, &dup), 0);
   assert_int_equal(seq, 4);
+  assert_int_equal(append(f, ana, "room", "no id", NULL, &seq, &dup), 0);
+  assert_int_equal(seq, 5);
 
   r = page(f, STORE_MSG_HISTORY, ana, "room", 0, 50);
-  assert_seqs(r, 1, 4); /* nothing was stored for the retry */
-  assert_string_equal(r->out.msgs[0].body, "first");
-  assert_string_equal(r->out.msgs[1].author.username, "bob");
+  assert_seqs(r, 1, 5); /* nothing was stored for the retry */
+  assert_int_equal(r->out.msgs[0].kind, STORE_KIND_NOTICE);
+  assert_string_equal(r->out.msgs[1].body, "first");
+  assert_string_equal(r->out.msgs[2].author.username, "bob");
   store_req_free(r);
 }
 
@@ -801,7 +802,8 @@ static void test_read_markers_and_chat_list(void **state) {
   assert_int_equal(join(f, bob, "alpha", NULL), 0);
   assert_int_equal(join(f, bob, "beta", NULL), 0);
 
-  /* alpha gets 3 messages at NOW+10..12, beta stays empty. */
+  /* alpha gets 3 messages at NOW+10..12 (seq 2..4, after bob's "joined" notice), beta only
+   * its notice: unread and lastMessage count text messages only (issue 17). */
   for (int i = 0; i < 3; i++) {
     r = append_req(ana, "alpha", i == 2 ? "latest" : "older", NULL, NOW + 10 + i);
     assert_int_equal(run(f, r), 0);
@@ -814,7 +816,7 @@ static void test_read_markers_and_chat_list(void **state) {
   assert_int_equal(r->out.chats[0].my_role, CHAT_ROLE_MEMBER);
   assert_int_equal(r->out.chats[0].participant_count, 2);
   assert_int_equal(r->out.unread[0], 3);
-  assert_int_equal(r->out.last_msgs[0].seq, 3);
+  assert_int_equal(r->out.last_msgs[0].seq, 4);
   assert_string_equal(r->out.last_msgs[0].body, "latest");
   assert_string_equal(r->out.last_msgs[0].author.username, "ana");
   assert_string_equal(r->out.chats[1].slug, "beta");
@@ -826,13 +828,13 @@ static void test_read_markers_and_chat_list(void **state) {
   /* The marker moves forward only, and never past the newest message. */
   assert_int_equal(read_set(f, bob, "alpha", 2), 2);
   r = chat_list(f, bob);
-  assert_int_equal(r->out.unread[0], 1);
+  assert_int_equal(r->out.unread[0], 2);
   store_req_free(r);
   assert_int_equal(read_set(f, bob, "alpha", 1), 2);
   r = chat_list(f, bob);
-  assert_int_equal(r->out.unread[0], 1);
+  assert_int_equal(r->out.unread[0], 2);
   store_req_free(r);
-  assert_int_equal(read_set(f, bob, "alpha", 99), 3);
+  assert_int_equal(read_set(f, bob, "alpha", 99), 4);
   r = chat_list(f, bob);
   assert_int_equal(r->out.unread[0], 0);
   store_req_free(r);
@@ -1242,12 +1244,12 @@ static void test_two_nodes_append_gap_free(void **state) {
   int64_t ana = mk_user(f, "ana"), bob = mk_user(f, "bob");
   struct store *s2 = node_open(f);
   static struct store_req *reqs[2 * NODE_SENDS];
-  char seen[2 * NODE_SENDS + 1] = {0};
+  char seen[2 * NODE_SENDS + 2] = {0};
   struct counter c = {0};
   struct store_req *r;
 
   assert_int_equal(chat_create(f, ana, "Room", 1, 0, "room", NULL), 0);
-  assert_int_equal(join(f, bob, "room", NULL), 0);
+  assert_int_equal(join(f, bob, "room", NULL), 0); /* seq 1: the "joined" notice (issue 17) */
   for (int i = 0; i < 2 * NODE_SENDS; i++) {
     reqs[i] = append_req(i % 2 ? bob : ana, "room", "hello", NULL, NOW + i);
     assert_int_equal(store_submit(i % 2 ? s2 : f->s, reqs[i], on_count, &c), 0);
@@ -1256,16 +1258,16 @@ static void test_two_nodes_append_gap_free(void **state) {
   for (int i = 0; i < 2 * NODE_SENDS; i++) {
     int64_t seq = reqs[i]->out.msg.seq;
     assert_int_equal(reqs[i]->status, 0);
-    assert_in_range(seq, 1, 2 * NODE_SENDS);
+    assert_in_range(seq, 2, 2 * NODE_SENDS + 1);
     assert_int_equal(seen[seq], 0); /* no duplicate */
     seen[seq] = 1;
     store_req_free(reqs[i]);
   }
   node_close(f, s2);
-  assert_int_equal(chat_last_seq(f, "room"), 2 * NODE_SENDS);
-  assert_int_equal(chat_msg_count(f, "room"), 2 * NODE_SENDS);
+  assert_int_equal(chat_last_seq(f, "room"), 2 * NODE_SENDS + 1);
+  assert_int_equal(chat_msg_count(f, "room"), 2 * NODE_SENDS + 1);
   r = page(f, STORE_MSG_SINCE, bob, "room", 0, 1000);
-  assert_seqs(r, 1, 2 * NODE_SENDS); /* no gap */
+  assert_seqs(r, 1, 2 * NODE_SENDS + 1); /* no gap */
   store_req_free(r);
 }
 

@@ -26,6 +26,7 @@ import type {
   Msg,
   MsgHistoryResult,
   MsgSendArgs,
+  MsgEntryResult,
   MsgSendResult,
   Op,
   OpArgs,
@@ -128,6 +129,8 @@ export interface OutgoingMessage {
   clientMsgId: string;
   chat: string;
   body: string;
+  /** The seq this message replies to, if any. */
+  replyTo?: number;
   status: OutgoingStatus;
   /** Local clock when send() was called. */
   createdAt: number;
@@ -193,6 +196,7 @@ const SERVER_EVENT_NAMES: Record<keyof ServerEvents, true> = {
   presence: true,
   'chat.active': true,
   read: true,
+  mention: true,
 };
 const SERVER_EVENTS: ReadonlySet<string> = new Set(Object.keys(SERVER_EVENT_NAMES));
 /** Local close code for sockets the client drops itself (timeouts). */
@@ -353,6 +357,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
           status: s.failed ? 'failed' : 'pending',
           createdAt: s.createdAt,
           attempts: 0,
+          ...(s.replyTo !== undefined ? { replyTo: s.replyTo } : {}),
           ...(s.failed ? { error: new ParleyError('internal', 'not sent before the page was reloaded') } : {}),
         },
         reqId: null,
@@ -370,7 +375,14 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     for (const e of this.#outbox.values()) {
       this.#storedIds.add(e.pub.clientMsgId);
       const p = e.pub;
-      list.push({ clientMsgId: p.clientMsgId, chat: p.chat, body: p.body, createdAt: p.createdAt, ...(p.status === 'failed' ? { failed: true } : {}) });
+      list.push({
+        clientMsgId: p.clientMsgId,
+        chat: p.chat,
+        body: p.body,
+        createdAt: p.createdAt,
+        ...(p.replyTo !== undefined ? { replyTo: p.replyTo } : {}),
+        ...(p.status === 'failed' ? { failed: true } : {}),
+      });
     }
     this.#store.save(list);
   }
@@ -920,6 +932,22 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   setRole(chat: string, user: string, role: Role): Promise<ChatSetRoleResult> {
     return this.request('chat.setRole', { chat, user, role });
   }
+  /** The one DM with `username` (created on first use, the same from either side). */
+  openDm(username: string): Promise<ChatResult> {
+    return this.request('dm.open', { user: username });
+  }
+  /** Edits your message `seq`: resolves with the `edit` entry. */
+  editMessage(chat: string, seq: number, body: string): Promise<MsgEntryResult> {
+    return this.request('msg.edit', { chat, seq, body });
+  }
+  /** Deletes message `seq` (yours, or any as owner/admin): resolves with the `delete` entry. */
+  deleteMessage(chat: string, seq: number): Promise<MsgEntryResult> {
+    return this.request('msg.delete', { chat, seq });
+  }
+  /** Adds (on) or removes your reaction `emoji`: the `reaction` entry, or msg null if nothing changed. */
+  react(chat: string, seq: number, emoji: string, on: boolean): Promise<MsgEntryResult> {
+    return this.request('react', { chat, seq, emoji, on });
+  }
   /** A raw msg.send (no pending queue, no retry). Prefer send(). */
   sendMessage(args: MsgSendArgs): Promise<MsgSendResult> {
     return this.request('msg.send', args);
@@ -1175,13 +1203,21 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
    * (status `pending`, emitted as `outgoing`), retried with the same clientMsgId after every
    * reconnect until confirmed by its seq (status `sent`) or refused (status `failed`).
    */
-  send(chat: string, body: string, opts: { clientMsgId?: string } = {}): OutgoingMessage {
+  send(chat: string, body: string, opts: { clientMsgId?: string; replyTo?: number } = {}): OutgoingMessage {
     const clientMsgId = opts.clientMsgId ?? this.#newClientMsgId();
     if (!CLIENT_MSG_ID_RE.test(clientMsgId)) throw new TypeError(`invalid clientMsgId: ${clientMsgId}`);
     const existing = this.#outbox.get(clientMsgId);
     if (existing) return { ...existing.pub };
     const entry: OutboxEntry = {
-      pub: { clientMsgId, chat, body, status: 'pending', createdAt: this.#now(), attempts: 0 },
+      pub: {
+        clientMsgId,
+        chat,
+        body,
+        status: 'pending',
+        createdAt: this.#now(),
+        attempts: 0,
+        ...(opts.replyTo !== undefined ? { replyTo: opts.replyTo } : {}),
+      },
       reqId: null,
       retryTimer: null,
       waiters: [],
@@ -1194,7 +1230,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   }
 
   /** send(), resolving with the stored message once confirmed; rejects when it fails. */
-  sendAndWait(chat: string, body: string, opts: { clientMsgId?: string } = {}): Promise<Msg> {
+  sendAndWait(chat: string, body: string, opts: { clientMsgId?: string; replyTo?: number } = {}): Promise<Msg> {
     const out = this.send(chat, body, opts);
     return this.#waitOutgoing(out.clientMsgId);
   }
@@ -1255,7 +1291,9 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     let id: number | null = null;
     id = this.#call(
       'msg.send',
-      { chat: e.pub.chat, body: e.pub.body, clientMsgId: e.pub.clientMsgId },
+      e.pub.replyTo !== undefined
+        ? { chat: e.pub.chat, body: e.pub.body, clientMsgId: e.pub.clientMsgId, replyTo: e.pub.replyTo }
+        : { chat: e.pub.chat, body: e.pub.body, clientMsgId: e.pub.clientMsgId },
       this.#requestTimeoutMs,
       (err, res) => {
         if (e.reqId !== id || id === null) return; // stale: disconnected, confirmed or discarded

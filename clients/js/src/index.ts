@@ -34,3 +34,14 @@ export {
 export { canInvite, invitePolicyAllows } from './rules.js';
 export { login, logout, me, signup, wsUrlFor, type HttpOptions, type SessionResult } from './http.js';
 export * from './types.js';
+export {
+  applyBatch,
+  applyEntries,
+  applyEntry,
+  emptyTimeline,
+  isItemKind,
+  kindOf,
+  textMessages,
+  type Timeline,
+  type TimelineItem,
+} from './timeline.js';

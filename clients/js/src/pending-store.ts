@@ -16,6 +16,8 @@ export interface StoredSend {
   chat: string;
   body: string;
   createdAt: number;
+  /** The seq it replies to, if any. */
+  replyTo?: number;
   /** True when the server refused it: shown as failed again, not resent by itself. */
   failed?: boolean;
 }
@@ -67,6 +69,7 @@ export class PendingStore {
         chat: r.chat,
         body: r.body,
         createdAt: typeof r.createdAt === 'number' ? r.createdAt : 0,
+        ...(typeof r.replyTo === 'number' ? { replyTo: r.replyTo } : {}),
         ...(r.failed === true ? { failed: true } : {}),
       });
     }

@@ -39,12 +39,20 @@ export interface Chat {
    * through canInvite() (rules.ts), which falls back to the documented invitePolicy rule.
    */
   canInvite?: boolean;
+  /** "dm": a direct message between two users (issue 17); absent from older servers. */
+  kind?: ChatKind;
+  /** A DM's other participant; its `title` is their displayName. */
+  peer?: User;
 }
+
+export type ChatKind = 'group' | 'dm';
 
 /** A chat in `chat.list`: with the unread count and the last message. */
 export interface ChatListItem extends Chat {
   /** Messages after the read marker (your own messages are never unread). */
   unread: number;
+  /** Unread text messages that mention you. */
+  mentions?: number;
   lastMessage: Msg | null;
 }
 
@@ -56,7 +64,29 @@ export interface Participant extends User {
   lastSeen?: number | null;
 }
 
-/** A message. `seq` is per chat, starting at 1, gap-free. */
+/** What an entry of a chat's sequence is (issue 17): every change is one, with its own seq. */
+export type MsgKind = 'text' | 'edit' | 'delete' | 'reaction' | 'notice';
+export type NoticeAction = 'joined' | 'left' | 'removed' | 'renamed' | 'role' | 'created';
+
+export interface Reaction {
+  emoji: string;
+  count: number;
+  /** You are among those who reacted. */
+  me: boolean;
+}
+
+export interface ReplyRef {
+  seq: number;
+  author: User;
+  /** The first 100 characters of the replied message's current body; "" once deleted. */
+  preview: string;
+}
+
+/**
+ * An entry of a chat's sequence. `seq` is per chat, starting at 1, gap-free. Text messages carry
+ * their folded state (editedAt, deleted, reactions, replyTo); the other kinds change the message
+ * `ref` names (see timeline.ts) or, for notices, tell what happened to the chat.
+ */
 export interface Msg {
   seq: number;
   chat: string;
@@ -64,6 +94,29 @@ export interface Msg {
   body: string;
   clientMsgId: string | null;
   createdAt: number;
+  /** Absent from older servers: "text". */
+  kind?: MsgKind;
+  /** edit, delete, reaction: the seq of the message changed; else null. */
+  ref?: number | null;
+  /** User ids this message mentions. */
+  mentions?: number[];
+  /** text: when last edited (ms), or null. */
+  editedAt?: number | null;
+  /** text: true once deleted (body ""). */
+  deleted?: boolean;
+  /** text: in first-reaction order. */
+  reactions?: Reaction[];
+  /** text: the message it replies to, or null. */
+  replyTo?: ReplyRef | null;
+  /** reaction */
+  emoji?: string;
+  on?: boolean;
+  /** notice */
+  action?: NoticeAction;
+  user?: User | null;
+  by?: User | null;
+  title?: string;
+  role?: Role;
 }
 
 /** A user's aggregate presence, as others see it. */
@@ -150,6 +203,8 @@ export interface MsgSendArgs {
   body: string;
   /** 1-64 of [A-Za-z0-9_.:-]. */
   clientMsgId?: string;
+  /** The seq of the text message this one replies to. */
+  replyTo?: number;
 }
 
 export interface MsgHistoryArgs {
@@ -188,6 +243,10 @@ export interface OpArgs {
   'chat.setRole': { chat: string; user: string; role: Role };
   'msg.send': MsgSendArgs;
   'msg.history': MsgHistoryArgs;
+  'msg.edit': { chat: string; seq: number; body: string };
+  'msg.delete': { chat: string; seq: number };
+  react: { chat: string; seq: number; emoji: string; on: boolean };
+  'dm.open': { user: string };
   sub: SubArgs;
   unsub: { chat: string };
   read: { chat: string; seq: number };
@@ -240,6 +299,10 @@ export interface MsgSendResult {
   msg: Msg;
   /** True when the clientMsgId had been stored before: nothing new was stored. */
   duplicate: boolean;
+}
+/** The entry an edit, delete or react appended; null when a react changed nothing. */
+export interface MsgEntryResult {
+  msg: Msg | null;
 }
 export interface MsgHistoryResult {
   /** Oldest first. */
@@ -309,6 +372,10 @@ export interface OpResults {
   'chat.setRole': ChatSetRoleResult;
   'msg.send': MsgSendResult;
   'msg.history': MsgHistoryResult;
+  'msg.edit': MsgEntryResult;
+  'msg.delete': MsgEntryResult;
+  react: MsgEntryResult;
+  'dm.open': ChatResult;
   sub: SubResult;
   unsub: UnsubResult;
   read: ReadResult;
@@ -331,6 +398,11 @@ export interface HelloEvent {
   user: User;
 }
 export interface MsgEvent {
+  chat: string;
+  msg: Msg;
+}
+/** A message mentions you, in a chat this socket is not subscribed to. */
+export interface MentionEvent {
   chat: string;
   msg: Msg;
 }
@@ -415,6 +487,7 @@ export interface ServerEvents {
   'chat.active': ChatActiveEvent;
   'chat.created': ChatCreatedEvent;
   read: ReadEvent;
+  mention: MentionEvent;
 }
 
 export type ServerEventName = keyof ServerEvents;

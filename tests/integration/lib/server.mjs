@@ -247,6 +247,19 @@ export class ParleyServer {
     return this;
   }
 
+  // Runs one SQL statement on this server's database (the sqlite3 CLI on the SQLite file, psql on
+  // its PostgreSQL schema) and resolves with the rows, '|'-separated lines (for tests that look at
+  // what is stored, such as a deleted message's body).
+  async sql(query) {
+    const pgBase = process.env.PARLEY_TEST_STORE;
+    if (pgBase) return psql(storeUrl(pgBase, this.pgSchema), query);
+    return new Promise((resolve, reject) => {
+      execFile('sqlite3', [path.join(this.dataDir, 'parley.db'), query], (err, stdout, stderr) =>
+        err ? reject(new Error(`sqlite3: ${query}: ${stderr || err.message}`)) : resolve(stdout),
+      );
+    });
+  }
+
   mark() {
     return this.log.length;
   }

@@ -20,6 +20,8 @@ const EVENTS: ServerEventName[] = [
   'participant.updated',
   'removed',
   'invite',
+  // A mention in a chat not open here: its mention count changed (issue 17).
+  'mention',
 ];
 
 export interface ChatList {

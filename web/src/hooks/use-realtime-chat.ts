@@ -11,7 +11,8 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
-import type { Chat, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
+import type { Chat, FullMsg, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
+import { applyBatch, applyEntries, emptyTimeline, type Timeline } from '../../../clients/js/src/timeline.js';
 import { useConnectionState } from './use-connection-state';
 import { useChatDetails } from './use-chat-details';
 
@@ -26,7 +27,8 @@ interface State {
   status: RoomStatus;
   error: ProtoError | null;
   chat: Chat | null; // from the sub reply, until chat.get answers
-  msgs: Msg[]; // confirmed, ascending seq, no duplicates
+  msgs: Msg[]; // confirmed, ascending seq, no duplicates: timeline.items (text and notices)
+  timeline: Timeline; // every entry folded (clients/js/src/timeline.ts)
   hasMore: boolean;
   historyLoaded: boolean; // the first page arrived
   loadingOlder: boolean;
@@ -58,6 +60,7 @@ function initial(slug: string): State {
     status: 'loading',
     error: null,
     chat: null,
+    timeline: emptyTimeline(),
     msgs: [],
     hasMore: true,
     historyLoaded: false,
@@ -103,9 +106,13 @@ function reducer(s: State, a: Action): State {
   switch (a.type) {
     case 'subscribed': {
       const r = a.reply;
-      const msgs = r.reset ? mergeMsgs([], r.msgs || []) : mergeMsgs(s.msgs, r.msgs || []);
+      // Folded: edits, deletions and reactions change the message they name (issue 17).
+      const base = r.reset ? emptyTimeline(a.selfId ?? null) : { ...s.timeline, me: a.selfId ?? s.timeline.me };
+      const timeline = applyBatch(base, r.msgs || [], r.lastSeq);
+      const msgs = timeline.items;
       return {
         ...s,
+        timeline,
         status: s.status === 'removed' ? s.status : 'ready',
         error: null,
         chat: r.chat ? { ...(s.chat || {}), ...r.chat } : s.chat,
@@ -116,16 +123,21 @@ function reducer(s: State, a: Action): State {
         activeUsers: r.activeUsers || s.activeUsers,
       };
     }
-    case 'msgs':
-      return { ...s, msgs: mergeMsgs(s.msgs, a.msgs) };
-    case 'history':
+    case 'msgs': {
+      const timeline = applyEntries(s.timeline, a.msgs);
+      return { ...s, timeline, msgs: timeline.items };
+    }
+    case 'history': {
+      const timeline = applyBatch(s.timeline, a.msgs);
       return {
         ...s,
-        msgs: mergeMsgs(s.msgs, a.msgs),
+        timeline,
+        msgs: timeline.items,
         hasMore: a.hasMore,
         historyLoaded: s.historyLoaded || a.initial,
         loadingOlder: false,
       };
+    }
     case 'loadingOlder':
       return { ...s, loadingOlder: a.on };
     case 'presence':
@@ -154,6 +166,44 @@ function reducer(s: State, a: Action): State {
   }
 }
 
+const EMPTY_MODEL = {
+  kind: 'text',
+  replyTo: null,
+  mentions: [],
+  editedAt: null,
+  deleted: false,
+  reactions: [],
+  notice: null,
+} as const satisfies Partial<UiMsg>;
+
+// One confirmed entry as the room shows it, or null for entries that only change another message
+// (edit, delete, reaction), which the timeline has already folded into it.
+export function toUiMsg(msg: Msg, selfId: number | undefined): UiMsg | null {
+  const m = msg as FullMsg;
+  const kind = m.kind ?? 'text';
+  if (kind !== 'text' && kind !== 'notice') return null;
+  const own = m.clientMsgId && m.author.id === selfId;
+  return {
+    key: own ? m.clientMsgId! : `s${m.seq}`,
+    seq: m.seq,
+    author: m.author,
+    body: m.deleted ? '' : m.body,
+    createdAt: m.createdAt,
+    clientMsgId: m.clientMsgId,
+    status: 'sent',
+    kind,
+    replyTo: m.replyTo ?? null,
+    mentions: m.mentions ?? [],
+    editedAt: m.editedAt ?? null,
+    deleted: !!m.deleted,
+    reactions: m.reactions ?? [],
+    notice:
+      kind === 'notice'
+        ? { action: m.action ?? 'joined', user: m.user ?? null, by: m.by ?? null, title: m.title, role: m.role }
+        : null,
+  };
+}
+
 export interface RealtimeChat {
   status: RoomStatus;
   error: ProtoError | null;
@@ -169,7 +219,11 @@ export interface RealtimeChat {
   historyLoaded: boolean;
   loadingOlder: boolean;
   removedBy: User | null;
-  send(body: string): void;
+  /** `replyTo`: the seq of the message answered. */
+  send(body: string, replyTo?: number): void;
+  edit(seq: number, body: string): Promise<void>;
+  remove(seq: number): Promise<void>;
+  react(seq: number, emoji: string, on: boolean): Promise<void>;
   retry(clientMsgId: string): void;
   discard(clientMsgId: string): void;
   setTyping(on: boolean): void;
@@ -291,22 +345,18 @@ export function useRealtimeChat(slug: string): RealtimeChat {
 
   const messages = useMemo<UiMsg[]>(() => {
     const confirmedIds = new Set<string>();
-    const out: UiMsg[] = s.msgs.map((m) => {
-      if (m.clientMsgId && m.author.id === me?.id) confirmedIds.add(m.clientMsgId);
-      return {
-        key: m.clientMsgId && m.author.id === me?.id ? m.clientMsgId : `s${m.seq}`,
-        seq: m.seq,
-        author: m.author,
-        body: m.body,
-        createdAt: m.createdAt,
-        clientMsgId: m.clientMsgId,
-        status: 'sent',
-      };
-    });
+    const out: UiMsg[] = [];
+    for (const m of s.msgs) {
+      const ui = toUiMsg(m, me?.id);
+      if (!ui) continue;
+      if (ui.clientMsgId && m.author.id === me?.id) confirmedIds.add(ui.clientMsgId);
+      out.push(ui);
+    }
     if (me) {
       for (const p of s.pending) {
         if (confirmedIds.has(p.clientMsgId)) continue;
         out.push({
+          ...EMPTY_MODEL,
           key: p.clientMsgId,
           seq: null,
           author: me,
@@ -344,10 +394,18 @@ export function useRealtimeChat(slug: string): RealtimeChat {
   }, [rt, slug]);
 
   const send = useCallback(
-    (body: string) => {
+    (body: string, replyTo?: number) => {
       if (!body.trim()) return;
-      rt.send(slug, body);
+      rt.send(slug, body, replyTo ? { replyTo } : {});
     },
+    [rt, slug],
+  );
+  // The new entry arrives as a live `msg` event too, which is what updates the view; the reply
+  // only says it worked.
+  const edit = useCallback(async (seq: number, body: string) => void (await rt.editMessage(slug, seq, body)), [rt, slug]);
+  const remove = useCallback(async (seq: number) => void (await rt.deleteMessage(slug, seq)), [rt, slug]);
+  const react = useCallback(
+    async (seq: number, emoji: string, on: boolean) => void (await rt.react(slug, seq, emoji, on)),
     [rt, slug],
   );
   const retry = useCallback((id: string) => rt.retry(slug, id), [rt, slug]);
@@ -374,6 +432,9 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     loadingOlder: s.loadingOlder,
     removedBy: s.removedBy,
     send,
+    edit,
+    remove,
+    react,
     retry,
     discard,
     setTyping,

@@ -13,6 +13,7 @@ import { wsUrlFor } from '../../../clients/js/src/http.js';
 import type { Op, OpArgs, OpResults } from '../../../clients/js/src/types.js';
 import { clearRemoval, recordRemoval } from './removals';
 import type { ConnState, PendingSend, Realtime, SubHandlers, SubReply } from './realtime-types';
+import type { FullMsg } from './types';
 
 const UNSUB_LINGER_MS = 1500;
 
@@ -163,8 +164,20 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
         }, UNSUB_LINGER_MS);
       };
     },
-    send(chat, body) {
-      return client.send(chat, body).clientMsgId;
+    send(chat, body, o = {}) {
+      return client.send(chat, body, o.replyTo ? { replyTo: o.replyTo } : {}).clientMsgId;
+    },
+    editMessage(chat, seq, body) {
+      return client.editMessage(chat, seq, body).then((r) => r.msg as FullMsg);
+    },
+    deleteMessage(chat, seq) {
+      return client.deleteMessage(chat, seq).then((r) => r.msg as FullMsg);
+    },
+    react(chat, seq, emoji, on) {
+      return client.react(chat, seq, emoji, on).then((r) => (r.msg ?? null) as FullMsg | null);
+    },
+    openDm(username) {
+      return client.openDm(username).then((r) => r.chat);
     },
     retry(_chat, clientMsgId) {
       client.retry(clientMsgId);

@@ -9,7 +9,7 @@ import type {
   ServerEvents,
   SubResult,
 } from '../../../clients/js/src/types.js';
-import type { Msg, User } from './types';
+import type { Chat, FullMsg, Msg, User } from './types';
 
 export type ConnState = 'connecting' | 'online' | 'reconnecting' | 'offline';
 
@@ -50,7 +50,14 @@ export interface Realtime {
   // Called after every (re)connection once the socket is online again.
   onReconnect(cb: () => void): () => void;
   subscribe(chat: string, h: SubHandlers): () => void;
-  send(chat: string, body: string): string; // returns the clientMsgId
+  // Returns the clientMsgId. `replyTo` is the seq of the message answered.
+  send(chat: string, body: string, opts?: { replyTo?: number }): string;
+  // Issue 17: each answers with the new entry (react: null when the toggle changed nothing).
+  editMessage(chat: string, seq: number, body: string): Promise<FullMsg>;
+  deleteMessage(chat: string, seq: number): Promise<FullMsg>;
+  react(chat: string, seq: number, emoji: string, on: boolean): Promise<FullMsg | null>;
+  // The direct-message chat with this user (created on first use).
+  openDm(username: string): Promise<Chat>;
   retry(chat: string, clientMsgId: string): void;
   discard(chat: string, clientMsgId: string): void;
   pending(chat: string): PendingSend[];

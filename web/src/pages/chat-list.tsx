@@ -11,7 +11,7 @@ import { Avatar } from '../components/ui/avatar';
 import { IconChat, IconGlobe, IconLogout, IconPlus, IconUsers } from '../components/ui/icons';
 import { CreateChatModal } from '../components/chat/create-chat-modal';
 import { InvitationCard } from '../components/chat/invitation-card';
-import type { Chat } from '../lib/types';
+import type { Chat, FullMsg } from '../lib/types';
 import type { ConnState } from '../lib/realtime-types';
 
 export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; connection: ConnState }) {
@@ -128,10 +128,13 @@ function ChatRow({
   disambiguator?: string;
 }) {
   const hue = userHue(chat.slug);
-  const last = chat.lastMessage;
+  const last = chat.lastMessage as FullMsg | null | undefined;
   const unread = active ? 0 : chat.unread || 0;
+  const mentions = active ? 0 : chat.mentions || 0;
+  // Direct messages are titled by the other person (the server sends their name as the title).
+  const dm = chat.kind === 'dm';
   const lastText = last
-    ? `${last.author.id === selfId ? 'You' : displayName(last.author)}: ${last.body.replace(/\s+/g, ' ')}`
+    ? `${last.author.id === selfId ? 'You' : displayName(last.author)}: ${last.deleted ? 'message deleted' : last.body.replace(/\s+/g, ' ')}`
     : 'No messages yet';
   return (
     <li>
@@ -140,11 +143,18 @@ function ChatRow({
         className={`chat-row${unread ? ' chat-row--unread' : ''}`}
         aria-current={active ? 'page' : undefined}
         data-slug={chat.slug}
-        aria-label={`${chat.title}${disambiguator ? ` (${disambiguator})` : ''}, ${count(chat.participantCount, 'participant', 'participants')}${unread ? `, ${unread} unread` : ''}`}
+        data-kind={dm ? 'dm' : 'group'}
+        aria-label={`${chat.title}${disambiguator ? ` (${disambiguator})` : ''}, ${dm ? 'direct message' : count(chat.participantCount, 'participant', 'participants')}${unread ? `, ${unread} unread` : ''}${mentions ? `, ${count(mentions, 'mention', 'mentions')} of you` : ''}`}
       >
-        <span className="chat-row__icon" style={{ background: `hsl(${hue} 70% 93%)`, color: `hsl(${hue} 45% 35%)` }} aria-hidden="true">
-          {chat.title.trim().charAt(0).toUpperCase() || '#'}
-        </span>
+        {dm && chat.peer ? (
+          <span className="chat-row__avatar" aria-hidden="true">
+            <Avatar user={chat.peer} size={40} />
+          </span>
+        ) : (
+          <span className="chat-row__icon" style={{ background: `hsl(${hue} 70% 93%)`, color: `hsl(${hue} 45% 35%)` }} aria-hidden="true">
+            {chat.title.trim().charAt(0).toUpperCase() || '#'}
+          </span>
+        )}
         <span className="chat-row__body">
           <span className="chat-row__top">
             <span className="chat-row__title">
@@ -168,10 +178,17 @@ function ChatRow({
                   <IconGlobe />
                 </span>
               )}
-              <span className="participants-chip" title={count(chat.participantCount, 'participant', 'participants')} data-testid="participant-count">
-                <IconUsers />
-                {chat.participantCount}
-              </span>
+              {!dm && (
+                <span className="participants-chip" title={count(chat.participantCount, 'participant', 'participants')} data-testid="participant-count">
+                  <IconUsers />
+                  {chat.participantCount}
+                </span>
+              )}
+              {mentions > 0 && (
+                <span className="mention-badge" data-testid="mentions" title={count(mentions, 'mention', 'mentions')}>
+                  @
+                </span>
+              )}
               {unread > 0 && (
                 <span className="unread-badge" data-testid="unread">
                   {unread > 99 ? '99+' : unread}

@@ -8,14 +8,16 @@ import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link } from '../lib/router';
 import { count, displayName, fullName, makeNamer, errorText } from '../lib/format';
 import { recordRemoval, removalOf, type Removal } from '../lib/removals';
-import { MessageList } from '../components/chat/message-list';
-import { Composer } from '../components/chat/composer';
+import { MessageList, type MessageActions } from '../components/chat/message-list';
+import { Composer, type EditTarget, type ReplyTarget } from '../components/chat/composer';
+import { ConfirmDialog } from '../components/ui/modal';
+import { useOpenDm } from '../hooks/use-open-dm';
 import { TypingIndicator } from '../components/chat/typing-indicator';
 import { UserPresence, type PresenceEntry } from '../components/chat/user-presence';
 import { ConnectionBanner } from '../components/chat/connection-banner';
 import { InviteUserModal } from '../components/chat/invite-user-modal';
 import { IconBack, IconSettings, IconUserPlus, IconUsers } from '../components/ui/icons';
-import type { Chat } from '../lib/types';
+import type { Chat, UiMsg } from '../lib/types';
 
 export function ChatRoom({ slug }: { slug: string }) {
   // Joining a public chat from its link remounts the room, which then subscribes as a participant.
@@ -81,6 +83,12 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   const rc = useRealtimeChat(slug);
   const [inviting, setInviting] = useState(false);
   const [peopleOpen, setPeopleOpen] = useState(false);
+  const [replyTo, setReplyTo] = useState<UiMsg | null>(null);
+  const [editing, setEditing] = useState<UiMsg | null>(null);
+  const [deleting, setDeleting] = useState<UiMsg | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const dm = useOpenDm();
+  const isDm = rc.chat?.kind === 'dm';
 
   const activeIds = useMemo(() => new Set(rc.activeUsers.map((u) => u.id)), [rc.activeUsers]);
   // Everyone this room can name: where two of them show the same display name, both get their
@@ -94,6 +102,42 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
     role: p.role,
     presence: p.id === user?.id && rc.connectionState === 'online' ? { user: p, state: 'online', lastSeen: null } : rc.presence[p.id],
   }));
+  const usernames = useMemo(() => new Set(rc.participants.map((p) => p.username.toLowerCase())), [rc.participants]);
+  const { react, edit, remove } = rc;
+  const actions = useMemo<MessageActions>(
+    () => ({
+      onReply(m) {
+        setEditing(null);
+        setReplyTo(m);
+      },
+      onEdit(m) {
+        setReplyTo(null);
+        setEditing(m);
+      },
+      onDelete: setDeleting,
+      onReact(seq, emoji, on) {
+        setActionError(null);
+        react(seq, emoji, on).catch((err) => setActionError(`Could not react: ${errorText(err)}`));
+      },
+    }),
+    [react],
+  );
+  const replyTarget = useMemo<ReplyTarget | null>(
+    () =>
+      replyTo && replyTo.seq != null
+        ? { seq: replyTo.seq, name: replyTo.author.id === user?.id ? 'yourself' : nameOf(replyTo.author), preview: replyTo.body.slice(0, 100) }
+        : null,
+    [replyTo, user?.id, nameOf],
+  );
+  const editTarget = useMemo<EditTarget | null>(() => (editing && editing.seq != null ? { seq: editing.seq, body: editing.body } : null), [editing]);
+  // Up arrow in an empty composer: the newest of your messages that can still be edited.
+  const editLast = () => {
+    const mine = [...rc.messages].reverse().find((m) => m.author.id === user?.id && m.kind === 'text' && m.status === 'sent' && m.seq != null && !m.deleted);
+    if (!mine) return false;
+    setReplyTo(null);
+    setEditing(mine);
+    return true;
+  };
   const onlineCount = entries.filter((e) => e.presence && e.presence.state !== 'offline').length;
   const hereOthers = rc.activeUsers.filter((u) => u.id !== user?.id);
 
@@ -116,7 +160,9 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
           <div className="room-header__title">
             <h1 data-testid="room-title">{title}</h1>
             <div className="room-header__sub">
-              {rc.chat ? (
+              {rc.chat && isDm ? (
+                <span data-testid="room-dm">Direct message{rc.chat.peer ? ` with @${rc.chat.peer.username}` : ''}</span>
+              ) : rc.chat ? (
                 <>
                   <span data-testid="room-participants">
                     {count(rc.chat.participantCount, 'participant', 'participants')}
@@ -136,7 +182,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
             </div>
           </div>
           <div className="room-header__actions">
-            {canInvite(rc.chat) && rc.status === 'ready' && (
+            {canInvite(rc.chat) && rc.status === 'ready' && !isDm && (
               <button type="button" className="btn btn--ghost btn--icon" onClick={() => setInviting(true)} aria-label="Invite people" title="Invite people">
                 <IconUserPlus />
               </button>
@@ -160,6 +206,14 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
           </div>
         </header>
         <ConnectionBanner state={rc.connectionState} />
+        {(actionError || dm.error) && (
+          <div className="banner banner--error" role="alert" data-testid="action-error">
+            {actionError ?? `Could not open the conversation: ${dm.error}`}{' '}
+            <button type="button" className="link-btn" onClick={() => setActionError(null)}>
+              Dismiss
+            </button>
+          </div>
+        )}
         {rc.status === 'removed' && (
           <div className="banner banner--error" role="alert" data-testid="removed-banner">
             You were removed from this chat{rc.removedBy ? ` by ${fullName(rc.removedBy)}` : ''}; ask{' '}
@@ -200,6 +254,10 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
               onRetry={rc.retry}
               onDiscard={rc.discard}
               nameOf={nameOf}
+              self={user}
+              myRole={rc.chat?.role ?? null}
+              usernames={usernames}
+              actions={rc.status === 'ready' ? actions : undefined}
             />
             <TypingIndicator users={rc.typingUsers} others={rc.typingOthers} nameOf={nameOf} />
             {rc.status === 'removed' ? (
@@ -214,14 +272,49 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
                 onSend={rc.send}
                 onTyping={rc.setTyping}
                 disabled={rc.status !== 'ready'}
+                replyTo={replyTarget}
+                onCancelReply={() => setReplyTo(null)}
+                editing={editTarget}
+                onSaveEdit={edit}
+                onCancelEdit={() => setEditing(null)}
+                onEditLast={editLast}
+                people={rc.participants}
+                selfId={user?.id}
               />
             )}
           </>
         )}
       </section>
       <aside className="room__aside" id="room-people" aria-label="People">
-        <UserPresence entries={entries} activeUserIds={activeIds} selfId={user?.id} nameOf={nameOf} />
+        <UserPresence
+          entries={entries}
+          activeUserIds={activeIds}
+          selfId={user?.id}
+          nameOf={nameOf}
+          onMessage={isDm ? undefined : (u) => dm.open(u.username)}
+          messageBusy={dm.busy}
+        />
       </aside>
+      {deleting && deleting.seq != null && (
+        <ConfirmDialog
+          title="Delete this message?"
+          confirmLabel="Delete"
+          onCancel={() => setDeleting(null)}
+          onConfirm={() => {
+            const seq = deleting.seq!;
+            setDeleting(null);
+            if (editing?.seq === seq) setEditing(null);
+            if (replyTo?.seq === seq) setReplyTo(null);
+            setActionError(null);
+            remove(seq).catch((err) => setActionError(`Could not delete: ${errorText(err)}`));
+          }}
+        >
+          <p style={{ margin: 0 }}>
+            It is deleted for everyone in this chat, and cannot be brought back.
+          </p>
+          {deleting.body && <blockquote className="confirm-quote">{deleting.body.slice(0, 200)}</blockquote>}
+        </ConfirmDialog>
+      )}
       {inviting && rc.chat && <InviteUserModal chat={slug} chatTitle={rc.chat.title} onClose={() => setInviting(false)} />}
     </div>
   );

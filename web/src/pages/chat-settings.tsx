@@ -13,6 +13,7 @@ import { ConfirmDialog } from '../components/ui/modal';
 import { Avatar } from '../components/ui/avatar';
 import { IconBack, IconUserPlus } from '../components/ui/icons';
 import { InviteUserModal } from '../components/chat/invite-user-modal';
+import { useOpenDm } from '../hooks/use-open-dm';
 import type { Chat, Invitation, InvitePolicy, Participant, Role } from '../lib/types';
 import type { ChatUpdateArgs } from '../../../clients/js/src/types.js';
 
@@ -54,7 +55,9 @@ export function ChatSettings({ slug }: { slug: string }) {
   }, [chat?.title, slug]);
 
   const role: Role | null = chat?.role ?? null;
-  const manage = role === 'owner' || role === 'admin';
+  // A direct-message chat has no invitations, joins or role changes (docs/protocol.md, dm.open).
+  const dm = chat?.kind === 'dm';
+  const manage = !dm && (role === 'owner' || role === 'admin');
 
   return (
     <div className="room__main" style={{ height: '100%' }}>
@@ -85,7 +88,7 @@ export function ChatSettings({ slug }: { slug: string }) {
                   <h2 id="participants-title">
                     Participants <span className="muted">({participants.length}{chat.maxParticipants ? ` of ${chat.maxParticipants}` : ''})</span>
                   </h2>
-                  {canInvite(chat) && (
+                  {canInvite(chat) && !dm && (
                     <button type="button" className="btn btn--small" onClick={() => setInviting(true)}>
                       <IconUserPlus /> Invite
                     </button>
@@ -93,7 +96,7 @@ export function ChatSettings({ slug }: { slug: string }) {
                 </div>
                 <ul className="member-list" data-testid="participants">
                   {participants.map((p) => (
-                    <MemberRow key={p.id} slug={slug} p={p} myRole={role} selfId={user?.id} onChanged={load} />
+                    <MemberRow key={p.id} slug={slug} p={p} myRole={dm ? null : role} selfId={user?.id} onChanged={load} dm={dm} />
                   ))}
                 </ul>
               </section>
@@ -263,12 +266,15 @@ function MemberRow({
   myRole,
   selfId,
   onChanged,
+  dm: inDm = false,
 }: {
   slug: string;
   p: Participant;
   myRole: Role | null;
   selfId?: number;
   onChanged: () => void;
+  /** In a direct-message chat: this row's person is the one already talked to. */
+  dm?: boolean;
 }) {
   const rt = useRealtime();
   const now = useNow(); // the shared 30 s clock: relative times tick
@@ -278,6 +284,7 @@ function MemberRow({
   const self = p.id === selfId;
   const canRemove = !self && (myRole === 'owner' || (myRole === 'admin' && p.role === 'member'));
   const canSetRole = !self && myRole === 'owner';
+  const dm = useOpenDm();
 
   async function run(act: () => Promise<unknown>) {
     setBusy(true);
@@ -306,14 +313,25 @@ function MemberRow({
         <span>
           @{p.username} · joined {relativeTime(p.joinedAt, now)}
         </span>
-        {error && (
+        {(error || dm.error) && (
           <span className="inline-error" role="alert">
-            {error}
+            {error ?? `Could not open the conversation: ${dm.error}`}
           </span>
         )}
       </div>
-      {(canSetRole || canRemove) && (
+      {(canSetRole || canRemove || (!self && !inDm)) && (
         <div className="member__actions">
+          {!self && !inDm && (
+            <button
+              type="button"
+              className="btn btn--small"
+              disabled={dm.busy === p.username}
+              onClick={() => dm.open(p.username)}
+              aria-label={`Message ${displayName(p)}`}
+            >
+              Message
+            </button>
+          )}
           {canSetRole && (
             <>
               <label className="visually-hidden" htmlFor={`role-${p.id}`}>

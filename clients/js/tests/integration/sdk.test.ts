@@ -13,6 +13,11 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WS from 'ws';
 import {
+  applyBatch,
+  applyEntry,
+  emptyTimeline,
+  textMessages,
+  type Timeline,
   login,
   logout,
   me,
@@ -236,27 +241,27 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     assert.equal(chat.role, 'owner');
     await b.client.joinChat(chat.slug);
     const [sa, sb] = await Promise.all([a.client.subscribe(chat.slug), b.client.subscribe(chat.slug)]);
-    assert.equal(sa.lastSeq, 0);
+    assert.equal(sa.lastSeq, 1); // ben's "joined" notice (issue 17)
     assert.equal(sb.chat.slug, chat.slug);
 
     const out = a.client.send(chat.slug, 'hello ben');
     assert.equal(out.status, 'pending');
     const [sent, got] = await Promise.all([a.sent(out.clientMsgId), b.msg(chat.slug, (m) => m.body === 'hello ben')]);
     assert.equal(sent.status, 'sent');
-    assert.equal(sent.seq, 1);
-    assert.equal(got.seq, 1);
+    assert.equal(sent.seq, 2);
+    assert.equal(got.seq, 2);
     assert.equal(got.clientMsgId, out.clientMsgId);
     assert.equal(got.author.username, ana.user.username);
 
     const reply = await b.client.sendAndWait(chat.slug, 'hi ana');
-    assert.equal(reply.seq, 2);
-    await a.msg(chat.slug, (m) => m.seq === 2);
-    assertRun(a.seqs(chat.slug), 1, 2, 'ana');
-    assertRun(b.seqs(chat.slug), 1, 2, 'ben');
+    assert.equal(reply.seq, 3);
+    await a.msg(chat.slug, (m) => m.seq === 3);
+    assertRun(a.seqs(chat.slug), 2, 2, 'ana');
+    assertRun(b.seqs(chat.slug), 2, 2, 'ben');
 
     const hist = await b.client.history(chat.slug, { limit: 10 });
     assert.deepEqual(
-      hist.msgs.map((m) => m.body),
+      hist.msgs.filter((m) => m.kind === 'text').map((m) => m.body),
       ['hello ben', 'hi ana'],
     );
     const list = await a.client.listChats();
@@ -289,8 +294,59 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     assert.equal(b.client.retry(out.clientMsgId), true);
     const ok = await confirmed;
     assert.equal(ok.msg?.clientMsgId, out.clientMsgId);
-    assert.equal(ok.seq, 1);
+    assert.equal(ok.seq, 2); // after ben's "joined" notice
     assert.equal(b.client.discard(out.clientMsgId), false, 'nothing left to discard');
+  });
+
+  it('the message model: a DM, replies, edits, deletions and reactions; a client away folds them on resume into what the live one shows', async () => {
+    const a = probe({ token: ana.token });
+    const b = probe({ token: ben.token });
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const { chat } = await a.client.openDm(ben.user.username);
+    assert.equal(chat.kind, 'dm');
+    assert.equal(chat.title, ben.user.displayName);
+    assert.equal((await b.client.openDm(ana.user.username)).chat.slug, chat.slug);
+    const slug = chat.slug;
+    const m1 = await a.client.sendAndWait(slug, 'first');
+    const m2 = await b.client.sendAndWait(slug, 'second', { replyTo: m1.seq });
+    assert.equal(m2.replyTo?.seq, m1.seq);
+    assert.equal(m2.replyTo?.preview, 'first');
+
+    // Ben watches live from here; Ana's view stops here and resumes later.
+    let live = applyBatch(emptyTimeline(ben.user.id), (await b.client.history(slug)).msgs);
+    const sub = await b.client.subscribe(slug);
+    live = { ...live, lastSeq: Math.max(live.lastSeq, sub.lastSeq) };
+    const off = b.client.on('msg', (e) => {
+      if (e.chat === slug) live = applyEntry(live, e.msg);
+    });
+    let away = applyBatch(emptyTimeline(ana.user.id), (await a.client.history(slug)).msgs);
+
+    const edit = await a.client.editMessage(slug, m1.seq, 'first, edited');
+    assert.equal(edit.msg?.kind, 'edit');
+    const r1 = await a.client.react(slug, m2.seq, '👍', true);
+    assert.equal(r1.msg?.kind, 'reaction');
+    assert.equal((await a.client.react(slug, m2.seq, '👍', true)).msg, null);
+    await b.client.react(slug, m2.seq, '👍', true);
+    const m3 = await b.client.sendAndWait(slug, 'third');
+    const del = await b.client.deleteMessage(slug, m3.seq);
+    assert.equal(del.msg?.kind, 'delete');
+    await b.msg(slug, (m) => m.seq === del.msg!.seq);
+    off();
+
+    // Ana resumes from the seq she had and folds what she missed.
+    const back = await a.client.subscribe(slug, { since: away.lastSeq });
+    away = applyBatch(away, back.msgs, back.lastSeq);
+    const view = (t: Timeline) =>
+      textMessages(t).map((m) => ({ seq: m.seq, body: m.body, deleted: m.deleted, edited: m.editedAt !== null, n: m.reactions?.map((r) => [r.emoji, r.count]) }));
+    assert.deepEqual(view(away), view(live));
+    assert.deepEqual(view(live), [
+      { seq: m1.seq, body: 'first, edited', deleted: false, edited: true, n: [] },
+      { seq: m2.seq, body: 'second', deleted: false, edited: false, n: [['👍', 2]] },
+      { seq: m3.seq, body: '', deleted: true, edited: false, n: [] },
+    ]);
+    const fresh = applyBatch(emptyTimeline(ana.user.id), (await a.client.history(slug)).msgs);
+    assert.deepEqual(view(fresh), view(live));
+    assert.equal(textMessages(fresh)[1]!.reactions![0]!.me, true);
   });
 
   it('cookie auth: online on hello; a stale cookie is unauthorized without reconnecting', async () => {
@@ -316,7 +372,7 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     await b.client.joinChat(chat.slug);
     await Promise.all([a.client.subscribe(chat.slug), b.client.subscribe(chat.slug)]);
     for (let i = 1; i <= 3; i++) await b.client.sendAndWait(chat.slug, `before ${i}`);
-    await a.msg(chat.slug, (m) => m.seq === 3);
+    await a.msg(chat.slug, (m) => m.seq === 4); // seq 1: ben's "joined" notice (issue 17)
 
     // Ana's network dies (no close handshake): the SDK notices, reconnects by itself.
     const reconnecting = a.state('reconnecting');
@@ -333,11 +389,11 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     await a.msg(chat.slug, (m) => m.clientMsgId === offline.clientMsgId);
     await b.msg(chat.slug, (m) => m.clientMsgId === offline.clientMsgId);
     await b.client.sendAndWait(chat.slug, 'after');
-    const total = 3 + 5 + 1 + 1;
+    const total = 1 + 3 + 5 + 1 + 1;
     await a.msg(chat.slug, (m) => m.seq === total);
     await b.msg(chat.slug, (m) => m.seq === total);
-    assertRun(a.seqs(chat.slug), 1, total, 'ana (resumed)');
-    assertRun(b.seqs(chat.slug), 1, total, 'ben');
+    assertRun(a.seqs(chat.slug), 2, total - 1, 'ana (resumed)');
+    assertRun(b.seqs(chat.slug), 2, total - 1, 'ben');
     assert.equal(a.bodies(chat.slug).filter((x) => x === 'sent while down').length, 1);
     const hist = await a.client.history(chat.slug, { limit: 50 });
     assertRun(
@@ -359,7 +415,7 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
       await b.client.joinChat(chat.slug);
       await Promise.all([a.client.subscribe(chat.slug), b.client.subscribe(chat.slug)]);
       await a.client.sendAndWait(chat.slug, 'one');
-      await b.msg(chat.slug, (m) => m.seq === 1);
+      await b.msg(chat.slug, (m) => m.seq === 2); // seq 1: ben's "joined" notice (issue 17)
 
       const downA = a.state('reconnecting');
       const downB = b.state('reconnecting');
@@ -376,16 +432,16 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
       await Promise.all([a.state('online'), b.state('online')]);
       const confirmed = await Promise.all([a.sent(inflight.clientMsgId), a.sent(whileDown.clientMsgId), b.sent(fromBen.clientMsgId)]);
       for (const o of confirmed) assert.equal(o.status, 'sent', JSON.stringify(o));
-      const total = 4;
+      const total = 1 + 4;
       await a.msg(chat.slug, (m) => m.seq === total);
       await b.msg(chat.slug, (m) => m.seq === total);
       // One more round trip on the fresh connections, then nothing must have been doubled.
       await b.client.sendAndWait(chat.slug, 'after');
       await a.msg(chat.slug, (m) => m.seq === total + 1);
-      assertRun(a.seqs(chat.slug), 1, total + 1, 'ana');
-      assertRun(b.seqs(chat.slug), 1, total + 1, 'ben');
+      assertRun(a.seqs(chat.slug), 2, total, 'ana');
+      assertRun(b.seqs(chat.slug), 2, total, 'ben');
       const hist = await a.client.history(chat.slug, { limit: 50 });
-      const bodies = hist.msgs.map((m) => m.body).sort();
+      const bodies = hist.msgs.filter((m) => m.kind === 'text').map((m) => m.body).sort();
       assert.deepEqual(bodies, ['after', 'ben while down', 'in flight', 'one', 'while down'].sort());
       assert.deepEqual(a.client.outgoing(), []);
       assert.deepEqual(b.client.outgoing(), []);

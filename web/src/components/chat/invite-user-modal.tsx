@@ -7,6 +7,7 @@ import { Avatar } from '../ui/avatar';
 import { useRealtime } from '../../lib/session';
 import { useNow } from '../../hooks/use-now';
 import { count, displayName, errorText, expiresText } from '../../lib/format';
+import { useOpenDm } from '../../hooks/use-open-dm';
 import type { Invitation, SearchUser } from '../../lib/types';
 
 const DEBOUNCE_MS = 250;
@@ -22,6 +23,8 @@ export function InviteUserModal({ chat, chatTitle, onClose }: { chat: string; ch
   const [rowError, setRowError] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState<string | null>(null);
   const seq = useRef(0);
+  const dm = useOpenDm();
+  const lastDm = useRef<string | null>(null);
 
   // Debounced search; a stale answer (an older query) is dropped.
   useEffect(() => {
@@ -124,7 +127,25 @@ export function InviteUserModal({ chat, chatTitle, onClose }: { chat: string; ch
                     {rowError[u.username]}
                   </span>
                 )}
+                {dm.error && dm.busy === null && lastDm.current === u.username && (
+                  <span className="inline-error" role="alert">
+                    Could not open the conversation: {dm.error}
+                  </span>
+                )}
               </div>
+              <button
+                type="button"
+                className="btn btn--small"
+                onClick={() => {
+                  lastDm.current = u.username;
+                  // The modal goes away with the room it was opened from.
+                  dm.open(u.username).then((ok) => ok && onClose());
+                }}
+                disabled={dm.busy === u.username}
+                aria-label={`Message ${displayName(u)}`}
+              >
+                Message
+              </button>
               {status === 'member' ? (
                 <span className="status-chip status-chip--member">In chat</span>
               ) : status && status !== 'declined' && status !== 'revoked' && status !== 'expired' ? (

@@ -3,10 +3,29 @@
 // (keeping the view still while it is inserted above); new messages keep the view pinned to the
 // bottom when it was there, else a "New messages" button appears. Authors are named by `nameOf`
 // (the room adds the username where display names collide) and always "Name (@user)" on hover.
+// Issue 17: each message has an actions menu (reply, react, edit, delete; see message-menu.tsx),
+// shows the message it answers (a click scrolls to it, loading older pages as needed), its
+// reactions as toggle chips, "(edited)" with the time on hover, "message deleted" once deleted,
+// and `@mentions` of participants highlighted (the reader's own most). Notices ("Cai joined")
+// are lines of the timeline between messages.
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { Avatar } from '../ui/avatar';
 import { clockTime, dayKey, dayLabel, displayName, fullName } from '../../lib/format';
-import type { UiMsg } from '../../lib/types';
+import { emojiName, rememberEmoji } from '../../lib/emoji';
+import { splitMentions } from '../../lib/mentions';
+import { noticeText } from '../../lib/notices';
+import type { Role, UiMsg, User } from '../../lib/types';
+import { EmojiPicker, MessageMenu, type MenuItem } from './message-menu';
+
+// What a message's actions need from the room.
+export interface MessageActions {
+  onReply(m: UiMsg): void;
+  onEdit(m: UiMsg): void;
+  onDelete(m: UiMsg): void;
+  onReact(seq: number, emoji: string, on: boolean): void;
+}
+
+const LONG_PRESS_MS = 450;
 
 const GROUP_GAP_MS = 5 * 60_000;
 const NEAR_BOTTOM_PX = 80;
@@ -22,6 +41,10 @@ export function MessageList({
   onRetry,
   onDiscard,
   nameOf = displayName,
+  self,
+  myRole = null,
+  usernames,
+  actions,
 }: {
   messages: UiMsg[];
   selfId?: number;
@@ -32,8 +55,19 @@ export function MessageList({
   onRetry: (clientMsgId: string) => void;
   onDiscard: (clientMsgId: string) => void;
   nameOf?: (u: UiMsg['author']) => string;
+  /** The signed-in user: mentions of them stand out. */
+  self?: User | null;
+  /** The reader's role: owner and admins may delete anyone's messages. */
+  myRole?: Role | null;
+  /** Lower-cased usernames of the participants: only these `@names` are shown as mentions. */
+  usernames?: Set<string>;
+  actions?: MessageActions;
 }) {
   const ref = useRef<HTMLDivElement>(null);
+  // Jump to a replied-to message: `target` is the seq still to be found (older pages load until
+  // it is), `flash` the one just reached, highlighted for a moment.
+  const [target, setTarget] = useState<number | null>(null);
+  const [flash, setFlash] = useState<number | null>(null);
   const prev = useRef({ first: '', last: '', height: 0, top: 0, count: 0 });
   const [showJump, setShowJump] = useState(false);
   const [olderError, setOlderError] = useState<string | null>(null);
@@ -44,6 +78,35 @@ export function MessageList({
     setOlderError(null);
     loadOlder().catch((e) => setOlderError(e?.message || 'Could not load older messages.'));
   }, [hasMore, loadingOlder, historyLoaded, loadOlder]);
+
+  useEffect(() => {
+    if (target == null) return;
+    const el = ref.current?.querySelector<HTMLElement>(`[data-testid="message"][data-seq="${target}"]`);
+    if (el) {
+      el.scrollIntoView({ block: 'center' });
+      el.focus({ preventScroll: true });
+      setFlash(target);
+      setTarget(null);
+      return;
+    }
+    const oldest = messages.find((m) => m.seq != null)?.seq ?? Infinity;
+    if (!hasMore || oldest <= target) {
+      setTarget(null); // gone (not in the history any more)
+      return;
+    }
+    if (!loadingOlder && historyLoaded) {
+      setOlderError(null);
+      loadOlder().catch((e) => {
+        setOlderError(e?.message || 'Could not load older messages.');
+        setTarget(null);
+      });
+    }
+  }, [target, messages, hasMore, loadingOlder, historyLoaded, loadOlder]);
+  useEffect(() => {
+    if (flash == null) return;
+    const t = setTimeout(() => setFlash(null), 1600);
+    return () => clearTimeout(t);
+  }, [flash]);
 
   const first = messages.length ? messages[0].key : '';
   const last = messages.length ? messages[messages.length - 1].key : '';
@@ -69,6 +132,9 @@ export function MessageList({
       } else if (last !== p.last) {
         setShowJump(true);
       }
+    } else if (wasNearBottom && el.scrollHeight !== p.height) {
+      // A message at the bottom grew (a reaction, an edit): stay at the bottom.
+      el.scrollTop = el.scrollHeight;
     }
     prev.current = { first, last, height: el.scrollHeight, top: el.scrollTop, count: messages.length };
   }, [first, last, messages, historyLoaded, lastOwn]);
@@ -118,8 +184,25 @@ export function MessageList({
         </div>,
       );
     }
+    if (m.kind === 'notice' && m.notice) {
+      items.push(
+        <div key={m.key} className="notice" data-testid="notice" data-seq={m.seq ?? ''} data-action={m.notice.action}>
+          <span>{noticeText(m.notice, selfId, nameOf)}</span>{' '}
+          <time className="notice__time" dateTime={new Date(m.createdAt).toISOString()}>
+            {clockTime(m.createdAt)}
+          </time>
+        </div>,
+      );
+      prevMsg = m;
+      continue;
+    }
     const firstOfGroup =
-      newDay || !prevMsg || prevMsg.author.id !== m.author.id || m.createdAt - prevMsg.createdAt > GROUP_GAP_MS;
+      newDay ||
+      !prevMsg ||
+      prevMsg.kind === 'notice' ||
+      prevMsg.author.id !== m.author.id ||
+      m.createdAt - prevMsg.createdAt > GROUP_GAP_MS ||
+      m.replyTo != null;
     items.push(
       <MessageItem
         key={m.key}
@@ -129,6 +212,12 @@ export function MessageList({
         onRetry={onRetry}
         onDiscard={onDiscard}
         nameOf={nameOf}
+        self={self ?? null}
+        canDelete={m.author.id === selfId || myRole === 'owner' || myRole === 'admin'}
+        usernames={usernames}
+        actions={actions}
+        onJump={setTarget}
+        flash={flash != null && m.seq === flash}
       />,
     );
     prevMsg = m;
@@ -187,6 +276,12 @@ function MessageItem({
   onRetry,
   onDiscard,
   nameOf,
+  self,
+  canDelete,
+  usernames,
+  actions,
+  onJump,
+  flash,
 }: {
   m: UiMsg;
   own: boolean;
@@ -194,12 +289,103 @@ function MessageItem({
   onRetry: (id: string) => void;
   onDiscard: (id: string) => void;
   nameOf: (u: UiMsg['author']) => string;
+  self: User | null;
+  canDelete: boolean;
+  usernames?: Set<string>;
+  actions?: MessageActions;
+  onJump: (seq: number) => void;
+  flash: boolean;
 }) {
-  const cls = ['msg', own && 'msg--own', first && 'msg--first', m.status !== 'sent' && `msg--${m.status}`]
+  const [menu, setMenu] = useState<null | 'menu' | 'react'>(null);
+  const [up, setUp] = useState(false);
+  const rootRef = useRef<HTMLDivElement>(null);
+  const moreRef = useRef<HTMLButtonElement>(null);
+  const press = useRef<{ timer: ReturnType<typeof setTimeout> | null; fired: boolean }>({ timer: null, fired: false });
+  const live = m.status === 'sent' && m.seq != null && !m.deleted && !!actions;
+  const mentionsMe = !!self && m.mentions.includes(self.id) && !own;
+  const cls = [
+    'msg',
+    own && 'msg--own',
+    first && 'msg--first',
+    m.status !== 'sent' && `msg--${m.status}`,
+    m.deleted && 'msg--deleted',
+    mentionsMe && 'msg--mentions-me',
+    menu && 'msg--menu-open',
+    flash && 'msg--flash',
+  ]
     .filter(Boolean)
     .join(' ');
+
+  const open = useCallback((view: 'menu' | 'react') => {
+    // Open towards the middle of the screen, so the popover is not cut off at an edge.
+    const r = rootRef.current?.getBoundingClientRect();
+    setUp(!!r && r.top > window.innerHeight / 2);
+    setMenu(view);
+  }, []);
+  const close = useCallback(() => {
+    setMenu(null);
+    // Back to the "⋯" button when it can take focus (hidden on phones).
+    if (moreRef.current && moreRef.current.offsetParent !== null) moreRef.current.focus();
+  }, []);
+
+  const items: MenuItem[] = [];
+  if (live && actions) {
+    items.push({ label: 'Reply', onSelect: () => actions.onReply(m) });
+    items.push({ label: 'React…', onSelect: () => open('react'), keepOpen: true });
+    if (own) items.push({ label: 'Edit', onSelect: () => actions.onEdit(m) });
+    if (canDelete) items.push({ label: 'Delete…', onSelect: () => actions.onDelete(m), danger: true });
+  }
+
+  function react(emoji: string, on: boolean) {
+    if (!actions || m.seq == null) return;
+    if (on) rememberEmoji(self?.id, emoji);
+    actions.onReact(m.seq, emoji, on);
+  }
+
+  // Phones: a long press or a tap on the bubble opens the menu (there is no hover). A right click
+  // does too, unless text is selected (then the browser's menu is there to copy it).
+  const touchHandlers = live
+    ? {
+        onPointerDown(e: React.PointerEvent) {
+          if (e.pointerType !== 'touch') return;
+          press.current.fired = false;
+          press.current.timer = setTimeout(() => {
+            press.current.fired = true;
+            open('menu');
+          }, LONG_PRESS_MS);
+        },
+        onPointerUp(e: React.PointerEvent) {
+          if (press.current.timer) clearTimeout(press.current.timer);
+          if (e.pointerType === 'touch' && !press.current.fired && !menu && !(e.target as HTMLElement).closest('button, a')) open('menu');
+        },
+        onPointerCancel() {
+          if (press.current.timer) clearTimeout(press.current.timer);
+        },
+        onPointerMove(e: React.PointerEvent) {
+          if (e.pointerType === 'touch' && press.current.timer && (Math.abs(e.movementX) > 4 || Math.abs(e.movementY) > 4)) {
+            clearTimeout(press.current.timer);
+            press.current.timer = null;
+          }
+        },
+        onContextMenu(e: React.MouseEvent) {
+          if (String(window.getSelection() ?? '').length > 0) return;
+          e.preventDefault();
+          if (!menu) open('menu');
+        },
+      }
+    : {};
+
   return (
-    <div className={cls} data-testid="message" data-seq={m.seq ?? ''} data-status={m.status} data-own={own ? 'true' : 'false'}>
+    <div
+      ref={rootRef}
+      className={cls}
+      data-testid="message"
+      data-seq={m.seq ?? ''}
+      data-status={m.status}
+      data-own={own ? 'true' : 'false'}
+      data-deleted={m.deleted ? 'true' : undefined}
+      tabIndex={-1}
+    >
       {!own && <div className="msg__avatar">{first && <Avatar user={m.author} size={30} />}</div>}
       <div className="msg__content">
         {first && !own && (
@@ -207,15 +393,96 @@ function MessageItem({
             {nameOf(m.author)}
           </div>
         )}
-        <div className="msg__bubble">
-          <span className="visually-hidden">{own ? 'You' : nameOf(m.author)}: </span>
-          <span className="msg__body" data-testid="message-body">
-            {m.body}
-          </span>
-          <time className="msg__time" dateTime={new Date(m.createdAt).toISOString()}>
-            {clockTime(m.createdAt)}
-          </time>
+        {m.replyTo && (
+          <button
+            type="button"
+            className="msg__reply"
+            data-testid="reply-quote"
+            onClick={() => onJump(m.replyTo!.seq)}
+            title="Show the original message"
+          >
+            <span className="visually-hidden">In reply to </span>
+            <span className="msg__reply-author">{m.replyTo.author.id === self?.id ? 'You' : nameOf(m.replyTo.author)}</span>
+            <span className="visually-hidden">: </span>
+            <span className="msg__reply-text">{m.replyTo.preview || 'message deleted'}</span>
+          </button>
+        )}
+        <div className="msg__row">
+          <div className="msg__bubble" {...touchHandlers}>
+            <span className="visually-hidden">{own ? 'You' : nameOf(m.author)}: </span>
+            {m.deleted ? (
+              <span className="msg__body msg__deleted" data-testid="message-body">
+                message deleted
+              </span>
+            ) : (
+              <span className="msg__body" data-testid="message-body">
+                {splitMentions(m.body).map((p, i) =>
+                  p.mention && usernames?.has(p.mention) ? (
+                    <span
+                      key={i}
+                      className={`mention${p.mention === self?.username ? ' mention--me' : ''}`}
+                      data-testid={p.mention === self?.username ? 'mention-me' : 'mention'}
+                    >
+                      {p.text}
+                    </span>
+                  ) : (
+                    p.text
+                  ),
+                )}
+              </span>
+            )}
+            {m.editedAt != null && !m.deleted && (
+              <span className="msg__edited" data-testid="edited" title={`Edited ${new Date(m.editedAt).toLocaleString()}`}>
+                {' '}
+                (edited)
+              </span>
+            )}
+            <time className="msg__time" dateTime={new Date(m.createdAt).toISOString()}>
+              {clockTime(m.createdAt)}
+            </time>
+          </div>
+          {live && (
+            <div className="msg__tools">
+              <button
+                ref={moreRef}
+                type="button"
+                className="btn btn--ghost btn--icon msg__more"
+                aria-label={`Actions for ${own ? 'your message' : `${nameOf(m.author)}'s message`}`}
+                aria-haspopup="menu"
+                aria-expanded={menu === 'menu'}
+                title="More actions"
+                onClick={() => (menu ? setMenu(null) : open('menu'))}
+              >
+                <span aria-hidden="true">⋯</span>
+              </button>
+              {menu === 'menu' && <MessageMenu items={items} up={up} onClose={close} />}
+              {menu === 'react' && <EmojiPicker userId={self?.id} up={up} onPick={(e) => react(e, !m.reactions.some((r) => r.emoji === e && r.me))} onClose={close} />}
+            </div>
+          )}
         </div>
+        {m.reactions.length > 0 && !m.deleted && (
+          <div className="reactions" role="group" aria-label="Reactions">
+            {m.reactions.map((r) => (
+              <button
+                key={r.emoji}
+                type="button"
+                className={`reaction${r.me ? ' reaction--me' : ''}`}
+                aria-pressed={r.me}
+                aria-label={`${emojiName(r.emoji)}: ${r.count}${r.me ? ', including you' : ''}`}
+                title={r.me ? 'Remove your reaction' : `React with ${emojiName(r.emoji)}`}
+                data-testid="reaction"
+                data-emoji={r.emoji}
+                disabled={!live}
+                onClick={() => react(r.emoji, !r.me)}
+              >
+                <span aria-hidden="true">{r.emoji}</span>
+                <span className="reaction__count" aria-hidden="true">
+                  {r.count}
+                </span>
+              </button>
+            ))}
+          </div>
+        )}
         {m.status === 'pending' && (
           <div className="msg__status" data-testid="message-pending">
             Sending…

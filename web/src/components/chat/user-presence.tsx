@@ -3,6 +3,7 @@
 // The list re-renders on the page's shared 30 s clock (useNow) so relative times stay true.
 import { useNow } from '../../hooks/use-now';
 import { Avatar } from '../ui/avatar';
+import { IconChat } from '../ui/icons';
 import { displayName, fullName, lastSeenText } from '../../lib/format';
 import type { Presence, PresenceState, Role, User } from '../../lib/types';
 
@@ -39,6 +40,8 @@ export function UserPresence({
   selfId,
   title = 'People',
   nameOf = displayName,
+  onMessage,
+  messageBusy = null,
 }: {
   entries: PresenceEntry[];
   activeUserIds?: Set<number>;
@@ -46,6 +49,10 @@ export function UserPresence({
   title?: string;
   // The room adds the username where display names collide.
   nameOf?: (u: User) => string;
+  /** "Message" next to everyone but yourself: opens the direct messages with them. */
+  onMessage?: (u: User) => void;
+  /** The username whose conversation is being opened. */
+  messageBusy?: string | null;
 }) {
   const now = useNow();
   const sorted = [...entries].sort((a, b) => {
@@ -80,6 +87,18 @@ export function UserPresence({
                   {here && state !== 'offline' && <span className="here-badge"> · in this chat</span>}
                 </span>
               </div>
+              {onMessage && user.id !== selfId && (
+                <button
+                  type="button"
+                  className="btn btn--ghost btn--icon presence-item__message"
+                  aria-label={`Message ${nameOf(user)}`}
+                  title={`Message ${nameOf(user)}`}
+                  disabled={messageBusy === user.username}
+                  onClick={() => onMessage(user)}
+                >
+                  <IconChat />
+                </button>
+              )}
             </li>
           );
         })}

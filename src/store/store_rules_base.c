@@ -1,0 +1,85 @@
+/* store_rules_base.c - the steps every op's rules share (see store_rules.h): the sentence for
+ * the client, text copies, finding a chat and checking access to it, the participant ids an op
+ * returns. A file of its own below store_rules.c and store_rules_msg.c, which both use them.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "store/store_rules.h"
+
+int store_fail(struct store_req *req, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(req->out.errmsg, sizeof req->out.errmsg, fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+void store_copy_text(char *dst, size_t cap, const char *src, size_t n) {
+  const unsigned char *t = (const unsigned char *)src;
+  if (n >= cap) {
+    /* The schema counts characters, these arrays bytes: a row written by hand (a restore, a
+     * migration) may not fit. Cut before the character that does not fit, never inside it, so
+     * what we return stays UTF-8 (found by tests/fuzz/fuzz_store). */
+    n = cap - 1;
+    while (n > 0 && (t[n] & 0xC0) == 0x80)
+      n--;
+  }
+  if (n)
+    memcpy(dst, t, n);
+  dst[n] = '\0';
+}
+
+int store_chat_find(const struct store_prims *p, void *be, struct store_req *req, int lock) {
+  int err;
+  if (strnlen(req->in.slug, sizeof req->in.slug) == sizeof req->in.slug || req->in.slug[0] == '\0')
+    return PARLEY_EBAD_REQUEST;
+  if (lock && p->chat_lock) {
+    err = p->chat_lock(be, req->in.slug);
+    if (err)
+      return err;
+  }
+  err = p->chat_load(be, req->in.slug, req->in.user_id, &req->out.chat);
+  if (err)
+    return err;
+  return req->out.chat.archived ? PARLEY_ENOT_FOUND : 0;
+}
+
+int store_chat_access(const struct store_prims *p, void *be, struct store_req *req, enum acl_op op,
+                      int lock) {
+  int err = store_chat_find(p, be, req, lock);
+  if (err)
+    return err;
+  return acl_check(op, req->out.chat.my_role, req->out.chat.is_public);
+}
+
+int store_set_member_ids(struct store_req *req, const struct acl_member *m, size_t n) {
+  int64_t *ids = NULL;
+  free(req->out.member_ids);
+  req->out.member_ids = NULL;
+  req->out.n_member_ids = 0;
+  if (n == 0)
+    return 0;
+  ids = malloc(n * sizeof *ids);
+  if (ids == NULL)
+    return PARLEY_EUNAVAILABLE;
+  for (size_t i = 0; i < n; i++)
+    ids[i] = m[i].user_id;
+  req->out.member_ids = ids;
+  req->out.n_member_ids = n;
+  return 0;
+}
+
+int store_member_ids(const struct store_prims *p, void *be, struct store_req *req,
+                     int64_t chat_id) {
+  struct acl_member *m = NULL;
+  size_t n = 0;
+  int err = p->participants(be, chat_id, &m, &n);
+  if (err == 0)
+    err = store_set_member_ids(req, m, n);
+  free(m);
+  return err;
+}
