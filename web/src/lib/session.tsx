@@ -4,6 +4,8 @@
 import { createContext, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { logout as apiLogout } from '../../../clients/js/src/http.js';
 import { createRealtime } from './realtime';
+import { onUserUpdated } from './live';
+import { clearUsers, putUser } from './users';
 import type { Realtime } from './realtime-types';
 import type { User } from './types';
 
@@ -30,7 +32,17 @@ export function SessionProvider({ initialUser, children }: { initialUser: User |
       onSessionEnded: () => setUser(null),
     });
     setRt(conn);
-    return () => conn.close();
+    // Profile changes (ours from another tab, or anyone's we share a chat with).
+    const off = onUserUpdated(conn, ({ user: u }) => {
+      if (!u || typeof u.id !== 'number') return;
+      putUser(u);
+      setUser((cur) => (cur && cur.id === u.id ? { ...cur, ...u } : cur));
+    });
+    return () => {
+      off();
+      conn.close();
+      clearUsers();
+    };
   }, [user?.id]);
 
   const value = useMemo<Session>(

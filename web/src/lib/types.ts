@@ -21,8 +21,14 @@ export type {
 } from '../../../clients/js/src/types.js';
 
 // A chat as the app keeps it: chat.list adds unread and lastMessage, chat.get participants.
+// Issue 18 adds `mentions` (unread messages mentioning the caller) and `notify` (the caller's
+// notification level); issue 17 `kind` and, for a DM, `peer`.
 export interface Chat extends WireChat {
   unread?: number;
+  mentions?: number;
+  notify?: 'all' | 'mentions' | 'none';
+  kind?: 'group' | 'dm';
+  peer?: User & { avatar?: string | null };
   lastMessage?: Msg | null;
   participants?: Participant[];
 }

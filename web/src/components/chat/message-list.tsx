@@ -3,6 +3,8 @@
 // (keeping the view still while it is inserted above); new messages keep the view pinned to the
 // bottom when it was there, else a "New messages" button appears. Authors are named by `nameOf`
 // (the room adds the username where display names collide) and always "Name (@user)" on hover.
+// A "New messages" divider marks the first message that was unread when the chat opened; while
+// it is above the view (or not loaded yet), "Jump to first unread" takes the reader there.
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { Avatar } from '../ui/avatar';
 import { clockTime, dayKey, dayLabel, displayName, fullName } from '../../lib/format';
@@ -22,6 +24,8 @@ export function MessageList({
   onRetry,
   onDiscard,
   nameOf = displayName,
+  divider = null,
+  findFirstUnread,
 }: {
   messages: UiMsg[];
   selfId?: number;
@@ -32,8 +36,24 @@ export function MessageList({
   onRetry: (clientMsgId: string) => void;
   onDiscard: (clientMsgId: string) => void;
   nameOf?: (u: UiMsg['author']) => string;
+  divider?: { seq: number | null; count: number } | null;
+  findFirstUnread?: () => Promise<number | null>;
 }) {
   const ref = useRef<HTMLDivElement>(null);
+  const dividerRef = useRef<HTMLDivElement>(null);
+  const [dividerAbove, setDividerAbove] = useState(true);
+  const [jumpedToUnread, setJumpedToUnread] = useState(false);
+  const [jumping, setJumping] = useState(false);
+
+  // Is the divider above what the reader sees (or not rendered because it is older than what is loaded)?
+  const checkDivider = useCallback(() => {
+    const el = ref.current;
+    const d = dividerRef.current;
+    if (!el) return;
+    if (!d) return setDividerAbove(true);
+    setDividerAbove(d.offsetTop + d.offsetHeight <= el.scrollTop + 4);
+  }, []);
+  useLayoutEffect(checkDivider, [checkDivider, divider?.seq, messages.length, historyLoaded]);
   const prev = useRef({ first: '', last: '', height: 0, top: 0, count: 0 });
   const [showJump, setShowJump] = useState(false);
   const [olderError, setOlderError] = useState<string | null>(null);
@@ -99,6 +119,29 @@ export function MessageList({
     prev.current = { ...prev.current, height: el.scrollHeight, top: el.scrollTop };
     if (el.scrollTop < LOAD_MORE_PX) tryLoadOlder();
     if (el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX) setShowJump(false);
+    if (divider) checkDivider();
+  }
+
+  async function jumpToFirstUnread() {
+    if (!findFirstUnread) return;
+    setJumping(true);
+    try {
+      await findFirstUnread();
+    } finally {
+      setJumping(false);
+    }
+    // The older pages render before the divider can be measured.
+    requestAnimationFrame(() => {
+      const el = ref.current;
+      const d = dividerRef.current;
+      if (!el || !d) return;
+      el.scrollTop = Math.max(0, d.offsetTop - 8);
+      prev.current = { ...prev.current, height: el.scrollHeight, top: el.scrollTop };
+      setJumpedToUnread(true);
+      setDividerAbove(false);
+      // Keyboard and screen-reader users land there too.
+      d.focus({ preventScroll: true });
+    });
   }
 
   function jumpToLatest() {
@@ -118,8 +161,16 @@ export function MessageList({
         </div>,
       );
     }
+    const atDivider = divider?.seq != null && m.seq === divider.seq;
+    if (atDivider) {
+      items.push(
+        <div key="unread-divider" ref={dividerRef} className="unread-divider" role="separator" aria-label="New messages" tabIndex={-1} data-testid="unread-divider">
+          <span>New messages</span>
+        </div>,
+      );
+    }
     const firstOfGroup =
-      newDay || !prevMsg || prevMsg.author.id !== m.author.id || m.createdAt - prevMsg.createdAt > GROUP_GAP_MS;
+      atDivider || newDay || !prevMsg || prevMsg.author.id !== m.author.id || m.createdAt - prevMsg.createdAt > GROUP_GAP_MS;
     items.push(
       <MessageItem
         key={m.key}
@@ -171,6 +222,11 @@ export function MessageList({
           {items}
         </div>
       </div>
+      {divider && dividerAbove && !jumpedToUnread && findFirstUnread && historyLoaded && (
+        <button type="button" className="btn btn--small jump-unread" onClick={jumpToFirstUnread} disabled={jumping} data-testid="jump-unread">
+          {jumping ? 'Loading…' : `↑ Jump to first unread (${divider.count > 99 ? '99+' : divider.count})`}
+        </button>
+      )}
       {showJump && (
         <button type="button" className="btn btn--primary btn--small jump-latest" onClick={jumpToLatest}>
           New messages ↓
