@@ -86,7 +86,7 @@ function NameCard({ user }: { user: AvatarUser }) {
 
   return (
     <form className="card" onSubmit={submit} aria-labelledby="name-title" noValidate>
-      <h2 id="name-title">Display name</h2>
+      <h2 id="name-title">Your name</h2>
       {error && (
         <div className="alert alert--error" role="alert">
           {error}
