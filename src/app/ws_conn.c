@@ -128,6 +128,9 @@ static const app_op_fn op_table[PROTO_OP__COUNT] = {
     [PROTO_OP_INVITE_DECLINE] = app__op_invite_decline,
     [PROTO_OP_INVITE_REVOKE] = app__op_invite_revoke,
     [PROTO_OP_INVITE_LIST] = app__op_invite_list,
+    [PROTO_OP_CHAT_NOTIFY] = app__op_chat_notify,
+    [PROTO_OP_CHAT_BROWSE] = app__op_chat_browse,
+    [PROTO_OP_ME_UPDATE] = app__op_me_update,
 };
 
 void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len) {
