@@ -26,10 +26,11 @@ async function shot(page, name) {
 
 // A stand-in for the browser's Notification API, installed before the app's scripts run: it
 // records permission requests (and whether a user gesture was active) and every notification
-// shown, so a test can read them back from window.__notify.
+// shown, so a test can read them back from window.__notify. The granted permission outlives a
+// reload, as a browser's does.
 function notificationStub() {
   const rec = { requests: [], shown: [] };
-  let permission = 'default';
+  let permission = localStorage.getItem('__notify.permission') || 'default';
   class FakeNotification {
     constructor(title, opts = {}) {
       this.title = title;
@@ -47,6 +48,7 @@ function notificationStub() {
     static async requestPermission() {
       rec.requests.push({ gesture: navigator.userActivation ? navigator.userActivation.isActive : null });
       permission = 'granted';
+      localStorage.setItem('__notify.permission', permission);
       return permission;
     }
   }
@@ -210,15 +212,17 @@ describe('live chat list, notifications, browse, shared links and profile', () =
     assert.deepEqual(await ben.page.evaluate(() => window.__notify.requests), [{ gesture: true }], 'one request, from the click');
 
     // Delta: "All messages", set in its settings (stored on the server). Gamma keeps the group default.
-    await ben.page.goto(`/chat/${delta}/settings`);
+    await ben.page.getByRole('link', { name: /^Delta/ }).click();
+    await roomReady(ben.page);
+    await ben.page.getByRole('link', { name: 'Chat settings' }).click();
     const level = ben.page.getByRole('group', { name: 'Notify me about' });
     assert.equal(await level.getByLabel(/Mentions only/).isChecked(), true, 'a group chat defaults to mentions');
     await level.getByLabel(/All messages/).check();
     await until(async () => (await api.ben.ok('chat.get', { chat: delta })).chat.notify === 'all', { message: 'the level stored on the server' });
     await shot(ben.page, 'desktop-chat-settings-notify.png');
 
-    await ben.page.goto('/chat');
-    await row(ben.page, delta).waitFor();
+    await ben.page.getByRole('link', { name: 'Parley home' }).click();
+    await ben.page.waitForURL('**/chat');
     await api.ana.ok('msg.send', { chat: gamma, body: 'plain gamma message', clientMsgId: 'n-g1' });
     await api.ana.ok('msg.send', { chat: delta, body: 'delta for everyone', clientMsgId: 'n-d1' });
     await until(async () => (await shown(ben.page)).length >= 1, { message: 'a notification' });
@@ -235,8 +239,8 @@ describe('live chat list, notifications, browse, shared links and profile', () =
     assert.equal((await shown(ben.page)).length, 1, 'nothing for the open chat (nor for Gamma)');
 
     // Clicking a notification opens its chat.
-    await ben.page.goto('/chat');
-    await row(ben.page, delta).waitFor();
+    await ben.page.getByRole('link', { name: 'Parley home' }).click();
+    await ben.page.waitForURL('**/chat');
     await api.ana.ok('msg.send', { chat: delta, body: 'come back to delta', clientMsgId: 'n-d3' });
     await until(async () => (await shown(ben.page)).length === 2, { message: 'the second notification' });
     await ben.page.evaluate(() => window.__notify.shown.at(-1).onclick());
