@@ -54,6 +54,18 @@ export function MessageList({
     setDividerAbove(d.offsetTop + d.offsetHeight <= el.scrollTop + 4);
   }, []);
   useLayoutEffect(checkDivider, [checkDivider, divider?.seq, messages.length, historyLoaded]);
+  // The divider is placed once history and the unread count are both known, usually just after
+  // the first scroll to the bottom: keep a view that was at the bottom there.
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el || divider?.seq == null) return;
+    const p = prev.current;
+    if (p.height - p.top - el.clientHeight < NEAR_BOTTOM_PX) {
+      el.scrollTop = el.scrollHeight;
+      prev.current = { ...p, height: el.scrollHeight, top: el.scrollTop };
+    }
+    checkDivider();
+  }, [divider?.seq, checkDivider]);
   const prev = useRef({ first: '', last: '', height: 0, top: 0, count: 0 });
   const [showJump, setShowJump] = useState(false);
   const [olderError, setOlderError] = useState<string | null>(null);
