@@ -14,9 +14,10 @@ import { useRealtime, useSession } from '../lib/session';
 import type { ProtoError } from '../lib/realtime-types';
 import type { ServerEventName } from '../../../clients/js/src/types.js';
 import type { Chat, Invitation } from '../lib/types';
-import { onChatActivity, onChatNotify, type ChatActivityEvent } from '../lib/live';
+import { onChatActivity, onChatNotify } from '../lib/live';
 import { setUnreadTotal } from '../lib/attention';
 import { notifyForActivity } from '../lib/notify-activity';
+import { applyActivity, placeByActivity } from '../lib/live-rules';
 
 const EVENTS: ServerEventName[] = [
   'chat.created',
@@ -37,28 +38,6 @@ export interface ChatList {
   reload(): void;
   /** Applies a change this tab made (the server tells only the user's other sockets). */
   patchChat(slug: string, patch: Partial<Chat>): void;
-}
-
-// Moves `chat` to where its lastActivity puts it (newest first; ties: the one just active first).
-export function placeByActivity(list: Chat[], chat: Chat): Chat[] {
-  const rest = list.filter((c) => c.slug !== chat.slug);
-  let i = 0;
-  while (i < rest.length && (rest[i].lastActivity || 0) > (chat.lastActivity || 0)) i++;
-  rest.splice(i, 0, chat);
-  return rest;
-}
-
-// The chat after an activity event: counts are the server's, the preview is kept when the event
-// brings none (a read marker moved), and nothing moves backwards.
-export function applyActivity(c: Chat, e: ChatActivityEvent): Chat {
-  return {
-    ...c,
-    unread: e.unread,
-    mentions: e.mentions,
-    lastActivity: Math.max(c.lastActivity || 0, e.lastActivity || 0),
-    lastSeq: Math.max(c.lastSeq || 0, e.seq || 0),
-    lastMessage: e.lastMsg && (!c.lastMessage || e.lastMsg.seq >= c.lastMessage.seq) ? e.lastMsg : c.lastMessage,
-  };
 }
 
 const ChatListContext = createContext<ChatList | null>(null);

@@ -45,10 +45,7 @@ export interface BrowseResult {
   hasMore: boolean;
 }
 
-// The default when a chat object carries no `notify` (an older server): DMs "all", groups "mentions".
-export function notifyLevelOf(chat: { notify?: NotifyLevel; kind?: string }): NotifyLevel {
-  return chat.notify ?? (chat.kind === 'dm' ? 'all' : 'mentions');
-}
+export { notifyLevelOf } from './live-rules';
 
 export function onChatActivity(rt: Realtime, cb: (e: ChatActivityEvent) => void): () => void {
   return rt.onRaw('chat.activity', (p) => cb(p as unknown as ChatActivityEvent));

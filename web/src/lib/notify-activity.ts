@@ -7,7 +7,8 @@
 import { displayName } from './format';
 import { navigate } from './router';
 import { showNotification } from './attention';
-import { notifyLevelOf, type ChatActivityEvent } from './live';
+import type { ChatActivityEvent } from './live';
+import { shouldNotify } from './live-rules';
 import { fresh } from './users';
 import type { Chat } from './types';
 
@@ -15,25 +16,9 @@ const BODY_MAX = 140;
 // The newest seq notified per chat, so a repeated event (two tabs, a reconnect) notifies once.
 const notified = new Map<string, number>();
 
-export function shouldNotify(
-  e: ChatActivityEvent,
-  before: Chat,
-  ctx: { selfId?: number; activeSlug?: string; visible: boolean },
-): boolean {
-  const m = e.lastMsg;
-  if (!m || m.author.id === ctx.selfId) return false;
-  const kind = (m as { kind?: string }).kind;
-  if (kind && kind !== 'text') return false;
-  if (before.lastMessage && m.seq <= before.lastMessage.seq) return false; // nothing new
-  if ((notified.get(e.chat) ?? 0) >= m.seq) return false;
-  if (ctx.visible && ctx.activeSlug === e.chat) return false;
-  const level = notifyLevelOf(before);
-  return level === 'all' || (level === 'mentions' && e.mentioned);
-}
-
 export function notifyForActivity(e: ChatActivityEvent, before: Chat, ctx: { selfId?: number; activeSlug?: string }): void {
   const visible = typeof document !== 'undefined' && document.visibilityState === 'visible';
-  if (!shouldNotify(e, before, { ...ctx, visible })) return;
+  if (!shouldNotify(e, before, { ...ctx, visible, lastNotified: notified.get(e.chat) })) return;
   const m = e.lastMsg!;
   notified.set(e.chat, m.seq);
   const author = fresh(m.author) as typeof m.author & { avatar?: string | null };

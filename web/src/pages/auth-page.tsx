@@ -7,6 +7,7 @@ import { login, signup as apiSignup } from '../../../clients/js/src/http.js';
 import type { ParleyError } from '../../../clients/js/src/errors.js';
 import { codePointLength, DISPLAY_NAME_MAX, errorText, nameProblem, nameProblemText, retryText, signupLimitText } from '../lib/format';
 import { Link, navigate } from '../lib/router';
+import { safeNext } from '../lib/live-rules';
 import { useSession } from '../lib/session';
 import { IconChat } from '../components/ui/icons';
 
@@ -14,12 +15,8 @@ const USERNAME_RE = /^[a-z0-9_.-]{3,32}$/;
 
 // Where to go after logging in: the `next` the app put in the URL when a signed-out visitor
 // opened one of its pages (a shared chat link), if it is a path of this site; else /chat.
-// "//evil.example" and "/\\evil.example" are other sites to a browser, so they are refused.
 export function nextPath(search: string = location.search): string {
-  const next = new URLSearchParams(search).get('next');
-  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\') || /[\u0000-\u001f]/.test(next)) return '/chat';
-  if (next === '/login' || next === '/signup' || next.startsWith('/login?') || next.startsWith('/signup?')) return '/chat';
-  return next;
+  return safeNext(new URLSearchParams(search).get('next'));
 }
 
 // The other auth page's link keeps `next`.

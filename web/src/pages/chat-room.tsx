@@ -4,6 +4,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useFreshUser } from '../lib/users';
 import { useChatList } from '../hooks/use-chat-list';
+import { firstUnreadSeq } from '../lib/live-rules';
 import type { UiMsg } from '../lib/types';
 import { useRealtimeChat } from '../hooks/use-realtime-chat';
 import { useRealtime, useSession } from '../lib/session';
@@ -98,14 +99,7 @@ function useUnreadDivider(slug: string, messages: UiMsg[], historyLoaded: boolea
     if (atOpen === null && list.loaded) setAtOpen(listed?.unread ?? 0);
   }, [atOpen, list.loaded, listed?.unread]);
 
-  const locate = useCallback(
-    (msgs: UiMsg[], n: number, more: boolean): number | null => {
-      const others = msgs.filter((m) => m.seq !== null && m.author.id !== selfId);
-      if (others.length >= n) return others[others.length - n].seq;
-      return more ? null : (others[0]?.seq ?? null);
-    },
-    [selfId],
-  );
+  const locate = useCallback((msgs: UiMsg[], n: number, more: boolean) => firstUnreadSeq(msgs, n, selfId, more), [selfId]);
 
   useEffect(() => {
     if (divider || atOpen === null || !historyLoaded) return;
