@@ -15,7 +15,10 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 # libpq-dev puts libpq-fe.h in its own folder.
 PQ_INC  ?= /usr/include/postgresql
 INC     := -Isrc -I$(LLHTTP_INC) -I$(PQ_INC)
-LIBS    := -luv -lwslay -lcrypto -ljansson -lsqlite3 -lsodium -lunistring -lhiredis -lpq -lpthread -lm
+# libgd decodes and re-encodes avatars (src/media/image.c); libwebp reads a WebP header first.
+GD_LIBS ?= $(shell pkg-config --libs gdlib libwebp 2>/dev/null || echo -lgd -lwebp)
+LIBS    := -luv -lwslay -lcrypto -ljansson -lsqlite3 -lsodium -lunistring -lhiredis -lpq -lpthread -lm \
+           $(GD_LIBS)
 
 REL_CFLAGS  := $(CSTD) $(WARN) -O2 -g $(INC)
 ASAN_CFLAGS := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
