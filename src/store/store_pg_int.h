@@ -87,7 +87,8 @@
                   " ORDER BY user_id")                                                             \
   X(MEMBERS, "SELECT u.id, u.username, u.display_name, u.created_at, p.role, p.joined_at,"         \
              " coalesce(u.last_seen, 0), u.avatar FROM participants p"                             \
-             " JOIN users u ON u.id = p.user_id WHERE p.chat_id = $1 ORDER BY p.joined_at, p.user_id")                              \
+             " JOIN users u ON u.id = p.user_id WHERE p.chat_id = $1"                              \
+             " ORDER BY p.joined_at, p.user_id")                                                   \
   X(PARTICIPANT_DELETE, "DELETE FROM participants WHERE chat_id = $1 AND user_id = $2")            \
   X(PARTICIPANT_SET_ROLE, "UPDATE participants SET role = $3 WHERE chat_id = $1 AND user_id = $2") \
   X(CHAT_SET_OWNER, "UPDATE chats SET owner_id = $2 WHERE id = $1")                                \
@@ -165,14 +166,15 @@
 #define PG_LIVE_STATEMENTS(X)                                                                      \
   X(READERS, "SELECT p.user_id, coalesce(r.seq, 0) FROM participants p"                            \
              " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"        \
-             " WHERE p.chat_id = $1 AND ($2::bigint = 0 OR p.user_id = $2::bigint)")                               \
+             " WHERE p.chat_id = $1 AND ($2::bigint = 0 OR p.user_id = $2::bigint)")               \
   X(NOTIFY_SET, "UPDATE participants SET notify = $3 WHERE chat_id = $1 AND user_id = $2")         \
   X(NOTIFY_OF, "SELECT notify FROM participants WHERE chat_id = $1 AND user_id = $2")              \
   X(BROWSE, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
             " ON p.chat_id = c.id AND p.user_id = $1"                                              \
-            " WHERE c.is_public = 1 AND c.archived = 0 AND ($2::bigint = 0 OR c.last_activity < $2::bigint)"\
-            " AND ($3::text IS NULL OR lower(c.title COLLATE \"C\") LIKE $3 || '%'"                 \
-            "  OR lower(c.title COLLATE \"C\") LIKE '% ' || $3 || '%')"                             \
+            " WHERE c.is_public = 1 AND c.archived = 0"                                            \
+            " AND ($2::bigint = 0 OR c.last_activity < $2::bigint)"                                \
+            " AND ($3::text IS NULL OR lower(c.title COLLATE \"C\") LIKE $3 || '%'"                \
+            "  OR lower(c.title COLLATE \"C\") LIKE '% ' || $3 || '%')"                            \
             " ORDER BY c.last_activity DESC, c.id DESC LIMIT $4")                                  \
   X(USER_SET_DISPLAY, "UPDATE users SET display_name = $2 WHERE id = $1")                          \
   X(USER_WORDS_DELETE, "DELETE FROM user_words WHERE user_id = $1")                                \

@@ -71,7 +71,7 @@
   X(PARTICIPANTS, "SELECT user_id, role, joined_at FROM participants WHERE chat_id = ?1")          \
   X(MEMBERS, "SELECT u.id, u.username, u.display_name, u.created_at, p.role, p.joined_at,"         \
              " coalesce(u.last_seen, 0), u.avatar FROM participants p"                             \
-             " JOIN users u ON u.id = p.user_id WHERE p.chat_id = ?1"                                                               \
+             " JOIN users u ON u.id = p.user_id WHERE p.chat_id = ?1"                              \
              " ORDER BY p.joined_at, p.user_id")                                                   \
   X(PARTICIPANT_DELETE, "DELETE FROM participants WHERE chat_id = ?1 AND user_id = ?2")            \
   X(PARTICIPANT_SET_ROLE, "UPDATE participants SET role = ?3 WHERE chat_id = ?1 AND user_id = ?2") \

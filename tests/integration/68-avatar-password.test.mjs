@@ -106,6 +106,20 @@ describe('avatars', () => {
     assert.equal((await fetch(srv.url + avatar)).status, 404);
   });
 
+  test('a picture over the 64 KiB of other routes is accepted (the route has its own 1 MiB)', async () => {
+    const [ana] = await signupMany(srv, ['ana']);
+    const fat = Buffer.concat([
+      PNG.subarray(0, PNG.length - 12),
+      chunk('tEXt', Buffer.concat([Buffer.from('Comment\0'), Buffer.alloc(300 * 1024, 0x61)])),
+      PNG.subarray(PNG.length - 12),
+    ]);
+    assert.ok(fat.length > 300 * 1024);
+    const res = await upload(srv, ana, fat);
+    assert.equal(res.status, 200, res.text);
+    const img = Buffer.from(await (await fetch(srv.url + res.json.user.avatar)).arrayBuffer());
+    assert.ok(img.length < 64 * 1024, `stored ${img.length} bytes: the comment is gone`);
+  });
+
   test('JPEG and WebP, by content: the same picture is one file', async () => {
     const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
     const j = await upload(srv, ana, jpegWithComment(), 'image/jpeg');
