@@ -4,6 +4,7 @@
 import { createContext, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { logout as apiLogout } from '../../../clients/js/src/http.js';
 import { createRealtime } from './realtime';
+import { navigate } from './router';
 import { onUserUpdated } from './live';
 import { clearUsers, putUser } from './users';
 import type { Realtime } from './realtime-types';
@@ -55,6 +56,9 @@ export function SessionProvider({ initialUser, children }: { initialUser: User |
           await apiLogout();
         } finally {
           setUser(null);
+          // Logging out on purpose goes to a plain /login: only a session that ended by itself
+          // keeps `next` (the page to return to), which another account should not inherit.
+          navigate('/login', { replace: true });
         }
       },
     }),
