@@ -186,6 +186,11 @@ static const struct cluster_events cluster_events = {
 
 /* --- start and stop ----------------------------------------------------------------------- */
 
+/* Routes whose bodies may be larger than PARLEY_MAX_BODY: an avatar is a picture (issue 18). */
+static const struct net_body_limit app__body_limits[] = {
+    {"/api/avatar", 1024 * 1024},
+};
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct app *a = h->data;
   log_info("signal %d: shutting down", signum);
@@ -235,6 +240,8 @@ int app_start(struct app **out, uv_loop_t *loop, const struct app_config *cfg) {
   ncfg.backlog = LISTEN_BACKLOG;
   ncfg.max_header = cfg->max_header;
   ncfg.max_body = cfg->max_body;
+  ncfg.body_limits = app__body_limits;
+  ncfg.n_body_limits = sizeof app__body_limits / sizeof app__body_limits[0];
   ncfg.ws_max_msg = cfg->ws_max_msg;
   ncfg.outq_max = cfg->outq_max;
   ncfg.outq_hard_max = cfg->outq_hard_max > cfg->outq_max ? cfg->outq_hard_max : cfg->outq_max;

@@ -56,6 +56,8 @@ struct http_op {
   int hash_kind; /* HASH_LOGIN or HASH_SIGNUP: which queue it waits in for an argon2 slot */
   struct store_user user;
   int status_ok; /* 201 for signup, 200 for login */
+  int change;    /* POST /api/password: verify `password`, then hash `new_password` */
+  char *new_password;
 };
 
 static int origin_matches(const char *list, const char *origin) {
@@ -108,6 +110,10 @@ static void op_free(struct client *cl) {
   if (op == NULL)
     return;
   op_wipe_password(op);
+  if (op->new_password) {
+    sodium_memzero(op->new_password, strlen(op->new_password));
+    free(op->new_password);
+  }
   sodium_memzero(op->token, sizeof op->token);
   free(op->pwhash);
   free(op);
@@ -207,6 +213,8 @@ done:
   app__client_unref(cl);
 }
 
+static void password_store(struct client *cl, struct auth_work *w);
+
 static void on_signup_hashed(struct auth_work *w) {
   struct client *cl = w->data;
   struct http_op *op = cl->http_op;
@@ -217,6 +225,10 @@ static void on_signup_hashed(struct auth_work *w) {
     goto done;
   if (w->status) {
     respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    goto done;
+  }
+  if (op->change) {
+    password_store(cl, w);
     goto done;
   }
   req = store_req_new(STORE_USER_CREATE);
@@ -439,6 +451,8 @@ static void hash_submit(struct client *cl, int kind) {
   a->hash_queued++;
 }
 
+static void password_hash_new(struct client *cl);
+
 static void on_login_verified(struct auth_work *w) {
   struct client *cl = w->data;
   hash_release(cl->app);
@@ -447,7 +461,12 @@ static void on_login_verified(struct auth_work *w) {
   if (cl->conn == NULL || cl->http_op == NULL)
     goto done;
   if (w->status)
-    respond_err(cl, PARLEY_EUNAUTHORIZED, "wrong username or password", NULL);
+    respond_err(cl, PARLEY_EUNAUTHORIZED,
+                ((struct http_op *)cl->http_op)->change ? "wrong password"
+                                                        : "wrong username or password",
+                NULL);
+  else if (((struct http_op *)cl->http_op)->change)
+    password_hash_new(cl);
   else
     session_create(cl);
 done:
@@ -610,6 +629,133 @@ done:
   app__client_unref(cl);
 }
 
+/* --- password change: the current password is checked like a login (same slots, same
+ * throttles), then the new one is hashed like a signup's, then stored with the user's other
+ * sessions ended. ------------------------------------------------------------------------- */
+
+static void on_password_set(struct store_req *req) {
+  struct client *cl = req->data;
+  if (req->status == 0)
+    for (size_t i = 0; i < req->out.n_hashes; i++)
+      app__close_session(cl->app, req->out.hashes[i], NET_CLOSE_UNAUTHORIZED, "password changed");
+  if (cl->conn && cl->http_op)
+    respond_json(cl, req->status ? parley_err_http_status(req->status) : 204, NULL, NULL);
+  store_req_free(req);
+  app__client_unref(cl);
+}
+
+static void password_store(struct client *cl, struct auth_work *w) {
+  struct http_op *op = cl->http_op;
+  struct store_req *req = store_req_new(STORE_PASSWORD_SET);
+  if (req == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
+  }
+  req->in.user_id = op->user.id;
+  memcpy(req->in.token_hash, op->token_hash, STORE_TOKEN_HASH_LEN);
+  req->in.pwhash = w->hash;
+  w->hash = NULL;
+  if (app__submit(cl->app, cl, req, on_password_set) != 0)
+    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+}
+
+static void password_hash_new(struct client *cl) {
+  struct http_op *op = cl->http_op;
+  op->password = op->new_password; /* moved: hash_run wipes it once auth has its copy */
+  op->new_password = NULL;
+  hash_submit(cl, HASH_SIGNUP);
+}
+
+static void on_password_user(struct store_req *req) {
+  struct client *cl = req->data;
+  struct http_op *op = cl->http_op;
+  if (cl->conn == NULL || op == NULL)
+    goto done;
+  if (req->status) {
+    respond_err(cl, req->status, NULL, NULL);
+    goto done;
+  }
+  op->pwhash = req->out.pwhash ? strdup(req->out.pwhash) : NULL;
+  if (op->pwhash == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    goto done;
+  }
+  hash_submit(cl, HASH_LOGIN);
+done:
+  store_req_free(req);
+  app__client_unref(cl);
+}
+
+static void on_password_session(struct store_req *req) {
+  struct client *cl = req->data;
+  struct app *a = cl->app;
+  struct http_op *op = cl->http_op;
+  struct store_req *sreq;
+  int64_t wait;
+  if (cl->conn == NULL || op == NULL)
+    goto done;
+  if (req->status) {
+    respond_err(cl, req->status, req->status == PARLEY_EUNAUTHORIZED ? "not signed in" : NULL,
+                NULL);
+    goto done;
+  }
+  op->user = req->out.user;
+  snprintf(op->username, sizeof op->username, "%s", req->out.user.username);
+  memcpy(op->token_hash, req->in.token_hash, STORE_TOKEN_HASH_LEN);
+  /* A stolen session must not become a way to guess the password faster than a login. */
+  if (a->cfg.rate_limits && (wait = login_wait(cl, op->username)) > 0) {
+    respond_throttled(cl, wait, "too many attempts; try again later");
+    goto done;
+  }
+  sreq = store_req_new(STORE_USER_BY_NAME);
+  if (sreq == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    goto done;
+  }
+  snprintf(sreq->in.user.username, sizeof sreq->in.user.username, "%s", op->username);
+  if (app__submit(a, cl, sreq, on_password_user) != 0)
+    respond_err(cl, PARLEY_EUNAVAILABLE, NULL, NULL);
+done:
+  store_req_free(req);
+  app__client_unref(cl);
+}
+
+static void handle_password(struct client *cl, struct http_request *req) {
+  json_t *body = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, NULL);
+  const char *password = json_string_value(json_object_get(body, "password"));
+  const char *fresh = json_string_value(json_object_get(body, "newPassword"));
+  struct http_op *op;
+  const char *bad = NULL;
+
+  if (!json_is_object(body))
+    bad = "the body must be a JSON object";
+  else if (password == NULL || strlen(password) < 1 || strlen(password) > AUTH_PASSWORD_MAX)
+    bad = "password: the current password, 1-256 bytes";
+  else if (fresh == NULL || strlen(fresh) < AUTH_PASSWORD_MIN || strlen(fresh) > AUTH_PASSWORD_MAX)
+    bad = "newPassword: 8-256 bytes";
+  op = bad ? NULL : calloc(1, sizeof *op);
+  if (op) {
+    cl->http_op = op;
+    op->change = 1;
+    op->password = strdup(password);
+    op->new_password = strdup(fresh);
+  }
+  if (password)
+    sodium_memzero((char *)password, strlen(password));
+  if (fresh)
+    sodium_memzero((char *)fresh, strlen(fresh));
+  json_decref(body);
+  if (bad) {
+    respond_err(cl, PARLEY_EBAD_REQUEST, bad, NULL);
+    return;
+  }
+  if (op == NULL || op->password == NULL || op->new_password == NULL) {
+    respond_err(cl, PARLEY_EINTERNAL, NULL, NULL);
+    return;
+  }
+  submit_for_token(cl, req, STORE_SESSION_GET, on_password_session);
+}
+
 /* --- WebSocket upgrade -------------------------------------------------------------------- */
 
 static void ws_opened(struct client *cl) {
@@ -711,7 +857,7 @@ void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
   }
   if (strncmp(p, "/api/", 5) == 0) {
     /* A cross-site page must not be able to act with the user's cookie (CSRF). */
-    if (is_post && !origin_allowed(a, req->origin)) {
+    if ((is_post || req->method == HTTP_DELETE) && !origin_allowed(a, req->origin)) {
       respond_err(cl, PARLEY_EFORBIDDEN, "origin not allowed", NULL);
       return;
     }
@@ -723,8 +869,13 @@ void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
       handle_logout(cl, req);
     else if (strcmp(p, "/api/me") == 0 && is_get)
       submit_for_token(cl, req, STORE_SESSION_GET, on_me);
+    else if (strcmp(p, "/api/password") == 0 && is_post)
+      handle_password(cl, req);
+    else if (strcmp(p, "/api/avatar") == 0 && (is_post || req->method == HTTP_DELETE))
+      app__avatar_request(cl, req);
     else if (strcmp(p, "/api/signup") == 0 || strcmp(p, "/api/login") == 0 ||
-             strcmp(p, "/api/logout") == 0 || strcmp(p, "/api/me") == 0)
+             strcmp(p, "/api/logout") == 0 || strcmp(p, "/api/me") == 0 ||
+             strcmp(p, "/api/password") == 0 || strcmp(p, "/api/avatar") == 0)
       respond_json(cl, 405,
                    json_pack("{s:{s:s, s:s}}", "error", "code", "bad_request", "message",
                              "method not allowed"),
@@ -739,6 +890,10 @@ void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
   }
   if (strcmp(p, "/metrics") == 0 && is_get) {
     handle_metrics(cl);
+    return;
+  }
+  if (strncmp(p, "/avatars/", 9) == 0 && is_get) {
+    app__avatar_serve(cl, req, p + 9);
     return;
   }
   if (!is_get) {

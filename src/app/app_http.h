@@ -13,4 +13,10 @@ void app__throttles_sweep(struct app *a, int64_t now);
 /* Frees every throttle bucket (shutdown). */
 void app__throttles_free(struct app *a);
 
+struct client;
+/* app_avatar.c (issue 18): POST and DELETE /api/avatar, and GET /avatars/<name> (name borrowed:
+ * the path after the prefix). They answer the request themselves. */
+void app__avatar_request(struct client *cl, struct http_request *req);
+void app__avatar_serve(struct client *cl, struct http_request *req, const char *name);
+
 #endif

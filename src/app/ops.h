@@ -48,4 +48,14 @@ void app__op_invite_list(struct client *cl, const struct proto_req *req);
 /* Starts the invitation expiry sweep unless one is in flight (from the tick). */
 void app__invite_sweep(struct app *a);
 
+/* ops_profile.c (issue 18) */
+void app__op_chat_notify(struct client *cl, const struct proto_req *req);
+void app__op_chat_browse(struct client *cl, const struct proto_req *req);
+void app__op_me_update(struct client *cl, const struct proto_req *req);
+/* A user's names or avatar changed (sreq: out.user after, out.member_ids who shows them, both
+ * borrowed): this node's copies follow, and user.updated goes to the user's sockets and to
+ * everyone who shares a chat with them. Also for app_http.c's avatar routes. */
+void app__user_announce(struct app *a, const struct store_req *sreq);
+void app__user_renamed(struct app *a, const struct store_user *u);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/activity.h"
 #include "app/deliver.h"
 #include "app/presence.h"
 #include "app/reply.h"
@@ -49,6 +50,8 @@ static void on_chat_get(struct store_req *sreq) {
   }
   {
     json_t *chat = app__chat_json(cl->app, &sreq->out.chat);
+    if (sreq->out.chat.my_role != CHAT_ROLE_NONE) /* the caller's own setting (issue 18) */
+      json_object_set_new(chat, "notify", json_string(proto_notify_name(sreq->out.chat.notify, sreq->out.chat.is_dm)));
     app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "chat", chat, "participants", members));
   }
 done:
@@ -111,6 +114,7 @@ static void on_chat_list(struct store_req *sreq) {
     json_t *o = app__chat_json(cl->app, c);
     json_object_set_new(o, "unread", json_integer(sreq->out.unread ? sreq->out.unread[i] : 0));
     json_object_set_new(o, "mentions", json_integer(c->mentions));
+    json_object_set_new(o, "notify", json_string(proto_notify_name(c->notify, c->is_dm)));
     json_object_set_new(o, "lastMessage",
                         sreq->out.last_msgs && sreq->out.last_msgs[i].seq > 0
                             ? proto_msg_json(&sreq->out.last_msgs[i], c->slug)
@@ -151,6 +155,7 @@ static void on_msg_send(struct store_req *sreq) {
     app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
     app__mention_event(a, sreq->out.chat.slug, &sreq->out.msg);
     app__metrics_fanned_out(a, ctx->recv_ns);
+    app__activity_msg(a, sreq->out.chat.slug, &sreq->out.msg); /* every participant's list */
   } else if (sreq->status == 0 && !a->bus_solo) {
     /* A retry of a message already stored: the node that stored it may have died between the
      * commit and its publication, so announce it again. Receivers drop it by seq if they had
@@ -223,12 +228,14 @@ void app__op_msg_history(struct client *cl, const struct proto_req *req) {
 static void on_read(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
-  if (sreq->status == 0)
+  if (sreq->status == 0) {
     /* The reader's other tabs and devices clear their unread counts too. Read markers are the
      * user's own business: nobody else is told. */
     app__notify_users(cl->app, &cl->user.id, 1, "read",
                       json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq",
                                 (json_int_t)sreq->out.read_seq));
+    app__activity_read(cl->app, cl->user.id, sreq->in.slug);
+  }
   if (app__op_failed(sreq))
     goto done;
   app__reply_ok(

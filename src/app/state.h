@@ -103,6 +103,7 @@ struct app {
   struct client *hash_queue[2]; /* waiting for a slot: [0] logins, [1] signups (FIFO each) */
   struct client *hash_tail[2];
   int hash_queued;
+  int avatar_jobs;              /* pictures being transcoded on the thread pool (app_avatar.c) */
   struct app_metrics metrics;
 };
 

@@ -132,6 +132,9 @@ static const app_op_fn op_table[PROTO_OP__COUNT] = {
     [PROTO_OP_MSG_EDIT] = app__op_msg_edit,
     [PROTO_OP_MSG_DELETE] = app__op_msg_delete,
     [PROTO_OP_REACT] = app__op_react,
+    [PROTO_OP_CHAT_NOTIFY] = app__op_chat_notify,
+    [PROTO_OP_CHAT_BROWSE] = app__op_chat_browse,
+    [PROTO_OP_ME_UPDATE] = app__op_me_update,
 };
 
 void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len) {

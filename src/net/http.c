@@ -168,7 +168,12 @@ static int http__on_headers_complete(llhttp_t *p) {
     r->query = strdup(q + 1);
   }
   r->wants_upgrade = p->upgrade && r->upgrade && strcasecmp(r->upgrade, "websocket") == 0;
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->cfg.max_body) {
+  /* The body cap is the route's: known now, before any byte of the body is kept. */
+  r->body.max = c->srv->cfg.max_body;
+  for (size_t i = 0; i < c->srv->cfg.n_body_limits; i++)
+    if (strcmp(r->path, c->srv->cfg.body_limits[i].path) == 0)
+      r->body.max = c->srv->cfg.body_limits[i].max_body;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > r->body.max) {
     h->error_status = 413;
     return -1;
   }

@@ -37,12 +37,21 @@ struct http_request {
   int http_major, http_minor;
 };
 
+/* A route whose requests may carry a larger (or smaller) body than max_body. */
+struct net_body_limit {
+  const char *path;        /* the exact URL path (static storage) */
+  size_t max_body;
+};
+
 struct net_config {
   const char *host;        /* address to listen on (borrowed for the call) */
   int port;
   int backlog;
   size_t max_header;       /* bytes of request line + headers; over it: 431 */
   size_t max_body;         /* bytes of request body; over it: 413 */
+  const struct net_body_limit *body_limits; /* per-route exceptions (borrowed for the server's
+                                               life), n_body_limits of them */
+  size_t n_body_limits;
   size_t ws_max_msg;       /* bytes of one reassembled message; over it: close 1009 */
   size_t outq_max;         /* unwritten bytes of pushed events per connection; over: 4008 */
   size_t outq_hard_max;    /* unwritten bytes of anything per connection; over: 4008 */

@@ -47,6 +47,9 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_STATE] = {"state", FT_STRING, CS_SLUG, 1, 16, OFF(state)},
     [PROTO_F_REPLY_TO] = {"replyTo", FT_INT, CS_ANY, 1, PROTO_INT_LIMIT, OFF(reply_to)},
     [PROTO_F_EMOJI] = {"emoji", FT_STRING, CS_ANY, 1, STORE_EMOJI_MAX, OFF(emoji)},
+    [PROTO_F_LEVEL] = {"level", FT_STRING, CS_SLUG, 1, 16, OFF(level)},
+    [PROTO_F_DISPLAY_NAME] = {"displayName", FT_STRING, CS_NAME, 1, TEXT_DISPLAY_NAME_MAX,
+                              OFF(display_name)},
 };
 #undef OFF
 
@@ -97,6 +100,10 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_REACT] = {"react", 0,
                         REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ) | REQ(PROTO_F_EMOJI) | REQ(PROTO_F_ON),
                         0},
+    [PROTO_OP_CHAT_NOTIFY] = {"chat.notify", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_LEVEL), 0},
+    [PROTO_OP_CHAT_BROWSE] = {"chat.browse", 0, 0,
+                              REQ(PROTO_F_Q) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
+    [PROTO_OP_ME_UPDATE] = {"me.update", 0, REQ(PROTO_F_DISPLAY_NAME), 0},
 };
 
 const char *proto_op_name(enum proto_op op) {
@@ -165,11 +172,12 @@ static int decode_field(struct proto_req *req, enum proto_field f, json_t *v, ch
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     size_t n = s ? json_string_length(v) : 0;
     /* Titles are limited in characters, as users count them; everything else in bytes. */
-    size_t count = (s && f == PROTO_F_TITLE) ? u8_mbsnlen((const uint8_t *)s, n) : n;
+    int chars = f == PROTO_F_TITLE || f == PROTO_F_DISPLAY_NAME;
+    size_t count = (s && chars) ? u8_mbsnlen((const uint8_t *)s, n) : n;
     if (s == NULL || strlen(s) != n || (int64_t)count < d->min || (int64_t)count > d->max ||
         !charset_ok(d->cs, s, n)) {
       snprintf(err, errlen, "%s: must be a string of %lld-%lld %s%s", d->name, (long long)d->min,
-               (long long)d->max, f == PROTO_F_TITLE ? "characters" : "bytes", charset_desc(d->cs));
+               (long long)d->max, chars ? "characters" : "bytes", charset_desc(d->cs));
       return (s && (int64_t)count > d->max) ? PARLEY_ETOO_LARGE : PARLEY_EBAD_REQUEST;
     }
     *(const char **)slot = s;
@@ -266,8 +274,35 @@ void proto_req_dispose(struct proto_req *req) {
 }
 
 json_t *proto_user_json(const struct store_user *u) {
-  return json_pack("{s:I, s:s, s:s}", "id", (json_int_t)u->id, "username", u->username,
-                   "displayName", u->display_name);
+  char avatar[STORE_AVATAR_NAME_MAX + 16];
+  /* The avatar's URL path: content-addressed, so a new picture is a new URL (issue 18). */
+  snprintf(avatar, sizeof avatar, "/avatars/%s", u->avatar);
+  return json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)u->id, "username", u->username,
+                   "displayName", u->display_name, "avatar",
+                   u->avatar[0] ? json_string(avatar) : json_null());
+}
+
+const char *proto_notify_name(enum store_notify level, int is_dm) {
+  switch (level) {
+  case STORE_NOTIFY_ALL:
+    return "all";
+  case STORE_NOTIFY_MENTIONS:
+    return "mentions";
+  case STORE_NOTIFY_NONE:
+    return "none";
+  default:
+    return is_dm ? "all" : "mentions";
+  }
+}
+
+enum store_notify proto_notify_parse(const char *name) {
+  if (strcmp(name, "all") == 0)
+    return STORE_NOTIFY_ALL;
+  if (strcmp(name, "mentions") == 0)
+    return STORE_NOTIFY_MENTIONS;
+  if (strcmp(name, "none") == 0)
+    return STORE_NOTIFY_NONE;
+  return STORE_NOTIFY_DEFAULT;
 }
 
 json_t *proto_member_json(const struct store_member *m) {

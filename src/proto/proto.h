@@ -49,6 +49,9 @@ enum proto_op {
   PROTO_OP_MSG_EDIT,
   PROTO_OP_MSG_DELETE,
   PROTO_OP_REACT,
+  PROTO_OP_CHAT_NOTIFY, /* issue 18 */
+  PROTO_OP_CHAT_BROWSE,
+  PROTO_OP_ME_UPDATE,
   PROTO_OP__COUNT
 };
 
@@ -75,6 +78,8 @@ enum proto_field {
   PROTO_F_STATE,
   PROTO_F_REPLY_TO,
   PROTO_F_EMOJI,
+  PROTO_F_LEVEL,        /* issue 18 */
+  PROTO_F_DISPLAY_NAME,
   PROTO_F__COUNT
 };
 
@@ -86,7 +91,7 @@ struct proto_req {
   enum proto_op op;
   uint32_t present; /* bit (1 << PROTO_F_x) for each argument given */
   const char *token, *chat, *title, *slug, *body, *client_msg_id, *user, *role, *invite_policy,
-      *q, *state, *emoji;
+      *q, *state, *emoji, *level, *display_name;
   int is_public, on;
   int64_t max_participants, before, since, seq, limit, ttl, invitation, reply_to;
 };
@@ -113,6 +118,10 @@ json_t *proto_chat_json(const struct store_chat *c);
 json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug);
 json_t *proto_member_json(const struct store_member *m);
 json_t *proto_invite_json(const struct store_invite *inv);
+/* The wire name of a chat.notify level ("all", "mentions", "none"); DEFAULT resolves by the
+ * chat's kind (is_dm: "all", else "mentions"). Static string. And back: 0 if unknown. */
+const char *proto_notify_name(enum store_notify level, int is_dm);
+enum store_notify proto_notify_parse(const char *name);
 
 /* Serializes a reply {"id", "ok": true, ...fields of `result`} (result may be NULL; its
  * reference is stolen). Returns a malloc'ed string (caller frees) and its length in *len. */

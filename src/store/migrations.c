@@ -536,6 +536,30 @@ const struct store__migration store__migrations[] = {
      "ALTER TABLE chats ADD COLUMN kind TEXT NOT NULL DEFAULT 'group';"
      "ALTER TABLE chats ADD COLUMN dm_key TEXT;"
      "CREATE UNIQUE INDEX chats_by_dm_key ON chats(dm_key) WHERE dm_key IS NOT NULL;"},
+    {9, "issue 18: participants.notify, users.avatar, avatars, the public directory index",
+     /* notify: enum store_notify, 0 = the default of the chat's kind. avatars: images by content
+      * hash ("<sha256 hex>.<ext>"), shared by every user who has the same one. chats_public:
+      * chat.browse, newest activity first. users_by_avatar: the unreferenced-avatar check. */
+     "ALTER TABLE participants ADD COLUMN notify INTEGER NOT NULL DEFAULT 0"
+     " CHECK (notify BETWEEN 0 AND 3);"
+     "ALTER TABLE users ADD COLUMN avatar TEXT;"
+     "CREATE INDEX users_by_avatar ON users(avatar) WHERE avatar IS NOT NULL;"
+     "CREATE TABLE avatars ("
+     "  name TEXT PRIMARY KEY,"
+     "  data BLOB NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX chats_public ON chats(last_activity, id) WHERE is_public = 1 AND archived = 0;",
+     "ALTER TABLE participants ADD COLUMN notify SMALLINT NOT NULL DEFAULT 0"
+     " CHECK (notify BETWEEN 0 AND 3);"
+     "ALTER TABLE users ADD COLUMN avatar TEXT;"
+     "CREATE INDEX users_by_avatar ON users(avatar) WHERE avatar IS NOT NULL;"
+     "CREATE TABLE avatars ("
+     "  name TEXT PRIMARY KEY,"
+     "  data BYTEA NOT NULL,"
+     "  created_at BIGINT NOT NULL"
+     ");"
+     "CREATE INDEX chats_public ON chats(last_activity, id) WHERE is_public = 1 AND archived = 0;"},
 };
 
 const size_t store__migrations_count =

@@ -168,6 +168,9 @@ static void store__req_clear_out(struct store_req *req, int keep_errmsg) {
     store__invite_dispose(&req->out.invites[i]);
   free(req->out.invites);
   free(req->out.member_ids);
+  free(req->out.member_reads);
+  free(req->out.hashes);
+  free(req->out.data);
   memset(&req->out, 0, sizeof req->out);
   if (keep_errmsg) {
     memcpy(req->out.errmsg, errmsg, sizeof errmsg);
@@ -182,6 +185,7 @@ void store_req_free(struct store_req *req) {
   free(req->in.title);
   free(req->in.body);
   free(req->in.query);
+  free(req->in.data);
   store__req_clear_out(req, 0);
   free(req);
 }
@@ -258,6 +262,8 @@ static int store__chat_keyed(const struct store_req *req) {
   case STORE_MSG_EDIT:
   case STORE_MSG_DELETE:
   case STORE_REACT:
+  case STORE_CHAT_ACTIVITY: /* after its chat's sends, in order with them */
+  case STORE_NOTIFY_SET:
     return req->in.slug[0] != '\0';
   default:
     return 0;

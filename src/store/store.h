@@ -35,6 +35,8 @@
 #define STORE_LIMIT_MAX 1000      /* largest in.limit of MSG_HISTORY / MSG_SINCE (bounds memory) */
 #define STORE_SLUG_DERIVED_MAX 48 /* a slug derived from a title, before any "-N" suffix */
 #define STORE_SEARCH_MAX 20       /* most hits of USERS_SEARCH (in.limit 0 or above: this) */
+#define STORE_AVATAR_NAME_MAX 80  /* "<64 hex>.<ext>": an avatar's name (issue 18) */
+#define STORE_BROWSE_MAX 100      /* most chats of one CHAT_BROWSE page */
 
 enum store_durability {
   STORE_DURABILITY_NORMAL = 0, /* WAL + synchronous=NORMAL: survives a killed process */
@@ -47,6 +49,16 @@ struct store_user {
   char display_name[STORE_DISPLAY_NAME_MAX + 1];
   int64_t created_at; /* Unix ms */
   int64_t last_seen;  /* Unix ms, 0 = never; filled by CHAT_MEMBERS and USERS_SEARCH */
+  char avatar[STORE_AVATAR_NAME_MAX + 1]; /* "<hash>.<ext>", "" = none (issue 18); filled where
+                                             names are: sessions, members, search, by id/name */
+};
+
+/* A participant's chat.notify level (participants.notify); DEFAULT: by the chat's kind. */
+enum store_notify {
+  STORE_NOTIFY_DEFAULT = 0,
+  STORE_NOTIFY_ALL = 1,
+  STORE_NOTIFY_MENTIONS = 2,
+  STORE_NOTIFY_NONE = 3
 };
 
 struct store_chat {
@@ -68,6 +80,7 @@ struct store_chat {
   int is_dm;              /* a direct message between two users (issue 17, migration 8) */
   struct store_user peer; /* is_dm: the other participant as the requesting user sees it */
   int64_t mentions;       /* CHAT_LIST: unread text messages that mention the user */
+  enum store_notify notify; /* the caller's level: CHAT_LIST, CHAT_MEMBERS, NOTIFY_SET */
 };
 
 struct store_member {
@@ -269,6 +282,25 @@ enum store_op {
                            the toggle changed nothing. PARLEY_ECONFLICT past STORE_REACTIONS_MAX. */
   STORE_DM_OPEN,        /* in: user_id, target (username), now. out: chat (is_dm, peer), joined
                            (1: created now), member_ids. */
+  /* --- live list, notifications, directory, profile (issue 18) --- */
+  STORE_CHAT_ACTIVITY,  /* in: slug, user_id (0: every participant; else that one, if a
+                           participant). out: chat (seen by nobody: my_role none), member_ids
+                           with member_reads[i] their read markers (0: none), and with a
+                           user_id, msg: the newest message (seq 0 if none). Internal: no ACL. */
+  STORE_NOTIFY_SET,     /* in: user_id, slug, level (enum store_notify, not DEFAULT). out: chat
+                           (notify set). Not a participant: PARLEY_EFORBIDDEN. */
+  STORE_CHAT_BROWSE,    /* in: user_id, query (NULL: none; else folded word-start prefix of the
+                           title), before (0: newest; else last_activity < before), limit
+                           (1..STORE_BROWSE_MAX). out: chats/n_chats public and not archived,
+                           newest last_activity first (my_role: the caller's), has_more. */
+  STORE_USER_UPDATE,    /* in: user_id, user.display_name. out: user, member_ids (everyone who
+                           shares a chat with the user, the user excluded). */
+  STORE_PASSWORD_SET,   /* in: user_id, pwhash, token_hash (the session kept). out: hashes /
+                           n_hashes: the user's other sessions, deleted. */
+  STORE_AVATAR_SET,     /* in: user_id, query (the avatar's name; NULL: remove it), data /
+                           data_len (the image; with a name). out: user (after), member_ids (as
+                           USER_UPDATE). An avatar no user has any more is deleted. */
+  STORE_AVATAR_GET,     /* in: query (name). out: data/data_len. PARLEY_ENOT_FOUND. */
   STORE_OP__COUNT
 };
 
@@ -317,6 +349,9 @@ struct store_req {
     int64_t invite_id;
     int64_t reply_to;               /* MSG_APPEND: the seq replied to, 0 = none */
     int on;                         /* REACT */
+    int level;                      /* NOTIFY_SET: enum store_notify */
+    unsigned char *data;            /* AVATAR_SET: the image (owned) */
+    size_t data_len;
   } in;
 
   struct {       /* outputs: filled by the store thread; freed by store_req_free() */
@@ -352,6 +387,11 @@ struct store_req {
     enum chat_role role;
     char errmsg[128];               /* detail for the client when status says not enough */
     struct store_msg notice;        /* membership ops: the notice entry appended (seq 0: none) */
+    int64_t *member_reads;          /* CHAT_ACTIVITY: unread text of member_ids[i] (<= 1000) */
+    uint8_t (*hashes)[STORE_TOKEN_HASH_LEN]; /* PASSWORD_SET: the sessions deleted */
+    size_t n_hashes;
+    unsigned char *data;            /* AVATAR_GET: the image */
+    size_t data_len;
   } out;
 
   struct store_req *next; /* queue link, private to the store */

@@ -562,8 +562,11 @@ int pg_release(void *arg, int undo) {
 
 int pg_exec(void *arg, struct store_req *req) {
   struct pg *be = arg;
+  int err;
   if (be->doomed)
     return PARLEY_EUNAVAILABLE; /* see pg__err(): reported, for the client to retry */
+  if (store_rules_live_exec(&pg_prims, be, req, &err) == 0)
+    return err; /* an op of issue 18 */
   return store_rules_exec(&pg_prims, be, req);
 }
 const struct store_backend_ops store_pg_ops = {

@@ -86,6 +86,7 @@ static int pg_session_get(void *arg, struct store_req *req) {
     if (PQntuples(r) == 1 && pg__i64(r, 0, 0) > req->in.now) {
       req->out.expires_at = pg__i64(r, 0, 0);
       pg__read_user(r, 0, 1, &req->out.user);
+      pg__read_avatar(r, 0, 5, &req->out.user);
     } else {
       err = PARLEY_EUNAUTHORIZED; /* unknown, or expired (left for a sweep: a lookup is a read) */
     }
@@ -150,7 +151,8 @@ static int pg_chat_list(void *arg, struct store_req *req) {
     /* seq is gap-free and messages are never deleted: unread is a subtraction. */
     req->out.unread[i] =
         req->out.chats[i].last_seq > marker ? req->out.chats[i].last_seq - marker : 0;
-    err = pg__read_msg(r, (int)i, STORE_SQL_CHAT_NCOLS + 1, &req->out.last_msgs[i]);
+    req->out.chats[i].notify = (enum store_notify)pg__int(r, (int)i, STORE_SQL_CHAT_NCOLS + 1);
+    err = pg__read_msg(r, (int)i, STORE_SQL_CHAT_NCOLS + 2, &req->out.last_msgs[i]);
     if (err)
       break;
   }
@@ -285,6 +287,7 @@ static int pg_chat_members(void *arg, struct store_req *req) {
     m->role = chat_role_parse(pg__str(r, (int)i, 4));
     m->joined_at = pg__i64(r, (int)i, 5);
     m->user.last_seen = pg__i64(r, (int)i, 6);
+    pg__read_avatar(r, (int)i, 7, &m->user);
   }
   req->out.n_members = rows;
   PQclear(r);
@@ -350,6 +353,7 @@ static int pg__users_search(void *arg, struct store_req *req, const char *lo, si
     h->participant = pg__int(r, (int)i, 4) != 0;
     h->invited = pg__int(r, (int)i, 5) != 0;
     h->user.last_seen = pg__i64(r, (int)i, 6);
+    pg__read_avatar(r, (int)i, 7, &h->user);
   }
   PQclear(r);
   return 0;
@@ -489,6 +493,15 @@ const struct store_prims pg_prims = {
     .user_word_insert = pg__user_word_insert,
     .invites_due = pg__invites_due,
     .sessions_expire = pg_sessions_expire,
+    .chat_readers = pg__chat_readers,
+    .notify_set = pg__notify_set,
+    .notify_of = pg__notify_of,
+    .chats_browse = pg__chats_browse,
+    .user_set_display = pg__user_set_display,
+    .user_words_delete = pg__user_words_delete,
+    .avatar_put = pg__avatar_put,
+    .user_set_avatar = pg__user_set_avatar,
+    .avatar_gc = pg__avatar_gc,
     .op =
         {
             [STORE_USER_BY_NAME] = pg_user_by_name,
@@ -502,5 +515,7 @@ const struct store_prims pg_prims = {
             [STORE_INVITE_LIST] = pg_invite_list,
             [STORE_PRESENCE_AUDIENCE] = pg_presence_audience,
             [STORE_USER_SEEN] = pg_user_seen,
+            [STORE_PASSWORD_SET] = pg__password_set,
+            [STORE_AVATAR_GET] = pg__avatar_get,
         },
 };

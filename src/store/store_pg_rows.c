@@ -189,9 +189,10 @@ static int pg__user_row(struct pg *be, enum pg_stmt stmt, const struct pgp *p,
   PGresult *r = NULL;
   int err = pg__q(be, stmt, p, &r);
   if (err == 0) {
-    if (PQntuples(r) == 1)
+    if (PQntuples(r) == 1) {
       pg__read_user(r, 0, 0, u);
-    else
+      pg__read_avatar(r, 0, 4, u);
+    } else
       err = PARLEY_ENOT_FOUND;
   }
   PQclear(r);

@@ -445,6 +445,10 @@ static int rules__user_words(const struct store_prims *p, void *be, int64_t id,
   return 0;
 }
 
+int store_user_words(const struct store_prims *p, void *be, int64_t id, const char *display) {
+  return rules__user_words(p, be, id, display);
+}
+
 static int rules_user_create(const struct store_prims *p, void *be, struct store_req *req) {
   struct store_user *u = &req->in.user;
   const char *display;

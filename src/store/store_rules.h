@@ -110,6 +110,25 @@ struct store_prims {
   /* Deletes at most `limit` sessions whose expires_at <= now; the count into *n. */
   int (*sessions_expire)(void *be, int64_t now, int limit, int64_t *n);
 
+  /* ---- issue 18 (store_rules_live.c) ---- */
+  /* The participants of chat_id (user_id 0: all; else that one if a participant) into
+   * out.member_ids with their read markers into out.member_reads. */
+  int (*chat_readers)(void *be, struct store_req *req, int64_t chat_id, int64_t user_id);
+  int (*notify_set)(void *be, int64_t chat_id, int64_t user_id, int level);
+  int (*notify_of)(void *be, int64_t chat_id, int64_t user_id, int *level);
+  /* Public, unarchived chats as in.user_id sees them, title word starts `lo` (folded, `len`
+   * bytes; NULL: all), last_activity < before (0: any), the newest limit + 1 into out.chats. */
+  int (*chats_browse)(void *be, struct store_req *req, const char *lo, size_t len, int64_t before,
+                      int limit);
+  int (*user_set_display)(void *be, int64_t user_id, const char *display);
+  int (*user_words_delete)(void *be, int64_t user_id);
+  /* Stores an avatar under `name` unless one is there (same name: same bytes). */
+  int (*avatar_put)(void *be, const char *name, const unsigned char *data, size_t len,
+                    int64_t now);
+  /* Sets users.avatar (NULL: none); the previous value into old (cap STORE_AVATAR_NAME_MAX + 1). */
+  int (*user_set_avatar)(void *be, int64_t user_id, const char *name, char *old);
+  int (*avatar_gc)(void *be, const char *name); /* deletes it if no user has it */
+
   /* ---- the ops that are SQL alone, executed whole: op[STORE_X] (NULL: refused) ---- */
   int (*op[STORE_OP__COUNT])(void *be, struct store_req *req);
 };
@@ -165,6 +184,10 @@ int store_rules_chat_dm(const struct store_prims *p, void *be, struct store_req 
  * chat_id is one; else 0. */
 int store_rules_not_dm(const struct store_prims *p, void *be, struct store_req *req,
                        int64_t chat_id, const char *what);
+/* users.search's word starts of user id's display name (store_rules.c). */
+int store_user_words(const struct store_prims *p, void *be, int64_t id, const char *display);
+/* The issue 18 ops (store_rules_live.c); 1 if req->op is none of them. */
+int store_rules_live_exec(const struct store_prims *p, void *be, struct store_req *req, int *err);
 
 /* The ops, as store.h describes them. */
 int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_req *req);

@@ -244,6 +244,9 @@ static int sq_release(void *arg, int undo) {
 }
 
 static int sq_exec(void *arg, struct store_req *req) {
+  int err;
+  if (store_rules_live_exec(&sq_prims, arg, req, &err) == 0)
+    return err; /* an op of issue 18 */
   return store_rules_exec(&sq_prims, arg, req);
 }
 static void sq_set_wal_max(void *arg, uint64_t bytes) {

@@ -27,10 +27,10 @@
                  " VALUES (?1, ?2, ?3, ?4) RETURNING id")                                          \
   X(USER_BY_NAME, "SELECT id, username, display_name, created_at, pwhash FROM users"               \
                   " WHERE username = ?1")                                                          \
-  X(USER_BY_ID, "SELECT id, username, display_name, created_at FROM users WHERE id = ?1")          \
+  X(USER_BY_ID, "SELECT id, username, display_name, created_at, avatar FROM users WHERE id = ?1")  \
   X(SESSION_INSERT, "INSERT INTO sessions(token_hash, user_id, created_at, expires_at)"            \
                     " VALUES (?1, ?2, ?3, ?4)")                                                    \
-  X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at"             \
+  X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at, u.avatar"   \
                  " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1")      \
   X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                  \
   X(SESSION_SWEEP, "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions "    \
@@ -54,7 +54,7 @@
   X(MSG_RANGE, "SELECT " STORE_SQL_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"  \
                " WHERE m.chat_id = ?1 AND m.seq > ?2 AND m.seq < ?3"                               \
                " ORDER BY m.seq DESC LIMIT ?4")                                                    \
-  X(CHAT_LIST, "SELECT " STORE_SQL_CHAT_COLS ", coalesce(r.seq, 0), " STORE_SQL_MSG_COLS           \
+  X(CHAT_LIST, "SELECT " STORE_SQL_CHAT_COLS ", coalesce(r.seq, 0), p.notify, " STORE_SQL_MSG_COLS \
                " FROM participants p JOIN chats c ON c.id = p.chat_id"                             \
                " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"      \
                " LEFT JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq"                  \
@@ -70,8 +70,8 @@
   X(PARTICIPANT_ROLE, "SELECT role FROM participants WHERE chat_id = ?1 AND user_id = ?2")         \
   X(PARTICIPANTS, "SELECT user_id, role, joined_at FROM participants WHERE chat_id = ?1")          \
   X(MEMBERS, "SELECT u.id, u.username, u.display_name, u.created_at, p.role, p.joined_at,"         \
-             " coalesce(u.last_seen, 0) FROM participants p JOIN users u ON u.id = p.user_id"      \
-             " WHERE p.chat_id = ?1"                                                               \
+             " coalesce(u.last_seen, 0), u.avatar FROM participants p"                             \
+             " JOIN users u ON u.id = p.user_id WHERE p.chat_id = ?1"                              \
              " ORDER BY p.joined_at, p.user_id")                                                   \
   X(PARTICIPANT_DELETE, "DELETE FROM participants WHERE chat_id = ?1 AND user_id = ?2")            \
   X(PARTICIPANT_SET_ROLE, "UPDATE participants SET role = ?3 WHERE chat_id = ?1 AND user_id = ?2") \
@@ -90,7 +90,7 @@
                   "   AND p.user_id = u.id),"                                                      \
                   " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = ?4 AND i.to_id = u.id"   \
                   "   AND i.status = 0 AND i.expires_at > ?5),"                                    \
-                  " coalesce(u.last_seen, 0) FROM users u WHERE u.id <> ?3 AND"                    \
+                  " coalesce(u.last_seen, 0), u.avatar FROM users u WHERE u.id <> ?3 AND"          \
                   " ((lower(u.username) >= ?1 AND lower(u.username) < ?2) OR"                      \
                   "  (lower(u.display_name) >= ?1 AND lower(u.display_name) < ?2))"                \
                   " ORDER BY lower(u.username) = ?1 DESC,"                                         \
@@ -104,7 +104,7 @@
     "   AND p.user_id = u.id),"                                                                    \
     " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = ?4"                                    \
     "   AND i.to_id = u.id AND i.status = 0 AND i.expires_at > ?5),"                               \
-    " coalesce(u.last_seen, 0) FROM users u WHERE u.id IN"                                         \
+    " coalesce(u.last_seen, 0), u.avatar FROM users u WHERE u.id IN"                               \
     "  (SELECT w.user_id FROM user_words w WHERE w.word >= ?1 AND w.word < ?2)"                    \
     " AND u.id <> ?3"                                                                              \
     " AND NOT (lower(u.username) >= ?1 AND lower(u.username) < ?2)"                                \
@@ -147,7 +147,35 @@
               " JOIN chats c ON c.id = p1.chat_id AND c.archived = 0"                              \
               " JOIN participants p2 ON p2.chat_id = p1.chat_id"                                   \
               " WHERE p1.user_id = ?1 AND p2.user_id != ?1")                                       \
-  X(USER_SEEN, "UPDATE users SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE id = ?1")
+  X(USER_SEEN, "UPDATE users SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE id = ?1")     \
+  SQ_LIVE_STATEMENTS(X)
+
+/* Issue 18 (store_sqlite_live.c). READERS: ?2 = 0 for every participant. */
+#define SQ_LIVE_STATEMENTS(X)                                                                      \
+  X(READERS, "SELECT p.user_id, (SELECT count(*) FROM (SELECT 1 FROM messages m"                \
+             " WHERE m.chat_id = p.chat_id AND m.kind = 'text' AND m.seq > coalesce(r.seq, 0)"  \
+             " AND m.author_id <> p.user_id LIMIT 1000) u) FROM participants p"                            \
+             " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"        \
+             " WHERE p.chat_id = ?1 AND (?2 = 0 OR p.user_id = ?2)")                               \
+  X(NOTIFY_SET, "UPDATE participants SET notify = ?3 WHERE chat_id = ?1 AND user_id = ?2")         \
+  X(NOTIFY_OF, "SELECT notify FROM participants WHERE chat_id = ?1 AND user_id = ?2")              \
+  X(BROWSE, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
+            " ON p.chat_id = c.id AND p.user_id = ?1"                                              \
+            " WHERE c.is_public = 1 AND c.archived = 0 AND (?2 = 0 OR c.last_activity < ?2)"       \
+            " AND (?3 IS NULL OR lower(c.title) LIKE ?3 || '%' ESCAPE '\\'"                        \
+            "  OR lower(c.title) LIKE '% ' || ?3 || '%' ESCAPE '\\')"                              \
+            " ORDER BY c.last_activity DESC, c.id DESC LIMIT ?4")                                  \
+  X(USER_SET_DISPLAY, "UPDATE users SET display_name = ?2 WHERE id = ?1")                          \
+  X(USER_WORDS_DELETE, "DELETE FROM user_words WHERE user_id = ?1")                                \
+  X(PASSWORD_SET, "UPDATE users SET pwhash = ?2 WHERE id = ?1")                                    \
+  X(SESSIONS_END, "DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2"                   \
+                  " RETURNING token_hash")                                                         \
+  X(AVATAR_PUT, "INSERT OR IGNORE INTO avatars(name, data, created_at) VALUES (?1, ?2, ?3)")       \
+  X(AVATAR_OF, "SELECT coalesce(avatar, '') FROM users WHERE id = ?1")                             \
+  X(USER_SET_AVATAR, "UPDATE users SET avatar = ?2 WHERE id = ?1")                                 \
+  X(AVATAR_GC, "DELETE FROM avatars WHERE name = ?1"                                               \
+               " AND NOT EXISTS (SELECT 1 FROM users WHERE avatar = ?1)")                          \
+  X(AVATAR_GET, "SELECT data FROM avatars WHERE name = ?1")
 
 enum sq_stmt {
 #define SQ__ENUM(name, sql) SQ_##name,
@@ -217,5 +245,21 @@ int sq__invite_pending_for(void *arg, int64_t chat_id, int64_t to_id, struct sto
                            int *found);
 int sq__invite_insert(void *arg, struct store_req *req, int64_t chat_id, int64_t to_id,
                       struct store_invite *inv);
+/* Issue 18 (store_sqlite_live.c): the primitives and ops of store_rules_live.c, and the user's
+ * avatar column at `col` of a row. */
+void sq__read_avatar(sqlite3_stmt *st, int col, struct store_user *u);
+int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id);
+int sq__notify_set(void *arg, int64_t chat_id, int64_t user_id, int level);
+int sq__notify_of(void *arg, int64_t chat_id, int64_t user_id, int *level);
+int sq__chats_browse(void *arg, struct store_req *req, const char *lo, size_t len, int64_t before,
+                     int limit);
+int sq__user_set_display(void *arg, int64_t user_id, const char *display);
+int sq__user_words_delete(void *arg, int64_t user_id);
+int sq__avatar_put(void *arg, const char *name, const unsigned char *data, size_t len,
+                   int64_t now);
+int sq__user_set_avatar(void *arg, int64_t user_id, const char *name, char *old);
+int sq__avatar_gc(void *arg, const char *name);
+int sq__password_set(void *arg, struct store_req *req);
+int sq__avatar_get(void *arg, struct store_req *req);
 
 #endif

@@ -167,6 +167,7 @@ static int sq_session_get(void *arg, struct store_req *req) {
     } else {
       req->out.expires_at = expires_at;
       sq__read_user(st, 1, &req->out.user);
+      sq__read_avatar(st, 5, &req->out.user);
     }
   } else if (rc == SQLITE_DONE) {
     err = PARLEY_EUNAUTHORIZED;
@@ -248,7 +249,8 @@ static int sq_chat_list(void *arg, struct store_req *req) {
      * subtraction, not a scan of every unread row. */
     req->out.unread[i] =
         req->out.chats[i].last_seq > marker ? req->out.chats[i].last_seq - marker : 0;
-    err = sq__read_msg(st, STORE_SQL_CHAT_NCOLS + 1, &req->out.last_msgs[i]);
+    req->out.chats[i].notify = (enum store_notify)sqlite3_column_int(st, STORE_SQL_CHAT_NCOLS + 1);
+    err = sq__read_msg(st, STORE_SQL_CHAT_NCOLS + 2, &req->out.last_msgs[i]);
     if (err)
       goto cleanup;
   }
@@ -427,6 +429,7 @@ static int sq_chat_members(void *arg, struct store_req *req) {
     m->role = chat_role_parse((const char *)sqlite3_column_text(st, 4));
     m->joined_at = sqlite3_column_int64(st, 5);
     m->user.last_seen = sqlite3_column_int64(st, 6);
+    sq__read_avatar(st, 7, &m->user);
   }
   if (rc != SQLITE_DONE)
     err = sq__err(be, rc, "chat members");
@@ -495,6 +498,7 @@ static int sq__users_search(void *arg, struct store_req *req, const char *lo, si
     h->participant = sqlite3_column_int(st, 4) != 0;
     h->invited = sqlite3_column_int(st, 5) != 0;
     h->user.last_seen = sqlite3_column_int64(st, 6);
+    sq__read_avatar(st, 7, &h->user);
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE)
     err = sq__err(be, rc, "search users");
@@ -602,6 +606,15 @@ const struct store_prims sq_prims = {
     .user_word_insert = sq__user_word_insert,
     .invites_due = sq__invites_due,
     .sessions_expire = sq_sessions_expire,
+    .chat_readers = sq__chat_readers,
+    .notify_set = sq__notify_set,
+    .notify_of = sq__notify_of,
+    .chats_browse = sq__chats_browse,
+    .user_set_display = sq__user_set_display,
+    .user_words_delete = sq__user_words_delete,
+    .avatar_put = sq__avatar_put,
+    .user_set_avatar = sq__user_set_avatar,
+    .avatar_gc = sq__avatar_gc,
     .op =
         {
             [STORE_USER_BY_NAME] = sq_user_by_name,
@@ -615,5 +628,7 @@ const struct store_prims sq_prims = {
             [STORE_INVITE_LIST] = sq_invite_list,
             [STORE_PRESENCE_AUDIENCE] = sq_presence_audience,
             [STORE_USER_SEEN] = sq_user_seen,
+            [STORE_PASSWORD_SET] = sq__password_set,
+            [STORE_AVATAR_GET] = sq__avatar_get,
         },
 };

@@ -171,8 +171,10 @@ int sq__user_by_id(void *arg, int64_t id, struct store_user *u) {
   int rc;
   sqlite3_bind_int64(st, 1, id);
   rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW)
+  if (rc == SQLITE_ROW) {
     sq__read_user(st, 0, u);
+    sq__read_avatar(st, 4, u);
+  }
   sqlite3_reset(st);
   if (rc == SQLITE_ROW)
     return 0;

@@ -129,7 +129,8 @@ static void test_encode_reply_and_msg(void **state) {
   m.created_at = 1000;
   s = proto_reply_ok(&r, json_pack("{s:o}", "msg", proto_msg_json(&m, "room")), &len);
   assert_string_equal(s, "{\"id\":42,\"ok\":true,\"msg\":{\"seq\":3,\"chat\":\"room\",\"author\":"
-                         "{\"id\":9,\"username\":\"ana\",\"displayName\":\"Ana \\\"A\\\"\"},"
+                         "{\"id\":9,\"username\":\"ana\",\"displayName\":\"Ana \\\"A\\\"\","
+                         "\"avatar\":null},"
                          "\"body\":\"hi\",\"clientMsgId\":null,\"createdAt\":1000}}");
   assert_int_equal(len, strlen(s));
   free(s);
@@ -142,6 +143,25 @@ static void test_encode_reply_and_msg(void **state) {
   s = proto_reply_err(&r, PARLEY_EBAD_REQUEST, "x", &len);
   assert_non_null(strstr(s, "\"id\":null"));
   free(s);
+}
+
+/* Issue 18: a user's avatar is a path under /avatars/; notify levels by name, DEFAULT by kind. */
+static void test_avatar_and_notify(void **state) {
+  struct store_user u;
+  json_t *o;
+  (void)state;
+  memset(&u, 0, sizeof u);
+  strcpy(u.username, "ana");
+  strcpy(u.avatar, "ab12.png");
+  o = proto_user_json(&u);
+  assert_string_equal(json_string_value(json_object_get(o, "avatar")), "/avatars/ab12.png");
+  json_decref(o);
+  assert_string_equal(proto_notify_name(STORE_NOTIFY_DEFAULT, 0), "mentions");
+  assert_string_equal(proto_notify_name(STORE_NOTIFY_DEFAULT, 1), "all");
+  assert_string_equal(proto_notify_name(STORE_NOTIFY_NONE, 1), "none");
+  assert_int_equal(proto_notify_parse("all"), STORE_NOTIFY_ALL);
+  assert_int_equal(proto_notify_parse("mentions"), STORE_NOTIFY_MENTIONS);
+  assert_int_equal(proto_notify_parse("loud"), STORE_NOTIFY_DEFAULT);
 }
 
 /* Regression (found by fuzz_proto): an error message quoting client text cut inside a UTF-8
@@ -169,6 +189,7 @@ int main(void) {
       cmocka_unit_test(test_valid_send),          cmocka_unit_test(test_errors_name_the_problem),
       cmocka_unit_test(test_body_too_large),      cmocka_unit_test(test_title_counts_characters),
       cmocka_unit_test(test_public_ops),          cmocka_unit_test(test_encode_reply_and_msg),
+      cmocka_unit_test(test_avatar_and_notify),
       cmocka_unit_test(test_error_reply_with_split_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,13 +1,19 @@
-// Routes: /login, /signup, /chat, /chat/:slug, /chat/:slug/settings. Signed-out visitors of
-// an app route are sent to /login; signed-in visitors of the auth pages to /chat.
+// Routes: /login, /signup, /chat, /chat/:slug, /chat/:slug/settings, /browse, /profile.
+// Signed-out visitors of an app route are sent to /login?next=<where they were going>, and come
+// back there after logging in or signing up (a shared chat link survives login); signed-in
+// visitors of the auth pages go to `next` or /chat.
 import { useEffect } from 'react';
 import { matchPath, navigate, usePath } from './lib/router';
 import { useSession } from './lib/session';
-import { AuthPage } from './pages/auth-page';
+import { AuthPage, nextPath } from './pages/auth-page';
 import { ChatSidebar } from './pages/chat-list';
 import { ChatRoom } from './pages/chat-room';
 import { ChatSettings } from './pages/chat-settings';
+import { BrowsePage } from './pages/browse';
+import { ProfilePage } from './pages/profile';
+import { ChatListProvider } from './hooks/use-chat-list';
 import { useConnectionState } from './hooks/use-connection-state';
+import { setPageTitle } from './lib/attention';
 import { IconChat } from './components/ui/icons';
 
 export function App() {
@@ -16,13 +22,17 @@ export function App() {
   const isAuthPage = path === '/login' || path === '/signup';
 
   useEffect(() => {
-    if (!user && !isAuthPage) navigate('/login', { replace: true });
-    else if (user && (isAuthPage || path === '/')) navigate('/chat', { replace: true });
+    if (!user && !isAuthPage) {
+      const here = location.pathname + location.search;
+      navigate(here === '/' || here === '/chat' ? '/login' : `/login?next=${encodeURIComponent(here)}`, { replace: true });
+    } else if (user && (isAuthPage || path === '/')) navigate(isAuthPage ? nextPath() : '/chat', { replace: true });
   }, [user, isAuthPage, path]);
 
-  // Rooms set their own title (the chat's); everything else is just "Parley".
+  // Rooms and settings set their own title (the chat's); everything else is just "Parley".
   useEffect(() => {
-    if (!matchPath('/chat/:slug', path) && !matchPath('/chat/:slug/settings', path)) document.title = 'Parley';
+    if (!matchPath('/chat/:slug', path) && !matchPath('/chat/:slug/settings', path)) {
+      setPageTitle(path === '/browse' ? 'Browse chats · Parley' : path === '/profile' ? 'Profile · Parley' : 'Parley');
+    }
   }, [path]);
 
   if (!user) return isAuthPage ? <AuthPage mode={path === '/signup' ? 'signup' : 'login'} /> : null;
@@ -35,34 +45,41 @@ function Shell({ path }: { path: string }) {
   const settings = matchPath('/chat/:slug/settings', path);
   const room = matchPath('/chat/:slug', path);
   const slug = settings?.slug ?? room?.slug;
+  const page = path === '/browse' || path === '/profile';
   return (
-    <div className={`shell ${slug ? 'shell--room' : 'shell--list'}`}>
-      <a className="skip-link" href="#main">
-        Skip to content
-      </a>
-      <ChatSidebar activeSlug={slug} connection={connection} />
-      <main className="main" id="main">
-        {settings ? (
-          <ChatSettings key={`s:${settings.slug}`} slug={settings.slug} />
-        ) : room ? (
-          <ChatRoom key={room.slug} slug={room.slug} />
-        ) : path === '/chat' ? (
-          <div className="empty-state">
-            <div className="empty-state__art">
-              <IconChat />
+    <ChatListProvider activeSlug={room?.slug}>
+      <div className={`shell ${slug || page ? 'shell--room' : 'shell--list'}`}>
+        <a className="skip-link" href="#main">
+          Skip to content
+        </a>
+        <ChatSidebar activeSlug={slug} connection={connection} path={path} />
+        <main className="main" id="main">
+          {settings ? (
+            <ChatSettings key={`s:${settings.slug}`} slug={settings.slug} />
+          ) : room ? (
+            <ChatRoom key={room.slug} slug={room.slug} />
+          ) : path === '/browse' ? (
+            <BrowsePage />
+          ) : path === '/profile' ? (
+            <ProfilePage />
+          ) : path === '/chat' ? (
+            <div className="empty-state">
+              <div className="empty-state__art">
+                <IconChat />
+              </div>
+              <h2>Pick a chat</h2>
+              <p>Choose a conversation on the left, start a new one, or browse public chats.</p>
             </div>
-            <h2>Pick a chat</h2>
-            <p>Choose a conversation on the left, or start a new one.</p>
-          </div>
-        ) : (
-          <div className="empty-state">
-            <h2>Page not found</h2>
-            <a href="/chat" className="btn">
-              Go to your chats
-            </a>
-          </div>
-        )}
-      </main>
-    </div>
+          ) : (
+            <div className="empty-state">
+              <h2>Page not found</h2>
+              <a href="/chat" className="btn">
+                Go to your chats
+              </a>
+            </div>
+          )}
+        </main>
+      </div>
+    </ChatListProvider>
   );
 }

@@ -9,6 +9,11 @@ import { PendingStore, type PendingStoreOptions, type StoredSend } from './pendi
 import { TypingController, type TypingOptions } from './typing.js';
 import { attachVisibility, type DocumentLike, type VisibilityOptions, type WindowLike } from './visibility.js';
 import type {
+  ChatBrowseArgs,
+  ChatBrowseResult,
+  ChatNotifyResult,
+  NotifyLevel,
+  UserResult,
   ChatCreateArgs,
   ChatGetResult,
   ChatLeaveResult,
@@ -197,6 +202,9 @@ const SERVER_EVENT_NAMES: Record<keyof ServerEvents, true> = {
   'chat.active': true,
   read: true,
   mention: true,
+  'chat.activity': true,
+  'chat.notify': true,
+  'user.updated': true,
 };
 const SERVER_EVENTS: ReadonlySet<string> = new Set(Object.keys(SERVER_EVENT_NAMES));
 /** Local close code for sockets the client drops itself (timeouts). */
@@ -803,6 +811,13 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
         this.emit('participant.joined', payload as unknown as ServerEvents['participant.joined']);
         return;
       }
+      case 'user.updated': {
+        // This user's own name or picture, changed here or on another device.
+        const user = payload.user as User | undefined;
+        if (user && this.#user && user.id === this.#user.id) this.#user = user;
+        this.emit('user.updated', payload as unknown as ServerEvents['user.updated']);
+        return;
+      }
       default:
         // Every other event is passed on as it came: chat.updated, chat.created, read,
         // participant.*, invite, typing, presence, chat.active. Events the server adds later come through 'event'.
@@ -975,6 +990,20 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   }
   listInvites(): Promise<InviteListResult> {
     return this.request('invite.list', {});
+  }
+  /** This user's notification level for a chat (stored by the server: it follows the user). */
+  setNotify(chat: string, level: NotifyLevel): Promise<ChatNotifyResult> {
+    return this.request('chat.notify', { chat, level });
+  }
+  /** The directory of public chats, most recently active first; page on with `before`. */
+  browse(args: ChatBrowseArgs = {}): Promise<ChatBrowseResult> {
+    return this.request('chat.browse', args);
+  }
+  /** Changes the display name; everyone who shows it gets `user.updated`. */
+  async updateMe(args: { displayName: string }): Promise<UserResult> {
+    const res = await this.request('me.update', args);
+    if (this.#user && res.user.id === this.#user.id) this.#user = res.user;
+    return res;
   }
   /** Sends `presence` now and again after every reconnect. Errors are ignored. */
   setPresence(state: ClientPresenceState): void {

@@ -21,14 +21,21 @@ export interface SessionResult {
   token: string;
 }
 
-async function call<T>(method: string, path: string, body: unknown, opts: HttpOptions): Promise<{ status: number; json: T | null }> {
+// `rawType`: body is raw bytes of that Content-Type (an avatar), not JSON.
+async function call<T>(
+  method: string,
+  path: string,
+  body: unknown,
+  opts: HttpOptions,
+  rawType?: string,
+): Promise<{ status: number; json: T | null }> {
   const f = opts.fetch ?? globalThis.fetch;
   if (typeof f !== 'function') throw new TypeError('no fetch implementation (pass options.fetch)');
   const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (body !== undefined) headers['content-type'] = rawType ?? 'application/json';
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   const init: RequestInit = { method, headers, credentials: 'same-origin' };
-  if (body !== undefined) init.body = JSON.stringify(body);
+  if (body !== undefined) init.body = rawType !== undefined ? (body as BodyInit) : JSON.stringify(body);
   if (opts.signal) init.signal = opts.signal;
   let res: Response;
   try {
@@ -101,6 +108,28 @@ export async function logout(opts: HttpOptions = {}): Promise<void> {
 export async function me(opts: HttpOptions = {}): Promise<User | null> {
   const { status, json } = await call<{ user: User }>('GET', '/api/me', undefined, opts);
   return status === 200 && json ? json.user : null;
+}
+
+/** `POST /api/password`: checks the current password (a wrong one is `unauthorized`, throttled
+ * like a login: `rate_limited` with retryAfter) and stores the new one (8-256 bytes). Every other
+ * session of the user ends (their sockets close with 4001); this one stays. */
+export async function changePassword(args: { password: string; newPassword: string }, opts: HttpOptions = {}): Promise<void> {
+  await call('POST', '/api/password', args, opts);
+}
+
+/** `POST /api/avatar`: uploads a PNG, JPEG or WebP picture of at most 1 MiB (its type is the
+ * blob's `type`, or `opts.type`). The server decodes it, scales it to fit 256x256 and stores it
+ * again without metadata. Resolves with the user (its new `avatar`); rejects with `bad_request`
+ * (not a picture of that type, over 4096x4096 pixels, another type) or `too_large`. */
+export async function uploadAvatar(blob: Blob, opts: HttpOptions & { type?: string } = {}): Promise<User> {
+  const type = opts.type ?? blob.type;
+  const body = new Uint8Array(await blob.arrayBuffer()); // a copy: the fetch may outlive the blob
+  return (await call<{ user: User }>('POST', '/api/avatar', body, opts, type)).json!.user;
+}
+
+/** `DELETE /api/avatar`: removes the user's picture. Resolves with the user (`avatar: null`). */
+export async function deleteAvatar(opts: HttpOptions = {}): Promise<User> {
+  return (await call<{ user: User }>('DELETE', '/api/avatar', undefined, opts)).json!.user;
 }
 
 /** The WebSocket URL of the server that served this page (`wss:` under https). */

@@ -32,7 +32,18 @@ export {
   type WindowLike,
 } from './visibility.js';
 export { canInvite, invitePolicyAllows } from './rules.js';
-export { login, logout, me, signup, wsUrlFor, type HttpOptions, type SessionResult } from './http.js';
+export {
+  changePassword,
+  deleteAvatar,
+  login,
+  logout,
+  me,
+  signup,
+  uploadAvatar,
+  wsUrlFor,
+  type HttpOptions,
+  type SessionResult,
+} from './http.js';
 export * from './types.js';
 export {
   applyBatch,

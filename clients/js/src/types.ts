@@ -7,7 +7,14 @@ export interface User {
   id: number;
   username: string;
   displayName: string;
+  /** Path of the user's picture (`/avatars/<hash>.<ext>`, cacheable forever) or null. Filled in
+   * `hello`, `/api/me`, `chat.get` participants, `users.search` and `user.updated`; null in
+   * message authors and other embedded users. */
+  avatar?: string | null;
 }
+
+/** A participant's `chat.notify` level. Default: "all" for a DM, "mentions" for a group chat. */
+export type NotifyLevel = 'all' | 'mentions' | 'none';
 
 /** The short user reference inside a `presence` object. */
 export interface UserRef {
@@ -43,6 +50,8 @@ export interface Chat {
   kind?: ChatKind;
   /** A DM's other participant; its `title` is their displayName. */
   peer?: User;
+  /** The caller's notification level (in `chat.list`, and `chat.get` for a participant). */
+  notify?: NotifyLevel;
 }
 
 export type ChatKind = 'group' | 'dm';
@@ -221,6 +230,15 @@ export interface SubArgs {
   since?: number;
 }
 
+export interface ChatBrowseArgs {
+  /** 1-64 bytes: the start of a word of the title (any case). */
+  q?: string;
+  /** A `lastActivity`: chats less recently active than it (the next page). */
+  before?: number;
+  /** 1-100, default 30. */
+  limit?: number;
+}
+
 export interface InviteCreateArgs {
   chat: string;
   /** username */
@@ -258,6 +276,9 @@ export interface OpArgs {
   'invite.decline': { invitation: number };
   'invite.revoke': { invitation: number };
   'invite.list': Record<string, never>;
+  'chat.notify': { chat: string; level: NotifyLevel };
+  'chat.browse': ChatBrowseArgs;
+  'me.update': { displayName: string };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -357,6 +378,27 @@ export interface InviteListResult {
   incoming: Invitation[];
   outgoing: Invitation[];
 }
+export interface ChatNotifyResult {
+  chat: string;
+  level: NotifyLevel;
+}
+/** A public chat in the directory. */
+export interface BrowseChat {
+  slug: string;
+  title: string;
+  participantCount: number;
+  lastActivity: number;
+  /** The caller is a participant. */
+  joined: boolean;
+}
+export interface ChatBrowseResult {
+  /** Most recently active first. */
+  chats: BrowseChat[];
+  hasMore: boolean;
+}
+export interface UserResult {
+  user: User;
+}
 
 /** Result of each op. */
 export interface OpResults {
@@ -387,6 +429,9 @@ export interface OpResults {
   'invite.decline': InvitationResult;
   'invite.revoke': InvitationResult;
   'invite.list': InviteListResult;
+  'chat.notify': ChatNotifyResult;
+  'chat.browse': ChatBrowseResult;
+  'me.update': UserResult;
 }
 
 export type Op = keyof OpArgs;
@@ -471,6 +516,32 @@ export interface ReadEvent {
   seq: number;
 }
 
+/** To every socket of every participant on each new message (subscribed or not), and to the
+ * reader's sockets when their read marker moved: what the chat's row in the list shows now. */
+export interface ChatActivityEvent {
+  chat: string;
+  /** The newest message (the new one; after a read, the chat's newest). */
+  lastMsg: Msg | null;
+  /** The recipient's unread count after their read marker. */
+  unread: number;
+  /** Unread messages that mention the recipient. */
+  mentions: number;
+  lastActivity: number;
+  /** The seq of lastMsg. */
+  seq: number;
+  /** This message mentions the recipient, or the chat is a DM. */
+  mentioned: boolean;
+}
+/** To the user's other sockets after a `chat.notify`. */
+export interface ChatNotifyEvent {
+  chat: string;
+  level: NotifyLevel;
+}
+/** A user's name or avatar changed: to their sockets and everyone who shares a chat with them. */
+export interface UserUpdatedEvent {
+  user: User;
+}
+
 /** Payload of each server event, by its `ev` name. */
 export interface ServerEvents {
   hello: HelloEvent;
@@ -488,6 +559,9 @@ export interface ServerEvents {
   'chat.created': ChatCreatedEvent;
   read: ReadEvent;
   mention: MentionEvent;
+  'chat.activity': ChatActivityEvent;
+  'chat.notify': ChatNotifyEvent;
+  'user.updated': UserUpdatedEvent;
 }
 
 export type ServerEventName = keyof ServerEvents;

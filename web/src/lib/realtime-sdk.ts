@@ -129,6 +129,14 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
     on(ev, cb) {
       return client.on(ev, cb);
     },
+    requestRaw(op, args) {
+      return client.request(op as Op, args as never);
+    },
+    onRaw(ev, cb) {
+      return client.on('event', (frame) => {
+        if (frame.ev === ev) cb(frame);
+      });
+    },
     onReconnect(cb) {
       return client.on('state', ({ state, prev }) => {
         if (state === 'online' && prev !== 'online' && everOnline) cb();

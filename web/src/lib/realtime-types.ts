@@ -47,6 +47,9 @@ export interface Realtime {
   onState(cb: (s: ConnState) => void): () => void;
   request<K extends Op>(op: K, args: OpArgs[K]): Promise<OpResults[K]>;
   on<K extends ServerEventName>(ev: K, cb: (payload: ServerEvents[K]) => void): () => void;
+  // Ops and events the SDK's tables may not name yet (lib/live.ts types them for the app).
+  requestRaw(op: string, args: Record<string, unknown>): Promise<unknown>;
+  onRaw(ev: string, cb: (payload: Record<string, unknown>) => void): () => void;
   // Called after every (re)connection once the socket is online again.
   onReconnect(cb: () => void): () => void;
   subscribe(chat: string, h: SubHandlers): () => void;

@@ -1,4 +1,4 @@
-// A very small client-side router: the app has five routes, so history.pushState and a
+// A very small client-side router: the app has seven routes, so history.pushState and a
 // popstate listener are all it needs (no router library in the bundle). The server answers any
 // unknown path without a dot with index.html, so deep links and reloads work.
 import { createContext, useContext, useSyncExternalStore, type AnchorHTMLAttributes, type ReactNode } from 'react';

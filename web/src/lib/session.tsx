@@ -4,6 +4,9 @@
 import { createContext, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { logout as apiLogout } from '../../../clients/js/src/http.js';
 import { createRealtime } from './realtime';
+import { navigate } from './router';
+import { onUserUpdated } from './live';
+import { clearUsers, putUser } from './users';
 import type { Realtime } from './realtime-types';
 import type { User } from './types';
 
@@ -30,7 +33,17 @@ export function SessionProvider({ initialUser, children }: { initialUser: User |
       onSessionEnded: () => setUser(null),
     });
     setRt(conn);
-    return () => conn.close();
+    // Profile changes (ours from another tab, or anyone's we share a chat with).
+    const off = onUserUpdated(conn, ({ user: u }) => {
+      if (!u || typeof u.id !== 'number') return;
+      putUser(u);
+      setUser((cur) => (cur && cur.id === u.id ? { ...cur, ...u } : cur));
+    });
+    return () => {
+      off();
+      conn.close();
+      clearUsers();
+    };
   }, [user?.id]);
 
   const value = useMemo<Session>(
@@ -43,6 +56,9 @@ export function SessionProvider({ initialUser, children }: { initialUser: User |
           await apiLogout();
         } finally {
           setUser(null);
+          // Logging out on purpose goes to a plain /login: only a session that ended by itself
+          // keeps `next` (the page to return to), which another account should not inherit.
+          navigate('/login', { replace: true });
         }
       },
     }),

@@ -55,15 +55,17 @@ export interface MsgModel {
 export type FullMsg = Msg & MsgModel;
 
 // A chat as the app keeps it: chat.list adds unread and lastMessage, chat.get participants.
-// Direct messages (`kind: "dm"`) carry the other person as `peer`; their title is the peer's name.
+// Direct messages (`kind: "dm"`, issue 17) carry the other person as `peer`; their title is the
+// peer's name. Issue 18 adds `notify` (the caller's notification level).
 export interface Chat extends WireChat {
   unread?: number;
   /** Unread messages that mention the caller. */
   mentions?: number;
+  notify?: 'all' | 'mentions' | 'none';
+  kind?: 'group' | 'dm';
+  peer?: User & { avatar?: string | null };
   lastMessage?: Msg | null;
   participants?: Participant[];
-  kind?: 'group' | 'dm';
-  peer?: User;
 }
 
 // A notice entry as the timeline shows it: who did what ("Cai joined").

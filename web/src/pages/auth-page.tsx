@@ -7,10 +7,22 @@ import { login, signup as apiSignup } from '../../../clients/js/src/http.js';
 import type { ParleyError } from '../../../clients/js/src/errors.js';
 import { codePointLength, DISPLAY_NAME_MAX, errorText, nameProblem, nameProblemText, retryText, signupLimitText } from '../lib/format';
 import { Link, navigate } from '../lib/router';
+import { safeNext } from '../lib/live-rules';
 import { useSession } from '../lib/session';
 import { IconChat } from '../components/ui/icons';
 
 const USERNAME_RE = /^[a-z0-9_.-]{3,32}$/;
+
+// Where to go after logging in: the `next` the app put in the URL when a signed-out visitor
+// opened one of its pages (a shared chat link), if it is a path of this site; else /chat.
+export function nextPath(search: string = location.search): string {
+  return safeNext(new URLSearchParams(search).get('next'));
+}
+
+// The other auth page's link keeps `next`.
+function withNext(to: string): string {
+  return location.search.includes('next=') ? `${to}${location.search}` : to;
+}
 
 export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
   const { setUser } = useSession();
@@ -46,8 +58,9 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
       const r = signup
         ? await apiSignup({ username: uname, password, ...(dn ? { displayName: dn } : {}) })
         : await login({ username: uname, password });
+      // Navigate first: the app's redirect for a signed-in user on an auth page reads `next` too.
+      navigate(nextPath(), { replace: true });
       setUser(r.user);
-      navigate('/chat', { replace: true });
     } catch (err) {
       const e2 = err as ParleyError;
       if (e2.code === 'conflict') setError('That username is taken. Try another one.');
@@ -136,11 +149,11 @@ export function AuthPage({ mode }: { mode: 'login' | 'signup' }) {
         <p className="auth-switch">
           {signup ? (
             <>
-              Already have an account? <Link to="/login">Log in</Link>
+              Already have an account? <Link to={withNext('/login')}>Log in</Link>
             </>
           ) : (
             <>
-              New to Parley? <Link to="/signup">Create an account</Link>
+              New to Parley? <Link to={withNext('/signup')}>Create an account</Link>
             </>
           )}
         </p>

@@ -1,21 +1,25 @@
 // The sidebar (and, on phones, the whole /chat page): pending invitations with accept and
-// decline, the user's chats with participant count, unread count and last message, and "New
-// chat". The list updates live from events.
+// decline, the user's chats with participant count, unread and mention counts and last message,
+// "New chat", "Browse chats", the offer to turn notifications on, and the user's own card, which
+// opens their profile. The list updates live from events (hooks/use-chat-list.ts).
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useNow } from '../hooks/use-now';
 import { Link } from '../lib/router';
+import { useFreshUser } from '../lib/users';
+import { NotificationPrompt } from '../components/chat/notification-prompt';
 import { useSession } from '../lib/session';
 import { useChatList } from '../hooks/use-chat-list';
 import { count, displayName, listTime, userHue } from '../lib/format';
 import { Avatar } from '../components/ui/avatar';
-import { IconChat, IconGlobe, IconLogout, IconPlus, IconUsers } from '../components/ui/icons';
+import { IconChat, IconCompass, IconGlobe, IconLogout, IconPlus, IconUsers } from '../components/ui/icons';
 import { CreateChatModal } from '../components/chat/create-chat-modal';
 import { InvitationCard } from '../components/chat/invitation-card';
 import type { Chat, FullMsg } from '../lib/types';
 import type { ConnState } from '../lib/realtime-types';
 
-export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; connection: ConnState }) {
+export function ChatSidebar({ activeSlug, connection, path }: { activeSlug?: string; connection: ConnState; path?: string }) {
   const { user, logout } = useSession();
+  const fresh = useFreshUser();
   const { chats, invitations, loaded, error, reload } = useChatList();
   const [creating, setCreating] = useState(false);
   const lookedFor = useRef(new Set<string>());
@@ -54,6 +58,7 @@ export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; c
         </button>
       </div>
       <div className="sidebar__body">
+        <NotificationPrompt />
         {invitations.length > 0 && (
           <section aria-labelledby="invites-title">
             <h2 className="section-title" id="invites-title">
@@ -65,9 +70,14 @@ export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; c
           </section>
         )}
         <section aria-labelledby="chats-title">
-          <h2 className="section-title" id="chats-title">
-            Chats
-          </h2>
+          <div className="section-head">
+            <h2 className="section-title" id="chats-title">
+              Chats
+            </h2>
+            <Link to="/browse" className="btn btn--ghost btn--small section-head__link" aria-current={path === '/browse' ? 'page' : undefined} data-testid="browse-link">
+              <IconCompass /> Browse chats
+            </Link>
+          </div>
           {error && (
             <div className="alert alert--error" role="alert">
               Could not load your chats: {error.message}
@@ -87,6 +97,7 @@ export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; c
                 active={c.slug === activeSlug}
                 selfId={user?.id}
                 now={now}
+                fresh={fresh}
                 disambiguator={sharedTitles.has(titleKey(c.title)) ? `/${c.slug}` : undefined}
               />
             ))}
@@ -95,11 +106,13 @@ export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; c
       </div>
       {user && (
         <div className="sidebar__foot">
-          <Avatar user={user} size={34} presence={connection === 'online' ? 'online' : 'offline'} />
-          <div className="sidebar__me">
-            <strong>{displayName(user)}</strong>
-            <span className="muted">@{user.username}</span>
-          </div>
+          <Link to="/profile" className="sidebar__profile" aria-current={path === '/profile' ? 'page' : undefined} aria-label={`Your profile: ${displayName(user)} (@${user.username})`} data-testid="profile-link">
+            <Avatar user={user} size={34} presence={connection === 'online' ? 'online' : 'offline'} />
+            <span className="sidebar__me">
+              <strong data-testid="me-name">{displayName(user)}</strong>
+              <span className="muted">@{user.username}</span>
+            </span>
+          </Link>
           <button type="button" className="btn btn--ghost btn--icon" onClick={logout} aria-label="Log out" title="Log out">
             <IconLogout />
           </button>
@@ -120,21 +133,26 @@ function ChatRow({
   selfId,
   now,
   disambiguator,
+  fresh,
 }: {
   chat: Chat;
   active: boolean;
   selfId?: number;
   now: number;
   disambiguator?: string;
+  fresh: ReturnType<typeof useFreshUser>;
 }) {
   const hue = userHue(chat.slug);
   const last = chat.lastMessage as FullMsg | null | undefined;
   const unread = active ? 0 : chat.unread || 0;
   const mentions = active ? 0 : chat.mentions || 0;
-  // Direct messages are titled by the other person (the server sends their name as the title).
+  // Direct messages are titled by the other person (the server sends their name as the title);
+  // their name and picture as they are now (user.updated).
   const dm = chat.kind === 'dm';
+  const peer = dm && chat.peer ? fresh(chat.peer) : null;
+  const title = peer ? displayName(peer) : chat.title;
   const lastText = last
-    ? `${last.author.id === selfId ? 'You' : displayName(last.author)}: ${last.deleted ? 'message deleted' : last.body.replace(/\s+/g, ' ')}`
+    ? `${last.author.id === selfId ? 'You' : displayName(fresh(last.author))}: ${last.deleted ? 'message deleted' : last.body.replace(/\s+/g, ' ')}`
     : 'No messages yet';
   return (
     <li>
@@ -144,11 +162,11 @@ function ChatRow({
         aria-current={active ? 'page' : undefined}
         data-slug={chat.slug}
         data-kind={dm ? 'dm' : 'group'}
-        aria-label={`${chat.title}${disambiguator ? ` (${disambiguator})` : ''}, ${dm ? 'direct message' : count(chat.participantCount, 'participant', 'participants')}${unread ? `, ${unread} unread` : ''}${mentions ? `, ${count(mentions, 'mention', 'mentions')} of you` : ''}`}
+        aria-label={`${title}${disambiguator ? ` (${disambiguator})` : ''}, ${dm ? 'direct message' : count(chat.participantCount, 'participant', 'participants')}${unread ? `, ${unread} unread` : ''}${mentions ? `, ${count(mentions, 'mention', 'mentions')} of you` : ''}`}
       >
-        {dm && chat.peer ? (
+        {peer ? (
           <span className="chat-row__avatar" aria-hidden="true">
-            <Avatar user={chat.peer} size={40} />
+            <Avatar user={peer} size={40} />
           </span>
         ) : (
           <span className="chat-row__icon" style={{ background: `hsl(${hue} 70% 93%)`, color: `hsl(${hue} 45% 35%)` }} aria-hidden="true">
@@ -157,8 +175,8 @@ function ChatRow({
         )}
         <span className="chat-row__body">
           <span className="chat-row__top">
-            <span className="chat-row__title">
-              {chat.title}
+            <span className="chat-row__title" data-testid="chat-title">
+              {title}
               {disambiguator && (
                 <span className="chat-row__slug" data-testid="chat-slug">
                   {' '}

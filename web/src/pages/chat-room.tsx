@@ -1,11 +1,15 @@
 // /chat/:slug: the conversation. Header (title, who is here, invite, people, settings), the
 // reconnecting banner, the message list, who is typing, the composer, and beside it (or in a
 // drawer on narrower screens) who is in the chat and their presence.
-import { useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { useFreshUser } from '../lib/users';
+import { useChatList } from '../hooks/use-chat-list';
+import { firstUnreadSeq } from '../lib/live-rules';
 import { useRealtimeChat } from '../hooks/use-realtime-chat';
 import { useRealtime, useSession } from '../lib/session';
 import { canInvite } from '../../../clients/js/src/rules.js';
 import { Link } from '../lib/router';
+import { setPageTitle } from '../lib/attention';
 import { count, displayName, fullName, makeNamer, errorText } from '../lib/format';
 import { recordRemoval, removalOf, type Removal } from '../lib/removals';
 import { MessageList, type MessageActions } from '../components/chat/message-list';
@@ -78,9 +82,71 @@ function RemovedNotice({ by }: { by?: Removal['by'] }) {
   );
 }
 
+// Where the "New messages" divider goes: the list's unread count for the chat as the room opened
+// (frozen then: reading moves the marker at once), counted back from the newest message by
+// someone else (your own messages are never unread). `seq` null while the first unread is older
+// than the loaded history; findFirstUnread() pages back until it is loaded.
+export interface UnreadDivider {
+  seq: number | null;
+  count: number;
+}
+
+function useUnreadDivider(slug: string, messages: UiMsg[], historyLoaded: boolean, hasMore: boolean, loadOlder: () => Promise<void>, selfId?: number) {
+  const list = useChatList();
+  const [atOpen, setAtOpen] = useState<number | null>(null);
+  const [divider, setDivider] = useState<UnreadDivider | null>(null);
+  const listed = list.chats.find((c) => c.slug === slug);
+  useEffect(() => {
+    if (atOpen === null && list.loaded) setAtOpen(listed?.unread ?? 0);
+  }, [atOpen, list.loaded, listed?.unread]);
+
+  const locate = useCallback((msgs: UiMsg[], n: number, more: boolean) => firstUnreadSeq(msgs, n, selfId, more), [selfId]);
+
+  useEffect(() => {
+    if (divider || atOpen === null || !historyLoaded) return;
+    if (atOpen === 0) setDivider({ seq: null, count: 0 });
+    else setDivider({ seq: locate(messages, atOpen, hasMore), count: atOpen });
+  }, [divider, atOpen, historyLoaded, messages, hasMore, locate]);
+
+  // Load older pages until the first unread message is in; bounded by what the count says.
+  const latest = useRef({ messages, hasMore });
+  latest.current = { messages, hasMore };
+  const findFirstUnread = useCallback(async (): Promise<number | null> => {
+    if (!divider || divider.count === 0) return null;
+    if (divider.seq !== null) return divider.seq;
+    for (let i = 0; i < 50; i++) {
+      const seq = locate(latest.current.messages, divider.count, latest.current.hasMore);
+      if (seq !== null || !latest.current.hasMore) {
+        setDivider({ seq, count: divider.count });
+        return seq;
+      }
+      await loadOlder();
+      // Let the room render the page it loaded before counting again.
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    return null;
+  }, [divider, locate, loadOlder]);
+
+  return { divider: divider && divider.count > 0 ? divider : null, findFirstUnread };
+}
+
 function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   const { user } = useSession();
-  const rc = useRealtimeChat(slug);
+  const rc0 = useRealtimeChat(slug);
+  const fresh = useFreshUser();
+  // Names and pictures as they are now (user.updated), not as when each message was loaded.
+  const participants = useMemo(() => rc0.participants.map((p) => fresh(p)), [rc0.participants, fresh]);
+  // Message authors may come without `avatar`: chat.get's participants carry it.
+  const messages = useMemo(() => {
+    const pics = new Map<number, string | null | undefined>(participants.map((p) => [p.id, (p as { avatar?: string | null }).avatar]));
+    return rc0.messages.map((m) => {
+      const a = fresh(m.author) as UiMsg['author'] & { avatar?: string | null };
+      return { ...m, author: a.avatar === undefined && pics.get(a.id) ? { ...a, avatar: pics.get(a.id) } : a };
+    });
+  }, [rc0.messages, participants, fresh]);
+  const typingUsers = useMemo(() => rc0.typingUsers.map((u) => fresh(u)), [rc0.typingUsers, fresh]);
+  const activeUsers = useMemo(() => rc0.activeUsers.map((u) => fresh(u)), [rc0.activeUsers, fresh]);
+  const rc = { ...rc0, messages, participants, typingUsers, activeUsers };
   const [inviting, setInviting] = useState(false);
   const [peopleOpen, setPeopleOpen] = useState(false);
   const [replyTo, setReplyTo] = useState<UiMsg | null>(null);
@@ -89,6 +155,7 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   const [actionError, setActionError] = useState<string | null>(null);
   const dm = useOpenDm();
   const isDm = rc.chat?.kind === 'dm';
+  const { divider, findFirstUnread } = useUnreadDivider(slug, rc.messages, rc.historyLoaded, rc.hasMore, rc0.loadOlder, user?.id);
 
   const activeIds = useMemo(() => new Set(rc.activeUsers.map((u) => u.id)), [rc.activeUsers]);
   // Everyone this room can name: where two of them show the same display name, both get their
@@ -145,10 +212,13 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   // Removed earlier (seen live, kept in localStorage): said at once, instead of a Join that fails
   // or a "No such chat" for a private chat.
   const removal = rc.status === 'removed' ? null : removalOf(user?.id, slug);
+  // A DM is titled by the other person, by their name as it is now (user.updated), as in the list.
+  const peer = isDm && rc.chat?.peer ? fresh(rc.chat.peer) : null;
+  const chatTitle = peer ? displayName(peer) : rc.chat?.title;
   useEffect(() => {
-    document.title = `${rc.chat?.title || slug} · Parley`;
-  }, [rc.chat?.title, slug]);
-  const title = rc.chat?.title || (blocked ? 'Chat unavailable' : slug);
+    setPageTitle(`${chatTitle || slug} · Parley`);
+  }, [chatTitle, slug]);
+  const title = chatTitle || (blocked ? 'Chat unavailable' : slug);
 
   return (
     <div className={`room${peopleOpen ? ' room--people-open' : ''}`}>
@@ -258,6 +328,8 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
               myRole={rc.chat?.role ?? null}
               usernames={usernames}
               actions={rc.status === 'ready' ? actions : undefined}
+              divider={divider}
+              findFirstUnread={findFirstUnread}
             />
             <TypingIndicator users={rc.typingUsers} others={rc.typingOthers} nameOf={nameOf} />
             {rc.status === 'removed' ? (

@@ -2,7 +2,7 @@
 // (owner and admins edit, others read); participants with roles, where the owner changes roles
 // and removes anyone and admins remove members; pending invitations with revoke; leave chat.
 // Every server error shows next to what caused it.
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import { useNow } from '../hooks/use-now';
 import { useChatDetails } from '../hooks/use-chat-details';
@@ -16,6 +16,10 @@ import { InviteUserModal } from '../components/chat/invite-user-modal';
 import { useOpenDm } from '../hooks/use-open-dm';
 import type { Chat, Invitation, InvitePolicy, Participant, Role } from '../lib/types';
 import type { ChatUpdateArgs } from '../../../clients/js/src/types.js';
+import { notifyLevelOf, setNotify, type NotifyLevel } from '../lib/live';
+import { useChatList } from '../hooks/use-chat-list';
+import { setPageTitle } from '../lib/attention';
+import { IconLink } from '../components/ui/icons';
 
 // The chat's pending invitations (owner and admins see every one, others their own), reloaded
 // on every `invite` event about the chat and after a reconnect.
@@ -51,7 +55,7 @@ export function ChatSettings({ slug }: { slug: string }) {
   }, [details.reload, reloadInvites]);
 
   useEffect(() => {
-    document.title = `Settings · ${chat?.title || slug} · Parley`;
+    setPageTitle(`Settings · ${chat?.title || slug} · Parley`);
   }, [chat?.title, slug]);
 
   const role: Role | null = chat?.role ?? null;
@@ -83,6 +87,8 @@ export function ChatSettings({ slug }: { slug: string }) {
           {chat && !loadError && (
             <>
               <GeneralForm chat={chat} editable={manage} />
+              <ShareCard chat={chat} />
+              <NotifyCard chat={chat} />
               <section className="card" aria-labelledby="participants-title">
                 <div className="card__head">
                   <h2 id="participants-title">
@@ -481,6 +487,108 @@ function LeaveCard({ slug, chat, role }: { slug: string; chat: Chat; role: Role 
           </button>
         </div>
       )}
+    </section>
+  );
+}
+
+// The chat's address, to paste anywhere: a public chat's link lets anyone join; a private chat's
+// opens it for its participants only. The clipboard API needs a secure context (https or
+// localhost); elsewhere the link is selected in its field for the user to copy.
+function ShareCard({ chat }: { chat: Chat }) {
+  const url = `${location.origin}/chat/${encodeURIComponent(chat.slug)}`;
+  const field = useRef<HTMLInputElement>(null);
+  const [copied, setCopied] = useState<'yes' | 'select' | null>(null);
+  return (
+    <section className="card" aria-labelledby="share-title">
+      <h2 id="share-title">Link</h2>
+      <p className="field__hint" style={{ marginTop: -6 }}>
+        {chat.isPublic ? 'Anyone with this link can join this public chat.' : 'Only participants can open this link; invite others to let them in.'}
+      </p>
+      <div className="copy-row">
+        <label htmlFor="share-url" className="visually-hidden">
+          Link to this chat
+        </label>
+        <input id="share-url" ref={field} className="input" readOnly value={url} onFocus={(e) => e.currentTarget.select()} data-testid="share-url" />
+        <button
+          type="button"
+          className="btn"
+          onClick={async () => {
+            try {
+              await navigator.clipboard.writeText(url);
+              setCopied('yes');
+            } catch {
+              field.current?.focus();
+              field.current?.select();
+              setCopied('select');
+            }
+          }}
+        >
+          <IconLink /> Copy link
+        </button>
+      </div>
+      <p className="field__hint" role="status" data-testid="copy-status">
+        {copied === 'yes' ? 'Link copied.' : copied === 'select' ? 'Press Ctrl+C (⌘C on a Mac) to copy the selected link.' : ''}
+      </p>
+    </section>
+  );
+}
+
+const LEVELS: { level: NotifyLevel; label: string; hint: string }[] = [
+  { level: 'all', label: 'All messages', hint: 'Every new message notifies you.' },
+  { level: 'mentions', label: 'Mentions only', hint: 'Only messages that mention you.' },
+  { level: 'none', label: 'Nothing', hint: 'No notifications; unread counts still show.' },
+];
+
+// Stored on the server (chat.notify), so it follows the user to every device; the reply updates
+// this tab and the server tells the user's other sockets.
+function NotifyCard({ chat }: { chat: Chat }) {
+  const rt = useRealtime();
+  const list = useChatList();
+  const listed = list.chats.find((c) => c.slug === chat.slug);
+  const current = notifyLevelOf(listed ?? chat);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  return (
+    <section className="card" aria-labelledby="notify-level-title">
+      <h2 id="notify-level-title">Notifications</h2>
+      {error && (
+        <div className="alert alert--error" role="alert">
+          {error}
+        </div>
+      )}
+      <fieldset className="radio-group" disabled={busy}>
+        <legend className="visually-hidden">Notify me about</legend>
+        {LEVELS.map((l) => (
+          <label key={l.level} className="check">
+            <input
+              type="radio"
+              name="notify-level"
+              value={l.level}
+              checked={current === l.level}
+              onChange={async () => {
+                setBusy(true);
+                setError(null);
+                const prev = current;
+                list.patchChat(chat.slug, { notify: l.level });
+                try {
+                  const r = await setNotify(rt, chat.slug, l.level);
+                  list.patchChat(chat.slug, { notify: r.level });
+                } catch (err) {
+                  list.patchChat(chat.slug, { notify: prev });
+                  setError(errorText(err));
+                } finally {
+                  setBusy(false);
+                }
+              }}
+            />
+            <span>
+              {l.label}
+              <br />
+              <span className="field__hint">{l.hint}</span>
+            </span>
+          </label>
+        ))}
+      </fieldset>
     </section>
   );
 }

@@ -18,8 +18,11 @@ import {
   emptyTimeline,
   textMessages,
   type Timeline,
+  changePassword,
+  deleteAvatar,
   login,
   logout,
+  uploadAvatar,
   me,
   ParleyClient,
   ParleyError,
@@ -517,5 +520,48 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     assert.equal(closes[0]!.code, 4001);
     assert.equal(closes[0]!.reconnectInMs, null, 'no reconnect scheduled');
     assert.equal(c.sockets.length, 1, 'no reconnect after 4001');
+  });
+  it('issue 18: chat.activity without a subscription, setNotify, browse, updateMe, avatar, password', async () => {
+    const opts = { baseUrl: srv.url };
+    const [cy, dee] = await Promise.all([signup(srv, uname('cy')), signup(srv, uname('dee'))]);
+    const c = probe({ token: cy.token });
+    const d = probe({ token: dee.token });
+    await Promise.all([c.client.connect(), d.client.connect()]);
+    const { chat } = await c.client.createChat({ title: `Live list ${uname('t')}`, isPublic: true });
+    await d.client.joinChat(chat.slug);
+
+    // Dee never subscribes: her list still hears of the message, with her unread count.
+    const activity = d.next('chat.activity', (e) => e.chat === chat.slug && e.seq === 1);
+    await c.client.sendAndWait(chat.slug, 'news');
+    const e = await activity;
+    assert.equal(e.unread, 1);
+    assert.equal(e.lastMsg?.body, 'news');
+
+    assert.deepEqual(await d.client.setNotify(chat.slug, 'all'), { chat: chat.slug, level: 'all' });
+    const listed = (await d.client.listChats()).chats.find((x) => x.slug === chat.slug);
+    assert.equal(listed?.notify, 'all');
+    const found = await d.client.browse({ q: 'live list' });
+    assert.ok(found.chats.some((x) => x.slug === chat.slug && x.joined && x.participantCount === 2));
+
+    const renamed = d.next('user.updated', (x) => x.user.id === cy.user.id);
+    assert.equal((await c.client.updateMe({ displayName: 'Cy Renamed' })).user.displayName, 'Cy Renamed');
+    assert.equal((await renamed).user.displayName, 'Cy Renamed');
+    assert.equal(c.client.user?.displayName, 'Cy Renamed');
+
+    const png = fs.readFileSync(path.join(ROOT, 'tests/integration/fixtures/avatar-300x200.png'));
+    const withAvatar = await uploadAvatar(new Blob([png], { type: 'image/png' }), { ...opts, token: cy.token });
+    assert.match(withAvatar.avatar ?? '', /^\/avatars\/[0-9a-f]{64}\.png$/);
+    await assert.rejects(
+      uploadAvatar(new Blob([Buffer.from('not a picture')], { type: 'image/png' }), { ...opts, token: cy.token }),
+      (err: ParleyError) => err.code === 'bad_request',
+    );
+    assert.equal((await deleteAvatar({ ...opts, token: cy.token })).avatar, null);
+
+    await assert.rejects(
+      changePassword({ password: 'not the password', newPassword: 'a new good one' }, { ...opts, token: dee.token }),
+      (err: ParleyError) => err.code === 'unauthorized',
+    );
+    await changePassword({ password: 'correct horse battery', newPassword: 'a new good one' }, { ...opts, token: dee.token });
+    await login({ username: dee.user.username, password: 'a new good one' }, opts);
   });
 });

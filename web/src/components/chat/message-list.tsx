@@ -8,6 +8,8 @@
 // reactions as toggle chips, "(edited)" with the time on hover, "message deleted" once deleted,
 // and `@mentions` of participants highlighted (the reader's own most). Notices ("Cai joined")
 // are lines of the timeline between messages.
+// A "New messages" divider marks the first message that was unread when the chat opened; while
+// it is above the view (or not loaded yet), "Jump to first unread" takes the reader there.
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { Avatar } from '../ui/avatar';
 import { clockTime, dayKey, dayLabel, displayName, fullName } from '../../lib/format';
@@ -45,6 +47,8 @@ export function MessageList({
   myRole = null,
   usernames,
   actions,
+  divider = null,
+  findFirstUnread,
 }: {
   messages: UiMsg[];
   selfId?: number;
@@ -62,12 +66,40 @@ export function MessageList({
   /** Lower-cased usernames of the participants: only these `@names` are shown as mentions. */
   usernames?: Set<string>;
   actions?: MessageActions;
+  divider?: { seq: number | null; count: number } | null;
+  findFirstUnread?: () => Promise<number | null>;
 }) {
   const ref = useRef<HTMLDivElement>(null);
   // Jump to a replied-to message: `target` is the seq still to be found (older pages load until
   // it is), `flash` the one just reached, highlighted for a moment.
   const [target, setTarget] = useState<number | null>(null);
   const [flash, setFlash] = useState<number | null>(null);
+  const dividerRef = useRef<HTMLDivElement>(null);
+  const [dividerAbove, setDividerAbove] = useState(true);
+  const [jumpedToUnread, setJumpedToUnread] = useState(false);
+  const [jumping, setJumping] = useState(false);
+
+  // Is the divider above what the reader sees (or not rendered because it is older than what is loaded)?
+  const checkDivider = useCallback(() => {
+    const el = ref.current;
+    const d = dividerRef.current;
+    if (!el) return;
+    if (!d) return setDividerAbove(true);
+    setDividerAbove(d.offsetTop + d.offsetHeight <= el.scrollTop + 4);
+  }, []);
+  useLayoutEffect(checkDivider, [checkDivider, divider?.seq, messages.length, historyLoaded]);
+  // The divider is placed once history and the unread count are both known, usually just after
+  // the first scroll to the bottom: keep a view that was at the bottom there.
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el || divider?.seq == null) return;
+    const p = prev.current;
+    if (p.height - p.top - el.clientHeight < NEAR_BOTTOM_PX) {
+      el.scrollTop = el.scrollHeight;
+      prev.current = { ...p, height: el.scrollHeight, top: el.scrollTop };
+    }
+    checkDivider();
+  }, [divider?.seq, checkDivider]);
   const prev = useRef({ first: '', last: '', height: 0, top: 0, count: 0 });
   const [showJump, setShowJump] = useState(false);
   const [olderError, setOlderError] = useState<string | null>(null);
@@ -165,6 +197,29 @@ export function MessageList({
     prev.current = { ...prev.current, height: el.scrollHeight, top: el.scrollTop };
     if (el.scrollTop < LOAD_MORE_PX) tryLoadOlder();
     if (el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX) setShowJump(false);
+    if (divider) checkDivider();
+  }
+
+  async function jumpToFirstUnread() {
+    if (!findFirstUnread) return;
+    setJumping(true);
+    try {
+      await findFirstUnread();
+    } finally {
+      setJumping(false);
+    }
+    // The older pages render before the divider can be measured.
+    requestAnimationFrame(() => {
+      const el = ref.current;
+      const d = dividerRef.current;
+      if (!el || !d) return;
+      el.scrollTop = Math.max(0, d.offsetTop - 8);
+      prev.current = { ...prev.current, height: el.scrollHeight, top: el.scrollTop };
+      setJumpedToUnread(true);
+      setDividerAbove(false);
+      // Keyboard and screen-reader users land there too.
+      d.focus({ preventScroll: true });
+    });
   }
 
   function jumpToLatest() {
@@ -184,6 +239,16 @@ export function MessageList({
         </div>,
       );
     }
+    // The "New messages" divider goes before the first message unread when the chat opened
+    // (always a text message: notices are never counted as unread).
+    const atDivider = divider?.seq != null && m.seq === divider.seq;
+    if (atDivider) {
+      items.push(
+        <div key="unread-divider" ref={dividerRef} className="unread-divider" role="separator" aria-label="New messages" tabIndex={-1} data-testid="unread-divider">
+          <span>New messages</span>
+        </div>,
+      );
+    }
     if (m.kind === 'notice' && m.notice) {
       items.push(
         <div key={m.key} className="notice" data-testid="notice" data-seq={m.seq ?? ''} data-action={m.notice.action}>
@@ -197,6 +262,7 @@ export function MessageList({
       continue;
     }
     const firstOfGroup =
+      atDivider ||
       newDay ||
       !prevMsg ||
       prevMsg.kind === 'notice' ||
@@ -260,6 +326,11 @@ export function MessageList({
           {items}
         </div>
       </div>
+      {divider && dividerAbove && !jumpedToUnread && findFirstUnread && historyLoaded && (
+        <button type="button" className="btn btn--small jump-unread" onClick={jumpToFirstUnread} disabled={jumping} data-testid="jump-unread">
+          {jumping ? 'Loading…' : `↑ Jump to first unread (${divider.count > 99 ? '99+' : divider.count})`}
+        </button>
+      )}
       {showJump && (
         <button type="button" className="btn btn--primary btn--small jump-latest" onClick={jumpToLatest}>
           New messages ↓

@@ -1,0 +1,204 @@
+/* activity.c - the chat.activity events of the live chat list (issue 18).
+ *
+ * Cost per message: one store request reads every participant's read marker (no query per
+ * recipient), then one event is encoded per distinct (unread, mentioned) pair among them, not
+ * one per recipient: in a chat where most people keep up, that is a handful of encodings however
+ * large the chat. app__notify_users carries them to every node, which hands them to the
+ * recipients' sockets there; a user with 500 chats holds no subscription to any of them.
+ *
+ * unread is what chat.list counts (text messages by others after the recipient's marker), read
+ * in the same query as the markers and capped at 1000 per recipient so a 10,000-member chat
+ * nobody reads stays cheap. Events are sent for "text" and "notice" entries only (edits and
+ * reactions do not move a chat list). `mentioned` reads the msg object's `mentions` array.
+ */
+#include "app/activity.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "app/cluster.h"
+#include "app/deliver.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "proto/proto.h"
+
+struct activity_ctx {
+  struct app *a;         /* app__submit passes no app to the callback (its data is the client) */
+  json_t *msg;           /* the message's wire object (owned), NULL for a read */
+  int64_t seq;           /* the message's seq */
+  int64_t last_activity;
+};
+
+/* One recipient: its place in the request's member arrays and its two personal fields. */
+struct activity_row {
+  int64_t unread;
+  int mentioned;
+  int64_t id;
+};
+
+static int activity_row_cmp(const void *x, const void *y) {
+  const struct activity_row *a = x, *b = y;
+  if (a->mentioned != b->mentioned)
+    return a->mentioned - b->mentioned;
+  return a->unread < b->unread ? -1 : a->unread > b->unread;
+}
+
+/* Whether the msg object names user id among its mentions (issue 17's `mentions`). */
+static int activity_mentions(json_t *msg, int64_t id) {
+  json_t *list = json_object_get(msg, "mentions"), *v;
+  size_t i;
+  json_array_foreach(list, i, v) {
+    if (json_is_integer(v) && json_integer_value(v) == id)
+      return 1;
+  }
+  return 0;
+}
+
+/* Only what a chat list shows: a text message or a notice, not an edit or a reaction. */
+static int activity_counts(json_t *msg) {
+  const char *kind = json_string_value(json_object_get(msg, "kind"));
+  return kind == NULL || strcmp(kind, "text") == 0 || strcmp(kind, "notice") == 0;
+}
+
+static json_t *activity_fields(const char *slug, json_t *msg, int64_t unread, int mentioned,
+                               int64_t last_activity, int64_t seq) {
+  /* mentions: the unread messages that mention the recipient. Until issue 17's mentions are
+   * stored there are none to count. */
+  return json_pack("{s:s, s:O, s:I, s:i, s:I, s:I, s:b}", "chat", slug,
+                   "lastMsg", msg ? msg : json_null(), "unread", (json_int_t)unread, "mentions",
+                   0, "lastActivity", (json_int_t)last_activity, "seq", (json_int_t)seq,
+                   "mentioned", mentioned);
+}
+
+static void on_activity_msg(struct store_req *req) {
+  struct activity_ctx *ctx = req->ctx;
+  struct app *a = ctx->a;
+  struct activity_row *rows = NULL;
+  size_t n = req->out.n_member_ids, start = 0;
+  int64_t *ids = NULL;
+  int dm = 0;
+
+  if (req->status) {
+    log_warn("chat.activity of %s: %s", req->in.slug, parley_strerror(req->status));
+    goto done;
+  }
+  if (n == 0)
+    goto done;
+  {
+    json_t *chat = proto_chat_json(&req->out.chat);
+    const char *kind = json_string_value(json_object_get(chat, "kind"));
+    dm = kind && strcmp(kind, "dm") == 0; /* issue 17's DMs: every entry is for the peer */
+    json_decref(chat);
+  }
+  rows = malloc(n * sizeof *rows);
+  ids = malloc(n * sizeof *ids);
+  if (rows == NULL || ids == NULL)
+    goto done;
+  for (size_t i = 0; i < n; i++) {
+    rows[i].id = req->out.member_ids[i];
+    rows[i].unread = req->out.member_reads[i];
+    rows[i].mentioned = dm || activity_mentions(ctx->msg, rows[i].id);
+  }
+  /* Recipients with the same counts share one encoded event. */
+  qsort(rows, n, sizeof *rows, activity_row_cmp);
+  for (size_t i = 1; i <= n; i++) {
+    if (i < n && rows[i].unread == rows[start].unread &&
+        rows[i].mentioned == rows[start].mentioned)
+      continue;
+    for (size_t k = start; k < i; k++)
+      ids[k - start] = rows[k].id;
+    app__notify_users(a, ids, i - start, "chat.activity",
+                      activity_fields(req->in.slug, ctx->msg, rows[start].unread,
+                                      rows[start].mentioned, ctx->last_activity, ctx->seq));
+    start = i;
+  }
+done:
+  free(rows);
+  free(ids);
+  json_decref(ctx->msg);
+  free(ctx);
+  store_req_free(req);
+}
+
+static void activity_submit(struct app *a, const char *slug, int64_t user_id,
+                            struct activity_ctx *ctx, store_cb cb) {
+  struct store_req *req = store_req_new(STORE_CHAT_ACTIVITY);
+  if (req == NULL) {
+    json_decref(ctx->msg);
+    free(ctx);
+    return;
+  }
+  snprintf(req->in.slug, sizeof req->in.slug, "%s", slug);
+  req->in.user_id = user_id;
+  ctx->a = a;
+  req->ctx = ctx;
+  /* The server's own request (never shed): the message is committed, its readers must hear. */
+  if (app__submit(a, NULL, req, cb) != 0) {
+    json_decref(ctx->msg);
+    free(ctx);
+  }
+}
+
+void app__activity_msg(struct app *a, const char *slug, const struct store_msg *m) {
+  struct activity_ctx *ctx;
+  json_t *msg = proto_msg_json(m, slug);
+  if (msg == NULL)
+    return;
+  if (!activity_counts(msg)) {
+    json_decref(msg);
+    return;
+  }
+  ctx = calloc(1, sizeof *ctx);
+  if (ctx == NULL) {
+    json_decref(msg);
+    return;
+  }
+  ctx->msg = msg;
+  ctx->seq = m->seq;
+  ctx->last_activity = m->created_at;
+  activity_submit(a, slug, 0, ctx, on_activity_msg);
+}
+
+static void on_activity_read(struct store_req *req) {
+  struct activity_ctx *ctx = req->ctx;
+  struct app *a = ctx->a;
+  const struct store_chat *c = &req->out.chat;
+  if (req->status == 0 && req->out.n_member_ids == 1) {
+    int64_t unread = req->out.member_reads[0];
+    json_t *msg = req->out.msg.seq > 0 ? proto_msg_json(&req->out.msg, c->slug) : NULL;
+    app__notify_users(a, req->out.member_ids, 1, "chat.activity",
+                      activity_fields(c->slug, msg, unread, 0,
+                                      c->last_activity, c->last_seq));
+    json_decref(msg);
+  }
+  free(ctx);
+  store_req_free(req);
+}
+
+void app__activity_read(struct app *a, int64_t user_id, const char *slug) {
+  struct activity_ctx *ctx = calloc(1, sizeof *ctx);
+  if (ctx)
+    activity_submit(a, slug, user_id, ctx, on_activity_read);
+}
+
+void app__notify_others(struct client *cl, const char *ev, json_t *fields) {
+  struct app *a = cl->app;
+  struct app_user *au = app__user_find(a, cl->user.id);
+  struct outq_chunk *frame;
+  struct client *o;
+  size_t len;
+  char *json = proto_event(ev, fields, &len);
+  if (json == NULL)
+    return;
+  app__bus_publish_notify(a, &cl->user.id, 1, json, len);
+  frame = au ? net_ws_frame_text(json, len) : NULL;
+  free(json);
+  if (frame == NULL)
+    return;
+  DL_FOREACH2(au->clients, o, unext) {
+    if (o != cl && o->conn)
+      net_ws_send_frame(o->conn, frame);
+  }
+  outq_chunk_unref(frame);
+}

@@ -1,0 +1,169 @@
+// 65 - The live chat list (issue 18): chat.activity reaches every socket of every participant on
+// each new message, subscribed or not, with the message, the recipient's own unread count and
+// the chat's lastActivity and seq; the reader's sockets get new counts when their read marker
+// moves on another device; a user in many chats gets one small event per message of any of them
+// without subscribing to any. chat.notify is stored per participant, shown in chat.list and
+// chat.get (default "mentions" for group chats) and told to the user's other sockets.
+
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+
+import { barrier, connect, eventsNamed, makeChat, signupMany } from './lib/client.mjs';
+import { useServer } from './lib/server.mjs';
+
+const activity = (chat, seq) => (e) => e.ev === 'chat.activity' && e.chat === chat && e.seq === seq;
+// Joins are notice entries of the chat's sequence (issue 17): wait for a message by its body.
+const activityOf = (chat, body) => (e) =>
+  e.ev === 'chat.activity' && e.chat === chat && e.lastMsg?.kind === 'text' && e.lastMsg.body === body;
+
+describe('chat.activity', () => {
+  const srv = useServer();
+  const open = [];
+  after(async () => {
+    await Promise.all(open.map((s) => s.close().catch(() => {})));
+  });
+  async function conn(u) {
+    const c = await connect(srv, { token: u.token });
+    open.push(c);
+    return c;
+  }
+
+  test('every socket of every participant, subscribed or not, with its own unread count', async () => {
+    const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
+    const ana1 = await conn(ana);
+    const ana2 = await conn(ana); // another device of the author
+    const ben1 = await conn(ben); // on the chat list: never subscribes
+    const ben2 = await conn(ben);
+    const chat = await makeChat(ana1, { title: 'Design review', join: [ben1] });
+    const base = (await ana1.ok('chat.get', { chat })).chat.lastSeq; // the join notice
+
+    for (let i = 1; i <= 3; i++) {
+      await ana1.ok('msg.send', { chat, body: `point ${i}` });
+    }
+    for (const [c, unread] of [
+      [ben1, 3],
+      [ben2, 3],
+      [ana1, 0],
+      [ana2, 0],
+    ]) {
+      const e = await c.waitFor(activity(chat, base + 3));
+      assert.equal(e.unread, unread, `unread of ${c.user.username}`);
+      assert.equal(e.mentions, 0);
+      assert.equal(e.mentioned, false);
+      assert.equal(e.lastMsg.seq, base + 3);
+      assert.equal(e.lastMsg.body, 'point 3');
+      assert.equal(e.lastMsg.author.username, ana.user.username);
+      assert.equal(typeof e.lastActivity, 'number');
+      assert.ok(e.lastActivity >= e.lastMsg.createdAt);
+    }
+    // The counts went up one message at a time, in order.
+    const seen = eventsNamed(ben1, 'chat.activity', 0, (e) => e.chat === chat && e.seq > base).map((e) => [
+      e.seq - base,
+      e.unread,
+    ]);
+    assert.deepEqual(seen, [
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
+
+    // Ben reads on one device: his other socket gets the new count, with the last message.
+    const from = ben2.events.length;
+    await ben1.ok('read', { chat, seq: base + 2 });
+    const e = await ben2.waitFor((x) => x.ev === 'chat.activity' && x.chat === chat, { from });
+    assert.equal(e.unread, 1);
+    assert.equal(e.seq, base + 3);
+    assert.equal(e.lastMsg.seq, base + 3);
+    assert.equal(e.lastMsg.body, 'point 3');
+    // Ana, who has read everything, is not told of Ben's marker.
+    await barrier(ana1);
+    assert.equal(eventsNamed(ana1, 'chat.activity', 0, (x) => x.unread === 1).length, 0);
+  });
+
+  test('a user in many chats gets one event per message without any subscription', async () => {
+    const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
+    const a = await conn(ana);
+    const b = await conn(ben);
+    const chats = [];
+    for (let i = 0; i < 40; i++) chats.push(await makeChat(a, { title: `room ${i}`, join: [b] }));
+    await Promise.all(chats.map((chat) => a.ok('msg.send', { chat, body: `hello ${chat}` })));
+    await Promise.all(chats.map((chat) => b.waitFor(activityOf(chat, `hello ${chat}`))));
+    for (const chat of chats) {
+      const got = eventsNamed(b, 'chat.activity', 0, (e) => e.chat === chat && e.lastMsg?.kind === 'text');
+      assert.equal(got.length, 1, `one event for ${chat}`);
+      assert.equal(got[0].unread, 1);
+      assert.equal(got[0].lastMsg.body, `hello ${chat}`);
+    }
+    // Nobody subscribed: no msg events at all.
+    assert.equal(eventsNamed(b, 'msg').length, 0);
+  });
+
+  test('a user who left gets nothing more; one who joined later counts from the join', async () => {
+    const [ana, ben, cy] = await signupMany(srv, ['ana', 'ben', 'cy']);
+    const a = await conn(ana);
+    const b = await conn(ben);
+    const c = await conn(cy);
+    const chat = await makeChat(a, { title: 'comings', join: [b] });
+    await a.ok('msg.send', { chat, body: 'one' });
+    await b.waitFor(activityOf(chat, 'one'));
+    await b.ok('chat.leave', { chat });
+    await c.ok('chat.join', { chat });
+    await a.ok('msg.send', { chat, body: 'two' });
+    const e = await c.waitFor(activityOf(chat, 'two'));
+    assert.equal(e.unread, 2); // a joiner has read nothing yet
+    await barrier(b);
+    assert.equal(eventsNamed(b, 'chat.activity', 0, (x) => x.chat === chat && x.seq >= e.seq).length, 0);
+  });
+});
+
+describe('chat.notify', () => {
+  const srv = useServer();
+  const open = [];
+  after(async () => {
+    await Promise.all(open.map((s) => s.close().catch(() => {})));
+  });
+  async function conn(u) {
+    const c = await connect(srv, { token: u.token });
+    open.push(c);
+    return c;
+  }
+
+  test('stored per participant, in chat.list and chat.get, told to the other sockets', async () => {
+    const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
+    const a1 = await conn(ana);
+    const a2 = await conn(ana);
+    const b = await conn(ben);
+    const chat = await makeChat(a1, { title: 'quiet', join: [b] });
+
+    const listed = async (c) => (await c.ok('chat.list')).chats.find((x) => x.slug === chat);
+    assert.equal((await listed(a1)).notify, 'mentions'); // the default of a group chat
+    assert.equal((await a1.ok('chat.get', { chat })).chat.notify, 'mentions');
+
+    const from = a1.events.length;
+    const r = await a1.ok('chat.notify', { chat, level: 'none' });
+    assert.deepEqual({ chat: r.chat, level: r.level }, { chat, level: 'none' });
+    const e = await a2.waitFor((x) => x.ev === 'chat.notify' && x.chat === chat);
+    assert.equal(e.level, 'none');
+    await barrier(a1);
+    assert.equal(eventsNamed(a1, 'chat.notify', from).length, 0, 'not echoed to the socket that asked');
+
+    assert.equal((await listed(a2)).notify, 'none');
+    assert.equal((await a2.ok('chat.get', { chat })).chat.notify, 'none');
+    assert.equal((await listed(b)).notify, 'mentions', "Ben's own setting is untouched");
+    await a1.ok('chat.notify', { chat, level: 'all' });
+    assert.equal((await listed(a1)).notify, 'all');
+  });
+
+  test('bad input: unknown level, not a participant, unknown chat', async () => {
+    const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
+    const a = await conn(ana);
+    const b = await conn(ben);
+    const chat = await makeChat(a, { title: 'loud' });
+    await a.fail('chat.notify', { chat, level: 'sometimes' }, 'bad_request');
+    await a.fail('chat.notify', { chat }, 'bad_request');
+    await b.fail('chat.notify', { chat, level: 'all' }, 'forbidden');
+    await a.fail('chat.notify', { chat: 'no-such-chat', level: 'all' }, 'not_found');
+    // A non-participant's chat.get shows no notify setting.
+    assert.equal((await b.ok('chat.get', { chat })).chat.notify, undefined);
+  });
+});
