@@ -132,7 +132,7 @@ unit: deps $(UNIT_BINS) callgraph
 # several nodes are deployed.
 PG_INTEGRATION := 04-chat 05-messages 06-resume 07-durability 11-membership 12-invitations \
                   13-access-matrix 14-cap-race 18-store-conns 50-cluster 51-cluster-members \
-                  52-cluster-live
+                  52-cluster-live 68-search
 integration-pg: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
 	@scripts/pg.sh start
 	PARLEY_TEST_STORE=$(PG_URL) PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 \

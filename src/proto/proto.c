@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "core/acl.h"
+#include "core/search_query.h"
 #include "core/text.h"
 
 enum field_type { FT_STRING, FT_INT, FT_BOOL };
@@ -45,6 +46,7 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_INVITATION] = {"invitation", FT_INT, CS_ANY, 1, PROTO_INT_LIMIT, OFF(invitation)},
     [PROTO_F_ON] = {"on", FT_BOOL, CS_ANY, 0, 1, OFF(on)},
     [PROTO_F_STATE] = {"state", FT_STRING, CS_SLUG, 1, 16, OFF(state)},
+    [PROTO_F_SEARCH_Q] = {"q", FT_STRING, CS_NONBLANK, 1, SEARCH_QUERY_MAX, OFF(q)},
 };
 #undef OFF
 
@@ -88,6 +90,8 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_INVITE_LIST] = {"invite.list", 0, 0, 0},
     [PROTO_OP_TYPING] = {"typing", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_ON), 0},
     [PROTO_OP_PRESENCE] = {"presence", 0, REQ(PROTO_F_STATE), 0},
+    [PROTO_OP_MSG_SEARCH] = {"msg.search", 0, REQ(PROTO_F_SEARCH_Q),
+                             REQ(PROTO_F_CHAT) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
 };
 
 const char *proto_op_name(enum proto_op op) {

@@ -45,6 +45,7 @@ enum proto_op {
   PROTO_OP_INVITE_LIST,
   PROTO_OP_TYPING,
   PROTO_OP_PRESENCE,
+  PROTO_OP_MSG_SEARCH,
   PROTO_OP__COUNT
 };
 
@@ -69,6 +70,7 @@ enum proto_field {
   PROTO_F_INVITATION,
   PROTO_F_ON,
   PROTO_F_STATE,
+  PROTO_F_SEARCH_Q, /* msg.search's "q": longer than users.search's, same slot (q) */
   PROTO_F__COUNT
 };
 

@@ -35,6 +35,9 @@
 #define STORE_LIMIT_MAX 1000      /* largest in.limit of MSG_HISTORY / MSG_SINCE (bounds memory) */
 #define STORE_SLUG_DERIVED_MAX 48 /* a slug derived from a title, before any "-N" suffix */
 #define STORE_SEARCH_MAX 20       /* most hits of USERS_SEARCH (in.limit 0 or above: this) */
+#define STORE_MSG_SEARCH_MAX 50   /* most results of one MSG_SEARCH page */
+#define STORE_MSG_SEARCH_RANKS 250 /* results reachable by paging MSG_SEARCH (a rank limit) */
+#define STORE_MSG_SEARCH_BUDGET_MS 300 /* one MSG_SEARCH query's time on the store thread */
 
 enum store_durability {
   STORE_DURABILITY_NORMAL = 0, /* WAL + synchronous=NORMAL: survives a killed process */
@@ -102,6 +105,16 @@ struct store_msg {
   char *body;             /* owned by the enclosing request; UTF-8 */
   char client_msg_id[STORE_CLIENT_MSG_ID_MAX + 1]; /* "" when the client gave none */
   int64_t created_at;
+};
+
+/* One result of STORE_MSG_SEARCH. */
+struct store_msg_hit {
+  struct store_msg msg;
+  char slug[STORE_SLUG_MAX + 1]; /* the message's chat */
+  char *title;                   /* its title; owned by the enclosing request */
+  char *snippet;                 /* owned by the enclosing request: the body around the matches,
+                                    each match between U+0002 and U+0003 (removed from the body
+                                    first) */
 };
 
 enum store_op {
@@ -218,6 +231,18 @@ enum store_op {
   STORE_SESSION_SWEEP,  /* in: now, limit (1..STORE_LIMIT_MAX). Deletes up to `limit` sessions
                            whose expires_at <= now. out: n_deleted, has_more (1 when the batch
                            was full: more may be due). */
+
+  /* --- search (issue 18) --- */
+  STORE_MSG_SEARCH,     /* in: user_id, query (1..SEARCH_QUERY_MAX bytes, core/search_query.h),
+                           slug ("" = every chat the user is a participant of now), before (the
+                           number of results already seen: 0 for the first page), limit
+                           (1..STORE_MSG_SEARCH_MAX). out: found/n_found, best ranked first, and
+                           has_more. Only chats the user is a participant of now are searched;
+                           a named chat must pass ACL_CHAT_READ (then the same). before + limit
+                           is at most STORE_MSG_SEARCH_RANKS (the rank limit: PARLEY_EBAD_REQUEST
+                           past it). A query without a word is PARLEY_EBAD_REQUEST; one that
+                           takes longer than STORE_MSG_SEARCH_BUDGET_MS is PARLEY_EUNAVAILABLE
+                           with out.errmsg (nothing else waits for it that long). */
   STORE_OP__COUNT
 };
 
@@ -288,6 +313,8 @@ struct store_req {
     size_t n_members;
     struct store_user_hit *hits;
     size_t n_hits;
+    struct store_msg_hit *found;    /* MSG_SEARCH */
+    size_t n_found;
     struct store_invite invite;
     struct store_invite *invites;   /* CHAT_LIST also fills this: incoming pending invitations */
     size_t n_invites;

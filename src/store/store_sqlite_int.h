@@ -147,7 +147,19 @@
               " JOIN chats c ON c.id = p1.chat_id AND c.archived = 0"                              \
               " JOIN participants p2 ON p2.chat_id = p1.chat_id"                                   \
               " WHERE p1.user_id = ?1 AND p2.user_id != ?1")                                       \
-  X(USER_SEEN, "UPDATE users SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE id = ?1")
+  X(USER_SEEN, "UPDATE users SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE id = ?1")     \
+  /* msg.search (store_sqlite_search.c): FTS5 ranks the matches (bm25) with the key range ?3..?4   \
+   * (one chat, or all), the caller's chats filter them as they come out in rank order, and       \
+   * snippet() reads the bodies of the page alone through messages_by_search_key. */               \
+  X(MSG_SEARCH,                                                                                    \
+    "SELECT " STORE_SQL_MSG_COLS ", c.slug, c.title, h.snip FROM"                                  \
+    " (SELECT rowid AS k, rank AS r,"                                                              \
+    "   snippet(messages_search, 0, char(2), char(3), '\xe2\x80\xa6', 24) AS snip"                 \
+    "  FROM messages_search WHERE messages_search MATCH ?1 AND rowid BETWEEN ?3 AND ?4"            \
+    "  AND (rowid >> 32) IN (SELECT chat_id FROM participants WHERE user_id = ?2)"                 \
+    "  ORDER BY rank LIMIT ?5 OFFSET ?6) h"                                                        \
+    " JOIN messages m ON m.chat_id = (h.k >> 32) AND m.seq = (h.k & 4294967295)"                   \
+    " JOIN users u ON u.id = m.author_id JOIN chats c ON c.id = m.chat_id ORDER BY h.r")
 
 enum sq_stmt {
 #define SQ__ENUM(name, sql) SQ_##name,
@@ -207,5 +219,7 @@ int sq__invite_pending_for(void *arg, int64_t chat_id, int64_t to_id, struct sto
                            int *found);
 int sq__invite_insert(void *arg, struct store_req *req, int64_t chat_id, int64_t to_id,
                       struct store_invite *inv);
+int sq__msg_search(void *arg, struct store_req *req, const struct search_query *q,
+                   int64_t chat_id, int offset, int limit, int *timed_out);
 
 #endif
