@@ -32,5 +32,6 @@ export {
   type WindowLike,
 } from './visibility.js';
 export { canInvite, invitePolicyAllows } from './rules.js';
+export { snippetParts, SNIPPET_MATCH_CLOSE, SNIPPET_MATCH_OPEN, type SnippetPart } from './search.js';
 export { login, logout, me, signup, wsUrlFor, type HttpOptions, type SessionResult } from './http.js';
 export * from './types.js';
