@@ -6,6 +6,9 @@
 // time), presence, who has the chat open (activeUsers), membership changes and removal. Our own
 // sends show at once as pending and turn into normal messages when the server confirms them by
 // seq; failed ones can be retried with the same clientMsgId, so a retry never duplicates.
+// Opened at a message (`around`, from a search result), it loads the page of history around that
+// message instead of the newest one; newer messages then come by pages (loadNewer), and live ones
+// join the list only once it reaches them, so the list never has a hole.
 // The chat object and its participants come from useChatDetails (chat.get, kept current), whose
 // reply also carries each participant's presence: that is how a newcomer's dot gets right.
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
@@ -35,13 +38,18 @@ interface State {
   activeUsers: User[];
   pending: PendingSend[];
   removedBy: User | null;
+  anchor: number | null; // opened at this seq: the list may stop short of the newest message
+  newestSeq: number; // the chat's newest seq as far as we know (sub reply, live messages)
+  loadingNewer: boolean;
 }
 
 type Action =
-  | { type: 'reset'; slug: string }
+  | { type: 'reset'; slug: string; anchor: number | null }
   | { type: 'subscribed'; reply: SubReply; resumed: boolean; selfId?: number }
   | { type: 'msgs'; msgs: Msg[] }
   | { type: 'history'; msgs: Msg[]; hasMore: boolean; initial: boolean }
+  | { type: 'newer'; msgs: Msg[] }
+  | { type: 'loadingNewer'; on: boolean }
   | { type: 'loadingOlder'; on: boolean }
   | { type: 'presence'; p: Presence }
   | { type: 'participants'; participants: Participant[] }
@@ -52,8 +60,11 @@ type Action =
   | { type: 'subError'; error: ProtoError }
   | { type: 'removed'; by: User | null };
 
-function initial(slug: string): State {
+function initial(slug: string, anchor: number | null = null): State {
   return {
+    anchor,
+    newestSeq: 0,
+    loadingNewer: false,
     slug,
     status: 'loading',
     error: null,
@@ -99,7 +110,7 @@ function presenceMap(list: Presence[] | undefined, prev: Record<number, Presence
 }
 
 function reducer(s: State, a: Action): State {
-  if (a.type === 'reset') return initial(a.slug);
+  if (a.type === 'reset') return initial(a.slug, a.anchor);
   switch (a.type) {
     case 'subscribed': {
       const r = a.reply;
@@ -114,10 +125,23 @@ function reducer(s: State, a: Action): State {
         presence: presenceMap(r.presence, s.presence),
         typing: { users: (r.typing || []).filter((u) => u.id !== a.selfId), others: r.typingOthers || 0 },
         activeUsers: r.activeUsers || s.activeUsers,
+        newestSeq: Math.max(s.newestSeq, r.lastSeq || 0),
       };
     }
-    case 'msgs':
-      return { ...s, msgs: mergeMsgs(s.msgs, a.msgs) };
+    case 'msgs': {
+      const newestSeq = Math.max(s.newestSeq, ...a.msgs.map((m) => m.seq));
+      if (s.anchor !== null) {
+        // Opened at a message: a live one joins only where the list reaches (no hole).
+        const last = s.msgs.length ? s.msgs[s.msgs.length - 1].seq : 0;
+        const next = s.historyLoaded ? a.msgs.filter((m) => m.seq <= last + 1) : [];
+        return { ...s, newestSeq, msgs: mergeMsgs(s.msgs, next) };
+      }
+      return { ...s, newestSeq, msgs: mergeMsgs(s.msgs, a.msgs) };
+    }
+    case 'newer':
+      return { ...s, msgs: mergeMsgs(s.msgs, a.msgs), loadingNewer: false };
+    case 'loadingNewer':
+      return { ...s, loadingNewer: a.on };
     case 'history':
       return {
         ...s,
@@ -174,20 +198,24 @@ export interface RealtimeChat {
   discard(clientMsgId: string): void;
   setTyping(on: boolean): void;
   loadOlder(): Promise<void>;
+  /** Opened at a message and the list stops short of the newest one. */
+  hasNewer: boolean;
+  loadNewer(): Promise<void>;
   refresh(): void;
 }
 
-export function useRealtimeChat(slug: string): RealtimeChat {
+export function useRealtimeChat(slug: string, around?: number): RealtimeChat {
   const rt = useRealtime();
   const { user: me } = useSession();
   const connectionState = useConnectionState();
-  const [s, dispatch] = useReducer(reducer, slug, initial);
+  const anchor = around ?? null;
+  const [s, dispatch] = useReducer(reducer, slug, (sl) => initial(sl, anchor));
   const sRef = useRef(s);
   sRef.current = s;
   const meId = useRef(me?.id);
   meId.current = me?.id;
 
-  if (s.slug !== slug) dispatch({ type: 'reset', slug });
+  if (s.slug !== slug || s.anchor !== anchor) dispatch({ type: 'reset', slug, anchor });
 
   const details = useChatDetails(slug);
   useEffect(() => {
@@ -195,7 +223,9 @@ export function useRealtimeChat(slug: string): RealtimeChat {
   }, [details.participants]);
 
   const loadInitialHistory = useCallback(() => {
-    rt.request('msg.history', { chat: slug, limit: PAGE }).then(
+    // Around a message: the page that has it in the middle (msg.history's `before` is exclusive).
+    const at = anchor !== null ? { before: anchor + PAGE / 2 + 1 } : {};
+    rt.request('msg.history', { chat: slug, limit: PAGE, ...at }).then(
       (r) => {
         if (sRef.current.slug === slug) dispatch({ type: 'history', msgs: r.msgs, hasMore: r.hasMore, initial: true });
       },
@@ -203,7 +233,7 @@ export function useRealtimeChat(slug: string): RealtimeChat {
         if (sRef.current.slug === slug) dispatch({ type: 'error', error: err });
       },
     );
-  }, [rt, slug]);
+  }, [rt, slug, anchor]);
 
   // Participant or not, as chat.get says (null until it answers). Only a participant subscribes
   // and loads history: for anyone else the server answers both with `forbidden`, which the room
@@ -343,6 +373,23 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     }
   }, [rt, slug]);
 
+  const loadNewer = useCallback(async () => {
+    const cur = sRef.current;
+    if (cur.loadingNewer || !cur.historyLoaded || !cur.msgs.length) return;
+    const last = cur.msgs[cur.msgs.length - 1].seq;
+    dispatch({ type: 'loadingNewer', on: true });
+    try {
+      // The PAGE messages after `last`: those before last + PAGE + 1, newest PAGE of them.
+      const r = await rt.request('msg.history', { chat: slug, limit: PAGE, before: last + PAGE + 1 });
+      if (sRef.current.slug === slug) dispatch({ type: 'newer', msgs: r.msgs });
+    } catch (err) {
+      if (sRef.current.slug === slug) dispatch({ type: 'loadingNewer', on: false });
+      throw err;
+    }
+  }, [rt, slug]);
+  const lastLoaded = s.msgs.length ? s.msgs[s.msgs.length - 1].seq : 0;
+  const hasNewer = s.anchor !== null && s.historyLoaded && lastLoaded < s.newestSeq;
+
   const send = useCallback(
     (body: string) => {
       if (!body.trim()) return;
@@ -378,6 +425,8 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     discard,
     setTyping,
     loadOlder,
+    hasNewer,
+    loadNewer,
     refresh: details.reload,
   };
 }

@@ -8,13 +8,21 @@ import { useSession } from '../lib/session';
 import { useChatList } from '../hooks/use-chat-list';
 import { count, displayName, listTime, userHue } from '../lib/format';
 import { Avatar } from '../components/ui/avatar';
-import { IconChat, IconGlobe, IconLogout, IconPlus, IconUsers } from '../components/ui/icons';
+import { IconChat, IconGlobe, IconLogout, IconPlus, IconSearch, IconUsers } from '../components/ui/icons';
 import { CreateChatModal } from '../components/chat/create-chat-modal';
 import { InvitationCard } from '../components/chat/invitation-card';
 import type { Chat } from '../lib/types';
 import type { ConnState } from '../lib/realtime-types';
 
-export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; connection: ConnState }) {
+export function ChatSidebar({
+  activeSlug,
+  connection,
+  onSearch,
+}: {
+  activeSlug?: string;
+  connection: ConnState;
+  onSearch?: () => void;
+}) {
   const { user, logout } = useSession();
   const { chats, invitations, loaded, error, reload } = useChatList();
   const [creating, setCreating] = useState(false);
@@ -49,9 +57,23 @@ export function ChatSidebar({ activeSlug, connection }: { activeSlug?: string; c
           </span>
           Parley
         </Link>
-        <button type="button" className="btn btn--primary btn--small" onClick={() => setCreating(true)}>
-          <IconPlus /> New chat
-        </button>
+        <div className="sidebar__actions">
+          {onSearch && (
+            <button
+              type="button"
+              className="btn btn--ghost btn--icon"
+              onClick={onSearch}
+              aria-label="Search messages"
+              title="Search messages (Ctrl+K jumps to a chat)"
+              data-testid="open-search"
+            >
+              <IconSearch />
+            </button>
+          )}
+          <button type="button" className="btn btn--primary btn--small" onClick={() => setCreating(true)}>
+            <IconPlus /> New chat
+          </button>
+        </div>
       </div>
       <div className="sidebar__body">
         {invitations.length > 0 && (

@@ -5,7 +5,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { useRealtimeChat } from '../hooks/use-realtime-chat';
 import { useRealtime, useSession } from '../lib/session';
 import { canInvite } from '../../../clients/js/src/rules.js';
-import { Link } from '../lib/router';
+import { Link, navigate } from '../lib/router';
 import { count, displayName, fullName, makeNamer, errorText } from '../lib/format';
 import { recordRemoval, removalOf, type Removal } from '../lib/removals';
 import { MessageList } from '../components/chat/message-list';
@@ -17,10 +17,10 @@ import { InviteUserModal } from '../components/chat/invite-user-modal';
 import { IconBack, IconSettings, IconUserPlus, IconUsers } from '../components/ui/icons';
 import type { Chat } from '../lib/types';
 
-export function ChatRoom({ slug }: { slug: string }) {
+export function ChatRoom({ slug, around }: { slug: string; around?: number }) {
   // Joining a public chat from its link remounts the room, which then subscribes as a participant.
   const [joins, setJoins] = useState(0);
-  return <Room key={joins} slug={slug} onJoined={() => setJoins((n) => n + 1)} />;
+  return <Room key={joins} slug={slug} around={around} onJoined={() => setJoins((n) => n + 1)} />;
 }
 
 // Shown to a visitor of a public chat they are not in: its title and size, and Join. Nothing
@@ -76,9 +76,10 @@ function RemovedNotice({ by }: { by?: Removal['by'] }) {
   );
 }
 
-function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
+function Room({ slug, around, onJoined }: { slug: string; around?: number; onJoined: () => void }) {
   const { user } = useSession();
-  const rc = useRealtimeChat(slug);
+  const rc = useRealtimeChat(slug, around);
+  const latest = () => navigate(`/chat/${encodeURIComponent(slug)}`);
   const [inviting, setInviting] = useState(false);
   const [peopleOpen, setPeopleOpen] = useState(false);
 
@@ -197,6 +198,10 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
               historyLoaded={rc.historyLoaded}
               loadingOlder={rc.loadingOlder}
               loadOlder={rc.loadOlder}
+              anchorSeq={around}
+              hasNewer={rc.hasNewer}
+              loadNewer={rc.loadNewer}
+              onJumpLatest={latest}
               onRetry={rc.retry}
               onDiscard={rc.discard}
               nameOf={nameOf}
@@ -211,7 +216,11 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
             ) : (
               <Composer
                 draftKey={user ? `parley.draft.${user.id}.${slug}` : undefined}
-                onSend={rc.send}
+                onSend={(body) => {
+                  // A send shows at the end of the chat: leave the search context for it first.
+                  if (rc.hasNewer) latest();
+                  rc.send(body);
+                }}
                 onTyping={rc.setTyping}
                 disabled={rc.status !== 'ready'}
               />

@@ -3,6 +3,8 @@
 // (keeping the view still while it is inserted above); new messages keep the view pinned to the
 // bottom when it was there, else a "New messages" button appears. Authors are named by `nameOf`
 // (the room adds the username where display names collide) and always "Name (@user)" on hover.
+// Opened at a message (`anchorSeq`, from a search), the list starts scrolled to it, marked, and
+// offers newer messages by pages below until it reaches the newest.
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { Avatar } from '../ui/avatar';
 import { clockTime, dayKey, dayLabel, displayName, fullName } from '../../lib/format';
@@ -22,6 +24,10 @@ export function MessageList({
   onRetry,
   onDiscard,
   nameOf = displayName,
+  anchorSeq,
+  hasNewer = false,
+  loadNewer,
+  onJumpLatest,
 }: {
   messages: UiMsg[];
   selfId?: number;
@@ -32,12 +38,18 @@ export function MessageList({
   onRetry: (clientMsgId: string) => void;
   onDiscard: (clientMsgId: string) => void;
   nameOf?: (u: UiMsg['author']) => string;
+  anchorSeq?: number;
+  hasNewer?: boolean;
+  loadNewer?: () => Promise<void>;
+  onJumpLatest?: () => void;
 }) {
   const ref = useRef<HTMLDivElement>(null);
   const prev = useRef({ first: '', last: '', height: 0, top: 0, count: 0 });
   const [showJump, setShowJump] = useState(false);
   const [olderError, setOlderError] = useState<string | null>(null);
   const initialScrolled = useRef(false);
+  const hadNewer = useRef(hasNewer);
+  const [newerError, setNewerError] = useState<string | null>(null);
 
   const tryLoadOlder = useCallback(() => {
     if (!hasMore || loadingOlder || !historyLoaded) return;
@@ -56,9 +68,13 @@ export function MessageList({
     const wasNearBottom = p.height - p.top - el.clientHeight < NEAR_BOTTOM_PX;
     if (!initialScrolled.current) {
       if (historyLoaded) {
-        el.scrollTop = el.scrollHeight;
+        const target = anchorSeq ? el.querySelector<HTMLElement>(`[data-seq="${anchorSeq}"]`) : null;
+        if (target) target.scrollIntoView({ block: 'center' });
+        else el.scrollTop = el.scrollHeight;
         initialScrolled.current = true;
       }
+    } else if (hadNewer.current && last !== p.last) {
+      // A page of newer messages came in below: keep what the user was reading in place.
     } else if (first !== p.first && p.first && messages.some((m, i) => i > 0 && m.key === p.first)) {
       // Older messages were inserted above: keep what the user was reading in place.
       el.scrollTop = p.top + (el.scrollHeight - p.height);
@@ -71,7 +87,8 @@ export function MessageList({
       }
     }
     prev.current = { first, last, height: el.scrollHeight, top: el.scrollTop, count: messages.length };
-  }, [first, last, messages, historyLoaded, lastOwn]);
+    hadNewer.current = hasNewer;
+  }, [first, last, messages, historyLoaded, lastOwn, anchorSeq, hasNewer]);
 
   // When the first page does not fill the view, keep loading until it does (or history ends).
   useEffect(() => {
@@ -125,6 +142,7 @@ export function MessageList({
         key={m.key}
         m={m}
         own={m.author.id === selfId}
+        anchor={anchorSeq !== undefined && m.seq === anchorSeq}
         first={firstOfGroup}
         onRetry={onRetry}
         onDiscard={onDiscard}
@@ -169,6 +187,29 @@ export function MessageList({
             )}
           </div>
           {items}
+          {hasNewer && loadNewer && (
+            <div className="history-status" data-testid="newer-status">
+              {newerError ? `${newerError} ` : null}
+              <button
+                type="button"
+                className="link-btn"
+                onClick={() => {
+                  setNewerError(null);
+                  loadNewer().catch((e) => setNewerError(e?.message || 'Could not load newer messages.'));
+                }}
+              >
+                Load newer messages
+              </button>
+              {onJumpLatest && (
+                <>
+                  {' · '}
+                  <button type="button" className="link-btn" onClick={onJumpLatest}>
+                    Jump to latest
+                  </button>
+                </>
+              )}
+            </div>
+          )}
         </div>
       </div>
       {showJump && (
@@ -183,6 +224,7 @@ export function MessageList({
 function MessageItem({
   m,
   own,
+  anchor,
   first,
   onRetry,
   onDiscard,
@@ -190,16 +232,25 @@ function MessageItem({
 }: {
   m: UiMsg;
   own: boolean;
+  anchor: boolean;
   first: boolean;
   onRetry: (id: string) => void;
   onDiscard: (id: string) => void;
   nameOf: (u: UiMsg['author']) => string;
 }) {
-  const cls = ['msg', own && 'msg--own', first && 'msg--first', m.status !== 'sent' && `msg--${m.status}`]
+  const cls = ['msg', own && 'msg--own', first && 'msg--first', anchor && 'msg--anchor', m.status !== 'sent' && `msg--${m.status}`]
     .filter(Boolean)
     .join(' ');
   return (
-    <div className={cls} data-testid="message" data-seq={m.seq ?? ''} data-status={m.status} data-own={own ? 'true' : 'false'}>
+    <div
+      className={cls}
+      data-testid="message"
+      data-seq={m.seq ?? ''}
+      data-status={m.status}
+      data-own={own ? 'true' : 'false'}
+      data-anchor={anchor ? 'true' : undefined}
+      aria-current={anchor ? 'true' : undefined}
+    >
       {!own && <div className="msg__avatar">{first && <Avatar user={m.author} size={30} />}</div>}
       <div className="msg__content">
         {first && !own && (

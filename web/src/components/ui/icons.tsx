@@ -87,3 +87,9 @@ export const IconMail = () => (
     <path d="m22 6-10 7L2 6" />
   </Svg>
 );
+export const IconSearch = () => (
+  <Svg>
+    <circle cx="11" cy="11" r="7" />
+    <path d="m20 20-3.5-3.5" />
+  </Svg>
+);
