@@ -124,7 +124,7 @@ static int sq_alloc(const struct search_query *q, struct sq_buf *b) {
 struct sq_dialect {
   char quote;
   int backslash;
-  const char *prefix, *or, *and, *not_open, *not_close;
+  const char *prefix, *either, *both, *not_open, *not_close;
 };
 
 static int sq_render(const struct search_query *q, const struct sq_dialect *d, char **out) {
@@ -144,11 +144,11 @@ static int sq_render(const struct search_query *q, const struct sq_dialect *d, c
     if (t->exclude)
       continue;
     if (t->or_prev) {
-      sq_puts(&b, d->or);
+      sq_puts(&b, d->either);
     } else {
       if (!first)
         sq_puts(&b, ") ");
-      sq_puts(&b, first ? "(" : d->and);
+      sq_puts(&b, first ? "(" : d->both);
       if (!first)
         sq_puts(&b, "(");
       first = 0;

@@ -16,9 +16,9 @@
 #define SEARCH_TERMS_MAX 16  /* terms of a query: each one is a posting list to merge */
 
 struct search_term {
-  const char *s;       /* borrowed from the query text; not NUL-terminated */
-  size_t len;          /* bytes, > 0 */
-  unsigned prefix : 1; /* word*: every word starting with it */
+  const char *s;        /* borrowed from the query text; not NUL-terminated */
+  size_t len;           /* bytes, > 0 */
+  unsigned prefix : 1;  /* word*: every word starting with it */
   unsigned exclude : 1; /* -word: messages holding it are left out */
   unsigned or_prev : 1; /* an alternative of the previous (not excluded) term: a OR b */
 };

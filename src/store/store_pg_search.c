@@ -15,8 +15,8 @@
 #define PG_SEARCH_TIMEOUT_SQL(ms) "SET LOCAL statement_timeout = " #ms
 #define PG_SEARCH_TIMEOUT(ms) PG_SEARCH_TIMEOUT_SQL(ms)
 
-int pg__msg_search(void *arg, struct store_req *req, const struct search_query *q,
-                   int64_t chat_id, int offset, int limit, int *timed_out) {
+int pg__msg_search(void *arg, struct store_req *req, const struct search_query *q, int64_t chat_id,
+                   int offset, int limit, int *timed_out) {
   struct pg *be = arg;
   struct pgp p = {0};
   struct pg_call calls[3] = {

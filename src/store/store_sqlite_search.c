@@ -33,8 +33,8 @@ static int sq__read_hit(sqlite3_stmt *st, struct store_msg_hit *h) {
   return err;
 }
 
-int sq__msg_search(void *arg, struct store_req *req, const struct search_query *q,
-                   int64_t chat_id, int offset, int limit, int *timed_out) {
+int sq__msg_search(void *arg, struct store_req *req, const struct search_query *q, int64_t chat_id,
+                   int offset, int limit, int *timed_out) {
   struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_MSG_SEARCH];
   uint64_t deadline = clock_mono_ns() + (uint64_t)STORE_MSG_SEARCH_BUDGET_MS * 1000000u;

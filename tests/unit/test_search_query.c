@@ -25,8 +25,7 @@ static void expect(const char *q, const char *fts5, const char *ts) {
 static void test_words_phrases_or_not_prefix(void **state) {
   expect("hello", "(\"hello\")", "('hello')");
   expect("  hello   world ", "(\"hello\") AND (\"world\")", "('hello') & ('world')");
-  expect("\"quick brown\" fox*", "(\"quick brown\") AND (\"fox\"*)",
-         "('quick brown') & ('fox':*)");
+  expect("\"quick brown\" fox*", "(\"quick brown\") AND (\"fox\"*)", "('quick brown') & ('fox':*)");
   expect("a OR b c", "(\"a\" OR \"b\") AND (\"c\")", "('a' | 'b') & ('c')");
   expect("a -b -\"c d\"", "(((\"a\")) NOT \"b\") NOT \"c d\"", "('a') & !'b' & !'c d'");
 }
