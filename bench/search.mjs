@@ -85,7 +85,7 @@ PRAGMA wal_checkpoint(TRUNCATE);
 
 function pgLoad(url) {
   const vocab = `ARRAY[${VOCAB.map((w) => `'${w}'`).join(',')}]`;
-  const body = Array.from({ length: 8 }, (_, k) => `v[${wordIdx(k)} + 1]`).join(" || ' ' || ");
+  const body = Array.from({ length: 8 }, (_, k) => `v[(${wordIdx(k)})::int + 1]`).join(" || ' ' || ");
   const sql = `
 BEGIN;
 INSERT INTO users(id, username, display_name, pwhash, created_at)
@@ -102,7 +102,7 @@ INSERT INTO messages(chat_id, seq, author_id, body, created_at)
   SELECT i % ${CHATS} + 1, i / ${CHATS} + 1,
     ${FIRST_LOAD_USER} + ((i % ${CHATS}) * 10 + (i / ${CHATS}) % 10) % ${USERS},
     ${body} || CASE WHEN i % 100000 = 7 THEN ' zanzibar' ELSE '' END,
-    1700000000000 + i FROM generate_series(0, ${MESSAGES - 1}) i, (SELECT ${vocab} AS v) voc;
+    1700000000000 + i FROM generate_series(0::bigint, ${MESSAGES - 1}) i, (SELECT ${vocab} AS v) voc;
 COMMIT;
 VACUUM ANALYZE;
 `;
@@ -119,7 +119,7 @@ function percentile(sorted, p) {
 
 async function main() {
   const dir = path.join(ROOT, 'build/bench-search', `${BACKEND}-${MESSAGES}`);
-  const env = { PARLEY_RATE_LIMITS: '0', PARLEY_LOG_LEVEL: 'warn' };
+  const env = { PARLEY_RATE_LIMITS: '0' };
   let storeUrl = null;
   if (args.fresh) fs.rmSync(dir, { recursive: true, force: true });
   const fresh = !fs.existsSync(path.join(dir, 'loaded'));

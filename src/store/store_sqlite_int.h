@@ -159,7 +159,19 @@
     "  AND (rowid >> 32) IN (SELECT chat_id FROM participants WHERE user_id = ?2)"                 \
     "  ORDER BY rank LIMIT ?5 OFFSET ?6) h"                                                        \
     " JOIN messages m ON m.chat_id = (h.k >> 32) AND m.seq = (h.k & 4294967295)"                   \
-    " JOIN users u ON u.id = m.author_id JOIN chats c ON c.id = m.chat_id ORDER BY h.r")
+    " JOIN users u ON u.id = m.author_id JOIN chats c ON c.id = m.chat_id ORDER BY h.r")          \
+  /* The same for a user in few chats, chat by chat: the caller's chats (one more than the most    \
+   * it is worth it for), each chat's best keys with their rank (one key range each, so FTS5 ranks \
+   * that chat's matches alone), then each result of the merged page with its snippet. */         \
+  X(SEARCH_CHATS, "SELECT chat_id FROM participants WHERE user_id = ?1 LIMIT ?2")                  \
+  X(SEARCH_KEYS, "SELECT rowid, rank FROM messages_search WHERE messages_search MATCH ?1"          \
+                 " AND rowid BETWEEN ?2 AND ?3 ORDER BY rank, rowid DESC LIMIT ?4")                \
+  X(SEARCH_HIT, "SELECT " STORE_SQL_MSG_COLS ", c.slug, c.title,"                                  \
+                " snippet(messages_search, 0, char(2), char(3), '\xe2\x80\xa6', 24)"              \
+                " FROM messages_search JOIN messages m ON m.chat_id = (?2 >> 32)"                  \
+                "  AND m.seq = (?2 & 4294967295)"                                                  \
+                " JOIN users u ON u.id = m.author_id JOIN chats c ON c.id = m.chat_id"             \
+                " WHERE messages_search MATCH ?1 AND messages_search.rowid = ?2")
 
 enum sq_stmt {
 #define SQ__ENUM(name, sql) SQ_##name,

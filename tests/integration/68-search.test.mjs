@@ -147,6 +147,29 @@ describe('msg.search', () => {
     await ben.fail('msg.search', { q: 'kestrel', limit: 0 }, 'bad_request');
   });
 
+  // SQLite searches a user's chats one by one up to 64 of them, and past that ranks the whole
+  // index and filters it: the same answers either way.
+  test('a user in many chats: the same access and paging', async () => {
+    const { token } = await signup(srv, uname('dee'));
+    const dee = await connect(srv, { token });
+    open.push(dee);
+    const slugs = [];
+    for (let i = 0; i < 70; i++) slugs.push((await dee.ok('chat.create', { title: `Dee ${i}` })).chat.slug);
+    const want = [];
+    for (const i of [0, 33, 69]) {
+      for (let k = 0; k < 4; k++) want.push(`${slugs[i]}#${(await send(dee, slugs[i], `heron sighting ${i}.${k}`)).seq}`);
+    }
+    await send(cat, secret, 'heron in a chat dee is not in');
+    const seen = [];
+    for (const before of [0, 5, 10]) {
+      const r = await search(dee, 'heron', { limit: 5, ...(before ? { before } : {}) });
+      seen.push(...seqsOf(r));
+      assert.equal(r.hasMore, before < 10);
+    }
+    assert.deepEqual(seen.sort(), want.sort());
+    assert.deepEqual(seqsOf(await search(dee, 'heron', { chat: slugs[33] })).length, 4);
+  });
+
   test('limits: query size and terms', async () => {
     await ana.ok('msg.search', { q: 'a'.repeat(256) });
     await ana.fail('msg.search', { q: 'a'.repeat(257) }, 'too_large');
