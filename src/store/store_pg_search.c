@@ -19,12 +19,17 @@ int pg__msg_search(void *arg, struct store_req *req, const struct search_query *
                    int offset, int limit, int *timed_out) {
   struct pg *be = arg;
   struct pgp p = {0};
-  struct pg_call calls[3] = {
+  /* A custom plan for each query: the generic plan of a prepared statement cannot see how many
+   * messages the words match and scans the table (measured: 300 ms and more for a word in ten
+   * messages out of a million, instead of 3 ms through the GIN index). */
+  struct pg_call calls[5] = {
       {.sql = PG_SEARCH_TIMEOUT(STORE_MSG_SEARCH_BUDGET_MS)},
+      {.sql = "SET LOCAL plan_cache_mode = force_custom_plan"},
       {.id = PG_MSG_SEARCH, .p = &p},
       {.sql = "SET LOCAL statement_timeout TO DEFAULT"},
+      {.sql = "SET LOCAL plan_cache_mode TO DEFAULT"},
   };
-  PGresult *res[3] = {NULL, NULL, NULL};
+  PGresult *res[5] = {NULL, NULL, NULL, NULL, NULL};
   char *tsq = NULL;
   size_t rows;
   int err;
@@ -40,14 +45,14 @@ int pg__msg_search(void *arg, struct store_req *req, const struct search_query *
   pgp_i64(&p, limit + 1); /* one more tells whether there is a next page */
   pgp_i64(&p, offset);
   be->last_state[0] = '\0';
-  err = pg__exchange(be, calls, 3, res);
+  err = pg__exchange(be, calls, 5, res);
   free(tsq);
   if (err) {
     if (strcmp(be->last_state, "57014") == 0) /* query_canceled: the statement_timeout */
       *timed_out = 1;
     return err;
   }
-  rows = (size_t)PQntuples(res[1]);
+  rows = (size_t)PQntuples(res[2]);
   req->out.found = calloc((size_t)limit, sizeof *req->out.found);
   if (req->out.found == NULL) {
     err = PARLEY_EUNAVAILABLE;
@@ -60,17 +65,17 @@ int pg__msg_search(void *arg, struct store_req *req, const struct search_query *
       break;
     }
     h = &req->out.found[req->out.n_found++];
-    err = pg__read_msg(res[1], (int)i, 0, &h->msg);
+    err = pg__read_msg(res[2], (int)i, 0, &h->msg);
     if (err == 0)
-      err = pg__dup(&h->title, res[1], (int)i, 10);
+      err = pg__dup(&h->title, res[2], (int)i, 10);
     if (err == 0)
-      err = pg__dup(&h->snippet, res[1], (int)i, 11);
+      err = pg__dup(&h->snippet, res[2], (int)i, 11);
     if (err)
       goto cleanup;
-    snprintf(h->slug, sizeof h->slug, "%s", pg__str(res[1], (int)i, 9));
+    snprintf(h->slug, sizeof h->slug, "%s", pg__str(res[2], (int)i, 9));
   }
 cleanup:
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 5; i++)
     PQclear(res[i]);
   return err;
 }
