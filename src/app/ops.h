@@ -40,6 +40,9 @@ void app__op_presence(struct client *cl, const struct proto_req *req);
 void app__op_chat_update(struct client *cl, const struct proto_req *req);
 void app__op_membership(struct client *cl, const struct proto_req *req); /* leave, remove, setRole */
 void app__op_users_search(struct client *cl, const struct proto_req *req);
+
+/* ops_search.c */
+void app__op_msg_search(struct client *cl, const struct proto_req *req);
 void app__op_invite_create(struct client *cl, const struct proto_req *req);
 void app__op_invite_accept(struct client *cl, const struct proto_req *req);
 void app__op_invite_decline(struct client *cl, const struct proto_req *req);

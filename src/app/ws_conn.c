@@ -123,6 +123,7 @@ static const app_op_fn op_table[PROTO_OP__COUNT] = {
     [PROTO_OP_TYPING] = app__op_typing,
     [PROTO_OP_PRESENCE] = app__op_presence,
     [PROTO_OP_USERS_SEARCH] = app__op_users_search,
+    [PROTO_OP_MSG_SEARCH] = app__op_msg_search,
     [PROTO_OP_INVITE_CREATE] = app__op_invite_create,
     [PROTO_OP_INVITE_ACCEPT] = app__op_invite_accept,
     [PROTO_OP_INVITE_DECLINE] = app__op_invite_decline,

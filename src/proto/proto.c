@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "core/acl.h"
+#include "core/search_query.h"
 #include "core/text.h"
 
 enum field_type { FT_STRING, FT_INT, FT_BOOL };
@@ -50,6 +51,7 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_LEVEL] = {"level", FT_STRING, CS_SLUG, 1, 16, OFF(level)},
     [PROTO_F_DISPLAY_NAME] = {"displayName", FT_STRING, CS_NAME, 1, TEXT_DISPLAY_NAME_MAX,
                               OFF(display_name)},
+    [PROTO_F_SEARCH_Q] = {"q", FT_STRING, CS_NONBLANK, 1, SEARCH_QUERY_MAX, OFF(q)},
 };
 #undef OFF
 
@@ -104,6 +106,8 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_CHAT_BROWSE] = {"chat.browse", 0, 0,
                               REQ(PROTO_F_Q) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
     [PROTO_OP_ME_UPDATE] = {"me.update", 0, REQ(PROTO_F_DISPLAY_NAME), 0},
+    [PROTO_OP_MSG_SEARCH] = {"msg.search", 0, REQ(PROTO_F_SEARCH_Q),
+                             REQ(PROTO_F_CHAT) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
 };
 
 const char *proto_op_name(enum proto_op op) {

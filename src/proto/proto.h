@@ -52,6 +52,7 @@ enum proto_op {
   PROTO_OP_CHAT_NOTIFY, /* issue 18 */
   PROTO_OP_CHAT_BROWSE,
   PROTO_OP_ME_UPDATE,
+  PROTO_OP_MSG_SEARCH,
   PROTO_OP__COUNT
 };
 
@@ -80,6 +81,7 @@ enum proto_field {
   PROTO_F_EMOJI,
   PROTO_F_LEVEL,        /* issue 18 */
   PROTO_F_DISPLAY_NAME,
+  PROTO_F_SEARCH_Q, /* msg.search's "q": longer than users.search's, same slot (q) */
   PROTO_F__COUNT
 };
 

@@ -9,7 +9,8 @@
  * Migration 4 adds two PostgreSQL functions, msg.send and the read marker in one round trip each
  * (SQLite's text is empty). Migration 5 adds chats.member_gen, the membership generation every
  * message carries (issue 8), and 6 returns it from the read marker function. Migration 7 adds
- * user_words, the word starts of display names that users.search looks up. The two dialects
+ * user_words, the word starts of display names that users.search looks up. Migration 8 adds the
+ * full-text indexes of msg.search (FTS5 with its triggers; a GIN index). The two dialects
  * differ in types (BIGINT identities, BYTEA, SMALLINT flags), in the trigger syntax and in
  * collation; the tables, columns, constraints and index names are the same, so store_sqlite.c and
  * store_pg.c run the same queries in their own dialect.
@@ -560,6 +561,38 @@ const struct store__migration store__migrations[] = {
      "  created_at BIGINT NOT NULL"
      ");"
      "CREATE INDEX chats_public ON chats(last_activity, id) WHERE is_public = 1 AND archived = 0;"},
+    {10, "msg.search: full-text indexes of message bodies (text entries)",
+     /* FTS5 over messages as external content: the index holds only the tokens, the text stays
+      * in messages. FTS5 keys rows by one integer and messages has (chat_id, seq), hence the
+      * key STORE_SQL_SEARCH_KEY, the view that gives every message under it, and the index on
+      * the key, through which snippet() reads the few bodies it shows. The triggers keep the
+      * index in step with inserts, edits (the body updated in place) and deletes; 'rebuild'
+      * indexes the messages already there. unicode61 folds case and diacritics. */
+     "CREATE INDEX messages_by_search_key ON messages(" STORE_SQL_SEARCH_KEY("") ");"
+     "CREATE VIEW messages_search_src AS SELECT " STORE_SQL_SEARCH_KEY("") " AS id, "
+     STORE_SQL_SEARCH_BODY("body") " AS body FROM messages WHERE kind = 'text';"
+     "CREATE VIRTUAL TABLE messages_search USING fts5(body, content='messages_search_src',"
+     " content_rowid='id', tokenize='unicode61 remove_diacritics 2');"
+     "CREATE TRIGGER messages_search_insert AFTER INSERT ON messages WHEN NEW.kind = 'text' BEGIN"
+     "  INSERT INTO messages_search(rowid, body) VALUES (" STORE_SQL_SEARCH_KEY("NEW.") ", "
+     STORE_SQL_SEARCH_BODY("NEW.body") ");"
+     "END;"
+     "CREATE TRIGGER messages_search_delete AFTER DELETE ON messages WHEN OLD.kind = 'text' BEGIN"
+     "  INSERT INTO messages_search(messages_search, rowid, body) VALUES ('delete', "
+     STORE_SQL_SEARCH_KEY("OLD.") ", " STORE_SQL_SEARCH_BODY("OLD.body") ");"
+     "END;"
+     "CREATE TRIGGER messages_search_update AFTER UPDATE OF body ON messages WHEN OLD.kind = 'text'"
+     " BEGIN"
+     "  INSERT INTO messages_search(messages_search, rowid, body) VALUES ('delete', "
+     STORE_SQL_SEARCH_KEY("OLD.") ", " STORE_SQL_SEARCH_BODY("OLD.body") ");"
+     "  INSERT INTO messages_search(rowid, body) VALUES (" STORE_SQL_SEARCH_KEY("NEW.") ", "
+     STORE_SQL_SEARCH_BODY("NEW.body") ");"
+     "END;"
+     "INSERT INTO messages_search(messages_search) VALUES ('rebuild');",
+     /* PostgreSQL: a GIN index on the document expression; PostgreSQL keeps it in step with
+      * every insert, update and delete itself, and building it indexes what is there. */
+     "CREATE INDEX messages_search ON messages USING gin (" STORE_SQL_PG_SEARCH_DOC("body")
+     ") WHERE kind = 'text';"},
 };
 
 const size_t store__migrations_count =

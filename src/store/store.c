@@ -163,6 +163,12 @@ static void store__req_clear_out(struct store_req *req, int keep_errmsg) {
   free(req->out.unread);
   free(req->out.members);
   free(req->out.hits);
+  for (size_t i = 0; req->out.found && i < req->out.n_found; i++) {
+    store_msg_dispose(&req->out.found[i].msg);
+    free(req->out.found[i].title);
+    free(req->out.found[i].snippet);
+  }
+  free(req->out.found);
   store__invite_dispose(&req->out.invite);
   for (size_t i = 0; req->out.invites && i < req->out.n_invites; i++)
     store__invite_dispose(&req->out.invites[i]);

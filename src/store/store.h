@@ -37,6 +37,9 @@
 #define STORE_SEARCH_MAX 20       /* most hits of USERS_SEARCH (in.limit 0 or above: this) */
 #define STORE_AVATAR_NAME_MAX 80  /* "<64 hex>.<ext>": an avatar's name (issue 18) */
 #define STORE_BROWSE_MAX 100      /* most chats of one CHAT_BROWSE page */
+#define STORE_MSG_SEARCH_MAX 50   /* most results of one MSG_SEARCH page */
+#define STORE_MSG_SEARCH_RANKS 250 /* results reachable by paging MSG_SEARCH (a rank limit) */
+#define STORE_MSG_SEARCH_BUDGET_MS 300 /* one MSG_SEARCH query's time on the store thread */
 
 enum store_durability {
   STORE_DURABILITY_NORMAL = 0, /* WAL + synchronous=NORMAL: survives a killed process */
@@ -155,6 +158,16 @@ struct store_msg {
   char *reply_preview;    /* "" when the original was deleted */
   int64_t *mentions;      /* user ids */
   size_t n_mentions;
+};
+
+/* One result of STORE_MSG_SEARCH. */
+struct store_msg_hit {
+  struct store_msg msg;
+  char slug[STORE_SLUG_MAX + 1]; /* the message's chat */
+  char *title;                   /* its title; owned by the enclosing request */
+  char *snippet;                 /* owned by the enclosing request: the body around the matches,
+                                    each match between U+0002 and U+0003 (removed from the body
+                                    first) */
 };
 
 enum store_op {
@@ -301,6 +314,17 @@ enum store_op {
                            data_len (the image; with a name). out: user (after), member_ids (as
                            USER_UPDATE). An avatar no user has any more is deleted. */
   STORE_AVATAR_GET,     /* in: query (name). out: data/data_len. PARLEY_ENOT_FOUND. */
+  /* --- search (issue 18) --- */
+  STORE_MSG_SEARCH,     /* in: user_id, query (1..SEARCH_QUERY_MAX bytes, core/search_query.h),
+                           slug ("" = every chat the user is a participant of now), before (the
+                           number of results already seen: 0 for the first page), limit
+                           (1..STORE_MSG_SEARCH_MAX). out: found/n_found, best ranked first, and
+                           has_more. Only chats the user is a participant of now are searched;
+                           a named chat must pass ACL_CHAT_READ (then the same). before + limit
+                           is at most STORE_MSG_SEARCH_RANKS (the rank limit: PARLEY_EBAD_REQUEST
+                           past it). A query without a word is PARLEY_EBAD_REQUEST; one that
+                           takes longer than STORE_MSG_SEARCH_BUDGET_MS is PARLEY_EUNAVAILABLE
+                           with out.errmsg (nothing else waits for it that long). */
   STORE_OP__COUNT
 };
 
@@ -376,6 +400,8 @@ struct store_req {
     size_t n_members;
     struct store_user_hit *hits;
     size_t n_hits;
+    struct store_msg_hit *found;    /* MSG_SEARCH */
+    size_t n_found;
     struct store_invite invite;
     struct store_invite *invites;   /* CHAT_LIST also fills this: incoming pending invitations */
     size_t n_invites;

@@ -77,6 +77,8 @@ int pg__err(struct pg *be, const PGresult *res, const char *what) {
   const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(be->conn);
 
+  snprintf(be->last_state, sizeof be->last_state, "%s", state ? state : "");
+
   if (state == NULL || PQstatus(be->conn) != CONNECTION_OK) {
     log_warn("store: postgres: %s: %s", what, msg);
     return PARLEY_EUNAVAILABLE;

@@ -159,7 +159,23 @@
               " JOIN chats c ON c.id = p1.chat_id AND c.archived = 0"                              \
               " JOIN participants p2 ON p2.chat_id = p1.chat_id"                                   \
               " WHERE p1.user_id = $1 AND p2.user_id <> $1 ORDER BY p2.user_id")                   \
-  X(USER_SEEN, "UPDATE users SET last_seen = GREATEST(coalesce(last_seen, 0), $2) WHERE id = $1") \
+  X(USER_SEEN, "UPDATE users SET last_seen = GREATEST(coalesce(last_seen, 0), $2) WHERE id = $1")  \
+  /* msg.search (store_pg_search.c): the GIN index finds the matches ($1: to_tsquery text of      \
+   * core/search_query.c) in the caller's chats, ts_rank orders them, and ts_headline marks the   \
+   * page alone. chat_id between $3 and $4: one chat or every one. */                             \
+  X(MSG_SEARCH,                                                                                    \
+    "SELECT " STORE_SQL_MSG_COLS ", c.slug, c.title, ts_headline('simple'::regconfig,"             \
+    " translate(m.body, E'\\x02\\x03', ''), h.q, 'StartSel=\x02" ", StopSel=\x03"                   \
+    ", MaxWords=30, MinWords=12')"                                                                 \
+    " FROM (SELECT m.chat_id, m.seq, q, ts_rank(" STORE_SQL_PG_SEARCH_DOC("m.body") ", q) AS r"    \
+    "  FROM to_tsquery('simple'::regconfig, $1) q, messages m"                                     \
+    "  WHERE " STORE_SQL_PG_SEARCH_DOC("m.body") " @@ q AND m.chat_id BETWEEN $3 AND $4"           \
+    "  AND m.kind = 'text'"                                                                      \
+    "  AND m.chat_id IN (SELECT chat_id FROM participants WHERE user_id = $2)"                     \
+    "  ORDER BY r DESC, m.chat_id, m.seq DESC LIMIT $5 OFFSET $6) h"                               \
+    " JOIN messages m ON m.chat_id = h.chat_id AND m.seq = h.seq"                                  \
+    " JOIN users u ON u.id = m.author_id JOIN chats c ON c.id = m.chat_id"                         \
+    " ORDER BY h.r DESC, h.chat_id, h.seq DESC")                                      \
   PG_LIVE_STATEMENTS(X)
 
 /* Issue 18 (store_pg_live.c), as SQLite's SQ_LIVE_STATEMENTS. */
@@ -214,6 +230,7 @@ struct pg {
   int doomed;    /* this transaction lost a deadlock: the rest of its batch fails fast */
   unsigned pend; /* PG_PEND_* not sent yet */
   int sp_open;   /* the current request's SAVEPOINT reached the server */
+  char last_state[6]; /* SQLSTATE of the last error pg__err() mapped ("" if it had none) */
   int broken;    /* transaction control failed or the connection dropped: no commit */
   uint64_t round_trips, statements; /* since open, logged at close */
 };
@@ -337,5 +354,7 @@ int pg__read_set_take(struct store_req *req, const PGresult *r);
 int pg_exec_batch(void *arg, struct store_req *batch);
 int pg__sql(void *arg, const char *text, const struct store_arg *args, int n,
             struct store_res *out);
+int pg__msg_search(void *arg, struct store_req *req, const struct search_query *q,
+                   int64_t chat_id, int offset, int limit, int *timed_out);
 
 #endif

@@ -490,6 +490,7 @@ const struct store_prims pg_prims = {
     .removed = pg__removed,
     .msgs = pg__chat_msgs,
     .users_search = pg__users_search,
+    .msg_search = pg__msg_search,
     .user_word_insert = pg__user_word_insert,
     .invites_due = pg__invites_due,
     .sessions_expire = pg_sessions_expire,

@@ -685,6 +685,41 @@ static int rules_users_search(const struct store_prims *p, void *be, struct stor
   return err;
 }
 
+/* Full-text search over the chats the caller is in now. Ranked results page by position (`before`
+ * = results already seen), since a rank is no stable key to continue from; the rank limit keeps
+ * the deepest page cheap. */
+static int rules_msg_search(const struct store_prims *p, void *be, struct store_req *req) {
+  struct search_query q;
+  int64_t chat_id = 0;
+  int timed_out = 0;
+  int err;
+
+  if (req->in.query == NULL || !RULES_TERMINATED(req->in.slug))
+    return PARLEY_EBAD_REQUEST;
+  if (req->in.limit < 1 || req->in.limit > STORE_MSG_SEARCH_MAX)
+    return store_fail(req, PARLEY_EBAD_REQUEST, "limit: must be 1 to %d", STORE_MSG_SEARCH_MAX);
+  if (req->in.before < 0 || req->in.before > STORE_MSG_SEARCH_RANKS - req->in.limit)
+    return store_fail(req, PARLEY_EBAD_REQUEST,
+                      "before: only the first %d results can be paged through; add words",
+                      STORE_MSG_SEARCH_RANKS);
+  err = search_query_parse(req->in.query, strlen(req->in.query), &q);
+  if (err == PARLEY_ETOO_LARGE)
+    return store_fail(req, err, "q: at most %d bytes", SEARCH_QUERY_MAX);
+  if (err)
+    return store_fail(req, err, "q: give 1 to %d words with letters or digits", SEARCH_TERMS_MAX);
+  if (req->in.slug[0] != '\0') {
+    err = store_chat_access(p, be, req, ACL_CHAT_READ, 0);
+    if (err)
+      return err;
+    chat_id = req->out.chat.id;
+  }
+  err = p->msg_search(be, req, &q, chat_id, (int)req->in.before, req->in.limit, &timed_out);
+  if (err && timed_out)
+    return store_fail(req, PARLEY_EUNAVAILABLE,
+                      "the search took too long: add words or search one chat");
+  return err;
+}
+
 static int rules_invite_sweep(const struct store_prims *p, void *be, struct store_req *req) {
   int err;
   if (req->in.limit < 1 || req->in.limit > STORE_LIMIT_MAX)
@@ -766,6 +801,8 @@ int store_rules_exec(const struct store_prims *p, void *be, struct store_req *re
     return store_rules_invite_revoke(p, be, req);
   case STORE_INVITE_SWEEP:
     return rules_invite_sweep(p, be, req);
+  case STORE_MSG_SEARCH:
+    return rules_msg_search(p, be, req);
   case STORE_SESSION_SWEEP:
     return rules_session_sweep(p, be, req);
   default:

@@ -17,6 +17,7 @@
 
 #include "core/acl.h"
 #include "core/invite.h"
+#include "core/search_query.h"
 #include "store/store.h"
 
 /* A parameter of a generic statement (store_prims.sql): an integer, or text when is_text (s
@@ -103,6 +104,13 @@ struct store_prims {
    * with a word of the display name (after white space or punctuation) starting with lo. */
   int (*users_search)(void *be, struct store_req *req, const char *lo, size_t len,
                       int64_t mark_chat, int limit, int words);
+  /* MSG_SEARCH's rows: the messages matching `q` (borrowed; rendered in the backend's own
+   * syntax by core/search_query.h) in the chats in.user_id is a participant of now (only chat
+   * `chat_id` when it is not 0), best ranked first, results [offset, offset + limit) into
+   * out.found, and out.has_more when one more exists. A query that runs over
+   * STORE_MSG_SEARCH_BUDGET_MS is stopped: PARLEY_EUNAVAILABLE with *timed_out = 1. */
+  int (*msg_search)(void *be, struct store_req *req, const struct search_query *q,
+                    int64_t chat_id, int offset, int limit, int *timed_out);
   /* Records `word` (borrowed, NUL-terminated) as a word start of user_id's display name. */
   int (*user_word_insert)(void *be, int64_t user_id, const char *word);
   /* Pending invitations due at in.now, the oldest `limit` into out.invites, has_more. */

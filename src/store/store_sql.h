@@ -39,4 +39,19 @@
   " '(', ' '), ')', ' '), '[', ' '), ']', ' '), '/', ' '), '&', ' '), '+', ' '), '\"', ' '),"      \
   " ':', ' '), ';', ' ')"
 
+/* msg.search (migration 8). A message's key in SQLite's FTS5 index, which wants one integer per
+ * row where messages has (chat_id, seq): seq stays far below 2^32 (a chat would need 4 billion
+ * messages), chat ids below 2^31. */
+#define STORE_SQL_SEARCH_KEY(t) "((" t "chat_id << 32) | " t "seq)"
+/* The text that is indexed, in both dialects: the body without U+0002 and U+0003, the marks
+ * that snippets put around matches, so a body cannot fake a highlight. SQLite's FTS5 'delete'
+ * must be given exactly what was indexed, so every trigger uses this expression. */
+#define STORE_SQL_SEARCH_BODY(b) "replace(replace(" b ", char(2), ''), char(3), '')"
+/* PostgreSQL's document of a message: the expression of the GIN index messages_search. Queries
+ * must spell it exactly so (the planner matches index expressions by their text); never change
+ * it without a migration that rebuilds the index. 'simple' neither stems nor drops stop words, so
+ * names and every language are found as written (folded to lower case). */
+#define STORE_SQL_PG_SEARCH_DOC(b)                                                                 \
+  "to_tsvector('simple'::regconfig, translate(" b ", E'\\x02\\x03', ''))"
+
 #endif

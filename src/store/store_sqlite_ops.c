@@ -603,6 +603,7 @@ const struct store_prims sq_prims = {
     .removed = sq__removed,
     .msgs = sq__msgs,
     .users_search = sq__users_search,
+    .msg_search = sq__msg_search,
     .user_word_insert = sq__user_word_insert,
     .invites_due = sq__invites_due,
     .sessions_expire = sq_sessions_expire,

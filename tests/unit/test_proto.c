@@ -131,7 +131,9 @@ static void test_encode_reply_and_msg(void **state) {
   assert_string_equal(s, "{\"id\":42,\"ok\":true,\"msg\":{\"seq\":3,\"chat\":\"room\",\"author\":"
                          "{\"id\":9,\"username\":\"ana\",\"displayName\":\"Ana \\\"A\\\"\","
                          "\"avatar\":null},"
-                         "\"body\":\"hi\",\"clientMsgId\":null,\"createdAt\":1000}}");
+                         "\"body\":\"hi\",\"clientMsgId\":null,\"createdAt\":1000,"
+                         "\"kind\":\"text\",\"ref\":null,\"mentions\":[],\"replyTo\":null,"
+                         "\"editedAt\":null,\"deleted\":false,\"reactions\":[]}}");
   assert_int_equal(len, strlen(s));
   free(s);
   s = proto_reply_err(&r, PARLEY_EFORBIDDEN, NULL, &len);

@@ -1,9 +1,10 @@
-// Routes: /login, /signup, /chat, /chat/:slug, /chat/:slug/settings, /browse, /profile.
+// Routes: /login, /signup, /chat, /chat/:slug (?msg=seq: opened at that message, from a search
+// result), /chat/:slug/settings, /browse, /profile.
 // Signed-out visitors of an app route are sent to /login?next=<where they were going>, and come
 // back there after logging in or signing up (a shared chat link survives login); signed-in
-// visitors of the auth pages go to `next` or /chat.
-import { useEffect } from 'react';
-import { matchPath, navigate, usePath } from './lib/router';
+// visitors of the auth pages go to `next` or /chat. Ctrl/Cmd+K opens the quick switcher.
+import { useEffect, useState } from 'react';
+import { matchPath, navigate, usePath, useQuery } from './lib/router';
 import { useSession } from './lib/session';
 import { AuthPage, nextPath } from './pages/auth-page';
 import { ChatSidebar } from './pages/chat-list';
@@ -15,6 +16,8 @@ import { ChatListProvider } from './hooks/use-chat-list';
 import { useConnectionState } from './hooks/use-connection-state';
 import { setPageTitle } from './lib/attention';
 import { IconChat } from './components/ui/icons';
+import { SearchPanel } from './components/chat/search-panel';
+import { QuickSwitcher } from './components/chat/quick-switcher';
 
 export function App() {
   const path = usePath();
@@ -46,18 +49,34 @@ function Shell({ path }: { path: string }) {
   const room = matchPath('/chat/:slug', path);
   const slug = settings?.slug ?? room?.slug;
   const page = path === '/browse' || path === '/profile';
+  const msgParam = Number(useQuery().get('msg'));
+  const around = room && Number.isSafeInteger(msgParam) && msgParam > 0 ? msgParam : undefined;
+  const [overlay, setOverlay] = useState<'search' | 'switcher' | null>(null);
+
+  // Ctrl+K (Cmd+K on a Mac) opens the quick switcher from anywhere, and closes it again.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && e.key.toLowerCase() === 'k') {
+        e.preventDefault();
+        setOverlay((o) => (o === 'switcher' ? null : 'switcher'));
+      }
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, []);
+
   return (
     <ChatListProvider activeSlug={room?.slug}>
       <div className={`shell ${slug || page ? 'shell--room' : 'shell--list'}`}>
         <a className="skip-link" href="#main">
           Skip to content
         </a>
-        <ChatSidebar activeSlug={slug} connection={connection} path={path} />
+        <ChatSidebar activeSlug={slug} connection={connection} path={path} onSearch={() => setOverlay('search')} />
         <main className="main" id="main">
           {settings ? (
             <ChatSettings key={`s:${settings.slug}`} slug={settings.slug} />
           ) : room ? (
-            <ChatRoom key={room.slug} slug={room.slug} />
+            <ChatRoom key={`${room.slug}?${around ?? ''}`} slug={room.slug} around={around} />
           ) : path === '/browse' ? (
             <BrowsePage />
           ) : path === '/profile' ? (
@@ -79,6 +98,8 @@ function Shell({ path }: { path: string }) {
             </div>
           )}
         </main>
+        {overlay === 'search' && <SearchPanel onClose={() => setOverlay(null)} />}
+        {overlay === 'switcher' && <QuickSwitcher onClose={() => setOverlay(null)} />}
       </div>
     </ChatListProvider>
   );

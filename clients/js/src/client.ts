@@ -46,6 +46,8 @@ import type {
   UnsubResult,
   User,
   UsersSearchResult,
+  MsgSearchArgs,
+  MsgSearchResult,
 } from './types.js';
 import { CloseCode } from './types.js';
 
@@ -972,6 +974,11 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   }
   markRead(chat: string, seq: number): Promise<ReadResult> {
     return this.request('read', { chat, seq });
+  }
+  /** Full-text search over the messages of the chats the user is in (docs/protocol.md, Search).
+   * Next page: `{before: before + results.length}` while `hasMore`. */
+  search(q: string, opts: Omit<MsgSearchArgs, 'q'> = {}): Promise<MsgSearchResult> {
+    return this.request('msg.search', { q, ...opts });
   }
   searchUsers(q: string, chat?: string): Promise<UsersSearchResult> {
     return this.request('users.search', chat === undefined ? { q } : { q, chat });

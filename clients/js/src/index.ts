@@ -32,6 +32,7 @@ export {
   type WindowLike,
 } from './visibility.js';
 export { canInvite, invitePolicyAllows } from './rules.js';
+export { snippetParts, SNIPPET_MATCH_CLOSE, SNIPPET_MATCH_OPEN, type SnippetPart } from './search.js';
 export {
   changePassword,
   deleteAvatar,

@@ -155,6 +155,14 @@ export interface Invitation {
   expiresAt: number;
 }
 
+/** A `msg.search` result: the message, its chat, and the part of its body around the matches,
+ * each match between U+0002 and U+0003 (split it with `snippetParts`, render the parts as text). */
+export interface MsgSearchHit {
+  chat: { slug: string; title: string; kind: string };
+  msg: Msg;
+  snippet: string;
+}
+
 /** A `users.search` hit. `participant` and `invited` are about the `chat` searched for. */
 export interface SearchUser extends User {
   participant?: boolean;
@@ -216,6 +224,17 @@ export interface MsgSendArgs {
   replyTo?: number;
 }
 
+export interface MsgSearchArgs {
+  /** Words (all must occur), "a phrase", a OR b, -word, word*: 1-256 bytes. */
+  q: string;
+  /** Only this chat. */
+  chat?: string;
+  /** Results already seen (the next page starts after them); 0 or absent: the first page. */
+  before?: number;
+  /** 1-50, default 20. */
+  limit?: number;
+}
+
 export interface MsgHistoryArgs {
   chat: string;
   /** A seq: messages before it. Newest when absent. */
@@ -271,6 +290,7 @@ export interface OpArgs {
   typing: { chat: string; on: boolean };
   presence: { state: ClientPresenceState };
   'users.search': { q: string; chat?: string };
+  'msg.search': MsgSearchArgs;
   'invite.create': InviteCreateArgs;
   'invite.accept': { invitation: number };
   'invite.decline': { invitation: number };
@@ -359,6 +379,11 @@ export interface PresenceResult {
   /** The user's aggregate presence after the change. */
   state: PresenceState;
 }
+export interface MsgSearchResult {
+  /** Best match first. */
+  results: MsgSearchHit[];
+  hasMore: boolean;
+}
 export interface UsersSearchResult {
   users: SearchUser[];
 }
@@ -424,6 +449,7 @@ export interface OpResults {
   typing: TypingResult;
   presence: PresenceResult;
   'users.search': UsersSearchResult;
+  'msg.search': MsgSearchResult;
   'invite.create': InviteCreateResult;
   'invite.accept': InviteAcceptResult;
   'invite.decline': InvitationResult;

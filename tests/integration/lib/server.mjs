@@ -219,6 +219,21 @@ export class ParleyServer {
     return res;
   }
 
+  // Runs `sql` straight on this server's database (its SQLite file, or its PostgreSQL schema),
+  // beside the running server: for what no op does yet (an edit in place, a delete) and for
+  // checking what was stored. Resolves with the output rows, one a line, columns split by '|'.
+  async sql(sql) {
+    if (this.pgSchema) {
+      return psql(storeUrl(process.env.PARLEY_TEST_STORE, this.pgSchema), sql);
+    }
+    const db = path.join(this.dataDir, 'parley.db');
+    return new Promise((resolve, reject) => {
+      execFile('sqlite3', ['-cmd', '.timeout 5000', db, sql], (err, stdout, stderr) =>
+        err ? reject(new Error(`sqlite3: ${sql}: ${stderr || err.message}`)) : resolve(stdout),
+      );
+    });
+  }
+
   // Crash: SIGKILL, wait for the exit.
   async kill9() {
     if (!this.proc) throw new Error('server not running');

@@ -6,13 +6,16 @@
 // time), presence, who has the chat open (activeUsers), membership changes and removal. Our own
 // sends show at once as pending and turn into normal messages when the server confirms them by
 // seq; failed ones can be retried with the same clientMsgId, so a retry never duplicates.
+// Opened at a message (`around`, from a search result), it loads the page of history around that
+// message instead of the newest one; newer messages then come by pages (loadNewer), and live ones
+// join the list only once it reaches them, so the list never has a hole.
 // The chat object and its participants come from useChatDetails (chat.get, kept current), whose
 // reply also carries each participant's presence: that is how a newcomer's dot gets right.
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
 import type { Chat, FullMsg, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
-import { applyBatch, applyEntries, emptyTimeline, type Timeline } from '../../../clients/js/src/timeline.js';
+import { applyBatch, applyEntries, emptyTimeline, isItemKind, type Timeline } from '../../../clients/js/src/timeline.js';
 import { useConnectionState } from './use-connection-state';
 import { useChatDetails } from './use-chat-details';
 
@@ -37,13 +40,20 @@ interface State {
   activeUsers: User[];
   pending: PendingSend[];
   removedBy: User | null;
+  anchor: number | null; // opened at this seq: the list may stop short of the newest message
+  // Opened at a message: the seq up to which the list has every entry (items beyond it would
+  // leave a hole, so they wait for loadNewer). Infinity when the list follows the newest entry.
+  loadedTo: number;
+  loadingNewer: boolean;
 }
 
 type Action =
-  | { type: 'reset'; slug: string }
+  | { type: 'reset'; slug: string; anchor: number | null }
   | { type: 'subscribed'; reply: SubReply; resumed: boolean; selfId?: number }
   | { type: 'msgs'; msgs: Msg[] }
   | { type: 'history'; msgs: Msg[]; hasMore: boolean; initial: boolean }
+  | { type: 'newer'; msgs: Msg[] }
+  | { type: 'loadingNewer'; on: boolean }
   | { type: 'loadingOlder'; on: boolean }
   | { type: 'presence'; p: Presence }
   | { type: 'participants'; participants: Participant[] }
@@ -54,8 +64,11 @@ type Action =
   | { type: 'subError'; error: ProtoError }
   | { type: 'removed'; by: User | null };
 
-function initial(slug: string): State {
+function initial(slug: string, anchor: number | null = null): State {
   return {
+    anchor,
+    loadedTo: anchor !== null ? 0 : Infinity,
+    loadingNewer: false,
     slug,
     status: 'loading',
     error: null,
@@ -101,18 +114,48 @@ function presenceMap(list: Presence[] | undefined, prev: Record<number, Presence
   return next;
 }
 
+// Opened at a message (loadedTo finite): the entries that may join the timeline now. Changes
+// (edit, delete, reaction) always may: they only touch a message that is loaded. A text message or
+// notice joins only where the list reaches (no hole), and only once the first page is there;
+// the others come later by loadNewer, folded as of that read.
+function admit(s: State, entries: Msg[]): { entries: Msg[]; loadedTo: number } {
+  if (s.loadedTo === Infinity) return { entries, loadedTo: Infinity };
+  let loadedTo = s.loadedTo;
+  const out: Msg[] = [];
+  for (const m of [...entries].sort((x, y) => x.seq - y.seq)) {
+    if (s.historyLoaded && m.seq <= loadedTo + 1) {
+      out.push(m);
+      loadedTo = Math.max(loadedTo, m.seq);
+    } else if (!isItemKind(m)) {
+      out.push(m);
+    }
+  }
+  return { entries: out, loadedTo };
+}
+
+// The newest seq of a page read from msg.history: entries of every kind come back, so the list
+// has every entry up to it (one committed after the read arrives live, or by the next page).
+function pageEnd(loadedTo: number, msgs: Msg[]): number {
+  let end = loadedTo;
+  for (const m of msgs) if (m.seq > end) end = m.seq;
+  return end;
+}
+
 function reducer(s: State, a: Action): State {
-  if (a.type === 'reset') return initial(a.slug);
+  if (a.type === 'reset') return initial(a.slug, a.anchor);
   switch (a.type) {
     case 'subscribed': {
       const r = a.reply;
       // Folded: edits, deletions and reactions change the message they name (issue 17).
       const base = r.reset ? emptyTimeline(a.selfId ?? null) : { ...s.timeline, me: a.selfId ?? s.timeline.me };
-      const timeline = applyBatch(base, r.msgs || [], r.lastSeq);
+      // A reset (too much missed) starts over from the newest entries: the list follows them.
+      const adm = r.reset ? { entries: r.msgs || [], loadedTo: Infinity } : admit(s, r.msgs || []);
+      const timeline = applyBatch(base, adm.entries, r.lastSeq);
       const msgs = timeline.items;
       return {
         ...s,
         timeline,
+        loadedTo: adm.loadedTo,
         status: s.status === 'removed' ? s.status : 'ready',
         error: null,
         chat: r.chat ? { ...(s.chat || {}), ...r.chat } : s.chat,
@@ -124,9 +167,20 @@ function reducer(s: State, a: Action): State {
       };
     }
     case 'msgs': {
-      const timeline = applyEntries(s.timeline, a.msgs);
-      return { ...s, timeline, msgs: timeline.items };
+      const adm = admit(s, a.msgs);
+      let timeline = applyEntries(s.timeline, adm.entries);
+      // Entries left out still count as seen: the chat goes on past the list (hasNewer), and a
+      // later read is folded as of them.
+      for (const m of a.msgs) if (m.seq > timeline.lastSeq) timeline = { ...timeline, lastSeq: m.seq };
+      return { ...s, timeline, loadedTo: adm.loadedTo, msgs: timeline.items };
     }
+    case 'newer': {
+      // A page after the list's end, folded as of the read (newer than every entry seen).
+      const timeline = applyBatch(s.timeline, a.msgs);
+      return { ...s, timeline, msgs: timeline.items, loadedTo: pageEnd(s.loadedTo, a.msgs), loadingNewer: false };
+    }
+    case 'loadingNewer':
+      return { ...s, loadingNewer: a.on };
     case 'history': {
       const timeline = applyBatch(s.timeline, a.msgs);
       return {
@@ -135,6 +189,7 @@ function reducer(s: State, a: Action): State {
         msgs: timeline.items,
         hasMore: a.hasMore,
         historyLoaded: s.historyLoaded || a.initial,
+        loadedTo: a.initial && s.loadedTo !== Infinity ? pageEnd(s.loadedTo, a.msgs) : s.loadedTo,
         loadingOlder: false,
       };
     }
@@ -228,20 +283,24 @@ export interface RealtimeChat {
   discard(clientMsgId: string): void;
   setTyping(on: boolean): void;
   loadOlder(): Promise<void>;
+  /** Opened at a message and the list stops short of the newest one. */
+  hasNewer: boolean;
+  loadNewer(): Promise<void>;
   refresh(): void;
 }
 
-export function useRealtimeChat(slug: string): RealtimeChat {
+export function useRealtimeChat(slug: string, around?: number): RealtimeChat {
   const rt = useRealtime();
   const { user: me } = useSession();
   const connectionState = useConnectionState();
-  const [s, dispatch] = useReducer(reducer, slug, initial);
+  const anchor = around ?? null;
+  const [s, dispatch] = useReducer(reducer, slug, (sl) => initial(sl, anchor));
   const sRef = useRef(s);
   sRef.current = s;
   const meId = useRef(me?.id);
   meId.current = me?.id;
 
-  if (s.slug !== slug) dispatch({ type: 'reset', slug });
+  if (s.slug !== slug || s.anchor !== anchor) dispatch({ type: 'reset', slug, anchor });
 
   const details = useChatDetails(slug);
   useEffect(() => {
@@ -249,7 +308,10 @@ export function useRealtimeChat(slug: string): RealtimeChat {
   }, [details.participants]);
 
   const loadInitialHistory = useCallback(() => {
-    rt.request('msg.history', { chat: slug, limit: PAGE }).then(
+    // Around a message: the page that has it in the middle (msg.history's `before` is exclusive).
+    // Around a message: the page that has it in the middle (msg.history's `before` is exclusive).
+    const at = anchor !== null ? { before: anchor + PAGE / 2 + 1 } : {};
+    rt.request('msg.history', { chat: slug, limit: PAGE, ...at }).then(
       (r) => {
         if (sRef.current.slug === slug) dispatch({ type: 'history', msgs: r.msgs, hasMore: r.hasMore, initial: true });
       },
@@ -257,7 +319,7 @@ export function useRealtimeChat(slug: string): RealtimeChat {
         if (sRef.current.slug === slug) dispatch({ type: 'error', error: err });
       },
     );
-  }, [rt, slug]);
+  }, [rt, slug, anchor]);
 
   // Participant or not, as chat.get says (null until it answers). Only a participant subscribes
   // and loads history: for anyone else the server answers both with `forbidden`, which the room
@@ -393,6 +455,22 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     }
   }, [rt, slug]);
 
+  const loadNewer = useCallback(async () => {
+    const cur = sRef.current;
+    if (cur.loadingNewer || !cur.historyLoaded || cur.loadedTo === Infinity) return;
+    const from = cur.loadedTo;
+    dispatch({ type: 'loadingNewer', on: true });
+    try {
+      // The PAGE entries after `from`: those before from + PAGE + 1, newest PAGE of them.
+      const r = await rt.request('msg.history', { chat: slug, limit: PAGE, before: from + PAGE + 1 });
+      if (sRef.current.slug === slug) dispatch({ type: 'newer', msgs: r.msgs });
+    } catch (err) {
+      if (sRef.current.slug === slug) dispatch({ type: 'loadingNewer', on: false });
+      throw err;
+    }
+  }, [rt, slug]);
+  const hasNewer = s.loadedTo !== Infinity && s.historyLoaded && s.loadedTo < s.timeline.lastSeq;
+
   const send = useCallback(
     (body: string, replyTo?: number) => {
       if (!body.trim()) return;
@@ -439,6 +517,8 @@ export function useRealtimeChat(slug: string): RealtimeChat {
     discard,
     setTyping,
     loadOlder,
+    hasNewer,
+    loadNewer,
     refresh: details.reload,
   };
 }

@@ -1,7 +1,7 @@
 // A very small client-side router: the app has seven routes, so history.pushState and a
 // popstate listener are all it needs (no router library in the bundle). The server answers any
 // unknown path without a dot with index.html, so deep links and reloads work.
-import { createContext, useContext, useSyncExternalStore, type AnchorHTMLAttributes, type ReactNode } from 'react';
+import { createContext, useContext, useMemo, useSyncExternalStore, type AnchorHTMLAttributes, type ReactNode } from 'react';
 
 const RouteContext = createContext<string>('/');
 
@@ -32,6 +32,12 @@ export function RouterProvider({ children }: { children: ReactNode }) {
 
 export function usePath() {
   return useContext(RouteContext);
+}
+
+// The query string's parameters (?msg=12 opens a chat at that message), kept current like the path.
+export function useQuery(): URLSearchParams {
+  const search = useSyncExternalStore(subscribe, () => location.search);
+  return useMemo(() => new URLSearchParams(search), [search]);
 }
 
 // Matches "/chat/:slug/settings" style patterns; returns the decoded params or null.

@@ -11,13 +11,23 @@ import { useSession } from '../lib/session';
 import { useChatList } from '../hooks/use-chat-list';
 import { count, displayName, listTime, userHue } from '../lib/format';
 import { Avatar } from '../components/ui/avatar';
-import { IconChat, IconCompass, IconGlobe, IconLogout, IconPlus, IconUsers } from '../components/ui/icons';
+import { IconChat, IconCompass, IconGlobe, IconLogout, IconPlus, IconSearch, IconUsers } from '../components/ui/icons';
 import { CreateChatModal } from '../components/chat/create-chat-modal';
 import { InvitationCard } from '../components/chat/invitation-card';
 import type { Chat, FullMsg } from '../lib/types';
 import type { ConnState } from '../lib/realtime-types';
 
-export function ChatSidebar({ activeSlug, connection, path }: { activeSlug?: string; connection: ConnState; path?: string }) {
+export function ChatSidebar({
+  activeSlug,
+  connection,
+  path,
+  onSearch,
+}: {
+  activeSlug?: string;
+  connection: ConnState;
+  path?: string;
+  onSearch?: () => void;
+}) {
   const { user, logout } = useSession();
   const fresh = useFreshUser();
   const { chats, invitations, loaded, error, reload } = useChatList();
@@ -53,9 +63,23 @@ export function ChatSidebar({ activeSlug, connection, path }: { activeSlug?: str
           </span>
           Parley
         </Link>
-        <button type="button" className="btn btn--primary btn--small" onClick={() => setCreating(true)}>
-          <IconPlus /> New chat
-        </button>
+        <div className="sidebar__actions">
+          {onSearch && (
+            <button
+              type="button"
+              className="btn btn--ghost btn--icon"
+              onClick={onSearch}
+              aria-label="Search messages"
+              title="Search messages (Ctrl+K jumps to a chat)"
+              data-testid="open-search"
+            >
+              <IconSearch />
+            </button>
+          )}
+          <button type="button" className="btn btn--primary btn--small" onClick={() => setCreating(true)}>
+            <IconPlus /> New chat
+          </button>
+        </div>
       </div>
       <div className="sidebar__body">
         <NotificationPrompt />

@@ -8,7 +8,7 @@ import { firstUnreadSeq } from '../lib/live-rules';
 import { useRealtimeChat } from '../hooks/use-realtime-chat';
 import { useRealtime, useSession } from '../lib/session';
 import { canInvite } from '../../../clients/js/src/rules.js';
-import { Link } from '../lib/router';
+import { Link, navigate } from '../lib/router';
 import { setPageTitle } from '../lib/attention';
 import { count, displayName, fullName, makeNamer, errorText } from '../lib/format';
 import { recordRemoval, removalOf, type Removal } from '../lib/removals';
@@ -23,10 +23,10 @@ import { InviteUserModal } from '../components/chat/invite-user-modal';
 import { IconBack, IconSettings, IconUserPlus, IconUsers } from '../components/ui/icons';
 import type { Chat, UiMsg } from '../lib/types';
 
-export function ChatRoom({ slug }: { slug: string }) {
+export function ChatRoom({ slug, around }: { slug: string; around?: number }) {
   // Joining a public chat from its link remounts the room, which then subscribes as a participant.
   const [joins, setJoins] = useState(0);
-  return <Room key={joins} slug={slug} onJoined={() => setJoins((n) => n + 1)} />;
+  return <Room key={joins} slug={slug} around={around} onJoined={() => setJoins((n) => n + 1)} />;
 }
 
 // Shown to a visitor of a public chat they are not in: its title and size, and Join. Nothing
@@ -130,9 +130,9 @@ function useUnreadDivider(slug: string, messages: UiMsg[], historyLoaded: boolea
   return { divider: divider && divider.count > 0 ? divider : null, findFirstUnread };
 }
 
-function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
+function Room({ slug, around, onJoined }: { slug: string; around?: number; onJoined: () => void }) {
   const { user } = useSession();
-  const rc0 = useRealtimeChat(slug);
+  const rc0 = useRealtimeChat(slug, around);
   const fresh = useFreshUser();
   // Names and pictures as they are now (user.updated), not as when each message was loaded.
   const participants = useMemo(() => rc0.participants.map((p) => fresh(p)), [rc0.participants, fresh]);
@@ -147,6 +147,8 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   const typingUsers = useMemo(() => rc0.typingUsers.map((u) => fresh(u)), [rc0.typingUsers, fresh]);
   const activeUsers = useMemo(() => rc0.activeUsers.map((u) => fresh(u)), [rc0.activeUsers, fresh]);
   const rc = { ...rc0, messages, participants, typingUsers, activeUsers };
+  // Opened at a message (from a search): back to the newest messages (the room opens afresh).
+  const latest = () => navigate(`/chat/${encodeURIComponent(slug)}`);
   const [inviting, setInviting] = useState(false);
   const [peopleOpen, setPeopleOpen] = useState(false);
   const [replyTo, setReplyTo] = useState<UiMsg | null>(null);
@@ -155,6 +157,8 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
   const [actionError, setActionError] = useState<string | null>(null);
   const dm = useOpenDm();
   const isDm = rc.chat?.kind === 'dm';
+  // Opened at a message (from a search) the list is not at the newest end, so it shows no unread
+  // divider (it is placed counting back from the newest message).
   const { divider, findFirstUnread } = useUnreadDivider(slug, rc.messages, rc.historyLoaded, rc.hasMore, rc0.loadOlder, user?.id);
 
   const activeIds = useMemo(() => new Set(rc.activeUsers.map((u) => u.id)), [rc.activeUsers]);
@@ -321,6 +325,10 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
               historyLoaded={rc.historyLoaded}
               loadingOlder={rc.loadingOlder}
               loadOlder={rc.loadOlder}
+              anchorSeq={around}
+              hasNewer={rc.hasNewer}
+              loadNewer={rc.loadNewer}
+              onJumpLatest={latest}
               onRetry={rc.retry}
               onDiscard={rc.discard}
               nameOf={nameOf}
@@ -328,8 +336,8 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
               myRole={rc.chat?.role ?? null}
               usernames={usernames}
               actions={rc.status === 'ready' ? actions : undefined}
-              divider={divider}
-              findFirstUnread={findFirstUnread}
+              divider={around ? null : divider}
+              findFirstUnread={around ? undefined : findFirstUnread}
             />
             <TypingIndicator users={rc.typingUsers} others={rc.typingOthers} nameOf={nameOf} />
             {rc.status === 'removed' ? (
@@ -341,7 +349,11 @@ function Room({ slug, onJoined }: { slug: string; onJoined: () => void }) {
             ) : (
               <Composer
                 draftKey={user ? `parley.draft.${user.id}.${slug}` : undefined}
-                onSend={rc.send}
+                onSend={(body, replyTo) => {
+                  // A send shows at the end of the chat: leave the search context for it first.
+                  if (rc.hasNewer) latest();
+                  rc.send(body, replyTo);
+                }}
                 onTyping={rc.setTyping}
                 disabled={rc.status !== 'ready'}
                 replyTo={replyTarget}

@@ -27,6 +27,7 @@ import {
   ParleyClient,
   ParleyError,
   signup as sdkSignup,
+  snippetParts,
   type Msg,
   type OutgoingMessage,
   type ParleyClientEvents,
@@ -271,6 +272,26 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     assert.ok(list.chats.some((c) => c.slug === chat.slug));
     const ping = await a.client.ping();
     assert.equal(typeof ping.now, 'number');
+  });
+
+  it('search finds messages of the chats one is in, with marked snippets', async () => {
+    const a = probe({ token: ana.token });
+    const b = probe({ token: ben.token });
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const { chat } = await a.client.createChat({ title: 'SDK search', isPublic: true });
+    const { chat: mine } = await a.client.createChat({ title: 'SDK search, ana alone', isPublic: false });
+    await b.client.joinChat(chat.slug);
+    const hit = await a.client.sendAndWait(chat.slug, 'the aardvark sleeps');
+    await a.client.sendAndWait(mine.slug, 'another aardvark, private');
+    const r = await b.client.search('aardvark');
+    assert.equal(r.hasMore, false);
+    assert.deepEqual(
+      r.results.map((x) => [x.chat.slug, x.msg.seq, snippetParts(x.snippet)]),
+      [[chat.slug, hit.seq, [{ text: 'the ', match: false }, { text: 'aardvark', match: true }, { text: ' sleeps', match: false }]]],
+    );
+    assert.equal((await a.client.search('aardvark')).results.length, 2);
+    assert.equal((await a.client.search('aardvark', { chat: mine.slug, limit: 1 })).results[0]!.msg.body, 'another aardvark, private');
+    await assert.rejects(b.client.search('aardvark', { limit: 51 }), (err: ParleyError) => err.code === 'bad_request');
   });
 
   it('server errors reject with a ParleyError; a refused send is failed and retry/discard work', async () => {

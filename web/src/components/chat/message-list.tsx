@@ -10,6 +10,8 @@
 // are lines of the timeline between messages.
 // A "New messages" divider marks the first message that was unread when the chat opened; while
 // it is above the view (or not loaded yet), "Jump to first unread" takes the reader there.
+// Opened at a message (`anchorSeq`, from a search), the list starts scrolled to it, marked, and
+// offers newer messages by pages below until it reaches the newest.
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { Avatar } from '../ui/avatar';
 import { clockTime, dayKey, dayLabel, displayName, fullName } from '../../lib/format';
@@ -49,6 +51,10 @@ export function MessageList({
   actions,
   divider = null,
   findFirstUnread,
+  anchorSeq,
+  hasNewer = false,
+  loadNewer,
+  onJumpLatest,
 }: {
   messages: UiMsg[];
   selfId?: number;
@@ -68,6 +74,10 @@ export function MessageList({
   actions?: MessageActions;
   divider?: { seq: number | null; count: number } | null;
   findFirstUnread?: () => Promise<number | null>;
+  anchorSeq?: number;
+  hasNewer?: boolean;
+  loadNewer?: () => Promise<void>;
+  onJumpLatest?: () => void;
 }) {
   const ref = useRef<HTMLDivElement>(null);
   // Jump to a replied-to message: `target` is the seq still to be found (older pages load until
@@ -104,6 +114,8 @@ export function MessageList({
   const [showJump, setShowJump] = useState(false);
   const [olderError, setOlderError] = useState<string | null>(null);
   const initialScrolled = useRef(false);
+  const hadNewer = useRef(hasNewer);
+  const [newerError, setNewerError] = useState<string | null>(null);
 
   const tryLoadOlder = useCallback(() => {
     if (!hasMore || loadingOlder || !historyLoaded) return;
@@ -151,9 +163,13 @@ export function MessageList({
     const wasNearBottom = p.height - p.top - el.clientHeight < NEAR_BOTTOM_PX;
     if (!initialScrolled.current) {
       if (historyLoaded) {
-        el.scrollTop = el.scrollHeight;
+        const target = anchorSeq ? el.querySelector<HTMLElement>(`[data-seq="${anchorSeq}"]`) : null;
+        if (target) target.scrollIntoView({ block: 'center' });
+        else el.scrollTop = el.scrollHeight;
         initialScrolled.current = true;
       }
+    } else if (hadNewer.current && last !== p.last) {
+      // A page of newer messages came in below: keep what the user was reading in place.
     } else if (first !== p.first && p.first && messages.some((m, i) => i > 0 && m.key === p.first)) {
       // Older messages were inserted above: keep what the user was reading in place.
       el.scrollTop = p.top + (el.scrollHeight - p.height);
@@ -169,7 +185,8 @@ export function MessageList({
       el.scrollTop = el.scrollHeight;
     }
     prev.current = { first, last, height: el.scrollHeight, top: el.scrollTop, count: messages.length };
-  }, [first, last, messages, historyLoaded, lastOwn]);
+    hadNewer.current = hasNewer;
+  }, [first, last, messages, historyLoaded, lastOwn, anchorSeq, hasNewer]);
 
   // When the first page does not fill the view, keep loading until it does (or history ends).
   useEffect(() => {
@@ -274,6 +291,7 @@ export function MessageList({
         key={m.key}
         m={m}
         own={m.author.id === selfId}
+        anchor={anchorSeq !== undefined && m.seq === anchorSeq}
         first={firstOfGroup}
         onRetry={onRetry}
         onDiscard={onDiscard}
@@ -324,6 +342,29 @@ export function MessageList({
             )}
           </div>
           {items}
+          {hasNewer && loadNewer && (
+            <div className="history-status" data-testid="newer-status">
+              {newerError ? `${newerError} ` : null}
+              <button
+                type="button"
+                className="link-btn"
+                onClick={() => {
+                  setNewerError(null);
+                  loadNewer().catch((e) => setNewerError(e?.message || 'Could not load newer messages.'));
+                }}
+              >
+                Load newer messages
+              </button>
+              {onJumpLatest && (
+                <>
+                  {' · '}
+                  <button type="button" className="link-btn" onClick={onJumpLatest}>
+                    Jump to latest
+                  </button>
+                </>
+              )}
+            </div>
+          )}
         </div>
       </div>
       {divider && dividerAbove && !jumpedToUnread && findFirstUnread && historyLoaded && (
@@ -343,6 +384,7 @@ export function MessageList({
 function MessageItem({
   m,
   own,
+  anchor,
   first,
   onRetry,
   onDiscard,
@@ -356,6 +398,7 @@ function MessageItem({
 }: {
   m: UiMsg;
   own: boolean;
+  anchor: boolean;
   first: boolean;
   onRetry: (id: string) => void;
   onDiscard: (id: string) => void;
@@ -377,6 +420,7 @@ function MessageItem({
   const cls = [
     'msg',
     own && 'msg--own',
+    anchor && 'msg--anchor',
     first && 'msg--first',
     m.status !== 'sent' && `msg--${m.status}`,
     m.deleted && 'msg--deleted',
@@ -456,6 +500,8 @@ function MessageItem({
       data-own={own ? 'true' : 'false'}
       data-deleted={m.deleted ? 'true' : undefined}
       tabIndex={-1}
+      data-anchor={anchor ? 'true' : undefined}
+      aria-current={anchor ? 'true' : undefined}
     >
       {!own && <div className="msg__avatar">{first && <Avatar user={m.author} size={30} />}</div>}
       <div className="msg__content">

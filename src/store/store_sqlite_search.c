@@ -1,0 +1,195 @@
+/* store_sqlite_search.c - msg.search on SQLite: the FTS5 index of migration 8, queried with the
+ * terms core/search_query.c quoted, under a time budget.
+ *
+ * The search runs on the store thread, inside the batch's write transaction, so every send
+ * waits for it: a progress handler stops a query that runs past STORE_MSG_SEARCH_BUDGET_MS (a
+ * word common to most of a million messages), and the client is told to narrow it. The handler
+ * runs between the virtual machine's steps, and FTS5 ranks all the matches inside one of them,
+ * so the budget is checked before and after that work, not during it.
+ *
+ * Two plans. FTS5 ranks every match of the whole table and the caller's chats filter the ranked
+ * stream, which costs the same for everyone and suits a user in many chats; a user in a few chats
+ * of a large server would pay for everyone's matches and wait for the stream to reach theirs.
+ * So for a user in at most SQ_SEARCH_PER_CHAT chats each chat is ranked alone (its key range),
+ * the best of each are merged (bm25 takes its statistics from the whole table, so ranks compare
+ * across chats), and only the page's results are read with their snippets.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "store/store_sqlite_int.h"
+
+#define SQ_SEARCH_KEY_SEQS INT64_C(0xffffffff) /* the seq part of STORE_SQL_SEARCH_KEY */
+#define SQ_SEARCH_PER_CHAT 64 /* most chats of a user that are searched chat by chat */
+
+struct sq_ranked {
+  int64_t key; /* STORE_SQL_SEARCH_KEY */
+  double rank; /* bm25: lower is better */
+};
+
+/* Called by SQLite every few thousand virtual machine steps: nonzero interrupts the query. */
+static int sq__search_over_budget(void *arg) {
+  const uint64_t *deadline = arg;
+  return clock_mono_ns() > *deadline;
+}
+
+static int sq__read_hit(sqlite3_stmt *st, struct store_msg_hit *h) {
+  const char *slug = (const char *)sqlite3_column_text(st, 9);
+  int err = sq__read_msg(st, 0, &h->msg);
+  if (err == 0)
+    err = sq__dup(&h->title, st, 10);
+  if (err == 0)
+    err = sq__dup(&h->snippet, st, 11);
+  snprintf(h->slug, sizeof h->slug, "%s", slug ? slug : "");
+  return err;
+}
+
+/* Maps the end of a search statement: an interrupt is the budget, an error from MATCH the query. */
+static int sq__search_rc(struct sq *be, int rc, const char *match, int *timed_out) {
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    return 0;
+  if (rc == SQLITE_INTERRUPT) {
+    *timed_out = 1;
+    return PARLEY_EUNAVAILABLE;
+  }
+  if (rc == SQLITE_ERROR) {
+    /* Every term is quoted, so FTS5 should never refuse the expression; if it does, the query
+     * is what is wrong, not the database. */
+    log_warn("store: sqlite: search %s: %s", match, sqlite3_errmsg(be->db));
+    return PARLEY_EBAD_REQUEST;
+  }
+  return sq__err(be, rc, "search messages");
+}
+
+static int sq__ranked_cmp(const void *a, const void *b) {
+  const struct sq_ranked *x = a, *y = b;
+  if (x->rank != y->rank)
+    return x->rank < y->rank ? -1 : 1;
+  return x->key > y->key ? -1 : x->key < y->key; /* ties: the newer message first */
+}
+
+/* The caller's chats into ids (room for SQ_SEARCH_PER_CHAT + 1); their count into *n. */
+static int sq__search_chats(struct sq *be, int64_t user_id, int64_t *ids, int *n) {
+  sqlite3_stmt *st = be->st[SQ_SEARCH_CHATS];
+  int rc;
+  *n = 0;
+  sqlite3_bind_int64(st, 1, user_id);
+  sqlite3_bind_int(st, 2, SQ_SEARCH_PER_CHAT + 1);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n <= SQ_SEARCH_PER_CHAT)
+    ids[(*n)++] = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq__err(be, rc, "search: chats");
+}
+
+/* Chat by chat: each chat's best `want` keys, merged, then the page [offset, offset + limit)
+ * read with snippets. */
+static int sq__search_per_chat(struct sq *be, struct store_req *req, const char *match,
+                               const int64_t *chats, int n_chats, int offset, int limit,
+                               const uint64_t *deadline, int *timed_out) {
+  const int want = offset + limit + 1;
+  struct sq_ranked *all = malloc((size_t)n_chats * (size_t)want * sizeof *all);
+  size_t n = 0;
+  int err = 0, rc = SQLITE_DONE;
+
+  if (all == NULL)
+    return PARLEY_EUNAVAILABLE;
+  for (int c = 0; c < n_chats && err == 0; c++) {
+    sqlite3_stmt *st = be->st[SQ_SEARCH_KEYS];
+    if (clock_mono_ns() > *deadline) {
+      rc = SQLITE_INTERRUPT;
+      break;
+    }
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, chats[c] << 32);
+    sqlite3_bind_int64(st, 3, (chats[c] << 32) | SQ_SEARCH_KEY_SEQS);
+    sqlite3_bind_int(st, 4, want);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      all[n].key = sqlite3_column_int64(st, 0);
+      all[n].rank = sqlite3_column_double(st, 1);
+      n++;
+    }
+    err = sq__search_rc(be, rc, match, timed_out);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+  }
+  if (err == 0 && rc == SQLITE_INTERRUPT) {
+    *timed_out = 1;
+    err = PARLEY_EUNAVAILABLE;
+  }
+  if (err == 0)
+    qsort(all, n, sizeof *all, sq__ranked_cmp);
+  req->out.has_more = err == 0 && n > (size_t)(offset + limit);
+  for (size_t i = (size_t)offset; err == 0 && i < n && i < (size_t)(offset + limit); i++) {
+    sqlite3_stmt *st = be->st[SQ_SEARCH_HIT];
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, all[i].key);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+      err = sq__read_hit(st, &req->out.found[req->out.n_found++]);
+    else
+      err = sq__search_rc(be, rc, match, timed_out); /* DONE: gone since (not in this batch) */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+  }
+  free(all);
+  return err;
+}
+
+int sq__msg_search(void *arg, struct store_req *req, const struct search_query *q, int64_t chat_id,
+                   int offset, int limit, int *timed_out) {
+  struct sq *be = arg;
+  sqlite3_stmt *st = be->st[SQ_MSG_SEARCH];
+  uint64_t deadline = clock_mono_ns() + (uint64_t)STORE_MSG_SEARCH_BUDGET_MS * 1000000u;
+  char *match = NULL;
+  int err, rc;
+
+  *timed_out = 0;
+  err = search_query_fts5(q, &match);
+  if (err)
+    return err;
+  req->out.found = calloc((size_t)limit, sizeof *req->out.found);
+  if (req->out.found == NULL) {
+    free(match);
+    return PARLEY_EUNAVAILABLE;
+  }
+  sqlite3_progress_handler(be->db, 1000, sq__search_over_budget, &deadline);
+  if (chat_id == 0) {
+    int64_t chats[SQ_SEARCH_PER_CHAT + 1];
+    int n_chats;
+    err = sq__search_chats(be, req->in.user_id, chats, &n_chats);
+    if (err == 0 && n_chats <= SQ_SEARCH_PER_CHAT) {
+      err =
+          sq__search_per_chat(be, req, match, chats, n_chats, offset, limit, &deadline, timed_out);
+      goto done;
+    }
+    if (err)
+      goto done;
+  }
+  sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, req->in.user_id);
+  sqlite3_bind_int64(st, 3, chat_id ? chat_id << 32 : 0);
+  sqlite3_bind_int64(st, 4, chat_id ? (chat_id << 32) | SQ_SEARCH_KEY_SEQS : INT64_MAX);
+  sqlite3_bind_int(st, 5, limit + 1); /* one more tells whether there is a next page */
+  sqlite3_bind_int(st, 6, offset);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (req->out.n_found == (size_t)limit) {
+      req->out.has_more = 1;
+      break;
+    }
+    err = sq__read_hit(st, &req->out.found[req->out.n_found++]);
+    if (err)
+      break;
+  }
+  if (err == 0)
+    err = sq__search_rc(be, rc, match, timed_out);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+done:
+  sqlite3_progress_handler(be->db, 0, NULL, NULL);
+  free(match);
+  return err;
+}

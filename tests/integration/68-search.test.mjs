@@ -1,0 +1,205 @@
+// 68 - msg.search (issue 18): full-text search over the chats the caller is in now, ranked, with
+// matches marked by U+0002/U+0003 in the snippet; access (others' private chats, a removed user,
+// public chats one has not joined), the index kept in step with inserts, in-place edits and
+// deletes (done in the database directly: no op edits or deletes yet), paging by `before`, the
+// limits, and query strings that are syntax to FTS5 or tsquery. `make integration-pg` runs it on
+// PostgreSQL too.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { connect, makeChat, signup, uname } from './lib/client.mjs';
+import { useServer } from './lib/server.mjs';
+
+const MARK_OPEN = '\u0002';
+const MARK_CLOSE = '\u0003';
+
+describe('msg.search', () => {
+  const srv = useServer();
+  let ana, ben, cat; // sockets
+  let team, club, secret; // chats: team (ana, ben, cat), club (ana, ben; public), secret (cat alone)
+  const open = [];
+
+  const search = (s, q, args = {}) => s.ok('msg.search', { q, ...args });
+  const seqsOf = (r) => r.results.map((x) => `${x.chat.slug}#${x.msg.seq}`);
+  const send = async (s, chat, body) => (await s.ok('msg.send', { chat, body })).msg;
+
+  before(async () => {
+    const accounts = await Promise.all(['ana', 'ben', 'cat'].map((p) => signup(srv, uname(p))));
+    [ana, ben, cat] = await Promise.all(accounts.map((a) => connect(srv, { token: a.token })));
+    open.push(ana, ben, cat);
+    team = await makeChat(ana, { title: 'Team room', isPublic: false, join: [] });
+    await ana.ok('invite.create', { chat: team, user: ben.user.username }).then(({ invitation }) =>
+      ben.ok('invite.accept', { invitation: invitation.id }),
+    );
+    await ana.ok('invite.create', { chat: team, user: cat.user.username }).then(({ invitation }) =>
+      cat.ok('invite.accept', { invitation: invitation.id }),
+    );
+    club = await makeChat(ana, { title: 'Book club', join: [ben] });
+    secret = await makeChat(cat, { title: 'Cat private', isPublic: false });
+  });
+
+  after(async () => {
+    await Promise.all(open.map((s) => s.close().catch(() => {})));
+  });
+
+  test('ranked by relevance, with the chat, the message and a marked snippet', async () => {
+    const once = await send(ana, team, 'the zebra crossing near the station, and many other words to pad it out');
+    const thrice = await send(ben, club, 'zebra zebra zebra');
+    await send(ana, team, 'nothing to see here');
+    const r = await search(ben, 'zebra');
+    assert.equal(r.hasMore, false);
+    assert.deepEqual(seqsOf(r), [`${club}#${thrice.seq}`, `${team}#${once.seq}`]);
+    const top = r.results[0];
+    assert.deepEqual(top.chat, { slug: club, title: 'Book club', kind: 'group' });
+    assert.equal(top.msg.body, 'zebra zebra zebra');
+    assert.equal(top.msg.author.username, ben.user.username);
+    assert.equal(top.msg.chat, club);
+    assert.equal(top.snippet, `${MARK_OPEN}zebra${MARK_CLOSE} `.repeat(3).trimEnd());
+    assert.match(r.results[1].snippet, new RegExp(`${MARK_OPEN}zebra${MARK_CLOSE} crossing`));
+    // Case and word boundaries: "ZEBRA" finds them, "zeb" does not, "zeb*" does.
+    assert.equal((await search(ben, 'ZEBRA')).results.length, 2);
+    assert.equal((await search(ben, 'zeb')).results.length, 0);
+    assert.equal((await search(ben, 'zeb*')).results.length, 2);
+  });
+
+  test('words, phrases, OR and exclusion', async () => {
+    await send(ana, team, 'quick brown fox jumps');
+    await send(ana, team, 'brown quick fox sleeps');
+    await send(ana, team, 'lazy dog');
+    const bodies = async (q) => (await search(ana, q)).results.map((x) => x.msg.body).sort();
+    assert.deepEqual(await bodies('fox quick'), ['brown quick fox sleeps', 'quick brown fox jumps']);
+    assert.deepEqual(await bodies('"quick brown"'), ['quick brown fox jumps']);
+    assert.deepEqual(await bodies('jumps OR dog'), ['lazy dog', 'quick brown fox jumps']);
+    assert.deepEqual(await bodies('fox -sleeps'), ['quick brown fox jumps']);
+  });
+
+  test('only chats the caller is a participant of now', async () => {
+    await send(cat, secret, 'platypus in the private chat');
+    const inTeam = await send(cat, team, 'platypus in the team');
+    const inClub = await send(ana, club, 'platypus in the club');
+    // ben: team and club; never cat's private chat.
+    assert.deepEqual(seqsOf(await search(ben, 'platypus')).sort(), [`${club}#${inClub.seq}`, `${team}#${inTeam.seq}`].sort());
+    // cat has not joined the public club: its messages are not searched either.
+    assert.equal((await search(cat, 'platypus')).results.length, 2);
+    assert.ok(!seqsOf(await search(cat, 'platypus')).includes(`${club}#${inClub.seq}`));
+    // Restricted to one chat.
+    assert.deepEqual(seqsOf(await search(ben, 'platypus', { chat: team })), [`${team}#${inTeam.seq}`]);
+    // Naming another's private chat tells nothing about it.
+    await ben.fail('msg.search', { q: 'platypus', chat: secret }, 'not_found');
+    await ben.fail('msg.search', { q: 'platypus', chat: 'no-such-chat' }, 'not_found');
+    // A public chat one is not in: as for its history, join it first.
+    await cat.fail('msg.search', { q: 'platypus', chat: club }, 'forbidden');
+  });
+
+  test('a removed user finds nothing of that chat any more', async () => {
+    const m = await send(ana, team, 'walrus meeting notes');
+    assert.deepEqual(seqsOf(await search(cat, 'walrus')), [`${team}#${m.seq}`]);
+    await ana.ok('chat.remove', { chat: team, user: cat.user.username });
+    assert.deepEqual((await search(cat, 'walrus')).results, []);
+    await cat.fail('msg.search', { q: 'walrus', chat: team }, 'not_found');
+    assert.equal((await search(ben, 'walrus')).results.length, 1);
+  });
+
+  test('the index follows new messages, edits in place and deletes', async () => {
+    const m = await send(ana, club, 'an ocelot appears');
+    assert.deepEqual(seqsOf(await search(ben, 'ocelot')), [`${club}#${m.seq}`]);
+    // An edit updates the row's body in place (as issue 17's msg.edit does): the old words go,
+    // the new ones are found.
+    const where = `chat_id = (SELECT id FROM chats WHERE slug = '${club}') AND seq = ${m.seq}`;
+    await srv.sql(`UPDATE messages SET body = 'a lynx appears' WHERE ${where}`);
+    assert.deepEqual((await search(ben, 'ocelot')).results, []);
+    const r = await search(ben, 'lynx');
+    assert.deepEqual(seqsOf(r), [`${club}#${m.seq}`]);
+    assert.equal(r.results[0].snippet, `a ${MARK_OPEN}lynx${MARK_CLOSE} appears`);
+    // A delete erases the body (issue 17) or the row: either way nothing is found.
+    await srv.sql(`UPDATE messages SET body = '' WHERE ${where}`);
+    assert.deepEqual((await search(ben, 'lynx')).results, []);
+    const gone = await send(ana, club, 'a marmot appears');
+    assert.equal((await search(ben, 'marmot')).results.length, 1);
+    await srv.sql(`DELETE FROM messages WHERE chat_id = (SELECT id FROM chats WHERE slug = '${club}') AND seq = ${gone.seq}`);
+    assert.deepEqual((await search(ben, 'marmot')).results, []);
+  });
+
+  test('marks in a body cannot fake a highlight', async () => {
+    await send(ana, club, `wombat ${MARK_OPEN}fake${MARK_CLOSE} highlight`);
+    const [hit] = (await search(ben, 'wombat')).results;
+    assert.equal(hit.snippet, `${MARK_OPEN}wombat${MARK_CLOSE} fake highlight`);
+    assert.equal(hit.msg.body, `wombat ${MARK_OPEN}fake${MARK_CLOSE} highlight`); // stored as sent
+  });
+
+  test('pages by before (results already seen) up to the rank limit', async () => {
+    for (let i = 0; i < 25; i++) await send(ana, club, `kestrel number ${i}`);
+    const seen = [];
+    let before = 0;
+    for (const [n, more] of [[10, true], [10, true], [5, false]]) {
+      const r = await search(ben, 'kestrel', { limit: 10, ...(before ? { before } : {}) });
+      assert.equal(r.results.length, n);
+      assert.equal(r.hasMore, more);
+      seen.push(...seqsOf(r));
+      before += r.results.length;
+    }
+    assert.equal(new Set(seen).size, 25);
+    assert.equal((await search(ben, 'kestrel')).results.length, 20); // the default page
+    await ben.ok('msg.search', { q: 'kestrel', limit: 50, before: 200 });
+    await ben.fail('msg.search', { q: 'kestrel', limit: 50, before: 201 }, 'bad_request');
+    await ben.fail('msg.search', { q: 'kestrel', limit: 51 }, 'bad_request');
+    await ben.fail('msg.search', { q: 'kestrel', limit: 0 }, 'bad_request');
+  });
+
+  // SQLite searches a user's chats one by one up to 64 of them, and past that ranks the whole
+  // index and filters it: the same answers either way.
+  test('a user in many chats: the same access and paging', async () => {
+    const { token } = await signup(srv, uname('dee'));
+    const dee = await connect(srv, { token });
+    open.push(dee);
+    const slugs = [];
+    for (let i = 0; i < 70; i++) slugs.push((await dee.ok('chat.create', { title: `Dee ${i}` })).chat.slug);
+    const want = [];
+    for (const i of [0, 33, 69]) {
+      for (let k = 0; k < 4; k++) want.push(`${slugs[i]}#${(await send(dee, slugs[i], `heron sighting ${i}.${k}`)).seq}`);
+    }
+    await send(cat, secret, 'heron in a chat dee is not in');
+    const seen = [];
+    for (const before of [0, 5, 10]) {
+      const r = await search(dee, 'heron', { limit: 5, ...(before ? { before } : {}) });
+      seen.push(...seqsOf(r));
+      assert.equal(r.hasMore, before < 10);
+    }
+    assert.deepEqual(seen.sort(), want.sort());
+    assert.deepEqual(seqsOf(await search(dee, 'heron', { chat: slugs[33] })).length, 4);
+  });
+
+  test('limits: query size and terms', async () => {
+    await ana.ok('msg.search', { q: 'a'.repeat(256) });
+    await ana.fail('msg.search', { q: 'a'.repeat(257) }, 'too_large');
+    await ana.fail('msg.search', { q: '' }, 'bad_request');
+    await ana.fail('msg.search', { q: '   ' }, 'bad_request');
+    await ana.fail('msg.search', {}, 'bad_request');
+    await ana.fail('msg.search', { q: 7 }, 'bad_request');
+    await ana.ok('msg.search', { q: Array.from({ length: 16 }, (_, i) => `w${i}`).join(' ') });
+    await ana.fail('msg.search', { q: Array.from({ length: 17 }, (_, i) => `w${i}`).join(' ') }, 'bad_request');
+  });
+
+  test('query syntax of the engines is only text: never an internal error', async () => {
+    const odd = await send(ana, club, 'NEAR the body: column ^caret it\'s a "quoted" back\\slash');
+    const nasty = [
+      '"', '""', '"unterminated', '*', '**', 'a*b', '-', '- -', '-x', 'NEAR', 'NEAR(a b)', 'NEAR/2',
+      'a AND', 'AND', 'OR', 'NOT', 'a OR', 'OR b', 'body:x', 'body : x', '{body}: x', '^x', '+x',
+      "'", "''", "it's", '\\', 'back\\slash', "a' OR 1=1 --", '):*', '!', '!x', '&', '|', '&|!',
+      '<->', '<2>', 'a <-> b', 'x:*', 'x:A', '(', ')', '((a)', '[a]', '%', '_', ';', '$1', '?1',
+      '\u0002', '\u0003x', '—', '— —', '🦊', 'ℌ', 'café', '日本語', 'a\tb\nc',
+    ];
+    for (const q of nasty) {
+      const reply = await ana.request('msg.search', { q });
+      assert.ok(
+        reply.ok || reply.error.code === 'bad_request',
+        `${JSON.stringify(q)} -> ${JSON.stringify(reply)}`,
+      );
+    }
+    // Those words are still found as words.
+    for (const q of ['NEAR', 'body:', "it's", '"quoted" back\\slash', '^caret', 'column -zebra']) {
+      assert.ok(seqsOf(await search(ana, q)).includes(`${club}#${odd.seq}`), q);
+    }
+  });
+});
