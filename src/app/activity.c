@@ -61,14 +61,38 @@ static int activity_counts(json_t *msg) {
   return kind == NULL || strcmp(kind, "text") == 0 || strcmp(kind, "notice") == 0;
 }
 
-static json_t *activity_fields(const char *slug, json_t *msg, int64_t unread, int mentioned,
+/* A chat list shows a preview, so lastMsg's body is cut to ACTIVITY_PREVIEW_MAX bytes (at a
+ * UTF-8 boundary): a client that sends large messages without reading must not be pushed the
+ * whole body once more per send (issue 15's push budget). Returns a new reference, or msg's
+ * own (incref'd) when it is short enough; NULL stays NULL. */
+#define ACTIVITY_PREVIEW_MAX 280
+static json_t *activity_preview(json_t *msg) {
+  const char *body = msg ? json_string_value(json_object_get(msg, "body")) : NULL;
+  size_t len = body ? strlen(body) : 0;
+  if (msg == NULL || len <= ACTIVITY_PREVIEW_MAX)
+    return msg ? json_incref(msg) : NULL;
+  size_t cut = ACTIVITY_PREVIEW_MAX;
+  while (cut > 0 && ((unsigned char)body[cut] & 0xC0) == 0x80)
+    cut--; /* never split a code point */
+  json_t *copy = json_copy(msg);
+  if (copy == NULL)
+    return json_incref(msg);
+  json_object_set_new(copy, "body", json_stringn(body, cut));
+  json_object_set_new(copy, "truncated", json_true());
+  return copy;
+}
+
+static json_t *activity_fields(const char *slug, json_t *full, int64_t unread, int mentioned,
                                int64_t last_activity, int64_t seq) {
+  json_t *msg = activity_preview(full);
   /* mentions: the unread messages that mention the recipient. Until issue 17's mentions are
    * stored there are none to count. */
-  return json_pack("{s:s, s:O, s:I, s:i, s:I, s:I, s:b}", "chat", slug,
-                   "lastMsg", msg ? msg : json_null(), "unread", (json_int_t)unread, "mentions",
-                   0, "lastActivity", (json_int_t)last_activity, "seq", (json_int_t)seq,
-                   "mentioned", mentioned);
+  json_t *ev = json_pack("{s:s, s:O, s:I, s:i, s:I, s:I, s:b}", "chat", slug,
+                         "lastMsg", msg ? msg : json_null(), "unread", (json_int_t)unread,
+                         "mentions", 0, "lastActivity", (json_int_t)last_activity, "seq",
+                         (json_int_t)seq, "mentioned", mentioned);
+  json_decref(msg);
+  return ev;
 }
 
 static void on_activity_msg(struct store_req *req) {
