@@ -21,6 +21,7 @@
 #include "app/deliver.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "core/text.h"
 #include "proto/proto.h"
 
 struct activity_ctx {
@@ -71,13 +72,10 @@ static json_t *activity_preview(json_t *msg) {
   size_t len = body ? strlen(body) : 0;
   if (msg == NULL || len <= ACTIVITY_PREVIEW_MAX)
     return msg ? json_incref(msg) : NULL;
-  size_t cut = ACTIVITY_PREVIEW_MAX;
-  while (cut > 0 && ((unsigned char)body[cut] & 0xC0) == 0x80)
-    cut--; /* never split a code point */
   json_t *copy = json_copy(msg);
   if (copy == NULL)
     return json_incref(msg);
-  json_object_set_new(copy, "body", json_stringn(body, cut));
+  json_object_set_new(copy, "body", json_stringn(body, text_utf8_fit(body, len, ACTIVITY_PREVIEW_MAX)));
   json_object_set_new(copy, "truncated", json_true());
   return copy;
 }

@@ -63,3 +63,12 @@ int text_check_body(const char *s, size_t n) {
     return err;
   return visible ? 0 : PARLEY_EBAD_REQUEST;
 }
+
+size_t text_utf8_fit(const char *s, size_t n, size_t max) {
+  const unsigned char *t = (const unsigned char *)s;
+  if (n <= max)
+    return n;
+  while (max > 0 && (t[max] & 0xC0) == 0x80)
+    max--; /* t[max] continues the code point that does not fit: cut before it */
+  return max;
+}

@@ -36,4 +36,8 @@ int text_check_name(const char *s, size_t n, size_t max_chars);
  * visible character. Returns 0 or PARLEY_EBAD_REQUEST. (Its length in bytes is proto's.) */
 int text_check_body(const char *s, size_t n);
 
+/* How many bytes of s (n bytes of UTF-8, borrowed) fit in max bytes without cutting a code
+ * point: n when n <= max, else the largest length <= max that ends at a character boundary. */
+size_t text_utf8_fit(const char *s, size_t n, size_t max);
+
 #endif

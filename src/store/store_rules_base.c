@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "core/text.h"
 #include "store/store_rules.h"
 
 int store_fail(struct store_req *req, int err, const char *fmt, ...) {
@@ -19,17 +20,12 @@ int store_fail(struct store_req *req, int err, const char *fmt, ...) {
 }
 
 void store_copy_text(char *dst, size_t cap, const char *src, size_t n) {
-  const unsigned char *t = (const unsigned char *)src;
-  if (n >= cap) {
-    /* The schema counts characters, these arrays bytes: a row written by hand (a restore, a
-     * migration) may not fit. Cut before the character that does not fit, never inside it, so
-     * what we return stays UTF-8 (found by tests/fuzz/fuzz_store). */
-    n = cap - 1;
-    while (n > 0 && (t[n] & 0xC0) == 0x80)
-      n--;
-  }
+  /* The schema counts characters, these arrays bytes: a row written by hand (a restore, a
+   * migration) may not fit. Cut before the character that does not fit, never inside it, so
+   * what we return stays UTF-8 (found by tests/fuzz/fuzz_store). */
+  n = text_utf8_fit(src, n, cap - 1);
   if (n)
-    memcpy(dst, t, n);
+    memcpy(dst, src, n);
   dst[n] = '\0';
 }
 

@@ -98,6 +98,22 @@ describe('chat.activity', () => {
     assert.equal(eventsNamed(b, 'msg').length, 0);
   });
 
+  test('lastMsg is a preview: a long body is cut at 280 bytes, never inside a character', async () => {
+    const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
+    const a = await conn(ana);
+    const b = await conn(ben);
+    const chat = await makeChat(a, { title: 'long', join: [b] });
+    const body = 'a' + '🦊'.repeat(100); // 401 bytes; 1 + 69 x 4 = 277 fit, the 70th fox would end at byte 281
+    const { msg } = await a.ok('msg.send', { chat, body });
+    const e = await b.waitFor(activity(chat, msg.seq));
+    assert.equal(e.lastMsg.body, 'a' + '🦊'.repeat(69));
+    assert.equal(e.lastMsg.truncated, true);
+    const short = await a.ok('msg.send', { chat, body: 'short' });
+    const s2 = await b.waitFor(activity(chat, short.msg.seq));
+    assert.equal(s2.lastMsg.body, 'short');
+    assert.equal(s2.lastMsg.truncated, undefined);
+  });
+
   test('a user who left gets nothing more; one who joined later counts from the join', async () => {
     const [ana, ben, cy] = await signupMany(srv, ['ana', 'ben', 'cy']);
     const a = await conn(ana);

@@ -96,11 +96,23 @@ static void test_name_refuses_controls(void **state) {
   assert_false(text_is_bidi_control(0x200F)); /* RLM is a mark, not an override */
 }
 
+/* A cut never splits a code point: "a" then a 4-byte emoji, cut at 1..4 bytes. */
+static void test_utf8_fit(void **state) {
+  (void)state;
+  const char *s = "a\xF0\x9F\xA6\x8A"; /* "a" U+1F98A */
+  assert_int_equal(text_utf8_fit(s, 5, 5), 5);
+  assert_int_equal(text_utf8_fit(s, 5, 9), 5);
+  for (size_t max = 1; max < 5; max++)
+    assert_int_equal(text_utf8_fit(s, 5, max), 1);
+  assert_int_equal(text_utf8_fit(s + 1, 4, 3), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_name_counts_code_points),
       cmocka_unit_test(test_invisible_only),
       cmocka_unit_test(test_name_refuses_controls),
+      cmocka_unit_test(test_utf8_fit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
