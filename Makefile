@@ -139,13 +139,13 @@ PG_INTEGRATION := 04-chat 05-messages 06-resume 07-durability 11-membership 12-i
                   68-avatar-password 68-search
 integration-pg: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
 	@scripts/pg.sh start
-	PARLEY_TEST_STORE=$(PG_URL) PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 \
-	  $(PG_INTEGRATION:%=tests/integration/%.test.mjs)
-	@$(STOP_CLUSTER_REDIS)
+	@rc=0; PARLEY_TEST_STORE=$(PG_URL) PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 \
+	  $(PG_INTEGRATION:%=tests/integration/%.test.mjs) || rc=$$?; \
+	  scripts/pg.sh stop >/dev/null 2>&1 || true; $(STOP_CLUSTER_REDIS); exit $$rc
 
 integration: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
-	PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 tests/integration/
-	@$(STOP_CLUSTER_REDIS)
+	@rc=0; PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 tests/integration/ || rc=$$?; \
+	  $(STOP_CLUSTER_REDIS); exit $$rc
 
 # The cluster tests (tests/integration/lib/cluster.mjs) share one Redis on port 16380 (or
 # PARLEY_TEST_CLUSTER_REDIS_PORT) across their files; nothing should be left listening once the
