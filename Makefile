@@ -125,10 +125,12 @@ PG_URL = $(shell scripts/pg.sh url)
 STORE_UNIT_BINS := build/asan/tests/test_store build/asan/tests/test_store_members
 unit: deps $(UNIT_BINS) callgraph
 	@scripts/redis.sh start
-	@PARLEY_TEST_REDIS=$(REDIS_URL) scripts/run-unit.sh $(UNIT_BINS)
+	@rc=0; PARLEY_TEST_REDIS=$(REDIS_URL) scripts/run-unit.sh $(UNIT_BINS) || rc=$$?; \
+	  scripts/redis.sh stop >/dev/null 2>&1 || true; exit $$rc
 	@scripts/pg.sh start
 	@echo "unit: the store suites again, on PostgreSQL ($(PG_URL))"
-	@PARLEY_TEST_PG=$(PG_URL) scripts/run-unit.sh $(STORE_UNIT_BINS)
+	@rc=0; PARLEY_TEST_PG=$(PG_URL) scripts/run-unit.sh $(STORE_UNIT_BINS) || rc=$$?; \
+	  scripts/pg.sh stop >/dev/null 2>&1 || true; exit $$rc
 
 # The store-heavy integration files once more, every server on PostgreSQL (a schema each), and
 # the cluster files (5x-cluster-*: three nodes on one schema and a throwaway Redis), which is how
