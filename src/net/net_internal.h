@@ -15,6 +15,11 @@
  * by the memory it really holds, not by its payload alone. */
 #define NET__ENTRY_COST 48
 #define NET__CLOSE_LINGER_MS 5000 /* how long a close may take before we hang up */
+/* A closing HTTP connection reads and discards what the client still sends (the rest of a
+ * refused body) for at most this long and this many bytes, so the client reads our answer
+ * instead of a reset (a close with unread input sends RST, which discards the answer). */
+#define NET__HTTP_LINGER_MS 2000
+#define NET__HTTP_LINGER_BYTES (2u << 20)
 
 struct net__http; /* parser state, only while the connection speaks HTTP */
 
@@ -40,6 +45,9 @@ struct net_conn {
   unsigned ws_slow : 1;           /* a control frame took the queue over a cap (ws.c) */
   unsigned http_blocked : 1;      /* HTTP parsing stopped: too many unwritten responses */
   unsigned resume_linked : 1;     /* linked in srv->resumes */
+  unsigned lingering : 1;         /* HTTP answer sent, FIN sent, discarding input (server.c) */
+  uint32_t linger_left;           /* bytes still discarded before we hang up */
+  uv_shutdown_t sreq;
   struct ratelimit ctrl_rl;       /* pings and pongs received (cfg.ctrl_rate) */
   uint64_t last_tx_ms;            /* loop time of the last write progress */
   uint64_t last_rx_ms;            /* loop time of the last byte received */

@@ -33,10 +33,37 @@ void net__conn_close(struct net_conn *c) {
   net__conn_resume_cancel(c);
   DL_DELETE(s->conns, c);
   s->n_conns--;
-  if (s->cb.on_close)
+  if (s->cb.on_close && !c->lingering) /* a lingering one was closed for the app already */
     s->cb.on_close(s->cb.ud, c);
   c->app_data = NULL;
   uv_close((uv_handle_t *)&c->tcp, net__on_closed);
+}
+
+static void net__on_shutdown(uv_shutdown_t *req, int status) {
+  (void)req;
+  (void)status; /* the close that follows, whenever it comes, releases everything */
+}
+
+/* An HTTP connection whose last answer is written: to the app it is closed now; the socket
+ * sends FIN and discards what the client still sends, bounded in time and bytes, and closes at
+ * its EOF. Closing with unread input would send RST, and the client could lose our answer (a
+ * 413 to an upload still in flight). */
+static void net__conn_linger(struct net_conn *c) {
+  struct net_server *s = c->srv;
+  uint64_t deadline = uv_now(s->loop) + NET__HTTP_LINGER_MS;
+
+  if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, net__on_shutdown) != 0) {
+    net__conn_close(c);
+    return;
+  }
+  c->lingering = 1;
+  c->linger_left = NET__HTTP_LINGER_BYTES; /* close_after_flush stays: nothing more is parsed */
+  if (c->close_deadline_ms == 0 || c->close_deadline_ms > deadline)
+    c->close_deadline_ms = deadline;
+  if (s->cb.on_close)
+    s->cb.on_close(s->cb.ud, c);
+  c->app_data = NULL;
+  net__conn_read_start(c);
 }
 
 void net_conn_abort(struct net_conn *c) { net__conn_close(c); }
@@ -69,6 +96,13 @@ static void net__on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   }
   if (n == 0 || c->closing)
     return;
+  if (c->lingering) {
+    if ((size_t)n >= c->linger_left)
+      net__conn_close(c);
+    else
+      c->linger_left -= (uint32_t)n;
+    return;
+  }
   c->last_rx_ms = uv_now(s->loop);
   if (c->is_ws)
     net__ws_on_data(c, buf->base, (size_t)n);
@@ -155,8 +189,13 @@ static void net__flush(struct net_conn *c) {
     c->inflight = n;
     return;
   }
-  if (c->q.count == 0 && c->inflight == 0 && c->close_after_flush && !c->closing)
-    net__conn_close(c);
+  if (c->q.count == 0 && c->inflight == 0 && c->close_after_flush && !c->closing &&
+      !c->lingering) {
+    if (!c->is_ws && c->http != NULL)
+      net__conn_linger(c);
+    else
+      net__conn_close(c);
+  }
 }
 
 static void net__on_prepare(uv_prepare_t *h) {
@@ -196,6 +235,8 @@ static void net__on_tick(uv_timer_t *t) {
       net__conn_close(c);
       continue;
     }
+    if (c->lingering)
+      continue; /* only its deadline, its EOF or its byte budget ends it */
     if (c->is_ws) {
       net__ws_tick(c, now);
     } else if (c->http && c->reading) {

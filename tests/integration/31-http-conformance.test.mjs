@@ -136,6 +136,28 @@ describe('HTTP conformance', () => {
       assertError(res, 413, 'too_large', 'body over the cap');
     });
 
+    test('a client that goes on sending a 1.5 MiB body after the 413 reads the answer, not a reset', async () => {
+      // The server answers after 64 KiB. Closing with the rest unread would send RST: the
+      // client's next writes fail and it may lose the answer (fetch reports "fetch failed"). It
+      // lingers instead: FIN, then it discards what still comes (bounded) until the client's EOF.
+      const h = await rawHttp(srv);
+      try {
+        const size = 1536 * 1024;
+        await h.write(`POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+        const piece = Buffer.alloc(64 * 1024, 'z');
+        for (let sent = 0; sent < size; sent += piece.length) {
+          await h.write(piece);
+          assert.equal(h.error, undefined, `write failed after ${sent} bytes: ${h.error?.code}`);
+        }
+        assertError(await h.response(0), 413, 'too_large', 'oversized body sent whole');
+        h.sock.end(); // our EOF: the server closes its side at once
+        await h.waitEnd();
+        assert.equal(h.error, undefined, `the connection was reset: ${h.error?.code}`);
+      } finally {
+        h.destroy();
+      }
+    });
+
     test('a declared Content-Length over the cap is refused before the body arrives', async () => {
       const h = await rawHttp(srv);
       await h.write('POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n');
