@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { assertConsecutive, connect, signupMany } from './lib/client.mjs';
+import { scrape, waitMetrics } from './lib/metrics.mjs';
 import { useServer } from './lib/server.mjs';
 
 describe('slow consumers', () => {
@@ -31,6 +32,15 @@ describe('slow consumers', () => {
 
     // Stop reading: the kernel buffers fill up, then the server's queue for this socket grows.
     slow.ws._socket.pause();
+    // Read again as soon as the server has given up on it (its slow-close counter moves; nothing
+    // else tells: the socket is not read). The close frame waits behind what the kernel holds,
+    // and a close handshake gets 5 s before the server hangs up without one (1006), which a
+    // loaded machine can outlast while the rest of the 800 sends go on.
+    const closesBefore = (await scrape(srv)).get('parley_slow_consumer_closes_total');
+    const gaveUp = waitMetrics(srv, (m) => m.get('parley_slow_consumer_closes_total') > closesBefore, {
+      timeout: 60_000,
+      what: 'the slow-consumer close',
+    }).then(() => slow.ws._socket.resume());
 
     // ~12 MiB of fan-out: far more than 1 MiB of queue plus what the kernel buffers on loopback.
     const COUNT = 800;
@@ -52,8 +62,8 @@ describe('slow consumers', () => {
     await fine.waitSeq(chat.slug, base + COUNT, { timeout: 30_000 });
     assertConsecutive(fine.msgs(chat.slug).map((m) => m.seq), base + 1, 'normal subscriber');
 
-    // Read again: whatever was buffered, then the close frame.
-    slow.ws._socket.resume();
+    // Reading again: whatever was buffered, then the close frame.
+    await gaveUp;
     const info = await slow.waitClose({ timeout: 30_000 });
     assert.equal(info.code, 4008, `close code of the slow consumer (${info.reason})`);
     const got = slow.msgs(chat.slug).map((m) => m.seq);

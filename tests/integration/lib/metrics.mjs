@@ -29,3 +29,16 @@ export function summary(metrics, name) {
     count: metrics.get(`${name}_count`),
   };
 }
+
+// Resolves with the scraped metrics once pred(metrics) holds, scraping again after each answer
+// (a counter the test cannot observe any other way, e.g. a close decided while the socket it
+// concerns is not being read). Rejects after `timeout` ms.
+export async function waitMetrics(srv, pred, { timeout = 30_000, what = 'metrics condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const m = await scrape(srv);
+    if (pred(m)) return m;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the next scrape, not a guess at a time
+  }
+}
