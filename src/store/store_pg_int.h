@@ -18,7 +18,7 @@
 #include "store/store_rules.h"
 #include "store/store_sql.h"
 
-#define PG_MAX_PARAMS 12
+#define PG_MAX_PARAMS 16
 /* Connections per node by default. One: on the 2-core machine of bench/RESULTS.md, with the
  * database, three nodes and the load generator sharing the cores, every extra connection made
  * smaller batches, more commits and more database CPU (three nodes at 2,000 sends/s: p99 21-25 ms

@@ -211,6 +211,15 @@ describe('streamed messages', () => {
     );
   });
 
+  test('msg.search finds a streamed message by its final text once it ended', async () => {
+    const chat = await makeChat(ana, { title: 'search stream' });
+    const { msg } = await ana.ok('msg.stream.start', { chat });
+    await appendAll(ana, chat, msg.seq, ['zebra', 'crossing quokka']);
+    await ana.ok('msg.stream.end', { chat, seq: msg.seq });
+    const { results } = await ana.ok('msg.search', { q: 'zebracrossing quokka', chat });
+    assert.deepEqual(results.map((r) => r.msg.seq), [msg.seq]);
+  });
+
   test('sizes: a delta up to 16384 bytes, a streamed body up to 262144, msg.send keeps its limit', async () => {
     const chat = await makeChat(ana, { title: 'sizes' });
     const { msg } = await ana.ok('msg.stream.start', { chat });
