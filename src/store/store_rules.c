@@ -758,6 +758,9 @@ int store_rules_exec(const struct store_prims *p, void *be, struct store_req *re
   int mine = store_rules_msg_exec(p, be, req);
   if (mine != 1)
     return mine;
+  mine = store_rules_stream_exec(p, be, req);
+  if (mine != 1)
+    return mine;
   switch (req->op) {
   case STORE_USER_CREATE:
     return rules_user_create(p, be, req);

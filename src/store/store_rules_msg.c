@@ -767,7 +767,7 @@ int store_rules_msg_exec(const struct store_prims *p, void *be, struct store_req
   case STORE_MSG_SINCE:
     return 1; /* the caller reads, then store_rules_msg_fold() */
   default:
-    return store_rules_stream_exec(p, be, req);
+    return 1;
   }
 }
 
