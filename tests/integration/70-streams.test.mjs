@@ -135,6 +135,7 @@ describe('streamed messages', () => {
     // Malformed: empty delta, negative offset, unknown state.
     await ana.fail('msg.stream.append', { chat, seq, delta: '', offset: 11 }, 'bad_request');
     await ana.fail('msg.stream.append', { chat, seq, delta: 'x', offset: -1 }, 'bad_request');
+    await ana.fail('msg.stream.append', { chat, seq, delta: 'bell\u0007', offset: 11 }, 'bad_request');
     await ana.fail('msg.stream.end', { chat, seq, state: 'interrupted' }, 'bad_request');
     // A stream cannot be edited while it streams.
     await ana.fail('msg.edit', { chat, seq, body: 'rewritten' }, 'conflict');
@@ -165,11 +166,15 @@ describe('streamed messages', () => {
   });
 
   test('sizes: a delta up to 16384 bytes, a streamed body up to 262144, msg.send keeps its limit', async () => {
-    const chat = await makeChat(ana, { title: 'sizes' });
+    const chat = await makeChat(ana, { title: 'sizes', join: [bob] });
+    await bob.ok('sub', { chat });
+    const from = bob.events.length;
     const { msg } = await ana.ok('msg.stream.start', { chat });
     const seq = msg.seq;
     await ana.fail('msg.stream.append', { chat, seq, delta: 'x'.repeat(16385), offset: 0 }, 'too_large');
-    const chunk = 'abcdefgh'.repeat(2048); // 16384 bytes
+    // The worst case for JSON: every byte escaped in two (the request still fits the 64 KiB
+    // WebSocket message cap, and the 512 KiB end event the viewer's 1 MiB event queue).
+    const chunk = '"\\\n\t'.repeat(4096); // 16384 bytes
     let offset = 0;
     for (let i = 0; i < 16; i++) {
       const r = await ana.ok('msg.stream.append', { chat, seq, delta: chunk, offset });
@@ -179,6 +184,10 @@ describe('streamed messages', () => {
     await ana.fail('msg.stream.append', { chat, seq, delta: 'x', offset }, 'too_large');
     const ended = await ana.ok('msg.stream.end', { chat, seq });
     assert.equal(bytes(ended.msg.body), 262144);
+    const endEv = await bob.waitFor((e) => e.ev === 'msg' && e.msg.kind === 'stream.end' && e.msg.ref === seq, { from });
+    assert.equal(endEv.msg.body, chunk.repeat(16));
+    assert.equal(deltasOf(bob, chat, seq, from).length, 16);
+    assert.ok(bob.isOpen, 'the viewer was not closed as slow by the big events');
     const h = (await ana.ok('msg.history', { chat })).msgs.find((m) => m.seq === seq);
     assert.equal(h.body, chunk.repeat(16));
     await ana.fail('msg.send', { chat, body: 'y'.repeat(16385) }, 'too_large');

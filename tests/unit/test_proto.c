@@ -121,6 +121,17 @@ static void test_stream_append_args(void **state) {
                    0);
   assert_false(PROTO_HAS(&r, PROTO_F_STATE));
   proto_req_dispose(&r);
+  /* Control characters but tab, line feed and carriage return are refused. */
+  assert_int_equal(decode("{\"id\":1,\"op\":\"msg.stream.append\",\"chat\":\"a\",\"seq\":3,"
+                          "\"offset\":0,\"delta\":\"a\\u0001\"}",
+                          &r, err),
+                   PARLEY_EBAD_REQUEST);
+  proto_req_dispose(&r);
+  assert_int_equal(decode("{\"id\":1,\"op\":\"msg.stream.append\",\"chat\":\"a\",\"seq\":3,"
+                          "\"offset\":0,\"delta\":\"a\\t\\r\\n\"}",
+                          &r, err),
+                   0);
+  proto_req_dispose(&r);
 }
 
 static void test_title_counts_characters(void **state) {
