@@ -43,6 +43,9 @@ describe('streamed messages', () => {
     const seq = msg.seq;
     const started = await bob.waitFor((e) => e.ev === 'msg' && e.chat === chat && e.msg.seq === seq, { from });
     assert.equal(started.msg.streaming, true);
+    // The chat list learns of it as of a message (chat.activity), streaming.
+    const act = await bob.waitFor((e) => e.ev === 'chat.activity' && e.chat === chat && e.lastMsg?.seq === seq, { from });
+    assert.equal(act.lastMsg.streaming, true);
     // A retried start (same clientMsgId) is the same stream.
     const again = await ana.ok('msg.stream.start', { chat, clientMsgId: 's-1' });
     assert.equal(again.duplicate, true);
