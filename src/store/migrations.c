@@ -634,7 +634,11 @@ const struct store__migration store__migrations[] = {
      "ALTER TABLE messages ADD COLUMN stream_len BIGINT;"
      "ALTER TABLE messages ADD COLUMN stream_at BIGINT;"
      "CREATE INDEX messages_streaming ON messages(chat_id, seq) WHERE stream_state = 'streaming';"
-     "CREATE INDEX messages_stream_idle ON messages(stream_at) WHERE stream_state = 'streaming';"},
+     "CREATE INDEX messages_stream_idle ON messages(stream_at) WHERE stream_state = 'streaming';"
+     /* The same for the GIN index: an append would compute the whole body's document again. */
+     "DROP INDEX messages_search;"
+     "CREATE INDEX messages_search ON messages USING gin (" STORE_SQL_PG_SEARCH_DOC("body")
+     ") WHERE kind = 'text' AND stream_state IS DISTINCT FROM 'streaming';"},
 };
 
 const size_t store__migrations_count =

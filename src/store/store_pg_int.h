@@ -170,7 +170,7 @@
     " FROM (SELECT m.chat_id, m.seq, q, ts_rank(" STORE_SQL_PG_SEARCH_DOC("m.body") ", q) AS r"    \
     "  FROM to_tsquery('simple'::regconfig, $1) q, messages m"                                     \
     "  WHERE " STORE_SQL_PG_SEARCH_DOC("m.body") " @@ q AND m.chat_id BETWEEN $3 AND $4"           \
-    "  AND m.kind = 'text'"                                                                      \
+    "  AND m.kind = 'text' AND m.stream_state IS DISTINCT FROM 'streaming'"                       \
     "  AND m.chat_id IN (SELECT chat_id FROM participants WHERE user_id = $2)"                     \
     "  ORDER BY r DESC, m.chat_id, m.seq DESC LIMIT $5 OFFSET $6) h"                               \
     " JOIN messages m ON m.chat_id = h.chat_id AND m.seq = h.seq"                                  \
