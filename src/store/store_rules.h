@@ -203,6 +203,10 @@ int store_rules_entry_append(const struct store_prims *p, void *be, struct store
  * PARLEY_ENOT_FOUND if there is none. */
 int store_rules_msg_load_one(const struct store_prims *p, void *be, int64_t chat_id, int64_t seq,
                              int64_t viewer, struct store_msg *m);
+/* The text so far of open stream `seq` of chat_id (its chunks, in offset order) into *body
+ * (a new string; the previous one freed). */
+int store_rules_stream_body(const struct store_prims *p, void *be, int64_t chat_id, int64_t seq,
+                            char **body);
 /* The streamed messages' ops (store_rules_stream.c); 1 if req->op is none of them. */
 int store_rules_stream_exec(const struct store_prims *p, void *be, struct store_req *req);
 /* After MSG_HISTORY / MSG_SINCE read and folded out.msgs: keeps their bodies within

@@ -139,6 +139,39 @@ static int msg__from_row(const struct store_res *r, int row, struct store_msg *m
   return 0;
 }
 
+static const char MSG_SQL_CHUNKS[] =
+    "SELECT delta FROM stream_chunks WHERE chat_id = $1 AND seq = $2 ORDER BY off";
+
+int store_rules_stream_body(const struct store_prims *p, void *be, int64_t chat_id, int64_t seq,
+                            char **body) {
+  struct store_arg a[] = {STORE_I(chat_id), STORE_I(seq)};
+  struct store_res r = {0};
+  size_t len = 0;
+  char *out;
+  int err = p->sql(be, MSG_SQL_CHUNKS, a, 2, &r);
+  if (err)
+    return err;
+  for (int i = 0; i < r.rows; i++)
+    len += strlen(store_res_s(&r, i, 0) ? store_res_s(&r, i, 0) : "");
+  out = malloc(len + 1);
+  if (out == NULL) {
+    store_res_free(&r);
+    return PARLEY_EUNAVAILABLE;
+  }
+  len = 0;
+  for (int i = 0; i < r.rows; i++) {
+    const char *d = store_res_s(&r, i, 0);
+    size_t n = d ? strlen(d) : 0;
+    memcpy(out + len, d ? d : "", n);
+    len += n;
+  }
+  out[len] = '\0';
+  store_res_free(&r);
+  free(*body);
+  *body = out;
+  return 0;
+}
+
 /* The entries lo <= seq <= hi of chat_id with their folded state as `viewer` sees it, into a new
  * array *out (*n of them; the caller disposes and frees them). */
 static int msg__load(const struct store_prims *p, void *be, int64_t chat_id, int64_t lo,
@@ -165,6 +198,11 @@ static int msg__load(const struct store_prims *p, void *be, int64_t chat_id, int
   }
   for (int i = 0; err == 0 && i < r.rows; i++)
     err = msg__from_row(&r, i, &msgs[i]);
+  /* An open stream's text is in its chunks until it ends. */
+  for (int i = 0; err == 0 && i < r.rows; i++)
+    if (msgs[i].kind == STORE_KIND_TEXT && msgs[i].stream_state == STREAM_STREAMING &&
+        !msgs[i].deleted)
+      err = store_rules_stream_body(p, be, chat_id, msgs[i].seq, &msgs[i].body);
   /* Reactions and mentions come in seq order, like the entries: one walk attaches them. */
   for (int i = 0; err == 0 && i < rr.rows; i++) {
     int64_t seq = store_res_i(&rr, i, 0);
@@ -505,6 +543,11 @@ static int msg__delete(const struct store_prims *p, void *be, struct store_req *
       "UPDATE messages SET body = '' WHERE chat_id = $1 AND ref = $2 AND kind = 'edit'";
   static const char unreact[] = "DELETE FROM reactions WHERE chat_id = $1 AND seq = $2";
   static const char unmention[] = "DELETE FROM message_mentions WHERE chat_id = $1 AND seq = $2";
+  /* An open stream's chunks go too, and it is over (no end entry: it was deleted). */
+  static const char unchunk[] = "DELETE FROM stream_chunks WHERE chat_id = $1 AND seq = $2";
+  static const char unstream[] =
+      "UPDATE messages SET stream_state = 'interrupted', stream_at = NULL"
+      " WHERE chat_id = $1 AND seq = $2 AND stream_state = 'streaming'";
   struct store_entry e = {STORE_KIND_DELETE, "", req->in.seq, NULL, 0, NULL, 0, STREAM_NONE, 0, NULL, 0};
   int64_t author = 0;
   int err = msg__target(p, be, req, &author);
@@ -523,6 +566,10 @@ static int msg__delete(const struct store_prims *p, void *be, struct store_req *
       err = p->sql(be, unreact, a, 2, NULL);
     if (err == 0)
       err = p->sql(be, unmention, a, 2, NULL);
+    if (err == 0)
+      err = p->sql(be, unchunk, a, 2, NULL);
+    if (err == 0)
+      err = p->sql(be, unstream, a, 2, NULL);
   }
   if (err)
     return err;

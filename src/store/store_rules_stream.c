@@ -2,11 +2,14 @@
  * statement primitive like store_rules_msg.c.
  *
  * A stream is a text message whose row carries stream_state (streaming until its end),
- * stream_len (its body's bytes) and stream_at (the time of its last append). An append extends
- * the body in the row, inside the batch's transaction: the group commit makes it durable before
- * the caller's callback runs, so the append is acknowledged, and its delta fanned out, only once
- * it is stored. Its end is an entry of the sequence (kind stream.end, ref = the stream's seq)
- * with the final body and state, so a client that resumes by seq sees the end in order.
+ * stream_len (its body's bytes) and stream_at (the time of its last append). An append is a row
+ * of stream_chunks at its byte offset (it writes its own bytes, not the whole body again),
+ * inside the batch's transaction: the group commit makes it durable before the caller's
+ * callback runs, so the append is acknowledged, and its delta fanned out, only once it is
+ * stored. Reads fold an open stream's chunks into its body (store_rules_stream_body). Its end
+ * writes the body into the message once, drops the chunks and appends an entry of the sequence
+ * (kind stream.end, ref = the stream's seq) with the final body and state, so a client that
+ * resumes by seq sees the end in order.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +23,8 @@
 static const char STREAM_SQL_ROW[] =
     "SELECT author_id, kind, stream_state, stream_len, deleted FROM messages"
     " WHERE chat_id = $1 AND seq = $2";
-static const char STREAM_SQL_BODY[] = "SELECT body FROM messages WHERE chat_id = $1 AND seq = $2";
+static const char STREAM_SQL_CHUNK[] =
+    "INSERT INTO stream_chunks(chat_id, seq, off, delta) VALUES ($1, $2, $3, $4)";
 
 struct stream__row {
   int64_t author;
@@ -140,26 +144,29 @@ static int stream__start(const struct store_prims *p, void *be, struct store_req
 static int stream__append_fast(const struct store_prims *p, void *be, struct store_req *req,
                                const char *delta, size_t dlen) {
   static const char fast[] =
-      "UPDATE messages SET body = body || $4, stream_len = stream_len + $5, stream_at = $6"
+      "UPDATE messages SET stream_len = stream_len + $4, stream_at = $5"
       " WHERE chat_id = (SELECT id FROM chats WHERE slug = $1 AND archived = 0) AND seq = $2"
       " AND author_id = $3 AND kind = 'text' AND deleted = 0 AND stream_state = 'streaming'"
-      " AND stream_len = $7 AND stream_len + $5 <= $8"
+      " AND stream_len = $6 AND stream_len + $4 <= $7"
       " AND EXISTS (SELECT 1 FROM participants p"
       "   WHERE p.chat_id = messages.chat_id AND p.user_id = $3)"
       " RETURNING stream_len, (SELECT member_gen FROM chats c WHERE c.id = messages.chat_id),"
       " chat_id";
-  struct store_arg a[] = {STORE_S(req->in.slug),      STORE_I(req->in.seq),
-                          STORE_I(req->in.user_id),   STORE_S(delta),
-                          STORE_I((int64_t)dlen),     STORE_I(req->in.now),
-                          STORE_I(req->in.offset),    STORE_I(STREAM_BODY_MAX)};
+  struct store_arg a[] = {STORE_S(req->in.slug),    STORE_I(req->in.seq),
+                          STORE_I(req->in.user_id), STORE_I((int64_t)dlen),
+                          STORE_I(req->in.now),     STORE_I(req->in.offset),
+                          STORE_I(STREAM_BODY_MAX)};
   struct store_res r = {0};
-  int err = p->sql(be, fast, a, 8, &r);
+  int err = p->sql(be, fast, a, 7, &r);
   if (err == 0 && r.rows == 1) {
+    struct store_arg c[] = {STORE_I(store_res_i(&r, 0, 2)), STORE_I(req->in.seq),
+                            STORE_I(req->in.offset), STORE_S(delta)};
     req->out.stream_len = store_res_i(&r, 0, 0);
     req->out.chat.member_gen = store_res_i(&r, 0, 1);
     req->out.chat.id = store_res_i(&r, 0, 2);
     snprintf(req->out.chat.slug, sizeof req->out.chat.slug, "%s", req->in.slug);
-    req->out.appended = 1;
+    err = p->sql(be, STREAM_SQL_CHUNK, c, 4, NULL);
+    req->out.appended = err == 0;
   }
   store_res_free(&r);
   return err;
@@ -167,10 +174,10 @@ static int stream__append_fast(const struct store_prims *p, void *be, struct sto
 
 static int stream__append(const struct store_prims *p, void *be, struct store_req *req) {
   static const char extend[] =
-      "UPDATE messages SET body = body || $3, stream_len = stream_len + $4, stream_at = $5"
+      "UPDATE messages SET stream_len = stream_len + $3, stream_at = $4"
       " WHERE chat_id = $1 AND seq = $2";
   struct stream__row row;
-  struct store_res body = {0};
+  char *stored = NULL;
   const char *delta = req->in.body;
   size_t dlen = delta ? strlen(delta) : 0;
   enum stream_verdict v;
@@ -191,20 +198,18 @@ static int stream__append(const struct store_prims *p, void *be, struct store_re
     return store_fail(req, PARLEY_EFORBIDDEN, "only its author appends to a stream");
   req->out.stream_len = row.len;
   if (row.state == STREAM_STREAMING && req->in.offset < row.len) {
-    struct store_arg a[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq)};
-    err = p->sql(be, STREAM_SQL_BODY, a, 2, &body);
+    err = store_rules_stream_body(p, be, req->out.chat.id, req->in.seq, &stored);
     if (err)
       return err;
-  }
-  {
-    const char *stored = store_res_s(&body, 0, 0);
-    /* The stored length is stream_len; a body shorter than it (cannot happen) never matches. */
-    if (stored && (int64_t)strlen(stored) < row.len)
+    /* The stored length is stream_len; chunks shorter than it (cannot happen) never match. */
+    if ((int64_t)strlen(stored) < row.len) {
+      free(stored);
       stored = NULL;
-    v = stream_append_check(row.state, stored, row.len, req->in.offset, delta, dlen,
-                            STREAM_BODY_MAX);
+    }
   }
-  store_res_free(&body);
+  v = stream_append_check(row.state, stored, row.len, req->in.offset, delta, dlen,
+                          STREAM_BODY_MAX);
+  free(stored);
   switch (v) {
   case STREAM_RETRY:
     return 0; /* appended = 0: the reply tells the length, nobody is told again */
@@ -220,9 +225,13 @@ static int stream__append(const struct store_prims *p, void *be, struct store_re
     break;
   }
   {
-    struct store_arg a[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq), STORE_S(delta),
+    struct store_arg a[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq),
                             STORE_I((int64_t)dlen), STORE_I(req->in.now)};
-    err = p->sql(be, extend, a, 5, NULL);
+    struct store_arg c[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq),
+                            STORE_I(req->in.offset), STORE_S(delta)};
+    err = p->sql(be, extend, a, 4, NULL);
+    if (err == 0)
+      err = p->sql(be, STREAM_SQL_CHUNK, c, 4, NULL);
   }
   if (err)
     return err;
@@ -232,12 +241,14 @@ static int stream__append(const struct store_prims *p, void *be, struct store_re
 }
 
 static int stream__end(const struct store_prims *p, void *be, struct store_req *req) {
-  static const char finish[] =
-      "UPDATE messages SET stream_state = $3, stream_at = NULL WHERE chat_id = $1 AND seq = $2";
+  static const char finish[] = "UPDATE messages SET body = $3, stream_state = $4, stream_at = NULL"
+                               " WHERE chat_id = $1 AND seq = $2";
+  static const char drop[] = "DELETE FROM stream_chunks WHERE chat_id = $1 AND seq = $2";
   static const char last_append[] =
       "SELECT stream_at FROM messages WHERE chat_id = $1 AND seq = $2";
   struct store_entry e = {0};
   struct store_res body = {0};
+  char *text = NULL;
   struct stream__row row;
   enum stream_state state = (enum stream_state)req->in.state;
   int sweep = state == STREAM_INTERRUPTED;
@@ -265,24 +276,26 @@ static int stream__end(const struct store_prims *p, void *be, struct store_req *
       if (err)
         return err;
     }
-    err = p->sql(be, STREAM_SQL_BODY, a, 2, &body);
+    err = store_rules_stream_body(p, be, req->out.chat.id, req->in.seq, &text);
     if (err)
       return err;
   }
   {
-    struct store_arg a[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq),
+    struct store_arg a[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq), STORE_S(text),
                             STORE_S(stream_state_name(state))};
-    err = p->sql(be, finish, a, 3, NULL);
+    err = p->sql(be, finish, a, 4, NULL);
+    if (err == 0)
+      err = p->sql(be, drop, a, 2, NULL);
   }
   if (err == 0) {
     e.kind = STORE_KIND_STREAM_END;
-    e.body = store_res_s(&body, 0, 0);
+    e.body = text;
     e.ref = req->in.seq;
     e.stream_state = state;
     e.stream_len = row.len;
     err = store_rules_entry_append(p, be, req, req->out.chat.id, &e, &req->out.msg);
   }
-  store_res_free(&body);
+  free(text);
   if (err == 0)
     err = p->chat_touch(be, req->out.chat.id, req->in.now);
   return err;

@@ -159,6 +159,24 @@ describe('streamed messages', () => {
     );
   });
 
+  test('deleting an open stream erases its text and ends it', async () => {
+    const chat = await makeChat(ana, { title: 'delete stream', join: [bob] });
+    const { msg } = await ana.ok('msg.stream.start', { chat });
+    await appendAll(ana, chat, msg.seq, ['secret ', 'words']);
+    await bob.fail('msg.delete', { chat, seq: msg.seq }, 'forbidden');
+    await ana.ok('msg.delete', { chat, seq: msg.seq });
+    const e = await ana.fail('msg.stream.append', { chat, seq: msg.seq, delta: 'more', offset: 12 }, 'conflict');
+    assert.equal(e.length, 12);
+    await ana.fail('msg.stream.end', { chat, seq: msg.seq }, 'conflict');
+    const h = (await bob.ok('msg.history', { chat })).msgs.find((m) => m.seq === msg.seq);
+    assert.equal(h.deleted, true);
+    assert.equal(h.body, '');
+    assert.equal(h.streaming, false);
+    assert.equal(h.stream.state, 'interrupted');
+    const snap = (await bob.ok('sub', { chat, since: 0 })).streams;
+    assert.deepEqual(snap, []);
+  });
+
   test('msg.search finds a streamed message by its final text once it ended', async () => {
     const chat = await makeChat(ana, { title: 'search stream' });
     const { msg } = await ana.ok('msg.stream.start', { chat });
