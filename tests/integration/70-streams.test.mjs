@@ -214,6 +214,30 @@ describe('streamed messages', () => {
     await ana.fail('msg.send', { chat, body: 'y'.repeat(16385) }, 'too_large');
   });
 
+  test('history and sub replies hold at most 4 MiB of bodies; paging gets the rest', async () => {
+    const chat = await makeChat(ana, { title: 'big pages' });
+    const chunk = 'y'.repeat(16384);
+    for (let k = 0; k < 9; k++) {
+      const seq = (await ana.ok('msg.stream.start', { chat })).msg.seq;
+      let offset = 0;
+      for (let i = 0; i < 16; i++) offset = (await ana.ok('msg.stream.append', { chat, seq, delta: chunk, offset })).length;
+      await ana.ok('msg.stream.end', { chat, seq }); // 2 x 256 KiB: the stream and its end entry
+    }
+    const size = (msgs) => msgs.reduce((n, m) => n + bytes(m.body), 0);
+    const first = await ana.ok('msg.history', { chat, limit: 200 });
+    assert.ok(size(first.msgs) <= 4 * 1024 * 1024, `a page of ${size(first.msgs)} bytes of bodies`);
+    assert.equal(first.hasMore, true);
+    const lastSeq = first.msgs.at(-1).seq;
+    const rest = await ana.ok('msg.history', { chat, before: first.msgs[0].seq, limit: 200 });
+    const seqs = [...rest.msgs, ...first.msgs].map((m) => m.seq);
+    assert.deepEqual(seqs, Array.from({ length: lastSeq }, (_, i) => i + 1));
+    const sub = await ana.ok('sub', { chat, since: 0 });
+    assert.ok(size(sub.msgs) <= 4 * 1024 * 1024);
+    assert.equal(sub.reset, true);
+    assert.equal(sub.msgs.at(-1).seq, lastSeq);
+    await ana.ok('unsub', { chat });
+  });
+
   test('starting a stream clears the author\'s typing', async () => {
     const chat = await makeChat(ana, { title: 'typing', join: [bob] });
     await bob.ok('sub', { chat });
