@@ -83,9 +83,9 @@ void app__deliver_delta(struct app *a, const char *slug, int64_t seq, int64_t of
   char *json;
   if (r == NULL && a->bus_solo)
     return;
-  json = proto_event("msg.delta", json_pack("{s:s, s:I, s:I, s:s}", "chat", slug, "seq",
-                                            (json_int_t)seq, "offset", (json_int_t)offset,
-                                            "delta", delta),
+  json = proto_event("msg.delta",
+                     json_pack("{s:s, s:I, s:I, s:s}", "chat", slug, "seq", (json_int_t)seq,
+                               "offset", (json_int_t)offset, "delta", delta),
                      &len);
   if (json == NULL)
     return;
@@ -103,8 +103,8 @@ static void on_stream_append(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   if (sreq->status == 0 && sreq->out.appended)
-    app__deliver_delta(cl->app, sreq->out.chat.slug, sreq->in.seq, sreq->in.offset,
-                       sreq->in.body, sreq->out.chat.member_gen);
+    app__deliver_delta(cl->app, sreq->out.chat.slug, sreq->in.seq, sreq->in.offset, sreq->in.body,
+                       sreq->out.chat.member_gen);
   if (cl->conn == NULL)
     goto done;
   if (sreq->status == PARLEY_ECONFLICT) {

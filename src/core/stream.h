@@ -9,12 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STREAM_BODY_MAX 262144  /* bytes of a streamed message's whole body */
-#define STREAM_DELTA_MAX 16384  /* bytes of one append */
+#define STREAM_BODY_MAX 262144 /* bytes of a streamed message's whole body */
+#define STREAM_DELTA_MAX 16384 /* bytes of one append */
 #define STREAM_IDLE_MS_DEFAULT 30000
 
 enum stream_state {
-  STREAM_NONE = 0,      /* not a streamed message */
+  STREAM_NONE = 0, /* not a streamed message */
   STREAM_STREAMING,
   STREAM_DONE,
   STREAM_ERROR,

@@ -130,8 +130,8 @@ static int stream__start(const struct store_prims *p, void *be, struct store_req
     return err;
   err = p->chat_touch(be, chat_id, req->in.now);
   if (err == 0) { /* one's own messages are never unread */
-    struct store_arg a[] = {STORE_I(chat_id), STORE_I(req->in.user_id),
-                            STORE_I(req->out.msg.seq), STORE_I(req->in.now)};
+    struct store_arg a[] = {STORE_I(chat_id), STORE_I(req->in.user_id), STORE_I(req->out.msg.seq),
+                            STORE_I(req->in.now)};
     err = p->sql(be, read_up, a, 4, NULL);
   }
   return err;
@@ -152,9 +152,8 @@ static int stream__append_fast(const struct store_prims *p, void *be, struct sto
       "   WHERE p.chat_id = messages.chat_id AND p.user_id = $3)"
       " RETURNING stream_len, (SELECT member_gen FROM chats c WHERE c.id = messages.chat_id),"
       " chat_id";
-  struct store_arg a[] = {STORE_S(req->in.slug),    STORE_I(req->in.seq),
-                          STORE_I(req->in.user_id), STORE_I((int64_t)dlen),
-                          STORE_I(req->in.now),     STORE_I(req->in.offset),
+  struct store_arg a[] = {STORE_S(req->in.slug),   STORE_I(req->in.seq), STORE_I(req->in.user_id),
+                          STORE_I((int64_t)dlen),  STORE_I(req->in.now), STORE_I(req->in.offset),
                           STORE_I(STREAM_BODY_MAX)};
   struct store_res r = {0};
   int err = p->sql(be, fast, a, 7, &r);
@@ -173,9 +172,8 @@ static int stream__append_fast(const struct store_prims *p, void *be, struct sto
 }
 
 static int stream__append(const struct store_prims *p, void *be, struct store_req *req) {
-  static const char extend[] =
-      "UPDATE messages SET stream_len = stream_len + $3, stream_at = $4"
-      " WHERE chat_id = $1 AND seq = $2";
+  static const char extend[] = "UPDATE messages SET stream_len = stream_len + $3, stream_at = $4"
+                               " WHERE chat_id = $1 AND seq = $2";
   struct stream__row row;
   char *stored = NULL;
   const char *delta = req->in.body;
@@ -207,8 +205,7 @@ static int stream__append(const struct store_prims *p, void *be, struct store_re
       stored = NULL;
     }
   }
-  v = stream_append_check(row.state, stored, row.len, req->in.offset, delta, dlen,
-                          STREAM_BODY_MAX);
+  v = stream_append_check(row.state, stored, row.len, req->in.offset, delta, dlen, STREAM_BODY_MAX);
   free(stored);
   switch (v) {
   case STREAM_RETRY:
@@ -225,8 +222,8 @@ static int stream__append(const struct store_prims *p, void *be, struct store_re
     break;
   }
   {
-    struct store_arg a[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq),
-                            STORE_I((int64_t)dlen), STORE_I(req->in.now)};
+    struct store_arg a[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq), STORE_I((int64_t)dlen),
+                            STORE_I(req->in.now)};
     struct store_arg c[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq),
                             STORE_I(req->in.offset), STORE_S(delta)};
     err = p->sql(be, extend, a, 4, NULL);
@@ -388,8 +385,8 @@ int store_rules_stream_reads(const struct store_prims *p, void *be, struct store
   if (r.rows > 0 && (req->out.streams = calloc((size_t)r.rows, sizeof *req->out.streams)) == NULL)
     err = PARLEY_EUNAVAILABLE;
   for (int i = 0; err == 0 && i < r.rows; i++) {
-    err = store_rules_msg_load_one(p, be, req->out.chat.id, store_res_i(&r, i, 0),
-                                   req->in.user_id, &req->out.streams[i]);
+    err = store_rules_msg_load_one(p, be, req->out.chat.id, store_res_i(&r, i, 0), req->in.user_id,
+                                   &req->out.streams[i]);
     if (err == 0)
       req->out.n_streams++;
   }
