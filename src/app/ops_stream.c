@@ -134,12 +134,20 @@ void app__op_stream_append(struct client *cl, const struct proto_req *req) {
   app__op_submit(cl, req, sreq, on_stream_append, NULL);
 }
 
-/* The stream.end entry goes out like any entry of the sequence. */
+/* The stream.end entry goes out like any entry of the sequence; the chat lists show the stream
+ * with its final state. */
+static void stream_ended(struct app *a, const struct store_req *sreq) {
+  app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
+  if (sreq->out.n_msgs == 1)
+    app__activity_msg_at(a, sreq->out.chat.slug, &sreq->out.msgs[0], sreq->out.msg.seq,
+                         sreq->out.msg.created_at);
+}
+
 static void on_stream_end(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   if (sreq->status == 0)
-    app__deliver_msg(cl->app, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
+    stream_ended(cl->app, sreq);
   if (app__op_failed(sreq))
     goto done;
   app__reply_ok(cl, &ctx->env,
@@ -194,7 +202,7 @@ static int author_online(struct app *a, const struct store_user *u, int64_t *las
 static void on_stream_interrupted(struct store_req *sreq) {
   struct app *a = sreq->ctx;
   if (sreq->status == 0)
-    app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
+    stream_ended(a, sreq);
   else if (sreq->status != PARLEY_ECONFLICT) /* conflict: ended or resumed meanwhile */
     log_warn("stream sweep: ending %s/%lld failed: %s", sreq->in.slug, (long long)sreq->in.seq,
              parley_strerror(sreq->status));

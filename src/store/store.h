@@ -346,8 +346,8 @@ enum store_op {
   STORE_STREAM_END,     /* in: user_id, slug, seq, state (done, error; interrupted with
                            since: only if the last append is at or before `since`, the sweep's
                            cutoff, and then in.user_id must be the author, no access check),
-                           now. out: chat, msg (the stream.end entry). Ended already:
-                           PARLEY_ECONFLICT. */
+                           now. out: chat, msg (the stream.end entry), msgs[0] (the stream,
+                           folded: n_msgs 1). Ended already: PARLEY_ECONFLICT. */
   STORE_STREAM_DUE,     /* in: since (cutoff), limit (1..STORE_LIMIT_MAX). out: found/n_found:
                            streams whose last append is at or before `since`, oldest first
                            (msg: seq, author with last_seen, stream_len; slug). */

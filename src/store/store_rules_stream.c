@@ -295,6 +295,14 @@ static int stream__end(const struct store_prims *p, void *be, struct store_req *
   free(text);
   if (err == 0)
     err = p->chat_touch(be, req->out.chat.id, req->in.now);
+  /* The stream as it is now, for the chat list (it stays the chat's newest message). */
+  if (err == 0 && (req->out.msgs = calloc(1, sizeof *req->out.msgs)) == NULL)
+    err = PARLEY_EUNAVAILABLE;
+  if (err == 0)
+    err = store_rules_msg_load_one(p, be, req->out.chat.id, req->in.seq, req->in.user_id,
+                                   &req->out.msgs[0]);
+  if (err == 0)
+    req->out.n_msgs = 1;
   return err;
 }
 

@@ -87,6 +87,13 @@ describe('streamed messages', () => {
     assert.equal(ended.msg.seq, seq + 1);
     const endEv = await bob.waitFor((e) => e.ev === 'msg' && e.msg.kind === 'stream.end' && e.msg.ref === seq, { from });
     assert.deepEqual(endEv.msg, ended.msg);
+    // The chat list shows the stream, ended, with the end entry as the chat's newest seq.
+    const act2 = await bob.waitFor(
+      (e) => e.ev === 'chat.activity' && e.chat === chat && e.seq === seq + 1 && e.lastMsg?.seq === seq,
+      { from },
+    );
+    assert.equal(act2.lastMsg.streaming, false);
+    assert.deepEqual(act2.lastMsg.stream, { state: 'done', length: total });
     // Every delta came before the end entry, and each once.
     const endIdx = bob.events.indexOf(endEv);
     assert.equal(deltasOf(bob, chat, seq, from).length, 3);
