@@ -162,7 +162,8 @@ static void activity_submit(struct app *a, const char *slug, int64_t user_id,
   }
 }
 
-void app__activity_msg(struct app *a, const char *slug, const struct store_msg *m) {
+void app__activity_msg_at(struct app *a, const char *slug, const struct store_msg *m, int64_t seq,
+                          int64_t last_activity) {
   struct activity_ctx *ctx;
   json_t *msg = proto_msg_json(m, slug);
   if (msg == NULL)
@@ -177,9 +178,13 @@ void app__activity_msg(struct app *a, const char *slug, const struct store_msg *
     return;
   }
   ctx->msg = msg;
-  ctx->seq = m->seq;
-  ctx->last_activity = m->created_at;
+  ctx->seq = seq;
+  ctx->last_activity = last_activity;
   activity_submit(a, slug, 0, ctx, on_activity_msg);
+}
+
+void app__activity_msg(struct app *a, const char *slug, const struct store_msg *m) {
+  app__activity_msg_at(a, slug, m, m->seq, m->created_at);
 }
 
 static void on_activity_read(struct store_req *req) {

@@ -11,7 +11,11 @@
 #include "core/text.h"
 
 enum field_type { FT_STRING, FT_INT, FT_BOOL };
-enum charset { CS_ANY, CS_NONBLANK, CS_SLUG, CS_CLIENT_ID, CS_USERNAME, CS_NAME, CS_BODY };
+/* CS_DELTA: a stream's delta: any text but control characters other than tab, line feed and
+ * carriage return. JSON escapes those three in 2 bytes and other controls in 6: without them a
+ * delta's event is at most twice its size, and a 256 KiB body's stream.end event stays within
+ * PARLEY_OUTQ_MAX (1 MiB) and a 16384-byte delta's request within PARLEY_WS_MAX_MSG (64 KiB). */
+enum charset { CS_ANY, CS_NONBLANK, CS_SLUG, CS_CLIENT_ID, CS_USERNAME, CS_NAME, CS_BODY, CS_DELTA };
 
 struct field_desc {
   const char *name;
@@ -52,6 +56,8 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_DISPLAY_NAME] = {"displayName", FT_STRING, CS_NAME, 1, TEXT_DISPLAY_NAME_MAX,
                               OFF(display_name)},
     [PROTO_F_SEARCH_Q] = {"q", FT_STRING, CS_NONBLANK, 1, SEARCH_QUERY_MAX, OFF(q)},
+    [PROTO_F_DELTA] = {"delta", FT_STRING, CS_DELTA, 1, STREAM_DELTA_MAX, OFF(delta)},
+    [PROTO_F_OFFSET] = {"offset", FT_INT, CS_ANY, 0, STREAM_BODY_MAX, OFF(offset)},
 };
 #undef OFF
 
@@ -108,6 +114,14 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_ME_UPDATE] = {"me.update", 0, REQ(PROTO_F_DISPLAY_NAME), 0},
     [PROTO_OP_MSG_SEARCH] = {"msg.search", 0, REQ(PROTO_F_SEARCH_Q),
                              REQ(PROTO_F_CHAT) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
+    [PROTO_OP_STREAM_START] = {"msg.stream.start", 0, REQ(PROTO_F_CHAT),
+                               REQ(PROTO_F_CLIENT_MSG_ID) | REQ(PROTO_F_REPLY_TO)},
+    [PROTO_OP_STREAM_APPEND] = {"msg.stream.append", 0,
+                                REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ) | REQ(PROTO_F_DELTA) |
+                                    REQ(PROTO_F_OFFSET),
+                                0},
+    [PROTO_OP_STREAM_END] = {"msg.stream.end", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ),
+                             REQ(PROTO_F_STATE)},
 };
 
 const char *proto_op_name(enum proto_op op) {
@@ -131,6 +145,11 @@ static int charset_ok(enum charset cs, const char *s, size_t n) {
     return text_check_name(s, n, SIZE_MAX) == 0;
   case CS_BODY:
     return text_check_body(s, n) == 0;
+  case CS_DELTA:
+    for (size_t i = 0; i < n; i++)
+      if ((unsigned char)s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+        return 0;
+    return 1;
   case CS_SLUG:
     for (size_t i = 0; i < n; i++)
       if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
@@ -155,6 +174,8 @@ static const char *charset_desc(enum charset cs) {
     return " with a visible character (not only white space), without control or bidi characters";
   case CS_BODY:
     return " with a visible character (not only white space)";
+  case CS_DELTA:
+    return " without control characters (tab, line feed and carriage return are fine)";
   case CS_SLUG:
     return " of [a-z0-9-]";
   case CS_CLIENT_ID:
@@ -342,7 +363,9 @@ json_t *proto_chat_json(const struct store_chat *c) {
   return o;
 }
 
-static const char *const kind_names[] = {"text", "edit", "delete", "reaction", "notice"};
+static const char *const kind_names[] = {"text", "edit", "delete", "reaction", "notice",
+                                         "stream.end"};
+#define KIND_NAMES_N (sizeof kind_names / sizeof kind_names[0])
 
 json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug) {
   json_t *o = json_pack("{s:I, s:s, s:o, s:s, s:o, s:I}", "seq", (json_int_t)m->seq, "chat",
@@ -351,7 +374,7 @@ json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug) {
                         m->client_msg_id[0] ? json_string(m->client_msg_id) : json_null(),
                         "createdAt", (json_int_t)m->created_at);
   json_t *mentions = json_array();
-  unsigned k = (unsigned)m->kind < 5 ? (unsigned)m->kind : 0;
+  unsigned k = (unsigned)m->kind < KIND_NAMES_N ? (unsigned)m->kind : 0;
   json_object_set_new(o, "kind", json_string(kind_names[k]));
   json_object_set_new(o, "ref", m->ref ? json_integer(m->ref) : json_null());
   for (size_t i = 0; i < m->n_mentions; i++)
@@ -373,8 +396,21 @@ json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug) {
     json_object_set_new(o, "editedAt", m->edited_at ? json_integer(m->edited_at) : json_null());
     json_object_set_new(o, "deleted", json_boolean(m->deleted));
     json_object_set_new(o, "reactions", reactions);
+    /* Issue 19: a streamed message says how far it is; body is the text so far. */
+    json_object_set_new(o, "streaming", json_boolean(m->stream_state == STREAM_STREAMING));
+    json_object_set_new(o, "stream",
+                        m->stream_state != STREAM_NONE
+                            ? json_pack("{s:s, s:I}", "state", stream_state_name(m->stream_state),
+                                        "length", (json_int_t)m->stream_len)
+                            : json_null());
     break;
   }
+  case STORE_KIND_STREAM_END:
+    json_object_set_new(o, "state", json_string(stream_state_name(m->stream_state)
+                                                    ? stream_state_name(m->stream_state)
+                                                    : "done"));
+    json_object_set_new(o, "length", json_integer(m->stream_len));
+    break;
   case STORE_KIND_REACTION:
     json_object_set_new(o, "emoji", json_string(m->emoji));
     json_object_set_new(o, "on", json_boolean(m->on));

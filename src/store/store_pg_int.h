@@ -18,7 +18,7 @@
 #include "store/store_rules.h"
 #include "store/store_sql.h"
 
-#define PG_MAX_PARAMS 12
+#define PG_MAX_PARAMS 16
 /* Connections per node by default. One: on the 2-core machine of bench/RESULTS.md, with the
  * database, three nodes and the load generator sharing the cores, every extra connection made
  * smaller batches, more commits and more database CPU (three nodes at 2,000 sends/s: p99 21-25 ms
@@ -170,7 +170,7 @@
     " FROM (SELECT m.chat_id, m.seq, q, ts_rank(" STORE_SQL_PG_SEARCH_DOC("m.body") ", q) AS r"    \
     "  FROM to_tsquery('simple'::regconfig, $1) q, messages m"                                     \
     "  WHERE " STORE_SQL_PG_SEARCH_DOC("m.body") " @@ q AND m.chat_id BETWEEN $3 AND $4"           \
-    "  AND m.kind = 'text'"                                                                      \
+    "  AND m.kind = 'text' AND m.stream_state IS DISTINCT FROM 'streaming'"                       \
     "  AND m.chat_id IN (SELECT chat_id FROM participants WHERE user_id = $2)"                     \
     "  ORDER BY r DESC, m.chat_id, m.seq DESC LIMIT $5 OFFSET $6) h"                               \
     " JOIN messages m ON m.chat_id = h.chat_id AND m.seq = h.seq"                                  \

@@ -48,6 +48,24 @@ static void test_msg(void **state) {
   assert_memory_equal(d.body, m.body, m.body_len);
 }
 
+/* Issue 19: a stream's delta carries its stream's seq and its offset. */
+static void test_delta(void **state) {
+  struct cluster_wire_msg m = {0}, d;
+  m.kind = CLUSTER_DELTA;
+  m.seq = 42;
+  m.offset = 16384;
+  m.member_gen = 7;
+  m.body = "{\"ev\":\"msg.delta\"}";
+  m.body_len = strlen(m.body);
+  round_trip(1, &m, NULL, 0, "D42 16384 7\n{\"ev\":\"msg.delta\"}", &d);
+  assert_int_equal(d.seq, 42);
+  assert_int_equal(d.offset, 16384);
+  assert_int_equal(d.member_gen, 7);
+  assert_memory_equal(d.body, m.body, m.body_len);
+  /* Only on a chat's channel. */
+  assert_int_equal(decode_str(0, "D42 0 7\n{}", &d), PARLEY_EBAD_REQUEST);
+}
+
 static void test_room_lines(void **state) {
   struct cluster_wire_msg m = {0}, d;
   m.kind = CLUSTER_ROOM_STATE;
@@ -157,6 +175,10 @@ static void test_malformed_lines_are_refused(void **state) {
       {1, "m42 -1\n{}"},
       {1, "m42\n{}"},
       {1, "m42 7x\n{}"},
+      {1, "D42 7\n{}"},             /* a delta without its offset */
+      {1, "D42 -1 7\n{}"},
+      {1, "D0 0 7\n{}"},
+      {1, "D42 0 7"},
       {1, "s0123\n{}"},            /* node id of the wrong length */
       {1, "zfoo\n"},               /* unknown kind */
       {0, "n\n{}"},                /* nobody */
@@ -239,6 +261,7 @@ static void test_too_many_ids(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_msg),
+      cmocka_unit_test(test_delta),
       cmocka_unit_test(test_room_lines),
       cmocka_unit_test(test_notify_and_presence_ids),
       cmocka_unit_test(test_drop_close_and_node_lines),

@@ -8,6 +8,7 @@
 #include "core/acl.h"
 #include "core/invite.h"
 #include "core/ratelimit.h"
+#include "core/stream.h"
 
 /* Every op x role x visibility cell, spelled out: 1 = allowed. */
 static void test_acl_matrix(void **state) {
@@ -190,6 +191,53 @@ static void test_successor(void **state) {
   assert_int_equal(acl_successor(tie, 2), 1); /* a tie goes to the lower id */
 }
 
+/* Issue 19: an append at an offset extends, repeats (idempotent) or conflicts. */
+static void test_stream_append(void **state) {
+  const char *stored = "Hello world";
+  assert_int_equal(stream_append_check(STREAM_STREAMING, NULL, 11, 11, "!", 1, 100), STREAM_APPEND);
+  assert_int_equal(stream_append_check(STREAM_STREAMING, NULL, 0, 0, "x", 1, 100), STREAM_APPEND);
+  assert_int_equal(stream_append_check(STREAM_STREAMING, stored, 11, 6, "world", 5, 100),
+                   STREAM_RETRY);
+  assert_int_equal(stream_append_check(STREAM_STREAMING, stored, 11, 0, "Hel", 3, 100),
+                   STREAM_RETRY);
+  assert_int_equal(stream_append_check(STREAM_STREAMING, stored, 11, 0, "Jel", 3, 100),
+                   STREAM_CONFLICT); /* other bytes */
+  assert_int_equal(stream_append_check(STREAM_STREAMING, stored, 11, 6, "world!", 6, 100),
+                   STREAM_CONFLICT); /* past the end from inside */
+  assert_int_equal(stream_append_check(STREAM_STREAMING, stored, 11, 12, "x", 1, 100),
+                   STREAM_CONFLICT); /* a gap */
+  assert_int_equal(stream_append_check(STREAM_STREAMING, NULL, 11, 3, "lo", 2, 100),
+                   STREAM_CONFLICT); /* nothing to compare with */
+  assert_int_equal(stream_append_check(STREAM_DONE, stored, 11, 11, "!", 1, 100), STREAM_CONFLICT);
+  assert_int_equal(stream_append_check(STREAM_INTERRUPTED, stored, 11, 0, "Hel", 3, 100),
+                   STREAM_CONFLICT); /* ended: even a retry is refused */
+  assert_int_equal(stream_append_check(STREAM_STREAMING, NULL, 99, 99, "x", 1, 100), STREAM_APPEND);
+  assert_int_equal(stream_append_check(STREAM_STREAMING, NULL, 100, 100, "x", 1, 100),
+                   STREAM_TOO_LARGE);
+  assert_int_equal(stream_append_check(STREAM_STREAMING, NULL, 98, 98, "xyz", 3, 100),
+                   STREAM_TOO_LARGE);
+  for (int st = STREAM_STREAMING; st <= STREAM_INTERRUPTED; st++)
+    assert_int_equal(stream_state_parse(stream_state_name((enum stream_state)st)), st);
+  assert_null(stream_state_name(STREAM_NONE));
+  assert_int_equal(stream_state_parse("paused"), STREAM_NONE);
+  assert_int_equal(stream_state_parse(NULL), STREAM_NONE);
+}
+
+/* The idle sweep's decision, on a fake clock: the author gone and nothing for idle_ms. */
+static void test_stream_idle(void **state) {
+  const int64_t idle = 30000;
+  /* Connected authors are never swept, however long the silence. */
+  assert_int_equal(stream_idle_due(1000000, 0, 1, 0, idle), 0);
+  /* Gone, last append 30 s ago: due; 1 ms earlier: not yet. */
+  assert_int_equal(stream_idle_due(130000, 100000, 0, 0, idle), 1);
+  assert_int_equal(stream_idle_due(129999, 100000, 0, 0, idle), 0);
+  /* Idle for long while connected, then gone 5 s ago: the 30 s count from the disconnect. */
+  assert_int_equal(stream_idle_due(200000, 100000, 0, 195000, idle), 0);
+  assert_int_equal(stream_idle_due(225000, 100000, 0, 195000, idle), 1);
+  /* An old lastSeen does not shorten the wait after a recent append. */
+  assert_int_equal(stream_idle_due(120000, 100000, 0, 50000, idle), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_acl_matrix),
@@ -202,6 +250,8 @@ int main(void) {
       cmocka_unit_test(test_ratelimit_peek),
       cmocka_unit_test(test_membership_rules),
       cmocka_unit_test(test_successor),
+      cmocka_unit_test(test_stream_append),
+      cmocka_unit_test(test_stream_idle),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,6 +90,50 @@ static void test_body_too_large(void **state) {
   free(text);
 }
 
+/* Issue 19: msg.stream.append takes a delta of 1-16384 bytes (any text, white space too) and a
+ * byte offset; a longer delta is too_large. */
+static void test_stream_append_args(void **state) {
+  struct proto_req r;
+  char err[160];
+  char *text = malloc(STREAM_DELTA_MAX + 200);
+  int len;
+  assert_int_equal(decode("{\"id\":1,\"op\":\"msg.stream.append\",\"chat\":\"a\",\"seq\":3,"
+                          "\"delta\":\" \\n\",\"offset\":7}",
+                          &r, err),
+                   0);
+  assert_int_equal(r.op, PROTO_OP_STREAM_APPEND);
+  assert_string_equal(r.delta, " \n");
+  assert_int_equal(r.offset, 7);
+  proto_req_dispose(&r);
+  assert_int_equal(decode("{\"id\":1,\"op\":\"msg.stream.append\",\"chat\":\"a\",\"seq\":3,"
+                          "\"delta\":\"x\"}",
+                          &r, err),
+                   PARLEY_EBAD_REQUEST); /* offset is required */
+  proto_req_dispose(&r);
+  len = sprintf(text, "{\"id\":1,\"op\":\"msg.stream.append\",\"chat\":\"a\",\"seq\":3,"
+                      "\"offset\":0,\"delta\":\"");
+  memset(text + len, 'x', STREAM_DELTA_MAX + 1);
+  strcpy(text + len + STREAM_DELTA_MAX + 1, "\"}");
+  assert_int_equal(decode(text, &r, err), PARLEY_ETOO_LARGE);
+  proto_req_dispose(&r);
+  free(text);
+  assert_int_equal(decode("{\"id\":1,\"op\":\"msg.stream.end\",\"chat\":\"a\",\"seq\":3}", &r, err),
+                   0);
+  assert_false(PROTO_HAS(&r, PROTO_F_STATE));
+  proto_req_dispose(&r);
+  /* Control characters but tab, line feed and carriage return are refused. */
+  assert_int_equal(decode("{\"id\":1,\"op\":\"msg.stream.append\",\"chat\":\"a\",\"seq\":3,"
+                          "\"offset\":0,\"delta\":\"a\\u0001\"}",
+                          &r, err),
+                   PARLEY_EBAD_REQUEST);
+  proto_req_dispose(&r);
+  assert_int_equal(decode("{\"id\":1,\"op\":\"msg.stream.append\",\"chat\":\"a\",\"seq\":3,"
+                          "\"offset\":0,\"delta\":\"a\\t\\r\\n\"}",
+                          &r, err),
+                   0);
+  proto_req_dispose(&r);
+}
+
 static void test_title_counts_characters(void **state) {
   /* 100 two-byte characters are a valid title even though they are 200 bytes. */
   char text[600];
@@ -133,9 +177,25 @@ static void test_encode_reply_and_msg(void **state) {
                          "\"avatar\":null},"
                          "\"body\":\"hi\",\"clientMsgId\":null,\"createdAt\":1000,"
                          "\"kind\":\"text\",\"ref\":null,\"mentions\":[],\"replyTo\":null,"
-                         "\"editedAt\":null,\"deleted\":false,\"reactions\":[]}}");
+                         "\"editedAt\":null,\"deleted\":false,\"reactions\":[],"
+                         "\"streaming\":false,\"stream\":null}}");
   assert_int_equal(len, strlen(s));
   free(s);
+  /* Issue 19: a streamed message says its state and length; its end entry the final state. */
+  m.stream_state = STREAM_STREAMING;
+  m.stream_len = 2;
+  s = proto_reply_ok(&r, json_pack("{s:o}", "msg", proto_msg_json(&m, "room")), &len);
+  assert_non_null(strstr(s, "\"streaming\":true,\"stream\":{\"state\":\"streaming\",\"length\":2}}"));
+  free(s);
+  m.kind = STORE_KIND_STREAM_END;
+  m.ref = 3;
+  m.stream_state = STREAM_INTERRUPTED;
+  s = proto_reply_ok(&r, json_pack("{s:o}", "msg", proto_msg_json(&m, "room")), &len);
+  assert_non_null(strstr(s, "\"kind\":\"stream.end\",\"ref\":3,"));
+  assert_non_null(strstr(s, "\"state\":\"interrupted\",\"length\":2}"));
+  assert_null(strstr(s, "streaming"));
+  free(s);
+  memset(&m, 0, sizeof m);
   s = proto_reply_err(&r, PARLEY_EFORBIDDEN, NULL, &len);
   assert_string_equal(s, "{\"id\":42,\"ok\":false,\"error\":{\"code\":\"forbidden\",\"message\":"
                          "\"not allowed\"}}");
@@ -189,7 +249,8 @@ static void test_error_reply_with_split_utf8(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_send),          cmocka_unit_test(test_errors_name_the_problem),
-      cmocka_unit_test(test_body_too_large),      cmocka_unit_test(test_title_counts_characters),
+      cmocka_unit_test(test_body_too_large),
+      cmocka_unit_test(test_stream_append_args),      cmocka_unit_test(test_title_counts_characters),
       cmocka_unit_test(test_public_ops),          cmocka_unit_test(test_encode_reply_and_msg),
       cmocka_unit_test(test_avatar_and_notify),
       cmocka_unit_test(test_error_reply_with_split_utf8),
