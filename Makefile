@@ -17,7 +17,7 @@ PQ_INC  ?= /usr/include/postgresql
 INC     := -Isrc -I$(LLHTTP_INC) -I$(PQ_INC)
 # libgd decodes and re-encodes avatars (src/media/image.c); libwebp reads a WebP header first.
 GD_LIBS ?= $(shell pkg-config --libs gdlib libwebp 2>/dev/null || echo -lgd -lwebp)
-LIBS    := -luv -lwslay -lcrypto -ljansson -lsqlite3 -lsodium -lunistring -lhiredis -lpq -lpthread -lm \
+LIBS    := -luv -lwslay -lcrypto -ljansson -lsqlite3 -lsodium -lunistring -lhiredis -lpq -lcurl -lpthread -lm \
            $(GD_LIBS)
 
 REL_CFLAGS  := $(CSTD) $(WARN) -O2 -g $(INC)

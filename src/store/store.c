@@ -177,6 +177,13 @@ static void store__req_clear_out(struct store_req *req, int keep_errmsg) {
   free(req->out.member_reads);
   free(req->out.hashes);
   free(req->out.data);
+  for (size_t i = 0; req->out.bots && i < req->out.n_bots; i++) {
+    free(req->out.bots[i].webhook_url);
+    if (req->out.bots[i].webhook_secret)
+      memset(req->out.bots[i].webhook_secret, 0, strlen(req->out.bots[i].webhook_secret));
+    free(req->out.bots[i].webhook_secret);
+  }
+  free(req->out.bots);
   memset(&req->out, 0, sizeof req->out);
   if (keep_errmsg) {
     memcpy(req->out.errmsg, errmsg, sizeof errmsg);
@@ -192,6 +199,10 @@ void store_req_free(struct store_req *req) {
   free(req->in.body);
   free(req->in.query);
   free(req->in.data);
+  free(req->in.webhook_url);
+  if (req->in.webhook_secret)
+    memset(req->in.webhook_secret, 0, strlen(req->in.webhook_secret));
+  free(req->in.webhook_secret);
   store__req_clear_out(req, 0);
   free(req);
 }
