@@ -173,12 +173,13 @@ static void api_done(struct app *a, void *data, const char *reply, size_t len) {
                (long long)((json_integer_value(retry) + 999) / 1000));
     api_respond(c->hc, status_of_code(code), json_pack("{s:O}", "error", err), h);
   } else {
-    json_t *result = json_object_get(o, "result");
+    /* The reply's fields but the envelope (id, ok) are the result. */
     int status = c->route->ok_status;
-    if (json_is_true(json_object_get(result, "duplicate")))
+    json_object_del(o, "id");
+    json_object_del(o, "ok");
+    if (json_is_true(json_object_get(o, "duplicate")))
       status = 200; /* the message was stored before: nothing new was created */
-    api_respond(c->hc, status, status == 204 || result == NULL ? NULL : json_incref(result),
-                NULL);
+    api_respond(c->hc, status, status == 204 ? NULL : json_incref(o), NULL);
   }
   json_decref(o);
   call_free(c);

@@ -159,13 +159,14 @@ describe('bot accounts', () => {
     assert.equal(ev.msg.author.bot, true);
     const { msgs } = await bobWs.ok('msg.history', { chat: slug });
     assert.equal(msgs.find((m) => m.seq === msg.seq).author.bot, true);
-    const members = await bobWs.ok('chat.get', { chat: slug });
-    const listed = (members.members || members.chat.members || []).find?.((m) => m.user.username === bot.username);
-    if (listed) assert.equal(listed.user.bot, true);
+    const got = await bobWs.ok('chat.get', { chat: slug });
+    const listed = got.participants.find((m) => m.username === bot.username);
+    assert.equal(listed.bot, true);
+    assert.equal(got.participants.find((m) => m.username === ana.user.username).bot, false);
     await anaWs.ok('chat.remove', { chat: slug, user: bot.username });
-    await botWs.fail('msg.send', { chat: slug, body: 'still here?' }, 'forbidden').catch(async () => {
-      await botWs.fail('msg.send', { chat: slug, body: 'still here?' }, 'not_found');
-    });
+    const after = await botWs.request('msg.send', { chat: slug, body: 'still here?' });
+    assert.equal(after.ok, false);
+    assert.ok(['forbidden', 'not_found'].includes(after.error.code), JSON.stringify(after));
     // A DM with a bot works from either side.
     const dm = await anaWs.ok('dm.open', { user: bot.username });
     assert.equal(dm.chat.kind, 'dm');
