@@ -47,10 +47,10 @@ static const struct api_route api_routes[] = {
 
 /* One HTTP request in progress (hc->http_op is not used: app_http.c owns that). */
 struct api_call {
-  struct client *hc;          /* the HTTP connection's client (a reference) */
+  struct client *hc; /* the HTTP connection's client (a reference) */
   const struct api_route *route;
   char chat[STORE_SLUG_MAX + 1];
-  json_t *op;                 /* the op's request, until run */
+  json_t *op; /* the op's request, until run */
   int replied;
 };
 

@@ -31,13 +31,13 @@
 enum bot_action { BOT_CREATE, BOT_LIST, BOT_TOKEN, BOT_UPDATE, BOT_SECRET, BOT_DELETE };
 
 struct bot_call {
-  struct client *hc;     /* the HTTP connection's client (a reference) */
+  struct client *hc; /* the HTTP connection's client (a reference) */
   enum bot_action action;
   char target[STORE_USERNAME_MAX + 1];
-  json_t *body;          /* the request body (POST /api/bots, PATCH) */
-  char token[AUTH_TOKEN_LEN + 1];   /* issued: shown once in the response */
+  json_t *body;                   /* the request body (POST /api/bots, PATCH) */
+  char token[AUTH_TOKEN_LEN + 1]; /* issued: shown once in the response */
   char secret[2 * BOT_SECRET_BYTES + 1];
-  int pending;           /* BOT_DELETE: chat.leave ops still running */
+  int pending; /* BOT_DELETE: chat.leave ops still running */
 };
 
 static void respond(struct client *hc, int status, json_t *body) {
@@ -90,8 +90,8 @@ static int webhook_url(json_t *v, char **out) {
   if (s == NULL)
     return -1;
   n = strlen(s);
-  if (n > STORE_WEBHOOK_URL_MAX || (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) ||
-      n <= 8)
+  if (n > STORE_WEBHOOK_URL_MAX ||
+      (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) || n <= 8)
     return -1;
   for (size_t i = 0; i < n; i++)
     if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
@@ -277,9 +277,9 @@ int app__bots_request(struct client *hc, struct http_request *req) {
   }
   c->hc = app__client_ref(hc);
   if (strcmp(p, "/api/bots") == 0) {
-    action = req->method == HTTP_POST ? BOT_CREATE
+    action = req->method == HTTP_POST                              ? BOT_CREATE
              : req->method == HTTP_GET || req->method == HTTP_HEAD ? BOT_LIST
-                                                                    : -2;
+                                                                   : -2;
   } else {
     n = strcspn(p + 10, "/");
     rest = p + 10 + n;
@@ -291,7 +291,9 @@ int app__bots_request(struct client *hc, struct http_request *req) {
     memcpy(c->target, p + 10, n);
     c->target[n] = '\0';
     if (*rest == '\0')
-      action = req->method == HTTP_PATCH ? BOT_UPDATE : req->method == HTTP_DELETE ? BOT_DELETE : -2;
+      action = req->method == HTTP_PATCH    ? BOT_UPDATE
+               : req->method == HTTP_DELETE ? BOT_DELETE
+                                            : -2;
     else if (strcmp(rest, "/token") == 0)
       action = req->method == HTTP_POST ? BOT_TOKEN : -2;
     else if (strcmp(rest, "/webhook-secret") == 0)

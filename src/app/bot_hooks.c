@@ -25,10 +25,10 @@ static void on_hooks(struct store_req *sreq) {
   const struct store_chat *ch = &sreq->out.chat;
   for (size_t i = 0; sreq->status == 0 && i < sreq->out.n_bots; i++) {
     const struct store_bot *b = &sreq->out.bots[i];
-    json_t *body = json_pack("{s:s, s:o, s:{s:s, s:s, s:s}, s:O}", "type", "message", "bot",
-                             proto_user_json(&b->user), "chat", "slug", ch->slug, "title",
-                             ch->title ? ch->title : "", "kind", ch->is_dm ? "dm" : "group", "msg",
-                             h->msg);
+    json_t *body =
+        json_pack("{s:s, s:o, s:{s:s, s:s, s:s}, s:O}", "type", "message", "bot",
+                  proto_user_json(&b->user), "chat", "slug", ch->slug, "title",
+                  ch->title ? ch->title : "", "kind", ch->is_dm ? "dm" : "group", "msg", h->msg);
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (s && b->webhook_url && h->a->webhooks &&

@@ -27,10 +27,10 @@ struct delivery {
   struct delivery *next;
   char *url, *secret, *body;
   size_t len;
-  char id[33];           /* X-Parley-Delivery: the same for every try */
-  int tries;             /* tries made */
-  int64_t due;           /* Unix ms of the next try */
-  CURL *easy;            /* in flight */
+  char id[33]; /* X-Parley-Delivery: the same for every try */
+  int tries;   /* tries made */
+  int64_t due; /* Unix ms of the next try */
+  CURL *easy;  /* in flight */
   struct curl_slist *headers;
 };
 
@@ -38,12 +38,12 @@ struct webhook {
   struct webhook_config cfg;
   pthread_t thread;
   pthread_mutex_t mu;
-  struct delivery *incoming;  /* submitted, not yet seen by the worker (under mu) */
-  int stop;                   /* under mu */
-  size_t held;                /* under mu: incoming + waiting + in flight */
+  struct delivery *incoming;           /* submitted, not yet seen by the worker (under mu) */
+  int stop;                            /* under mu */
+  size_t held;                         /* under mu: incoming + waiting + in flight */
   uint64_t ok, retry, failed, dropped; /* under mu */
   CURLM *multi;
-  struct delivery *waiting;   /* the worker's: due for a (re)try, or in flight */
+  struct delivery *waiting; /* the worker's: due for a (re)try, or in flight */
 };
 
 static void delivery_free(struct delivery *d) {

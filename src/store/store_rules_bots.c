@@ -248,11 +248,9 @@ static int bots_secret(const struct store_prims *p, void *be, struct store_req *
 }
 
 static int bots_delete(const struct store_prims *p, void *be, struct store_req *req) {
-  static const char gone[] =
-      "UPDATE bots SET deleted = 1, webhook_url = NULL WHERE user_id = $1";
-  static const char chats[] =
-      "SELECT c.slug FROM participants p JOIN chats c ON c.id = p.chat_id"
-      " WHERE p.user_id = $1 AND c.archived = 0 ORDER BY c.id";
+  static const char gone[] = "UPDATE bots SET deleted = 1, webhook_url = NULL WHERE user_id = $1";
+  static const char chats[] = "SELECT c.slug FROM participants p JOIN chats c ON c.id = p.chat_id"
+                              " WHERE p.user_id = $1 AND c.archived = 0 ORDER BY c.id";
   struct store_res r = {0};
   int64_t id = 0;
   int err = bots__mine(p, be, req, &id);
@@ -272,8 +270,7 @@ static int bots_delete(const struct store_prims *p, void *be, struct store_req *
       err = PARLEY_EUNAVAILABLE;
     for (int i = 0; err == 0 && i < r.rows; i++) {
       const char *s = store_res_s(&r, i, 0);
-      store_copy_text(req->out.chats[i].slug, sizeof req->out.chats[i].slug, s,
-                      s ? strlen(s) : 0);
+      store_copy_text(req->out.chats[i].slug, sizeof req->out.chats[i].slug, s, s ? strlen(s) : 0);
       req->out.n_chats++;
     }
   }
@@ -284,11 +281,11 @@ static int bots_delete(const struct store_prims *p, void *be, struct store_req *
 static int bots_hooks(const struct store_prims *p, void *be, struct store_req *req) {
   static const char sql[] =
       BOTS_COLS " WHERE b.deleted = 0 AND b.webhook_url IS NOT NULL AND b.user_id <> $3"
-      " AND (b.user_id IN (SELECT mm.user_id FROM message_mentions mm"
-      "                    WHERE mm.chat_id = $1 AND mm.seq = $2)"
-      "   OR EXISTS (SELECT 1 FROM chats c JOIN participants p ON p.chat_id = c.id"
-      "              WHERE c.id = $1 AND c.kind = 'dm' AND p.user_id = b.user_id))"
-      " ORDER BY b.user_id";
+                " AND (b.user_id IN (SELECT mm.user_id FROM message_mentions mm"
+                "                    WHERE mm.chat_id = $1 AND mm.seq = $2)"
+                "   OR EXISTS (SELECT 1 FROM chats c JOIN participants p ON p.chat_id = c.id"
+                "              WHERE c.id = $1 AND c.kind = 'dm' AND p.user_id = b.user_id))"
+                " ORDER BY b.user_id";
   struct store_res r = {0};
   int err;
   if (!BOTS_TERMINATED(req->in.slug))
