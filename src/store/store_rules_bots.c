@@ -285,7 +285,9 @@ static int bots_hooks(const struct store_prims *p, void *be, struct store_req *r
                 "                    WHERE mm.chat_id = $1 AND mm.seq = $2)"
                 "   OR EXISTS (SELECT 1 FROM chats c JOIN participants p ON p.chat_id = c.id"
                 "              WHERE c.id = $1 AND c.kind = 'dm' AND p.user_id = b.user_id))"
-                " ORDER BY b.user_id";
+                /* Only a participant now: one removed since the message learns nothing more of it. */
+      " AND EXISTS (SELECT 1 FROM participants pp WHERE pp.chat_id = $1 AND pp.user_id = b.user_id)"
+      " ORDER BY b.user_id";
   struct store_res r = {0};
   int err;
   if (!BOTS_TERMINATED(req->in.slug))
@@ -300,6 +302,17 @@ static int bots_hooks(const struct store_prims *p, void *be, struct store_req *r
   }
   if (err == 0)
     err = bots__take(req, &r);
+  store_res_free(&r);
+  return err;
+}
+
+int store_rules_bot_deleted(const struct store_prims *p, void *be, int64_t id) {
+  static const char sql[] = "SELECT 1 FROM bots WHERE user_id = $1 AND deleted = 1";
+  struct store_arg a[] = {STORE_I(id)};
+  struct store_res r = {0};
+  int err = p->sql(be, sql, a, 1, &r);
+  if (err == 0 && r.rows > 0)
+    err = PARLEY_ENOT_FOUND;
   store_res_free(&r);
   return err;
 }

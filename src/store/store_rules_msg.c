@@ -375,6 +375,8 @@ static int msg__dm_open(const struct store_prims *p, void *be, struct store_req 
       req->in.target[0] == '\0')
     return PARLEY_EBAD_REQUEST;
   err = p->user_by_username(be, req, req->in.target, &peer);
+  if (err == 0 && peer.bot)
+    err = store_rules_bot_deleted(p, be, peer.id); /* a deleted bot is nobody (issue 19) */
   if (err == PARLEY_ENOT_FOUND)
     return store_fail(req, err, "there is no user named %s", req->in.target);
   if (err)

@@ -198,6 +198,9 @@ describe('bot accounts', () => {
     assert.equal(list.json.bots.some((b) => b.username === bot.username), false);
     const again = await http(srv, 'POST', '/api/bots', { token: ana.token, json: { username: bot.username } });
     assert.equal(again.status, 409);
+    // Nobody can invite it or open a DM with it any more.
+    await anaWs.fail('dm.open', { user: bot.username }, 'not_found');
+    await anaWs.fail('invite.create', { chat: slug, user: bot.username }, 'not_found');
     const signupTaken = await http(srv, 'POST', '/api/signup', {
       json: { username: bot.username, password: 'correct horse battery' },
     });
