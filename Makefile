@@ -17,7 +17,7 @@ PQ_INC  ?= /usr/include/postgresql
 INC     := -Isrc -I$(LLHTTP_INC) -I$(PQ_INC)
 # libgd decodes and re-encodes avatars (src/media/image.c); libwebp reads a WebP header first.
 GD_LIBS ?= $(shell pkg-config --libs gdlib libwebp 2>/dev/null || echo -lgd -lwebp)
-LIBS    := -luv -lwslay -lcrypto -ljansson -lsqlite3 -lsodium -lunistring -lhiredis -lpq -lpthread -lm \
+LIBS    := -luv -lwslay -lcrypto -ljansson -lsqlite3 -lsodium -lunistring -lhiredis -lpq -lcurl -lpthread -lm \
            $(GD_LIBS)
 
 REL_CFLAGS  := $(CSTD) $(WARN) -O2 -g $(INC)
@@ -138,7 +138,8 @@ unit: deps $(UNIT_BINS) callgraph
 PG_INTEGRATION := 04-chat 05-messages 06-resume 07-durability 11-membership 12-invitations \
                   13-access-matrix 14-cap-race 18-store-conns 50-cluster 51-cluster-members \
                   52-cluster-live 60-msg-model 61-dm 53-cluster-activity 65-live-list 66-browse 67-profile \
-                  68-avatar-password 68-search 70-streams 71-cluster-streams
+                  68-avatar-password 68-search 70-streams 71-cluster-streams 72-bots 73-bot-http \
+                  74-webhooks
 integration-pg: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
 	@scripts/pg.sh start
 	@rc=0; PARLEY_TEST_STORE=$(PG_URL) PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 \

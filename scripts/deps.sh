@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 set_name="${1:-test}"
 run_pkgs=(build-essential pkg-config libuv1-dev libwslay-dev libssl-dev libjansson-dev
-          libsqlite3-dev libsodium-dev libunistring-dev uthash-dev libhiredis-dev libpq-dev
+          libsqlite3-dev libsodium-dev libunistring-dev uthash-dev libhiredis-dev libpq-dev libcurl4-openssl-dev
           libgd-dev libwebp-dev)
 test_pkgs=(libcmocka-dev sqlite3 clang libclang-rt-14-dev valgrind redis-server libexpat1-dev
            postgresql)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <utlist.h>
 
+#include "app/app_api.h"
 #include "app/app_http.h"
 #include "app/churn.h"
 #include "app/cluster.h"
@@ -21,6 +22,7 @@
 #include "app/presence.h"
 #include "app/rooms.h"
 #include "app/subs.h"
+#include "app/webhook.h"
 #include "app/ws_conn.h"
 #include "auth/auth.h"
 #include "bus/bus.h"
@@ -123,6 +125,7 @@ static void on_tick(uv_timer_t *t) {
   app__presence_tick(a);
   app__rooms_tick(a);
   app__throttles_sweep(a, now);
+  app__api_rl_sweep(a, now);
   session_sweep(a);
 }
 
@@ -191,6 +194,8 @@ static const struct cluster_events cluster_events = {
 /* Routes whose bodies may be larger than PARLEY_MAX_BODY: an avatar is a picture (issue 18). */
 static const struct net_body_limit app__body_limits[] = {
     {"/api/avatar", 1024 * 1024},
+    /* The bot HTTP API (app_api.c): a streamed message may grow to 256 KiB; with its JSON. */
+    {"/api/chats/*", 256 * 1024 + 16 * 1024},
 };
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -235,6 +240,14 @@ int app_start(struct app **out, uv_loop_t *loop, const struct app_config *cfg) {
   err = app__bus_start(a, &cluster_events);
   if (err)
     return err;
+  {
+    struct webhook_config wcfg = {cfg->webhook_timeout_ms, cfg->webhook_retry_ms,
+                                  (size_t)cfg->webhook_queue_max};
+    if (webhook_start(&a->webhooks, &wcfg) != 0) {
+      log_error("cannot start the webhook worker");
+      return PARLEY_EINTERNAL;
+    }
+  }
 
   memset(&ncfg, 0, sizeof ncfg);
   ncfg.host = cfg->host;
@@ -294,6 +307,9 @@ static void on_store_closed(void *arg) {
   struct app *a = arg;
   a->store = NULL;
   app__throttles_free(a);
+  app__api_rl_free(a);
+  webhook_stop(a->webhooks);
+  a->webhooks = NULL;
   app__rooms_free_all(a);
   app__presence_dispose(a);
   app__bus_stop(a, NULL, NULL); /* its handles close on the next turns; uv_run waits for them */

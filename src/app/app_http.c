@@ -16,6 +16,8 @@
 
 #include "app/app_http.h"
 
+#include "app/app_api.h"
+#include "app/app_bots.h"
 #include "app/clients.h"
 #include "app/deliver.h"
 #include "app/metrics.h"
@@ -483,8 +485,9 @@ static void on_login_user(struct store_req *req) {
     respond_err(cl, req->status, NULL, NULL);
     goto done;
   }
-  /* An unknown user is verified against a dummy hash: the answer takes as long either way. */
-  if (req->status == 0) {
+  /* An unknown user is verified against a dummy hash: the answer takes as long either way. A
+   * bot never logs in with a password (issue 19): it is answered as an unknown user. */
+  if (req->status == 0 && !req->out.user.bot) {
     op->user = req->out.user;
     op->pwhash = req->out.pwhash ? strdup(req->out.pwhash) : NULL;
     if (req->out.pwhash && op->pwhash == NULL) {
@@ -857,10 +860,18 @@ void app__on_request(void *ud, struct net_conn *c, struct http_request *req) {
   }
   if (strncmp(p, "/api/", 5) == 0) {
     /* A cross-site page must not be able to act with the user's cookie (CSRF). */
-    if ((is_post || req->method == HTTP_DELETE) && !origin_allowed(a, req->origin)) {
+    char bearer[AUTH_TOKEN_LEN + 1];
+    /* A bearer token is no ambient credential: a cross-site page cannot send it, so only
+     * requests without one are checked. */
+    int has_bearer = auth_bearer_token(req->authorization, bearer) == 0;
+    sodium_memzero(bearer, sizeof bearer);
+    if ((is_post || req->method == HTTP_DELETE || req->method == HTTP_PATCH) && !has_bearer &&
+        !origin_allowed(a, req->origin)) {
       respond_err(cl, PARLEY_EFORBIDDEN, "origin not allowed", NULL);
       return;
     }
+    if (app__bots_request(cl, req) || app__api_request(cl, req))
+      return;
     if (strcmp(p, "/api/signup") == 0 && is_post)
       handle_signup(cl, req);
     else if (strcmp(p, "/api/login") == 0 && is_post)

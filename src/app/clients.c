@@ -52,7 +52,8 @@ struct app_user *app__user_find(struct app *a, int64_t id) {
 
 json_t *app__user_json(struct app *a, int64_t id) {
   struct app_user *au = app__user_find(a, id);
-  return au ? proto_user_json(&au->user) : NULL;
+  const struct store_user *u = au ? &au->user : app__api_user(a, id);
+  return u ? proto_user_json(u) : NULL;
 }
 
 void app__metrics_fanned_out(struct app *a, uint64_t recv_ns) {
@@ -125,4 +126,83 @@ void app__close_session_here(struct app *a, const uint8_t *session_hash, uint16_
         net_ws_close(cl->conn, code, reason);
     }
   }
+}
+
+/* ---- users of the HTTP API with no socket here (issue 19, app_api.c) ---- */
+
+struct api_rl {
+  int64_t user_id;
+  struct ratelimit rl;
+  struct store_user user;  /* names, for typing lists */
+  int64_t used_at;         /* Unix ms of its last HTTP op */
+  UT_hash_handle hh;
+};
+struct app_api_rl {
+  struct api_rl *by_user;
+  size_t n;
+};
+#define API_RL_MAX 100000 /* socketless users held at once */
+/* Kept this long after their last op: longer than any typing TTL, so a bot that typed over
+ * HTTP stays named in the typing list as long as it is listed. */
+#define API_USER_KEEP_MS (11 * 60 * 1000)
+
+static struct api_rl *api_entry(struct app *a, int64_t user_id, int create);
+
+void app__api_user_seen(struct app *a, const struct store_user *u) {
+  struct api_rl *r = api_entry(a, u->id, 1);
+  if (r) {
+    r->user = *u;
+    r->used_at = app__now(a);
+  }
+}
+
+static struct api_rl *api_entry(struct app *a, int64_t user_id, int create) {
+  struct api_rl *r = NULL;
+  if (a->api_rl == NULL && (!create || (a->api_rl = calloc(1, sizeof *a->api_rl)) == NULL))
+    return NULL;
+  HASH_FIND(hh, a->api_rl->by_user, &user_id, sizeof user_id, r);
+  if (r || !create)
+    return r;
+  if (a->api_rl->n >= API_RL_MAX || (r = calloc(1, sizeof *r)) == NULL)
+    return NULL;
+  r->user_id = user_id;
+  r->used_at = app__now(a);
+  HASH_ADD(hh, a->api_rl->by_user, user_id, sizeof r->user_id, r);
+  a->api_rl->n++;
+  return r;
+}
+
+struct ratelimit *app__api_send_rl(struct app *a, int64_t user_id) {
+  struct api_rl *r = api_entry(a, user_id, 1);
+  return r ? &r->rl : NULL;
+}
+
+const struct store_user *app__api_user(struct app *a, int64_t user_id) {
+  struct api_rl *r = api_entry(a, user_id, 0);
+  return r && r->user.id ? &r->user : NULL;
+}
+
+void app__api_rl_sweep(struct app *a, int64_t now) {
+  struct api_rl *r, *tmp;
+  if (a->api_rl == NULL)
+    return;
+  HASH_ITER(hh, a->api_rl->by_user, r, tmp) {
+    if (now - r->used_at > API_USER_KEEP_MS && now - r->rl.last_ms > API_USER_KEEP_MS) {
+      HASH_DEL(a->api_rl->by_user, r);
+      free(r);
+      a->api_rl->n--;
+    }
+  }
+}
+
+void app__api_rl_free(struct app *a) {
+  struct api_rl *r, *tmp;
+  if (a->api_rl == NULL)
+    return;
+  HASH_ITER(hh, a->api_rl->by_user, r, tmp) {
+    HASH_DEL(a->api_rl->by_user, r);
+    free(r);
+  }
+  free(a->api_rl);
+  a->api_rl = NULL;
 }

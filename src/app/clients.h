@@ -47,6 +47,12 @@ struct client {
   struct ratelimit op_rl;
   struct sub *subs;            /* rooms.c */
   struct client *uprev, *unext; /* app_user->clients */
+  /* An op run outside a WebSocket (app_api.c): every reply goes to on_reply (s borrowed) instead
+   * of a socket, and conn is a marker that is never dereferenced. NULL for real connections. */
+  void (*on_reply)(struct client *cl, const char *s, size_t len);
+  void *reply_data;
+  char api_chat[STORE_SLUG_MAX + 1]; /* the chat whose membership app_api.c checked ("": none):
+                                        stands in for a live subscription (typing) */
 };
 
 /* A user with sockets here, or whose last socket closed less than the presence grace ago. */
@@ -96,5 +102,17 @@ void app__notify_local(struct app *a, const int64_t *ids, size_t n, const char *
 /* Closes every socket here of the session with that hash (borrowed), with code and reason. */
 void app__close_session_here(struct app *a, const uint8_t *session_hash, uint16_t code,
                              const char *reason);
+
+/* Users of the HTTP API (app_api.c) who have no socket here: their msg.send bucket and names.
+ * app__api_user_seen records u (borrowed) as using it now. */
+void app__api_user_seen(struct app *a, const struct store_user *u);
+/* The msg.send bucket of a user with no socket here (who has one uses app_user.send_rl). */
+struct ratelimit *app__api_send_rl(struct app *a, int64_t user_id);
+/* The names of a user who used the HTTP API here lately and has no socket here (typing lists
+ * show them), or NULL. Borrowed until the next sweep. */
+const struct store_user *app__api_user(struct app *a, int64_t user_id);
+/* Drops buckets that are full again (now: Unix ms; rate: the slowest refill); frees them all. */
+void app__api_rl_sweep(struct app *a, int64_t now);
+void app__api_rl_free(struct app *a);
 
 #endif

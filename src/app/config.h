@@ -45,6 +45,10 @@ struct app_config {
   int64_t stream_idle_ms;       /* issue 19: an author-less stream idle this long is ended */
   int64_t presence_node_ttl_ms; /* several nodes: a node's presence statements last this long */
   int64_t typing_ttl_ms;
+  int64_t bot_typing_ttl_ms;        /* issue 19: a bot's typing (thinking) lasts longer */
+  double bot_send_rate, bot_send_burst; /* msg.send per bot */
+  int64_t webhook_timeout_ms, webhook_retry_ms;
+  int webhook_queue_max;
   int max_conns_per_user;
   int cookie_secure;
   char bus_url[256];           /* PARLEY_BUS: "" = single node, "redis://host:port" = cluster */

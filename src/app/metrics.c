@@ -3,6 +3,8 @@
  * it. */
 #include "app/metrics.h"
 
+#include "app/webhook.h"
+
 #include <stdlib.h>
 
 #include "common/clock.h"
@@ -116,6 +118,20 @@ void app__metrics_text(struct app *a, struct buf *out) {
              (unsigned long long)ss.checkpoints_busy, (unsigned long long)ss.wal_restarts,
              (unsigned long long)ss.wal_forced);
   metrics_latency(a, &b);
+  {
+    struct webhook_stats ws;
+    webhook_get_stats(a->webhooks, &ws);
+    buf_printf(&b,
+               "# TYPE parley_webhook_deliveries_total counter\n"
+               "parley_webhook_deliveries_total{result=\"ok\"} %llu\n"
+               "parley_webhook_deliveries_total{result=\"retry\"} %llu\n"
+               "parley_webhook_deliveries_total{result=\"failed\"} %llu\n"
+               "parley_webhook_deliveries_total{result=\"dropped\"} %llu\n"
+               "# TYPE parley_webhook_queue gauge\nparley_webhook_queue %llu\n",
+               (unsigned long long)ws.ok, (unsigned long long)ws.retry,
+               (unsigned long long)ws.failed, (unsigned long long)ws.dropped,
+               (unsigned long long)ws.held);
+  }
   *out = b;
 }
 

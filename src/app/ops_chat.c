@@ -10,6 +10,7 @@
 #include "app/activity.h"
 #include "app/deliver.h"
 #include "app/presence.h"
+#include "app/bot_hooks.h"
 #include "app/reply.h"
 #include "app/rooms.h"
 #include "common/error.h"
@@ -145,6 +146,9 @@ static void on_msg_send(struct store_req *sreq) {
   struct op_ctx *ctx = sreq->ctx;
   struct app *a = cl->app;
 
+  /* The sender is the author: MSG_APPEND's row does not carry users.bot (issue 19). */
+  if (sreq->status == 0)
+    sreq->out.msg.author.bot = cl->user.bot;
   /* Fan out even if the sender is gone: the message is committed and others must see it. */
   if (sreq->status == 0 && !sreq->out.duplicate) {
     struct room *r = app__room_find(a, sreq->out.chat.slug);
@@ -156,6 +160,7 @@ static void on_msg_send(struct store_req *sreq) {
     app__mention_event(a, sreq->out.chat.slug, &sreq->out.msg);
     app__metrics_fanned_out(a, ctx->recv_ns);
     app__activity_msg(a, sreq->out.chat.slug, &sreq->out.msg); /* every participant's list */
+    app__bots_msg_sent(a, &sreq->out.chat, &sreq->out.msg);    /* webhooks (app_bots.c) */
   } else if (sreq->status == 0 && !a->bus_solo) {
     /* A retry of a message already stored: the node that stored it may have died between the
      * commit and its publication, so announce it again. Receivers drop it by seq if they had
@@ -183,9 +188,13 @@ void app__op_msg_send(struct client *cl, const struct proto_req *req) {
   struct app *a = cl->app;
   struct store_req *sreq;
   struct app_user *au = app__user_find(a, cl->user.id);
+  /* A user with no socket here (the HTTP API) has a bucket of its own; bots have their own
+   * rates (issue 19). */
+  struct ratelimit *rl = au ? &au->send_rl : app__api_send_rl(a, cl->user.id);
+  double rate = cl->user.bot ? a->cfg.bot_send_rate : a->cfg.send_rate;
+  double burst = cl->user.bot ? a->cfg.bot_send_burst : a->cfg.send_burst;
 
-  if (au && app__rate_limited(cl, req, &au->send_rl, a->cfg.send_rate, a->cfg.send_burst,
-                              "sending too fast"))
+  if (rl && app__rate_limited(cl, req, rl, rate, burst, "sending too fast"))
     return;
   sreq = store_req_new(STORE_MSG_APPEND);
   if (sreq == NULL || (sreq->in.body = strdup(req->body)) == NULL) {

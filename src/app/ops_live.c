@@ -126,7 +126,14 @@ void app__op_typing(struct client *cl, const struct proto_req *req) {
       if (s->client == cl && s->live)
         break;
     }
-  if (s == NULL) {
+  if (s == NULL && cl->on_reply && strcmp(cl->api_chat, req->chat) == 0) {
+    /* The HTTP API checked membership in the store (app_api.c). Nobody here watching the
+     * chat (no room): nobody here to tell. */
+    if (r == NULL) {
+      app__reply_ok(cl, req, NULL);
+      return;
+    }
+  } else if (s == NULL) {
     /* A live subscription is the proof of membership that keeps typing off the database: the
      * store authorized it, and removal ends it. One still waiting for that answer proves
      * nothing yet. */
@@ -138,7 +145,9 @@ void app__op_typing(struct client *cl, const struct proto_req *req) {
                               "typing updates too fast"))
     return;
   if (req->on)
-    changed = typing_on(&r->typing, cl->user.id, app__now(a), a->cfg.typing_ttl_ms);
+    /* A bot's typing is its "thinking": it lasts until it answers (issue 19). */
+    changed = typing_on(&r->typing, cl->user.id, app__now(a),
+                        cl->user.bot ? a->cfg.bot_typing_ttl_ms : a->cfg.typing_ttl_ms);
   else
     changed = typing_off(&r->typing, cl->user.id);
   if (changed == 1)

@@ -9,7 +9,9 @@
 #include "common/error.h"
 
 static void send_str(struct client *cl, char *s, size_t len) {
-  if (s && cl->conn)
+  if (s && cl->on_reply)
+    cl->on_reply(cl, s, len);
+  else if (s && cl->conn)
     net_ws_send_text(cl->conn, s, len);
   free(s);
 }

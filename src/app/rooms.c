@@ -221,7 +221,9 @@ static void room_remote_set(struct app *a, struct room *r, const char *node, jso
   json_array_foreach(json_object_get(state, "typing"), i, t) {
     json_t *u = json_object_get(t, "user");
     json_int_t left = json_integer_value(json_object_get(t, "ttl"));
-    if (user_obj_ok(u) && left > 0 && left <= a->cfg.typing_ttl_ms)
+    if (user_obj_ok(u) && left > 0 &&
+        left <= (a->cfg.bot_typing_ttl_ms > a->cfg.typing_ttl_ms ? a->cfg.bot_typing_ttl_ms
+                                                                 : a->cfg.typing_ttl_ms))
       json_array_append_new(typing,
                             json_pack("{s:O, s:I}", "user", u, "exp", (json_int_t)(now + left)));
   }

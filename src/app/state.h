@@ -105,6 +105,8 @@ struct app {
   struct client *hash_tail[2];
   int hash_queued;
   int avatar_jobs;              /* pictures being transcoded on the thread pool (app_avatar.c) */
+  struct webhook *webhooks;     /* bots' outgoing webhooks (webhook.c), NULL until started */
+  struct app_api_rl *api_rl;    /* send buckets of users with no socket here (app_api.c) */
   struct app_metrics metrics;
 };
 

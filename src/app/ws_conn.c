@@ -141,6 +141,15 @@ static const app_op_fn op_table[PROTO_OP__COUNT] = {
     [PROTO_OP_STREAM_END] = app__op_stream_end,
 };
 
+void app__op_dispatch(struct client *cl, const struct proto_req *req) {
+  if (req->op == PROTO_OP_AUTH)
+    app__reply_err(cl, req, PARLEY_EBAD_REQUEST, "auth: this connection is authenticated");
+  else if ((unsigned)req->op < PROTO_OP__COUNT && op_table[req->op])
+    op_table[req->op](cl, req);
+  else
+    app__reply_err(cl, req, PARLEY_EINTERNAL, "op not wired");
+}
+
 void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len) {
   struct app *a = ud;
   struct client *cl = net_conn_get_data(c);

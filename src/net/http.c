@@ -147,6 +147,14 @@ static int http__on_header_value(llhttp_t *p, const char *at, size_t n) {
   return 0;
 }
 
+/* An exact path, or a prefix when the pattern ends in '*'. */
+static int net__path_matches(const char *pattern, const char *path) {
+  size_t n = strlen(pattern);
+  if (n && pattern[n - 1] == '*')
+    return strncmp(pattern, path, n - 1) == 0;
+  return strcmp(pattern, path) == 0;
+}
+
 static int http__on_headers_complete(llhttp_t *p) {
   struct net_conn *c = http__conn(p);
   struct net__http *h = c->http;
@@ -171,7 +179,7 @@ static int http__on_headers_complete(llhttp_t *p) {
   /* The body cap is the route's: known now, before any byte of the body is kept. */
   r->body.max = c->srv->cfg.max_body;
   for (size_t i = 0; i < c->srv->cfg.n_body_limits; i++)
-    if (strcmp(r->path, c->srv->cfg.body_limits[i].path) == 0)
+    if (net__path_matches(c->srv->cfg.body_limits[i].path, r->path))
       r->body.max = c->srv->cfg.body_limits[i].max_body;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > r->body.max) {
     h->error_status = 413;

@@ -39,7 +39,7 @@ struct http_request {
 
 /* A route whose requests may carry a larger (or smaller) body than max_body. */
 struct net_body_limit {
-  const char *path;        /* the exact URL path (static storage) */
+  const char *path;        /* the exact URL path, or a prefix ending in '*' (static storage) */
   size_t max_body;
 };
 

@@ -302,9 +302,9 @@ json_t *proto_user_json(const struct store_user *u) {
   char avatar[STORE_AVATAR_NAME_MAX + 16];
   /* The avatar's URL path: content-addressed, so a new picture is a new URL (issue 18). */
   snprintf(avatar, sizeof avatar, "/avatars/%s", u->avatar);
-  return json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)u->id, "username", u->username,
-                   "displayName", u->display_name, "avatar",
-                   u->avatar[0] ? json_string(avatar) : json_null());
+  return json_pack("{s:I, s:s, s:s, s:o, s:b}", "id", (json_int_t)u->id, "username",
+                   u->username, "displayName", u->display_name, "avatar",
+                   u->avatar[0] ? json_string(avatar) : json_null(), "bot", u->bot);
 }
 
 const char *proto_notify_name(enum store_notify level, int is_dm) {

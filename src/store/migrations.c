@@ -654,6 +654,31 @@ const struct store__migration store__migrations[] = {
      "DROP INDEX messages_search;"
      "CREATE INDEX messages_search ON messages USING gin (" STORE_SQL_PG_SEARCH_DOC("body")
      ") WHERE kind = 'text' AND stream_state IS DISTINCT FROM 'streaming';"},
+    {12, "issue 19: bot accounts (users.bot, bots: owner, webhook url and secret)",
+     /* users.bot marks an account that never logs in with a password; bots holds what only a
+      * bot has. A deleted bot keeps its users row (its username stays taken) with deleted = 1
+      * and no sessions. The webhook secret is kept as issued: it signs deliveries (HMAC), so it
+      * cannot be hashed like a token. */
+     "ALTER TABLE users ADD COLUMN bot INTEGER NOT NULL DEFAULT 0;"
+     "CREATE TABLE bots ("
+     "  user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+     "  owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  webhook_url TEXT,"
+     "  webhook_secret TEXT NOT NULL,"
+     "  deleted INTEGER NOT NULL DEFAULT 0,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX bots_by_owner ON bots(owner_id, deleted);",
+     "ALTER TABLE users ADD COLUMN bot SMALLINT NOT NULL DEFAULT 0;"
+     "CREATE TABLE bots ("
+     "  user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+     "  owner_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+     "  webhook_url TEXT,"
+     "  webhook_secret TEXT NOT NULL,"
+     "  deleted SMALLINT NOT NULL DEFAULT 0,"
+     "  created_at BIGINT NOT NULL"
+     ");"
+     "CREATE INDEX bots_by_owner ON bots(owner_id, deleted);"},
 };
 
 const size_t store__migrations_count =

@@ -180,6 +180,13 @@ static void store__req_clear_out(struct store_req *req, int keep_errmsg) {
   free(req->out.member_reads);
   free(req->out.hashes);
   free(req->out.data);
+  for (size_t i = 0; req->out.bots && i < req->out.n_bots; i++) {
+    free(req->out.bots[i].webhook_url);
+    if (req->out.bots[i].webhook_secret)
+      memset(req->out.bots[i].webhook_secret, 0, strlen(req->out.bots[i].webhook_secret));
+    free(req->out.bots[i].webhook_secret);
+  }
+  free(req->out.bots);
   {
     /* A refused stream append tells the stream's length (error.length), like errmsg. */
     int64_t stream_len = req->out.stream_len;
@@ -201,6 +208,10 @@ void store_req_free(struct store_req *req) {
   free(req->in.body);
   free(req->in.query);
   free(req->in.data);
+  free(req->in.webhook_url);
+  if (req->in.webhook_secret)
+    memset(req->in.webhook_secret, 0, strlen(req->in.webhook_secret));
+  free(req->in.webhook_secret);
   store__req_clear_out(req, 0);
   free(req);
 }

@@ -55,6 +55,8 @@ struct store_user {
   int64_t last_seen;  /* Unix ms, 0 = never; filled by CHAT_MEMBERS and USERS_SEARCH */
   char avatar[STORE_AVATAR_NAME_MAX + 1]; /* "<hash>.<ext>", "" = none (issue 18); filled where
                                              names are: sessions, members, search, by id/name */
+  int bot;            /* a bot account (issue 19): filled wherever avatar is, and for the
+                         authors, subjects and DM peers of messages and chats */
 };
 
 /* A participant's chat.notify level (participants.notify); DEFAULT: by the chat's kind. */
@@ -168,6 +170,20 @@ struct store_msg {
   enum stream_state stream_state; /* STREAM_NONE: not a stream */
   int64_t stream_len;
 };
+
+/* A bot account (issue 19): its user row, its owner, its webhook. Strings owned by the request. */
+struct store_bot {
+  struct store_user user;  /* user.bot = 1 */
+  struct store_user owner;
+  char *webhook_url;       /* NULL: none */
+  char *webhook_secret;    /* the HMAC key of its deliveries */
+};
+#define STORE_BOTS_MAX 20        /* bots one person may own */
+#define STORE_WEBHOOK_URL_MAX 2048
+
+/* in.update_mask bits for STORE_BOT_UPDATE */
+#define STORE_UPD_BOT_NAME 1u
+#define STORE_UPD_BOT_HOOK 2u
 
 /* One result of STORE_MSG_SEARCH. */
 struct store_msg_hit {
@@ -351,6 +367,27 @@ enum store_op {
   STORE_STREAM_DUE,     /* in: since (cutoff), limit (1..STORE_LIMIT_MAX). out: found/n_found:
                            streams whose last append is at or before `since`, oldest first
                            (msg: seq, author with last_seen, stream_len; slug). */
+  /* --- bots (issue 19, store_rules_bots.c). in.user_id is the person who owns them; a bot
+   * (users.bot) owns none: PARLEY_EFORBIDDEN. in.target names a bot of in.user_id's, else
+   * PARLEY_ENOT_FOUND (also for another person's or a deleted one). Each returns the bot in
+   * out.bots[0]. --- */
+  STORE_BOT_CREATE,     /* in: user (username, display_name), token_hash, expires_at (its first
+                           session), webhook_url (NULL: none), webhook_secret, now. Taken username:
+                           PARLEY_ECONFLICT; STORE_BOTS_MAX bots already: PARLEY_ECONFLICT. */
+  STORE_BOT_LIST,       /* in: user_id. out: bots/n_bots, oldest first. */
+  STORE_BOT_TOKEN,      /* in: target, token_hash, expires_at, now. Ends every session of the bot
+                           (out: hashes/n_hashes) and starts the one of token_hash. */
+  STORE_BOT_UPDATE,     /* in: target, update_mask (STORE_UPD_BOT_*), user.display_name,
+                           webhook_url (NULL removes it). out: also user and member_ids as
+                           USER_UPDATE when the name changed. */
+  STORE_BOT_SECRET,     /* in: target, webhook_secret. */
+  STORE_BOT_DELETE,     /* in: target, now. Ends its sessions (out: hashes), removes its webhook,
+                           marks it deleted (its username stays taken). out: chats/n_chats (slug
+                           only): the chats it is still in, for app/ to leave them. */
+  STORE_BOT_HOOKS,      /* in: slug, seq, user_id (the author). out: bots/n_bots: the bots with a
+                           webhook that message seq of chat slug mentions, or that are the other
+                           side of the DM it was sent in, the author excluded; out.chat (slug,
+                           title, is_dm). Internal: no ACL. */
   STORE_OP__COUNT
 };
 
@@ -405,6 +442,8 @@ struct store_req {
     int64_t offset;                 /* STREAM_APPEND */
     int state;                      /* STREAM_END: enum stream_state */
     int with_streams;               /* MSG_SINCE: also out.streams (the sub snapshot) */
+    char *webhook_url;              /* BOT_CREATE, BOT_UPDATE (owned; NULL: none) */
+    char *webhook_secret;           /* BOT_CREATE, BOT_SECRET (owned) */
   } in;
 
   struct {       /* outputs: filled by the store thread; freed by store_req_free() */
@@ -451,6 +490,8 @@ struct store_req {
     size_t n_streams;
     int64_t stream_len;             /* STREAM_APPEND: the body's length after it */
     int appended;                   /* STREAM_APPEND: 1 stored now, 0 a retry */
+    struct store_bot *bots;         /* the BOT_* ops */
+    size_t n_bots;
   } out;
 
   struct store_req *next; /* queue link, private to the store */

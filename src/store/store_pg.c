@@ -567,6 +567,8 @@ int pg_exec(void *arg, struct store_req *req) {
   int err;
   if (be->doomed)
     return PARLEY_EUNAVAILABLE; /* see pg__err(): reported, for the client to retry */
+  if (store_rules_bots_exec(&pg_prims, be, req, &err) == 0)
+    return err;
   if (store_rules_live_exec(&pg_prims, be, req, &err) == 0)
     return err; /* an op of issue 18 */
   return store_rules_exec(&pg_prims, be, req);

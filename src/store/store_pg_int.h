@@ -35,12 +35,12 @@
 #define PG_STATEMENTS(X)                                                                           \
   X(USER_INSERT, "INSERT INTO users(username, display_name, pwhash, created_at)"                   \
                  " VALUES ($1, $2, $3, $4) ON CONFLICT (username) DO NOTHING RETURNING id")        \
-  X(USER_BY_NAME, "SELECT id, username, display_name, created_at, pwhash FROM users"               \
+  X(USER_BY_NAME, "SELECT id, username, display_name, created_at, pwhash, bot FROM users"               \
                   " WHERE username = $1")                                                          \
-  X(USER_BY_ID, "SELECT id, username, display_name, created_at, avatar FROM users WHERE id = $1")  \
+  X(USER_BY_ID, "SELECT id, username, display_name, created_at, avatar, bot FROM users WHERE id = $1")  \
   X(SESSION_INSERT, "INSERT INTO sessions(token_hash, user_id, created_at, expires_at)"            \
                     " VALUES ($1, $2, $3, $4)")                                                    \
-  X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at, u.avatar"   \
+  X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at, u.avatar, u.bot"   \
                  " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1")      \
   X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = $1")                                  \
   X(SESSION_SWEEP, "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions "    \
@@ -79,14 +79,14 @@
                " LEFT JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq"                  \
                " LEFT JOIN users u ON u.id = m.author_id"                                          \
                " WHERE p.user_id = $1 ORDER BY c.last_activity DESC, c.id DESC")                   \
-  X(USER_BY_USERNAME, "SELECT id, username, display_name, created_at, avatar FROM users"           \
+  X(USER_BY_USERNAME, "SELECT id, username, display_name, created_at, avatar, bot FROM users"           \
                       " WHERE username = $1")                                                      \
   X(PARTICIPANT_ROLE, "SELECT role FROM participants WHERE chat_id = $1 AND user_id = $2")         \
   /* Ordered as SQLite's WITHOUT ROWID primary key returns them, so succession ties agree. */      \
   X(PARTICIPANTS, "SELECT user_id, role, joined_at FROM participants WHERE chat_id = $1"           \
                   " ORDER BY user_id")                                                             \
   X(MEMBERS, "SELECT u.id, u.username, u.display_name, u.created_at, p.role, p.joined_at,"         \
-             " coalesce(u.last_seen, 0), u.avatar FROM participants p"                             \
+             " coalesce(u.last_seen, 0), u.avatar, u.bot FROM participants p"                             \
              " JOIN users u ON u.id = p.user_id WHERE p.chat_id = $1"                              \
              " ORDER BY p.joined_at, p.user_id")                                                   \
   X(PARTICIPANT_DELETE, "DELETE FROM participants WHERE chat_id = $1 AND user_id = $2")            \
@@ -102,7 +102,7 @@
                   "   AND p.user_id = u.id)::integer,"                                             \
                   " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = $4 AND i.to_id = u.id"   \
                   "   AND i.status = 0 AND i.expires_at > $5)::integer,"                           \
-                  " coalesce(u.last_seen, 0), u.avatar FROM users u WHERE u.id <> $3 AND"          \
+                  " coalesce(u.last_seen, 0), u.avatar, u.bot FROM users u WHERE u.id <> $3 AND"          \
                   " ((" PG_LOWER_NAME " >= $1 AND " PG_LOWER_NAME " < $2) OR"                      \
                   "  (" PG_LOWER_DISPLAY " >= $1 AND " PG_LOWER_DISPLAY " < $2))"                  \
                   " ORDER BY " PG_LOWER_NAME " = $1 DESC,"                                         \
@@ -117,7 +117,7 @@
     "   AND p.user_id = u.id)::integer,"                                                           \
     " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = $4"                                    \
     "   AND i.to_id = u.id AND i.status = 0 AND i.expires_at > $5)::integer,"                      \
-    " coalesce(u.last_seen, 0), u.avatar FROM users u WHERE u.id IN"                               \
+    " coalesce(u.last_seen, 0), u.avatar, u.bot FROM users u WHERE u.id IN"                               \
     "  (SELECT w.user_id FROM user_words w WHERE w.word >= $1 AND w.word < $2)"                    \
     " AND u.id <> $3"                                                                              \
     " AND NOT (" PG_LOWER_NAME " >= $1 AND " PG_LOWER_NAME " < $2)"                                \

@@ -11,6 +11,7 @@
 void pg__read_avatar(const PGresult *r, int row, int col, struct store_user *u) {
   store_copy_text(u->avatar, sizeof u->avatar, PQgetvalue(r, row, col),
                   PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col));
+  u->bot = pg__i64(r, row, col + 1) != 0; /* users.bot follows avatar in every query */
 }
 
 int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id) {

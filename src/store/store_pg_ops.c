@@ -57,6 +57,7 @@ static int pg_user_by_name(void *arg, struct store_req *req) {
     if (PQntuples(r) == 1) {
       pg__read_user(r, 0, 0, &req->out.user);
       err = pg__dup(&req->out.pwhash, r, 0, 4);
+      req->out.user.bot = pg__i64(r, 0, 5) != 0;
     } else {
       err = PARLEY_ENOT_FOUND;
     }

@@ -77,6 +77,8 @@ cleanup:
 static int user_named(const struct store_prims *p, void *be, struct store_req *req,
                       const char *username, struct store_user *u) {
   int err = p->user_by_username(be, req, username, u);
+  if (err == 0 && u->bot)
+    err = store_rules_bot_deleted(p, be, u->id); /* a deleted bot is nobody (issue 19) */
   if (err == PARLEY_ENOT_FOUND)
     return store_fail(req, err, "there is no user named %s", username);
   return err;

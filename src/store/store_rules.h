@@ -230,6 +230,12 @@ int store_user_words(const struct store_prims *p, void *be, int64_t id, const ch
 /* The issue 18 ops (store_rules_live.c); 1 if req->op is none of them. */
 int store_rules_live_exec(const struct store_prims *p, void *be, struct store_req *req, int *err);
 
+/* PARLEY_ENOT_FOUND if user `id` is a deleted bot (its username stays taken but nobody can
+ * invite, DM or name it), else 0. */
+int store_rules_bot_deleted(const struct store_prims *p, void *be, int64_t id);
+/* The bot ops of issue 19 (store_rules_bots.c); 1 if req->op is none of them. */
+int store_rules_bots_exec(const struct store_prims *p, void *be, struct store_req *req, int *err);
+
 /* The ops, as store.h describes them. */
 int store_rules_chat_leave(const struct store_prims *p, void *be, struct store_req *req);
 int store_rules_chat_remove(const struct store_prims *p, void *be, struct store_req *req);

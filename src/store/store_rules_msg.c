@@ -78,13 +78,15 @@ static int msg__dup(char **dst, const char *s) {
 
 /* ---- reading entries with their folded state ---- */
 
+#define MSG_COL_BOTS 28 /* u.bot, s.bot, ru.bot: the last columns of MSG_SQL_LOAD */
 #define MSG_SQL_LOAD                                                                               \
   "SELECT m.seq, m.chat_id, m.body, m.client_msg_id, m.created_at,"                                \
   " u.id, u.username, u.display_name, u.created_at,"                                               \
   " m.kind, m.ref, m.detail, m.flag, m.action,"                                                    \
   " s.id, s.username, s.display_name, s.created_at,"                                               \
   " m.edited_at, m.deleted, r.seq, substr(r.body, 1, 100),"                                        \
-  " ru.id, ru.username, ru.display_name, ru.created_at, m.stream_state, m.stream_len"            \
+  " ru.id, ru.username, ru.display_name, ru.created_at, m.stream_state, m.stream_len,"           \
+  " u.bot, s.bot, ru.bot" /* issue 19: MSG_COL_BOTS */                                            \
   " FROM messages m JOIN users u ON u.id = m.author_id"                                            \
   " LEFT JOIN users s ON s.id = m.subject_id"                                                      \
   " LEFT JOIN messages r ON r.chat_id = m.chat_id AND r.seq = m.reply_to"                          \
@@ -114,6 +116,7 @@ static int msg__from_row(const struct store_res *r, int row, struct store_msg *m
   store_copy_text(m->client_msg_id, sizeof m->client_msg_id, s, s ? strlen(s) : 0);
   m->created_at = store_res_i(r, row, 4);
   msg__user(r, row, 5, &m->author);
+  m->author.bot = store_res_i(r, row, MSG_COL_BOTS) != 0;
   m->kind = msg__kind(store_res_s(r, row, 9));
   m->ref = store_res_i(r, row, 10);
   s = store_res_s(r, row, 11);
@@ -125,6 +128,7 @@ static int msg__from_row(const struct store_res *r, int row, struct store_msg *m
   s = store_res_s(r, row, 13);
   store_copy_text(m->action, sizeof m->action, s, s ? strlen(s) : 0);
   msg__user(r, row, 14, &m->subject);
+  m->subject.bot = store_res_i(r, row, MSG_COL_BOTS + 1) != 0;
   m->edited_at = store_res_i(r, row, 18);
   m->deleted = store_res_i(r, row, 19) != 0;
   m->reply_seq = store_res_i(r, row, 20);
@@ -133,6 +137,7 @@ static int msg__from_row(const struct store_res *r, int row, struct store_msg *m
     if (err)
       return err;
     msg__user(r, row, 22, &m->reply_author);
+    m->reply_author.bot = store_res_i(r, row, MSG_COL_BOTS + 2) != 0;
   }
   m->stream_state = stream_state_parse(store_res_s(r, row, 26));
   m->stream_len = store_res_i(r, row, 27);
@@ -354,7 +359,7 @@ int store_rules_notice(const struct store_prims *p, void *be, struct store_req *
 /* ---- DMs ---- */
 
 static const char MSG_SQL_DM_PEER[] =
-    "SELECT c.kind, u.id, u.username, u.display_name, u.created_at FROM chats c"
+    "SELECT c.kind, u.id, u.username, u.display_name, u.created_at, u.bot FROM chats c"
     " LEFT JOIN participants p ON p.chat_id = c.id AND p.user_id <> $2 AND c.kind = 'dm'"
     " LEFT JOIN users u ON u.id = p.user_id WHERE c.id = $1";
 
@@ -367,8 +372,10 @@ int store_rules_chat_dm(const struct store_prims *p, void *be, struct store_req 
     return err;
   c->is_dm = r.rows > 0 && store_res_s(&r, 0, 0) && strcmp(store_res_s(&r, 0, 0), "dm") == 0;
   memset(&c->peer, 0, sizeof c->peer);
-  if (c->is_dm)
+  if (c->is_dm) {
     msg__user(&r, 0, 1, &c->peer);
+    c->peer.bot = store_res_i(&r, 0, 5) != 0;
+  }
   store_res_free(&r);
   return 0;
 }
@@ -406,6 +413,8 @@ static int msg__dm_open(const struct store_prims *p, void *be, struct store_req 
       req->in.target[0] == '\0')
     return PARLEY_EBAD_REQUEST;
   err = p->user_by_username(be, req, req->in.target, &peer);
+  if (err == 0 && peer.bot)
+    err = store_rules_bot_deleted(p, be, peer.id); /* a deleted bot is nobody (issue 19) */
   if (err == PARLEY_ENOT_FOUND)
     return store_fail(req, err, "there is no user named %s", req->in.target);
   if (err)

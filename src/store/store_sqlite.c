@@ -245,6 +245,8 @@ static int sq_release(void *arg, int undo) {
 
 static int sq_exec(void *arg, struct store_req *req) {
   int err;
+  if (store_rules_bots_exec(&sq_prims, arg, req, &err) == 0)
+    return err;
   if (store_rules_live_exec(&sq_prims, arg, req, &err) == 0)
     return err; /* an op of issue 18 */
   return store_rules_exec(&sq_prims, arg, req);

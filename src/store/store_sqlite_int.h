@@ -25,12 +25,12 @@
   X(ROLLBACK_TO, "ROLLBACK TO req")                                                                \
   X(USER_INSERT, "INSERT INTO users(username, display_name, pwhash, created_at)"                   \
                  " VALUES (?1, ?2, ?3, ?4) RETURNING id")                                          \
-  X(USER_BY_NAME, "SELECT id, username, display_name, created_at, pwhash FROM users"               \
+  X(USER_BY_NAME, "SELECT id, username, display_name, created_at, pwhash, bot FROM users"               \
                   " WHERE username = ?1")                                                          \
-  X(USER_BY_ID, "SELECT id, username, display_name, created_at, avatar FROM users WHERE id = ?1")  \
+  X(USER_BY_ID, "SELECT id, username, display_name, created_at, avatar, bot FROM users WHERE id = ?1")  \
   X(SESSION_INSERT, "INSERT INTO sessions(token_hash, user_id, created_at, expires_at)"            \
                     " VALUES (?1, ?2, ?3, ?4)")                                                    \
-  X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at, u.avatar"   \
+  X(SESSION_GET, "SELECT s.expires_at, u.id, u.username, u.display_name, u.created_at, u.avatar, u.bot"   \
                  " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1")      \
   X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                                  \
   X(SESSION_SWEEP, "DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions "    \
@@ -65,12 +65,12 @@
                  " seq = max(seq, excluded.seq), updated_at = excluded.updated_at"                 \
                  " RETURNING seq")                                                                 \
   /* ---- membership (issue 3) ---- */                                                             \
-  X(USER_BY_USERNAME, "SELECT id, username, display_name, created_at FROM users"                   \
+  X(USER_BY_USERNAME, "SELECT id, username, display_name, created_at, avatar, bot FROM users"                   \
                       " WHERE username = ?1")                                                      \
   X(PARTICIPANT_ROLE, "SELECT role FROM participants WHERE chat_id = ?1 AND user_id = ?2")         \
   X(PARTICIPANTS, "SELECT user_id, role, joined_at FROM participants WHERE chat_id = ?1")          \
   X(MEMBERS, "SELECT u.id, u.username, u.display_name, u.created_at, p.role, p.joined_at,"         \
-             " coalesce(u.last_seen, 0), u.avatar FROM participants p"                             \
+             " coalesce(u.last_seen, 0), u.avatar, u.bot FROM participants p"                             \
              " JOIN users u ON u.id = p.user_id WHERE p.chat_id = ?1"                              \
              " ORDER BY p.joined_at, p.user_id")                                                   \
   X(PARTICIPANT_DELETE, "DELETE FROM participants WHERE chat_id = ?1 AND user_id = ?2")            \
@@ -90,7 +90,7 @@
                   "   AND p.user_id = u.id),"                                                      \
                   " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = ?4 AND i.to_id = u.id"   \
                   "   AND i.status = 0 AND i.expires_at > ?5),"                                    \
-                  " coalesce(u.last_seen, 0), u.avatar FROM users u WHERE u.id <> ?3 AND"          \
+                  " coalesce(u.last_seen, 0), u.avatar, u.bot FROM users u WHERE u.id <> ?3 AND"          \
                   " ((lower(u.username) >= ?1 AND lower(u.username) < ?2) OR"                      \
                   "  (lower(u.display_name) >= ?1 AND lower(u.display_name) < ?2))"                \
                   " ORDER BY lower(u.username) = ?1 DESC,"                                         \
@@ -104,7 +104,7 @@
     "   AND p.user_id = u.id),"                                                                    \
     " EXISTS (SELECT 1 FROM invitations i WHERE i.chat_id = ?4"                                    \
     "   AND i.to_id = u.id AND i.status = 0 AND i.expires_at > ?5),"                               \
-    " coalesce(u.last_seen, 0), u.avatar FROM users u WHERE u.id IN"                               \
+    " coalesce(u.last_seen, 0), u.avatar, u.bot FROM users u WHERE u.id IN"                               \
     "  (SELECT w.user_id FROM user_words w WHERE w.word >= ?1 AND w.word < ?2)"                    \
     " AND u.id <> ?3"                                                                              \
     " AND NOT (lower(u.username) >= ?1 AND lower(u.username) < ?2)"                                \

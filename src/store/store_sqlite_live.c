@@ -12,6 +12,7 @@ void sq__read_avatar(sqlite3_stmt *st, int col, struct store_user *u) {
   const unsigned char *t = sqlite3_column_text(st, col);
   store_copy_text(u->avatar, sizeof u->avatar, (const char *)t,
                   t ? (size_t)sqlite3_column_bytes(st, col) : 0);
+  u->bot = sqlite3_column_int(st, col + 1) != 0; /* users.bot follows avatar in every query */
 }
 
 int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id) {

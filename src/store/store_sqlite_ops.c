@@ -133,6 +133,7 @@ static int sq_user_by_name(void *arg, struct store_req *req) {
   if (rc == SQLITE_ROW) {
     sq__read_user(st, 0, &req->out.user);
     err = sq__dup(&req->out.pwhash, st, 4);
+    req->out.user.bot = sqlite3_column_int(st, 5) != 0;
   } else if (rc == SQLITE_DONE) {
     err = PARLEY_ENOT_FOUND;
   } else {

@@ -155,8 +155,10 @@ int sq__user_by_username(void *arg, struct store_req *req, const char *username,
   int rc;
   sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW)
+  if (rc == SQLITE_ROW) {
     sq__read_user(st, 0, u);
+    sq__read_avatar(st, 4, u);
+  }
   sqlite3_reset(st);
   if (rc == SQLITE_ROW)
     return 0;

@@ -70,7 +70,7 @@ describe('invitations', () => {
       assert.deepEqual(names(await b.ok('users.search', { q: 'zzz' })), []);
       assert.deepEqual(names(await b.ok('users.search', { q: 'bob' })), [], 'the caller is excluded');
       const { users } = await b.ok('users.search', { q: 'cyr' });
-      assert.deepEqual(users.map(({ id, username, displayName, avatar }) => ({ id, username, displayName, avatar })), [
+      assert.deepEqual(users.map(({ id, username, displayName, avatar, bot }) => ({ id, username, displayName, avatar, bot })), [
         U.cyrus.user,
       ]);
     });

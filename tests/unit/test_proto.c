@@ -174,7 +174,7 @@ static void test_encode_reply_and_msg(void **state) {
   s = proto_reply_ok(&r, json_pack("{s:o}", "msg", proto_msg_json(&m, "room")), &len);
   assert_string_equal(s, "{\"id\":42,\"ok\":true,\"msg\":{\"seq\":3,\"chat\":\"room\",\"author\":"
                          "{\"id\":9,\"username\":\"ana\",\"displayName\":\"Ana \\\"A\\\"\","
-                         "\"avatar\":null},"
+                         "\"avatar\":null,\"bot\":false},"
                          "\"body\":\"hi\",\"clientMsgId\":null,\"createdAt\":1000,"
                          "\"kind\":\"text\",\"ref\":null,\"mentions\":[],\"replyTo\":null,"
                          "\"editedAt\":null,\"deleted\":false,\"reactions\":[],"
