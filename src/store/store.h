@@ -298,7 +298,8 @@ enum store_op {
   /* --- live list, notifications, directory, profile (issue 18) --- */
   STORE_CHAT_ACTIVITY,  /* in: slug, user_id (0: every participant; else that one, if a
                            participant). out: chat (seen by nobody: my_role none), member_ids
-                           with member_reads[i] their read markers (0: none), and with a
+                           with member_reads[i] their unread text and member_mentions[i]
+                           their unread mentions (each at most 1000), and with a
                            user_id, msg: the newest message (seq 0 if none). Internal: no ACL. */
   STORE_NOTIFY_SET,     /* in: user_id, slug, level (enum store_notify, not DEFAULT). out: chat
                            (notify set). Not a participant: PARLEY_EFORBIDDEN. */
@@ -414,6 +415,7 @@ struct store_req {
     char errmsg[128];               /* detail for the client when status says not enough */
     struct store_msg notice;        /* membership ops: the notice entry appended (seq 0: none) */
     int64_t *member_reads;          /* CHAT_ACTIVITY: unread text of member_ids[i] (<= 1000) */
+    int64_t *member_mentions;       /* CHAT_ACTIVITY: unread mentions of member_ids[i] (<= 1000) */
     uint8_t (*hashes)[STORE_TOKEN_HASH_LEN]; /* PASSWORD_SET: the sessions deleted */
     size_t n_hashes;
     unsigned char *data;            /* AVATAR_GET: the image */

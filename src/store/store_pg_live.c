@@ -27,7 +27,9 @@ int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
   if (rows > 0) {
     req->out.member_ids = malloc(rows * sizeof *req->out.member_ids);
     req->out.member_reads = malloc(rows * sizeof *req->out.member_reads);
-    if (req->out.member_ids == NULL || req->out.member_reads == NULL) {
+    req->out.member_mentions = malloc(rows * sizeof *req->out.member_mentions);
+    if (req->out.member_ids == NULL || req->out.member_reads == NULL ||
+        req->out.member_mentions == NULL) {
       PQclear(r);
       return PARLEY_EUNAVAILABLE; /* store.c frees whichever was allocated */
     }
@@ -35,6 +37,7 @@ int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
   for (size_t i = 0; i < rows; i++) {
     req->out.member_ids[i] = pg__i64(r, (int)i, 0);
     req->out.member_reads[i] = pg__i64(r, (int)i, 1);
+    req->out.member_mentions[i] = pg__i64(r, (int)i, 2);
   }
   req->out.n_member_ids = rows;
   PQclear(r);

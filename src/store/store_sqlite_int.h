@@ -178,7 +178,10 @@
 #define SQ_LIVE_STATEMENTS(X)                                                                      \
   X(READERS, "SELECT p.user_id, (SELECT count(*) FROM (SELECT 1 FROM messages m"                \
              " WHERE m.chat_id = p.chat_id AND m.kind = 'text' AND m.seq > coalesce(r.seq, 0)"  \
-             " AND m.author_id <> p.user_id LIMIT 1000) u) FROM participants p"                            \
+             " AND m.author_id <> p.user_id LIMIT 1000) u),"                                    \
+             " (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm"                         \
+             "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
+             "  AND mm.seq > coalesce(r.seq, 0) LIMIT 1000) x) FROM participants p"               \
              " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"        \
              " WHERE p.chat_id = ?1 AND (?2 = 0 OR p.user_id = ?2)")                               \
   X(NOTIFY_SET, "UPDATE participants SET notify = ?3 WHERE chat_id = ?1 AND user_id = ?2")         \
