@@ -164,7 +164,9 @@ struct store_msg {
 struct store_msg_hit {
   struct store_msg msg;
   char slug[STORE_SLUG_MAX + 1]; /* the message's chat */
-  char *title;                   /* its title; owned by the enclosing request */
+  char *title;                   /* its title (a DM's: the other person's display name);
+                                    owned by the enclosing request */
+  int is_dm;                     /* the chat is a DM (issue 17) */
   char *snippet;                 /* owned by the enclosing request: the body around the matches,
                                     each match between U+0002 and U+0003 (removed from the body
                                     first) */
