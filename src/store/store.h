@@ -306,7 +306,9 @@ enum store_op {
   STORE_NOTIFY_SET,     /* in: user_id, slug, level (enum store_notify, not DEFAULT). out: chat
                            (notify set). Not a participant: PARLEY_EFORBIDDEN. */
   STORE_CHAT_BROWSE,    /* in: user_id, query (NULL: none; else folded word-start prefix of the
-                           title), before (0: newest; else last_activity < before), limit
+                           title), before (0: newest; else last_activity < before, or equal to
+                           it and id below slug's when slug names a chat: the previous page's
+                           last, so (last_activity, id) is the keyset and ties never skip), limit
                            (1..STORE_BROWSE_MAX). out: chats/n_chats public and not archived,
                            newest last_activity first (my_role: the caller's), has_more. */
   STORE_USER_UPDATE,    /* in: user_id, user.display_name. out: user, member_ids (everyone who

@@ -193,7 +193,8 @@
   X(BROWSE, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
             " ON p.chat_id = c.id AND p.user_id = $1"                                              \
             " WHERE c.is_public = 1 AND c.archived = 0"                                            \
-            " AND ($2::bigint = 0 OR c.last_activity < $2::bigint)"                                \
+            " AND ($2::bigint = 0 OR c.last_activity < $2::bigint OR (c.last_activity = $2::bigint" \
+            "  AND c.id < (SELECT id FROM chats WHERE slug = $5::text)))"                          \
             " AND ($3::text IS NULL OR lower(c.title COLLATE \"C\") LIKE $3 || '%'"                \
             "  OR lower(c.title COLLATE \"C\") LIKE '% ' || $3 || '%')"                            \
             " ORDER BY c.last_activity DESC, c.id DESC LIMIT $4")                                  \

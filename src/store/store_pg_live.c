@@ -75,6 +75,7 @@ int pg__chats_browse(void *arg, struct store_req *req, const char *lo, size_t le
   pgp_i64(&p, before);
   pgp_text(&p, lo);
   pgp_i64(&p, limit + 1);
+  pgp_text(&p, req->in.slug[0] ? req->in.slug : NULL); /* the previous page's last chat */
   err = pg__q(arg, PG_BROWSE, &p, &r);
   if (err)
     return err;

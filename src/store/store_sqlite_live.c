@@ -89,6 +89,10 @@ int sq__chats_browse(void *arg, struct store_req *req, const char *lo, size_t le
   else
     sqlite3_bind_null(st, 3);
   sqlite3_bind_int(st, 4, limit + 1);
+  if (req->in.slug[0]) /* the last chat of the previous page: ties of before after it */
+    sqlite3_bind_text(st, 5, req->in.slug, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 5);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW && req->out.n_chats <= (size_t)limit) {
     err = sq__read_chat(st, &req->out.chats[req->out.n_chats++]);
     if (err)

@@ -63,10 +63,11 @@ export function setNotify(rt: Realtime, chat: string, level: NotifyLevel): Promi
   return rt.requestRaw('chat.notify', { chat, level }) as Promise<ChatNotifyEvent>;
 }
 
-export function browseChats(rt: Realtime, args: { q?: string; before?: number; limit?: number }): Promise<BrowseResult> {
+export function browseChats(rt: Realtime, args: { q?: string; before?: number; chat?: string; limit?: number }): Promise<BrowseResult> {
   const a: Record<string, unknown> = {};
   if (args.q) a.q = args.q;
   if (args.before !== undefined) a.before = args.before;
+  if (args.chat !== undefined) a.chat = args.chat;
   if (args.limit !== undefined) a.limit = args.limit;
   return rt.requestRaw('chat.browse', a) as Promise<BrowseResult>;
 }
