@@ -10,8 +10,8 @@
  * in the same query as the markers and capped at 1000 per recipient so a 10,000-member chat
  * nobody reads stays cheap; `mentions` (the unread messages that mention the recipient, as
  * chat.list counts them) comes from the same query with the same cap. Events are sent for
- * "text" and "notice" entries only (edits and reactions do not move a chat list, but an edit
- * that adds a mention does: app__activity_mention). `mentioned` reads the msg object's
+ * "text" and "notice" entries only (edits and reactions do not move a chat list; an edit
+ * that mentions someone new refreshes their row as a read does: ops_msg.c). `mentioned` reads the msg object's
  * `mentions` array.
  */
 #include "app/activity.h"

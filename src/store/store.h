@@ -290,7 +290,10 @@ enum store_op {
   /* --- the message model (issue 17, store_rules_msg.c). Each appends one entry to the chat's
    * sequence and returns it in out.msg, with out.chat (member_gen) for the fan-out. --- */
   STORE_MSG_EDIT,       /* in: user_id, slug, seq, body, now. The author only (PARLEY_EFORBIDDEN);
-                           a missing, deleted or non-text seq: PARLEY_ENOT_FOUND. */
+                           a missing, deleted or non-text seq: PARLEY_ENOT_FOUND. Mentions are
+                           resolved again from the new body: out.member_ids the users it
+                           mentions now and did not before, and with any, msgs[0] the edited
+                           message (folded). */
   STORE_MSG_DELETE,     /* in: user_id, slug, seq, now. The author, owners and admins. Erases the
                            body of the message and of its edit entries. */
   STORE_REACT,          /* in: user_id, slug, seq, emoji (in.query), on, now. out.msg.seq 0 when
