@@ -1,6 +1,7 @@
 // /chat/:slug/settings: the chat's title, public toggle, participant cap and invite policy
 // (owner and admins edit, others read); participants with roles, where the owner changes roles
-// and removes anyone and admins remove members; pending invitations with revoke; leave chat.
+// and removes anyone and admins remove members; pending invitations with revoke; leave chat. A DM
+// shows only its two participants, the link and notifications: no invitations, roles or leaving.
 // Every server error shows next to what caused it.
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { useRealtime, useSession } from '../lib/session';
@@ -86,7 +87,8 @@ export function ChatSettings({ slug }: { slug: string }) {
           )}
           {chat && !loadError && (
             <>
-              <GeneralForm chat={chat} editable={manage} />
+              {/* A DM has no title, visibility, cap or invite policy of its own to show. */}
+              {!dm && <GeneralForm chat={chat} editable={manage} />}
               <ShareCard chat={chat} />
               <NotifyCard chat={chat} />
               <section className="card" aria-labelledby="participants-title">
@@ -106,7 +108,7 @@ export function ChatSettings({ slug }: { slug: string }) {
                   ))}
                 </ul>
               </section>
-              {manage || invites.length > 0 ? (
+              {!dm && (manage || invites.length > 0) ? (
                 <section className="card" aria-labelledby="pending-title">
                   <h2 id="pending-title">Pending invitations</h2>
                   {invites.length === 0 ? (
@@ -122,7 +124,8 @@ export function ChatSettings({ slug }: { slug: string }) {
                   )}
                 </section>
               ) : null}
-              <LeaveCard slug={slug} chat={chat} role={role} />
+              {/* Nobody leaves a DM (the server refuses it): no "Leave" to offer. */}
+              {!dm && <LeaveCard slug={slug} chat={chat} role={role} />}
             </>
           )}
           {!chat && !loadError && <p className="muted" style={{ marginTop: 24 }}>Loading…</p>}
