@@ -411,6 +411,8 @@ describe('replies, reactions, edits, deletions, mentions, notices and direct mes
     assert.equal(await ana.page.getByRole('heading', { name: /Leave chat|Pending invitations/ }).count(), 0);
     assert.equal(await ana.page.getByLabel('Who can invite').count(), 0);
     assert.equal(await people.getByRole('combobox').count(), 0, 'no role menus');
+    assert.equal(await people.getByTestId('role').count(), 0, 'no role badges');
+    await ana.page.getByText('Only the two of you can open this link.').waitFor();
     assert.equal(await people.getByRole('button', { name: /^Remove/ }).count(), 0);
     await screenshot(ana.page, 'desktop-dm-settings.png');
   });

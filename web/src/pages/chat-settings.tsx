@@ -315,9 +315,11 @@ function MemberRow({
         <strong>
           {displayName(p)}
           {self && <span className="muted"> (you)</span>}
-          <span className={`role-badge role-badge--${p.role}`} data-testid="role">
-            {p.role}
-          </span>
+          {!inDm && (
+            <span className={`role-badge role-badge--${p.role}`} data-testid="role">
+              {p.role}
+            </span>
+          )}
         </strong>
         <span>
           @{p.username} · joined {relativeTime(p.joinedAt, now)}
@@ -505,7 +507,11 @@ function ShareCard({ chat }: { chat: Chat }) {
     <section className="card" aria-labelledby="share-title">
       <h2 id="share-title">Link</h2>
       <p className="field__hint" style={{ marginTop: -6 }}>
-        {chat.isPublic ? 'Anyone with this link can join this public chat.' : 'Only participants can open this link; invite others to let them in.'}
+        {chat.kind === 'dm'
+          ? 'Only the two of you can open this link.'
+          : chat.isPublic
+            ? 'Anyone with this link can join this public chat.'
+            : 'Only participants can open this link; invite others to let them in.'}
       </p>
       <div className="copy-row">
         <label htmlFor="share-url" className="visually-hidden">
