@@ -39,6 +39,9 @@
 #define STORE_BROWSE_MAX 100      /* most chats of one CHAT_BROWSE page */
 #define STORE_MSG_SEARCH_MAX 50   /* most results of one MSG_SEARCH page */
 #define STORE_MSG_SEARCH_RANKS 250 /* results reachable by paging MSG_SEARCH (a rank limit) */
+/* The newest matches of the caller's chats that MSG_SEARCH ranks (>= STORE_MSG_SEARCH_RANKS): a
+ * word in most messages costs ranking this many, not every match (docs/architecture.md). */
+#define STORE_MSG_SEARCH_CANDIDATES 1000
 #define STORE_MSG_SEARCH_BUDGET_MS 300 /* one MSG_SEARCH query's time on the store thread */
 
 enum store_durability {
