@@ -19,7 +19,9 @@
 
 #define REACT_EMOJI "\xf0\x9f\x91\x8d" /* U+1F44D thumbs up */
 
-static double ms(uint64_t ns) { return (double)ns / 1e6; }
+static double ms(uint64_t ns) {
+  return (double)ns / 1e6;
+}
 
 int scen_react_init(struct lg *lg) {
   for (int i = 0; i < lg->n_users; i++) {
@@ -151,8 +153,7 @@ void scen_react_on_reply(struct lg *lg, struct conn *c, const struct pending *pe
   c->react_sent--;
   c->react_on = !c->react_on;
   if (lg->react_errors++ < 5)
-    fprintf(stderr, "loadgen: react by %s failed: %s\n", lg->users[c->idx].name,
-            code ? code : "?");
+    fprintf(stderr, "loadgen: react by %s failed: %s\n", lg->users[c->idx].name, code ? code : "?");
 }
 
 void scen_react_on_down(struct lg *lg, struct conn *c) {

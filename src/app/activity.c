@@ -11,8 +11,8 @@
  * nobody reads stays cheap; `mentions` (the unread messages that mention the recipient, as
  * chat.list counts them) comes from the same query with the same cap. Events are sent for
  * "text" and "notice" entries only (edits and reactions do not move a chat list; an edit
- * that mentions someone new refreshes their row as a read does: ops_msg.c). `mentioned` reads the msg object's
- * `mentions` array.
+ * that mentions someone new refreshes their row as a read does: ops_msg.c). `mentioned` reads the
+ * msg object's `mentions` array.
  */
 #include "app/activity.h"
 
@@ -90,10 +90,9 @@ static json_t *activity_preview(json_t *msg) {
 static json_t *activity_fields(const char *slug, json_t *full, int64_t unread, int64_t mentions,
                                int mentioned, int64_t last_activity, int64_t seq) {
   json_t *msg = activity_preview(full);
-  json_t *ev = json_pack("{s:s, s:O, s:I, s:I, s:I, s:I, s:b}", "chat", slug,
-                         "lastMsg", msg ? msg : json_null(), "unread", (json_int_t)unread,
-                         "mentions", (json_int_t)mentions, "lastActivity",
-                         (json_int_t)last_activity, "seq",
+  json_t *ev = json_pack("{s:s, s:O, s:I, s:I, s:I, s:I, s:b}", "chat", slug, "lastMsg",
+                         msg ? msg : json_null(), "unread", (json_int_t)unread, "mentions",
+                         (json_int_t)mentions, "lastActivity", (json_int_t)last_activity, "seq",
                          (json_int_t)seq, "mentioned", mentioned);
   json_decref(msg);
   return ev;
@@ -132,14 +131,15 @@ static void on_activity_msg(struct store_req *req) {
   /* Recipients with the same counts share one encoded event. */
   qsort(rows, n, sizeof *rows, activity_row_cmp);
   for (size_t i = 1; i <= n; i++) {
-    if (i < n && rows[i].unread == rows[start].unread &&
-        rows[i].mentions == rows[start].mentions && rows[i].mentioned == rows[start].mentioned)
+    if (i < n && rows[i].unread == rows[start].unread && rows[i].mentions == rows[start].mentions &&
+        rows[i].mentioned == rows[start].mentioned)
       continue;
     for (size_t k = start; k < i; k++)
       ids[k - start] = rows[k].id;
     app__notify_users(a, ids, i - start, "chat.activity",
                       activity_fields(req->in.slug, ctx->msg, rows[start].unread,
-                                      rows[start].mentions, rows[start].mentioned, ctx->last_activity, ctx->seq));
+                                      rows[start].mentions, rows[start].mentioned,
+                                      ctx->last_activity, ctx->seq));
     start = i;
   }
 done:

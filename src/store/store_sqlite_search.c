@@ -178,8 +178,8 @@ int sq__msg_search(void *arg, struct store_req *req, const struct search_query *
     int n_chats;
     err = sq__search_chats(be, req->in.user_id, chats, &n_chats);
     if (err == 0)
-      err = sq__search_ranked(be, req, match, n_chats <= SQ_SEARCH_PER_CHAT ? chats : NULL,
-                              n_chats, offset, limit, &deadline, timed_out);
+      err = sq__search_ranked(be, req, match, n_chats <= SQ_SEARCH_PER_CHAT ? chats : NULL, n_chats,
+                              offset, limit, &deadline, timed_out);
   }
   sqlite3_progress_handler(be->db, 0, NULL, NULL);
   free(match);
