@@ -198,7 +198,7 @@
             " ON p.chat_id = c.id AND p.user_id = $1"                                              \
             " WHERE c.is_public = 1 AND c.archived = 0"                                            \
             " AND ($2::bigint = 0 OR c.last_activity < $2::bigint OR (c.last_activity = $2::bigint" \
-            "  AND c.id < (SELECT id FROM chats WHERE slug = $5::text)))"                          \
+            "  AND c.id < (SELECT id FROM chats WHERE slug = $5::text AND is_public = 1)))"       \
             " AND ($3::text IS NULL OR lower(c.title COLLATE \"C\") LIKE $3 || '%'"                \
             "  OR lower(c.title COLLATE \"C\") LIKE '% ' || $3 || '%')"                            \
             " ORDER BY c.last_activity DESC, c.id DESC LIMIT $4")                                  \

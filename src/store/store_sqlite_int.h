@@ -185,7 +185,8 @@
   X(BROWSE, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
             " ON p.chat_id = c.id AND p.user_id = ?1"                                              \
             " WHERE c.is_public = 1 AND c.archived = 0 AND (?2 = 0 OR c.last_activity < ?2"        \
-            "  OR (c.last_activity = ?2 AND c.id < (SELECT id FROM chats WHERE slug = ?5)))"       \
+            "  OR (c.last_activity = ?2 AND c.id < (SELECT id FROM chats"                          \
+            "   WHERE slug = ?5 AND is_public = 1)))"                                              \
             " AND (?3 IS NULL OR lower(c.title) LIKE ?3 || '%' ESCAPE '\\'"                        \
             "  OR lower(c.title) LIKE '% ' || ?3 || '%' ESCAPE '\\')"                              \
             " ORDER BY c.last_activity DESC, c.id DESC LIMIT ?4")                                  \
