@@ -182,6 +182,12 @@ int lg_req_send(struct conn *c, enum req_kind kind, const char *op, const char *
   return req_send(c, kind, op, rest);
 }
 
+uint64_t lg_req_take(struct conn *c, enum req_kind kind, uint64_t t, int measured) {
+  return req_take(c, kind, t, measured);
+}
+
+void lg_req_release(struct conn *c, uint64_t id) { req_release(c, id); }
+
 /* One msg.send from c, timestamped in its body. */
 static void send_one(struct lg *lg, struct conn *c) {
   if (lg->wire) {
@@ -561,6 +567,8 @@ static void on_tick(uv_timer_t *t) {
         else
           send_one(lg, c);
       }
+      if (lg->scen == SCEN_REACTIONS)
+        scen_react_tick(lg, now);
     }
   }
   if (lg->phase == PH_DRAIN) {
@@ -629,6 +637,8 @@ static int idmap_find(const struct lg *lg, int64_t id) {
   return lo < lg->n_idmap && lg->idmap[lo].id == id ? lg->idmap[lo].idx : -1;
 }
 
+int lg_user_index(const struct lg *lg, int64_t id) { return idmap_find(lg, id); }
+
 static void phase_begin(struct lg *lg, enum phase ph) {
   if (lg->wire && (ph == PH_SIGNUP || ph == PH_SUB))
     ph = (enum phase)(ph + 1); /* peers: no accounts to sign up, joining is subscribing */
@@ -680,7 +690,7 @@ static void phase_begin(struct lg *lg, enum phase ph) {
     break;
   case PH_RUN: {
     uv_timer_stop(&lg->deadline);
-    if (lg->scen == SCEN_TYPING)
+    if (lg->scen == SCEN_TYPING || lg->scen == SCEN_REACTIONS)
       idmap_build(lg);
     uint64_t now = uv_hrtime();
     lg->t_load = now;
@@ -753,14 +763,16 @@ void lg_on_ws_down(struct conn *c, const char *why) {
   /* Sends still waiting for a reply on this socket will never get one. */
   for (uint32_t i = 0; i <= c->ring_mask; i++) {
     struct pending *p = &c->ring[i];
-    if (p->id != 0 &&
-        (p->kind == REQ_SEND || p->kind == REQ_TYPING_ON || p->kind == REQ_TYPING_OFF)) {
+    if (p->id != 0 && (p->kind == REQ_SEND || p->kind == REQ_TYPING_ON ||
+                       p->kind == REQ_TYPING_OFF || p->kind == REQ_REACT)) {
       lg->send_inflight--;
       lg->unacked++;
     }
     p->id = 0;
   }
   c->outstanding = 0;
+  if (lg->scen == SCEN_REACTIONS)
+    scen_react_on_down(lg, c);
   if (lg->wire)
     wire_peer_down(lg, c);
   if (lg->sc && scen_conns_on_down(lg, c))
@@ -785,6 +797,8 @@ static void on_msg_event(struct lg *lg, struct conn *c, int64_t seq, uint64_t ts
     lg->win.deliveries++;
   if (ts) {
     uint64_t d = now > ts ? now - ts : 0;
+    if (seq > c->last_text_seq)
+      c->last_text_seq = seq; /* a text message of the load: what reactions go on */
     if (ts >= lg->t_meas0 && ts < lg->t_meas1)
       hist_record(&lg->lat, d);
     if (!lg->quiet)
@@ -1164,7 +1178,8 @@ static void handle_reply(struct lg *lg, struct conn *c, json_t *root) {
   }
   struct pending pe = *slot;
   req_release(c, id);
-  if (!ok && pe.kind != REQ_SEND && lg->errors_printed++ < MAX_PRINTED_ERRORS)
+  if (!ok && pe.kind != REQ_SEND && pe.kind != REQ_REACT &&
+      lg->errors_printed++ < MAX_PRINTED_ERRORS)
     fprintf(stderr, "loadgen: %s for %s failed: %s: %s\n", phase_name(lg->phase),
             lg->users[c->idx].name, code ? code : "?", emsg ? emsg : "");
   if (lg->sc && scen_conns_on_reply(lg, c, pe.kind, root, ok))
@@ -1182,6 +1197,9 @@ static void handle_reply(struct lg *lg, struct conn *c, json_t *root) {
   case REQ_TYPING_ON:
   case REQ_TYPING_OFF:
     typing_reply(lg, c, &pe, ok, code, emsg);
+    break;
+  case REQ_REACT:
+    scen_react_on_reply(lg, c, &pe, ok, code);
     break;
   case REQ_CREATE: {
     const char *slug = json_string_value(json_object_get(json_object_get(root, "chat"), "slug"));
@@ -1257,6 +1275,8 @@ void lg_on_ws_text(struct conn *c, const uint8_t *data, size_t n) {
     int r = scan_event(p, n, &seq, &ts);
     if (r == EV_MSG) {
       on_msg_event(lg, c, seq, ts);
+      if (ts == 0 && lg->scen == SCEN_REACTIONS)
+        scen_react_on_event(lg, c, p, n);
       return;
     }
     if (r == EV_TYPING) {
@@ -1349,6 +1369,7 @@ static void report(struct lg *lg) {
     snprintf(offered, sizeof(offered), "win%d", lg->window);
   const char *scen = lg->scen == SCEN_CHAT     ? "chat"
                      : lg->scen == SCEN_TYPING ? "typing"
+                     : lg->scen == SCEN_REACTIONS ? "reactions"
                      : lg->scen == SCEN_CONNS  ? "conns"
                      : lg->scen == SCEN_STORM  ? "storm"
                                                : "broadcast";
@@ -1487,7 +1508,9 @@ static void usage(FILE *f) {
           "  --url ws://127.0.0.1:8080[/ws]  server (loopback only)\n"
           "  --nodes P2,P3,...               a cluster: more nodes on --url's host at these ports;\n"
           "                                  user i connects to node i %% (1 + count)\n"
-          "  --scenario chat|broadcast|typing|connections|storm (chat)\n"
+          "  --scenario chat|broadcast|typing|reactions|connections|storm (chat)\n"
+          "  --react-rate R                  reactions: react toggles/s in total, beside --rate\n"
+          "                                  messages (2000)\n"
           "  --users N                       users, one WebSocket each (1000)\n"
           "  --chat-size K                   users per chat, chat and typing scenarios (10)\n"
           "  --rate R                        msgs/s over all users (chat: 2000; broadcast: 0 =\n"
@@ -1624,7 +1647,7 @@ enum {
   OPT_WARMUP, OPT_DRAIN, OPT_BODY, OPT_PID, OPT_CSV, OPT_LABEL, OPT_USERSFILE, OPT_SIGNUPC,
   OPT_CONNC, OPT_SETUPC, OPT_SETUPT, OPT_RUNID, OPT_CHAT, OPT_STRICT, OPT_QUIET, OPT_HELP, OPT_HOLD,
   OPT_PROBES, OPT_CPU, OPT_STORMC, OPT_SRCADDRS, OPT_SERVER, OPT_XDOMAIN, OPT_NODES,
-  OPT_SCHEDULE, OPT_REPORT, OPT_WALFILE
+  OPT_SCHEDULE, OPT_REPORT, OPT_WALFILE, OPT_REACTRATE
 };
 
 const struct sockaddr *lg_node_addr(const struct lg *lg, int idx) {
@@ -1704,7 +1727,8 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       {"storm-concurrency", 1, 0, OPT_STORMC}, {"src-addrs", 1, 0, OPT_SRCADDRS},
       {"server", 1, 0, OPT_SERVER}, {"xmpp-domain", 1, 0, OPT_XDOMAIN},
       {"nodes", 1, 0, OPT_NODES}, {"schedule", 1, 0, OPT_SCHEDULE},
-      {"report-every", 1, 0, OPT_REPORT}, {"wal-file", 1, 0, OPT_WALFILE}, {0, 0, 0, 0}};
+      {"report-every", 1, 0, OPT_REPORT}, {"wal-file", 1, 0, OPT_WALFILE},
+      {"react-rate", 1, 0, OPT_REACTRATE}, {0, 0, 0, 0}};
   const char *url = "ws://127.0.0.1:8080", *nodes = NULL;
   int rate_set = 0, per_user = 1;
   int o;
@@ -1718,6 +1742,8 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
         lg->scen = SCEN_BROADCAST;
       else if (strcmp(optarg, "typing") == 0)
         lg->scen = SCEN_TYPING;
+      else if (strcmp(optarg, "reactions") == 0)
+        lg->scen = SCEN_REACTIONS;
       else if (strcmp(optarg, "connections") == 0 || strcmp(optarg, "conns") == 0)
         lg->scen = SCEN_CONNS;
       else if (strcmp(optarg, "storm") == 0)
@@ -1773,6 +1799,7 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
       break;
     case OPT_REPORT: lg->report_every = atof(optarg); break;
     case OPT_WALFILE: lg->wal_file = optarg; break;
+    case OPT_REACTRATE: lg->react_rate = atof(optarg); break;
     case OPT_HELP: usage(stdout); exit(0);
     default: usage(stderr); return -1;
     }
@@ -1838,7 +1865,10 @@ static int parse_args(struct lg *lg, int argc, char **argv) {
   }
   if (lg->scen != SCEN_BROADCAST && lg->rate <= 0 && (lg->scen != SCEN_CHAT || lg->wire)) {
     fprintf(stderr, "loadgen: the %s scenario needs --rate > 0\n",
-            lg->scen == SCEN_CHAT ? "chat" : lg->scen == SCEN_TYPING ? "typing" : "connections/storm");
+            lg->scen == SCEN_CHAT         ? "chat"
+            : lg->scen == SCEN_TYPING    ? "typing"
+            : lg->scen == SCEN_REACTIONS ? "reactions"
+                                         : "connections/storm");
     return -1;
   }
   if (lg->scen == SCEN_TYPING) {
@@ -1951,6 +1981,8 @@ int main(int argc, char **argv) {
   }
   if (scen_conns_active(lg) && scen_conns_init(lg) != 0)
     return 1;
+  if (lg->scen == SCEN_REACTIONS && scen_react_init(lg) != 0)
+    return 1;
   if (lg->users_file)
     load_users_file(lg);
   for (int i = 0; i < n; i++)
@@ -1984,6 +2016,8 @@ int main(int argc, char **argv) {
     return lg->exit_code;
   report(lg);
   int scen_bad = lg->sc ? scen_conns_report(lg) : 0;
+  if (lg->scen == SCEN_REACTIONS)
+    scen_bad |= scen_react_report(lg);
   /* A run that lost, duplicated or reordered messages, or was cut off, is not a result. */
   uint64_t missing = lg->expected > lg->tot.deliveries ? lg->expected - lg->tot.deliveries : 0;
   /* Typing: a start the typer's own socket saw listed but another member did not is lost (they

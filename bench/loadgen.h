@@ -44,8 +44,13 @@ struct group {
 
 /* What a pending request was, so its reply can be routed. */
 enum req_kind {
-  REQ_NONE = 0, REQ_AUTH, REQ_CREATE, REQ_JOIN, REQ_SUB, REQ_SEND, REQ_TYPING_ON, REQ_TYPING_OFF
+  REQ_NONE = 0, REQ_AUTH, REQ_CREATE, REQ_JOIN, REQ_SUB, REQ_SEND, REQ_TYPING_ON, REQ_TYPING_OFF,
+  REQ_REACT
 };
+
+/* Reactions a user's socket remembers the send time of (scen_react.c): one is in flight at a
+ * time, so the ring only has to cover how far the slowest member's socket lags behind. */
+#define REACT_RING 64
 
 /* Typers a connection remembers from the last `typing` event of its chat (the server lists 5). */
 #define TYP_TRACK 16
@@ -105,9 +110,17 @@ struct conn {
   int peer_stage;          /* the wire's set-up stage */
   uint64_t *from_next;     /* next body counter expected from each member of the room; owned */
   uint64_t echoed;         /* own messages received back (a peer's "ack") */
+  /* reactions scenario (scen_react.c) */
+  int64_t last_text_seq;   /* newest text message seen on the chat (a reaction's target); 0 none */
+  int64_t react_target;    /* the message this user's reaction is on, while react_on */
+  int react_on;            /* the user's reaction is on (the next toggle takes it off) */
+  int react_busy;          /* a react is awaiting its reply */
+  uint64_t react_sent;     /* reactions appended by this user so far (each one an entry) */
+  uint64_t react_ts[REACT_RING]; /* uv_hrtime() when reaction k was queued, at k % REACT_RING */
+  uint32_t *react_seen;    /* per member of the chat (by index in the group): reactions seen */
 };
 
-enum scenario { SCEN_CHAT = 0, SCEN_BROADCAST, SCEN_TYPING, SCEN_CONNS, SCEN_STORM };
+enum scenario { SCEN_CHAT = 0, SCEN_BROADCAST, SCEN_TYPING, SCEN_CONNS, SCEN_STORM, SCEN_REACTIONS };
 
 enum phase {
   PH_SIGNUP = 0, PH_CONNECT, PH_CREATE, PH_JOIN, PH_SUB, PH_RUN, PH_DRAIN, PH_CLOSE, PH_DONE
@@ -227,6 +240,13 @@ struct lg {
   unsigned long long srv_ticks0, srv_ticks1;
   long srv_rss_kb, srv_hwm_kb;
   double lg_cpu0, lg_cpu1;
+  /* reactions scenario (scen_react.c): the chat load plus `react` toggles at react_rate */
+  double react_rate;       /* reactions/s across all users */
+  uint64_t react_paced, react_rr;
+  uint64_t react_sends, react_acks, react_errors, react_skipped, react_deliveries;
+  uint64_t react_win_sends, react_win_acks, react_unmatched;
+  struct hist react_lat;   /* react sent to a member's socket receiving its entry, measured window */
+  struct hist react_ack;   /* react sent to its reply, measured window */
   int exit_code;
   /* peer servers (wire.h) */
   const struct wire_ops *wire; /* NULL: Parley's own protocol */
@@ -284,6 +304,22 @@ int scen_conns_report(struct lg *lg);         /* prints its lines; returns > 0 o
 int lg_bind_source(struct conn *c);
 /* loadgen.c: sends {"id":..,"op":op,rest}; 0 or -1 (ring full or connection down). */
 int lg_req_send(struct conn *c, enum req_kind kind, const char *op, const char *rest);
+
+/* scen_react.c: the reactions scenario (lg->scen == SCEN_REACTIONS). */
+int scen_react_init(struct lg *lg);          /* after groups are built; 0 or -1 */
+void scen_react_tick(struct lg *lg, uint64_t now); /* paces the reactions during the run */
+/* A msg event without a send timestamp in its body (p, n: the frame): a reaction entry? */
+void scen_react_on_event(struct lg *lg, struct conn *c, const char *p, size_t n);
+/* The reply to a react (kind REQ_REACT): ok, or the error code (may be NULL). */
+void scen_react_on_reply(struct lg *lg, struct conn *c, const struct pending *pe, int ok,
+                         const char *code);
+void scen_react_on_down(struct lg *lg, struct conn *c); /* c's socket went down */
+int scen_react_report(struct lg *lg);        /* prints its lines; returns > 0 on failure */
+/* loadgen.c: user id -> user index (built when the run starts), -1 if unknown. */
+int lg_user_index(const struct lg *lg, int64_t id);
+/* loadgen.c: reserves a request slot (0 when the ring is full) and gives it back. */
+uint64_t lg_req_take(struct conn *c, enum req_kind kind, uint64_t t, int measured);
+void lg_req_release(struct conn *c, uint64_t id);
 
 /* signup.c: signs up users[idx] for every idx in todo[0..n) with at most `conc` requests in
  * flight; calls done(lg, idx, ok) once per user, then finished(lg) once. */

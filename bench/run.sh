@@ -12,7 +12,7 @@
 #                     [--rate R] [--typing-rate R] [--typing-hold MS] [--duration T] [--warmup S]
 #                     [--window W] [--bcast-users N] [--bcast-rate R] [--csv FILE] [--keep]
 #                     [--conn-users "N1 N2"] [--conns-per-user M] [--storm-users N]
-#                     [--durable-window W] [-- extra loadgen options]
+#                     [--durable-window W] [--react-rate R] [-- extra loadgen options]
 # Scenarios: chat typing broadcast (the default set), connections, storm, durable (the chat
 # population in closed loop, each user keeping W sends unacknowledged, once with
 # PARLEY_DURABILITY=normal and once with fsync: acknowledged sends/s), and the sustained ones
@@ -25,13 +25,15 @@
 #             light load (one message per user over the window)
 #   bigchat   a chat at the 10,000-participant ceiling (filled in SQL); [--bigchat-users N] (200)
 #             of them online join, subscribe and send [--bigchat-rate R] (200) msgs/s into it
+#   reactions the chat population sending --rate msgs/s and, in the same run, toggling a reaction
+#             on a recent message at [--react-rate R] (2000) reactions/s: delivery p99 of each
 # [--capacity R] (BENCH_CAPACITY, 4000) is the chat rate this machine carries at p99 <= 10 ms;
 # measure it with --sweep first.
 # The same settings can come from the environment: BENCH_SCENARIOS, BENCH_USERS, BENCH_CHAT_SIZE,
 # BENCH_RATE, BENCH_TYPING_RATE (default: the chat rate), BENCH_TYPING_HOLD (ms; default: the
 # load generator's), BENCH_DURATION, BENCH_WARMUP, BENCH_WINDOW, BENCH_BCAST_USERS,
 # BENCH_BCAST_RATE, BENCH_CONN_USERS ("10000 19000"), BENCH_CONNS_PER_USER (1), BENCH_STORM_USERS
-# (11000: 1,000 chats of 11, 10,000 sockets dropped), BENCH_DURABLE_WINDOW (4), BENCH_CSV, PARLEY_BIN, LOADGEN; PARLEY_DURABILITY (normal) and
+# (11000: 1,000 chats of 11, 10,000 sockets dropped), BENCH_DURABLE_WINDOW (4), BENCH_REACT_RATE (2000), BENCH_CSV, PARLEY_BIN, LOADGEN; PARLEY_DURABILITY (normal) and
 # PARLEY_LOG_LEVEL (warn) are passed to the server.
 #
 # Peers (bench/peers/, bench/README.md "Peers"): [--servers "parley socketio xmpp"] runs Parley's
@@ -54,6 +56,7 @@ chat_size=${BENCH_CHAT_SIZE:-10}
 rate=${BENCH_RATE:-2000}
 typing_rate=${BENCH_TYPING_RATE:-}
 typing_hold=${BENCH_TYPING_HOLD:-}
+react_rate=${BENCH_REACT_RATE:-2000}
 duration=${BENCH_DURATION:-20}
 warmup=${BENCH_WARMUP:-3}
 window=${BENCH_WINDOW:-64}
@@ -85,6 +88,7 @@ while [ $# -gt 0 ]; do
     --rate) rate=$2; shift ;;
     --typing-rate) typing_rate=$2; shift ;;
     --typing-hold) typing_hold=$2; shift ;;
+    --react-rate) react_rate=$2; shift ;;
     --duration) duration=$2; shift ;;
     --warmup) warmup=$2; shift ;;
     --window) window=$2; shift ;;
@@ -225,6 +229,10 @@ for scen in $expanded; do
     typing)
       args=(--scenario typing --users "$users" --chat-size "$chat_size" --rate "$typing_rate")
       [ -z "$typing_hold" ] || args+=(--typing-hold "$typing_hold") ;;
+    reactions)
+      # Messages at --rate and reaction toggles at --react-rate, in the same run.
+      args=(--scenario reactions --users "$users" --chat-size "$chat_size" --rate "$rate"
+            --react-rate "$react_rate") ;;
     broadcast)
       args=(--scenario broadcast --users "$bcast_users" --window "$window" --rate "$bcast_rate") ;;
     connections@*)

@@ -8,8 +8,11 @@
  *
  * unread is what chat.list counts (text messages by others after the recipient's marker), read
  * in the same query as the markers and capped at 1000 per recipient so a 10,000-member chat
- * nobody reads stays cheap. Events are sent for "text" and "notice" entries only (edits and
- * reactions do not move a chat list). `mentioned` reads the msg object's `mentions` array.
+ * nobody reads stays cheap; `mentions` (the unread messages that mention the recipient, as
+ * chat.list counts them) comes from the same query with the same cap. Events are sent for
+ * "text" and "notice" entries only (edits and reactions do not move a chat list; an edit
+ * that mentions someone new refreshes their row as a read does: ops_msg.c). `mentioned` reads the
+ * msg object's `mentions` array.
  */
 #include "app/activity.h"
 
@@ -34,6 +37,7 @@ struct activity_ctx {
 /* One recipient: its place in the request's member arrays and its two personal fields. */
 struct activity_row {
   int64_t unread;
+  int64_t mentions; /* unread messages that mention the recipient */
   int mentioned;
   int64_t id;
 };
@@ -42,6 +46,8 @@ static int activity_row_cmp(const void *x, const void *y) {
   const struct activity_row *a = x, *b = y;
   if (a->mentioned != b->mentioned)
     return a->mentioned - b->mentioned;
+  if (a->mentions != b->mentions)
+    return a->mentions < b->mentions ? -1 : 1;
   return a->unread < b->unread ? -1 : a->unread > b->unread;
 }
 
@@ -80,14 +86,13 @@ static json_t *activity_preview(json_t *msg) {
   return copy;
 }
 
-static json_t *activity_fields(const char *slug, json_t *full, int64_t unread, int mentioned,
-                               int64_t last_activity, int64_t seq) {
+/* mentions: the unread messages that mention the recipient, as chat.list counts them. */
+static json_t *activity_fields(const char *slug, json_t *full, int64_t unread, int64_t mentions,
+                               int mentioned, int64_t last_activity, int64_t seq) {
   json_t *msg = activity_preview(full);
-  /* mentions: the unread messages that mention the recipient. Until issue 17's mentions are
-   * stored there are none to count. */
-  json_t *ev = json_pack("{s:s, s:O, s:I, s:i, s:I, s:I, s:b}", "chat", slug,
-                         "lastMsg", msg ? msg : json_null(), "unread", (json_int_t)unread,
-                         "mentions", 0, "lastActivity", (json_int_t)last_activity, "seq",
+  json_t *ev = json_pack("{s:s, s:O, s:I, s:I, s:I, s:I, s:b}", "chat", slug, "lastMsg",
+                         msg ? msg : json_null(), "unread", (json_int_t)unread, "mentions",
+                         (json_int_t)mentions, "lastActivity", (json_int_t)last_activity, "seq",
                          (json_int_t)seq, "mentioned", mentioned);
   json_decref(msg);
   return ev;
@@ -120,19 +125,21 @@ static void on_activity_msg(struct store_req *req) {
   for (size_t i = 0; i < n; i++) {
     rows[i].id = req->out.member_ids[i];
     rows[i].unread = req->out.member_reads[i];
+    rows[i].mentions = req->out.member_mentions[i];
     rows[i].mentioned = dm || activity_mentions(ctx->msg, rows[i].id);
   }
   /* Recipients with the same counts share one encoded event. */
   qsort(rows, n, sizeof *rows, activity_row_cmp);
   for (size_t i = 1; i <= n; i++) {
-    if (i < n && rows[i].unread == rows[start].unread &&
+    if (i < n && rows[i].unread == rows[start].unread && rows[i].mentions == rows[start].mentions &&
         rows[i].mentioned == rows[start].mentioned)
       continue;
     for (size_t k = start; k < i; k++)
       ids[k - start] = rows[k].id;
     app__notify_users(a, ids, i - start, "chat.activity",
                       activity_fields(req->in.slug, ctx->msg, rows[start].unread,
-                                      rows[start].mentioned, ctx->last_activity, ctx->seq));
+                                      rows[start].mentions, rows[start].mentioned,
+                                      ctx->last_activity, ctx->seq));
     start = i;
   }
 done:
@@ -195,7 +202,7 @@ static void on_activity_read(struct store_req *req) {
     int64_t unread = req->out.member_reads[0];
     json_t *msg = req->out.msg.seq > 0 ? proto_msg_json(&req->out.msg, c->slug) : NULL;
     app__notify_users(a, req->out.member_ids, 1, "chat.activity",
-                      activity_fields(c->slug, msg, unread, 0,
+                      activity_fields(c->slug, msg, unread, req->out.member_mentions[0], 0,
                                       c->last_activity, c->last_seq));
     json_decref(msg);
   }

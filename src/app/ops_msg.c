@@ -1,5 +1,5 @@
 /* ops_msg.c - the message model's ops (issue 17): dm.open, msg.edit, msg.delete and react, and
- * the `mention` event of msg.send.
+ * the `mention` event of msg.send and of an edit that mentions someone new.
  *
  * Each change is an entry of the chat's sequence, appended by the store in the transaction that
  * checks the rules (store_rules_msg.c); here it is fanned out like a message (the `msg` event,
@@ -13,6 +13,7 @@
 
 #include "app/ops.h"
 
+#include "app/activity.h"
 #include "app/cluster.h"
 #include "app/deliver.h"
 #include "app/reply.h"
@@ -34,6 +35,9 @@ static struct store_req *msg_req(struct client *cl, const struct proto_req *req,
   return sreq;
 }
 
+static void mention_event_to(struct app *a, const char *slug, const struct store_msg *m,
+                             const int64_t *who, size_t n_who);
+
 /* The entry an op appended: to the subscriptions (here and on other nodes), then {msg} to the
  * caller; a react that changed nothing answers {msg: null}. */
 static void on_entry(struct store_req *sreq) {
@@ -42,6 +46,15 @@ static void on_entry(struct store_req *sreq) {
   const struct store_msg *m = &sreq->out.msg;
   if (sreq->status == 0 && m->seq > 0)
     app__deliver_msg(cl->app, sreq->out.chat.slug, m, sreq->out.chat.member_gen);
+  /* An edit that mentions someone new: they hear of it as of a new message that mentions them
+   * (the edited message, as it reads now), and their chat list's mention count moves. */
+  if (sreq->status == 0 && sreq->op == STORE_MSG_EDIT && sreq->out.n_msgs == 1) {
+    mention_event_to(cl->app, sreq->out.chat.slug, &sreq->out.msgs[0], sreq->out.member_ids,
+                     sreq->out.n_member_ids);
+    for (size_t i = 0; i < sreq->out.n_member_ids; i++)
+      if (sreq->out.member_ids[i] != cl->user.id)
+        app__activity_read(cl->app, sreq->out.member_ids[i], sreq->out.chat.slug);
+  }
   if (app__op_failed(sreq))
     goto done;
   app__reply_ok(cl, &ctx->env,
@@ -116,11 +129,13 @@ void app__op_dm_open(struct client *cl, const struct proto_req *req) {
   app__op_submit(cl, req, sreq, on_dm_open, NULL);
 }
 
-void app__mention_event(struct app *a, const char *slug, const struct store_msg *m) {
+/* The `mention` event of message m to users ids[0..n) (its author skipped). */
+static void mention_event_to(struct app *a, const char *slug, const struct store_msg *m,
+                             const int64_t *who, size_t n_who) {
   struct outq_chunk *frame;
   size_t len;
   char *json;
-  if (m->n_mentions == 0)
+  if (n_who == 0)
     return;
   json = proto_event("mention", json_pack("{s:s, s:o}", "chat", slug, "msg", proto_msg_json(m, slug)),
                      &len);
@@ -131,9 +146,9 @@ void app__mention_event(struct app *a, const char *slug, const struct store_msg 
   {
     int64_t ids[STORE_MENTIONS_MAX];
     size_t n = 0;
-    for (size_t i = 0; i < m->n_mentions && n < STORE_MENTIONS_MAX; i++)
-      if (m->mentions[i] != m->author.id)
-        ids[n++] = m->mentions[i];
+    for (size_t i = 0; i < n_who && n < STORE_MENTIONS_MAX; i++)
+      if (who[i] != m->author.id)
+        ids[n++] = who[i];
     if (n > 0)
       app__bus_publish_notify(a, ids, n, json, len);
   }
@@ -142,12 +157,12 @@ void app__mention_event(struct app *a, const char *slug, const struct store_msg 
   if (frame == NULL)
     return;
   /* Here: the sockets that are not subscribed to the chat; those that are see the msg itself. */
-  for (size_t i = 0; i < m->n_mentions; i++) {
+  for (size_t i = 0; i < n_who; i++) {
     struct app_user *au;
     struct client *cl;
-    if (m->mentions[i] == m->author.id)
+    if (who[i] == m->author.id)
       continue;
-    au = app__user_find(a, m->mentions[i]);
+    au = app__user_find(a, who[i]);
     if (au == NULL)
       continue;
     DL_FOREACH2(au->clients, cl, unext) {
@@ -156,4 +171,8 @@ void app__mention_event(struct app *a, const char *slug, const struct store_msg 
     }
   }
   outq_chunk_unref(frame);
+}
+
+void app__mention_event(struct app *a, const char *slug, const struct store_msg *m) {
+  mention_event_to(a, slug, m, m->mentions, m->n_mentions);
 }

@@ -79,6 +79,8 @@ void app__op_chat_browse(struct client *cl, const struct proto_req *req) {
     return;
   }
   sreq->in.before = PROTO_HAS(req, PROTO_F_BEFORE) ? req->before : 0;
+  if (PROTO_HAS(req, PROTO_F_CHAT)) /* the last chat of the previous page */
+    snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
   sreq->in.limit = PROTO_HAS(req, PROTO_F_LIMIT) ? (int)req->limit : BROWSE_DEFAULT;
   if (sreq->in.limit > STORE_BROWSE_MAX)
     sreq->in.limit = STORE_BROWSE_MAX;

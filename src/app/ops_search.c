@@ -13,11 +13,11 @@
 
 #define MSG_SEARCH_DEFAULT 20 /* results per page when the client names no limit */
 
-/* One result: the chat (as a list entry names it), the message, the marked snippet. The chat's
- * kind is "group" until chats have kinds (issue 17 adds dm). */
+/* One result: the chat (as a list entry names it: a DM has kind "dm" and the other person's
+ * name as title), the message, the marked snippet. */
 static json_t *search__hit_json(const struct store_msg_hit *h) {
   return json_pack("{s:{s:s, s:s, s:s}, s:o, s:s}", "chat", "slug", h->slug, "title",
-                   h->title ? h->title : "", "kind", "group", "msg",
+                   h->title ? h->title : "", "kind", h->is_dm ? "dm" : "group", "msg",
                    proto_msg_json(&h->msg, h->slug), "snippet", h->snippet ? h->snippet : "");
 }
 

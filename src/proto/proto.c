@@ -110,7 +110,8 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
                         0},
     [PROTO_OP_CHAT_NOTIFY] = {"chat.notify", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_LEVEL), 0},
     [PROTO_OP_CHAT_BROWSE] = {"chat.browse", 0, 0,
-                              REQ(PROTO_F_Q) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
+                              REQ(PROTO_F_Q) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT) |
+                                  REQ(PROTO_F_CHAT)},
     [PROTO_OP_ME_UPDATE] = {"me.update", 0, REQ(PROTO_F_DISPLAY_NAME), 0},
     [PROTO_OP_MSG_SEARCH] = {"msg.search", 0, REQ(PROTO_F_SEARCH_Q),
                              REQ(PROTO_F_CHAT) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},

@@ -178,6 +178,7 @@ static void store__req_clear_out(struct store_req *req, int keep_errmsg) {
   free(req->out.invites);
   free(req->out.member_ids);
   free(req->out.member_reads);
+  free(req->out.member_mentions);
   free(req->out.hashes);
   free(req->out.data);
   for (size_t i = 0; req->out.bots && i < req->out.n_bots; i++) {

@@ -40,6 +40,9 @@
 #define STORE_BROWSE_MAX 100      /* most chats of one CHAT_BROWSE page */
 #define STORE_MSG_SEARCH_MAX 50   /* most results of one MSG_SEARCH page */
 #define STORE_MSG_SEARCH_RANKS 250 /* results reachable by paging MSG_SEARCH (a rank limit) */
+/* The newest matches of the caller's chats that MSG_SEARCH ranks (>= STORE_MSG_SEARCH_RANKS): a
+ * word in most messages costs ranking this many, not every match (docs/architecture.md). */
+#define STORE_MSG_SEARCH_CANDIDATES 1000
 #define STORE_MSG_SEARCH_BUDGET_MS 300 /* one MSG_SEARCH query's time on the store thread */
 
 enum store_durability {
@@ -189,7 +192,9 @@ struct store_bot {
 struct store_msg_hit {
   struct store_msg msg;
   char slug[STORE_SLUG_MAX + 1]; /* the message's chat */
-  char *title;                   /* its title; owned by the enclosing request */
+  char *title;                   /* its title (a DM's: the other person's display name);
+                                    owned by the enclosing request */
+  int is_dm;                     /* the chat is a DM (issue 17) */
   char *snippet;                 /* owned by the enclosing request: the body around the matches,
                                     each match between U+0002 and U+0003 (removed from the body
                                     first) */
@@ -313,7 +318,10 @@ enum store_op {
   /* --- the message model (issue 17, store_rules_msg.c). Each appends one entry to the chat's
    * sequence and returns it in out.msg, with out.chat (member_gen) for the fan-out. --- */
   STORE_MSG_EDIT,       /* in: user_id, slug, seq, body, now. The author only (PARLEY_EFORBIDDEN);
-                           a missing, deleted or non-text seq: PARLEY_ENOT_FOUND. */
+                           a missing, deleted or non-text seq: PARLEY_ENOT_FOUND. Mentions are
+                           resolved again from the new body: out.member_ids the users it
+                           mentions now and did not before, and with any, msgs[0] the edited
+                           message (folded). */
   STORE_MSG_DELETE,     /* in: user_id, slug, seq, now. The author, owners and admins. Erases the
                            body of the message and of its edit entries. */
   STORE_REACT,          /* in: user_id, slug, seq, emoji (in.query), on, now. out.msg.seq 0 when
@@ -323,12 +331,15 @@ enum store_op {
   /* --- live list, notifications, directory, profile (issue 18) --- */
   STORE_CHAT_ACTIVITY,  /* in: slug, user_id (0: every participant; else that one, if a
                            participant). out: chat (seen by nobody: my_role none), member_ids
-                           with member_reads[i] their read markers (0: none), and with a
+                           with member_reads[i] their unread text and member_mentions[i]
+                           their unread mentions (each at most 1000), and with a
                            user_id, msg: the newest message (seq 0 if none). Internal: no ACL. */
   STORE_NOTIFY_SET,     /* in: user_id, slug, level (enum store_notify, not DEFAULT). out: chat
                            (notify set). Not a participant: PARLEY_EFORBIDDEN. */
   STORE_CHAT_BROWSE,    /* in: user_id, query (NULL: none; else folded word-start prefix of the
-                           title), before (0: newest; else last_activity < before), limit
+                           title), before (0: newest; else last_activity < before, or equal to
+                           it and id below slug's when slug names a chat: the previous page's
+                           last, so (last_activity, id) is the keyset and ties never skip), limit
                            (1..STORE_BROWSE_MAX). out: chats/n_chats public and not archived,
                            newest last_activity first (my_role: the caller's), has_more. */
   STORE_USER_UPDATE,    /* in: user_id, user.display_name. out: user, member_ids (everyone who
@@ -482,6 +493,7 @@ struct store_req {
     char errmsg[128];               /* detail for the client when status says not enough */
     struct store_msg notice;        /* membership ops: the notice entry appended (seq 0: none) */
     int64_t *member_reads;          /* CHAT_ACTIVITY: unread text of member_ids[i] (<= 1000) */
+    int64_t *member_mentions;       /* CHAT_ACTIVITY: unread mentions of member_ids[i] (<= 1000) */
     uint8_t (*hashes)[STORE_TOKEN_HASH_LEN]; /* PASSWORD_SET: the sessions deleted */
     size_t n_hashes;
     unsigned char *data;            /* AVATAR_GET: the image */

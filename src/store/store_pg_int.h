@@ -161,28 +161,36 @@
               " WHERE p1.user_id = $1 AND p2.user_id <> $1 ORDER BY p2.user_id")                   \
   X(USER_SEEN, "UPDATE users SET last_seen = GREATEST(coalesce(last_seen, 0), $2) WHERE id = $1")  \
   /* msg.search (store_pg_search.c): the GIN index finds the matches ($1: to_tsquery text of      \
-   * core/search_query.c) in the caller's chats, ts_rank orders them, and ts_headline marks the   \
-   * page alone. chat_id between $3 and $4: one chat or every one. */                             \
+   * core/search_query.c) in the caller's chats; only the newest $7 of them (top-N by time, no    \
+   * ranking) are ranked by ts_rank, which recomputes each candidate's tsvector, so a word in    \
+   * most messages costs a bounded ranking; ts_headline marks the page alone. chat_id between    \
+   * $3 and $4: one chat or every one. */                                                         \
   X(MSG_SEARCH,                                                                                    \
     "SELECT " STORE_SQL_MSG_COLS ", c.slug, c.title, ts_headline('simple'::regconfig,"             \
     " translate(m.body, E'\\x02\\x03', ''), h.q, 'StartSel=\x02" ", StopSel=\x03"                   \
     ", MaxWords=30, MinWords=12')"                                                                 \
-    " FROM (SELECT m.chat_id, m.seq, q, ts_rank(" STORE_SQL_PG_SEARCH_DOC("m.body") ", q) AS r"    \
-    "  FROM to_tsquery('simple'::regconfig, $1) q, messages m"                                     \
-    "  WHERE " STORE_SQL_PG_SEARCH_DOC("m.body") " @@ q AND m.chat_id BETWEEN $3 AND $4"           \
-    "  AND m.kind = 'text' AND m.stream_state IS DISTINCT FROM 'streaming'"                       \
-    "  AND m.chat_id IN (SELECT chat_id FROM participants WHERE user_id = $2)"                     \
-    "  ORDER BY r DESC, m.chat_id, m.seq DESC LIMIT $5 OFFSET $6) h"                               \
+    " FROM (SELECT k.chat_id, k.seq, q, ts_rank(" STORE_SQL_PG_SEARCH_DOC("k.body") ", q) AS r"    \
+    "  FROM to_tsquery('simple'::regconfig, $1) q,"                                                \
+    "  (SELECT m.chat_id, m.seq, m.body FROM messages m"                                           \
+    "   WHERE " STORE_SQL_PG_SEARCH_DOC("m.body") " @@ to_tsquery('simple'::regconfig, $1)"        \
+    "   AND m.chat_id BETWEEN $3 AND $4 AND m.kind = 'text'"                                       \
+    "   AND m.stream_state IS DISTINCT FROM 'streaming'"                                          \
+    "   AND m.chat_id IN (SELECT chat_id FROM participants WHERE user_id = $2)"                    \
+    "   ORDER BY m.created_at DESC, m.chat_id, m.seq DESC LIMIT $7) k"                             \
+    "  ORDER BY r DESC, k.chat_id, k.seq DESC LIMIT $5 OFFSET $6) h"                               \
     " JOIN messages m ON m.chat_id = h.chat_id AND m.seq = h.seq"                                  \
     " JOIN users u ON u.id = m.author_id JOIN chats c ON c.id = m.chat_id"                         \
-    " ORDER BY h.r DESC, h.chat_id, h.seq DESC")                                      \
+    " ORDER BY h.r DESC, h.chat_id, h.seq DESC")                                                   \
   PG_LIVE_STATEMENTS(X)
 
 /* Issue 18 (store_pg_live.c), as SQLite's SQ_LIVE_STATEMENTS. */
 #define PG_LIVE_STATEMENTS(X)                                                                      \
   X(READERS, "SELECT p.user_id, (SELECT count(*) FROM (SELECT 1 FROM messages m"                \
              " WHERE m.chat_id = p.chat_id AND m.kind = 'text' AND m.seq > coalesce(r.seq, 0)"  \
-             " AND m.author_id <> p.user_id LIMIT 1000) u) FROM participants p"                            \
+             " AND m.author_id <> p.user_id LIMIT 1000) u),"                                    \
+             " (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm"                         \
+             "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
+             "  AND mm.seq > coalesce(r.seq, 0) LIMIT 1000) x) FROM participants p"               \
              " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"        \
              " WHERE p.chat_id = $1 AND ($2::bigint = 0 OR p.user_id = $2::bigint)")               \
   X(NOTIFY_SET, "UPDATE participants SET notify = $3 WHERE chat_id = $1 AND user_id = $2")         \
@@ -190,7 +198,8 @@
   X(BROWSE, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
             " ON p.chat_id = c.id AND p.user_id = $1"                                              \
             " WHERE c.is_public = 1 AND c.archived = 0"                                            \
-            " AND ($2::bigint = 0 OR c.last_activity < $2::bigint)"                                \
+            " AND ($2::bigint = 0 OR c.last_activity < $2::bigint OR (c.last_activity = $2::bigint" \
+            "  AND c.id < (SELECT id FROM chats WHERE slug = $5::text AND is_public = 1)))"       \
             " AND ($3::text IS NULL OR lower(c.title COLLATE \"C\") LIKE $3 || '%'"                \
             "  OR lower(c.title COLLATE \"C\") LIKE '% ' || $3 || '%')"                            \
             " ORDER BY c.last_activity DESC, c.id DESC LIMIT $4")                                  \

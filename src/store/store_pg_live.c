@@ -28,7 +28,9 @@ int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
   if (rows > 0) {
     req->out.member_ids = malloc(rows * sizeof *req->out.member_ids);
     req->out.member_reads = malloc(rows * sizeof *req->out.member_reads);
-    if (req->out.member_ids == NULL || req->out.member_reads == NULL) {
+    req->out.member_mentions = malloc(rows * sizeof *req->out.member_mentions);
+    if (req->out.member_ids == NULL || req->out.member_reads == NULL ||
+        req->out.member_mentions == NULL) {
       PQclear(r);
       return PARLEY_EUNAVAILABLE; /* store.c frees whichever was allocated */
     }
@@ -36,6 +38,7 @@ int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
   for (size_t i = 0; i < rows; i++) {
     req->out.member_ids[i] = pg__i64(r, (int)i, 0);
     req->out.member_reads[i] = pg__i64(r, (int)i, 1);
+    req->out.member_mentions[i] = pg__i64(r, (int)i, 2);
   }
   req->out.n_member_ids = rows;
   PQclear(r);
@@ -73,6 +76,7 @@ int pg__chats_browse(void *arg, struct store_req *req, const char *lo, size_t le
   pgp_i64(&p, before);
   pgp_text(&p, lo);
   pgp_i64(&p, limit + 1);
+  pgp_text(&p, req->in.slug[0] ? req->in.slug : NULL); /* the previous page's last chat */
   err = pg__q(arg, PG_BROWSE, &p, &r);
   if (err)
     return err;

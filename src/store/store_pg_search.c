@@ -44,6 +44,7 @@ int pg__msg_search(void *arg, struct store_req *req, const struct search_query *
   pgp_i64(&p, chat_id ? chat_id : INT64_MAX);
   pgp_i64(&p, limit + 1); /* one more tells whether there is a next page */
   pgp_i64(&p, offset);
+  pgp_i64(&p, STORE_MSG_SEARCH_CANDIDATES);
   be->last_state[0] = '\0';
   err = pg__exchange(be, calls, 5, res);
   free(tsq);

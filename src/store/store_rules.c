@@ -691,6 +691,53 @@ static int rules_users_search(const struct store_prims *p, void *be, struct stor
   return err;
 }
 
+/* A DM among the results is named as chat.list names it: kind "dm", titled by the other person
+ * (the caller's view). One query per distinct chat of the page (at most STORE_MSG_SEARCH_MAX). */
+static int rules_search_dms(const struct store_prims *p, void *be, struct store_req *req) {
+  static const char sql[] =
+      "SELECT c.kind, u.display_name FROM chats c"
+      " LEFT JOIN participants p ON p.chat_id = c.id AND p.user_id <> $2 AND c.kind = 'dm'"
+      " LEFT JOIN users u ON u.id = p.user_id WHERE c.slug = $1";
+  for (size_t i = 0; i < req->out.n_found; i++) {
+    struct store_msg_hit *h = &req->out.found[i];
+    struct store_arg a[] = {STORE_S(h->slug), STORE_I(req->in.user_id)};
+    struct store_res r = {0};
+    const char *kind, *name;
+    int err;
+    size_t k;
+    for (k = 0; k < i && strcmp(req->out.found[k].slug, h->slug) != 0; k++)
+      ;
+    if (k < i) { /* a chat seen earlier on the page */
+      h->is_dm = req->out.found[k].is_dm;
+      if (h->is_dm) {
+        char *t = strdup(req->out.found[k].title ? req->out.found[k].title : "");
+        if (t == NULL)
+          return PARLEY_EUNAVAILABLE;
+        free(h->title);
+        h->title = t;
+      }
+      continue;
+    }
+    err = p->sql(be, sql, a, 2, &r);
+    if (err)
+      return err;
+    kind = r.rows > 0 ? store_res_s(&r, 0, 0) : NULL;
+    name = r.rows > 0 ? store_res_s(&r, 0, 1) : NULL;
+    h->is_dm = kind != NULL && strcmp(kind, "dm") == 0;
+    if (h->is_dm) {
+      char *t = strdup(name ? name : "");
+      if (t == NULL) {
+        store_res_free(&r);
+        return PARLEY_EUNAVAILABLE;
+      }
+      free(h->title);
+      h->title = t;
+    }
+    store_res_free(&r);
+  }
+  return 0;
+}
+
 /* Full-text search over the chats the caller is in now. Ranked results page by position (`before`
  * = results already seen), since a rank is no stable key to continue from; the rank limit keeps
  * the deepest page cheap. */
@@ -723,7 +770,7 @@ static int rules_msg_search(const struct store_prims *p, void *be, struct store_
   if (err && timed_out)
     return store_fail(req, PARLEY_EUNAVAILABLE,
                       "the search took too long: add words or search one chat");
-  return err;
+  return err ? err : rules_search_dms(p, be, req);
 }
 
 static int rules_invite_sweep(const struct store_prims *p, void *be, struct store_req *req) {

@@ -521,6 +521,54 @@ static int msg__target(const struct store_prims *p, void *be, struct store_req *
   return 0;
 }
 
+static int msg__mentions(const struct store_prims *p, void *be, struct store_req *req,
+                         int64_t chat_id, int64_t seq);
+
+/* Mentions follow the edited body: the message's mentions are resolved again from in.body, and
+ * the users it mentions now but did not before go into out.member_ids (those an edit drops are
+ * simply no longer mentioned: nobody is told). With any, out.msgs[0] is the edited message. */
+static int msg__remention(const struct store_prims *p, void *be, struct store_req *req) {
+  static const char who[] = "SELECT user_id FROM message_mentions WHERE chat_id = $1 AND seq = $2";
+  static const char drop[] = "DELETE FROM message_mentions WHERE chat_id = $1 AND seq = $2";
+  struct store_arg a[] = {STORE_I(req->out.chat.id), STORE_I(req->in.seq)};
+  struct store_res before = {0}, now = {0};
+  int err = p->sql(be, who, a, 2, &before);
+  if (err == 0 && before.rows == 0 && strchr(req->in.body, '@') == NULL)
+    goto done; /* no mention before or after */
+  if (err == 0)
+    err = p->sql(be, drop, a, 2, NULL);
+  if (err == 0 && strchr(req->in.body, '@') != NULL)
+    err = msg__mentions(p, be, req, req->out.chat.id, req->in.seq);
+  if (err == 0)
+    err = p->sql(be, who, a, 2, &now);
+  if (err == 0 && now.rows > 0) {
+    req->out.member_ids = calloc((size_t)now.rows, sizeof *req->out.member_ids);
+    if (req->out.member_ids == NULL)
+      err = PARLEY_EUNAVAILABLE;
+  }
+  for (int i = 0; err == 0 && i < now.rows; i++) {
+    int64_t id = store_res_i(&now, i, 0);
+    int k = 0;
+    while (k < before.rows && store_res_i(&before, k, 0) != id)
+      k++;
+    if (k == before.rows)
+      req->out.member_ids[req->out.n_member_ids++] = id;
+  }
+  if (err == 0 && req->out.n_member_ids > 0) {
+    req->out.msgs = calloc(1, sizeof *req->out.msgs);
+    if (req->out.msgs == NULL)
+      err = PARLEY_EUNAVAILABLE;
+    else
+      req->out.n_msgs = 1;
+    if (err == 0)
+      err = store_rules_msg_load_one(p, be, req->out.chat.id, req->in.seq, req->in.user_id, &req->out.msgs[0]);
+  }
+done:
+  store_res_free(&before);
+  store_res_free(&now);
+  return err;
+}
+
 static int msg__edit(const struct store_prims *p, void *be, struct store_req *req) {
   static const char update[] =
       "UPDATE messages SET body = $3, edited_at = $4 WHERE chat_id = $1 AND seq = $2";
@@ -539,6 +587,8 @@ static int msg__edit(const struct store_prims *p, void *be, struct store_req *re
                             STORE_S(req->in.body), STORE_I(req->in.now)};
     err = p->sql(be, update, a, 4, NULL);
   }
+  if (err == 0)
+    err = msg__remention(p, be, req);
   if (err)
     return err;
   return store_rules_entry_append(p, be, req, req->out.chat.id, &e, &req->out.msg);

@@ -148,24 +148,20 @@
               " JOIN participants p2 ON p2.chat_id = p1.chat_id"                                   \
               " WHERE p1.user_id = ?1 AND p2.user_id != ?1")                                       \
   X(USER_SEEN, "UPDATE users SET last_seen = max(coalesce(last_seen, 0), ?2) WHERE id = ?1")     \
-  /* msg.search (store_sqlite_search.c): FTS5 ranks the matches (bm25) with the key range ?3..?4   \
-   * (one chat, or all), the caller's chats filter them as they come out in rank order, and       \
-   * snippet() reads the bodies of the page alone through messages_by_search_key. */               \
-  X(MSG_SEARCH,                                                                                    \
-    "SELECT " STORE_SQL_MSG_COLS ", c.slug, c.title, h.snip FROM"                                  \
-    " (SELECT rowid AS k, rank AS r,"                                                              \
-    "   snippet(messages_search, 0, char(2), char(3), '\xe2\x80\xa6', 24) AS snip"                 \
-    "  FROM messages_search WHERE messages_search MATCH ?1 AND rowid BETWEEN ?3 AND ?4"            \
-    "  AND (rowid >> 32) IN (SELECT chat_id FROM participants WHERE user_id = ?2)"                 \
-    "  ORDER BY rank LIMIT ?5 OFFSET ?6) h"                                                        \
-    " JOIN messages m ON m.chat_id = (h.k >> 32) AND m.seq = (h.k & 4294967295)"                   \
-    " JOIN users u ON u.id = m.author_id JOIN chats c ON c.id = m.chat_id ORDER BY h.r")          \
-  /* The same for a user in few chats, chat by chat: the caller's chats (one more than the most    \
-   * it is worth it for), each chat's best keys with their rank (one key range each, so FTS5 ranks \
-   * that chat's matches alone), then each result of the merged page with its snippet. */         \
+  /* msg.search (store_sqlite_search.c). FTS5 hands out matches in key order (chat, seq) without \
+   * ranking them; bm25 (`rank`) is computed only for the rows a query outputs, so each statement \
+   * ranks a bounded candidate set: a user's chats (one more than the most worth searching one by  \
+   * one), one chat's newest ?5 matches (its key range ?2..?3), or for a user in many chats the     \
+   * first ?3 matches of the user's chats from the newest chat down, each set's best ?4 keys with  \
+   * their rank; then each result of the merged page with its snippet. */                         \
   X(SEARCH_CHATS, "SELECT chat_id FROM participants WHERE user_id = ?1 LIMIT ?2")                  \
-  X(SEARCH_KEYS, "SELECT rowid, rank FROM messages_search WHERE messages_search MATCH ?1"          \
-                 " AND rowid BETWEEN ?2 AND ?3 ORDER BY rank, rowid DESC LIMIT ?4")                \
+  X(SEARCH_KEYS, "SELECT k, r FROM (SELECT rowid AS k, rank AS r FROM messages_search"             \
+                 " WHERE messages_search MATCH ?1 AND rowid BETWEEN ?2 AND ?3"                     \
+                 " ORDER BY rowid DESC LIMIT ?5) ORDER BY r, k DESC LIMIT ?4")                     \
+  X(SEARCH_WIDE_KEYS, "SELECT k, r FROM (SELECT rowid AS k, rank AS r FROM messages_search"        \
+                      " WHERE messages_search MATCH ?1"                                            \
+                      " AND (rowid >> 32) IN (SELECT chat_id FROM participants WHERE user_id = ?2)" \
+                      " ORDER BY rowid DESC LIMIT ?3) ORDER BY r, k DESC LIMIT ?4")                \
   X(SEARCH_HIT, "SELECT " STORE_SQL_MSG_COLS ", c.slug, c.title,"                                  \
                 " snippet(messages_search, 0, char(2), char(3), '\xe2\x80\xa6', 24)"              \
                 " FROM messages_search JOIN messages m ON m.chat_id = (?2 >> 32)"                  \
@@ -178,14 +174,19 @@
 #define SQ_LIVE_STATEMENTS(X)                                                                      \
   X(READERS, "SELECT p.user_id, (SELECT count(*) FROM (SELECT 1 FROM messages m"                \
              " WHERE m.chat_id = p.chat_id AND m.kind = 'text' AND m.seq > coalesce(r.seq, 0)"  \
-             " AND m.author_id <> p.user_id LIMIT 1000) u) FROM participants p"                            \
+             " AND m.author_id <> p.user_id LIMIT 1000) u),"                                    \
+             " (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm"                         \
+             "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
+             "  AND mm.seq > coalesce(r.seq, 0) LIMIT 1000) x) FROM participants p"               \
              " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"        \
              " WHERE p.chat_id = ?1 AND (?2 = 0 OR p.user_id = ?2)")                               \
   X(NOTIFY_SET, "UPDATE participants SET notify = ?3 WHERE chat_id = ?1 AND user_id = ?2")         \
   X(NOTIFY_OF, "SELECT notify FROM participants WHERE chat_id = ?1 AND user_id = ?2")              \
   X(BROWSE, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
             " ON p.chat_id = c.id AND p.user_id = ?1"                                              \
-            " WHERE c.is_public = 1 AND c.archived = 0 AND (?2 = 0 OR c.last_activity < ?2)"       \
+            " WHERE c.is_public = 1 AND c.archived = 0 AND (?2 = 0 OR c.last_activity < ?2"        \
+            "  OR (c.last_activity = ?2 AND c.id < (SELECT id FROM chats"                          \
+            "   WHERE slug = ?5 AND is_public = 1)))"                                              \
             " AND (?3 IS NULL OR lower(c.title) LIKE ?3 || '%' ESCAPE '\\'"                        \
             "  OR lower(c.title) LIKE '% ' || ?3 || '%' ESCAPE '\\')"                              \
             " ORDER BY c.last_activity DESC, c.id DESC LIMIT ?4")                                  \

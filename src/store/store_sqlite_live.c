@@ -28,17 +28,23 @@ int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
       size_t ncap = cap ? cap * 2 : 16;
       int64_t *ids = realloc(req->out.member_ids, ncap * sizeof *ids);
       int64_t *reads = ids ? realloc(req->out.member_reads, ncap * sizeof *reads) : NULL;
+      int64_t *ments = NULL;
       if (ids)
         req->out.member_ids = ids;
-      if (reads == NULL) {
+      if (reads)
+        req->out.member_reads = reads;
+      if (reads)
+        ments = realloc(req->out.member_mentions, ncap * sizeof *ments);
+      if (ments == NULL) {
         err = PARLEY_EUNAVAILABLE;
         goto cleanup;
       }
-      req->out.member_reads = reads;
+      req->out.member_mentions = ments;
       cap = ncap;
     }
     req->out.member_ids[req->out.n_member_ids] = sqlite3_column_int64(st, 0);
-    req->out.member_reads[req->out.n_member_ids++] = sqlite3_column_int64(st, 1);
+    req->out.member_reads[req->out.n_member_ids] = sqlite3_column_int64(st, 1);
+    req->out.member_mentions[req->out.n_member_ids++] = sqlite3_column_int64(st, 2);
   }
   if (rc != SQLITE_DONE)
     err = sq__err(be, rc, "chat readers");
@@ -84,6 +90,10 @@ int sq__chats_browse(void *arg, struct store_req *req, const char *lo, size_t le
   else
     sqlite3_bind_null(st, 3);
   sqlite3_bind_int(st, 4, limit + 1);
+  if (req->in.slug[0]) /* the last chat of the previous page: ties of before after it */
+    sqlite3_bind_text(st, 5, req->in.slug, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 5);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW && req->out.n_chats <= (size_t)limit) {
     err = sq__read_chat(st, &req->out.chats[req->out.n_chats++]);
     if (err)

@@ -7,12 +7,15 @@
  * runs between the virtual machine's steps, and FTS5 ranks all the matches inside one of them,
  * so the budget is checked before and after that work, not during it.
  *
- * Two plans. FTS5 ranks every match of the whole table and the caller's chats filter the ranked
- * stream, which costs the same for everyone and suits a user in many chats; a user in a few chats
- * of a large server would pay for everyone's matches and wait for the stream to reach theirs.
- * So for a user in at most SQ_SEARCH_PER_CHAT chats each chat is ranked alone (its key range),
- * the best of each are merged (bm25 takes its statistics from the whole table, so ranks compare
- * across chats), and only the page's results are read with their snippets.
+ * Ranking is what a frequent word makes expensive (bm25 of every match), so only a bounded set
+ * of candidates is ranked, never every match: FTS5 hands out matches in key order (chat, seq)
+ * for nothing, and computes `rank` only for the rows a statement outputs. A user in at most
+ * SQ_SEARCH_PER_CHAT chats (or a search of one chat) has each chat's newest matches ranked
+ * (its key range, at most STORE_MSG_SEARCH_CANDIDATES in all, at least a page's worth per
+ * chat); a user in more chats has the first STORE_MSG_SEARCH_CANDIDATES matches of their chats,
+ * from the most recently created chat down, ranked in one statement. The best of each set are
+ * merged (bm25 takes its statistics from the whole table, so ranks compare across chats), and
+ * only the page's results are read with their snippets.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,27 +88,39 @@ static int sq__search_chats(struct sq *be, int64_t user_id, int64_t *ids, int *n
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq__err(be, rc, "search: chats");
 }
 
-/* Chat by chat: each chat's best `want` keys, merged, then the page [offset, offset + limit)
- * read with snippets. */
-static int sq__search_per_chat(struct sq *be, struct store_req *req, const char *match,
-                               const int64_t *chats, int n_chats, int offset, int limit,
-                               const uint64_t *deadline, int *timed_out) {
+/* Chat by chat (chats[0..n_chats)), or with chats NULL every chat of the user at once: each
+ * candidate set's best `want` keys, merged, then the page [offset, offset + limit) read with
+ * snippets. */
+static int sq__search_ranked(struct sq *be, struct store_req *req, const char *match,
+                             const int64_t *chats, int n_chats, int offset, int limit,
+                             const uint64_t *deadline, int *timed_out) {
   const int want = offset + limit + 1;
-  struct sq_ranked *all = malloc((size_t)n_chats * (size_t)want * sizeof *all);
+  const int sets = chats ? n_chats : 1;
+  /* Each chat's share of the candidates, but never fewer than a page could need. */
+  const int per_chat = chats && n_chats > 0 && STORE_MSG_SEARCH_CANDIDATES / n_chats > want
+                           ? STORE_MSG_SEARCH_CANDIDATES / n_chats
+                           : want;
+  struct sq_ranked *all = malloc((size_t)(sets > 0 ? sets : 1) * (size_t)want * sizeof *all);
   size_t n = 0;
   int err = 0, rc = SQLITE_DONE;
 
   if (all == NULL)
     return PARLEY_EUNAVAILABLE;
-  for (int c = 0; c < n_chats && err == 0; c++) {
-    sqlite3_stmt *st = be->st[SQ_SEARCH_KEYS];
+  for (int c = 0; c < sets && err == 0; c++) {
+    sqlite3_stmt *st = be->st[chats ? SQ_SEARCH_KEYS : SQ_SEARCH_WIDE_KEYS];
     if (clock_mono_ns() > *deadline) {
       rc = SQLITE_INTERRUPT;
       break;
     }
     sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, chats[c] << 32);
-    sqlite3_bind_int64(st, 3, (chats[c] << 32) | SQ_SEARCH_KEY_SEQS);
+    if (chats) {
+      sqlite3_bind_int64(st, 2, chats[c] << 32);
+      sqlite3_bind_int64(st, 3, (chats[c] << 32) | SQ_SEARCH_KEY_SEQS);
+      sqlite3_bind_int(st, 5, per_chat);
+    } else {
+      sqlite3_bind_int64(st, 2, req->in.user_id);
+      sqlite3_bind_int(st, 3, STORE_MSG_SEARCH_CANDIDATES);
+    }
     sqlite3_bind_int(st, 4, want);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
       all[n].key = sqlite3_column_int64(st, 0);
@@ -142,10 +157,9 @@ static int sq__search_per_chat(struct sq *be, struct store_req *req, const char 
 int sq__msg_search(void *arg, struct store_req *req, const struct search_query *q, int64_t chat_id,
                    int offset, int limit, int *timed_out) {
   struct sq *be = arg;
-  sqlite3_stmt *st = be->st[SQ_MSG_SEARCH];
   uint64_t deadline = clock_mono_ns() + (uint64_t)STORE_MSG_SEARCH_BUDGET_MS * 1000000u;
   char *match = NULL;
-  int err, rc;
+  int err;
 
   *timed_out = 0;
   err = search_query_fts5(q, &match);
@@ -157,38 +171,16 @@ int sq__msg_search(void *arg, struct store_req *req, const struct search_query *
     return PARLEY_EUNAVAILABLE;
   }
   sqlite3_progress_handler(be->db, 1000, sq__search_over_budget, &deadline);
-  if (chat_id == 0) {
+  if (chat_id != 0) {
+    err = sq__search_ranked(be, req, match, &chat_id, 1, offset, limit, &deadline, timed_out);
+  } else {
     int64_t chats[SQ_SEARCH_PER_CHAT + 1];
     int n_chats;
     err = sq__search_chats(be, req->in.user_id, chats, &n_chats);
-    if (err == 0 && n_chats <= SQ_SEARCH_PER_CHAT) {
-      err =
-          sq__search_per_chat(be, req, match, chats, n_chats, offset, limit, &deadline, timed_out);
-      goto done;
-    }
-    if (err)
-      goto done;
+    if (err == 0)
+      err = sq__search_ranked(be, req, match, n_chats <= SQ_SEARCH_PER_CHAT ? chats : NULL, n_chats,
+                              offset, limit, &deadline, timed_out);
   }
-  sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, req->in.user_id);
-  sqlite3_bind_int64(st, 3, chat_id ? chat_id << 32 : 0);
-  sqlite3_bind_int64(st, 4, chat_id ? (chat_id << 32) | SQ_SEARCH_KEY_SEQS : INT64_MAX);
-  sqlite3_bind_int(st, 5, limit + 1); /* one more tells whether there is a next page */
-  sqlite3_bind_int(st, 6, offset);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (req->out.n_found == (size_t)limit) {
-      req->out.has_more = 1;
-      break;
-    }
-    err = sq__read_hit(st, &req->out.found[req->out.n_found++]);
-    if (err)
-      break;
-  }
-  if (err == 0)
-    err = sq__search_rc(be, rc, match, timed_out);
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-done:
   sqlite3_progress_handler(be->db, 0, NULL, NULL);
   free(match);
   return err;

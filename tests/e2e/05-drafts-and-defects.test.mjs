@@ -198,6 +198,9 @@ describe('drafts, pending sends and the tryout defects', () => {
       message: 'both messages pending after the reload',
     });
     await shot(ben.page, 'desktop-pending-after-reload.png');
+    await ben.page.setViewportSize(PHONE);
+    await shot(ben.page, 'phone-pending-after-reload.png');
+    await ben.page.setViewportSize(DESKTOP);
 
     net.online = true;
     net.replies = true;
@@ -242,6 +245,10 @@ describe('drafts, pending sends and the tryout defects', () => {
     await roomReady(cy.page);
     assert.equal(await composer(cy.page).inputValue(), 'half a thought', 'draft kept across a reload');
     await shot(cy.page, 'desktop-draft-restored.png');
+    await cy.page.setViewportSize(PHONE);
+    assert.equal(await composer(cy.page).inputValue(), 'half a thought');
+    await shot(cy.page, 'phone-draft-restored.png');
+    await cy.page.setViewportSize(DESKTOP);
     await openChat(cy.page, b.chat.slug);
     assert.equal(await composer(cy.page).inputValue(), 'second draft');
     // Sending empties the draft for good.

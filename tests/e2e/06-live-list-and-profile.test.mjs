@@ -1,7 +1,7 @@
 // Issue 18, web side: the chat list updates live for chats that are not open (badge, preview,
 // order; the unread total in the tab title and on the favicon; read markers moved on another
 // device), browser notifications (permission asked only from a click; raised by the chat's
-// level; not for the chat being looked at; a click opens the chat), the "New messages" divider
+// level and by a mention; not for the chat being looked at; a click opens the chat), the "New messages" divider
 // with "Jump to first unread", a shared chat link that survives logging in or signing up, Browse
 // chats and Join, and the profile page (display name live in another browser, picture, password
 // ending the other sessions). Screenshots of each new screen at desktop and phone sizes go to
@@ -207,6 +207,9 @@ describe('live chat list, notifications, browse, shared links and profile', () =
     await prompt.waitFor();
     assert.deepEqual(await ben.page.evaluate(() => window.__notify.requests), [], 'no permission request on load');
     await shot(ben.page, 'desktop-notification-prompt.png');
+    await ben.page.setViewportSize(PHONE);
+    await shot(ben.page, 'phone-notification-prompt.png');
+    await ben.page.setViewportSize(DESKTOP);
     await prompt.getByRole('button', { name: 'Turn on notifications' }).click();
     await prompt.waitFor({ state: 'detached' });
     assert.deepEqual(await ben.page.evaluate(() => window.__notify.requests), [{ gesture: true }], 'one request, from the click');
@@ -247,6 +250,44 @@ describe('live chat list, notifications, browse, shared links and profile', () =
     await ben.page.waitForURL(`**/chat/${delta}`);
     await waitMessage(ben.page, 'come back to delta');
     assert.equal(await ben.page.evaluate(() => window.__notify.shown.at(-1).closed), true);
+    await ben.context.close();
+  });
+
+  test('a mention raises a notification in a chat left at "mentions only"; a plain message does not', async () => {
+    const zeta = (await api.ana.ok('chat.create', { title: 'Zeta' })).chat.slug;
+    await inviteAndAccept(api.ana, api.ben, zeta);
+    // Every chat.list Ben's page asks for, from its first socket on.
+    const ben = await newPerson(browser, srv.url, { name: 'ben' });
+    people.push(ben);
+    await ben.context.addInitScript(notificationStub);
+    const listRequests = [];
+    ben.page.on('websocket', (ws) =>
+      ws.on('framesent', (f) => {
+        if (typeof f.payload === 'string' && f.payload.includes('"chat.list"')) listRequests.push(Date.now());
+      }),
+    );
+    await logIn(ben.page, { username: 'ben' });
+    await row(ben.page, zeta).waitFor();
+    assert.ok(listRequests.length >= 1, 'the page loaded its list');
+    const prompt = ben.page.getByTestId('notify-prompt');
+    await prompt.getByRole('button', { name: 'Turn on notifications' }).click();
+    await prompt.waitFor({ state: 'detached' });
+    assert.equal((await api.ben.ok('chat.get', { chat: zeta })).chat.notify, 'mentions');
+    const before = listRequests.length;
+
+    await api.ana.ok('msg.send', { chat: zeta, body: 'nothing for anyone', clientMsgId: 'z-1' });
+    await row(ben.page, zeta).getByTestId('unread').filter({ hasText: '1' }).waitFor();
+    await api.ana.ok('msg.send', { chat: zeta, body: '@ben can you look at this?', clientMsgId: 'z-2' });
+    await until(async () => (await shown(ben.page)).length >= 1, { message: 'the notification of the mention' });
+    await row(ben.page, zeta).getByTestId('unread').filter({ hasText: '2' }).waitFor();
+    assert.deepEqual(await shown(ben.page), [{ title: 'Zeta', body: 'Ana Lima: @ben can you look at this?', tag: `parley-chat-${zeta}` }], 'the mention only');
+    // The list shows the mention too, from the same chat.activity (no reload on the mention event).
+    await row(ben.page, zeta).getByTestId('mentions').waitFor();
+    assert.match(await row(ben.page, zeta).getAttribute('aria-label'), /1 mention of you/);
+    // An absence cannot be awaited: give a reload the list hook would have debounced (120 ms) time
+    // to show, then check none came.
+    await ben.page.waitForTimeout(600);
+    assert.equal(listRequests.length, before, 'no chat.list reload for the mention: chat.activity did it');
     await ben.context.close();
   });
 
@@ -302,6 +343,8 @@ describe('live chat list, notifications, browse, shared links and profile', () =
     await visitor.page.getByLabel('Password').fill(PASSWORD);
     await visitor.page.getByRole('button', { name: 'Log in' }).click();
     await visitor.page.waitForURL(`**/chat/${open}`);
+    await visitor.page.getByRole('button', { name: 'Join this chat' }).waitFor();
+    await shot(visitor.page, 'desktop-shared-link-after-login.png');
     await visitor.page.getByRole('button', { name: 'Join this chat' }).click();
     await roomReady(visitor.page);
     await send(visitor.page, 'came in by the link');

@@ -225,6 +225,60 @@ describe('replies, reactions, edits, deletions, mentions, notices and direct mes
     await picker.waitFor({ state: 'detached' });
   });
 
+  test('react from the keyboard: arrows rove over the grid, Enter picks, Escape closes and returns focus', async () => {
+    const where = () =>
+      ben.page.evaluate(() => {
+        const el = document.activeElement;
+        return `${el?.closest('[role="group"]')?.getAttribute('aria-label')}:${el?.getAttribute('data-emoji')}`;
+      });
+    await (await openMenu(ben.page, 'Lunch at noon?')).getByRole('menuitem', { name: 'React…' }).click();
+    const picker = ben.page.getByRole('dialog', { name: 'Pick a reaction' });
+    await picker.waitFor();
+    // The layout decides the rows: how many emoji the first row of "All reactions" holds.
+    const all = await picker.getByRole('group', { name: 'All reactions' }).locator('button').evaluateAll((els) =>
+      els.map((e) => ({ emoji: e.dataset.emoji, top: e.offsetTop })),
+    );
+    const cols = all.filter((e) => e.top === all[0].top).length;
+    assert.ok(cols >= 3 && cols < all.length, `a grid of several rows (${cols} per row)`);
+    assert.equal(await where(), 'Recently used:👍', 'focus starts on the first emoji');
+    const tabStops = () => picker.locator('button[tabindex="0"]').count();
+    assert.equal(await tabStops(), 1);
+    await ben.page.keyboard.press('ArrowDown'); // from Recent into All
+    assert.equal(await where(), `All reactions:${all[0].emoji}`);
+    await ben.page.keyboard.press('ArrowRight');
+    await ben.page.keyboard.press('ArrowRight');
+    assert.equal(await where(), `All reactions:${all[2].emoji}`);
+    await ben.page.keyboard.press('ArrowDown');
+    assert.equal(await where(), `All reactions:${all[cols + 2].emoji}`, 'down one row, same column');
+    await ben.page.keyboard.press('ArrowUp');
+    await ben.page.keyboard.press('ArrowLeft');
+    assert.equal(await where(), `All reactions:${all[1].emoji}`);
+    assert.equal(await tabStops(), 1, 'still one tab stop: the focused emoji');
+    assert.equal(await picker.locator('button[tabindex="0"]').getAttribute('data-emoji'), all[1].emoji);
+    await ben.page.keyboard.press('End');
+    assert.equal(await where(), `All reactions:${all.at(-1).emoji}`);
+    await ben.page.keyboard.press('Home');
+    await ben.page.keyboard.press('ArrowDown');
+    await ben.page.keyboard.press('ArrowRight');
+    await ben.page.keyboard.press('Enter'); // picks all[1]
+    await picker.waitFor({ state: 'detached' });
+    for (const p of [ana, ben]) {
+      await until(async () => (await reactions(p.page, 'Lunch at noon?')).some((r) => r.emoji === all[1].emoji), { message: `${p.name} sees ${all[1].emoji}` });
+    }
+    // Escape closes the picker and gives focus back to the message's actions button.
+    await (await openMenu(ben.page, 'Lunch at noon?')).getByRole('menuitem', { name: 'React…' }).click();
+    await picker.waitFor();
+    await ben.page.keyboard.press('Escape');
+    await picker.waitFor({ state: 'detached' });
+    assert.equal(
+      await ben.page.evaluate(() => document.activeElement?.getAttribute('aria-label')),
+      "Actions for Ana Lima's message",
+    );
+    // Take it back, so the later tests see the reactions they expect.
+    await api.ben.ok('react', { chat: slug, seq: Number(await message(ben.page, 'Lunch at noon?').first().getAttribute('data-seq')), emoji: all[1].emoji, on: false });
+    await until(async () => !(await reactions(ben.page, 'Lunch at noon?')).some((r) => r.emoji === all[1].emoji), { message: 'taken back' });
+  });
+
   test('edit: Up arrow in the empty composer edits your last message; "(edited)" with the time', async () => {
     await send(ana.page, 'See you at 12');
     await waitMessage(ben.page, 'See you at 12');
@@ -345,6 +399,22 @@ describe('replies, reactions, edits, deletions, mentions, notices and direct mes
     await ana.page.getByRole('link', { name: 'Chat settings' }).click();
     await ana.page.getByTestId('participants').getByRole('button', { name: 'Message Ben Okafor' }).click();
     await ana.page.waitForURL(`**/chat/${encodeURIComponent(dmSlug)}`);
+    // A DM's settings offer no leaving, inviting or roles: nobody joins, leaves or is promoted.
+    await roomReady(ana.page);
+    await ana.page.getByRole('link', { name: 'Chat settings' }).click();
+    const people = ana.page.getByTestId('participants');
+    await people.getByText('Ben Okafor').waitFor();
+    await ana.page.getByRole('group', { name: 'Notify me about' }).waitFor(); // the page is complete
+    for (const name of [/^Leave chat$/, /Invite/]) {
+      assert.equal(await ana.page.getByRole('button', { name }).count(), 0, `no ${name} button`);
+    }
+    assert.equal(await ana.page.getByRole('heading', { name: /Leave chat|Pending invitations/ }).count(), 0);
+    assert.equal(await ana.page.getByLabel('Who can invite').count(), 0);
+    assert.equal(await people.getByRole('combobox').count(), 0, 'no role menus');
+    assert.equal(await people.getByTestId('role').count(), 0, 'no role badges');
+    await ana.page.getByText('Only the two of you can open this link.').waitFor();
+    assert.equal(await people.getByRole('button', { name: /^Remove/ }).count(), 0);
+    await screenshot(ana.page, 'desktop-dm-settings.png');
   });
 
   test('at phone size: a tap opens the menu as a sheet, 44 px targets, no overflow', async () => {

@@ -159,6 +159,11 @@ describe('search and the quick switcher', () => {
     const person_ = ana.page.getByRole('option').filter({ hasText: '@ben' });
     await person_.waitFor();
     await shot(ana.page, 'desktop-quick-switcher.png');
+    const size = ana.page.viewportSize();
+    await ana.page.setViewportSize(PHONE);
+    await person_.waitFor();
+    await shot(ana.page, 'phone-quick-switcher.png');
+    await ana.page.setViewportSize(size);
     await input.press('ArrowDown');
     // Focus stays in the dialog whatever Tab does.
     for (let i = 0; i < 4; i++) {

@@ -1,7 +1,7 @@
 // 60 - The message model (issue 17): msg.edit, msg.delete, react and msg.send's replyTo, with the
 // rules of each op for every role, removed users and outsiders; every change an entry of the
 // chat's sequence (kind, ref) and the folded state of text messages in msg.history and chat.list;
-// a deleted body erased from the database itself. Runs on SQLite and on PostgreSQL
+// a deleted body erased from the database itself; mentions resolved again on each edit. Runs on SQLite and on PostgreSQL
 // (make integration-pg).
 
 import assert from 'node:assert/strict';
@@ -223,6 +223,59 @@ describe('message model', () => {
       const list2 = await otherElsewhere.ok('chat.list');
       assert.equal(list2.chats.find((x) => x.slug === chat).mentions, 0);
       await other.ok('unsub', { chat });
+    });
+  });
+
+  describe('mentions follow edits', () => {
+    test('an edit that adds a mention notifies; one that removes it does not, and the counts follow', async () => {
+      const chat = await roomWithRoles();
+      const o = await connect(srv, { token: other.token }); // on the chat list: not subscribed
+      const ad = await connect(srv, { token: admin.token });
+      open.push(o, ad);
+      const mentionsOf = async (c) => (await c.ok('chat.list')).chats.find((x) => x.slug === chat).mentions;
+      const { msg } = await member.ok('msg.send', { chat, body: 'hello everyone' });
+      assert.deepEqual(msg.mentions, []);
+      assert.equal(await mentionsOf(o), 0);
+
+      // Adding @other: a mention event with the message as it reads now, and his counts move.
+      let from = o.events.length;
+      await member.ok('msg.edit', { chat, seq: msg.seq, body: `hello @${other.user.username}` });
+      const ev = await o.waitFor((e) => e.ev === 'mention' && e.chat === chat, { from });
+      assert.equal(ev.msg.seq, msg.seq);
+      assert.equal(ev.msg.kind, 'text');
+      assert.equal(ev.msg.body, `hello @${other.user.username}`);
+      assert.deepEqual(ev.msg.mentions, [other.user.id]);
+      const act = await o.waitFor((e) => e.ev === 'chat.activity' && e.chat === chat && e.mentions === 1, { from });
+      assert.equal(act.unread, 1);
+      assert.equal(await mentionsOf(o), 1);
+      assert.deepEqual((await textOf(member, chat, msg.seq)).mentions, [other.user.id]);
+
+      // Adding @admin too: only the admin is told; other, already mentioned, hears nothing new.
+      from = o.events.length;
+      const fromAd = ad.events.length;
+      const body2 = `hello @${other.user.username} and @${admin.user.username}`;
+      await member.ok('msg.edit', { chat, seq: msg.seq, body: body2 });
+      const ev2 = await ad.waitFor((e) => e.ev === 'mention' && e.chat === chat, { from: fromAd });
+      assert.equal(ev2.msg.body, body2);
+      await barrier(o);
+      assert.equal(eventsNamed(o, 'mention', from).length, 0);
+      assert.equal(await mentionsOf(ad), 1);
+
+      // Removing both: nobody is notified, and the counts drop.
+      from = o.events.length;
+      const fromAd2 = ad.events.length;
+      await member.ok('msg.edit', { chat, seq: msg.seq, body: 'hello again, nobody in particular' });
+      await barrier(o, ad);
+      assert.equal(eventsNamed(o, 'mention', from).length, 0);
+      assert.equal(eventsNamed(ad, 'mention', fromAd2).length, 0);
+      assert.equal(await mentionsOf(o), 0);
+      assert.equal(await mentionsOf(ad), 0);
+      assert.deepEqual((await textOf(member, chat, msg.seq)).mentions, []);
+      // The author mentioning herself in an edit is told nothing.
+      const fromMe = member.events.length;
+      await member.ok('msg.edit', { chat, seq: msg.seq, body: `note to @${member.user.username}` });
+      await barrier(member);
+      assert.equal(eventsNamed(member, 'mention', fromMe).length, 0);
     });
   });
 

@@ -80,6 +80,41 @@ describe('chat.activity', () => {
     assert.equal(eventsNamed(ana1, 'chat.activity', 0, (x) => x.unread === 1).length, 0);
   });
 
+  test('mentions: a mention raises the count, reading clears it, on every device', async () => {
+    const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
+    const a = await conn(ana);
+    const ben1 = await conn(ben);
+    const ben2 = await conn(ben); // another device, on the chat list
+    const chat = await makeChat(a, { title: 'Mentions', join: [ben1] });
+    const listed = async (c) => (await c.ok('chat.list')).chats.find((x) => x.slug === chat);
+
+    const plain = await a.ok('msg.send', { chat, body: 'no one in particular' });
+    assert.equal((await ben2.waitFor(activity(chat, plain.msg.seq))).mentions, 0);
+    const m1 = await a.ok('msg.send', { chat, body: `@${ben.user.username} have a look` });
+    const m2 = await a.ok('msg.send', { chat, body: `and again @${ben.user.username}` });
+    for (const c of [ben1, ben2]) {
+      const e1 = await c.waitFor(activity(chat, m1.msg.seq));
+      assert.deepEqual([e1.unread, e1.mentions, e1.mentioned], [2, 1, true]);
+      const e2 = await c.waitFor(activity(chat, m2.msg.seq));
+      assert.deepEqual([e2.unread, e2.mentions, e2.mentioned], [3, 2, true]);
+    }
+    // The author is not mentioned: her own count stays 0.
+    assert.equal((await a.waitFor(activity(chat, m2.msg.seq))).mentions, 0);
+    assert.equal((await listed(ben2)).mentions, 2, 'chat.list counts the same');
+
+    // Reading up to the first mention on one device: the other hears one mention left.
+    let from = ben2.events.length;
+    await ben1.ok('read', { chat, seq: m1.msg.seq });
+    let e = await ben2.waitFor((x) => x.ev === 'chat.activity' && x.chat === chat, { from });
+    assert.deepEqual([e.unread, e.mentions], [1, 1]);
+    // Reading everything clears it.
+    from = ben2.events.length;
+    await ben1.ok('read', { chat, seq: m2.msg.seq });
+    e = await ben2.waitFor((x) => x.ev === 'chat.activity' && x.chat === chat, { from });
+    assert.deepEqual([e.unread, e.mentions], [0, 0]);
+    assert.equal((await listed(ben2)).mentions, 0);
+  });
+
   test('a user in many chats gets one event per message without any subscription', async () => {
     const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
     const a = await conn(ana);

@@ -1,6 +1,7 @@
 // 66 - The public directory (issue 18): chat.browse lists public, unarchived chats, newest
 // activity first, with member counts and whether the caller is in each; `q` matches the start of
-// a word of the title (case-insensitive, LIKE wildcards are plain characters); `before` and
+// a word of the title (case-insensitive, LIKE wildcards are plain characters); `before` (with
+// `chat`, the previous page's last, so equal lastActivity never skips or repeats a chat) and
 // `limit` page through it.
 
 import assert from 'node:assert/strict';
@@ -80,6 +81,40 @@ describe('chat.browse', () => {
     // Without q: every public chat, the newest first.
     const all = await a.ok('chat.browse', {});
     assert.equal(all.chats[0].slug, made[4]);
+  });
+
+  test('chats of equal lastActivity page on by (lastActivity, chat): none skipped or repeated', async () => {
+    const [ana] = await signupMany(srv, ['ana']);
+    const a = await conn(ana);
+    const tag = `tie${crypto.randomBytes(3).toString('hex')}`;
+    const made = [];
+    for (let i = 0; i < 7; i++) made.push(await makeChat(a, { title: `${tag} room ${i}` }));
+    const at = 1700000000000; // one instant for all of them (and before any chat of this run)
+    await srv.sql(`UPDATE chats SET last_activity = ${at} WHERE title LIKE '${tag} %'`);
+    const seen = [];
+    let args = { q: tag, limit: 2 };
+    for (let page = 0; page < 10; page++) {
+      const r = await a.ok('chat.browse', args);
+      for (const c of r.chats) assert.equal(c.lastActivity, at);
+      seen.push(...r.chats.map((x) => x.slug));
+      if (!r.hasMore) break;
+      const last = r.chats[r.chats.length - 1];
+      args = { q: tag, limit: 2, before: last.lastActivity, chat: last.slug };
+    }
+    // Ties come newest chat first (the later created, the higher its id).
+    assert.deepEqual(seen, [...made].reverse());
+    // Without q, the same walk over every public chat still finds each of them once.
+    const all = [];
+    args = { limit: 3, before: at + 1 };
+    for (;;) {
+      const r = await a.ok('chat.browse', args);
+      all.push(...r.chats.map((x) => x.slug));
+      if (!r.hasMore) break;
+      const last = r.chats[r.chats.length - 1];
+      args = { limit: 3, before: last.lastActivity, chat: last.slug };
+    }
+    assert.deepEqual(all.filter((x) => made.includes(x)), [...made].reverse());
+    assert.equal(new Set(all).size, all.length, 'no chat twice');
   });
 
   test('bad input', async () => {

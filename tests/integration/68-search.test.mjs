@@ -1,7 +1,7 @@
 // 68 - msg.search (issue 18): full-text search over the chats the caller is in now, ranked, with
 // matches marked by U+0002/U+0003 in the snippet; access (others' private chats, a removed user,
 // public chats one has not joined), the index kept in step with inserts, in-place edits and
-// deletes (done in the database directly: no op edits or deletes yet), paging by `before`, the
+// deletes (done in the database directly: no op edits or deletes yet), DMs named as chat.list names them, paging by `before`, the
 // limits, and query strings that are syntax to FTS5 or tsquery. `make integration-pg` runs it on
 // PostgreSQL too.
 
@@ -61,6 +61,24 @@ describe('msg.search', () => {
     assert.equal((await search(ben, 'ZEBRA')).results.length, 2);
     assert.equal((await search(ben, 'zeb')).results.length, 0);
     assert.equal((await search(ben, 'zeb*')).results.length, 2);
+  });
+
+  test('a DM is named as the chat list names it: kind dm, titled by the other person', async () => {
+    const { chat: dm } = await ana.ok('dm.open', { user: ben.user.username });
+    const msg = await send(ana, dm.slug, 'a quokka sighting at the harbour');
+    const fromBen = await search(ben, 'quokka');
+    const fromAna = await search(ana, 'quokka');
+    for (const [r, peer] of [
+      [fromBen, ana],
+      [fromAna, ben],
+    ]) {
+      assert.deepEqual(seqsOf(r), [`${dm.slug}#${msg.seq}`]);
+      const listed = (await (peer === ana ? ben : ana).ok('chat.list')).chats.find((c) => c.slug === dm.slug);
+      assert.equal(listed.peer.username, peer.user.username);
+      assert.deepEqual(r.results[0].chat, { slug: dm.slug, title: listed.title, kind: 'dm' });
+      assert.equal(listed.title, listed.peer.displayName);
+    }
+    assert.notEqual(fromBen.results[0].chat.title, fromAna.results[0].chat.title);
   });
 
   test('words, phrases, OR and exclusion', async () => {

@@ -1002,7 +1002,8 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   setNotify(chat: string, level: NotifyLevel): Promise<ChatNotifyResult> {
     return this.request('chat.notify', { chat, level });
   }
-  /** The directory of public chats, most recently active first; page on with `before`. */
+  /** The directory of public chats, most recently active first; page on with
+   * `nextBrowseArgs(args, result)` (the keyset `before` + `chat`). */
   browse(args: ChatBrowseArgs = {}): Promise<ChatBrowseResult> {
     return this.request('chat.browse', args);
   }

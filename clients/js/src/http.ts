@@ -117,6 +117,10 @@ export async function changePassword(args: { password: string; newPassword: stri
   await call('POST', '/api/password', args, opts);
 }
 
+/** The picture types `uploadAvatar` accepts, and its size limit (the server's). */
+export const AVATAR_TYPES = ['image/png', 'image/jpeg', 'image/webp'] as const;
+export const AVATAR_MAX_BYTES = 1024 * 1024;
+
 /** `POST /api/avatar`: uploads a PNG, JPEG or WebP picture of at most 1 MiB (its type is the
  * blob's `type`, or `opts.type`). The server decodes it, scales it to fit 256x256 and stores it
  * again without metadata. Resolves with the user (its new `avatar`); rejects with `bad_request`

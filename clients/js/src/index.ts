@@ -33,7 +33,10 @@ export {
 } from './visibility.js';
 export { canInvite, invitePolicyAllows } from './rules.js';
 export { snippetParts, SNIPPET_MATCH_CLOSE, SNIPPET_MATCH_OPEN, type SnippetPart } from './search.js';
+export { nextBrowseArgs } from './browse.js';
 export {
+  AVATAR_MAX_BYTES,
+  AVATAR_TYPES,
   changePassword,
   deleteAvatar,
   login,

@@ -254,6 +254,9 @@ export interface ChatBrowseArgs {
   q?: string;
   /** A `lastActivity`: chats less recently active than it (the next page). */
   before?: number;
+  /** With `before`: the slug of the previous page's last chat, so that chats of the same
+   * `lastActivity` after it are listed too (never skipped, never repeated). */
+  chat?: string;
   /** 1-100, default 30. */
   limit?: number;
 }

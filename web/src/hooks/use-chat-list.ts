@@ -28,8 +28,7 @@ const EVENTS: ServerEventName[] = [
   'participant.updated',
   'removed',
   'invite',
-  // A mention in a chat not open here: its mention count changed (issue 17).
-  'mention',
+  // Not 'mention': the chat.activity of the same message carries the new mention count.
 ];
 
 export interface ChatList {

@@ -129,13 +129,14 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
     on(ev, cb) {
       return client.on(ev, cb);
     },
-    requestRaw(op, args) {
-      return client.request(op as Op, args as never);
+    setNotify(chat, level) {
+      return client.setNotify(chat, level);
     },
-    onRaw(ev, cb) {
-      return client.on('event', (frame) => {
-        if (frame.ev === ev) cb(frame);
-      });
+    browse(args) {
+      return client.browse(args);
+    },
+    updateMe(displayName) {
+      return client.updateMe({ displayName });
     },
     onReconnect(cb) {
       return client.on('state', ({ state, prev }) => {

@@ -2,12 +2,17 @@
 // (clients/js); hooks and pages use only this. Every op, reply and event is the SDK's type, so a
 // request's arguments and result, and each event's payload, are checked by the compiler.
 import type {
+  ChatBrowseArgs,
+  ChatBrowseResult,
+  ChatNotifyResult,
+  NotifyLevel,
   Op,
   OpArgs,
   OpResults,
   ServerEventName,
   ServerEvents,
   SubResult,
+  UserResult,
 } from '../../../clients/js/src/types.js';
 import type { Chat, FullMsg, Msg, User } from './types';
 
@@ -47,9 +52,10 @@ export interface Realtime {
   onState(cb: (s: ConnState) => void): () => void;
   request<K extends Op>(op: K, args: OpArgs[K]): Promise<OpResults[K]>;
   on<K extends ServerEventName>(ev: K, cb: (payload: ServerEvents[K]) => void): () => void;
-  // Ops and events the SDK's tables may not name yet (lib/live.ts types them for the app).
-  requestRaw(op: string, args: Record<string, unknown>): Promise<unknown>;
-  onRaw(ev: string, cb: (payload: Record<string, unknown>) => void): () => void;
+  // Issue 18: the SDK's own methods (chat.notify, chat.browse, me.update).
+  setNotify(chat: string, level: NotifyLevel): Promise<ChatNotifyResult>;
+  browse(args: ChatBrowseArgs): Promise<ChatBrowseResult>;
+  updateMe(displayName: string): Promise<UserResult>;
   // Called after every (re)connection once the socket is online again.
   onReconnect(cb: () => void): () => void;
   subscribe(chat: string, h: SubHandlers): () => void;

@@ -22,11 +22,12 @@ export function BrowsePage() {
   const [error, setError] = useState<string | null>(null);
   const asked = useRef(0);
 
-  function load(query: string, before?: number) {
+  // A next page starts after the last chat shown: (lastActivity, slug) is the server's keyset.
+  function load(query: string, before?: number, chat?: string) {
     const n = ++asked.current;
     setLoading(true);
     setError(null);
-    browseChats(rt, { q: query.trim() || undefined, before, limit: PAGE }).then(
+    browseChats(rt, { q: query.trim() || undefined, before, chat, limit: PAGE }).then(
       (r) => {
         if (n !== asked.current) return; // an older answer after a newer question
         setChats((prev) => (before === undefined ? r.chats : [...prev, ...r.chats.filter((c) => !prev.some((p) => p.slug === c.slug))]));
@@ -103,7 +104,7 @@ export function BrowsePage() {
             ))}
           </ul>
           {hasMore && (
-            <button type="button" className="btn" disabled={loading} onClick={() => load(q, chats[chats.length - 1]?.lastActivity)}>
+            <button type="button" className="btn" disabled={loading} onClick={() => load(q, chats[chats.length - 1]?.lastActivity, chats[chats.length - 1]?.slug)}>
               {loading ? 'Loading…' : 'Show more'}
             </button>
           )}

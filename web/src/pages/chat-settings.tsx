@@ -1,6 +1,7 @@
 // /chat/:slug/settings: the chat's title, public toggle, participant cap and invite policy
 // (owner and admins edit, others read); participants with roles, where the owner changes roles
-// and removes anyone and admins remove members; pending invitations with revoke; leave chat.
+// and removes anyone and admins remove members; pending invitations with revoke; leave chat. A DM
+// shows only its two participants, the link and notifications: no invitations, roles or leaving.
 // Every server error shows next to what caused it.
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { useRealtime, useSession } from '../lib/session';
@@ -86,7 +87,8 @@ export function ChatSettings({ slug }: { slug: string }) {
           )}
           {chat && !loadError && (
             <>
-              <GeneralForm chat={chat} editable={manage} />
+              {/* A DM has no title, visibility, cap or invite policy of its own to show. */}
+              {!dm && <GeneralForm chat={chat} editable={manage} />}
               <ShareCard chat={chat} />
               <NotifyCard chat={chat} />
               <section className="card" aria-labelledby="participants-title">
@@ -106,7 +108,7 @@ export function ChatSettings({ slug }: { slug: string }) {
                   ))}
                 </ul>
               </section>
-              {manage || invites.length > 0 ? (
+              {!dm && (manage || invites.length > 0) ? (
                 <section className="card" aria-labelledby="pending-title">
                   <h2 id="pending-title">Pending invitations</h2>
                   {invites.length === 0 ? (
@@ -122,7 +124,8 @@ export function ChatSettings({ slug }: { slug: string }) {
                   )}
                 </section>
               ) : null}
-              <LeaveCard slug={slug} chat={chat} role={role} />
+              {/* Nobody leaves a DM (the server refuses it): no "Leave" to offer. */}
+              {!dm && <LeaveCard slug={slug} chat={chat} role={role} />}
             </>
           )}
           {!chat && !loadError && <p className="muted" style={{ marginTop: 24 }}>Loading…</p>}
@@ -312,9 +315,11 @@ function MemberRow({
         <strong>
           {displayName(p)}
           {self && <span className="muted"> (you)</span>}
-          <span className={`role-badge role-badge--${p.role}`} data-testid="role">
-            {p.role}
-          </span>
+          {!inDm && (
+            <span className={`role-badge role-badge--${p.role}`} data-testid="role">
+              {p.role}
+            </span>
+          )}
         </strong>
         <span>
           @{p.username} · joined {relativeTime(p.joinedAt, now)}
@@ -502,7 +507,11 @@ function ShareCard({ chat }: { chat: Chat }) {
     <section className="card" aria-labelledby="share-title">
       <h2 id="share-title">Link</h2>
       <p className="field__hint" style={{ marginTop: -6 }}>
-        {chat.isPublic ? 'Anyone with this link can join this public chat.' : 'Only participants can open this link; invite others to let them in.'}
+        {chat.kind === 'dm'
+          ? 'Only the two of you can open this link.'
+          : chat.isPublic
+            ? 'Anyone with this link can join this public chat.'
+            : 'Only participants can open this link; invite others to let them in.'}
       </p>
       <div className="copy-row">
         <label htmlFor="share-url" className="visually-hidden">

@@ -2,7 +2,7 @@
 // chat.notify and user.updated events, and the HTTP helpers for password and avatar.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { changePassword, deleteAvatar, ParleyError, uploadAvatar } from '../../src/index.js';
+import { AVATAR_MAX_BYTES, AVATAR_TYPES, changePassword, deleteAvatar, nextBrowseArgs, ParleyError, uploadAvatar } from '../../src/index.js';
 import type { ChatActivityEvent, ChatNotifyEvent, UserUpdatedEvent } from '../../src/index.js';
 import { ANA, BEN, makeClient, msgObj, serveConnection } from '../helpers/fake.js';
 
@@ -41,6 +41,25 @@ describe('live list, notifications, directory, profile', () => {
     ws.reply(ur, { user: { ...ANA, displayName: 'Ana Fox', avatar: null } });
     assert.equal((await u).user.displayName, 'Ana Fox');
     assert.equal(client.user?.displayName, 'Ana Fox', 'the client knows its own new name');
+  });
+
+  it('nextBrowseArgs pages on from the last chat by (lastActivity, slug), null after the last page', async () => {
+    const { client } = makeClient();
+    client.connect();
+    const ws = serveConnection();
+    const row = (slug: string, lastActivity: number) => ({ slug, title: slug, participantCount: 1, lastActivity, joined: false });
+    const args = { q: 'room', limit: 2 };
+    const first = client.browse(args);
+    const r1 = ws.lastRequest('chat.browse');
+    ws.reply(r1, { chats: [row('b', 7), row('a', 7)], hasMore: true });
+    const next = nextBrowseArgs(args, await first);
+    assert.deepEqual(next, { q: 'room', limit: 2, before: 7, chat: 'a' });
+    const second = client.browse(next!);
+    const r2 = ws.lastRequest('chat.browse');
+    assert.deepEqual(r2, { id: r2.id, op: 'chat.browse', q: 'room', limit: 2, before: 7, chat: 'a' });
+    ws.reply(r2, { chats: [row('z', 7)], hasMore: false });
+    assert.equal(nextBrowseArgs(next!, await second), null);
+    assert.equal(nextBrowseArgs(args, { chats: [], hasMore: true }), null);
   });
 
   it('emits chat.activity, chat.notify and user.updated; its own user.updated updates client.user', async () => {
@@ -88,6 +107,8 @@ describe('profile HTTP helpers', () => {
     assert.equal(call.url, 'http://h:1/api/avatar');
     assert.equal((call.init.headers as Record<string, string>)['content-type'], 'image/png');
     assert.deepEqual([...(call.init.body as Uint8Array)], [0x89, 0x50, 0x4e, 0x47]);
+    assert.deepEqual([...AVATAR_TYPES], ['image/png', 'image/jpeg', 'image/webp']);
+    assert.equal(AVATAR_MAX_BYTES, 1024 * 1024);
     const big = fakeFetch(413, { error: { code: 'too_large', message: 'request body too large' } });
     await assert.rejects(uploadAvatar(blob, { fetch: big.f }), (err: ParleyError) => err.code === 'too_large');
     const del = fakeFetch(200, { user: { ...ANA, avatar: null } });

@@ -2,7 +2,9 @@
 // long press / tap on phones: a menu (reply, react, edit, delete) and the reaction picker
 // (recently used emoji first, kept per user in localStorage). Both are small popovers next to the
 // message, a sheet at the bottom of the screen on phones. Keyboard: the arrows move through the
-// menu, Escape closes and gives focus back to where it came from, Tab leaves and closes.
+// menu, Escape closes and gives focus back to where it came from, Tab leaves and closes. In the
+// picker the arrows move a roving focus over the grid (one tab stop: left/right along it, up/down
+// by rows, across the Recent and All sections; Home/End), and Enter picks the focused emoji.
 import { useEffect, useRef, type KeyboardEvent, type ReactNode } from 'react';
 import { EMOJI, emojiName, recentEmoji } from '../../lib/emoji';
 
@@ -116,6 +118,46 @@ export function MessageMenu({ items, up, onClose }: { items: MenuItem[]; up: boo
   );
 }
 
+// The picker's grids as rows of buttons, from their layout (the grid wraps to the popover's width).
+function gridRows(root: HTMLElement): HTMLElement[][] {
+  const rows: HTMLElement[][] = [];
+  for (const grid of root.querySelectorAll<HTMLElement>('.emoji-picker__grid')) {
+    let top: number | null = null;
+    for (const b of grid.querySelectorAll<HTMLElement>('button')) {
+      if (top === null || b.offsetTop > top + 2) {
+        rows.push([]);
+        top = b.offsetTop;
+      }
+      rows[rows.length - 1]!.push(b);
+    }
+  }
+  return rows;
+}
+
+// Arrow keys over the picker: the focused emoji moves, and is the picker's one tab stop.
+function pickerKeys(e: KeyboardEvent<HTMLDivElement>) {
+  const rows = gridRows(e.currentTarget);
+  const flat = rows.flat();
+  const at = flat.indexOf(document.activeElement as HTMLElement);
+  if (at < 0 || flat.length === 0) return;
+  let r = rows.findIndex((row) => row.includes(flat[at]!));
+  let c = rows[r]!.indexOf(flat[at]!);
+  let next: HTMLElement | undefined;
+  if (e.key === 'ArrowRight') next = flat[Math.min(at + 1, flat.length - 1)];
+  else if (e.key === 'ArrowLeft') next = flat[Math.max(at - 1, 0)];
+  else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    r = e.key === 'ArrowDown' ? Math.min(r + 1, rows.length - 1) : Math.max(r - 1, 0);
+    c = Math.min(c, rows[r]!.length - 1);
+    next = rows[r]![c];
+  } else if (e.key === 'Home') next = flat[0];
+  else if (e.key === 'End') next = flat[flat.length - 1];
+  else return;
+  e.preventDefault();
+  if (!next) return;
+  for (const b of flat) b.tabIndex = b === next ? 0 : -1;
+  next.focus();
+}
+
 export function EmojiPicker({
   userId,
   up,
@@ -128,10 +170,12 @@ export function EmojiPicker({
   onClose: () => void;
 }) {
   const recent = recentEmoji(userId);
+  let first = true; // the first emoji is the tab stop until the arrows move it
   const button = (emoji: string, where: string) => (
     <button
       key={`${where}${emoji}`}
       type="button"
+      tabIndex={first ? ((first = false), 0) : -1}
       className="emoji-btn"
       aria-label={`React with ${emojiName(emoji)}`}
       title={emojiName(emoji)}
@@ -145,7 +189,7 @@ export function EmojiPicker({
     </button>
   );
   return (
-    <Popover label="Pick a reaction" role="dialog" up={up} onClose={onClose} testId="emoji-picker">
+    <Popover label="Pick a reaction" role="dialog" up={up} onClose={onClose} testId="emoji-picker" onKeyDown={pickerKeys}>
       {recent.length > 0 && (
         <div className="emoji-picker__section" role="group" aria-label="Recently used">
           <div className="emoji-picker__title" aria-hidden="true">
