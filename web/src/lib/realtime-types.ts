@@ -2,6 +2,7 @@
 // (clients/js); hooks and pages use only this. Every op, reply and event is the SDK's type, so a
 // request's arguments and result, and each event's payload, are checked by the compiler.
 import type {
+  MsgDeltaEvent,
   Op,
   OpArgs,
   OpResults,
@@ -39,6 +40,8 @@ export interface SubHandlers {
   onSubscribed(reply: SubReply, resumed: boolean): void;
   onMsg(msg: Msg): void;
   onError(err: ProtoError): void;
+  /** Issue 19: bytes appended to a streaming message of the chat. */
+  onDelta?(d: MsgDeltaEvent): void;
 }
 
 export interface Realtime {
@@ -53,6 +56,8 @@ export interface Realtime {
   // Called after every (re)connection once the socket is online again.
   onReconnect(cb: () => void): () => void;
   subscribe(chat: string, h: SubHandlers): () => void;
+  // A fresh `sub` (since the last seq): its `streams` fill a gap in a stream's deltas.
+  resync(chat: string): void;
   // Returns the clientMsgId. `replyTo` is the seq of the message answered.
   send(chat: string, body: string, opts?: { replyTo?: number }): string;
   // Issue 17: each answers with the new entry (react: null when the toggle changed nothing).

@@ -11,6 +11,7 @@ import { useSession } from '../lib/session';
 import { useChatList } from '../hooks/use-chat-list';
 import { count, displayName, listTime, userHue } from '../lib/format';
 import { Avatar } from '../components/ui/avatar';
+import { BotBadge } from '../components/ui/bot-badge';
 import { IconChat, IconCompass, IconGlobe, IconLogout, IconPlus, IconSearch, IconUsers } from '../components/ui/icons';
 import { CreateChatModal } from '../components/chat/create-chat-modal';
 import { InvitationCard } from '../components/chat/invitation-card';
@@ -201,6 +202,7 @@ function ChatRow({
           <span className="chat-row__top">
             <span className="chat-row__title" data-testid="chat-title">
               {title}
+              <BotBadge user={peer} />
               {disambiguator && (
                 <span className="chat-row__slug" data-testid="chat-slug">
                   {' '}
