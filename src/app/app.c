@@ -118,6 +118,7 @@ static void on_tick(uv_timer_t *t) {
     }
   }
   app__invite_sweep(a);
+  app__stream_sweep(a);
   app__bus_tick(a);
   app__presence_tick(a);
   app__rooms_tick(a);
@@ -172,6 +173,7 @@ static void on_bus_state(struct app *a, int up) {
 
 static const struct cluster_events cluster_events = {
     .msg = app__subs_bus_msg,
+    .delta = app__subs_bus_delta,
     .room_state = app__rooms_remote_state,
     .room_query = app__rooms_query,
     .room_ready = app__subs_room_ready,

@@ -447,6 +447,14 @@ static void on_message(void *ud, const char *channel, const void *data, size_t l
     outq_chunk_unref(frame);
     return;
   }
+  case CLUSTER_DELTA: {
+    struct outq_chunk *frame = net_ws_frame_text(m.body, m.body_len);
+    if (frame == NULL)
+      return;
+    a->busx->ev.delta(a, slug, m.seq, m.offset, m.member_gen, frame);
+    outq_chunk_unref(frame);
+    return;
+  }
   default:
     return;
   }
@@ -605,6 +613,23 @@ void app__bus_publish_msg(struct app *a, const char *slug, int64_t seq, int64_t 
   memset(&m, 0, sizeof m);
   m.kind = CLUSTER_MSG;
   m.seq = seq;
+  m.member_gen = mgen;
+  m.body = json;
+  m.body_len = len;
+  send_wire(a, ch, &m, NULL, 0);
+}
+
+void app__bus_publish_delta(struct app *a, const char *slug, int64_t seq, int64_t offset,
+                            int64_t mgen, const char *json, size_t len) {
+  char ch[BUS_CHANNEL_MAX + 1];
+  struct cluster_wire_msg m;
+  if (a->bus_solo || a->bus == NULL)
+    return;
+  chat_channel(ch, sizeof ch, slug);
+  memset(&m, 0, sizeof m);
+  m.kind = CLUSTER_DELTA;
+  m.seq = seq;
+  m.offset = offset;
   m.member_gen = mgen;
   m.body = json;
   m.body_len = len;

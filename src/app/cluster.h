@@ -18,6 +18,9 @@ struct cluster_events {
   /* A committed message of chat `slug` (the frame: its `msg` event; mgen its member_gen). */
   void (*msg)(struct app *a, const char *slug, int64_t seq, int64_t mgen,
               struct outq_chunk *frame);
+  /* A committed append (issue 19) to stream `seq` at `offset` (the frame: its msg.delta). */
+  void (*delta)(struct app *a, const char *slug, int64_t seq, int64_t offset, int64_t mgen,
+                struct outq_chunk *frame);
   /* Another node's typers and openers of the chat (state: a JSON object, or NULL: none). */
   void (*room_state)(struct app *a, const char *slug, const char *node, json_t *state);
   /* Another node opened the chat: this node states its own typers and openers of it. */
@@ -60,6 +63,9 @@ void app__bus_publish_room_state(struct app *a, const char *slug, json_t *state)
  * encoded event `json` (borrowed). */
 void app__bus_publish_msg(struct app *a, const char *slug, int64_t seq, int64_t mgen,
                           const char *json, size_t len);
+/* Publishes a committed append to stream `seq` at `offset` as its msg.delta event (borrowed). */
+void app__bus_publish_delta(struct app *a, const char *slug, int64_t seq, int64_t offset,
+                            int64_t mgen, const char *json, size_t len);
 /* Publishes an event for users (json borrowed: the encoded event) to other nodes, which send it
  * to the sockets there of the users in ids (borrowed). */
 void app__bus_publish_notify(struct app *a, const int64_t *ids, size_t n, const char *json,

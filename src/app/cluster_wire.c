@@ -237,6 +237,22 @@ static int decode_chat_line(const char *p, size_t len, struct cluster_wire_msg *
     m->body = nl + 1;
     m->body_len = (size_t)(end - nl - 1);
     return 0;
+  case CLUSTER_DELTA: {
+    int64_t offset;
+    q = p + 1;
+    if (parse_i64(&q, nl, &seq) != 0 || q >= nl || *q++ != ' ' || seq <= 0)
+      return BAD;
+    if (parse_i64(&q, nl, &offset) != 0 || q >= nl || *q++ != ' ' || offset < 0)
+      return BAD;
+    if (parse_i64(&q, nl, &mgen) != 0 || q != nl || mgen < 0)
+      return BAD;
+    m->seq = seq;
+    m->offset = offset;
+    m->member_gen = mgen;
+    m->body = nl + 1;
+    m->body_len = (size_t)(end - nl - 1);
+    return 0;
+  }
   default:
     return BAD;
   }
@@ -272,6 +288,10 @@ char *cluster_wire_encode(const struct cluster_wire_msg *m, const int64_t *ids, 
   switch (m->kind) {
   case CLUSTER_MSG:
     w += sprintf(w, "m%" PRId64 " %" PRId64 "\n", m->seq, m->member_gen);
+    body = 1;
+    break;
+  case CLUSTER_DELTA:
+    w += sprintf(w, "D%" PRId64 " %" PRId64 " %" PRId64 "\n", m->seq, m->offset, m->member_gen);
     body = 1;
     break;
   case CLUSTER_ROOM_STATE:

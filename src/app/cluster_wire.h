@@ -4,6 +4,7 @@
  *
  * On a chat's channel "c:<slug>":
  *   "m<seq> <member_gen>\n<event JSON>"    a committed message
+ *   "D<seq> <offset> <member_gen>\n<event JSON>"  a committed append to a stream (msg.delta)
  *   "s<node>\n<state JSON>"                 a node's typers and openers of the chat
  *   "q<node>\n"                             a node opened the chat and asks for the others'
  * On the users' channel "u":
@@ -32,6 +33,7 @@
 
 enum cluster_kind {
   CLUSTER_MSG = 'm',
+  CLUSTER_DELTA = 'D',
   CLUSTER_ROOM_STATE = 's',
   CLUSTER_ROOM_QUERY = 'q',
   CLUSTER_NOTIFY = 'n',
@@ -57,7 +59,8 @@ struct cluster_wire_msg {
   int64_t user_id;                   /* d P p */
   int state;                         /* P p (range not checked here) */
   int64_t last_seen;                 /* P p */
-  int64_t seq, member_gen;           /* m */
+  int64_t seq, member_gen;           /* m D */
+  int64_t offset;                    /* D */
   uint8_t session_hash[STORE_TOKEN_HASH_LEN]; /* x */
   uint16_t code;                     /* x: 1000-4999 */
   char reason[CLUSTER_REASON_MAX + 1]; /* x */

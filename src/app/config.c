@@ -141,6 +141,9 @@ static const struct cfg_entry cfg_table[] = {
      "how long a user with no socket still shows as online/away", NULL},
     {"PARLEY_PRESENCE_NODE_TTL_MS", CFG_I64, FS(presence_node_ttl_ms), "15000", 1500, MS_HOUR,
      NULL, NULL, "several nodes: a node's presence statements last this long unless refreshed", NULL},
+    {"PARLEY_STREAM_IDLE_MS", CFG_I64, FS(stream_idle_ms), "30000", 100, MS_HOUR, NULL, NULL,
+     "a streamed message whose author has no socket and appended nothing for this long is "
+     "ended as `interrupted`", NULL},
     {"PARLEY_TYPING_TTL_MS", CFG_I64, FS(typing_ttl_ms), "6000", 100, 600000, NULL, NULL,
      "how long a typer is shown without a refresh", NULL},
     {"PARLEY_COOKIE_SECURE", CFG_BOOL, FS(cookie_secure), "0", 0, 0, NULL, NULL,

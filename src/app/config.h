@@ -42,6 +42,7 @@ struct app_config {
   double typing_rate, typing_burst; /* typing per user */
   double presence_rate, presence_burst; /* presence reports per user */
   int64_t presence_grace_ms;
+  int64_t stream_idle_ms;       /* issue 19: an author-less stream idle this long is ended */
   int64_t presence_node_ttl_ms; /* several nodes: a node's presence statements last this long */
   int64_t typing_ttl_ms;
   int max_conns_per_user;

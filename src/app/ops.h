@@ -61,4 +61,16 @@ void app__op_me_update(struct client *cl, const struct proto_req *req);
 void app__user_announce(struct app *a, const struct store_req *sreq);
 void app__user_renamed(struct app *a, const struct store_user *u);
 
+/* ops_stream.c (issue 19) */
+void app__op_stream_start(struct client *cl, const struct proto_req *req);
+void app__op_stream_append(struct client *cl, const struct proto_req *req);
+void app__op_stream_end(struct client *cl, const struct proto_req *req);
+/* Sends the msg.delta of stream `seq` of chat `slug` (delta borrowed, appended at `offset`,
+ * committed with member_gen `mgen`) to the chat's subscriptions here and on the other nodes. */
+void app__deliver_delta(struct app *a, const char *slug, int64_t seq, int64_t offset,
+                        const char *delta, int64_t mgen);
+/* Ends, as interrupted, the streams whose authors are gone and idle for cfg.stream_idle_ms
+ * (unless a sweep is in flight); from the tick. */
+void app__stream_sweep(struct app *a);
+
 #endif

@@ -39,7 +39,9 @@ static void on_sub(struct store_req *sreq) {
     json_t *active = app__room_active_json(cl->app, s->room);
     json_object_set(chat, "activeUsers", active);
     app__reply_ok(cl, &ctx->env,
-                  json_pack("{s:o, s:o, s:I, s:b, s:o, s:o, s:o, s:o}", "chat", chat, "msgs",
+                  json_pack("{s:o, s:o, s:o, s:I, s:b, s:o, s:o, s:o, s:o}", "streams",
+                            app__msgs_json(sreq->out.streams, sreq->out.n_streams, sreq->in.slug),
+                            "chat", chat, "msgs",
                             app__msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "lastSeq",
                             (json_int_t)sreq->out.chat.last_seq, "reset", sreq->out.reset,
                             "presence", s->presence ? json_incref(s->presence) : json_array(),
@@ -100,6 +102,7 @@ void app__op_sub(struct client *cl, const struct proto_req *req) {
   /* Without `since` the socket goes live from now: ask for nothing after "infinity". */
   sreq->in.since = PROTO_HAS(req, PROTO_F_SINCE) ? req->since : APP_SEQ_INFINITY;
   sreq->in.limit = PROTO_HISTORY_MAX;
+  sreq->in.with_streams = 1; /* the open streams, read after this socket holds their deltas */
   if (app__op_submit(cl, req, sreq, on_sub, &opts) != 0)
     app__sub_free(a, s); /* answered with the error; the members' reply finds no sub */
 }

@@ -26,6 +26,21 @@ void app__reply_err(struct client *cl, const struct proto_req *req, int err, con
   send_str(cl, s, len);
 }
 
+void app__reply_err_extra(struct client *cl, const struct proto_req *req, int err,
+                          const char *msg, json_t *extra) {
+  json_t *o = json_pack("{s:o, s:b, s:{s:s, s:s}}", "id",
+                        req->has_id ? json_integer(req->id) : json_null(), "ok", 0, "error",
+                        "code", parley_err_name(err), "message",
+                        msg ? msg : parley_strerror(err));
+  char *s;
+  if (o && extra)
+    json_object_update(json_object_get(o, "error"), extra);
+  json_decref(extra);
+  s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  send_str(cl, s, s ? strlen(s) : 0);
+}
+
 static struct proto_req envelope(const struct proto_req *req) {
   struct proto_req e;
   memset(&e, 0, sizeof e);

@@ -29,6 +29,9 @@ struct op_opts {
 
 void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result);
 void app__reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg);
+/* The same with the fields of `extra` (reference stolen; NULL: none) added to error. */
+void app__reply_err_extra(struct client *cl, const struct proto_req *req, int err,
+                          const char *msg, json_t *extra);
 /* Replies rate_limited with error.retryAfter = wait_ms, and counts it in /metrics. */
 void app__reply_rate_limited(struct client *cl, const struct proto_req *req, int64_t wait_ms,
                              const char *msg);

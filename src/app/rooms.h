@@ -36,6 +36,8 @@ struct sub {
     int64_t seq;
     int64_t mgen;              /* the member_gen it was committed with */
     struct outq_chunk *frame;
+    int delta;                 /* issue 19: a msg.delta of stream `seq`, at `offset` */
+    int64_t offset;
   } *held;
   size_t n_held, cap_held;
   struct sub *rprev, *rnext;   /* room->subs */

@@ -96,6 +96,7 @@ struct app {
   uv_signal_t sigterm, sigint;
   int shutting_down;
   int sweeping;                 /* an invitation expiry sweep is in flight (ops_members.c) */
+  int stream_sweeping;          /* an idle-stream sweep is in flight (ops_stream.c) */
   int session_sweeping;         /* an expired-session sweep is in flight (app.c) */
   uint64_t session_swept;       /* loop time of the last expired-session sweep */
   uint64_t notify_turn;         /* bumped per app__notify_frame(): one event per user (clients.c) */

@@ -108,7 +108,8 @@ static void sub_gap_unlist(struct app *a, struct sub *s) {
   DL_DELETE2(a->gap_subs, s, gprev, gnext);
 }
 
-static void sub_hold(struct sub *s, int64_t seq, int64_t mgen, struct outq_chunk *frame) {
+static void sub_hold_x(struct sub *s, int64_t seq, int64_t mgen, struct outq_chunk *frame,
+                       int delta, int64_t offset) {
   if (s->n_held == s->cap_held) {
     size_t ncap = s->cap_held ? s->cap_held * 2 : 8;
     struct held_frame *n = realloc(s->held, ncap * sizeof *n);
@@ -117,7 +118,37 @@ static void sub_hold(struct sub *s, int64_t seq, int64_t mgen, struct outq_chunk
     s->held = n;
     s->cap_held = ncap;
   }
-  s->held[s->n_held++] = (struct held_frame){seq, mgen, outq_chunk_ref(frame)};
+  s->held[s->n_held++] = (struct held_frame){seq, mgen, outq_chunk_ref(frame), delta, offset};
+}
+
+static void sub_hold(struct sub *s, int64_t seq, int64_t mgen, struct outq_chunk *frame) {
+  sub_hold_x(s, seq, mgen, frame, 0, 0);
+}
+
+/* A stream's delta goes to a subscription that has the stream's message already (seq below
+ * next_seq), in the order the deltas came; anything else holds it where the messages wait, and
+ * the drain sends it after its message. The client applies only the bytes beyond what it has,
+ * so a delta the replay or a catch-up already covered costs nothing. */
+static void sub_deliver_delta(struct app *a, struct sub *s, int64_t seq, int64_t offset,
+                              int64_t mgen, struct outq_chunk *frame) {
+  if (!s->live || s->catching_up || s->fenced) {
+    sub_hold_x(s, seq, mgen, frame, 1, offset);
+    if (s->catching_up && mgen > s->member_gen)
+      s->recheck = 1;
+    return;
+  }
+  if (mgen > s->member_gen) {
+    sub_hold_x(s, seq, mgen, frame, 1, offset);
+    sub_catch_up(a, s);
+    return;
+  }
+  if (seq >= s->next_seq) { /* its stream's message has not arrived yet */
+    sub_hold_x(s, seq, mgen, frame, 1, offset);
+    sub_gap_wait(a, s);
+    return;
+  }
+  if (s->client->conn && net_ws_send_frame(s->client->conn, frame) == 0)
+    a->metrics.deliveries++;
 }
 
 /* Delivers message `seq` (its frame shared) to one subscription, in order, at most once. A seq
@@ -157,9 +188,14 @@ static void sub_deliver(struct app *a, struct sub *s, int64_t seq, int64_t mgen,
     sub_drain_held(a, s); /* the missing message came: what waited behind it follows */
 }
 
+/* By seq; a stream's message before its deltas, its deltas by offset. */
 static int held_cmp(const void *x, const void *y) {
   const struct held_frame *p = x, *q = y;
-  return p->seq < q->seq ? -1 : p->seq > q->seq;
+  if (p->seq != q->seq)
+    return p->seq < q->seq ? -1 : 1;
+  if (p->delta != q->delta)
+    return p->delta - q->delta;
+  return p->offset < q->offset ? -1 : p->offset > q->offset;
 }
 
 /* Delivers what waited, by seq. A gap among them starts a catch-up that holds the rest again. */
@@ -172,7 +208,10 @@ static void sub_drain_held(struct app *a, struct sub *s) {
     qsort(held, n, sizeof *held, held_cmp);
   s->draining = 1;
   for (size_t i = 0; i < n; i++) {
-    sub_deliver(a, s, held[i].seq, held[i].mgen, held[i].frame);
+    if (held[i].delta)
+      sub_deliver_delta(a, s, held[i].seq, held[i].offset, held[i].mgen, held[i].frame);
+    else
+      sub_deliver(a, s, held[i].seq, held[i].mgen, held[i].frame);
     outq_chunk_unref(held[i].frame);
   }
   s->draining = 0;
@@ -206,6 +245,21 @@ void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, int64_t m
   DL_FOREACH_SAFE2(r->subs, s, tmp, rnext) {
     sub_deliver(a, s, seq, mgen, frame);
   }
+}
+
+void app__room_deliver_delta(struct app *a, struct room *r, int64_t seq, int64_t offset,
+                             int64_t mgen, struct outq_chunk *frame) {
+  struct sub *s, *tmp;
+  DL_FOREACH_SAFE2(r->subs, s, tmp, rnext) {
+    sub_deliver_delta(a, s, seq, offset, mgen, frame);
+  }
+}
+
+void app__subs_bus_delta(struct app *a, const char *slug, int64_t seq, int64_t offset,
+                         int64_t mgen, struct outq_chunk *frame) {
+  struct room *r = app__room_find(a, slug);
+  if (r)
+    app__room_deliver_delta(a, r, seq, offset, mgen, frame);
 }
 
 /* The missed messages of one subscription, from its next_seq. */

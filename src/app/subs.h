@@ -29,6 +29,11 @@ void app__client_drop_subs(struct client *cl);
  * newer than a subscription's (its access is checked again first). */
 void app__room_deliver_msg(struct app *a, struct room *r, int64_t seq, int64_t mgen,
                            struct outq_chunk *frame);
+/* Delivers a msg.delta of stream `seq` at `offset` (frame borrowed) to the room's subscriptions:
+ * after the stream's own message, held where messages are held (a replay, a catch-up, a fence,
+ * a gap), and, like a message, only to a subscription confirmed as of member_gen `mgen`. */
+void app__room_deliver_delta(struct app *a, struct room *r, int64_t seq, int64_t offset,
+                             int64_t mgen, struct outq_chunk *frame);
 /* A leave or removal this node committed moved chat `slug`'s member_gen to `gen`, and the
  * leaver's subscriptions here are gone. The others here that were confirmed just before it are
  * confirmed as of `gen` too (nobody else lost access by it), so they need not ask the store. */
@@ -38,6 +43,8 @@ void app__room_members_left(struct app *a, const char *slug, int64_t gen);
  * fences of (username, slug) applied to that user's subscriptions here. */
 void app__subs_bus_msg(struct app *a, const char *slug, int64_t seq, int64_t mgen,
                        struct outq_chunk *frame);
+void app__subs_bus_delta(struct app *a, const char *slug, int64_t seq, int64_t offset,
+                         int64_t mgen, struct outq_chunk *frame);
 void app__subs_room_ready(struct app *a, const char *slug);
 void app__drop_user_subs_here(struct app *a, int64_t user_id, const char *slug);
 void app__subs_fence(struct app *a, const char *username, const char *slug, int fenced,

@@ -52,6 +52,8 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_DISPLAY_NAME] = {"displayName", FT_STRING, CS_NAME, 1, TEXT_DISPLAY_NAME_MAX,
                               OFF(display_name)},
     [PROTO_F_SEARCH_Q] = {"q", FT_STRING, CS_NONBLANK, 1, SEARCH_QUERY_MAX, OFF(q)},
+    [PROTO_F_DELTA] = {"delta", FT_STRING, CS_ANY, 1, STREAM_DELTA_MAX, OFF(delta)},
+    [PROTO_F_OFFSET] = {"offset", FT_INT, CS_ANY, 0, STREAM_BODY_MAX, OFF(offset)},
 };
 #undef OFF
 
@@ -108,6 +110,14 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_ME_UPDATE] = {"me.update", 0, REQ(PROTO_F_DISPLAY_NAME), 0},
     [PROTO_OP_MSG_SEARCH] = {"msg.search", 0, REQ(PROTO_F_SEARCH_Q),
                              REQ(PROTO_F_CHAT) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
+    [PROTO_OP_STREAM_START] = {"msg.stream.start", 0, REQ(PROTO_F_CHAT),
+                               REQ(PROTO_F_CLIENT_MSG_ID) | REQ(PROTO_F_REPLY_TO)},
+    [PROTO_OP_STREAM_APPEND] = {"msg.stream.append", 0,
+                                REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ) | REQ(PROTO_F_DELTA) |
+                                    REQ(PROTO_F_OFFSET),
+                                0},
+    [PROTO_OP_STREAM_END] = {"msg.stream.end", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ),
+                             REQ(PROTO_F_STATE)},
 };
 
 const char *proto_op_name(enum proto_op op) {
@@ -342,7 +352,9 @@ json_t *proto_chat_json(const struct store_chat *c) {
   return o;
 }
 
-static const char *const kind_names[] = {"text", "edit", "delete", "reaction", "notice"};
+static const char *const kind_names[] = {"text", "edit", "delete", "reaction", "notice",
+                                         "stream.end"};
+#define KIND_NAMES_N (sizeof kind_names / sizeof kind_names[0])
 
 json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug) {
   json_t *o = json_pack("{s:I, s:s, s:o, s:s, s:o, s:I}", "seq", (json_int_t)m->seq, "chat",
@@ -351,7 +363,7 @@ json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug) {
                         m->client_msg_id[0] ? json_string(m->client_msg_id) : json_null(),
                         "createdAt", (json_int_t)m->created_at);
   json_t *mentions = json_array();
-  unsigned k = (unsigned)m->kind < 5 ? (unsigned)m->kind : 0;
+  unsigned k = (unsigned)m->kind < KIND_NAMES_N ? (unsigned)m->kind : 0;
   json_object_set_new(o, "kind", json_string(kind_names[k]));
   json_object_set_new(o, "ref", m->ref ? json_integer(m->ref) : json_null());
   for (size_t i = 0; i < m->n_mentions; i++)
@@ -373,8 +385,21 @@ json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug) {
     json_object_set_new(o, "editedAt", m->edited_at ? json_integer(m->edited_at) : json_null());
     json_object_set_new(o, "deleted", json_boolean(m->deleted));
     json_object_set_new(o, "reactions", reactions);
+    /* Issue 19: a streamed message says how far it is; body is the text so far. */
+    json_object_set_new(o, "streaming", json_boolean(m->stream_state == STREAM_STREAMING));
+    json_object_set_new(o, "stream",
+                        m->stream_state != STREAM_NONE
+                            ? json_pack("{s:s, s:I}", "state", stream_state_name(m->stream_state),
+                                        "length", (json_int_t)m->stream_len)
+                            : json_null());
     break;
   }
+  case STORE_KIND_STREAM_END:
+    json_object_set_new(o, "state", json_string(stream_state_name(m->stream_state)
+                                                    ? stream_state_name(m->stream_state)
+                                                    : "done"));
+    json_object_set_new(o, "length", json_integer(m->stream_len));
+    break;
   case STORE_KIND_REACTION:
     json_object_set_new(o, "emoji", json_string(m->emoji));
     json_object_set_new(o, "on", json_boolean(m->on));

@@ -53,6 +53,9 @@ enum proto_op {
   PROTO_OP_CHAT_BROWSE,
   PROTO_OP_ME_UPDATE,
   PROTO_OP_MSG_SEARCH,
+  PROTO_OP_STREAM_START, /* issue 19 */
+  PROTO_OP_STREAM_APPEND,
+  PROTO_OP_STREAM_END,
   PROTO_OP__COUNT
 };
 
@@ -82,6 +85,8 @@ enum proto_field {
   PROTO_F_LEVEL,        /* issue 18 */
   PROTO_F_DISPLAY_NAME,
   PROTO_F_SEARCH_Q, /* msg.search's "q": longer than users.search's, same slot (q) */
+  PROTO_F_DELTA,    /* issue 19: msg.stream.append */
+  PROTO_F_OFFSET,
   PROTO_F__COUNT
 };
 
@@ -93,9 +98,9 @@ struct proto_req {
   enum proto_op op;
   uint32_t present; /* bit (1 << PROTO_F_x) for each argument given */
   const char *token, *chat, *title, *slug, *body, *client_msg_id, *user, *role, *invite_policy,
-      *q, *state, *emoji, *level, *display_name;
+      *q, *state, *emoji, *level, *display_name, *delta;
   int is_public, on;
-  int64_t max_participants, before, since, seq, limit, ttl, invitation, reply_to;
+  int64_t max_participants, before, since, seq, limit, ttl, invitation, reply_to, offset;
 };
 
 #define PROTO_HAS(r, f) (((r)->present >> (f)) & 1u)

@@ -593,6 +593,48 @@ const struct store__migration store__migrations[] = {
       * every insert, update and delete itself, and building it indexes what is there. */
      "CREATE INDEX messages_search ON messages USING gin (" STORE_SQL_PG_SEARCH_DOC("body")
      ") WHERE kind = 'text';"},
+    {11, "streamed messages: stream state and length, the open streams (issue 19)",
+     /* A streamed text message keeps its state (NULL: not a stream; streaming, done, error,
+      * interrupted), its body's length in bytes (SQLite's length() counts characters) and the
+      * time of its last append (the idle sweep's clock). Its stream.end entry carries the final
+      * state and length too. The FTS index leaves a message out while it streams (an append
+      * would re-tokenize the whole body each time): the triggers index it when its stream ends,
+      * and the view that 'rebuild' reads agrees. */
+     "ALTER TABLE messages ADD COLUMN stream_state TEXT;"
+     "ALTER TABLE messages ADD COLUMN stream_len INTEGER;"
+     "ALTER TABLE messages ADD COLUMN stream_at INTEGER;"
+     "CREATE INDEX messages_streaming ON messages(chat_id, seq) WHERE stream_state = 'streaming';"
+     "CREATE INDEX messages_stream_idle ON messages(stream_at) WHERE stream_state = 'streaming';"
+     "DROP TRIGGER messages_search_insert;"
+     "DROP TRIGGER messages_search_delete;"
+     "DROP TRIGGER messages_search_update;"
+     "DROP VIEW messages_search_src;"
+     "CREATE VIEW messages_search_src AS SELECT " STORE_SQL_SEARCH_KEY("") " AS id, "
+     STORE_SQL_SEARCH_BODY("body") " AS body FROM messages WHERE kind = 'text'"
+     " AND stream_state IS NOT 'streaming';"
+     "CREATE TRIGGER messages_search_insert AFTER INSERT ON messages WHEN NEW.kind = 'text'"
+     " AND NEW.stream_state IS NOT 'streaming' BEGIN"
+     "  INSERT INTO messages_search(rowid, body) VALUES (" STORE_SQL_SEARCH_KEY("NEW.") ", "
+     STORE_SQL_SEARCH_BODY("NEW.body") ");"
+     "END;"
+     "CREATE TRIGGER messages_search_delete AFTER DELETE ON messages WHEN OLD.kind = 'text'"
+     " AND OLD.stream_state IS NOT 'streaming' BEGIN"
+     "  INSERT INTO messages_search(messages_search, rowid, body) VALUES ('delete', "
+     STORE_SQL_SEARCH_KEY("OLD.") ", " STORE_SQL_SEARCH_BODY("OLD.body") ");"
+     "END;"
+     "CREATE TRIGGER messages_search_update AFTER UPDATE OF body, stream_state ON messages"
+     " WHEN OLD.kind = 'text' BEGIN"
+     "  INSERT INTO messages_search(messages_search, rowid, body) SELECT 'delete', "
+     STORE_SQL_SEARCH_KEY("OLD.") ", " STORE_SQL_SEARCH_BODY("OLD.body")
+     " WHERE OLD.stream_state IS NOT 'streaming';"
+     "  INSERT INTO messages_search(rowid, body) SELECT " STORE_SQL_SEARCH_KEY("NEW.") ", "
+     STORE_SQL_SEARCH_BODY("NEW.body") " WHERE NEW.stream_state IS NOT 'streaming';"
+     "END;",
+     "ALTER TABLE messages ADD COLUMN stream_state TEXT;"
+     "ALTER TABLE messages ADD COLUMN stream_len BIGINT;"
+     "ALTER TABLE messages ADD COLUMN stream_at BIGINT;"
+     "CREATE INDEX messages_streaming ON messages(chat_id, seq) WHERE stream_state = 'streaming';"
+     "CREATE INDEX messages_stream_idle ON messages(stream_at) WHERE stream_state = 'streaming';"},
 };
 
 const size_t store__migrations_count =

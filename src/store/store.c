@@ -152,6 +152,9 @@ static void store__req_clear_out(struct store_req *req, int keep_errmsg) {
   for (size_t i = 0; i < req->out.n_msgs; i++)
     store_msg_dispose(&req->out.msgs[i]);
   free(req->out.msgs);
+  for (size_t i = 0; i < req->out.n_streams; i++)
+    store_msg_dispose(&req->out.streams[i]);
+  free(req->out.streams);
   for (size_t i = 0; i < req->out.n_chats; i++) {
     if (req->out.chats)
       free(req->out.chats[i].title);
@@ -177,7 +180,13 @@ static void store__req_clear_out(struct store_req *req, int keep_errmsg) {
   free(req->out.member_reads);
   free(req->out.hashes);
   free(req->out.data);
-  memset(&req->out, 0, sizeof req->out);
+  {
+    /* A refused stream append tells the stream's length (error.length), like errmsg. */
+    int64_t stream_len = req->out.stream_len;
+    memset(&req->out, 0, sizeof req->out);
+    if (keep_errmsg)
+      req->out.stream_len = stream_len;
+  }
   if (keep_errmsg) {
     memcpy(req->out.errmsg, errmsg, sizeof errmsg);
     req->out.errmsg[sizeof req->out.errmsg - 1] = '\0';
@@ -270,6 +279,9 @@ static int store__chat_keyed(const struct store_req *req) {
   case STORE_REACT:
   case STORE_CHAT_ACTIVITY: /* after its chat's sends, in order with them */
   case STORE_NOTIFY_SET:
+  case STORE_STREAM_START:
+  case STORE_STREAM_APPEND:
+  case STORE_STREAM_END:
     return req->in.slug[0] != '\0';
   default:
     return 0;

@@ -25,6 +25,7 @@
 
 #include "core/acl.h"
 #include "core/invite.h"
+#include "core/stream.h"
 
 #define STORE_USERNAME_MAX 32     /* bytes, without the NUL */
 #define STORE_DISPLAY_NAME_MAX 256 /* bytes of UTF-8, without the NUL: 64 code points
@@ -120,8 +121,12 @@ enum store_msg_kind {
   STORE_KIND_EDIT,
   STORE_KIND_DELETE,
   STORE_KIND_REACTION,
-  STORE_KIND_NOTICE
+  STORE_KIND_NOTICE,
+  STORE_KIND_STREAM_END /* issue 19: the end of a streamed message (ref), its final body */
 };
+#define STORE_STREAMS_OPEN_MAX 8 /* streams open at once in one chat (bounds the sub snapshot) */
+#define STORE_REPLY_BODIES_MAX (4u << 20) /* bytes of bodies one history/since read returns:
+                                             streamed bodies reach 256 KiB each */
 #define STORE_EMOJI_MAX 32      /* bytes of one reaction emoji */
 #define STORE_REACTIONS_MAX 20  /* distinct emoji on one message */
 #define STORE_PREVIEW_MAX 100   /* characters of a reply's preview */
@@ -158,6 +163,10 @@ struct store_msg {
   char *reply_preview;    /* "" when the original was deleted */
   int64_t *mentions;      /* user ids */
   size_t n_mentions;
+  /* ---- issue 19: a streamed text message (its state, the bytes of its body); a stream.end
+   * entry: the final state and length ---- */
+  enum stream_state stream_state; /* STREAM_NONE: not a stream */
+  int64_t stream_len;
 };
 
 /* One result of STORE_MSG_SEARCH. */
@@ -325,6 +334,23 @@ enum store_op {
                            past it). A query without a word is PARLEY_EBAD_REQUEST; one that
                            takes longer than STORE_MSG_SEARCH_BUDGET_MS is PARLEY_EUNAVAILABLE
                            with out.errmsg (nothing else waits for it that long). */
+  /* --- streamed messages (issue 19, store_rules_stream.c) --- */
+  STORE_STREAM_START,   /* in: user_id, slug, client_msg_id, reply_to, now. As MSG_APPEND with an
+                           empty body, streaming: out: chat, msg, duplicate. PARLEY_ECONFLICT past
+                           STORE_STREAMS_OPEN_MAX open streams in the chat. */
+  STORE_STREAM_APPEND,  /* in: user_id, slug, seq, body (the delta), offset, now. out: chat
+                           (member_gen), stream_len (after), appended (0: an idempotent retry).
+                           Only the author (PARLEY_EFORBIDDEN); not a stream: PARLEY_ENOT_FOUND;
+                           core/stream.h's stream_append_check decides (PARLEY_ECONFLICT with
+                           out.stream_len, PARLEY_ETOO_LARGE). */
+  STORE_STREAM_END,     /* in: user_id, slug, seq, state (done, error; interrupted with
+                           since: only if the last append is at or before `since`, the sweep's
+                           cutoff, and then in.user_id must be the author, no access check),
+                           now. out: chat, msg (the stream.end entry). Ended already:
+                           PARLEY_ECONFLICT. */
+  STORE_STREAM_DUE,     /* in: since (cutoff), limit (1..STORE_LIMIT_MAX). out: found/n_found:
+                           streams whose last append is at or before `since`, oldest first
+                           (msg: seq, author with last_seen, stream_len; slug). */
   STORE_OP__COUNT
 };
 
@@ -376,6 +402,9 @@ struct store_req {
     int level;                      /* NOTIFY_SET: enum store_notify */
     unsigned char *data;            /* AVATAR_SET: the image (owned) */
     size_t data_len;
+    int64_t offset;                 /* STREAM_APPEND */
+    int state;                      /* STREAM_END: enum stream_state */
+    int with_streams;               /* MSG_SINCE: also out.streams (the sub snapshot) */
   } in;
 
   struct {       /* outputs: filled by the store thread; freed by store_req_free() */
@@ -418,6 +447,10 @@ struct store_req {
     size_t n_hashes;
     unsigned char *data;            /* AVATAR_GET: the image */
     size_t data_len;
+    struct store_msg *streams;      /* MSG_SINCE with_streams: the chat's open streams, folded */
+    size_t n_streams;
+    int64_t stream_len;             /* STREAM_APPEND: the body's length after it */
+    int appended;                   /* STREAM_APPEND: 1 stored now, 0 a retry */
   } out;
 
   struct store_req *next; /* queue link, private to the store */

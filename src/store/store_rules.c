@@ -634,7 +634,9 @@ static int rules_msg_history(const struct store_prims *p, void *be, struct store
     return PARLEY_EBAD_REQUEST;
   err = p->msgs(be, req, 0, req->in.before > 0 ? req->in.before : INT64_MAX, req->in.limit,
                 &req->out.has_more);
-  return err ? err : store_rules_msg_fold(p, be, req);
+  if (err == 0)
+    err = store_rules_msg_fold(p, be, req);
+  return err ? err : store_rules_stream_reads(p, be, req);
 }
 
 static int rules_msg_since(const struct store_prims *p, void *be, struct store_req *req) {
@@ -643,7 +645,9 @@ static int rules_msg_since(const struct store_prims *p, void *be, struct store_r
   /* A since beyond last_seq finds nothing and is no reset: app/ passes a huge since to mean
    * "from now on", and it can compare since with out.chat.last_seq itself. */
   int err = p->msgs(be, req, req->in.since, INT64_MAX, req->in.limit, &req->out.reset);
-  return err ? err : store_rules_msg_fold(p, be, req);
+  if (err == 0)
+    err = store_rules_msg_fold(p, be, req);
+  return err ? err : store_rules_stream_reads(p, be, req);
 }
 
 static int rules_users_search(const struct store_prims *p, void *be, struct store_req *req) {

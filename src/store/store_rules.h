@@ -181,6 +181,35 @@ int store_rules_exec(const struct store_prims *p, void *be, struct store_req *re
 int store_rules_msg_exec(const struct store_prims *p, void *be, struct store_req *req);
 /* Replaces out.msgs (a seq range a backend read) by the same entries with their folded state. */
 int store_rules_msg_fold(const struct store_prims *p, void *be, struct store_req *req);
+/* An entry to append to a chat's sequence (every pointer borrowed; NULL: none). */
+struct store_entry {
+  enum store_msg_kind kind;
+  const char *body;
+  int64_t ref;
+  const char *detail;
+  int flag;
+  const char *action;
+  int64_t subject;
+  enum stream_state stream_state; /* issue 19: a streamed message (streaming) or its end */
+  int64_t stream_len;
+  const char *client_msg_id;
+  int64_t reply_to;
+};
+/* Appends entry `e` by in.user_id to chat_id under the next seq (the chat locked by the caller)
+ * and reads it back into *m (disposed first); out.chat.last_seq follows. */
+int store_rules_entry_append(const struct store_prims *p, void *be, struct store_req *req,
+                             int64_t chat_id, const struct store_entry *e, struct store_msg *m);
+/* Entry `seq` of chat_id, folded as `viewer` sees it, into *m (disposed first);
+ * PARLEY_ENOT_FOUND if there is none. */
+int store_rules_msg_load_one(const struct store_prims *p, void *be, int64_t chat_id, int64_t seq,
+                             int64_t viewer, struct store_msg *m);
+/* The streamed messages' ops (store_rules_stream.c); 1 if req->op is none of them. */
+int store_rules_stream_exec(const struct store_prims *p, void *be, struct store_req *req);
+/* After MSG_HISTORY / MSG_SINCE read and folded out.msgs: keeps their bodies within
+ * STORE_REPLY_BODIES_MAX (the oldest go; has_more / reset says so), and for MSG_SINCE with
+ * in.with_streams reads the chat's open streams into out.streams. */
+int store_rules_stream_reads(const struct store_prims *p, void *be, struct store_req *req);
+
 /* Appends a notice entry (action, about `subject`, by in.user_id, `detail` may be NULL) to chat
  * chat_id and returns it in out.notice. */
 int store_rules_notice(const struct store_prims *p, void *be, struct store_req *req,

@@ -48,7 +48,8 @@ static struct store_arg msg__opt(int64_t x) {
   return x ? STORE_I(x) : MSG__NULL;
 }
 
-static const char *const msg__kinds[] = {"text", "edit", "delete", "reaction", "notice"};
+static const char *const msg__kinds[] = {"text", "edit", "delete", "reaction", "notice",
+                                         "stream.end"};
 
 static enum store_msg_kind msg__kind(const char *s) {
   for (int i = 0; s && i < MSG__COUNT(msg__kinds); i++)
@@ -83,7 +84,7 @@ static int msg__dup(char **dst, const char *s) {
   " m.kind, m.ref, m.detail, m.flag, m.action,"                                                    \
   " s.id, s.username, s.display_name, s.created_at,"                                               \
   " m.edited_at, m.deleted, r.seq, substr(r.body, 1, 100),"                                        \
-  " ru.id, ru.username, ru.display_name, ru.created_at"                                            \
+  " ru.id, ru.username, ru.display_name, ru.created_at, m.stream_state, m.stream_len"            \
   " FROM messages m JOIN users u ON u.id = m.author_id"                                            \
   " LEFT JOIN users s ON s.id = m.subject_id"                                                      \
   " LEFT JOIN messages r ON r.chat_id = m.chat_id AND r.seq = m.reply_to"                          \
@@ -133,6 +134,8 @@ static int msg__from_row(const struct store_res *r, int row, struct store_msg *m
       return err;
     msg__user(r, row, 22, &m->reply_author);
   }
+  m->stream_state = stream_state_parse(store_res_s(r, row, 26));
+  m->stream_len = store_res_i(r, row, 27);
   return 0;
 }
 
@@ -215,7 +218,7 @@ cleanup:
 }
 
 /* Entry `seq` of chat_id into *m (disposed first). */
-static int msg__load_one(const struct store_prims *p, void *be, int64_t chat_id, int64_t seq,
+int store_rules_msg_load_one(const struct store_prims *p, void *be, int64_t chat_id, int64_t seq,
                          int64_t viewer, struct store_msg *m) {
   struct store_msg *msgs = NULL;
   size_t n = 0;
@@ -260,22 +263,13 @@ static const char MSG_SQL_NEXT_SEQ[] =
     "UPDATE chats SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
 static const char MSG_SQL_INSERT[] =
     "INSERT INTO messages(chat_id, seq, author_id, body, created_at, kind, ref, detail, flag,"
-    " action, subject_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-
-struct msg__entry {
-  enum store_msg_kind kind;
-  const char *body;
-  int64_t ref;
-  const char *detail;
-  int flag;
-  const char *action;
-  int64_t subject;
-};
+    " action, subject_id, stream_state, stream_len, stream_at, client_msg_id, reply_to)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 /* Appends entry `e` by in.user_id to chat_id under the next seq (the chat is locked by the
  * caller on PostgreSQL) and reads it back into *m. */
-static int msg__append(const struct store_prims *p, void *be, struct store_req *req,
-                       int64_t chat_id, const struct msg__entry *e, struct store_msg *m) {
+int store_rules_entry_append(const struct store_prims *p, void *be, struct store_req *req,
+                             int64_t chat_id, const struct store_entry *e, struct store_msg *m) {
   struct store_arg a1[] = {STORE_I(chat_id)};
   struct store_res r = {0};
   int64_t seq;
@@ -297,11 +291,17 @@ static int msg__append(const struct store_prims *p, void *be, struct store_req *
                             STORE_S(e->detail),
                             e->kind == STORE_KIND_REACTION ? STORE_I(e->flag) : MSG__NULL,
                             STORE_S(e->action),
-                            msg__opt(e->subject)};
+                            msg__opt(e->subject),
+                            STORE_S(stream_state_name(e->stream_state)),
+                            e->stream_state ? STORE_I(e->stream_len) : MSG__NULL,
+                            e->stream_state == STREAM_STREAMING ? STORE_I(req->in.now) : MSG__NULL,
+                            STORE_S(e->client_msg_id && e->client_msg_id[0] ? e->client_msg_id
+                                                                            : NULL),
+                            msg__opt(e->reply_to)};
     err = p->sql(be, MSG_SQL_INSERT, a, MSG__COUNT(a), NULL);
   }
   if (err == 0)
-    err = msg__load_one(p, be, chat_id, seq, req->in.user_id, m);
+    err = store_rules_msg_load_one(p, be, chat_id, seq, req->in.user_id, m);
   if (err == 0)
     req->out.chat.last_seq = seq;
   return err;
@@ -309,8 +309,8 @@ static int msg__append(const struct store_prims *p, void *be, struct store_req *
 
 int store_rules_notice(const struct store_prims *p, void *be, struct store_req *req,
                        int64_t chat_id, const char *action, int64_t subject, const char *detail) {
-  struct msg__entry e = {STORE_KIND_NOTICE, "", 0, detail, 0, action, subject};
-  return msg__append(p, be, req, chat_id, &e, &req->out.notice);
+  struct store_entry e = {STORE_KIND_NOTICE, "", 0, detail, 0, action, subject, STREAM_NONE, 0, NULL, 0};
+  return store_rules_entry_append(p, be, req, chat_id, &e, &req->out.notice);
 }
 
 /* ---- DMs ---- */
@@ -434,7 +434,7 @@ static int msg__dm_open(const struct store_prims *p, void *be, struct store_req 
 /* ---- edit, delete, react ---- */
 
 static const char MSG_SQL_TARGET[] =
-    "SELECT author_id, kind, deleted FROM messages WHERE chat_id = $1 AND seq = $2";
+    "SELECT author_id, kind, deleted, stream_state FROM messages WHERE chat_id = $1 AND seq = $2";
 
 /* The text message in.seq of the chat (locked, the caller a participant): its author into
  * *author; PARLEY_ENOT_FOUND if it is missing, deleted or not a text message. */
@@ -464,6 +464,12 @@ static int msg__target(const struct store_prims *p, void *be, struct store_req *
                       (long long)req->in.seq);
   }
   *author = store_res_i(&r, 0, 0);
+  if (req->op == STORE_MSG_EDIT &&
+      stream_state_parse(store_res_s(&r, 0, 3)) == STREAM_STREAMING) {
+    store_res_free(&r);
+    return store_fail(req, PARLEY_ECONFLICT, "message %lld is still streaming",
+                      (long long)req->in.seq);
+  }
   store_res_free(&r);
   return 0;
 }
@@ -471,7 +477,7 @@ static int msg__target(const struct store_prims *p, void *be, struct store_req *
 static int msg__edit(const struct store_prims *p, void *be, struct store_req *req) {
   static const char update[] =
       "UPDATE messages SET body = $3, edited_at = $4 WHERE chat_id = $1 AND seq = $2";
-  struct msg__entry e = {STORE_KIND_EDIT, req->in.body, req->in.seq, NULL, 0, NULL, 0};
+  struct store_entry e = {STORE_KIND_EDIT, req->in.body, req->in.seq, NULL, 0, NULL, 0, STREAM_NONE, 0, NULL, 0};
   int64_t author = 0;
   int err;
   if (req->in.body == NULL || req->in.body[0] == '\0')
@@ -488,7 +494,7 @@ static int msg__edit(const struct store_prims *p, void *be, struct store_req *re
   }
   if (err)
     return err;
-  return msg__append(p, be, req, req->out.chat.id, &e, &req->out.msg);
+  return store_rules_entry_append(p, be, req, req->out.chat.id, &e, &req->out.msg);
 }
 
 static int msg__delete(const struct store_prims *p, void *be, struct store_req *req) {
@@ -499,7 +505,7 @@ static int msg__delete(const struct store_prims *p, void *be, struct store_req *
       "UPDATE messages SET body = '' WHERE chat_id = $1 AND ref = $2 AND kind = 'edit'";
   static const char unreact[] = "DELETE FROM reactions WHERE chat_id = $1 AND seq = $2";
   static const char unmention[] = "DELETE FROM message_mentions WHERE chat_id = $1 AND seq = $2";
-  struct msg__entry e = {STORE_KIND_DELETE, "", req->in.seq, NULL, 0, NULL, 0};
+  struct store_entry e = {STORE_KIND_DELETE, "", req->in.seq, NULL, 0, NULL, 0, STREAM_NONE, 0, NULL, 0};
   int64_t author = 0;
   int err = msg__target(p, be, req, &author);
   if (err)
@@ -520,7 +526,7 @@ static int msg__delete(const struct store_prims *p, void *be, struct store_req *
   }
   if (err)
     return err;
-  return msg__append(p, be, req, req->out.chat.id, &e, &req->out.msg);
+  return store_rules_entry_append(p, be, req, req->out.chat.id, &e, &req->out.msg);
 }
 
 /* One emoji, roughly: 1..STORE_EMOJI_MAX bytes, at least one character outside ASCII (every
@@ -554,7 +560,7 @@ static int msg__react(const struct store_prims *p, void *be, struct store_req *r
   static const char del[] =
       "DELETE FROM reactions WHERE chat_id = $1 AND seq = $2 AND user_id = $3 AND emoji = $4";
   const char *emoji = req->in.query;
-  struct msg__entry e = {STORE_KIND_REACTION, "", req->in.seq, emoji, req->in.on != 0, NULL, 0};
+  struct store_entry e = {STORE_KIND_REACTION, "", req->in.seq, emoji, req->in.on != 0, NULL, 0, STREAM_NONE, 0, NULL, 0};
   struct store_res r = {0};
   int64_t author = 0;
   int present;
@@ -589,7 +595,7 @@ static int msg__react(const struct store_prims *p, void *be, struct store_req *r
     }
     store_res_free(&r);
   }
-  err = msg__append(p, be, req, req->out.chat.id, &e, &req->out.msg);
+  err = store_rules_entry_append(p, be, req, req->out.chat.id, &e, &req->out.msg);
   if (err)
     return err;
   {
@@ -664,7 +670,7 @@ static int msg__send_extras(const struct store_prims *p, void *be, struct store_
   struct store_msg *m = &req->out.msg;
   int err;
   if (req->out.duplicate)
-    return msg__load_one(p, be, req->out.chat.id, m->seq, req->in.user_id, m);
+    return store_rules_msg_load_one(p, be, req->out.chat.id, m->seq, req->in.user_id, m);
   if (req->in.reply_to <= 0 && strchr(req->in.body, '@') == NULL)
     return 0; /* a plain message: as the backend stored it (kind text, nothing folded yet) */
   if (req->in.reply_to > 0) {
@@ -688,7 +694,7 @@ static int msg__send_extras(const struct store_prims *p, void *be, struct store_
     if (err)
       return err;
   }
-  return msg__load_one(p, be, req->out.chat.id, m->seq, req->in.user_id, m);
+  return store_rules_msg_load_one(p, be, req->out.chat.id, m->seq, req->in.user_id, m);
 }
 
 /* ---- chat list: the newest text message, unread text and unread mentions ---- */
@@ -727,7 +733,7 @@ static int msg__chat_list(const struct store_prims *p, void *be, struct store_re
     req->out.unread[i] = store_res_i(&r, row, 2);
     c->mentions = store_res_i(&r, row, 3);
     if (last_text > 0) {
-      err = msg__load_one(p, be, c->id, last_text, req->in.user_id, &req->out.last_msgs[i]);
+      err = store_rules_msg_load_one(p, be, c->id, last_text, req->in.user_id, &req->out.last_msgs[i]);
     } else { /* only notices so far: no lastMessage */
       store_msg_dispose(&req->out.last_msgs[i]);
       memset(&req->out.last_msgs[i], 0, sizeof req->out.last_msgs[i]);
@@ -761,7 +767,7 @@ int store_rules_msg_exec(const struct store_prims *p, void *be, struct store_req
   case STORE_MSG_SINCE:
     return 1; /* the caller reads, then store_rules_msg_fold() */
   default:
-    return 1;
+    return store_rules_stream_exec(p, be, req);
   }
 }
 
