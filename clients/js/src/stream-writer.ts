@@ -200,7 +200,21 @@ export class StreamWriter {
         const e = err instanceof ParleyError ? err : new ParleyError('internal', String(err));
         if (!RETRYABLE.has(e.code) || this.#now() - since >= this.#giveUpMs) throw e;
         // disconnected/timeout: the next request waits in the client's queue until it is online.
-        if (e.code === 'rate_limited' || e.code === 'unavailable') {
+        // A socket that is closing before the client has seen its close event still counts as
+        // online: wait for the state to change (or a moment) rather than spin on it.
+        if (e.code === 'disconnected' && this.client.state === 'online') {
+          await new Promise<void>((resolve) => {
+            const timer = this.#timers.setTimeout(() => {
+              off();
+              resolve();
+            }, 100);
+            const off = this.client.on('state', () => {
+              off();
+              this.#timers.clearTimeout(timer);
+              resolve();
+            });
+          });
+        } else if (e.code === 'rate_limited' || e.code === 'unavailable') {
           const ms = e.retryAfter ?? Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
           await new Promise<void>((r) => this.#timers.setTimeout(r, ms));
         }

@@ -288,6 +288,30 @@ describe('StreamWriter', () => {
     assert.equal(w.text, srv.stored);
   });
 
+  it('a socket closing before the client noticed: the writer waits for the reconnect instead of spinning', async () => {
+    const rig = makeClient();
+    rig.client.connect();
+    let ws = serveConnection();
+    const srv = new StreamServer();
+    const w = new StreamWriter(rig.client, 'room', { timers: rig.clock, now: rig.clock.now });
+    const started = w.start();
+    await flush();
+    srv.answer(ws);
+    await started;
+    ws.readyState = 3; // closing: sends fail, the close event has not come yet
+    w.write('abc');
+    for (let i = 0; i < 5; i++) await flush();
+    assert.equal(ws.requests('msg.stream.append').length, 0, 'nothing sent on the closing socket');
+    ws.serverClose(1006);
+    await flush();
+    advanceToReconnect(rig);
+    ws = serveConnection();
+    for (let i = 0; i < 3; i++) await flush();
+    srv.answer(ws);
+    await flush();
+    assert.equal(srv.stored, 'abc');
+  });
+
   it('a refused append (too_large) ends the stream with "error" and end() rejects', async () => {
     const rig = makeClient();
     rig.client.connect();
