@@ -34,7 +34,7 @@ describe('bots and streamed messages', () => {
     for (const [name, display] of [
       ['ana', 'Ana Lima'],
       ['ben', 'Ben Okafor'],
-      ['cy', 'Cy Tran'],
+      ['cytran', 'Cy Tran'],
     ]) {
       const s = await signup(srv, name, undefined, display);
       api[name] = await connect(srv, { token: s.token });
@@ -45,7 +45,7 @@ describe('bots and streamed messages', () => {
     people.push(ana, ben, cy);
     await logIn(ana.page, { username: 'ana' });
     await logIn(ben.page, { username: 'ben' });
-    await logIn(cy.page, { username: 'cy' });
+    await logIn(cy.page, { username: 'cytran' });
   });
 
   afterEach(async (t) => {
@@ -92,12 +92,13 @@ describe('bots and streamed messages', () => {
     const { chat } = await api.ana.ok('chat.create', { title: 'Ask the bot' });
     const slug = chat.slug;
     await inviteAndAccept(api.ana, api.ben, slug);
-    await inviteAndAccept(api.ana, api.cy, slug);
+    await inviteAndAccept(api.ana, api.cytran, slug);
     await inviteAndAccept(api.ana, bot, slug);
     await openChat(ana.page, slug);
     await openChat(ben.page, slug);
 
     // --- thinking… ---
+    await bot.ok('sub', { chat: slug }); // typing is for subscribers
     await bot.ok('typing', { chat: slug, on: true });
     for (const p of [ana, ben]) {
       await until(async () => /Helper is thinking…/.test(await p.page.getByTestId('typing').textContent()), { message: 'thinking' });

@@ -97,6 +97,9 @@ export class Assistant {
     const client = this.#client;
     const me = client.user!;
     const max = this.#opts.contextMessages ?? 20;
+    // Typing is for subscribers: the first answer in a chat subscribes to it (kept, and resumed
+    // after reconnects, by the client).
+    await client.subscribe(chat).catch(() => {});
     client.setTyping(chat, true); // "thinking…" until the stream starts (which clears it)
     let writer: StreamWriter | null = null;
     const report = (state: 'done' | 'error', error?: string) =>

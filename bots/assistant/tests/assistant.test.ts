@@ -47,6 +47,7 @@ class FakeParley {
       this.connections++;
       this.sockets.add(ws);
       ws.on('close', () => this.sockets.delete(ws));
+      (ws as WebSocket & { subs?: Set<string> }).subs = new Set();
       ws.on('message', (data) => this.#onFrame(ws, JSON.parse(String(data))));
     });
   }
@@ -86,7 +87,15 @@ class FakeParley {
         return this.#reply(ws, id, { user: BOT });
       case 'ping':
         return this.#reply(ws, id, { now: Date.now() });
+      case 'sub': {
+        (ws as WebSocket & { subs: Set<string> }).subs.add(f.chat);
+        const list = this.#msgs(f.chat);
+        const chat = { slug: f.chat, title: f.chat, isPublic: false, maxParticipants: null, invitePolicy: 'members', archived: false, createdAt: 1, lastActivity: 1, lastSeq: list.length, participantCount: 2, activeUsers: [] };
+        return this.#reply(ws, id, { chat, msgs: list.filter((m) => m.seq > (f.since ?? list.length)), lastSeq: list.length, reset: false, presence: [], typing: [], activeUsers: [], streams: [] });
+      }
       case 'typing':
+        // as the server: typing is for subscribers
+        if (!(ws as WebSocket & { subs: Set<string> }).subs.has(f.chat)) return this.#fail(ws, id, 'bad_request');
         this.typing.push({ chat: f.chat, on: f.on });
         return this.#reply(ws, id, {});
       case 'msg.history': {

@@ -3,7 +3,7 @@
 // rotate a token (every session of the bot ends) or the webhook secret, set or clear the webhook
 // URL, delete one after a confirmation. Bots then join chats like anyone (invite them) and carry a
 // "BOT" badge; bots/assistant/ in the repository is one to run.
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
 import { errorText } from '../lib/format';
@@ -54,8 +54,11 @@ function Secret({ s }: { s: Shown }) {
 }
 
 function SecretsNotice({ shown, onDone }: { shown: Shown[]; onDone: () => void }) {
+  // Focus moves to the new secrets (keyboard and screen-reader users land on them).
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => ref.current?.focus(), [shown]);
   return (
-    <div className="alert alert--ok secrets" role="status" data-testid="bot-secrets">
+    <div className="alert alert--ok secrets" role="status" data-testid="bot-secrets" ref={ref} tabIndex={-1}>
       <p style={{ marginTop: 0 }}>
         <strong>Copy these now:</strong> they are shown only this once.
       </p>
