@@ -171,13 +171,13 @@ sdk: deps build/parley-asan node_modules/.package-lock.json
 	  [ node_modules/.package-lock.json -nt package-lock.json ] || \
 	  npm ci --no-audit --no-fund --loglevel=error; } && PARLEY_BIN=build/parley-asan npm test
 
-# The shipped bot (bots/assistant): its tests run against a fake Parley and a fake
-# OpenAI-compatible endpoint (stall, error mid-stream, disconnect mid-answer).
+# The shipped bot (bots/assistant): its tests run against a fake OpenAI-compatible endpoint, with
+# a fake Parley (stall, error mid-stream, disconnect mid-answer) and with the real server.
 .PHONY: assistant
-assistant:
+assistant: deps build/parley-asan node_modules/.package-lock.json
 	cd bots/assistant && { [ -f node_modules/.package-lock.json ] && \
 	  [ node_modules/.package-lock.json -nt package-lock.json ] || \
-	  npm ci --no-audit --no-fund --loglevel=error; } && npm test
+	  npm ci --no-audit --no-fund --loglevel=error; } && PARLEY_BIN=build/parley-asan npm test
 
 # Every fuzz target for a bounded time (replaying every crash found so far first); `make fuzz`
 # with a larger FUZZ_SECONDS for real fuzzing sessions.
