@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { startServer } from './lib/server.mjs';
-import { failureArtifacts, launchBrowser, newPerson, screenshot } from './lib/browser.mjs';
+import { PHONE, failureArtifacts, launchBrowser, newPerson, screenshot } from './lib/browser.mjs';
+import { assertContrast, smallFields, smallTargets } from './lib/a11y.mjs';
 import { logIn, message, openChat, until } from './lib/ui.mjs';
 import { connect, inviteAndAccept, signup } from '../integration/lib/client.mjs';
 
@@ -147,6 +148,31 @@ describe('bots and streamed messages', () => {
     }
     assert.equal(await message(ana.page, 'Sure! Here is').count(), 1, 'one message, grown in place');
     for (const p of people) assert.deepEqual(p.errors, [], `${p.name}: no console errors`);
+  });
+
+  test('the Bots page and the badge keep the conventions: contrast, 44 px targets and 16 px fields on a phone, a focus-trapped confirmation', async () => {
+    await ana.page.goto('/bots');
+    await ana.page.getByTestId('bot-row').first().waitFor();
+    await assertContrast(ana.page, 'bots page');
+    await ana.page.setViewportSize(PHONE);
+    assert.deepEqual(await smallTargets(ana.page), [], 'bots page targets');
+    assert.deepEqual(await smallFields(ana.page), [], 'bots page fields');
+    // Delete asks first, in a dialog that keeps focus and starts on Cancel; Escape closes it.
+    const row = ana.page.getByTestId('bot-row').filter({ hasText: '@helper' });
+    await row.getByRole('button', { name: 'Delete Helper' }).click();
+    const dialog = ana.page.getByRole('alertdialog', { name: 'Delete Helper?' });
+    await dialog.waitFor();
+    assert.equal(await ana.page.evaluate(() => document.activeElement?.textContent), 'Cancel');
+    for (let i = 0; i < 4; i++) await ana.page.keyboard.press('Tab');
+    assert.equal(await dialog.evaluate((d) => d.contains(document.activeElement)), true, 'focus stays in the dialog');
+    await ana.page.keyboard.press('Escape');
+    await until(async () => (await dialog.count()) === 0, { message: 'the dialog to close' });
+    assert.equal(await row.count(), 1, 'nothing deleted');
+    await ana.page.setViewportSize({ width: 1280, height: 800 });
+    // In the room, the BOT badge and the streamed text pass the contrast check.
+    const { chats } = await api.ana.ok('chat.list', {});
+    await openChat(ben.page, chats.find((c) => c.title === 'Ask the bot').slug);
+    await assertContrast(ben.page, 'room with a bot');
   });
 
   test('a stream the bot ends with "error" says so', async () => {
