@@ -14,7 +14,7 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
-import type { Chat, FullMsg, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
+import type { Chat, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
 import {
   applyBatch,
   applyDelta,
@@ -27,6 +27,9 @@ import {
 import type { MsgDeltaEvent } from '../../../clients/js/src/types.js';
 import { useConnectionState } from './use-connection-state';
 import { useChatDetails } from './use-chat-details';
+import { cachedUiMsg, EMPTY_MODEL, toUiMsg } from '../lib/ui-msgs';
+
+export { toUiMsg };
 
 const PAGE = 50;
 
@@ -243,59 +246,6 @@ function reducer(s: State, a: Action): State {
     case 'removed':
       return { ...s, status: 'removed', removedBy: a.by, typing: { users: [], others: 0 } };
   }
-}
-
-const EMPTY_MODEL = {
-  kind: 'text',
-  replyTo: null,
-  mentions: [],
-  editedAt: null,
-  deleted: false,
-  reactions: [],
-  notice: null,
-  streaming: false,
-  streamState: null,
-} as const satisfies Partial<UiMsg>;
-
-// The view of each timeline item, by the item object: an item the last change left alone keeps
-// its UiMsg, so its memoised row does not render again (a delta renders only the streaming row).
-const uiCache = new WeakMap<Msg, { selfId: number | undefined; ui: UiMsg | null }>();
-function cachedUiMsg(msg: Msg, selfId: number | undefined): UiMsg | null {
-  const hit = uiCache.get(msg);
-  if (hit && hit.selfId === selfId) return hit.ui;
-  const ui = toUiMsg(msg, selfId);
-  uiCache.set(msg, { selfId, ui });
-  return ui;
-}
-
-// One confirmed entry as the room shows it, or null for entries that only change another message
-// (edit, delete, reaction), which the timeline has already folded into it.
-export function toUiMsg(msg: Msg, selfId: number | undefined): UiMsg | null {
-  const m = msg as FullMsg;
-  const kind = m.kind ?? 'text';
-  if (kind !== 'text' && kind !== 'notice') return null;
-  const own = m.clientMsgId && m.author.id === selfId;
-  return {
-    key: own ? m.clientMsgId! : `s${m.seq}`,
-    seq: m.seq,
-    author: m.author,
-    body: m.deleted ? '' : m.body,
-    createdAt: m.createdAt,
-    clientMsgId: m.clientMsgId,
-    status: 'sent',
-    kind,
-    replyTo: m.replyTo ?? null,
-    mentions: m.mentions ?? [],
-    editedAt: m.editedAt ?? null,
-    deleted: !!m.deleted,
-    reactions: m.reactions ?? [],
-    streaming: !!m.streaming && !m.deleted,
-    streamState: m.stream ? m.stream.state : null,
-    notice:
-      kind === 'notice'
-        ? { action: m.action ?? 'joined', user: m.user ?? null, by: m.by ?? null, title: m.title, role: m.role }
-        : null,
-  };
 }
 
 export interface RealtimeChat {
