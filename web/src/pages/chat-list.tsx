@@ -177,7 +177,7 @@ function ChatRow({
   const peer = dm && chat.peer ? fresh(chat.peer) : null;
   const title = peer ? displayName(peer) : chat.title;
   const lastText = last
-    ? `${last.author.id === selfId ? 'You' : displayName(fresh(last.author))}: ${last.deleted ? 'message deleted' : last.body.replace(/\s+/g, ' ')}`
+    ? `${last.author.id === selfId ? 'You' : displayName(fresh(last.author))}: ${last.deleted ? 'message deleted' : last.streaming && !last.body.trim() ? '…' : last.body.replace(/\s+/g, ' ')}`
     : 'No messages yet';
   return (
     <li>
