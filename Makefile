@@ -172,6 +172,14 @@ sdk: deps build/parley-asan node_modules/.package-lock.json
 	  [ node_modules/.package-lock.json -nt package-lock.json ] || \
 	  npm ci --no-audit --no-fund --loglevel=error; } && PARLEY_BIN=build/parley-asan npm test
 
+# The shipped bot (bots/assistant): its tests run against a fake OpenAI-compatible endpoint, with
+# a fake Parley (stall, error mid-stream, disconnect mid-answer) and with the real server.
+.PHONY: assistant
+assistant: deps build/parley-asan node_modules/.package-lock.json
+	cd bots/assistant && { [ -f node_modules/.package-lock.json ] && \
+	  [ node_modules/.package-lock.json -nt package-lock.json ] || \
+	  npm ci --no-audit --no-fund --loglevel=error; } && PARLEY_BIN=build/parley-asan npm test
+
 # Every fuzz target for a bounded time (replaying every crash found so far first); `make fuzz`
 # with a larger FUZZ_SECONDS for real fuzzing sessions.
 fuzz-ci:
@@ -187,7 +195,7 @@ valgrind: deps build/parley web/dist/index.html node_modules/.package-lock.json
 
 test: deps
 	@$(MAKE) --no-print-directory test-all
-test-all: unit fuzz-ci valgrind integration integration-pg sdk e2e
+test-all: unit fuzz-ci valgrind integration integration-pg sdk assistant e2e
 
 bench: build bench/build/loadgen
 	@bench/run.sh

@@ -13,7 +13,7 @@
 #                     [--window W] [--bcast-users N] [--bcast-rate R] [--csv FILE] [--keep]
 #                     [--conn-users "N1 N2"] [--conns-per-user M] [--storm-users N]
 #                     [--durable-window W] [--react-rate R] [-- extra loadgen options]
-# Scenarios: chat typing broadcast (the default set), connections, storm, durable (the chat
+# Scenarios: chat typing broadcast streams (the default set), connections, storm, durable (the chat
 # population in closed loop, each user keeping W sends unacknowledged, once with
 # PARLEY_DURABILITY=normal and once with fsync: acknowledged sends/s), and the sustained ones
 # (issue 15), which print a row every --report-every seconds (rates, refusals, delivery and reply
@@ -23,6 +23,11 @@
 #   joinstorm [--storm-chat N] (1000) users connect, join and subscribe to ONE chat at once:
 #             set-up time and frames received per user (the O(n^2) presence cost), then a
 #             light load (one message per user over the window)
+#   streams   issue 19 (bench/streams.mjs, Node): [--streams N] (100) streamed messages of
+#             [--delta-rate R] (50) deltas/s each into chats of --chat-size viewers, plus one
+#             viewer per chat joining halfway; and in the same run plain msg.send at the same rate
+#             into the same chats: delta p99 (append to each viewer, and to the slowest one) next
+#             to the plain p99, and the integrity check (every viewer's text byte for byte)
 #   bigchat   a chat at the 10,000-participant ceiling (filled in SQL); [--bigchat-users N] (200)
 #             of them online join, subscribe and send [--bigchat-rate R] (200) msgs/s into it
 #   reactions the chat population sending --rate msgs/s and, in the same run, toggling a reaction
@@ -50,7 +55,9 @@ root=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 PARLEY_BIN=${PARLEY_BIN:-$root/build/parley}
 LOADGEN=${LOADGEN:-$here/build/loadgen}
-scenarios=${BENCH_SCENARIOS:-chat typing broadcast}
+scenarios=${BENCH_SCENARIOS:-chat typing broadcast streams}
+streams=${BENCH_STREAMS:-100}
+delta_rate=${BENCH_DELTA_RATE:-50}
 users=${BENCH_USERS:-1000}
 chat_size=${BENCH_CHAT_SIZE:-10}
 rate=${BENCH_RATE:-2000}
@@ -96,6 +103,8 @@ while [ $# -gt 0 ]; do
     --bcast-rate) bcast_rate=$2; shift ;;
     --csv) csv=$2; shift ;;
     --conn-users) conn_users=$2; shift ;;
+    --streams) streams=$2; shift ;;
+    --delta-rate) delta_rate=$2; shift ;;
     --conns-per-user) conns_per_user=$2; shift ;;
     --storm-users) storm_users=$2; shift ;;
     --durable-window) durable_window=$2; shift ;;
@@ -282,6 +291,17 @@ for scen in $expanded; do
       # chats of 11: each chat's first member keeps sending, the 10 others drop and resume.
       args=(--scenario storm --users "$storm_users" --chat-size 11
             --conns-per-user "$conns_per_user") ;;
+    streams)
+      # A Node script (the loadgen has no stream ops): it prints its own table.
+      if ! node "$here/streams.mjs" --url "http://127.0.0.1:$port" --streams "$streams" \
+          --viewers "$chat_size" --rate "$delta_rate" --duration "$duration" --warmup "$warmup"; then
+        echo "run.sh: the streams scenario failed; last lines of the server log:" >&2
+        tail -n 20 "$tmp/server.log" >&2
+        status=1
+      fi
+      server_metrics
+      stop_server
+      continue ;;
     *) echo "run.sh: unknown scenario $scen" >&2; exit 2 ;;
   esac
   if ! "$LOADGEN" --url "ws://127.0.0.1:$port" "${args[@]}" --duration "$duration" \

@@ -1,5 +1,5 @@
 // Routes: /login, /signup, /chat, /chat/:slug (?msg=seq: opened at that message, from a search
-// result), /chat/:slug/settings, /browse, /profile.
+// result), /chat/:slug/settings, /browse, /profile, /bots (the user's bot accounts).
 // Signed-out visitors of an app route are sent to /login?next=<where they were going>, and come
 // back there after logging in or signing up (a shared chat link survives login); signed-in
 // visitors of the auth pages go to `next` or /chat. Ctrl/Cmd+K opens the quick switcher.
@@ -12,6 +12,7 @@ import { ChatRoom } from './pages/chat-room';
 import { ChatSettings } from './pages/chat-settings';
 import { BrowsePage } from './pages/browse';
 import { ProfilePage } from './pages/profile';
+import { BotsPage } from './pages/bots';
 import { ChatListProvider } from './hooks/use-chat-list';
 import { useConnectionState } from './hooks/use-connection-state';
 import { setPageTitle } from './lib/attention';
@@ -34,7 +35,9 @@ export function App() {
   // Rooms and settings set their own title (the chat's); everything else is just "Parley".
   useEffect(() => {
     if (!matchPath('/chat/:slug', path) && !matchPath('/chat/:slug/settings', path)) {
-      setPageTitle(path === '/browse' ? 'Browse chats · Parley' : path === '/profile' ? 'Profile · Parley' : 'Parley');
+      setPageTitle(
+        path === '/browse' ? 'Browse chats · Parley' : path === '/profile' ? 'Profile · Parley' : path === '/bots' ? 'Bots · Parley' : 'Parley',
+      );
     }
   }, [path]);
 
@@ -48,7 +51,7 @@ function Shell({ path }: { path: string }) {
   const settings = matchPath('/chat/:slug/settings', path);
   const room = matchPath('/chat/:slug', path);
   const slug = settings?.slug ?? room?.slug;
-  const page = path === '/browse' || path === '/profile';
+  const page = path === '/browse' || path === '/profile' || path === '/bots';
   const msgParam = Number(useQuery().get('msg'));
   const around = room && Number.isSafeInteger(msgParam) && msgParam > 0 ? msgParam : undefined;
   const [overlay, setOverlay] = useState<'search' | 'switcher' | null>(null);
@@ -81,6 +84,8 @@ function Shell({ path }: { path: string }) {
             <BrowsePage />
           ) : path === '/profile' ? (
             <ProfilePage />
+          ) : path === '/bots' ? (
+            <BotsPage />
           ) : path === '/chat' ? (
             <div className="empty-state">
               <div className="empty-state__art">

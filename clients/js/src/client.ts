@@ -48,6 +48,8 @@ import type {
   UsersSearchResult,
   MsgSearchArgs,
   MsgSearchResult,
+  MsgStreamAppendResult,
+  MsgStreamEndResult,
 } from './types.js';
 import { CloseCode } from './types.js';
 
@@ -207,6 +209,7 @@ const SERVER_EVENT_NAMES: Record<keyof ServerEvents, true> = {
   'chat.activity': true,
   'chat.notify': true,
   'user.updated': true,
+  'msg.delta': true,
 };
 const SERVER_EVENTS: ReadonlySet<string> = new Set(Object.keys(SERVER_EVENT_NAMES));
 /** Local close code for sockets the client drops itself (timeouts). */
@@ -969,6 +972,24 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   sendMessage(args: MsgSendArgs): Promise<MsgSendResult> {
     return this.request('msg.send', args);
   }
+  /**
+   * Starts a streamed message (issue 19): resolves with the message (body "", streaming true).
+   * Give a clientMsgId to make a retry safe (`duplicate: true` returns the same message). Prefer
+   * StreamWriter, which retries every step across reconnects.
+   */
+  streamStart(chat: string, opts: { clientMsgId?: string; replyTo?: number } = {}): Promise<MsgSendResult> {
+    return this.request('msg.stream.start', { chat, ...opts });
+  }
+  /** Appends `delta` at byte `offset` (bytes already appended): resolves with the new length.
+   * A retry of the same bytes at the same offset is idempotent; another offset is `conflict`
+   * (ParleyError.length = the current length). */
+  streamAppend(chat: string, seq: number, delta: string, offset: number): Promise<MsgStreamAppendResult> {
+    return this.request('msg.stream.append', { chat, seq, delta, offset });
+  }
+  /** Ends a stream ("done", or "error"): resolves with the `stream.end` entry. */
+  streamEnd(chat: string, seq: number, state: 'done' | 'error' = 'done'): Promise<MsgStreamEndResult> {
+    return this.request('msg.stream.end', { chat, seq, state });
+  }
   history(chat: string, opts: { before?: number; limit?: number } = {}): Promise<MsgHistoryResult> {
     return this.request('msg.history', { chat, ...opts });
   }
@@ -1096,6 +1117,17 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     );
     if (this.#authed && sub!.reqId === null && sub!.retryTimer === null) this.#sendSub(sub!);
     return p;
+  }
+
+  /**
+   * Asks the server again where a subscribed chat stands (a `sub` with since = the last seq):
+   * its reply's `streams` carries the text so far of every open stream. For a gap in a stream's
+   * deltas (timeline.applyDelta's `gap`). Does nothing when a sub is already on its way.
+   */
+  resync(chat: string): void {
+    const sub = this.#subs.get(chat);
+    if (!sub || !this.#authed || sub.reqId !== null || sub.retryTimer !== null) return;
+    this.#sendSub(sub);
   }
 
   /** Ends a subscription (locally at once; `unsub` is sent when connected). */

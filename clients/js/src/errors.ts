@@ -21,19 +21,27 @@ export class ParleyError extends Error {
   readonly retryAfter?: number;
   /** The op of the request that failed, when there was one. */
   readonly op?: string;
+  /** With `conflict` from msg.stream.append: the stream's current length in bytes. */
+  readonly length?: number;
 
-  constructor(code: ParleyErrorCode | string, message: string, opts: { retryAfter?: number; op?: string } = {}) {
+  constructor(
+    code: ParleyErrorCode | string,
+    message: string,
+    opts: { retryAfter?: number; op?: string; length?: number } = {},
+  ) {
     super(message);
     this.code = code;
     if (opts.retryAfter !== undefined) this.retryAfter = opts.retryAfter;
     if (opts.op !== undefined) this.op = opts.op;
+    if (opts.length !== undefined) this.length = opts.length;
   }
 
   static fromBody(body: ErrorBody | undefined, op?: string): ParleyError {
     const code = body && typeof body.code === 'string' ? body.code : 'internal';
     const message = body && typeof body.message === 'string' ? body.message : code;
-    const opts: { retryAfter?: number; op?: string } = {};
+    const opts: { retryAfter?: number; op?: string; length?: number } = {};
     if (body && typeof body.retryAfter === 'number') opts.retryAfter = body.retryAfter;
+    if (body && typeof body.length === 'number') opts.length = body.length;
     if (op !== undefined) opts.op = op;
     return new ParleyError(code, message, opts);
   }

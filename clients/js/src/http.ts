@@ -22,7 +22,7 @@ export interface SessionResult {
 }
 
 // `rawType`: body is raw bytes of that Content-Type (an avatar), not JSON.
-async function call<T>(
+export async function call<T>(
   method: string,
   path: string,
   body: unknown,

@@ -57,6 +57,21 @@ export {
   isItemKind,
   kindOf,
   textMessages,
+  applyDelta,
+  applyStreams,
+  utf8Length,
+  type DeltaResult,
   type Timeline,
   type TimelineItem,
 } from './timeline.js';
+export { StreamWriter, MAX_DELTA_BYTES, type StreamWriterOptions } from './stream-writer.js';
+export {
+  createBot,
+  deleteBot,
+  listBots,
+  rotateBotToken,
+  rotateBotWebhookSecret,
+  updateBot,
+  type Bot,
+  type CreatedBot,
+} from './bots.js';

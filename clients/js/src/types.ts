@@ -11,6 +11,8 @@ export interface User {
    * `hello`, `/api/me`, `chat.get` participants, `users.search` and `user.updated`; null in
    * message authors and other embedded users. */
   avatar?: string | null;
+  /** True for a bot account (issue 19); false for people. Absent from older servers. */
+  bot?: boolean;
 }
 
 /** A participant's `chat.notify` level. Default: "all" for a DM, "mentions" for a group chat. */
@@ -74,7 +76,16 @@ export interface Participant extends User {
 }
 
 /** What an entry of a chat's sequence is (issue 17): every change is one, with its own seq. */
-export type MsgKind = 'text' | 'edit' | 'delete' | 'reaction' | 'notice';
+export type MsgKind = 'text' | 'edit' | 'delete' | 'reaction' | 'notice' | 'stream.end';
+
+/** How a streamed message stands (issue 19). */
+export type StreamState = 'streaming' | 'done' | 'error' | 'interrupted';
+
+/** A streamed text message's progress: `length` is the body's length in UTF-8 bytes. */
+export interface StreamInfo {
+  state: StreamState;
+  length: number;
+}
 export type NoticeAction = 'joined' | 'left' | 'removed' | 'renamed' | 'role' | 'created';
 
 export interface Reaction {
@@ -120,6 +131,12 @@ export interface Msg {
   /** reaction */
   emoji?: string;
   on?: boolean;
+  /** text: true while a stream is open (issue 19): `body` is the text so far, deltas follow. */
+  streaming?: boolean;
+  /** text: null for an ordinary message; a streamed one's state and length. */
+  stream?: StreamInfo | null;
+  /** stream.end: how the stream ended (`ref` is the stream's seq, `body` its final text). */
+  state?: Exclude<StreamState, 'streaming'>;
   /** notice */
   action?: NoticeAction;
   user?: User | null;
@@ -191,6 +208,8 @@ export interface ErrorBody {
   message: string;
   /** With `rate_limited`: milliseconds until a retry may succeed. */
   retryAfter?: number;
+  /** With `conflict` from msg.stream.append: the stream's current length in bytes. */
+  length?: number;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -222,6 +241,28 @@ export interface MsgSendArgs {
   clientMsgId?: string;
   /** The seq of the text message this one replies to. */
   replyTo?: number;
+}
+
+export interface MsgStreamStartArgs {
+  chat: string;
+  clientMsgId?: string;
+  replyTo?: number;
+}
+
+export interface MsgStreamAppendArgs {
+  chat: string;
+  seq: number;
+  /** 1-16384 bytes of UTF-8. */
+  delta: string;
+  /** Bytes (UTF-8) already appended: makes a retry idempotent. */
+  offset: number;
+}
+
+export interface MsgStreamEndArgs {
+  chat: string;
+  seq: number;
+  /** "done" by default. */
+  state?: 'done' | 'error';
 }
 
 export interface MsgSearchArgs {
@@ -283,6 +324,9 @@ export interface OpArgs {
   'chat.setRole': { chat: string; user: string; role: Role };
   'msg.send': MsgSendArgs;
   'msg.history': MsgHistoryArgs;
+  'msg.stream.start': MsgStreamStartArgs;
+  'msg.stream.append': MsgStreamAppendArgs;
+  'msg.stream.end': MsgStreamEndArgs;
   'msg.edit': { chat: string; seq: number; body: string };
   'msg.delete': { chat: string; seq: number };
   react: { chat: string; seq: number; emoji: string; on: boolean };
@@ -344,6 +388,15 @@ export interface MsgSendResult {
   /** True when the clientMsgId had been stored before: nothing new was stored. */
   duplicate: boolean;
 }
+export interface MsgStreamAppendResult {
+  seq: number;
+  /** The body's length in bytes after the append. */
+  length: number;
+}
+export interface MsgStreamEndResult {
+  /** The `stream.end` entry. */
+  msg: Msg;
+}
 /** The entry an edit, delete or react appended; null when a react changed nothing. */
 export interface MsgEntryResult {
   msg: Msg | null;
@@ -368,6 +421,9 @@ export interface SubResult {
   typingOthers?: number;
   /** Users with the chat open now. */
   activeUsers: User[];
+  /** Issue 19: every message of the chat still streaming (folded, body so far), whatever
+   * `since` is. Deltas beyond each one's length follow as `msg.delta` events. */
+  streams?: Msg[];
 }
 export interface UnsubResult {
   chat: string;
@@ -442,6 +498,9 @@ export interface OpResults {
   'chat.setRole': ChatSetRoleResult;
   'msg.send': MsgSendResult;
   'msg.history': MsgHistoryResult;
+  'msg.stream.start': MsgSendResult;
+  'msg.stream.append': MsgStreamAppendResult;
+  'msg.stream.end': MsgStreamEndResult;
   'msg.edit': MsgEntryResult;
   'msg.delete': MsgEntryResult;
   react: MsgEntryResult;
@@ -561,6 +620,14 @@ export interface ChatActivityEvent {
   /** This message mentions the recipient, or the chat is a DM. */
   mentioned: boolean;
 }
+/** Issue 19: bytes appended to a streaming message, to the chat's subscribers, in offset order.
+ * `offset` is the body's length in UTF-8 bytes before this delta. */
+export interface MsgDeltaEvent {
+  chat: string;
+  seq: number;
+  offset: number;
+  delta: string;
+}
 /** To the user's other sockets after a `chat.notify`. */
 export interface ChatNotifyEvent {
   chat: string;
@@ -591,6 +658,7 @@ export interface ServerEvents {
   'chat.activity': ChatActivityEvent;
   'chat.notify': ChatNotifyEvent;
   'user.updated': UserUpdatedEvent;
+  'msg.delta': MsgDeltaEvent;
 }
 
 export type ServerEventName = keyof ServerEvents;

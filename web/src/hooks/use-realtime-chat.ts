@@ -14,10 +14,22 @@
 import { useCallback, useEffect, useMemo, useReducer, useRef } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import type { ConnState, PendingSend, ProtoError, SubReply } from '../lib/realtime-types';
-import type { Chat, FullMsg, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
-import { applyBatch, applyEntries, emptyTimeline, isItemKind, type Timeline } from '../../../clients/js/src/timeline.js';
+import type { Chat, Msg, Participant, Presence, UiMsg, User } from '../lib/types';
+import {
+  applyBatch,
+  applyDelta,
+  applyEntries,
+  applyStreams,
+  emptyTimeline,
+  isItemKind,
+  type Timeline,
+} from '../../../clients/js/src/timeline.js';
+import type { MsgDeltaEvent } from '../../../clients/js/src/types.js';
 import { useConnectionState } from './use-connection-state';
 import { useChatDetails } from './use-chat-details';
+import { cachedUiMsg, EMPTY_MODEL, toUiMsg } from '../lib/ui-msgs';
+
+export { toUiMsg };
 
 const PAGE = 50;
 
@@ -45,12 +57,16 @@ interface State {
   // leave a hole, so they wait for loadNewer). Infinity when the list follows the newest entry.
   loadedTo: number;
   loadingNewer: boolean;
+  // A stream's delta arrived with bytes missing before it: a fresh `sub` brings the text so far.
+  needResync: boolean;
 }
 
 type Action =
   | { type: 'reset'; slug: string; anchor: number | null }
   | { type: 'subscribed'; reply: SubReply; resumed: boolean; selfId?: number }
   | { type: 'msgs'; msgs: Msg[] }
+  | { type: 'delta'; d: MsgDeltaEvent }
+  | { type: 'resyncing' }
   | { type: 'history'; msgs: Msg[]; hasMore: boolean; initial: boolean }
   | { type: 'newer'; msgs: Msg[] }
   | { type: 'loadingNewer'; on: boolean }
@@ -69,6 +85,7 @@ function initial(slug: string, anchor: number | null = null): State {
     anchor,
     loadedTo: anchor !== null ? 0 : Infinity,
     loadingNewer: false,
+    needResync: false,
     slug,
     status: 'loading',
     error: null,
@@ -150,7 +167,8 @@ function reducer(s: State, a: Action): State {
       const base = r.reset ? emptyTimeline(a.selfId ?? null) : { ...s.timeline, me: a.selfId ?? s.timeline.me };
       // A reset (too much missed) starts over from the newest entries: the list follows them.
       const adm = r.reset ? { entries: r.msgs || [], loadedTo: Infinity } : admit(s, r.msgs || []);
-      const timeline = applyBatch(base, adm.entries, r.lastSeq);
+      // Streams still open, with their text so far (deltas beyond it follow).
+      const timeline = applyStreams(applyBatch(base, adm.entries, r.lastSeq), r.streams, r.lastSeq);
       const msgs = timeline.items;
       return {
         ...s,
@@ -174,6 +192,15 @@ function reducer(s: State, a: Action): State {
       for (const m of a.msgs) if (m.seq > timeline.lastSeq) timeline = { ...timeline, lastSeq: m.seq };
       return { ...s, timeline, loadedTo: adm.loadedTo, msgs: timeline.items };
     }
+    case 'delta': {
+      // Only the streaming message changes: every other item keeps its identity (memoised rows).
+      const r = applyDelta(s.timeline, a.d);
+      if (r.gap) return s.needResync ? s : { ...s, needResync: true };
+      if (!r.applied) return s;
+      return { ...s, timeline: r.timeline, msgs: r.timeline.items };
+    }
+    case 'resyncing':
+      return { ...s, needResync: false };
     case 'newer': {
       // A page after the list's end, folded as of the read (newer than every entry seen).
       const timeline = applyBatch(s.timeline, a.msgs);
@@ -219,44 +246,6 @@ function reducer(s: State, a: Action): State {
     case 'removed':
       return { ...s, status: 'removed', removedBy: a.by, typing: { users: [], others: 0 } };
   }
-}
-
-const EMPTY_MODEL = {
-  kind: 'text',
-  replyTo: null,
-  mentions: [],
-  editedAt: null,
-  deleted: false,
-  reactions: [],
-  notice: null,
-} as const satisfies Partial<UiMsg>;
-
-// One confirmed entry as the room shows it, or null for entries that only change another message
-// (edit, delete, reaction), which the timeline has already folded into it.
-export function toUiMsg(msg: Msg, selfId: number | undefined): UiMsg | null {
-  const m = msg as FullMsg;
-  const kind = m.kind ?? 'text';
-  if (kind !== 'text' && kind !== 'notice') return null;
-  const own = m.clientMsgId && m.author.id === selfId;
-  return {
-    key: own ? m.clientMsgId! : `s${m.seq}`,
-    seq: m.seq,
-    author: m.author,
-    body: m.deleted ? '' : m.body,
-    createdAt: m.createdAt,
-    clientMsgId: m.clientMsgId,
-    status: 'sent',
-    kind,
-    replyTo: m.replyTo ?? null,
-    mentions: m.mentions ?? [],
-    editedAt: m.editedAt ?? null,
-    deleted: !!m.deleted,
-    reactions: m.reactions ?? [],
-    notice:
-      kind === 'notice'
-        ? { action: m.action ?? 'joined', user: m.user ?? null, by: m.by ?? null, title: m.title, role: m.role }
-        : null,
-  };
 }
 
 export interface RealtimeChat {
@@ -343,12 +332,22 @@ export function useRealtimeChat(slug: string, around?: number): RealtimeChat {
       onMsg(msg) {
         dispatch({ type: 'msgs', msgs: [msg] });
       },
+      onDelta(d) {
+        dispatch({ type: 'delta', d });
+      },
       onError(err) {
         dispatch({ type: 'subError', error: err });
       },
     });
     return unsub;
   }, [rt, slug, loadInitialHistory, member]);
+
+  // A gap in a stream's deltas: ask where the chat stands (the sub reply's `streams`).
+  useEffect(() => {
+    if (!s.needResync) return;
+    dispatch({ type: 'resyncing' });
+    rt.resync(slug);
+  }, [rt, slug, s.needResync]);
 
   // Chat events.
   useEffect(() => {
@@ -409,7 +408,7 @@ export function useRealtimeChat(slug: string, around?: number): RealtimeChat {
     const confirmedIds = new Set<string>();
     const out: UiMsg[] = [];
     for (const m of s.msgs) {
-      const ui = toUiMsg(m, me?.id);
+      const ui = cachedUiMsg(m, me?.id);
       if (!ui) continue;
       if (ui.clientMsgId && m.author.id === me?.id) confirmedIds.add(ui.clientMsgId);
       out.push(ui);

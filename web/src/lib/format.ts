@@ -142,6 +142,14 @@ export function typingText(users: Pick<User, 'username' | 'displayName'>[], othe
   return `${names[0]}, ${names[1]} and ${count(rest, 'other', 'others')} are typing…`;
 }
 
+// Bots waiting for their model: "Helper is thinking…", "Helper and Sage are thinking…".
+export function thinkingText(bots: Pick<User, 'username' | 'displayName'>[]): string {
+  const names = bots.map(displayName);
+  if (names.length === 0) return '';
+  if (names.length === 1) return `${names[0]} is thinking…`;
+  return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} are thinking…`;
+}
+
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;

@@ -23,7 +23,8 @@ export function notifyForActivity(e: ChatActivityEvent, before: Chat, ctx: { sel
   notified.set(e.chat, m.seq);
   const author = fresh(m.author) as typeof m.author & { avatar?: string | null };
   const isDm = before.kind === 'dm';
-  const text = m.body.replace(/\s+/g, ' ').trim();
+  // A streamed answer (issue 19) starts empty: say it is coming.
+  const text = m.streaming && !m.body.trim() ? 'Answering…' : m.body.replace(/\s+/g, ' ').trim();
   const body = (isDm ? text : `${displayName(author)}: ${text}`).slice(0, BODY_MAX);
   showNotification({
     title: isDm ? displayName(author) : before.title,

@@ -69,6 +69,10 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
       const s = subs.get(chat);
       if (s) for (const h of [...s.handlers]) h.onMsg(msg);
     }),
+    client.on('msg.delta', (d) => {
+      const s = subs.get(d.chat);
+      if (s) for (const h of [...s.handlers]) h.onDelta?.(d);
+    }),
     client.on('subscriptionError', ({ chat, error }) => {
       const s = subs.get(chat);
       if (!s) return;
@@ -172,6 +176,9 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
           client.unsubscribe(chat).catch(() => {});
         }, UNSUB_LINGER_MS);
       };
+    },
+    resync(chat) {
+      client.resync(chat);
     },
     send(chat, body, o = {}) {
       return client.send(chat, body, o.replyTo ? { replyTo: o.replyTo } : {}).clientMsgId;

@@ -6,6 +6,7 @@ import type {
   ChatBrowseResult,
   ChatNotifyResult,
   NotifyLevel,
+  MsgDeltaEvent,
   Op,
   OpArgs,
   OpResults,
@@ -44,6 +45,8 @@ export interface SubHandlers {
   onSubscribed(reply: SubReply, resumed: boolean): void;
   onMsg(msg: Msg): void;
   onError(err: ProtoError): void;
+  /** Issue 19: bytes appended to a streaming message of the chat. */
+  onDelta?(d: MsgDeltaEvent): void;
 }
 
 export interface Realtime {
@@ -59,6 +62,8 @@ export interface Realtime {
   // Called after every (re)connection once the socket is online again.
   onReconnect(cb: () => void): () => void;
   subscribe(chat: string, h: SubHandlers): () => void;
+  // A fresh `sub` (since the last seq): its `streams` fill a gap in a stream's deltas.
+  resync(chat: string): void;
   // Returns the clientMsgId. `replyTo` is the seq of the message answered.
   send(chat: string, body: string, opts?: { replyTo?: number }): string;
   // Issue 17: each answers with the new entry (react: null when the toggle changed nothing).

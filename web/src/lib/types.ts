@@ -24,7 +24,7 @@ export type {
 // The message model of issue 17 (docs/protocol.md, "Message kinds"): every change is an entry
 // of the chat's sequence. Declared here as optional fields so the app reads them the same way
 // whether or not a server sends them.
-export type MsgKind = 'text' | 'edit' | 'delete' | 'reaction' | 'notice';
+export type MsgKind = 'text' | 'edit' | 'delete' | 'reaction' | 'notice' | 'stream.end';
 export type NoticeAction = 'joined' | 'left' | 'removed' | 'renamed' | 'role' | 'created';
 export interface Reaction {
   emoji: string;
@@ -97,4 +97,8 @@ export interface UiMsg {
   deleted: boolean;
   reactions: Reaction[];
   notice: NoticeInfo | null;
+  /** Issue 19: a streamed message still growing (shown with a cursor). */
+  streaming: boolean;
+  /** How a streamed message stands (null for an ordinary one). */
+  streamState: 'streaming' | 'done' | 'error' | 'interrupted' | null;
 }

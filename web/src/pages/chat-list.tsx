@@ -11,6 +11,7 @@ import { useSession } from '../lib/session';
 import { useChatList } from '../hooks/use-chat-list';
 import { count, displayName, listTime, userHue } from '../lib/format';
 import { Avatar } from '../components/ui/avatar';
+import { BotBadge } from '../components/ui/bot-badge';
 import { IconChat, IconCompass, IconGlobe, IconLogout, IconPlus, IconSearch, IconUsers } from '../components/ui/icons';
 import { CreateChatModal } from '../components/chat/create-chat-modal';
 import { InvitationCard } from '../components/chat/invitation-card';
@@ -176,7 +177,7 @@ function ChatRow({
   const peer = dm && chat.peer ? fresh(chat.peer) : null;
   const title = peer ? displayName(peer) : chat.title;
   const lastText = last
-    ? `${last.author.id === selfId ? 'You' : displayName(fresh(last.author))}: ${last.deleted ? 'message deleted' : last.body.replace(/\s+/g, ' ')}`
+    ? `${last.author.id === selfId ? 'You' : displayName(fresh(last.author))}: ${last.deleted ? 'message deleted' : last.streaming && !last.body.trim() ? '…' : last.body.replace(/\s+/g, ' ')}`
     : 'No messages yet';
   return (
     <li>
@@ -201,6 +202,7 @@ function ChatRow({
           <span className="chat-row__top">
             <span className="chat-row__title" data-testid="chat-title">
               {title}
+              <BotBadge user={peer} />
               {disambiguator && (
                 <span className="chat-row__slug" data-testid="chat-slug">
                   {' '}

@@ -15,6 +15,7 @@ import { recordRemoval, removalOf, type Removal } from '../lib/removals';
 import { MessageList, type MessageActions } from '../components/chat/message-list';
 import { Composer, type EditTarget, type ReplyTarget } from '../components/chat/composer';
 import { ConfirmDialog } from '../components/ui/modal';
+import { BotBadge } from '../components/ui/bot-badge';
 import { useOpenDm } from '../hooks/use-open-dm';
 import { TypingIndicator } from '../components/chat/typing-indicator';
 import { UserPresence, type PresenceEntry } from '../components/chat/user-presence';
@@ -136,12 +137,23 @@ function Room({ slug, around, onJoined }: { slug: string; around?: number; onJoi
   const fresh = useFreshUser();
   // Names and pictures as they are now (user.updated), not as when each message was loaded.
   const participants = useMemo(() => rc0.participants.map((p) => fresh(p)), [rc0.participants, fresh]);
-  // Message authors may come without `avatar`: chat.get's participants carry it.
+  // Message authors may come without `avatar`: chat.get's participants carry it. A message whose
+  // author did not change keeps its object (rows are memoised: a stream's delta renders one row).
+  const authored = useRef(new WeakMap<UiMsg, { author: UiMsg['author']; out: UiMsg }>());
   const messages = useMemo(() => {
     const pics = new Map<number, string | null | undefined>(participants.map((p) => [p.id, (p as { avatar?: string | null }).avatar]));
     return rc0.messages.map((m) => {
       const a = fresh(m.author) as UiMsg['author'] & { avatar?: string | null };
-      return { ...m, author: a.avatar === undefined && pics.get(a.id) ? { ...a, avatar: pics.get(a.id) } : a };
+      const author = a.avatar === undefined && pics.get(a.id) ? { ...a, avatar: pics.get(a.id) } : a;
+      const hit = authored.current.get(m);
+      if (hit && hit.author.displayName === author.displayName && hit.author.username === author.username &&
+          (hit.author as { avatar?: string | null }).avatar === (author as { avatar?: string | null }).avatar &&
+          hit.author.bot === author.bot) {
+        return hit.out;
+      }
+      const out = author === m.author ? m : { ...m, author };
+      authored.current.set(m, { author, out });
+      return out;
     });
   }, [rc0.messages, participants, fresh]);
   const typingUsers = useMemo(() => rc0.typingUsers.map((u) => fresh(u)), [rc0.typingUsers, fresh]);
@@ -164,9 +176,26 @@ function Room({ slug, around, onJoined }: { slug: string; around?: number; onJoi
   const activeIds = useMemo(() => new Set(rc.activeUsers.map((u) => u.id)), [rc.activeUsers]);
   // Everyone this room can name: where two of them show the same display name, both get their
   // username too, so nobody can pass for somebody else.
+  // Keyed by the names it sees, not the list: a stream's delta leaves it (and every row) alone.
+  const namesKey = useMemo(() => {
+    const seen = new Map<number, string>();
+    for (const u of [...rc.participants, ...rc.messages.map((m) => m.author), ...rc.typingUsers, ...rc.activeUsers]) {
+      seen.set(u.id, `${u.id}\u0001${u.username}\u0001${u.displayName ?? ''}`);
+    }
+    return [...seen.values()].sort().join('\u0002');
+  }, [rc.participants, rc.messages, rc.typingUsers, rc.activeUsers]);
   const nameOf = useMemo(
-    () => makeNamer([...rc.participants, ...rc.messages.map((m) => m.author), ...rc.typingUsers, ...rc.activeUsers]),
-    [rc.participants, rc.messages, rc.typingUsers, rc.activeUsers],
+    () =>
+      makeNamer(
+        namesKey
+          .split('\u0002')
+          .filter(Boolean)
+          .map((s) => {
+            const [id, username, displayName] = s.split('\u0001');
+            return { id: Number(id), username: username!, displayName: displayName! };
+          }),
+      ),
+    [namesKey],
   );
   const entries: PresenceEntry[] = rc.participants.map((p) => ({
     user: p,
@@ -232,7 +261,10 @@ function Room({ slug, around, onJoined }: { slug: string; around?: number; onJoi
             <IconBack />
           </Link>
           <div className="room-header__title">
-            <h1 data-testid="room-title">{title}</h1>
+            <h1 data-testid="room-title">
+              {title}
+              <BotBadge user={peer} />
+            </h1>
             <div className="room-header__sub">
               {rc.chat && isDm ? (
                 <span data-testid="room-dm">Direct message{rc.chat.peer ? ` with @${rc.chat.peer.username}` : ''}</span>

@@ -12,6 +12,7 @@ import { Link, navigate } from '../lib/router';
 import { codePointLength, displayName, errorText, expiresText, fullName, nameProblem, nameProblemText, relativeTime, TITLE_MAX } from '../lib/format';
 import { ConfirmDialog } from '../components/ui/modal';
 import { Avatar } from '../components/ui/avatar';
+import { BotBadge } from '../components/ui/bot-badge';
 import { IconBack, IconUserPlus } from '../components/ui/icons';
 import { InviteUserModal } from '../components/chat/invite-user-modal';
 import { useOpenDm } from '../hooks/use-open-dm';
@@ -314,6 +315,7 @@ function MemberRow({
       <div className="member__text">
         <strong>
           {displayName(p)}
+          <BotBadge user={p} />
           {self && <span className="muted"> (you)</span>}
           {!inDm && (
             <span className={`role-badge role-badge--${p.role}`} data-testid="role">

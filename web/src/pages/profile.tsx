@@ -39,6 +39,15 @@ export function ProfilePage() {
             </p>
             <NotificationSwitch />
           </section>
+          <section className="card" aria-labelledby="bots-link-title">
+            <h2 id="bots-link-title">Bots</h2>
+            <p className="field__hint" style={{ marginTop: -6 }}>
+              Accounts for your programs: an assistant that answers in your chats, a notifier, a bridge.
+            </p>
+            <Link to="/bots" className="btn" data-testid="bots-link">
+              Manage bots
+            </Link>
+          </section>
         </div>
       </div>
     </div>

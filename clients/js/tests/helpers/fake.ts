@@ -184,6 +184,7 @@ const ALL_EVENTS: (keyof ParleyClientEvents)[] = [
   'typing',
   'presence',
   'chat.active',
+  'msg.delta',
 ];
 
 export function makeClient(opts: Partial<ParleyClientOptions> = {}): Rig {

@@ -12,8 +12,13 @@
 // it is above the view (or not loaded yet), "Jump to first unread" takes the reader there.
 // Opened at a message (`anchorSeq`, from a search), the list starts scrolled to it, marked, and
 // offers newer messages by pages below until it reaches the newest.
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+// Issue 19: a streamed message grows in place with a blinking cursor while `streaming`, and says
+// "interrupted" or "error" when it ended so. Its text is rendered as text (never as HTML). Rows
+// are memoised by their message object, which the timeline keeps for every message a change did
+// not touch: a delta renders the streaming row only. Bots carry a "BOT" badge.
+import { memo, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { Avatar } from '../ui/avatar';
+import { BotBadge } from '../ui/bot-badge';
 import { clockTime, dayKey, dayLabel, displayName, fullName } from '../../lib/format';
 import { emojiName, rememberEmoji } from '../../lib/emoji';
 import { splitMentions } from '../../lib/mentions';
@@ -381,7 +386,9 @@ export function MessageList({
   );
 }
 
-function MessageItem({
+const MessageItem = memo(MessageItemRow);
+
+function MessageItemRow({
   m,
   own,
   anchor,
@@ -427,6 +434,7 @@ function MessageItem({
     mentionsMe && 'msg--mentions-me',
     menu && 'msg--menu-open',
     flash && 'msg--flash',
+    m.streaming && 'msg--streaming',
   ]
     .filter(Boolean)
     .join(' ');
@@ -499,6 +507,8 @@ function MessageItem({
       data-status={m.status}
       data-own={own ? 'true' : 'false'}
       data-deleted={m.deleted ? 'true' : undefined}
+      data-stream={m.streamState ?? undefined}
+      aria-busy={m.streaming ? 'true' : undefined}
       tabIndex={-1}
       data-anchor={anchor ? 'true' : undefined}
       aria-current={anchor ? 'true' : undefined}
@@ -508,6 +518,7 @@ function MessageItem({
         {first && !own && (
           <div className="msg__author" title={fullName(m.author)} data-testid="message-author">
             {nameOf(m.author)}
+            <BotBadge user={m.author} />
           </div>
         )}
         {m.replyTo && (
@@ -546,6 +557,13 @@ function MessageItem({
                     p.text
                   ),
                 )}
+                {m.streaming && <span className="stream-cursor" aria-hidden="true" data-testid="stream-cursor" />}
+              </span>
+            )}
+            {(m.streamState === 'interrupted' || m.streamState === 'error') && !m.deleted && (
+              <span className={`msg__stream-state msg__stream-state--${m.streamState}`} data-testid="stream-state">
+                {' '}
+                {m.streamState === 'interrupted' ? '(interrupted)' : '(answer failed)'}
               </span>
             )}
             {m.editedAt != null && !m.deleted && (

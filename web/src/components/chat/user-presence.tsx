@@ -3,6 +3,7 @@
 // The list re-renders on the page's shared 30 s clock (useNow) so relative times stay true.
 import { useNow } from '../../hooks/use-now';
 import { Avatar } from '../ui/avatar';
+import { BotBadge } from '../ui/bot-badge';
 import { IconChat } from '../ui/icons';
 import { displayName, fullName, lastSeenText } from '../../lib/format';
 import type { Presence, PresenceState, Role, User } from '../../lib/types';
@@ -78,6 +79,7 @@ export function UserPresence({
               <div className="presence-item__text">
                 <span className="presence-item__name" title={fullName(user)}>
                   {nameOf(user)}
+                  <BotBadge user={user} />
                   {user.id === selfId && <span className="muted"> (you)</span>}
                   {role && role !== 'member' && <span className={`role-badge role-badge--${role}`}>{role}</span>}
                 </span>
