@@ -38,8 +38,7 @@ static const struct api_route api_routes[] = {
     {HTTP_POST, "/api/chats/{chat}/messages", "msg.send", 201, 0},
     {HTTP_GET, "/api/chats/{chat}/messages", "msg.history", 200, API_QUERY},
     {HTTP_POST, "/api/chats/{chat}/typing", "typing", 204, API_MEMBER},
-    /* The streaming ops (branch streams): until they exist, proto answers as for any unknown
-     * op. */
+    /* Streamed messages (ops_stream.c). */
     {HTTP_POST, "/api/chats/{chat}/streams", "msg.stream.start", 201, 0},
     {HTTP_POST, "/api/chats/{chat}/streams/{seq}", "msg.stream.append", 200, 0},
     {HTTP_POST, "/api/chats/{chat}/streams/{seq}/end", "msg.stream.end", 200, 0},

@@ -1,5 +1,6 @@
 // 73 - The bot HTTP API (issue 19): with `Authorization: Bearer <token>` (any user's, bots
-// included) POST /api/chats/<chat>/messages, POST .../typing and GET .../messages run the same ops
+// included) POST /api/chats/<chat>/messages, POST .../typing, GET .../messages and the streaming
+// routes (POST .../streams, .../streams/<seq>, .../streams/<seq>/end) run the same ops
 // as the WebSocket, with the same rules, and answer their replies as JSON with the error table's
 // HTTP status. Runs on SQLite and on PostgreSQL (make integration-pg).
 
@@ -147,13 +148,52 @@ describe('bot HTTP API', () => {
     assert.equal(big.status, 413, big.text);
   });
 
-  test('the streaming routes are in the table: they answer as their ops do', async () => {
-    const res = await http(srv, 'POST', path(slug, 'streams'), { token: botToken, json: {} });
-    // Until msg.stream.* exist (branch streams) proto answers as for an unknown op.
-    assert.ok([201, 400].includes(res.status), res.text);
-    const app = await http(srv, 'POST', path(slug, 'streams/1'), { token: botToken, json: { delta: 'x', offset: 0 } });
-    assert.ok([200, 400, 404, 409].includes(app.status), app.text);
+  test('streams over HTTP: start 201, append by offset (idempotent retry, 409 with the length), end; viewers get msg.delta', async () => {
+    const from = anaWs.events.length;
+    const start = await http(srv, 'POST', path(slug, 'streams'), { token: botToken, json: { clientMsgId: 'hs-1' } });
+    assert.equal(start.status, 201, start.text);
+    const seq = start.json.msg.seq;
+    assert.equal(start.json.msg.streaming, true);
+    assert.deepEqual(start.json.msg.stream, { state: 'streaming', length: 0 });
+    const again = await http(srv, 'POST', path(slug, 'streams'), { token: botToken, json: { clientMsgId: 'hs-1' } });
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.json.duplicate, true);
+    assert.equal(again.json.msg.seq, seq);
+
+    const append = (json, token = botToken) => http(srv, 'POST', path(slug, `streams/${seq}`), { token, json });
+    const a1 = await append({ delta: 'Hello ', offset: 0 });
+    assert.equal(a1.status, 200, a1.text);
+    assert.deepEqual(a1.json, { seq, length: 6 });
+    const retry = await append({ delta: 'Hello ', offset: 0 });
+    assert.equal(retry.status, 200, retry.text);
+    assert.equal(retry.json.length, 6);
+    const gap = await append({ delta: 'x', offset: 9 });
+    assert.equal(gap.status, 409, gap.text);
+    assert.equal(gap.json.error.code, 'conflict');
+    assert.equal(gap.json.error.length, 6);
+    const notAuthor = await append({ delta: 'x', offset: 6 }, ana.token);
+    assert.equal(notAuthor.status, 403, notAuthor.text);
+    const a2 = await append({ delta: 'world', offset: 6 });
+    assert.equal(a2.json.length, 11);
+    const d1 = await anaWs.waitFor((e) => e.ev === 'msg.delta' && e.chat === slug && e.seq === seq && e.offset === 6, { from });
+    assert.equal(d1.delta, 'world');
+
+    const end = await http(srv, 'POST', path(slug, `streams/${seq}/end`), { token: botToken, json: {} });
+    assert.equal(end.status, 200, end.text);
+    assert.equal(end.json.msg.kind, 'stream.end');
+    assert.equal(end.json.msg.ref, seq);
+    assert.equal(end.json.msg.body, 'Hello world');
+    assert.equal(end.json.msg.state, 'done');
+    const late = await append({ delta: '!', offset: 11 });
+    assert.equal(late.status, 409, late.text);
+    const twice = await http(srv, 'POST', path(slug, `streams/${seq}/end`), { token: botToken, json: {} });
+    assert.equal(twice.status, 409, twice.text);
     const badSeq = await http(srv, 'POST', path(slug, 'streams/x1/end'), { token: botToken, json: {} });
     assert.equal(badSeq.status, 400);
+    const hist = await http(srv, 'GET', `${path()}?limit=5`, { token: botToken });
+    const folded = hist.json.msgs.find((m) => m.seq === seq);
+    assert.equal(folded.body, 'Hello world');
+    assert.equal(folded.streaming, false);
+    assert.equal(folded.stream.state, 'done');
   });
 });
