@@ -45,6 +45,7 @@ struct app_config {
   int64_t presence_node_ttl_ms; /* several nodes: a node's presence statements last this long */
   int64_t typing_ttl_ms;
   int max_conns_per_user;
+  int sub_presence_max;        /* PARLEY_SUB_PRESENCE_MAX: presences in a sub reply (issue 15) */
   int cookie_secure;
   char bus_url[256];           /* PARLEY_BUS: "" = single node, "redis://host:port" = cluster */
   uint64_t bus_test_delay_ms;  /* PARLEY_TEST_BUS_DELAY_MS: publications wait this long (tests) */

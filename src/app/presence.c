@@ -90,6 +90,19 @@ static json_t *presence_pack(int64_t id, const char *username, int state, int64_
                    last_seen ? json_integer(last_seen) : json_null());
 }
 
+int app__presence_state(struct app *a, int64_t id) {
+  struct app_user *au;
+  struct app_pcache *c = NULL;
+  int state = PRESENCE_OFFLINE;
+  HASH_FIND(hh, a->users, &id, sizeof id, au);
+  if (au)
+    state = au->pres.state;
+  HASH_FIND(hh, a->pcache, &id, sizeof id, c);
+  if (c && c->state > state)
+    state = c->state;
+  return state;
+}
+
 json_t *app__presence_json(struct app *a, const struct store_user *u) {
   struct app_user *au;
   struct app_pcache *c = NULL;

@@ -30,7 +30,9 @@ struct sub {
   int gap_listed;              /* in app->gap_subs: a seq is missing since gap_deadline - wait */
   uint64_t gap_deadline;       /* loop time after which the store fills the gap */
   struct sub *gprev, *gnext;   /* app->gap_subs */
-  json_t *presence;            /* participants' presence, read just before the replay */
+  json_t *presence;            /* participants' presence, read just before the replay: the
+                                  first PARLEY_SUB_PRESENCE_MAX not offline (issue 15) */
+  int online;                  /* how many participants are not offline, as of that read */
   int64_t member_gen;          /* the chat's member_gen when the store last confirmed access */
   struct held_frame {
     int64_t seq;

@@ -136,6 +136,7 @@ static const app_op_fn op_table[PROTO_OP__COUNT] = {
     [PROTO_OP_CHAT_NOTIFY] = app__op_chat_notify,
     [PROTO_OP_CHAT_BROWSE] = app__op_chat_browse,
     [PROTO_OP_ME_UPDATE] = app__op_me_update,
+    [PROTO_OP_CHAT_MEMBERS] = app__op_chat_members,
 };
 
 void app__on_ws_text(void *ud, struct net_conn *c, const char *data, size_t len) {

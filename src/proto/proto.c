@@ -52,6 +52,7 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_DISPLAY_NAME] = {"displayName", FT_STRING, CS_NAME, 1, TEXT_DISPLAY_NAME_MAX,
                               OFF(display_name)},
     [PROTO_F_SEARCH_Q] = {"q", FT_STRING, CS_NONBLANK, 1, SEARCH_QUERY_MAX, OFF(q)},
+    [PROTO_F_AFTER] = {"after", FT_INT, CS_ANY, 0, PROTO_INT_LIMIT, OFF(after)},
 };
 #undef OFF
 
@@ -108,6 +109,8 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_ME_UPDATE] = {"me.update", 0, REQ(PROTO_F_DISPLAY_NAME), 0},
     [PROTO_OP_MSG_SEARCH] = {"msg.search", 0, REQ(PROTO_F_SEARCH_Q),
                              REQ(PROTO_F_CHAT) | REQ(PROTO_F_BEFORE) | REQ(PROTO_F_LIMIT)},
+    [PROTO_OP_CHAT_MEMBERS] = {"chat.members", 0, REQ(PROTO_F_CHAT),
+                               REQ(PROTO_F_AFTER) | REQ(PROTO_F_LIMIT)},
 };
 
 const char *proto_op_name(enum proto_op op) {

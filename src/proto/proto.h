@@ -53,6 +53,7 @@ enum proto_op {
   PROTO_OP_CHAT_BROWSE,
   PROTO_OP_ME_UPDATE,
   PROTO_OP_MSG_SEARCH,
+  PROTO_OP_CHAT_MEMBERS, /* issue 15: paged participants with presence */
   PROTO_OP__COUNT
 };
 
@@ -82,6 +83,7 @@ enum proto_field {
   PROTO_F_LEVEL,        /* issue 18 */
   PROTO_F_DISPLAY_NAME,
   PROTO_F_SEARCH_Q, /* msg.search's "q": longer than users.search's, same slot (q) */
+  PROTO_F_AFTER,    /* chat.members: a user id */
   PROTO_F__COUNT
 };
 
@@ -95,7 +97,7 @@ struct proto_req {
   const char *token, *chat, *title, *slug, *body, *client_msg_id, *user, *role, *invite_policy,
       *q, *state, *emoji, *level, *display_name;
   int is_public, on;
-  int64_t max_participants, before, since, seq, limit, ttl, invitation, reply_to;
+  int64_t max_participants, before, since, seq, limit, ttl, invitation, reply_to, after;
 };
 
 #define PROTO_HAS(r, f) (((r)->present >> (f)) & 1u)

@@ -237,8 +237,10 @@ enum store_op {
                            actor becomes admin (out.new_owner = target). acl_can_set_role; not a
                            participant, or the owner naming themselves: PARLEY_EFORBIDDEN; target
                            unknown or not in the chat: PARLEY_ENOT_FOUND. */
-  STORE_CHAT_MEMBERS,   /* in: user_id, slug. out: chat, members/n_members (oldest first, ties
-                           by user id). ACL_CHAT_VIEW. */
+  STORE_CHAT_MEMBERS,   /* in: user_id, slug, limit (0: all), since (with a limit: a user id).
+                           out: chat, members/n_members (oldest first, ties by user id; with a
+                           limit: ids above `since` by id, at most `limit`, has_more).
+                           ACL_CHAT_VIEW. */
   STORE_USERS_SEARCH,   /* in: user_id, query (prefix, case-insensitive, on username and display
                            name), slug ("" = none), limit (<= 20). out: hits/n_hits ordered by
                            username, the caller excluded; participant/invited marks refer to

@@ -16,6 +16,8 @@ import type {
   UserResult,
   ChatCreateArgs,
   ChatGetResult,
+  ChatMembersArgs,
+  ChatMembersResult,
   ChatLeaveResult,
   ChatListResult,
   ChatRemoveResult,
@@ -928,6 +930,22 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   }
   getChat(chat: string): Promise<ChatGetResult> {
     return this.request('chat.get', { chat });
+  }
+  /** One page of a chat's participants by user id, with role and presence. Next page:
+   * `{after: members[members.length - 1].id}` while `hasMore`. */
+  members(chat: string, opts: Omit<ChatMembersArgs, 'chat'> = {}): Promise<ChatMembersResult> {
+    return this.request('chat.members', { chat, ...opts });
+  }
+  /** Every participant of a chat, page by page (`limit` per request, 200 by default). */
+  async allMembers(chat: string, limit = 200): Promise<ChatMembersResult['members']> {
+    const all: ChatMembersResult['members'] = [];
+    let after: number | undefined;
+    for (;;) {
+      const page = await this.members(chat, after === undefined ? { limit } : { after, limit });
+      all.push(...page.members);
+      if (!page.hasMore || page.members.length === 0) return all;
+      after = page.members[page.members.length - 1].id;
+    }
   }
   listChats(): Promise<ChatListResult> {
     return this.request('chat.list', {});
