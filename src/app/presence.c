@@ -23,6 +23,7 @@
 #include <utlist.h>
 
 #include "app/cluster.h"
+#include "app/presence_batch.h"
 #include "bus/bus.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -69,6 +70,7 @@ void app__presence_dispose(struct app *a) {
   struct app_user *au, *autmp;
   struct app_watch *w, *wtmp;
   HASH_ITER(hh, a->users, au, autmp) {
+    app__presence_batch_forget(a, au);
     HASH_DEL(a->users, au);
     free(au);
   }
@@ -124,7 +126,7 @@ json_t *app__presence_json(struct app *a, const struct store_user *u) {
 }
 
 /* Sends a presence event (encoded) about user_id to the sockets here of ids and of the user's
- * watchers here. */
+ * watchers here, coalesced per recipient in a storm (presence_batch.c). */
 static void presence_deliver(struct app *a, int64_t user_id, const int64_t *ids, size_t n,
                              const char *json, size_t len) {
   struct app_watch *w;
@@ -138,7 +140,7 @@ static void presence_deliver(struct app *a, int64_t user_id, const int64_t *ids,
     all[k++] = ids[i];
   for (size_t i = 0; w && i < w->n; i++)
     all[k++] = w->watchers[i];
-  app__notify_here(a, all, k, json, len);
+  app__presence_batch_deliver(a, user_id, all, k, json, len, k);
   free(all);
 }
 
@@ -342,6 +344,7 @@ void app__presence_watch(struct app *a, struct app_user *au, int64_t watched) {
 }
 
 static void user_free(struct app *a, struct app_user *au) {
+  app__presence_batch_forget(a, au);
   for (int i = 0; i < au->n_watching; i++)
     watch_remove(a, au->watching[i], au->id);
   HASH_DEL(a->users, au);

@@ -815,6 +815,17 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
         this.emit('participant.joined', payload as unknown as ServerEvents['participant.joined']);
         return;
       }
+      case 'presence': {
+        // Changes close together (a connect storm) arrive as one event listing each in `users`
+        // (docs/protocol.md): listeners get one event per change, as one by one.
+        const changes = payload.users as Array<Record<string, unknown>> | undefined;
+        if (Array.isArray(changes) && changes.length > 0) {
+          for (const p of changes) this.emit('presence', p as unknown as ServerEvents['presence']);
+          return;
+        }
+        this.emit('presence', payload as unknown as ServerEvents['presence']);
+        return;
+      }
       case 'user.updated': {
         // This user's own name or picture, changed here or on another device.
         const user = payload.user as User | undefined;
