@@ -37,17 +37,20 @@ static void on_sub(struct store_req *sreq) {
   chat = proto_chat_json(&sreq->out.chat);
   {
     json_t *others, *typing = app__room_typing_json(cl->app, s->room, &others);
-    json_t *active = app__room_active_json(cl->app, s->room);
+    size_t n_active;
+    json_t *active = app__room_active_json_max(cl->app, s->room,
+                                               (size_t)cl->app->cfg.sub_presence_max, &n_active);
     json_object_set(chat, "activeUsers", active);
     json_t *presence = s->presence ? json_incref(s->presence) : json_array();
     int online = s->presence ? s->online : 0;
     app__reply_ok(cl, &ctx->env,
-                  json_pack("{s:o, s:o, s:I, s:b, s:o, s:i, s:b, s:o, s:o, s:o}", "chat", chat,
+                  json_pack("{s:o, s:o, s:I, s:b, s:o, s:i, s:b, s:o, s:o, s:o, s:I}", "chat", chat,
                             "msgs", app__msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug),
                             "lastSeq", (json_int_t)sreq->out.chat.last_seq, "reset",
                             sreq->out.reset, "presence", presence, "online", online,
                             "presenceMore", online > (int)json_array_size(presence), "typing",
-                            typing, "typingOthers", others, "activeUsers", active));
+                            typing, "typingOthers", others, "activeUsers", active,
+                            "activeCount", (json_int_t)n_active));
     json_decref(s->presence);
     s->presence = NULL;
   }

@@ -3,7 +3,7 @@
 // time), 1,000 per reply in a join storm (replies so big that sockets were closed as slow). Now it
 // carries the first PARLEY_SUB_PRESENCE_MAX participants who are not offline, `online` (how many
 // are) and `presenceMore`; `chat.members {chat, after?, limit?}` pages through all participants by
-// user id, each with role and presence. The cap is 3 here so that a handful of users shows it.
+// user id, each with role and presence. `activeUsers` is bounded alike, with `activeCount`. The cap is 3 here so that a handful of users shows it.
 // Runs on SQLite and on PostgreSQL (make integration-pg): the page is cut in the store layer.
 
 import assert from 'node:assert/strict';
@@ -39,8 +39,13 @@ describe('sub presence and chat.members', () => {
   });
 
   test('a sub reply carries at most the cap of presences, only of participants not offline, and the count', async () => {
+    for (const c of online) await c.ok('sub', { chat: slug });
     const sub = await owner.ok('sub', { chat: slug });
     assert.equal(sub.online, 5, 'owner and four others are online');
+    // activeUsers (who has the chat open) is bounded the same way, with the count.
+    assert.equal(sub.activeCount, 5);
+    assert.equal(sub.activeUsers.length, CAP);
+    assert.equal(sub.chat.activeUsers.length, CAP);
     assert.equal(sub.presenceMore, true);
     assert.equal(sub.presence.length, CAP);
     const here = new Set([owner, ...online].map((c) => c.user.username));

@@ -385,8 +385,10 @@ export interface SubResult {
   typing: User[];
   /** How many more are typing beyond `typing`. */
   typingOthers?: number;
-  /** Users with the chat open now. */
+  /** Users with the chat open now (the first ones: at most 100 by default). */
   activeUsers: User[];
+  /** How many users have the chat open. */
+  activeCount?: number;
 }
 export interface UnsubResult {
   chat: string;
