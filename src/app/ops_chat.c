@@ -58,7 +58,10 @@ static void on_chat_get(struct store_req *sreq) {
     json_t *chat = app__chat_json(cl->app, &sreq->out.chat);
     if (sreq->out.chat.my_role != CHAT_ROLE_NONE) /* the caller's own setting (issue 18) */
       json_object_set_new(chat, "notify", json_string(proto_notify_name(sreq->out.chat.notify, sreq->out.chat.is_dm)));
-    app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "chat", chat, "participants", members));
+    json_t *r = json_pack("{s:o, s:o}", "chat", chat, "participants", members);
+    if (sreq->in.limit > 0) /* a first page (by user id): chat.members has the rest */
+      json_object_set_new(r, "participantsMore", json_boolean(sreq->out.has_more));
+    app__reply_ok(cl, &ctx->env, r);
   }
 done:
   app__op_finish(sreq);
@@ -101,7 +104,16 @@ static void op_chat_by_slug(struct client *cl, const struct proto_req *req, enum
 }
 
 void app__op_chat_get(struct client *cl, const struct proto_req *req) {
-  op_chat_by_slug(cl, req, STORE_CHAT_MEMBERS, on_chat_get);
+  struct store_req *sreq = store_req_new(STORE_CHAT_MEMBERS);
+  if (sreq == NULL) {
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  sreq->in.now = app__now(cl->app);
+  /* With a limit, the participants are chat.members' first page (issue 15: a big chat). */
+  sreq->in.limit = PROTO_HAS(req, PROTO_F_LIMIT) ? (int)req->limit : 0;
+  app__op_submit(cl, req, sreq, on_chat_get, NULL);
 }
 
 #define MEMBERS_PAGE_DEFAULT 100 /* participants of a chat.members page without a limit */

@@ -70,7 +70,7 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_CHAT_CREATE] = {"chat.create", 0, REQ(PROTO_F_TITLE),
                               REQ(PROTO_F_IS_PUBLIC) | REQ(PROTO_F_MAX_PARTICIPANTS) |
                                   REQ(PROTO_F_SLUG)},
-    [PROTO_OP_CHAT_GET] = {"chat.get", 0, REQ(PROTO_F_CHAT), 0},
+    [PROTO_OP_CHAT_GET] = {"chat.get", 0, REQ(PROTO_F_CHAT), REQ(PROTO_F_LIMIT)},
     [PROTO_OP_CHAT_LIST] = {"chat.list", 0, 0, 0},
     [PROTO_OP_CHAT_JOIN] = {"chat.join", 0, REQ(PROTO_F_CHAT), 0},
     [PROTO_OP_MSG_SEND] = {"msg.send", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_BODY),

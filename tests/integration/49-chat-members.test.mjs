@@ -94,6 +94,15 @@ describe('sub presence and chat.members', () => {
     assert.equal(typeof byName[gone.user.username].lastSeen, 'number', 'lastSeen of who left');
     assert.equal(typeof byName[gone.user.username].joinedAt, 'number');
 
+    // chat.get with a limit gives the first page, the same one chat.members gives.
+    const got = await owner.ok('chat.get', { chat: slug, limit: 2 });
+    assert.deepEqual(got.participants.map((m) => m.id), ids.slice(0, 2));
+    assert.equal(got.participantsMore, true);
+    assert.equal(got.chat.participantCount, 6);
+    const full = await owner.ok('chat.get', { chat: slug });
+    assert.equal(full.participants.length, 6);
+    assert.equal(full.participantsMore, undefined, 'without a limit: everyone, as before');
+
     // Past the last id: an empty page. Without a limit: everything of this small chat at once.
     const end = await owner.ok('chat.members', { chat: slug, after: Math.max(...ids) });
     assert.deepEqual([end.members, end.hasMore], [[], false]);

@@ -939,8 +939,9 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   createChat(args: ChatCreateArgs): Promise<ChatResult> {
     return this.request('chat.create', args);
   }
-  getChat(chat: string): Promise<ChatGetResult> {
-    return this.request('chat.get', { chat });
+  /** The chat and its participants (all, or with `limit` the first page by id). */
+  getChat(chat: string, opts: { limit?: number } = {}): Promise<ChatGetResult> {
+    return this.request('chat.get', { chat, ...opts });
   }
   /** One page of a chat's participants by user id, with role and presence. Next page:
    * `{after: members[members.length - 1].id}` while `hasMore`. */

@@ -279,7 +279,7 @@ export interface OpArgs {
   auth: { token: string };
   ping: Record<string, never>;
   'chat.create': ChatCreateArgs;
-  'chat.get': { chat: string };
+  'chat.get': { chat: string; limit?: number };
   'chat.members': ChatMembersArgs;
   'chat.list': Record<string, never>;
   'chat.join': { chat: string };
@@ -324,7 +324,10 @@ export interface ChatResult {
 }
 export interface ChatGetResult {
   chat: Chat;
+  /** Every participant, oldest first; with `limit`, the first page by user id. */
   participants: Participant[];
+  /** With `limit`: more participants follow (page on with `chat.members`). */
+  participantsMore?: boolean;
 }
 export interface ChatMembersResult {
   chat: string;
