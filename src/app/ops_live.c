@@ -75,12 +75,19 @@ static void on_sub_members(struct store_req *sreq) {
   /* Only who is there, and a bounded first page of them: a hash lookup per participant, an
    * encoding for at most PARLEY_SUB_PRESENCE_MAX (issue 15: a 10,000-member chat's sub cost 23-77 ms
    * of loop with every participant in the reply). chat.members pages through the rest. */
-  for (size_t i = 0; i < sreq->out.n_members; i++) {
-    const struct store_user *u = &sreq->out.members[i].user;
-    if (app__presence_state(cl->app, u->id) == PRESENCE_OFFLINE)
+  for (size_t i = 0; i < sreq->out.n_member_ids; i++) {
+    struct store_user u;
+    const size_t w = STORE_USERNAME_MAX + 1;
+    if (app__presence_state(cl->app, sreq->out.member_ids[i]) == PRESENCE_OFFLINE)
       continue;
-    if (s->online++ < cl->app->cfg.sub_presence_max)
-      json_array_append_new(s->presence, app__presence_json(cl->app, u));
+    if (s->online++ >= cl->app->cfg.sub_presence_max)
+      continue;
+    memset(&u, 0, sizeof u);
+    u.id = sreq->out.member_ids[i];
+    u.last_seen = sreq->out.member_reads[i];
+    memcpy(u.username, sreq->out.data + i * w, w);
+    u.username[STORE_USERNAME_MAX] = '\0';
+    json_array_append_new(s->presence, app__presence_json(cl->app, &u));
   }
 done:
   app__op_finish(sreq);
@@ -102,6 +109,7 @@ void app__op_sub(struct client *cl, const struct proto_req *req) {
   sreq = store_req_new(STORE_CHAT_MEMBERS);
   if (sreq) {
     struct op_opts first = opts;
+    sreq->in.compact = 1; /* ids, names and lastSeen: what the presence snapshot needs */
     first.paired = 1; /* only the replay below may be refused: one answer per op */
     snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
     app__op_submit(cl, req, sreq, on_sub_members, &first);
