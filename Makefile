@@ -139,7 +139,8 @@ PG_INTEGRATION := 04-chat 05-messages 06-resume 07-durability 11-membership 12-i
                   13-access-matrix 14-cap-race 18-store-conns 50-cluster 51-cluster-members \
                   52-cluster-live 60-msg-model 61-dm 53-cluster-activity 65-live-list 66-browse 67-profile \
                   68-avatar-password 68-search 70-streams 71-cluster-streams 72-bots 73-bot-http \
-                  74-webhooks
+                  74-webhooks 48-big-chat \
+                  49-chat-members
 integration-pg: deps build/parley-asan web/dist/index.html node_modules/.package-lock.json
 	@scripts/pg.sh start
 	@rc=0; PARLEY_TEST_STORE=$(PG_URL) PARLEY_BIN=build/parley-asan node --test --test-concurrency=1 \

@@ -16,6 +16,7 @@
 #include "app/app_api.h"
 #include "app/app_http.h"
 #include "app/churn.h"
+#include "app/presence_batch.h"
 #include "app/cluster.h"
 #include "app/deliver.h"
 #include "app/ops.h"
@@ -133,6 +134,7 @@ static void on_tick(uv_timer_t *t) {
 static void on_before_flush(void *ud) {
   app__rooms_flush(ud);
   app__churn_flush(ud);
+  app__presence_batch_flush(ud);
 }
 
 /* The loop thread's CPU time, ns: a turn's work is its growth from one flush to the next (the

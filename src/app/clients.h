@@ -15,6 +15,7 @@
 #include "net/outq.h"
 
 struct sub;
+struct pres_change; /* presence_batch.c */
 
 /* A message that arrived while its socket's auth was in flight. */
 struct held_text {
@@ -69,6 +70,13 @@ struct app_user {
   uint64_t notified;           /* app->notify_turn of the last event sent to it (dedupe) */
   int64_t watching[32];        /* users found by this user's searches: their presence is shown */
   int n_watching;
+  /* presence_batch.c: changes waiting for this recipient's window (refs), and the window */
+  struct pres_change **pres_pend;
+  size_t pres_n, pres_cap;
+  uint64_t pres_quiet_until;   /* loop time before which a change waits */
+  uint64_t pres_window;        /* ms: the widest window of the changes it got lately */
+  int pres_listed;             /* in app->pres_pending */
+  struct app_user *pres_prev, *pres_next;
   UT_hash_handle hh;           /* app->users by id */
 };
 

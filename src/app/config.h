@@ -50,6 +50,7 @@ struct app_config {
   int64_t webhook_timeout_ms, webhook_retry_ms;
   int webhook_queue_max;
   int max_conns_per_user;
+  int sub_presence_max;        /* PARLEY_SUB_PRESENCE_MAX: presences in a sub reply (issue 15) */
   int cookie_secure;
   char bus_url[256];           /* PARLEY_BUS: "" = single node, "redis://host:port" = cluster */
   uint64_t bus_test_delay_ms;  /* PARLEY_TEST_BUS_DELAY_MS: publications wait this long (tests) */

@@ -15,6 +15,7 @@ typedef void (*app_op_fn)(struct client *cl, const struct proto_req *req);
 /* ops_chat.c */
 void app__op_chat_create(struct client *cl, const struct proto_req *req);
 void app__op_chat_get(struct client *cl, const struct proto_req *req);
+void app__op_chat_members(struct client *cl, const struct proto_req *req); /* issue 15 */
 void app__op_chat_join(struct client *cl, const struct proto_req *req);
 void app__op_chat_list(struct client *cl, const struct proto_req *req);
 void app__op_msg_send(struct client *cl, const struct proto_req *req);

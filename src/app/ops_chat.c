@@ -34,26 +34,35 @@ static void on_chat_join(struct store_req *sreq) {
   on_chat_reply(sreq);
 }
 
+/* The participants of a CHAT_MEMBERS answer (borrowed) with their presence: a new array. */
+static json_t *members_json(struct app *a, const struct store_req *sreq) {
+  json_t *members = json_array();
+  for (size_t i = 0; i < sreq->out.n_members; i++) {
+    json_t *m = proto_member_json(&sreq->out.members[i]);
+    json_t *p = app__presence_json(a, &sreq->out.members[i].user);
+    json_object_set(m, "state", json_object_get(p, "state"));
+    json_object_set(m, "lastSeen", json_object_get(p, "lastSeen"));
+    json_decref(p);
+    json_array_append_new(members, m);
+  }
+  return members;
+}
+
 static void on_chat_get(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   json_t *members;
   if (app__op_failed(sreq))
     goto done;
-  members = json_array();
-  for (size_t i = 0; i < sreq->out.n_members; i++) {
-    json_t *m = proto_member_json(&sreq->out.members[i]);
-    json_t *p = app__presence_json(cl->app, &sreq->out.members[i].user);
-    json_object_set(m, "state", json_object_get(p, "state"));
-    json_object_set(m, "lastSeen", json_object_get(p, "lastSeen"));
-    json_decref(p);
-    json_array_append_new(members, m);
-  }
+  members = members_json(cl->app, sreq);
   {
     json_t *chat = app__chat_json(cl->app, &sreq->out.chat);
     if (sreq->out.chat.my_role != CHAT_ROLE_NONE) /* the caller's own setting (issue 18) */
       json_object_set_new(chat, "notify", json_string(proto_notify_name(sreq->out.chat.notify, sreq->out.chat.is_dm)));
-    app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "chat", chat, "participants", members));
+    json_t *r = json_pack("{s:o, s:o}", "chat", chat, "participants", members);
+    if (sreq->in.limit > 0) /* a first page (by user id): chat.members has the rest */
+      json_object_set_new(r, "participantsMore", json_boolean(sreq->out.has_more));
+    app__reply_ok(cl, &ctx->env, r);
   }
 done:
   app__op_finish(sreq);
@@ -96,7 +105,46 @@ static void op_chat_by_slug(struct client *cl, const struct proto_req *req, enum
 }
 
 void app__op_chat_get(struct client *cl, const struct proto_req *req) {
-  op_chat_by_slug(cl, req, STORE_CHAT_MEMBERS, on_chat_get);
+  struct store_req *sreq = store_req_new(STORE_CHAT_MEMBERS);
+  if (sreq == NULL) {
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  sreq->in.now = app__now(cl->app);
+  /* With a limit, the participants are chat.members' first page (issue 15: a big chat). */
+  sreq->in.limit = PROTO_HAS(req, PROTO_F_LIMIT) ? (int)req->limit : 0;
+  app__op_submit(cl, req, sreq, on_chat_get, NULL);
+}
+
+#define MEMBERS_PAGE_DEFAULT 100 /* participants of a chat.members page without a limit */
+
+static void on_chat_members(struct store_req *sreq) {
+  struct client *cl = sreq->data;
+  struct op_ctx *ctx = sreq->ctx;
+  if (app__op_failed(sreq))
+    goto done;
+  app__reply_ok(cl, &ctx->env,
+                json_pack("{s:s, s:o, s:b, s:i}", "chat", sreq->in.slug, "members",
+                          members_json(cl->app, sreq), "hasMore", sreq->out.has_more,
+                          "participantCount", sreq->out.chat.participant_count));
+done:
+  app__op_finish(sreq);
+}
+
+/* One page of a chat's participants by user id, each with role and presence: what a big chat's
+ * people panel shows beyond the sub reply's first online ones (issue 15). */
+void app__op_chat_members(struct client *cl, const struct proto_req *req) {
+  struct store_req *sreq = store_req_new(STORE_CHAT_MEMBERS);
+  if (sreq == NULL) {
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+  sreq->in.now = app__now(cl->app);
+  sreq->in.since = PROTO_HAS(req, PROTO_F_AFTER) ? req->after : 0;
+  sreq->in.limit = PROTO_HAS(req, PROTO_F_LIMIT) ? (int)req->limit : MEMBERS_PAGE_DEFAULT;
+  app__op_submit(cl, req, sreq, on_chat_members, NULL);
 }
 
 void app__op_chat_join(struct client *cl, const struct proto_req *req) {

@@ -23,6 +23,7 @@
 #include <utlist.h>
 
 #include "app/cluster.h"
+#include "app/presence_batch.h"
 #include "bus/bus.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -69,6 +70,7 @@ void app__presence_dispose(struct app *a) {
   struct app_user *au, *autmp;
   struct app_watch *w, *wtmp;
   HASH_ITER(hh, a->users, au, autmp) {
+    app__presence_batch_forget(a, au);
     HASH_DEL(a->users, au);
     free(au);
   }
@@ -88,6 +90,19 @@ static json_t *presence_pack(int64_t id, const char *username, int state, int64_
   return json_pack("{s:{s:I, s:s}, s:s, s:o}", "user", "id", (json_int_t)id, "username",
                    username, "state", presence_state_name((enum presence_state)state), "lastSeen",
                    last_seen ? json_integer(last_seen) : json_null());
+}
+
+int app__presence_state(struct app *a, int64_t id) {
+  struct app_user *au;
+  struct app_pcache *c = NULL;
+  int state = PRESENCE_OFFLINE;
+  HASH_FIND(hh, a->users, &id, sizeof id, au);
+  if (au)
+    state = au->pres.state;
+  HASH_FIND(hh, a->pcache, &id, sizeof id, c);
+  if (c && c->state > state)
+    state = c->state;
+  return state;
 }
 
 json_t *app__presence_json(struct app *a, const struct store_user *u) {
@@ -111,7 +126,7 @@ json_t *app__presence_json(struct app *a, const struct store_user *u) {
 }
 
 /* Sends a presence event (encoded) about user_id to the sockets here of ids and of the user's
- * watchers here. */
+ * watchers here, coalesced per recipient in a storm (presence_batch.c). */
 static void presence_deliver(struct app *a, int64_t user_id, const int64_t *ids, size_t n,
                              const char *json, size_t len) {
   struct app_watch *w;
@@ -125,7 +140,7 @@ static void presence_deliver(struct app *a, int64_t user_id, const int64_t *ids,
     all[k++] = ids[i];
   for (size_t i = 0; w && i < w->n; i++)
     all[k++] = w->watchers[i];
-  app__notify_here(a, all, k, json, len);
+  app__presence_batch_deliver(a, user_id, all, k, json, len, k);
   free(all);
 }
 
@@ -329,6 +344,7 @@ void app__presence_watch(struct app *a, struct app_user *au, int64_t watched) {
 }
 
 static void user_free(struct app *a, struct app_user *au) {
+  app__presence_batch_forget(a, au);
   for (int i = 0; i < au->n_watching; i++)
     watch_remove(a, au->watching[i], au->id);
   HASH_DEL(a->users, au);

@@ -21,6 +21,9 @@ void app__user_detach(struct app *a, struct client *cl);
 void app__presence_report(struct app *a, struct app_user *au, struct client *cl, int active);
 /* {user, state, lastSeen} of u (borrowed) as this node knows it: a new reference. */
 json_t *app__presence_json(struct app *a, const struct store_user *u);
+/* The presence state (enum presence_state) of user id as this node knows it: what
+ * app__presence_json says, without encoding anything. */
+int app__presence_state(struct app *a, int64_t id);
 /* au (borrowed) found `watched` with users.search: it sees their presence from now on. */
 void app__presence_watch(struct app *a, struct app_user *au, int64_t watched);
 /* Grace expiry and, with several nodes, the bus statements' refresh; from the tick. */

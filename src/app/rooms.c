@@ -174,6 +174,39 @@ json_t *app__room_active_json(struct app *a, const struct room *r) {
   return users;
 }
 
+static int local_active(const struct room *r, int64_t id) {
+  for (size_t i = 0; i < r->n_active; i++)
+    if (r->active[i].user_id == id)
+      return 1;
+  return 0;
+}
+
+json_t *app__room_active_json_max(struct app *a, const struct room *r, size_t max,
+                                  size_t *total) {
+  json_t *users = json_array();
+  size_t n = 0;
+  for (size_t i = 0; r && i < r->n_active; i++) {
+    json_t *u;
+    n++;
+    if (json_array_size(users) < max && (u = app__user_json(a, r->active[i].user_id)) != NULL)
+      json_array_append_new(users, u);
+  }
+  for (struct room_remote *rr = r ? r->remote : NULL; rr; rr = rr->next) {
+    size_t i;
+    json_t *u;
+    json_array_foreach(rr->active, i, u) {
+      json_int_t id = json_integer_value(json_object_get(u, "id"));
+      if (local_active(r, id) || listed_id(users, id))
+        continue; /* (a user open on two other nodes beyond the first `max` counts twice) */
+      n++;
+      if (json_array_size(users) < max)
+        json_array_append(users, u);
+    }
+  }
+  *total = n;
+  return users;
+}
+
 /* This node's typers (with their time left) and openers of the room, for other nodes: a new
  * reference, an empty object when there are none. */
 static json_t *room_local_state(struct app *a, struct room *r) {

@@ -30,7 +30,9 @@ struct sub {
   int gap_listed;              /* in app->gap_subs: a seq is missing since gap_deadline - wait */
   uint64_t gap_deadline;       /* loop time after which the store fills the gap */
   struct sub *gprev, *gnext;   /* app->gap_subs */
-  json_t *presence;            /* participants' presence, read just before the replay */
+  json_t *presence;            /* participants' presence, read just before the replay: the
+                                  first PARLEY_SUB_PRESENCE_MAX not offline (issue 15) */
+  int online;                  /* how many participants are not offline, as of that read */
   int64_t member_gen;          /* the chat's member_gen when the store last confirmed access */
   struct held_frame {
     int64_t seq;
@@ -90,6 +92,10 @@ void app__room_sub_removed(struct app *a, struct room *r, int64_t user_id);
  * reference) of a room; r NULL: nobody. */
 json_t *app__room_typing_json(struct app *a, struct room *r, json_t **others);
 json_t *app__room_active_json(struct app *a, const struct room *r);
+/* The first `max` of a room's activeUsers (new reference); *total: how many there are (issue 15:
+ * a sub reply carries a bounded list and the count). */
+json_t *app__room_active_json_max(struct app *a, const struct room *r, size_t max,
+                                  size_t *total);
 /* A chat object for the wire with the live activeUsers of its room filled in. */
 json_t *app__chat_json(struct app *a, const struct store_chat *c);
 /* Sends the events of every dirty room (net's on_before_flush). */

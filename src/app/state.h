@@ -93,6 +93,7 @@ struct app {
   struct churn_join *churn_joins; /* participant.joined batches by slug (churn.c) */
   size_t churn_pending;         /* of them, with joiners waiting */
   struct sub *gap_subs;         /* subscriptions waiting for a missing seq, oldest first */
+  struct app_user *pres_pending; /* users with presence changes waiting (presence_batch.c) */
   uv_signal_t sigterm, sigint;
   int shutting_down;
   int sweeping;                 /* an invitation expiry sweep is in flight (ops_members.c) */

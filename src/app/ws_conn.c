@@ -139,6 +139,7 @@ static const app_op_fn op_table[PROTO_OP__COUNT] = {
     [PROTO_OP_STREAM_START] = app__op_stream_start,
     [PROTO_OP_STREAM_APPEND] = app__op_stream_append,
     [PROTO_OP_STREAM_END] = app__op_stream_end,
+    [PROTO_OP_CHAT_MEMBERS] = app__op_chat_members,
 };
 
 void app__op_dispatch(struct client *cl, const struct proto_req *req) {

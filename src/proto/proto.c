@@ -58,6 +58,7 @@ static const struct field_desc fields[PROTO_F__COUNT] = {
     [PROTO_F_SEARCH_Q] = {"q", FT_STRING, CS_NONBLANK, 1, SEARCH_QUERY_MAX, OFF(q)},
     [PROTO_F_DELTA] = {"delta", FT_STRING, CS_DELTA, 1, STREAM_DELTA_MAX, OFF(delta)},
     [PROTO_F_OFFSET] = {"offset", FT_INT, CS_ANY, 0, STREAM_BODY_MAX, OFF(offset)},
+    [PROTO_F_AFTER] = {"after", FT_INT, CS_ANY, 0, PROTO_INT_LIMIT, OFF(after)},
 };
 #undef OFF
 
@@ -75,7 +76,7 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
     [PROTO_OP_CHAT_CREATE] = {"chat.create", 0, REQ(PROTO_F_TITLE),
                               REQ(PROTO_F_IS_PUBLIC) | REQ(PROTO_F_MAX_PARTICIPANTS) |
                                   REQ(PROTO_F_SLUG)},
-    [PROTO_OP_CHAT_GET] = {"chat.get", 0, REQ(PROTO_F_CHAT), 0},
+    [PROTO_OP_CHAT_GET] = {"chat.get", 0, REQ(PROTO_F_CHAT), REQ(PROTO_F_LIMIT)},
     [PROTO_OP_CHAT_LIST] = {"chat.list", 0, 0, 0},
     [PROTO_OP_CHAT_JOIN] = {"chat.join", 0, REQ(PROTO_F_CHAT), 0},
     [PROTO_OP_MSG_SEND] = {"msg.send", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_BODY),
@@ -123,6 +124,8 @@ static const struct op_desc ops[PROTO_OP__COUNT] = {
                                 0},
     [PROTO_OP_STREAM_END] = {"msg.stream.end", 0, REQ(PROTO_F_CHAT) | REQ(PROTO_F_SEQ),
                              REQ(PROTO_F_STATE)},
+    [PROTO_OP_CHAT_MEMBERS] = {"chat.members", 0, REQ(PROTO_F_CHAT),
+                               REQ(PROTO_F_AFTER) | REQ(PROTO_F_LIMIT)},
 };
 
 const char *proto_op_name(enum proto_op op) {

@@ -56,6 +56,7 @@ enum proto_op {
   PROTO_OP_STREAM_START, /* issue 19 */
   PROTO_OP_STREAM_APPEND,
   PROTO_OP_STREAM_END,
+  PROTO_OP_CHAT_MEMBERS, /* issue 15: paged participants with presence */
   PROTO_OP__COUNT
 };
 
@@ -87,6 +88,7 @@ enum proto_field {
   PROTO_F_SEARCH_Q, /* msg.search's "q": longer than users.search's, same slot (q) */
   PROTO_F_DELTA,    /* issue 19: msg.stream.append */
   PROTO_F_OFFSET,
+  PROTO_F_AFTER,    /* chat.members: a user id */
   PROTO_F__COUNT
 };
 
@@ -100,7 +102,7 @@ struct proto_req {
   const char *token, *chat, *title, *slug, *body, *client_msg_id, *user, *role, *invite_policy,
       *q, *state, *emoji, *level, *display_name, *delta;
   int is_public, on;
-  int64_t max_participants, before, since, seq, limit, ttl, invitation, reply_to, offset;
+  int64_t max_participants, before, since, seq, limit, ttl, invitation, reply_to, offset, after;
 };
 
 #define PROTO_HAS(r, f) (((r)->present >> (f)) & 1u)

@@ -416,41 +416,6 @@ int store_rules_invite_revoke(const struct store_prims *p, void *be, struct stor
 
 /* ---- users, chats, messages ---- */
 
-/* Folds s as SQLite's lower() does (ASCII only), n bytes into out (n + 1 bytes). */
-static void rules__fold(const char *s, size_t n, char *out) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
-  }
-  out[n] = '\0';
-}
-
-/* users.search's word starts of a new user's display name: every folded suffix that begins after
- * a separator (STORE_WORD_SEPS) with a character that is not one. The first word is not stored:
- * the lower(display_name) index already finds it. Migration 7 cuts names the same way. */
-static int rules__user_words(const struct store_prims *p, void *be, int64_t id,
-                             const char *display) {
-  char lo[STORE_DISPLAY_NAME_MAX + 1];
-  size_t len = strlen(display);
-  int err;
-
-  if (len > STORE_DISPLAY_NAME_MAX)
-    return PARLEY_EBAD_REQUEST;
-  rules__fold(display, len, lo);
-  for (size_t i = 1; i < len; i++) {
-    if (strchr(STORE_WORD_SEPS, lo[i - 1]) != NULL && strchr(STORE_WORD_SEPS, lo[i]) == NULL) {
-      err = p->user_word_insert(be, id, lo + i);
-      if (err)
-        return err;
-    }
-  }
-  return 0;
-}
-
-int store_user_words(const struct store_prims *p, void *be, int64_t id, const char *display) {
-  return rules__user_words(p, be, id, display);
-}
-
 static int rules_user_create(const struct store_prims *p, void *be, struct store_req *req) {
   struct store_user *u = &req->in.user;
   const char *display;
@@ -466,7 +431,7 @@ static int rules_user_create(const struct store_prims *p, void *be, struct store
   display = u->display_name[0] ? u->display_name : u->username;
   err = p->user_insert(be, req, display, &id);
   if (err == 0)
-    err = rules__user_words(p, be, id, display);
+    err = store_user_words(p, be, id, display);
   if (err)
     return err;
   req->out.user.id = id;
@@ -669,7 +634,7 @@ static int rules_users_search(const struct store_prims *p, void *be, struct stor
   /* Folded as SQLite's lower() folds (ASCII only), so both sides of the comparison agree. */
   if (memchr(req->in.query, 0xff, len) != NULL) /* never in UTF-8, and could not be incremented */
     return PARLEY_EBAD_REQUEST;
-  rules__fold(req->in.query, len, lo);
+  store_fold_ascii(req->in.query, len, lo);
   if (req->in.slug[0] != '\0') {
     /* Marks only for a chat the caller is in: they would tell outsiders who is invited. */
     err = store_chat_find(p, be, req, 0);

@@ -225,13 +225,15 @@ int store_rules_chat_dm(const struct store_prims *p, void *be, struct store_req 
  * chat_id is one; else 0. */
 int store_rules_not_dm(const struct store_prims *p, void *be, struct store_req *req,
                        int64_t chat_id, const char *what);
-/* users.search's word starts of user id's display name (store_rules.c). */
+/* users.search's word starts of user id's display name (store_rules_base.c). */
 int store_user_words(const struct store_prims *p, void *be, int64_t id, const char *display);
+/* Folds s as SQLite's lower() does (ASCII only): n bytes of s into out, which holds n + 1. */
+void store_fold_ascii(const char *s, size_t n, char *out);
 /* The issue 18 ops (store_rules_live.c); 1 if req->op is none of them. */
 int store_rules_live_exec(const struct store_prims *p, void *be, struct store_req *req, int *err);
 
 /* PARLEY_ENOT_FOUND if user `id` is a deleted bot (its username stays taken but nobody can
- * invite, DM or name it), else 0. */
+ * invite, DM or name it), else 0 (store_rules_base.c). */
 int store_rules_bot_deleted(const struct store_prims *p, void *be, int64_t id);
 /* The bot ops of issue 19 (store_rules_bots.c); 1 if req->op is none of them. */
 int store_rules_bots_exec(const struct store_prims *p, void *be, struct store_req *req, int *err);

@@ -306,16 +306,6 @@ static int bots_hooks(const struct store_prims *p, void *be, struct store_req *r
   return err;
 }
 
-int store_rules_bot_deleted(const struct store_prims *p, void *be, int64_t id) {
-  static const char sql[] = "SELECT 1 FROM bots WHERE user_id = $1 AND deleted = 1";
-  struct store_arg a[] = {STORE_I(id)};
-  struct store_res r = {0};
-  int err = p->sql(be, sql, a, 1, &r);
-  if (err == 0 && r.rows > 0)
-    err = PARLEY_ENOT_FOUND;
-  store_res_free(&r);
-  return err;
-}
 
 int store_rules_bots_exec(const struct store_prims *p, void *be, struct store_req *req, int *err) {
   switch (req->op) {

@@ -48,10 +48,68 @@ static int live_notify_set(const struct store_prims *p, void *be, struct store_r
   return err;
 }
 
-/* chat.get's participants, and the caller's own notification level if they are one. */
+static int member_id_cmp(const void *x, const void *y) {
+  const struct store_member *a = x, *b = y;
+  return a->user.id < b->user.id ? -1 : a->user.id > b->user.id;
+}
+
+/* chat.members' page (in.limit > 0): the participants with an id above in.since, by id, at most
+ * in.limit of them; out.has_more when more follow. Sorted here, on the store thread, so the
+ * loop only encodes the page. */
+static void live_members_page(struct store_req *req) {
+  struct store_member *m = req->out.members;
+  size_t n = req->out.n_members, first = 0, keep;
+  if (n > 1)
+    qsort(m, n, sizeof *m, member_id_cmp);
+  while (first < n && m[first].user.id <= req->in.since)
+    first++;
+  keep = n - first;
+  req->out.has_more = keep > (size_t)req->in.limit;
+  if (req->out.has_more)
+    keep = (size_t)req->in.limit;
+  memmove(m, m + first, keep * sizeof *m);
+  req->out.n_members = keep;
+}
+
+/* The compact answer (in.compact): ids, lastSeen and usernames in three flat arrays. */
+static int live_members_compact(struct store_req *req) {
+  size_t n = req->out.n_members;
+  const size_t w = STORE_USERNAME_MAX + 1;
+  int64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+  int64_t *seen = malloc((n ? n : 1) * sizeof *seen);
+  unsigned char *names = malloc((n ? n : 1) * w);
+  if (ids == NULL || seen == NULL || names == NULL) {
+    free(ids);
+    free(seen);
+    free(names);
+    return PARLEY_EUNAVAILABLE;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const struct store_user *u = &req->out.members[i].user;
+    ids[i] = u->id;
+    seen[i] = u->last_seen;
+    memcpy(names + i * w, u->username, w);
+  }
+  free(req->out.members);
+  req->out.members = NULL;
+  req->out.n_members = 0;
+  req->out.member_ids = ids;
+  req->out.member_reads = seen;
+  req->out.n_member_ids = n;
+  req->out.data = names;
+  req->out.data_len = n * w;
+  return 0;
+}
+
+/* chat.get's participants (or chat.members' page), and the caller's own notification level if
+ * they are one. */
 static int live_chat_members(const struct store_prims *p, void *be, struct store_req *req) {
   int level = 0;
   int err = p->op[STORE_CHAT_MEMBERS](be, req);
+  if (err == 0 && req->in.limit > 0)
+    live_members_page(req);
+  if (err == 0 && req->in.compact)
+    err = live_members_compact(req);
   if (err == 0 && req->out.chat.my_role != CHAT_ROLE_NONE)
     err = p->notify_of(be, req->out.chat.id, req->in.user_id, &level);
   req->out.chat.notify = (enum store_notify)level;

@@ -24,14 +24,6 @@
 
 /* ---- generic results ---- */
 
-void store_res_free(struct store_res *r) {
-  if (r == NULL)
-    return;
-  for (int i = 0; r->v && i < r->rows * r->cols; i++)
-    free(r->v[i]);
-  free(r->v);
-  memset(r, 0, sizeof *r);
-}
 
 const char *store_res_s(const struct store_res *r, int row, int col) {
   if (row < 0 || row >= r->rows || col < 0 || col >= r->cols)

@@ -100,15 +100,20 @@ describe('presence', () => {
       assert.ok(Math.abs(ev.lastSeen - tClose) < 500, `lastSeen ${ev.lastSeen} vs close at ${tClose}`);
       assert.deepEqual(presenceEvents(w, ana.user.username, from), [ev], 'exactly one change: offline');
 
-      // Every view agrees: chat.get, the sub snapshot, users.search.
+      // Every view agrees: chat.get, chat.members, the sub snapshot (who is there: not ana
+      // any more), users.search.
       const p = await participant(w, chat, ana.user.username);
       assert.equal(p.state, 'offline');
       assert.equal(p.lastSeen, ev.lastSeen);
+      const { members } = await w.ok('chat.members', { chat });
+      const pm = members.find((x) => x.username === ana.user.username);
+      assert.equal(pm.state, 'offline');
+      assert.equal(pm.lastSeen, ev.lastSeen);
       const sub = await w.ok('sub', { chat });
       assert.ok(Array.isArray(sub.presence), `sub.presence: ${JSON.stringify(sub.presence)}`);
-      assert.deepEqual(sub.presence.map((x) => x.user.username).sort(), [ana.user.username, wes.user.username].sort());
-      const pa = sub.presence.find((x) => x.user.username === ana.user.username);
-      assert.deepEqual(pa, { user: { id: ana.user.id, username: ana.user.username }, state: 'offline', lastSeen: ev.lastSeen });
+      assert.deepEqual(sub.presence.map((x) => x.user.username), [wes.user.username], 'only who is online or away');
+      assert.equal(sub.online, 1);
+      assert.equal(sub.presenceMore, false);
       const pw = sub.presence.find((x) => x.user.username === wes.user.username);
       assert.equal(pw.state, 'online');
       const { users } = await w.ok('users.search', { q: ana.user.username });
@@ -259,7 +264,7 @@ describe('presence', () => {
       await barrier(s);
       assert.deepEqual(presenceEvents(s, name, fromS), [], 'a stranger received presence about ana');
 
-      // The snapshot in sub lists every participant with their state.
+      // The snapshot in sub lists every participant who is not offline, with their state.
       await a.ok('presence', { state: 'idle' });
       await waitPresence(w, name, 'away', { from: fromW });
       const sub = await w.ok('sub', { chat });
@@ -402,9 +407,11 @@ describe('presence', () => {
       const p = await participant(w2, chat, ana.user.username);
       assert.equal(p.state, 'offline');
       assert.equal(p.lastSeen, ev.lastSeen, 'chat.get lastSeen after restart');
+      const { members } = await w2.ok('chat.members', { chat });
+      const pa = members.find((x) => x.username === ana.user.username);
+      assert.deepEqual([pa.state, pa.lastSeen], ['offline', ev.lastSeen], 'chat.members lastSeen after restart');
       const sub = await w2.ok('sub', { chat });
-      const pa = sub.presence.find((x) => x.user.username === ana.user.username);
-      assert.deepEqual(pa, { user: { id: ana.user.id, username: ana.user.username }, state: 'offline', lastSeen: ev.lastSeen });
+      assert.equal(sub.presence.find((x) => x.user.username === ana.user.username), undefined, 'offline: not in the sub reply');
       const { users } = await w2.ok('users.search', { q: ana.user.username });
       const hit = users.find((u) => u.username === ana.user.username);
       assert.equal(hit.state, 'offline');

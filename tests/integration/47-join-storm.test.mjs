@@ -9,16 +9,20 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { connect, signupMany, usernames } from './lib/client.mjs';
+import { connect, presenceEntries, signupMany, usernames, waitPresence } from './lib/client.mjs';
 import { useServer } from './lib/server.mjs';
 
 const N = 50;
+// Grace after a socket closes before its user shows offline: short, so the connect storm below
+// starts from everyone offline without a long wait.
+const GRACE_MS = 300;
 // Frames per joining user allowed on average during the storm: their own replies (join, sub)
 // and a handful of batched events. The old behaviour needs about N/2 + a few (27 at N = 50).
 const PER_USER = 10;
 
 describe('join storm', () => {
-  const srv = useServer();
+  const srv = useServer({ env: { PARLEY_PRESENCE_GRACE_MS: String(GRACE_MS) } });
+  let shared; // {owner, users, slug}: the first test's chat and accounts, reused by the second
   const open = [];
   after(async () => {
     await Promise.all(open.map((s) => s.close().catch(() => {})));
@@ -34,8 +38,10 @@ describe('join storm', () => {
     const oc = await connect(srv, { token: owner.token });
     open.push(oc);
     const { chat } = await oc.ok('chat.create', { title: 'storm', isPublic: true });
+    shared = { oc, users, slug: chat.slug, clients: null };
     const clients = await Promise.all(users.map((u) => connect(srv, { token: u.token })));
     open.push(...clients);
+    shared.clients = clients;
     const from = clients.map((c) => c.frames.length);
 
     await Promise.all(clients.map((c) => c.ok('chat.join', { chat: chat.slug })));
@@ -71,7 +77,8 @@ describe('join storm', () => {
     const last = subs.reduce((a, b) => (b.presence.length > a.presence.length ? b : a));
     assert.ok(last.presence.length >= 1);
     const late = await clients[0].ok('sub', { chat: chat.slug });
-    assert.equal(late.presence.length, N + 1, 'a sub reply has the presence of every participant');
+    assert.equal(late.presence.length, N + 1, 'a sub reply has the presence of every participant online');
+    assert.equal(late.online, N + 1);
     assert.deepEqual(usernames(late.activeUsers), all, 'and every user with the chat open');
 
     const frames = clients.reduce((s, c, i) => s + (c.frames.length - from[i]), 0);
@@ -83,6 +90,46 @@ describe('join storm', () => {
     assert.ok(
       frames <= PER_USER * N,
       `${frames} frames for ${N} joining users (${(frames / N).toFixed(1)} each; at most ${PER_USER}): ${JSON.stringify(kinds)}`,
+    );
+  });
+
+  test(`${N} members of one chat connecting at once get O(N) presence frames in all`, async (t) => {
+    // Presence on connect goes to every online user who shares a chat: one event per member per
+    // arrival was N^2/2 frames. Changes close together now reach each recipient as one event per
+    // window, listing each change in `users` (src/app/presence_batch.c).
+    const { oc, users, slug, clients } = shared;
+    const from = oc.events.length;
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(users.map((u) => waitPresence(oc, u.user.username, 'offline', { from, timeout: 15000 })));
+
+    const fromOwner = oc.frames.length;
+    const fromOwnerEv = oc.events.length;
+    const again = await Promise.all(users.map((u) => connect(srv, { token: u.token })));
+    open.push(...again);
+    // The owner, online throughout, hears of every one of them coming online.
+    const names = usernames(users.map((u) => u.user));
+    const online = new Set();
+    await oc.waitFor(
+      (e) => {
+        if (e.ev !== 'presence') return false;
+        for (const p of presenceEntries(e)) if (p.state === 'online') online.add(p.user.username);
+        return names.every((n) => online.has(n));
+      },
+      { from: fromOwnerEv, what: `presence online of all ${N}`, timeout: 15000 },
+    );
+    // Those who connected first hear of the later ones: a late sub reply shows everyone online.
+    const sub = await again[0].ok('sub', { chat: slug });
+    assert.equal(sub.online, N + 1);
+
+    const frames = again.reduce((s, c) => s + c.frames.length, 0) + (oc.frames.length - fromOwner);
+    const kinds = {};
+    for (const f of [...again.flatMap((c) => c.frames), ...oc.frames.slice(fromOwner)]) {
+      kinds[f.ev ?? 'reply'] = (kinds[f.ev ?? 'reply'] ?? 0) + 1;
+    }
+    t.diagnostic(`${frames} frames for ${N} connecting users: ${JSON.stringify(kinds)}`);
+    assert.ok(
+      frames <= PER_USER * N,
+      `${frames} frames for ${N} connecting users (${(frames / N).toFixed(1)} each; at most ${PER_USER}): ${JSON.stringify(kinds)}`,
     );
   });
 });

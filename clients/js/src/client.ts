@@ -16,6 +16,8 @@ import type {
   UserResult,
   ChatCreateArgs,
   ChatGetResult,
+  ChatMembersArgs,
+  ChatMembersResult,
   ChatLeaveResult,
   ChatListResult,
   ChatRemoveResult,
@@ -816,6 +818,17 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
         this.emit('participant.joined', payload as unknown as ServerEvents['participant.joined']);
         return;
       }
+      case 'presence': {
+        // Changes close together (a connect storm) arrive as one event listing each in `users`
+        // (docs/protocol.md): listeners get one event per change, as one by one.
+        const changes = payload.users as Array<Record<string, unknown>> | undefined;
+        if (Array.isArray(changes) && changes.length > 0) {
+          for (const p of changes) this.emit('presence', p as unknown as ServerEvents['presence']);
+          return;
+        }
+        this.emit('presence', payload as unknown as ServerEvents['presence']);
+        return;
+      }
       case 'user.updated': {
         // This user's own name or picture, changed here or on another device.
         const user = payload.user as User | undefined;
@@ -929,8 +942,25 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   createChat(args: ChatCreateArgs): Promise<ChatResult> {
     return this.request('chat.create', args);
   }
-  getChat(chat: string): Promise<ChatGetResult> {
-    return this.request('chat.get', { chat });
+  /** The chat and its participants (all, or with `limit` the first page by id). */
+  getChat(chat: string, opts: { limit?: number } = {}): Promise<ChatGetResult> {
+    return this.request('chat.get', { chat, ...opts });
+  }
+  /** One page of a chat's participants by user id, with role and presence. Next page:
+   * `{after: members[members.length - 1].id}` while `hasMore`. */
+  members(chat: string, opts: Omit<ChatMembersArgs, 'chat'> = {}): Promise<ChatMembersResult> {
+    return this.request('chat.members', { chat, ...opts });
+  }
+  /** Every participant of a chat, page by page (`limit` per request, 200 by default). */
+  async allMembers(chat: string, limit = 200): Promise<ChatMembersResult['members']> {
+    const all: ChatMembersResult['members'] = [];
+    let after: number | undefined;
+    for (;;) {
+      const page = await this.members(chat, after === undefined ? { limit } : { after, limit });
+      all.push(...page.members);
+      if (!page.hasMore || page.members.length === 0) return all;
+      after = page.members[page.members.length - 1].id;
+    }
   }
   listChats(): Promise<ChatListResult> {
     return this.request('chat.list', {});

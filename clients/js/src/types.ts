@@ -67,7 +67,7 @@ export interface ChatListItem extends Chat {
   lastMessage: Msg | null;
 }
 
-/** A participant in `chat.get`, with their presence as of the reply. */
+/** A participant in `chat.get` or `chat.members`, with their presence as of the reply. */
 export interface Participant extends User {
   role: Role;
   joinedAt: number;
@@ -302,6 +302,14 @@ export interface ChatBrowseArgs {
   limit?: number;
 }
 
+export interface ChatMembersArgs {
+  chat: string;
+  /** A user id: the page starts after it (the last member's `id` of the previous page). */
+  after?: number;
+  /** 1-200, default 100. */
+  limit?: number;
+}
+
 export interface InviteCreateArgs {
   chat: string;
   /** username */
@@ -315,7 +323,8 @@ export interface OpArgs {
   auth: { token: string };
   ping: Record<string, never>;
   'chat.create': ChatCreateArgs;
-  'chat.get': { chat: string };
+  'chat.get': { chat: string; limit?: number };
+  'chat.members': ChatMembersArgs;
   'chat.list': Record<string, never>;
   'chat.join': { chat: string };
   'chat.update': ChatUpdateArgs;
@@ -362,7 +371,17 @@ export interface ChatResult {
 }
 export interface ChatGetResult {
   chat: Chat;
+  /** Every participant, oldest first; with `limit`, the first page by user id. */
   participants: Participant[];
+  /** With `limit`: more participants follow (page on with `chat.members`). */
+  participantsMore?: boolean;
+}
+export interface ChatMembersResult {
+  chat: string;
+  /** Participants by user id, with role and presence. */
+  members: Participant[];
+  hasMore: boolean;
+  participantCount: number;
 }
 export interface ChatListResult {
   chats: ChatListItem[];
@@ -413,17 +432,25 @@ export interface SubResult {
   lastSeq: number;
   /** True when more than 200 messages were missed: drop the cache and page back with history. */
   reset: boolean;
-  /** A presence for each participant. */
+  /** A presence for each participant who is not offline (the first ones: at most 100 by
+   * default). A participant not listed is offline, or beyond the first page when
+   * `presenceMore`: page with `chat.members` (Client.members) for everyone's state. */
   presence: Presence[];
+  /** How many participants are not offline. */
+  online?: number;
+  /** True when `online` is more than `presence` holds. */
+  presenceMore?: boolean;
   /** Users typing now. */
   typing: User[];
   /** How many more are typing beyond `typing`. */
   typingOthers?: number;
-  /** Users with the chat open now. */
+  /** Users with the chat open now (the first ones: at most 100 by default). */
   activeUsers: User[];
   /** Issue 19: every message of the chat still streaming (folded, body so far), whatever
    * `since` is. Deltas beyond each one's length follow as `msg.delta` events. */
   streams?: Msg[];
+  /** How many users have the chat open. */
+  activeCount?: number;
 }
 export interface UnsubResult {
   chat: string;
@@ -490,6 +517,7 @@ export interface OpResults {
   ping: PingResult;
   'chat.create': ChatResult;
   'chat.get': ChatGetResult;
+  'chat.members': ChatMembersResult;
   'chat.list': ChatListResult;
   'chat.join': ChatResult;
   'chat.update': ChatResult;

@@ -448,16 +448,27 @@ export async function inviteAndAccept(inviter, invitee, chat, args = {}) {
 // Helpers for presence, typing and activeUsers (issue 4)
 
 // `presence` events about `username` received by client, from index `from` of client.events.
-export function presenceEvents(client, username, from = 0) {
-  return eventsNamed(client, 'presence', from, (e) => e.user?.username === username);
+// The presences a `presence` event carries: several changes close together in a storm come as
+// one event listing each in `users` (docs/protocol.md), else the event itself is the one.
+export function presenceEntries(e) {
+  return Array.isArray(e.users) ? e.users : [e];
 }
 
-// Resolves with the first `presence` event about `username` in `state` (index >= opts.from).
-export function waitPresence(client, username, state, opts = {}) {
-  return client.waitFor((e) => e.ev === 'presence' && e.user?.username === username && e.state === state, {
+export function presenceEvents(client, username, from = 0) {
+  return eventsNamed(client, 'presence', from)
+    .flatMap(presenceEntries)
+    .filter((p) => p.user?.username === username);
+}
+
+// Resolves with the first presence about `username` in `state` (a `presence` event, or its entry
+// in a batched one; index >= opts.from).
+export async function waitPresence(client, username, state, opts = {}) {
+  const match = (p) => p.user?.username === username && p.state === state;
+  const e = await client.waitFor((x) => x.ev === 'presence' && presenceEntries(x).some(match), {
     what: `presence ${username} ${state}`,
     ...opts,
   });
+  return presenceEntries(e).find(match);
 }
 
 // Sorted usernames of a list of user objects (typing users, activeUsers).

@@ -253,6 +253,9 @@ export interface RealtimeChat {
   error: ProtoError | null;
   chat: Chat | null;
   participants: Participant[];
+  /** More participants than loaded (a big chat): loadMoreParticipants() fetches the next page. */
+  participantsMore: boolean;
+  loadMoreParticipants(): void;
   messages: UiMsg[];
   presence: Record<number, Presence>;
   typingUsers: User[];
@@ -498,6 +501,8 @@ export function useRealtimeChat(slug: string, around?: number): RealtimeChat {
     error: s.error ?? (status === 'error' ? details.error : null),
     chat: details.chat ?? s.chat,
     participants: details.participants,
+    participantsMore: details.more,
+    loadMoreParticipants: details.loadMore,
     messages,
     presence: s.presence,
     typingUsers: s.typing.users,

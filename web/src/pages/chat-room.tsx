@@ -409,6 +409,8 @@ function Room({ slug, around, onJoined }: { slug: string; around?: number; onJoi
           nameOf={nameOf}
           onMessage={isDm ? undefined : (u) => dm.open(u.username)}
           messageBusy={dm.busy}
+          onMore={rc.participantsMore ? rc.loadMoreParticipants : undefined}
+          total={rc.chat?.participantCount}
         />
       </aside>
       {deleting && deleting.seq != null && (

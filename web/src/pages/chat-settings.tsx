@@ -3,7 +3,7 @@
 // and removes anyone and admins remove members; pending invitations with revoke; leave chat. A DM
 // shows only its two participants, the link and notifications: no invitations, roles or leaving.
 // Every server error shows next to what caused it.
-import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { useRealtime, useSession } from '../lib/session';
 import { useNow } from '../hooks/use-now';
 import { useChatDetails } from '../hooks/use-chat-details';
@@ -48,7 +48,12 @@ function usePendingInvites(slug: string): { invites: Invitation[]; reload(): voi
 export function ChatSettings({ slug }: { slug: string }) {
   const { user } = useSession();
   const details = useChatDetails(slug);
-  const { chat, participants, error: loadError } = details;
+  const { chat, error: loadError } = details;
+  // Oldest first, as chat.get lists a whole chat (pages of a big chat come by user id).
+  const participants = useMemo(
+    () => [...details.participants].sort((a, b) => a.joinedAt - b.joinedAt || a.id - b.id),
+    [details.participants],
+  );
   const { invites, reload: reloadInvites } = usePendingInvites(slug);
   const [inviting, setInviting] = useState(false);
   const load = useCallback(() => {
@@ -95,7 +100,7 @@ export function ChatSettings({ slug }: { slug: string }) {
               <section className="card" aria-labelledby="participants-title">
                 <div className="card__head">
                   <h2 id="participants-title">
-                    Participants <span className="muted">({participants.length}{chat.maxParticipants ? ` of ${chat.maxParticipants}` : ''})</span>
+                    Participants <span className="muted">({chat.participantCount}{chat.maxParticipants ? ` of ${chat.maxParticipants}` : ''})</span>
                   </h2>
                   {canInvite(chat) && !dm && (
                     <button type="button" className="btn btn--small" onClick={() => setInviting(true)}>
@@ -108,6 +113,11 @@ export function ChatSettings({ slug }: { slug: string }) {
                     <MemberRow key={p.id} slug={slug} p={p} myRole={dm ? null : role} selfId={user?.id} onChanged={load} dm={dm} />
                   ))}
                 </ul>
+                {details.more && (
+                  <button type="button" className="btn btn--ghost" onClick={details.loadMore}>
+                    Show more participants ({participants.length} of {chat.participantCount})
+                  </button>
+                )}
               </section>
               {!dm && (manage || invites.length > 0) ? (
                 <section className="card" aria-labelledby="pending-title">

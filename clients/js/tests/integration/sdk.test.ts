@@ -294,6 +294,28 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     await assert.rejects(b.client.search('aardvark', { limit: 51 }), (err: ParleyError) => err.code === 'bad_request');
   });
 
+  it('members() pages through the participants with their presence; the sub reply counts who is online', async () => {
+    const a = probe({ token: ana.token });
+    const b = probe({ token: ben.token });
+    await Promise.all([a.client.connect(), b.client.connect()]);
+    const { chat } = await a.client.createChat({ title: 'Members', isPublic: true });
+    await b.client.joinChat(chat.slug);
+    const first = await a.client.members(chat.slug, { limit: 1 });
+    assert.equal(first.members.length, 1);
+    assert.equal(first.hasMore, true);
+    assert.equal(first.participantCount, 2);
+    const rest = await a.client.members(chat.slug, { after: first.members[0]!.id, limit: 1 });
+    assert.equal(rest.hasMore, false);
+    const all = await a.client.allMembers(chat.slug, 1);
+    assert.deepEqual(all.map((m) => m.id), [first.members[0]!.id, rest.members[0]!.id]);
+    assert.deepEqual(all.map((m) => m.username).sort(), [ana.user.username, ben.user.username].sort());
+    for (const m of all) assert.equal(m.state, 'online');
+    const sub = await a.client.subscribe(chat.slug);
+    assert.equal(sub.online, 2);
+    assert.equal(sub.presenceMore, false);
+    assert.equal(sub.presence.length, 2);
+  });
+
   it('server errors reject with a ParleyError; a refused send is failed and retry/discard work', async () => {
     const a = probe({ token: ana.token });
     const b = probe({ token: ben.token });

@@ -199,6 +199,17 @@ describe('request/reply', () => {
     ]);
   });
 
+  it('splits a batched presence (users) into one event per change', () => {
+    const { client, of } = makeClient();
+    client.connect();
+    const ws = serveConnection();
+    const a = { user: { id: 2, username: 'ben' }, state: 'online', lastSeen: 5 };
+    const b = { user: { id: 3, username: 'cal' }, state: 'away', lastSeen: 6 };
+    ws.push({ ev: 'presence', ...b, users: [a, b] });
+    ws.push({ ev: 'presence', ...a });
+    assert.deepEqual(of('presence'), [a, b, a]);
+  });
+
   it('emits read and chat.created as typed events (the server sends both to the user\'s own sockets)', () => {
     const { client } = makeClient();
     client.connect();

@@ -43,6 +43,8 @@ export function UserPresence({
   nameOf = displayName,
   onMessage,
   messageBusy = null,
+  onMore,
+  total,
 }: {
   entries: PresenceEntry[];
   activeUserIds?: Set<number>;
@@ -54,6 +56,10 @@ export function UserPresence({
   onMessage?: (u: User) => void;
   /** The username whose conversation is being opened. */
   messageBusy?: string | null;
+  /** A big chat: not every participant is loaded yet; this loads the next page. */
+  onMore?: () => void;
+  /** How many participants there are in all (shown when not all are loaded). */
+  total?: number;
 }) {
   const now = useNow();
   const sorted = [...entries].sort((a, b) => {
@@ -105,6 +111,11 @@ export function UserPresence({
           );
         })}
       </ul>
+      {onMore && (
+        <button type="button" className="btn btn--ghost presence-list__more" onClick={onMore}>
+          Show more people{total ? ` (${entries.length} of ${total})` : ''}
+        </button>
+      )}
     </section>
   );
 }
