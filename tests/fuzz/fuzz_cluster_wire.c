@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
   len = size - 1;
   if (cluster_wire_decode(chat, data, len, &m) != 0)
     return 0;
-  assert(strchr(chat ? "msq" : "ndxhFafPp", m.kind) != NULL && m.kind != 0);
+  assert(strchr(chat ? "mDsq" : "ndxhFafPp", m.kind) != NULL && m.kind != 0);
   check_inside(m.body, m.body_len, data, len);
   check_inside(m.ids_text, m.ids_len, data, len);
   assert(strlen(m.slug) <= STORE_SLUG_MAX && strlen(m.username) <= STORE_USERNAME_MAX);
@@ -42,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
     assert(strlen(m.node) == CLUSTER_NODE_ID_LEN);
   if (m.kind == 'm')
     assert(m.seq > 0 && m.member_gen >= 0);
+  if (m.kind == 'D')
+    assert(m.seq > 0 && m.offset >= 0 && m.member_gen >= 0);
   if (m.kind == 'x')
     assert(m.code >= 1000 && m.code <= 4999);
   if (m.kind == 'F')
