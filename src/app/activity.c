@@ -98,12 +98,49 @@ static json_t *activity_fields(const char *slug, json_t *full, int64_t unread, i
   return ev;
 }
 
+/* The event without its counts, encoded once per message: each group of recipients' frame is
+ * this text with its counts appended (issue 15: in a 1,000-member chat nearly every recipient has
+ * a count of their own, and building and encoding the whole event for each cost more than the
+ * store). NULL when out of memory; *len its length, the text ends with '}'. */
+static char *activity_base(const char *slug, json_t *full, int64_t last_activity, int64_t seq,
+                           size_t *len) {
+  json_t *msg = activity_preview(full);
+  char *text = proto_event("chat.activity",
+                           json_pack("{s:s, s:O, s:I, s:I}", "chat", slug, "lastMsg",
+                                     msg ? msg : json_null(), "lastActivity",
+                                     (json_int_t)last_activity, "seq", (json_int_t)seq),
+                           len);
+  json_decref(msg);
+  if (text && (*len < 2 || text[*len - 1] != '}')) {
+    free(text);
+    return NULL;
+  }
+  return text;
+}
+
+/* Sends base (of activity_base) with one group's counts to the n users in ids. */
+static void activity_send(struct app *a, const int64_t *ids, size_t n, const char *base,
+                          size_t len, const struct activity_row *row) {
+  char tail[96];
+  int t = snprintf(tail, sizeof tail, ",\"unread\":%lld,\"mentions\":%lld,\"mentioned\":%s}",
+                   (long long)row->unread, (long long)row->mentions,
+                   row->mentioned ? "true" : "false");
+  char *text = t > 0 && (size_t)t < sizeof tail ? malloc(len - 1 + (size_t)t) : NULL;
+  if (text == NULL)
+    return;
+  memcpy(text, base, len - 1);
+  memcpy(text + len - 1, tail, (size_t)t);
+  app__notify_users_json(a, ids, n, text, len - 1 + (size_t)t);
+  free(text);
+}
+
 static void on_activity_msg(struct store_req *req) {
   struct activity_ctx *ctx = req->ctx;
   struct app *a = ctx->a;
   struct activity_row *rows = NULL;
-  size_t n = req->out.n_member_ids, start = 0;
+  size_t n = req->out.n_member_ids, start = 0, base_len = 0;
   int64_t *ids = NULL;
+  char *base = NULL;
   int dm = 0;
 
   if (req->status) {
@@ -120,7 +157,8 @@ static void on_activity_msg(struct store_req *req) {
   }
   rows = malloc(n * sizeof *rows);
   ids = malloc(n * sizeof *ids);
-  if (rows == NULL || ids == NULL)
+  base = activity_base(req->in.slug, ctx->msg, ctx->last_activity, ctx->seq, &base_len);
+  if (rows == NULL || ids == NULL || base == NULL)
     goto done;
   for (size_t i = 0; i < n; i++) {
     rows[i].id = req->out.member_ids[i];
@@ -136,13 +174,11 @@ static void on_activity_msg(struct store_req *req) {
       continue;
     for (size_t k = start; k < i; k++)
       ids[k - start] = rows[k].id;
-    app__notify_users(a, ids, i - start, "chat.activity",
-                      activity_fields(req->in.slug, ctx->msg, rows[start].unread,
-                                      rows[start].mentions, rows[start].mentioned,
-                                      ctx->last_activity, ctx->seq));
+    activity_send(a, ids, i - start, base, base_len, &rows[start]);
     start = i;
   }
 done:
+  free(base);
   free(rows);
   free(ids);
   json_decref(ctx->msg);

@@ -42,9 +42,14 @@ void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *
   char *json = proto_event(ev, fields, &len);
   if (json == NULL)
     return;
+  app__notify_users_json(a, ids, n, json, len);
+  free(json);
+}
+
+void app__notify_users_json(struct app *a, const int64_t *ids, size_t n, const char *json,
+                            size_t len) {
   app__bus_publish_notify(a, ids, n, json, len);
   app__notify_here(a, ids, n, json, len);
-  free(json);
 }
 
 void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug) {

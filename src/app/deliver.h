@@ -17,6 +17,10 @@ void app__deliver_msg(struct app *a, const char *slug, const struct store_msg *m
  * node and on every other. The event fields' reference is stolen. */
 void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,
                        json_t *fields);
+/* As app__notify_users, for an event already encoded: json (len bytes, an object with "ev";
+ * borrowed). */
+void app__notify_users_json(struct app *a, const int64_t *ids, size_t n, const char *json,
+                            size_t len);
 /* Ends every subscription of user_id's sockets to the chat `slug`, on every node. */
 void app__drop_user_subs(struct app *a, int64_t user_id, const char *slug);
 /* Closes every socket of the session with that hash (logout), on every node. */

@@ -150,28 +150,20 @@ json_t *app__room_typing_json(struct app *a, struct room *r, json_t **others) {
   return users;
 }
 
+/* A chat object carries the first PARLEY_SUB_PRESENCE_MAX users with the chat open and how many
+ * there are, as the sub reply does (issue 15: a join storm's chat.join replies each carried every
+ * opener). */
 json_t *app__chat_json(struct app *a, const struct store_chat *c) {
   json_t *o = proto_chat_json(c);
-  json_object_set_new(o, "activeUsers", app__room_active_json(a, app__room_find(a, c->slug)));
+  app__room_active_set(a, app__room_find(a, c->slug), o);
   return o;
 }
 
-json_t *app__room_active_json(struct app *a, const struct room *r) {
-  json_t *users = json_array();
-  for (size_t i = 0; r && i < r->n_active; i++) {
-    json_t *u = app__user_json(a, r->active[i].user_id);
-    if (u)
-      json_array_append_new(users, u);
-  }
-  for (struct room_remote *rr = r ? r->remote : NULL; rr; rr = rr->next) {
-    size_t i;
-    json_t *u;
-    json_array_foreach(rr->active, i, u) {
-      if (!listed_id(users, json_integer_value(json_object_get(u, "id"))))
-        json_array_append(users, u);
-    }
-  }
-  return users;
+void app__room_active_set(struct app *a, const struct room *r, json_t *o) {
+  size_t n = 0;
+  json_t *users = app__room_active_json_max(a, r, (size_t)a->cfg.sub_presence_max, &n);
+  json_object_set_new(o, "activeUsers", users);
+  json_object_set_new(o, "activeCount", json_integer((json_int_t)n));
 }
 
 static int local_active(const struct room *r, int64_t id) {
@@ -418,9 +410,9 @@ void app__rooms_flush(struct app *a) {
           json_pack("{s:s, s:o, s:o}", "chat", r->slug, "users", users, "others", others));
     }
     if (what & ROOM_DIRTY_ACTIVE) {
-      room_broadcast(
-          r, "chat.active",
-          json_pack("{s:s, s:o}", "chat", r->slug, "activeUsers", app__room_active_json(a, r)));
+      json_t *ev = json_pack("{s:s}", "chat", r->slug);
+      app__room_active_set(a, r, ev); /* bounded: O(n) bytes per event, not O(n) users each */
+      room_broadcast(r, "chat.active", ev);
       r->active_sent = now;
     }
     if (what & ROOM_DIRTY_PUBLISH)

@@ -88,15 +88,17 @@ void app__room_mark(struct app *a, struct room *r, unsigned what);
 /* A subscription of user_id became authorized (counted) / ended. */
 void app__room_sub_added(struct app *a, struct room *r, int64_t user_id);
 void app__room_sub_removed(struct app *a, struct room *r, int64_t user_id);
-/* The typers (new reference; *others: how many more, a new reference) and activeUsers (new
- * reference) of a room; r NULL: nobody. */
+/* The typers of a room (new reference; *others: how many more, a new reference); r NULL:
+ * nobody. */
 json_t *app__room_typing_json(struct app *a, struct room *r, json_t **others);
-json_t *app__room_active_json(struct app *a, const struct room *r);
 /* The first `max` of a room's activeUsers (new reference); *total: how many there are (issue 15:
  * a sub reply carries a bounded list and the count). */
 json_t *app__room_active_json_max(struct app *a, const struct room *r, size_t max,
                                   size_t *total);
-/* A chat object for the wire with the live activeUsers of its room filled in. */
+/* Sets o's activeUsers (the first PARLEY_SUB_PRESENCE_MAX users with room r open; r NULL:
+ * nobody) and activeCount (how many have it open). o stays the caller's. */
+void app__room_active_set(struct app *a, const struct room *r, json_t *o);
+/* A chat object for the wire with the live activeUsers (bounded) and activeCount of its room. */
 json_t *app__chat_json(struct app *a, const struct store_chat *c);
 /* Sends the events of every dirty room (net's on_before_flush). */
 void app__rooms_flush(struct app *a);

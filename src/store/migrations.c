@@ -679,6 +679,57 @@ const struct store__migration store__migrations[] = {
      "  created_at BIGINT NOT NULL"
      ");"
      "CREATE INDEX bots_by_owner ON bots(owner_id, deleted);"},
+    {13, "issue 15: running tallies of text entries, so unread counts cost no scan of the backlog",
+     /* A text entry's tally is the number of text entries of its chat up to and including it,
+      * own_tally the number of them by its author; NULL on other kinds. Unread text of a user
+      * with read marker r is then (tally of the newest text) - (tally of the newest text at or
+      * below r) - (their own texts above r, by own_tally): a few index probes however long the
+      * backlog (chat.activity runs it for every participant on every message). Text entries are
+      * never removed or change kind (a delete marks the row), so tallies never go stale. Filled
+      * on insert by a trigger (every insert path: msg.send, replies, streams), and here for
+      * existing rows. The probes are covering index searches; kind is a column of both indexes
+      * (not only their condition) because SQLite's planner, without statistics, otherwise walks
+      * the primary key backwards over the whole chat looking for a text entry of the author. */
+     "ALTER TABLE messages ADD COLUMN tally INTEGER;"
+     "ALTER TABLE messages ADD COLUMN own_tally INTEGER;"
+     "UPDATE messages SET tally = w.t, own_tally = w.o FROM (SELECT chat_id AS c, seq AS s,"
+     " row_number() OVER (PARTITION BY chat_id ORDER BY seq) AS t,"
+     " row_number() OVER (PARTITION BY chat_id, author_id ORDER BY seq) AS o"
+     " FROM messages WHERE kind = 'text') w WHERE messages.chat_id = w.c AND messages.seq = w.s;"
+     "CREATE INDEX messages_by_author ON messages(chat_id, author_id, kind, seq, own_tally)"
+     " WHERE kind = 'text';"
+     "CREATE INDEX messages_tally ON messages(chat_id, kind, seq, tally) WHERE kind = 'text';"
+     "CREATE TRIGGER messages_tally AFTER INSERT ON messages WHEN NEW.kind = 'text' BEGIN"
+     "  UPDATE messages SET"
+     "   tally = coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = NEW.chat_id"
+     "    AND t.kind = 'text' AND t.seq < NEW.seq ORDER BY t.seq DESC LIMIT 1), 0) + 1,"
+     "   own_tally = coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = NEW.chat_id"
+     "    AND o.author_id = NEW.author_id AND o.kind = 'text' AND o.seq < NEW.seq"
+     "    ORDER BY o.seq DESC LIMIT 1), 0) + 1"
+     "  WHERE chat_id = NEW.chat_id AND seq = NEW.seq;"
+     "END;",
+     "ALTER TABLE messages ADD COLUMN tally BIGINT;"
+     "ALTER TABLE messages ADD COLUMN own_tally BIGINT;"
+     "UPDATE messages SET tally = w.t, own_tally = w.o FROM (SELECT chat_id AS c, seq AS s,"
+     " row_number() OVER (PARTITION BY chat_id ORDER BY seq) AS t,"
+     " row_number() OVER (PARTITION BY chat_id, author_id ORDER BY seq) AS o"
+     " FROM messages WHERE kind = 'text') w WHERE messages.chat_id = w.c AND messages.seq = w.s;"
+     "CREATE INDEX messages_by_author ON messages(chat_id, author_id, kind, seq, own_tally)"
+     " WHERE kind = 'text';"
+     "CREATE INDEX messages_tally ON messages(chat_id, kind, seq, tally) WHERE kind = 'text';"
+     /* The chat's row is locked by every insert path before it takes the next seq, so the
+      * newest text below NEW.seq is settled. */
+     "CREATE FUNCTION parley_msg_tally() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN"
+     "  NEW.tally := coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = NEW.chat_id"
+     "   AND t.kind = 'text' AND t.seq < NEW.seq ORDER BY t.seq DESC LIMIT 1), 0) + 1;"
+     "  NEW.own_tally := coalesce((SELECT o.own_tally FROM messages o"
+     "   WHERE o.chat_id = NEW.chat_id AND o.author_id = NEW.author_id AND o.kind = 'text'"
+     "   AND o.seq < NEW.seq ORDER BY o.seq DESC LIMIT 1), 0) + 1;"
+     "  RETURN NEW;"
+     " END $$;"
+     "CREATE TRIGGER messages_tally BEFORE INSERT ON messages FOR EACH ROW"
+     " WHEN (NEW.kind = 'text') EXECUTE PROCEDURE parley_msg_tally();"},
 };
 
 const size_t store__migrations_count =

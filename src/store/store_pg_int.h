@@ -185,9 +185,8 @@
 
 /* Issue 18 (store_pg_live.c), as SQLite's SQ_LIVE_STATEMENTS. */
 #define PG_LIVE_STATEMENTS(X)                                                                      \
-  X(READERS, "SELECT p.user_id, (SELECT count(*) FROM (SELECT 1 FROM messages m"                \
-             " WHERE m.chat_id = p.chat_id AND m.kind = 'text' AND m.seq > coalesce(r.seq, 0)"  \
-             " AND m.author_id <> p.user_id LIMIT 1000) u),"                                    \
+  X(READERS, "SELECT p.user_id, LEAST(1000, GREATEST(0, "                                             \
+             STORE_SQL_UNREAD("p.chat_id", "p.user_id", "coalesce(r.seq, 0)", "$1") ")),"            \
              " (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm"                         \
              "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
              "  AND mm.seq > coalesce(r.seq, 0) LIMIT 1000) x) FROM participants p"               \

@@ -18,6 +18,7 @@
 
 #include "common/error.h"
 #include "store/store_rules.h"
+#include "store/store_sql.h"
 
 #define MSG__COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define MSG__NULL STORE_S(NULL)
@@ -801,8 +802,7 @@ static int msg__chat_list(const struct store_prims *p, void *be, struct store_re
   static const char counts[] =
       "SELECT p.chat_id,"
       " (SELECT max(m.seq) FROM messages m WHERE m.chat_id = p.chat_id AND m.kind = 'text'),"
-      " (SELECT count(*) FROM messages m WHERE m.chat_id = p.chat_id AND m.kind = 'text'"
-      "   AND m.seq > coalesce(r.seq, 0) AND m.author_id <> $1),"
+      " " STORE_SQL_UNREAD("p.chat_id", "$1", "coalesce(r.seq, 0)", "p.chat_id") ","
       " (SELECT count(*) FROM message_mentions mm WHERE mm.chat_id = p.chat_id"
       "   AND mm.user_id = $1 AND mm.seq > coalesce(r.seq, 0))"
       " FROM participants p"

@@ -54,4 +54,20 @@
 #define STORE_SQL_PG_SEARCH_DOC(b)                                                                 \
   "to_tsvector('simple'::regconfig, translate(" b ", E'\\x02\\x03', ''))"
 
+/* Unread text of user u in chat c with read marker r (SQL expressions), by the running tallies
+ * of migration 13: the text entries after r less u's own among them. A few index probes however
+ * long the backlog; exact, like count(*) over the rows it replaces. Both dialects. `lc` is c
+ * again, or a parameter holding the same chat id: then the chat's newest tally is an
+ * uncorrelated subquery, read once per statement instead of once per participant. */
+#define STORE_SQL_UNREAD(c, u, r, lc)                                                              \
+  "(coalesce((SELECT l.tally FROM messages l WHERE l.chat_id = " lc " AND l.kind = 'text'"        \
+  " ORDER BY l.seq DESC LIMIT 1), 0)"                                                              \
+  " - coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = " c " AND t.kind = 'text'"       \
+  " AND t.seq <= " r " ORDER BY t.seq DESC LIMIT 1), 0)"                                           \
+  " - coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = " c                          \
+  " AND o.author_id = " u " AND o.kind = 'text' ORDER BY o.seq DESC LIMIT 1), 0)"                  \
+  " + coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = " c                          \
+  " AND o.author_id = " u " AND o.kind = 'text' AND o.seq <= " r                                  \
+  " ORDER BY o.seq DESC LIMIT 1), 0))"
+
 #endif

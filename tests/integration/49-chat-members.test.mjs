@@ -69,6 +69,35 @@ describe('sub presence and chat.members', () => {
     );
   });
 
+  // chat.active carried every user with the chat open: in a join storm of N users that was O(N^2)
+  // bytes (issue 15). Now the event and every chat object are bounded like the sub reply.
+  test('chat.active and chat objects carry at most the cap of activeUsers, with activeCount', async () => {
+    const accounts = await signupMany(srv, ['act', 'act', 'act', 'act', 'act']);
+    const socks = await Promise.all(accounts.map((u) => connect(srv, { token: u.token })));
+    open.push(...socks);
+    const [first, ...rest] = socks;
+    const { chat } = await first.ok('chat.create', { title: 'active', isPublic: true });
+    for (const c of rest) await c.ok('chat.join', { chat: chat.slug });
+    await first.ok('sub', { chat: chat.slug });
+    for (const c of rest) await c.ok('sub', { chat: chat.slug });
+    const full = await first.waitFor((e) => e.ev === 'chat.active' && e.chat === chat.slug && e.activeCount === 5);
+    assert.equal(full.activeUsers.length, CAP);
+    const names = new Set(socks.map((c) => c.user.username));
+    for (const u of full.activeUsers) assert.ok(names.has(u.username), `${u.username} has the chat open`);
+    const got = await first.ok('chat.get', { chat: chat.slug });
+    assert.equal(got.chat.activeCount, 5);
+    assert.equal(got.chat.activeUsers.length, CAP);
+
+    const from = first.events.length;
+    for (const c of rest.slice(0, 3)) await c.ok('unsub', { chat: chat.slug });
+    const fewer = await first.waitFor((e) => e.ev === 'chat.active' && e.chat === chat.slug && e.activeCount === 2, { from });
+    assert.deepEqual(
+      fewer.activeUsers.map((u) => u.username).sort(),
+      [first, rest[3]].map((c) => c.user.username).sort(),
+      'below the cap the list is everyone',
+    );
+  });
+
   test('chat.members pages through every participant by user id, with role and presence', async () => {
     const seen = [];
     let afterId;

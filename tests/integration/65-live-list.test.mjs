@@ -115,6 +115,45 @@ describe('chat.activity', () => {
     assert.equal((await listed(ben2)).mentions, 0);
   });
 
+  // The counts come from running tallies of text entries (migration 13), not from counting the
+  // backlog: they must agree with counting, whatever entries lie between and wherever the marker
+  // points (a text message, a reaction, an edit), in chat.activity and chat.list alike.
+  test('unread counts text by others after the marker, across reactions, edits and own messages', async () => {
+    const [ana, ben, cy] = await signupMany(srv, ['ana', 'ben', 'cy']);
+    const a = await conn(ana);
+    const b = await conn(ben);
+    const c = await conn(cy);
+    const chat = await makeChat(a, { title: 'Tallies', join: [b, c] });
+    const listed = async (s) => (await s.ok('chat.list')).chats.find((x) => x.slug === chat);
+    const send = async (s, body) => (await s.ok('msg.send', { chat, body })).msg;
+    const unreadOf = async (s, body) => (await s.waitFor(activityOf(chat, body))).unread;
+
+    const m1 = await send(a, 'm1');
+    await send(c, 'm2');
+    const m3 = await send(a, 'm3');
+    assert.equal(await unreadOf(b, 'm3'), 3);
+    // A reaction and an edit are entries of the sequence, not unread messages.
+    const react = await b.ok('react', { chat, seq: m1.seq, emoji: '👍', on: true });
+    await a.ok('msg.edit', { chat, seq: m1.seq, body: 'm1!' });
+    await send(c, 'm4');
+    assert.equal(await unreadOf(b, 'm4'), 4, 'reacting did not read anything');
+    assert.equal(await unreadOf(a, 'm4'), 1, 'Ana read up to m3 by sending it: m4');
+    // The marker on a reaction entry: the text before it is read, the text after it is not.
+    await b.ok('read', { chat, seq: react.msg.seq });
+    await send(a, 'm5');
+    assert.equal(await unreadOf(b, 'm5'), 2);
+    assert.equal((await listed(b)).unread, 2, 'chat.list counts the same');
+    // Ben writes: his own message is read by him, and his marker moves past m4 and m5.
+    await send(b, 'm6');
+    assert.equal(await unreadOf(b, 'm6'), 0);
+    assert.equal(await unreadOf(c, 'm6'), 2, 'Cy read up to m4 by sending it: m5 and m6');
+    await send(c, 'm7');
+    assert.equal(await unreadOf(b, 'm7'), 1);
+    assert.equal(await unreadOf(a, 'm7'), 2, 'Ana read up to m5: m6 and m7');
+    assert.equal((await listed(a)).unread, 2);
+    assert.equal((await listed(c)).unread, 0);
+  });
+
   test('a user in many chats gets one event per message without any subscription', async () => {
     const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
     const a = await conn(ana);

@@ -261,6 +261,77 @@ static void test_migration_2_upgrades_a_v1_database(void **state) {
                    6);
 }
 
+/* Unread text of each participant of chat 1 (chat.activity's readers), ana's then ben's. */
+static void readers_of(struct fx *f, int64_t *ana_unread, int64_t *ben_unread) {
+  struct store_req *r = new_req(STORE_CHAT_ACTIVITY, 0, "old");
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.n_member_ids, 2);
+  for (size_t i = 0; i < r->out.n_member_ids; i++)
+    *(r->out.member_ids[i] == 1 ? ana_unread : ben_unread) = r->out.member_reads[i];
+  store_req_free(r);
+}
+
+/* A database of migration 12 with messages gets the running tallies of migration 13 for its
+ * existing text entries (not for notices), and unread counts that agree with counting. */
+static void test_migration_13_tallies_existing_messages(void **state) {
+  struct fx *f = *state;
+  struct store_req *r;
+  int64_t ana = -1, ben = -1;
+  size_t len = 1;
+  char *sql;
+  for (int i = 0; i < 12; i++)
+    len += strlen(f->pg ? store__migrations[i].postgres : store__migrations[i].sqlite) + 128;
+  sql = calloc(1, len + 256);
+  assert_non_null(sql);
+  strcpy(sql, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY,"
+              " description TEXT NOT NULL, applied_at BIGINT NOT NULL);");
+  for (int i = 0; i < 12; i++) {
+    char row[96];
+    assert_int_equal(store__migrations[i].version, i + 1);
+    strcat(sql, f->pg ? store__migrations[i].postgres : store__migrations[i].sqlite);
+    snprintf(row, sizeof row, ";INSERT INTO schema_version VALUES (%d, 'v', 0);", i + 1);
+    strcat(sql, row);
+  }
+  assert_int_equal(fx_sql_exec(f, sql), 0);
+  free(sql);
+  /* 1 text by ana, 2 a notice, 3 text by ben, 4 text by ana, 5 text by ben; ben read up to 3. */
+  assert_int_equal(fx_sql_exec(f, "INSERT INTO users(id, username, display_name, pwhash,"
+                                  " created_at) VALUES (1, 'ana', 'Ana', 'h', 5), (2, 'ben', 'Ben',"
+                                  " 'h', 5);"
+                                  "INSERT INTO chats(id, slug, title, owner_id, created_at,"
+                                  " last_activity, last_seq) VALUES (1, 'old', 'Old', 1, 5, 5, 5);"
+                                  "INSERT INTO participants(chat_id, user_id, role, joined_at)"
+                                  " VALUES (1, 1, 'owner', 5), (1, 2, 'member', 5);"
+                                  "INSERT INTO messages(chat_id, seq, author_id, body, created_at,"
+                                  " kind) VALUES (1, 1, 1, 'a', 5, 'text'), (1, 2, 1, '', 5,"
+                                  " 'notice'), (1, 3, 2, 'b', 5, 'text'), (1, 4, 1, 'c', 5, 'text'),"
+                                  " (1, 5, 2, 'd', 5, 'text');"
+                                  "INSERT INTO read_markers VALUES (1, 2, 3, 5);"),
+                   0);
+
+  assert_int_equal(store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL, 0), 0);
+  assert_int_equal(db_int(f, "SELECT max(version) FROM schema_version"),
+                   (int)store__migrations_count);
+  assert_int_equal(db_int(f, "SELECT sum(tally * 10 + own_tally) FROM messages"),
+                   11 + 21 + 32 + 42);
+  assert_int_equal(db_int(f, "SELECT count(*) FROM messages WHERE tally IS NULL"), 1);
+  readers_of(f, &ana, &ben);
+  assert_int_equal(ana, 2); /* 3 and 5, by ben */
+  assert_int_equal(ben, 1); /* 4; 5 is his own */
+
+  /* A new message takes the next tallies, from the insert trigger. */
+  r = new_req(STORE_MSG_APPEND, 1, "old");
+  r->in.body = strdup("e");
+  r->in.now = NOW;
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.msg.seq, 6);
+  store_req_free(r);
+  assert_int_equal(db_int(f, "SELECT tally * 10 + own_tally FROM messages WHERE seq = 6"), 53);
+  readers_of(f, &ana, &ben);
+  assert_int_equal(ana, 0); /* her send moved her marker */
+  assert_int_equal(ben, 2); /* 4 and 6 */
+}
+
 /* The partial UNIQUE index allows one pending invitation per (chat, invitee), any number of
  * settled ones. */
 static void test_one_pending_invitation_per_invitee(void **state) {
@@ -1548,6 +1619,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_migration_2_upgrades_a_v1_database, fx_setup_closed,
                                       fx_teardown),
+      cmocka_unit_test_setup_teardown(test_migration_13_tallies_existing_messages,
+                                      fx_setup_closed, fx_teardown),
       cmocka_unit_test_setup_teardown(test_one_pending_invitation_per_invitee, fx_setup,
                                       fx_teardown),
       cmocka_unit_test_setup_teardown(test_chat_update, fx_setup, fx_teardown),

@@ -41,8 +41,10 @@ export interface Chat {
   lastSeq: number;
   participantCount: number;
   role?: Role | null;
-  /** Users with the chat open now. */
+  /** Users with the chat open now: the first ones (at most 100 by default, PARLEY_SUB_PRESENCE_MAX). */
   activeUsers: User[];
+  /** How many users have the chat open (activeUsers may hold only the first of them). */
+  activeCount?: number;
   /**
    * Whether the caller may invite, when the server says so. Not sent by the server yet: read it
    * through canInvite() (rules.ts), which falls back to the documented invitePolicy rule.
@@ -619,7 +621,10 @@ export interface TypingEvent {
 export type PresenceEvent = Presence;
 export interface ChatActiveEvent {
   chat: string;
+  /** The first users with the chat open (at most 100 by default, PARLEY_SUB_PRESENCE_MAX). */
   activeUsers: User[];
+  /** How many have it open. */
+  activeCount: number;
 }
 /** To the creator's sockets (the creating one included): other tabs add the chat to their list. */
 export interface ChatCreatedEvent {

@@ -50,6 +50,8 @@ interface State {
   presence: Record<number, Presence>; // by user id
   typing: { users: User[]; others: number };
   activeUsers: User[];
+  /** How many have the chat open: activeUsers is only the first ones in a big chat. */
+  activeCount: number;
   pending: PendingSend[];
   removedBy: User | null;
   anchor: number | null; // opened at this seq: the list may stop short of the newest message
@@ -74,7 +76,7 @@ type Action =
   | { type: 'presence'; p: Presence }
   | { type: 'participants'; participants: Participant[] }
   | { type: 'typing'; users: User[]; others: number }
-  | { type: 'active'; users: User[] }
+  | { type: 'active'; users: User[]; count: number }
   | { type: 'pending'; pending: PendingSend[] }
   | { type: 'error'; error: ProtoError }
   | { type: 'subError'; error: ProtoError }
@@ -98,6 +100,7 @@ function initial(slug: string, anchor: number | null = null): State {
     presence: {},
     typing: { users: [], others: 0 },
     activeUsers: [],
+    activeCount: 0,
     pending: [],
     removedBy: null,
   };
@@ -182,6 +185,7 @@ function reducer(s: State, a: Action): State {
         presence: presenceMap(r.presence, s.presence),
         typing: { users: (r.typing || []).filter((u) => u.id !== a.selfId), others: r.typingOthers || 0 },
         activeUsers: r.activeUsers || s.activeUsers,
+        activeCount: r.activeCount ?? r.activeUsers?.length ?? s.activeCount,
       };
     }
     case 'msgs': {
@@ -235,7 +239,7 @@ function reducer(s: State, a: Action): State {
     case 'typing':
       return { ...s, typing: { users: a.users, others: a.others } };
     case 'active':
-      return { ...s, activeUsers: a.users };
+      return { ...s, activeUsers: a.users, activeCount: a.count };
     case 'pending':
       return { ...s, pending: a.pending };
     case 'error':
@@ -261,6 +265,8 @@ export interface RealtimeChat {
   typingUsers: User[];
   typingOthers: number;
   activeUsers: User[];
+  /** How many have the chat open: activeUsers is only the first ones in a big chat. */
+  activeCount: number;
   connectionState: ConnState;
   hasMore: boolean;
   historyLoaded: boolean;
@@ -362,7 +368,7 @@ export function useRealtimeChat(slug: string, around?: number): RealtimeChat {
       }),
       rt.on('presence', (e) => dispatch({ type: 'presence', p: e })),
       rt.on('chat.active', (e) => {
-        if (e.chat === slug) dispatch({ type: 'active', users: e.activeUsers });
+        if (e.chat === slug) dispatch({ type: 'active', users: e.activeUsers, count: e.activeCount ?? e.activeUsers.length });
       }),
       // The joiner's presence rides on the event (useChatDetails reloads the participants).
       rt.on('participant.joined', (e) => {
@@ -508,6 +514,7 @@ export function useRealtimeChat(slug: string, around?: number): RealtimeChat {
     typingUsers: s.typing.users,
     typingOthers: s.typing.others,
     activeUsers: s.activeUsers,
+    activeCount: s.activeCount,
     connectionState,
     hasMore: s.hasMore,
     historyLoaded: s.historyLoaded,

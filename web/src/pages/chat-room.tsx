@@ -240,6 +240,8 @@ function Room({ slug, around, onJoined }: { slug: string; around?: number; onJoi
   };
   const onlineCount = entries.filter((e) => e.presence && e.presence.state !== 'offline').length;
   const hereOthers = rc.activeUsers.filter((u) => u.id !== user?.id);
+  // In a big chat activeUsers is only the first ones; activeCount counts everyone, us included.
+  const hereCount = rc.activeCount > rc.activeUsers.length ? rc.activeCount - 1 : hereOthers.length;
 
   const blocked = rc.status === 'error' || rc.status === 'visitor';
   // Removed earlier (seen live, kept in localStorage): said at once, instead of a Join that fails
@@ -275,10 +277,10 @@ function Room({ slug, around, onJoined }: { slug: string; around?: number; onJoi
                   </span>
                   {' · '}
                   {onlineCount} online
-                  {hereOthers.length > 0 && (
+                  {hereCount > 0 && (
                     <span data-testid="room-here">
                       {' · '}
-                      {hereOthers.length === 1 ? `${nameOf(hereOthers[0])} is here` : `${hereOthers.length} others here`}
+                      {hereCount === 1 && hereOthers.length === 1 ? `${nameOf(hereOthers[0])} is here` : `${hereCount} others here`}
                     </span>
                   )}
                 </>
