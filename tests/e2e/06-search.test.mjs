@@ -127,7 +127,14 @@ describe('search and the quick switcher', () => {
       await shot(ben.page, `${size}-search-opened.png`);
       // Newer messages by pages, without a hole, until the newest.
       const newer = ben.page.getByRole('button', { name: 'Load newer messages' });
-      while (await newer.count()) await newer.click();
+      // One page at a time: the button stays while a page is in flight, and a second click on it
+      // could land after the last page removed it (click then waits for a button that never comes).
+      const lastShown = () => ben.page.getByTestId('message').evaluateAll((els) => Number(els.at(-1)?.dataset.seq));
+      while (await newer.count()) {
+        const before = await lastShown();
+        await newer.click();
+        await until(async () => (await newer.count()) === 0 || (await lastShown()) > before, { message: 'a page of newer messages' });
+      }
       await until(async () => {
         const all = await ben.page.getByTestId('message').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
         return all.at(-1) === newest && all.every((s, i) => i === 0 || s === all[i - 1] + 1);

@@ -13,6 +13,9 @@
 #include <unistr.h>
 
 #include "common/error.h"
+#include "core/search_query.h"
+#include "core/stream.h"
+#include "core/text.h"
 #include "proto/proto.h"
 
 /* Required and optional fields per op, written out again from docs/protocol.md rather than
@@ -24,10 +27,10 @@ static const struct {
     [PROTO_OP_AUTH] = {F(TOKEN), 0},
     [PROTO_OP_PING] = {0, 0},
     [PROTO_OP_CHAT_CREATE] = {F(TITLE), F(IS_PUBLIC) | F(MAX_PARTICIPANTS) | F(SLUG)},
-    [PROTO_OP_CHAT_GET] = {F(CHAT), 0},
+    [PROTO_OP_CHAT_GET] = {F(CHAT), F(LIMIT)},
     [PROTO_OP_CHAT_LIST] = {0, 0},
     [PROTO_OP_CHAT_JOIN] = {F(CHAT), 0},
-    [PROTO_OP_MSG_SEND] = {F(CHAT) | F(BODY), F(CLIENT_MSG_ID)},
+    [PROTO_OP_MSG_SEND] = {F(CHAT) | F(BODY), F(CLIENT_MSG_ID) | F(REPLY_TO)},
     [PROTO_OP_MSG_HISTORY] = {F(CHAT), F(BEFORE) | F(LIMIT)},
     [PROTO_OP_SUB] = {F(CHAT), F(SINCE)},
     [PROTO_OP_UNSUB] = {F(CHAT), 0},
@@ -45,8 +48,22 @@ static const struct {
     [PROTO_OP_INVITE_LIST] = {0, 0},
     [PROTO_OP_TYPING] = {F(CHAT) | F(ON), 0},
     [PROTO_OP_PRESENCE] = {F(STATE), 0},
+    [PROTO_OP_DM_OPEN] = {F(USER), 0},
+    [PROTO_OP_MSG_EDIT] = {F(CHAT) | F(SEQ) | F(BODY), 0},
+    [PROTO_OP_MSG_DELETE] = {F(CHAT) | F(SEQ), 0},
+    [PROTO_OP_REACT] = {F(CHAT) | F(SEQ) | F(EMOJI) | F(ON), 0},
+    [PROTO_OP_CHAT_NOTIFY] = {F(CHAT) | F(LEVEL), 0},
+    [PROTO_OP_CHAT_BROWSE] = {0, F(Q) | F(BEFORE) | F(CHAT) | F(LIMIT)},
+    [PROTO_OP_ME_UPDATE] = {F(DISPLAY_NAME), 0},
+    [PROTO_OP_MSG_SEARCH] = {F(SEARCH_Q), F(CHAT) | F(BEFORE) | F(LIMIT)},
+    [PROTO_OP_STREAM_START] = {F(CHAT), F(CLIENT_MSG_ID) | F(REPLY_TO)},
+    [PROTO_OP_STREAM_APPEND] = {F(CHAT) | F(SEQ) | F(DELTA) | F(OFFSET), 0},
+    [PROTO_OP_STREAM_END] = {F(CHAT) | F(SEQ), F(STATE)},
+    [PROTO_OP_CHAT_MEMBERS] = {F(CHAT), F(AFTER) | F(LIMIT)},
 };
 #undef F
+/* A new op needs its row above (a missing row reads as "no fields allowed"). */
+_Static_assert(PROTO_OP__COUNT == PROTO_OP_CHAT_MEMBERS + 1, "fuzz_proto: add the new op to spec");
 
 static void check_str(const struct proto_req *r, enum proto_field f, const char *s, size_t min,
                       size_t max) {
@@ -56,7 +73,7 @@ static void check_str(const struct proto_req *r, enum proto_field f, const char 
   assert(s != NULL);
   n = strlen(s);
   assert(u8_check((const uint8_t *)s, n) == NULL);
-  if (f == PROTO_F_TITLE)
+  if (f == PROTO_F_TITLE || f == PROTO_F_DISPLAY_NAME)
     n = u8_mbsnlen((const uint8_t *)s, n);
   assert(n >= min && n <= max);
 }
@@ -85,6 +102,11 @@ static void check_ok(const struct proto_req *r) {
   check_str(r, PROTO_F_INVITE_POLICY, r->invite_policy, 1, 16);
   check_str(r, PROTO_F_Q, r->q, 1, 64);
   check_str(r, PROTO_F_STATE, r->state, 1, 16);
+  check_str(r, PROTO_F_SEARCH_Q, r->q, 1, SEARCH_QUERY_MAX);
+  check_str(r, PROTO_F_EMOJI, r->emoji, 1, 32);
+  check_str(r, PROTO_F_LEVEL, r->level, 1, 16);
+  check_str(r, PROTO_F_DISPLAY_NAME, r->display_name, 1, TEXT_DISPLAY_NAME_MAX);
+  check_str(r, PROTO_F_DELTA, r->delta, 1, STREAM_DELTA_MAX);
   if (PROTO_HAS(r, PROTO_F_MAX_PARTICIPANTS) && r->max_participants != 0)
     check_int(r, PROTO_F_MAX_PARTICIPANTS, r->max_participants, 2, 10000);
   check_int(r, PROTO_F_BEFORE, r->before, 1, INT64_C(1) << 53);
@@ -93,6 +115,9 @@ static void check_ok(const struct proto_req *r) {
   check_int(r, PROTO_F_LIMIT, r->limit, 1, PROTO_HISTORY_MAX);
   check_int(r, PROTO_F_TTL, r->ttl, 1, 30 * 24 * 3600);
   check_int(r, PROTO_F_INVITATION, r->invitation, 1, INT64_C(1) << 53);
+  check_int(r, PROTO_F_REPLY_TO, r->reply_to, 1, INT64_C(1) << 53);
+  check_int(r, PROTO_F_OFFSET, r->offset, 0, STREAM_BODY_MAX);
+  check_int(r, PROTO_F_AFTER, r->after, 0, INT64_C(1) << 53);
   if (PROTO_HAS(r, PROTO_F_IS_PUBLIC))
     assert(r->is_public == 0 || r->is_public == 1);
   if (PROTO_HAS(r, PROTO_F_ON))
