@@ -136,8 +136,9 @@ static const struct cfg_entry cfg_table[] = {
     {"PARLEY_PRESENCE_BURST", CFG_DOUBLE, FS(presence_burst), "10", 0, 0, NULL, NULL,
      "presence reports at once per user", NULL},
     {"PARLEY_SUB_PRESENCE_MAX", CFG_INT, FS(sub_presence_max), "100", 1, 10000, NULL, NULL,
-     "presences and activeUsers in a `sub` reply: the first participants not offline (`chat.members` pages the "
-     "rest)", NULL},
+     "presences and activeUsers in a `sub` reply (activeUsers in `chat.active` events and chat objects "
+     "too): the first participants not offline (`chat.members` pages the rest)",
+     NULL},
     {"PARLEY_MAX_CONNS_PER_USER", CFG_INT, FS(max_conns_per_user), "20", 1, 100000, NULL, NULL,
      "sockets per user (close 4029)", NULL},
     {"PARLEY_PRESENCE_GRACE_MS", CFG_I64, FS(presence_grace_ms), "10000", 0, MS_HOUR, NULL, NULL,
