@@ -115,6 +115,23 @@ describe('chat.activity', () => {
     assert.equal((await listed(ben2)).mentions, 0);
   });
 
+  // In a DM every message is for the peer: `mentioned` is true for them without an @, so a
+  // "mentions" notification level still hears it (docs/protocol.md, chat.activity).
+  test('a DM: every message is mentioned for the peer, not for the author', async () => {
+    const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
+    const a = await conn(ana);
+    const b = await conn(ben);
+    const chat = (await a.ok('dm.open', { user: ben.user.username })).chat.slug;
+    const sent = await a.ok('msg.send', { chat, body: 'lunch?' });
+    const e = await b.waitFor(activity(chat, sent.msg.seq));
+    assert.deepEqual([e.unread, e.mentions, e.mentioned], [1, 0, true]);
+    assert.equal((await a.waitFor(activity(chat, sent.msg.seq))).mentioned, true);
+    // A group chat's plain message is mentioned for nobody.
+    const group = await makeChat(a, { title: 'Not a DM', join: [b] });
+    const plain = await a.ok('msg.send', { chat: group, body: 'lunch?' });
+    assert.equal((await b.waitFor(activity(group, plain.msg.seq))).mentioned, false);
+  });
+
   // The counts come from running tallies of text entries (migration 13), not from counting the
   // backlog: they must agree with counting, whatever entries lie between and wherever the marker
   // points (a text message, a reaction, an edit), in chat.activity and chat.list alike.
