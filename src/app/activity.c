@@ -134,29 +134,37 @@ static void activity_send(struct app *a, const int64_t *ids, size_t n, const cha
   free(text);
 }
 
-/* Sends message `msg` (borrowed) of chat `slug` as the newest of every reader's list: the n
- * participants ids[i] with their counts reads[i] and ments[i] (all borrowed, read right after
- * the message). */
-static void activity_fan_out(struct app *a, const char *slug, int dm, json_t *msg, int64_t seq,
-                             int64_t last_activity, const int64_t *mids, const int64_t *reads,
-                             const int64_t *ments, size_t n) {
+static void on_activity_msg(struct store_req *req) {
+  struct activity_ctx *ctx = req->ctx;
+  struct app *a = ctx->a;
   struct activity_row *rows = NULL;
-  size_t start = 0, base_len = 0;
+  size_t n = req->out.n_member_ids, start = 0, base_len = 0;
   int64_t *ids = NULL;
   char *base = NULL;
+  int dm = 0;
 
+  if (req->status) {
+    log_warn("chat.activity of %s: %s", req->in.slug, parley_strerror(req->status));
+    goto done;
+  }
   if (n == 0)
-    return;
+    goto done;
+  {
+    json_t *chat = proto_chat_json(&req->out.chat);
+    const char *kind = json_string_value(json_object_get(chat, "kind"));
+    dm = kind && strcmp(kind, "dm") == 0; /* issue 17's DMs: every entry is for the peer */
+    json_decref(chat);
+  }
   rows = malloc(n * sizeof *rows);
   ids = malloc(n * sizeof *ids);
-  base = activity_base(slug, msg, last_activity, seq, &base_len);
+  base = activity_base(req->in.slug, ctx->msg, ctx->last_activity, ctx->seq, &base_len);
   if (rows == NULL || ids == NULL || base == NULL)
     goto done;
   for (size_t i = 0; i < n; i++) {
-    rows[i].id = mids[i];
-    rows[i].unread = reads[i];
-    rows[i].mentions = ments[i];
-    rows[i].mentioned = dm || activity_mentions(msg, rows[i].id);
+    rows[i].id = req->out.member_ids[i];
+    rows[i].unread = req->out.member_reads[i];
+    rows[i].mentions = req->out.member_mentions[i];
+    rows[i].mentioned = dm || activity_mentions(ctx->msg, rows[i].id);
   }
   /* Recipients with the same counts share one encoded event. */
   qsort(rows, n, sizeof *rows, activity_row_cmp);
@@ -173,17 +181,6 @@ done:
   free(base);
   free(rows);
   free(ids);
-}
-
-static void on_activity_msg(struct store_req *req) {
-  struct activity_ctx *ctx = req->ctx;
-
-  if (req->status)
-    log_warn("chat.activity of %s: %s", req->in.slug, parley_strerror(req->status));
-  else
-    activity_fan_out(ctx->a, req->in.slug, req->out.chat.is_dm, ctx->msg, ctx->seq,
-                     ctx->last_activity, req->out.member_ids, req->out.member_reads,
-                     req->out.member_mentions, req->out.n_member_ids);
   json_decref(ctx->msg);
   free(ctx);
   store_req_free(req);
@@ -229,20 +226,8 @@ void app__activity_msg_at(struct app *a, const char *slug, const struct store_ms
   activity_submit(a, slug, 0, ctx, on_activity_msg);
 }
 
-void app__activity_entry(struct app *a, const struct store_req *sreq, const struct store_msg *m,
-                         int64_t seq, int64_t last_activity) {
-  const char *slug = sreq->out.chat.slug;
-  json_t *msg;
-  if (!sreq->out.readers) {
-    app__activity_msg_at(a, slug, m, seq, last_activity);
-    return;
-  }
-  msg = proto_msg_json(m, slug);
-  if (msg && activity_counts(msg))
-    activity_fan_out(a, slug, sreq->out.chat.is_dm, msg, seq, last_activity,
-                     sreq->out.member_ids, sreq->out.member_reads, sreq->out.member_mentions,
-                     sreq->out.n_member_ids);
-  json_decref(msg);
+void app__activity_msg(struct app *a, const char *slug, const struct store_msg *m) {
+  app__activity_msg_at(a, slug, m, m->seq, m->created_at);
 }
 
 static void on_activity_read(struct store_req *req) {

@@ -12,16 +12,13 @@
 #include "app/clients.h"
 
 /* Message m (borrowed) of chat `slug` was committed: reads the participants' read markers (one
- * store request for all of them) and sends each their chat.activity, on every node, with m shown
- * as the newest message while the chat's newest entry is `seq`, at `last_activity` (issue 19: a
- * stream that ended is still the list's message, its end entry the newest seq). */
+ * store request for all of them) and sends each their chat.activity, on every node. */
+void app__activity_msg(struct app *a, const char *slug, const struct store_msg *m);
+/* The same with m shown as the newest message while the chat's newest entry is `seq`, at
+ * `last_activity` (issue 19: a stream that ended is still the list's message, its end entry the
+ * newest seq). */
 void app__activity_msg_at(struct app *a, const char *slug, const struct store_msg *m, int64_t seq,
                           int64_t last_activity);
-/* The same for the entry a send, a stream's start or its end (sreq, borrowed) committed: with
- * sreq->out.readers (a backend that read the counts in the same transaction, SQLite) the events
- * go out now, in the turn of the message itself; otherwise as app__activity_msg_at. */
-void app__activity_entry(struct app *a, const struct store_req *sreq, const struct store_msg *m,
-                         int64_t seq, int64_t last_activity);
 /* user_id's read marker of chat `slug` moved: their sockets get the new counts. */
 void app__activity_read(struct app *a, int64_t user_id, const char *slug);
 /* Sends the event (fields' reference stolen) to every socket of cl's user but cl, on every

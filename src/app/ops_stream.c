@@ -44,7 +44,7 @@ static void on_stream_start(struct store_req *sreq) {
       app__room_mark(a, r, ROOM_DIRTY_TYPING);
     app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
     app__metrics_fanned_out(a, ctx->recv_ns);
-    app__activity_entry(a, sreq, &sreq->out.msg, sreq->out.msg.seq, sreq->out.msg.created_at);
+    app__activity_msg(a, sreq->out.chat.slug, &sreq->out.msg);
   }
   if (app__op_failed(sreq))
     goto done;
@@ -139,7 +139,8 @@ void app__op_stream_append(struct client *cl, const struct proto_req *req) {
 static void stream_ended(struct app *a, const struct store_req *sreq) {
   app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
   if (sreq->out.n_msgs == 1)
-    app__activity_entry(a, sreq, &sreq->out.msgs[0], sreq->out.msg.seq, sreq->out.msg.created_at);
+    app__activity_msg_at(a, sreq->out.chat.slug, &sreq->out.msgs[0], sreq->out.msg.seq,
+                         sreq->out.msg.created_at);
 }
 
 static void on_stream_end(struct store_req *sreq) {

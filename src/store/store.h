@@ -501,10 +501,6 @@ struct store_req {
     struct store_msg notice;        /* membership ops: the notice entry appended (seq 0: none) */
     int64_t *member_reads;          /* CHAT_ACTIVITY: unread text of member_ids[i] (<= 1000) */
     int64_t *member_mentions;       /* CHAT_ACTIVITY: unread mentions of member_ids[i] (<= 1000) */
-    int readers;                    /* MSG_APPEND, STREAM_START, STREAM_END on a backend with
-                                       readers_inline: member_ids, member_reads and
-                                       member_mentions hold what CHAT_ACTIVITY would answer
-                                       right after this entry (store_rules.h) */
     uint8_t (*hashes)[STORE_TOKEN_HASH_LEN]; /* PASSWORD_SET: the sessions deleted */
     size_t n_hashes;
     unsigned char *data;            /* AVATAR_GET: the image */

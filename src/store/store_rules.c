@@ -768,37 +768,11 @@ static int rules_session_sweep(const struct store_prims *p, void *be, struct sto
 
 /* ---- the dispatch ---- */
 
-/* A new text entry (a message, a stream's start or end) read its chat.activity counts in its own
- * transaction (store_prims.readers_inline): app/ then sends the event in the same loop turn as
- * the message, one write per recipient socket for both, and no CHAT_ACTIVITY request follows.
- * A failed read is no failed send: out.readers stays 0 and app/ asks afterwards. */
-static void rules_readers_inline(const struct store_prims *p, void *be, struct store_req *req) {
-  if (!p->readers_inline || req->out.duplicate || req->out.n_member_ids != 0)
-    return;
-  if (req->op != STORE_MSG_APPEND && req->op != STORE_STREAM_START && req->op != STORE_STREAM_END)
-    return;
-  /* is_dm: every entry of a DM is `mentioned` for the peer (the chat load leaves it unset). */
-  if (store_rules_chat_dm(p, be, req, &req->out.chat) == 0 &&
-      p->chat_readers(be, req, req->out.chat.id, 0) == 0) {
-    req->out.readers = 1;
-    return;
-  }
-  free(req->out.member_ids);
-  free(req->out.member_reads);
-  free(req->out.member_mentions);
-  req->out.member_ids = req->out.member_reads = req->out.member_mentions = NULL;
-  req->out.n_member_ids = 0;
-}
-
 int store_rules_exec(const struct store_prims *p, void *be, struct store_req *req) {
   int mine = store_rules_msg_exec(p, be, req);
-  if (mine == 0)
-    rules_readers_inline(p, be, req);
   if (mine != 1)
     return mine;
   mine = store_rules_stream_exec(p, be, req);
-  if (mine == 0)
-    rules_readers_inline(p, be, req);
   if (mine != 1)
     return mine;
   switch (req->op) {

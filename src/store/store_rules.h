@@ -122,11 +122,6 @@ struct store_prims {
   /* The participants of chat_id (user_id 0: all; else that one if a participant) into
    * out.member_ids with their read markers into out.member_reads. */
   int (*chat_readers)(void *be, struct store_req *req, int64_t chat_id, int64_t user_id);
-  /* 1: chat_readers is cheap inside a write (an in-process database, SQLite), so a new text entry
-   * (MSG_APPEND, STREAM_START, STREAM_END) reads its chat.activity counts in its own transaction
-   * and sets out.readers; 0 (PostgreSQL, whose sends go in one pipelined round trip): app/ asks
-   * with a CHAT_ACTIVITY request after the commit. */
-  int readers_inline;
   int (*notify_set)(void *be, int64_t chat_id, int64_t user_id, int level);
   int (*notify_of)(void *be, int64_t chat_id, int64_t user_id, int *level);
   /* Public, unarchived chats as in.user_id sees them, title word starts `lo` (folded, `len`

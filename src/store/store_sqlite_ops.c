@@ -609,7 +609,6 @@ const struct store_prims sq_prims = {
     .invites_due = sq__invites_due,
     .sessions_expire = sq_sessions_expire,
     .chat_readers = sq__chat_readers,
-    .readers_inline = 1,
     .notify_set = sq__notify_set,
     .notify_of = sq__notify_of,
     .chats_browse = sq__chats_browse,
