@@ -37,7 +37,7 @@ int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
   }
   for (size_t i = 0; i < rows; i++) {
     req->out.member_ids[i] = pg__i64(r, (int)i, 0);
-    req->out.member_reads[i] = pg__i64(r, (int)i, 1);
+    req->out.member_reads[i] = pg__i64(r, (int)i, 1) < 0 ? 0 : pg__i64(r, (int)i, 1); /* see sq */
     req->out.member_mentions[i] = pg__i64(r, (int)i, 2);
   }
   req->out.n_member_ids = rows;

@@ -828,7 +828,9 @@ static int msg__chat_list(const struct store_prims *p, void *be, struct store_re
     if (row < 0)
       continue;
     last_text = store_res_i(&r, row, 1);
-    req->out.unread[i] = store_res_i(&r, row, 2);
+    /* Never below 0, even when rows written outside the server (a restore, a shell) broke the
+     * tallies' order (fuzz_store found one). */
+    req->out.unread[i] = store_res_i(&r, row, 2) < 0 ? 0 : store_res_i(&r, row, 2);
     c->mentions = store_res_i(&r, row, 3);
     if (last_text > 0) {
       err = store_rules_msg_load_one(p, be, c->id, last_text, req->in.user_id, &req->out.last_msgs[i]);

@@ -43,7 +43,9 @@ int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
       cap = ncap;
     }
     req->out.member_ids[req->out.n_member_ids] = sqlite3_column_int64(st, 0);
-    req->out.member_reads[req->out.n_member_ids] = sqlite3_column_int64(st, 1);
+    /* Never below 0, even when rows written outside the server broke the tallies' order. */
+    req->out.member_reads[req->out.n_member_ids] =
+        sqlite3_column_int64(st, 1) < 0 ? 0 : sqlite3_column_int64(st, 1);
     req->out.member_mentions[req->out.n_member_ids++] = sqlite3_column_int64(st, 2);
   }
   if (rc != SQLITE_DONE)
