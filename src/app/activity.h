@@ -11,9 +11,12 @@
 
 #include "app/clients.h"
 
-/* Message m (borrowed) of chat `slug` was committed: reads the participants' read markers (one
- * store request for all of them) and sends each their chat.activity, on every node. */
-void app__activity_msg(struct app *a, const char *slug, const struct store_msg *m);
+/* Message m of chat c (both borrowed) was committed: reads the participants' read markers (one
+ * store request for all of them) and sends each their chat.activity, on every node, but not to
+ * the sockets here subscribed to the chat (they count on from the msg event: docs/protocol.md);
+ * nothing at all when every participant has the chat open on every socket, on a single node.
+ * A stream's start goes to every socket. */
+void app__activity_msg(struct app *a, const struct store_chat *c, const struct store_msg *m);
 /* The same with m shown as the newest message while the chat's newest entry is `seq`, at
  * `last_activity` (issue 19: a stream that ended is still the list's message, its end entry the
  * newest seq). */

@@ -102,6 +102,10 @@ struct outq_chunk *app__event_frame(const char *ev, json_t *fields);
 /* Sends a frame (borrowed; each socket takes a reference) to every socket here of each user in
  * ids (borrowed), once per user even if listed twice. */
 void app__notify_frame(struct app *a, const int64_t *ids, size_t n, struct outq_chunk *frame);
+/* The same, but not to the sockets for which skip(cl, arg) is true (skip NULL: to every socket;
+ * arg borrowed, passed on as is). */
+void app__notify_frame_but(struct app *a, const int64_t *ids, size_t n, struct outq_chunk *frame,
+                           int (*skip)(struct client *cl, const void *arg), const void *arg);
 /* The same for an encoded event (json borrowed). */
 void app__notify_here(struct app *a, const int64_t *ids, size_t n, const char *json, size_t len);
 /* The same for an event not yet encoded (fields' reference stolen): this node's sockets only. */

@@ -207,7 +207,7 @@ static void on_msg_send(struct store_req *sreq) {
     app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
     app__mention_event(a, sreq->out.chat.slug, &sreq->out.msg);
     app__metrics_fanned_out(a, ctx->recv_ns);
-    app__activity_msg(a, sreq->out.chat.slug, &sreq->out.msg); /* every participant's list */
+    app__activity_msg(a, &sreq->out.chat, &sreq->out.msg); /* every participant's list */
     app__bots_msg_sent(a, &sreq->out.chat, &sreq->out.msg);    /* webhooks (app_bots.c) */
   } else if (sreq->status == 0 && !a->bus_solo) {
     /* A retry of a message already stored: the node that stored it may have died between the

@@ -35,6 +35,11 @@ static void on_sub(struct store_req *sreq) {
     app__room_sub_added(cl->app, s->room, cl->user.id);
   }
   chat = proto_chat_json(&sreq->out.chat);
+  if (sreq->out.n_member_ids == 1) {
+    /* The caller's counts as of the replay (issue 15): the client counts on from them. */
+    json_object_set_new(chat, "unread", json_integer(sreq->out.member_reads[0]));
+    json_object_set_new(chat, "mentions", json_integer(sreq->out.member_mentions[0]));
+  }
   {
     json_t *others, *typing = app__room_typing_json(cl->app, s->room, &others);
     size_t n_active;

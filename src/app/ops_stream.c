@@ -44,7 +44,7 @@ static void on_stream_start(struct store_req *sreq) {
       app__room_mark(a, r, ROOM_DIRTY_TYPING);
     app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
     app__metrics_fanned_out(a, ctx->recv_ns);
-    app__activity_msg(a, sreq->out.chat.slug, &sreq->out.msg);
+    app__activity_msg(a, &sreq->out.chat, &sreq->out.msg);
   }
   if (app__op_failed(sreq))
     goto done;

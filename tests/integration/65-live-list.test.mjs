@@ -1,5 +1,6 @@
 // 65 - The live chat list (issue 18): chat.activity reaches every socket of every participant on
-// each new message, subscribed or not, with the message, the recipient's own unread count and
+// each new message (a socket subscribed to the chat gets the msg instead, and counts on from its
+// sub reply's counts: issue 15), with the message, the recipient's own unread count and
 // the chat's lastActivity and seq; the reader's sockets get new counts when their read marker
 // moves on another device; a user in many chats gets one small event per message of any of them
 // without subscribing to any. chat.notify is stored per participant, shown in chat.list and
@@ -28,7 +29,7 @@ describe('chat.activity', () => {
     return c;
   }
 
-  test('every socket of every participant, subscribed or not, with its own unread count', async () => {
+  test('every socket of every participant not watching the chat, with its own unread count', async () => {
     const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
     const ana1 = await conn(ana);
     const ana2 = await conn(ana); // another device of the author
@@ -259,6 +260,67 @@ describe('chat.notify', () => {
     assert.equal((await listed(b)).notify, 'mentions', "Ben's own setting is untouched");
     await a1.ok('chat.notify', { chat, level: 'all' });
     assert.equal((await listed(a1)).notify, 'all');
+  });
+
+  // Issue 15: a socket with the chat open has every message itself; the event would double the
+  // frames of each delivery. Its sub reply has the caller's counts as of lastSeq, and the SDK
+  // counts on from them (clients/js/src/activity.ts).
+  test('a socket subscribed to the chat gets the msg, not chat.activity; its sub reply has the counts', async () => {
+    const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
+    const a = await conn(ana);
+    const watching = await conn(ben); // has the chat open
+    const listing = await conn(ben); // on the chat list
+    const chat = await makeChat(a, { title: 'Watched', join: [watching] });
+    await a.ok('msg.send', { chat, body: `before @${ben.user.username}` });
+    const sub = await watching.ok('sub', { chat });
+    assert.deepEqual([sub.chat.unread, sub.chat.mentions], [1, 1], 'counts as of lastSeq');
+    await a.ok('sub', { chat }); // the author watches too
+
+    const from = { a: a.events.length, w: watching.events.length };
+    const m2 = await a.ok('msg.send', { chat, body: 'after' });
+    const e = await listing.waitFor(activity(chat, m2.msg.seq));
+    assert.deepEqual([e.unread, e.mentions], [2, 1]);
+    await watching.waitSeq(chat, m2.msg.seq);
+    await barrier(watching, a);
+    assert.equal(eventsNamed(watching, 'chat.activity', from.w).length, 0, 'the watching socket has the msg');
+    assert.equal(eventsNamed(a, 'chat.activity', from.a).length, 0, "the author's watching socket too");
+
+    // A read still tells every socket, the watching one included: the counts moved.
+    const r = await watching.ok('read', { chat, seq: m2.msg.seq });
+    assert.equal(r.seq, m2.msg.seq);
+    const read = await watching.waitFor((x) => x.ev === 'chat.activity' && x.chat === chat, { from: from.w });
+    assert.deepEqual([read.unread, read.mentions, read.seq], [0, 0, m2.msg.seq]);
+
+    // A resume has the counts as of its own lastSeq, the same numbers chat.list gives.
+    await a.ok('msg.send', { chat, body: 'while away' });
+    await watching.ok('unsub', { chat });
+    const again = await watching.ok('sub', { chat, since: m2.msg.seq });
+    const listed = (await listing.ok('chat.list')).chats.find((c) => c.slug === chat);
+    assert.deepEqual([again.chat.unread, again.chat.mentions], [listed.unread, listed.mentions]);
+    assert.deepEqual([again.chat.unread, again.msgs.length], [1, 1]);
+  });
+
+  test('everyone watching on every socket: no chat.activity at all, and the counts stay right', async () => {
+    const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
+    const a = await conn(ana);
+    const b = await conn(ben);
+    const chat = await makeChat(a, { title: 'All eyes', join: [b] });
+    await a.ok('sub', { chat });
+    await b.ok('sub', { chat });
+    const from = { a: a.events.length, b: b.events.length };
+    const m1 = await a.ok('msg.send', { chat, body: 'one' });
+    await b.waitSeq(chat, m1.msg.seq);
+    await barrier(a, b);
+    assert.equal(eventsNamed(a, 'chat.activity', from.a).length, 0);
+    assert.equal(eventsNamed(b, 'chat.activity', from.b).length, 0);
+    // Ben opens the chat list on another device: the next message reaches it with both counted.
+    const b2 = await conn(ben);
+    const m2 = await a.ok('msg.send', { chat, body: 'two' });
+    const e = await b2.waitFor(activity(chat, m2.msg.seq));
+    assert.equal(e.unread, 2);
+    await b.waitSeq(chat, m2.msg.seq);
+    await barrier(b);
+    assert.equal(eventsNamed(b, 'chat.activity', from.b).length, 0, 'still none to the watching socket');
   });
 
   test('bad input: unknown level, not a participant, unknown chat', async () => {

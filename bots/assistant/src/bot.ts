@@ -3,9 +3,10 @@
 // the answer into the chat with a StreamWriter (which resumes across reconnects with the text
 // intact) as a reply to the message. A failing model ends the stream with state "error".
 //
-// It learns about new messages from `chat.activity` (sent to every participant's sockets for each
-// new message, subscribed or not; `mentioned` is true for a mention and for any message of a DM),
-// so it holds no subscription per chat. Invitations are accepted as they arrive.
+// It learns about new messages from `chat.activity` (the server sends it to every participant's
+// sockets for each new message, and the SDK makes it for the chats the bot has subscribed to;
+// `mentioned` is true for a mention and for any message of a DM), so it needs no subscription
+// per chat. Invitations are accepted as they arrive.
 
 import type { ParleyClient } from '../../../clients/js/src/client.js';
 import { StreamWriter } from '../../../clients/js/src/stream-writer.js';

@@ -7,6 +7,7 @@ import { Emitter } from './emitter.js';
 import { NON_RETRYABLE_SEND_ERRORS, ParleyError } from './errors.js';
 import { PendingStore, type PendingStoreOptions, type StoredSend } from './pending-store.js';
 import { TypingController, type TypingOptions } from './typing.js';
+import { ActivityCounter } from './activity.js';
 import { attachVisibility, type DocumentLike, type VisibilityOptions, type WindowLike } from './visibility.js';
 import type {
   ChatBrowseArgs,
@@ -326,6 +327,8 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   #inflight = new Map<number, Inflight>();
   #queue: Queued[] = [];
   #subs = new Map<string, Subscription>();
+  /** chat.activity of the subscribed chats, which the server leaves to the client (activity.ts). */
+  readonly #activity = new ActivityCounter();
   #outbox = new Map<string, OutboxEntry>();
   #presence: ClientPresenceState | null = null;
   #typing = new Map<string, TypingController>();
@@ -829,6 +832,9 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
         this.emit('presence', payload as unknown as ServerEvents['presence']);
         return;
       }
+      case 'chat.activity':
+        this.emit('chat.activity', this.#activity.fromServer(payload as unknown as ServerEvents['chat.activity']));
+        return;
       case 'user.updated': {
         // This user's own name or picture, changed here or on another device.
         const user = payload.user as User | undefined;
@@ -1175,6 +1181,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     const sub = this.#subs.get(chat);
     if (!sub) return;
     this.#subs.delete(chat);
+    this.#activity.drop(chat);
     if (sub.retryTimer !== null) this.#timers.clearTimeout(sub.retryTimer);
     sub.retryTimer = null;
     // The server never answers a sub superseded by an unsub or a removal: settle it here (its
@@ -1229,6 +1236,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
   #applySubReply(sub: Subscription, result: SubResult, resumed: boolean): void {
     sub.replies++;
     sub.lastResult = result;
+    this.#activity.reset(sub.chat, result.chat, result.lastSeq);
     const msgs = Array.isArray(result.msgs) ? result.msgs : [];
     for (const m of msgs) this.#confirmFromMsg(sub.chat, m);
     if (result.reset) {
@@ -1270,12 +1278,19 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     if (msg.seq <= last) return; // duplicate
     if (msg.seq === last + 1) {
       sub.lastSeq = msg.seq;
-      this.emit('msg', { chat: sub.chat, msg });
+      this.#emitMsg(sub.chat, msg);
       if (fromEvent) this.#drainBuffer(sub);
       return;
     }
     this.#buffer(sub, msg);
     if (fromEvent && sub.reqId === null && sub.retryTimer === null && this.#authed) this.#sendSub(sub);
+  }
+
+  /** A message of a subscribed chat, in seq order; with the chat.activity the server left to us. */
+  #emitMsg(chat: string, msg: Msg): void {
+    this.emit('msg', { chat, msg });
+    const ev = this.#activity.fromMsg(chat, msg, this.#user?.id);
+    if (ev) this.emit('chat.activity', ev);
   }
 
   #buffer(sub: Subscription, msg: Msg): void {
@@ -1288,7 +1303,7 @@ export class ParleyClient extends Emitter<ParleyClientEvents> {
     for (let next = sub.buffer.get(sub.lastSeq + 1); next; next = sub.buffer.get(sub.lastSeq + 1)) {
       sub.buffer.delete(next.seq);
       sub.lastSeq = next.seq;
-      this.emit('msg', { chat: sub.chat, msg: next });
+      this.#emitMsg(sub.chat, next);
     }
     // Still a gap before what is buffered: ask the server to fill it.
     if (sub.buffer.size > 0 && sub.reqId === null && sub.retryTimer === null && this.#authed) this.#sendSub(sub);

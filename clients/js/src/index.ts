@@ -24,6 +24,7 @@ export {
   type BackoffOptions,
 } from './backoff.js';
 export { TypingController, type TypingHost, type TypingOptions } from './typing.js';
+export { ActivityCounter, COUNT_CAP, type SubCounts } from './activity.js';
 export {
   attachVisibility,
   DEFAULT_INPUT_EVENTS,

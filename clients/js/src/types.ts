@@ -56,6 +56,11 @@ export interface Chat {
   peer?: User;
   /** The caller's notification level (in `chat.list`, and `chat.get` for a participant). */
   notify?: NotifyLevel;
+  /** In a `sub` reply: the caller's unread count as of `lastSeq` (issue 15: the client counts on
+   * from it, since a subscribed socket gets no chat.activity for new messages). */
+  unread?: number;
+  /** In a `sub` reply: the caller's unread mentions as of `lastSeq`. */
+  mentions?: number;
 }
 
 export type ChatKind = 'group' | 'dm';

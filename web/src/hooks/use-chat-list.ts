@@ -2,8 +2,9 @@
 // message) and pending invitations, kept current for every chat the user is in, open or not.
 // One provider (at the shell) owns the list, so the sidebar, the room's "New messages" divider,
 // the tab title and notifications all read the same numbers.
-// - `chat.activity` (one small event per new entry, to every socket of every participant, and
-//   to the reader's own sockets when a read marker moves) patches the chat in place: preview,
+// - `chat.activity` (one small event per new entry, to every socket of every participant; for the
+//   chat a socket has open the SDK makes it from the msg; and to the reader's own sockets when a
+//   read marker moves) patches the chat in place: preview,
 //   unread and mention counts, and its position; no reload.
 // - `chat.notify` (the level changed in another tab) patches `notify`.
 // - Membership and chat changes (`chat.created`, `chat.updated`, `participant.*`, `removed`,

@@ -564,6 +564,41 @@ describe('SDK against the real server', { timeout: 180000 }, () => {
     assert.equal(closes[0]!.reconnectInMs, null, 'no reconnect scheduled');
     assert.equal(c.sockets.length, 1, 'no reconnect after 4001');
   });
+  it('issue 15: a client with the chat open makes the chat.activity the server sends a client without it', async () => {
+    const [eve, fay] = await Promise.all([signup(srv, uname('eve')), signup(srv, uname('fay'))]);
+    const e = probe({ token: eve.token });
+    const watching = probe({ token: fay.token }); // has the chat open: the server sends it no chat.activity
+    const listing = probe({ token: fay.token }); // on the chat list: the server's own events
+    await Promise.all([e.client.connect(), watching.client.connect(), listing.client.connect()]);
+    const { chat } = await e.client.createChat({ title: `Counted ${uname('t')}`, isPublic: true });
+    await watching.client.joinChat(chat.slug);
+    await e.client.sendAndWait(chat.slug, 'before the sub');
+    await watching.client.subscribe(chat.slug);
+
+    // Listening before each send: the other side may hear of it before the sender's ack.
+    const shown = (p: Probe, body: string) => p.next('chat.activity', (x) => x.chat === chat.slug && x.lastMsg?.body === body);
+    const bodies = ['one', `two for @${fay.user.username}`, 'three'];
+    for (const body of bodies) {
+      const both = Promise.all([shown(watching, body), shown(listing, body)]);
+      const sent = await e.client.sendAndWait(chat.slug, body);
+      const [mine, server] = await both;
+      assert.equal(mine.seq, sent.seq);
+      assert.deepEqual(
+        [mine.unread, mine.mentions, mine.mentioned, mine.lastMsg?.seq],
+        [server.unread, server.mentions, server.mentioned, server.lastMsg?.seq],
+        `the same row for "${body}"`,
+      );
+    }
+    const four = shown(listing, 'four');
+    await e.client.sendAndWait(chat.slug, 'four');
+    const last = await four;
+    assert.deepEqual([last.unread, last.mentions], [5, 1]);
+    // Reading on the watching device: the server's event reaches it and its count goes to 0.
+    const cleared = watching.next('chat.activity', (x) => x.chat === chat.slug && x.unread === 0);
+    await watching.client.markRead(chat.slug, last.seq);
+    assert.equal((await cleared).mentions, 0);
+  });
+
   it('issue 18: chat.activity without a subscription, setNotify, browse, updateMe, avatar, password', async () => {
     const opts = { baseUrl: srv.url };
     const [cy, dee] = await Promise.all([signup(srv, uname('cy')), signup(srv, uname('dee'))]);
