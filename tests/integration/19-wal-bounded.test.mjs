@@ -6,8 +6,15 @@
 //
 // SQLite only: this server is told to use its SQLite file even when PARLEY_TEST_STORE names a
 // PostgreSQL database (PostgreSQL's WAL is the database server's business).
+//
+// The second test holds a snapshot from outside (the sqlite3 shell in a transaction, as a backup
+// would), so the WAL grows past the bound, and checks that once the reader lets go the file is cut
+// back to half the bound (journal_size_limit follows PARLEY_WAL_MAX): not left at its peak, and
+// not cut on every RESTART of the usual cycle, which cost the writer an ftruncate each time.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -72,5 +79,40 @@ describe('bounded WAL', () => {
     assert.ok(moved('restart') > 0, 'the checkpointer restarted the WAL past a quarter of the bound');
     assert.ok(Number.isFinite(m.get('parley_store_checkpoints_total{result="busy"}')));
     assert.ok(Number.isFinite(m.get('parley_store_checkpoints_total{result="forced"}')));
+  });
+
+  test('a WAL that grew past the bound under an outside reader is cut back to half of it after', async () => {
+    const chat = await makeChat(a, { join: [b] });
+    const body = 'y'.repeat(8000);
+    let round = 0;
+    const sendRound = () => {
+      round++;
+      return Promise.all(
+        [a, b].map((c, i) => c.ok('msg.send', { chat, body, clientMsgId: `r${round}-${i}` })),
+      );
+    };
+    // The shell answers the count inside its transaction: from then on it holds a snapshot.
+    const reader = spawn('sqlite3', [path.join(srv.dataDir, 'parley.db')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    reader.stdout.setEncoding('utf8');
+    const counted = new Promise((resolve) => reader.stdout.once('data', resolve));
+    reader.stdin.write('BEGIN;\nSELECT count(*) FROM messages;\n');
+    assert.match(await counted, /^\d+/);
+    try {
+      while ((await walSize(srv)) <= WAL_MAX * 0.75) await sendRound();
+    } finally {
+      reader.stdin.end('COMMIT;\n.quit\n');
+      await once(reader, 'exit');
+    }
+    const peak = await walSize(srv);
+    assert.ok(peak > WAL_MAX / 2, `the WAL grew to ${peak} bytes while the reader held it`);
+    // Now RESTARTs can run again: within a few commits the file is back under half the bound.
+    let size = peak;
+    for (let i = 0; i < 50 && size > WAL_MAX / 2; i++) {
+      await sendRound();
+      size = await walSize(srv);
+    }
+    assert.ok(size <= WAL_MAX / 2, `the -wal file is ${size} bytes after the reader let go (peak ${peak})`);
   });
 });
