@@ -209,7 +209,13 @@ static int sq_begin(void *arg) {
 
 static int sq_commit(void *arg) {
   struct sq *be = arg;
-  int err = sq__run(be, SQ_COMMIT);
+  int err;
+  /* New messages reach msg.search's index here, a few hundred at a time (migration 14). A
+   * failed flush (a full disk) leaves them pending and the batch commits anyway. */
+  if (!sqlite3_get_autocommit(be->db) &&
+      clock_mono_ns() - be->search_flushed_ns >= (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u)
+    sq__search_flush(be);
+  err = sq__run(be, SQ_COMMIT);
   if (sqlite3_get_autocommit(be->db)) /* else store.c rolls back */
     store__sqlite_ckpt_writer_leave(be->ckpt);
   return err;

@@ -168,6 +168,11 @@
                 "  AND m.seq = (?2 & 4294967295)"                                                  \
                 " JOIN users u ON u.id = m.author_id JOIN chats c ON c.id = m.chat_id"             \
                 " WHERE messages_search MATCH ?1 AND messages_search.rowid = ?2")                          \
+  X(SEARCH_FLUSH, "INSERT INTO messages_search(rowid, body) SELECT p.key, "                        \
+                  STORE_SQL_SEARCH_BODY("m.body") " FROM search_pending p JOIN messages m"         \
+                  " ON m.chat_id = (p.key >> 32) AND m.seq = (p.key & 4294967295)"                 \
+                  " WHERE m.kind = 'text' AND m.stream_state IS NOT 'streaming'")                  \
+  X(SEARCH_PENDING_CLEAR, "DELETE FROM search_pending")                                            \
   SQ_LIVE_STATEMENTS(X)
 
 /* Issue 18 (store_sqlite_live.c). READERS: ?2 = 0 for every participant. */
@@ -218,6 +223,7 @@ struct sq {
   } cache[SQ_CACHE_MAX];
   int n_cache;
   struct sq_ckpt *ckpt; /* NULL for an in-memory database */
+  uint64_t search_flushed_ns; /* last sq__search_flush() (clock_mono_ns) */
 };
 
 /* The SQL of each statement, for error messages (store_sqlite.c). */
@@ -285,6 +291,13 @@ int sq__user_set_avatar(void *arg, int64_t user_id, const char *name, char *old)
 int sq__avatar_gc(void *arg, const char *name);
 int sq__password_set(void *arg, struct store_req *req);
 int sq__avatar_get(void *arg, struct store_req *req);
+/* Indexes every entry of search_pending for msg.search and empties it, inside the open
+ * transaction, under a savepoint of its own: on failure nothing changes and the entries stay
+ * pending (store_sqlite_search.c). Returns 0 or an error of the table. */
+int sq__search_flush(struct sq *be);
+/* Commits wait this long between flushes: FTS5 writes one segment per flush, not per commit. */
+#define SQ_SEARCH_FLUSH_MS 200
+
 int sq__msg_search(void *arg, struct store_req *req, const struct search_query *q,
                    int64_t chat_id, int offset, int limit, int *timed_out);
 

@@ -16,6 +16,10 @@
  * from the most recently created chat down, ranked in one statement. The best of each set are
  * merged (bm25 takes its statistics from the whole table, so ranks compare across chats), and
  * only the page's results are read with their snippets.
+ *
+ * New and edited entries reach the index in batches (migration 14): the triggers put their keys
+ * in search_pending, and sq__search_flush() indexes them all in one statement, from every
+ * commit at most every SQ_SEARCH_FLUSH_MS (store_sqlite.c) and before every search.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +158,21 @@ static int sq__search_ranked(struct sq *be, struct store_req *req, const char *m
   return err;
 }
 
+int sq__search_flush(struct sq *be) {
+  int err, rc;
+  be->search_flushed_ns = clock_mono_ns();
+  rc = sqlite3_exec(be->db, "SAVEPOINT search_flush", NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    return sq__err(be, rc, "search flush savepoint");
+  err = sq__run(be, SQ_SEARCH_FLUSH);
+  if (err == 0)
+    err = sq__run(be, SQ_SEARCH_PENDING_CLEAR);
+  if (err)
+    sqlite3_exec(be->db, "ROLLBACK TO search_flush", NULL, NULL, NULL);
+  sqlite3_exec(be->db, "RELEASE search_flush", NULL, NULL, NULL);
+  return err;
+}
+
 int sq__msg_search(void *arg, struct store_req *req, const struct search_query *q, int64_t chat_id,
                    int offset, int limit, int *timed_out) {
   struct sq *be = arg;
@@ -165,6 +184,12 @@ int sq__msg_search(void *arg, struct store_req *req, const struct search_query *
   err = search_query_fts5(q, &match);
   if (err)
     return err;
+  /* Everything committed before the search is found: what is still pending is indexed first. */
+  err = sq__search_flush(be);
+  if (err) {
+    free(match);
+    return err;
+  }
   req->out.found = calloc((size_t)limit, sizeof *req->out.found);
   if (req->out.found == NULL) {
     free(match);
