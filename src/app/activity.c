@@ -16,8 +16,10 @@
  */
 #include "app/activity.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 #include <utlist.h>
 
 #include "app/cluster.h"
@@ -213,16 +215,19 @@ done:
   store_req_free(req);
 }
 
+/* only (owned, passed on to the request): NULL, or the participants to read ("id,id,..."). */
 static void activity_submit(struct app *a, const char *slug, int64_t user_id,
-                            struct activity_ctx *ctx, store_cb cb) {
+                            struct activity_ctx *ctx, store_cb cb, char *only) {
   struct store_req *req = store_req_new(STORE_CHAT_ACTIVITY);
   if (req == NULL) {
+    free(only);
     json_decref(ctx->msg);
     free(ctx);
     return;
   }
   snprintf(req->in.slug, sizeof req->in.slug, "%s", slug);
   req->in.user_id = user_id;
+  req->in.reader_ids = only;
   ctx->a = a;
   req->ctx = ctx;
   /* The server's own request (never shed): the message is committed, its readers must hear. */
@@ -232,31 +237,32 @@ static void activity_submit(struct app *a, const char *slug, int64_t user_id,
   }
 }
 
+/* only (owned): as activity_submit's. */
 static void activity_msg(struct app *a, const char *slug, const struct store_msg *m, int64_t seq,
-                         int64_t last_activity, int unsub_only) {
+                         int64_t last_activity, int unsub_only, char *only) {
   struct activity_ctx *ctx;
   json_t *msg = proto_msg_json(m, slug);
-  if (msg == NULL)
-    return;
-  if (!activity_counts(msg)) {
+  if (msg == NULL || !activity_counts(msg)) {
     json_decref(msg);
+    free(only);
     return;
   }
   ctx = calloc(1, sizeof *ctx);
   if (ctx == NULL) {
     json_decref(msg);
+    free(only);
     return;
   }
   ctx->msg = msg;
   ctx->seq = seq;
   ctx->last_activity = last_activity;
   ctx->unsub_only = unsub_only;
-  activity_submit(a, slug, 0, ctx, on_activity_msg);
+  activity_submit(a, slug, 0, ctx, on_activity_msg, only);
 }
 
 void app__activity_msg_at(struct app *a, const char *slug, const struct store_msg *m, int64_t seq,
                           int64_t last_activity) {
-  activity_msg(a, slug, m, seq, last_activity, 0);
+  activity_msg(a, slug, m, seq, last_activity, 0, NULL);
 }
 
 /* Whether every participant of chat c has it open on every socket they have, here, on the only
@@ -292,16 +298,59 @@ static int activity_all_watching(struct app *a, const struct store_chat *c) {
   return users >= c->participant_count;
 }
 
+/* On the only node, when fewer users are online than chat c has participants: the users online
+ * with a socket that does not have c open, as "id,id,..." for the store to read only those of
+ * them who are participants (a 10,000-member chat with 50 people online reads at most 50 rows
+ * per message, not 10,000). NULL: read every participant (a cluster, where who is online
+ * elsewhere is not known here, or as many users online as participants: then the
+ * participants are the shorter list). *none: nobody online needs the event. Linear in the
+ * sockets online. Returns a new string (the caller owns it). */
+static char *activity_online_readers(struct app *a, const struct store_chat *c, int *none) {
+  struct app_user *au, *tmp;
+  size_t n = 0, len = 0, cap;
+  char *out;
+  *none = 0;
+  if (!a->bus_solo || c->participant_count <= 0 ||
+      HASH_COUNT(a->users) >= (size_t)c->participant_count)
+    return NULL;
+  cap = HASH_COUNT(a->users) * 21 + 1; /* "-9223372036854775808," at most per id */
+  out = malloc(cap);
+  if (out == NULL)
+    return NULL;
+  HASH_ITER(hh, a->users, au, tmp) {
+    struct client *cl;
+    DL_FOREACH2(au->clients, cl, unext) {
+      if (cl->conn && app__sub_find(cl, c->slug) == NULL)
+        break;
+    }
+    if (cl == NULL)
+      continue; /* every socket has the chat open, or none is connected */
+    len += (size_t)snprintf(out + len, cap - len, "%s%lld", n ? "," : "", (long long)au->id);
+    n++;
+  }
+  if (n == 0) {
+    free(out);
+    *none = 1;
+    return NULL;
+  }
+  return out;
+}
+
 void app__activity_msg(struct app *a, const struct store_chat *c, const struct store_msg *m) {
+  char *only;
+  int none;
   /* A stream's start keeps its event for everyone: the client counts on only from finished
    * text messages (issue 19's streams are rare, and their end comes as an event anyway). */
   if (m->stream_state != STREAM_NONE) {
-    activity_msg(a, c->slug, m, m->seq, m->created_at, 0);
+    activity_msg(a, c->slug, m, m->seq, m->created_at, 0, NULL);
     return;
   }
   if (activity_all_watching(a, c))
     return;
-  activity_msg(a, c->slug, m, m->seq, m->created_at, 1);
+  only = activity_online_readers(a, c, &none);
+  if (none)
+    return;
+  activity_msg(a, c->slug, m, m->seq, m->created_at, 1, only);
 }
 
 static void on_activity_read(struct store_req *req) {
@@ -323,7 +372,7 @@ static void on_activity_read(struct store_req *req) {
 void app__activity_read(struct app *a, int64_t user_id, const char *slug) {
   struct activity_ctx *ctx = calloc(1, sizeof *ctx);
   if (ctx)
-    activity_submit(a, slug, user_id, ctx, on_activity_read);
+    activity_submit(a, slug, user_id, ctx, on_activity_read, NULL);
 }
 
 void app__notify_others(struct client *cl, const char *ev, json_t *fields) {

@@ -213,6 +213,7 @@ void store_req_free(struct store_req *req) {
   if (req->in.webhook_secret)
     memset(req->in.webhook_secret, 0, strlen(req->in.webhook_secret));
   free(req->in.webhook_secret);
+  free(req->in.reader_ids);
   store__req_clear_out(req, 0);
   free(req);
 }

@@ -339,7 +339,8 @@ enum store_op {
                            participant). out: chat (seen by nobody: my_role none), member_ids
                            with member_reads[i] their unread text and member_mentions[i]
                            their unread mentions (each at most 1000), and with a
-                           user_id, msg: the newest message (seq 0 if none). Internal: no ACL. */
+                           user_id, msg: the newest message (seq 0 if none). With reader_ids,
+                           only the participants it lists. Internal: no ACL. */
   STORE_NOTIFY_SET,     /* in: user_id, slug, level (enum store_notify, not DEFAULT). out: chat
                            (notify set). Not a participant: PARLEY_EFORBIDDEN. */
   STORE_CHAT_BROWSE,    /* in: user_id, query (NULL: none; else folded word-start prefix of the
@@ -462,6 +463,8 @@ struct store_req {
     int with_streams;               /* MSG_SINCE: also out.streams (the sub snapshot) */
     char *webhook_url;              /* BOT_CREATE, BOT_UPDATE (owned; NULL: none) */
     char *webhook_secret;           /* BOT_CREATE, BOT_SECRET (owned) */
+    char *reader_ids;               /* CHAT_ACTIVITY (owned): NULL, or "id,id,..." (decimal):
+                                       read only those of the participants */
   } in;
 
   struct {       /* outputs: filled by the store thread; freed by store_req_free() */

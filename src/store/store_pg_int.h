@@ -191,7 +191,8 @@
              "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
              "  AND mm.seq > coalesce(r.seq, 0) LIMIT 1000) x) FROM participants p"               \
              " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"        \
-             " WHERE p.chat_id = $1 AND ($2::bigint = 0 OR p.user_id = $2::bigint)")               \
+             " WHERE p.chat_id = $1 AND ($2::bigint = 0 OR p.user_id = $2::bigint) AND ($3::text"  \
+             "  IS NULL OR p.user_id = ANY (string_to_array($3::text, ',')::bigint[]))")          \
   X(NOTIFY_SET, "UPDATE participants SET notify = $3 WHERE chat_id = $1 AND user_id = $2")         \
   X(NOTIFY_OF, "SELECT notify FROM participants WHERE chat_id = $1 AND user_id = $2")              \
   X(BROWSE, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
@@ -322,7 +323,8 @@ int pg__user_by_id(void *arg, int64_t id, struct store_user *u);
 /* Issue 18 (store_pg_live.c): the primitives and ops of store_rules_live.c, and the user's
  * avatar column at `col` of a row. */
 void pg__read_avatar(const PGresult *r, int row, int col, struct store_user *u);
-int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id);
+int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id,
+                     const char *only);
 int pg__notify_set(void *arg, int64_t chat_id, int64_t user_id, int level);
 int pg__notify_of(void *arg, int64_t chat_id, int64_t user_id, int *level);
 int pg__chats_browse(void *arg, struct store_req *req, const char *lo, size_t len, int64_t before,

@@ -14,13 +14,15 @@ void pg__read_avatar(const PGresult *r, int row, int col, struct store_user *u) 
   u->bot = pg__i64(r, row, col + 1) != 0; /* users.bot follows avatar in every query */
 }
 
-int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id) {
+int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id,
+                     const char *only) {
   struct pgp p = {0};
   PGresult *r = NULL;
   size_t rows;
   int err;
   pgp_i64(&p, chat_id);
   pgp_i64(&p, user_id);
+  pgp_text(&p, only);
   err = pg__q(arg, PG_READERS, &p, &r);
   if (err)
     return err;

@@ -183,7 +183,8 @@
              "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
              "  AND mm.seq > coalesce(r.seq, 0) LIMIT 1000) x) FROM participants p"               \
              " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"        \
-             " WHERE p.chat_id = ?1 AND (?2 = 0 OR p.user_id = ?2)")                               \
+             " WHERE p.chat_id = ?1 AND (?2 = 0 OR p.user_id = ?2) AND (?3 IS NULL"               \
+             "  OR p.user_id IN (SELECT value FROM json_each('[' || ?3 || ']')))")                 \
   X(NOTIFY_SET, "UPDATE participants SET notify = ?3 WHERE chat_id = ?1 AND user_id = ?2")         \
   X(NOTIFY_OF, "SELECT notify FROM participants WHERE chat_id = ?1 AND user_id = ?2")              \
   X(BROWSE, "SELECT " STORE_SQL_CHAT_COLS " FROM chats c LEFT JOIN participants p"                 \
@@ -278,7 +279,8 @@ int sq__invite_insert(void *arg, struct store_req *req, int64_t chat_id, int64_t
 /* Issue 18 (store_sqlite_live.c): the primitives and ops of store_rules_live.c, and the user's
  * avatar column at `col` of a row. */
 void sq__read_avatar(sqlite3_stmt *st, int col, struct store_user *u);
-int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id);
+int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id,
+                     const char *only);
 int sq__notify_set(void *arg, int64_t chat_id, int64_t user_id, int level);
 int sq__notify_of(void *arg, int64_t chat_id, int64_t user_id, int *level);
 int sq__chats_browse(void *arg, struct store_req *req, const char *lo, size_t len, int64_t before,

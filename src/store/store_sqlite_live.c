@@ -15,7 +15,8 @@ void sq__read_avatar(sqlite3_stmt *st, int col, struct store_user *u) {
   u->bot = sqlite3_column_int(st, col + 1) != 0; /* users.bot follows avatar in every query */
 }
 
-int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id) {
+int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id,
+                     const char *only) {
   struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_READERS];
   size_t cap = 0;
@@ -23,6 +24,10 @@ int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
   int rc;
   sqlite3_bind_int64(st, 1, chat_id);
   sqlite3_bind_int64(st, 2, user_id);
+  if (only)
+    sqlite3_bind_text(st, 3, only, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 3);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (req->out.n_member_ids == cap) {
       size_t ncap = cap ? cap * 2 : 16;

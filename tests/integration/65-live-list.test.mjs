@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { barrier, connect, eventsNamed, makeChat, signupMany } from './lib/client.mjs';
+import { barrier, connect, eventsNamed, makeChat, signupMany, waitPresence } from './lib/client.mjs';
 import { useServer } from './lib/server.mjs';
 
 const activity = (chat, seq) => (e) => e.ev === 'chat.activity' && e.chat === chat && e.seq === seq;
@@ -334,5 +334,59 @@ describe('chat.notify', () => {
     await a.fail('chat.notify', { chat: 'no-such-chat', level: 'all' }, 'not_found');
     // A non-participant's chat.get shows no notify setting.
     assert.equal((await b.ok('chat.get', { chat })).chat.notify, undefined);
+  });
+});
+
+// Fewer users online than the chat has participants: the server reads the counts of the online
+// ones only (issue 15: a big chat with few people online costs per message what they cost, not
+// what every participant would). Its own server, so that who is online is known.
+describe('chat.activity with most participants offline', () => {
+  // A short grace: a user who closed their last socket is offline (gone from the server's users)
+  // within a moment, not after the default 10 s.
+  const srv = useServer({ env: { PARLEY_PRESENCE_GRACE_MS: '300' } });
+  const open = [];
+  after(async () => {
+    await Promise.all(open.map((s) => s.close().catch(() => {})));
+  });
+  async function conn(u) {
+    const c = await connect(srv, { token: u.token });
+    open.push(c);
+    return c;
+  }
+
+  test('online participants without the chat open get their counts; offline ones count on in the store', async () => {
+    const [ana, ben, cat, dan] = await signupMany(srv, ['ana', 'ben', 'cat', 'dan']);
+    const a = await conn(ana);
+    const b = await conn(ben);
+    const c = await connect(srv, { token: cat.token });
+    const d = await connect(srv, { token: dan.token });
+    const chat = await makeChat(a, { title: 'Mostly away', join: [b, c, d] });
+    const [benName, catName, danName] = [b, c, d].map((s) => s.user.username);
+    await a.ok('sub', { chat });
+    await Promise.all([c.close(), d.close()]);
+    await waitPresence(a, catName, 'offline');
+    await waitPresence(a, danName, 'offline');
+    // Online: ana (watching) and ben (on the chat list): 2 of 4 participants.
+    const m1 = await a.ok('msg.send', { chat, body: 'one' });
+    let e = await b.waitFor(activity(chat, m1.msg.seq));
+    assert.deepEqual([e.unread, e.mentions, e.mentioned], [1, 0, false]);
+    const m2 = await a.ok('msg.send', { chat, body: `two @${benName} @${danName}` });
+    e = await b.waitFor(activity(chat, m2.msg.seq));
+    assert.deepEqual([e.unread, e.mentions, e.mentioned], [2, 1, true]);
+    // Ben opens the chat on this socket and keeps the list on another: only the other hears.
+    await b.ok('sub', { chat });
+    const b2 = await conn(ben);
+    const from = b.events.length;
+    const m3 = await a.ok('msg.send', { chat, body: 'three' });
+    e = await b2.waitFor(activity(chat, m3.msg.seq));
+    assert.equal(e.unread, 3, 'counted from the marker, as chat.list does');
+    await b.waitSeq(chat, m3.msg.seq);
+    await barrier(b);
+    assert.equal(eventsNamed(b, 'chat.activity', from).length, 0);
+    // Nobody offline was sent anything, and their counts were never lost: Dan, back, is told by
+    // chat.list that three messages wait, one of them mentioning him.
+    const d2 = await conn(dan);
+    const listed = (await d2.ok('chat.list')).chats.find((x) => x.slug === chat);
+    assert.deepEqual([listed.unread, listed.mentions], [3, 1]);
   });
 });
