@@ -767,6 +767,25 @@ const struct store__migration store__migrations[] = {
      "END;",
      /* PostgreSQL's GIN index is maintained by the database server; nothing changes. */
      "SELECT 1"},
+    {15, "issue 15: msg.send writes a text entry's running tallies in its INSERT",
+     /* The trigger of migration 13 sets them with an UPDATE after the INSERT: the row written
+      * twice, and its entries in messages_tally and messages_by_author removed and added again,
+      * on every send. msg.send's INSERT (SQ_MSG_INSERT) now computes both with the same
+      * subqueries; the trigger stays for every other insert path (replies, streams, notices)
+      * and for rows written outside the server, and runs only when the INSERT left them NULL. */
+     "DROP TRIGGER messages_tally;"
+     "CREATE TRIGGER messages_tally AFTER INSERT ON messages WHEN NEW.kind = 'text'"
+     " AND NEW.tally IS NULL BEGIN"
+     "  UPDATE messages SET"
+     "   tally = coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = NEW.chat_id"
+     "    AND t.kind = 'text' AND t.seq < NEW.seq ORDER BY t.seq DESC LIMIT 1), 0) + 1,"
+     "   own_tally = coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = NEW.chat_id"
+     "    AND o.author_id = NEW.author_id AND o.kind = 'text' AND o.seq < NEW.seq"
+     "    ORDER BY o.seq DESC LIMIT 1), 0) + 1"
+     "  WHERE chat_id = NEW.chat_id AND seq = NEW.seq;"
+     "END;",
+     /* PostgreSQL's trigger of migration 13 runs BEFORE INSERT and sets NEW: no second write. */
+     "SELECT 1"},
 };
 
 const size_t store__migrations_count =
