@@ -29,6 +29,17 @@
 #include "common/log.h"
 #include "store/store_sql.h"
 
+/* The running tallies of text entry NEW (migration 13), set after its INSERT: the body of the
+ * messages_tally trigger in migrations 13 and 15. */
+#define SQ_TALLY_UPDATE                                                                            \
+  "  UPDATE messages SET"                                                                          \
+  "   tally = coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = NEW.chat_id"              \
+  "    AND t.kind = 'text' AND t.seq < NEW.seq ORDER BY t.seq DESC LIMIT 1), 0) + 1,"              \
+  "   own_tally = coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = NEW.chat_id"      \
+  "    AND o.author_id = NEW.author_id AND o.kind = 'text' AND o.seq < NEW.seq"                    \
+  "    ORDER BY o.seq DESC LIMIT 1), 0) + 1"                                                       \
+  "  WHERE chat_id = NEW.chat_id AND seq = NEW.seq;"
+
 const struct store__migration store__migrations[] = {
     {1, "users, sessions, chats, participants, messages, read markers",
      /* Usernames are compared byte for byte: the auth layer case-folds before it asks, so the
@@ -700,13 +711,7 @@ const struct store__migration store__migrations[] = {
      " WHERE kind = 'text';"
      "CREATE INDEX messages_tally ON messages(chat_id, kind, seq, tally) WHERE kind = 'text';"
      "CREATE TRIGGER messages_tally AFTER INSERT ON messages WHEN NEW.kind = 'text' BEGIN"
-     "  UPDATE messages SET"
-     "   tally = coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = NEW.chat_id"
-     "    AND t.kind = 'text' AND t.seq < NEW.seq ORDER BY t.seq DESC LIMIT 1), 0) + 1,"
-     "   own_tally = coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = NEW.chat_id"
-     "    AND o.author_id = NEW.author_id AND o.kind = 'text' AND o.seq < NEW.seq"
-     "    ORDER BY o.seq DESC LIMIT 1), 0) + 1"
-     "  WHERE chat_id = NEW.chat_id AND seq = NEW.seq;"
+     SQ_TALLY_UPDATE
      "END;",
      "ALTER TABLE messages ADD COLUMN tally BIGINT;"
      "ALTER TABLE messages ADD COLUMN own_tally BIGINT;"
@@ -776,13 +781,7 @@ const struct store__migration store__migrations[] = {
      "DROP TRIGGER messages_tally;"
      "CREATE TRIGGER messages_tally AFTER INSERT ON messages WHEN NEW.kind = 'text'"
      " AND NEW.tally IS NULL BEGIN"
-     "  UPDATE messages SET"
-     "   tally = coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = NEW.chat_id"
-     "    AND t.kind = 'text' AND t.seq < NEW.seq ORDER BY t.seq DESC LIMIT 1), 0) + 1,"
-     "   own_tally = coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = NEW.chat_id"
-     "    AND o.author_id = NEW.author_id AND o.kind = 'text' AND o.seq < NEW.seq"
-     "    ORDER BY o.seq DESC LIMIT 1), 0) + 1"
-     "  WHERE chat_id = NEW.chat_id AND seq = NEW.seq;"
+     SQ_TALLY_UPDATE
      "END;",
      /* PostgreSQL's trigger of migration 13 runs BEFORE INSERT and sets NEW: no second write. */
      "SELECT 1"},

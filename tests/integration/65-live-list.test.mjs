@@ -7,9 +7,9 @@
 // chat.get (default "mentions" for group chats) and told to the user's other sockets.
 
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { barrier, connect, eventsNamed, makeChat, signupMany, waitPresence } from './lib/client.mjs';
+import { barrier, connect, eventsNamed, makeChat, signupMany, socketsOf, waitPresence } from './lib/client.mjs';
 import { useServer } from './lib/server.mjs';
 
 const activity = (chat, seq) => (e) => e.ev === 'chat.activity' && e.chat === chat && e.seq === seq;
@@ -19,15 +19,7 @@ const activityOf = (chat, body) => (e) =>
 
 describe('chat.activity', () => {
   const srv = useServer();
-  const open = [];
-  after(async () => {
-    await Promise.all(open.map((s) => s.close().catch(() => {})));
-  });
-  async function conn(u) {
-    const c = await connect(srv, { token: u.token });
-    open.push(c);
-    return c;
-  }
+  const conn = socketsOf(srv);
 
   test('every socket of every participant not watching the chat, with its own unread count', async () => {
     const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
@@ -226,15 +218,7 @@ describe('chat.activity', () => {
 
 describe('chat.notify', () => {
   const srv = useServer();
-  const open = [];
-  after(async () => {
-    await Promise.all(open.map((s) => s.close().catch(() => {})));
-  });
-  async function conn(u) {
-    const c = await connect(srv, { token: u.token });
-    open.push(c);
-    return c;
-  }
+  const conn = socketsOf(srv);
 
   test('stored per participant, in chat.list and chat.get, told to the other sockets', async () => {
     const [ana, ben] = await signupMany(srv, ['ana', 'ben']);
@@ -344,15 +328,7 @@ describe('chat.activity with most participants offline', () => {
   // A short grace: a user who closed their last socket is offline (gone from the server's users)
   // within a moment, not after the default 10 s.
   const srv = useServer({ env: { PARLEY_PRESENCE_GRACE_MS: '300' } });
-  const open = [];
-  after(async () => {
-    await Promise.all(open.map((s) => s.close().catch(() => {})));
-  });
-  async function conn(u) {
-    const c = await connect(srv, { token: u.token });
-    open.push(c);
-    return c;
-  }
+  const conn = socketsOf(srv);
 
   test('online participants without the chat open get their counts; offline ones count on in the store', async () => {
     const [ana, ben, cat, dan] = await signupMany(srv, ['ana', 'ben', 'cat', 'dan']);

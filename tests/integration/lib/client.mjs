@@ -9,6 +9,7 @@
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import { after } from 'node:test';
 import WebSocket from 'ws';
 
 export const TIMEOUT_MS = Number(process.env.PARLEY_TEST_TIMEOUT_MS || 8000);
@@ -509,4 +510,18 @@ export function pipelined(client, requests) {
   } finally {
     sock.uncork();
   }
+}
+
+// Inside a describe: conn(account) connects a socket as that account (its `token`), and every
+// socket so opened is closed after the describe's tests.
+export function socketsOf(server) {
+  const open = [];
+  after(async () => {
+    await Promise.all(open.map((s) => s.close().catch(() => {})));
+  });
+  return async function conn(account) {
+    const c = await connect(server, { token: account.token });
+    open.push(c);
+    return c;
+  };
 }
