@@ -40,6 +40,9 @@
   "    ORDER BY o.seq DESC LIMIT 1), 0) + 1"                                                       \
   "  WHERE chat_id = NEW.chat_id AND seq = NEW.seq;"
 
+/* Whether text entry OLD is still waiting in search_pending (migration 14), so not in FTS5. */
+#define SQ_PENDING_OLD "SELECT 1 FROM search_pending WHERE chat_id = OLD.chat_id AND seq = OLD.seq"
+
 const struct store__migration store__migrations[] = {
     {1, "users, sessions, chats, participants, messages, read markers",
      /* Usernames are compared byte for byte: the auth layer case-folds before it asks, so the
@@ -738,36 +741,39 @@ const struct store__migration store__migrations[] = {
     {14, "issue 15: msg.search indexes new messages in batches (search_pending)",
      /* FTS5 writes a new segment for every transaction that adds to it: at 2,000 sends/s, a
       * thousand commits a second, that was a third of the store thread's CPU and of the WAL's
-      * bytes per message. A new or edited text entry now only puts its key in search_pending;
-      * the store indexes everything pending in one statement (sq__search_flush) every
+      * bytes per message. A new or edited text entry now only puts its (chat_id, seq) in
+      * search_pending (not its search key: that is ambiguous past a seq of 2^32, which only rows
+      * written outside the server have, and the index must still agree with what the triggers
+      * delete; fuzz_store found it). The store indexes everything pending in one statement
+      * (sq__search_flush) every
       * SQ_SEARCH_FLUSH_MS and before every msg.search, in the same transaction as the search,
       * so a search still finds every message committed before it. FTS5's 'delete' must be
       * given exactly what was indexed, so an entry still pending is never deleted from the
       * index: it leaves search_pending instead (a delete), or stays there and is indexed with
       * its new body (an edit). 'rebuild' indexes every message, pending ones included: empty
       * search_pending after one. */
-     "CREATE TABLE search_pending (key INTEGER PRIMARY KEY);"
+     "CREATE TABLE search_pending (chat_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+     " PRIMARY KEY (chat_id, seq)) WITHOUT ROWID;"
      "DROP TRIGGER messages_search_insert;"
      "DROP TRIGGER messages_search_delete;"
      "DROP TRIGGER messages_search_update;"
      "CREATE TRIGGER messages_search_insert AFTER INSERT ON messages WHEN NEW.kind = 'text'"
      " AND NEW.stream_state IS NOT 'streaming' BEGIN"
-     "  INSERT OR IGNORE INTO search_pending(key) VALUES (" STORE_SQL_SEARCH_KEY("NEW.") ");"
+     "  INSERT OR IGNORE INTO search_pending(chat_id, seq) VALUES (NEW.chat_id, NEW.seq);"
      "END;"
      "CREATE TRIGGER messages_search_delete AFTER DELETE ON messages WHEN OLD.kind = 'text'"
      " AND OLD.stream_state IS NOT 'streaming' BEGIN"
      "  INSERT INTO messages_search(messages_search, rowid, body) SELECT 'delete', "
      STORE_SQL_SEARCH_KEY("OLD.") ", " STORE_SQL_SEARCH_BODY("OLD.body")
-     " WHERE NOT EXISTS (SELECT 1 FROM search_pending WHERE key = " STORE_SQL_SEARCH_KEY("OLD.") ");"
-     "  DELETE FROM search_pending WHERE key = " STORE_SQL_SEARCH_KEY("OLD.") ";"
+     " WHERE NOT EXISTS (" SQ_PENDING_OLD ");"
+     "  DELETE FROM search_pending WHERE chat_id = OLD.chat_id AND seq = OLD.seq;"
      "END;"
      "CREATE TRIGGER messages_search_update AFTER UPDATE OF body, stream_state ON messages"
      " WHEN OLD.kind = 'text' BEGIN"
      "  INSERT INTO messages_search(messages_search, rowid, body) SELECT 'delete', "
      STORE_SQL_SEARCH_KEY("OLD.") ", " STORE_SQL_SEARCH_BODY("OLD.body")
-     " WHERE OLD.stream_state IS NOT 'streaming' AND NOT EXISTS (SELECT 1 FROM search_pending"
-     "  WHERE key = " STORE_SQL_SEARCH_KEY("OLD.") ");"
-     "  INSERT OR IGNORE INTO search_pending(key) SELECT " STORE_SQL_SEARCH_KEY("NEW.")
+     " WHERE OLD.stream_state IS NOT 'streaming' AND NOT EXISTS (" SQ_PENDING_OLD ");"
+     "  INSERT OR IGNORE INTO search_pending(chat_id, seq) SELECT NEW.chat_id, NEW.seq"
      " WHERE NEW.stream_state IS NOT 'streaming';"
      "END;",
      /* PostgreSQL's GIN index is maintained by the database server; nothing changes. */

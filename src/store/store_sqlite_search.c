@@ -17,9 +17,9 @@
  * merged (bm25 takes its statistics from the whole table, so ranks compare across chats), and
  * only the page's results are read with their snippets.
  *
- * New and edited entries reach the index in batches (migration 14): the triggers put their keys
- * in search_pending, and sq__search_flush() indexes them all in one statement, from every
- * commit at most every SQ_SEARCH_FLUSH_MS (store_sqlite.c) and before every search.
+ * New and edited entries reach the index in batches (migration 14): the triggers put their
+ * (chat_id, seq) in search_pending, and sq__search_flush() indexes them all in one statement,
+ * from every commit at most every SQ_SEARCH_FLUSH_MS (store_sqlite.c) and before every search.
  */
 #include <stdio.h>
 #include <stdlib.h>
