@@ -32,12 +32,8 @@
 /* The running tallies of text entry NEW (migration 13), set after its INSERT: the body of the
  * messages_tally trigger in migrations 13 and 15. */
 #define SQ_TALLY_UPDATE                                                                            \
-  "  UPDATE messages SET"                                                                          \
-  "   tally = coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = NEW.chat_id"              \
-  "    AND t.kind = 'text' AND t.seq < NEW.seq ORDER BY t.seq DESC LIMIT 1), 0) + 1,"              \
-  "   own_tally = coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = NEW.chat_id"      \
-  "    AND o.author_id = NEW.author_id AND o.kind = 'text' AND o.seq < NEW.seq"                    \
-  "    ORDER BY o.seq DESC LIMIT 1), 0) + 1"                                                       \
+  "  UPDATE messages SET tally = " STORE_SQL_TALLY_NEXT("NEW.chat_id", "NEW.seq") ", own_tally = " \
+  STORE_SQL_OWN_TALLY_NEXT("NEW.chat_id", "NEW.author_id", "NEW.seq")                              \
   "  WHERE chat_id = NEW.chat_id AND seq = NEW.seq;"
 
 /* Whether text entry OLD is still waiting in search_pending (migration 14), so not in FTS5. */
@@ -729,11 +725,8 @@ const struct store__migration store__migrations[] = {
       * newest text below NEW.seq is settled. */
      "CREATE FUNCTION parley_msg_tally() RETURNS trigger LANGUAGE plpgsql AS $$"
      " BEGIN"
-     "  NEW.tally := coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = NEW.chat_id"
-     "   AND t.kind = 'text' AND t.seq < NEW.seq ORDER BY t.seq DESC LIMIT 1), 0) + 1;"
-     "  NEW.own_tally := coalesce((SELECT o.own_tally FROM messages o"
-     "   WHERE o.chat_id = NEW.chat_id AND o.author_id = NEW.author_id AND o.kind = 'text'"
-     "   AND o.seq < NEW.seq ORDER BY o.seq DESC LIMIT 1), 0) + 1;"
+     "  NEW.tally := " STORE_SQL_TALLY_NEXT("NEW.chat_id", "NEW.seq") ";"
+     "  NEW.own_tally := " STORE_SQL_OWN_TALLY_NEXT("NEW.chat_id", "NEW.author_id", "NEW.seq") ";"
      "  RETURN NEW;"
      " END $$;"
      "CREATE TRIGGER messages_tally BEFORE INSERT ON messages FOR EACH ROW"

@@ -54,6 +54,17 @@
 #define STORE_SQL_PG_SEARCH_DOC(b)                                                                 \
   "to_tsvector('simple'::regconfig, translate(" b ", E'\\x02\\x03', ''))"
 
+/* The running tallies (migration 13) of a new text entry at seq s by author a in chat c (SQL
+ * expressions): one more than those of the newest text entry before it, of the chat and of the
+ * author. Both dialects; the insert triggers and msg.send's own INSERT (migration 15) all use
+ * these, so the paths that write a text entry cannot disagree on its tallies. */
+#define STORE_SQL_TALLY_NEXT(c, s)                                                                 \
+  "coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = " c " AND t.kind = 'text'"          \
+  " AND t.seq < " s " ORDER BY t.seq DESC LIMIT 1), 0) + 1"
+#define STORE_SQL_OWN_TALLY_NEXT(c, a, s)                                                          \
+  "coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = " c " AND o.author_id = " a      \
+  " AND o.kind = 'text' AND o.seq < " s " ORDER BY o.seq DESC LIMIT 1), 0) + 1"
+
 /* Unread text of user u in chat c with read marker r (SQL expressions), by the running tallies
  * of migration 13: the text entries after r less u's own among them. A few index probes however
  * long the backlog; exact, like count(*) over the rows it replaces. Both dialects. `lc` is c

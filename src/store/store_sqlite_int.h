@@ -48,12 +48,8 @@
                    " RETURNING last_seq, last_activity")                                           \
   /* A text entry with its running tallies (migration 15: the trigger's subqueries, here). */   \
   X(MSG_INSERT, "INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at,"   \
-                " tally, own_tally) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"                               \
-                " coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = ?1"                   \
-                "  AND t.kind = 'text' AND t.seq < ?2 ORDER BY t.seq DESC LIMIT 1), 0) + 1,"       \
-                " coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = ?1"               \
-                "  AND o.author_id = ?3 AND o.kind = 'text' AND o.seq < ?2"                        \
-                "  ORDER BY o.seq DESC LIMIT 1), 0) + 1)")                                         \
+                " tally, own_tally) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "                              \
+                STORE_SQL_TALLY_NEXT("?1", "?2") ", " STORE_SQL_OWN_TALLY_NEXT("?1", "?3", "?2") ")") \
   X(MSG_BY_CLIENT_ID,                                                                              \
     "SELECT " STORE_SQL_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"             \
     " WHERE m.chat_id = ?1 AND m.author_id = ?2 AND m.client_msg_id = ?3")                         \
