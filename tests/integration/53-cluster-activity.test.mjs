@@ -25,7 +25,11 @@ describe('issue 18 events across three nodes', () => {
     for (let i = 1; i <= 2; i++) await a.c.ok('msg.send', { chat, body: `m${i}` });
     await b.c.ok('read', { chat, seq: base + 1 }); // Ben keeps up a little
     await a.c.ok('msg.send', { chat, body: 'm3' });
-    const m3 = (e) => e.ev === 'chat.activity' && e.chat === chat && e.seq === base + 3;
+    // m3's own event, by its message: Ben's read above also sends him a chat.activity, and when
+    // its store request runs after m3 committed on another node it can carry seq base + 3 with
+    // counts read a moment earlier (the live list's next event corrects them; see issue 15's note).
+    const m3 = (e) =>
+      e.ev === 'chat.activity' && e.chat === chat && e.seq === base + 3 && e.lastMsg?.body === 'm3';
     const eb = await b.c.waitFor(m3);
     const ec = await c.c.waitFor(m3);
     assert.equal(eb.unread, 2);
