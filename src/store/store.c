@@ -498,7 +498,8 @@ static void store__lane_main(void *arg) {
   struct store_lane *l = arg;
   struct store *s = l->s;
   int err = s->ops->open(&l->be, s->uri, s->durability);
-  int async_ready;
+  int async_ready, idle;
+  uint64_t idle_ns = 0; /* when the backend wants its idle() again (0: it does not) */
 
   uv_mutex_lock(&s->mu);
   l->open_done = 1;
@@ -515,8 +516,15 @@ static void store__lane_main(void *arg) {
 
     uv_mutex_lock(&s->mu);
     /* Closing ends a lane only when no backlog can still send it work. */
-    while (l->q_head == NULL && !(s->closing && s->waiting == 0))
-      uv_cond_wait(&l->work, &s->mu);
+    while (l->q_head == NULL && !(s->closing && s->waiting == 0)) {
+      if (idle_ns == 0) {
+        uv_cond_wait(&l->work, &s->mu);
+      } else if (uv_cond_timedwait(&l->work, &s->mu, idle_ns) == UV_ETIMEDOUT) {
+        uv_mutex_unlock(&s->mu);
+        idle_ns = s->ops->idle(l->be);
+        uv_mutex_lock(&s->mu);
+      }
+    }
     if (l->q_head == NULL) {
       uv_mutex_unlock(&s->mu);
       break;
@@ -575,9 +583,12 @@ static void store__lane_main(void *arg) {
       hist_window_record(&s->commit_lat, clock_mono_ns(), (uint64_t)commit_ns);
     }
     async_ready = s->async_ready;
+    idle = l->q_head == NULL && !s->closing;
     uv_mutex_unlock(&s->mu);
     if (async_ready)
       uv_async_send(&s->async);
+    if (idle && s->ops->idle)
+      idle_ns = s->ops->idle(l->be);
   }
 
   s->ops->close(l->be);

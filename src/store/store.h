@@ -550,6 +550,13 @@ struct store_backend_ops {
    * times, so the backend can stop deferring). Deferring one request of a chat means deferring
    * every request of that chat in the batch, or they would overtake each other. */
   int (*exec_batch)(void *be, struct store_req *batch);
+  /* Optional: upkeep that may wait for a quiet moment (SQLite: indexing new messages for
+   * msg.search). Called on the lane's thread, outside any transaction, right after a batch's
+   * completions were handed over and only when nothing else waits in the lane's queue, so it
+   * never delays the acknowledgement of a request already taken. Runs its own transaction.
+   * Returns 0 when nothing is left to do, else the nanoseconds after which to call it again
+   * should no request come first. */
+  uint64_t (*idle)(void *be);
   /* Optional, for a backend with a write-ahead log of its own to bound (SQLite). Both are
    * called from the loop thread, on lane 0's handle, between open and close. */
   void (*set_wal_max)(void *be, uint64_t bytes);

@@ -229,6 +229,7 @@ struct sq {
   int n_cache;
   struct sq_ckpt *ckpt; /* NULL for an in-memory database */
   uint64_t search_flushed_ns; /* last sq__search_flush() (clock_mono_ns) */
+  int search_dirty;           /* search_pending may hold entries (a commit since the flush) */
 };
 
 /* The SQL of each statement, for error messages (store_sqlite.c). */
@@ -301,8 +302,9 @@ int sq__avatar_get(void *arg, struct store_req *req);
  * transaction, under a savepoint of its own: on failure nothing changes and the entries stay
  * pending (store_sqlite_search.c). Returns 0 or an error of the table. */
 int sq__search_flush(struct sq *be);
-/* Commits wait this long between flushes: FTS5 writes one segment per flush, not per commit. */
-#define SQ_SEARCH_FLUSH_MS 200
+/* FTS5 writes one segment per flush, not per commit (store_sqlite.c: sq_idle, sq_commit). */
+#define SQ_SEARCH_FLUSH_MS 200       /* pending entries indexed when the store is idle */
+#define SQ_SEARCH_FLUSH_LATE_MS 1000 /* ... or by a commit, when it never is */
 
 int sq__msg_search(void *arg, struct store_req *req, const struct search_query *q,
                    int64_t chat_id, int offset, int limit, int *timed_out);

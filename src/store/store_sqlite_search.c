@@ -170,6 +170,7 @@ int sq__search_flush(struct sq *be) {
   if (err)
     sqlite3_exec(be->db, "ROLLBACK TO search_flush", NULL, NULL, NULL);
   sqlite3_exec(be->db, "RELEASE search_flush", NULL, NULL, NULL);
+  be->search_dirty = err != 0;
   return err;
 }
 

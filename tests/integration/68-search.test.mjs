@@ -170,6 +170,24 @@ describe('msg.search', () => {
     }
   });
 
+  test('new messages reach the index while the store is idle, before any search', async () => {
+    // SQLite only: the flush runs in a transaction of its own when nothing waits in the store
+    // (so that no acknowledgement waits for FTS5), and, if it was not due yet, once its 200 ms
+    // have passed with no request at all. Read from outside: a msg.search would flush itself.
+    // Within 900 ms: a commit flushes what is pending only after a second (the late path, for a
+    // store that is never idle), so waiting longer would not tell the idle flush is there.
+    if (srv.pgSchema) return;
+    await send(ana, club, 'idle idlezulu one');
+    await send(ana, club, 'idle idlezulu two');
+    const deadline = Date.now() + 900;
+    let pending = '';
+    while ((pending = (await srv.sql('SELECT count(*) FROM search_pending')).trim()) !== '0') {
+      assert.ok(Date.now() < deadline, `${pending} entries still pending with the store idle`);
+    }
+    const indexed = await srv.sql("SELECT count(*) FROM messages_search WHERE messages_search MATCH 'idlezulu'");
+    assert.equal(indexed.trim(), '2');
+  });
+
   test('marks in a body cannot fake a highlight', async () => {
     await send(ana, club, `wombat ${MARK_OPEN}fake${MARK_CLOSE} highlight`);
     const [hit] = (await search(ben, 'wombat')).results;
