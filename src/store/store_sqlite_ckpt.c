@@ -10,22 +10,22 @@
  * PASSIVE checkpoints alone never shrink the WAL under sustained writes: SQLite rewinds it only
  * when a writer starts while every frame is already copied back, and with a commit every few
  * hundred microseconds that moment never comes (measured: a 300 MB WAL after 8 s at 4,000
- * sends/s). So past a quarter of the bound (PARLEY_WAL_MAX, 64 MiB by default) the thread asks
+ * sends/s). So past half of the bound (PARLEY_WAL_MAX, 64 MiB by default) the thread asks
  * for a RESTART. It does so between two of the writer's transactions, which wait for it
  * (store__sqlite_ckpt_writer_enter() in sq_begin): left to SQLite's busy handlers the two polled
  * each other, the writer always won, and the WAL passed its bound with every RESTART reported
  * done (a writer already waiting with a snapshot does not start the WAL over). The RESTART has
  * little left to copy after its PASSIVE pass, so the writer waits briefly; its next commit then
- * writes the WAL from the start. The file is cut back (journal_size_limit) only past half the
- * bound, where the writer's own RESTART begins: a WAL that grew while a backup held a snapshot
+ * writes the WAL from the start. The file is cut back (journal_size_limit) only past three
+ * quarters of the bound, where the writer's own RESTART begins: a WAL that grew while a backup held a snapshot
  * does not keep its size, and the usual cycle overwrites the file in place. (Cutting it to 16 MiB
  * after every RESTART cost the writer a 6 ms ftruncate five times a second at 2,000 sends/s, and
  * made every later fdatasync of the WAL commit a new size.) Before a RESTART the thread catches
  * up with PASSIVE passes, so that the RESTART, which the writer waits for, has only a few frames
  * to copy. The writer's WAL hook, run after each commit with the WAL's frame count, wakes the
- * thread at a quarter instead of letting it sleep out its period; and should the thread
+ * thread at half the bound instead of letting it sleep out its period; and should the thread
  * still fall behind (a slow fsync, a starved thread), the writer checkpoints the WAL itself right
- * after the commit that passes half of the bound, so one more batch cannot carry the file past
+ * after the commit that passes three quarters of the bound, so one more batch cannot carry the file past
  * the bound. That path costs that batch's latency and runs only under overload; it is counted
  * (wal_forced).
  *
@@ -52,6 +52,15 @@
  * writer committed during the pass before, until a pass found at most this many new frames. */
 #define SQ_CATCH_UP_PASSES 8
 #define SQ_RESTART_TAIL_FRAMES 256
+/* Where the WAL (PARLEY_WAL_MAX = max bytes) gets a RESTART from this thread, one the writer runs
+ * itself (this thread fell behind), and the size the file is cut back to after a RESTART. Every
+ * RESTART holds commits off for its last copy and fdatasyncs (1-13 ms here, about 4 ms on
+ * average), so the fewer the better: at half the bound there are half as many as at a quarter
+ * (issue 15: 587 -> 312 in two minutes at 2,000 sends/s). A batch is at most 256 requests, a few
+ * MB of WAL, so the writer's own RESTART at three quarters still keeps the file under the bound. */
+#define SQ_RESTART_AT(max) ((max) / 2)
+#define SQ_FORCE_AT(max) ((max) / 4 * 3)
+#define SQ_KEEP_AT(max) ((max) / 4 * 3)
 #define SQ_CKPT_BUSY_MS 100 /* how long a RESTART waits for the writer or a reader */
 /* The database file grows by this much at a time (SQLITE_FCNTL_CHUNK_SIZE on the checkpointer's
  * connection, the one that writes it): a checkpoint that appends pages then rarely changes the
@@ -124,7 +133,7 @@ static int ckpt__on_commit(void *arg, sqlite3 *db, const char *name, int frames)
   struct sq_ckpt *k = arg;
   uint64_t max = atomic_load(&k->wal_max);
   (void)name;
-  if (frames > ckpt__frames(k, max / 2)) {
+  if (frames > ckpt__frames(k, SQ_FORCE_AT(max))) {
     /* The checkpointer fell behind: the bound is kept here, at the price of this batch's
      * latency. A short busy timeout, so an outside reader holding a snapshot (a backup) costs
      * a commit at most SQ_CKPT_BUSY_MS; the WAL then grows past the bound until it lets go. */
@@ -140,7 +149,7 @@ static int ckpt__on_commit(void *arg, sqlite3 *db, const char *name, int frames)
     k->forcing = 0;
     pthread_cond_broadcast(&k->turn);
     pthread_mutex_unlock(&k->lock);
-  } else if (frames > ckpt__frames(k, max / 4) && !atomic_exchange(&k->woken, 1)) {
+  } else if (frames > ckpt__frames(k, SQ_RESTART_AT(max)) && !atomic_exchange(&k->woken, 1)) {
     pthread_mutex_lock(&k->lock);
     pthread_cond_signal(&k->wake);
     pthread_mutex_unlock(&k->lock);
@@ -183,7 +192,7 @@ static void *ckpt__main(void *arg) {
     pthread_mutex_unlock(&k->lock);
     /* PASSIVE never waits for the writer: it copies what it can and tries again next time. */
     int frames = ckpt__run(k, db, SQLITE_CHECKPOINT_PASSIVE, 0);
-    if (frames > ckpt__frames(k, atomic_load(&k->wal_max) / 4)) {
+    if (frames > ckpt__frames(k, SQ_RESTART_AT(atomic_load(&k->wal_max)))) {
       /* The writer will wait for the RESTART, and the RESTART first copies the frames the
        * writer committed since this pass began, with an fdatasync of the WAL and of the
        * database; on this kind of disk each costs 5-10 ms once megabytes are dirty, and every
@@ -201,7 +210,7 @@ static void *ckpt__main(void *arg) {
     pthread_mutex_lock(&k->lock);
     k->passive = 0;
     pthread_cond_broadcast(&k->turn);
-    if (frames > ckpt__frames(k, atomic_load(&k->wal_max) / 4)) {
+    if (frames > ckpt__frames(k, SQ_RESTART_AT(atomic_load(&k->wal_max)))) {
       /* The RESTART has little left to copy, so the writer is held off only briefly; the
        * writer's next transaction then starts the WAL over. */
       k->wants = 1;
@@ -222,9 +231,9 @@ static void *ckpt__main(void *arg) {
   return NULL;
 }
 
-/* On the writer's thread: its journal_size_limit follows the bound, at half of it. */
+/* On the writer's thread: its journal_size_limit follows the bound, at three quarters of it. */
 static void ckpt__keep(struct sq_ckpt *k) {
-  uint64_t keep = atomic_load(&k->wal_max) / 2;
+  uint64_t keep = SQ_KEEP_AT(atomic_load(&k->wal_max));
   char limit[64];
   if (keep == k->keep)
     return;
