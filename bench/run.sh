@@ -217,12 +217,16 @@ server_metrics() {
     /^parley_(delivery_seconds|store_commit_latency_seconds|store_request_seconds|loop_turn_seconds)\{quantile="0\.(5|99)"\}/ {
       split($1, a, "{"); q = ($1 ~ /"0\.5"/) ? "p50" : "p99"; v[a[1] " " q] = $2 * 1000 }
     /^parley_loop_turn_max_seconds / { tmax = $2 * 1000 }
+    /^parley_store_wal_bytes / { wal = $2 }
+    /^parley_store_checkpoints_total\{result="(ok|restart|forced)"\}/ { split($1, c, "\""); ck[c[2]] = $2 }
     END { if (length(v)) printf "  server-side (ms): delivery p50 %.3f p99 %.3f; store request p50 %.3f p99 %.3f; commit p50 %.3f p99 %.3f\n",
             v["parley_delivery_seconds p50"], v["parley_delivery_seconds p99"],
             v["parley_store_request_seconds p50"], v["parley_store_request_seconds p99"],
             v["parley_store_commit_latency_seconds p50"], v["parley_store_commit_latency_seconds p99"]
           if (length(v)) printf "  loop work per turn (ms, thread CPU): p50 %.3f p99 %.3f, max %.3f\n",
-            v["parley_loop_turn_seconds p50"], v["parley_loop_turn_seconds p99"], tmax }' || true
+            v["parley_loop_turn_seconds p50"], v["parley_loop_turn_seconds p99"], tmax
+          if (length(ck)) printf "  WAL file %.1f MB; checkpoints: %d passive, %d restart, %d forced\n",
+            wal / 1048576, ck["ok"] - ck["restart"], ck["restart"], ck["forced"] }' || true
 }
 
 for scen in $expanded; do
