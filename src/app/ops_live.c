@@ -13,6 +13,10 @@
 #include "common/error.h"
 #include "core/presence.h"
 
+static int sub_presence_from_room(struct client *cl, struct sub *s, const struct store_chat *c);
+static int sub_submit(struct client *cl, const struct proto_req *req, struct sub *s,
+                      const char *slug, int64_t since, int members);
+
 static void on_sub(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
@@ -27,6 +31,12 @@ static void on_sub(struct store_req *sreq) {
   if (sreq->status) {
     app__sub_free(cl->app, s);
     app__reply_err(cl, &ctx->env, sreq->status, STORE_ERRMSG(sreq));
+    goto done;
+  }
+  if (!s->own_read && !sub_presence_from_room(cl, s, &sreq->out.chat)) {
+    /* The room's list is not the chat's now (or never came): read it, and the replay again. */
+    if (sub_submit(cl, &ctx->env, s, sreq->in.slug, sreq->in.since, 1) != 0)
+      app__sub_free(cl->app, s); /* answered with the error */
     goto done;
   }
   /* Authorized: only now does the user count as having the chat open. */
@@ -67,7 +77,63 @@ done:
   app__op_finish(sreq);
 }
 
-/* The participants' presence for the sub reply; runs just before the replay's callback. */
+/* Moves the participants of a compact CHAT_MEMBERS answer into room r, with the member_gen and
+ * participant_count they were read at. */
+static void sub_members_keep(struct room *r, struct store_req *sreq) {
+  free(r->members.ids);
+  free(r->members.seen);
+  free(r->members.names);
+  r->members.ids = sreq->out.member_ids;
+  r->members.seen = sreq->out.member_reads;
+  r->members.names = sreq->out.data;
+  r->members.n_ids = sreq->out.n_member_ids;
+  r->members.gen = sreq->out.chat.member_gen;
+  r->members.count = sreq->out.chat.participant_count;
+  r->members.reading = 0;
+  sreq->out.member_ids = NULL;
+  sreq->out.member_reads = NULL;
+  sreq->out.data = NULL;
+  sreq->out.n_member_ids = 0;
+  sreq->out.data_len = 0;
+}
+
+/* s's presence snapshot from its room's list. Only who is there, and a bounded first page of
+ * them: a hash lookup per participant, an encoding for at most PARLEY_SUB_PRESENCE_MAX (issue 15:
+ * a 10,000-member chat's sub cost 23-77 ms of loop with every participant in the reply).
+ * chat.members pages through the rest. */
+static void sub_presence_fill(struct client *cl, struct sub *s) {
+  struct room *r = s->room;
+  json_decref(s->presence);
+  s->presence = json_array();
+  s->online = 0;
+  for (size_t i = 0; r && i < r->members.n_ids; i++) {
+    struct store_user u;
+    const size_t w = STORE_USERNAME_MAX + 1;
+    if (app__presence_state(cl->app, r->members.ids[i]) == PRESENCE_OFFLINE)
+      continue;
+    if (s->online++ >= cl->app->cfg.sub_presence_max)
+      continue;
+    memset(&u, 0, sizeof u);
+    u.id = r->members.ids[i];
+    u.last_seen = r->members.seen[i];
+    memcpy(u.username, r->members.names + i * w, w);
+    u.username[STORE_USERNAME_MAX] = '\0';
+    json_array_append_new(s->presence, app__presence_json(cl->app, &u));
+  }
+}
+
+/* For a sub that did not read the participants: its presence from the room's list when that
+ * list is the chat's as of the replay (c: the chat row read with it). 0: it is not. */
+static int sub_presence_from_room(struct client *cl, struct sub *s, const struct store_chat *c) {
+  const struct room *r = s->room;
+  if (r == NULL || r->members.ids == NULL || r->members.gen != c->member_gen ||
+      r->members.count != c->participant_count)
+    return 0;
+  sub_presence_fill(cl, s);
+  return 1;
+}
+
+/* The participants for the sub reply; runs just before the replay's callback. */
 static void on_sub_members(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
@@ -75,66 +141,61 @@ static void on_sub_members(struct store_req *sreq) {
   if (cl->conn == NULL || sreq->status)
     goto done; /* the replay request reports the error */
   s = app__sub_find(cl, sreq->in.slug);
-  if (s == NULL || s->gen != ctx->sub_gen)
+  if (s == NULL || s->gen != ctx->sub_gen || s->room == NULL)
     goto done;
-  json_decref(s->presence);
-  s->presence = json_array();
-  s->online = 0;
-  /* Only who is there, and a bounded first page of them: a hash lookup per participant, an
-   * encoding for at most PARLEY_SUB_PRESENCE_MAX (issue 15: a 10,000-member chat's sub cost 23-77 ms
-   * of loop with every participant in the reply). chat.members pages through the rest. */
-  for (size_t i = 0; i < sreq->out.n_member_ids; i++) {
-    struct store_user u;
-    const size_t w = STORE_USERNAME_MAX + 1;
-    if (app__presence_state(cl->app, sreq->out.member_ids[i]) == PRESENCE_OFFLINE)
-      continue;
-    if (s->online++ >= cl->app->cfg.sub_presence_max)
-      continue;
-    memset(&u, 0, sizeof u);
-    u.id = sreq->out.member_ids[i];
-    u.last_seen = sreq->out.member_reads[i];
-    memcpy(u.username, sreq->out.data + i * w, w);
-    u.username[STORE_USERNAME_MAX] = '\0';
-    json_array_append_new(s->presence, app__presence_json(cl->app, &u));
-  }
+  sub_members_keep(s->room, sreq);
+  sub_presence_fill(cl, s);
 done:
   app__op_finish(sreq);
 }
 
-void app__op_sub(struct client *cl, const struct proto_req *req) {
-  struct app *a = cl->app;
+/* Submits s's store round trip: with `members`, the participants first (for the presence
+ * snapshot; completions come back in submission order, so they arrive just before the replay
+ * that answers the sub), then the replay of chat `slug` after `since`. Returns 0, or an error
+ * already answered (the caller frees s). */
+static int sub_submit(struct client *cl, const struct proto_req *req, struct sub *s,
+                      const char *slug, int64_t since, int members) {
   struct store_req *sreq;
-  struct sub *s = app__sub_open(a, cl, req->chat);
   struct op_opts opts = {0};
-
-  if (s == NULL) {
-    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
-    return;
-  }
   opts.sub_gen = s->gen;
-  /* Completions come back in submission order: the members (for the presence snapshot)
-   * arrive just before the replay that answers the sub. */
-  sreq = store_req_new(STORE_CHAT_MEMBERS);
-  if (sreq) {
+  s->own_read = members;
+  if (members && (sreq = store_req_new(STORE_CHAT_MEMBERS)) != NULL) {
     struct op_opts first = opts;
     sreq->in.compact = 1; /* ids, names and lastSeen: what the presence snapshot needs */
     first.paired = 1; /* only the replay below may be refused: one answer per op */
-    snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
+    snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", slug);
+    if (s->room)
+      s->room->members.reading = 1;
     app__op_submit(cl, req, sreq, on_sub_members, &first);
   }
   sreq = store_req_new(STORE_MSG_SINCE);
   if (sreq == NULL) {
-    app__sub_free(a, s);
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return PARLEY_EINTERNAL;
+  }
+  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", slug);
+  sreq->in.since = since;
+  sreq->in.limit = PROTO_HISTORY_MAX;
+  sreq->in.with_streams = 1; /* the open streams, read after this socket holds their deltas */
+  return app__op_submit(cl, req, sreq, on_sub, &opts);
+}
+
+void app__op_sub(struct client *cl, const struct proto_req *req) {
+  struct sub *s = app__sub_open(cl->app, cl, req->chat);
+  const struct room *r;
+  if (s == NULL) {
     app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;
   }
-  snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", req->chat);
-  /* Without `since` the socket goes live from now: ask for nothing after "infinity". */
-  sreq->in.since = PROTO_HAS(req, PROTO_F_SINCE) ? req->since : APP_SEQ_INFINITY;
-  sreq->in.limit = PROTO_HISTORY_MAX;
-  sreq->in.with_streams = 1; /* the open streams, read after this socket holds their deltas */
-  if (app__op_submit(cl, req, sreq, on_sub, &opts) != 0)
-    app__sub_free(a, s); /* answered with the error; the members' reply finds no sub */
+  /* The participants are read by the first sub of a room (and after a membership change); the
+   * subs that follow, a storm of them included, take that list once their replay shows the chat
+   * still has those participants. Without `since` the socket goes live from now: ask for nothing
+   * after "infinity". */
+  r = s->room;
+  if (sub_submit(cl, req, s, req->chat,
+                 PROTO_HAS(req, PROTO_F_SINCE) ? req->since : APP_SEQ_INFINITY,
+                 r == NULL || (r->members.ids == NULL && !r->members.reading)) != 0)
+    app__sub_free(cl->app, s); /* answered with the error; the members' reply finds no sub */
 }
 
 void app__op_unsub(struct client *cl, const struct proto_req *req) {

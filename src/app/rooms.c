@@ -63,6 +63,9 @@ static void room_free(struct room *r) {
   }
   typing_dispose(&r->typing);
   free(r->active);
+  free(r->members.ids);
+  free(r->members.seen);
+  free(r->members.names);
   free(r);
 }
 

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
 import { connect, presenceEntries, signupMany, usernames, waitPresence } from './lib/client.mjs';
+import { scrape } from './lib/metrics.mjs';
 import { useServer } from './lib/server.mjs';
 
 const N = 50;
@@ -91,6 +92,47 @@ describe('join storm', () => {
       frames <= PER_USER * N,
       `${frames} frames for ${N} joining users (${(frames / N).toFixed(1)} each; at most ${PER_USER}): ${JSON.stringify(kinds)}`,
     );
+  });
+
+  test('subs of a chat already open here read its participants once, and again after any change', async () => {
+    // The room keeps the participants the first sub read; later subs (a storm of them) take that
+    // list when their replay shows the chat's member_gen and participant_count unchanged, and
+    // read it again otherwise: a join changes the count, a leave the generation (at the end one
+    // participant leaves and another joins: the count is what it was, only the generation tells).
+    const M = 20;
+    const accounts = [];
+    for (let i = 0; i < M + 4; i += 6) {
+      accounts.push(...(await signupMany(srv, Array.from({ length: Math.min(6, M + 4 - i) }, () => 'jc'))));
+    }
+    const [owner, stay, late, other, ...rest] = accounts;
+    const [oc, sc, lc, xc, ...cs] = await Promise.all(
+      [owner, stay, late, other, ...rest].map((a) => connect(srv, { token: a.token })),
+    );
+    open.push(oc, sc, lc, xc, ...cs);
+    const { chat } = await oc.ok('chat.create', { title: 'cache', isPublic: true });
+    await Promise.all([sc, ...cs].map((c) => c.ok('chat.join', { chat: chat.slug })));
+    const first = await sc.ok('sub', { chat: chat.slug }); // reads the list; the room keeps it
+    assert.equal(first.online, M + 2);
+
+    const before = (await scrape(srv)).get('parley_store_requests_total');
+    const storm = await Promise.all(cs.map((c) => c.ok('sub', { chat: chat.slug })));
+    const used = (await scrape(srv)).get('parley_store_requests_total') - before;
+    for (const r of storm) assert.equal(r.online, M + 2, 'every sub of the storm has everyone online');
+    // A replay each (M), and not a participant read each as well (2M).
+    assert.ok(used < M + M / 2, `${used} store requests for ${M} subs`);
+
+    await lc.ok('chat.join', { chat: chat.slug });
+    const afterJoin = await sc.ok('sub', { chat: chat.slug });
+    assert.equal(afterJoin.online, M + 3, 'a sub after a join sees the new participant');
+    assert.ok(afterJoin.presence.some((p) => p.user.username === late.user.username));
+
+    await lc.ok('chat.leave', { chat: chat.slug });
+    await xc.ok('chat.join', { chat: chat.slug });
+    const swapped = await sc.ok('sub', { chat: chat.slug });
+    const names = swapped.presence.map((p) => p.user.username);
+    assert.equal(swapped.online, M + 3);
+    assert.ok(names.includes(other.user.username), 'a sub after a leave and a join sees the joiner');
+    assert.ok(!names.includes(late.user.username), 'and not the one who left');
   });
 
   test(`${N} members of one chat connecting at once get O(N) presence frames in all`, async (t) => {
