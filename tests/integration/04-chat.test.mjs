@@ -142,7 +142,10 @@ describe('chats', () => {
     test("chat.list holds the caller's chats only, most recent activity first", async () => {
       const { chat: first } = await b.ok('chat.create', { title: 'First' });
       const { chat: second } = await b.ok('chat.create', { title: 'Second' });
-      // Activity in `first` moves it ahead of `second`.
+      // Activity in `first` moves it ahead of `second`. lastActivity is in milliseconds (ties go
+      // by chat id, newest first): the send must come in a later millisecond than the create.
+      assert.equal(typeof second.lastActivity, 'number');
+      while (Date.now() <= second.lastActivity) await new Promise((r) => setImmediate(r));
       await b.ok('msg.send', { chat: first.slug, body: 'bump', clientMsgId: 'bump-1' });
       const { chats } = await b.ok('chat.list');
       const slugs = chats.map((x) => x.slug);
