@@ -52,7 +52,11 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
       : {}),
   });
   const subs = new Map<string, ChatSub>();
-  let everOnline = false;
+  // How many times the socket came online. The listener that counts is registered first, so an
+  // onReconnect listener sees 1 on the first connection (no reconnect: nothing to reload) and 2+
+  // after a drop. (A flag set first made the first connection count as a reconnect: every page
+  // loaded its chat list twice.)
+  let onlineTimes = 0;
   let closed = false;
 
   // Subscription plumbing: one SDK listener set, dispatched to this adapter's handlers.
@@ -90,8 +94,8 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
     client.on('unauthorized', () => {
       if (!closed) opts.onSessionEnded?.();
     }),
-    client.on('state', ({ state }) => {
-      if (state === 'online') everOnline = true;
+    client.on('state', ({ state, prev }) => {
+      if (state === 'online' && prev !== 'online') onlineTimes++;
     }),
   );
 
@@ -144,7 +148,7 @@ export function createSdkRealtime(opts: RealtimeOptions = {}): Realtime {
     },
     onReconnect(cb) {
       return client.on('state', ({ state, prev }) => {
-        if (state === 'online' && prev !== 'online' && everOnline) cb();
+        if (state === 'online' && prev !== 'online' && onlineTimes > 1) cb();
       });
     },
     subscribe(chat, h) {
