@@ -32,6 +32,7 @@ import { cachedUiMsg, EMPTY_MODEL, toUiMsg } from '../lib/ui-msgs';
 export { toUiMsg };
 
 const PAGE = 50;
+const READ_EVERY_MS = 300; // the most often a room sends `read`
 
 // 'visitor': a public chat the user is not in (chat.get answered with role null): nothing is
 // subscribed or loaded, since the server refuses both to a non-participant.
@@ -387,30 +388,50 @@ export function useRealtimeChat(slug: string, around?: number): RealtimeChat {
     return rt.onPending(slug, (p) => dispatch({ type: 'pending', pending: p }));
   }, [rt, slug]);
 
-  // Read marker: while the page is visible, mark the newest message read (throttled).
+  // Read marker: while the page is visible, mark the newest message read, at most every
+  // READ_EVERY_MS: at once when the last read is older, else when that time is up. (A timer
+  // restarted by every new message never fired in a busy chat, and one cancelled by leaving the
+  // room lost the read: the list kept the badge.) Leaving the chat marks what it showed.
   const lastSeq = s.msgs.length ? s.msgs[s.msgs.length - 1].seq : 0;
   const readSent = useRef(0);
-  useEffect(() => {
-    if (!lastSeq || s.status !== 'ready') return;
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const mark = () => {
-      if (document.visibilityState !== 'visible' || lastSeq <= readSent.current) return;
-      readSent.current = lastSeq;
+  const readAt = useRef(0);
+  const readShown = useRef(0);
+  const sendRead = useCallback(
+    (seq: number) => {
+      if (document.visibilityState !== 'visible' || seq <= readSent.current) return;
+      readSent.current = seq;
+      readAt.current = Date.now();
       // The server tells this user's sockets (this one too) with a `read` event: the chat list
       // listens to that.
-      rt.request('read', { chat: slug, seq: lastSeq }).catch(() => {
+      rt.request('read', { chat: slug, seq }).catch(() => {
         readSent.current = 0;
       });
-    };
-    timer = setTimeout(mark, 300);
+    },
+    [rt, slug],
+  );
+  useEffect(() => {
+    if (!lastSeq || s.status !== 'ready') return;
+    readShown.current = lastSeq;
+    const mark = () => sendRead(lastSeq);
+    const wait = READ_EVERY_MS - (Date.now() - readAt.current);
+    const timer = wait > 0 ? setTimeout(mark, wait) : null;
+    if (wait <= 0) mark();
     document.addEventListener('visibilitychange', mark);
     return () => {
       if (timer) clearTimeout(timer);
       document.removeEventListener('visibilitychange', mark);
     };
-  }, [rt, slug, lastSeq, s.status]);
+  }, [sendRead, lastSeq, s.status]);
+  useEffect(
+    () => () => {
+      if (readShown.current) sendRead(readShown.current);
+    },
+    [sendRead],
+  );
   useEffect(() => {
     readSent.current = 0;
+    readAt.current = 0;
+    readShown.current = 0;
   }, [slug]);
 
   const messages = useMemo<UiMsg[]>(() => {
