@@ -8,7 +8,7 @@
 //   text in the box with "Editing message"; Enter saves, Escape cancels; the draft is kept aside;
 // - typing `@` suggests participants in a listbox under the caret's line: Up/Down move, Enter or
 //   Tab pick, Escape closes (the box keeps its textbox role, with aria-activedescendant).
-import { useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { useCallback, useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { useDraft } from '../../hooks/use-draft';
 import { IconSend, IconX } from '../ui/icons';
 import { displayName, errorText, hasVisible } from '../../lib/format';
@@ -62,7 +62,12 @@ export function Composer({
   selfId?: number;
 }) {
   const [draft, setDraft] = useDraft(draftKey);
-  const [editText, setEditText] = useState('');
+  // The edited text, with the edit it belongs to: until the box is typed in, an edit shows the
+  // message's body from its first render (set by an effect, the box was empty for one render with
+  // "Editing message" already shown).
+  const [edited, setEdited] = useState<{ of: EditTarget; text: string } | null>(null);
+  const editText = editing ? (edited?.of === editing ? edited.text : editing.body) : '';
+  const setEditText = useCallback((t: string) => setEdited(editing ? { of: editing, text: t } : null), [editing]);
   const [editError, setEditError] = useState<string | null>(null);
   const [saving, setSaving] = useState(false);
   const [caret, setCaret] = useState(0);
@@ -92,7 +97,6 @@ export function Composer({
   // Starting an edit loads the message's text; a reply or an edit puts the caret in the box.
   useEffect(() => {
     if (!editing) return;
-    setEditText(editing.body);
     setEditError(null);
     requestAnimationFrame(() => {
       const el = ref.current;
