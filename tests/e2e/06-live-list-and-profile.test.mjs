@@ -333,6 +333,40 @@ describe('live chat list, notifications, browse, shared links and profile', () =
     await dee.context.close();
   });
 
+  test('a room marks a busy chat read while messages keep coming, and what it showed when left', async () => {
+    const busy = (await api.ana.ok('chat.create', { title: 'Busy' })).chat.slug;
+    const quiet = (await api.ana.ok('chat.create', { title: 'Quiet' })).chat.slug;
+    await inviteAndAccept(api.ana, api.cytran, busy);
+    await inviteAndAccept(api.ana, api.cytran, quiet);
+    const cy = await newPerson(browser, srv.url, { name: 'cytran' });
+    people.push(cy);
+    const reads = []; // the seq of every read the page sends
+    cy.page.on('websocket', (ws) =>
+      ws.on('framesent', (f) => {
+        if (typeof f.payload === 'string' && f.payload.includes('"op":"read"')) reads.push(JSON.parse(f.payload).seq);
+      }),
+    );
+    await logIn(cy.page, { username: 'cytran' });
+    await openChat(cy.page, busy);
+    // A message every 100 ms for 2 s. A read that waited for 300 ms without a new message never
+    // went while they came. (The pause is the scenario, a message rate, not a wait for an event.)
+    const from = reads.length;
+    for (let i = 1; i <= 20; i++) {
+      await api.ana.ok('msg.send', { chat: busy, body: `busy ${i}`, clientMsgId: `busy-${i}` });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const during = reads.slice(from);
+    assert.ok(during.length >= 3, `reads sent while the messages came: ${JSON.stringify(during)}`);
+    // Two more, then away at once: the room marks what it showed as it is left.
+    await api.ana.ok('msg.send', { chat: busy, body: 'one more', clientMsgId: 'busy-21' });
+    const lastSeq = (await api.ana.ok('msg.send', { chat: busy, body: 'and the last', clientMsgId: 'busy-22' })).msg.seq;
+    await waitMessage(cy.page, 'and the last');
+    await cy.page.getByRole('link', { name: /^Quiet/ }).click();
+    await until(() => reads.includes(lastSeq), { message: `a read of seq ${lastSeq} (sent: ${JSON.stringify(reads)})` });
+    await until(async () => (await row(cy.page, busy).getByTestId('unread').count()) === 0, { message: "Busy's badge to clear" });
+    await cy.context.close();
+  });
+
   test('a shared chat link opened while logged out survives logging in and signing up', async () => {
     const open = (await api.ana.ok('chat.create', { title: 'Open house', isPublic: true })).chat.slug;
     const visitor = await newPerson(browser, srv.url, { name: 'link-visitor' });
