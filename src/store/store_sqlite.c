@@ -213,34 +213,15 @@ static int sq_begin(void *arg) {
  * sends/s (issue 15). Under a load that never leaves the store idle, a commit still flushes them
  * once SQ_SEARCH_FLUSH_LATE_MS have passed, so search_pending stays small. A failed flush (a full
  * disk) leaves them pending. */
-static int sq__search_due(struct sq *be, unsigned ms) {
-  return clock_mono_ns() - be->search_flushed_ns >= (uint64_t)ms * 1000000u;
-}
-
-static uint64_t sq_idle(void *arg) {
-  struct sq *be = arg;
-  uint64_t since = clock_mono_ns() - be->search_flushed_ns;
-  const uint64_t every = (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u;
-  if (!be->search_dirty)
-    return 0;
-  if (since < every)
-    return every - since; /* the store thread comes back then, unless a request comes first */
-  if (sq_begin(be) != 0)
-    return every; /* tried again later */
-  sq__search_flush(be);
-  if (sq__run(be, SQ_COMMIT) != 0) {
-    be->search_dirty = 1; /* still pending */
-    if (!sqlite3_get_autocommit(be->db))
-      sq__run(be, SQ_ROLLBACK);
-  }
-  store__sqlite_ckpt_writer_leave(be->ckpt);
-  return be->search_dirty ? every : 0;
+static uint64_t sq__search_wait(const struct sq *be, unsigned ms) {
+  uint64_t since = clock_mono_ns() - be->search_flushed_ns, every = (uint64_t)ms * 1000000u;
+  return since < every ? every - since : 0;
 }
 
 static int sq_commit(void *arg) {
   struct sq *be = arg;
   int err;
-  if (!sqlite3_get_autocommit(be->db) && sq__search_due(be, SQ_SEARCH_FLUSH_LATE_MS))
+  if (!sqlite3_get_autocommit(be->db) && sq__search_wait(be, SQ_SEARCH_FLUSH_LATE_MS) == 0)
     sq__search_flush(be);
   err = sq__run(be, SQ_COMMIT);
   if (err == 0)
@@ -258,6 +239,26 @@ static int sq_rollback(void *arg) {
     err = sq__run(be, SQ_ROLLBACK);
   store__sqlite_ckpt_writer_leave(be->ckpt);
   return err;
+}
+
+static uint64_t sq_idle(void *arg) {
+  struct sq *be = arg;
+  uint64_t wait = sq__search_wait(be, SQ_SEARCH_FLUSH_MS);
+  int dirty;
+  if (!be->search_dirty)
+    return 0;
+  if (wait > 0)
+    return wait; /* the store thread comes back then, unless a request comes first */
+  if (sq_begin(be) != 0)
+    return (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u; /* tried again later */
+  sq__search_flush(be);
+  dirty = be->search_dirty; /* sq_commit marks every commit as maybe leaving entries pending */
+  if (sq_commit(be) != 0) {
+    sq_rollback(be);
+    dirty = 1; /* still pending */
+  }
+  be->search_dirty = dirty;
+  return dirty ? (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u : 0;
 }
 
 static int sq_savepoint(void *arg) {
