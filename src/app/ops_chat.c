@@ -21,8 +21,7 @@ static void on_chat_reply(struct store_req *sreq) {
   struct op_ctx *ctx = sreq->ctx;
   if (app__op_failed(sreq))
     goto done;
-  app__reply_ok(cl, &ctx->env,
-                json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
+  app__reply_chat(cl, &ctx->env, &sreq->out.chat);
 done:
   app__op_finish(sreq);
 }

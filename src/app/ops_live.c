@@ -51,25 +51,39 @@ static void on_sub(struct store_req *sreq) {
     json_object_set_new(chat, "mentions", json_integer(sreq->out.member_mentions[0]));
   }
   {
+    /* The presence page and activeUsers come encoded (the room's, made once for many subs)
+     * and are added to the encoded reply; chat.activeUsers is the same list. */
     json_t *others, *typing = app__room_typing_json(cl->app, s->room, &others);
-    size_t n_active;
-    json_t *active = app__room_active_json_max(cl->app, s->room,
-                                               (size_t)cl->app->cfg.sub_presence_max, &n_active);
-    json_object_set(chat, "activeUsers", active);
-    json_t *presence = s->presence ? json_incref(s->presence) : json_array();
+    size_t n_active, chat_len;
+    char *chat_enc = app__chat_enc(cl->app, chat, &chat_len);
+    struct proto_raw in_chat = {"activeUsers", NULL, 0};
     int online = s->presence ? s->online : 0;
-    app__reply_ok(cl, &ctx->env,
-                  json_pack("{s:o, s:o, s:o, s:I, s:b, s:o, s:i, s:b, s:o, s:o, s:o, s:I}",
-                            "streams",
-                            app__msgs_json(sreq->out.streams, sreq->out.n_streams, sreq->in.slug),
-                            "chat", chat, "msgs",
-                            app__msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug),
-                            "lastSeq", (json_int_t)sreq->out.chat.last_seq, "reset",
-                            sreq->out.reset, "presence", presence, "online", online,
-                            "presenceMore", online > (int)json_array_size(presence), "typing",
-                            typing, "typingOthers", others, "activeUsers", active,
-                            "activeCount", (json_int_t)n_active));
-    json_decref(s->presence);
+    in_chat.json = app__room_active_enc(cl->app, s->room, &in_chat.len, &n_active);
+    if (chat_enc == NULL || in_chat.json == NULL) {
+      free(chat_enc);
+      json_decref(typing);
+      json_decref(others);
+      app__sub_free(cl->app, s); /* (s->presence with it) */
+      app__reply_err(cl, &ctx->env, PARLEY_EINTERNAL, NULL);
+      goto done;
+    }
+    {
+      struct proto_raw raw[] = {
+          {"chat", chat_enc, chat_len},
+          {"presence", s->presence ? s->presence : "[]", s->presence ? s->presence_len : 2},
+          in_chat};
+      app__reply_ok_raw(
+          cl, &ctx->env,
+          json_pack("{s:o, s:o, s:I, s:b, s:i, s:b, s:o, s:o, s:I}", "streams",
+                    app__msgs_json(sreq->out.streams, sreq->out.n_streams, sreq->in.slug), "msgs",
+                    app__msgs_json(sreq->out.msgs, sreq->out.n_msgs, sreq->in.slug), "lastSeq",
+                    (json_int_t)sreq->out.chat.last_seq, "reset", sreq->out.reset, "online", online,
+                    "presenceMore", online > (int)(s->presence ? s->n_presence : 0), "typing",
+                    typing, "typingOthers", others, "activeCount", (json_int_t)n_active),
+          raw, sizeof raw / sizeof raw[0]);
+      free(chat_enc);
+    }
+    free(s->presence);
     s->presence = NULL;
   }
   app__sub_go_live(cl->app, s, sreq->out.chat.last_seq, sreq->out.chat.member_gen);
@@ -79,7 +93,7 @@ done:
 
 /* Moves the participants of a compact CHAT_MEMBERS answer into room r, with the member_gen and
  * participant_count they were read at. */
-static void sub_members_keep(struct room *r, struct store_req *sreq) {
+static void sub_members_keep(struct app *a, struct room *r, struct store_req *sreq) {
   free(r->members.ids);
   free(r->members.seen);
   free(r->members.names);
@@ -89,6 +103,7 @@ static void sub_members_keep(struct room *r, struct store_req *sreq) {
   r->members.n_ids = sreq->out.n_member_ids;
   r->members.gen = sreq->out.chat.member_gen;
   r->members.count = sreq->out.chat.participant_count;
+  r->members.version = ++a->presence_gen; /* (a kept presence page is looked at again) */
   r->members.reading = 0;
   sreq->out.member_ids = NULL;
   sreq->out.member_reads = NULL;
@@ -97,28 +112,70 @@ static void sub_members_keep(struct room *r, struct store_req *sreq) {
   sreq->out.data_len = 0;
 }
 
+/* Encodes room r's presence page: key holds the participants' version, then (participant
+ * index, state, lastSeen) for each entry. The room keeps it with the key (taken). */
+static void presence_page_encode(struct room *r, int64_t *key, size_t k) {
+  const size_t w = STORE_USERNAME_MAX + 1;
+  json_t *page = json_array();
+  char *json;
+  for (size_t j = 1; j + 2 < k; j += 3) {
+    size_t i = (size_t)key[j];
+    char name[STORE_USERNAME_MAX + 1];
+    memcpy(name, r->members.names + i * w, w);
+    name[STORE_USERNAME_MAX] = '\0';
+    json_array_append_new(page,
+                          app__presence_pack(r->members.ids[i], name, (int)key[j + 1], key[j + 2]));
+  }
+  json = json_dumps(page, JSON_COMPACT);
+  json_decref(page);
+  app__room_enc_keep(&r->presence_enc, json, json ? strlen(json) : 0, key, k);
+}
+
 /* s's presence snapshot from its room's list. Only who is there, and a bounded first page of
  * them: a hash lookup per participant, an encoding for at most PARLEY_SUB_PRESENCE_MAX (issue 15:
- * a 10,000-member chat's sub cost 23-77 ms of loop with every participant in the reply).
- * chat.members pages through the rest. */
+ * a 10,000-member chat's sub cost 23-77 ms of loop with every participant in the reply). The
+ * room keeps the page encoded: while no presence here changed (presence_gen) the next sub takes
+ * a copy at once, and otherwise when its look finds the same participants in the same states (a
+ * join storm's subs did both). chat.members pages through the rest. */
 static void sub_presence_fill(struct client *cl, struct sub *s) {
+  struct app *a = cl->app;
   struct room *r = s->room;
-  json_decref(s->presence);
-  s->presence = json_array();
+  struct room_enc *e = r ? &r->presence_enc : NULL;
+  free(s->presence);
+  s->presence = NULL;
+  s->presence_len = s->n_presence = 0;
   s->online = 0;
-  for (size_t i = 0; r && i < r->members.n_ids; i++) {
-    struct store_user u;
-    const size_t w = STORE_USERNAME_MAX + 1;
-    if (app__presence_state(cl->app, r->members.ids[i]) == PRESENCE_OFFLINE)
-      continue;
-    if (s->online++ >= cl->app->cfg.sub_presence_max)
-      continue;
-    memset(&u, 0, sizeof u);
-    u.id = r->members.ids[i];
-    u.last_seen = r->members.seen[i];
-    memcpy(u.username, r->members.names + i * w, w);
-    u.username[STORE_USERNAME_MAX] = '\0';
-    json_array_append_new(s->presence, app__presence_json(cl->app, &u));
+  if (e == NULL)
+    return; /* no room: an empty page */
+  if (!e->valid || e->gen != a->presence_gen) {
+    const size_t max = (size_t)a->cfg.sub_presence_max;
+    int64_t *key = malloc((3 * max + 1) * sizeof *key);
+    size_t k = 0;
+    int online = 0;
+    if (key == NULL)
+      return;
+    key[k++] = (int64_t)r->members.version;
+    for (size_t i = 0; i < r->members.n_ids; i++) {
+      int64_t last = r->members.seen[i];
+      int state = app__presence_of(a, r->members.ids[i], &last);
+      if (state == PRESENCE_OFFLINE || (size_t)online++ >= max)
+        continue;
+      key[k++] = (int64_t)i;
+      key[k++] = state;
+      key[k++] = last;
+    }
+    if (app__room_enc_same(e, key, k))
+      free(key);
+    else
+      presence_page_encode(r, key, k);
+    e->gen = a->presence_gen;
+    e->count = online;
+  }
+  s->online = e->count;
+  if (e->json && (s->presence = malloc(e->len + 1)) != NULL) {
+    memcpy(s->presence, e->json, e->len + 1);
+    s->presence_len = e->len;
+    s->n_presence = e->n_key / 3; /* (the version, then three a participant) */
   }
 }
 
@@ -143,7 +200,7 @@ static void on_sub_members(struct store_req *sreq) {
   s = app__sub_find(cl, sreq->in.slug);
   if (s == NULL || s->gen != ctx->sub_gen || s->room == NULL)
     goto done;
-  sub_members_keep(s->room, sreq);
+  sub_members_keep(cl->app, s->room, sreq);
   sub_presence_fill(cl, s);
 done:
   app__op_finish(sreq);

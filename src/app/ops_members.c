@@ -72,8 +72,7 @@ static void on_update(struct store_req *sreq) {
                       json_pack("{s:o}", "chat", chat_event_json(cl->app, &sreq->out.chat)));
   app__deliver_notice(cl->app, sreq); /* a rename is a notice in the chat's sequence */
   if (!app__op_failed(sreq))
-    app__reply_ok(cl, &ctx->env,
-                  json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
+    app__reply_chat(cl, &ctx->env, &sreq->out.chat);
   app__op_finish(sreq);
 }
 

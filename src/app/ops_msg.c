@@ -112,7 +112,7 @@ static void on_dm_open(struct store_req *sreq) {
   }
   if (app__op_failed(sreq))
     goto done;
-  app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "chat", app__chat_json(a, &sreq->out.chat)));
+  app__reply_chat(cl, &ctx->env, &sreq->out.chat);
 done:
   app__op_finish(sreq);
 }

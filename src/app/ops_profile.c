@@ -95,6 +95,7 @@ void app__user_renamed(struct app *a, const struct store_user *u) {
   if (au == NULL)
     return;
   au->user = *u;
+  a->users_gen++;
   DL_FOREACH2(au->clients, cl, unext) {
     memcpy(cl->user.display_name, u->display_name, sizeof cl->user.display_name);
     memcpy(cl->user.avatar, u->avatar, sizeof cl->user.avatar);

@@ -60,6 +60,7 @@ static void pcache_set(struct app *a, int64_t id, int state, int64_t last_seen) 
     c->id = id;
     HASH_ADD(hh, a->pcache, id, sizeof c->id, c);
   }
+  a->presence_gen++;
   c->state = state;
   if (last_seen > c->last_seen)
     c->last_seen = last_seen;
@@ -86,43 +87,40 @@ void app__presence_dispose(struct app *a) {
 }
 
 /* The one wire form of a user's presence (snapshots and events): {user, state, lastSeen}. */
-static json_t *presence_pack(int64_t id, const char *username, int state, int64_t last_seen) {
+json_t *app__presence_pack(int64_t id, const char *username, int state, int64_t last_seen) {
   return json_pack("{s:{s:I, s:s}, s:s, s:o}", "user", "id", (json_int_t)id, "username",
                    username, "state", presence_state_name((enum presence_state)state), "lastSeen",
                    last_seen ? json_integer(last_seen) : json_null());
 }
 
-int app__presence_state(struct app *a, int64_t id) {
+int app__presence_of(struct app *a, int64_t id, int64_t *last) {
   struct app_user *au;
   struct app_pcache *c = NULL;
   int state = PRESENCE_OFFLINE;
   HASH_FIND(hh, a->users, &id, sizeof id, au);
-  if (au)
-    state = au->pres.state;
-  HASH_FIND(hh, a->pcache, &id, sizeof id, c);
-  if (c && c->state > state)
-    state = c->state;
-  return state;
-}
-
-json_t *app__presence_json(struct app *a, const struct store_user *u) {
-  struct app_user *au;
-  struct app_pcache *c = NULL;
-  int state = PRESENCE_OFFLINE;
-  int64_t last = u->last_seen;
-  HASH_FIND(hh, a->users, &u->id, sizeof u->id, au);
   if (au) {
     state = au->pres.state;
-    if (au->pres.last_seen > last)
-      last = au->pres.last_seen;
+    if (au->pres.last_seen > *last)
+      *last = au->pres.last_seen;
   }
-  HASH_FIND(hh, a->pcache, &u->id, sizeof u->id, c);
+  HASH_FIND(hh, a->pcache, &id, sizeof id, c);
   /* The announced aggregate; this node's own sockets are a floor while its news is on the way. */
   if (c && c->state > state)
     state = c->state;
-  if (c && c->last_seen > last)
-    last = c->last_seen;
-  return presence_pack(u->id, u->username, state, last);
+  if (c && c->last_seen > *last)
+    *last = c->last_seen;
+  return state;
+}
+
+int app__presence_state(struct app *a, int64_t id) {
+  int64_t last = 0;
+  return app__presence_of(a, id, &last);
+}
+
+json_t *app__presence_json(struct app *a, const struct store_user *u) {
+  int64_t last = u->last_seen;
+  int state = app__presence_of(a, u->id, &last);
+  return app__presence_pack(u->id, u->username, state, last);
 }
 
 /* Sends a presence event (encoded) about user_id to the sockets here of ids and of the user's
@@ -172,8 +170,8 @@ static void on_announce_audience(struct store_req *sreq) {
     goto done;
   }
   ids = malloc((sreq->out.n_member_ids + 1) * sizeof *ids);
-  json = proto_event("presence",
-                     presence_pack(p->user_id, p->name, p->state, p->last_seen), &len);
+  json = proto_event("presence", app__presence_pack(p->user_id, p->name, p->state, p->last_seen),
+                     &len);
   if (ids && json) {
     for (size_t i = 0; i < sreq->out.n_member_ids; i++)
       ids[n++] = sreq->out.member_ids[i];
@@ -251,6 +249,7 @@ static void on_list(void *arg, int status, const struct bus_presence *list, size
   if (status)
     return;
   /* Everyone not listed is offline now (their lastSeen stays). */
+  a->presence_gen++;
   HASH_ITER(hh, a->pcache, c, tmp) {
     c->state = PRESENCE_OFFLINE;
   }
@@ -276,19 +275,32 @@ static void presence_publish(struct app *a, struct app_user *au) {
     presence_state_here(a, au);
 }
 
+/* After core/presence.h had its say on au (was: its state and lastSeen before): what this node
+ * shows of au may have changed. */
+static void presence_touched(struct app *a, const struct app_user *au, struct presence_user was) {
+  if (au->pres.state != was.state || au->pres.last_seen != was.last_seen)
+    a->presence_gen++;
+}
+
 static void presence_attached(struct app *a, struct app_user *au) {
+  struct presence_user was = au->pres;
   if (presence_connect(&au->pres, app__now(a)))
     presence_publish(a, au);
+  presence_touched(a, au, was);
 }
 
 static void presence_detached(struct app *a, struct app_user *au, struct client *cl) {
+  struct presence_user was = au->pres;
   if (presence_disconnect(&au->pres, cl->active, app__now(a)))
     presence_publish(a, au);
+  presence_touched(a, au, was);
 }
 
 void app__presence_report(struct app *a, struct app_user *au, struct client *cl, int active) {
+  struct presence_user was = au->pres;
   if (presence_activity(&au->pres, cl->active, active, app__now(a)))
     presence_publish(a, au);
+  presence_touched(a, au, was);
   cl->active = active;
 }
 
@@ -348,6 +360,7 @@ static void user_free(struct app *a, struct app_user *au) {
   for (int i = 0; i < au->n_watching; i++)
     watch_remove(a, au->watching[i], au->id);
   HASH_DEL(a->users, au);
+  a->presence_gen++;
   free(au);
 }
 
@@ -376,10 +389,12 @@ void app__presence_tick(struct app *a) {
   if (a->bus)
     presence_cluster_tick(a, now);
   HASH_ITER(hh, a->users, au, tmp) {
+    struct presence_user was = au->pres;
     if (au->n_clients > 0)
       continue;
     if (presence_tick(&au->pres, now, a->cfg.presence_grace_ms))
       presence_publish(a, au);
+    presence_touched(a, au, was);
     if (au->pres.gone_at == 0)
       user_free(a, au); /* offline and published: nothing left to keep */
   }
@@ -410,6 +425,8 @@ int app__user_attach(struct app *a, struct client *cl, const struct store_user *
       return PARLEY_EINTERNAL;
     au->id = u->id;
     HASH_ADD(hh, a->users, id, sizeof au->id, au);
+  } else if (memcmp(&au->user, u, sizeof *u) != 0) {
+    a->users_gen++; /* (a new user here is in no room's activeUsers yet) */
   }
   au->user = *u;
   if (cl->is_ws && !cl->authed)

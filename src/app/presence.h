@@ -19,11 +19,16 @@ void app__user_detach(struct app *a, struct client *cl);
 /* A socket reported active (1) or idle/hidden (0); the event goes out if the user's state
  * changed. */
 void app__presence_report(struct app *a, struct app_user *au, struct client *cl, int active);
+/* {user, state, lastSeen} for these (username borrowed; state: enum presence_state; last_seen
+ * 0: null): a new reference. */
+json_t *app__presence_pack(int64_t id, const char *username, int state, int64_t last_seen);
 /* {user, state, lastSeen} of u (borrowed) as this node knows it: a new reference. */
 json_t *app__presence_json(struct app *a, const struct store_user *u);
 /* The presence state (enum presence_state) of user id as this node knows it: what
  * app__presence_json says, without encoding anything. */
 int app__presence_state(struct app *a, int64_t id);
+/* The same, and in *last (in: the stored lastSeen) the lastSeen app__presence_json says. */
+int app__presence_of(struct app *a, int64_t id, int64_t *last);
 /* au (borrowed) found `watched` with users.search: it sees their presence from now on. */
 void app__presence_watch(struct app *a, struct app_user *au, int64_t watched);
 /* Grace expiry and, with several nodes, the bus statements' refresh; from the tick. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/rooms.h"
 #include "common/error.h"
 
 static void send_str(struct client *cl, char *s, size_t len) {
@@ -20,6 +21,27 @@ void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *resul
   size_t len;
   char *s = proto_reply_ok(req, result, &len);
   send_str(cl, s, len);
+}
+
+void app__reply_ok_raw(struct client *cl, const struct proto_req *req, json_t *result,
+                       const struct proto_raw *raw, size_t n) {
+  size_t len = 0;
+  char *s = proto_reply_ok(req, result, &len);
+  if (s)
+    s = proto_splice(s, &len, raw, n);
+  send_str(cl, s, len);
+}
+
+void app__reply_chat(struct client *cl, const struct proto_req *req, const struct store_chat *c) {
+  struct proto_raw chat = {"chat", NULL, 0};
+  char *enc = app__chat_enc(cl->app, proto_chat_json(c), &chat.len);
+  if (enc == NULL) {
+    app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
+    return;
+  }
+  chat.json = enc;
+  app__reply_ok_raw(cl, req, NULL, &chat, 1);
+  free(enc);
 }
 
 void app__reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg) {

@@ -28,6 +28,11 @@ struct op_opts {
 };
 
 void app__reply_ok(struct client *cl, const struct proto_req *req, json_t *result);
+/* The same with the already encoded fields raw[0..n-1] (borrowed) added to result's. */
+void app__reply_ok_raw(struct client *cl, const struct proto_req *req, json_t *result,
+                       const struct proto_raw *raw, size_t n);
+/* {chat}: c as the caller sees it, with its room's activeUsers (rooms.h app__chat_enc). */
+void app__reply_chat(struct client *cl, const struct proto_req *req, const struct store_chat *c);
 void app__reply_err(struct client *cl, const struct proto_req *req, int err, const char *msg);
 /* The same with the fields of `extra` (reference stolen; NULL: none) added to error. */
 void app__reply_err_extra(struct client *cl, const struct proto_req *req, int err,

@@ -66,6 +66,8 @@ static void room_free(struct room *r) {
   free(r->members.ids);
   free(r->members.seen);
   free(r->members.names);
+  app__room_enc_keep(&r->active_enc, NULL, 0, NULL, 0);
+  app__room_enc_keep(&r->presence_enc, NULL, 0, NULL, 0);
   free(r);
 }
 
@@ -162,6 +164,20 @@ json_t *app__chat_json(struct app *a, const struct store_chat *c) {
   return o;
 }
 
+char *app__chat_enc(struct app *a, json_t *chat, size_t *len) {
+  struct room *r = app__room_find(a, json_string_value(json_object_get(chat, "slug")));
+  struct proto_raw active = {"activeUsers", NULL, 0};
+  size_t total = 0;
+  char *s;
+  active.json = app__room_active_enc(a, r, &active.len, &total);
+  json_object_del(chat, "activeUsers"); /* (proto_chat_json's empty list) */
+  json_object_set_new(chat, "activeCount", json_integer((json_int_t)total));
+  s = active.json ? json_dumps(chat, JSON_COMPACT) : NULL;
+  json_decref(chat);
+  *len = s ? strlen(s) : 0;
+  return s ? proto_splice(s, len, &active, 1) : NULL;
+}
+
 void app__room_active_set(struct app *a, const struct room *r, json_t *o) {
   size_t n = 0;
   json_t *users = app__room_active_json_max(a, r, (size_t)a->cfg.sub_presence_max, &n);
@@ -200,6 +216,57 @@ json_t *app__room_active_json_max(struct app *a, const struct room *r, size_t ma
   }
   *total = n;
   return users;
+}
+
+int app__room_enc_same(const struct room_enc *e, const int64_t *key, size_t n) {
+  return e->valid && e->n_key == n && (n == 0 || memcmp(e->key, key, n * sizeof *key) == 0);
+}
+
+void app__room_enc_keep(struct room_enc *e, char *json, size_t len, int64_t *key, size_t n) {
+  free(e->json);
+  free(e->key);
+  e->json = json;
+  e->len = len;
+  e->key = key;
+  e->n_key = key ? n : 0;
+  e->valid = json != NULL && key != NULL;
+}
+
+const char *app__room_active_enc(struct app *a, struct room *r, size_t *len, size_t *total) {
+  size_t max = (size_t)a->cfg.sub_presence_max, n = 0;
+  int64_t *key = NULL;
+  json_t *users;
+  char *json;
+  if (r == NULL) {
+    *len = 2;
+    *total = 0;
+    return "[]";
+  }
+  /* Only this node's openers, each a user here: the list is their first `max` ids' names
+   * (key: users_gen, then the ids). */
+  if (r->remote == NULL && (key = malloc((max + 1) * sizeof *key)) != NULL) {
+    key[n++] = (int64_t)a->users_gen;
+    for (size_t i = 0; i < r->n_active && n <= max; i++) {
+      if (app__user_find(a, r->active[i].user_id) == NULL) {
+        free(key);
+        key = NULL;
+        break;
+      }
+      key[n++] = r->active[i].user_id;
+    }
+  }
+  if (key && app__room_enc_same(&r->active_enc, key, n)) {
+    free(key);
+    *len = r->active_enc.len;
+    *total = r->n_active;
+    return r->active_enc.json;
+  }
+  users = app__room_active_json_max(a, r, max, total);
+  json = json_dumps(users, JSON_COMPACT);
+  json_decref(users);
+  app__room_enc_keep(&r->active_enc, json, json ? strlen(json) : 0, key, n);
+  *len = r->active_enc.len;
+  return json;
 }
 
 /* This node's typers (with their time left) and openers of the room, for other nodes: a new

@@ -30,8 +30,10 @@ struct sub {
   int gap_listed;              /* in app->gap_subs: a seq is missing since gap_deadline - wait */
   uint64_t gap_deadline;       /* loop time after which the store fills the gap */
   struct sub *gprev, *gnext;   /* app->gap_subs */
-  json_t *presence;            /* participants' presence, read just before the replay: the
-                                  first PARLEY_SUB_PRESENCE_MAX not offline (issue 15) */
+  char *presence;              /* participants' presence, read just before the replay: the
+                                  first PARLEY_SUB_PRESENCE_MAX not offline (issue 15), encoded
+                                  (a JSON array of presence_len bytes, of n_presence) */
+  size_t presence_len, n_presence;
   int online;                  /* how many participants are not offline, as of that read */
   int own_read;                /* this sub's round trip reads the participants itself (else it
                                   takes the room's list, when its replay shows it holds) */
@@ -61,6 +63,20 @@ struct room_active {
 
 struct room_remote;
 
+/* An encoding kept for the replies that find it made from the same inputs (issue 15: in a
+ * join storm 1,000 sub replies each encoded the same first 100 presences and, twice, the same
+ * first 100 openers). json (len bytes) and key (the n_key values it was made from) are owned;
+ * valid 0: json is only the latest encoding, not to be reused. gen and count are its user's. */
+struct room_enc {
+  char *json;
+  size_t len;
+  int64_t *key;
+  size_t n_key;
+  int valid;
+  uint64_t gen;
+  int count;
+};
+
 struct room {
   char slug[STORE_SLUG_MAX + 1];
   struct sub *subs;
@@ -80,12 +96,15 @@ struct room {
    * participant, while the room lives. ids NULL: none kept; reading: one is on its way. */
   struct {
     int64_t gen;
+    uint64_t version; /* bumped each time the list is replaced */
     int count;
     int reading;
     size_t n_ids;
     int64_t *ids, *seen;
     unsigned char *names;
   } members;
+  struct room_enc active_enc;   /* the first PARLEY_SUB_PRESENCE_MAX activeUsers (rooms.c) */
+  struct room_enc presence_enc; /* the sub reply's presence page (ops_live.c) */
   struct room *dnext;          /* app->dirty_rooms */
   UT_hash_handle hh;           /* app->rooms by slug */
 };
@@ -109,6 +128,15 @@ void app__room_sub_removed(struct app *a, struct room *r, int64_t user_id);
 json_t *app__room_typing_json(struct app *a, struct room *r, json_t **others);
 /* The first `max` of a room's activeUsers (new reference); *total: how many there are (issue 15:
  * a sub reply carries a bounded list and the count). */
+/* The same for max PARLEY_SUB_PRESENCE_MAX, encoded: borrowed from r (r NULL: "[]"), good until
+ * the next call; encoded again only when the openers or their names changed. NULL without
+ * memory. *len: its length; *total: as above. */
+const char *app__room_active_enc(struct app *a, struct room *r, size_t *len, size_t *total);
+/* Whether e holds an encoding made from key[0..n-1]. */
+int app__room_enc_same(const struct room_enc *e, const int64_t *key, size_t n);
+/* Makes json (len bytes) e's encoding, made from key[0..n-1] (key NULL: not to be reused).
+ * Takes both. */
+void app__room_enc_keep(struct room_enc *e, char *json, size_t len, int64_t *key, size_t n);
 json_t *app__room_active_json_max(struct app *a, const struct room *r, size_t max,
                                   size_t *total);
 /* Sets o's activeUsers (the first PARLEY_SUB_PRESENCE_MAX users with room r open; r NULL:
@@ -116,6 +144,10 @@ json_t *app__room_active_json_max(struct app *a, const struct room *r, size_t ma
 void app__room_active_set(struct app *a, const struct room *r, json_t *o);
 /* A chat object for the wire with the live activeUsers (bounded) and activeCount of its room. */
 json_t *app__chat_json(struct app *a, const struct store_chat *c);
+/* The same encoded, from chat (a chat object, stolen; its other fields stay as they are) and
+ * the room of its slug, whose kept encoding of activeUsers is added as is. Returns a malloc'ed
+ * string (caller frees; *len its length), NULL without memory. */
+char *app__chat_enc(struct app *a, json_t *chat, size_t *len);
 /* Sends the events of every dirty room (net's on_before_flush). */
 void app__rooms_flush(struct app *a);
 /* Expires typers, here and other nodes'. */

@@ -79,6 +79,11 @@ struct app {
   uint64_t pres_refreshed;      /* loop time this node last refreshed its presence statements */
   struct room *rooms;           /* by slug (rooms.c) */
   struct app_user *users;       /* by id (clients.c, presence.c) */
+  uint64_t users_gen;           /* bumped when a user here is renamed: the activeUsers a room
+                                   keeps encoded are made again (rooms.c) */
+  uint64_t presence_gen;        /* bumped when any presence this node knows changes, or a
+                                   room's participants are read again: a room's encoded
+                                   presence page still as of it needs no look (ops_live.c) */
   struct app_throttle *throttles; /* login throttles (app_http.c) */
   struct client *unauthed;      /* WebSockets waiting for their auth op (linked by unext) */
   struct app_watch *watches;    /* presence.c */

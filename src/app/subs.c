@@ -52,7 +52,7 @@ void app__sub_free(struct app *a, struct sub *s) {
   if (s->counted)
     app__room_sub_removed(a, r, s->client->user.id);
   sub_drop_held(s);
-  json_decref(s->presence);
+  free(s->presence);
   free(s);
   if (r->n_subs == 0)
     app__room_release(a, r);

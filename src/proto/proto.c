@@ -2,6 +2,7 @@
 #include "proto/proto.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistr.h>
 
@@ -456,6 +457,39 @@ char *proto_reply_ok(const struct proto_req *req, json_t *result, size_t *len) {
     json_decref(result);
   }
   return dump(o, len);
+}
+
+char *proto_splice(char *obj, size_t *len, const struct proto_raw *raw, size_t n) {
+  size_t at = *len, need = *len;
+  char *out;
+  if (at < 2 || obj[0] != '{' || obj[at - 1] != '}') {
+    free(obj);
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    need += strlen(raw[i].key) + raw[i].len + 4; /* ,"key": */
+  out = realloc(obj, need + 1);
+  if (out == NULL) {
+    free(obj);
+    return NULL;
+  }
+  at--; /* over the closing brace */
+  for (size_t i = 0; i < n; i++) {
+    size_t k = strlen(raw[i].key);
+    if (at > 1)
+      out[at++] = ',';
+    out[at++] = '"';
+    memcpy(out + at, raw[i].key, k);
+    at += k;
+    out[at++] = '"';
+    out[at++] = ':';
+    memcpy(out + at, raw[i].json, raw[i].len);
+    at += raw[i].len;
+  }
+  out[at++] = '}';
+  out[at] = '\0';
+  *len = at;
+  return out;
 }
 
 char *proto_reply_err(const struct proto_req *req, int err, const char *msg, size_t *len) {

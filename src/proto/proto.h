@@ -136,6 +136,21 @@ enum store_notify proto_notify_parse(const char *name);
  * reference is stolen). Returns a malloc'ed string (caller frees) and its length in *len. */
 char *proto_reply_ok(const struct proto_req *req, json_t *result, size_t *len);
 
+/* A field whose value is already encoded JSON (issue 15: a room's presence page and activeUsers,
+ * encoded once for every sub reply that carries them). key: a plain ASCII name, written as is;
+ * json: borrowed, len bytes of jansson's encoding of one value. */
+struct proto_raw {
+  const char *key;
+  const char *json;
+  size_t len;
+};
+
+/* Adds the fields raw[0..n-1] at the end of obj, an encoded object (malloc'ed, *len bytes, as
+ * proto_reply_ok or json_dumps make it; its ownership passes here). Returns the result (malloc'ed,
+ * caller frees; *len its length), or NULL without memory or when obj is not an object (obj is
+ * freed either way). */
+char *proto_splice(char *obj, size_t *len, const struct proto_raw *raw, size_t n);
+
 /* Serializes {"id", "ok": false, "error": {"code", "message"}} for a PARLEY_E* code; msg
  * (borrowed) may be NULL for the default. Caller frees the result. */
 char *proto_reply_err(const struct proto_req *req, int err, const char *msg, size_t *len);

@@ -135,6 +135,49 @@ describe('join storm', () => {
     assert.ok(!names.includes(late.user.username), 'and not the one who left');
   });
 
+  test('the presence and activeUsers a room keeps encoded follow every change', async () => {
+    // A sub reply's presence page and activeUsers are encoded once per room and reused by the
+    // next sub that finds the same participants in the same states, and the same openers under
+    // the same names (issue 15: a storm of subs encoded the same lists again and again). Each
+    // change below must show in the next sub's reply, while o's own sub keeps the room alive.
+    const [o, a, b, c] = await signupMany(srv, ['ko', 'ka', 'kb', 'kc']);
+    const [oc, ac, bc, cc] = await Promise.all([o, a, b, c].map((x) => connect(srv, { token: x.token })));
+    open.push(oc, ac, bc, cc);
+    const { chat } = await oc.ok('chat.create', { title: 'kept', isPublic: true });
+    await Promise.all([ac, bc, cc].map((x) => x.ok('chat.join', { chat: chat.slug })));
+    await oc.ok('sub', { chat: chat.slug });
+    const stateOf = (r, x) => r.presence.find((p) => p.user.id === x.user.id)?.state;
+    const r1 = await ac.ok('sub', { chat: chat.slug });
+    assert.equal(stateOf(r1, b), 'online');
+    assert.deepEqual(usernames(r1.activeUsers), usernames([o.user, a.user]));
+
+    // A state changes: the next page has it, though nobody joined or left.
+    await bc.ok('presence', { state: 'idle' }); // (idle shows as away)
+    await waitPresence(oc, b.user.username, 'away');
+    const r2 = await cc.ok('sub', { chat: chat.slug });
+    assert.equal(stateOf(r2, b), 'away', 'the kept page is not reused after a state change');
+    assert.equal(stateOf(r2, o), 'online');
+    assert.deepEqual(usernames(r2.activeUsers), usernames([o.user, a.user, c.user]));
+
+    // An opener is renamed: both copies of the list in the next reply carry the new name. The
+    // reply goes to o's second socket, so the openers are the same ones: only the name changed.
+    await oc.ok('me.update', { displayName: 'Owner Renamed' });
+    const oc2 = await connect(srv, { token: o.token });
+    open.push(oc2);
+    const r3 = await oc2.ok('sub', { chat: chat.slug });
+    assert.equal(r3.activeUsers.find((u) => u.id === o.user.id)?.displayName, 'Owner Renamed');
+    assert.deepEqual(r3.chat.activeUsers, r3.activeUsers, 'chat.activeUsers is the same list');
+    assert.deepEqual(usernames(r3.activeUsers), usernames([o.user, a.user, c.user]));
+    assert.equal(r3.activeCount, 3);
+
+    // An opener closes the chat: the next reply's list is without them.
+    await ac.ok('unsub', { chat: chat.slug });
+    const r4 = await bc.ok('sub', { chat: chat.slug });
+    assert.deepEqual(usernames(r4.activeUsers), usernames([o.user, b.user, c.user]));
+    assert.deepEqual(r4.chat.activeUsers, r4.activeUsers);
+    assert.equal(r4.activeCount, 3);
+  });
+
   test(`${N} members of one chat connecting at once get O(N) presence frames in all`, async (t) => {
     // Presence on connect goes to every online user who shares a chat: one event per member per
     // arrival was N^2/2 frames. Changes close together now reach each recipient as one event per

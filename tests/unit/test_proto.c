@@ -246,14 +246,51 @@ static void test_error_reply_with_split_utf8(void **state) {
   proto_req_dispose(&r);
 }
 
+/* Encoded fields added to an encoded object parse back as the same values, in an empty object
+ * too; something that is not an object is refused. */
+static void test_splice(void **state) {
+  struct proto_raw raw[] = {{"list", "[1,{\"a\":\"\\u00e9\"}]", 18}, {"n", "7", 1}};
+  size_t len = 0;
+  char *s = proto_reply_ok(NULL, json_pack("{s:i}", "x", 1), &len);
+  json_t *o;
+  (void)state;
+  s = proto_splice(s, &len, raw, 2);
+  assert_non_null(s);
+  assert_int_equal(len, strlen(s));
+  o = json_loads(s, 0, NULL);
+  assert_non_null(o);
+  assert_int_equal(json_integer_value(json_object_get(o, "x")), 1);
+  assert_int_equal(json_integer_value(json_object_get(o, "n")), 7);
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(json_object_get(o, "list"), 1), "a")),
+      "\xc3\xa9");
+  assert_int_equal(json_object_size(o), 5); /* id, ok, x, list, n */
+  json_decref(o);
+  free(s);
+
+  s = strdup("{}");
+  len = 2;
+  s = proto_splice(s, &len, raw + 1, 1);
+  assert_string_equal(s, "{\"n\":7}");
+  free(s);
+
+  s = strdup("[]");
+  len = 2;
+  assert_null(proto_splice(s, &len, raw, 1));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_valid_send),          cmocka_unit_test(test_errors_name_the_problem),
+      cmocka_unit_test(test_valid_send),
+      cmocka_unit_test(test_errors_name_the_problem),
       cmocka_unit_test(test_body_too_large),
-      cmocka_unit_test(test_stream_append_args),      cmocka_unit_test(test_title_counts_characters),
-      cmocka_unit_test(test_public_ops),          cmocka_unit_test(test_encode_reply_and_msg),
+      cmocka_unit_test(test_stream_append_args),
+      cmocka_unit_test(test_title_counts_characters),
+      cmocka_unit_test(test_public_ops),
+      cmocka_unit_test(test_encode_reply_and_msg),
       cmocka_unit_test(test_avatar_and_notify),
       cmocka_unit_test(test_error_reply_with_split_utf8),
+      cmocka_unit_test(test_splice),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
