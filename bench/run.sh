@@ -219,6 +219,7 @@ server_metrics() {
     /^parley_loop_turn_max_seconds / { tmax = $2 * 1000 }
     /^parley_store_wal_bytes / { wal = $2 }
     /^parley_store_checkpoints_total\{result="(ok|restart|forced)"\}/ { split($1, c, "\""); ck[c[2]] = $2 }
+    /^parley_store_(batches|requests|wal_frames)_total / { st[$1] = $2 }
     END { if (length(v)) printf "  server-side (ms): delivery p50 %.3f p99 %.3f; store request p50 %.3f p99 %.3f; commit p50 %.3f p99 %.3f\n",
             v["parley_delivery_seconds p50"], v["parley_delivery_seconds p99"],
             v["parley_store_request_seconds p50"], v["parley_store_request_seconds p99"],
@@ -226,7 +227,11 @@ server_metrics() {
           if (length(v)) printf "  loop work per turn (ms, thread CPU): p50 %.3f p99 %.3f, max %.3f\n",
             v["parley_loop_turn_seconds p50"], v["parley_loop_turn_seconds p99"], tmax
           if (length(ck)) printf "  WAL file %.1f MB; checkpoints: %d passive, %d restart, %d forced\n",
-            wal / 1048576, ck["ok"] - ck["restart"], ck["restart"], ck["forced"] }' || true
+            wal / 1048576, ck["ok"] - ck["restart"], ck["restart"], ck["forced"]
+          if (st["parley_store_batches_total"] > 0) printf "  store (whole run): %d requests in %d transactions (%.2f each); %d WAL frames (%.2f a request)\n",
+            st["parley_store_requests_total"], st["parley_store_batches_total"],
+            st["parley_store_requests_total"] / st["parley_store_batches_total"], st["parley_store_wal_frames_total"],
+            st["parley_store_wal_frames_total"] / st["parley_store_requests_total"] }' || true
 }
 
 for scen in $expanded; do

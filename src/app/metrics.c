@@ -113,10 +113,11 @@ void app__metrics_text(struct app *a, struct buf *out) {
              "parley_store_checkpoints_total{result=\"ok\"} %llu\n"
              "parley_store_checkpoints_total{result=\"busy\"} %llu\n"
              "parley_store_checkpoints_total{result=\"restart\"} %llu\n"
-             "parley_store_checkpoints_total{result=\"forced\"} %llu\n",
+             "parley_store_checkpoints_total{result=\"forced\"} %llu\n"
+             "# TYPE parley_store_wal_frames_total counter\nparley_store_wal_frames_total %llu\n",
              (unsigned long long)ss.wal_bytes, (unsigned long long)ss.checkpoints_ok,
              (unsigned long long)ss.checkpoints_busy, (unsigned long long)ss.wal_restarts,
-             (unsigned long long)ss.wal_forced);
+             (unsigned long long)ss.wal_forced, (unsigned long long)ss.wal_frames);
   metrics_latency(a, &b);
   {
     struct webhook_stats ws;

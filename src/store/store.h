@@ -633,6 +633,7 @@ struct store_stats {
   uint64_t checkpoints_busy;  /* the checkpointer's, refused or cut short by a lock */
   uint64_t wal_restarts;      /* the checkpointer's RESTARTs that ran: the WAL starts over */
   uint64_t wal_forced;        /* checkpoints the writer ran itself, the checkpointer behind */
+  uint64_t wal_frames;        /* frames (pages) the commits appended to the WAL, in all */
   uint64_t shed;              /* sheddable requests refused by admission control */
   uint64_t queued;            /* sheddable requests the store holds now (not yet called back) */
   uint64_t oldest_wait_ns;    /* how long the oldest request in a lane's queue has waited */

@@ -92,6 +92,8 @@ struct sq_ckpt {
   int passive;    /* this thread's PASSIVE is running */
   int forcing;    /* the writer's own RESTART is running */
   _Atomic uint64_t ok, busy, restarts, forced;
+  _Atomic uint64_t frames_written; /* WAL frames the writer's commits appended, in all */
+  int frames_last;                 /* the WAL's frame count after the last commit (writer's) */
 };
 
 static int ckpt__frames(struct sq_ckpt *k, uint64_t bytes) {
@@ -133,6 +135,10 @@ static int ckpt__on_commit(void *arg, sqlite3 *db, const char *name, int frames)
   struct sq_ckpt *k = arg;
   uint64_t max = atomic_load(&k->wal_max);
   (void)name;
+  /* (a smaller count than last time: the WAL started over after a RESTART) */
+  atomic_fetch_add(&k->frames_written,
+                   (uint64_t)(frames >= k->frames_last ? frames - k->frames_last : frames));
+  k->frames_last = frames;
   if (frames > ckpt__frames(k, SQ_FORCE_AT(max))) {
     /* The checkpointer fell behind: the bound is kept here, at the price of this batch's
      * latency. A short busy timeout, so an outside reader holding a snapshot (a backup) costs
@@ -342,4 +348,5 @@ void store__sqlite_ckpt_stats(struct sq_ckpt *k, struct store_stats *out) {
   out->checkpoints_busy = atomic_load(&k->busy);
   out->wal_restarts = atomic_load(&k->restarts);
   out->wal_forced = atomic_load(&k->forced);
+  out->wal_frames = atomic_load(&k->frames_written);
 }

@@ -80,6 +80,11 @@ describe('bounded WAL', () => {
     assert.ok(moved('restart') > 0, 'the checkpointer restarted the WAL past half of the bound');
     assert.ok(Number.isFinite(m.get('parley_store_checkpoints_total{result="busy"}')));
     assert.ok(Number.isFinite(m.get('parley_store_checkpoints_total{result="forced"}')));
+    // Every frame the commits appended is counted, across the WAL's restarts: at least the
+    // bodies' bytes in 4 KiB pages, and more than the bounded file ever held at once.
+    const frames = m.get('parley_store_wal_frames_total') - before.get('parley_store_wal_frames_total');
+    assert.ok(frames * 4096 >= n * body.length, `${frames} frames for ${n} sends of ${body.length} bytes`);
+    assert.ok(frames * 4096 > WAL_MAX, `${frames} frames: counted past the WAL's restarts`);
   });
 
   test('a WAL that grew past the bound under an outside reader is cut back to three quarters of it after', async () => {
