@@ -186,10 +186,12 @@
 /* Issue 18 (store_pg_live.c), as SQLite's SQ_LIVE_STATEMENTS. */
 #define PG_LIVE_STATEMENTS(X)                                                                      \
   X(READERS, "SELECT p.user_id, LEAST(1000, GREATEST(0, "                                             \
-             STORE_SQL_UNREAD("p.chat_id", "p.user_id", "coalesce(r.seq, 0)", "$1") ")),"            \
+             STORE_SQL_UNREAD_UPTO("p.chat_id", "p.user_id", "coalesce(r.seq, 0)", "$1",          \
+                                   "$4::bigint") ")),"                                           \
              " (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm"                         \
              "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
-             "  AND mm.seq > coalesce(r.seq, 0) LIMIT 1000) x) FROM participants p"               \
+             "  AND mm.seq > coalesce(r.seq, 0) AND mm.seq <= $4::bigint LIMIT 1000) x)"         \
+             " FROM participants p"                                                              \
              " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"        \
              " WHERE p.chat_id = $1 AND ($2::bigint = 0 OR p.user_id = $2::bigint) AND ($3::text"  \
              "  IS NULL OR p.user_id = ANY (string_to_array($3::text, ',')::bigint[]))")          \
@@ -324,7 +326,7 @@ int pg__user_by_id(void *arg, int64_t id, struct store_user *u);
  * avatar column at `col` of a row. */
 void pg__read_avatar(const PGresult *r, int row, int col, struct store_user *u);
 int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id,
-                     const char *only);
+                     const char *only, int64_t upto);
 int pg__notify_set(void *arg, int64_t chat_id, int64_t user_id, int level);
 int pg__notify_of(void *arg, int64_t chat_id, int64_t user_id, int *level);
 int pg__chats_browse(void *arg, struct store_req *req, const char *lo, size_t len, int64_t before,

@@ -15,7 +15,7 @@ void pg__read_avatar(const PGresult *r, int row, int col, struct store_user *u) 
 }
 
 int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id,
-                     const char *only) {
+                     const char *only, int64_t upto) {
   struct pgp p = {0};
   PGresult *r = NULL;
   size_t rows;
@@ -23,6 +23,7 @@ int pg__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
   pgp_i64(&p, chat_id);
   pgp_i64(&p, user_id);
   pgp_text(&p, only);
+  pgp_i64(&p, upto);
   err = pg__q(arg, PG_READERS, &p, &r);
   if (err)
     return err;

@@ -617,7 +617,8 @@ static int rules_msg_since(const struct store_prims *p, void *be, struct store_r
   /* The sub snapshot also has the caller's unread and mention counts, read with the replay: a
    * subscribed socket gets no chat.activity for new messages and counts on from these (issue 15). */
   if (err == 0 && req->in.with_streams && req->in.user_id != 0)
-    err = p->chat_readers(be, req, req->out.chat.id, req->in.user_id, NULL);
+    err = p->chat_readers(be, req, req->out.chat.id, req->in.user_id, NULL,
+                          req->out.chat.last_seq);
   return err ? err : store_rules_stream_reads(p, be, req);
 }
 

@@ -121,9 +121,11 @@ struct store_prims {
   /* ---- issue 18 (store_rules_live.c) ---- */
   /* The participants of chat_id (user_id 0: all; else that one if a participant) into
    * out.member_ids with their read markers into out.member_reads. */
-  /* only: NULL for every participant (or user_id's row), else "id,id,..." to read only those */
+  /* only: NULL for every participant (or user_id's row), else "id,id,..." to read only those;
+   * counts of the entries up to seq upto (the chat row's last_seq read before: on PostgreSQL
+   * a later statement may see newer entries) */
   int (*chat_readers)(void *be, struct store_req *req, int64_t chat_id, int64_t user_id,
-                      const char *only);
+                      const char *only, int64_t upto);
   int (*notify_set)(void *be, int64_t chat_id, int64_t user_id, int level);
   int (*notify_of)(void *be, int64_t chat_id, int64_t user_id, int *level);
   /* Public, unarchived chats as in.user_id sees them, title word starts `lo` (folded, `len`

@@ -24,7 +24,8 @@ static int live_chat_activity(const struct store_prims *p, void *be, struct stor
   /* is_dm (the chat load leaves it unset): every entry of a DM is `mentioned` for the peer. */
   err = store_rules_chat_dm(p, be, req, &req->out.chat);
   if (err == 0)
-    err = p->chat_readers(be, req, req->out.chat.id, req->in.user_id, req->in.reader_ids);
+    err = p->chat_readers(be, req, req->out.chat.id, req->in.user_id, req->in.reader_ids,
+                          req->out.chat.last_seq);
   if (err || req->in.user_id == 0 || req->out.n_member_ids == 0 || req->out.chat.last_seq == 0)
     return err;
   last = req->out.chat.last_seq;

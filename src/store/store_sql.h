@@ -70,13 +70,18 @@
  * long the backlog; exact, like count(*) over the rows it replaces. Both dialects. `lc` is c
  * again, or a parameter holding the same chat id: then the chat's newest tally is an
  * uncorrelated subquery, read once per statement instead of once per participant. */
-#define STORE_SQL_UNREAD(c, u, r, lc)                                                              \
-  "(coalesce((SELECT l.tally FROM messages l WHERE l.chat_id = " lc " AND l.kind = 'text'"        \
+#define STORE_SQL_UNREAD(c, u, r, lc) STORE_SQL_UNREAD_B(c, u, r, lc, "", "")
+/* The same counting only entries up to seq `hi` (an expression): counts as of a chat row read
+ * before, which on PostgreSQL (READ COMMITTED) is an earlier snapshot than this statement's. */
+#define STORE_SQL_UNREAD_UPTO(c, u, r, lc, hi)                                                     \
+  STORE_SQL_UNREAD_B(c, u, r, lc, " AND l.seq <= " hi, " AND o.seq <= " hi)
+#define STORE_SQL_UNREAD_B(c, u, r, lc, lhi, ohi)                                                  \
+  "(coalesce((SELECT l.tally FROM messages l WHERE l.chat_id = " lc " AND l.kind = 'text'" lhi    \
   " ORDER BY l.seq DESC LIMIT 1), 0)"                                                              \
   " - coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = " c " AND t.kind = 'text'"       \
   " AND t.seq <= " r " ORDER BY t.seq DESC LIMIT 1), 0)"                                           \
   " - coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = " c                          \
-  " AND o.author_id = " u " AND o.kind = 'text' ORDER BY o.seq DESC LIMIT 1), 0)"                  \
+  " AND o.author_id = " u " AND o.kind = 'text'" ohi " ORDER BY o.seq DESC LIMIT 1), 0)"           \
   " + coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = " c                          \
   " AND o.author_id = " u " AND o.kind = 'text' AND o.seq <= " r                                  \
   " ORDER BY o.seq DESC LIMIT 1), 0))"

@@ -182,10 +182,11 @@
 /* Issue 18 (store_sqlite_live.c). READERS: ?2 = 0 for every participant. */
 #define SQ_LIVE_STATEMENTS(X)                                                                      \
   X(READERS, "SELECT p.user_id, min(1000, max(0, "                                             \
-             STORE_SQL_UNREAD("p.chat_id", "p.user_id", "coalesce(r.seq, 0)", "?1") ")),"            \
-             " (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm"                         \
+             STORE_SQL_UNREAD_UPTO("p.chat_id", "p.user_id", "coalesce(r.seq, 0)", "?1", "?4")   \
+             ")), (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm"                      \
              "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
-             "  AND mm.seq > coalesce(r.seq, 0) LIMIT 1000) x) FROM participants p"               \
+             "  AND mm.seq > coalesce(r.seq, 0) AND mm.seq <= ?4 LIMIT 1000) x)"                 \
+             " FROM participants p"                                                              \
              " LEFT JOIN read_markers r ON r.chat_id = p.chat_id AND r.user_id = p.user_id"        \
              " WHERE p.chat_id = ?1 AND (?2 = 0 OR p.user_id = ?2) AND (?3 IS NULL"               \
              "  OR p.user_id IN (SELECT value FROM json_each('[' || ?3 || ']')))")                 \
@@ -285,7 +286,7 @@ int sq__invite_insert(void *arg, struct store_req *req, int64_t chat_id, int64_t
  * avatar column at `col` of a row. */
 void sq__read_avatar(sqlite3_stmt *st, int col, struct store_user *u);
 int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id,
-                     const char *only);
+                     const char *only, int64_t upto);
 int sq__notify_set(void *arg, int64_t chat_id, int64_t user_id, int level);
 int sq__notify_of(void *arg, int64_t chat_id, int64_t user_id, int *level);
 int sq__chats_browse(void *arg, struct store_req *req, const char *lo, size_t len, int64_t before,

@@ -16,7 +16,7 @@ void sq__read_avatar(sqlite3_stmt *st, int col, struct store_user *u) {
 }
 
 int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t user_id,
-                     const char *only) {
+                     const char *only, int64_t upto) {
   struct sq *be = arg;
   sqlite3_stmt *st = be->st[SQ_READERS];
   size_t cap = 0;
@@ -28,6 +28,7 @@ int sq__chat_readers(void *arg, struct store_req *req, int64_t chat_id, int64_t 
     sqlite3_bind_text(st, 3, only, -1, SQLITE_STATIC);
   else
     sqlite3_bind_null(st, 3);
+  sqlite3_bind_int64(st, 4, upto);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (req->out.n_member_ids == cap) {
       size_t ncap = cap ? cap * 2 : 16;

@@ -330,6 +330,28 @@ static void test_migration_13_tallies_existing_messages(void **state) {
   readers_of(f, &ana, &ben);
   assert_int_equal(ana, 0); /* her send moved her marker */
   assert_int_equal(ben, 2); /* 4 and 6 */
+
+  /* An entry the chat row does not show yet, as on PostgreSQL one committed between the read of
+   * the chat row and the count's own statement: the counts stop at the row's last_seq, which is
+   * the seq the chat.activity event carries. */
+  assert_int_equal(fx_sql_exec(f, "INSERT INTO messages(chat_id, seq, author_id, body, created_at,"
+                                  " kind, tally, own_tally) VALUES (1, 7, 1, '@ben', 5, 'text', 6,"
+                                  " 4);"
+                                  "INSERT INTO message_mentions(chat_id, seq, user_id)"
+                                  " VALUES (1, 7, 2);"),
+                   0);
+  assert_int_equal(db_int(f, "SELECT last_seq FROM chats WHERE id = 1"), 6);
+  assert_int_equal(db_int(f, "SELECT tally * 10 + own_tally FROM messages WHERE seq = 7"), 64);
+  r = new_req(STORE_CHAT_ACTIVITY, 0, "old");
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.chat.last_seq, 6);
+  for (size_t i = 0; i < r->out.n_member_ids; i++) {
+    if (r->out.member_ids[i] == 2) {
+      assert_int_equal(r->out.member_reads[i], 2);    /* not 7 */
+      assert_int_equal(r->out.member_mentions[i], 0); /* nor its mention */
+    }
+  }
+  store_req_free(r);
 }
 
 /* The partial UNIQUE index allows one pending invitation per (chat, invitee), any number of
