@@ -22,7 +22,9 @@
  * after every RESTART cost the writer a 6 ms ftruncate five times a second at 2,000 sends/s, and
  * made every later fdatasync of the WAL commit a new size.) Before a RESTART the thread catches
  * up with PASSIVE passes, so that the RESTART, which the writer waits for, has only a few frames
- * to copy. The writer's WAL hook, run after each commit with the WAL's frame count, wakes the
+ * to copy, and fdatasyncs the WAL and the database itself, so that the RESTART's own syncs have
+ * only those few frames to flush (a PASSIVE syncs the database only when it reaches the WAL's end,
+ * which under sustained writes it does not). The writer's WAL hook, run after each commit with the WAL's frame count, wakes the
  * thread at half the bound instead of letting it sleep out its period; and should the thread
  * still fall behind (a slow fsync, a starved thread), the writer checkpoints the WAL itself right
  * after the commit that passes three quarters of the bound, so one more batch cannot carry the file past
@@ -106,6 +108,21 @@ static void ckpt__attach(sqlite3 *db) {
   int rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
     log_warn("store: checkpointer cannot read the database: %s", sqlite3_errmsg(db));
+}
+
+/* fdatasyncs the WAL and the database file through this connection's own handles, outside any
+ * lock: what they flush now, the RESTART that follows does not flush while the writer waits.
+ * (SQLite's handles, not descriptors of our own: closing another descriptor of the database file
+ * would drop the process's POSIX locks on it.) */
+static void ckpt__presync(sqlite3 *db) {
+  sqlite3_file *f = NULL;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) == SQLITE_OK && f &&
+      f->pMethods)
+    f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+  f = NULL;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f &&
+      f->pMethods)
+    f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
 }
 
 /* One checkpoint in `mode` on `db`, counted: as the checkpointer's (ok, busy, restarts), or,
@@ -212,6 +229,10 @@ static void *ckpt__main(void *arg) {
         if (tail <= SQ_RESTART_TAIL_FRAMES) /* small enough, or the WAL started over */
           break;
       }
+      /* And sync both files now, so the RESTART's own fdatasyncs flush only that tail: theirs
+       * had grown with what the passes left dirty (issue 15: the hold went from ~1 ms to ~7 ms
+       * within a minute at 2,000 sends/s; with this, p99 16-19 ms -> 7.5-12 ms). */
+      ckpt__presync(db);
     }
     pthread_mutex_lock(&k->lock);
     k->passive = 0;
