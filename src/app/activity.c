@@ -103,9 +103,9 @@ static json_t *activity_fields(const char *slug, json_t *full, int64_t unread, i
 }
 
 /* The event without its counts, encoded once per message: each group of recipients' frame is
- * this text with its counts appended (issue 15: in a 1,000-member chat nearly every recipient has
- * a count of their own, and building and encoding the whole event for each cost more than the
- * store). NULL when out of memory; *len its length, the text ends with '}'. */
+ * this text with its counts added by proto_splice (issue 15: in a 1,000-member chat nearly every
+ * recipient has a count of their own, and building and encoding the whole event for each cost
+ * more than the store). NULL when out of memory; *len its length. */
 static char *activity_base(const char *slug, json_t *full, int64_t last_activity, int64_t seq,
                            size_t *len) {
   json_t *msg = activity_preview(full);
@@ -115,10 +115,6 @@ static char *activity_base(const char *slug, json_t *full, int64_t last_activity
                                      (json_int_t)last_activity, "seq", (json_int_t)seq),
                            len);
   json_decref(msg);
-  if (text && (*len < 2 || text[*len - 1] != '}')) {
-    free(text);
-    return NULL;
-  }
   return text;
 }
 
@@ -150,16 +146,20 @@ static void activity_notify(struct app *a, const int64_t *ids, size_t n, const c
 static void activity_send(struct app *a, const struct activity_ctx *ctx, const char *slug,
                           const int64_t *ids, size_t n, const char *base, size_t len,
                           const struct activity_row *row) {
-  char tail[96];
-  int t = snprintf(tail, sizeof tail, ",\"unread\":%lld,\"mentions\":%lld,\"mentioned\":%s}",
-                   (long long)row->unread, (long long)row->mentions,
-                   row->mentioned ? "true" : "false");
-  char *text = t > 0 && (size_t)t < sizeof tail ? malloc(len - 1 + (size_t)t) : NULL;
+  char unread[24], mentions[24];
+  struct proto_raw counts[] = {
+      {"unread", unread, 0},
+      {"mentions", mentions, 0},
+      {"mentioned", row->mentioned ? "true" : "false", row->mentioned ? 4 : 5}};
+  char *text = malloc(len + 1);
+  counts[0].len = (size_t)snprintf(unread, sizeof unread, "%lld", (long long)row->unread);
+  counts[1].len = (size_t)snprintf(mentions, sizeof mentions, "%lld", (long long)row->mentions);
   if (text == NULL)
     return;
-  memcpy(text, base, len - 1);
-  memcpy(text + len - 1, tail, (size_t)t);
-  activity_notify(a, ids, n, slug, ctx->unsub_only, text, len - 1 + (size_t)t);
+  memcpy(text, base, len + 1);
+  text = proto_splice(text, &len, counts, sizeof counts / sizeof counts[0]);
+  if (text)
+    activity_notify(a, ids, n, slug, ctx->unsub_only, text, len);
   free(text);
 }
 

@@ -55,11 +55,12 @@ static void on_sub(struct store_req *sreq) {
      * and are added to the encoded reply; chat.activeUsers is the same list. */
     json_t *others, *typing = app__room_typing_json(cl->app, s->room, &others);
     size_t n_active, chat_len;
-    char *chat_enc = app__chat_enc(cl->app, chat, &chat_len);
     struct proto_raw in_chat = {"activeUsers", NULL, 0};
+    char *chat_enc;
     int online = s->presence ? s->online : 0;
     in_chat.json = app__room_active_enc(cl->app, s->room, &in_chat.len, &n_active);
-    if (chat_enc == NULL || in_chat.json == NULL) {
+    chat_enc = app__chat_enc_with(chat, &in_chat, n_active, &chat_len);
+    if (chat_enc == NULL) {
       free(chat_enc);
       json_decref(typing);
       json_decref(others);

@@ -168,14 +168,18 @@ char *app__chat_enc(struct app *a, json_t *chat, size_t *len) {
   struct room *r = app__room_find(a, json_string_value(json_object_get(chat, "slug")));
   struct proto_raw active = {"activeUsers", NULL, 0};
   size_t total = 0;
-  char *s;
   active.json = app__room_active_enc(a, r, &active.len, &total);
+  return app__chat_enc_with(chat, &active, total, len);
+}
+
+char *app__chat_enc_with(json_t *chat, const struct proto_raw *active, size_t total, size_t *len) {
+  char *s;
   json_object_del(chat, "activeUsers"); /* (proto_chat_json's empty list) */
   json_object_set_new(chat, "activeCount", json_integer((json_int_t)total));
-  s = active.json ? json_dumps(chat, JSON_COMPACT) : NULL;
+  s = active->json ? json_dumps(chat, JSON_COMPACT) : NULL;
   json_decref(chat);
   *len = s ? strlen(s) : 0;
-  return s ? proto_splice(s, len, &active, 1) : NULL;
+  return s ? proto_splice(s, len, active, 1) : NULL;
 }
 
 void app__room_active_set(struct app *a, const struct room *r, json_t *o) {

@@ -62,6 +62,7 @@ struct room_active {
 #define ROOM_DIRTY_REMOTE 8u  /* (to app__room_mark) the change came from another node */
 
 struct room_remote;
+struct proto_raw;
 
 /* An encoding kept for the replies that find it made from the same inputs (issue 15: in a
  * join storm 1,000 sub replies each encoded the same first 100 presences and, twice, the same
@@ -128,6 +129,7 @@ void app__room_sub_removed(struct app *a, struct room *r, int64_t user_id);
 json_t *app__room_typing_json(struct app *a, struct room *r, json_t **others);
 /* The first `max` of a room's activeUsers (new reference); *total: how many there are (issue 15:
  * a sub reply carries a bounded list and the count). */
+json_t *app__room_active_json_max(struct app *a, const struct room *r, size_t max, size_t *total);
 /* The same for max PARLEY_SUB_PRESENCE_MAX, encoded: borrowed from r (r NULL: "[]"), good until
  * the next call; encoded again only when the openers or their names changed. NULL without
  * memory. *len: its length; *total: as above. */
@@ -137,8 +139,6 @@ int app__room_enc_same(const struct room_enc *e, const int64_t *key, size_t n);
 /* Makes json (len bytes) e's encoding, made from key[0..n-1] (key NULL: not to be reused).
  * Takes both. */
 void app__room_enc_keep(struct room_enc *e, char *json, size_t len, int64_t *key, size_t n);
-json_t *app__room_active_json_max(struct app *a, const struct room *r, size_t max,
-                                  size_t *total);
 /* Sets o's activeUsers (the first PARLEY_SUB_PRESENCE_MAX users with room r open; r NULL:
  * nobody) and activeCount (how many have it open). o stays the caller's. */
 void app__room_active_set(struct app *a, const struct room *r, json_t *o);
@@ -148,6 +148,9 @@ json_t *app__chat_json(struct app *a, const struct store_chat *c);
  * the room of its slug, whose kept encoding of activeUsers is added as is. Returns a malloc'ed
  * string (caller frees; *len its length), NULL without memory. */
 char *app__chat_enc(struct app *a, json_t *chat, size_t *len);
+/* The same with the activeUsers already encoded (active, borrowed; NULL json: fails) and their
+ * count, for a caller that needs the encoding itself too. */
+char *app__chat_enc_with(json_t *chat, const struct proto_raw *active, size_t total, size_t *len);
 /* Sends the events of every dirty room (net's on_before_flush). */
 void app__rooms_flush(struct app *a);
 /* Expires typers, here and other nodes'. */
