@@ -29,12 +29,87 @@
 #include "common/log.h"
 #include "store/store_sql.h"
 
+/* The running tallies of migration 13 (text entries only; own_tally among the author's), as
+ * migrations 13 and 15 wrote them: kept here as they were, because a new database still runs
+ * every migration in order. Migration 17 replaced them by STORE_SQL_TALLY_NEXT. */
+#define SQ_TALLY13_NEXT(c, s)                                                                      \
+  "coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = " c " AND t.kind = 'text'"           \
+  " AND t.seq < " s " ORDER BY t.seq DESC LIMIT 1), 0) + 1"
+#define SQ_OWN_TALLY13_NEXT(c, a, s)                                                               \
+  "coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = " c " AND o.author_id = " a      \
+  " AND o.kind = 'text' AND o.seq < " s " ORDER BY o.seq DESC LIMIT 1), 0) + 1"
 /* The running tallies of text entry NEW (migration 13), set after its INSERT: the body of the
  * messages_tally trigger in migrations 13 and 15. */
 #define SQ_TALLY_UPDATE                                                                            \
-  "  UPDATE messages SET tally = " STORE_SQL_TALLY_NEXT("NEW.chat_id", "NEW.seq") ", own_tally = " \
-  STORE_SQL_OWN_TALLY_NEXT("NEW.chat_id", "NEW.author_id", "NEW.seq")                              \
+  "  UPDATE messages SET tally = " SQ_TALLY13_NEXT("NEW.chat_id", "NEW.seq") ", own_tally = "      \
+  SQ_OWN_TALLY13_NEXT("NEW.chat_id", "NEW.author_id", "NEW.seq")                                   \
   "  WHERE chat_id = NEW.chat_id AND seq = NEW.seq;"
+/* The tally of entry NEW of any kind (migration 17), set after its INSERT when the INSERT left
+ * it NULL (rows written outside the server). */
+#define SQ_TALLY17_UPDATE                                                                          \
+  "  UPDATE messages SET tally = " STORE_SQL_TALLY_NEXT("NEW.chat_id", "NEW.seq", "NEW.kind")      \
+  "  WHERE chat_id = NEW.chat_id AND seq = NEW.seq;"
+
+/* PostgreSQL's msg.send in one round trip (migration 4), as migration 5 wrote it (`create` is
+ * "CREATE FUNCTION", the rest empty) and migration 18 replaced it: `set_text` adds to the
+ * chat's UPDATE, tally_col and tally_val to the message's INSERT. A user's own messages are
+ * never unread: the INSERT into read_markers moves the author's marker to the message. */
+#define SQ_PG_MSG_APPEND(create, set_text, tally_col, tally_val)                                   \
+  create " parley_msg_append(p_slug text, p_user bigint, p_body text, p_cmid text,"                \
+  "  p_now bigint,"                                                                                \
+  "  OUT o_id bigint, OUT o_slug text, OUT o_title text, OUT o_is_public smallint,"                \
+  "  OUT o_max_participants integer, OUT o_owner_id bigint, OUT o_created_at bigint,"              \
+  "  OUT o_last_activity bigint, OUT o_last_seq bigint, OUT o_participant_count integer,"          \
+  "  OUT o_role text, OUT o_invite_policy smallint, OUT o_archived smallint,"                      \
+  "  OUT o_member_gen bigint,"                                                                     \
+  "  OUT o_seq bigint, OUT o_chat_id bigint, OUT o_body text, OUT o_client_msg_id text,"           \
+  "  OUT o_msg_created_at bigint, OUT o_author_id bigint, OUT o_username text,"                    \
+  "  OUT o_display_name text, OUT o_author_created_at bigint, OUT o_duplicate boolean)"            \
+  " LANGUAGE plpgsql VOLATILE AS $$"                                                               \
+  " BEGIN"                                                                                         \
+  "  o_duplicate := false;"                                                                        \
+  "  SELECT c.id INTO o_id FROM chats c WHERE c.slug = p_slug FOR NO KEY UPDATE;"                  \
+  "  IF NOT FOUND THEN RETURN; END IF;"                                                            \
+  "  SELECT c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"           \
+  "   c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived,"      \
+  "   c.member_gen, u.id, u.username, u.display_name, u.created_at"                                \
+  "   INTO o_slug, o_title, o_is_public, o_max_participants, o_owner_id, o_created_at,"            \
+  "   o_last_activity, o_last_seq, o_participant_count, o_role, o_invite_policy, o_archived,"      \
+  "   o_member_gen, o_author_id, o_username, o_display_name, o_author_created_at"                  \
+  "   FROM chats c LEFT JOIN participants p ON p.chat_id = c.id AND p.user_id = p_user"            \
+  "   LEFT JOIN users u ON u.id = p.user_id WHERE c.id = o_id;"                                    \
+  "  IF o_role IS NULL OR o_archived <> 0 THEN RETURN; END IF;"                                    \
+  "  IF p_cmid IS NOT NULL THEN"                                                                   \
+  "   SELECT m.seq, m.body, m.created_at INTO o_seq, o_body, o_msg_created_at FROM messages m"     \
+  "    WHERE m.chat_id = o_id AND m.author_id = p_user AND m.client_msg_id = p_cmid;"              \
+  "   IF FOUND THEN"                                                                               \
+  "    o_duplicate := true; o_chat_id := o_id; o_client_msg_id := p_cmid;"                         \
+  "    RETURN;"                                                                                    \
+  "   END IF;"                                                                                     \
+  "  END IF;"                                                                                      \
+  "  UPDATE chats c SET last_seq = c.last_seq + 1," set_text                                       \
+  "   last_activity = GREATEST(c.last_activity, p_now) WHERE c.id = o_id"                          \
+  "   RETURNING c.last_seq, c.last_activity INTO o_seq, o_last_activity;"                          \
+  "  INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at" tally_col ")"  \
+  "   VALUES (o_id, o_seq, p_user, p_body, p_cmid, p_now" tally_val ");"                           \
+  "  INSERT INTO read_markers AS r(chat_id, user_id, seq, updated_at)"                             \
+  "   VALUES (o_id, p_user, o_seq, p_now) ON CONFLICT (chat_id, user_id) DO UPDATE"                \
+  "   SET seq = GREATEST(r.seq, excluded.seq), updated_at = excluded.updated_at;"                  \
+  "  o_last_seq := o_seq; o_chat_id := o_id; o_body := p_body; o_client_msg_id := p_cmid;"         \
+  "  o_msg_created_at := p_now;"                                                                   \
+  " END $$;"
+
+/* Migration 17: every entry's tally, counted over the chat's entries in order; and every
+ * author's read marker moved to their newest text in each chat, where it is not already past
+ * it. Both dialects. */
+#define SQ_TALLY17_ALL                                                                             \
+  "SELECT chat_id AS c, seq AS s, sum(CASE WHEN kind = 'text' THEN 1 ELSE 0 END)"                  \
+  " OVER (PARTITION BY chat_id ORDER BY seq) AS t FROM messages"
+#define SQ_MARKERS17                                                                               \
+  "INSERT INTO read_markers AS r(chat_id, user_id, seq, updated_at)"                               \
+  " SELECT chat_id, author_id, max(seq), max(created_at) FROM messages WHERE kind = 'text'"        \
+  " GROUP BY chat_id, author_id ON CONFLICT (chat_id, user_id) DO UPDATE"                          \
+  " SET seq = excluded.seq WHERE excluded.seq > r.seq;"
 
 /* Whether text entry OLD is still waiting in search_pending (migration 14), so not in FTS5. */
 #define SQ_PENDING_OLD "SELECT 1 FROM search_pending WHERE chat_id = OLD.chat_id AND seq = OLD.seq"
@@ -371,50 +446,7 @@ const struct store__migration store__migrations[] = {
      "  RETURN NULL;"
      " END $$;"
      "DROP FUNCTION parley_msg_append(text, bigint, text, text, bigint);"
-     "CREATE FUNCTION parley_msg_append(p_slug text, p_user bigint, p_body text, p_cmid text,"
-     "  p_now bigint,"
-     "  OUT o_id bigint, OUT o_slug text, OUT o_title text, OUT o_is_public smallint,"
-     "  OUT o_max_participants integer, OUT o_owner_id bigint, OUT o_created_at bigint,"
-     "  OUT o_last_activity bigint, OUT o_last_seq bigint, OUT o_participant_count integer,"
-     "  OUT o_role text, OUT o_invite_policy smallint, OUT o_archived smallint,"
-     "  OUT o_member_gen bigint,"
-     "  OUT o_seq bigint, OUT o_chat_id bigint, OUT o_body text, OUT o_client_msg_id text,"
-     "  OUT o_msg_created_at bigint, OUT o_author_id bigint, OUT o_username text,"
-     "  OUT o_display_name text, OUT o_author_created_at bigint, OUT o_duplicate boolean)"
-     " LANGUAGE plpgsql VOLATILE AS $$"
-     " BEGIN"
-     "  o_duplicate := false;"
-     "  SELECT c.id INTO o_id FROM chats c WHERE c.slug = p_slug FOR NO KEY UPDATE;"
-     "  IF NOT FOUND THEN RETURN; END IF;"
-     "  SELECT c.slug, c.title, c.is_public, c.max_participants, c.owner_id, c.created_at,"
-     "   c.last_activity, c.last_seq, c.participant_count, p.role, c.invite_policy, c.archived,"
-     "   c.member_gen, u.id, u.username, u.display_name, u.created_at"
-     "   INTO o_slug, o_title, o_is_public, o_max_participants, o_owner_id, o_created_at,"
-     "   o_last_activity, o_last_seq, o_participant_count, o_role, o_invite_policy, o_archived,"
-     "   o_member_gen, o_author_id, o_username, o_display_name, o_author_created_at"
-     "   FROM chats c LEFT JOIN participants p ON p.chat_id = c.id AND p.user_id = p_user"
-     "   LEFT JOIN users u ON u.id = p.user_id WHERE c.id = o_id;"
-     "  IF o_role IS NULL OR o_archived <> 0 THEN RETURN; END IF;"
-     "  IF p_cmid IS NOT NULL THEN"
-     "   SELECT m.seq, m.body, m.created_at INTO o_seq, o_body, o_msg_created_at FROM messages m"
-     "    WHERE m.chat_id = o_id AND m.author_id = p_user AND m.client_msg_id = p_cmid;"
-     "   IF FOUND THEN"
-     "    o_duplicate := true; o_chat_id := o_id; o_client_msg_id := p_cmid;"
-     "    RETURN;"
-     "   END IF;"
-     "  END IF;"
-     "  UPDATE chats c SET last_seq = c.last_seq + 1,"
-     "   last_activity = GREATEST(c.last_activity, p_now) WHERE c.id = o_id"
-     "   RETURNING c.last_seq, c.last_activity INTO o_seq, o_last_activity;"
-     "  INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at)"
-     "   VALUES (o_id, o_seq, p_user, p_body, p_cmid, p_now);"
-     /* A user's own messages are never unread. */
-     "  INSERT INTO read_markers AS r(chat_id, user_id, seq, updated_at)"
-     "   VALUES (o_id, p_user, o_seq, p_now) ON CONFLICT (chat_id, user_id) DO UPDATE"
-     "   SET seq = GREATEST(r.seq, excluded.seq), updated_at = excluded.updated_at;"
-     "  o_last_seq := o_seq; o_chat_id := o_id; o_body := p_body; o_client_msg_id := p_cmid;"
-     "  o_msg_created_at := p_now;"
-     " END $$;"},
+     SQ_PG_MSG_APPEND("CREATE FUNCTION", "", "", "")},
     {6, "PostgreSQL: parley_read_set returns member_gen too",
      "", /* SQLite: nothing (see migration 4) */
      /* A migration of its own only because one string literal must stay under 4095 bytes. */
@@ -725,8 +757,8 @@ const struct store__migration store__migrations[] = {
       * newest text below NEW.seq is settled. */
      "CREATE FUNCTION parley_msg_tally() RETURNS trigger LANGUAGE plpgsql AS $$"
      " BEGIN"
-     "  NEW.tally := " STORE_SQL_TALLY_NEXT("NEW.chat_id", "NEW.seq") ";"
-     "  NEW.own_tally := " STORE_SQL_OWN_TALLY_NEXT("NEW.chat_id", "NEW.author_id", "NEW.seq") ";"
+     "  NEW.tally := " SQ_TALLY13_NEXT("NEW.chat_id", "NEW.seq") ";"
+     "  NEW.own_tally := " SQ_OWN_TALLY13_NEXT("NEW.chat_id", "NEW.author_id", "NEW.seq") ";"
      "  RETURN NEW;"
      " END $$;"
      "CREATE TRIGGER messages_tally BEFORE INSERT ON messages FOR EACH ROW"
@@ -791,6 +823,53 @@ const struct store__migration store__migrations[] = {
       * a WAL frame more, per send. */
      "DROP INDEX messages_by_kind;",
      "DROP INDEX messages_by_kind;"},
+    {17, "issue 15: a tally on every entry, read by the primary key; chats.last_text_seq",
+     /* Two index pages fewer to write per text message (messages_tally, messages_by_author),
+      * out of about eight. Every entry now carries the tally of migration 13 (the number of
+      * text entries up to and including it; other kinds repeat the one before them), so the
+      * tally at a read marker is the row at the marker, found by the primary key
+      * (STORE_SQL_TALLY_AT). own_tally is gone: a participant's own texts are never above
+      * their marker, because msg.send and stream.start move the author's marker to the entry
+      * in the same transaction; SQ_MARKERS17 does the same for rows written outside the
+      * server. chat.list's newest text message, which the tally index found, is
+      * chats.last_text_seq, kept by every path that takes a seq (CHAT_NEXT_SEQ,
+      * MSG_SQL_NEXT_SEQ, and on PostgreSQL parley_msg_append: migration 18). */
+     "ALTER TABLE chats ADD COLUMN last_text_seq INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE chats SET last_text_seq = coalesce((SELECT max(m.seq) FROM messages m"
+     " WHERE m.chat_id = chats.id AND m.kind = 'text'), 0);"
+     "UPDATE messages SET tally = w.t FROM (" SQ_TALLY17_ALL ") w"
+     " WHERE messages.chat_id = w.c AND messages.seq = w.s AND messages.tally IS NOT w.t;"
+     SQ_MARKERS17
+     "DROP TRIGGER messages_tally;"
+     "DROP INDEX messages_by_author;"
+     "DROP INDEX messages_tally;"
+     "ALTER TABLE messages DROP COLUMN own_tally;"
+     "CREATE TRIGGER messages_tally AFTER INSERT ON messages WHEN NEW.tally IS NULL BEGIN"
+     SQ_TALLY17_UPDATE
+     "END;",
+     "ALTER TABLE chats ADD COLUMN last_text_seq BIGINT NOT NULL DEFAULT 0;"
+     "UPDATE chats c SET last_text_seq = m.s FROM (SELECT chat_id, max(seq) AS s FROM messages"
+     " WHERE kind = 'text' GROUP BY chat_id) m WHERE m.chat_id = c.id;"
+     "UPDATE messages SET tally = w.t FROM (" SQ_TALLY17_ALL ") w"
+     " WHERE messages.chat_id = w.c AND messages.seq = w.s AND messages.tally IS DISTINCT FROM w.t;"
+     SQ_MARKERS17
+     "DROP TRIGGER messages_tally ON messages;"
+     "DROP INDEX messages_by_author;"
+     "DROP INDEX messages_tally;"
+     "ALTER TABLE messages DROP COLUMN own_tally;"
+     "CREATE OR REPLACE FUNCTION parley_msg_tally() RETURNS trigger LANGUAGE plpgsql AS $$"
+     " BEGIN"
+     "  NEW.tally := " STORE_SQL_TALLY_NEXT("NEW.chat_id", "NEW.seq", "NEW.kind") ";"
+     "  RETURN NEW;"
+     " END $$;"
+     "CREATE TRIGGER messages_tally BEFORE INSERT ON messages FOR EACH ROW"
+     " WHEN (NEW.tally IS NULL) EXECUTE PROCEDURE parley_msg_tally();"},
+    {18, "issue 15: PostgreSQL's msg.send keeps chats.last_text_seq and writes the tally itself",
+     "SELECT 1", /* SQLite: CHAT_NEXT_SEQ and MSG_INSERT (store_sqlite_int.h) */
+     /* A migration of its own only because one string literal must stay under 4095 bytes. The
+      * tally in the INSERT spares the row trigger. */
+     SQ_PG_MSG_APPEND("CREATE OR REPLACE FUNCTION", " last_text_seq = c.last_seq + 1,",
+                      ", tally", ", " STORE_SQL_TALLY_NEXT("o_id", "o_seq", "'text'"))},
 };
 
 const size_t store__migrations_count =

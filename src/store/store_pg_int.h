@@ -186,8 +186,8 @@
 /* Issue 18 (store_pg_live.c), as SQLite's SQ_LIVE_STATEMENTS. */
 #define PG_LIVE_STATEMENTS(X)                                                                      \
   X(READERS, "SELECT p.user_id, LEAST(1000, GREATEST(0, "                                             \
-             STORE_SQL_UNREAD_UPTO("p.chat_id", "p.user_id", "coalesce(r.seq, 0)", "$1",          \
-                                   "$4::bigint") ")),"                                           \
+             STORE_SQL_UNREAD_UPTO("p.chat_id", "coalesce(r.seq, 0)", "$1", "$4::bigint")          \
+             ")),"                                                                                 \
              " (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm"                         \
              "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
              "  AND mm.seq > coalesce(r.seq, 0) AND mm.seq <= $4::bigint LIMIT 1000) x)"         \

@@ -295,21 +295,24 @@ static int msg__fold_range(const struct store_prims *p, void *be, struct store_r
 
 /* ---- appending an entry ---- */
 
+/* The next seq, which is the chat's newest text when the entry is one (migration 17). */
 static const char MSG_SQL_NEXT_SEQ[] =
-    "UPDATE chats SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
+    "UPDATE chats SET last_seq = last_seq + 1, last_text_seq = CASE WHEN $2 = 'text'"
+    " THEN last_seq + 1 ELSE last_text_seq END WHERE id = $1 RETURNING last_seq";
 static const char MSG_SQL_INSERT[] =
     "INSERT INTO messages(chat_id, seq, author_id, body, created_at, kind, ref, detail, flag,"
-    " action, subject_id, stream_state, stream_len, stream_at, client_msg_id, reply_to)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+    " action, subject_id, stream_state, stream_len, stream_at, client_msg_id, reply_to, tally)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+    STORE_SQL_TALLY_NEXT("$1", "$2", "$6") ")";
 
 /* Appends entry `e` by in.user_id to chat_id under the next seq (the chat is locked by the
  * caller on PostgreSQL) and reads it back into *m. */
 int store_rules_entry_append(const struct store_prims *p, void *be, struct store_req *req,
                              int64_t chat_id, const struct store_entry *e, struct store_msg *m) {
-  struct store_arg a1[] = {STORE_I(chat_id)};
+  struct store_arg a1[] = {STORE_I(chat_id), STORE_S(msg__kinds[e->kind])};
   struct store_res r = {0};
   int64_t seq;
-  int err = p->sql(be, MSG_SQL_NEXT_SEQ, a1, 1, &r);
+  int err = p->sql(be, MSG_SQL_NEXT_SEQ, a1, 2, &r);
   if (err)
     return err;
   seq = store_res_i(&r, 0, 0);
@@ -801,8 +804,8 @@ static int msg__send_extras(const struct store_prims *p, void *be, struct store_
 static int msg__chat_list(const struct store_prims *p, void *be, struct store_req *req) {
   static const char counts[] =
       "SELECT p.chat_id,"
-      " (SELECT max(m.seq) FROM messages m WHERE m.chat_id = p.chat_id AND m.kind = 'text'),"
-      " " STORE_SQL_UNREAD("p.chat_id", "$1", "coalesce(r.seq, 0)", "p.chat_id") ","
+      " (SELECT c.last_text_seq FROM chats c WHERE c.id = p.chat_id),"
+      " " STORE_SQL_UNREAD("p.chat_id", "coalesce(r.seq, 0)", "p.chat_id") ","
       " (SELECT count(*) FROM message_mentions mm WHERE mm.chat_id = p.chat_id"
       "   AND mm.user_id = $1 AND mm.seq > coalesce(r.seq, 0))"
       " FROM participants p"

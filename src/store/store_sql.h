@@ -54,36 +54,35 @@
 #define STORE_SQL_PG_SEARCH_DOC(b)                                                                 \
   "to_tsvector('simple'::regconfig, translate(" b ", E'\\x02\\x03', ''))"
 
-/* The running tallies (migration 13) of a new text entry at seq s by author a in chat c (SQL
- * expressions): one more than those of the newest text entry before it, of the chat and of the
- * author. Both dialects; the insert triggers and msg.send's own INSERT (migration 15) all use
- * these, so the paths that write a text entry cannot disagree on its tallies. */
-#define STORE_SQL_TALLY_NEXT(c, s)                                                                 \
-  "coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = " c " AND t.kind = 'text'"          \
-  " AND t.seq < " s " ORDER BY t.seq DESC LIMIT 1), 0) + 1"
-#define STORE_SQL_OWN_TALLY_NEXT(c, a, s)                                                          \
-  "coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = " c " AND o.author_id = " a      \
-  " AND o.kind = 'text' AND o.seq < " s " ORDER BY o.seq DESC LIMIT 1), 0) + 1"
+/* The running tally (migrations 13 and 17) of a new entry at seq s of kind k in chat c (SQL
+ * expressions): the number of text entries of the chat up to and including it, so one more than
+ * the entry before it for a text entry and the same for any other kind. Every entry carries one,
+ * which makes the tally at any seq a probe of the primary key: seq is gap-free and entries are
+ * never removed, so the entry before s is the row at s - 1. Both dialects; msg.send's INSERT,
+ * the rules' entry INSERT and the insert triggers all use it, so the paths that write an entry
+ * cannot disagree on its tally. */
+#define STORE_SQL_TALLY_NEXT(c, s, k)                                                              \
+  "coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = " c " AND t.seq < " s                \
+  " ORDER BY t.seq DESC LIMIT 1), 0) + CASE WHEN " k " = 'text' THEN 1 ELSE 0 END"
+/* The tally of chat c as of its newest entry that satisfies `cond` (" AND t.seq <= x", or ""
+ * for the newest of all): the number of text entries up to there. */
+#define STORE_SQL_TALLY_AT(c, cond)                                                                \
+  "coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = " c cond                             \
+  " ORDER BY t.seq DESC LIMIT 1), 0)"
 
-/* Unread text of user u in chat c with read marker r (SQL expressions), by the running tallies
- * of migration 13: the text entries after r less u's own among them. A few index probes however
- * long the backlog; exact, like count(*) over the rows it replaces. Both dialects. `lc` is c
- * again, or a parameter holding the same chat id: then the chat's newest tally is an
- * uncorrelated subquery, read once per statement instead of once per participant. */
-#define STORE_SQL_UNREAD(c, u, r, lc) STORE_SQL_UNREAD_B(c, u, r, lc, "", "")
+/* Unread text in chat c for a participant with read marker r (SQL expressions): the text
+ * entries after r. Two probes of the primary key however long the backlog. A participant's own
+ * messages are never among them: every path that writes a text entry moves its author's marker
+ * to it in the same transaction (msg.send, stream.start), markers never move back, and migration
+ * 17 moved older markers past their owners' messages. `lc` is c again, or a parameter holding
+ * the same chat id: then the chat's newest tally is an uncorrelated subquery, read once per
+ * statement instead of once per participant. */
+#define STORE_SQL_UNREAD(c, r, lc)                                                                 \
+  "(" STORE_SQL_TALLY_AT(lc, "") " - " STORE_SQL_TALLY_AT(c, " AND t.seq <= " r) ")"
 /* The same counting only entries up to seq `hi` (an expression): counts as of a chat row read
  * before, which on PostgreSQL (READ COMMITTED) is an earlier snapshot than this statement's. */
-#define STORE_SQL_UNREAD_UPTO(c, u, r, lc, hi)                                                     \
-  STORE_SQL_UNREAD_B(c, u, r, lc, " AND l.seq <= " hi, " AND o.seq <= " hi)
-#define STORE_SQL_UNREAD_B(c, u, r, lc, lhi, ohi)                                                  \
-  "(coalesce((SELECT l.tally FROM messages l WHERE l.chat_id = " lc " AND l.kind = 'text'" lhi    \
-  " ORDER BY l.seq DESC LIMIT 1), 0)"                                                              \
-  " - coalesce((SELECT t.tally FROM messages t WHERE t.chat_id = " c " AND t.kind = 'text'"       \
-  " AND t.seq <= " r " ORDER BY t.seq DESC LIMIT 1), 0)"                                           \
-  " - coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = " c                          \
-  " AND o.author_id = " u " AND o.kind = 'text'" ohi " ORDER BY o.seq DESC LIMIT 1), 0)"           \
-  " + coalesce((SELECT o.own_tally FROM messages o WHERE o.chat_id = " c                          \
-  " AND o.author_id = " u " AND o.kind = 'text' AND o.seq <= " r                                  \
-  " ORDER BY o.seq DESC LIMIT 1), 0))"
+#define STORE_SQL_UNREAD_UPTO(c, r, lc, hi)                                                        \
+  "(" STORE_SQL_TALLY_AT(lc, " AND t.seq <= " hi) " - "                                            \
+  STORE_SQL_TALLY_AT(c, " AND t.seq <= " r) ")"
 
 #endif

@@ -43,13 +43,14 @@
   X(PARTICIPANT_INSERT, "INSERT INTO participants(chat_id, user_id, role, joined_at)"              \
                         " VALUES (?1, ?2, ?3, ?4)")                                                \
   X(CHAT_TOUCH, "UPDATE chats SET last_activity = max(last_activity, ?2) WHERE id = ?1")           \
-  X(CHAT_NEXT_SEQ, "UPDATE chats SET last_seq = last_seq + 1,"                                     \
+  /* msg.send's seq: a text entry, so also the chat's newest text (migration 17). */               \
+  X(CHAT_NEXT_SEQ, "UPDATE chats SET last_seq = last_seq + 1, last_text_seq = last_seq + 1,"       \
                    " last_activity = max(last_activity, ?2) WHERE id = ?1"                         \
                    " RETURNING last_seq, last_activity")                                           \
-  /* A text entry with its running tallies (migration 15: the trigger's subqueries, here). */   \
+  /* A text entry with its running tally (migrations 15 and 17). */                                \
   X(MSG_INSERT, "INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at,"   \
-                " tally, own_tally) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "                              \
-                STORE_SQL_TALLY_NEXT("?1", "?2") ", " STORE_SQL_OWN_TALLY_NEXT("?1", "?3", "?2") ")") \
+                " tally) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "                                         \
+                STORE_SQL_TALLY_NEXT("?1", "?2", "'text'") ")")                                    \
   X(MSG_BY_CLIENT_ID,                                                                              \
     "SELECT " STORE_SQL_MSG_COLS " FROM messages m JOIN users u ON u.id = m.author_id"             \
     " WHERE m.chat_id = ?1 AND m.author_id = ?2 AND m.client_msg_id = ?3")                         \
@@ -182,7 +183,7 @@
 /* Issue 18 (store_sqlite_live.c). READERS: ?2 = 0 for every participant. */
 #define SQ_LIVE_STATEMENTS(X)                                                                      \
   X(READERS, "SELECT p.user_id, min(1000, max(0, "                                             \
-             STORE_SQL_UNREAD_UPTO("p.chat_id", "p.user_id", "coalesce(r.seq, 0)", "?1", "?4")   \
+             STORE_SQL_UNREAD_UPTO("p.chat_id", "coalesce(r.seq, 0)", "?1", "?4")              \
              ")), (SELECT count(*) FROM (SELECT 1 FROM message_mentions mm"                      \
              "  WHERE mm.chat_id = p.chat_id AND mm.user_id = p.user_id"                         \
              "  AND mm.seq > coalesce(r.seq, 0) AND mm.seq <= ?4 LIMIT 1000) x)"                 \

@@ -271,8 +271,9 @@ static void readers_of(struct fx *f, int64_t *ana_unread, int64_t *ben_unread) {
   store_req_free(r);
 }
 
-/* A database of migration 12 with messages gets the running tallies of migration 13 for its
- * existing text entries (not for notices), and unread counts that agree with counting. */
+/* A database of migration 12 with messages gets the running tallies (migrations 13 and 17) on
+ * every entry, markers past their owners' texts, chats.last_text_seq, and unread counts that
+ * agree with counting; new entries of every path take the next tally. */
 static void test_migration_13_tallies_existing_messages(void **state) {
   struct fx *f = *state;
   struct store_req *r;
@@ -294,7 +295,9 @@ static void test_migration_13_tallies_existing_messages(void **state) {
   }
   assert_int_equal(fx_sql_exec(f, sql), 0);
   free(sql);
-  /* 1 text by ana, 2 a notice, 3 text by ben, 4 text by ana, 5 text by ben; ben read up to 3. */
+  /* 1 text by ana, 2 a notice, 3 text by ben, 4 text by ana, 5 text by ben; ben read up to 3,
+   * ana has no marker: both have texts above their markers, which the server never writes
+   * (a send moves the sender's marker) and migration 17 mends. */
   assert_int_equal(fx_sql_exec(f, "INSERT INTO users(id, username, display_name, pwhash,"
                                   " created_at) VALUES (1, 'ana', 'Ana', 'h', 5), (2, 'ben', 'Ben',"
                                   " 'h', 5);"
@@ -312,42 +315,60 @@ static void test_migration_13_tallies_existing_messages(void **state) {
   assert_int_equal(store_open(&f->s, &f->loop, f->path, STORE_DURABILITY_NORMAL, 0), 0);
   assert_int_equal(db_int(f, "SELECT max(version) FROM schema_version"),
                    (int)store__migrations_count);
-  assert_int_equal(db_int(f, "SELECT sum(tally * 10 + own_tally) FROM messages"),
-                   11 + 21 + 32 + 42);
-  assert_int_equal(db_int(f, "SELECT count(*) FROM messages WHERE tally IS NULL"), 1);
+  /* Tallies 1, 1 (the notice repeats the text before it), 2, 3, 4. */
+  assert_int_equal(db_int(f, "SELECT sum(tally * seq) FROM messages"), 1 + 2 + 6 + 12 + 20);
+  assert_int_equal(db_int(f, "SELECT count(*) FROM messages WHERE tally IS NULL"), 0);
+  assert_int_equal(db_int(f, "SELECT last_text_seq FROM chats WHERE id = 1"), 5);
+  assert_int_equal(db_int(f, "SELECT sum(seq * user_id) FROM read_markers"), 4 + 10);
   readers_of(f, &ana, &ben);
-  assert_int_equal(ana, 2); /* 3 and 5, by ben */
-  assert_int_equal(ben, 1); /* 4; 5 is his own */
+  assert_int_equal(ana, 1); /* 5, by ben: her marker is at 4, her own */
+  assert_int_equal(ben, 0); /* his marker is at 5, his own */
 
-  /* A new message takes the next tallies, from the insert trigger. */
+  /* A new message takes the next tally, from msg.send's INSERT. */
   r = new_req(STORE_MSG_APPEND, 1, "old");
   r->in.body = strdup("e");
   r->in.now = NOW;
   assert_int_equal(run(f, r), 0);
   assert_int_equal(r->out.msg.seq, 6);
   store_req_free(r);
-  assert_int_equal(db_int(f, "SELECT tally * 10 + own_tally FROM messages WHERE seq = 6"), 53);
+  assert_int_equal(db_int(f, "SELECT tally FROM messages WHERE seq = 6"), 5);
+  assert_int_equal(db_int(f, "SELECT last_text_seq FROM chats WHERE id = 1"), 6);
   readers_of(f, &ana, &ben);
   assert_int_equal(ana, 0); /* her send moved her marker */
-  assert_int_equal(ben, 2); /* 4 and 6 */
+  assert_int_equal(ben, 1); /* 6 */
+
+  /* An entry of another kind (ben's reaction, through the rules' entry INSERT) repeats the tally
+   * before it and is not the newest text; his marker stays where it was. */
+  r = new_req(STORE_REACT, 2, "old");
+  r->in.seq = 6;
+  r->in.query = strdup("\xf0\x9f\x91\x8d");
+  r->in.on = 1;
+  assert_int_equal(run(f, r), 0);
+  assert_int_equal(r->out.msg.seq, 7);
+  store_req_free(r);
+  assert_int_equal(db_int(f, "SELECT tally FROM messages WHERE seq = 7"), 5);
+  assert_int_equal(db_int(f, "SELECT last_text_seq FROM chats WHERE id = 1"), 6);
+  readers_of(f, &ana, &ben);
+  assert_int_equal(ana, 0);
+  assert_int_equal(ben, 1);
 
   /* An entry the chat row does not show yet, as on PostgreSQL one committed between the read of
-   * the chat row and the count's own statement: the counts stop at the row's last_seq, which is
-   * the seq the chat.activity event carries. */
+   * the chat row and the count's own statement, written without a tally (the insert trigger
+   * gives it one): the counts stop at the row's last_seq, which is the seq the chat.activity
+   * event carries. */
   assert_int_equal(fx_sql_exec(f, "INSERT INTO messages(chat_id, seq, author_id, body, created_at,"
-                                  " kind, tally, own_tally) VALUES (1, 7, 1, '@ben', 5, 'text', 6,"
-                                  " 4);"
+                                  " kind) VALUES (1, 8, 1, '@ben', 5, 'text');"
                                   "INSERT INTO message_mentions(chat_id, seq, user_id)"
-                                  " VALUES (1, 7, 2);"),
+                                  " VALUES (1, 8, 2);"),
                    0);
-  assert_int_equal(db_int(f, "SELECT last_seq FROM chats WHERE id = 1"), 6);
-  assert_int_equal(db_int(f, "SELECT tally * 10 + own_tally FROM messages WHERE seq = 7"), 64);
+  assert_int_equal(db_int(f, "SELECT last_seq FROM chats WHERE id = 1"), 7);
+  assert_int_equal(db_int(f, "SELECT tally FROM messages WHERE seq = 8"), 6);
   r = new_req(STORE_CHAT_ACTIVITY, 0, "old");
   assert_int_equal(run(f, r), 0);
-  assert_int_equal(r->out.chat.last_seq, 6);
+  assert_int_equal(r->out.chat.last_seq, 7);
   for (size_t i = 0; i < r->out.n_member_ids; i++) {
     if (r->out.member_ids[i] == 2) {
-      assert_int_equal(r->out.member_reads[i], 2);    /* not 7 */
+      assert_int_equal(r->out.member_reads[i], 1);    /* not 8 */
       assert_int_equal(r->out.member_mentions[i], 0); /* nor its mention */
     }
   }
