@@ -271,13 +271,26 @@ static void readers_of(struct fx *f, int64_t *ana_unread, int64_t *ben_unread) {
   store_req_free(r);
 }
 
+/* Entry `seq` of chat 1 has tally `tally`, the chat's newest text is `last_text`, and ana and
+ * ben have `ana` and `ben` unread. */
+static void expect_counts(struct fx *f, int seq, int64_t tally, int64_t last_text, int64_t ana,
+                          int64_t ben) {
+  char sql[96];
+  int64_t a = -1, b = -1;
+  snprintf(sql, sizeof sql, "SELECT tally FROM messages WHERE chat_id = 1 AND seq = %d", seq);
+  assert_int_equal(db_int(f, sql), tally);
+  assert_int_equal(db_int(f, "SELECT last_text_seq FROM chats WHERE id = 1"), last_text);
+  readers_of(f, &a, &b);
+  assert_int_equal(a, ana);
+  assert_int_equal(b, ben);
+}
+
 /* A database of migration 12 with messages gets the running tallies (migrations 13 and 17) on
  * every entry, markers past their owners' texts, chats.last_text_seq, and unread counts that
  * agree with counting; new entries of every path take the next tally. */
 static void test_migration_13_tallies_existing_messages(void **state) {
   struct fx *f = *state;
   struct store_req *r;
-  int64_t ana = -1, ben = -1;
   size_t len = 1;
   char *sql;
   for (int i = 0; i < 12; i++)
@@ -318,11 +331,9 @@ static void test_migration_13_tallies_existing_messages(void **state) {
   /* Tallies 1, 1 (the notice repeats the text before it), 2, 3, 4. */
   assert_int_equal(db_int(f, "SELECT sum(tally * seq) FROM messages"), 1 + 2 + 6 + 12 + 20);
   assert_int_equal(db_int(f, "SELECT count(*) FROM messages WHERE tally IS NULL"), 0);
-  assert_int_equal(db_int(f, "SELECT last_text_seq FROM chats WHERE id = 1"), 5);
   assert_int_equal(db_int(f, "SELECT sum(seq * user_id) FROM read_markers"), 4 + 10);
-  readers_of(f, &ana, &ben);
-  assert_int_equal(ana, 1); /* 5, by ben: her marker is at 4, her own */
-  assert_int_equal(ben, 0); /* his marker is at 5, his own */
+  /* ana has 5, by ben: her marker is at 4, her own; ben's is at 5, his own. */
+  expect_counts(f, 5, 4, 5, 1, 0);
 
   /* A new message takes the next tally, from msg.send's INSERT. */
   r = new_req(STORE_MSG_APPEND, 1, "old");
@@ -331,11 +342,7 @@ static void test_migration_13_tallies_existing_messages(void **state) {
   assert_int_equal(run(f, r), 0);
   assert_int_equal(r->out.msg.seq, 6);
   store_req_free(r);
-  assert_int_equal(db_int(f, "SELECT tally FROM messages WHERE seq = 6"), 5);
-  assert_int_equal(db_int(f, "SELECT last_text_seq FROM chats WHERE id = 1"), 6);
-  readers_of(f, &ana, &ben);
-  assert_int_equal(ana, 0); /* her send moved her marker */
-  assert_int_equal(ben, 1); /* 6 */
+  expect_counts(f, 6, 5, 6, 0, 1); /* her send moved her marker; ben has 6 */
 
   /* An entry of another kind (ben's reaction, through the rules' entry INSERT) repeats the tally
    * before it and is not the newest text; his marker stays where it was. */
@@ -346,11 +353,7 @@ static void test_migration_13_tallies_existing_messages(void **state) {
   assert_int_equal(run(f, r), 0);
   assert_int_equal(r->out.msg.seq, 7);
   store_req_free(r);
-  assert_int_equal(db_int(f, "SELECT tally FROM messages WHERE seq = 7"), 5);
-  assert_int_equal(db_int(f, "SELECT last_text_seq FROM chats WHERE id = 1"), 6);
-  readers_of(f, &ana, &ben);
-  assert_int_equal(ana, 0);
-  assert_int_equal(ben, 1);
+  expect_counts(f, 7, 5, 6, 0, 1);
 
   /* An entry the chat row does not show yet, as on PostgreSQL one committed between the read of
    * the chat row and the count's own statement, written without a tally (the insert trigger
