@@ -24,24 +24,25 @@ static void metrics_summary(struct buf *b, const char *name, const char *help,
              (unsigned long long)total_count);
 }
 
-static void metrics_latency(struct app *a, struct buf *b) {
+/* `ss` is the store's counters as the rest of the text shows them: one snapshot per scrape, so
+ * that its counts agree with each other (parley_store_batches_total with the commit summary's
+ * _count) even when a batch commits while the text is written. */
+static void metrics_latency(struct app *a, const struct store_stats *ss, struct buf *b) {
   uint64_t now = clock_mono_ns();
   struct hist *h = malloc(sizeof *h); /* ~40 KB: not on the stack */
-  struct store_stats ss;
   if (h == NULL)
     return;
   hist_window_recent(&a->metrics.delivery_lat, now, h);
   metrics_summary(b, "parley_delivery_seconds",
                   "msg.send read to its event written to every local subscriber",
                   h, a->metrics.delivery_lat.total_count, a->metrics.delivery_lat.total_sum);
-  store_get_stats(a->store, &ss);
   store_get_latency(a->store, now, h, NULL);
   metrics_summary(b, "parley_store_commit_latency_seconds", "one batch's COMMIT", h,
-                  ss.commits, ss.commit_ns_total);
+                  ss->commits, ss->commit_ns_total);
   store_get_latency(a->store, now, NULL, h);
   metrics_summary(b, "parley_store_request_seconds",
-                  "store request submitted to its completion on the loop", h, ss.requests_done,
-                  ss.request_ns_total);
+                  "store request submitted to its completion on the loop", h, ss->requests_done,
+                  ss->request_ns_total);
   hist_window_recent(&a->metrics.loop_lag, now, h);
   metrics_summary(b, "parley_loop_lag_seconds",
                   "how late a 50 ms timer on the loop thread fires: what every event waits behind",
@@ -118,7 +119,7 @@ void app__metrics_text(struct app *a, struct buf *out) {
              (unsigned long long)ss.wal_bytes, (unsigned long long)ss.checkpoints_ok,
              (unsigned long long)ss.checkpoints_busy, (unsigned long long)ss.wal_restarts,
              (unsigned long long)ss.wal_forced, (unsigned long long)ss.wal_frames);
-  metrics_latency(a, &b);
+  metrics_latency(a, &ss, &b);
   {
     struct webhook_stats ws;
     webhook_get_stats(a->webhooks, &ws);
