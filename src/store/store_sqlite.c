@@ -28,6 +28,7 @@
 #include "store/migrations.h"
 #include "store/store.h"
 #include "store/store_sqlite_ckpt.h"
+#include "store/store_sqlite_vfs.h"
 
 #include "store/store_sqlite_int.h"
 
@@ -117,10 +118,12 @@ static int sq_open(void **out, const char *uri, enum store_durability durability
   if (be == NULL)
     return PARLEY_EUNAVAILABLE;
   /* NOMUTEX: the connection is used by the store thread alone. URI: "file:...?mode=ro" and
-   * friends work as SQLite documents them. */
+   * friends work as SQLite documents them. The VFS writes a commit's WAL frames in one system
+   * call (store_sqlite_vfs.h). */
   rc = sqlite3_open_v2(
       uri, &be->db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+      store__sqlite_vfs());
   if (rc != SQLITE_OK) {
     log_error("store: cannot open %s: %s", uri, be->db ? sqlite3_errmsg(be->db) : "no memory");
     err = PARLEY_EUNAVAILABLE;
