@@ -98,6 +98,8 @@ void app__metrics_text(struct app *a, struct buf *out) {
              (unsigned long long)ns.ws_ctx_released);
   buf_printf(&b, "# TYPE parley_catch_ups_total counter\nparley_catch_ups_total %llu\n",
              (unsigned long long)a->metrics.catch_ups);
+  buf_printf(&b, "# TYPE parley_heap_trims_total counter\nparley_heap_trims_total %llu\n",
+             (unsigned long long)a->metrics.heap_trims);
   buf_printf(&b,
              "# TYPE parley_hash_running gauge\nparley_hash_running %d\n"
              "# TYPE parley_hash_queued gauge\nparley_hash_queued %d\n",

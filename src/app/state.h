@@ -61,6 +61,8 @@ struct app_metrics {
    * measure one operation's loop time, e.g. in a big chat). */
   struct hist_window loop_turn;
   uint64_t turn_mark_ns, turn_max_ns; /* thread CPU time at the last flush; max since scrape */
+  uint64_t heap_trimmed_ms;           /* loop time of the last heap trim (app.c) */
+  uint64_t heap_trims;
 };
 
 /* Wall clock, Unix ms. A field so that tests can run rooms.c and presence.c on a fake one. */
