@@ -1,5 +1,5 @@
-/* bus_redis.c - the bus on Redis pub/sub, through hiredis' asynchronous API and its libuv
- * adapter. "redis://host:port".
+/* bus_redis.c - the bus on Redis pub/sub, through hiredis' asynchronous API on the loop
+ * (redis_uv.c). "redis://host:port".
  *
  * Two connections: one in subscribe mode, one for PUBLISH. Each publication carries a 16-byte
  * random instance id in front of the caller's bytes, so an instance drops its own publications
@@ -16,14 +16,16 @@
  * Subscriptions are a small state machine per channel, for two reasons in hiredis 0.14: it
  * forgets a channel's callback when an UNSUBSCRIBE reply comes in, even if a SUBSCRIBE for the
  * same channel was sent after it; and it asserts when a subscribe reply arrives after the
- * subscription count dropped to zero. And its libuv adapter ignores a poll error (a refused
- * connect gives one), leaving such a context waiting forever: connects that take longer than
- * CONNECT_TIMEOUT_MS are abandoned and retried, and a connection that a reset left dead (the
- * same poll error, after the connect) is found by a heartbeat: every BEAT_MS the instance
- * publishes on its own channel, and when nothing came back for SILENT_MS both connections are
- * dropped and made again. So a channel is subscribed again only once its UNSUBSCRIBE
- * was answered, and the subscribe connection always holds one channel of its own
+ * subscription count dropped to zero. So a channel is subscribed again only once its
+ * UNSUBSCRIBE was answered, and the subscribe connection always holds one channel of its own
  * ("parley:bus:<instance id>"), so its count never reaches zero.
+ *
+ * hiredis 0.14's libuv adapter ignores a poll error (a reset, a refused connect), which left
+ * such a context waiting forever: redis_uv.c is the adapter with hiredis 1.0's fix, so those
+ * disconnect at once. What no error reports (a connect that hangs, a Redis that stopped
+ * answering) is found by timers: connects that take longer than CONNECT_TIMEOUT_MS are
+ * abandoned and retried, and every BEAT_MS the instance publishes on its own channel; when
+ * nothing came back for SILENT_MS both connections are dropped and made again.
  *
  * "redis://host:port/NAME" (NAME: letters first, then letters, digits, "_", "." or "-") puts
  * "NAME:" in front of every channel and key, so several
@@ -36,7 +38,6 @@
  * ("pr:on"). The scripts name keys they compute (the per-user hashes), which a single Redis
  * server allows and Redis Cluster would not. Presence calls use the publish connection.
  */
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <sodium.h>
@@ -47,6 +48,7 @@
 
 #include "bus/bus.h"
 #include "bus/bus_redis_int.h"
+#include "bus/redis_uv.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -306,7 +308,7 @@ static redisAsyncContext *connect_one(struct rbus *rb, redisConnectCallback *on_
   redisAsyncContext *ac = redisAsyncConnect(rb->host, rb->port);
   if (ac == NULL)
     return NULL;
-  if (ac->err || redisLibuvAttach(ac, rb->loop) != REDIS_OK) {
+  if (ac->err || redis_uv_attach(ac, rb->loop) != REDIS_OK) {
     log_debug("bus: cannot connect to redis: %s", ac->errstr);
     redisAsyncFree(ac);
     return NULL;
