@@ -33,8 +33,7 @@ struct net_conn {
   const uint8_t *rbuf;            /* bytes of the current read, for wslay's recv callback */
   size_t rlen, rpos;
   struct outq q;
-  uv_write_t wreq;
-  uint32_t inflight;              /* queue entries owned by wreq */
+  uint32_t inflight;              /* queue entries owned by the uv_write in flight */
   unsigned closing : 1;           /* uv_close called or pending */
   unsigned close_after_flush : 1; /* close once the queue is written */
   unsigned dirty : 1;             /* linked in srv->dirty */
@@ -47,7 +46,6 @@ struct net_conn {
   unsigned resume_linked : 1;     /* linked in srv->resumes */
   unsigned lingering : 1;         /* HTTP answer sent, FIN sent, discarding input (server.c) */
   uint32_t linger_left;           /* bytes still discarded before we hang up */
-  uv_shutdown_t sreq;
   struct ratelimit ctrl_rl;       /* pings and pongs received (cfg.ctrl_rate) */
   uint64_t last_tx_ms;            /* loop time of the last write progress */
   uint64_t last_rx_ms;            /* loop time of the last byte received */

@@ -40,8 +40,8 @@ void net__conn_close(struct net_conn *c) {
 }
 
 static void net__on_shutdown(uv_shutdown_t *req, int status) {
-  (void)req;
-  (void)status; /* the close that follows, whenever it comes, releases everything */
+  (void)status; /* the close that follows, whenever it comes, releases the rest */
+  free(req);
 }
 
 /* An HTTP connection whose last answer is written: to the app it is closed now; the socket
@@ -51,8 +51,11 @@ static void net__on_shutdown(uv_shutdown_t *req, int status) {
 static void net__conn_linger(struct net_conn *c) {
   struct net_server *s = c->srv;
   uint64_t deadline = uv_now(s->loop) + NET__HTTP_LINGER_MS;
+  /* Requests are allocated when needed, not embedded: 272 bytes an idle socket does not use. */
+  uv_shutdown_t *req = malloc(sizeof *req);
 
-  if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, net__on_shutdown) != 0) {
+  if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, net__on_shutdown) != 0) {
+    free(req);
     net__conn_close(c);
     return;
   }
@@ -134,6 +137,7 @@ static void net__on_write(uv_write_t *req, int status) {
     bytes += e->chunk->len - e->off;
   }
   c->inflight = 0;
+  free(req);
   outq_advance(&c->q, bytes);
   if (c->closing)
     return;
@@ -161,6 +165,7 @@ static uint32_t net__fill_iov(struct net_conn *c, uv_buf_t *iov, size_t *total) 
 /* Writes as much of c's queue as the socket takes now; hands the rest to uv_write. */
 static void net__flush(struct net_conn *c) {
   uv_buf_t iov[NET__MAX_IOV];
+  uv_write_t *wreq;
   uint32_t n;
   size_t total;
   int r;
@@ -179,10 +184,17 @@ static void net__flush(struct net_conn *c) {
       net__conn_wrote(c);
     if ((size_t)r == total)
       continue; /* the whole batch went out: go on with the rest of the queue */
-    /* The kernel buffer is full: libuv writes the rest when the socket is writable again. */
+    /* The kernel buffer is full: libuv writes the rest when the socket is writable again.
+     * The request is allocated only then (net__on_write frees it): most writes never need it. */
     n = net__fill_iov(c, iov, &total);
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, iov, n, net__on_write) != 0) {
+    wreq = malloc(sizeof *wreq);
+    if (wreq == NULL) {
+      net__conn_close(c);
+      return;
+    }
+    wreq->data = c;
+    if (uv_write(wreq, (uv_stream_t *)&c->tcp, iov, n, net__on_write) != 0) {
+      free(wreq);
       net__conn_close(c);
       return;
     }
