@@ -285,7 +285,7 @@ static int activity_all_watching(struct app *a, const struct store_chat *c) {
     struct client *cl;
     if (!s->live || s->client == NULL)
       continue;
-    au = app__user_find(a, s->client->user.id);
+    au = app__user_find(a, s->client->user->id);
     if (au == NULL || au->notified == turn)
       continue;
     au->notified = turn;
@@ -377,14 +377,14 @@ void app__activity_read(struct app *a, int64_t user_id, const char *slug) {
 
 void app__notify_others(struct client *cl, const char *ev, json_t *fields) {
   struct app *a = cl->app;
-  struct app_user *au = app__user_find(a, cl->user.id);
+  struct app_user *au = app__user_find(a, cl->user->id);
   struct outq_chunk *frame;
   struct client *o;
   size_t len;
   char *json = proto_event(ev, fields, &len);
   if (json == NULL)
     return;
-  app__bus_publish_notify(a, &cl->user.id, 1, json, len);
+  app__bus_publish_notify(a, &cl->user->id, 1, json, len);
   frame = au ? net_ws_frame_text(json, len) : NULL;
   free(json);
   if (frame == NULL)

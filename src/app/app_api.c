@@ -60,6 +60,8 @@ struct api_run {
   app_api_done done;
   void *data;
   int replied;
+  struct store_user user;              /* the client's user */
+  char chat_ok[STORE_SLUG_MAX + 1];    /* "": none */
 };
 
 static char api_conn_marker; /* the non-NULL conn of a socketless client; never dereferenced */
@@ -99,13 +101,16 @@ int app__api_run(struct app *a, const struct store_user *u, const char *chat_ok,
   cl->conn = (struct net_conn *)(void *)&api_conn_marker;
   cl->refs = 1;
   cl->authed = 1;
-  cl->user = *u;
+  r->user = *u;
+  cl->user = &r->user;
   cl->on_reply = api_on_reply;
   cl->reply_data = r;
   cl->on_free = api_on_free;
   snprintf(cl->peer, sizeof cl->peer, "http");
-  if (chat_ok)
-    snprintf(cl->api_chat, sizeof cl->api_chat, "%s", chat_ok);
+  if (chat_ok) {
+    snprintf(r->chat_ok, sizeof r->chat_ok, "%s", chat_ok);
+    cl->api_chat = r->chat_ok;
+  }
   app__api_user_seen(a, u);
   rc = proto_decode(json, len, &req, err, sizeof err);
   if (rc)

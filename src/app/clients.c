@@ -21,6 +21,8 @@ void app__client_unref(struct client *cl) {
   if (--cl->refs == 0) {
     if (cl->on_free)
       cl->on_free(cl); /* e.g. a request still in progress when the connection went away */
+    if (cl->au)
+      cl->au->pins--; /* app__presence_tick frees it once offline and unpinned */
     free(cl);
   }
 }

@@ -30,7 +30,11 @@ struct client {
   int refs;                    /* the connection's and each request's in flight */
   int is_ws;
   int authed;
-  struct store_user user;
+  /* Who it is: NULL until authed; then its app_user's copy, which profile changes update (a
+   * socket's user is pinned, so it outlives the socket's last request), or for an op of the
+   * HTTP API the run's own copy (app_api.c). */
+  const struct store_user *user;
+  struct app_user *au;         /* pinned by this client from its auth until it is freed */
   uint8_t session_hash[STORE_TOKEN_HASH_LEN];
   int64_t session_expires_at;
   uint64_t opened_ms;          /* loop time of the upgrade */
@@ -52,8 +56,8 @@ struct client {
    * of a socket, and conn is a marker that is never dereferenced. NULL for real connections. */
   void (*on_reply)(struct client *cl, const char *s, size_t len);
   void *reply_data;
-  char api_chat[STORE_SLUG_MAX + 1]; /* the chat whose membership app_api.c checked ("": none):
-                                        stands in for a live subscription (typing) */
+  const char *api_chat;        /* the chat whose membership app_api.c checked (NULL: none; in
+                                  reply_data): stands in for a live subscription (typing) */
 };
 
 /* A user with sockets here, or whose last socket closed less than the presence grace ago. */
@@ -62,6 +66,7 @@ struct app_user {
   struct store_user user;      /* names, for events */
   struct client *clients;
   int n_clients;
+  int pins;                    /* clients whose `user` points here: kept until none is left */
   struct presence_user pres;   /* core/presence.h */
   struct ratelimit send_rl;
   struct ratelimit search_rl;

@@ -29,7 +29,7 @@ done:
 static void on_chat_join(struct store_req *sreq) {
   struct client *cl = sreq->data;
   if (sreq->status == 0 && sreq->out.joined)
-    app__announce_join(cl->app, sreq, &cl->user); /* with the "joined" notice */
+    app__announce_join(cl->app, sreq, cl->user); /* with the "joined" notice */
   on_chat_reply(sreq);
 }
 
@@ -71,7 +71,7 @@ static void on_chat_create(struct store_req *sreq) {
   struct client *cl = sreq->data;
   if (sreq->status == 0)
     /* The creator's other tabs add the chat to their lists. */
-    app__notify_users(cl->app, &cl->user.id, 1, "chat.created",
+    app__notify_users(cl->app, &cl->user->id, 1, "chat.created",
                       json_pack("{s:o}", "chat", app__chat_json(cl->app, &sreq->out.chat)));
   on_chat_reply(sreq);
 }
@@ -195,7 +195,7 @@ static void on_msg_send(struct store_req *sreq) {
 
   /* The sender is the author: MSG_APPEND's row does not carry users.bot (issue 19). */
   if (sreq->status == 0)
-    sreq->out.msg.author.bot = cl->user.bot;
+    sreq->out.msg.author.bot = cl->user->bot;
   /* Fan out even if the sender is gone: the message is committed and others must see it. */
   if (sreq->status == 0 && !sreq->out.duplicate) {
     struct room *r = app__room_find(a, sreq->out.chat.slug);
@@ -234,12 +234,12 @@ done:
 void app__op_msg_send(struct client *cl, const struct proto_req *req) {
   struct app *a = cl->app;
   struct store_req *sreq;
-  struct app_user *au = app__user_find(a, cl->user.id);
+  struct app_user *au = app__user_find(a, cl->user->id);
   /* A user with no socket here (the HTTP API) has a bucket of its own; bots have their own
    * rates (issue 19). */
-  struct ratelimit *rl = au ? &au->send_rl : app__api_send_rl(a, cl->user.id);
-  double rate = cl->user.bot ? a->cfg.bot_send_rate : a->cfg.send_rate;
-  double burst = cl->user.bot ? a->cfg.bot_send_burst : a->cfg.send_burst;
+  struct ratelimit *rl = au ? &au->send_rl : app__api_send_rl(a, cl->user->id);
+  double rate = cl->user->bot ? a->cfg.bot_send_rate : a->cfg.send_rate;
+  double burst = cl->user->bot ? a->cfg.bot_send_burst : a->cfg.send_burst;
 
   if (rl && app__rate_limited(cl, req, rl, rate, burst, "sending too fast"))
     return;
@@ -287,10 +287,10 @@ static void on_read(struct store_req *sreq) {
   if (sreq->status == 0) {
     /* The reader's other tabs and devices clear their unread counts too. Read markers are the
      * user's own business: nobody else is told. */
-    app__notify_users(cl->app, &cl->user.id, 1, "read",
+    app__notify_users(cl->app, &cl->user->id, 1, "read",
                       json_pack("{s:s, s:I}", "chat", sreq->in.slug, "seq",
                                 (json_int_t)sreq->out.read_seq));
-    app__activity_read(cl->app, cl->user.id, sreq->in.slug);
+    app__activity_read(cl->app, cl->user->id, sreq->in.slug);
   }
   if (app__op_failed(sreq))
     goto done;

@@ -42,7 +42,7 @@ static void on_sub(struct store_req *sreq) {
   /* Authorized: only now does the user count as having the chat open. */
   if (!s->counted) {
     s->counted = 1;
-    app__room_sub_added(cl->app, s->room, cl->user.id);
+    app__room_sub_added(cl->app, s->room, cl->user->id);
   }
   chat = proto_chat_json(&sreq->out.chat);
   if (sreq->out.n_member_ids == 1) {
@@ -275,7 +275,7 @@ void app__op_typing(struct client *cl, const struct proto_req *req) {
       if (s->client == cl && s->live)
         break;
     }
-  if (s == NULL && cl->on_reply && strcmp(cl->api_chat, req->chat) == 0) {
+  if (s == NULL && cl->api_chat && strcmp(cl->api_chat, req->chat) == 0) {
     /* The HTTP API checked membership in the store (app_api.c). Nobody here watching the
      * chat (no room): nobody here to tell. */
     if (r == NULL) {
@@ -289,16 +289,16 @@ void app__op_typing(struct client *cl, const struct proto_req *req) {
     app__reply_err(cl, req, PARLEY_EBAD_REQUEST, "typing: subscribe to the chat first");
     return;
   }
-  au = app__user_find(a, cl->user.id);
+  au = app__user_find(a, cl->user->id);
   if (au && app__rate_limited(cl, req, &au->typing_rl, a->cfg.typing_rate, a->cfg.typing_burst,
                               "typing updates too fast"))
     return;
   if (req->on)
     /* A bot's typing is its "thinking": it lasts until it answers (issue 19). */
-    changed = typing_on(&r->typing, cl->user.id, app__now(a),
-                        cl->user.bot ? a->cfg.bot_typing_ttl_ms : a->cfg.typing_ttl_ms);
+    changed = typing_on(&r->typing, cl->user->id, app__now(a),
+                        cl->user->bot ? a->cfg.bot_typing_ttl_ms : a->cfg.typing_ttl_ms);
   else
-    changed = typing_off(&r->typing, cl->user.id);
+    changed = typing_off(&r->typing, cl->user->id);
   if (changed == 1)
     app__room_mark(a, r, ROOM_DIRTY_TYPING);
   else if (changed == 0 && req->on && !a->bus_solo)
@@ -320,7 +320,7 @@ void app__op_presence(struct client *cl, const struct proto_req *req) {
                    "state: must be \"active\", \"idle\" or \"hidden\"");
     return;
   }
-  au = app__user_find(a, cl->user.id);
+  au = app__user_find(a, cl->user->id);
   if (au == NULL) {
     app__reply_err(cl, req, PARLEY_EINTERNAL, NULL);
     return;

@@ -120,7 +120,7 @@ static void on_leave(struct store_req *sreq) {
 
   if (sreq->status == 0) {
     int64_t self = sreq->in.user_id;
-    json_t *ev = json_pack("{s:s, s:o, s:i}", "chat", slug, "user", proto_user_json(&cl->user),
+    json_t *ev = json_pack("{s:s, s:o, s:i}", "chat", slug, "user", proto_user_json(cl->user),
                            "participantCount", sreq->out.chat.participant_count);
     if (sreq->out.new_owner.id)
       json_object_set_new(ev, "newOwner", proto_user_json(&sreq->out.new_owner));
@@ -154,10 +154,10 @@ static void on_remove(struct store_req *sreq) {
     app__drop_user_subs(a, gone, slug);
     app__room_members_left(a, slug, sreq->out.chat.member_gen);
     app__notify_users(a, &gone, 1, "removed",
-                      json_pack("{s:s, s:o}", "chat", slug, "by", proto_user_json(&cl->user)));
+                      json_pack("{s:s, s:o}", "chat", slug, "by", proto_user_json(cl->user)));
     app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.removed",
                       json_pack("{s:s, s:o, s:o, s:i}", "chat", slug, "user",
-                                proto_user_json(&sreq->out.user), "by", proto_user_json(&cl->user),
+                                proto_user_json(&sreq->out.user), "by", proto_user_json(cl->user),
                                 "participantCount", sreq->out.chat.participant_count));
     app__invite_events(a, sreq); /* their pending invitation was revoked */
     app__deliver_notice(a, sreq);
@@ -183,7 +183,7 @@ static void on_set_role(struct store_req *sreq) {
     if (sreq->out.new_owner.id) /* ownership moved: the old owner is an admin now */
       app__notify_users(a, sreq->out.member_ids, sreq->out.n_member_ids, "participant.updated",
                         json_pack("{s:s, s:o, s:s}", "chat", slug, "user",
-                                  proto_user_json(&cl->user), "role", "admin"));
+                                  proto_user_json(cl->user), "role", "admin"));
     app__deliver_notice(a, sreq);
   }
   if (!app__op_failed(sreq))
@@ -239,7 +239,7 @@ void app__op_membership(struct client *cl, const struct proto_req *req) {
   switch (req->op) {
   case PROTO_OP_CHAT_LEAVE:
     if ((sreq = new_req(cl, req, STORE_CHAT_LEAVE)))
-      submit_fenced(cl, req, sreq, on_leave, cl->user.username);
+      submit_fenced(cl, req, sreq, on_leave, cl->user->username);
     return;
   case PROTO_OP_CHAT_REMOVE:
     if ((sreq = new_req(cl, req, STORE_CHAT_REMOVE)) && target_user(cl, req, sreq) == 0)
@@ -280,7 +280,7 @@ static void on_search(struct store_req *sreq) {
     json_object_set(u, "state", json_object_get(p, "state"));
     json_object_set(u, "lastSeen", json_object_get(p, "lastSeen"));
     json_decref(p);
-    HASH_FIND(hh, cl->app->users, &cl->user.id, sizeof cl->user.id, au);
+    HASH_FIND(hh, cl->app->users, &cl->user->id, sizeof cl->user->id, au);
     if (au)
       app__presence_watch(cl->app, au, sreq->out.hits[i].user.id);
     json_object_set_new(u, "participant", json_boolean(sreq->out.hits[i].participant));
@@ -297,7 +297,7 @@ void app__op_users_search(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq;
   struct app_user *au;
 
-  HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
+  HASH_FIND(hh, a->users, &cl->user->id, sizeof cl->user->id, au);
   if (au && app__rate_limited(cl, req, &au->search_rl, a->cfg.search_rate, a->cfg.search_burst,
                               "searching too fast"))
     return;
@@ -334,7 +334,7 @@ static void on_invite_change(struct store_req *sreq) {
   if (sreq->status == 0) {
     app__invite_event(a, &sreq->out.invite, action);
     if (sreq->op == STORE_INVITE_ACCEPT && sreq->out.joined)
-      app__announce_join(a, sreq, &cl->user);
+      app__announce_join(a, sreq, cl->user);
   }
   if (!app__op_failed(sreq)) {
     json_t *r = json_pack("{s:o}", "invitation", proto_invite_json(&sreq->out.invite));
@@ -381,7 +381,7 @@ static void on_invite_list(struct store_req *sreq) {
   outgoing = json_array();
   for (size_t i = 0; i < sreq->out.n_invites; i++) {
     const struct store_invite *inv = &sreq->out.invites[i];
-    json_array_append_new(inv->to.id == cl->user.id ? incoming : outgoing, proto_invite_json(inv));
+    json_array_append_new(inv->to.id == cl->user->id ? incoming : outgoing, proto_invite_json(inv));
   }
   app__reply_ok(cl, &ctx->env, json_pack("{s:o, s:o}", "incoming", incoming, "outgoing", outgoing));
 done:

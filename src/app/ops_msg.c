@@ -52,7 +52,7 @@ static void on_entry(struct store_req *sreq) {
     mention_event_to(cl->app, sreq->out.chat.slug, &sreq->out.msgs[0], sreq->out.member_ids,
                      sreq->out.n_member_ids);
     for (size_t i = 0; i < sreq->out.n_member_ids; i++)
-      if (sreq->out.member_ids[i] != cl->user.id)
+      if (sreq->out.member_ids[i] != cl->user->id)
         app__activity_read(cl->app, sreq->out.member_ids[i], sreq->out.chat.slug);
   }
   if (app__op_failed(sreq))
@@ -103,8 +103,8 @@ static void on_dm_open(struct store_req *sreq) {
   struct app *a = cl->app;
   if (sreq->status == 0 && sreq->out.joined) {
     struct store_chat seen = sreq->out.chat; /* as the peer sees it: titled by the caller */
-    int64_t me = cl->user.id, peer = sreq->out.chat.peer.id;
-    seen.peer = cl->user;
+    int64_t me = cl->user->id, peer = sreq->out.chat.peer.id;
+    seen.peer = *cl->user;
     app__notify_users(a, &peer, 1, "chat.created",
                       json_pack("{s:o}", "chat", app__chat_json(a, &seen)));
     app__notify_users(a, &me, 1, "chat.created",

@@ -91,15 +91,10 @@ void app__op_chat_browse(struct client *cl, const struct proto_req *req) {
  * change at once; other nodes' copies are refreshed when the user's sockets there reconnect. */
 void app__user_renamed(struct app *a, const struct store_user *u) {
   struct app_user *au = app__user_find(a, u->id);
-  struct client *cl;
   if (au == NULL)
     return;
-  au->user = *u;
+  au->user = *u; /* which its sockets' `user` points to */
   a->users_gen++;
-  DL_FOREACH2(au->clients, cl, unext) {
-    memcpy(cl->user.display_name, u->display_name, sizeof cl->user.display_name);
-    memcpy(cl->user.avatar, u->avatar, sizeof cl->user.avatar);
-  }
 }
 
 void app__user_announce(struct app *a, const struct store_req *sreq) {

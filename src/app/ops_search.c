@@ -39,7 +39,7 @@ done:
 
 void app__op_msg_search(struct client *cl, const struct proto_req *req) {
   struct app *a = cl->app;
-  struct app_user *au = app__user_find(a, cl->user.id);
+  struct app_user *au = app__user_find(a, cl->user->id);
   struct store_req *sreq;
 
   if (au && app__rate_limited(cl, req, &au->search_rl, a->cfg.search_rate, a->cfg.search_burst,

@@ -57,7 +57,7 @@ done:
 
 void app__op_stream_start(struct client *cl, const struct proto_req *req) {
   struct app *a = cl->app;
-  struct app_user *au = app__user_find(a, cl->user.id);
+  struct app_user *au = app__user_find(a, cl->user->id);
   struct store_req *sreq;
   /* A stream counts as a message in the sender's rate limit. */
   if (au && app__rate_limited(cl, req, &au->send_rl, a->cfg.send_rate, a->cfg.send_burst,

@@ -395,8 +395,8 @@ void app__presence_tick(struct app *a) {
     if (presence_tick(&au->pres, now, a->cfg.presence_grace_ms))
       presence_publish(a, au);
     presence_touched(a, au, was);
-    if (au->pres.gone_at == 0)
-      user_free(a, au); /* offline and published: nothing left to keep */
+    if (au->pres.gone_at == 0 && au->pins == 0)
+      user_free(a, au); /* offline and published, and no client points at its names */
   }
 }
 
@@ -434,7 +434,13 @@ int app__user_attach(struct app *a, struct client *cl, const struct store_user *
   DL_APPEND2(au->clients, cl, uprev, unext);
   au->n_clients++;
   cl->authed = 1;
-  cl->user = *u;
+  if (cl->au != au) {
+    if (cl->au)
+      cl->au->pins--;
+    cl->au = au;
+    au->pins++;
+  }
+  cl->user = &au->user;
   memcpy(cl->session_hash, session_hash, STORE_TOKEN_HASH_LEN);
   cl->session_expires_at = expires_at;
   cl->active = 1;
@@ -449,7 +455,7 @@ void app__user_detach(struct app *a, struct client *cl) {
       DL_DELETE2(a->unauthed, cl, uprev, unext);
     return;
   }
-  HASH_FIND(hh, a->users, &cl->user.id, sizeof cl->user.id, au);
+  HASH_FIND(hh, a->users, &cl->user->id, sizeof cl->user->id, au);
   if (au == NULL)
     return;
   DL_DELETE2(au->clients, cl, uprev, unext);

@@ -107,7 +107,7 @@ int app__rate_limited(struct client *cl, const struct proto_req *req, struct rat
 
 void app__ws_hello(struct client *cl) {
   size_t len;
-  char *s = proto_event("hello", json_pack("{s:o}", "user", proto_user_json(&cl->user)), &len);
+  char *s = proto_event("hello", json_pack("{s:o}", "user", proto_user_json(cl->user)), &len);
   send_str(cl, s, len);
 }
 
@@ -129,7 +129,7 @@ int app__op_submit(struct client *cl, const struct proto_req *req, struct store_
   /* A client's request: past the store's capacity it is refused at once. */
   sreq->sheddable = !(opts && opts->paired);
   ctx->recv_ns = cl->app->metrics.recv_ns;
-  sreq->in.user_id = cl->user.id;
+  sreq->in.user_id = cl->user ? cl->user->id : 0; /* none yet: the auth op's own */
   sreq->ctx = ctx;
   err = app__submit(cl->app, cl, sreq, cb);
   if (err == PARLEY_EUNAVAILABLE) {

@@ -50,7 +50,7 @@ void app__sub_free(struct app *a, struct sub *s) {
   DL_DELETE2(s->client->subs, s, cprev, cnext);
   r->n_subs--;
   if (s->counted)
-    app__room_sub_removed(a, r, s->client->user.id);
+    app__room_sub_removed(a, r, s->client->user->id);
   sub_drop_held(s);
   free(s->presence);
   free(s);
@@ -281,7 +281,7 @@ static void on_catch_up(struct store_req *sreq) {
   if (sreq->status == PARLEY_EFORBIDDEN || sreq->status == PARLEY_ENOT_FOUND) {
     /* Removed (or the chat archived) while the news was on its way: cut access now. */
     app__sub_free(a, s);
-    app__notify_local(a, &cl->user.id, 1, "removed", json_pack("{s:s, s:n}", "chat", slug, "by"));
+    app__notify_local(a, &cl->user->id, 1, "removed", json_pack("{s:s, s:n}", "chat", slug, "by"));
     goto done;
   }
   if (sreq->status || sreq->out.reset) {
@@ -332,7 +332,7 @@ static void sub_catch_up(struct app *a, struct sub *s) {
   }
   ctx->sub_gen = s->gen;
   snprintf(sreq->in.slug, sizeof sreq->in.slug, "%s", s->room->slug);
-  sreq->in.user_id = s->client->user.id;
+  sreq->in.user_id = s->client->user->id;
   sreq->in.since = s->next_seq - 1;
   sreq->in.limit = STORE_LIMIT_MAX;
   sreq->ctx = ctx;
@@ -391,7 +391,7 @@ struct sub *app__sub_open(struct app *a, struct client *cl, const char *slug) {
     s->room = r;
     s->client = cl;
     /* A removal of this user under way on some node holds the new subscription too. */
-    s->fenced = app__bus_fenced(a, cl->user.username, r->slug);
+    s->fenced = app__bus_fenced(a, cl->user->username, r->slug);
     DL_APPEND2(r->subs, s, rprev, rnext);
     DL_APPEND2(cl->subs, s, cprev, cnext);
     r->n_subs++;

@@ -66,7 +66,7 @@ static void on_auth(struct store_req *sreq) {
     goto done;
   }
   if (cl->authed) { /* two auth ops raced: the first one won */
-    app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
+    app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(cl->user)));
     goto done;
   }
   err = app__user_attach(cl->app, cl, &sreq->out.user, sreq->in.token_hash, sreq->out.expires_at);
@@ -75,7 +75,7 @@ static void on_auth(struct store_req *sreq) {
     net_ws_close(cl->conn, NET_CLOSE_TOO_MANY, "too many connections for this user");
     goto done;
   }
-  app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
+  app__reply_ok(cl, &ctx->env, json_pack("{s:o}", "user", proto_user_json(cl->user)));
   app__ws_hello(cl);
 done:
   if (cl->conn)
@@ -86,7 +86,7 @@ done:
 static void op_auth(struct client *cl, const struct proto_req *req) {
   struct store_req *sreq;
   if (cl->authed) {
-    app__reply_ok(cl, req, json_pack("{s:o}", "user", proto_user_json(&cl->user)));
+    app__reply_ok(cl, req, json_pack("{s:o}", "user", proto_user_json(cl->user)));
     return;
   }
   sreq = store_req_new(STORE_SESSION_GET);

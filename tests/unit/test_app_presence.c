@@ -137,10 +137,10 @@ static void test_online_grace_then_offline(void **state) {
   /* The last socket closes: still online through the grace, then offline with the time of
    * the close as lastSeen. */
   app__user_detach(&f->a, one);
-  free(one);
+  app__client_unref(one);
   fake_now += 1000;
   app__user_detach(&f->a, two);
-  free(two);
+  app__client_unref(two);
   {
     int64_t closed_at = fake_now;
     fake_now += GRACE_MS - 1;
@@ -162,7 +162,7 @@ static void test_reconnect_within_grace_is_invisible(void **state) {
   struct client *cl = socket_of(&f->a);
   await_state(f, "online");
   app__user_detach(&f->a, cl);
-  free(cl);
+  app__client_unref(cl);
   fake_now += GRACE_MS / 2;
   app__presence_tick(&f->a);
   cl = socket_of(&f->a); /* a reload */
@@ -172,13 +172,35 @@ static void test_reconnect_within_grace_is_invisible(void **state) {
   assert_string_equal(shown(&f->a, NULL), "online");
   assert_non_null(app__user_find(&f->a, 1));
   app__user_detach(&f->a, cl);
-  free(cl);
+  app__client_unref(cl);
+}
+
+/* A socket's names outlive it while a request of its is in flight (the reply may still read
+ * them): the user's entry stays, offline, until the socket's last reference goes. */
+static void test_user_kept_while_a_closed_socket_is_referenced(void **state) {
+  struct fixture *f = *state;
+  struct client *cl = socket_of(&f->a);
+  await_state(f, "online");
+  app__client_ref(cl); /* a request in flight */
+  app__user_detach(&f->a, cl);
+  app__client_unref(cl); /* the connection's reference */
+  fake_now += GRACE_MS;
+  app__presence_tick(&f->a);
+  await_state(f, "offline");
+  app__presence_tick(&f->a);
+  assert_non_null(app__user_find(&f->a, 1));
+  assert_string_equal(cl->user->username, "ana"); /* ASan: no use after free */
+  app__client_unref(cl); /* the request's reply */
+  app__presence_tick(&f->a);
+  assert_null(app__user_find(&f->a, 1));
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_online_grace_then_offline, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reconnect_within_grace_is_invisible, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_user_kept_while_a_closed_socket_is_referenced, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

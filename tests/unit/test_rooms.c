@@ -52,7 +52,7 @@ static struct client *add_client(struct app *a, struct app_user *au) {
   cl->app = a;
   cl->refs = 1;
   cl->authed = 1;
-  cl->user = au->user;
+  cl->user = &au->user;
   DL_APPEND2(au->clients, cl, uprev, unext);
   au->n_clients++;
   return cl;
