@@ -26,6 +26,7 @@
 
 #include "bus/bus.h"
 #include "common/error.h"
+#include "run_until.h"
 
 #define DEADLINE_MS 10000
 #define MAX_RECV 4096
@@ -79,23 +80,6 @@ static void on_state(void *ud, int up) {
     p->downs++;
 }
 
-static void on_deadline(uv_timer_t *t) {
-  struct fixture *f = t->data;
-  f->timed_out = 1;
-}
-
-/* Runs the loop until *cond (re-read after every turn) is non-zero; fails at the deadline. */
-#define RUN_UNTIL(f, cond, what)                                                                   \
-  do {                                                                                             \
-    (f)->timed_out = 0;                                                                            \
-    uv_timer_start(&(f)->deadline, on_deadline, DEADLINE_MS, 0);                                   \
-    while (!(cond) && !(f)->timed_out)                                                             \
-      uv_run(&(f)->loop, UV_RUN_ONCE);                                                             \
-    uv_timer_stop(&(f)->deadline);                                                                 \
-    if (!(cond))                                                                                   \
-      fail_msg("timed out waiting for %s", what);                                                  \
-  } while (0)
-
 static void open_peer(struct fixture *f, struct peer *p) {
   struct bus_callbacks cb = {p, on_message, on_subscribed, on_state};
   assert_int_equal(bus_open(&p->bus, &f->loop, f->url, &cb), 0);
@@ -129,7 +113,7 @@ static int setup(void **state, const char *url) {
   f->url = url;
   uv_loop_init(&f->loop);
   uv_timer_init(&f->loop, &f->deadline);
-  f->deadline.data = f;
+  f->deadline.data = &f->timed_out;
   open_peer(f, &f->a);
   open_peer(f, &f->b);
   wait_up(f, &f->a);

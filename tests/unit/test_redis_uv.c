@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "bus/redis_uv.h"
+#include "run_until.h"
 
 #define DEADLINE_MS 5000
 
@@ -37,22 +38,6 @@ struct fx {
   int disconnected;
   int replies_null; /* command callbacks run with no reply (the connection went away) */
 };
-
-static void on_deadline(uv_timer_t *t) {
-  ((struct fx *)t->data)->timed_out = 1;
-}
-
-/* Runs the loop until `cond` holds; fails at the deadline. */
-#define RUN_UNTIL(f, cond, what)                                                                   \
-  do {                                                                                             \
-    (f)->timed_out = 0;                                                                            \
-    uv_timer_start(&(f)->deadline, on_deadline, DEADLINE_MS, 0);                                   \
-    while (!(cond) && !(f)->timed_out)                                                             \
-      uv_run(&(f)->loop, UV_RUN_ONCE);                                                             \
-    uv_timer_stop(&(f)->deadline);                                                                 \
-    if (!(cond))                                                                                   \
-      fail_msg("timed out waiting for %s", what);                                                  \
-  } while (0)
 
 static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
   (void)h;
@@ -87,7 +72,7 @@ static int setup(void **state) {
   int len = sizeof bound;
   uv_loop_init(&f->loop);
   uv_timer_init(&f->loop, &f->deadline);
-  f->deadline.data = f;
+  f->deadline.data = &f->timed_out;
   uv_tcp_init(&f->loop, &f->server);
   f->server.data = f;
   uv_ip4_addr("127.0.0.1", 0, &addr);
