@@ -285,7 +285,7 @@ static int activity_all_watching(struct app *a, const struct store_chat *c) {
     struct client *cl;
     if (!s->live || s->client == NULL)
       continue;
-    au = app__user_find(a, s->client->user->id);
+    au = s->client->au; /* a subscriber is an authenticated socket: its pinned user */
     if (au == NULL || au->notified == turn)
       continue;
     au->notified = turn;
