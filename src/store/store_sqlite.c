@@ -160,10 +160,17 @@ static int sq_open(void **out, const char *uri, enum store_durability durability
   if (err)
     goto cleanup;
   /* SQLite's default page cache is 2 MB: once the message indexes outgrow it, every send
-   * re-reads B-tree pages with pread (measured: ~4 per send at 4,000 sends/s). A larger cache
-   * (grown only as pages are used) and reads through a memory map keep the hot pages a pointer
-   * away. Writes still go through the WAL as before, so durability is unchanged. */
-  err = sq__pragma(be, "PRAGMA cache_size=-65536");
+   * re-reads B-tree pages with pread (measured: ~4 per send at 4,000 sends/s). 8 MB (grown only
+   * as pages are used) and reads through a memory map keep the hot pages a pointer away: 0.05
+   * reads per send at 3,000 sends/s. Writes still go through the WAL, so durability is
+   * unchanged.
+   * Not more: a B-tree balance that reorders pages parks one at the lock-byte page number
+   * (262,145 at 4 KB), which leaves the cache's highest key there; the commit then drops pages
+   * past the end of the database by walking the cache's whole hash table (pcache1Truncate in
+   * SQLite 3.40). That happens about once in 15 commits, and the walk grows with the cache: at
+   * 64 MB it took 0.19 ms on average and up to 2.5 ms once full, and the store thread spent 9%
+   * more CPU at 2,000 sends/s than at 8 MB (issue 15, bench/RESULTS.md). */
+  err = sq__pragma(be, "PRAGMA cache_size=-8192");
   if (!err)
     err = sq__pragma(be, "PRAGMA mmap_size=268435456");
   /* Temporary tables and indexes (a subquery SQLite materializes, a sort) in memory, not in
