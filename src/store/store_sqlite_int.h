@@ -15,6 +15,12 @@
 
 #define SQ_BUSY_TIMEOUT_MS 5000 /* how long a write waits for another process' lock */
 
+/* A read marker that only moves forward. */
+#define SQ_READ_UPSERT_SQL                                                                         \
+  "INSERT INTO read_markers(chat_id, user_id, seq, updated_at)"                                    \
+  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(chat_id, user_id) DO UPDATE SET"                           \
+  " seq = max(seq, excluded.seq), updated_at = excluded.updated_at"
+
 /* X(name, sql). Prepared at open, in this order. */
 #define SQ_STATEMENTS(X)                                                                           \
   X(BEGIN, "BEGIN IMMEDIATE")                                                                      \
@@ -43,10 +49,10 @@
   X(PARTICIPANT_INSERT, "INSERT INTO participants(chat_id, user_id, role, joined_at)"              \
                         " VALUES (?1, ?2, ?3, ?4)")                                                \
   X(CHAT_TOUCH, "UPDATE chats SET last_activity = max(last_activity, ?2) WHERE id = ?1")           \
-  /* msg.send's seq: a text entry, so also the chat's newest text (migration 17). */               \
-  X(CHAT_NEXT_SEQ, "UPDATE chats SET last_seq = last_seq + 1, last_text_seq = last_seq + 1,"       \
-                   " last_activity = max(last_activity, ?2) WHERE id = ?1"                         \
-                   " RETURNING last_seq, last_activity")                                           \
+  /* msg.send's seq ?3: a text entry, so also the chat's newest text (migration 17). The caller  \
+   * read last_seq in this transaction; the guard makes a stale read change nothing. */           \
+  X(CHAT_NEXT_SEQ, "UPDATE chats SET last_seq = ?3, last_text_seq = ?3,"                           \
+                   " last_activity = max(last_activity, ?2) WHERE id = ?1 AND last_seq = ?3 - 1")  \
   /* A text entry with its running tally (migrations 15 and 17). */                                \
   X(MSG_INSERT, "INSERT INTO messages(chat_id, seq, author_id, body, client_msg_id, created_at,"   \
                 " tally) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "                                         \
@@ -63,10 +69,9 @@
                " LEFT JOIN messages m ON m.chat_id = c.id AND m.seq = c.last_seq"                  \
                " LEFT JOIN users u ON u.id = m.author_id"                                          \
                " WHERE p.user_id = ?1 ORDER BY c.last_activity DESC, c.id DESC")                   \
-  X(READ_UPSERT, "INSERT INTO read_markers(chat_id, user_id, seq, updated_at)"                     \
-                 " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(chat_id, user_id) DO UPDATE SET"            \
-                 " seq = max(seq, excluded.seq), updated_at = excluded.updated_at"                 \
-                 " RETURNING seq")                                                                 \
+  X(READ_UPSERT, SQ_READ_UPSERT_SQL " RETURNING seq")                                              \
+  /* The author's own marker on msg.send, which needs no row back. */                              \
+  X(READ_OWN, SQ_READ_UPSERT_SQL)                                                                  \
   /* ---- membership (issue 3) ---- */                                                             \
   X(USER_BY_USERNAME, "SELECT id, username, display_name, created_at, avatar, bot FROM users"                   \
                       " WHERE username = ?1")                                                      \

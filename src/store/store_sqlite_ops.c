@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "core/acl.h"
 #include "core/invite.h"
 #include "store/store_sqlite_int.h"
@@ -324,17 +325,24 @@ static int sq_msg_append(void *arg, struct store_req *req) {
   if (rc != SQLITE_ROW)
     return rc == SQLITE_DONE ? PARLEY_ENOT_FOUND : sq__err(be, rc, "author lookup");
 
+  /* The access check read the chat's row in this transaction, and this connection is the only
+   * writer, so the next seq is known here. Naming it saves a RETURNING clause, which SQLite
+   * serves through a temporary table opened and closed per statement (issue 15). */
+  seq = c->last_seq + 1;
   st = be->st[SQ_CHAT_NEXT_SEQ];
   sqlite3_bind_int64(st, 1, c->id);
   sqlite3_bind_int64(st, 2, req->in.now);
-  rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    seq = sqlite3_column_int64(st, 0);
-    c->last_activity = sqlite3_column_int64(st, 1);
+  sqlite3_bind_int64(st, 3, seq);
+  err = sq__run(be, SQ_CHAT_NEXT_SEQ);
+  if (err)
+    return err;
+  if (sqlite3_changes(be->db) != 1) {
+    log_error("store: sqlite: chat %lld moved past seq %lld within a transaction",
+              (long long)c->id, (long long)c->last_seq);
+    return PARLEY_EINTERNAL;
   }
-  sqlite3_reset(st);
-  if (rc != SQLITE_ROW)
-    return rc == SQLITE_DONE ? PARLEY_ENOT_FOUND : sq__err(be, rc, "next seq");
+  if (req->in.now > c->last_activity)
+    c->last_activity = req->in.now;
 
   st = be->st[SQ_MSG_INSERT];
   sqlite3_bind_int64(st, 1, c->id);
@@ -350,12 +358,12 @@ static int sq_msg_append(void *arg, struct store_req *req) {
   if (err)
     return err;
   /* A user's own messages are never unread: the author has read up to what they wrote. */
-  st = be->st[SQ_READ_UPSERT];
+  st = be->st[SQ_READ_OWN];
   sqlite3_bind_int64(st, 1, c->id);
   sqlite3_bind_int64(st, 2, req->in.user_id);
   sqlite3_bind_int64(st, 3, seq);
   sqlite3_bind_int64(st, 4, req->in.now);
-  err = sq__run(be, SQ_READ_UPSERT);
+  err = sq__run(be, SQ_READ_OWN);
   if (err)
     return err;
 
