@@ -168,8 +168,8 @@ static int sq_open(void **out, const char *uri, enum store_durability durability
    * (262,145 at 4 KB), which leaves the cache's highest key there; the commit then drops pages
    * past the end of the database by walking the cache's whole hash table (pcache1Truncate in
    * SQLite 3.40). That happens about once in 15 commits, and the walk grows with the cache: at
-   * 64 MB it took 0.19 ms on average and up to 2.5 ms once full, and the store thread spent 9%
-   * more CPU at 2,000 sends/s than at 8 MB (issue 15, bench/RESULTS.md). */
+   * 64 MB, half full, it took 0.19 ms on average and up to 2.5 ms, and the store thread spent
+   * 2-10% more CPU at 2,000 sends/s than at 8 MB (issue 15, bench/RESULTS.md). */
   err = sq__pragma(be, "PRAGMA cache_size=-8192");
   if (!err)
     err = sq__pragma(be, "PRAGMA mmap_size=268435456");

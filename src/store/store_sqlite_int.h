@@ -49,8 +49,8 @@
   X(PARTICIPANT_INSERT, "INSERT INTO participants(chat_id, user_id, role, joined_at)"              \
                         " VALUES (?1, ?2, ?3, ?4)")                                                \
   X(CHAT_TOUCH, "UPDATE chats SET last_activity = max(last_activity, ?2) WHERE id = ?1")           \
-  /* msg.send's seq ?3: a text entry, so also the chat's newest text (migration 17). The caller  \
-   * read last_seq in this transaction; the guard makes a stale read change nothing. */           \
+  /* msg.send's seq ?3: a text entry, so also the chat's newest text (migration 17). The caller    \
+   * read last_seq in this transaction; the guard makes a stale read change nothing. */            \
   X(CHAT_NEXT_SEQ, "UPDATE chats SET last_seq = ?3, last_text_seq = ?3,"                           \
                    " last_activity = max(last_activity, ?2) WHERE id = ?1 AND last_seq = ?3 - 1")  \
   /* A text entry with its running tally (migrations 15 and 17). */                                \

@@ -337,8 +337,8 @@ static int sq_msg_append(void *arg, struct store_req *req) {
   if (err)
     return err;
   if (sqlite3_changes(be->db) != 1) {
-    log_error("store: sqlite: chat %lld moved past seq %lld within a transaction",
-              (long long)c->id, (long long)c->last_seq);
+    log_error("store: sqlite: chat %lld moved past seq %lld within a transaction", (long long)c->id,
+              (long long)c->last_seq);
     return PARLEY_EINTERNAL;
   }
   if (req->in.now > c->last_activity)
