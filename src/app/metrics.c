@@ -111,16 +111,21 @@ void app__metrics_text(struct app *a, struct buf *out) {
              "parley_store_oldest_wait_seconds %.6f\n",
              (unsigned long long)ss.shed, (unsigned long long)ss.queued,
              (double)ss.oldest_wait_ns / 1e9);
-  buf_printf(&b, "# TYPE parley_store_wal_bytes gauge\nparley_store_wal_bytes %llu\n"
+  buf_printf(&b,
+             "# TYPE parley_store_wal_bytes gauge\nparley_store_wal_bytes %llu\n"
              "# TYPE parley_store_checkpoints_total counter\n"
              "parley_store_checkpoints_total{result=\"ok\"} %llu\n"
              "parley_store_checkpoints_total{result=\"busy\"} %llu\n"
              "parley_store_checkpoints_total{result=\"restart\"} %llu\n"
              "parley_store_checkpoints_total{result=\"forced\"} %llu\n"
-             "# TYPE parley_store_wal_frames_total counter\nparley_store_wal_frames_total %llu\n",
+             "# TYPE parley_store_wal_frames_total counter\nparley_store_wal_frames_total %llu\n"
+             "# TYPE parley_store_checkpoint_hold_seconds summary\n"
+             "parley_store_checkpoint_hold_seconds_sum %.9f\n"
+             "parley_store_checkpoint_hold_seconds_count %llu\n",
              (unsigned long long)ss.wal_bytes, (unsigned long long)ss.checkpoints_ok,
              (unsigned long long)ss.checkpoints_busy, (unsigned long long)ss.wal_restarts,
-             (unsigned long long)ss.wal_forced, (unsigned long long)ss.wal_frames);
+             (unsigned long long)ss.wal_forced, (unsigned long long)ss.wal_frames,
+             (double)ss.ckpt_hold_ns / 1e9, (unsigned long long)ss.ckpt_holds);
   metrics_latency(a, &ss, &b);
   {
     struct webhook_stats ws;

@@ -17,18 +17,20 @@
  * done (a writer already waiting with a snapshot does not start the WAL over). The RESTART has
  * little left to copy after its PASSIVE pass, so the writer waits briefly; its next commit then
  * writes the WAL from the start. The file is cut back (journal_size_limit) only past three
- * quarters of the bound, where the writer's own RESTART begins: a WAL that grew while a backup held a snapshot
- * does not keep its size, and the usual cycle overwrites the file in place. (Cutting it to 16 MiB
- * after every RESTART cost the writer a 6 ms ftruncate five times a second at 2,000 sends/s, and
- * made every later fdatasync of the WAL commit a new size.) Before a RESTART the thread catches
- * up with PASSIVE passes, so that the RESTART, which the writer waits for, has only a few frames
- * to copy, and fdatasyncs the WAL and the database itself, so that the RESTART's own syncs have
- * only those few frames to flush (a PASSIVE syncs the database only when it reaches the WAL's end,
- * which under sustained writes it does not). The writer's WAL hook, run after each commit with the WAL's frame count, wakes the
+ * quarters of the bound, where the writer's own RESTART begins: a WAL that grew while a backup held
+ * a snapshot does not keep its size, and the usual cycle overwrites the file in place. (Cutting it
+ * to 16 MiB after every RESTART cost the writer a 6 ms ftruncate five times a second at 2,000
+ * sends/s, and made every later fdatasync of the WAL commit a new size.) Before a RESTART the
+ * thread catches up with PASSIVE passes, so that the RESTART, which the writer waits for, has only
+ * a few frames to copy, and fdatasyncs the WAL and the database itself, so that the RESTART's own
+ * syncs have only those few frames to flush (a PASSIVE syncs the database only when it reaches the
+ * WAL's end, which under sustained writes it does not); that sync grows with the database, so what
+ * came during it is copied and synced too, until the tail is a few dozen frames. The writer's WAL
+ * hook, run after each commit with the WAL's frame count, wakes the
  * thread at half the bound instead of letting it sleep out its period; and should the thread
  * still fall behind (a slow fsync, a starved thread), the writer checkpoints the WAL itself right
- * after the commit that passes three quarters of the bound, so one more batch cannot carry the file past
- * the bound. That path costs that batch's latency and runs only under overload; it is counted
+ * after the commit that passes three quarters of the bound, so one more batch cannot carry the file
+ * past the bound. That path costs that batch's latency and runs only under overload; it is counted
  * (wal_forced).
  *
  * A connection that has never read the database has no WAL open, and sqlite3_wal_checkpoint_v2
@@ -45,6 +47,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "store/store_sqlite_ckpt.h"
@@ -54,6 +57,10 @@
  * writer committed during the pass before, until a pass found at most this many new frames. */
 #define SQ_CATCH_UP_PASSES 8
 #define SQ_RESTART_TAIL_FRAMES 256
+/* Then sync-and-copy rounds (at most this many) until a pass finds at most this many frames: what
+ * the RESTART copies and syncs while the writer waits. */
+#define SQ_PRESYNC_ROUNDS 2
+#define SQ_HOLD_TAIL_FRAMES 64
 /* Where the WAL (PARLEY_WAL_MAX = max bytes) gets a RESTART from this thread, one the writer runs
  * itself (this thread fell behind), and the size the file is cut back to after a RESTART. Every
  * RESTART holds commits off for its last copy and fdatasyncs (1-13 ms here, about 4 ms on
@@ -95,6 +102,7 @@ struct sq_ckpt {
   int forcing;    /* the writer's own RESTART is running */
   _Atomic uint64_t ok, busy, restarts, forced;
   _Atomic uint64_t frames_written; /* WAL frames the writer's commits appended, in all */
+  _Atomic uint64_t holds, hold_ns; /* the writer's waits for a RESTART, and their time */
   int frames_last;                 /* the WAL's frame count after the last commit (writer's) */
 };
 
@@ -233,6 +241,18 @@ static void *ckpt__main(void *arg) {
        * had grown with what the passes left dirty (issue 15: the hold went from ~1 ms to ~7 ms
        * within a minute at 2,000 sends/s; with this, p99 16-19 ms -> 7.5-12 ms). */
       ckpt__presync(db);
+      /* That sync itself grows with the database (5 ms at first, 20-40 ms after three minutes
+       * at 2,000 sends/s), and what the writer committed meanwhile was again the RESTART's to
+       * copy and sync: the writer's hold grew from 1.3 to 6.4 ms on average. So copy that too,
+       * and sync again, until a pass finds only a few frames new. */
+      for (int i = 0; i < SQ_PRESYNC_ROUNDS; i++) {
+        int again = ckpt__run(k, db, SQLITE_CHECKPOINT_PASSIVE, 0);
+        int tail = again - frames;
+        frames = again;
+        if (tail <= SQ_HOLD_TAIL_FRAMES)
+          break;
+        ckpt__presync(db);
+      }
     }
     pthread_mutex_lock(&k->lock);
     k->passive = 0;
@@ -339,8 +359,13 @@ void store__sqlite_ckpt_writer_enter(struct sq_ckpt *k) {
     return;
   ckpt__keep(k);
   pthread_mutex_lock(&k->lock);
-  while (k->wants || k->restarting)
-    pthread_cond_wait(&k->turn, &k->lock);
+  if (k->wants || k->restarting) {
+    uint64_t t0 = clock_mono_ns();
+    while (k->wants || k->restarting)
+      pthread_cond_wait(&k->turn, &k->lock);
+    atomic_fetch_add(&k->holds, 1);
+    atomic_fetch_add(&k->hold_ns, clock_mono_ns() - t0);
+  }
   k->writer_in = 1;
   pthread_mutex_unlock(&k->lock);
 }
@@ -370,4 +395,6 @@ void store__sqlite_ckpt_stats(struct sq_ckpt *k, struct store_stats *out) {
   out->wal_restarts = atomic_load(&k->restarts);
   out->wal_forced = atomic_load(&k->forced);
   out->wal_frames = atomic_load(&k->frames_written);
+  out->ckpt_holds = atomic_load(&k->holds);
+  out->ckpt_hold_ns = atomic_load(&k->hold_ns);
 }

@@ -85,6 +85,16 @@ describe('bounded WAL', () => {
     const frames = m.get('parley_store_wal_frames_total') - before.get('parley_store_wal_frames_total');
     assert.ok(frames * 4096 >= n * body.length, `${frames} frames for ${n} sends of ${body.length} bytes`);
     assert.ok(frames * 4096 > WAL_MAX, `${frames} frames: counted past the WAL's restarts`);
+    // The writer waits at most once for each RESTART the checkpointer tries (between two of its
+    // batches; one refused by a lock counts as busy), and the summary's sum and count agree.
+    const holds =
+      m.get('parley_store_checkpoint_hold_seconds_count') -
+      before.get('parley_store_checkpoint_hold_seconds_count');
+    const held =
+      m.get('parley_store_checkpoint_hold_seconds_sum') -
+      before.get('parley_store_checkpoint_hold_seconds_sum');
+    assert.ok(holds >= 0 && holds <= moved('restart') + moved('busy'), `${holds} holds`);
+    assert.equal(held > 0, holds > 0, `${holds} holds took ${held} s`);
   });
 
   test('a WAL that grew past the bound under an outside reader is cut back to three quarters of it after', async () => {
