@@ -63,8 +63,9 @@
 #define SQ_HOLD_TAIL_FRAMES 64
 /* Where the WAL (PARLEY_WAL_MAX = max bytes) gets a RESTART from this thread, one the writer runs
  * itself (this thread fell behind), and the size the file is cut back to after a RESTART. Every
- * RESTART holds commits off for its last copy and fdatasyncs (1-13 ms here, about 4 ms on
- * average), so the fewer the better: at half the bound there are half as many as at a quarter
+ * RESTART holds commits off for its last copy and fdatasyncs (about 1 ms on average with the
+ * sync rounds above, 4-6 ms before them), so the fewer the better: at half the bound there are
+ * half as many as at a quarter
  * (issue 15: 587 -> 312 in two minutes at 2,000 sends/s). A batch is at most 256 requests, a few
  * MB of WAL, so the writer's own RESTART at three quarters still keeps the file under the bound. */
 #define SQ_RESTART_AT(max) ((max) / 2)
