@@ -26,9 +26,9 @@
  * syncs have only those few frames to flush (a PASSIVE syncs the database only when it reaches the
  * WAL's end, which under sustained writes it does not); that sync grows with the database, so what
  * came during it is copied and synced too, until the tail is a few dozen frames. The writer's WAL
- * hook, run after each commit with the WAL's frame count, wakes the
- * thread at half the bound instead of letting it sleep out its period; and should the thread
- * still fall behind (a slow fsync, a starved thread), the writer checkpoints the WAL itself right
+ * hook, run after each commit with the WAL's frame count, wakes the thread at half the bound
+ * instead of letting it sleep out its period; and should the thread still fall behind (a slow
+ * fsync, a starved thread), the writer checkpoints the WAL itself right
  * after the commit that passes three quarters of the bound, so one more batch cannot carry the file
  * past the bound. That path costs that batch's latency and runs only under overload; it is counted
  * (wal_forced).
@@ -189,6 +189,24 @@ static int ckpt__on_commit(void *arg, sqlite3 *db, const char *name, int frames)
   return SQLITE_OK;
 }
 
+/* PASSIVE passes, at most `passes`, each copying what the writer committed during the one before
+ * (`frames`: the WAL's frame count after the last pass), until a pass finds at most `tail_max`
+ * new frames (or the WAL started over). With `sync`, both files are synced after each pass that
+ * found more. Returns the WAL's frame count after the last pass. */
+static int ckpt__catch_up(struct sq_ckpt *k, sqlite3 *db, int frames, int passes, int tail_max,
+                          int sync) {
+  for (int i = 0; i < passes; i++) {
+    int again = ckpt__run(k, db, SQLITE_CHECKPOINT_PASSIVE, 0);
+    int tail = again - frames;
+    frames = again;
+    if (tail <= tail_max)
+      break;
+    if (sync)
+      ckpt__presync(db);
+  }
+  return frames;
+}
+
 static void *ckpt__main(void *arg) {
   struct sq_ckpt *k = arg;
   sqlite3 *db = NULL;
@@ -231,13 +249,7 @@ static void *ckpt__main(void *arg) {
        * send waited for them (p99 = the RESTART, 2-18 ms, 5 times a second at 2,000 sends/s).
        * So catch up first, while the writer runs: each pass copies what came during the one
        * before, and is shorter, until the tail left for the RESTART is a few frames. */
-      for (int i = 0; i < SQ_CATCH_UP_PASSES; i++) {
-        int again = ckpt__run(k, db, SQLITE_CHECKPOINT_PASSIVE, 0);
-        int tail = again - frames;
-        frames = again;
-        if (tail <= SQ_RESTART_TAIL_FRAMES) /* small enough, or the WAL started over */
-          break;
-      }
+      frames = ckpt__catch_up(k, db, frames, SQ_CATCH_UP_PASSES, SQ_RESTART_TAIL_FRAMES, 0);
       /* And sync both files now, so the RESTART's own fdatasyncs flush only that tail: theirs
        * had grown with what the passes left dirty (issue 15: the hold went from ~1 ms to ~7 ms
        * within a minute at 2,000 sends/s; with this, p99 16-19 ms -> 7.5-12 ms). */
@@ -246,14 +258,7 @@ static void *ckpt__main(void *arg) {
        * at 2,000 sends/s), and what the writer committed meanwhile was again the RESTART's to
        * copy and sync: the writer's hold grew from 1.3 to 6.4 ms on average. So copy that too,
        * and sync again, until a pass finds only a few frames new. */
-      for (int i = 0; i < SQ_PRESYNC_ROUNDS; i++) {
-        int again = ckpt__run(k, db, SQLITE_CHECKPOINT_PASSIVE, 0);
-        int tail = again - frames;
-        frames = again;
-        if (tail <= SQ_HOLD_TAIL_FRAMES)
-          break;
-        ckpt__presync(db);
-      }
+      frames = ckpt__catch_up(k, db, frames, SQ_PRESYNC_ROUNDS, SQ_HOLD_TAIL_FRAMES, 1);
     }
     pthread_mutex_lock(&k->lock);
     k->passive = 0;
