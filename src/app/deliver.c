@@ -16,23 +16,34 @@
 #include "proto/proto.h"
 
 void app__deliver_msg(struct app *a, const char *slug, const struct store_msg *m, int64_t mgen) {
+  size_t len;
+  char *enc = proto_msg_enc(m, slug, &len);
+  if (enc)
+    app__deliver_msg_enc(a, slug, m->seq, mgen, enc, len);
+  free(enc);
+}
+
+void app__deliver_msg_enc(struct app *a, const char *slug, int64_t seq, int64_t mgen,
+                          const char *enc, size_t enc_len) {
   struct room *r = app__room_find(a, slug);
+  struct proto_raw msg = {"msg", enc, enc_len};
   struct outq_chunk *frame;
   size_t len;
   char *json;
 
   if (r == NULL && a->bus_solo)
     return;
-  json = proto_event("msg", json_pack("{s:s, s:o}", "chat", slug, "msg", proto_msg_json(m, slug)),
-                     &len);
+  json = proto_event("msg", json_pack("{s:s}", "chat", slug), &len);
+  if (json)
+    json = proto_splice(json, &len, &msg, 1);
   if (json == NULL)
     return;
-  app__bus_publish_msg(a, slug, m->seq, mgen, json, len);
+  app__bus_publish_msg(a, slug, seq, mgen, json, len);
   frame = r ? net_ws_frame_text(json, len) : NULL;
   free(json);
   if (frame == NULL)
     return;
-  app__room_deliver_msg(a, r, m->seq, mgen, frame);
+  app__room_deliver_msg(a, r, seq, mgen, frame);
   outq_chunk_unref(frame);
 }
 

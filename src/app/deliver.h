@@ -13,6 +13,10 @@
 /* Fans a committed message (borrowed) of chat `slug` out to the subscriptions here and to the
  * other nodes. `mgen`: the chat's member_gen read with it (see subs.c's sub_deliver). */
 void app__deliver_msg(struct app *a, const char *slug, const struct store_msg *m, int64_t mgen);
+/* As app__deliver_msg, for a message its caller has encoded already (proto_msg_enc: enc, len
+ * bytes, borrowed) because its reply carries it too: one encoding for both. seq: the message's. */
+void app__deliver_msg_enc(struct app *a, const char *slug, int64_t seq, int64_t mgen,
+                          const char *enc, size_t len);
 /* Encodes an event once and sends it to every socket of each user in ids (borrowed), on this
  * node and on every other. The event fields' reference is stolen. */
 void app__notify_users(struct app *a, const int64_t *ids, size_t n, const char *ev,

@@ -192,27 +192,33 @@ static void on_msg_send(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   struct app *a = cl->app;
+  const char *slug = sreq->out.chat.slug;
+  char *enc = NULL; /* the message, encoded once for its event and the reply */
+  size_t enc_len = 0;
 
-  /* The sender is the author: MSG_APPEND's row does not carry users.bot (issue 19). */
-  if (sreq->status == 0)
+  if (sreq->status == 0) {
+    /* The sender is the author: MSG_APPEND's row does not carry users.bot (issue 19). */
     sreq->out.msg.author.bot = cl->user->bot;
+    enc = proto_msg_enc(&sreq->out.msg, slug, &enc_len);
+  }
   /* Fan out even if the sender is gone: the message is committed and others must see it. */
   if (sreq->status == 0 && !sreq->out.duplicate) {
-    struct room *r = app__room_find(a, sreq->out.chat.slug);
+    struct room *r = app__room_find(a, slug);
     a->metrics.msgs_sent++;
     /* Sending ends typing, in the same turn as the message, so the two never disagree. */
     if (r && typing_off(&r->typing, sreq->out.msg.author.id) == 1)
       app__room_mark(a, r, ROOM_DIRTY_TYPING);
-    app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
-    app__mention_event(a, sreq->out.chat.slug, &sreq->out.msg);
+    if (enc)
+      app__deliver_msg_enc(a, slug, sreq->out.msg.seq, sreq->out.chat.member_gen, enc, enc_len);
+    app__mention_event(a, slug, &sreq->out.msg);
     app__metrics_fanned_out(a, ctx->recv_ns);
     app__activity_msg(a, &sreq->out.chat, &sreq->out.msg); /* every participant's list */
     app__bots_msg_sent(a, &sreq->out.chat, &sreq->out.msg);    /* webhooks (app_bots.c) */
-  } else if (sreq->status == 0 && !a->bus_solo) {
+  } else if (sreq->status == 0 && !a->bus_solo && enc) {
     /* A retry of a message already stored: the node that stored it may have died between the
      * commit and its publication, so announce it again. Receivers drop it by seq if they had
      * it; those that did not would otherwise wait for the chat's next message. */
-    app__deliver_msg(a, sreq->out.chat.slug, &sreq->out.msg, sreq->out.chat.member_gen);
+    app__deliver_msg_enc(a, slug, sreq->out.msg.seq, sreq->out.chat.member_gen, enc, enc_len);
   }
   if (cl->conn == NULL)
     goto done;
@@ -222,12 +228,13 @@ static void on_msg_send(struct store_req *sreq) {
                        ? "not stored: the database is not "
                          "available; retry with the same clientMsgId"
                        : NULL);
+  else if (enc == NULL) /* out of memory: a retry with the same clientMsgId gets it */
+    app__reply_err(cl, &ctx->env, PARLEY_EINTERNAL, NULL);
   else
-    app__reply_ok(cl, &ctx->env,
-                  json_pack("{s:o, s:b}", "msg",
-                            proto_msg_json(&sreq->out.msg, sreq->out.chat.slug), "duplicate",
-                            sreq->out.duplicate));
+    app__reply_ok_raw(cl, &ctx->env, json_pack("{s:b}", "duplicate", sreq->out.duplicate),
+                      &(struct proto_raw){"msg", enc, enc_len}, 1);
 done:
+  free(enc);
   app__op_finish(sreq);
 }
 

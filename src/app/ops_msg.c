@@ -44,8 +44,14 @@ static void on_entry(struct store_req *sreq) {
   struct client *cl = sreq->data;
   struct op_ctx *ctx = sreq->ctx;
   const struct store_msg *m = &sreq->out.msg;
-  if (sreq->status == 0 && m->seq > 0)
-    app__deliver_msg(cl->app, sreq->out.chat.slug, m, sreq->out.chat.member_gen);
+  char *enc = NULL; /* the entry, encoded once for its event and the reply */
+  size_t enc_len = 0;
+  if (sreq->status == 0 && m->seq > 0) {
+    enc = proto_msg_enc(m, sreq->out.chat.slug, &enc_len);
+    if (enc)
+      app__deliver_msg_enc(cl->app, sreq->out.chat.slug, m->seq, sreq->out.chat.member_gen, enc,
+                           enc_len);
+  }
   /* An edit that mentions someone new: they hear of it as of a new message that mentions them
    * (the edited message, as it reads now), and their chat list's mention count moves. */
   if (sreq->status == 0 && sreq->op == STORE_MSG_EDIT && sreq->out.n_msgs == 1) {
@@ -57,10 +63,14 @@ static void on_entry(struct store_req *sreq) {
   }
   if (app__op_failed(sreq))
     goto done;
-  app__reply_ok(cl, &ctx->env,
-                json_pack("{s:o}", "msg",
-                          m->seq > 0 ? proto_msg_json(m, sreq->out.chat.slug) : json_null()));
+  if (m->seq == 0)
+    app__reply_ok(cl, &ctx->env, json_pack("{s:n}", "msg"));
+  else if (enc == NULL) /* out of memory */
+    app__reply_err(cl, &ctx->env, PARLEY_EINTERNAL, NULL);
+  else
+    app__reply_ok_raw(cl, &ctx->env, NULL, &(struct proto_raw){"msg", enc, enc_len}, 1);
 done:
+  free(enc);
   app__op_finish(sreq);
 }
 

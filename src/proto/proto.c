@@ -446,6 +446,10 @@ static char *dump(json_t *o, size_t *len) {
   return s;
 }
 
+char *proto_msg_enc(const struct store_msg *m, const char *chat_slug, size_t *len) {
+  return dump(proto_msg_json(m, chat_slug), len);
+}
+
 static json_t *reply_id(const struct proto_req *req) {
   return req && req->has_id ? json_integer(req->id) : json_null();
 }

@@ -125,6 +125,10 @@ int proto_op_is_public(enum proto_op op);
 json_t *proto_user_json(const struct store_user *u);
 json_t *proto_chat_json(const struct store_chat *c);
 json_t *proto_msg_json(const struct store_msg *m, const char *chat_slug);
+/* proto_msg_json's object, encoded: once per message for every frame that carries it (the msg
+ * event, the sender's reply). Returns a malloc'ed string (the caller frees it) and its length in
+ * *len; NULL without memory. */
+char *proto_msg_enc(const struct store_msg *m, const char *chat_slug, size_t *len);
 json_t *proto_member_json(const struct store_member *m);
 json_t *proto_invite_json(const struct store_invite *inv);
 /* The wire name of a chat.notify level ("all", "mentions", "none"); DEFAULT resolves by the

@@ -65,6 +65,19 @@ describe('message model', () => {
       );
     });
 
+    test('the reply carries the edit entry exactly as subscribers receive it', async () => {
+      const chat = await roomWithRoles();
+      const { msg } = await member.ok('msg.send', { chat, body: 'draft' });
+      await owner.ok('sub', { chat });
+      const from = owner.events.length;
+      const r = await member.ok('msg.edit', { chat, seq: msg.seq, body: 'final' });
+      const ev = await owner.waitFor((e) => e.ev === 'msg' && e.chat === chat && e.msg.seq === r.msg.seq, {
+        from,
+      });
+      assert.deepEqual(ev.msg, r.msg);
+      assert.equal(ev.msg.body, 'final');
+    });
+
     test('nobody else edits: not the owner, an admin, another member; forbidden', async () => {
       const chat = await roomWithRoles();
       const { msg } = await member.ok('msg.send', { chat, body: 'mine' });
