@@ -121,11 +121,18 @@ void app__metrics_text(struct app *a, struct buf *out) {
              "# TYPE parley_store_wal_frames_total counter\nparley_store_wal_frames_total %llu\n"
              "# TYPE parley_store_checkpoint_hold_seconds summary\n"
              "parley_store_checkpoint_hold_seconds_sum %.9f\n"
-             "parley_store_checkpoint_hold_seconds_count %llu\n",
+             "parley_store_checkpoint_hold_seconds_count %llu\n"
+             "# TYPE parley_store_search_flush_seconds summary\n"
+             "parley_store_search_flush_seconds_sum %.9f\n"
+             "parley_store_search_flush_seconds_count %llu\n"
+             "# TYPE parley_store_search_flush_max_seconds gauge\n"
+             "parley_store_search_flush_max_seconds %.9f\n",
              (unsigned long long)ss.wal_bytes, (unsigned long long)ss.checkpoints_ok,
              (unsigned long long)ss.checkpoints_busy, (unsigned long long)ss.wal_restarts,
              (unsigned long long)ss.wal_forced, (unsigned long long)ss.wal_frames,
-             (double)ss.ckpt_hold_ns / 1e9, (unsigned long long)ss.ckpt_holds);
+             (double)ss.ckpt_hold_ns / 1e9, (unsigned long long)ss.ckpt_holds,
+             (double)ss.search_flush_ns / 1e9, (unsigned long long)ss.search_flushes,
+             (double)ss.search_flush_max_ns / 1e9);
   metrics_latency(a, &ss, &b);
   {
     struct webhook_stats ws;

@@ -636,6 +636,9 @@ struct store_stats {
   uint64_t wal_frames;        /* frames (pages) the commits appended to the WAL, in all */
   uint64_t ckpt_holds;        /* times the writer waited for the checkpointer's RESTART */
   uint64_t ckpt_hold_ns;      /* how long, summed */
+  uint64_t search_flushes;    /* msg.search's index: flushes of pending entries (SQLite) */
+  uint64_t search_flush_ns;   /* their time, summed */
+  uint64_t search_flush_max_ns; /* the longest */
   uint64_t shed;              /* sheddable requests refused by admission control */
   uint64_t queued;            /* sheddable requests the store holds now (not yet called back) */
   uint64_t oldest_wait_ns;    /* how long the oldest request in a lane's queue has waited */

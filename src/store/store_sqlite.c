@@ -217,12 +217,14 @@ static int sq_begin(void *arg) {
   return err;
 }
 
-/* New messages reach msg.search's index a few hundred at a time (migration 14), in a transaction
- * of their own when the store has nothing else to do (sq_idle), so that no acknowledgement waits
- * for FTS5: as part of a batch's commit it cost that batch 3-17 ms five times a second at 2,000
- * sends/s (issue 15). Under a load that never leaves the store idle, a commit still flushes them
- * once SQ_SEARCH_FLUSH_LATE_MS have passed, so search_pending stays small. A failed flush (a full
- * disk) leaves them pending. */
+/* New messages reach msg.search's index in batches (migration 14), in a transaction of their own
+ * when the store has nothing else to do (sq_idle), so that no acknowledgement waits for FTS5: as
+ * part of a batch's commit it cost that batch 3-17 ms five times a second at 2,000 sends/s
+ * (issue 15). A flush takes at most SQ_SEARCH_FLUSH_ROWS entries, so that the requests arriving
+ * meanwhile wait for a short one; while more are left, the next part follows as soon as the
+ * store is idle again. Under a load that never leaves the store idle, a commit flushes a part
+ * once SQ_SEARCH_FLUSH_LATE_MS have passed, and then one with every commit until none is left,
+ * so search_pending stays small. A failed flush (a full disk) leaves them pending. */
 static uint64_t sq__search_wait(const struct sq *be, unsigned ms) {
   uint64_t since = clock_mono_ns() - be->search_flushed_ns, every = (uint64_t)ms * 1000000u;
   return since < every ? every - since : 0;
@@ -231,8 +233,9 @@ static uint64_t sq__search_wait(const struct sq *be, unsigned ms) {
 static int sq_commit(void *arg) {
   struct sq *be = arg;
   int err;
-  if (!sqlite3_get_autocommit(be->db) && sq__search_wait(be, SQ_SEARCH_FLUSH_LATE_MS) == 0)
-    sq__search_flush(be);
+  if (!sqlite3_get_autocommit(be->db) &&
+      (be->search_more || sq__search_wait(be, SQ_SEARCH_FLUSH_LATE_MS) == 0))
+    sq__search_flush(be, SQ_SEARCH_FLUSH_ROWS);
   err = sq__run(be, SQ_COMMIT);
   if (err == 0)
     be->search_dirty = 1; /* the batch may have left entries pending: sq_idle looks */
@@ -253,21 +256,27 @@ static int sq_rollback(void *arg) {
 
 static uint64_t sq_idle(void *arg) {
   struct sq *be = arg;
-  uint64_t wait = sq__search_wait(be, SQ_SEARCH_FLUSH_MS);
-  int dirty;
-  if (!be->search_dirty)
+  uint64_t wait = be->search_more ? 0 : sq__search_wait(be, SQ_SEARCH_FLUSH_MS);
+  int dirty, more;
+  if (!be->search_dirty && !be->search_more)
     return 0;
   if (wait > 0)
     return wait; /* the store thread comes back then, unless a request comes first */
   if (sq_begin(be) != 0)
     return (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u; /* tried again later */
-  sq__search_flush(be);
+  sq__search_flush(be, SQ_SEARCH_FLUSH_ROWS);
   dirty = be->search_dirty; /* sq_commit marks every commit as maybe leaving entries pending */
+  more = be->search_more;
+  be->search_more = 0; /* sq_commit must not add a second part to this transaction */
   if (sq_commit(be) != 0) {
     sq_rollback(be);
     dirty = 1; /* still pending */
+    more = 0;
   }
   be->search_dirty = dirty;
+  be->search_more = more;
+  if (more)
+    return 1; /* the next part at once, once the requests waiting by then have gone first */
   return dirty ? (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u : 0;
 }
 
@@ -308,7 +317,11 @@ static void sq_set_wal_max(void *arg, uint64_t bytes) {
 }
 
 static void sq_wal_stats(void *arg, struct store_stats *out) {
-  store__sqlite_ckpt_stats(((struct sq *)arg)->ckpt, out);
+  struct sq *be = arg;
+  store__sqlite_ckpt_stats(be->ckpt, out);
+  out->search_flushes = atomic_load(&be->search_flushes);
+  out->search_flush_ns = atomic_load(&be->search_flush_ns);
+  out->search_flush_max_ns = atomic_load(&be->search_flush_max_ns);
 }
 
 const struct store_backend_ops store_sqlite_ops = {

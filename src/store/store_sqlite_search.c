@@ -18,8 +18,9 @@
  * only the page's results are read with their snippets.
  *
  * New and edited entries reach the index in batches (migration 14): the triggers put their
- * (chat_id, seq) in search_pending, and sq__search_flush() indexes them all in one statement,
- * from every commit at most every SQ_SEARCH_FLUSH_MS (store_sqlite.c) and before every search.
+ * (chat_id, seq) in search_pending, and sq__search_flush() indexes them in one statement: at
+ * most SQ_SEARCH_FLUSH_ROWS at a time from the store's idle moments and commits (store_sqlite.c),
+ * and all of them before every search.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,19 +159,31 @@ static int sq__search_ranked(struct sq *be, struct store_req *req, const char *m
   return err;
 }
 
-int sq__search_flush(struct sq *be) {
-  int err, rc;
-  be->search_flushed_ns = clock_mono_ns();
+int sq__search_flush(struct sq *be, int rows) {
+  uint64_t t0 = clock_mono_ns(), dt, max;
+  int err, rc, taken = 0;
+  be->search_flushed_ns = t0;
   rc = sqlite3_exec(be->db, "SAVEPOINT search_flush", NULL, NULL, NULL);
   if (rc != SQLITE_OK)
     return sq__err(be, rc, "search flush savepoint");
+  sqlite3_bind_int(be->st[SQ_SEARCH_FLUSH], 1, rows);
+  sqlite3_bind_int(be->st[SQ_SEARCH_PENDING_CLEAR], 1, rows);
   err = sq__run(be, SQ_SEARCH_FLUSH);
-  if (err == 0)
+  if (err == 0) {
     err = sq__run(be, SQ_SEARCH_PENDING_CLEAR);
+    taken = sqlite3_changes(be->db);
+  }
   if (err)
     sqlite3_exec(be->db, "ROLLBACK TO search_flush", NULL, NULL, NULL);
   sqlite3_exec(be->db, "RELEASE search_flush", NULL, NULL, NULL);
   be->search_dirty = err != 0;
+  be->search_more = err == 0 && rows > 0 && taken == rows;
+  dt = clock_mono_ns() - t0;
+  atomic_fetch_add(&be->search_flushes, 1);
+  atomic_fetch_add(&be->search_flush_ns, dt);
+  max = atomic_load(&be->search_flush_max_ns);
+  if (dt > max) /* the store thread is the only writer */
+    atomic_store(&be->search_flush_max_ns, dt);
   return err;
 }
 
@@ -186,7 +199,7 @@ int sq__msg_search(void *arg, struct store_req *req, const struct search_query *
   if (err)
     return err;
   /* Everything committed before the search is found: what is still pending is indexed first. */
-  err = sq__search_flush(be);
+  err = sq__search_flush(be, -1);
   if (err) {
     free(match);
     return err;

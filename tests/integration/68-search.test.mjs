@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { connect, makeChat, signup, uname } from './lib/client.mjs';
+import { scrape } from './lib/metrics.mjs';
 import { useServer } from './lib/server.mjs';
 
 const MARK_OPEN = '\u0002';
@@ -186,6 +187,42 @@ describe('msg.search', () => {
     }
     const indexed = await srv.sql("SELECT count(*) FROM messages_search WHERE messages_search MATCH 'idlezulu'");
     assert.equal(indexed.trim(), '2');
+  });
+
+  test('a backlog of several flushes is indexed part after part, before any search', async () => {
+    // SQLite only: one flush outside msg.search takes at most 128 pending entries (a request that
+    // comes meanwhile waits for one part, not for the whole backlog), and the next part follows
+    // as soon as the store is idle again. 300 entries written from outside, all before the
+    // server's next commit, take at least three flushes, and all of them reach the index.
+    if (srv.pgSchema) return;
+    const room = await makeChat(ana, { title: 'Backlog', join: [] });
+    const n = 300;
+    const m0 = await scrape(srv);
+    await srv.sql(
+      `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ${n})` +
+        ` INSERT INTO messages(chat_id, seq, author_id, body, created_at)` +
+        ` SELECT c.id, c.last_seq + i, u.id, 'backlog partwren ' || i, 0 FROM k, chats c, users u` +
+        ` WHERE c.slug = '${room}' AND u.username = '${ana.user.username}';` +
+        ` UPDATE chats SET last_seq = last_seq + ${n}, last_text_seq = last_seq + ${n} WHERE slug = '${room}';`,
+    );
+    assert.equal((await srv.sql('SELECT count(*) FROM search_pending')).trim(), String(n));
+    await send(ana, room, 'the commit that wakes the flush: partwren'); // the store's next commit
+    const deadline = Date.now() + 5000;
+    let pending = '';
+    while ((pending = (await srv.sql('SELECT count(*) FROM search_pending')).trim()) !== '0') {
+      assert.ok(Date.now() < deadline, `${pending} entries still pending`);
+    }
+    const indexed = await srv.sql("SELECT count(*) FROM messages_search WHERE messages_search MATCH 'partwren'");
+    assert.equal(indexed.trim(), String(n + 1));
+    const m = await scrape(srv);
+    const flushes =
+      m.get('parley_store_search_flush_seconds_count') - m0.get('parley_store_search_flush_seconds_count');
+    assert.ok(flushes >= Math.ceil(n / 128), `${flushes} flushes for ${n} entries`);
+    assert.ok(m.get('parley_store_search_flush_seconds_sum') > m0.get('parley_store_search_flush_seconds_sum'));
+    assert.ok(m.get('parley_store_search_flush_max_seconds') > 0);
+    await srv.sql("INSERT INTO messages_search(messages_search, rank) VALUES ('integrity-check', 1)");
+    assert.deepEqual((await search(ben, 'partwren')).results, []); // ben is not in it
+    assert.equal((await search(ana, 'partwren', { limit: 50 })).results.length, 50);
   });
 
   test('marks in a body cannot fake a highlight', async () => {
