@@ -221,7 +221,7 @@ server_metrics() {
     /^parley_store_checkpoints_total\{result="(ok|restart|forced)"\}/ { split($1, c, "\""); ck[c[2]] = $2 }
     /^parley_store_(batches|requests|wal_frames)_total / { st[$1] = $2 }
     /^parley_store_checkpoint_hold_seconds_(sum|count) / { hold[$1] = $2 }
-    /^parley_store_search_flush_(seconds_sum|seconds_count|max_seconds) / { fl[$1] = $2 }
+    /^parley_store_search_(flush|merge)_(seconds_sum|seconds_count|max_seconds) / { fl[$1] = $2 }
     END { if (length(v)) printf "  server-side (ms): delivery p50 %.3f p99 %.3f; store request p50 %.3f p99 %.3f; commit p50 %.3f p99 %.3f\n",
             v["parley_delivery_seconds p50"], v["parley_delivery_seconds p99"],
             v["parley_store_request_seconds p50"], v["parley_store_request_seconds p99"],
@@ -237,6 +237,9 @@ server_metrics() {
             fl["parley_store_search_flush_seconds_count"],
             fl["parley_store_search_flush_seconds_sum"] * 1000 / fl["parley_store_search_flush_seconds_count"],
             fl["parley_store_search_flush_max_seconds"] * 1000
+          if (fl["parley_store_search_merge_seconds_count"] > 0) printf "  search index merge steps: %d, %.3f ms on average\n",
+            fl["parley_store_search_merge_seconds_count"],
+            fl["parley_store_search_merge_seconds_sum"] * 1000 / fl["parley_store_search_merge_seconds_count"]
           if (st["parley_store_batches_total"] > 0) printf "  store (whole run): %d requests in %d transactions (%.2f each); %d WAL frames (%.2f a request)\n",
             st["parley_store_requests_total"], st["parley_store_batches_total"],
             st["parley_store_requests_total"] / st["parley_store_batches_total"], st["parley_store_wal_frames_total"],

@@ -126,13 +126,17 @@ void app__metrics_text(struct app *a, struct buf *out) {
              "parley_store_search_flush_seconds_sum %.9f\n"
              "parley_store_search_flush_seconds_count %llu\n"
              "# TYPE parley_store_search_flush_max_seconds gauge\n"
-             "parley_store_search_flush_max_seconds %.9f\n",
+             "parley_store_search_flush_max_seconds %.9f\n"
+             "# TYPE parley_store_search_merge_seconds summary\n"
+             "parley_store_search_merge_seconds_sum %.9f\n"
+             "parley_store_search_merge_seconds_count %llu\n",
              (unsigned long long)ss.wal_bytes, (unsigned long long)ss.checkpoints_ok,
              (unsigned long long)ss.checkpoints_busy, (unsigned long long)ss.wal_restarts,
              (unsigned long long)ss.wal_forced, (unsigned long long)ss.wal_frames,
              (double)ss.ckpt_hold_ns / 1e9, (unsigned long long)ss.ckpt_holds,
              (double)ss.search_flush_ns / 1e9, (unsigned long long)ss.search_flushes,
-             (double)ss.search_flush_max_ns / 1e9);
+             (double)ss.search_flush_max_ns / 1e9, (double)ss.search_merge_ns / 1e9,
+             (unsigned long long)ss.search_merges);
   metrics_latency(a, &ss, &b);
   {
     struct webhook_stats ws;

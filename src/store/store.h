@@ -639,6 +639,8 @@ struct store_stats {
   uint64_t search_flushes;    /* msg.search's index: flushes of pending entries (SQLite) */
   uint64_t search_flush_ns;   /* their time, summed */
   uint64_t search_flush_max_ns; /* the longest */
+  uint64_t search_merges;       /* steps merging the index's segments, when the store is idle */
+  uint64_t search_merge_ns;     /* their time, summed */
   uint64_t shed;              /* sheddable requests refused by admission control */
   uint64_t queued;            /* sheddable requests the store holds now (not yet called back) */
   uint64_t oldest_wait_ns;    /* how long the oldest request in a lane's queue has waited */

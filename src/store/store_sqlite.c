@@ -254,14 +254,10 @@ static int sq_rollback(void *arg) {
   return err;
 }
 
-static uint64_t sq_idle(void *arg) {
-  struct sq *be = arg;
-  uint64_t wait = be->search_more ? 0 : sq__search_wait(be, SQ_SEARCH_FLUSH_MS);
+/* One flush of pending entries in a transaction of its own (sq_idle). Returns when the store
+ * thread should come back, as sq_idle does. */
+static uint64_t sq__idle_flush(struct sq *be) {
   int dirty, more;
-  if (!be->search_dirty && !be->search_more)
-    return 0;
-  if (wait > 0)
-    return wait; /* the store thread comes back then, unless a request comes first */
   if (sq_begin(be) != 0)
     return (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u; /* tried again later */
   sq__search_flush(be, SQ_SEARCH_FLUSH_ROWS);
@@ -275,9 +271,34 @@ static uint64_t sq_idle(void *arg) {
   }
   be->search_dirty = dirty;
   be->search_more = more;
-  if (more)
-    return 1; /* the next part at once, once the requests waiting by then have gone first */
+  if (more || be->search_merge)
+    return 1; /* the next part, or merging, at once: after the requests waiting by then */
   return dirty ? (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u : 0;
+}
+
+/* One step of merging the index's segments in a transaction of its own (sq_idle). Returns 1 if
+ * another step may follow at once, else 0. */
+static int sq__idle_merge(struct sq *be) {
+  int did, dirty = be->search_dirty; /* a merge leaves nothing pending: sq_commit would say so */
+  if (sq_begin(be) != 0)
+    return 0;
+  did = sq__search_merge(be);
+  if (sq_commit(be) != 0) {
+    sq_rollback(be);
+    return 0; /* search_merge stays set: the next flush's idle moment tries again */
+  }
+  be->search_dirty = dirty;
+  return did == 1;
+}
+
+static uint64_t sq_idle(void *arg) {
+  struct sq *be = arg;
+  uint64_t wait = 0;
+  if (be->search_more || (be->search_dirty && (wait = sq__search_wait(be, SQ_SEARCH_FLUSH_MS)) == 0))
+    return sq__idle_flush(be);
+  if (be->search_merge && sq__idle_merge(be))
+    return 1; /* the next step at once, after the requests waiting by then */
+  return be->search_dirty ? wait : 0; /* the store thread comes back then, unless a request does */
 }
 
 static int sq_savepoint(void *arg) {
@@ -322,6 +343,8 @@ static void sq_wal_stats(void *arg, struct store_stats *out) {
   out->search_flushes = atomic_load(&be->search_flushes);
   out->search_flush_ns = atomic_load(&be->search_flush_ns);
   out->search_flush_max_ns = atomic_load(&be->search_flush_max_ns);
+  out->search_merges = atomic_load(&be->search_merges);
+  out->search_merge_ns = atomic_load(&be->search_merge_ns);
 }
 
 const struct store_backend_ops store_sqlite_ops = {

@@ -178,6 +178,8 @@ int sq__search_flush(struct sq *be, int rows) {
   sqlite3_exec(be->db, "RELEASE search_flush", NULL, NULL, NULL);
   be->search_dirty = err != 0;
   be->search_more = err == 0 && rows > 0 && taken == rows;
+  if (err == 0 && taken > 0)
+    be->search_merge = 1; /* a new segment */
   dt = clock_mono_ns() - t0;
   atomic_fetch_add(&be->search_flushes, 1);
   atomic_fetch_add(&be->search_flush_ns, dt);
@@ -185,6 +187,21 @@ int sq__search_flush(struct sq *be, int rows) {
   if (dt > max) /* the store thread is the only writer */
     atomic_store(&be->search_flush_max_ns, dt);
   return err;
+}
+
+int sq__search_merge(struct sq *be) {
+  uint64_t t0 = clock_mono_ns();
+  int before = sqlite3_total_changes(be->db);
+  int rc = sqlite3_exec(be->db, SQ_SEARCH_MERGE_SQL, NULL, NULL, NULL);
+  atomic_fetch_add(&be->search_merges, 1);
+  atomic_fetch_add(&be->search_merge_ns, clock_mono_ns() - t0);
+  if (rc != SQLITE_OK) {
+    sq__err(be, rc, SQ_SEARCH_MERGE_SQL);
+    return -1;
+  }
+  /* FTS5's documented test: two or more changes mean the step merged something. */
+  be->search_merge = sqlite3_total_changes(be->db) - before >= 2;
+  return be->search_merge;
 }
 
 int sq__msg_search(void *arg, struct store_req *req, const struct search_query *q, int64_t chat_id,

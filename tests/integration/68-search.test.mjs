@@ -189,7 +189,7 @@ describe('msg.search', () => {
     assert.equal(indexed.trim(), '2');
   });
 
-  test('a backlog of several flushes is indexed part after part, before any search', async () => {
+  test('a backlog of several flushes is indexed part after part, then merged, before any search', async () => {
     // SQLite only: one flush outside msg.search takes at most 128 pending entries (a request that
     // comes meanwhile waits for one part, not for the whole backlog), and the next part follows
     // as soon as the store is idle again. 300 entries written from outside, all before the
@@ -220,6 +220,13 @@ describe('msg.search', () => {
     assert.ok(flushes >= Math.ceil(n / 128), `${flushes} flushes for ${n} entries`);
     assert.ok(m.get('parley_store_search_flush_seconds_sum') > m0.get('parley_store_search_flush_seconds_sum'));
     assert.ok(m.get('parley_store_search_flush_max_seconds') > 0);
+    // Each flush writes an FTS5 segment; the store merges them itself, in small steps while it
+    // is idle (migration 19 turned FTS5's own merging inside the flushes off).
+    assert.equal((await srv.sql("SELECT v FROM messages_search_config WHERE k = 'automerge'")).trim(), '0');
+    const steps = async () =>
+      (await scrape(srv)).get('parley_store_search_merge_seconds_count') -
+      m0.get('parley_store_search_merge_seconds_count');
+    while ((await steps()) < 1) assert.ok(Date.now() < deadline, 'no merge step after the flushes');
     await srv.sql("INSERT INTO messages_search(messages_search, rank) VALUES ('integrity-check', 1)");
     assert.deepEqual((await search(ben, 'partwren')).results, []); // ben is not in it
     assert.equal((await search(ana, 'partwren', { limit: 50 })).results.length, 50);
