@@ -294,7 +294,8 @@ static int sq__idle_merge(struct sq *be) {
 static uint64_t sq_idle(void *arg) {
   struct sq *be = arg;
   uint64_t wait = 0;
-  if (be->search_more || (be->search_dirty && (wait = sq__search_wait(be, SQ_SEARCH_FLUSH_MS)) == 0))
+  if (be->search_more ||
+      (be->search_dirty && (wait = sq__search_wait(be, SQ_SEARCH_FLUSH_MS)) == 0))
     return sq__idle_flush(be);
   if (be->search_merge && sq__idle_merge(be))
     return 1; /* the next step at once, after the requests waiting by then */
