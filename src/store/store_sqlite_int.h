@@ -331,7 +331,7 @@ int sq__search_flush(struct sq *be, int rows);
 #define SQ_SEARCH_MERGE_SQL "INSERT INTO messages_search(messages_search, rank) VALUES ('merge', 16)"
 /* Runs one merge step inside the open transaction. Returns 1 if it merged something (another
  * step may have more to do), 0 if there was nothing to merge, or -1 on an error of the table;
- * be->search_merge becomes 1, 0, or stays as it was. */
+ * be->search_merge stays 1 only when it returns 1. */
 int sq__search_merge(struct sq *be);
 #define SQ_PENDING_FIRST "SELECT chat_id, seq FROM search_pending ORDER BY chat_id, seq LIMIT ?1"
 

@@ -196,6 +196,9 @@ int sq__search_merge(struct sq *be) {
   atomic_fetch_add(&be->search_merges, 1);
   atomic_fetch_add(&be->search_merge_ns, clock_mono_ns() - t0);
   if (rc != SQLITE_OK) {
+    /* Not again after every batch (a full disk would log each time): the next flush that
+     * writes a segment asks for merging again, and FTS5's crisis merge bounds them meanwhile. */
+    be->search_merge = 0;
     sq__err(be, rc, SQ_SEARCH_MERGE_SQL);
     return -1;
   }
