@@ -254,50 +254,47 @@ static int sq_rollback(void *arg) {
   return err;
 }
 
-/* One flush of pending entries in a transaction of its own (sq_idle). Returns when the store
- * thread should come back, as sq_idle does. */
-static uint64_t sq__idle_flush(struct sq *be) {
-  int dirty, more;
+/* Runs `step` (a flush part, a merge step) in a transaction of its own while the store is idle,
+ * and keeps search_dirty and search_more as the step left them: sq_commit would mark the
+ * transaction as maybe leaving entries pending, and must not add a flush part to it. Returns the
+ * step's result, or -1 if the transaction failed (entries still pending, tried again later). */
+static int sq__idle_txn(struct sq *be, int (*step)(struct sq *)) {
+  int r, dirty, more;
   if (sq_begin(be) != 0)
-    return (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u; /* tried again later */
-  sq__search_flush(be, SQ_SEARCH_FLUSH_ROWS);
-  dirty = be->search_dirty; /* sq_commit marks every commit as maybe leaving entries pending */
+    goto failed;
+  r = step(be);
+  dirty = be->search_dirty;
   more = be->search_more;
-  be->search_more = 0; /* sq_commit must not add a second part to this transaction */
+  be->search_more = 0;
   if (sq_commit(be) != 0) {
     sq_rollback(be);
-    dirty = 1; /* still pending */
-    more = 0;
+    goto failed;
   }
   be->search_dirty = dirty;
   be->search_more = more;
-  if (more || be->search_merge)
-    return 1; /* the next part, or merging, at once: after the requests waiting by then */
-  return dirty ? (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u : 0;
+  return r;
+failed:
+  be->search_dirty = 1;
+  be->search_more = 0;
+  return -1;
 }
 
-/* One step of merging the index's segments in a transaction of its own (sq_idle). Returns 1 if
- * another step may follow at once, else 0. */
-static int sq__idle_merge(struct sq *be) {
-  int did, dirty = be->search_dirty; /* a merge leaves nothing pending: sq_commit would say so */
-  if (sq_begin(be) != 0)
-    return 0;
-  did = sq__search_merge(be);
-  if (sq_commit(be) != 0) {
-    sq_rollback(be);
-    return 0; /* search_merge stays set: the next flush's idle moment tries again */
-  }
-  be->search_dirty = dirty;
-  return did == 1;
+static int sq__flush_part(struct sq *be) {
+  return sq__search_flush(be, SQ_SEARCH_FLUSH_ROWS);
 }
 
 static uint64_t sq_idle(void *arg) {
   struct sq *be = arg;
   uint64_t wait = 0;
   if (be->search_more ||
-      (be->search_dirty && (wait = sq__search_wait(be, SQ_SEARCH_FLUSH_MS)) == 0))
-    return sq__idle_flush(be);
-  if (be->search_merge && sq__idle_merge(be))
+      (be->search_dirty && (wait = sq__search_wait(be, SQ_SEARCH_FLUSH_MS)) == 0)) {
+    if (sq__idle_txn(be, sq__flush_part) < 0)
+      return (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u; /* tried again later */
+    if (be->search_more || be->search_merge)
+      return 1; /* the next part, or merging, at once: after the requests waiting by then */
+    return be->search_dirty ? (uint64_t)SQ_SEARCH_FLUSH_MS * 1000000u : 0;
+  }
+  if (be->search_merge && sq__idle_txn(be, sq__search_merge) == 1)
     return 1; /* the next step at once, after the requests waiting by then */
   return be->search_dirty ? wait : 0; /* the store thread comes back then, unless a request does */
 }

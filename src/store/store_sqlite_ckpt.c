@@ -28,10 +28,9 @@
  * came during it is copied and synced too, until the tail is a few dozen frames. The writer's WAL
  * hook, run after each commit with the WAL's frame count, wakes the thread at half the bound
  * instead of letting it sleep out its period; and should the thread still fall behind (a slow
- * fsync, a starved thread), the writer checkpoints the WAL itself right
- * after the commit that passes three quarters of the bound, so one more batch cannot carry the file
- * past the bound. That path costs that batch's latency and runs only under overload; it is counted
- * (wal_forced).
+ * fsync, a starved thread), the writer checkpoints the WAL itself right after the commit that
+ * passes three quarters of the bound, so one more batch cannot carry the file past the bound.
+ * That path costs that batch's latency and runs only under overload; it is counted (wal_forced).
  *
  * A connection that has never read the database has no WAL open, and sqlite3_wal_checkpoint_v2
  * on it returns SQLITE_OK with log = -1 and does nothing (SQLite 3.40). The thread therefore
@@ -65,9 +64,9 @@
  * itself (this thread fell behind), and the size the file is cut back to after a RESTART. Every
  * RESTART holds commits off for its last copy and fdatasyncs (about 1 ms on average with the
  * sync rounds above, 4-6 ms before them), so the fewer the better: at half the bound there are
- * half as many as at a quarter
- * (issue 15: 587 -> 312 in two minutes at 2,000 sends/s). A batch is at most 256 requests, a few
- * MB of WAL, so the writer's own RESTART at three quarters still keeps the file under the bound. */
+ * half as many as at a quarter (issue 15: 587 -> 312 in two minutes at 2,000 sends/s). A batch
+ * is at most 256 requests, a few MB of WAL, so the writer's own RESTART at three quarters still
+ * keeps the file under the bound. */
 #define SQ_RESTART_AT(max) ((max) / 2)
 #define SQ_FORCE_AT(max) ((max) / 4 * 3)
 #define SQ_KEEP_AT(max) ((max) / 4 * 3)
