@@ -5,9 +5,9 @@
  * database connection) and its own FIFO. The loop thread appends a request to its lane's FIFO
  * under the store's mutex and signals the lane. The lane takes everything queued at once (at
  * most STORE__BATCH_MAX) and
- * runs it as one transaction, a savepoint per request, so a batch of a hundred sends costs one
- * commit (one fsync with durability=fsync) instead of a hundred, and one failing request rolls
- * back only itself. The finished batch goes to the completion list and a uv_async_t wakes the
+ * runs it as one transaction, so a batch of a hundred sends costs one commit (one fsync with
+ * durability=fsync) instead of a hundred, and one failing request rolls back only itself: either
+ * it wrote nothing, or the batch runs again with a savepoint per request (store__run_batch). The finished batch goes to the completion list and a uv_async_t wakes the
  * loop, which calls the callbacks. Each backend handle is touched by its lane's thread only,
  * from open to close.
  *
@@ -406,13 +406,59 @@ static void store__fail_batch(struct store_req *batch, int status) {
   }
 }
 
+/* Runs each request of `batch` inside the open transaction, each between savepoints when
+ * `careful` (or when the backend cannot count its changes). Returns 0; 1 if a request failed
+ * after changing something while not careful (the caller rolls back and runs the batch again,
+ * carefully); or an error when the transaction is in doubt. */
+static int store__exec_each(struct store *s, void *be, struct store_req *batch, int careful) {
+  int64_t before = 0, after;
+  int err = 0;
+  careful = careful || s->ops->changes == NULL;
+  for (struct store_req *r = batch; r != NULL; r = r->next) {
+    if (careful)
+      err = s->ops->savepoint(be);
+    else if ((before = s->ops->changes(be)) < 0)
+      err = PARLEY_EUNAVAILABLE;
+    if (err)
+      return err;
+    r->status = s->ops->exec(be, r);
+    assert(r->status <= 0 && "a backend returns 0 or a PARLEY_E* code");
+    if (r->status > 0)
+      r->status = PARLEY_EINTERNAL;
+    if (careful) {
+      /* A release that fails means the transaction itself is in doubt (SQLite may already have
+       * rolled all of it back after an I/O error), so nothing in it may be acknowledged. */
+      err = s->ops->release(be, r->status != 0);
+    } else if ((after = s->ops->changes(be)) < 0) {
+      err = PARLEY_EUNAVAILABLE;
+    } else if (r->status != 0 && after != before) {
+      return 1;
+    }
+    if (r->status != 0)
+      store__req_clear_out(r, 1);
+    if (err)
+      return err;
+  }
+  return 0;
+}
+
 /* Runs one batch as one transaction on `be`. Returns the commit time in nanoseconds, or -1 if
- * the batch never reached commit. */
+ * the batch never reached commit.
+ *
+ * Savepoints are the exception, not the rule: a savepoint makes SQLite copy every page the
+ * request then writes into a statement journal, in 1 KB pieces, so that ROLLBACK TO can put it
+ * back; at 2,000 sends/s that was most of the store thread's malloc, memcpy and locking. A
+ * request that fails almost always fails before it writes (access, validation, a duplicate), so
+ * the batch runs without them, and only a request that failed after a write sends the batch
+ * back to run again between savepoints. Requests are only decided, never reported, before the
+ * commit, so running them again is invisible. */
 static int64_t store__run_batch(struct store *s, void *be, struct store_req *batch) {
   uint64_t t0;
   int64_t commit_ns = -1;
+  int careful = 0;
   int err;
 
+again:
   err = s->ops->begin(be);
   if (err) {
     /* Nothing ran, so nothing can be reported as done: the callers retry. */
@@ -433,20 +479,17 @@ static int64_t store__run_batch(struct store *s, void *be, struct store_req *bat
       if (r->status != 0)
         store__req_clear_out(r, 1);
     }
-  }
-  for (struct store_req *r = batch; !s->ops->exec_batch && r != NULL && err == 0; r = r->next) {
-    err = s->ops->savepoint(be);
-    if (err)
-      break;
-    r->status = s->ops->exec(be, r);
-    assert(r->status <= 0 && "a backend returns 0 or a PARLEY_E* code");
-    if (r->status > 0)
-      r->status = PARLEY_EINTERNAL;
-    /* A release that fails means the transaction itself is in doubt (SQLite may already have
-     * rolled all of it back after an I/O error), so nothing in it may be acknowledged. */
-    err = s->ops->release(be, r->status != 0);
-    if (r->status != 0)
-      store__req_clear_out(r, 1);
+  } else {
+    err = store__exec_each(s, be, batch, careful);
+    if (err == 1) {
+      s->ops->rollback(be);
+      for (struct store_req *r = batch; r != NULL; r = r->next) {
+        r->status = 0;
+        store__req_clear_out(r, 0);
+      }
+      careful = 1;
+      goto again;
+    }
   }
   if (err == 0) {
     t0 = clock_mono_ns();

@@ -539,6 +539,12 @@ struct store_backend_ops {
   int (*rollback)(void *be);
   int (*savepoint)(void *be);         /* before each request of a batch */
   int (*release)(void *be, int undo); /* after it: undo != 0 rolls the request back */
+  /* Optional (NULL: a savepoint around every request). The changes made in the open transaction
+   * so far, as a count that only grows, or -1 if the transaction is gone (rolled back under the
+   * request). With it, store.c runs a batch's requests without savepoints and compares the count
+   * around each request: a failed request that changed nothing leaves nothing to undo, and one
+   * that did makes store.c roll the batch back and run it again with savepoints. */
+  int64_t (*changes)(void *be);
   /* Executes one request inside the open transaction; returns 0 or PARLEY_E*. */
   int (*exec)(void *be, struct store_req *req);
   /* Optional (NULL: store.c runs savepoint, exec, release per request). Executes the whole

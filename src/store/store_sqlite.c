@@ -13,6 +13,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,15 @@ static int sq__pragma(struct sq *be, const char *sql) {
   return rc == SQLITE_OK ? 0 : sq__err(be, rc, sql);
 }
 
+/* Before SQLite's first use in the process: no memory statistics. With them on (Debian's build),
+ * every sqlite3_malloc() and sqlite3_free() takes one process-wide mutex, shared by the writer,
+ * the checkpointer and the readers; Parley never asks for the statistics. */
+static pthread_once_t sq_config_once = PTHREAD_ONCE_INIT;
+
+static void sq__config(void) {
+  (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int sq_open(void **out, const char *uri, enum store_durability durability) {
   struct sq *be = NULL;
   sqlite3_stmt *st = NULL;
@@ -117,6 +127,7 @@ static int sq_open(void **out, const char *uri, enum store_durability durability
   be = calloc(1, sizeof *be);
   if (be == NULL)
     return PARLEY_EUNAVAILABLE;
+  pthread_once(&sq_config_once, sq__config);
   /* NOMUTEX: the connection is used by the store thread alone. URI: "file:...?mode=ro" and
    * friends work as SQLite documents them. The VFS writes a commit's WAL frames in one system
    * call (store_sqlite_vfs.h). */
@@ -323,6 +334,15 @@ static int sq_release(void *arg, int undo) {
   return sq__run(be, SQ_RELEASE);
 }
 
+static int64_t sq_changes(void *arg) {
+  struct sq *be = arg;
+  if (sqlite3_get_autocommit(be->db)) {
+    log_warn("store: the transaction was rolled back under a request (%s)", sqlite3_errmsg(be->db));
+    return -1;
+  }
+  return sqlite3_total_changes64(be->db);
+}
+
 static int sq_exec(void *arg, struct store_req *req) {
   int err;
   if (store_rules_bots_exec(&sq_prims, arg, req, &err) == 0)
@@ -355,6 +375,7 @@ const struct store_backend_ops store_sqlite_ops = {
     .rollback = sq_rollback,
     .savepoint = sq_savepoint,
     .release = sq_release,
+    .changes = sq_changes,
     .exec = sq_exec,
     .idle = sq_idle,
     .set_wal_max = sq_set_wal_max,

@@ -110,12 +110,84 @@ static int fake_exec_batch(void *be, struct store_req *batch) {
 static const struct store_backend_ops fake_batch_ops = {
     .name = "fake+batch", .conns = 1, FAKE_METHODS, .exec_batch = fake_exec_batch};
 
+/* A one-connection backend that keeps what it is told, transactionally, and counts its changes
+ * the way SQLite's total_changes does (only up, rolled back or not), so store.c can run a batch
+ * without savepoints. Requests by body: "W" writes its tag; "FW" writes its tag, then fails;
+ * "F" fails without writing. */
+static struct {
+  int committed[LOG_MAX], n_committed;
+  int txn[LOG_MAX], n_txn;
+  int marks[LOG_MAX], n_marks;
+  int64_t changes;
+  int in_txn, begins, rollbacks, savepoints, undos;
+} g_tx;
+
+static int tx_begin(void *be) {
+  (void)be;
+  g_tx.in_txn = 1;
+  g_tx.n_txn = 0;
+  g_tx.n_marks = 0;
+  g_tx.begins++;
+  return 0;
+}
+static int tx_commit(void *be) {
+  (void)be;
+  memcpy(g_tx.committed + g_tx.n_committed, g_tx.txn, (size_t)g_tx.n_txn * sizeof(int));
+  g_tx.n_committed += g_tx.n_txn;
+  g_tx.in_txn = 0;
+  return 0;
+}
+static int tx_rollback(void *be) {
+  (void)be;
+  g_tx.in_txn = 0;
+  g_tx.rollbacks++;
+  return 0;
+}
+static int tx_savepoint(void *be) {
+  (void)be;
+  g_tx.marks[g_tx.n_marks++] = g_tx.n_txn;
+  g_tx.savepoints++;
+  return 0;
+}
+static int tx_release(void *be, int undo) {
+  (void)be;
+  assert_true(g_tx.n_marks > 0);
+  g_tx.n_marks--;
+  if (undo) {
+    g_tx.n_txn = g_tx.marks[g_tx.n_marks];
+    g_tx.undos++;
+  }
+  return 0;
+}
+static int64_t tx_changes(void *be) {
+  (void)be;
+  return g_tx.in_txn ? g_tx.changes : -1;
+}
+static int tx_exec(void *be, struct store_req *req) {
+  const char *b = req->in.body ? req->in.body : "";
+  int err = fake_exec(be, req); /* logs the run; a GATE waits */
+  assert_true(g_tx.in_txn);
+  if (strcmp(b, "W") == 0 || strcmp(b, "FW") == 0) {
+    g_tx.txn[g_tx.n_txn++] = req->in.limit;
+    g_tx.changes++;
+  }
+  if (strcmp(b, "FW") == 0 || strcmp(b, "F") == 0)
+    return PARLEY_ECONFLICT;
+  return err;
+}
+
+static const struct store_backend_ops fake_tx_ops = {
+    .name = "fake+changes", .conns = 1,  .open = fake_open,          .close = fake_close,
+    .begin = tx_begin,      .commit = tx_commit, .rollback = tx_rollback, .savepoint = tx_savepoint,
+    .release = tx_release,  .exec = tx_exec,     .changes = tx_changes};
+
 /* ---- fixture ---- */
 
 struct fx {
   uv_loop_t loop;
   struct store *s;
   int done[LOG_MAX];  /* tags in completion order */
+  int status[LOG_MAX]; /* their statuses (on_status only) */
   int n_done;
   int closed;
 };
@@ -463,6 +535,87 @@ static void test_deferred_runs_again_in_order(void **state) {
   assert_int_equal(g_n_log, 4); /* each ran once */
 }
 
+static void on_status(struct store_req *req) {
+  struct fx *f = req->data;
+  f->status[f->n_done] = req->status;
+  f->done[f->n_done++] = req->in.limit;
+  store_req_free(req);
+}
+
+static void submit_body(struct fx *f, const char *body, int tag) {
+  struct store_req *r = store_req_new(STORE_MSG_APPEND);
+  assert_non_null(r);
+  snprintf(r->in.slug, sizeof r->in.slug, "x");
+  r->in.limit = tag;
+  r->in.body = strdup(body);
+  assert_int_equal(store_submit(f->s, r, on_status, f), 0);
+}
+
+static int runs_of(int tag) {
+  int n = 0;
+  for (int i = 0; i < g_n_log; i++)
+    n += g_log[i].tag == tag;
+  return n;
+}
+
+/* Runs `bodies` (tags 1..n) as one batch behind a GATE request (tag 9) on the fake+changes
+ * backend, and checks that each completed with 0, or with its failure for "F" and "FW". */
+static void run_tx_batch(struct fx *f, const char *const *bodies, int n) {
+  store_close(f->s, on_closed, f);
+  while (!f->closed)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  f->closed = 0;
+  g_n_log = 0;
+  memset(&g_tx, 0, sizeof g_tx);
+  assert_int_equal(store_open_backend(&f->s, &f->loop, &fake_tx_ops, "fake",
+                                      STORE_DURABILITY_NORMAL, 0),
+                   0);
+  submit_body(f, "GATE", 9);
+  wait_gate_inside(1);
+  for (int i = 0; i < n; i++)
+    submit_body(f, bodies[i], i + 1);
+  open_gate();
+  run_until_done(f, n + 1);
+  for (int i = 0; i < n + 1; i++) {
+    int tag = f->done[i];
+    int fails = tag != 9 && bodies[tag - 1][0] == 'F';
+    assert_int_equal(f->status[i], fails ? PARLEY_ECONFLICT : 0);
+  }
+}
+
+/* A batch runs without savepoints when no request fails after writing: a request that fails
+ * before it writes leaves nothing to undo, and the others commit with it. */
+static void test_batch_without_savepoints(void **state) {
+  static const char *const bodies[] = {"W", "F", "W"};
+  struct fx *f = *state;
+  run_tx_batch(f, bodies, 3);
+  assert_int_equal(g_tx.savepoints, 0);
+  assert_int_equal(g_tx.rollbacks, 0);
+  assert_int_equal(g_tx.n_committed, 2);
+  assert_int_equal(g_tx.committed[0], 1);
+  assert_int_equal(g_tx.committed[1], 3);
+  for (int tag = 1; tag <= 3; tag++)
+    assert_int_equal(runs_of(tag), 1);
+}
+
+/* A request that fails after writing sends its batch back: rolled back, and run again with a
+ * savepoint around each request, so that only the failed request's write is undone. */
+static void test_batch_runs_again_with_savepoints(void **state) {
+  static const char *const bodies[] = {"W", "FW", "W", "F"};
+  struct fx *f = *state;
+  run_tx_batch(f, bodies, 4);
+  assert_int_equal(g_tx.rollbacks, 1);
+  assert_int_equal(g_tx.savepoints, 4);
+  assert_int_equal(g_tx.undos, 2); /* FW's write, and F, which wrote nothing */
+  assert_int_equal(g_tx.n_committed, 2);
+  assert_int_equal(g_tx.committed[0], 1);
+  assert_int_equal(g_tx.committed[1], 3);
+  assert_int_equal(runs_of(1), 2);
+  assert_int_equal(runs_of(2), 2);
+  assert_int_equal(runs_of(3), 1);
+  assert_int_equal(runs_of(4), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_opens_the_backends_connections, setup, teardown),
@@ -473,6 +626,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_deferred_runs_again_in_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_admission_bounds_the_backlog, setup, teardown),
       cmocka_unit_test_setup_teardown(test_admission_bounds_the_wait, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_batch_without_savepoints, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_batch_runs_again_with_savepoints, setup, teardown),
   };
   log_set_level(LOG_WARN);
   uv_mutex_init(&g_mu);
