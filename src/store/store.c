@@ -313,8 +313,10 @@ static int store__lane_of(const struct store *s, const struct store_req *req) {
   return 1 + (int)(h % (uint32_t)(s->n_lanes - 1));
 }
 
-/* Appends `req` to its lane's queue. Under s->mu. */
-static void store__enqueue(struct store *s, struct store_req *req) {
+/* Appends `req` to its lane's queue and returns the lane, whose `work` the caller signals. Under
+ * s->mu. The loop thread signals after it lets go of the mutex: a lane woken while the mutex is
+ * still held wakes only to wait for the mutex, which costs a second sleep and a second wake. */
+static struct store_lane *store__enqueue(struct store *s, struct store_req *req) {
   struct store_lane *l = &s->lanes[req->lane];
   req->next = NULL;
   if (l->q_tail)
@@ -323,7 +325,7 @@ static void store__enqueue(struct store *s, struct store_req *req) {
     l->q_head = req;
   l->q_tail = req;
   l->queued++;
-  uv_cond_signal(&l->work);
+  return l;
 }
 
 /* 1 if a request on `lane` may run beside what its key has in flight. */
@@ -339,12 +341,13 @@ static void store__order_count(struct store_order *o, int lane, int delta) {
 }
 
 /* Routes a submitted request: to its lane, or to its key's backlog. Under s->mu. */
-static int store__dispatch(struct store *s, struct store_req *req) {
+static int store__dispatch(struct store *s, struct store_req *req, struct store_lane **wake) {
   struct store_order *o = NULL;
 
+  *wake = NULL;
   req->lane = store__lane_of(s, req);
   if (s->n_lanes == 1 || req->order == NULL) {
-    store__enqueue(s, req);
+    *wake = store__enqueue(s, req);
     return 0;
   }
   HASH_FIND_PTR(s->orders, &req->order, o);
@@ -357,7 +360,7 @@ static int store__dispatch(struct store *s, struct store_req *req) {
   }
   if (o->wait_head == NULL && store__order_admits(o, req->lane)) {
     store__order_count(o, req->lane, +1);
-    store__enqueue(s, req);
+    *wake = store__enqueue(s, req);
     return 0;
   }
   req->next = NULL;
@@ -386,7 +389,7 @@ static void store__order_done(struct store *s, struct store_req *req) {
       o->wait_tail = NULL;
     s->waiting--;
     store__order_count(o, w->lane, +1);
-    store__enqueue(s, w);
+    uv_cond_signal(&store__enqueue(s, w)->work); /* a lane thread, under the mutex anyway */
   }
   if (o->n_general == 0 && o->n_chat == 0 && o->wait_head == NULL) {
     HASH_DEL(s->orders, o);
@@ -816,6 +819,7 @@ static uint64_t store__oldest_wait(const struct store *s, uint64_t now) {
 }
 
 int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data) {
+  struct store_lane *wake;
   int err;
   uint64_t now = clock_mono_ns();
   assert(s && req && cb);
@@ -838,10 +842,12 @@ int store_submit(struct store *s, struct store_req *req, store_cb cb, void *data
   req->data = data;
   req->status = 0;
   req->t_submit_ns = now;
-  err = store__dispatch(s, req);
+  err = store__dispatch(s, req, &wake);
   if (err == 0 && req->sheddable)
     s->inflight++;
   uv_mutex_unlock(&s->mu);
+  if (wake)
+    uv_cond_signal(&wake->work); /* the lanes live until store_close(), on this thread */
   return err;
 }
 
