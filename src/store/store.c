@@ -3,13 +3,13 @@
  *
  * The store runs one or more lanes. A lane is a thread with its own backend handle (its own
  * database connection) and its own FIFO. The loop thread appends a request to its lane's FIFO
- * under the store's mutex and signals the lane. The lane takes everything queued at once (at
- * most STORE__BATCH_MAX) and
- * runs it as one transaction, so a batch of a hundred sends costs one commit (one fsync with
- * durability=fsync) instead of a hundred, and one failing request rolls back only itself: either
- * it wrote nothing, or the batch runs again with a savepoint per request (store__run_batch). The finished batch goes to the completion list and a uv_async_t wakes the
- * loop, which calls the callbacks. Each backend handle is touched by its lane's thread only,
- * from open to close.
+ * under the store's mutex, lets go of it, and signals the lane. The lane takes everything queued
+ * at once (at most STORE__BATCH_MAX) and runs it as one transaction, so a batch of a hundred sends
+ * costs one commit (one fsync with durability=fsync) instead of a hundred, and one failing request
+ * rolls back only itself: either it wrote nothing, or the batch runs again with a savepoint per
+ * request (store__run_batch). The finished batch goes to the completion list and a uv_async_t
+ * wakes the loop, which calls the callbacks. Each backend handle is touched by its lane's thread
+ * only, from open to close.
  *
  * SQLite has one writer, so it gets one lane and everything runs in submission order.
  * PostgreSQL may get several (PARLEY_STORE_CONNS; one by default, see store_pg.c's PG_CONNS for

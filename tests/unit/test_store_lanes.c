@@ -176,10 +176,17 @@ static int tx_exec(void *be, struct store_req *req) {
   return err;
 }
 
-static const struct store_backend_ops fake_tx_ops = {
-    .name = "fake+changes", .conns = 1,  .open = fake_open,          .close = fake_close,
-    .begin = tx_begin,      .commit = tx_commit, .rollback = tx_rollback, .savepoint = tx_savepoint,
-    .release = tx_release,  .exec = tx_exec,     .changes = tx_changes};
+static const struct store_backend_ops fake_tx_ops = {.name = "fake+changes",
+                                                     .conns = 1,
+                                                     .open = fake_open,
+                                                     .close = fake_close,
+                                                     .begin = tx_begin,
+                                                     .commit = tx_commit,
+                                                     .rollback = tx_rollback,
+                                                     .savepoint = tx_savepoint,
+                                                     .release = tx_release,
+                                                     .exec = tx_exec,
+                                                     .changes = tx_changes};
 
 /* ---- fixture ---- */
 
@@ -567,9 +574,8 @@ static void run_tx_batch(struct fx *f, const char *const *bodies, int n) {
   f->closed = 0;
   g_n_log = 0;
   memset(&g_tx, 0, sizeof g_tx);
-  assert_int_equal(store_open_backend(&f->s, &f->loop, &fake_tx_ops, "fake",
-                                      STORE_DURABILITY_NORMAL, 0),
-                   0);
+  assert_int_equal(
+      store_open_backend(&f->s, &f->loop, &fake_tx_ops, "fake", STORE_DURABILITY_NORMAL, 0), 0);
   submit_body(f, "GATE", 9);
   wait_gate_inside(1);
   for (int i = 0; i < n; i++)
