@@ -6,8 +6,8 @@
  * same on SQLite and PostgreSQL; only how a row is read or written differs. So the ops live in
  * store_rules.c, over `struct store_prims`, the row-level primitives each backend provides, and
  * store_rules_exec() is the one dispatch of both. They run on the store thread inside the backend's
- * open transaction and savepoint, like any backend op: a failed op's writes are rolled back by
- * the caller. Every function returns 0 or a PARLEY_E* code; `be` is the backend's state.
+ * open transaction, like any backend op: a failed op's writes are rolled back by the caller
+ * (store.c: a savepoint, or the batch run again with savepoints). Every function returns 0 or a PARLEY_E* code; `be` is the backend's state.
  */
 #ifndef PARLEY_STORE_RULES_H
 #define PARLEY_STORE_RULES_H
