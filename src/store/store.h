@@ -5,8 +5,8 @@
  * A store thread executes requests from a queue: it drains everything queued into one
  * transaction (group commit; one failing request does not undo the others: store.c compares the
  * backend's change count around it, and a batch in which one failed after writing runs again with
- * a SAVEPOINT per request), commits, and posts the completions back with uv_async. A message is therefore
- * acknowledged, and fanned out, only after it is durable.
+ * a SAVEPOINT per request), commits, and posts the completions back with uv_async. A message is
+ * therefore acknowledged, and fanned out, only after it is durable.
  *
  * Backends (store_sqlite.c, store_pg.c) implement `struct store_backend_ops`, a synchronous
  * method table called only from a store thread. SQLite has one store thread, and completions

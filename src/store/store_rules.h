@@ -7,7 +7,8 @@
  * store_rules.c, over `struct store_prims`, the row-level primitives each backend provides, and
  * store_rules_exec() is the one dispatch of both. They run on the store thread inside the backend's
  * open transaction, like any backend op: a failed op's writes are rolled back by the caller
- * (store.c: a savepoint, or the batch run again with savepoints). Every function returns 0 or a PARLEY_E* code; `be` is the backend's state.
+ * (store.c: a savepoint, or the batch run again with savepoints). Every function returns 0 or a
+ * PARLEY_E* code; `be` is the backend's state.
  */
 #ifndef PARLEY_STORE_RULES_H
 #define PARLEY_STORE_RULES_H
