@@ -601,7 +601,9 @@ int store_open_backend(struct store **out, uv_loop_t *loop, const struct store_b
 int store_conns(const struct store *s);
 
 /* Queues `req` (ownership passes to the store until cb, then to cb). cb runs on the loop thread
- * after the request's transaction committed or failed. Never calls cb synchronously.
+ * after the request's transaction committed or failed. Never calls cb synchronously. Call from
+ * the loop thread: the request starts at the end of the loop's turn, with everything else the
+ * turn submitted, so the loop must run for it to start.
  * Returns 0, or PARLEY_EUNAVAILABLE after store_close() began, or for a req->sheddable request
  * while the store is behind (store_set_admission()); cb is then never called and the caller
  * still owns req. */

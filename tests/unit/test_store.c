@@ -924,6 +924,7 @@ static void submit_behind_gate(struct fx *f, struct store_req *first, struct sto
                                int n, struct tracker *t) {
   atomic_store(&g_gate_armed, 1);
   assert_int_equal(store_submit(f->s, first, on_track, t), 0);
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* the end of the turn, where the store thread is woken */
   uv_sem_wait(&g_gate_entered);
   for (int i = 0; i < n; i++)
     assert_int_equal(store_submit(f->s, rest[i], on_track, t), 0);
@@ -1376,6 +1377,7 @@ static void test_two_nodes_crossed_chats(void **state) {
     primer[node] = append_req(ana, slugs[node], "primer", NULL, NOW);
     assert_int_equal(store_submit(node ? s2 : f->s, primer[node], on_count, &c), 0);
   }
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* the end of the turn, where both stores' threads are woken */
   uv_sem_wait(&g_gate_entered);
   uv_sem_wait(&g_gate_entered);
   /* On PostgreSQL each node's first request takes its chat's lock and waits for the other's:
