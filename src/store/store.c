@@ -714,7 +714,8 @@ static void store__on_async(uv_async_t *h) {
 }
 
 /* Nothing to do: while active, the idle handle only keeps the loop from blocking in poll, so that
- * a lane kicked from a phase after the check (a close callback, say) is signalled next turn. */
+ * a lane kicked before poll (by a timer) is signalled at the end of this turn, and one kicked
+ * after the check (by a close callback) at the end of the next, without waiting for I/O. */
 static void store__on_turn_idle(uv_idle_t *h) {
   (void)h;
 }
